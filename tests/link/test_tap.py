@@ -1,0 +1,135 @@
+"""TapLink against the Linux kernel, on a TAP inside a throwaway namespace."""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.link.frames import ETH_ARP, ETH_IPV4, arp, checksum, ethernet, ip
+from usernet.link import Link, TapLink
+from usernet.sandbox import Sandbox
+
+pytestmark = pytest.mark.network
+
+KERNEL_IP = "192.0.2.1"
+USERNET_IP = "192.0.2.2"
+
+
+def wait_for(link: TapLink, wanted: Callable[[bytes], bool], timeout: float = 5.0) -> bytes:
+    """The first frame from `link` that `wanted` accepts; fails after `timeout` seconds without one."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        select.select([link.fileno()], [], [], left)
+        for frame in link.receive():
+            assert isinstance(frame, memoryview) and len(frame) <= link.mtu + 18
+            data = bytes(frame)
+            if wanted(data):
+                return data
+            seen.append(data[:42].hex())
+    pytest.fail(f"no matching frame within {timeout} s; saw {seen}")
+
+
+def is_arp_request_for(target: str) -> Callable[[bytes], bool]:
+    def check(f: bytes) -> bool:
+        return f[12:14] == struct.pack("!H", ETH_ARP) and f[20:22] == b"\x00\x01" and f[38:42] == ip(target)
+
+    return check
+
+
+def test_kernel_arps_for_usernet_then_sends_the_udp_datagram(sandbox: Sandbox):
+    tap = sandbox.create_tap("usernet0", host_address=f"{KERNEL_IP}/24")
+    assert isinstance(tap, Link)
+    sock = sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((KERNEL_IP, 40000))
+    sock.sendto(b"hello usernet", (USERNET_IP, 7))
+
+    request = wait_for(tap, is_arp_request_for(USERNET_IP))
+    kernel_mac = request[6:12]
+    assert request[:6] == b"\xff" * 6 and request[28:32] == ip(KERNEL_IP)
+    assert kernel_mac != tap.mac
+
+    reply = ethernet(kernel_mac, tap.mac, ETH_ARP, arp(2, tap.mac, ip(USERNET_IP), kernel_mac, ip(KERNEL_IP)))
+    tap.send(reply)
+    frame = wait_for(tap, lambda f: f[12:14] == struct.pack("!H", ETH_IPV4) and f[23] == 17)
+
+    assert frame[:6] == tap.mac and frame[6:12] == kernel_mac
+    header = frame[14:34]
+    assert checksum(header) == 0
+    assert header[12:16] == ip(KERNEL_IP) and header[16:20] == ip(USERNET_IP)
+    sport, dport, length, _ = struct.unpack("!HHHH", frame[34:42])
+    assert (sport, dport, frame[42 : 34 + length]) == (40000, 7, b"hello usernet")
+    # offloads are off: the kernel filled in the full UDP checksum, not a partial one
+    pseudo = ip(KERNEL_IP) + ip(USERNET_IP) + struct.pack("!BBH", 0, 17, length)
+    assert checksum(pseudo + frame[34 : 34 + length]) == 0
+    assert tap.tx_frames == 1 and tap.rx_frames >= 2 and tap.rx_bytes >= len(request) + len(frame)
+
+
+def test_usernet_mac_is_locally_administered_and_not_the_kernels(sandbox: Sandbox):
+    tap = sandbox.create_tap()
+    kernel_mac = sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True)
+    assert bytes.fromhex(kernel_mac.stdout.strip().replace(":", "")) != tap.mac
+    assert tap.mac[0] & 0x02 and not tap.mac[0] & 0x01
+    given = bytes.fromhex("02aabbccddee")
+    assert sandbox.create_tap("usernet1", host_address="198.51.100.1/24", mac=given).mac == given
+
+
+def test_mtu_is_applied_to_the_device_and_the_buffers(sandbox: Sandbox):
+    tap = sandbox.create_tap(mtu=9000)
+    shown = sandbox.run(["cat", "/sys/class/net/usernet0/mtu"], capture_output=True, text=True)
+    assert shown.stdout.strip() == "9000" and tap.mtu == 9000
+
+
+def test_receive_returns_nothing_when_the_tap_is_empty(sandbox: Sandbox):
+    tap = sandbox.create_tap()
+    while tap.receive():  # drain whatever the kernel said on link-up
+        pass
+    assert tap.receive() == []
+
+
+def test_send_on_a_down_tap_counts_a_drop(sandbox: Sandbox):
+    tap = sandbox.create_tap()
+    sandbox.run(["ip", "link", "set", "usernet0", "down"], check=True)
+    tap.send(bytes(60))
+    assert (tap.dropped_tx, tap.tx_frames) == (1, 0)
+
+
+def test_attach_opens_a_persistent_tap_and_reads_its_mtu(sandbox: Sandbox):
+    sandbox.run(["ip", "tuntap", "add", "mode", "tap", "name", "usernet7"], check=True)
+    sandbox.run(["ip", "link", "set", "usernet7", "mtu", "1400"], check=True)
+    with pytest.raises(ValueError, match="frames would be cut short"):
+        sandbox.in_namespace(lambda: TapLink.attach("usernet7", mtu=1300))
+    tap = sandbox.in_namespace(lambda: TapLink.attach("usernet7"))
+    try:
+        assert tap.mtu == 1400 and tap.name == "usernet7" and not tap.closed
+    finally:
+        tap.close()
+    assert tap.closed
+    tap.close()  # idempotent
+
+
+def test_creating_a_tap_without_cap_net_admin_says_so(sandbox: Sandbox):
+    # Run inside the sandbox, so that even a wrongly successful create could not touch the host.
+    code = "from usernet.link.tap import TapLink; TapLink.create('usernet9')"
+    result = sandbox.run(
+        ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "PermissionError" in result.stderr and "CAP_NET_ADMIN" in result.stderr
+    assert "ip tuntap add mode tap user" in result.stderr
+
+
+def test_errno_of_a_closed_tap_is_not_swallowed(sandbox: Sandbox):
+    tap = sandbox.create_tap()
+    tap.close()
+    with pytest.raises(OSError) as info:
+        tap.send(bytes(60))
+    assert info.value.errno == errno.EBADF

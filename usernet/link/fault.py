@@ -1,0 +1,272 @@
+"""Seeded, repeatable network faults in front of any link: loss, duplication, reordering,
+corruption, delay with jitter, and a rate limit.
+
+`sch_netem` is not available everywhere usernet is tested, and a kernel qdisc could not
+be replayed anyway. Here every random choice comes from one `random.Random(seed)` and is
+drawn when a frame enters, so the same seed and the same sequence of calls (with the
+same clock readings) produce the same frames at the same times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+from usernet.link.base import ETHERNET_OVERHEAD, BytesLike, Link, LinkWrapper
+
+__all__ = ["FaultInjector"]
+
+Direction = Literal["both", "tx", "rx"]
+
+
+class _TokenBucket:
+    """Decides, when a frame arrives, when it may leave under a byte rate.
+
+    Departure times are computed up front (a FIFO behind a token bucket is fully
+    determined by arrivals), so the result does not depend on how often anyone polls.
+    """
+
+    __slots__ = ("_rate", "_burst", "_limit", "_tokens", "_stamp", "_waiting")
+
+    def __init__(self, rate: float, burst: int, limit: int) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._limit = limit
+        self._tokens = float(burst)
+        self._stamp = -math.inf  # when _tokens was last right
+        self._waiting: deque[float] = deque()  # departure times of frames still queued
+
+    def departure(self, size: int, now: float) -> float | None:
+        """When a frame of `size` bytes arriving at `now` leaves; None when the queue is full."""
+        waiting = self._waiting
+        while waiting and waiting[0] <= now:
+            waiting.popleft()
+        if len(waiting) >= self._limit:
+            return None
+        start = max(now, self._stamp)
+        tokens = min(self._burst, self._tokens + (start - self._stamp) * self._rate)
+        need = min(size, self._burst)  # a frame larger than the bucket waits for a full one
+        if tokens < need:
+            start += (need - tokens) / self._rate
+            tokens = need
+        self._tokens = tokens - need
+        self._stamp = start
+        if start > now:
+            waiting.append(start)
+        return start
+
+
+class _Path:
+    """The faults of one direction: frames wait in a heap until due, then pass the reorder stage."""
+
+    __slots__ = ("_emit", "_bucket", "_reorder_timeout", "_heap", "_held", "_seq")
+
+    def __init__(self, emit: Callable[[bytes], None], bucket: _TokenBucket | None, reorder_timeout: float) -> None:
+        self._emit = emit
+        self._bucket = bucket
+        self._reorder_timeout = reorder_timeout
+        self._heap: list[tuple[float, int, bool, bytes]] = []
+        self._held: deque[tuple[float, bytes]] = deque()
+        self._seq = 0  # keeps equal due times in arrival order
+
+    def schedule(self, frame: bytes, now: float, wait: float, hold: bool) -> float | None:
+        """Queue `frame` to come out `wait` seconds after the rate limit lets it go.
+
+        Returns when the rate limit lets it go, or None if it was tail-dropped.
+        """
+        depart = now if self._bucket is None else self._bucket.departure(len(frame), now)
+        if depart is None:
+            return None
+        self._seq += 1
+        heapq.heappush(self._heap, (depart + wait, self._seq, hold, frame))
+        return depart
+
+    def release(self, now: float) -> None:
+        """Emit, in time order, every frame due by `now`; a held frame goes out behind the next one."""
+        heap = self._heap
+        held = self._held
+        while True:
+            next_due = heap[0][0] if heap else math.inf
+            next_held = held[0][0] if held else math.inf
+            if next_held < next_due and next_held <= now:
+                self._emit(held.popleft()[1])  # nothing overtook it in time: let it go alone
+                continue
+            if next_due > now:
+                return
+            due, _, hold, frame = heapq.heappop(heap)
+            if hold:
+                held.append((due + self._reorder_timeout, frame))
+                continue
+            self._emit(frame)
+            while held:
+                self._emit(held.popleft()[1])
+
+    def next_deadline(self) -> float | None:
+        times = []
+        if self._heap:
+            times.append(self._heap[0][0])
+        if self._held:
+            times.append(self._held[0][0])
+        return min(times) if times else None
+
+
+def _probability(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} is a probability between 0 and 1, not {value!r}")
+    return value
+
+
+class FaultInjector(LinkWrapper):
+    """Wraps `link` and applies faults to frames sent (`direction="tx"`), received ("rx") or both.
+
+    Per frame, in this order: lost with probability `loss`; a copy with 1–3 random bits
+    flipped with probability `corrupt`; sent twice with probability `duplicate`; queued
+    behind a token bucket of `rate` bytes/s (bucket of `burst` bytes, at most
+    `rate_queue` frames waiting, tail drop counted in `dropped_tx`/`dropped_rx`); delayed
+    by `delay` ± `jitter` seconds (uniform, never below zero, so jitter also reorders);
+    with probability `reorder` held back until the next frame in the same direction has
+    gone out, or `reorder_timeout` seconds if none comes.
+
+    Frames held back come out from `poll(now)`, or from `send()`/`receive()` when they
+    read the clock; `next_deadline()` says when. On the receive side, frames that became
+    due in `poll()` wait for the next `receive()`.
+
+    Counters, over both directions: `lost`, `corrupted`, `duplicated`, `reordered` (held
+    back), `delayed` (waited delay ± jitter > 0), `rate_limited` (waited for tokens).
+    `tx_*` count what was handed to `send()`, `rx_*` what `receive()` returned.
+    """
+
+    __slots__ = (
+        "_clock", "_rng", "_loss", "_duplicate", "_reorder", "_corrupt", "_delay", "_jitter",
+        "_tx", "_rx", "_ready",
+        "lost", "corrupted", "duplicated", "reordered", "delayed", "rate_limited",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        link: Link,
+        clock: Callable[[], float],
+        *,
+        seed: int,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        corrupt: float = 0.0,
+        delay: float = 0.0,
+        jitter: float = 0.0,
+        rate: float | None = None,
+        direction: Direction = "both",
+        burst: int | None = None,
+        rate_queue: int = 64,
+        reorder_timeout: float = 0.01,
+    ) -> None:
+        super().__init__(link)
+        if direction not in ("both", "tx", "rx"):
+            raise ValueError(f'direction is "both", "tx" or "rx", not {direction!r}')
+        if delay < 0 or jitter < 0 or reorder_timeout < 0:
+            raise ValueError("delay, jitter and reorder_timeout are durations >= 0 seconds")
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate is in bytes per second and must be > 0 (or None for no limit), not {rate!r}")
+        if rate_queue < 1:
+            raise ValueError(f"rate_queue must be at least 1 frame, not {rate_queue!r}")
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._loss = _probability("loss", loss)
+        self._duplicate = _probability("duplicate", duplicate)
+        self._reorder = _probability("reorder", reorder)
+        self._corrupt = _probability("corrupt", corrupt)
+        self._delay = delay
+        self._jitter = jitter
+        self._ready: deque[bytes] = deque()
+        bucket_size = burst if burst is not None else link.mtu + ETHERNET_OVERHEAD
+
+        def path(emit: Callable[[bytes], None]) -> _Path:
+            bucket = None if rate is None else _TokenBucket(rate, bucket_size, rate_queue)
+            return _Path(emit, bucket, reorder_timeout)
+
+        self._tx = path(link.send) if direction in ("both", "tx") else None
+        self._rx = path(self._ready.append) if direction in ("both", "rx") else None
+        self.lost = 0
+        self.corrupted = 0
+        self.duplicated = 0
+        self.reordered = 0
+        self.delayed = 0
+        self.rate_limited = 0
+
+    def _enter(self, path: _Path, frame: bytes, now: float) -> int:
+        """Apply the random faults to one frame entering `path`; return how many copies were tail-dropped."""
+        rng = self._rng
+        if self._loss and rng.random() < self._loss:
+            self.lost += 1
+            return 0
+        if self._corrupt and frame and rng.random() < self._corrupt:
+            flipped = bytearray(frame)
+            for bit in rng.sample(range(len(frame) * 8), min(rng.randint(1, 3), len(frame) * 8)):
+                flipped[bit >> 3] ^= 1 << (bit & 7)
+            frame = bytes(flipped)
+            self.corrupted += 1
+        copies = 1
+        if self._duplicate and rng.random() < self._duplicate:
+            copies = 2
+            self.duplicated += 1
+        dropped = 0
+        for _ in range(copies):
+            wait = self._delay
+            if self._jitter:
+                wait = max(0.0, wait + rng.uniform(-self._jitter, self._jitter))
+            hold = bool(self._reorder) and rng.random() < self._reorder
+            depart = path.schedule(frame, now, wait, hold)
+            if depart is None:
+                dropped += 1
+                continue
+            if depart > now:
+                self.rate_limited += 1
+            if wait > 0:
+                self.delayed += 1
+            if hold:
+                self.reordered += 1
+        return dropped
+
+    def send(self, frame: BytesLike) -> None:
+        self.tx_frames += 1
+        self.tx_bytes += len(frame)
+        if self._tx is None:
+            self.inner.send(frame)
+            return
+        now = self._clock()
+        self.dropped_tx += self._enter(self._tx, bytes(frame), now)
+        self._tx.release(now)
+
+    def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
+        if self._rx is None:
+            frames = self.inner.receive(max_frames)
+        else:
+            ready = self._ready
+            now = self._clock()
+            if len(ready) < max_frames:
+                for frame in self.inner.receive(max_frames - len(ready)):
+                    self.dropped_rx += self._enter(self._rx, bytes(frame), now)
+            self._rx.release(now)
+            frames = [ready.popleft() for _ in range(min(max_frames, len(ready)))]
+        self.rx_frames += len(frames)
+        self.rx_bytes += sum(len(f) for f in frames)
+        return frames
+
+    def next_deadline(self) -> float | None:
+        if self._ready:
+            return self._clock()
+        times = [t for t in (self.inner.next_deadline(),) if t is not None]
+        for path in (self._tx, self._rx):
+            if path is not None and (t := path.next_deadline()) is not None:
+                times.append(t)
+        return min(times) if times else None
+
+    def poll(self, now: float) -> None:
+        self.inner.poll(now)
+        for path in (self._tx, self._rx):
+            if path is not None:
+                path.release(now)
