@@ -1,0 +1,61 @@
+"""A link and an interface bound together: the one place frames move between them.
+
+Every driver — the select loop behind `usernet up`, the virtual-clock simulator, the
+asyncio loops — moves frames through a Host, so batching and flushing are decided
+here once.
+"""
+
+from __future__ import annotations
+
+from usernet.link.base import Link
+from usernet.stack.interface import Interface, Socket
+
+
+class Host:
+    """Pumps frames from a link into an interface and the interface's output back out.
+
+    `pump(now)` drains the link in batches (bounded, so one busy link cannot starve a
+    loop), runs due timers, flushes output and returns the sockets that have news.
+    """
+
+    def __init__(self, link: Link, iface: Interface, *, batch: int = 64, max_batches: int = 16) -> None:
+        self.link = link
+        self.iface = iface
+        self._batch = batch
+        self._max_batches = max_batches
+
+    def start(self, now: float) -> None:
+        self.iface.start(now)
+        self.flush()
+
+    def pump(self, now: float) -> list[Socket]:
+        """Receive what the link holds, run due timers, send the results."""
+        link = self.link
+        iface = self.iface
+        link.poll(now)
+        receive = iface.receive
+        for _ in range(self._max_batches):
+            frames = link.receive(self._batch)
+            for frame in frames:
+                receive(frame, now)
+            if len(frames) < self._batch:
+                break
+        deadline = iface.next_deadline()
+        if deadline is not None and deadline <= now:
+            iface.poll(now)
+        self.flush()
+        return iface.take_ready()
+
+    def flush(self) -> None:
+        """Hand the interface's pending frames to the link."""
+        send = self.link.send
+        for frame in self.iface.take_output():
+            send(frame)
+
+    def deadline(self) -> float | None:
+        """The earliest time `pump` must run even if no frame arrives."""
+        a = self.iface.next_deadline()
+        b = self.link.next_deadline()
+        if a is None:
+            return b
+        return a if b is None or a < b else b

@@ -1,0 +1,63 @@
+"""Interface configuration: every tunable of the sans-IO engine in one frozen value."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """What an Interface is and how it behaves.
+
+    Addresses are `(address_bytes, prefix_length)`; use `InterfaceConfig.from_strings`
+    to build one from "192.0.2.2/24"-style text. Limits are here, not scattered as
+    constants, so tests and users can shrink them to exercise the bounded paths.
+    """
+
+    mac: bytes
+    addresses: tuple[tuple[bytes, int], ...]
+    gateway: bytes | None = None
+    mtu: int = 1500
+    ttl: int = 64
+    arp_timeout: float = 60.0
+    arp_retry_interval: float = 1.0
+    arp_retries: int = 3
+    arp_queue_limit: int = 32
+    arp_pending_limit: int = 256
+    arp_cache_limit: int = 1024
+    icmp_error_rate: float = 100.0
+    icmp_error_burst: int = 50
+    udp_queue_limit: int = 256
+    ephemeral_ports: tuple[int, int] = (32768, 60999)
+    secret: bytes = field(default_factory=lambda: os.urandom(16))
+
+    def __post_init__(self) -> None:
+        if len(self.mac) != 6:
+            raise ValueError(f"mac must be 6 bytes, got {len(self.mac)}")
+        if not self.addresses:
+            raise ValueError("an interface needs at least one IPv4 address")
+        for addr, prefix in self.addresses:
+            if len(addr) != 4 or not 0 <= prefix <= 32:
+                raise ValueError(f"bad interface address {addr!r}/{prefix}")
+        if self.gateway is not None and len(self.gateway) != 4:
+            raise ValueError("gateway must be 4 bytes")
+        if not 576 <= self.mtu <= 65535:
+            raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
+
+    @classmethod
+    def from_strings(
+        cls,
+        mac: bytes,
+        addresses: list[str] | tuple[str, ...],
+        gateway: str | None = None,
+        **options: object,
+    ) -> "InterfaceConfig":
+        """Build a config from CIDR strings such as "192.0.2.2/24"."""
+        parsed = []
+        for text in addresses:
+            iface = ipaddress.IPv4Interface(text)
+            parsed.append((iface.ip.packed, iface.network.prefixlen))
+        gw = ipaddress.IPv4Address(gateway).packed if gateway else None
+        return cls(mac=mac, addresses=tuple(parsed), gateway=gw, **options)  # type: ignore[arg-type]

@@ -1,0 +1,240 @@
+"""The sans-IO interface: frames and the time in; frames, ready sockets and a deadline out."""
+
+from __future__ import annotations
+
+from usernet.native import internet_checksum, l4_checksum_v4
+from usernet.stack.arp import BROADCAST_IP, ArpTable
+from usernet.stack.config import InterfaceConfig
+from usernet.stack.icmp import IcmpLayer, PingSocket
+from usernet.stack.ports import PortAllocator
+from usernet.stack.stats import Stats
+from usernet.stack.udp import UdpLayer, UdpSocket
+from usernet.wire import (
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ICMP_DEST_UNREACH,
+    IPPROTO_ICMP,
+    IPPROTO_UDP,
+    UNREACH_PORT,
+    UNREACH_PROTOCOL,
+    IPv4Packet,
+    MalformedPacket,
+    emit_ethernet,
+    emit_ipv4_header,
+    parse_ethernet,
+    parse_ipv4,
+    parse_udp,
+)
+
+Socket = UdpSocket | PingSocket
+
+
+class Interface:
+    """One Ethernet interface with its IPv4 addresses, ARP, ICMP and UDP.
+
+    It never reads a clock and never does I/O: a driver hands it each received frame
+    with `receive(frame, now)`, calls `poll(now)` when `next_deadline()` is reached,
+    and sends whatever `take_output()` returns. Frames handed in may be reused by the
+    driver afterwards: anything kept is copied.
+
+    After a batch the driver asks `take_ready()` for the sockets that got data or
+    errors, so the user side hears once per socket per batch, not once per frame.
+    """
+
+    def __init__(self, config: InterfaceConfig) -> None:
+        self.config = config
+        self.mac = config.mac
+        self.mtu = config.mtu
+        self.counters = Stats()
+        self._out: list[bytearray | bytes] = []
+        self._ready: dict[Socket, None] = {}
+        self.local_addresses = frozenset(addr for addr, _ in config.addresses)
+        subnets = []
+        broadcasts = {BROADCAST_IP}
+        for addr, prefix in config.addresses:
+            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+            net = int.from_bytes(addr, "big") & mask
+            if prefix < 31:
+                broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
+            subnets.append((net, mask, addr))
+        self._subnets = tuple(subnets)
+        self._broadcasts = frozenset(broadcasts)
+        self._gateway_route: tuple[bytes, bytes] | None = None
+        if config.gateway is not None:
+            source = self._on_link_source(config.gateway)
+            if source is None:
+                raise ValueError("the gateway must be on one of the interface's networks")
+            self._gateway_route = (config.gateway, source)
+        self._ident = 0
+        self.arp = ArpTable(config, self.counters, self._out)
+        self.icmp = IcmpLayer(self)
+        self.udp = UdpLayer(self)
+        self.udp_ports = PortAllocator(*config.ephemeral_ports, seed=config.secret + b"udp")
+
+    # -- driver side -------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Announce our addresses (gratuitous ARP) so neighbours update stale caches."""
+        for addr in sorted(self.local_addresses):
+            self.arp.announce(addr)
+
+    def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one received Ethernet frame. Never raises for bad input: it counts and drops."""
+        stats = self.counters
+        stats.rx_frames += 1
+        stats.rx_bytes += len(frame)
+        try:
+            eth = parse_ethernet(frame)
+        except MalformedPacket:
+            stats.eth_malformed += 1
+            return
+        dst = eth.dst
+        if dst != self.mac and dst != BROADCAST_MAC:
+            stats.eth_not_for_us += 1
+            return
+        kind = eth.ethertype
+        if kind == ETHERTYPE_IPV4:
+            self._ipv4_in(eth.payload, dst == BROADCAST_MAC, now)
+        elif kind == ETHERTYPE_ARP:
+            self.arp.receive(eth.payload, self.local_addresses, now)
+        else:
+            stats.eth_unknown_type += 1
+
+    def poll(self, now: float) -> None:
+        """Run what is due: ARP retries and give-ups."""
+        self.arp.poll(now)
+
+    def next_deadline(self) -> float | None:
+        """When `poll` must next be called, or None when nothing is pending."""
+        return self.arp.next_deadline()
+
+    def take_output(self) -> list[bytearray | bytes]:
+        """The frames to send, oldest first; the interface forgets them."""
+        if not self._out:
+            return []
+        out = self._out[:]
+        self._out.clear()
+        return out
+
+    def take_ready(self) -> list[Socket]:
+        """Sockets that received data or errors since the last call."""
+        if not self._ready:
+            return []
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of every counter."""
+        return self.counters.as_dict()
+
+    # -- user side -----------------------------------------------------------------------
+
+    def open_udp(self, local: tuple[bytes, int] | None = None, *, reuse_address: bool = False) -> UdpSocket:
+        return self.udp.open(local, reuse_address=reuse_address)
+
+    def open_ping(self, ident: int | None = None) -> PingSocket:
+        return self.icmp.open_ping(ident)
+
+    # -- shared by the protocol layers ---------------------------------------------------
+
+    def mark_ready(self, sock: Socket) -> None:
+        self._ready[sock] = None
+
+    def is_local(self, addr: bytes) -> bool:
+        return addr in self.local_addresses
+
+    def is_broadcast(self, addr: bytes) -> bool:
+        return addr in self._broadcasts
+
+    def is_unicast(self, addr: bytes) -> bool:
+        """False for addresses no reply may go to: 0.0.0.0, broadcasts, multicast, class E."""
+        return addr[0] != 0 and addr[0] < 224 and addr not in self._broadcasts
+
+    def route(self, dst: bytes) -> tuple[bytes, bytes] | None:
+        """(next hop, source address) for `dst`, or None when it is unreachable.
+
+        The next hop is BROADCAST_IP for a broadcast destination, which needs no ARP.
+        """
+        if dst in self._broadcasts:
+            return (BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2])
+        source = self._on_link_source(dst)
+        if source is not None:
+            return (dst, source)
+        return self._gateway_route
+
+    def _on_link_source(self, dst: bytes) -> bytes | None:
+        value = int.from_bytes(dst, "big")
+        for net, mask, addr in self._subnets:
+            if value & mask == net:
+                return addr
+        return None
+
+    def send_ipv4(
+        self, frame: bytearray, src: bytes, dst: bytes, protocol: int, l4_length: int, next_hop: bytes, now: float
+    ) -> None:
+        """Fill in the Ethernet and IPv4 headers in front of an L4 message at offset 34 and send it."""
+        emit_ethernet(frame, 0, BROADCAST_MAC, self.mac, ETHERTYPE_IPV4)
+        self._ident = (self._ident + 1) & 0xFFFF
+        emit_ipv4_header(frame, 14, src, dst, protocol, l4_length, ttl=self.config.ttl, ident=self._ident)
+        self.counters.tx_frames += 1
+        self.counters.tx_bytes += len(frame)
+        self.arp.transmit(frame, next_hop, src, now)
+
+    # -- receive path --------------------------------------------------------------------
+
+    def _ipv4_in(self, datagram: memoryview, link_broadcast: bool, now: float) -> None:
+        stats = self.counters
+        try:
+            ip = parse_ipv4(datagram, verify_checksum=False)
+        except MalformedPacket:
+            stats.ipv4_malformed += 1
+            return
+        if internet_checksum(datagram[: ip.header_length]) != 0:
+            stats.ipv4_bad_checksum += 1
+            return
+        dst = ip.dst
+        if dst not in self.local_addresses and dst not in self._broadcasts:
+            stats.ipv4_not_for_us += 1
+            return
+        if ip.is_fragment:
+            stats.ipv4_fragments += 1
+            return
+        whole = datagram[: ip.total_length]
+        protocol = ip.protocol
+        if protocol == IPPROTO_UDP:
+            self._udp_in(ip, whole, now)
+        elif protocol == IPPROTO_ICMP:
+            if dst in self._broadcasts:
+                stats.icmp_unhandled += 1  # like Linux's icmp_echo_ignore_broadcasts
+                return
+            self.icmp.receive(ip, whole, now)
+        else:
+            stats.ipv4_unknown_protocol += 1
+            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PROTOCOL, ip, whole, now)
+
+    def _udp_in(self, ip: IPv4Packet, whole: memoryview, now: float) -> None:
+        stats = self.counters
+        try:
+            dgram = parse_udp(ip.payload, ip.src, ip.dst, verify_checksum=False)
+        except MalformedPacket:
+            stats.udp_malformed += 1
+            return
+        if dgram.checksum and l4_checksum_v4(ip.src, ip.dst, IPPROTO_UDP, ip.payload[: dgram.length]) != 0:
+            stats.udp_bad_checksum += 1
+            return
+        sock = self.udp.lookup(ip.dst, dgram.dport)
+        if sock is None:
+            stats.udp_no_socket += 1
+            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PORT, ip, whole, now)
+            return
+        source = (ip.src, dgram.sport)
+        if sock.remote is not None and sock.remote != source:
+            stats.udp_wrong_peer += 1
+            return
+        if sock.deliver(bytes(dgram.payload), source):
+            stats.udp_delivered += 1
+            self._ready[sock] = None
+        else:
+            stats.udp_queue_full += 1

@@ -1,0 +1,31 @@
+"""Ephemeral port allocation, one allocator per transport protocol."""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Container
+
+
+class PortAllocator:
+    """Hands out free ephemeral ports, starting from a secret-seeded offset.
+
+    A random start makes ports hard to guess (RFC 6056 in spirit); scanning forward
+    from the last port given keeps the common case O(1).
+    """
+
+    def __init__(self, low: int, high: int, seed: bytes) -> None:
+        if not 0 < low <= high <= 65535:
+            raise ValueError(f"bad ephemeral port range {low}-{high}")
+        self._low = low
+        self._span = high - low + 1
+        self._next = random.Random(seed).randrange(self._span)
+
+    def allocate(self, in_use: Container[int]) -> int:
+        """A port not in `in_use`; OSError(EADDRINUSE) when the range is exhausted."""
+        for _ in range(self._span):
+            port = self._low + self._next
+            self._next = (self._next + 1) % self._span
+            if port not in in_use:
+                return port
+        raise OSError(errno.EADDRINUSE, "no free ephemeral port left; close sockets or widen ephemeral_ports")

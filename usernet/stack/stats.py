@@ -1,0 +1,60 @@
+"""Counters of the engine: plain integer attributes, read as a dict only on request."""
+
+from __future__ import annotations
+
+
+class Stats:
+    """Every frame the interface receives ends up counted: delivered or dropped by reason.
+
+    Slots rather than a dict keep the per-packet increment a single attribute store,
+    and a misspelt counter name fails loudly instead of creating a new key.
+    """
+
+    __slots__ = (
+        "rx_frames",
+        "rx_bytes",
+        "tx_frames",
+        "tx_bytes",
+        "eth_malformed",
+        "eth_not_for_us",
+        "eth_unknown_type",
+        "arp_malformed",
+        "arp_not_for_us",
+        "arp_requests_answered",
+        "arp_replies_learned",
+        "arp_queue_full",
+        "arp_unresolved",
+        "ipv4_malformed",
+        "ipv4_bad_checksum",
+        "ipv4_not_for_us",
+        "ipv4_fragments",
+        "ipv4_unknown_protocol",
+        "ipv4_no_route",
+        "icmp_malformed",
+        "icmp_bad_checksum",
+        "icmp_echo_answered",
+        "icmp_errors_sent",
+        "icmp_errors_rate_limited",
+        "icmp_errors_received",
+        "icmp_unhandled",
+        "udp_malformed",
+        "udp_bad_checksum",
+        "udp_delivered",
+        "udp_no_socket",
+        "udp_queue_full",
+        "udp_wrong_peer",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def drops(self) -> dict[str, int]:
+        """The non-zero counters that record a frame thrown away, for summaries."""
+        keep = {"rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "arp_requests_answered",
+                "arp_replies_learned", "icmp_echo_answered", "icmp_errors_sent", "udp_delivered",
+                "icmp_errors_received"}
+        return {k: v for k, v in self.as_dict().items() if v and k not in keep}
