@@ -1,0 +1,139 @@
+"""ARP, ping, UDP and garbage: usernet against the kernel over a real TAP."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running
+
+pytestmark = pytest.mark.network
+
+
+def test_kernel_pings_usernet(running: Running):
+    result = running.sandbox.run(["ping", "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "20 packets transmitted, 20 received" in result.stdout
+    assert running.host.iface.stats()["icmp_echo_answered"] >= 20
+
+
+def test_arping_gets_answers(running: Running):
+    result = running.sandbox.run(["arping", "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    macs = set(re.findall(r"from ([0-9a-f:]{17})", result.stdout.lower()))
+    assert macs == {running.host.link.mac.hex(":")}, result.stdout
+
+
+def test_udp_echo_of_every_size(running: Running):
+    with running.sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        rng = random.Random(1)
+        for i in range(1000):
+            size = i * 1473 // 1000 if i < 999 else 1472
+            message = rng.randbytes(size)
+            sock.sendto(message, (USERNET_IP, 7))
+            reply, peer = sock.recvfrom(2048)
+            assert reply == message and peer == (USERNET_IP, 7), f"datagram {i} of {size} bytes"
+    assert running.echo.echoed == 1000
+
+
+def test_closed_port_is_refused(running: Running):
+    with running.sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        sock.connect((USERNET_IP, 9))
+        sock.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            sock.recv(100)
+    assert running.host.iface.stats()["icmp_errors_sent"] >= 1
+
+
+def _garbage(rng: random.Random, kernel_mac: bytes, usernet_mac: bytes) -> list[bytes]:
+    """Frames that must be dropped: truncated, wrong lengths, bad checksums, random bytes."""
+    eth = usernet_mac + kernel_mac
+    ip_ok = bytes.fromhex("4500001c00004000401100000c000201c0000202")  # checksum left wrong on purpose
+    frames = []
+    for _ in range(4000):
+        kind = rng.randrange(6)
+        if kind == 0:
+            frames.append(eth + b"\x08\x00" + rng.randbytes(rng.randrange(0, 20)))  # truncated IPv4
+        elif kind == 1:
+            frames.append(eth + b"\x08\x00" + ip_ok + rng.randbytes(8))  # bad header checksum
+        elif kind == 2:
+            hdr = bytearray(ip_ok)
+            hdr[2:4] = struct.pack("!H", rng.randrange(0, 65536))  # wrong total length
+            frames.append(eth + b"\x08\x00" + bytes(hdr) + rng.randbytes(8))
+        elif kind == 3:
+            frames.append(eth + b"\x08\x06" + rng.randbytes(rng.randrange(0, 40)))  # broken ARP
+        elif kind == 4:
+            frames.append(rng.randbytes(rng.randrange(14, 200)))  # random bytes
+        else:
+            frames.append(eth + rng.randbytes(rng.randrange(2, 100)))
+    return frames
+
+
+def test_malformed_frames_are_dropped_and_counted(running: Running):
+    iface = running.host.iface
+    kernel_mac = bytes.fromhex(running.sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True).stdout.strip().replace(":", ""))
+    frames = _garbage(random.Random(7), kernel_mac, running.host.link.mac)
+    before = iface.stats()["rx_frames"]
+    with running.sandbox.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+        raw.bind(("usernet0", 0))
+        for i, frame in enumerate(frames):
+            raw.send(frame)
+            if i % 200 == 199:
+                time.sleep(0.005)  # let the reader keep up: the TAP drops what it cannot queue
+    result = running.sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    stats = iface.stats()
+    assert stats["rx_frames"] - before >= len(frames) * 0.9
+    drops = sum(v for k, v in stats.items() if k.endswith(("malformed", "bad_checksum", "not_for_us", "unknown_type")))
+    assert drops >= len(frames) * 0.8, stats
+
+
+def test_usernet_pings_the_kernel_from_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 packets transmitted, 3 received" in result.stdout
+    assert len(re.findall(r"icmp_seq=\d+ ttl=64 time=", result.stdout)) == 3
+
+
+def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
+    pcap = tmp_path / "up.pcap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "usernet", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        name = re.search(r"namespace (usernet-\S+),", banner)
+        assert name, banner
+        ns = name.group(1)
+        proc.stdout.readline()  # "usernet up: ..."
+        ping = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
+                              capture_output=True, text=True, timeout=30)
+        assert ping.returncode == 0, ping.stdout
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "ICMP echo request" in out and "ICMP echo reply" in out, out
+    assert "icmp_echo_answered=3" in out, out
+    assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(ns)
+    fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(fields) >= 8  # ARP both ways + 3 pings + 3 replies, at least
+    assert not [line for line in fields if "\t" in line and line.split("\t", 1)[1].strip()], fields
+    assert all(line.startswith("eth:ethertype:") for line in fields), fields

@@ -1,0 +1,7 @@
+"""`python -m usernet` runs the command line."""
+
+import sys
+
+from usernet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""The `usernet` command: bring an interface up, ping from it, decode captures, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+from usernet import __version__
+
+DEFAULT_ADDRESS = "192.0.2.2/24"
+DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
+
+
+def _add_link_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("link")
+    g.add_argument("--tap", default=os.environ.get("USERNET_TAP", "usernet0"), help="TAP device to create or attach (default usernet0)")
+    g.add_argument("--address", default=os.environ.get("USERNET_ADDRESS", DEFAULT_ADDRESS), help="usernet's address, CIDR (default %(default)s)")
+    g.add_argument("--host-address", default=os.environ.get("USERNET_HOST_ADDRESS"), help="address given to the kernel side of a TAP usernet creates, CIDR")
+    g.add_argument("--gateway", default=os.environ.get("USERNET_GATEWAY"), help="default gateway for off-link destinations")
+    g.add_argument("--mtu", type=int, default=int(os.environ.get("USERNET_MTU", "1500")))
+    g.add_argument("--pcap", help="write every frame, both directions, to this pcap file")
+    g.add_argument("--sandbox", action="store_true", help="create a throwaway network namespace with the TAP inside it "
+                   "(kernel side gets --host-address, default 192.0.2.1/24) and delete it on exit")
+
+
+@contextlib.contextmanager
+def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> Iterator[object]:
+    """Build link (+pcap, +dump) and interface from the options; tear everything down on exit."""
+    from usernet.host import Host
+    from usernet.link import ObservedLink, PcapTap, PcapWriter, TapLink
+    from usernet.sandbox import Sandbox
+    from usernet.stack import Interface, InterfaceConfig
+
+    with contextlib.ExitStack() as stack:
+        if args.sandbox:
+            sandbox = stack.enter_context(Sandbox(purpose))
+            link = sandbox.create_tap(args.tap, mtu=args.mtu, host_address=args.host_address or DEFAULT_HOST_ADDRESS)
+            print(f"sandbox: namespace {sandbox.name}, TAP {args.tap}, kernel side {args.host_address or DEFAULT_HOST_ADDRESS}; "
+                  f"try: ip netns exec {sandbox.name} ping {args.address.split('/')[0]}", flush=True)
+        else:
+            link = TapLink.create(args.tap, mtu=args.mtu)
+            if args.host_address:
+                _configure_host_side(args.tap, args.host_address, args.mtu)
+        stack.callback(link.close)
+        if args.pcap:
+            writer = stack.enter_context(PcapWriter(args.pcap))
+            link = PcapTap(link, writer, time.time)
+        if dump:
+            link = ObservedLink(link, _print_frame, time.time)
+        config = InterfaceConfig.from_strings(link.mac, [args.address], args.gateway, mtu=args.mtu)
+        yield Host(link, Interface(config))
+
+
+def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
+    """One line per frame, as tcpdump prints, with the direction seen from usernet."""
+    from usernet.wire import describe
+
+    clock = time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.6f}"[1:]
+    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
+
+
+def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:
+    import subprocess
+
+    ipaddress.IPv4Interface(cidr)
+    for cmd in (["ip", "addr", "add", cidr, "dev", tap], ["ip", "link", "set", tap, "mtu", str(mtu), "up"]):
+        subprocess.run(cmd, check=True)
+
+
+def _print_counters(host: object) -> None:
+    stats = host.iface.stats()  # type: ignore[attr-defined]
+    shown = {k: v for k, v in stats.items() if v}
+    print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from usernet import selectloop
+    from usernet.services import UdpEcho
+
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    old = signal.signal(signal.SIGTERM, on_signal)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    with _open_host(args, "up", dump=args.dump) as host:
+        echo = UdpEcho(host.iface)  # type: ignore[attr-defined]
+        address = args.address.split("/")[0]
+        print(f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7", flush=True)  # type: ignore[attr-defined]
+        try:
+            selectloop.run(host, echo.handle,  # type: ignore[arg-type]
+                           until=lambda now: stop["now"] or (deadline is not None and now >= deadline))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            _print_counters(host)
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from usernet import selectloop
+
+    target = ipaddress.IPv4Address(args.destination)
+    payload = bytes((i & 0xFF) for i in range(args.size))
+    sent: dict[int, float] = {}
+    rtts: list[float] = []
+    state = {"next": 0.0, "seq": 0, "last": 0.0}
+    with _open_host(args, "ping") as host:
+        iface = host.iface  # type: ignore[attr-defined]
+        sock = iface.open_ping(os.getpid() & 0xFFFF)
+        print(f"PING {target} {args.size} data bytes", flush=True)
+
+        def on_ready(s: object, now: float) -> None:
+            while (reply := sock.receive()) is not None:
+                src, seq, data, ttl = reply
+                if seq in sent and data == payload:
+                    rtt = (now - sent.pop(seq)) * 1000
+                    rtts.append(rtt)
+                    print(f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms", flush=True)
+
+        def until(now: float) -> bool:
+            if state["seq"] < args.count and now >= state["next"]:
+                state["seq"] += 1
+                sent[state["seq"]] = now
+                try:
+                    sock.send(target.packed, state["seq"], payload, now)
+                except OSError as exc:
+                    print(f"ping: {exc.strerror}", file=sys.stderr)
+                    return True
+                host.flush()  # type: ignore[attr-defined]
+                state["next"] = now + args.interval
+                state["last"] = now
+            done = state["seq"] >= args.count and (not sent or now - state["last"] >= args.timeout)
+            return done
+
+        selectloop.run(host, on_ready, until=until)  # type: ignore[arg-type]
+    loss = 100.0 * (args.count - len(rtts)) / args.count
+    print(f"--- {target} ping statistics ---")
+    print(f"{args.count} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
+    if rtts:
+        print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms")
+    return 0 if rtts else 1
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from usernet.link import PcapReader
+    from usernet.wire import describe
+
+    with PcapReader(args.file) as reader:
+        for n, (ts, frame) in enumerate(reader, 1):
+            print(f"{n:5d} {ts:.6f} {describe(frame)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from usernet.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="usernet", description="A userspace TCP/UDP/IP stack on a TAP device.")
+    parser.add_argument("--version", action="version", version=f"usernet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="bring an interface up: answer ARP, ping and UDP echo until interrupted")
+    _add_link_options(up)
+    up.add_argument("--dump", action="store_true", help="print one line per frame, as tcpdump would")
+    up.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until interrupted)")
+    up.set_defaults(func=cmd_up)
+
+    ping = sub.add_parser("ping", help="ping an address from the usernet side")
+    ping.add_argument("destination")
+    _add_link_options(ping)
+    ping.add_argument("-c", "--count", type=int, default=4)
+    ping.add_argument("-i", "--interval", type=float, default=1.0)
+    ping.add_argument("-s", "--size", type=int, default=56)
+    ping.add_argument("-W", "--timeout", type=float, default=2.0, help="seconds to wait for the last replies")
+    ping.set_defaults(func=cmd_ping)
+
+    decode = sub.add_parser("decode", help="print a pcap file one line per frame")
+    decode.add_argument("file")
+    decode.set_defaults(func=cmd_decode)
+
+    demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PermissionError as exc:
+        print(f"usernet: {exc}", file=sys.stderr)
+        return 77
+    except OSError as exc:
+        print(f"usernet: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
