@@ -135,7 +135,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
                 except OSError as exc:
                     print(f"ping: {exc.strerror}", file=sys.stderr)
                     return True
-                host.flush()  # type: ignore[attr-defined]
+                host.flush(now)  # type: ignore[attr-defined]
                 state["next"] = now + args.interval
                 state["last"] = now
             done = state["seq"] >= args.count and (not sent or now - state["last"] >= args.timeout)

@@ -26,7 +26,7 @@ class Host:
 
     def start(self, now: float) -> None:
         self.iface.start(now)
-        self.flush()
+        self.flush(now)
 
     def pump(self, now: float) -> list[Socket]:
         """Receive what the link holds, run due timers, send the results."""
@@ -43,13 +43,19 @@ class Host:
         deadline = iface.next_deadline()
         if deadline is not None and deadline <= now:
             iface.poll(now)
-        self.flush()
+        self.flush(now)
         return iface.take_ready()
 
-    def flush(self) -> None:
-        """Hand the interface's pending frames to the link."""
+    def flush(self, now: float) -> None:
+        """Let the interface turn pending work into frames, and hand them to the link.
+
+        Drivers call it after the user side has reacted to `pump`'s ready sockets, so
+        everything written during one loop iteration leaves together.
+        """
+        iface = self.iface
+        iface.flush(now)
         send = self.link.send
-        for frame in self.iface.take_output():
+        for frame in iface.take_output():
             send(frame)
 
     def deadline(self) -> float | None:

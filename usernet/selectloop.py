@@ -38,7 +38,7 @@ def run(
                 return
             for sock in host.pump(now):
                 on_ready(sock, now)
-            host.flush()
+            host.flush(now)
             deadline = host.deadline()
             wait = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - clock()))
             sel.select(wait)

@@ -105,6 +105,9 @@ class Interface:
         """Run what is due: ARP retries and give-ups."""
         self.arp.poll(now)
 
+    def flush(self, now: float) -> None:
+        """Turn work the user side queued since the last call into frames (a no-op until TCP)."""
+
     def next_deadline(self) -> float | None:
         """When `poll` must next be called, or None when nothing is pending."""
         return self.arp.next_deadline()
@@ -176,8 +179,16 @@ class Interface:
     ) -> None:
         """Fill in the Ethernet and IPv4 headers in front of an L4 message at offset 34 and send it."""
         emit_ethernet(frame, 0, BROADCAST_MAC, self.mac, ETHERTYPE_IPV4)
+        emit_ipv4_header(frame, 14, src, dst, protocol, l4_length, ttl=self.config.ttl, ident=self.next_ident())
+        self.transmit(frame, next_hop, src, now)
+
+    def next_ident(self) -> int:
+        """The IPv4 identification for the next datagram sent."""
         self._ident = (self._ident + 1) & 0xFFFF
-        emit_ipv4_header(frame, 14, src, dst, protocol, l4_length, ttl=self.config.ttl, ident=self._ident)
+        return self._ident
+
+    def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
+        """Send a complete frame whose destination MAC (bytes 0-5) is still to be filled by ARP."""
         self.counters.tx_frames += 1
         self.counters.tx_bytes += len(frame)
         self.arp.transmit(frame, next_hop, src, now)

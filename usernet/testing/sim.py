@@ -34,7 +34,7 @@ class Simulation:
             for sock in host.pump(now):
                 if self.on_ready is not None:
                     self.on_ready(host, sock)
-            host.flush()  # what the callbacks sent leaves now, as in the real loops
+            host.flush(now)  # what the callbacks sent leaves now, as in the real loops
 
     def run(self, duration: float, *, max_steps: int = 1_000_000) -> None:
         """Advance `duration` seconds of virtual time, stopping at every deadline on the way.

@@ -1,0 +1,1 @@
+"""Tests of the packetdrill script parser (usernet.testing.drill)."""
