@@ -1,0 +1,106 @@
+"""Hypothesis strategies for header fields and whole valid packets, shared by the wire tests."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from usernet.wire import emit_arp, emit_ethernet, emit_icmp, emit_ipv4_header, emit_tcp, emit_udp, encode_tcp_options
+
+u8 = st.integers(0, 0xFF)
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+mac = st.binary(min_size=6, max_size=6)
+ipv4_address = st.binary(min_size=4, max_size=4)
+payload = st.binary(max_size=300)
+offset = st.integers(0, 9)
+
+
+@st.composite
+def tcp_options(draw: st.DrawFn) -> dict[str, object]:
+    """Keyword arguments for encode_tcp_options that fit in 40 bytes."""
+    timestamp = draw(st.none() | st.tuples(u32, u32))
+    options: dict[str, object] = {
+        "mss": draw(st.none() | u16),
+        "wscale": draw(st.none() | st.integers(0, 14)),
+        "sack_permitted": draw(st.booleans()),
+        "timestamp": timestamp,
+    }
+    used = len(encode_tcp_options(**options))  # type: ignore[arg-type]
+    max_blocks = max(0, min(4, (40 - used - 4) // 8))
+    options["sack_blocks"] = tuple(draw(st.lists(st.tuples(u32, u32), max_size=max_blocks)))
+    return options
+
+
+@st.composite
+def tcp_segments(draw: st.DrawFn, src: bytes | None = None, dst: bytes | None = None) -> tuple[bytes, bytes, bytes]:
+    """(src, dst, segment) with a correct checksum; addresses drawn unless given."""
+    src = draw(ipv4_address) if src is None else src
+    dst = draw(ipv4_address) if dst is None else dst
+    options = encode_tcp_options(**draw(tcp_options()))  # type: ignore[arg-type]
+    data = draw(payload)
+    out = bytearray(20 + len(options) + len(data))
+    emit_tcp(
+        out, 0, src, dst, draw(u16), draw(u16), draw(u32), draw(u32), draw(st.integers(0, 0x1FF)), draw(u16),
+        options, data, draw(u16),
+    )  # fmt: skip
+    return src, dst, bytes(out)
+
+
+@st.composite
+def udp_datagrams(draw: st.DrawFn, src: bytes | None = None, dst: bytes | None = None) -> tuple[bytes, bytes, bytes]:
+    """(src, dst, datagram) with a correct checksum; addresses drawn unless given."""
+    src = draw(ipv4_address) if src is None else src
+    dst = draw(ipv4_address) if dst is None else dst
+    data = draw(payload)
+    out = bytearray(8 + len(data))
+    emit_udp(out, 0, src, dst, draw(u16), draw(u16), data)
+    return src, dst, bytes(out)
+
+
+@st.composite
+def icmp_messages(draw: st.DrawFn) -> bytes:
+    data = draw(payload)
+    out = bytearray(8 + len(data))
+    emit_icmp(out, 0, draw(u8), draw(u8), draw(u32), data)
+    return bytes(out)
+
+
+@st.composite
+def ipv4_packets(draw: st.DrawFn) -> bytes:
+    """A datagram carrying a valid TCP, UDP or ICMP message (or random bytes under another protocol)."""
+    src, dst = draw(ipv4_address), draw(ipv4_address)
+    kind = draw(st.sampled_from((1, 6, 17, 47)))
+    if kind == 6:
+        body = draw(tcp_segments(src, dst))[2]
+    elif kind == 17:
+        body = draw(udp_datagrams(src, dst))[2]
+    elif kind == 1:
+        body = draw(icmp_messages())
+    else:
+        body = draw(payload)
+    out = bytearray(20 + len(body))
+    emit_ipv4_header(out, 0, src, dst, kind, len(body), ttl=draw(u8), ident=draw(u16), tos=draw(u8))
+    out[20:] = body
+    return bytes(out)
+
+
+@st.composite
+def arp_messages(draw: st.DrawFn) -> bytes:
+    out = bytearray(28)
+    emit_arp(out, 0, draw(st.sampled_from((1, 2)) | u16), draw(mac), draw(ipv4_address), draw(mac), draw(ipv4_address))
+    return bytes(out)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> bytes:
+    """An Ethernet frame, sometimes VLAN-tagged, holding a valid IPv4 packet, ARP message or random bytes."""
+    ethertype, body = draw(
+        st.tuples(st.just(0x0800), ipv4_packets())
+        | st.tuples(st.just(0x0806), arp_messages())
+        | st.tuples(u16.filter(lambda t: t != 0x8100), payload)
+    )
+    out = bytearray(14)
+    emit_ethernet(out, 0, draw(mac), draw(mac), ethertype)
+    if draw(st.booleans()):
+        out[12:12] = b"\x81\x00" + draw(u16).to_bytes(2, "big")
+    return bytes(out + body)

@@ -1,0 +1,179 @@
+"""TCP segments (RFC 9293) over IPv4: header and options decoded in one native call."""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from usernet.native import TCP_ERRORS, BytesLike, l4_checksum_v4, tcp_parse
+from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
+
+__all__ = [
+    "FIN",
+    "SYN",
+    "RST",
+    "PSH",
+    "ACK",
+    "URG",
+    "ECE",
+    "CWR",
+    "TCP_HLEN",
+    "TcpSegment",
+    "parse_tcp",
+    "encode_tcp_options",
+    "emit_tcp",
+]
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+TCP_HLEN = 20
+
+_IPPROTO_TCP = 6
+_MAX_OPTIONS = 40
+_HEADER = struct.Struct("!HHIIBBHHH")
+_MSS = struct.Struct("!BBH")
+_TIMESTAMP = struct.Struct("!BBII")
+_EDGES = struct.Struct("!II")
+_NOP = 1
+_new = tuple.__new__
+
+
+class TcpSegment(NamedTuple):
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int  # FIN..CWR, plus the NS bit as 0x100
+    window: int  # as sent, not yet shifted by the window scale
+    checksum: int
+    urgent: int
+    header_length: int
+    mss: int | None
+    wscale: int | None
+    sack_permitted: bool
+    timestamp: tuple[int, int] | None  # (TSval, TSecr)
+    sack_blocks: tuple[tuple[int, int], ...]
+    payload: memoryview
+
+
+def parse_tcp(data: BytesLike, src: bytes, dst: bytes, verify_checksum: bool = True) -> TcpSegment:
+    """Decode a segment; options with a wrong length are ignored, as Linux does."""
+    try:
+        mv = memoryview(data).cast("B")
+    except (TypeError, ValueError, BufferError):
+        raise not_a_byte_buffer("tcp", data) from None
+    (status, sport, dport, seq, ack, hlen, flags, window, checksum, urgent,
+     mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks) = tcp_parse(mv)  # fmt: skip
+    if status:
+        raise MalformedPacket("tcp", TCP_ERRORS.get(status) or f"unparseable header (status {status})")
+    if verify_checksum and l4_checksum_v4(src, dst, _IPPROTO_TCP, mv):
+        raise MalformedPacket("tcp", f"bad checksum 0x{checksum:04x}")
+    return _new(
+        TcpSegment,
+        (
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            checksum,
+            urgent,
+            hlen,
+            None if mss < 0 else mss,
+            None if wscale < 0 else wscale,
+            sack_permitted == 1,
+            None if ts_val < 0 else (ts_val, ts_ecr),
+            sack_blocks,
+            mv[hlen:],
+        ),
+    )
+
+
+def encode_tcp_options(
+    *,
+    mss: int | None = None,
+    wscale: int | None = None,
+    sack_permitted: bool = False,
+    timestamp: tuple[int, int] | None = None,
+    sack_blocks: tuple[tuple[int, int], ...] = (),
+) -> bytes:
+    """Options in Linux's order and padding, so captures compare byte for byte with the kernel's.
+
+    Linux writes: MSS; then SACK-permitted folded into the timestamp's padding (or the
+    timestamp after two NOPs); NOP + window scale; NOP NOP SACK-permitted when there is
+    no timestamp; NOP NOP + SACK blocks. Every piece is a multiple of 4 bytes.
+    """
+    out = bytearray()
+    try:
+        if mss is not None:
+            out += _MSS.pack(2, 4, mss)
+        if timestamp is not None:
+            out += b"\x04\x02" if sack_permitted else b"\x01\x01"
+            out += _TIMESTAMP.pack(8, 10, timestamp[0], timestamp[1])
+        if wscale is not None:
+            if not 0 <= wscale <= 14:
+                raise ValueError(f"window scale {wscale} is outside 0..14 (RFC 7323)")
+            out += bytes((_NOP, 3, 3, wscale))
+        if sack_permitted and timestamp is None:
+            out += b"\x01\x01\x04\x02"
+        if sack_blocks:
+            out += bytes((_NOP, _NOP, 5, 2 + 8 * len(sack_blocks)))
+            for left, right in sack_blocks:
+                out += _EDGES.pack(left, right)
+    except struct.error as exc:
+        raise field_error("tcp options", exc) from None
+    if len(out) > _MAX_OPTIONS:
+        raise ValueError(
+            f"TCP options need {len(out)} bytes but at most 40 fit: send fewer SACK blocks "
+            "(3 with timestamps, 4 without)"
+        )
+    return bytes(out)
+
+
+def emit_tcp(
+    buf: bytearray | memoryview,
+    offset: int,
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes = b"",
+    payload: BytesLike = b"",
+    urgent: int = 0,
+) -> int:
+    """Write header, options (from encode_tcp_options) and payload, checksum filled in."""
+    check_address(src, 4, "source IPv4 address")
+    check_address(dst, 4, "destination IPv4 address")
+    olen = len(options)
+    if olen & 3 or olen > _MAX_OPTIONS:
+        raise ValueError(
+            f"TCP options must be a multiple of 4 bytes and at most 40, got {olen}: use encode_tcp_options"
+        )
+    if not 0 <= flags <= 0x1FF:
+        raise ValueError(f"TCP flags 0x{flags:x} do not fit in 9 bits")
+    hlen = TCP_HLEN + olen
+    length = hlen + len(payload)
+    ensure_room(buf, offset, length, "a TCP segment")
+    try:
+        _HEADER.pack_into(
+            buf, offset, sport, dport, seq, ack, (hlen << 2) | (flags >> 8), flags & 0xFF, window, 0, urgent
+        )
+    except struct.error as exc:
+        raise field_error("tcp", exc) from None
+    buf[offset + TCP_HLEN : offset + hlen] = options
+    buf[offset + hlen : offset + length] = payload
+    csum = l4_checksum_v4(src, dst, _IPPROTO_TCP, memoryview(buf)[offset : offset + length])
+    buf[offset + 16] = csum >> 8
+    buf[offset + 17] = csum & 0xFF
+    return length
