@@ -101,7 +101,7 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
 
 def test_usernet_pings_the_kernel_from_the_cli():
     result = subprocess.run(
-        [sys.executable, "-m", "usernet", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
+        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -112,7 +112,7 @@ def test_usernet_pings_the_kernel_from_the_cli():
 def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     pcap = tmp_path / "up.pcap"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "usernet", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
+        [sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
