@@ -1,20 +1,101 @@
 #include <string.h>
 #include "core.h"
 
+/* Ones' complement arithmetic is byte-order independent (RFC 1071, 2(B)): the bulk of
+ * a buffer is summed as host-order words, folded, and swapped into network order once
+ * at the end.  On x86-64 an AVX2 loop is picked at run time when the CPU has it (the
+ * build stays generic: no -march flag), otherwise a portable 64-bit loop. */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define UN_HAVE_AVX2 1
+/* Lanes grow by at most 2**32 per 64 bytes: 1 GiB chunks keep them far from overflow. */
+#define UN_AVX2_CHUNK ((size_t)1 << 30)
+#endif
+
+static uint32_t fold16(uint64_t acc)
+{
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint32_t)acc;
+}
+
+/* Host-order sum of len bytes (a multiple of 8): 64-bit words, carries counted aside. */
+static uint32_t host_sum_portable(const uint8_t *data, size_t len)
+{
+    uint64_t s0 = 0, s1 = 0, c0 = 0, c1 = 0;
+    while (len >= 16) {
+        uint64_t w[2];
+        memcpy(w, data, 16);
+        s0 += w[0];
+        c0 += s0 < w[0];
+        s1 += w[1];
+        c1 += s1 < w[1];
+        data += 16;
+        len -= 16;
+    }
+    if (len >= 8) {
+        uint64_t w;
+        memcpy(&w, data, 8);
+        s0 += w;
+        c0 += s0 < w;
+    }
+    uint64_t s = s0 + s1;
+    uint64_t carries = c0 + c1 + (s < s0);
+    /* A carry out of bit 63 is worth 2**64, which is 1 in ones' complement. */
+    return fold16((s & 0xffffffffu) + (s >> 32) + carries);
+}
+
+#ifdef UN_HAVE_AVX2
+/* Host-order sum of len bytes (a multiple of 64, at most UN_AVX2_CHUNK): 32-bit words
+ * zero-extended into 64-bit lanes, so no carry can be lost. */
+__attribute__((target("avx2"))) static uint64_t host_sum_avx2(const uint8_t *data, size_t len)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc0 = zero, acc1 = zero;
+    for (; len >= 64; data += 64, len -= 64) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)data);
+        __m256i v1 = _mm256_loadu_si256((const __m256i *)(data + 32));
+        acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(v0, zero));
+        acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(v0, zero));
+        acc0 = _mm256_add_epi64(acc0, _mm256_unpacklo_epi32(v1, zero));
+        acc1 = _mm256_add_epi64(acc1, _mm256_unpackhi_epi32(v1, zero));
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, _mm256_add_epi64(acc0, acc1));
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+#endif
+
+/* Ones' complement sum of len bytes (a multiple of 8) in network order, folded. */
+static uint32_t bulk_sum_network_order(const uint8_t *data, size_t len)
+{
+    uint64_t folded = 0;
+#ifdef UN_HAVE_AVX2
+    if (len >= 256 && __builtin_cpu_supports("avx2")) {
+        while (len >= 64) {
+            size_t chunk = len < UN_AVX2_CHUNK ? len & ~(size_t)63 : UN_AVX2_CHUNK;
+            folded += fold16(host_sum_avx2(data, chunk));
+            data += chunk;
+            len -= chunk;
+        }
+    }
+#endif
+    uint32_t host = fold16(folded + host_sum_portable(data, len));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    host = ((host & 0xff) << 8) | (host >> 8);
+#endif
+    return host;
+}
+
 /* RFC 1071 ones' complement sum of `data` added to `initial`, folded to 16 bits
  * until no carry is left.  An odd trailing byte is padded with zero. */
 uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial)
 {
-    uint64_t acc = initial;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, data, 8);
-        /* Sum in network byte order: swap each 32-bit half into host order. */
-        acc += __builtin_bswap32((uint32_t)w);
-        acc += __builtin_bswap32((uint32_t)(w >> 32));
-        data += 8;
-        len -= 8;
-    }
+    size_t bulk = len & ~(size_t)7;
+    uint64_t acc = (uint64_t)initial + bulk_sum_network_order(data, bulk);
+    data += bulk;
+    len -= bulk;
     while (len >= 2) {
         acc += ((uint32_t)data[0] << 8) | data[1];
         data += 2;
@@ -22,7 +103,265 @@ uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial)
     }
     if (len)
         acc += (uint32_t)data[0] << 8;
-    while (acc >> 16)
-        acc = (acc & 0xffff) + (acc >> 16);
-    return (uint32_t)acc;
+    return fold16(acc);
+}
+
+static uint64_t two_words_sum(const uint8_t *p)
+{
+    return (((uint32_t)p[0] << 8) | p[1]) + (((uint32_t)p[2] << 8) | p[3]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v >> 16);
+    put16(p + 2, v);
+}
+
+/* Unfolded sum of the IPv4 pseudo-header; `length` may exceed 16 bits (it folds). */
+static uint64_t pseudo_v4(const uint8_t *src, const uint8_t *dst, uint8_t proto, uint64_t length)
+{
+    return two_words_sum(src) + two_words_sum(dst) + proto + length;
+}
+
+int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                         uint8_t proto, uint16_t length)
+{
+    if (src_len != 4 || dst_len != 4)
+        return -1;
+    return (int32_t)fold16(pseudo_v4(src, dst, proto, length));
+}
+
+int32_t un_pseudo_sum_v6(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                         uint8_t next_header, uint32_t length)
+{
+    if (src_len != 16 || dst_len != 16)
+        return -1;
+    uint64_t acc = (uint64_t)next_header + length;
+    for (int i = 0; i < 16; i += 4)
+        acc += two_words_sum(src + i) + two_words_sum(dst + i);
+    return (int32_t)fold16(acc);
+}
+
+int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                          uint8_t proto, const uint8_t *segment, size_t segment_len)
+{
+    if (src_len != 4 || dst_len != 4)
+        return -1;
+    uint32_t pseudo = fold16(pseudo_v4(src, dst, proto, segment_len));
+    return (int32_t)(~un_sum16(segment, segment_len, pseudo) & 0xffff);
+}
+
+/* RFC 1624 equation 3: HC' = ~(~HC + ~m + m'). */
+uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value)
+{
+    uint32_t acc = (uint32_t)(csum ^ 0xffff) + (old ^ 0xffff) + new_value;
+    return ~fold16(acc) & 0xffff;
+}
+
+/* out[0..14]: status, sport, dport, seq, ack, header_length, flags, window, checksum,
+ * urgent, mss, wscale, sack_permitted, ts_val, ts_ecr; out[15..22]: SACK edges.
+ * Returns the number of SACK blocks.  The header is at most 60 bytes, so a SACK option
+ * is at most 38 bytes long and carries at most 4 blocks: out[] cannot overflow. */
+int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
+{
+    memset(out, 0, UN_TCP_FIELDS * sizeof *out);
+    if (n < 20) {
+        out[0] = UN_TCP_SHORT;
+        return 0;
+    }
+    size_t hlen = (size_t)(p[12] >> 4) * 4;
+    if (hlen < 20) {
+        out[0] = UN_TCP_BAD_OFFSET;
+        return 0;
+    }
+    if (hlen > n) {
+        out[0] = UN_TCP_OFFSET_PAST_END;
+        return 0;
+    }
+    int64_t mss = -1, wscale = -1, ts_val = -1, ts_ecr = -1, sack_permitted = 0;
+    int blocks = 0;
+    size_t i = 20;
+    while (i < hlen) {
+        uint8_t kind = p[i];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= hlen)
+            goto bad_option;
+        size_t olen = p[i + 1];
+        if (olen < 2 || i + olen > hlen)
+            goto bad_option;
+        const uint8_t *v = p + i + 2;
+        switch (kind) {
+        case 2:
+            if (olen == 4)
+                mss = ((uint32_t)v[0] << 8) | v[1];
+            break;
+        case 3:
+            if (olen == 3)
+                wscale = v[0];
+            break;
+        case 4:
+            if (olen == 2)
+                sack_permitted = 1;
+            break;
+        case 5:
+            if (olen >= 10 && (olen - 2) % 8 == 0) {
+                blocks = (int)((olen - 2) / 8);
+                for (int e = 0; e < 2 * blocks; e++)
+                    out[UN_TCP_FIELDS + e] = be32(v + 4 * e);
+            }
+            break;
+        case 8:
+            if (olen == 10) {
+                ts_val = be32(v);
+                ts_ecr = be32(v + 4);
+            }
+            break;
+        default:
+            break;
+        }
+        i += olen;
+    }
+    out[1] = ((uint32_t)p[0] << 8) | p[1];
+    out[2] = ((uint32_t)p[2] << 8) | p[3];
+    out[3] = be32(p + 4);
+    out[4] = be32(p + 8);
+    out[5] = (int64_t)hlen;
+    out[6] = p[13] | ((p[12] & 1) << 8);
+    out[7] = ((uint32_t)p[14] << 8) | p[15];
+    out[8] = ((uint32_t)p[16] << 8) | p[17];
+    out[9] = ((uint32_t)p[18] << 8) | p[19];
+    out[10] = mss;
+    out[11] = wscale;
+    out[12] = sack_permitted;
+    out[13] = ts_val;
+    out[14] = ts_ecr;
+    return blocks;
+
+bad_option:
+    out[0] = UN_TCP_BAD_OPTION;
+    return 0;
+}
+
+static int32_t frame_checks(size_t dst_mac_len, size_t src_mac_len, size_t src_ip_len, size_t dst_ip_len,
+                            uint32_t csum_mode)
+{
+    if (dst_mac_len != 6 || src_mac_len != 6 || src_ip_len != 4 || dst_ip_len != 4)
+        return UN_BUILD_BAD_ADDRESS;
+    if (csum_mode > UN_CSUM_PARTIAL)
+        return UN_BUILD_BAD_CSUM_MODE;
+    return 0;
+}
+
+/* Ethernet header and a 20-byte IPv4 header (DF set) with its checksum, at f. */
+static void eth_ipv4(uint8_t *f, const uint8_t *dst_mac, const uint8_t *src_mac, const uint8_t *src_ip,
+                     const uint8_t *dst_ip, uint16_t ident, uint8_t ttl, uint8_t proto, uint32_t total_length)
+{
+    memcpy(f, dst_mac, 6);
+    memcpy(f + 6, src_mac, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, total_length);
+    put16(ip + 4, ident);
+    put16(ip + 6, 0x4000);
+    ip[8] = ttl;
+    ip[9] = proto;
+    put16(ip + 10, 0);
+    memcpy(ip + 12, src_ip, 4);
+    memcpy(ip + 16, dst_ip, 4);
+    put16(ip + 10, ~un_sum16(ip, 20, 0) & 0xffff);
+}
+
+/* The L4 checksum of l4[0..len) (checksum field zero) over IPv4, or only the pseudo-header
+ * sum for CSUM_PARTIAL (VIRTIO_NET_HDR_F_NEEDS_CSUM: the device adds the rest). */
+static uint32_t l4_field(const uint8_t *l4, size_t len, const uint8_t *src_ip, const uint8_t *dst_ip,
+                         uint8_t proto, uint32_t csum_mode)
+{
+    uint32_t pseudo = fold16(pseudo_v4(src_ip, dst_ip, proto, len));
+    if (csum_mode == UN_CSUM_PARTIAL)
+        return pseudo;
+    return ~un_sum16(l4, len, pseudo) & 0xffff;
+}
+
+int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                          uint16_t flags, uint16_t window, uint16_t urgent,
+                          const uint8_t *options, size_t options_len, const uint8_t *payload, size_t payload_len,
+                          uint32_t csum_mode)
+{
+    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
+    if (status)
+        return status;
+    if ((options_len & 3) || options_len > 40)
+        return UN_BUILD_BAD_OPTIONS;
+    if (flags > 0x1ff)
+        return UN_BUILD_BAD_FLAGS;
+    if (payload_len > 0xffff - 40 - options_len)
+        return UN_BUILD_TOO_LONG;
+    size_t tcp_len = 20 + options_len + payload_len;
+    if ((uint64_t)offset + 34 + tcp_len > buf_len)
+        return UN_BUILD_NO_ROOM;
+    uint8_t *f = buf + offset;
+    eth_ipv4(f, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, (uint32_t)(20 + tcp_len));
+    uint8_t *t = f + 34;
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, seq);
+    put32(t + 8, ack);
+    t[12] = (uint8_t)(((5 + options_len / 4) << 4) | (flags >> 8));
+    t[13] = (uint8_t)flags;
+    put16(t + 14, window);
+    put16(t + 16, 0);
+    put16(t + 18, urgent);
+    memmove(t + 20, options, options_len);
+    memmove(t + 20 + options_len, payload, payload_len);
+    put16(t + 16, l4_field(t, tcp_len, src_ip, dst_ip, 6, csum_mode));
+    return (int32_t)(34 + tcp_len);
+}
+
+int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
+                          const uint8_t *payload, size_t payload_len, uint32_t csum_mode)
+{
+    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
+    if (status)
+        return status;
+    if (payload_len > 0xffff - 28)
+        return UN_BUILD_TOO_LONG;
+    size_t udp_len = 8 + payload_len;
+    if ((uint64_t)offset + 34 + udp_len > buf_len)
+        return UN_BUILD_NO_ROOM;
+    uint8_t *f = buf + offset;
+    eth_ipv4(f, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, (uint32_t)(20 + udp_len));
+    uint8_t *u = f + 34;
+    put16(u, sport);
+    put16(u + 2, dport);
+    put16(u + 4, (uint32_t)udp_len);
+    put16(u + 6, 0);
+    memmove(u + 8, payload, payload_len);
+    uint32_t csum = l4_field(u, udp_len, src_ip, dst_ip, 17, csum_mode);
+    /* A computed 0 would mean "no checksum" (RFC 768): send its other form. */
+    put16(u + 6, csum == 0 ? 0xffff : csum);
+    return (int32_t)(34 + udp_len);
 }

@@ -1,5 +1,50 @@
-/* The C core of usernet: functions with a pure-Python twin in pure.py. */
+/* The C core of usernet: functions with a pure-Python twin in pure.py.
+ * Status codes and their reasons are defined once, in pure.py (TCP_ERRORS,
+ * BUILD_ERRORS); the numbers here must stay equal to them. */
+#ifndef USERNET_CORE_H
+#define USERNET_CORE_H
+
 #include <stdint.h>
 #include <stddef.h>
 
+#define UN_TCP_SHORT (-1)
+#define UN_TCP_BAD_OFFSET (-2)
+#define UN_TCP_OFFSET_PAST_END (-3)
+#define UN_TCP_BAD_OPTION (-4)
+/* tcp_parse's out[]: 15 fields, then up to 4 SACK blocks as 8 edges. */
+#define UN_TCP_FIELDS 15
+#define UN_TCP_OUT_LEN 23
+
+#define UN_CSUM_FULL 0
+#define UN_CSUM_PARTIAL 1
+
+#define UN_BUILD_NO_ROOM (-10)
+#define UN_BUILD_BAD_OPTIONS (-11)
+#define UN_BUILD_TOO_LONG (-12)
+#define UN_BUILD_BAD_ADDRESS (-13)
+#define UN_BUILD_BAD_FLAGS (-14)
+#define UN_BUILD_BAD_CSUM_MODE (-15)
+
 uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial);
+int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                         uint8_t proto, uint16_t length);
+int32_t un_pseudo_sum_v6(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                         uint8_t next_header, uint32_t length);
+int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
+                          uint8_t proto, const uint8_t *segment, size_t segment_len);
+uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value);
+int un_tcp_parse(const uint8_t *buf, size_t len, int64_t *out);
+int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                          uint16_t flags, uint16_t window, uint16_t urgent,
+                          const uint8_t *options, size_t options_len, const uint8_t *payload, size_t payload_len,
+                          uint32_t csum_mode);
+int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
+                          const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
+
+#endif

@@ -1,14 +1,97 @@
 """Pure-Python twins of the C functions in core.c, with identical results.
 
 They are the reference the C code is tested against, and the path taken when the
-extension is missing or USERNET_PURE=1.
+extension is missing or USERNET_PURE=1. "Identical" includes the edges: the status
+codes, and the exception types cffi raises for arguments that do not fit the C
+parameter (OverflowError for an out-of-range integer, TypeError for a non-integer or
+an address that is not `bytes`, BufferError for a read-only output buffer).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Union
 
 BytesLike = Union[bytes, bytearray, memoryview]
+
+TCP_OK = 0
+TCP_SHORT = -1
+TCP_BAD_OFFSET = -2
+TCP_OFFSET_PAST_END = -3
+TCP_BAD_OPTION = -4
+TCP_ERRORS: dict[int, str] = {
+    TCP_SHORT: "header shorter than 20 bytes",
+    TCP_BAD_OFFSET: "data offset below 5 words",
+    TCP_OFFSET_PAST_END: "data offset beyond the segment",
+    TCP_BAD_OPTION: "option length below 2 or running past the header",
+}
+
+CSUM_FULL = 0
+CSUM_PARTIAL = 1
+
+BUILD_NO_ROOM = -10
+BUILD_BAD_OPTIONS = -11
+BUILD_TOO_LONG = -12
+BUILD_BAD_ADDRESS = -13
+BUILD_BAD_FLAGS = -14
+BUILD_BAD_CSUM_MODE = -15
+BUILD_ERRORS: dict[int, str] = {
+    BUILD_NO_ROOM: "the buffer is too small for the frame at this offset",
+    BUILD_BAD_OPTIONS: "TCP options must be a multiple of 4 bytes and at most 40",
+    BUILD_TOO_LONG: "the IPv4 total length would exceed 65535: send less payload",
+    BUILD_BAD_ADDRESS: "MAC addresses must be 6 bytes and IPv4 addresses 4 bytes",
+    BUILD_BAD_FLAGS: "TCP flags must fit in 9 bits (0..0x1FF)",
+    BUILD_BAD_CSUM_MODE: "csum_mode must be CSUM_FULL or CSUM_PARTIAL",
+}
+
+_ETH_IPV4 = struct.Struct("!6s6sHBBHHHBBH4s4s")  # Ethernet + IPv4 header, 34 bytes
+_TCP_HEADER = struct.Struct("!HHIIBBHHH")
+_UDP_HEADER = struct.Struct("!HHHH")
+_TWO_WORDS = struct.Struct("!II")
+_CSUM_FIELD = struct.Struct("!H")
+_IP_DF = 0x4000
+_TCP_FAILED = (0,) * 14 + ((),)
+
+
+def _uint(value: int, bits: int) -> int:
+    """Refuse what cffi refuses for a `uintN_t` parameter, with the same exception type."""
+    if not isinstance(value, int):
+        raise TypeError(f"an integer is required, not {type(value).__name__}")
+    if value < 0 or value >> bits:
+        raise OverflowError(f"integer {value} does not fit {bits}-bit unsigned int")
+    return value
+
+
+def _address(value: bytes) -> int:
+    """Length of an address, refusing non-`bytes` the way cffi does for `const uint8_t *`."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"an address must be bytes, not {type(value).__name__}")
+    return len(value)
+
+
+def _view(data: BytesLike) -> memoryview:
+    """A byte-format view of any C-contiguous buffer (cffi's from_buffer takes the same)."""
+    mv = memoryview(data)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def _writable(buf: BytesLike) -> memoryview:
+    mv = memoryview(buf)
+    if mv.readonly:
+        raise BufferError("the output buffer is read-only: pass a bytearray or a writable memoryview")
+    if not mv.c_contiguous:
+        raise BufferError("the output buffer is not C-contiguous")
+    return _view(mv)
+
+
+def _fold(total: int) -> int:
+    """Ones' complement reduction of a non-negative integer to 16 bits, 0 only for 0."""
+    if total == 0:
+        return 0
+    r = total % 0xFFFF
+    return 0xFFFF if r == 0 else r
 
 
 def sum16(data: BytesLike, initial: int = 0) -> int:
@@ -18,13 +101,232 @@ def sum16(data: BytesLike, initial: int = 0) -> int:
     modulo 0xFFFF is the sum of its 16-bit words modulo 0xFFFF. That is one C-speed
     operation instead of a Python loop over words.
     """
-    mv = memoryview(data).cast("B")
+    _uint(initial, 32)
+    mv = _view(data)
+    value = int.from_bytes(mv, "big")
+    if len(mv) & 1:
+        value <<= 8  # pad the odd trailing byte with zero
+    return _fold(initial + value)
+
+
+def internet_checksum(data: BytesLike) -> int:
+    """RFC 1071 Internet checksum of `data`."""
+    return ~sum16(data) & 0xFFFF
+
+
+def pseudo_sum_v4(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """Folded sum of the IPv4 pseudo-header, the seed of every TCP/UDP checksum."""
+    _uint(proto, 8)
+    _uint(length, 16)
+    if _address(src) != 4 or _address(dst) != 4:
+        raise ValueError("IPv4 addresses must be 4 bytes")
+    return _fold(int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + length)
+
+
+def pseudo_sum_v6(src: bytes, dst: bytes, next_header: int, length: int) -> int:
+    """Folded sum of the IPv6 pseudo-header (RFC 8200 section 8.1), 32-bit length."""
+    _uint(next_header, 8)
+    _uint(length, 32)
+    if _address(src) != 16 or _address(dst) != 16:
+        raise ValueError("IPv6 addresses must be 16 bytes")
+    return _fold(int.from_bytes(src, "big") + int.from_bytes(dst, "big") + next_header + length)
+
+
+def l4_checksum_v4(src: bytes, dst: bytes, proto: int, segment: BytesLike) -> int:
+    """TCP/UDP checksum of `segment` over IPv4; 0 when `segment` carries a correct one.
+
+    The pseudo-header length is the segment's length, folded like any other word if it
+    exceeds 16 bits, so an oversized segment gets a (useless) checksum, never an error.
+    """
+    _uint(proto, 8)
+    if _address(src) != 4 or _address(dst) != 4:
+        raise ValueError("IPv4 addresses must be 4 bytes")
+    mv = _view(segment)
     n = len(mv)
     value = int.from_bytes(mv, "big")
     if n & 1:
-        value <<= 8  # pad the odd trailing byte with zero
-    total = initial + value
-    if total == 0:
-        return 0
-    r = total % 0xFFFF
-    return 0xFFFF if r == 0 else r
+        value <<= 8
+    pseudo = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + n
+    return ~_fold(pseudo + value) & 0xFFFF
+
+
+def checksum_update16(csum: int, old: int, new: int) -> int:
+    """RFC 1624 equation 3, HC' = ~(~HC + ~m + m'): the checksum after one word changes.
+
+    Equal to a full recompute unless every covered word is now zero (this gives 0x0000
+    where a recompute gives 0xFFFF); no IPv4 header or TCP/UDP segment is all zeros.
+    """
+    _uint(csum, 16)
+    _uint(old, 16)
+    _uint(new, 16)
+    total = (csum ^ 0xFFFF) + (old ^ 0xFFFF) + new
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+TcpParsed = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, tuple[tuple[int, int], ...]]
+
+
+def tcp_parse(buf: BytesLike) -> TcpParsed:
+    """Header fields and options of a TCP segment; never raises for a bytes-like input.
+
+    Returns (status, sport, dport, seq, ack, header_length, flags, window, checksum,
+    urgent, mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks). Absent options
+    are -1 (sack_permitted 0, sack_blocks ()); a known option with the wrong length is
+    ignored, as Linux does; a repeated option's last copy wins.
+    """
+    mv = _view(buf)
+    n = len(mv)
+    if n < 20:
+        return (TCP_SHORT, *_TCP_FAILED)
+    sport, dport, seq, ack, offset_byte, flag_byte, window, checksum, urgent = _TCP_HEADER.unpack_from(mv)
+    hlen = (offset_byte >> 4) * 4
+    if hlen < 20:
+        return (TCP_BAD_OFFSET, *_TCP_FAILED)
+    if hlen > n:
+        return (TCP_OFFSET_PAST_END, *_TCP_FAILED)
+    flags = flag_byte | ((offset_byte & 1) << 8)
+    mss = wscale = ts_val = ts_ecr = -1
+    sack_permitted = 0
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    if hlen > 20:
+        opts = bytes(mv[20:hlen])
+        end = hlen - 20
+        i = 0
+        while i < end:
+            kind = opts[i]
+            if kind == 0:
+                break
+            if kind == 1:
+                i += 1
+                continue
+            if i + 1 >= end:
+                return (TCP_BAD_OPTION, *_TCP_FAILED)
+            olen = opts[i + 1]
+            if olen < 2 or i + olen > end:
+                return (TCP_BAD_OPTION, *_TCP_FAILED)
+            if kind == 2:
+                if olen == 4:
+                    mss = (opts[i + 2] << 8) | opts[i + 3]
+            elif kind == 3:
+                if olen == 3:
+                    wscale = opts[i + 2]
+            elif kind == 4:
+                if olen == 2:
+                    sack_permitted = 1
+            elif kind == 5:
+                if olen >= 10 and (olen - 2) % 8 == 0:
+                    edges = struct.unpack_from(f"!{(olen - 2) // 4}I", opts, i + 2)
+                    sack_blocks = tuple(zip(edges[0::2], edges[1::2]))
+            elif kind == 8:
+                if olen == 10:
+                    ts_val, ts_ecr = _TWO_WORDS.unpack_from(opts, i + 2)
+            i += olen
+    return (TCP_OK, sport, dport, seq, ack, hlen, flags, window, checksum, urgent,
+            mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks)
+
+
+def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> int:
+    """The checks both builders make first, in the order core.c makes them."""
+    if _address(dst_mac) != 6 or _address(src_mac) != 6 or _address(src_ip) != 4 or _address(dst_ip) != 4:
+        return BUILD_BAD_ADDRESS
+    if csum_mode > CSUM_PARTIAL:
+        return BUILD_BAD_CSUM_MODE
+    return 0
+
+
+def _fill_l4_checksum(out: memoryview, l4: int, end: int, field: int, src_ip: bytes, dst_ip: bytes,
+                      proto: int, csum_mode: int, zero_means_none: bool) -> None:
+    """Write the L4 checksum of out[l4:end] (its field zero) at out[field]."""
+    pseudo = _fold(int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + proto + (end - l4))
+    if csum_mode == CSUM_PARTIAL:
+        csum = pseudo
+    else:
+        segment = out[l4:end]
+        value = int.from_bytes(segment, "big")
+        if (end - l4) & 1:
+            value <<= 8
+        csum = ~_fold(pseudo + value) & 0xFFFF
+    if csum == 0 and zero_means_none:
+        csum = 0xFFFF
+    _CSUM_FIELD.pack_into(out, field, csum)
+
+
+def _eth_ipv4(out: memoryview, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
+              ident: int, ttl: int, proto: int, total_length: int) -> None:
+    """Ethernet header and IPv4 header (DF set, no options) with its checksum."""
+    _ETH_IPV4.pack_into(out, offset, dst_mac, src_mac, 0x0800, 0x45, 0, total_length, ident, _IP_DF,
+                        ttl, proto, 0, src_ip, dst_ip)
+    _CSUM_FIELD.pack_into(out, offset + 24, internet_checksum(out[offset + 14:offset + 34]))
+
+
+def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
+                   ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
+                   urgent: int, options: BytesLike, payload: BytesLike, csum_mode: int = CSUM_FULL) -> int:
+    """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length or a BUILD_* code."""
+    _uint(offset, 32)
+    _uint(ident, 16)
+    _uint(ttl, 8)
+    _uint(sport, 16)
+    _uint(dport, 16)
+    _uint(seq, 32)
+    _uint(ack, 32)
+    _uint(flags, 16)
+    _uint(window, 16)
+    _uint(urgent, 16)
+    _uint(csum_mode, 32)
+    out = _writable(buf)
+    opts = _view(options)
+    data = _view(payload)
+    status = _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
+    if status:
+        return status
+    olen = len(opts)
+    if olen & 3 or olen > 40:
+        return BUILD_BAD_OPTIONS
+    if flags > 0x1FF:
+        return BUILD_BAD_FLAGS
+    tcp_len = 20 + olen + len(data)
+    if 20 + tcp_len > 0xFFFF:
+        return BUILD_TOO_LONG
+    end = offset + 34 + tcp_len
+    if end > len(out):
+        return BUILD_NO_ROOM
+    _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, 20 + tcp_len)
+    l4 = offset + 34
+    _TCP_HEADER.pack_into(out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8),
+                          flags & 0xFF, window, 0, urgent)
+    out[l4 + 20:l4 + 20 + olen] = opts
+    out[l4 + 20 + olen:end] = data
+    _fill_l4_checksum(out, l4, end, l4 + 16, src_ip, dst_ip, 6, csum_mode, False)
+    return end - offset
+
+
+def build_ipv4_udp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
+                   ident: int, ttl: int, sport: int, dport: int, payload: BytesLike,
+                   csum_mode: int = CSUM_FULL) -> int:
+    """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length or a BUILD_* code."""
+    _uint(offset, 32)
+    _uint(ident, 16)
+    _uint(ttl, 8)
+    _uint(sport, 16)
+    _uint(dport, 16)
+    _uint(csum_mode, 32)
+    out = _writable(buf)
+    data = _view(payload)
+    status = _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
+    if status:
+        return status
+    udp_len = 8 + len(data)
+    if 20 + udp_len > 0xFFFF:
+        return BUILD_TOO_LONG
+    end = offset + 34 + udp_len
+    if end > len(out):
+        return BUILD_NO_ROOM
+    _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, 20 + udp_len)
+    l4 = offset + 34
+    _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
+    out[l4 + 8:end] = data
+    _fill_l4_checksum(out, l4, end, l4 + 6, src_ip, dst_ip, 17, csum_mode, True)
+    return end - offset

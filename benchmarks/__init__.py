@@ -1,0 +1,1 @@
+"""Benchmarks, each runnable as `python -m benchmarks.<name>`; their figures live in docs/performance.md."""
