@@ -1,0 +1,219 @@
+"""The two byte queues of a connection: what the user wrote and the peer has not yet
+acknowledged, and what arrived in order and the user has not yet read.
+
+Neither knows sequence numbers. The send buffer is addressed by offset from the oldest
+unacknowledged byte (offset 0 is SND.UNA), so the state machine turns a sequence number
+into an offset with one `seq_sub` and the buffer never worries about wrap-around.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+# A write at least this big is kept as its own chunk (no copy when it is `bytes`);
+# smaller writes are gathered into a tail so that 64-byte writes do not make 64-byte
+# chunks, and the tail is sealed into a chunk once it reaches _SEAL bytes.
+_DIRECT = 4096
+_SEAL = 65536
+# Acknowledged chunk slots are cut off the front of the index lists once there are
+# this many and they are more than half of the lists: amortised O(1) per chunk.
+_COMPACT = 32
+
+
+class SendBuffer:
+    """Bytes written by the user and not yet acknowledged by the peer.
+
+    Stored as a list of immutable `bytes` chunks plus a `bytearray` tail for small
+    writes. `peek` returns a `memoryview` of one chunk when the range lies inside it,
+    so the common segment costs no copy, and a view can be kept (for a retransmission
+    queue, a pending frame) across later `write` and `ack` calls because no chunk is ever
+    resized. A range that crosses chunks comes back as one joined `bytes`.
+
+    Costs: `write` and `ack` are amortised O(1) (plus the copy of the data written when
+    it is not already `bytes`); `peek` is O(log chunks) to find its chunk.
+    """
+
+    __slots__ = ("limit", "_chunks", "_starts", "_first", "_base", "_end", "_tail", "_tail_start")
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError(f"send buffer limit must be positive, got {limit}")
+        self.limit = limit
+        # Positions are byte counts since the buffer was made: plain ints that never wrap.
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []  # stream position of each chunk's first byte
+        self._first = 0  # index of the oldest chunk still holding unacknowledged bytes
+        self._base = 0  # position of the oldest unacknowledged byte (offset 0)
+        self._end = 0  # position just past the last byte written
+        self._tail = bytearray()
+        self._tail_start = 0  # position of the tail's first byte
+
+    def __len__(self) -> int:
+        return self._end - self._base
+
+    @property
+    def free(self) -> int:
+        """How many more bytes `write` accepts now (0 when full, also after `limit` shrank)."""
+        room = self.limit - (self._end - self._base)
+        return room if room > 0 else 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append as much of `data` as the limit allows; return how many bytes were taken."""
+        n = len(data)
+        room = self.limit - (self._end - self._base)
+        if n > room:
+            if room <= 0:
+                return 0
+            data = memoryview(data)[:room]
+            n = room
+        if n >= _DIRECT:
+            if self._tail:
+                self._seal()
+            self._chunks.append(bytes(data))
+            self._starts.append(self._end)
+            self._end += n
+            self._tail_start = self._end
+        elif n:
+            self._tail += data
+            self._end += n
+            if len(self._tail) >= _SEAL:
+                self._seal()
+        return n
+
+    def peek(self, offset: int, n: int) -> memoryview | bytes:
+        """Up to `n` bytes starting `offset` bytes after the oldest unacknowledged one.
+
+        Shorter than `n` (possibly empty) when the buffer ends first. The result must be
+        treated as read-only.
+        """
+        pos = self._base + offset
+        stop = pos + n
+        if stop > self._end:
+            stop = self._end
+        if pos >= stop:
+            return b""
+        if stop > self._tail_start:
+            self._seal()
+        chunks = self._chunks
+        starts = self._starts
+        i = bisect_right(starts, pos, self._first) - 1
+        chunk = chunks[i]
+        start = starts[i]
+        lo = pos - start
+        hi = stop - start
+        size = len(chunk)
+        if hi <= size:
+            if lo == 0 and hi == size:
+                return chunk
+            return memoryview(chunk)[lo:hi]
+        parts: list[bytes | memoryview] = [memoryview(chunk)[lo:]]
+        pos = start + size
+        while pos < stop:
+            i += 1
+            chunk = chunks[i]
+            size = len(chunk)
+            if pos + size <= stop:
+                parts.append(chunk)
+            else:
+                parts.append(memoryview(chunk)[: stop - pos])
+            pos += size
+        return b"".join(parts)
+
+    def ack(self, n: int) -> None:
+        """Forget the `n` oldest bytes: the peer acknowledged them."""
+        if not 0 <= n <= self._end - self._base:
+            raise ValueError(
+                f"cannot acknowledge {n} bytes: the send buffer holds {self._end - self._base}"
+            )
+        base = self._base + n
+        self._base = base
+        chunks = self._chunks
+        starts = self._starts
+        if base >= self._tail_start:
+            chunks.clear()
+            starts.clear()
+            self._first = 0
+            if base > self._tail_start:
+                del self._tail[: base - self._tail_start]
+                self._tail_start = base
+            return
+        first = self._first
+        last = len(starts) - 1
+        while first < last and starts[first + 1] <= base:
+            chunks[first] = b""  # let the acknowledged bytes go now, not at compaction
+            first += 1
+        if first >= _COMPACT and first * 2 > len(starts):
+            del chunks[:first]
+            del starts[:first]
+            first = 0
+        self._first = first
+
+    def _seal(self) -> None:
+        """Turn the tail into an immutable chunk so views of it stay valid."""
+        self._chunks.append(bytes(self._tail))
+        self._starts.append(self._tail_start)
+        self._tail = bytearray()
+        self._tail_start = self._end
+
+
+class ReceiveBuffer:
+    """In-order bytes waiting for the user; its free space is the advertised window.
+
+    A `bytearray`: appends extend it in place, and reads delete from the front, which
+    CPython does by moving the array's start (no memmove), so both are amortised O(1)
+    per byte.
+    """
+
+    __slots__ = ("limit", "_buf")
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError(f"receive buffer limit must be positive, got {limit}")
+        self.limit = limit
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def free(self) -> int:
+        """Bytes that can still be accepted: what the receive window may offer."""
+        room = self.limit - len(self._buf)
+        return room if room > 0 else 0
+
+    def append(self, data: bytes | bytearray | memoryview) -> int:
+        """Add in-order data; return how many bytes fitted (the rest is dropped)."""
+        room = self.limit - len(self._buf)
+        if len(data) <= room:
+            self._buf += data
+            return len(data)
+        if room <= 0:
+            return 0
+        self._buf += memoryview(data)[:room]
+        return room
+
+    def read(self, n: int) -> bytes:
+        """Take up to `n` bytes from the front."""
+        buf = self._buf
+        if n >= len(buf):
+            return self.read_all()
+        if n <= 0:
+            return b""
+        out = bytes(memoryview(buf)[:n])  # the temporary view is gone before the del
+        del buf[:n]
+        return out
+
+    def read_all(self) -> bytes:
+        """Take everything."""
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+    def read_into(self, dest: bytearray | memoryview) -> int:
+        """Copy as much as fits into `dest` (a BufferedProtocol's buffer); return the count."""
+        buf = self._buf
+        n = min(len(dest), len(buf))
+        if n:
+            memoryview(dest)[:n] = memoryview(buf)[:n]
+            del buf[:n]
+        return n

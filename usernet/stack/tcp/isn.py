@@ -1,0 +1,143 @@
+"""Initial sequence numbers (RFC 6528) and SYN cookies (RFC 4987 §3.6).
+
+Both hash the connection's addresses with a secret key, so that an off-path attacker
+can neither predict the ISN of someone else's connection nor forge the ACK that
+completes a handshake. The key is given, never made here: the stack passes
+`os.urandom(16)` made once at its creation, tests pass a fixed key. Keyed BLAKE2s
+serves as the pseudorandom function; each use has its own personalisation string, so
+the three hashes below are unrelated even under one key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from struct import Struct
+
+_PORTS = Struct("!HH")
+_COOKIE_INPUT = Struct("!HHIqB")  # ports, client ISN, time counter, MSS index
+_TICKS_PER_SECOND = 250_000  # the 4-microsecond timer of RFC 6528 §3 / RFC 9293 §3.4.1
+
+
+def _keyed(secret: bytes, person: bytes, digest_size: int) -> hashlib.blake2s:
+    if not 1 <= len(secret) <= 32:
+        raise ValueError(f"the secret must be 1 to 32 bytes (os.urandom(16) will do), got {len(secret)}")
+    return hashlib.blake2s(key=secret, digest_size=digest_size, person=person)
+
+
+class IsnGenerator:
+    """ISN = M + F(localip, localport, remoteip, remoteport, secretkey) (RFC 6528 §3).
+
+    M is a timer ticking every 4 microseconds, read from the `now` handed in; F is
+    keyed BLAKE2s truncated to 32 bits. Successive connections between the same two
+    endpoints get increasing ISNs (so old duplicates are rejected, as with a plain
+    clock) while different endpoint pairs' sequence spaces are unrelated.
+    """
+
+    __slots__ = ("_isn_hash", "_ts_hash")
+
+    def __init__(self, secret: bytes) -> None:
+        self._isn_hash = _keyed(secret, b"tcp-isn", 4)
+        self._ts_hash = _keyed(secret, b"tcp-ts", 4)
+
+    def isn(self, now: float, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
+        """The initial send sequence number for a new connection at time `now`."""
+        h = self._isn_hash.copy()  # the keyed state is precomputed: copy, not re-key
+        h.update(local_ip + remote_ip + _PORTS.pack(local_port, remote_port))
+        return (int(now * _TICKS_PER_SECOND) + int.from_bytes(h.digest(), "big")) & 0xFFFFFFFF
+
+    def ts_offset(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
+        """A per-connection offset for the TSval clock (RFC 7323 §7.1), 32 bits."""
+        h = self._ts_hash.copy()
+        h.update(local_ip + remote_ip + _PORTS.pack(local_port, remote_port))
+        return int.from_bytes(h.digest(), "big")
+
+
+class SynCookies:
+    """Stateless SYN-ACKs: the server's ISN carries what it needs to finish the handshake.
+
+    Cookie layout (the 32-bit ISN of the SYN-ACK):
+
+        bits 31-27  count mod 32, where count = floor(now / period)
+        bits 26-24  index into MSS_TABLE of the MSS granted
+        bits 23-0   the low 24 bits of keyed BLAKE2s over (local address, remote
+                    address, local port, remote port, the client's ISN, count, index)
+
+    The final ACK of the handshake has ack = cookie + 1 and seq = client ISN + 1.
+    `validate` recovers count from its 5 low bits (the most recent count with those
+    bits), rejects cookies older than `max_age` periods, and recomputes the hash: a
+    blind attacker has a 2**-24 chance per guess. Only the MSS survives the trip;
+    window scaling, SACK-permitted and timestamps offered in the SYN are lost unless
+    the caller encodes them elsewhere (Linux uses the TSval).
+    """
+
+    __slots__ = ("period", "max_age", "_hash")
+
+    # The largest entry not above the MSS the client offered is granted. From 216 (a
+    # client offering less gets 216; RFC 9293 allows any MSS down to a few bytes, but
+    # such clients do not exist) through Ethernet's 1460 and the usual jumbo sizes to
+    # a 65520-byte TAP MTU.
+    MSS_TABLE = (216, 536, 1220, 1380, 1440, 1460, 8960, 65480)
+
+    def __init__(self, secret: bytes, period: float = 64.0, max_age: int = 2) -> None:
+        if period <= 0 or not 0 <= max_age < 31:
+            raise ValueError(f"need period > 0 and 0 <= max_age < 31, got {period} and {max_age}")
+        self.period = period
+        self.max_age = max_age
+        self._hash = _keyed(secret, b"tcp-syn", 4)
+
+    def _mac(
+        self,
+        local_ip: bytes,
+        local_port: int,
+        remote_ip: bytes,
+        remote_port: int,
+        client_isn: int,
+        count: int,
+        index: int,
+    ) -> int:
+        h = self._hash.copy()
+        h.update(local_ip + remote_ip + _COOKIE_INPUT.pack(local_port, remote_port, client_isn, count, index))
+        return int.from_bytes(h.digest(), "big") & 0xFFFFFF
+
+    def encode(
+        self,
+        now: float,
+        local_ip: bytes,
+        local_port: int,
+        remote_ip: bytes,
+        remote_port: int,
+        client_isn: int,
+        mss: int,
+    ) -> int:
+        """The cookie to use as ISN in the SYN-ACK answering a SYN with seq `client_isn`."""
+        table = self.MSS_TABLE
+        index = len(table) - 1
+        while index and table[index] > mss:
+            index -= 1
+        count = int(now // self.period)
+        mac = self._mac(local_ip, local_port, remote_ip, remote_port, client_isn & 0xFFFFFFFF, count, index)
+        return ((count & 31) << 27) | (index << 24) | mac
+
+    def validate(
+        self,
+        now: float,
+        local_ip: bytes,
+        local_port: int,
+        remote_ip: bytes,
+        remote_port: int,
+        seg_seq: int,
+        seg_ack: int,
+    ) -> int | None:
+        """The MSS granted if the ACK (seq `seg_seq`, ack `seg_ack`) answers a recent
+        cookie for this connection; None if it does not."""
+        cookie = (seg_ack - 1) & 0xFFFFFFFF
+        now_count = int(now // self.period)
+        age = (now_count - (cookie >> 27)) & 31
+        if age > self.max_age:
+            return None
+        index = (cookie >> 24) & 7
+        client_isn = (seg_seq - 1) & 0xFFFFFFFF
+        mac = self._mac(local_ip, local_port, remote_ip, remote_port, client_isn, now_count - age, index)
+        if mac != cookie & 0xFFFFFF:
+            return None
+        return self.MSS_TABLE[index]

@@ -1,0 +1,126 @@
+"""Round-trip time estimation and the retransmission timeout (RFC 6298), and the
+timestamp clock that gives RTT samples from echoed timestamps (RFC 7323).
+
+Karn's algorithm is the caller's half of the contract: never call `sample` with the
+RTT of a segment that was retransmitted, because its ACK cannot say which copy it
+answers (RFC 6298 §3). RTT samples from the timestamp option do not have that
+ambiguity (the retransmission carries a fresh TSval), so with timestamps every ACK
+that advances SND.UNA may be sampled.
+"""
+
+from __future__ import annotations
+
+import math
+
+ALPHA = 1 / 8  # SRTT gain (RFC 6298 §2)
+BETA = 1 / 4  # RTTVAR gain
+K = 4  # RTTVAR multiplier in RTO = SRTT + max(G, K*RTTVAR)
+
+
+class RttEstimator:
+    """SRTT, RTTVAR and the current RTO of one connection, in seconds.
+
+    `rto` is a plain attribute (read each time the timer is armed) that already
+    includes the exponential backoff and the rto_min/rto_max bounds.
+
+    The default `rto_min` is 0.2 s as in Linux, where RFC 6298 (2.4) says 1 s: a
+    200 ms floor is what peers on the same host or LAN expect, and 1 s makes every
+    loss on a fast path cost a second. Pass rto_min=1.0 for the RFC's value.
+    """
+
+    __slots__ = ("srtt", "rttvar", "rto", "backoffs", "granularity", "rto_min", "rto_max", "_base")
+
+    def __init__(
+        self,
+        *,
+        granularity: float = 0.001,
+        rto_min: float = 0.2,
+        rto_max: float = 120.0,
+        rto_initial: float = 1.0,
+    ) -> None:
+        if not 0 < rto_min <= rto_max:
+            raise ValueError(f"need 0 < rto_min <= rto_max, got {rto_min} and {rto_max}")
+        if granularity < 0:
+            raise ValueError(f"clock granularity must not be negative, got {granularity}")
+        self.granularity = granularity
+        self.rto_min = rto_min
+        self.rto_max = rto_max
+        self.srtt: float | None = None  # None until the first sample (RFC 6298 §2.1)
+        self.rttvar = 0.0
+        self.backoffs = 0  # RTO doublings since the last valid sample or reset_backoff
+        self._base = self._bound(rto_initial)
+        self.rto = self._base
+
+    def _bound(self, rto: float) -> float:
+        return self.rto_min if rto < self.rto_min else self.rto_max if rto > self.rto_max else rto
+
+    def sample(self, rtt: float, expected_samples: int = 1) -> None:
+        """Take one RTT measurement (seconds) and recompute RTO; clears any backoff.
+
+        `expected_samples` spreads the gains when many samples arrive per round trip,
+        as with timestamps on every ACK: RFC 7323 Appendix G uses
+        alpha/ExpectedSamples and beta/ExpectedSamples with
+        ExpectedSamples = ceil(FlightSize / (2 * SMSS)).
+        """
+        if rtt < 0:
+            rtt = 0.0
+        srtt = self.srtt
+        if srtt is None:  # (2.2)
+            srtt = rtt
+            self.rttvar = rtt / 2
+        else:  # (2.3): RTTVAR first, with the old SRTT
+            n = expected_samples if expected_samples > 1 else 1
+            beta = BETA / n
+            alpha = ALPHA / n
+            self.rttvar = (1 - beta) * self.rttvar + beta * abs(srtt - rtt)
+            srtt = (1 - alpha) * srtt + alpha * rtt
+        self.srtt = srtt
+        var = K * self.rttvar
+        self._base = self._bound(srtt + (var if var > self.granularity else self.granularity))
+        self.backoffs = 0
+        self.rto = self._base
+
+    def backoff(self) -> None:
+        """Double the RTO after the retransmission timer fired (RFC 6298 (5.5)), up to rto_max."""
+        self.backoffs += 1
+        rto = self.rto * 2
+        self.rto = rto if rto < self.rto_max else self.rto_max
+
+    def reset_backoff(self) -> None:
+        """Return to the RTO computed from SRTT and RTTVAR, without a new sample."""
+        self.backoffs = 0
+        self.rto = self._base
+
+
+class TimestampClock:
+    """The TSval clock of RFC 7323 §5.4: `hz` ticks per second, plus a per-connection offset.
+
+    The offset hides the host's uptime and keeps connections' clocks unrelated
+    (RFC 7323 §7.1); `IsnGenerator.ts_offset` makes one from the connection's addresses.
+    The default 1 kHz is Linux's rate and within the RFC's 1 ms to 1 s range.
+    """
+
+    __slots__ = ("hz", "offset")
+
+    def __init__(self, hz: float = 1000.0, offset: int = 0) -> None:
+        if not 1.0 <= hz <= 1000.0:
+            raise ValueError(
+                f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}"
+            )
+        self.hz = hz
+        self.offset = offset
+
+    def tsval(self, now: float) -> int:
+        """The TSval to send at time `now`."""
+        return (math.floor(now * self.hz) + self.offset) & 0xFFFFFFFF
+
+    def rtt(self, now: float, tsecr: int) -> float | None:
+        """The RTT an echoed TSecr measures, in seconds; None if the echo is from the future.
+
+        The result is a whole number of ticks, so samples shorter than one tick read 0:
+        keep the estimator's granularity at least 1/hz.
+        """
+        ticks = (self.tsval(now) - tsecr) & 0xFFFFFFFF
+        if ticks >= 0x80000000:
+            return None
+        return ticks / self.hz
