@@ -147,3 +147,11 @@ def test_captured_frames_verify_and_payloads_are_views(frame: bytes) -> None:
     else:
         inner = parse_icmp(ip.payload).payload
     assert inner.obj is frame and inner.format == "B"
+
+
+def test_internet_checksum_is_public_on_the_wire_package():
+    from usernet import wire
+
+    rfc1071 = bytes.fromhex("0001f203f4f5f6f7")
+    assert wire.internet_checksum(rfc1071) == 0x220D
+    assert wire.internet_checksum(memoryview(b"x" + rfc1071)[1:]) == 0x220D  # unaligned view

@@ -3,7 +3,11 @@
 Parsers take any bytes-like object, return NamedTuples whose payloads are memoryview
 slices of the input, and raise only MalformedPacket. Emitters write into a caller's
 buffer at an offset, return the byte count, and raise ValueError when it cannot fit.
+`internet_checksum` (RFC 1071, any bytes-like object at any alignment) is public here
+because every format needs it; it is the C core's, through `usernet.native`.
 """
+
+from usernet.native import internet_checksum
 
 from usernet.wire.arp import ARP_LEN, ARP_REPLY, ARP_REQUEST, ArpPacket, emit_arp, parse_arp
 from usernet.wire.describe import describe
@@ -63,6 +67,7 @@ from usernet.wire.udp import UDP_HLEN, UdpDatagram, emit_udp, parse_udp
 __all__ = [
     "MalformedPacket",
     "describe",
+    "internet_checksum",
     # ethernet
     "ETH_HLEN",
     "ETHERTYPE_IPV4",
