@@ -10,51 +10,24 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from usernet import __version__
+from usernet.aio.config import add_arguments
 
-DEFAULT_ADDRESS = "192.0.2.2/24"
-DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
-
-
-def _add_link_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("link")
-    g.add_argument("--tap", default=os.environ.get("USERNET_TAP", "usernet0"), help="TAP device to create or attach (default usernet0)")
-    g.add_argument("--address", default=os.environ.get("USERNET_ADDRESS", DEFAULT_ADDRESS), help="usernet's address, CIDR (default %(default)s)")
-    g.add_argument("--host-address", default=os.environ.get("USERNET_HOST_ADDRESS"), help="address given to the kernel side of a TAP usernet creates, CIDR")
-    g.add_argument("--gateway", default=os.environ.get("USERNET_GATEWAY"), help="default gateway for off-link destinations")
-    g.add_argument("--mtu", type=int, default=int(os.environ.get("USERNET_MTU", "1500")))
-    g.add_argument("--pcap", help="write every frame, both directions, to this pcap file")
-    g.add_argument("--sandbox", action="store_true", help="create a throwaway network namespace with the TAP inside it "
-                   "(kernel side gets --host-address, default 192.0.2.1/24) and delete it on exit")
+if TYPE_CHECKING:
+    from usernet.host import Host
 
 
 @contextlib.contextmanager
-def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> Iterator[object]:
-    """Build link (+pcap, +dump) and interface from the options; tear everything down on exit."""
-    from usernet.host import Host
-    from usernet.link import ObservedLink, PcapTap, PcapWriter, TapLink
-    from usernet.sandbox import Sandbox
-    from usernet.stack import Interface, InterfaceConfig
+def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> Iterator[Host]:
+    """The Host the options describe (see usernet.aio.config), with a tcpdump-style printer when `dump`."""
+    from usernet.aio.config import UsernetConfig, open_host
 
-    with contextlib.ExitStack() as stack:
-        if args.sandbox:
-            sandbox = stack.enter_context(Sandbox(purpose))
-            link = sandbox.create_tap(args.tap, mtu=args.mtu, host_address=args.host_address or DEFAULT_HOST_ADDRESS)
-            print(f"sandbox: namespace {sandbox.name}, TAP {args.tap}, kernel side {args.host_address or DEFAULT_HOST_ADDRESS}; "
-                  f"try: ip netns exec {sandbox.name} ping {args.address.split('/')[0]}", flush=True)
-        else:
-            link = TapLink.create(args.tap, mtu=args.mtu)
-            if args.host_address:
-                _configure_host_side(args.tap, args.host_address, args.mtu)
-        stack.callback(link.close)
-        if args.pcap:
-            writer = stack.enter_context(PcapWriter(args.pcap))
-            link = PcapTap(link, writer, time.time)
-        if dump:
-            link = ObservedLink(link, _print_frame, time.time)
-        config = InterfaceConfig.from_strings(link.mac, [args.address], args.gateway, mtu=args.mtu)
-        yield Host(link, Interface(config))
+    config = UsernetConfig.from_args(args)
+    with open_host(config, purpose=purpose, observe=_print_frame if dump else None,
+                   announce=lambda message: print(message, flush=True)) as host:
+        yield host
 
 
 def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
@@ -63,14 +36,6 @@ def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
 
     clock = time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.6f}"[1:]
     print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
-
-
-def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:
-    import subprocess
-
-    ipaddress.IPv4Interface(cidr)
-    for cmd in (["ip", "addr", "add", cidr, "dev", tap], ["ip", "link", "set", tap, "mtu", str(mtu), "up"]):
-        subprocess.run(cmd, check=True)
 
 
 def _print_counters(host: object) -> None:
@@ -166,25 +131,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Replace this process with `command`, on usernet through the sitecustomize in BOOT_DIR."""
+    from usernet.aio.config import UsernetConfig
+    from usernet.aio.runner import BOOT_DIR
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("usernet run: give the command to run after --, e.g. usernet run -- uvicorn app:app", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.update(UsernetConfig.from_args(args).to_env())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOT_DIR, env.get("PYTHONPATH")) if p)
+    try:
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        print(f"usernet run: command not found: {command[0]}", file=sys.stderr)
+        return 127
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usernet", description="A userspace TCP/UDP/IP stack on a TAP device.")
     parser.add_argument("--version", action="version", version=f"usernet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="bring an interface up: answer ARP, ping and UDP echo until interrupted")
-    _add_link_options(up)
+    add_arguments(up)
     up.add_argument("--dump", action="store_true", help="print one line per frame, as tcpdump would")
     up.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until interrupted)")
     up.set_defaults(func=cmd_up)
 
     ping = sub.add_parser("ping", help="ping an address from the usernet side")
     ping.add_argument("destination")
-    _add_link_options(ping)
+    add_arguments(ping)
     ping.add_argument("-c", "--count", type=int, default=4)
     ping.add_argument("-i", "--interval", type=float, default=1.0)
     ping.add_argument("-s", "--size", type=int, default=56)
     ping.add_argument("-W", "--timeout", type=float, default=2.0, help="seconds to wait for the last replies")
     ping.set_defaults(func=cmd_ping)
+
+    run = sub.add_parser("run", help="run a Python command (uvicorn, a console script) on usernet: usernet run [options] -- command args...",
+                         description="Every event loop the command's Python process creates is a usernet loop; "
+                         "settings reach it through USERNET_* variables.")
+    add_arguments(run)
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
+    run.set_defaults(func=cmd_run)
 
     decode = sub.add_parser("decode", help="print a pcap file one line per frame")
     decode.add_argument("file")
@@ -196,9 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
+    except ValueError as exc:  # a bad option or USERNET_* value; the message names it
+        print(f"usernet: {exc}", file=sys.stderr)
+        return 2
     except PermissionError as exc:
         print(f"usernet: {exc}", file=sys.stderr)
         return 77

@@ -1,0 +1,292 @@
+"""create_datagram_endpoint on usernet: two stacks on an in-memory wire, one loop, both base loops."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import threading
+
+import pytest
+
+from tests.aio.conftest import A_IP, B_IP, Pair
+from usernet.aio.datagram import DatagramTransport, open_endpoint
+from usernet.aio.driver import Driver
+
+
+class Recorder(asyncio.DatagramProtocol):
+    """Every callback, in order, and a queue to wait on."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def _note(self, kind: str, value: object) -> None:
+        self.events.append((kind, value))
+        self.queue.put_nowait((kind, value))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._note("made", None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._note("data", (data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self._note("error", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._note("lost", exc)
+
+    async def next(self, kind: str) -> object:
+        while True:
+            got, value = await self.queue.get()
+            if got == kind:
+                return value
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def peer(pair: Pair, protocol: type[asyncio.DatagramProtocol], port: int, **kw: bool) -> tuple[DatagramTransport, asyncio.DatagramProtocol]:
+    """An endpoint on host B, through the same transport code the loop uses."""
+    options = {"allow_broadcast": False, "reuse_port": False, **kw}
+    return await open_endpoint(pair.loop, pair.b_driver, protocol, ("0.0.0.0", port), None, **options)
+
+
+def test_connected_endpoint_talks_to_its_peer(pair: Pair) -> None:
+    async def main() -> None:
+        await peer(pair, Echo, 7)
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        assert isinstance(transport, DatagramTransport)
+        for payload in (b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview")):
+            transport.sendto(payload)
+            assert await proto.next("data") == (bytes(payload), (B_IP, 7))
+        transport.sendto(b"to the peer explicitly", (B_IP, 7))
+        assert await proto.next("data") == (b"to the peer explicitly", (B_IP, 7))
+        with pytest.raises(ValueError, match="Invalid address"):
+            transport.sendto(b"x", (B_IP, 8))
+        with pytest.raises(TypeError):
+            transport.sendto("text")  # type: ignore[arg-type]
+        transport.close()
+
+    pair.run(main())
+
+
+def test_unconnected_endpoint_sends_anywhere_and_hears_from_anyone(pair: Pair) -> None:
+    async def main() -> None:
+        await peer(pair, Echo, 7)
+        await peer(pair, Echo, 9)
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
+        assert transport.get_extra_info("peername") is None
+        transport.sendto(b"seven", (B_IP, 7))
+        transport.sendto(b"nine", (B_IP, 9))
+        got = {await proto.next("data"), await proto.next("data")}
+        assert got == {(b"seven", (B_IP, 7)), (b"nine", (B_IP, 9))}
+        transport.close()
+
+    pair.run(main())
+
+
+def test_port_unreachable_reaches_error_received_on_a_connected_endpoint_only(pair: Pair) -> None:
+    async def main() -> None:
+        connected, proto = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 9))
+        connected.sendto(b"anyone?")
+        exc = await proto.next("error")
+        assert isinstance(exc, ConnectionRefusedError)
+        unconnected, quiet = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 0))
+        unconnected.sendto(b"anyone?", (B_IP, 9))
+        connected.sendto(b"again")  # its error arrives after whatever the unconnected one could get
+        await proto.next("error")
+        assert [kind for kind, _ in quiet.events] == ["made"]
+
+    pair.run(main())
+
+
+def test_broadcast_needs_permission(pair: Pair) -> None:
+    async def main() -> None:
+        _, listener = await peer(pair, Recorder, 5000)
+        plain, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
+        plain.sendto(b"shout", ("192.0.2.255", 5000))
+        exc = await proto.next("error")
+        assert isinstance(exc, PermissionError)
+        allowed, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0), allow_broadcast=True)
+        allowed.sendto(b"shout", ("192.0.2.255", 5000))
+        data, addr = await listener.next("data")  # type: ignore[attr-defined, misc]
+        assert data == b"shout" and addr == (A_IP, allowed.get_extra_info("sockname")[1])
+        sock = plain.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
+        plain.sendto(b"now allowed", ("192.0.2.255", 5000))
+        assert (await listener.next("data"))[0] == b"now allowed"  # type: ignore[attr-defined, index]
+
+    pair.run(main())
+
+
+def test_oversized_datagram_goes_to_error_received(pair: Pair) -> None:
+    async def main() -> None:
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
+        transport.sendto(bytes(2000), (B_IP, 7))
+        exc = await proto.next("error")
+        assert isinstance(exc, OSError) and exc.errno == errno.EMSGSIZE
+
+    pair.run(main())
+
+
+def test_callback_order_and_exactly_one_connection_lost(pair: Pair) -> None:
+    async def main() -> None:
+        await peer(pair, Echo, 7)
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        transport.sendto(b"one")
+        await proto.next("data")
+        transport.sendto(b"echo arriving after close")
+        transport.close()
+        assert transport.is_closing()
+        transport.close()
+        transport.abort()
+        transport.sendto(b"ignored after close")
+        await proto.next("lost")
+        for _ in range(5):
+            await asyncio.sleep(0.001)
+        kinds = [kind for kind, _ in proto.events]
+        assert kinds == ["made", "data", "lost"]
+        assert proto.events[-1] == ("lost", None)
+
+    pair.run(main())
+
+
+def test_abort_frees_the_port(pair: Pair) -> None:
+    async def main() -> None:
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4000))
+        with pytest.raises(OSError) as info:
+            await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4000))
+        assert info.value.errno == errno.EADDRINUSE
+        transport.abort()
+        await proto.next("lost")
+        again, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4000))
+        again.close()
+
+    pair.run(main())
+
+
+def test_extra_info_shapes(pair: Pair) -> None:
+    async def main() -> None:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == A_IP and isinstance(sockname[1], int) and sockname[1] > 0
+        assert transport.get_extra_info("peername") == (B_IP, 7)
+        assert transport.get_extra_info("nothing", "default") == "default"
+        sock = transport.get_extra_info("socket")
+        assert sock is transport.get_extra_info("socket")
+        assert (sock.family, sock.type) == (socket.AF_INET, socket.SOCK_DGRAM)
+        assert sock.getsockname() == sockname and sock.getpeername() == (B_IP, 7)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 1 << 20
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_DGRAM
+        assert transport.get_write_buffer_size() == 0
+        transport.close()
+        assert transport.get_extra_info("sockname") == sockname
+        unconnected, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
+        assert unconnected.get_extra_info("sockname")[0] == "0.0.0.0"
+        with pytest.raises(OSError):
+            unconnected.get_extra_info("socket").getpeername()
+
+    pair.run(main())
+
+
+def test_writes_of_one_iteration_leave_together_in_the_next(pair: Pair) -> None:
+    async def main() -> None:
+        _, listener = await peer(pair, Recorder, 7)
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        transport.sendto(b"arp")
+        await listener.next("data")  # type: ignore[attr-defined]
+        link = pair.a.link
+        before = link.tx_frames
+        for i in range(5):
+            transport.sendto(b"%d" % i)
+        assert link.tx_frames == before  # nothing leaves while the iteration runs
+        await asyncio.sleep(0)
+        assert link.tx_frames == before + 5
+
+    pair.run(main())
+
+
+def test_one_timer_follows_the_stack_deadline(pair: Pair) -> None:
+    async def main() -> None:
+        driver: Driver = pair.loop.usernet_driver()  # type: ignore[attr-defined]
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=("192.0.2.77", 7))
+        transport.sendto(b"nobody has this address: ARP retries")
+        await asyncio.sleep(0)
+        assert driver.armed is not None and driver.armed == pair.a.deadline()
+
+    pair.run(main())
+
+
+def test_the_stack_belongs_to_the_loop_thread(pair: Pair) -> None:
+    async def main() -> None:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        errors: list[BaseException] = []
+
+        def elsewhere() -> None:
+            try:
+                transport.sendto(b"from another thread")
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert errors and "call_soon_threadsafe" in str(errors[0])
+
+    pair.run(main())
+    other = asyncio.new_event_loop()
+    try:
+        with pytest.raises(RuntimeError, match="one event loop at a time"):
+            Driver(other, pair.a).attach()
+    finally:
+        other.close()
+
+
+def test_a_failing_protocol_is_reported_and_others_still_served(pair: Pair) -> None:
+    class Broken(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            raise ZeroDivisionError("protocol bug")
+
+    async def main() -> None:
+        seen: list[dict[str, object]] = []
+        pair.loop.set_exception_handler(lambda loop, context: seen.append(context))
+        await peer(pair, Echo, 7)
+        broken, _ = await pair.loop.create_datagram_endpoint(Broken, remote_addr=(B_IP, 7))
+        healthy, proto = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        broken.sendto(b"x")
+        healthy.sendto(b"y")
+        assert await proto.next("data") == (b"y", (B_IP, 7))
+        assert any(isinstance(c.get("exception"), ZeroDivisionError) for c in seen)
+
+    pair.run(main())
+
+
+def test_closing_the_loop_detaches_and_frees_the_stack(pair: Pair) -> None:
+    async def main() -> DatagramTransport:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4100))
+        return transport  # type: ignore[return-value]
+
+    transport = pair.run(main())
+    pair.loop.close()
+    assert transport.is_closing()  # type: ignore[attr-defined]
+    assert pair.a.iface.udp.lookup(socket.inet_aton(A_IP), 4100) is None
+    pair.a.link.nudge = lambda: None  # type: ignore[attr-defined]  # B's driver is gone with the loop
+    other = asyncio.new_event_loop()
+    try:
+        driver = Driver(other, pair.a)
+        driver.attach()  # the host is free for another loop
+        driver.detach()
+    finally:
+        other.close()

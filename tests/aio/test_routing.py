@@ -1,0 +1,138 @@
+"""Which stack a socket lands on, and the kernel path staying the kernel's."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+
+import pytest
+
+from tests.aio.conftest import B_IP, LOOPS, Pair
+from usernet.aio import use_backend
+from usernet.aio.config import UsernetConfig
+from usernet.aio.datagram import DatagramTransport
+from usernet.aio.routing import Router
+
+NET = [ipaddress.IPv4Interface("192.0.2.2/24")]
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "expected"),
+    [
+        (None, None, "usernet"),  # a server on the wildcard: reached through usernet
+        ("0.0.0.0", None, "usernet"),
+        ("192.0.2.2", None, "usernet"),
+        ("127.0.0.1", None, "kernel"),  # a specific kernel address is the kernel's
+        (None, "192.0.2.9", "usernet"),
+        (None, "192.0.2.255", "usernet"),
+        (None, "255.255.255.255", "usernet"),
+        (None, "198.51.100.1", "kernel"),  # off usernet's network, no gateway
+        (None, "127.0.0.1", "kernel"),
+        ("127.0.0.1", "192.0.2.9", "kernel"),  # the local address decides
+    ],
+)
+def test_the_rule_without_a_gateway(local: str | None, remote: str | None, expected: str) -> None:
+    assert Router(NET).choose(local, remote) == expected
+
+
+def test_a_gateway_takes_everything_but_loopback_and_multicast() -> None:
+    router = Router(NET, ipaddress.IPv4Address("192.0.2.1"))
+    assert router.choose(None, "198.51.100.1") == "usernet"
+    assert router.choose(None, "127.0.0.1") == "kernel"
+    assert router.choose(None, "224.0.0.251") == "kernel"
+
+
+def test_only_refuses_the_kernel_with_a_clear_error() -> None:
+    router = Router(NET, only=True)
+    assert router.choose(None, "192.0.2.9") == "usernet"
+    with pytest.raises(OSError) as info:
+        router.choose(None, "198.51.100.1")
+    assert info.value.errno == errno.ENETUNREACH
+    assert "--only" in str(info.value) and "--gateway" in str(info.value)
+
+
+def test_use_backend_overrides_the_rule_inside_the_block_only() -> None:
+    router = Router(NET)
+    with use_backend("kernel"):
+        assert router.choose(None, "192.0.2.9") == "kernel"
+    with use_backend("usernet"):
+        assert router.choose("127.0.0.1", None) == "usernet"
+    assert router.choose(None, "192.0.2.9") == "usernet"
+    with pytest.raises(ValueError):
+        with use_backend("carrier pigeon"):  # type: ignore[arg-type]
+            pass
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+class Waiter(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.got.done():
+            self.got.set_result(data)
+
+
+async def kernel_round_trip() -> None:
+    loop = asyncio.get_running_loop()
+    server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    port = server.get_extra_info("sockname")[1]
+    client, proto = await loop.create_datagram_endpoint(Waiter, remote_addr=("127.0.0.1", port))
+    for transport in (server, client):
+        assert not isinstance(transport, DatagramTransport)
+        assert transport.get_extra_info("socket").fileno() >= 0  # a real kernel socket
+    client.sendto(b"via the kernel")
+    assert await asyncio.wait_for(proto.got, 5) == b"via the kernel"  # type: ignore[attr-defined]
+    client.close()
+    server.close()
+
+
+@pytest.mark.parametrize("kind", sorted(LOOPS))
+def test_loopback_stays_on_the_kernel_and_no_tap_is_opened(kind: str) -> None:
+    loop = LOOPS[kind](config=UsernetConfig(tap="usernet-never"))
+    try:
+        loop.run_until_complete(kernel_round_trip())
+        assert loop._usernet_driver is None  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", sorted(LOOPS))
+def test_only_refuses_loopback_from_the_loop(kind: str) -> None:
+    loop = LOOPS[kind](config=UsernetConfig(only=True))
+
+    async def main() -> None:
+        with pytest.raises(OSError) as info:
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=("127.0.0.1", 9))
+        assert info.value.errno == errno.ENETUNREACH
+        with pytest.raises(OSError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=("::1", 9))
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_names_resolve_through_getaddrinfo_and_use_backend_picks_the_kernel(pair: Pair) -> None:
+    async def main() -> None:
+        loop = pair.loop
+        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=(B_IP, 7))
+        assert isinstance(transport, DatagramTransport)
+        kernel, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=("localhost", 9))
+        assert not isinstance(kernel, DatagramTransport)
+        with use_backend("kernel"):
+            forced, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("0.0.0.0", 0))
+        assert not isinstance(forced, DatagramTransport)
+        for t in (transport, kernel, forced):
+            t.close()
+
+    pair.run(main())

@@ -1,0 +1,262 @@
+"""What a usernet loop runs on, from keyword arguments, command-line options or USERNET_* variables.
+
+The option table below is the one place that defines each option: its flag, its
+environment variable and its help. `usernet up/ping/run`, `python -m usernet` and the
+`sitecustomize` that `usernet run` injects all read it, so a setting means the same
+everywhere and a parent process can hand its settings to a child through the
+environment (`UsernetConfig.to_env`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from usernet.host import Host
+    from usernet.link.observe import Observer
+
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_arguments", "open_host", "parse_fault"]
+
+DEFAULT_ADDRESS = "192.0.2.2/24"
+DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
+LoopKind = Literal["asyncio", "uvloop"]
+LOOP_KINDS: tuple[LoopKind, ...] = ("asyncio", "uvloop")
+
+#: FaultInjector keyword arguments that `--fault` accepts, with their types.
+_FAULT_FIELDS: dict[str, type] = {
+    "seed": int, "loss": float, "duplicate": float, "reorder": float, "corrupt": float,
+    "delay": float, "jitter": float, "rate": float, "direction": str, "burst": int,
+    "rate_queue": int, "reorder_timeout": float,
+}  # fmt: skip
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def parse_fault(spec: str) -> dict[str, Any]:
+    """Turn "loss=0.01,seed=1,delay=0.005" into FaultInjector keyword arguments (seed defaults to 0)."""
+    kwargs: dict[str, Any] = {"seed": 0}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        kind = _FAULT_FIELDS.get(name)
+        if not sep or kind is None:
+            known = ", ".join(_FAULT_FIELDS)
+            raise ValueError(f"bad fault setting {item!r}: write name=value with a name among {known}")
+        try:
+            kwargs[name] = kind(value.strip())
+        except ValueError:
+            raise ValueError(f"fault setting {name}={value!r} is not a valid {kind.__name__}") from None
+    return kwargs
+
+
+@dataclass(frozen=True)
+class UsernetConfig:
+    """Where usernet's interface lives and how loops use it.
+
+    `tap` is created (or, if it exists as a persistent TAP, attached to); `host_address`
+    is given to the kernel's side of a TAP usernet creates; `sandbox` puts the TAP in a
+    throwaway network namespace; `loop` picks the base loop for code that does not
+    choose one itself; `only` refuses the kernel as a fallback for destinations that are
+    not on usernet's networks.
+    """
+
+    tap: str = "usernet0"
+    address: str = DEFAULT_ADDRESS
+    host_address: str | None = None
+    gateway: str | None = None
+    mtu: int = 1500
+    loop: LoopKind = "asyncio"
+    pcap: str | None = None
+    fault: str | None = None
+    only: bool = False
+    sandbox: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            iface = ipaddress.IPv4Interface(self.address)
+            if self.host_address is not None:
+                ipaddress.IPv4Interface(self.host_address)
+            if self.gateway is not None and ipaddress.IPv4Address(self.gateway) not in iface.network:
+                raise ValueError(f"gateway {self.gateway} is not on usernet's network {iface.network}")
+        except ValueError as exc:
+            raise ValueError(f"bad usernet address setting: {exc}") from None
+        if self.loop not in LOOP_KINDS:
+            raise ValueError(f"loop must be 'asyncio' or 'uvloop', not {self.loop!r}")
+        if not 576 <= self.mtu <= 65535:
+            raise ValueError(f"mtu must be between 576 and 65535, not {self.mtu}")
+        if self.fault is not None:
+            parse_fault(self.fault)
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface:
+        """usernet's address with its network."""
+        return ipaddress.IPv4Interface(self.address)
+
+    def fault_options(self) -> dict[str, Any] | None:
+        """FaultInjector keyword arguments, or None when no fault is configured."""
+        return None if self.fault is None else parse_fault(self.fault)
+
+    def replace(self, **changes: Any) -> UsernetConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> UsernetConfig:
+        """Defaults, then USERNET_* variables, then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for opt in _OPTIONS:
+            text = env.get(opt.env)
+            if text is not None:
+                values[opt.field] = opt.convert(text, opt.env)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> UsernetConfig:
+        """The config from options added by `add_arguments` (their defaults already hold the environment)."""
+        return cls(**{opt.field: getattr(args, opt.field) for opt in _OPTIONS})
+
+    def to_env(self) -> dict[str, str]:
+        """USERNET_* variables that make `from_env()` in a child process return this config."""
+        env = {}
+        for opt in _OPTIONS:
+            value = getattr(self, opt.field)
+            if value is None:
+                continue
+            env[opt.env] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
+
+
+@dataclass(frozen=True)
+class _Option:
+    field: str
+    flag: str
+    help: str
+    kind: type = str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return "USERNET_" + self.field.upper()
+
+    def convert(self, text: str, origin: str) -> Any:
+        if self.kind is bool:
+            word = text.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+            raise ValueError(f"{origin}={text!r}: write 1 or 0")
+        if self.kind is int:
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{origin}={text!r} is not a whole number") from None
+        if self.choices and text not in self.choices:
+            raise ValueError(f"{origin}={text!r}: choose one of {', '.join(self.choices)}")
+        return text
+
+
+_OPTIONS: tuple[_Option, ...] = (
+    _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0)"),
+    _Option("address", "--address", f"usernet's address, CIDR (default {DEFAULT_ADDRESS})"),
+    _Option("host_address", "--host-address",
+            f"address given to the kernel side of a TAP usernet creates, CIDR (with --sandbox default {DEFAULT_HOST_ADDRESS})"),
+    _Option("gateway", "--gateway", "default gateway for off-link destinations (then they go through usernet too)"),
+    _Option("mtu", "--mtu", "IP MTU of the link (default 1500)", int),
+    _Option("loop", "--loop", "base event loop for code that does not pick one (default asyncio)", str, LOOP_KINDS),
+    _Option("pcap", "--pcap", "write every frame, both directions, to this pcap file"),
+    _Option("fault", "--fault", "inject faults on the link, e.g. loss=0.01,delay=0.005,seed=1"),
+    _Option("only", "--only", "usernet only: destinations off usernet's networks fail instead of using the kernel", bool),
+    _Option("sandbox", "--sandbox",
+            "create a throwaway network namespace with the TAP inside it and delete it on exit", bool),
+)  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
+    """Add the link/loop options to `parser`, with defaults taken from USERNET_* variables."""
+    env = os.environ if environ is None else environ
+    defaults = UsernetConfig()
+    group = parser.add_argument_group("usernet", "each option can also be set with the USERNET_<NAME> variable shown")
+    for opt in _OPTIONS:
+        text = env.get(opt.env)
+        default = getattr(defaults, opt.field) if text is None else opt.convert(text, opt.env)
+        help_text = f"{opt.help} [{opt.env}]"
+        if opt.kind is bool:
+            group.add_argument(opt.flag, dest=opt.field, action="store_true", default=default, help=help_text)
+        else:
+            group.add_argument(opt.flag, dest=opt.field, type=opt.kind, choices=opt.choices or None,
+                               default=default, help=help_text)
+
+
+def _stderr(message: str) -> None:
+    print(f"usernet: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def open_host(
+    config: UsernetConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    purpose: str = "run",
+    observe: Observer | None = None,
+    announce: Callable[[str], None] = _stderr,
+) -> Iterator[Host]:
+    """Build the link (TAP or sandboxed TAP, pcap, faults, observer) and the interface; tear all down on exit.
+
+    `clock` is the clock the driver hands to the stack (the loop's `time`): delayed
+    frames in a FaultInjector are due on it. Capture files get wall-clock timestamps.
+    """
+    from usernet.host import Host
+    from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
+    from usernet.link.base import Link
+    from usernet.stack import Interface, InterfaceConfig
+
+    with contextlib.ExitStack() as stack:
+        link: Link
+        if config.sandbox:
+            from usernet.sandbox import Sandbox
+
+            sandbox = stack.enter_context(Sandbox(purpose))
+            host_address = config.host_address or DEFAULT_HOST_ADDRESS
+            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address)
+            announce(
+                f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
+                f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
+            )
+        else:
+            link = TapLink.create(config.tap, mtu=config.mtu)
+            if config.host_address:
+                _configure_host_side(config.tap, config.host_address, config.mtu)
+        stack.callback(link.close)
+        if config.pcap:
+            writer = stack.enter_context(PcapWriter(config.pcap))
+            link = PcapTap(link, writer, time.time)
+        fault = config.fault_options()
+        if fault is not None:
+            link = FaultInjector(link, clock, **fault)
+        if observe is not None:
+            link = ObservedLink(link, observe, time.time)
+        iface_config = InterfaceConfig.from_strings(link.mac, [config.address], config.gateway, mtu=config.mtu)
+        yield Host(link, Interface(iface_config))
+
+
+def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:
+    """Give the kernel's side of a TAP usernet created an address (in this process's namespace: the user asked)."""
+    for cmd in (["ip", "addr", "add", cidr, "dev", tap], ["ip", "link", "set", tap, "mtu", str(mtu), "up"]):
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OSError(f"`{' '.join(cmd)}` failed: {result.stderr.strip()}")

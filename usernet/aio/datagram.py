@@ -1,0 +1,131 @@
+"""UDP for asyncio programs: `create_datagram_endpoint` on usernet and its DatagramTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+
+from usernet.aio.driver import Driver
+from usernet.aio.transport import Address, UsernetTransport
+from usernet.stack.udp import ANY, UdpSocket
+
+__all__ = ["DatagramTransport", "open_endpoint"]
+
+_packed: dict[str, bytes] = {}
+
+
+def _pack(host: str) -> bytes:
+    """An address string as 4 bytes; names are resolved (blocking), as a kernel socket's sendto does."""
+    packed = _packed.get(host)
+    if packed is None:
+        try:
+            packed = ipaddress.IPv4Address(host).packed
+        except ValueError:
+            packed = socket.inet_aton(socket.gethostbyname(host))
+        if len(_packed) < 4096:
+            _packed[host] = packed
+    return packed
+
+
+class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
+    """A usernet UDP socket behind asyncio's DatagramTransport interface.
+
+    Sends go straight into the stack (nothing is buffered here, so the write buffer is
+    always 0) and leave with the loop iteration's flush. Datagrams are handed to
+    `datagram_received` in arrival order, all those waiting at once; ICMP errors that a
+    connected endpoint provokes come to `error_received`, as do OSErrors of `sendto`.
+    """
+
+    _sock_type = socket.SOCK_DGRAM
+    _sock: UdpSocket
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        sock: UdpSocket,
+        protocol: asyncio.DatagramProtocol,
+        waiter: asyncio.Future[None] | None,
+        address: Address | None,
+    ) -> None:
+        super().__init__(loop, driver, sock, protocol, waiter)
+        self._address = address
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None) -> None:  # type: ignore[override]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        driver = self._driver
+        driver.check_thread()
+        if self._address is not None and addr not in (None, self._address):
+            raise ValueError(f"Invalid address: must be None or {self._address}")
+        if self._closing:
+            return  # like asyncio's transports: writes after close are dropped
+        try:
+            remote = None if addr is None or self._address is not None else (_pack(addr[0]), addr[1])
+            self._sock.sendto(data, remote, self._loop.time())
+        except OSError as exc:
+            self._protocol.error_received(exc)  # type: ignore[attr-defined]
+            return
+        driver.request_flush()
+
+    def _stack_ready(self) -> None:
+        if not self._started:
+            return
+        sock = self._sock
+        protocol = self._protocol
+        ntoa = socket.inet_ntoa
+        queue = sock.queue
+        while queue and not self._closing:
+            data, (addr, port) = queue.popleft()
+            protocol.datagram_received(data, (ntoa(addr), port))  # type: ignore[attr-defined]
+        errors = sock.errors
+        while errors and not self._closing:
+            protocol.error_received(errors.popleft())  # type: ignore[attr-defined]
+
+    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+        if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
+            self._sock.broadcast = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
+            return True
+        return False
+
+    def _getsockopt(self, level: int, optname: int) -> int | None:
+        if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
+            return int(self._sock.broadcast)
+        return None
+
+
+async def open_endpoint(
+    loop: asyncio.AbstractEventLoop,
+    driver: Driver,
+    protocol_factory: Callable[[], asyncio.DatagramProtocol],
+    local: Address | None,
+    remote: Address | None,
+    *,
+    allow_broadcast: bool,
+    reuse_port: bool,
+) -> tuple[DatagramTransport, asyncio.DatagramProtocol]:
+    """Bind (and connect) a usernet UDP socket; addresses are IPv4 literals ("" or "0.0.0.0": any)."""
+    host = driver.host
+    bind = None if local is None else (ANY if local[0] in ("", "0.0.0.0") else socket.inet_aton(local[0]), local[1])
+    sock = host.iface.open_udp(bind, reuse_address=reuse_port)
+    try:
+        sock.broadcast = allow_broadcast
+        if remote is not None:
+            sock.connect((socket.inet_aton(remote[0]), remote[1]))
+        protocol = protocol_factory()
+        waiter = loop.create_future()
+        transport = DatagramTransport(loop, driver, sock, protocol, waiter, remote)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+    return transport, protocol

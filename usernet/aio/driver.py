@@ -1,0 +1,183 @@
+"""Binds one Host to one asyncio loop: the reader, the single timer, the once-per-iteration flush.
+
+Thread rule: the stack is not thread-safe and belongs to the thread of the loop that
+drives it. A Host is driven by at most one loop at a time (attaching it to a second
+running loop raises RuntimeError); transports refuse calls from other threads with a
+RuntimeError that says to use `loop.call_soon_threadsafe`. No lock is taken on the
+per-packet path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Protocol
+
+from usernet.host import Host
+from usernet.stack.interface import Socket
+
+__all__ = ["Driver", "Owner"]
+
+_claims: weakref.WeakKeyDictionary[Host, Driver] = weakref.WeakKeyDictionary()
+_claims_lock = threading.Lock()
+
+
+class Owner(Protocol):
+    """What a transport offers the driver: news for its stack socket, and death of the loop."""
+
+    def _stack_ready(self) -> None: ...
+
+    def _stack_detached(self) -> None: ...
+
+
+class Driver:
+    """Moves frames for `host` on `loop` and tells transports when their sockets have news.
+
+    The loop's clock is the stack's clock: every `now` handed to the stack is
+    `loop.time()`. Work happens in three places only: the link's reader (or, for links
+    without an fd, the timer), one `call_at` handle kept at `host.deadline()`, and one
+    `call_soon` flush per loop iteration, scheduled by the first write of the iteration.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: Host) -> None:
+        self.loop = loop
+        self.host = host
+        self.thread: int | None = None
+        self._owners: dict[Socket, Owner] = {}
+        self._fd: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
+        self._flush_pending = False
+        self._wake_pending = False
+        self.attached = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Start driving the host from the calling thread, which must be the loop's."""
+        with _claims_lock:
+            other = _claims.get(self.host)
+            if other is not None and other is not self:
+                raise RuntimeError(
+                    f"this usernet stack is already driven by {other.loop!r} (thread {other.thread}); a stack "
+                    "belongs to one event loop at a time: close that loop first, or hand work to it with "
+                    "asyncio.run_coroutine_threadsafe(coro, that_loop)"
+                )
+            _claims[self.host] = self
+        self.thread = threading.get_ident()
+        self.attached = True
+        self._fd = self.host.link.fileno()
+        if self._fd is not None:
+            self.loop.add_reader(self._fd, self._on_event)
+        self.host.start(self.loop.time())
+        self._rearm()
+
+    def detach(self) -> None:
+        """Stop driving: drop the reader and the timer, close every socket transports still hold."""
+        self.attached = False
+        if self._fd is not None:
+            self.loop.remove_reader(self._fd)
+            self._fd = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._armed = None
+        owners = list(self._owners.values())
+        self._owners.clear()
+        for owner in owners:
+            owner._stack_detached()
+        with _claims_lock:
+            if _claims.get(self.host) is self:
+                del _claims[self.host]
+
+    @property
+    def armed(self) -> float | None:
+        """The time the one timer handle is set for (the host's deadline), or None."""
+        return self._armed
+
+    # -- transports' side ------------------------------------------------------------------
+
+    def register(self, sock: Socket, owner: Owner) -> None:
+        self._owners[sock] = owner
+
+    def unregister(self, sock: Socket) -> None:
+        self._owners.pop(sock, None)
+
+    def check_thread(self) -> None:
+        """Raise unless called from the loop's thread (the stack is not thread-safe)."""
+        if threading.get_ident() != self.thread:
+            raise RuntimeError(
+                "usernet transports belong to their event loop's thread; from another thread use "
+                "loop.call_soon_threadsafe(transport.<method>, ...)"
+            )
+
+    def request_flush(self) -> None:
+        """Something was written: send it at the next loop iteration, with whatever else is written until then."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._on_flush)
+
+    def wake(self) -> None:
+        """Pump at the next iteration: a link without an fd got something its deadline does not show yet."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.loop.call_soon(self._on_wake)
+
+    # -- loop callbacks --------------------------------------------------------------------
+
+    def _on_event(self) -> None:
+        self._pump(self.loop.time())
+
+    def _on_wake(self) -> None:
+        self._wake_pending = False
+        if self.attached:
+            self._pump(self.loop.time())
+
+    def _on_timer(self) -> None:
+        due = self._armed
+        self._timer = None
+        self._armed = None
+        now = self.loop.time()
+        # The loop may fire a timer up to its clock resolution early: what was due is due.
+        self._pump(now if due is None or now >= due else due)
+
+    def _on_flush(self) -> None:
+        self._flush_pending = False
+        if not self.attached:
+            return
+        try:
+            self.host.flush(self.loop.time())
+        finally:
+            self._rearm()
+
+    def _pump(self, now: float) -> None:
+        try:
+            ready = self.host.pump(now)
+            owners = self._owners
+            for sock in ready:
+                owner = owners.get(sock)
+                if owner is None:
+                    continue
+                try:
+                    owner._stack_ready()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.loop.call_exception_handler(
+                        {"message": "Exception in a usernet protocol callback", "exception": exc, "transport": owner}
+                    )
+        finally:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.host.deadline()
+        if deadline == self._armed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        if deadline is None:
+            self._timer = None
+        else:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._armed = deadline

@@ -1,0 +1,106 @@
+"""Which stack a socket lives on: usernet or the kernel.
+
+The rule (see "The asyncio face" in docs/architecture.md):
+
+- a specific local address decides: one of usernet's addresses → usernet, any other
+  (127.0.0.1, a kernel interface's address) → kernel;
+- otherwise the remote address decides: on one of usernet's networks, or anywhere but
+  loopback and multicast when a gateway is configured → usernet; else the kernel;
+- with neither (a wildcard or no local address, no remote: a server) → usernet, because
+  the program was started on usernet to be reached there;
+- `only=True` (`--only`, USERNET_ONLY=1) turns every "kernel" answer into ENETUNREACH.
+
+Per call, `use_backend("kernel" | "usernet")` overrides the rule for the sockets created
+inside the `with` block (a context variable: it follows the task, not the thread, and
+keeps loop method signatures exactly the stdlib's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import errno
+import ipaddress
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+__all__ = ["Backend", "Router", "use_backend"]
+
+Backend = Literal["usernet", "kernel"]
+_override: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("usernet_backend", default=None)
+
+
+@contextlib.contextmanager
+def use_backend(backend: Backend) -> Iterator[None]:
+    """Create the sockets inside this block on `backend`, whatever their addresses say.
+
+    `with use_backend("kernel"): await loop.create_datagram_endpoint(...)` keeps one
+    endpoint on the kernel in a program that otherwise runs on usernet.
+    """
+    if backend not in ("usernet", "kernel"):
+        raise ValueError(f"backend is 'usernet' or 'kernel', not {backend!r}")
+    token = _override.set(backend)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+class Router:
+    """Applies the rule for one usernet interface; addresses are IPv4 literals or None for "any"."""
+
+    def __init__(
+        self,
+        interfaces: Iterable[ipaddress.IPv4Interface],
+        gateway: ipaddress.IPv4Address | None = None,
+        *,
+        only: bool = False,
+    ) -> None:
+        self.interfaces = tuple(interfaces)
+        self.gateway = gateway
+        self.only = only
+        self._local = frozenset(i.ip for i in self.interfaces)
+
+    @classmethod
+    def from_interface_config(cls, addresses: Iterable[tuple[bytes, int]], gateway: bytes | None, *, only: bool) -> Router:
+        """Build from the stack's own InterfaceConfig fields (addresses as (bytes, prefix))."""
+        ifaces = [ipaddress.IPv4Interface((ipaddress.IPv4Address(addr), prefix)) for addr, prefix in addresses]
+        return cls(ifaces, ipaddress.IPv4Address(gateway) if gateway else None, only=only)
+
+    def is_local(self, host: str) -> bool:
+        """True when `host` is one of usernet's own addresses."""
+        return ipaddress.IPv4Address(host) in self._local
+
+    def reaches(self, host: str) -> bool:
+        """True when usernet can send to `host`: on one of its networks, a broadcast, or via the gateway."""
+        addr = ipaddress.IPv4Address(host)
+        if addr == ipaddress.IPv4Address("255.255.255.255"):
+            return True
+        if any(addr in i.network for i in self.interfaces):
+            return True
+        return self.gateway is not None and not (addr.is_loopback or addr.is_multicast or addr.is_unspecified)
+
+    def choose(self, local: str | None, remote: str | None) -> Backend:
+        """The stack for a socket bound to `local` (None or "0.0.0.0": any) and maybe connected to `remote`."""
+        forced = _override.get()
+        if forced is not None:
+            backend = forced
+        elif local is not None and local not in ("", "0.0.0.0"):
+            backend = "usernet" if self.is_local(local) else "kernel"
+        elif remote is not None:
+            backend = "usernet" if self.reaches(remote) else "kernel"
+        else:
+            backend = "usernet"
+        if backend == "kernel" and self.only:
+            self.refuse(remote or local or "this socket")
+        return backend
+
+    def refuse(self, what: str) -> None:
+        """Raise the error `only=True` gives for anything the kernel would have to carry."""
+        networks = ", ".join(str(i.network) for i in self.interfaces)
+        hint = "" if self.gateway is not None else "; set a gateway (--gateway) to reach other networks through usernet"
+        raise OSError(
+            errno.ENETUNREACH,
+            f"{what} is not reachable through usernet (networks {networks}) and the kernel is not used "
+            f"(only=True, --only or USERNET_ONLY=1){hint}",
+        )

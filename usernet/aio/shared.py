@@ -1,0 +1,60 @@
+"""The one stack a process started by `python -m usernet` / `usernet run` shares among its loops.
+
+Programs create loops where usernet cannot pass arguments (`asyncio.run`,
+`uvloop.new_event_loop()`, a policy): such loops find the installed `SharedHost` here.
+It opens the link on first use — a program that never touches the network needs no
+TAP — and keeps it until the process exits, so sequential `asyncio.run` calls see the
+same interface, addresses and sandbox. One loop drives it at a time (see driver.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+
+from usernet.aio.config import UsernetConfig, open_host
+from usernet.host import Host
+
+__all__ = ["SharedHost", "current", "install"]
+
+
+class SharedHost:
+    """A Host opened lazily from `config`, closed at interpreter exit."""
+
+    def __init__(self, config: UsernetConfig) -> None:
+        self.config = config
+        self._host: Host | None = None
+        self._exit = contextlib.ExitStack()
+        self._lock = threading.Lock()
+
+    def get(self) -> Host:
+        with self._lock:
+            if self._host is None:
+                self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
+                atexit.register(self.close)
+            return self._host
+
+    def close(self) -> None:
+        with self._lock:
+            self._host = None
+            self._exit.close()
+
+
+_installed: SharedHost | None = None
+
+
+def install(config: UsernetConfig) -> SharedHost:
+    """Make `config` the process's stack for loops created without arguments."""
+    global _installed
+    if _installed is not None:
+        if _installed.config != config:
+            raise RuntimeError("usernet is already installed in this process with a different configuration")
+        return _installed
+    _installed = SharedHost(config)
+    return _installed
+
+
+def current() -> SharedHost | None:
+    return _installed

@@ -1,0 +1,199 @@
+"""What every usernet transport shares: lifecycle and callback order, extra info, the pseudo-socket.
+
+asyncio promises protocols that `connection_made` comes first, `connection_lost`
+exactly once and nothing after it; this base keeps that promise for every transport
+kind, so the datagram transport and the stream transports only add their I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from asyncio import transports
+from typing import Any
+
+from usernet.aio.driver import Driver
+from usernet.stack.interface import Socket
+
+__all__ = ["PseudoSocket", "UsernetTransport"]
+
+Address = tuple[str, int]
+
+
+class PseudoSocket:
+    """Stands in for the kernel socket in `get_extra_info('socket')`.
+
+    Libraries read `family`/`type`, call `getsockname`/`getpeername`, and set options
+    (keepalive, buffer sizes) expecting success: options the transport understands
+    change the connection; the rest are remembered and read back, as a kernel would.
+    It has no file descriptor (`fileno()` is -1).
+    """
+
+    __slots__ = ("_transport", "family", "type", "proto", "_options")
+
+    def __init__(self, transport: UsernetTransport, type: int, proto: int) -> None:
+        self._transport = transport
+        self.family = socket.AF_INET
+        self.type = type
+        self.proto = proto
+        self._options: dict[tuple[int, int], int | bytes] = {}
+
+    def fileno(self) -> int:
+        return -1
+
+    def getsockname(self) -> Address:
+        return self._transport._sockname()
+
+    def getpeername(self) -> Address:
+        peer = self._transport._peername()
+        if peer is None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return peer
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
+        stored = value if value is not None else b"\x00" * (optlen or 0)
+        if not self._transport._setsockopt(level, optname, stored):
+            self._options[(level, optname)] = stored
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        if level == socket.SOL_SOCKET and optname == socket.SO_TYPE:
+            return self.type
+        if level == socket.SOL_SOCKET and optname == socket.SO_ERROR:
+            return 0
+        value = self._transport._getsockopt(level, optname)
+        if value is None:
+            value = self._options.get((level, optname), 0)
+        if buflen is not None and isinstance(value, int):
+            return value.to_bytes(4, "little", signed=True)[:buflen]
+        return value
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def __repr__(self) -> str:
+        kind = "SOCK_STREAM" if self.type == socket.SOCK_STREAM else "SOCK_DGRAM"
+        try:
+            name = self.getsockname()
+        except OSError:
+            name = None
+        return f"<usernet pseudo-socket {kind} laddr={name}>"
+
+
+class UsernetTransport(transports._FlowControlMixin):
+    """The base of usernet's transports: a stack socket, a protocol, and the promised callback order.
+
+    Subclasses implement `_stack_ready` (news from the stack) and call `_start` once
+    they are set up; `close`/`abort` end in exactly one `connection_lost`.
+    """
+
+    _sock_type = socket.SOCK_STREAM
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        sock: Socket,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[None] | None,
+    ) -> None:
+        super().__init__(None, loop)
+        self._driver = driver
+        self._sock = sock
+        self._protocol = protocol
+        self._closing = False
+        self._started = False
+        self._lost = False
+        self._pseudo = PseudoSocket(self, self._sock_type, 0)
+        self._extra["socket"] = self._pseudo
+        self._refresh_names()
+        driver.register(sock, self)
+        loop.call_soon(self._start, waiter)
+
+    # -- asyncio.BaseTransport -------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def close(self) -> None:
+        self._force_close(None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Close now and tell the protocol `exc` (asyncio's sslproto calls this too)."""
+        if self._closing:
+            return
+        self._driver.check_thread()
+        self._closing = True
+        self._release()
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self._started:
+            self._protocol.connection_lost(exc)
+
+    # -- driver side -----------------------------------------------------------------------
+
+    def _start(self, waiter: asyncio.Future[None] | None) -> None:
+        if self._closing and self._lost:
+            return
+        self._started = True
+        self._protocol.connection_made(self)
+        if waiter is not None and not waiter.cancelled():
+            waiter.set_result(None)
+        if not self._closing:
+            self._stack_ready()
+
+    def _stack_ready(self) -> None:
+        raise NotImplementedError
+
+    def _stack_detached(self) -> None:
+        """The loop stopped driving the stack (it was closed): the socket goes, the protocol hears nothing more."""
+        self._closing = True
+        self._lost = True
+        self._sock.close()
+
+    def _release(self) -> None:
+        """Give the stack socket back."""
+        self._driver.unregister(self._sock)
+        self._sock.close()
+
+    # -- names and options -----------------------------------------------------------------
+
+    def _refresh_names(self) -> None:
+        self._extra["sockname"] = self._sockname()
+        self._extra["peername"] = self._peername()
+
+    def _sockname(self) -> Address:
+        addr, port = self._sock.local  # type: ignore[union-attr]
+        return (socket.inet_ntoa(addr), port)
+
+    def _peername(self) -> Address | None:
+        remote = self._sock.remote  # type: ignore[union-attr]
+        return None if remote is None else (socket.inet_ntoa(remote[0]), remote[1])
+
+    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+        """Apply an option that changes the connection; False when it is only to be remembered."""
+        return False
+
+    def _getsockopt(self, level: int, optname: int) -> int | None:
+        """The live value of an option the transport knows, or None."""
+        return None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._lost else "closing" if self._closing else "open"
+        return f"<{type(self).__name__} {state} sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}>"

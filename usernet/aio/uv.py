@@ -1,0 +1,25 @@
+"""uvloop with usernet: the same mixin as the stdlib loop, on `uvloop.Loop`.
+
+Imported only when uvloop is wanted, so `import usernet.aio` does not load it.
+"""
+
+from __future__ import annotations
+
+import uvloop
+
+from usernet.aio.config import UsernetConfig
+from usernet.aio.loop import UsernetLoopMixin
+from usernet.host import Host
+
+__all__ = ["UsernetUvloop"]
+
+#: The class uvloop shipped, kept before `install` points `uvloop.Loop` at UsernetUvloop.
+BaseUvloop: type[uvloop.Loop] = uvloop.Loop
+
+
+class UsernetUvloop(UsernetLoopMixin, BaseUvloop):  # type: ignore[misc, valid-type]
+    """uvloop's loop with usernet's stack for the sockets the Router sends there."""
+
+    def __init__(self, *, config: UsernetConfig | None = None, host: Host | None = None) -> None:
+        super().__init__()
+        self._usernet_setup(config, host)
