@@ -6,6 +6,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from usernet.stack.tcp.config import TcpConfig
+
 
 @dataclass(frozen=True)
 class InterfaceConfig:
@@ -32,6 +34,7 @@ class InterfaceConfig:
     udp_queue_limit: int = 256
     ephemeral_ports: tuple[int, int] = (32768, 60999)
     secret: bytes = field(default_factory=lambda: os.urandom(16))
+    tcp: TcpConfig = field(default_factory=TcpConfig)
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6:

@@ -13,6 +13,7 @@ from usernet.wire import (
     ICMP_ECHO_REQUEST,
     ICMP_TIME_EXCEEDED,
     IPPROTO_ICMP,
+    IPPROTO_TCP,
     IPPROTO_UDP,
     IPv4Packet,
     MalformedPacket,
@@ -129,13 +130,17 @@ class IcmpLayer:
             stats.icmp_malformed += 1
             return
         stats.icmp_errors_received += 1
+        err = _UNREACH_ERRNO.get(code, errno.EHOSTUNREACH) if kind == ICMP_DEST_UNREACH else errno.EHOSTUNREACH
+        if quoted.protocol == IPPROTO_TCP:
+            mtu = msg.next_hop_mtu if kind == ICMP_DEST_UNREACH and code == 4 else 0  # type: ignore[attr-defined]
+            self._iface.tcp.icmp_error(quoted, sport, dport, err, now, mtu=mtu)
+            return
         if quoted.protocol != IPPROTO_UDP:
             stats.icmp_unhandled += 1
             return
         sock = self._iface.udp.lookup(quoted.src, sport)
         if sock is None or sock.remote != (quoted.dst, dport):
             return  # like Linux: unconnected sockets are not told
-        err = _UNREACH_ERRNO.get(code, errno.EHOSTUNREACH) if kind == ICMP_DEST_UNREACH else errno.EHOSTUNREACH
         sock.errors.append(OSError(err, os.strerror(err)))
         self._iface.mark_ready(sock)
 

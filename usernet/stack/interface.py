@@ -8,6 +8,8 @@ from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import IcmpLayer, PingSocket
 from usernet.stack.ports import PortAllocator
 from usernet.stack.stats import Stats
+from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.layer import TcpLayer, TcpListener
 from usernet.stack.udp import UdpLayer, UdpSocket
 from usernet.wire import (
     BROADCAST_MAC,
@@ -15,6 +17,7 @@ from usernet.wire import (
     ETHERTYPE_IPV4,
     ICMP_DEST_UNREACH,
     IPPROTO_ICMP,
+    IPPROTO_TCP,
     IPPROTO_UDP,
     UNREACH_PORT,
     UNREACH_PROTOCOL,
@@ -27,11 +30,11 @@ from usernet.wire import (
     parse_udp,
 )
 
-Socket = UdpSocket | PingSocket
+Socket = UdpSocket | PingSocket | TcpConnection | TcpListener
 
 
 class Interface:
-    """One Ethernet interface with its IPv4 addresses, ARP, ICMP and UDP.
+    """One Ethernet interface with its IPv4 addresses, ARP, ICMP, UDP and TCP.
 
     It never reads a clock and never does I/O: a driver hands it each received frame
     with `receive(frame, now)`, calls `poll(now)` when `next_deadline()` is reached,
@@ -71,6 +74,7 @@ class Interface:
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.udp_ports = PortAllocator(*config.ephemeral_ports, seed=config.secret + b"udp")
+        self.tcp = TcpLayer(self)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -102,15 +106,21 @@ class Interface:
             stats.eth_unknown_type += 1
 
     def poll(self, now: float) -> None:
-        """Run what is due: ARP retries and give-ups."""
+        """Run what is due: ARP retries and give-ups, TCP timers."""
         self.arp.poll(now)
+        self.tcp.poll(now)
 
     def flush(self, now: float) -> None:
-        """Turn work the user side queued since the last call into frames (a no-op until TCP)."""
+        """Turn work the user side queued since the last call into frames: TCP segments and ACKs."""
+        self.tcp.flush(now)
 
     def next_deadline(self) -> float | None:
         """When `poll` must next be called, or None when nothing is pending."""
-        return self.arp.next_deadline()
+        a = self.arp.next_deadline()
+        b = self.tcp.next_deadline()
+        if a is None:
+            return b
+        return a if b is None or a < b else b
 
     def take_output(self) -> list[bytearray | bytes]:
         """The frames to send, oldest first; the interface forgets them."""
@@ -214,7 +224,12 @@ class Interface:
             return
         whole = datagram[: ip.total_length]
         protocol = ip.protocol
-        if protocol == IPPROTO_UDP:
+        if protocol == IPPROTO_TCP:
+            if dst in self._broadcasts:
+                stats.tcp_not_unicast += 1
+                return
+            self.tcp.receive(ip, whole, now)
+        elif protocol == IPPROTO_UDP:
             self._udp_in(ip, whole, now)
         elif protocol == IPPROTO_ICMP:
             if dst in self._broadcasts:

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+# TCP counters that record events, not frames thrown away.
+_TCP_EVENTS = (
+    "tcp_rx_segments", "tcp_tx_segments", "tcp_rst_sent", "tcp_rst_received", "tcp_retransmits",
+    "tcp_fast_retransmits", "tcp_timeouts", "tcp_challenge_acks", "tcp_ofo_segments", "tcp_fast_path",
+    "tcp_window_probes", "tcp_keepalive_probes", "tcp_delayed_acks", "tcp_syn_cookies_sent",
+    "tcp_syn_cookies_valid", "tcp_active_opens", "tcp_passive_opens",
+)
+
+
 class Stats:
     """Every frame the interface receives ends up counted: delivered or dropped by reason.
 
@@ -43,6 +52,39 @@ class Stats:
         "udp_no_socket",
         "udp_queue_full",
         "udp_wrong_peer",
+        "tcp_rx_segments",
+        "tcp_tx_segments",
+        "tcp_malformed",
+        "tcp_bad_checksum",
+        "tcp_not_unicast",
+        "tcp_no_socket",
+        "tcp_rst_sent",
+        "tcp_rst_received",
+        "tcp_retransmits",
+        "tcp_fast_retransmits",
+        "tcp_timeouts",
+        "tcp_conn_timeouts",
+        "tcp_challenge_acks",
+        "tcp_challenge_acks_limited",
+        "tcp_paws_rejected",
+        "tcp_out_of_window",
+        "tcp_ack_unsent",
+        "tcp_ack_too_old",
+        "tcp_bad_syn_ack",
+        "tcp_ofo_segments",
+        "tcp_rcv_overflow",
+        "tcp_fast_path",
+        "tcp_window_probes",
+        "tcp_keepalive_probes",
+        "tcp_delayed_acks",
+        "tcp_syn_cookies_sent",
+        "tcp_syn_cookies_valid",
+        "tcp_syn_cookies_invalid",
+        "tcp_listen_overflow",
+        "tcp_syn_queue_full",
+        "tcp_conn_limit",
+        "tcp_active_opens",
+        "tcp_passive_opens",
     )
 
     def __init__(self) -> None:
@@ -56,5 +98,6 @@ class Stats:
         """The non-zero counters that record a frame thrown away, for summaries."""
         keep = {"rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "arp_requests_answered",
                 "arp_replies_learned", "icmp_echo_answered", "icmp_errors_sent", "udp_delivered",
-                "icmp_errors_received"}
+                "icmp_errors_received",
+                *_TCP_EVENTS}
         return {k: v for k, v in self.as_dict().items() if v and k not in keep}

@@ -1,0 +1,62 @@
+"""TCP tunables: one frozen value, reachable as `InterfaceConfig.tcp`.
+
+Defaults follow Linux where Linux and the RFCs differ in ways peers notice (RTO
+floor, TIME_WAIT length, delayed-ACK time, retry counts), so that usernet behaves
+like the kernel it talks to. Tests shrink the limits to reach the bounded paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONGESTION_CONTROLS = ("newreno", "cubic")
+
+
+@dataclass(frozen=True)
+class TcpConfig:
+    """Every TCP knob of an interface; per-connection options start from these."""
+
+    sndbuf: int = 262144
+    rcvbuf: int = 262144
+    window_scale: int = 7  # what we offer; Linux offers 7 with default buffers
+    sack: bool = True
+    timestamps: bool = True
+    mss: int | None = None  # None: the link MTU minus 40 (RFC 6691)
+    nodelay: bool = False
+    delayed_ack: float = 0.04  # Linux's minimum delayed-ACK time
+    initial_window: int = 10  # segments (RFC 6928)
+    congestion: str = "newreno"
+    rto_min: float = 0.2
+    rto_max: float = 120.0
+    rto_initial: float = 1.0
+    syn_retries: int = 6  # Linux tcp_syn_retries
+    synack_retries: int = 5  # Linux tcp_synack_retries
+    retries: int = 15  # Linux tcp_retries2: data retransmissions before ETIMEDOUT
+    msl: float = 30.0  # TIME_WAIT lasts 2*MSL = 60 s, as on Linux
+    fin_timeout: float = 60.0  # FIN_WAIT_2 of a closed connection (Linux tcp_fin_timeout)
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    user_timeout: float = 0.0  # 0: off (TCP_USER_TIMEOUT)
+    max_backlog: int = 4096  # somaxconn: listen(backlog) is clamped to it
+    syn_backlog: int = 256  # half-open connections per listener before SYN cookies
+    syn_cookies: bool = True
+    max_connections: int = 65536
+    challenge_ack_limit: int = 1000  # per second, for the whole interface (RFC 5961 §7)
+    invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments
+    persist_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.sndbuf < 1 or self.rcvbuf < 1:
+            raise ValueError("sndbuf and rcvbuf must be at least 1 byte")
+        if not 0 <= self.window_scale <= 14:
+            raise ValueError(f"window_scale must be 0..14 (RFC 7323), got {self.window_scale}")
+        if self.mss is not None and not 64 <= self.mss <= 65495:
+            raise ValueError(f"mss must be 64..65495 or None (from the MTU), got {self.mss}")
+        if self.congestion not in CONGESTION_CONTROLS:
+            raise ValueError(f"congestion must be one of {', '.join(CONGESTION_CONTROLS)}, got {self.congestion!r}")
+        if self.delayed_ack < 0 or self.msl < 0 or self.fin_timeout < 0:
+            raise ValueError("delayed_ack, msl and fin_timeout are durations >= 0 seconds")
+        if self.syn_retries < 1 or self.synack_retries < 1 or self.retries < 1:
+            raise ValueError("syn_retries, synack_retries and retries must be at least 1")

@@ -1,0 +1,416 @@
+"""The TCP layer of an interface: demultiplexing, listeners, SYN cookies, RSTs for
+closed ports, and the one timer heap for every connection.
+
+Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, remote
+port), then listeners by (address, port) and (ANY, port). Connections that changed
+during a batch are remembered in `_dirty` and each produces its output once, at
+`flush`. Timers live on the connections; the heap holds at most one valid entry per
+connection (lazy invalidation: an entry is valid while its time equals the
+connection's `_timer_at`), and an entry is only added when a connection's earliest
+deadline moves earlier, so re-arming the RTO on every ACK costs no heap operation.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from usernet.native import build_ipv4_tcp, l4_checksum_v4, tcp_parse
+from usernet.stack.ports import PortAllocator
+from usernet.stack.tcp.config import TcpConfig
+from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.isn import IsnGenerator, SynCookies
+from usernet.stack.tcp.states import State
+from usernet.wire import IPv4Packet
+from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options
+
+if TYPE_CHECKING:
+    from usernet.stack.interface import Interface
+
+ANY = b"\x00\x00\x00\x00"
+Address = tuple[bytes, int]
+_ZERO_MAC = bytes(6)
+_IPPROTO_TCP = 6
+_CLOSED = State.CLOSED
+_TIME_WAIT = State.TIME_WAIT
+
+
+class TcpListener:
+    """A listening socket: half-open connections (the SYN queue) and an accept queue."""
+
+    __slots__ = ("_layer", "local", "backlog", "closed", "_queue", "_embryos", "_cookies_at", "__weakref__")
+
+    def __init__(self, layer: TcpLayer, local: Address, backlog: int) -> None:
+        self._layer = layer
+        self.local = local
+        self.backlog = backlog
+        self.closed = False
+        self._queue: deque[TcpConnection] = deque()
+        self._embryos: dict[TcpConnection, None] = {}
+        self._cookies_at = -1e18  # when a SYN cookie was last sent
+
+    def __repr__(self) -> str:
+        return f"<TcpListener {'.'.join(map(str, self.local[0]))}:{self.local[1]} queued={len(self._queue)}>"
+
+    def accept(self) -> TcpConnection | None:
+        """The oldest established connection, or None."""
+        if not self._queue:
+            return None
+        conn = self._queue.popleft()
+        conn.listener = None
+        return conn
+
+    @property
+    def pending(self) -> int:
+        """Connections waiting for accept()."""
+        return len(self._queue)
+
+    def close(self, now: float) -> None:
+        """Stop listening; connections not yet accepted are reset, as on Linux."""
+        if self.closed:
+            return
+        self.closed = True
+        self._layer.unlisten(self)
+        for conn in list(self._embryos) + list(self._queue):
+            conn.abort(now)
+        self._queue.clear()
+        self._embryos.clear()
+
+    def established(self, conn: TcpConnection) -> None:
+        self._embryos.pop(conn, None)
+        self._queue.append(conn)
+        self._layer.iface.mark_ready(self)
+
+    def forget(self, conn: TcpConnection) -> None:
+        self._embryos.pop(conn, None)
+
+
+class TcpLayer:
+    """Every TCP connection and listener of one interface."""
+
+    def __init__(self, iface: Interface) -> None:
+        self.iface = iface
+        self.config: TcpConfig = iface.config.tcp
+        self._stats = iface.counters
+        secret = iface.config.secret
+        self.isn_source = IsnGenerator(secret)
+        self.cookies = SynCookies(secret)
+        self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
+        self._listeners: dict[Address, TcpListener] = {}
+        self._ports: dict[int, int] = {}
+        self._port_alloc = PortAllocator(*iface.config.ephemeral_ports, seed=secret + b"tcp")
+        self._dirty: dict[TcpConnection, None] = {}
+        self._heap: list[tuple[float, int, TcpConnection]] = []
+        self._tie = itertools.count()
+        self._challenge_tokens = float(self.config.challenge_ack_limit)
+        self._challenge_at = 0.0
+        self.max_timer_lateness = 0.0  # how far past its deadline any timer ran: 0 under a virtual clock
+
+    # -- user side -----------------------------------------------------------------------
+
+    def listen(self, local: Address, backlog: int = 128) -> TcpListener:
+        """Listen on (address or ANY, port); port 0 picks an ephemeral port."""
+        addr, port = local
+        if addr != ANY and addr not in self.iface.local_addresses:
+            raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
+        if port == 0:
+            port = self._port_alloc.allocate(self._ports)
+        elif (addr, port) in self._listeners or (ANY, port) in self._listeners or (
+                addr == ANY and any(p == port for _, p in self._listeners)):
+            raise OSError(errno.EADDRINUSE, f"TCP port {port} already has a listener")
+        backlog = max(1, min(backlog, self.config.max_backlog))
+        listener = TcpListener(self, (addr, port), backlog)
+        self._listeners[(addr, port)] = listener
+        self._ports[port] = self._ports.get(port, 0) + 1
+        return listener
+
+    def connect(self, remote: Address, now: float, local: Address | None = None) -> TcpConnection:
+        """Start an active open; the SYN leaves at the next flush. Errors are raised here."""
+        dst, dport = remote
+        if not 0 < dport < 65536:
+            raise OSError(errno.EINVAL, f"bad destination port {dport}")
+        iface = self.iface
+        if not iface.is_unicast(dst):
+            raise OSError(errno.ENETUNREACH, f"{_fmt(dst)} is not a unicast address")
+        route = iface.route(dst)
+        if route is None:
+            raise OSError(errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set")
+        src = route[1]
+        port = 0
+        if local is not None:
+            if local[0] != ANY:
+                if local[0] not in iface.local_addresses:
+                    raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(local[0])} is not an address of this usernet interface")
+                src = local[0]
+            port = local[1]
+        if len(self._table) >= self.config.max_connections:
+            raise OSError(errno.ENOBUFS, "too many TCP connections: raise TcpConfig.max_connections or close some")
+        if port == 0:
+            port = self._port_alloc.allocate(self._ports)
+        elif (src, port, dst, dport) in self._table:
+            raise OSError(errno.EADDRINUSE, f"a connection {_fmt(src)}:{port} -> {_fmt(dst)}:{dport} already exists")
+        conn = TcpConnection(self, (src, port), remote, route[0], now)
+        self._add(conn)
+        conn.active_open(now)
+        self.touch(conn)
+        return conn
+
+    def connections(self) -> list[TcpConnection]:
+        return list(self._table.values())
+
+    def listeners(self) -> list[TcpListener]:
+        return list(self._listeners.values())
+
+    # -- driver side -----------------------------------------------------------------------
+
+    def receive(self, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
+        """One TCP segment addressed to us (not a broadcast)."""
+        stats = self._stats
+        seg = ip.payload
+        p = tcp_parse(seg)
+        if p[0]:
+            stats.tcp_malformed += 1
+            return
+        if l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg):
+            stats.tcp_bad_checksum += 1
+            return
+        stats.tcp_rx_segments += 1
+        payload = seg[p[5]:]
+        conn = self._table.get((ip.dst, p[2], ip.src, p[1]))
+        if conn is not None:
+            if conn.state == _TIME_WAIT and p[6] & (SYN | ACK | RST) == SYN and self._reuse_time_wait(conn, p, now):
+                conn = None
+            else:
+                conn.input(p, payload, now)
+                self._dirty[conn] = None
+                return
+        listener = self._listeners.get((ip.dst, p[2])) or self._listeners.get((ANY, p[2]))
+        if listener is not None:
+            self._listen_input(listener, ip, p, payload, now)
+            return
+        stats.tcp_no_socket += 1
+        self._reset_reply(ip.dst, ip.src, p, len(payload), now)
+
+    def poll(self, now: float) -> None:
+        """Run the timers that are due."""
+        heap = self._heap
+        dirty = self._dirty
+        while heap and heap[0][0] <= now:
+            when, _, conn = heapq.heappop(heap)
+            if conn._timer_at != when:
+                continue  # superseded by an earlier entry
+            conn._timer_at = None
+            if conn.state == _CLOSED:
+                continue
+            late = conn.on_timer(now)
+            if late > self.max_timer_lateness:
+                self.max_timer_lateness = late
+            dirty[conn] = None
+
+    def flush(self, now: float) -> None:
+        """Each connection that changed sends what it has, then its timers are filed."""
+        if not self._dirty:
+            return
+        dirty = self._dirty
+        self._dirty = {}
+        heap = self._heap
+        for conn in dirty:
+            if conn.state != _CLOSED:
+                conn.output(now)
+            d = conn.deadline()
+            if d is not None and (conn._timer_at is None or d < conn._timer_at):
+                conn._timer_at = d
+                heapq.heappush(heap, (d, next(self._tie), conn))
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            when, _, conn = heap[0]
+            if conn._timer_at == when and conn.state != _CLOSED:
+                return when
+            heapq.heappop(heap)
+        return None
+
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, now: float,
+                   mtu: int = 0) -> None:
+        """An ICMP error about a segment we sent; `mtu` is set for "fragmentation needed"."""
+        conn = self._table.get((quoted.src, sport, quoted.dst, dport))
+        if conn is None or len(quoted.payload) < 8:
+            return
+        seq = int.from_bytes(quoted.payload[4:8], "big")
+        conn.icmp_error(code_errno, seq, mtu, now)
+        self._dirty[conn] = None
+
+    # -- shared with connections and listeners -------------------------------------------
+
+    def touch(self, conn: TcpConnection) -> None:
+        """`conn` has something for the next flush to do."""
+        self._dirty[conn] = None
+
+    def forget(self, conn: TcpConnection) -> None:
+        """A connection reached CLOSED: out of the table (its heap entry is now stale)."""
+        conn._timer_at = None
+        if self._table.get(conn.key) is conn:
+            del self._table[conn.key]
+            port = conn.local[1]
+            left = self._ports[port] - 1
+            if left:
+                self._ports[port] = left
+            else:
+                del self._ports[port]
+        listener = conn.listener
+        if listener is not None:
+            listener.forget(conn)
+
+    def unlisten(self, listener: TcpListener) -> None:
+        if self._listeners.get(listener.local) is listener:
+            del self._listeners[listener.local]
+            port = listener.local[1]
+            left = self._ports[port] - 1
+            if left:
+                self._ports[port] = left
+            else:
+                del self._ports[port]
+
+    def challenge_allowed(self, now: float) -> bool:
+        """RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second, interface-wide."""
+        limit = float(self.config.challenge_ack_limit)
+        tokens = self._challenge_tokens + (now - self._challenge_at) * limit
+        self._challenge_at = now
+        if tokens > limit:
+            tokens = limit
+        if tokens < 1.0:
+            self._challenge_tokens = tokens
+            self._stats.tcp_challenge_acks_limited += 1
+            return False
+        self._challenge_tokens = tokens - 1.0
+        return True
+
+    def send_reset(self, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float) -> None:
+        self._send_bare(local, remote, seq, ack, flags, 0, b"", now)
+        self._stats.tcp_rst_sent += 1
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _add(self, conn: TcpConnection) -> None:
+        self._table[conn.key] = conn
+        port = conn.local[1]
+        self._ports[port] = self._ports.get(port, 0) + 1
+
+    def _reuse_time_wait(self, conn: TcpConnection, p: tuple[Any, ...], now: float) -> bool:
+        """A new SYN for a pair in TIME_WAIT may start a new connection if its sequence
+        number is beyond the old one's (RFC 9293 §3.10.7.4, as Linux does)."""
+        if ((p[3] - conn.rcv_nxt) & 0xFFFFFFFF) - 1 >= 0x7FFFFFFF:
+            return False
+        conn.abort(now)
+        return True
+
+    def _listen_input(self, listener: TcpListener, ip: IPv4Packet, p: tuple[Any, ...], payload: memoryview,
+                      now: float) -> None:
+        """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full."""
+        flags = p[6]
+        stats = self._stats
+        if flags & RST:
+            return
+        local = (ip.dst, p[2])
+        remote = (ip.src, p[1])
+        if flags & ACK:
+            if not flags & SYN and self._cookie_ack(listener, local, remote, p, payload, now):
+                return
+            self.send_reset(local, remote, p[4], 0, RST, now)
+            return
+        if not flags & SYN or not self.iface.is_unicast(ip.src):
+            return
+        if len(listener._queue) >= listener.backlog:
+            stats.tcp_listen_overflow += 1
+            return
+        if len(self._table) >= self.config.max_connections:
+            stats.tcp_conn_limit += 1
+            return
+        route = self.iface.route(ip.src)
+        if route is None:
+            stats.ipv4_no_route += 1
+            return
+        if len(listener._embryos) >= self.config.syn_backlog:
+            if self.config.syn_cookies:
+                self._send_cookie(listener, local, remote, p, now)
+            else:
+                stats.tcp_syn_queue_full += 1
+            return
+        conn = TcpConnection(self, local, remote, route[0], now, listener)
+        listener._embryos[conn] = None
+        self._add(conn)
+        conn.passive_open(p, now)
+        self._dirty[conn] = None
+
+    def _send_cookie(self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...],
+                     now: float) -> None:
+        """A stateless SYN-ACK whose ISN encodes the MSS; no other option survives."""
+        mss_limit = min(self.config.mss or 65495, self.iface.mtu - 40)
+        peer_mss = p[10] if p[10] > 0 else 536
+        cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], p[3],
+                                     min(peer_mss, mss_limit))
+        window = min(self.config.rcvbuf, 65535)
+        self._send_bare(local, remote, cookie, (p[3] + 1) & 0xFFFFFFFF, SYN | ACK, window,
+                        encode_tcp_options(mss=mss_limit), now)
+        listener._cookies_at = now
+        self._stats.tcp_syn_cookies_sent += 1
+
+    def _cookie_ack(self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...],
+                    payload: memoryview, now: float) -> bool:
+        """Complete a handshake from a cookie; True if the ACK carried a valid one."""
+        cookies = self.cookies
+        if now - listener._cookies_at > cookies.period * (cookies.max_age + 1):
+            return False  # no cookies sent lately: do not let blind ACKs guess one
+        mss = cookies.validate(now, local[0], local[1], remote[0], remote[1], p[3], p[4])
+        if mss is None:
+            self._stats.tcp_syn_cookies_invalid += 1
+            return False
+        if len(listener._queue) >= listener.backlog or len(self._table) >= self.config.max_connections:
+            self._stats.tcp_listen_overflow += 1
+            return True  # dropped: the client retransmits or times out
+        route = self.iface.route(remote[0])
+        if route is None:
+            return True
+        self._stats.tcp_syn_cookies_valid += 1
+        conn = TcpConnection(self, local, remote, route[0], now, listener)
+        self._add(conn)
+        conn.cookie_open(p, mss, now)
+        if payload or p[6] & FIN:
+            conn.input(p, payload, now)
+        self._dirty[conn] = None
+        return True
+
+    def _reset_reply(self, local_ip: bytes, remote_ip: bytes, p: tuple[Any, ...], length: int, now: float) -> None:
+        """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST."""
+        flags = p[6]
+        if flags & RST or not self.iface.is_unicast(remote_ip):
+            return
+        local = (local_ip, p[2])
+        remote = (remote_ip, p[1])
+        if flags & ACK:
+            self.send_reset(local, remote, p[4], 0, RST, now)
+        else:
+            seglen = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            self.send_reset(local, remote, 0, (p[3] + seglen) & 0xFFFFFFFF, RST | ACK, now)
+
+    def _send_bare(self, local: Address, remote: Address, seq: int, ack: int, flags: int, window: int,
+                   options: bytes, now: float) -> None:
+        """A segment that belongs to no connection (RSTs, cookie SYN-ACKs)."""
+        iface = self.iface
+        route = iface.route(remote[0])
+        if route is None:
+            self._stats.ipv4_no_route += 1
+            return
+        frame = bytearray(54 + len(options))
+        build_ipv4_tcp(frame, 0, _ZERO_MAC, iface.mac, local[0], remote[0], iface.next_ident(), iface.config.ttl,
+                       local[1], remote[1], seq, ack, flags, window, 0, options, b"")
+        iface.transmit(frame, route[0], local[0], now)
+        self._stats.tcp_tx_segments += 1
+
+
+def _fmt(addr: bytes) -> str:
+    return ".".join(str(b) for b in addr)
