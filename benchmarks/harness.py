@@ -1,0 +1,140 @@
+"""What a benchmark declares, so the runner can run any of them without knowing what they measure.
+
+A benchmark module in `benchmarks/suite/` exports `BENCHMARKS`, a tuple of `Benchmark`.
+Each benchmark lists its variants (the columns compared side by side: usernet on one
+loop, the kernel on another, kernel-to-kernel over veth...). A variant is either
+runnable — it has a `setup` that builds its world (sandboxes, servers) and yields a
+`Measure` — or `pending`, with the reason it cannot run yet; pending variants still
+appear in the table, so a missing figure is visible rather than silently absent. When
+the TCP engine or the asyncio face lands, their benchmarks become runnable by giving
+their variants a `setup`; the runner does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+__all__ = [
+    "Benchmark",
+    "LABELS",
+    "Measure",
+    "Metric",
+    "NEEDS_AIO",
+    "NEEDS_TCP",
+    "NEEDS_TCP_AND_AIO",
+    "Settings",
+    "Setup",
+    "Variant",
+    "placeholders",
+    "variant",
+]
+
+NEEDS_TCP = "not yet: needs TCP"
+NEEDS_AIO = "not yet: needs the asyncio face"
+NEEDS_TCP_AND_AIO = "not yet: needs TCP and the asyncio face"
+
+#: The standard columns of issue 6, (a)-(e), plus what only usernet has today.
+LABELS: dict[str, str] = {
+    "usernet-select": "usernet, select loop",
+    "usernet-asyncio": "(a) usernet + asyncio",
+    "usernet-uvloop": "(b) usernet + uvloop",
+    "kernel-asyncio": "(c) kernel + asyncio",
+    "kernel-uvloop": "(d) kernel + uvloop",
+    "kernel-veth": "(e) kernel over veth",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how often to measure; `quick` trades precision for a run well under 2 minutes."""
+
+    quick: bool
+    repeats: int
+    seconds: float
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Settings:
+        return cls(quick=True, repeats=3, seconds=0.6) if quick else cls(quick=False, repeats=5, seconds=3.0)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure a benchmark reports; `higher_is_better` tells the reader how to read a ratio."""
+
+    key: str
+    label: str
+    higher_is_better: bool = True
+    digits: int = 0
+
+
+#: Takes a case name, runs one measurement of it, returns {metric key: value}.
+Measure = Callable[[str], dict[str, float]]
+#: Builds a variant's world (namespaces, servers) and yields its Measure; tears it all down on exit.
+Setup = Callable[[Settings], AbstractContextManager[Measure]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column. `reference` is the kernel variant its headline figure is divided by (default: the benchmark's)."""
+
+    key: str
+    label: str
+    setup: Setup | None = None
+    pending: str | None = None
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.setup is None) == (self.pending is None):
+            raise ValueError(f"variant {self.key}: give exactly one of setup (runnable) or pending (why not yet)")
+
+
+def variant(
+    key: str, setup: Setup | None = None, *, pending: str | None = None, label: str | None = None, vs: str | None = None
+) -> Variant:
+    """A variant labelled from `LABELS` unless `label` is given, compared with variant `vs` if given."""
+    return Variant(key, label or LABELS[key], setup, pending, vs)
+
+
+def placeholders(reason: str, keys: tuple[str, ...] = ("usernet-asyncio", "usernet-uvloop", "kernel-asyncio",
+                                                       "kernel-uvloop", "kernel-veth")) -> tuple[Variant, ...]:
+    """The standard columns of a benchmark that cannot run yet, each saying why; usernet compared loop with loop."""
+    same_loop = {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
+    return tuple(variant(key, pending=reason, vs=same_loop.get(key)) for key in keys)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One table of the report: `cases` are its rows groups, `variants` its columns, `metrics` its figures.
+
+    The first metric is the headline one: plotted, and divided by the reference variant's
+    figure for the same case to give the ratio to the kernel (each variant may name its
+    own reference, e.g. usernet on uvloop against the kernel on uvloop).
+    """
+
+    name: str
+    title: str
+    order: int
+    meaning: str
+    metrics: tuple[Metric, ...]
+    cases: tuple[str, ...]
+    variants: tuple[Variant, ...]
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        keys = [v.key for v in self.variants]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"benchmark {self.name}: variant keys repeat: {keys}")
+        for ref in {self.reference, *(v.reference for v in self.variants)} - {None}:
+            if ref not in keys:
+                raise ValueError(f"benchmark {self.name}: reference {ref!r} is none of its variants {keys}")
+        if not self.metrics or not self.cases:
+            raise ValueError(f"benchmark {self.name}: needs at least one metric and one case")
+
+    @property
+    def runnable(self) -> bool:
+        return any(v.setup is not None for v in self.variants)
+
+    def reference_of(self, variant: Variant) -> str | None:
+        return variant.reference or self.reference

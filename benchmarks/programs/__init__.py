@@ -1,0 +1,1 @@
+"""The processes the benchmarks start: servers and load generators, each runnable with `python -m`."""

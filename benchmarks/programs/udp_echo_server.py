@@ -1,0 +1,61 @@
+"""The asyncio UDP echo server of the UDP echo benchmark, the same program on every variant.
+
+On kernel sockets it runs as is; `python -m usernet [options] -m
+benchmarks.programs.udp_echo_server` runs it unchanged on usernet. It binds the wildcard
+address (which usernet's routing sends to usernet), prints `ready`, and serves until
+SIGTERM or `--max-seconds`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def serve(port: int, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", port))
+    stopped = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
+    print("ready", flush=True)
+    try:
+        await asyncio.wait_for(stopped, seconds)
+    except TimeoutError:
+        pass
+    finally:
+        transport.close()
+
+
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=7)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
+    args = parser.parse_args(argv)
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        runner.run(serve(args.port, args.max_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The benchmarks `python -m benchmarks` runs: every module here exports `BENCHMARKS`."""

@@ -1,0 +1,52 @@
+"""The benchmark harness runs end to end and writes a table with figures in it (never how fast they are)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.harness import Benchmark, Metric, variant
+from benchmarks.runner import discover, select
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_every_registered_variant_is_runnable_or_says_why_not() -> None:
+    benchmarks = discover()
+    assert {"udp_echo", "icmp_echo", "tap_capacity", "memory", "tcp_bulk", "tcp_rr", "tcp_connect",
+            "aiohttp", "aiomcache"} <= {b.name for b in benchmarks}
+    for b in benchmarks:
+        for v in b.variants:
+            assert (v.setup is None) != (v.pending is None), (b.name, v.key)
+
+
+def test_select_names_the_known_benchmarks_when_given_an_unknown_one() -> None:
+    with pytest.raises(ValueError, match="known: .*udp_echo"):
+        select(discover(), ["udp_echo", "nope"])
+
+
+def test_a_benchmark_refuses_a_reference_it_does_not_have() -> None:
+    with pytest.raises(ValueError, match="reference"):
+        Benchmark("x", "x", 0, "", (Metric("m", "m"),), ("c",), (variant("kernel-asyncio", pending="later"),),
+                  reference="kernel-veth")
+
+
+@pytest.mark.network
+def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "icmp_echo,memory", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "latest.md").read_text()
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| one in flight")}
+    assert set(rows) == {"usernet, select loop", "kernel, loopback", "(e) kernel over veth"}
+    for line in rows.values():
+        assert re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line), line
+    assert re.search(r"\| usernet, select loop \|.*\| [\d.]+ × \(e\) \|", rows["usernet, select loop"])
+    assert "not yet: needs TCP" in table
+    assert "failed" not in table
