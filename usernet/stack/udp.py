@@ -6,7 +6,8 @@ import errno
 from collections import deque
 from typing import TYPE_CHECKING
 
-from usernet.wire import IPPROTO_UDP, UDP_HLEN, emit_udp
+from usernet.native import build_ipv4_udp
+from usernet.wire import UDP_HLEN
 
 if TYPE_CHECKING:
     from usernet.stack.interface import Interface
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 ANY = b"\x00\x00\x00\x00"
 Address = tuple[bytes, int]
 _HEADROOM = 14 + 20  # Ethernet + IPv4 in front of the UDP header
+_NO_MAC = bytes(6)  # filled in by ARP when the frame leaves
 
 
 class UdpSocket:
@@ -69,8 +71,10 @@ class UdpSocket:
         if 20 + size > iface.mtu:
             raise OSError(errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {iface.mtu} (no fragmentation)")
         frame = bytearray(_HEADROOM + size)
-        emit_udp(frame, _HEADROOM, src, dst, self.local[1], dport, data)
-        iface.send_ipv4(frame, src, dst, IPPROTO_UDP, size, route[0], now)
+        # One C call writes Ethernet, IPv4 and UDP headers with both checksums.
+        build_ipv4_udp(frame, 0, _NO_MAC, iface.mac, src, dst, iface.next_ident(), iface.config.ttl,
+                       self.local[1], dport, data)
+        iface.transmit(frame, route[0], src, now)
 
     def recvfrom(self) -> tuple[bytes, Address] | None:
         """The oldest datagram and its sender, or None."""
