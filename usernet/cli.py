@@ -1,9 +1,11 @@
-"""The `usernet` command: bring an interface up, ping from it, decode captures, run the demo."""
+"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill scripts and the demo."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import importlib
 import ipaddress
 import os
 import signal
@@ -17,6 +19,7 @@ from usernet.aio.config import add_arguments
 
 if TYPE_CHECKING:
     from usernet.host import Host
+    from usernet.services import ConnectionRecord, Services
 
 
 @contextlib.contextmanager
@@ -44,29 +47,72 @@ def _print_counters(host: object) -> None:
     print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
 
 
+def _format_record(record: ConnectionRecord) -> str:
+    """One line per connection: who, state, and what `TcpConnection.info()` says about the path."""
+    info = record.info
+    rtt = info["rtt"]
+    rtt_text = "-" if rtt is None else f"{rtt * 1000:.2f}ms"
+    local = f"{ipaddress.IPv4Address(record.local[0])}:{record.local[1]}"
+    remote = f"{ipaddress.IPv4Address(record.remote[0])}:{record.remote[1]}"
+    line = (f"  {record.service:<7} {remote} -> {local} {info['state']:<11} rtt={rtt_text} cwnd={info['cwnd']} "
+            f"mss={info['mss']} retransmits={info['retransmits']} bytes_sent={info['bytes_sent']} "
+            f"bytes_received={info['bytes_received']} segs_in={info['segs_in']} segs_out={info['segs_out']}")
+    if record.error is not None:
+        line += f" error={errno.errorcode.get(record.error.errno or 0, record.error.errno)}"
+    return line
+
+
+def _print_connections(services: Services) -> None:
+    """Per-connection statistics of the TCP services: finished ones (the latest) first, then live ones."""
+    records = services.records()
+    live = sum(record.live for record in records)
+    print(f"tcp connections: {live} live, {len(records) - live} finished (latest kept)", flush=True)
+    for record in records:
+        print(_format_record(record), flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from usernet import selectloop
-    from usernet.services import UdpEcho
+    from usernet.services import Services
 
-    stop = {"now": False}
+    flags = {"stop": False, "report": False}
+    waker = selectloop.Waker()
 
     def on_signal(signum: int, frame: object) -> None:
-        stop["now"] = True
+        flags["report" if signum == signal.SIGUSR1 else "stop"] = True
+        waker.wake()  # select() would otherwise resume its wait after the handler
 
-    old = signal.signal(signal.SIGTERM, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_usr1 = signal.signal(signal.SIGUSR1, on_signal)
     deadline = time.monotonic() + args.duration if args.duration else None
-    with _open_host(args, "up", dump=args.dump) as host:
-        echo = UdpEcho(host.iface)  # type: ignore[attr-defined]
-        address = args.address.split("/")[0]
-        print(f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7", flush=True)  # type: ignore[attr-defined]
-        try:
-            selectloop.run(host, echo.handle,  # type: ignore[arg-type]
-                           until=lambda now: stop["now"] or (deadline is not None and now >= deadline))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, old)
-            _print_counters(host)
+    try:
+        with _open_host(args, "up", dump=args.dump) as host:
+            services = Services(host.iface)
+            address = args.address.split("/")[0]
+            print(f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
+                  f"TCP echo 7, discard 9, chargen 19; SIGUSR1 (kill -USR1 {os.getpid()}) prints connections",
+                  flush=True)
+
+            def until(now: float) -> bool:
+                if flags["report"]:
+                    flags["report"] = False
+                    _print_connections(services)
+                return flags["stop"] or (deadline is not None and now >= deadline)
+
+            try:
+                selectloop.run(host, services.handle, until=until, waker=waker)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                _print_connections(services)
+                _print_counters(host)
+                now = time.monotonic()
+                services.close(now)  # peers hear a RST instead of waiting for a timeout
+                host.flush(now)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGUSR1, old_usr1)
+        waker.close()
     return 0
 
 
@@ -150,12 +196,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 127
 
 
+DRILL_MODULE = "usernet.testing.drill.__main__"
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    """Hand the arguments to the packetdrill-style script runner."""
+    try:
+        drill = importlib.import_module(DRILL_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (DRILL_MODULE, "usernet.testing.drill"):
+            raise
+        print(f"usernet drill: this usernet has no script runner ({DRILL_MODULE} is missing)", file=sys.stderr)
+        return 2
+    return int(drill.main(args.argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usernet", description="A userspace TCP/UDP/IP stack on a TAP device.")
     parser.add_argument("--version", action="version", version=f"usernet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="bring an interface up: answer ARP, ping and UDP echo until interrupted")
+    up = sub.add_parser("up", help="bring an interface up: answer ARP and ping, serve UDP echo and TCP echo, "
+                        "discard and chargen until interrupted; SIGUSR1 prints per-connection statistics")
     add_arguments(up)
     up.add_argument("--dump", action="store_true", help="print one line per frame, as tcpdump would")
     up.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until interrupted)")
@@ -180,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     decode = sub.add_parser("decode", help="print a pcap file one line per frame")
     decode.add_argument("file")
     decode.set_defaults(func=cmd_decode)
+
+    drill = sub.add_parser("drill", add_help=False, prefix_chars="\0",  # every argument goes to the runner
+                           help="run packetdrill-style scripts against the stack on a virtual clock "
+                           "(usernet drill --help for its options)")
+    drill.add_argument("argv", nargs=argparse.REMAINDER)
+    drill.set_defaults(func=cmd_drill)
 
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
     demo.set_defaults(func=cmd_demo)

@@ -228,9 +228,12 @@ class Sandbox:
         """Make the kernel drop `percent`% of the IP packets it sends out of `device`, at random.
 
         One nftables rule per device (`oifname DEV numgen random mod 100 < N drop`) in the
-        postrouting hook: it models loss toward usernet without netem. ARP is not IP and
-        passes. 0 removes the device's rule. A local sender whose packet is dropped gets
-        EPERM from send(), which is how the kernel reports a netfilter drop.
+        postrouting hook. ARP is not IP and passes. 0 removes the device's rule. A local
+        sender whose packet is dropped gets EPERM from send(), which is how the kernel
+        reports a netfilter drop — and the kernel's own TCP, told the same way, quietly
+        resends, so for TCP sockets in this namespace it is NOT real loss. To lose TCP
+        segments toward usernet, put the kernel peer one routed hop away and drop there
+        (tests/interop/test_kernel_tcp.py does so).
         """
         self._require_open()
         if not 0 <= percent <= 100 or int(percent) != percent:

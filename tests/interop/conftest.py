@@ -2,53 +2,131 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from usernet.host import Host
+from usernet.link import PcapTap, PcapWriter
+from usernet.link.base import Link
 from usernet.sandbox import Sandbox
-from usernet.selectloop import run
-from usernet.services import UdpEcho
+from usernet.selectloop import Waker, run
+from usernet.services import Services, UdpEcho
 from usernet.stack import Interface, InterfaceConfig
+from usernet.stack.interface import Socket
 
 USERNET_IP = "192.0.2.2"
 KERNEL_IP = "192.0.2.1"
 
 pytestmark = pytest.mark.network
 
+T = TypeVar("T")
+Handler = Callable[[Socket, float], None]
+
+
+class LoopThread:
+    """The select loop on its own thread, serving `services`, with a way in for the test's thread.
+
+    The stack has one owner: everything that touches it runs on the loop's thread,
+    either as a handler of a socket's news (`handlers`, consulted before the services)
+    or as a function handed over with `call`.
+    """
+
+    def __init__(self, host: Host, services: Services) -> None:
+        self.host = host
+        self.services = services
+        self.handlers: dict[Socket, Handler] = {}
+        self._calls: queue.SimpleQueue[tuple[Callable[[float], object], concurrent.futures.Future[object]]] = (
+            queue.SimpleQueue())
+        self._waker = Waker()
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._serve, name="usernet loop", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def call(self, fn: Callable[[float], T], timeout: float = 10.0) -> T:
+        """Run `fn(now)` on the loop's thread and return its result; what it queued leaves right after."""
+        future: concurrent.futures.Future[object] = concurrent.futures.Future()
+        self._calls.put((fn, future))
+        self._waker.wake()
+        return future.result(timeout)  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._waker.wake()
+        self._thread.join(timeout=5)
+        self._waker.close()
+        assert not self._thread.is_alive(), "the usernet loop did not stop"
+        assert not self._errors, f"the usernet loop crashed: {self._errors[0]!r}"
+
+    def _serve(self) -> None:
+        try:
+            run(self.host, self._on_ready, until=self._until, waker=self._waker)
+        except BaseException as exc:  # surfaced in the test, not lost in the thread
+            self._errors.append(exc)
+
+    def _on_ready(self, sock: Socket, now: float) -> None:
+        handler = self.handlers.get(sock)
+        if handler is not None:
+            handler(sock, now)
+        else:
+            self.services.handle(sock, now)
+
+    def _until(self, now: float) -> bool:
+        while True:
+            try:
+                fn, future = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                future.set_result(fn(now))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return self._stop.is_set()
+
 
 @dataclass
 class Running:
     sandbox: Sandbox
     host: Host
-    echo: UdpEcho
+    services: Services
+    loop: LoopThread
+
+    @property
+    def echo(self) -> UdpEcho:
+        return self.services.udp_echo
+
+
+@contextlib.contextmanager
+def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None) -> Iterator[Running]:
+    """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread."""
+    tap = sandbox.create_tap("usernet0", host_address=f"{KERNEL_IP}/24")
+    with contextlib.ExitStack() as stack:
+        link: Link = tap
+        if pcap is not None:
+            link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
+        stack.callback(tap.close)  # before the capture file is closed
+        host = Host(link, Interface(InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway)))
+        loop = LoopThread(host, Services(host.iface))
+        loop.start()
+        try:
+            yield Running(sandbox, host, loop.services, loop)
+        finally:
+            loop.stop()
 
 
 @pytest.fixture
 def running(sandbox: Sandbox) -> Iterator[Running]:
-    """usernet up on a TAP in `sandbox`, serving UDP echo from a background thread."""
-    link = sandbox.create_tap("usernet0", host_address=f"{KERNEL_IP}/24")
-    host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"])))
-    echo = UdpEcho(host.iface)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            run(host, echo.handle, until=lambda now: stop.is_set())
-        except BaseException as exc:  # surfaced in the test, not lost in the thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield Running(sandbox, host, echo)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        link.close()
-    assert not thread.is_alive(), "the usernet loop did not stop"
-    assert not errors, f"the usernet loop crashed: {errors[0]!r}"
+    """usernet serving UDP echo and TCP echo/discard/chargen on a TAP in `sandbox`."""
+    with usernet_on_tap(sandbox) as r:
+        yield r

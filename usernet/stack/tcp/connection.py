@@ -1078,7 +1078,9 @@ class TcpConnection:
         if free - cur >= min(self._recv.limit >> 1, self._rcv_mss):
             field = free >> shift
         else:
-            field = (cur + (1 << shift) - 1) >> shift
+            # Keep the edge where it is, rounded DOWN to the scale unit: rounding up would
+            # advertise bytes the buffer cannot take (RFC 7323 §2.4 allows this sub-unit shrink).
+            field = cur >> shift
         if field > 65535:
             field = 65535
         self._rcv_adv = (rcv_nxt + (field << shift)) & 0xFFFFFFFF
