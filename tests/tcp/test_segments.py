@@ -346,3 +346,22 @@ def test_a_full_send_buffer_wakes_the_writer_when_acknowledged() -> None:
     s.inject(PEER_ISN + 1, iss1 + 1460, ACK)
     assert conn in s.iface.take_ready()
     assert conn.send_space() == 1460
+
+
+def test_window_update_on_an_ack_of_new_data_is_taken_even_behind_snd_wl1() -> None:
+    """Linux's rule beside RFC 9293's: an ACK that advances SND.UNA also carries a fresh window.
+
+    The peer's retransmission starts before SND.WL1, yet it acknowledges our data and opens its
+    window; ignoring that window (the bare RFC test) left a sender stuck on a stale small one.
+    """
+    s, conn, iss1 = established(tcp=TcpConfig(nodelay=True), window=1000)
+    assert conn.send(b"w" * 3000, s.now) == 3000
+    assert sum(len(seg.payload) for seg in s.flush()) == 1000
+    s.inject(PEER_ISN + 1, iss1, ACK, payload=b"a" * 200, window=1000)  # SND.WL1 = PEER_ISN + 1
+    s.flush()
+    s.inject(PEER_ISN + 201, iss1, ACK, window=1000)  # SND.WL1 = PEER_ISN + 201
+    s.flush()
+    # A retransmission from PEER_ISN + 1 with 100 new bytes, acknowledging ours, window wide open.
+    s.inject(PEER_ISN + 1, iss1 + 1000, ACK, payload=b"a" * 300, window=65535)
+    sent = sum(len(seg.payload) for seg in s.flush())
+    assert sent == 2000, f"the opened window was ignored: sent {sent} of the 2000 bytes left"

@@ -654,7 +654,10 @@ class TcpConnection:
             self._challenge_ack(now)
             return False
         wl1 = self.snd_wl1
-        if ((wl1 - seq) & 0xFFFFFFFF) >= 0x80000000 or (
+        # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
+        # a window update riding on new data acknowledged is never stale, even if its
+        # sequence number is behind SND.WL1 (a peer's pure ACKs sent from its right edge).
+        if 0 < acked <= outstanding or ((wl1 - seq) & 0xFFFFFFFF) >= 0x80000000 or (
                 wl1 == seq and ((ack - self.snd_wl2) & 0xFFFFFFFF) < 0x80000000):
             if wnd != self.snd_wnd:
                 self.snd_wnd = wnd
