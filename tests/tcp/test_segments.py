@@ -365,3 +365,13 @@ def test_window_update_on_an_ack_of_new_data_is_taken_even_behind_snd_wl1() -> N
     s.inject(PEER_ISN + 1, iss1 + 1000, ACK, payload=b"a" * 300, window=65535)
     sent = sum(len(seg.payload) for seg in s.flush())
     assert sent == 2000, f"the opened window was ignored: sent {sent} of the 2000 bytes left"
+
+
+def test_an_oversized_segment_does_not_stretch_the_ack_every_two_segments_rule() -> None:
+    """The receiver's estimate of the peer's segment size is capped at the MSS we offered (Linux)."""
+    s, conn, iss1 = established()
+    s.inject(PEER_ISN + 1, iss1, ACK, payload=b"x" * 2000)  # larger than our MSS, e.g. merged by GRO
+    assert [seg for seg in s.flush() if seg.flags & ACK and not seg.payload] == []  # first one: delayed
+    s.inject(PEER_ISN + 2001, iss1, ACK, payload=b"y" * 1460)
+    acks = [seg for seg in s.flush() if not seg.payload]
+    assert [a.ack for a in acks] == [PEER_ISN + 3461], "two full segments' worth must be acknowledged at once"

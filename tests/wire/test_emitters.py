@@ -88,8 +88,8 @@ def test_tcp_emit_checks_options_and_flags() -> None:
             {"mss": 1460, "sack_permitted": True, "timestamp": (1, 0), "wscale": 7},
             "020405b4 0402080a 00000001 00000000 01030307",
         ),
-        # without timestamps sackOK goes last behind two NOPs
-        ({"mss": 1460, "sack_permitted": True, "wscale": 7}, "020405b4 01030307 01010402"),
+        # without timestamps sackOK comes behind two NOPs, before the window scale
+        ({"mss": 1460, "sack_permitted": True, "wscale": 7}, "020405b4 01010402 01030307"),
         ({"timestamp": (5, 6)}, "0101080a 00000005 00000006"),
         ({"timestamp": (5, 6), "sack_blocks": ((10, 20),)}, "0101080a 00000005 00000006 0101050a 0000000a 00000014"),
         ({}, ""),

@@ -106,9 +106,10 @@ def encode_tcp_options(
 ) -> bytes:
     """Options in Linux's order and padding, so captures compare byte for byte with the kernel's.
 
-    Linux writes: MSS; then SACK-permitted folded into the timestamp's padding (or the
-    timestamp after two NOPs); NOP + window scale; NOP NOP SACK-permitted when there is
-    no timestamp; NOP NOP + SACK blocks. Every piece is a multiple of 4 bytes.
+    Linux writes (tcp_options_write): MSS; then SACK-permitted folded into the
+    timestamp's padding (or the timestamp after two NOPs); NOP NOP SACK-permitted when
+    there is no timestamp; NOP + window scale; NOP NOP + SACK blocks. Every piece is a
+    multiple of 4 bytes.
     """
     out = bytearray()
     try:
@@ -117,12 +118,12 @@ def encode_tcp_options(
         if timestamp is not None:
             out += b"\x04\x02" if sack_permitted else b"\x01\x01"
             out += _TIMESTAMP.pack(8, 10, timestamp[0], timestamp[1])
+        if sack_permitted and timestamp is None:
+            out += b"\x01\x01\x04\x02"
         if wscale is not None:
             if not 0 <= wscale <= 14:
                 raise ValueError(f"window scale {wscale} is outside 0..14 (RFC 7323)")
             out += bytes((_NOP, 3, 3, wscale))
-        if sack_permitted and timestamp is None:
-            out += b"\x01\x01\x04\x02"
         if sack_blocks:
             out += bytes((_NOP, _NOP, 5, 2 + 8 * len(sack_blocks)))
             for left, right in sack_blocks:

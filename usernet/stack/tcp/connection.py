@@ -76,7 +76,8 @@ class TcpConnection:
         "_mss", "_rcv_mss", "_snd_wscale", "_rcv_wscale", "_sack_ok", "_ts_ok", "_ts_recent", "_ts_recent_at",
         "_tsclock", "rtt", "_cc", "_sb", "_dupacks", "_recover", "_nr_recovery", "_rtt_seq", "_rtt_time",
         "_retries", "_rtx_start", "_rto_tsval", "_fin_seq", "_peer_fin", "_peer_fin_at", "_user_closed", "_ack_pending",
-        "_ack_now", "_unacked", "_last_oow", "_snd_sml", "_send_blocked", "_probes", "_ka_probes", "_last_rx",
+        "_ack_now", "_read_since_output", "_unacked", "_last_oow", "_snd_sml", "_send_blocked", "_probes",
+        "_ka_probes", "_last_rx",
         "_rto_at", "_persist_at", "_delack_at", "_keepalive_at", "_close_at", "_timer_at",
         "segs_in", "segs_out", "bytes_sent", "bytes_received", "retransmits", "_syn_retransmitted",
         "__weakref__",
@@ -146,6 +147,7 @@ class TcpConnection:
         self._user_closed = False
         self._ack_pending = False
         self._ack_now = False
+        self._read_since_output = False
         self._unacked = 0
         self._last_oow = -math.inf
         self._snd_sml = iss
@@ -191,6 +193,7 @@ class TcpConnection:
             return b""
         data = recv.read_all() if max_bytes < 0 else recv.read(max_bytes)
         if data and self.state in _TAKES_DATA:
+            self._read_since_output = True
             self._layer.touch(self)  # the window may have opened enough to tell the peer
         return data
 
@@ -198,6 +201,7 @@ class TcpConnection:
         """Copy received bytes into `buffer` (a BufferedProtocol's); returns the count."""
         n = self._recv.read_into(buffer)
         if n and self.state in _TAKES_DATA:
+            self._read_since_output = True
             self._layer.touch(self)
         return n
 
@@ -698,7 +702,9 @@ class TcpConnection:
         """In-window data: in order to the receive buffer, ahead of a hole to reassembly."""
         n = len(payload)
         if n > self._rcv_mss:
-            self._rcv_mss = n
+            # The peer's segment size estimate never exceeds the MSS we offered (Linux's
+            # tcp_measure_rcv_mss): a TSO-merged or oversized segment must not delay ACKs.
+            self._rcv_mss = min(n, self._mss_limit)
         if seq == self.rcv_nxt:
             got = self._recv.append(payload)
             rcv_nxt = (seq + got) & 0xFFFFFFFF
@@ -923,8 +929,11 @@ class TcpConnection:
             if self._ack_now:
                 self._emit(self.snd_max, ACK, b"", now)
             return
+        read, self._read_since_output = self._read_since_output, False
         if not sent:
-            if self._ack_now or self._window_update_due():
+            # A pure window update only after the user read, as Linux does: the window
+            # growing past the SYN-ACK's unscaled 65535 at the handshake is no reason to speak.
+            if self._ack_now or (read and self._window_update_due()):
                 self._emit(self.snd_nxt, ACK, b"", now)
             elif self._ack_pending and self._delack_at is None:
                 self._delack_at = now + self._cfg.delayed_ack
