@@ -1,9 +1,9 @@
-"""A parser for packetdrill's script language: scripts become typed, timed events.
+"""packetdrill's script language: a parser, and a runner that holds usernet's TCP to scripts.
 
-    from usernet.testing.drill import parse_file
-    script = parse_file("tests/drill/scripts/handshake.pkt")
-    for event in script.events:
-        ...
+    from usernet.testing.drill import LINUX, run_file
+    run_file("tests/drill/tcp/nagle.pkt", profile=LINUX)   # raises DrillFailure on a mismatch
+
+The command line is `usernet drill SCRIPT.pkt...` (or `python -m usernet.testing.drill`).
 
 See docs/drill.md for what is supported.
 """
@@ -16,7 +16,10 @@ from usernet.testing.drill.model import (
     TcpOption, TcpPacket, Time, TimeKind, Timestamp, TruncatedString, UdpPacket, Value,
     WindowScale, format_seconds, format_value,
 )
+from usernet.testing.drill.packets import DrillError
 from usernet.testing.drill.parser import parse_file, parse_script
+from usernet.testing.drill.profile import LINUX, PACKETDRILL, USERNET, Profile
+from usernet.testing.drill.runner import DrillFailure, RunResult, run_file, run_text
 
 __all__ = [
     "AddressOf", "Array", "BitOr", "Call", "CodeEvent", "CommandEvent", "Direction",
@@ -25,4 +28,5 @@ __all__ = [
     "RawOption", "Sack", "SackPermitted", "Script", "Struct", "Symbol", "SyscallEvent",
     "TcpOption", "TcpPacket", "Time", "TimeKind", "Timestamp", "TruncatedString", "UdpPacket",
     "Value", "WindowScale", "format_seconds", "format_value", "parse_file", "parse_script",
+    "DrillError", "DrillFailure", "LINUX", "PACKETDRILL", "Profile", "RunResult", "USERNET", "run_file", "run_text",
 ]
