@@ -16,6 +16,8 @@ import pytest
 
 from usernet.aio.driver import Driver
 from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.aio.server import Server, listen
+from usernet.aio.stream import connect, open_stream
 from usernet.aio.uv import UsernetUvloop
 from usernet.host import Host
 from usernet.link import LinkWrapper, MemoryWire
@@ -80,3 +82,19 @@ def pair(loop_kind: str) -> Iterator[Pair]:
     finally:
         loop.close()
         b_driver.detach()
+
+
+async def serve_on_b(pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int = 0, **options: object) -> Server:
+    """A server on host B (the peer), through the same Server class the loop uses."""
+    listeners = listen(pair.b_driver, [None], port, 100)
+    server = Server(pair.loop, pair.b_driver, listeners, factory, **options)  # type: ignore[arg-type]
+    await server.start_serving()
+    return server
+
+
+async def connect_from_b(
+    pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int, **options: object
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """A connection from host B to host A's `port`, with the transport the loop would make."""
+    conn = await connect(pair.loop, pair.b_driver, (A_IP, port), None)
+    return await open_stream(pair.loop, pair.b_driver, conn, factory, **options)  # type: ignore[arg-type]

@@ -114,7 +114,7 @@ class Driver:
 
     def request_flush(self) -> None:
         """Something was written: send it at the next loop iteration, with whatever else is written until then."""
-        if not self._flush_pending:
+        if not self._flush_pending and self.attached:
             self._flush_pending = True
             self.loop.call_soon(self._on_flush)
 

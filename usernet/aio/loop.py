@@ -9,21 +9,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import inspect
 import selectors
 import socket
-from collections.abc import Callable
-from typing import Any
+import ssl as ssl_module
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
-from usernet.aio import shared
+from usernet.aio import shared, sockets, tls
 from usernet.aio.config import UsernetConfig, open_host
 from usernet.aio.datagram import open_endpoint
 from usernet.aio.driver import Driver
 from usernet.aio.routing import Router
+from usernet.aio.server import Server, listen
+from usernet.aio.stream import StreamTransport, connect, open_stream, sendfile
 from usernet.host import Host
 
 __all__ = ["UsernetLoopMixin", "UsernetSelectorEventLoop"]
 
 Address = tuple[str, int]
+_base_parameters: dict[tuple[type, str], frozenset[str]] = {}
+
+
+def _is_ipv4(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
+def _port_number(port: int | str | None) -> int:
+    """A port given as int, digits or a service name (like the stdlib's bind would take it)."""
+    if port is None:
+        return 0
+    if isinstance(port, str) and not port.isdigit():
+        return socket.getservbyname(port, "tcp")
+    return int(port)
 
 
 class _Kernel(Exception):
@@ -43,6 +68,7 @@ class UsernetLoopMixin:
 
     def _usernet_setup(self, config: UsernetConfig | None, host: Host | None) -> None:
         self._usernet_driver = None
+        self._usernet_connected = sockets.Connected()
         self._usernet_exit = contextlib.ExitStack()
         self._usernet_host = host
         self._usernet_shared: shared.SharedHost | None = None
@@ -128,10 +154,7 @@ class UsernetLoopMixin:
         self, local_addr: Any, remote_addr: Any, family: int, proto: int, flags: int
     ) -> tuple[Address | None, Address | None]:
         """Both addresses as IPv4 literals, or raise _Kernel when they are not IPv4 (AF_UNIX, IPv6)."""
-        if family not in (0, socket.AF_INET):
-            if family == socket.AF_INET6 and self.usernet_router.only:
-                self.usernet_router.refuse("an IPv6 endpoint")
-            raise _Kernel
+        self._usernet_check_family(family)
         if local_addr is None and remote_addr is None and family == 0:
             raise _Kernel  # the base loop raises its "unexpected address family"
         resolved = []
@@ -141,23 +164,267 @@ class UsernetLoopMixin:
             elif not isinstance(addr, tuple) or len(addr) != 2:
                 raise _Kernel
             else:
-                resolved.append(await self._usernet_resolve(addr[0], addr[1], proto, flags))
+                resolved.append((await self._usernet_resolve(addr[0], addr[1], socket.SOCK_DGRAM, proto, flags))[0])
         return resolved[0], resolved[1]
 
-    async def _usernet_resolve(self, host: str | None, port: int, proto: int, flags: int) -> Address:
-        """An IPv4 literal for `host` (None and "" stay "": any); names through the loop's getaddrinfo."""
+    def _usernet_check_family(self, family: int) -> None:
+        """Raise _Kernel for families usernet does not carry (the refusal, with only=True, for IPv6)."""
+        if family not in (0, socket.AF_INET):
+            if family == socket.AF_INET6 and self.usernet_router.only:
+                self.usernet_router.refuse("an IPv6 socket")
+            raise _Kernel
+
+    async def _usernet_resolve(self, host: str | None, port: Any, type: int, proto: int, flags: int) -> list[Address]:
+        """The IPv4 literals for `host`, in resolver order (None and "" stay "": any); names through getaddrinfo."""
         if host is None or host == "":
-            return ("", port)
-        with contextlib.suppress(OSError):
-            socket.inet_pton(socket.AF_INET, host)
-            return (host, port)
-        infos = await self.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=proto, flags=flags)  # type: ignore[attr-defined]
-        for fam, _, _, _, sockaddr in infos:
-            if fam == socket.AF_INET:
-                return (sockaddr[0], sockaddr[1])
-        if self.usernet_router.only:
-            self.usernet_router.refuse(f"{host} (it has no IPv4 address)")
-        raise _Kernel
+            return [("", _port_number(port))]
+        infos = await self.getaddrinfo(host, port, type=type, proto=proto, flags=flags)
+        found = list(dict.fromkeys((sa[0], sa[1]) for fam, _, _, _, sa in infos if fam == socket.AF_INET))
+        if not found:
+            if self.usernet_router.only:
+                self.usernet_router.refuse(f"{host} (it has no IPv4 address)")
+            raise _Kernel
+        return found
+
+    async def _usernet_base(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the base loop's method, leaving out keywords it does not know (newer Pythons', uvloop's subset)."""
+        method = getattr(super(), name)
+        key = (type(self), name)
+        known = _base_parameters.get(key)
+        if known is None:
+            known = _base_parameters[key] = frozenset(inspect.signature(method).parameters)
+        return await method(*args, **{k: v for k, v in kwargs.items() if k in known})
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    async def create_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int | str | None = None,
+        *,
+        ssl: bool | ssl_module.SSLContext | None = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
+        local_addr: tuple[str, int] | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        hostname = tls.check_client_options(ssl, host, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+        elif sock is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        try:
+            if sock is not None:
+                conn = self._usernet_connected.take(sock)
+                if conn is None:
+                    raise _Kernel
+            else:
+                if proto not in (0, socket.IPPROTO_TCP) or host is None:
+                    raise _Kernel
+                self._usernet_check_family(family)
+                remotes = await self._usernet_resolve(host, port, socket.SOCK_STREAM, proto, flags)
+                local = None
+                if local_addr is not None:
+                    local = (await self._usernet_resolve(local_addr[0], local_addr[1], socket.SOCK_STREAM, proto, 0))[0]
+                specific = None if local is None or local[0] in ("", "0.0.0.0") else local[0]
+                if self.usernet_router.choose(specific, remotes[0][0]) == "kernel":
+                    raise _Kernel
+                conn = await self._usernet_connect_any(remotes, local, all_errors)
+        except _Kernel:
+            return await self._usernet_base(  # type: ignore[no-any-return]
+                "create_connection", protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
+                sock=sock, local_addr=local_addr, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave, all_errors=all_errors,
+            )  # fmt: skip
+        return await open_stream(
+            self, self.usernet_driver(), conn, protocol_factory, ssl=ssl, server_hostname=hostname,  # type: ignore[arg-type]
+            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout, kernel_sock=sock,
+        )  # fmt: skip
+
+    async def _usernet_connect_any(self, remotes: list[Address], local: Address | None, all_errors: bool) -> Any:
+        """Try each address in turn, as the stdlib does without happy eyeballs; raise as it raises."""
+        driver = self.usernet_driver()
+        errors: list[OSError] = []
+        for remote in remotes:
+            try:
+                return await connect(self, driver, remote, local)  # type: ignore[arg-type]
+            except OSError as exc:
+                errors.append(exc)
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", errors)
+        if len({str(exc) for exc in errors}) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | Iterable[str] | None = None,
+        port: int | str | None = None,
+        *,
+        family: int = socket.AF_UNSPEC,
+        flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: ssl_module.SSLContext | None = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        keep_alive: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+    ) -> asyncio.AbstractServer:
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and ssl is None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        kernel_sockets: list[socket.socket] = []
+        try:
+            if host is not None or port is not None:
+                if sock is not None:
+                    raise ValueError("host/port and sock can not be specified at the same time")
+                self._usernet_check_family(family)
+                hosts = [host] if host is None or isinstance(host, str) else list(host)
+                addresses = await self._usernet_server_addresses(hosts, port, flags)
+                number = _port_number(port)
+            else:
+                if sock is None:
+                    raise ValueError("Neither host/port nor sock were specified")
+                if sock.type != socket.SOCK_STREAM:
+                    raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+                if sock.family != socket.AF_INET:
+                    raise _Kernel
+                bound, number = sock.getsockname()
+                addresses = await self._usernet_server_addresses([bound], number, flags)
+                kernel_sockets.append(sock)
+        except _Kernel:
+            return await self._usernet_base(  # type: ignore[no-any-return]
+                "create_server", protocol_factory, host, port, family=family, flags=flags, sock=sock, backlog=backlog,
+                ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port, keep_alive=keep_alive,
+                ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+                start_serving=start_serving,
+            )  # fmt: skip
+        driver = self.usernet_driver()
+        server = Server(
+            self, driver, listen(driver, addresses, number, backlog), protocol_factory,  # type: ignore[arg-type]
+            ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+            keep_alive=keep_alive, kernel_sockets=kernel_sockets,
+        )  # fmt: skip
+        if start_serving:
+            await server.start_serving()
+        return server
+
+    async def _usernet_server_addresses(self, hosts: list[str | None], port: Any, flags: int) -> list[str | None]:
+        """The IPv4 addresses to listen on (None: any), or _Kernel when they all belong to the kernel."""
+        addresses: list[str | None] = []
+        for host in hosts:
+            if host in (None, "", "0.0.0.0"):
+                addresses.append(None)
+            else:
+                addresses.extend(addr for addr, _ in await self._usernet_resolve(host, port, socket.SOCK_STREAM, 0, flags))
+        backends = {self.usernet_router.choose(addr, None) for addr in addresses}
+        if backends == {"kernel"}:
+            raise _Kernel
+        if len(backends) > 1:
+            raise OSError(errno.EINVAL, f"the addresses {hosts} are partly usernet's and partly the kernel's: "
+                          "create one server for each")
+        return addresses
+
+    async def start_tls(  # type: ignore[override]
+        self,
+        transport: asyncio.BaseTransport,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: ssl_module.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> asyncio.Transport:
+        if not isinstance(transport, StreamTransport):
+            return await self._usernet_base(  # type: ignore[no-any-return]
+                "start_tls", transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )  # fmt: skip
+        return await tls.start_tls(
+            self, transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,  # type: ignore[arg-type]
+            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+
+    async def sendfile(  # type: ignore[override]
+        self, transport: asyncio.WriteTransport, file: BinaryIO, offset: int = 0, count: int | None = None,
+        *, fallback: bool = True,
+    ) -> int:  # fmt: skip
+        if not isinstance(transport, StreamTransport):
+            return await super().sendfile(transport, file, offset, count, fallback=fallback)  # type: ignore[misc, no-any-return]
+        if not fallback:
+            raise asyncio.SendfileNotAvailableError("usernet has no sendfile system call: pass fallback=True")
+        return await sendfile(transport, file, offset, count)
+
+    # -- sockets connected through the loop --------------------------------------------------
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:  # type: ignore[override]
+        try:
+            if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
+                raise _Kernel
+            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0))[0]
+            bound, bound_port = sock.getsockname()
+            if not remote[0] or self.usernet_router.choose(None if bound == "0.0.0.0" else bound, remote[0]) == "kernel":
+                raise _Kernel
+        except _Kernel:
+            return await super().sock_connect(sock, address)  # type: ignore[misc, no-any-return]
+        local = None if bound_port == 0 else ("", bound_port)
+        self._usernet_connected.add(sock, await connect(self, self.usernet_driver(), remote, local))  # type: ignore[arg-type]
+
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:  # type: ignore[override]
+        conn = self._usernet_connected.get(sock)
+        if conn is None:
+            return await super().sock_recv(sock, n)  # type: ignore[misc, no-any-return]
+        buf = bytearray(n)
+        got = await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf))  # type: ignore[arg-type]
+        return bytes(buf[:got])
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:  # type: ignore[override]
+        conn = self._usernet_connected.get(sock)
+        if conn is None:
+            return await super().sock_recv_into(sock, buf)  # type: ignore[misc, no-any-return]
+        return await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf).cast("B"))  # type: ignore[arg-type]
+
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:  # type: ignore[override]
+        conn = self._usernet_connected.get(sock)
+        if conn is None:
+            return await super().sock_sendall(sock, data)  # type: ignore[misc, no-any-return]
+        await sockets.sendall(self, self.usernet_driver(), conn, memoryview(data).cast("B"))  # type: ignore[arg-type]
+
+    # -- names -----------------------------------------------------------------------------
+
+    async def getaddrinfo(  # type: ignore[override]
+        self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """IPv4 literals are answered at once (no executor round trip); names go to the base loop."""
+        if _is_ipv4(host) and family in (0, socket.AF_INET):
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
+        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)  # type: ignore[misc, no-any-return]
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:  # type: ignore[override]
+        """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""
+        if len(sockaddr) == 2 and _is_ipv4(sockaddr[0]) and self.usernet_router.on_network(sockaddr[0]):
+            if flags & socket.NI_NAMEREQD:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return socket.getnameinfo(sockaddr, flags | socket.NI_NUMERICHOST)
+        return await super().getnameinfo(sockaddr, flags)  # type: ignore[misc, no-any-return]
 
 
 class UsernetSelectorEventLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):

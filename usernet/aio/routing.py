@@ -71,12 +71,17 @@ class Router:
         """True when `host` is one of usernet's own addresses."""
         return ipaddress.IPv4Address(host) in self._local
 
+    def on_network(self, host: str) -> bool:
+        """True when `host` is on one of usernet's own networks (a neighbour, not via the gateway)."""
+        addr = ipaddress.IPv4Address(host)
+        return any(addr in i.network for i in self.interfaces)
+
     def reaches(self, host: str) -> bool:
         """True when usernet can send to `host`: on one of its networks, a broadcast, or via the gateway."""
         addr = ipaddress.IPv4Address(host)
         if addr == ipaddress.IPv4Address("255.255.255.255"):
             return True
-        if any(addr in i.network for i in self.interfaces):
+        if self.on_network(host):
             return True
         return self.gateway is not None and not (addr.is_loopback or addr.is_multicast or addr.is_unspecified)
 

@@ -11,14 +11,26 @@ import asyncio
 import errno
 import socket
 from asyncio import transports
-from typing import Any
+from typing import Any, Protocol
 
 from usernet.aio.driver import Driver
 from usernet.stack.interface import Socket
 
-__all__ = ["PseudoSocket", "UsernetTransport"]
+__all__ = ["PseudoSocket", "SocketOwner", "UsernetTransport"]
 
 Address = tuple[str, int]
+
+
+class SocketOwner(Protocol):
+    """What a PseudoSocket asks of whoever holds the stack socket (a transport, a server's listener)."""
+
+    def _sockname(self) -> Address: ...
+
+    def _peername(self) -> Address | None: ...
+
+    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool: ...
+
+    def _getsockopt(self, level: int, optname: int) -> int | None: ...
 
 
 class PseudoSocket:
@@ -32,7 +44,7 @@ class PseudoSocket:
 
     __slots__ = ("_transport", "family", "type", "proto", "_options")
 
-    def __init__(self, transport: UsernetTransport, type: int, proto: int) -> None:
+    def __init__(self, transport: SocketOwner, type: int, proto: int) -> None:
         self._transport = transport
         self.family = socket.AF_INET
         self.type = type
@@ -102,6 +114,7 @@ class UsernetTransport(transports._FlowControlMixin):
         self._sock = sock
         self._protocol = protocol
         self._closing = False
+        self._ending = False  # connection_lost is scheduled: nothing more reaches the protocol
         self._started = False
         self._lost = False
         self._pseudo = PseudoSocket(self, self._sock_type, 0)
@@ -132,10 +145,10 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Close now and tell the protocol `exc` (asyncio's sslproto calls this too)."""
-        if self._closing:
+        if self._ending:
             return
         self._driver.check_thread()
-        self._closing = True
+        self._closing = self._ending = True
         self._release()
         self._loop.call_soon(self._call_connection_lost, exc)
 
@@ -163,14 +176,16 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def _stack_detached(self) -> None:
         """The loop stopped driving the stack (it was closed): the socket goes, the protocol hears nothing more."""
-        self._closing = True
-        self._lost = True
-        self._sock.close()
+        self._closing = self._ending = self._lost = True
+        self._close_socket()
 
     def _release(self) -> None:
         """Give the stack socket back."""
         self._driver.unregister(self._sock)
-        self._sock.close()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        self._sock.close()  # type: ignore[call-arg]
 
     # -- names and options -----------------------------------------------------------------
 

@@ -1,0 +1,371 @@
+"""TCP through the loop's methods: two stacks on an in-memory wire, one loop, both base loops."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+
+import pytest
+
+from tests.aio.conftest import A_IP, B_IP, Pair, connect_from_b, serve_on_b
+from usernet.aio.server import Server
+from usernet.aio.stream import StreamTransport
+
+
+class Recorder(asyncio.Protocol):
+    """Every callback in order; `keep_open` is what eof_received answers."""
+
+    def __init__(self, keep_open: bool = False) -> None:
+        self.keep_open = keep_open
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self.eof = asyncio.get_running_loop().create_future()
+        self.arrived = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.events.append("made")
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.events[0] == "made" and "lost" not in self.events
+        if self.events[-1] != "data":
+            self.events.append("data")
+        self.data += data
+        self.arrived.set()
+
+    def eof_received(self) -> bool:
+        self.events.append("eof")
+        self.eof.set_result(None)
+        return self.keep_open
+
+    def pause_writing(self) -> None:
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert "lost" not in self.events
+        self.events.append("lost")
+        self.lost.set_result(exc)
+
+    async def until(self, size: int) -> bytes:
+        while len(self.data) < size:
+            self.arrived.clear()
+            await self.arrived.wait()
+        return bytes(self.data)
+
+
+async def accepted(server: Server) -> StreamTransport:
+    """The one connection `server` accepted (its handshake ends a little after the client's)."""
+    while not server._clients:
+        await asyncio.sleep(0.001)
+    (peer,) = server._clients
+    return peer
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def test_streams_api_both_ways(pair: Pair) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> None:
+        await serve_on_b(pair, Echo, 7)
+        reader, writer = await asyncio.open_connection(B_IP, 7)
+        assert isinstance(writer.transport, StreamTransport)
+        for payload in (b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview")):
+            writer.write(payload)
+            assert await reader.readexactly(len(payload)) == bytes(payload)
+        writer.writelines([b"one ", b"two"])
+        assert await reader.readexactly(7) == b"one two"
+        writer.close()
+        await writer.wait_closed()
+
+        server = await asyncio.start_server(handle, port=0)
+        port = server.sockets[0].getsockname()[1]
+        assert server.sockets[0].getsockname() == ("0.0.0.0", port) and port > 0
+        client, proto = await connect_from_b(pair, lambda: Recorder(), port)
+        client.write(b"hello\n")
+        assert await proto.lost is None  # type: ignore[attr-defined]
+        assert proto.data == b"HELLO\n"  # type: ignore[attr-defined]
+        server.close()
+        await server.wait_closed()
+
+    pair.run(main())
+
+
+def test_callback_order_and_exactly_one_connection_lost(pair: Pair) -> None:
+    async def main() -> None:
+        await serve_on_b(pair, Echo, 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        transport.write(b"x" * 3000)
+        await proto.until(3000)
+        transport.close()
+        assert transport.is_closing() and not transport.is_reading()
+        transport.close()
+        transport.abort()
+        transport.write(b"ignored after close")
+        assert await proto.lost is None
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert proto.events == ["made", "data", "lost"]
+
+    pair.run(main())
+
+
+def test_eof_received_decides_half_close(pair: Pair) -> None:
+    async def main() -> None:
+        # The peer answers only after our EOF, then closes: keep_open lets us read the answer.
+        class AnswerAtEof(Recorder):
+            def eof_received(self) -> bool:
+                assert self.transport is not None
+                self.transport.write(bytes(reversed(self.data)))
+                self.transport.close()
+                return True
+
+        await serve_on_b(pair, lambda: AnswerAtEof(), 9)
+        transport, proto = await pair.loop.create_connection(lambda: Recorder(keep_open=True), B_IP, 9)
+        assert transport.can_write_eof()
+        transport.write(b"abc")
+        transport.write_eof()
+        transport.write_eof()
+        with pytest.raises(RuntimeError, match="write_eof"):
+            transport.write(b"more")
+        await proto.eof
+        assert bytes(proto.data) == b"cba" and not transport.is_closing()
+        transport.close()
+        assert await proto.lost is None
+        assert proto.events == ["made", "data", "eof", "lost"]
+
+        # Returning False from eof_received closes our side at once.
+        closer = await serve_on_b(pair, lambda: Recorder(), 0)
+        port = closer.sockets[0].getsockname()[1]
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, port)
+        (await accepted(closer)).write_eof()
+        assert await proto.lost is None
+        assert proto.events == ["made", "eof", "lost"]
+
+    pair.run(main())
+
+
+def test_extra_info_and_socket_options(pair: Pair) -> None:
+    async def main() -> None:
+        await serve_on_b(pair, Echo, 7)
+        transport, _ = await pair.loop.create_connection(Recorder, B_IP, 7, local_addr=(A_IP, 0))
+        conn = transport._sock  # type: ignore[attr-defined]
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == A_IP and sockname[1] > 0
+        assert transport.get_extra_info("peername") == (B_IP, 7)
+        sock = transport.get_extra_info("socket")
+        assert sock is transport.get_extra_info("socket")
+        assert (sock.family, sock.type) == (socket.AF_INET, socket.SOCK_STREAM)
+        assert sock.getsockname() == sockname and sock.getpeername() == (B_IP, 7)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert conn.nodelay and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        assert (conn.keepalive, conn.keepidle, conn.keepintvl, conn.keepcnt) == (True, 30, 5, 3)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 50000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 60000)
+        assert conn.options["sndbuf"] == 50000 and conn.options["rcvbuf"] == 60000
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 60000
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500)
+        assert conn.user_timeout == 1.5 and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1500
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)  # not one of ours: remembered
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x10
+        transport.close()
+        assert transport.get_extra_info("sockname") == sockname
+        assert transport.get_extra_info("peername") == (B_IP, 7)
+
+    pair.run(main())
+
+
+def test_a_reader_that_stops_pauses_the_writer_and_memory_stays_bounded(pair: Pair) -> None:
+    async def main() -> None:
+        server = await serve_on_b(pair, lambda: Recorder(), 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        peer.pause_reading()
+        peer.pause_reading()  # idempotent
+        assert not peer.is_reading()
+        conn = transport._sock  # type: ignore[attr-defined]
+        block = os.urandom(65536)
+        sent = bytearray()
+        while "pause" not in proto.events:
+            transport.write(block)
+            sent += block
+            await asyncio.sleep(0.002)
+        assert proto.events[-1] == "pause"
+        # The peer's stack holds its receive buffer full and closes its window: we see a zero window.
+        for _ in range(500):
+            if conn.snd_wnd == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert conn.snd_wnd == 0, f"the paused reader's window never closed: {conn.snd_wnd}"
+        assert peer._sock.readable > peer._sock.options["rcvbuf"] // 2  # it piles up in the stack, unread
+        written = len(sent)
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert conn.unsent <= conn.options["sndbuf"]
+        assert transport.get_write_buffer_size() == written - conn.bytes_sent - conn.unsent
+        peer.resume_reading()
+        peer.resume_reading()
+        assert peer.is_reading()
+        received = await peer.get_protocol().until(written)
+        assert "resume" in proto.events
+        assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest()
+        transport.close()
+
+    pair.run(main())
+
+
+def test_buffered_protocol_and_set_protocol_mid_stream(pair: Pair) -> None:
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.buf = bytearray(1000)
+            self.got = bytearray()
+            self.sizes: list[int] = []
+            self.more = asyncio.Event()
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return memoryview(self.buf)
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.sizes.append(nbytes)
+            self.got += self.buf[:nbytes]
+            self.more.set()
+
+        def eof_received(self) -> bool:
+            return False
+
+    async def main() -> None:
+        await serve_on_b(pair, Echo, 7)
+        transport, first = await pair.loop.create_connection(Recorder, B_IP, 7)
+        transport.write(b"to the first protocol")
+        await first.until(21)
+        second = Buffered()
+        transport.set_protocol(second)
+        assert transport.get_protocol() is second
+        payload = os.urandom(5000)
+        transport.write(payload)
+        while len(second.got) < len(payload):
+            second.more.clear()
+            await second.more.wait()
+        assert bytes(second.got) == payload and max(second.sizes) <= 1000
+        assert bytes(first.data) == b"to the first protocol"
+        transport.close()
+
+    pair.run(main())
+
+
+def test_abort_resets_and_the_peer_hears_connection_reset(pair: Pair) -> None:
+    async def main() -> None:
+        server = await serve_on_b(pair, lambda: Recorder(), 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        transport.write(b"data that may never arrive")
+        transport.abort()
+        assert await proto.lost is None
+        exc = await peer.get_protocol().lost
+        assert isinstance(exc, ConnectionResetError)
+
+    pair.run(main())
+
+
+def test_connection_refused(pair: Pair) -> None:
+    async def main() -> None:
+        with pytest.raises(ConnectionRefusedError, match="Connect call failed"):
+            await pair.loop.create_connection(Recorder, B_IP, 9)
+        with pytest.raises(ExceptionGroup):
+            await pair.loop.create_connection(Recorder, B_IP, 9, all_errors=True)
+
+    pair.run(main())
+
+
+def test_sendfile_through_the_fallback(pair: Pair, tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        path = os.path.join(tmp_path, "blob")
+        content = os.urandom(700_000)
+        with open(path, "wb") as f:
+            f.write(content)
+        server = await serve_on_b(pair, lambda: Recorder(), 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        with open(path, "rb") as f:
+            sent = await pair.loop.sendfile(transport, f, offset=1000, count=600_000)
+            assert sent == 600_000 and f.tell() == 601_000
+        assert await peer.get_protocol().until(600_000) == content[1000:601_000]
+        transport.close()
+        with open(path, "rb") as f, pytest.raises(ConnectionError):
+            await pair.loop.sendfile(transport, f)
+
+    pair.run(main())
+
+
+def test_kernel_socket_connected_through_the_loop(pair: Pair) -> None:
+    async def main() -> None:
+        await serve_on_b(pair, Echo, 7)
+        loop = pair.loop
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (B_IP, 7))
+        await loop.sock_sendall(sock, b"through sock_sendall")
+        got = b""
+        while len(got) < 20:
+            got += await loop.sock_recv(sock, 100)
+        assert got == b"through sock_sendall"
+        transport, proto = await loop.create_connection(Recorder, sock=sock)
+        assert isinstance(transport, StreamTransport) and transport.get_extra_info("peername") == (B_IP, 7)
+        transport.write(b"and now a transport")
+        assert await proto.until(19) == b"and now a transport"
+        transport.close()
+        await proto.lost
+        assert sock.fileno() == -1  # closed with the transport
+
+    pair.run(main())
+
+
+def test_names(pair: Pair) -> None:
+    async def main() -> None:
+        loop = pair.loop
+        infos = await loop.getaddrinfo(B_IP, 80, type=socket.SOCK_STREAM)
+        assert infos == socket.getaddrinfo(B_IP, 80, type=socket.SOCK_STREAM)
+        assert infos[0][0] == socket.AF_INET and infos[0][4] == (B_IP, 80)
+        assert await loop.getnameinfo((B_IP, 80)) == (B_IP, "http")
+        assert await loop.getnameinfo((B_IP, 80), socket.NI_NUMERICSERV) == (B_IP, "80")
+        with pytest.raises(socket.gaierror):
+            await loop.getnameinfo((B_IP, 80), socket.NI_NAMEREQD)
+
+    pair.run(main())
+
+
+def test_loopback_stays_on_the_kernel(pair: Pair) -> None:
+    async def main() -> None:
+        server = await pair.loop.create_server(Echo, "127.0.0.1", 0)
+        assert not isinstance(server.sockets[0], type(None)) and server.sockets[0].getsockname()[0] == "127.0.0.1"
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        assert not isinstance(writer.transport, StreamTransport)
+        writer.write(b"kernel")
+        assert await reader.readexactly(6) == b"kernel"
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    pair.run(main())

@@ -1,0 +1,233 @@
+"""`create_server` on usernet: listeners, accepting, and asyncio's Server interface.
+
+Listening starts when the server is made, so connections that complete their
+handshake before `start_serving` wait in the listener's accept queue (up to
+`backlog`), as they would in a kernel's. `wait_closed` has the Python 3.12+ meaning on
+every Python: the server is closed and every connection it accepted has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl as ssl_module
+from collections.abc import Callable, Iterable
+
+from usernet.aio import tls
+from usernet.aio.driver import Driver
+from usernet.aio.stream import StreamTransport
+from usernet.aio.transport import Address, PseudoSocket
+from usernet.stack.tcp.layer import ANY, TcpListener
+
+__all__ = ["Server", "listen"]
+
+
+class _Listening:
+    """One listener as the driver's owner and as the owner of the pseudo-socket in `Server.sockets`."""
+
+    __slots__ = ("server", "listener", "socket")
+
+    def __init__(self, server: Server, listener: TcpListener) -> None:
+        self.server = server
+        self.listener = listener
+        self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+
+    def _stack_ready(self) -> None:
+        self.server._accept(self.listener)
+
+    def _stack_detached(self) -> None:
+        self.server._detached()
+
+    def _sockname(self) -> Address:
+        addr, port = self.listener.local
+        return (socket.inet_ntoa(addr), port)
+
+    def _peername(self) -> Address | None:
+        return None
+
+    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+        return False
+
+    def _getsockopt(self, level: int, optname: int) -> int | None:
+        return 1 if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else None
+
+
+class Server(asyncio.AbstractServer):
+    """What `loop.create_server` returns for servers on usernet."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        listeners: Iterable[TcpListener],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        keep_alive: bool | None = None,
+        kernel_sockets: Iterable[socket.socket] = (),
+    ) -> None:
+        self._loop = loop
+        self._driver = driver
+        self._listening = [_Listening(self, listener) for listener in listeners]
+        self._protocol_factory = protocol_factory
+        self._ssl = ssl
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._keep_alive = keep_alive
+        self._kernel_sockets = list(kernel_sockets)
+        self._clients: dict[StreamTransport, None] = {}
+        self._serving = False
+        self._closed = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._serving_forever: asyncio.Future[None] | None = None
+        for entry in self._listening:
+            driver.register(entry.listener, entry)
+
+    def __repr__(self) -> str:
+        return f"<usernet Server sockets={self.sockets!r}>"
+
+    # -- asyncio.AbstractServer --------------------------------------------------------------
+
+    @property
+    def sockets(self) -> tuple[PseudoSocket, ...]:
+        if self._closed:
+            return ()
+        return tuple(entry.socket for entry in self._listening)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving and not self._closed
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+        await asyncio.sleep(0)
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._closed:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever = self._loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._serving = False
+        now = self._loop.time()
+        for entry in self._listening:
+            self._driver.unregister(entry.listener)
+            entry.listener.close(now)
+        self._driver.request_flush()
+        for sock in self._kernel_sockets:
+            sock.close()
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+        self._wake_if_done()
+
+    async def wait_closed(self) -> None:
+        if self._closed and not self._clients:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def close_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.abort()
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def _start_serving(self) -> None:
+        if self._serving or self._closed:
+            return
+        self._serving = True
+        for entry in self._listening:
+            self._accept(entry.listener)
+
+    def _accept(self, listener: TcpListener) -> None:
+        if not self._serving:
+            return
+        loop = self._loop
+        while (conn := listener.accept()) is not None:
+            if self._keep_alive:
+                conn.set_option("keepalive", True)
+            try:
+                protocol = self._protocol_factory()
+                if self._ssl is not None:
+                    protocol = tls.protocol(
+                        loop, protocol, self._ssl, None, server_side=True, server_hostname=None,
+                        handshake_timeout=self._ssl_handshake_timeout, shutdown_timeout=self._ssl_shutdown_timeout,
+                    )  # fmt: skip
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                conn.abort(loop.time())
+                loop.call_exception_handler({"message": "Error in the protocol factory of a usernet server",
+                                             "exception": exc, "socket": self.sockets[0] if self.sockets else None})
+                continue
+            StreamTransport(loop, self._driver, conn, protocol, None, server=self)
+        self._driver.request_flush()
+
+    def _attach(self, transport: StreamTransport) -> None:
+        self._clients[transport] = None
+
+    def _detach(self, transport: StreamTransport) -> None:
+        self._clients.pop(transport, None)
+        self._wake_if_done()
+
+    def _detached(self) -> None:
+        """The loop stopped driving the stack: the listeners are gone."""
+        self._closed = True
+        self._serving = False
+        self._clients.clear()
+        self._wake_if_done()
+
+    def _wake_if_done(self) -> None:
+        if not self._closed or self._clients:
+            return
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> list[TcpListener]:
+    """One listener per host (None: any), on `port` or, with 0, on one ephemeral port they all share."""
+    tcp = driver.host.iface.tcp
+    listeners: list[TcpListener] = []
+    try:
+        for host in hosts:
+            addr = ANY if host in (None, "", "0.0.0.0") else socket.inet_aton(host)  # type: ignore[arg-type]
+            try:
+                listener = tcp.listen((addr, port), backlog)
+            except OSError as exc:
+                raise OSError(exc.errno, f"error while attempting to bind on address {(host or '0.0.0.0', port)!r}: "
+                              f"{exc.strerror}") from None
+            port = listener.local[1]
+            listeners.append(listener)
+    except BaseException:
+        now = driver.loop.time()
+        for listener in listeners:
+            listener.close(now)
+        raise
+    return listeners

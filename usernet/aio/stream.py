@@ -1,0 +1,422 @@
+"""TCP for asyncio programs: the stream transport, opening a connection, and sendfile.
+
+The stack's send buffer (`TcpConfig.sndbuf`) plays the kernel socket buffer: a write
+goes straight into it, and only what it cannot take waits in the transport. So
+`get_write_buffer_size()` counts what the stack refused, as on the stdlib's transports,
+and `pause_writing` comes when the stack is full and that backlog passes the high-water
+mark; the stack wakes the transport when its buffer has room again. Reading is the
+mirror image: while reading is paused nothing is taken from the stack, its receive
+buffer fills and the window advertised to the peer closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from asyncio import constants
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from usernet.aio import tls
+from usernet.aio.driver import Driver
+from usernet.aio.transport import Address, UsernetTransport
+from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.states import State
+
+if TYPE_CHECKING:
+    from usernet.aio.server import Server
+
+__all__ = ["StreamTransport", "connect", "news", "open_stream", "sendfile"]
+
+_CLOSED = State.CLOSED
+_OPENING = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
+_SENDFILE_BLOCK = 262144
+
+#: Socket options that change the connection: (level, name) -> TcpConnection option and scale.
+_OPTIONS: dict[tuple[int, int], tuple[str, float]] = {
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", 1),
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE): ("keepalive", 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): ("keepidle", 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL): ("keepintvl", 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT): ("keepcnt", 1),
+    (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT): ("user_timeout", 1000),  # the kernel counts milliseconds
+    (socket.SOL_SOCKET, socket.SO_RCVBUF): ("rcvbuf", 1),
+    (socket.SOL_SOCKET, socket.SO_SNDBUF): ("sndbuf", 1),
+}
+
+
+class _Waker:
+    """A driver owner that resolves one future at the stack socket's next news."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def _stack_ready(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def _stack_detached(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed"))
+
+
+async def news(loop: asyncio.AbstractEventLoop, driver: Driver, sock: TcpConnection) -> None:
+    """Wait until the stack marks `sock` ready (data, room, a state change)."""
+    future = loop.create_future()
+    driver.register(sock, _Waker(future))
+    try:
+        await future
+    finally:
+        driver.unregister(sock)
+
+
+async def connect(loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None) -> TcpConnection:
+    """Open a usernet TCP connection (IPv4 literals; local "" or "0.0.0.0" is any) and wait for the handshake."""
+    tcp = driver.host.iface.tcp
+    bind = None if local is None else (socket.inet_aton(local[0] or "0.0.0.0"), local[1])
+    try:
+        conn = tcp.connect((socket.inet_aton(remote[0]), remote[1]), loop.time(), bind)
+    except OSError as exc:
+        raise OSError(exc.errno, f"Connect call failed {remote}: {exc.strerror}") from None
+    driver.request_flush()
+    try:
+        while conn.state in _OPENING:
+            await news(loop, driver, conn)
+    except BaseException:
+        conn.abort(loop.time())
+        driver.request_flush()
+        raise
+    if conn.state == _CLOSED:
+        code = conn.error.errno if conn.error is not None and conn.error.errno else errno.ECONNREFUSED
+        raise OSError(code, f"Connect call failed {remote}")
+    return conn
+
+
+class StreamTransport(UsernetTransport):
+    """A usernet TCP connection behind asyncio's Transport interface, for Protocols and BufferedProtocols.
+
+    `abort()` resets the connection (a RST, like SO_LINGER 0); `close()` sends what is
+    buffered, then a FIN. Received bytes go to the protocol as the stack delivers them,
+    at most once per loop iteration per connection.
+    """
+
+    _sock: TcpConnection
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        conn: TcpConnection,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[None] | None,
+        *,
+        server: Server | None = None,
+        kernel_sock: socket.socket | None = None,
+    ) -> None:
+        self._pending: deque[memoryview] = deque()
+        self._pending_size = 0
+        self._paused = False
+        self._eof_requested = False
+        self._eof_delivered = False
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._writable_waiters: list[asyncio.Future[None]] = []
+        self._server = server
+        self._kernel_sock = kernel_sock
+        super().__init__(loop, driver, conn, protocol, waiter)
+        if server is not None:
+            server._attach(self)
+
+    # -- asyncio.Transport -----------------------------------------------------------------
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._loop.call_soon(self._stack_ready)
+
+    def get_write_buffer_size(self) -> int:
+        return self._pending_size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if isinstance(data, memoryview) and (data.itemsize != 1 or data.ndim != 1):
+            data = data.cast("B")
+        if not data or self._closing:
+            return  # like asyncio's transports: writes after close are dropped
+        self._driver.check_thread()
+        if self._pending:
+            self._queue(data)
+        else:
+            try:
+                taken = self._sock.send(data, self._loop.time())
+            except OSError as exc:
+                self._fatal_error(exc, "Fatal write error on a usernet TCP connection")
+                return
+            if taken:
+                self._driver.request_flush()
+            if taken < len(data):
+                self._queue(memoryview(data)[taken:])
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_requested:
+            return
+        self._driver.check_thread()
+        self._eof_requested = True
+        if not self._pending:
+            self._sock.shutdown(self._loop.time())
+            self._driver.request_flush()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._driver.check_thread()
+        self._closing = True
+        if not self._pending:
+            self._force_close(None)
+
+    def abort(self) -> None:
+        if self._ending:
+            return
+        self._driver.check_thread()
+        self._drop_pending()
+        self._sock.abort(self._loop.time())
+        self._driver.request_flush()
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._ending:
+            return
+        self._drop_pending()
+        super()._force_close(exc)
+        self._wake_writers()
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._call_connection_lost(exc)
+        finally:
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self)
+
+    def _close_socket(self) -> None:
+        self._sock.close(self._loop.time())
+        self._driver.request_flush()
+        if self._kernel_sock is not None:
+            self._kernel_sock.close()
+
+    def _maybe_resume_protocol(self) -> None:
+        super()._maybe_resume_protocol()  # type: ignore[misc]
+        if not self._protocol_paused:
+            self._wake_writers()
+
+    # -- the stack's side ------------------------------------------------------------------
+
+    def _stack_ready(self) -> None:
+        if not self._started or self._ending:
+            return
+        if self._pending:
+            self._push()
+        if not self._paused and not self._closing:
+            self._read()
+        conn = self._sock
+        if not self._ending and conn.state == _CLOSED and conn.error is not None:
+            self._force_close(conn.error)
+
+    def _read(self) -> None:
+        conn = self._sock
+        try:
+            while not self._paused and not self._closing and conn.readable:
+                protocol = self._protocol
+                if self._buffered:
+                    buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]
+                    if not len(buf):
+                        raise RuntimeError("get_buffer() returned an empty buffer")
+                    protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]
+                else:
+                    protocol.data_received(conn.receive())  # type: ignore[attr-defined]
+            self._driver.request_flush()  # the reads may open the receive window: tell the peer
+            if conn.at_eof and not self._eof_delivered and not self._paused and not self._closing:
+                self._eof_delivered = True
+                if not self._protocol.eof_received():  # type: ignore[attr-defined]
+                    self.close()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: a protocol callback of a usernet TCP transport failed")
+
+    def _queue(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep a copy of what the stack did not take (the caller may reuse its buffer)."""
+        self._pending.append(memoryview(bytes(data)))
+        self._pending_size += len(data)
+
+    def _drop_pending(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
+
+    def _push(self) -> None:
+        """Move waiting bytes into the stack as its send buffer frees up."""
+        pending = self._pending
+        conn = self._sock
+        now = self._loop.time()
+        try:
+            while pending:
+                chunk = pending[0]
+                taken = conn.send(chunk, now)
+                self._pending_size -= taken
+                if taken < len(chunk):
+                    pending[0] = chunk[taken:]
+                    break
+                pending.popleft()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal write error on a usernet TCP connection")
+            return
+        self._driver.request_flush()
+        self._maybe_resume_protocol()
+        if pending or self._ending:
+            return
+        if self._closing:
+            self._force_close(None)
+        elif self._eof_requested:
+            conn.shutdown(now)
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._force_close(exc)
+
+    async def _writable(self) -> None:
+        """Return once the protocol would not be paused for writing; raise if the connection is closing."""
+        while True:
+            if self._closing:
+                raise ConnectionError("Connection closed by peer")
+            if not self._protocol_paused:
+                return
+            waiter = self._loop.create_future()
+            self._writable_waiters.append(waiter)
+            await waiter
+
+    def _wake_writers(self) -> None:
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- options ---------------------------------------------------------------------------
+
+    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+        option = _OPTIONS.get((level, optname))
+        if option is None:
+            return False
+        number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
+        name, scale = option
+        self._sock.set_option(name, number / scale if scale != 1 else number)
+        return True
+
+    def _getsockopt(self, level: int, optname: int) -> int | None:
+        option = _OPTIONS.get((level, optname))
+        if option is None:
+            return None
+        name, scale = option
+        return int(self._sock.options[name] * scale)
+
+
+async def open_stream(
+    loop: asyncio.AbstractEventLoop,
+    driver: Driver,
+    conn: TcpConnection,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    *,
+    ssl: Any = None,
+    server_hostname: str | None = None,
+    handshake_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
+    kernel_sock: socket.socket | None = None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Put a transport (and TLS, when `ssl` is true) on an open connection; return once the protocol has it."""
+    try:
+        protocol = protocol_factory()
+    except BaseException:
+        conn.abort(loop.time())
+        driver.request_flush()
+        raise
+    waiter = loop.create_future()
+    transport: asyncio.Transport
+    if ssl:
+        ssl_protocol = tls.protocol(
+            loop, protocol, None if isinstance(ssl, bool) else ssl, waiter, server_side=False,
+            server_hostname=server_hostname, handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
+        )  # fmt: skip
+        raw = StreamTransport(loop, driver, conn, ssl_protocol, None, kernel_sock=kernel_sock)
+        transport = ssl_protocol._app_transport
+    else:
+        raw = transport = StreamTransport(loop, driver, conn, protocol, waiter, kernel_sock=kernel_sock)
+    try:
+        await waiter
+    except BaseException:
+        raw.close()
+        raise
+    return transport, protocol
+
+
+async def sendfile(transport: StreamTransport, file: BinaryIO, offset: int, count: int | None) -> int:
+    """`loop.sendfile` for usernet transports: read in the executor, write with flow control.
+
+    As with the stdlib's fallback, the file position ends after what was sent, also on error.
+    """
+    if transport.is_closing():
+        raise ConnectionResetError(errno.ECONNRESET, "the connection is closing: nothing more can be sent")
+    if count is not None and count <= 0:
+        raise ValueError(f"count must be a positive integer (got {count!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+    loop = transport._loop
+    if offset:
+        file.seek(offset)
+    buf = bytearray(_SENDFILE_BLOCK)
+    total = 0
+    try:
+        while True:
+            block = _SENDFILE_BLOCK if count is None else min(_SENDFILE_BLOCK, count - total)
+            if block <= 0:
+                return total
+            view = memoryview(buf)[:block]
+            read = await loop.run_in_executor(None, file.readinto, view)  # type: ignore[attr-defined]
+            if not read:
+                return total
+            await transport._writable()
+            transport.write(view[:read])
+            total += read
+    finally:
+        if total and hasattr(file, "seek"):
+            file.seek(offset + total)
