@@ -49,6 +49,12 @@ def test_eight_megabytes() -> None:
     check(Net(latency=0.005), a, b, "8 MB")
 
 
+def test_fifty_megabytes_both_ways_with_loss() -> None:
+    """The issue's upper bound: 50 MB each way, at once, over a lossy, reordering wire."""
+    a, b = payloads(50, 50_000_000, 50_000_000)
+    check(Net(latency=0.002, seed=50, loss=0.005, reorder=0.01), a, b, "50 MB both ways, seed 50")
+
+
 FAULTS: list[tuple[str, dict[str, Any], int]] = [
     ("loss 1%", {"loss": 0.01}, 1_000_000),
     ("loss 5%", {"loss": 0.05}, 300_000),
