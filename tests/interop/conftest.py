@@ -108,15 +108,16 @@ class Running:
 
 
 @contextlib.contextmanager
-def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None) -> Iterator[Running]:
+def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None,
+                   mtu: int = 1500) -> Iterator[Running]:
     """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread."""
-    tap = sandbox.create_tap("usernet0", host_address=f"{KERNEL_IP}/24")
+    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24")
     with contextlib.ExitStack() as stack:
         link: Link = tap
         if pcap is not None:
             link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
         stack.callback(tap.close)  # before the capture file is closed
-        host = Host(link, Interface(InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway)))
+        host = Host(link, Interface(InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu)))
         loop = LoopThread(host, Services(host.iface))
         loop.start()
         try:
