@@ -1,47 +1,145 @@
-"""TCP against the kernel: registered now so the report shows the gap, runnable once the TCP engine is.
+"""TCP against the kernel: bulk one stream each way, 64-byte request/response, connection setup.
 
-Each becomes runnable by giving its variants a `setup` (see `udp_echo` for the pattern:
-one asyncio server program, run as is on kernel sockets and under `python -m usernet`).
+The load generator is always the same process on kernel sockets (`programs/tcp_client`);
+the servers differ: usernet's echo/discard/chargen services on its select loop on a TAP
+(`programs/usernet_services`); one asyncio program (`programs/tcp_server`, the same ports),
+unchanged, on usernet (`python -m usernet`) and on kernel sockets over loopback, each with
+the stdlib loop and uvloop; and that program across a veth pair between two namespaces.
 Targets from issue 6 are in each meaning.
 """
 
 from __future__ import annotations
 
-from benchmarks.harness import NEEDS_TCP, Benchmark, Metric, placeholders
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Variant, variant
+from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, veth_pair
+from benchmarks.procs import check, python_module, run_json, start_server
+from usernet.sandbox import Sandbox
 
 LATENCY = (Metric("p50", "p50 µs", higher_is_better=False), Metric("p99", "p99 µs", higher_is_better=False))
+BULK = {"kernel → usernet": "send", "usernet → kernel": "receive"}
+RR = {"1 connection": 1, "50 connections": 50}
+#: Metric key -> what the load generator calls it in its JSON.
+FIELDS = {"mbytes": "mbytes", "rate": "rate", "p50": "p50_us", "p99": "p99_us"}
+#: Many short connections from one client leave its ports in TIME_WAIT: let the client's namespace reuse them.
+CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1")
+
+
+def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
+    """Runs the load generator in `sandbox` against `host`; the case names the mode and its parameters."""
+    for setting in CLIENT_SYSCTLS:
+        check(["ip", "netns", "exec", sandbox.name, "sysctl", "-q", "-w", setting])
+
+    def measure(case: str) -> dict[str, float]:
+        if case in BULK:
+            mode, extra = BULK[case], []
+        elif case in RR:
+            mode, extra = "rr", ["--connections", str(RR[case])]
+        else:
+            mode, extra = "connect", []
+        cmd = python_module("benchmarks.programs.tcp_client", mode, "--host", host,
+                            "--seconds", str(settings.seconds), *extra)
+        result = run_json(sandbox, cmd, timeout=settings.seconds + 30)
+        return {metric: result[field] for metric, field in FIELDS.items() if field in result}
+
+    return measure
+
+
+def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False) -> None:
+    """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
+    program = ("-m", "benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
+    command = python_module("usernet", *TAP_OPTIONS, *program) if on_usernet else python_module(*program[1:])
+    start_server(sandbox, command)
+
+
+@contextmanager
+def usernet_select(settings: Settings) -> Iterator[Measure]:
+    with Sandbox("bench-tcp") as sandbox:
+        start_server(sandbox, python_module("benchmarks.programs.usernet_services", *TAP_OPTIONS,
+                                            "--max-seconds", str(server_lifetime(settings))))
+        yield client(sandbox, USERNET_IP, settings)
+
+
+def usernet_asyncio(loop: str) -> Setup:
+    @contextmanager
+    def setup(settings: Settings) -> Iterator[Measure]:
+        with Sandbox("bench-tcp") as sandbox:
+            asyncio_server(sandbox, loop, settings, on_usernet=True)
+            yield client(sandbox, USERNET_IP, settings)
+
+    return setup
+
+
+def kernel_loopback(loop: str) -> Setup:
+    @contextmanager
+    def setup(settings: Settings) -> Iterator[Measure]:
+        with Sandbox("bench-tcp") as sandbox:
+            asyncio_server(sandbox, loop, settings)
+            yield client(sandbox, "127.0.0.1", settings)
+
+    return setup
+
+
+@contextmanager
+def kernel_veth(settings: Settings) -> Iterator[Measure]:
+    with veth_pair("bench-tcp") as (near, far):
+        asyncio_server(far, "asyncio", settings)
+        yield client(near, VETH_B_IP, settings)
+
+
+def columns(*, bulk: bool) -> tuple[Variant, ...]:
+    """usernet on its select loop and on both loops, the kernel on both; bulk adds the kernel across veth.
+
+    Bulk compares every column with the kernel across veth (one network hop, as the TAP
+    is); the others compare usernet on a loop with the kernel on the same loop.
+    """
+    same_loop = {} if bulk else {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
+    standard = (
+        variant("usernet-select", usernet_select),
+        variant("usernet-asyncio", usernet_asyncio("asyncio"), vs=same_loop.get("usernet-asyncio")),
+        variant("usernet-uvloop", usernet_asyncio("uvloop"), vs=same_loop.get("usernet-uvloop")),
+        variant("kernel-asyncio", kernel_loopback("asyncio")),
+        variant("kernel-uvloop", kernel_loopback("uvloop")),
+    )
+    return standard + ((variant("kernel-veth", kernel_veth, label="(e) kernel over veth, asyncio"),) if bulk else ())
+
 
 BENCHMARKS = (
     Benchmark(
         name="tcp_bulk",
         title="TCP bulk, one stream",
         order=50,
-        meaning="MB/s of one stream each way. Target: ≥150 MB/s at MTU 1500, ≥500 MB/s with offloads "
-        "or jumbo MTU; stated as a ratio to kernel-over-veth.",
+        meaning="MB/s of one stream each way, kernel sockets on the client side: to the discard service "
+        "(timed until it has read everything) and from the chargen service. Target: ≥150 MB/s at MTU 1500, "
+        "≥500 MB/s with offloads or jumbo MTU; stated as a ratio to kernel-over-veth.",
         metrics=(Metric("mbytes", "MB/s"),),
-        cases=("kernel → usernet", "usernet → kernel"),
-        variants=placeholders(NEEDS_TCP),
+        cases=tuple(BULK),
+        variants=columns(bulk=True),
         reference="kernel-veth",
     ),
     Benchmark(
         name="tcp_rr",
         title="TCP request/response, 64 bytes",
         order=51,
-        meaning="Round trips/s and latency on 1 and on 50 concurrent connections. Target (usernet on "
-        "uvloop against the kernel on uvloop): ≥60% on 1 connection, ≥80% on 50.",
+        meaning="Round trips/s and latency against the echo service on 1 and on 50 concurrent connections, "
+        "one request in flight per connection. Target (usernet on uvloop against the kernel on uvloop): "
+        "≥60% on 1 connection, ≥80% on 50.",
         metrics=(Metric("rate", "round trips/s"), *LATENCY),
-        cases=("1 connection", "50 connections"),
-        variants=placeholders(NEEDS_TCP),
+        cases=tuple(RR),
+        variants=columns(bulk=False),
         reference="kernel-asyncio",
     ),
     Benchmark(
         name="tcp_connect",
         title="TCP connection setup + one request + close",
         order=52,
-        meaning="Connections per second. Target: ≥40% of the kernel's.",
+        meaning="Connections per second, one after the other: connect, a 64-byte request to echo and its answer, "
+        "close. Target: ≥40% of the kernel's.",
         metrics=(Metric("rate", "connections/s"),),
         cases=("sequential",),
-        variants=placeholders(NEEDS_TCP),
+        variants=columns(bulk=False),
         reference="kernel-asyncio",
     ),
 )
