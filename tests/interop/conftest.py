@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from usernet.host import Host
+from usernet.host import Host, offload_options
 from usernet.link import PcapTap, PcapWriter
 from usernet.link.base import Link
 from usernet.sandbox import Sandbox
@@ -109,15 +109,18 @@ class Running:
 
 @contextlib.contextmanager
 def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None,
-                   mtu: int = 1500) -> Iterator[Running]:
-    """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread."""
-    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24")
+                   mtu: int = 1500, offloads: bool = False) -> Iterator[Running]:
+    """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread;
+    with `offloads`, the TAP does checksums and TSO, and the stack uses what the link offers."""
+    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads)
     with contextlib.ExitStack() as stack:
         link: Link = tap
         if pcap is not None:
             link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
         stack.callback(tap.close)  # before the capture file is closed
-        host = Host(link, Interface(InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu)))
+        config = InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu,
+                                              **offload_options(link))
+        host = Host(link, Interface(config))
         loop = LoopThread(host, Services(host.iface))
         loop.start()
         try:

@@ -14,7 +14,19 @@ import pytest
 
 from tests.link.frames import ETH_ARP, ETH_IPV4, arp, checksum, ethernet, ip
 from usernet.link import Link, TapLink
+from usernet.link.base import NO_OFFLOADS
+from usernet.link.tap import (
+    GSO_NONE,
+    GSO_TCPV4,
+    NEEDS_CSUM,
+    VNET_HDR_LEN,
+    decode_vnet_header,
+    encode_vnet_header,
+)
+from usernet.native import CSUM_FULL, CSUM_PARTIAL, build_ipv4_tcp
 from usernet.sandbox import Sandbox
+from usernet.stack.tcp.connection import OffloadFrame
+from usernet.wire.tcp import encode_tcp_options
 
 pytestmark = pytest.mark.network
 
@@ -133,3 +145,83 @@ def test_errno_of_a_closed_tap_is_not_swallowed(sandbox: Sandbox):
     with pytest.raises(OSError) as info:
         tap.send(bytes(60))
     assert info.value.errno == errno.EBADF
+
+
+# -- offloads: vnet headers, partial checksums, TSO ------------------------------------------
+
+
+def _tcp_frame(dst_mac: bytes, src_mac: bytes, seq: int, ack: int, flags: int, payload: bytes = b"",
+               options: bytes = b"", gso_size: int | None = None) -> bytearray:
+    """A TCP frame from usernet to the kernel's port 6000; with `gso_size`, one for the device to finish."""
+    size = 54 + len(options) + len(payload)
+    frame = bytearray(size) if gso_size is None else OffloadFrame(size)
+    if gso_size is not None:
+        frame.gso_size = gso_size  # type: ignore[attr-defined]
+    built = build_ipv4_tcp(frame, 0, dst_mac, src_mac, ip(USERNET_IP), ip(KERNEL_IP), 1, 64, 40001, 6000, seq, ack,
+                           flags, 65535, 0, options, payload, CSUM_FULL if gso_size is None else CSUM_PARTIAL)
+    assert built == size, f"build_ipv4_tcp failed: {built}"
+    return frame
+
+
+def test_vnet_header_says_where_the_checksum_goes_and_how_to_segment():
+    options = encode_tcp_options(timestamp=(1, 2))
+    frame = _tcp_frame(bytes(6), bytes(6), 1, 2, 0x10, bytes(5000), options, gso_size=1448)
+    header = encode_vnet_header(frame, 1448)
+    assert len(header) == VNET_HDR_LEN == 10
+    assert decode_vnet_header(header) == (NEEDS_CSUM, GSO_TCPV4, 14 + 20 + 32, 1448, 34, 16)
+    assert header == struct.pack("=BBHHHH", 1, 1, 66, 1448, 34, 16)  # native endian, as the TAP reads it
+    assert decode_vnet_header(encode_vnet_header(frame, 0)) == (NEEDS_CSUM, GSO_NONE, 0, 0, 34, 16)
+
+
+def test_a_tap_without_offloads_claims_none_and_one_with_them_all(sandbox: Sandbox):
+    assert sandbox.create_tap("usernet0").capabilities == NO_OFFLOADS
+    tap = sandbox.create_tap("usernet1", host_address="198.51.100.1/24", offloads=True)
+    caps = tap.capabilities
+    assert caps.checksum_rx_trusted and caps.checksum_tx_partial and caps.tso_max == 65535
+
+
+def test_offloaded_tcp_both_ways_with_the_kernel(sandbox: Sandbox):
+    """Partial checksums and a TSO frame into the kernel, a super-segment out of it, headers never in sight."""
+    tap = sandbox.create_tap(offloads=True)
+    kernel_mac = bytes.fromhex(sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True,
+                                           text=True).stdout.strip().replace(":", ""))
+    listener = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((KERNEL_IP, 6000))
+    listener.listen(1)
+    listener.settimeout(5)
+
+    def next_tcp(wanted: Callable[[bytes], bool]) -> bytes:
+        """The first TCP frame `wanted` accepts, answering the kernel's ARP requests meanwhile."""
+        deadline = time.monotonic() + 5
+        while (left := deadline - time.monotonic()) > 0:
+            select.select([tap.fileno()], [], [], left)
+            for view in tap.receive():
+                f = bytes(view)
+                assert f[6:12] == kernel_mac or f[:6] == tap.mac, "a frame must start with its Ethernet header"
+                if is_arp_request_for(USERNET_IP)(f):
+                    tap.send(ethernet(kernel_mac, tap.mac, ETH_ARP,
+                                      arp(2, tap.mac, ip(USERNET_IP), kernel_mac, ip(KERNEL_IP))))
+                elif f[12:14] == struct.pack("!H", ETH_IPV4) and f[23] == 6 and wanted(f):
+                    return f
+        pytest.fail("no matching TCP frame within 5 s")
+
+    tap.send(_tcp_frame(kernel_mac, tap.mac, 1000, 0, 0x02, options=encode_tcp_options(mss=1460), gso_size=0))
+    synack = next_tcp(lambda f: f[47] == 0x12)
+    their_isn = int.from_bytes(synack[38:42], "big")
+    assert int.from_bytes(synack[42:46], "big") == 1001, "the SYN's partial checksum was completed and accepted"
+    tap.send(_tcp_frame(kernel_mac, tap.mac, 1001, their_isn + 1, 0x10))  # a plain frame behind a zero header
+    conn, _ = listener.accept()
+    conn.settimeout(5)
+    data = bytes(range(256)) * 60  # 15360 bytes: 10 full segments and a short one
+    tap.send(_tcp_frame(kernel_mac, tap.mac, 1001, their_isn + 1, 0x18, data, gso_size=1448))
+    got = b""
+    while len(got) < len(data):
+        got += conn.recv(65536)
+    assert got == data and tap.tx_gso_frames == 1
+
+    conn.sendall(bytes(30000))
+    big = next_tcp(lambda f: len(f) > tap.mtu + 14)
+    assert big[34:36] == struct.pack("!H", 6000) and tap.rx_gso_frames >= 1
+    assert int.from_bytes(big[16:18], "big") == len(big) - 14, "the IPv4 total length covers the whole super-segment"
+    conn.close()
+    listener.close()

@@ -31,9 +31,10 @@ class FixedIsn:
 
 
 class Scripted:
-    def __init__(self, tcp: TcpConfig | None = None, isn: int = 5_000_000) -> None:
+    def __init__(self, tcp: TcpConfig | None = None, isn: int = 5_000_000, **options: object) -> None:
+        """`options` are further InterfaceConfig fields (offloads, MTU)."""
         self.iface = Interface(InterfaceConfig.from_strings(
-            US_MAC, ["192.0.2.2/24"], secret=b"s" * 16, arp_timeout=1e9, tcp=tcp or TcpConfig()))
+            US_MAC, ["192.0.2.2/24"], secret=b"s" * 16, arp_timeout=1e9, tcp=tcp or TcpConfig(), **options))
         self.iface.tcp.isn_source = FixedIsn(isn)
         self.now = 0.0
         frame = bytearray(42)

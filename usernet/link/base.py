@@ -8,14 +8,56 @@ calls a link.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["BytesLike", "ETHERNET_OVERHEAD", "Link", "LinkCounters", "LinkWrapper"]
+__all__ = [
+    "BytesLike", "ETHERNET_OVERHEAD", "Link", "LinkCapabilities", "LinkCounters", "LinkWrapper", "NO_OFFLOADS",
+    "capabilities_of",
+]
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 #: Bytes a frame may carry beyond the IP MTU: the Ethernet header (14) and one VLAN tag (4).
 ETHERNET_OVERHEAD = 14 + 4
+
+
+@dataclass(frozen=True)
+class LinkCapabilities:
+    """What a link does for the stack beyond moving frames, so the stack can skip that work.
+
+    `checksum_rx_trusted`: received frames come from a local kernel that already vouched
+    for their L4 checksums, and may carry only partial ones (the kernel's CHECKSUM_PARTIAL),
+    so the stack must not verify TCP/UDP checksums. The IPv4 header checksum stays valid.
+    `checksum_tx_partial`: the link accepts TCP frames whose checksum field holds only the
+    pseudo-header sum and has the device complete it. `tso_max`: the largest IPv4 packet
+    the link takes in one TCP frame that the device cuts into MSS-sized segments (0: none);
+    it implies `checksum_tx_partial`.
+
+    How a frame asks for this: a TCP frame with a partial checksum is an object with an int
+    attribute `gso_size` (the MSS to cut at, 0 for a frame that fits the MTU as it is).
+    Only a link whose capabilities say so is ever handed such frames.
+    """
+
+    checksum_rx_trusted: bool = False
+    checksum_tx_partial: bool = False
+    tso_max: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tso_max and not self.checksum_tx_partial:
+            raise ValueError("TSO needs checksum_tx_partial: the device fills in each segment's checksum")
+        if not (self.tso_max == 0 or 576 <= self.tso_max <= 65535):
+            raise ValueError(f"tso_max is an IPv4 packet size, 576..65535 (or 0 for none), not {self.tso_max}")
+
+
+#: A link that only moves frames: the stack computes and verifies every checksum itself.
+NO_OFFLOADS = LinkCapabilities()
+
+
+def capabilities_of(link: object) -> LinkCapabilities:
+    """The link's capabilities; a link that does not declare any gets none."""
+    caps = getattr(link, "capabilities", NO_OFFLOADS)
+    return caps if isinstance(caps, LinkCapabilities) else NO_OFFLOADS
 
 
 @runtime_checkable
@@ -39,6 +81,10 @@ class Link(Protocol):
     Counters are plain int attributes so that the per-frame path never builds a dict:
     frames and bytes handed out by `receive()` (`rx_*`), accepted by `send()` (`tx_*`),
     and frames dropped on the way out (`dropped_tx`) or in (`dropped_rx`).
+
+    Offloads: a link may declare `capabilities` (a `LinkCapabilities`); read it with
+    `capabilities_of(link)`, which gives NO_OFFLOADS for a link that has none. It is kept
+    out of this protocol so that every existing link stays one.
     """
 
     @property
@@ -88,6 +134,8 @@ class LinkCounters:
 
     __slots__ = ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "dropped_tx", "dropped_rx")
 
+    capabilities: LinkCapabilities = NO_OFFLOADS
+
     def __init__(self) -> None:
         self.rx_frames = 0
         self.rx_bytes = 0
@@ -110,6 +158,16 @@ class LinkWrapper(LinkCounters):
     def __init__(self, inner: Link) -> None:
         super().__init__()
         self.inner = inner
+
+    @property
+    def capabilities(self) -> LinkCapabilities:  # type: ignore[override]
+        """The inner link's receive offloads, none on transmit.
+
+        What the inner link hands out (super-segments, partial checksums) passes through a
+        wrapper unchanged, so the stack must know; but a wrapper may copy, delay or rewrite
+        what it sends, losing a frame's `gso_size`, so it never asks for transmit offloads.
+        """
+        return replace(capabilities_of(self.inner), checksum_tx_partial=False, tso_max=0)
 
     @property
     def mtu(self) -> int:

@@ -5,15 +5,57 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import struct
 
 import pytun
 
-from usernet.link.base import ETHERNET_OVERHEAD, BytesLike, LinkCounters
+from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
 
-__all__ = ["TUNSETOFFLOAD", "TapLink", "random_mac"]
+__all__ = [
+    "GSO_NONE", "GSO_TCPV4", "NEEDS_CSUM", "TAP_OFFLOADS", "TUNSETOFFLOAD", "TUNSETVNETHDRSZ", "TUN_F_CSUM",
+    "TUN_F_TSO4", "VNET_HDR_LEN", "TapLink", "VnetHeader", "decode_vnet_header", "encode_vnet_header", "random_mac",
+]
 
 #: _IOW('T', 208, unsigned int): which offloads the reader of the TAP accepts.
 TUNSETOFFLOAD = 0x400454D0
+#: _IOW('T', 216, int): the size of the header in front of each frame with IFF_VNET_HDR.
+TUNSETVNETHDRSZ = 0x400454D8
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+
+#: struct virtio_net_hdr (linux/virtio_net.h), native endian as the TAP uses it by default.
+_VNET_HDR = struct.Struct("=BBHHHH")
+VNET_HDR_LEN = _VNET_HDR.size
+NEEDS_CSUM = 0x01  # VIRTIO_NET_HDR_F_NEEDS_CSUM: complete the checksum at csum_start + csum_offset
+GSO_NONE = 0
+GSO_TCPV4 = 1  # VIRTIO_NET_HDR_GSO_TCPV4
+_TCP_CSUM_OFFSET = 16  # the checksum field within the TCP header
+_PLAIN_HEADER = bytes(VNET_HDR_LEN)
+
+#: What a TAP with vnet headers gives the stack: the kernel's frames are trusted (and may
+#: carry partial checksums or be 64 KB super-segments); ours go out with partial checksums
+#: and up to 64 KB, for the kernel to complete and split.
+TAP_OFFLOADS = LinkCapabilities(checksum_rx_trusted=True, checksum_tx_partial=True, tso_max=65535)
+
+VnetHeader = tuple[int, int, int, int, int, int]  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+
+
+def encode_vnet_header(frame: BytesLike, gso_size: int) -> bytes:
+    """The virtio_net_hdr for a TCP/IPv4 `frame` whose checksum field holds the pseudo-header sum.
+
+    The kernel completes the checksum from the TCP header on (NEEDS_CSUM) and, when
+    `gso_size` is set, cuts the payload into segments of that many bytes (TSO).
+    """
+    csum_start = 14 + (frame[14] & 0x0F) * 4
+    if not gso_size:
+        return _VNET_HDR.pack(NEEDS_CSUM, GSO_NONE, 0, 0, csum_start, _TCP_CSUM_OFFSET)
+    hdr_len = csum_start + (frame[csum_start + 12] >> 4) * 4
+    return _VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, csum_start, _TCP_CSUM_OFFSET)
+
+
+def decode_vnet_header(header: BytesLike) -> VnetHeader:
+    """The fields of a virtio_net_hdr, for tests and debugging; the receive path reads none of them."""
+    return _VNET_HDR.unpack_from(header)  # type: ignore[return-value]
 
 _DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EIO})
 _PERMISSION_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
@@ -27,7 +69,7 @@ def random_mac() -> bytes:
 
 
 class TapLink(LinkCounters):
-    """A TAP device (IFF_TAP | IFF_NO_PI, no offloads) read and written by usernet.
+    """A TAP device (IFF_TAP | IFF_NO_PI, optionally IFF_VNET_HDR) read and written by usernet.
 
     `mac` is usernet's address on the Ethernet segment, not the kernel-side interface's:
     the TAP's own MAC belongs to the kernel's end, and usernet is a separate host behind it.
@@ -35,11 +77,20 @@ class TapLink(LinkCounters):
     `receive()` reads into a ring of preallocated buffers with `os.readv` and returns
     memoryviews of them, valid until the next `receive()`. TAP fds have no
     recvmmsg/sendmmsg, so batching happens around one system call per frame.
+
+    With `offloads`, every frame crosses the fd behind a virtio_net_hdr, and the TAP
+    tells the kernel (TUNSETOFFLOAD) that usernet takes partial checksums and 64 KB TCP
+    super-segments: the kernel then skips checksumming and segmenting what it sends us,
+    and does both for what we send (see `capabilities`). The headers are read into their
+    own buffers, so the frames handed out are plain Ethernet either way.
+    `rx_gso_frames` counts received frames longer than the MTU allows (super-segments),
+    `tx_gso_frames` frames sent for the kernel to segment.
     """
 
-    __slots__ = ("_device", "_fd", "_mtu", "_mac", "name", "_buffers", "_views")
+    __slots__ = ("_device", "_fd", "_mtu", "_mac", "name", "_buffers", "_views", "_offloads", "_headers",
+                 "capabilities", "rx_gso_frames", "tx_gso_frames")
 
-    def __init__(self, device: pytun.TunTapDevice, *, mtu: int, mac: bytes | None) -> None:
+    def __init__(self, device: pytun.TunTapDevice, *, mtu: int, mac: bytes | None, offloads: bool = False) -> None:
         super().__init__()
         if mac is not None and len(mac) != 6:
             raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
@@ -50,46 +101,61 @@ class TapLink(LinkCounters):
         self._mac = bytes(mac) if mac is not None else random_mac()
         self._buffers: list[bytearray] = []
         self._views: list[memoryview] = []
+        self._headers: list[bytearray] = []
+        self._offloads = offloads
+        self.capabilities: LinkCapabilities = TAP_OFFLOADS if offloads else NO_OFFLOADS  # type: ignore[misc]
+        self.rx_gso_frames = 0
+        self.tx_gso_frames = 0
         os.set_blocking(self._fd, False)
-        # Offload settings survive on a persistent TAP; without this a reader that does not
-        # speak vnet_hdr could be handed 64 KB GSO frames.
-        fcntl.ioctl(self._fd, TUNSETOFFLOAD, 0)
+        if offloads:
+            fcntl.ioctl(self._fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+        else:
+            # Offload settings survive on a persistent TAP; without this a reader that does
+            # not speak vnet_hdr could be handed 64 KB GSO frames.
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, 0)
         self._grow(64)
 
     @classmethod
-    def create(cls, name: str = "usernet0", *, mtu: int = 1500, mac: bytes | None = None) -> TapLink:
-        """Create TAP `name` in the calling thread's network namespace and set its MTU (needs CAP_NET_ADMIN)."""
-        device = cls._open(name)
+    def create(cls, name: str = "usernet0", *, mtu: int = 1500, mac: bytes | None = None,
+               offloads: bool = False) -> TapLink:
+        """Create TAP `name` in the calling thread's network namespace and set its MTU (needs CAP_NET_ADMIN).
+
+        `offloads` turns on vnet headers with checksum offload and TSO in both directions.
+        """
+        device = cls._open(name, offloads)
         try:
             device.mtu = mtu
-            return cls(device, mtu=mtu, mac=mac)
+            return cls(device, mtu=mtu, mac=mac, offloads=offloads)
         except BaseException:
             device.close()
             raise
 
     @classmethod
-    def attach(cls, name: str, *, mtu: int | None = None, mac: bytes | None = None) -> TapLink:
+    def attach(cls, name: str, *, mtu: int | None = None, mac: bytes | None = None,
+               offloads: bool = False) -> TapLink:
         """Open an existing persistent TAP, e.g. one made with `ip tuntap add mode tap user $USER name NAME`.
 
         The owner of such a TAP needs no privilege. `mtu` defaults to the device's own; a
         smaller one is refused, since the kernel would hand over frames too big for the buffers.
         """
-        device = cls._open(name)
+        device = cls._open(name, offloads)
         try:
             if mtu is not None and mtu < device.mtu:
                 raise ValueError(
                     f"mtu {mtu} is below the MTU of {name} ({device.mtu}): frames would be cut short; "
                     f"lower the device's with `ip link set {name} mtu {mtu}` or pass mtu=None"
                 )
-            return cls(device, mtu=device.mtu if mtu is None else mtu, mac=mac)
+            return cls(device, mtu=device.mtu if mtu is None else mtu, mac=mac, offloads=offloads)
         except BaseException:
             device.close()
             raise
 
     @staticmethod
-    def _open(name: str) -> pytun.TunTapDevice:
+    def _open(name: str, offloads: bool) -> pytun.TunTapDevice:
+        flags = pytun.IFF_TAP | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offloads else 0)
         try:
-            return pytun.TunTapDevice(name=name, flags=pytun.IFF_TAP | pytun.IFF_NO_PI)
+            return pytun.TunTapDevice(name=name, flags=flags)
         except OSError as exc:
             if exc.errno in _PERMISSION_ERRNOS:
                 raise PermissionError(
@@ -105,11 +171,13 @@ class TapLink(LinkCounters):
             raise
 
     def _grow(self, count: int) -> None:
-        size = self._mtu + ETHERNET_OVERHEAD
+        # A super-segment is one IPv4 packet of up to 64 KB: the MTU does not bound it.
+        size = (65535 if self._offloads else self._mtu) + ETHERNET_OVERHEAD
         while len(self._buffers) < count:
             buffer = bytearray(size)
             self._buffers.append(buffer)
             self._views.append(memoryview(buffer))
+            self._headers.append(bytearray(VNET_HDR_LEN))
 
     @property
     def mtu(self) -> int:
@@ -132,21 +200,51 @@ class TapLink(LinkCounters):
         views = self._views
         frames: list[memoryview | bytes] = []
         total = 0
-        for i in range(max_frames):
-            try:
-                n = readv(fd, (buffers[i],))
-            except BlockingIOError:
-                break
-            frames.append(views[i][:n])
-            total += n
+        if not self._offloads:
+            for i in range(max_frames):
+                try:
+                    n = readv(fd, (buffers[i],))
+                except BlockingIOError:
+                    break
+                frames.append(views[i][:n])
+                total += n
+        else:
+            # The header is not consulted: partial checksums are what `capabilities` promised
+            # the stack, and a super-segment's IPv4 total length covers all of it.
+            headers = self._headers
+            limit = self._mtu + 14
+            big = 0
+            for i in range(max_frames):
+                try:
+                    n = readv(fd, (headers[i], buffers[i])) - VNET_HDR_LEN
+                except BlockingIOError:
+                    break
+                frames.append(views[i][:n])
+                total += n
+                if n > limit:
+                    big += 1
+            self.rx_gso_frames += big
         self.rx_frames += len(frames)
         self.rx_bytes += total
         return frames
 
     def send(self, frame: BytesLike) -> None:
-        """Write one frame; when the kernel will not take it now (EAGAIN, ENOBUFS, or the TAP is down: EIO) count a drop."""
+        """Write one frame; when the kernel will not take it now (EAGAIN, ENOBUFS, or the TAP is down: EIO) count a drop.
+
+        With offloads, a frame with a `gso_size` attribute (see LinkCapabilities) goes with
+        a header asking the kernel to complete its TCP checksum and, if set, to segment it.
+        """
         try:
-            os.write(self._fd, frame)
+            if not self._offloads:
+                os.write(self._fd, frame)
+            else:
+                gso_size = getattr(frame, "gso_size", None)
+                if gso_size is None:
+                    os.writev(self._fd, (_PLAIN_HEADER, frame))
+                else:
+                    os.writev(self._fd, (encode_vnet_header(frame, gso_size), frame))
+                    if gso_size:
+                        self.tx_gso_frames += 1
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
                 raise

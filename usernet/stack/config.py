@@ -16,6 +16,12 @@ class InterfaceConfig:
     Addresses are `(address_bytes, prefix_length)`; use `InterfaceConfig.from_strings`
     to build one from "192.0.2.2/24"-style text. Limits are here, not scattered as
     constants, so tests and users can shrink them to exercise the bounded paths.
+
+    The offload fields follow the link's capabilities (`usernet.host.offload_options`
+    gives them): `rx_checksum_trusted` skips TCP/UDP checksum verification of received
+    frames; `tx_checksum_partial` has TCP segments leave with only the pseudo-header sum
+    in their checksum, for the device to complete; `tso_max` (an IPv4 packet size, 0 for
+    none) lets TCP send segments of many MSS that the device cuts up.
     """
 
     mac: bytes
@@ -35,6 +41,9 @@ class InterfaceConfig:
     ephemeral_ports: tuple[int, int] = (32768, 60999)
     secret: bytes = field(default_factory=lambda: os.urandom(16))
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    rx_checksum_trusted: bool = False
+    tx_checksum_partial: bool = False
+    tso_max: int = 0
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6:
@@ -48,6 +57,10 @@ class InterfaceConfig:
             raise ValueError("gateway must be 4 bytes")
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
+        if self.tso_max and not self.tx_checksum_partial:
+            raise ValueError("tso_max needs tx_checksum_partial: the device completes each segment's checksum")
+        if self.tso_max and not self.mtu <= self.tso_max <= 65535:
+            raise ValueError(f"tso_max must be 0 or between the mtu ({self.mtu}) and 65535, got {self.tso_max}")
 
     @classmethod
     def from_strings(

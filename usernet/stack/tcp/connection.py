@@ -15,7 +15,7 @@ import os
 import struct
 from typing import TYPE_CHECKING, Any
 
-from usernet.native import build_ipv4_tcp
+from usernet.native import CSUM_FULL, CSUM_PARTIAL, build_ipv4_tcp
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
 from usernet.stack.tcp.reassembly import Reassembly
@@ -54,6 +54,20 @@ _TAKES_DATA = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
 # Where header prediction applies: no FIN of ours waits for its ACK, so an ACK changes no state.
 _FAST = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
 _OPTION_NAMES = ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf")
+
+
+class OffloadFrame(bytearray):
+    """A TCP frame whose checksum field holds only the pseudo-header sum, for a link whose
+    device completes it (LinkCapabilities.checksum_tx_partial); with `gso_size` set, the
+    device also cuts the payload into segments of that many bytes (TSO).
+
+    The MSS rides on the frame because frames wait in ARP's queue and the interface's
+    output list between the connection that knows it and the link that needs it.
+    """
+
+    __slots__ = ("gso_size",)
+
+    gso_size: int
 
 
 def _os_error(code: int) -> OSError:
@@ -960,6 +974,17 @@ class TcpConnection:
         wnd_end = una + self.snd_wnd
         cc = self._cc
         sent = False
+        seg_max = mss
+        batch = 0
+        tso_max = self._iface.config.tso_max
+        if tso_max:
+            # Whole MSS per segment, as many as one IPv4 packet holds beside the headers.
+            cap = tso_max - 40 - (12 if self._ts_ok else 0)
+            seg_max = cap - cap % mss
+            # With TSO a segment costs the same whatever its size: while data is in flight,
+            # wait until a worthwhile share of the window is free rather than sending each
+            # MSS an ACK frees (like Linux's tcp_tso_should_defer).
+            batch = min(seg_max, 16 * mss, max(mss, min(cc.cwnd, self.snd_wnd) // 3))
         while True:
             nxt = self.snd_nxt
             off = (nxt - una) & 0xFFFFFFFF
@@ -972,7 +997,7 @@ class TcpConnection:
             room = (wnd_end - nxt) & 0xFFFFFFFF
             if room >= 0x80000000:
                 room = 0
-            n = remaining if remaining < mss else mss
+            n = remaining if remaining < seg_max else seg_max
             if room < n:
                 n = room
             cw = cc.cwnd - off
@@ -981,6 +1006,11 @@ class TcpConnection:
             if n <= 0:
                 break
             retransmit = ((nxt - self.snd_max) & 0xFFFFFFFF) >= 0x80000000
+            if n < remaining and batch:
+                if off and n < batch and not retransmit:
+                    break
+                if n > mss:
+                    n -= n % mss  # no runt in the middle of the stream
             if n < mss and not retransmit:
                 if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
                     if n < self.max_sndwnd // 2 or off:
@@ -1007,7 +1037,7 @@ class TcpConnection:
             if self._fin_seq is not None:
                 flags = ACK | PSH | FIN
         self._transmit(nxt, payload, flags, now)
-        if n < self._mss:
+        if n % self._mss:  # the segment, or the last piece the device cuts from it, is small
             self._snd_sml = (nxt + n) & 0xFFFFFFFF
 
     def _transmit(self, seq: int, payload: bytes | memoryview, flags: int, now: float) -> None:
@@ -1124,9 +1154,18 @@ class TcpConnection:
             ack = 0
         iface = self._iface
         local = self.local
-        frame = bytearray(54 + len(options) + len(payload))
-        build_ipv4_tcp(frame, 0, _ZERO_MAC, iface.mac, local[0], self.remote[0], iface.next_ident(),
-                       iface.config.ttl, local[1], self.remote[1], seq, ack, flags, window, 0, options, payload)
+        config = iface.config
+        size = 54 + len(options) + len(payload)
+        frame: bytearray
+        if config.tx_checksum_partial:
+            frame = offload = OffloadFrame(size)
+            offload.gso_size = self._mss if len(payload) > self._mss else 0
+            csum_mode = CSUM_PARTIAL
+        else:
+            frame = bytearray(size)
+            csum_mode = CSUM_FULL
+        build_ipv4_tcp(frame, 0, _ZERO_MAC, iface.mac, local[0], self.remote[0], iface.next_ident(), config.ttl,
+                       local[1], self.remote[1], seq, ack, flags, window, 0, options, payload, csum_mode)
         iface.transmit(frame, self._next_hop, local[0], now)
         self.segs_out += 1
         self._stats.tcp_tx_segments += 1
