@@ -375,3 +375,19 @@ def test_an_oversized_segment_does_not_stretch_the_ack_every_two_segments_rule()
     s.inject(PEER_ISN + 2001, iss1, ACK, payload=b"y" * 1460)
     acks = [seg for seg in s.flush() if not seg.payload]
     assert [a.ack for a in acks] == [PEER_ISN + 3461], "two full segments' worth must be acknowledged at once"
+
+
+def test_a_pure_ack_sent_from_our_windows_right_edge_is_taken() -> None:
+    """A peer that filled our window sends its pure ACKs with SEG.SEQ at our right edge.
+
+    RFC 9293's "SEG.SEQ < RCV.NXT + RCV.WND" drops them, and the ACKs they carry with
+    them: over a TAP with TSO this stalled an echo for one RTO per super-segment. Linux
+    accepts the edge (tcp_sequence); so do we.
+    """
+    s, conn, iss1 = established()
+    conn.send(b"d" * 1000, s.now)
+    (seg,) = s.flush()
+    edge = PEER_ISN + 1 + (seg.window << 7)  # we offered window scale 7 and the peer took it
+    s.inject(edge, iss1 + 1000, ACK)
+    s.flush()
+    assert conn.info()["unacked"] == 0, "the ACK riding on a segment at the right edge was dropped"

@@ -450,7 +450,10 @@ class TcpConnection:
             wnd = 0
         off = (seq - rcv_nxt) & 0xFFFFFFFF
         if seglen == 0:
-            ok = off == 0 if wnd == 0 else off < wnd
+            # Linux's test (tcp_sequence): an empty segment AT the right edge is acceptable. A peer
+            # that filled our window sends its pure ACKs from there; RFC 9293's strict "< edge"
+            # would drop every one of them while our window is full, and the ACKs they carry.
+            ok = off <= wnd
         else:
             ok = wnd > 0 and (off < wnd or ((seq + seglen - 1 - rcv_nxt) & 0xFFFFFFFF) < wnd)
         if not ok:
@@ -1120,12 +1123,16 @@ class TcpConnection:
         if free - cur >= min(self._recv.limit >> 1, self._rcv_mss):
             field = free >> shift
         else:
-            # Keep the edge where it is, rounded DOWN to the scale unit: rounding up would
-            # advertise bytes the buffer cannot take (RFC 7323 §2.4 allows this sub-unit shrink).
+            # Keep the edge where it is, the field rounded DOWN to the scale unit: rounding up
+            # would advertise bytes the buffer cannot take.
             field = cur >> shift
         if field > 65535:
             field = 65535
-        self._rcv_adv = (rcv_nxt + (field << shift)) & 0xFFFFFFFF
+        edge = (rcv_nxt + (field << shift)) & 0xFFFFFFFF
+        # The field may fall short of the edge already promised; the edge itself never moves
+        # left (as Linux's rcv_wup + rcv_wnd), so what the peer sent up to it stays acceptable.
+        if ((edge - self._rcv_adv) & 0xFFFFFFFF) < 0x80000000:
+            self._rcv_adv = edge
         return field
 
     def _emit(self, seq: int, flags: int, payload: bytes | memoryview, now: float) -> None:
