@@ -212,3 +212,17 @@ def _wait_for_port(box: Sandbox, port: int) -> None:
                 return
         time.sleep(0.02)
     raise AssertionError(f"nothing listens on {KERNEL_IP}:{port}")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_echo_example_with_tap_offloads(tap: Sandbox, loop: str) -> None:
+    """`--offloads` (vnet_hdr, checksum offload, TSO) under an unmodified program: bytes intact."""
+    on_usernet(tap, ["--offloads", str(EXAMPLES / "echo_server.py")], loop=loop, ready="TCP echo listening")
+    payload = os.urandom(20_000_000)
+    with connect(tap, 7) as sock:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(read_all, sock)
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+            back = reading.result()
+    assert len(back) == len(payload) and hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()

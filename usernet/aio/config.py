@@ -68,9 +68,10 @@ class UsernetConfig:
 
     `tap` is created (or, if it exists as a persistent TAP, attached to); `host_address`
     is given to the kernel's side of a TAP usernet creates; `sandbox` puts the TAP in a
-    throwaway network namespace; `loop` picks the base loop for code that does not
-    choose one itself; `only` refuses the kernel as a fallback for destinations that are
-    not on usernet's networks.
+    throwaway network namespace; `offloads` opens the TAP with vnet_hdr, checksum
+    offload and TSO; `loop` picks the base loop for code that does not choose one itself;
+    `only` refuses the kernel as a fallback for destinations that are not on usernet's
+    networks.
     """
 
     tap: str = "usernet0"
@@ -83,6 +84,7 @@ class UsernetConfig:
     fault: str | None = None
     only: bool = False
     sandbox: bool = False
+    offloads: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -183,6 +185,8 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("only", "--only", "usernet only: destinations off usernet's networks fail instead of using the kernel", bool),
     _Option("sandbox", "--sandbox",
             "create a throwaway network namespace with the TAP inside it and delete it on exit", bool),
+    _Option("offloads", "--offloads",
+            "open the TAP with vnet_hdr: checksum offload and TSO both ways (64 KB segments)", bool),
 )  # fmt: skip
 
 
@@ -220,7 +224,7 @@ def open_host(
     `clock` is the clock the driver hands to the stack (the loop's `time`): delayed
     frames in a FaultInjector are due on it. Capture files get wall-clock timestamps.
     """
-    from usernet.host import Host
+    from usernet.host import Host, offload_options
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
     from usernet.link.base import Link
     from usernet.stack import Interface, InterfaceConfig
@@ -232,13 +236,13 @@ def open_host(
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
-            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address)
+            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads)
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(config.tap, mtu=config.mtu)
+            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads)
             if config.host_address:
                 _configure_host_side(config.tap, config.host_address, config.mtu)
         stack.callback(link.close)
@@ -250,7 +254,8 @@ def open_host(
             link = FaultInjector(link, clock, **fault)
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
-        iface_config = InterfaceConfig.from_strings(link.mac, [config.address], config.gateway, mtu=config.mtu)
+        iface_config = InterfaceConfig.from_strings(
+            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link))
         yield Host(link, Interface(iface_config))
 
 
