@@ -28,13 +28,13 @@ def server_lifetime(settings: Settings) -> float:
 
 
 @contextmanager
-def veth_pair(purpose: str) -> Iterator[tuple[Sandbox, Sandbox]]:
+def veth_pair(purpose: str, mtu: int = 1500) -> Iterator[tuple[Sandbox, Sandbox]]:
     """Two namespaces joined by a veth pair, 198.51.100.1 in the first and .2 in the second."""
     with Sandbox(f"{purpose}-a") as a, Sandbox(f"{purpose}-b") as b:
         check(["ip", "-n", a.name, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", b.name])
         for sandbox, dev, ip in ((a, "veth0", VETH_A_IP), (b, "veth1", VETH_B_IP)):
             check(["ip", "-n", sandbox.name, "addr", "add", f"{ip}/24", "dev", dev])
-            check(["ip", "-n", sandbox.name, "link", "set", dev, "up"])
+            check(["ip", "-n", sandbox.name, "link", "set", dev, "mtu", str(mtu), "up"])
         yield a, b
 
 

@@ -25,6 +25,12 @@ RR = {"1 connection": 1, "50 connections": 50}
 FIELDS = {"mbytes": "mbytes", "rate": "rate", "p50": "p50_us", "p99": "p99_us"}
 #: Many short connections from one client leave its ports in TIME_WAIT: let the client's namespace reuse them.
 CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1")
+#: The jumbo MTU of the big-frame bulk benchmark: one TAP write moves ~43 standard frames' worth.
+JUMBO = 65000
+
+
+def tap_options(mtu: int, offloads: bool = False) -> tuple[str, ...]:
+    return (*TAP_OPTIONS, *(("--mtu", str(mtu)) if mtu != 1500 else ()), *(("--offloads",) if offloads else ()))
 
 
 def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
@@ -47,26 +53,31 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
     return measure
 
 
-def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False) -> None:
+def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False,
+                   mtu: int = 1500, offloads: bool = False) -> None:
     """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
     program = ("-m", "benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
-    command = python_module("usernet", *TAP_OPTIONS, *program) if on_usernet else python_module(*program[1:])
+    command = (python_module("usernet", *tap_options(mtu, offloads), *program) if on_usernet
+               else python_module(*program[1:]))
     start_server(sandbox, command)
 
 
-@contextmanager
-def usernet_select(settings: Settings) -> Iterator[Measure]:
-    with Sandbox("bench-tcp") as sandbox:
-        start_server(sandbox, python_module("benchmarks.programs.usernet_services", *TAP_OPTIONS,
-                                            "--max-seconds", str(server_lifetime(settings))))
-        yield client(sandbox, USERNET_IP, settings)
-
-
-def usernet_asyncio(loop: str) -> Setup:
+def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            asyncio_server(sandbox, loop, settings, on_usernet=True)
+            start_server(sandbox, python_module("benchmarks.programs.usernet_services", *tap_options(mtu, offloads),
+                                                "--max-seconds", str(server_lifetime(settings))))
+            yield client(sandbox, USERNET_IP, settings)
+
+    return setup
+
+
+def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False) -> Setup:
+    @contextmanager
+    def setup(settings: Settings) -> Iterator[Measure]:
+        with Sandbox("bench-tcp") as sandbox:
+            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads)
             yield client(sandbox, USERNET_IP, settings)
 
     return setup
@@ -82,11 +93,14 @@ def kernel_loopback(loop: str) -> Setup:
     return setup
 
 
-@contextmanager
-def kernel_veth(settings: Settings) -> Iterator[Measure]:
-    with veth_pair("bench-tcp") as (near, far):
-        asyncio_server(far, "asyncio", settings)
-        yield client(near, VETH_B_IP, settings)
+def kernel_veth(mtu: int = 1500) -> Setup:
+    @contextmanager
+    def setup(settings: Settings) -> Iterator[Measure]:
+        with veth_pair("bench-tcp", mtu) as (near, far):
+            asyncio_server(far, "asyncio", settings)
+            yield client(near, VETH_B_IP, settings)
+
+    return setup
 
 
 def columns(*, bulk: bool) -> tuple[Variant, ...]:
@@ -97,13 +111,13 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
     """
     same_loop = {} if bulk else {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
     standard = (
-        variant("usernet-select", usernet_select),
+        variant("usernet-select", usernet_select()),
         variant("usernet-asyncio", usernet_asyncio("asyncio"), vs=same_loop.get("usernet-asyncio")),
         variant("usernet-uvloop", usernet_asyncio("uvloop"), vs=same_loop.get("usernet-uvloop")),
         variant("kernel-asyncio", kernel_loopback("asyncio")),
         variant("kernel-uvloop", kernel_loopback("uvloop")),
     )
-    return standard + ((variant("kernel-veth", kernel_veth, label="(e) kernel over veth, asyncio"),) if bulk else ())
+    return standard + ((variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),) if bulk else ())
 
 
 BENCHMARKS = (
@@ -141,5 +155,36 @@ BENCHMARKS = (
         cases=("sequential",),
         variants=columns(bulk=False),
         reference="kernel-asyncio",
+    ),
+    Benchmark(
+        name="tcp_bulk_jumbo",
+        title=f"TCP bulk, one stream, MTU {JUMBO}",
+        order=53,
+        meaning=f"The bulk benchmark with MTU {JUMBO} on the TAP (usernet) and on the veth pair (the reference): "
+        "the same number of writes moves ~43 times the bytes. Target: ≥500 MB/s with offloads or jumbo MTU.",
+        metrics=(Metric("mbytes", "MB/s"),),
+        cases=tuple(BULK),
+        variants=(
+            variant("usernet-select", usernet_select(JUMBO)),
+            variant("usernet-uvloop", usernet_asyncio("uvloop", JUMBO)),
+            variant("kernel-veth", kernel_veth(JUMBO), label=f"(e) kernel over veth at MTU {JUMBO}, asyncio"),
+        ),
+        reference="kernel-veth",
+    ),
+    Benchmark(
+        name="tcp_bulk_tso",
+        title="TCP bulk, one stream, MTU 1500 with TAP offloads",
+        order=54,
+        meaning="The bulk benchmark at MTU 1500 with `--offloads`: vnet_hdr, checksum offload and TSO both "
+        "ways, so the TAP carries 64 KB super-segments the kernel splits or merges. Target: ≥500 MB/s with "
+        "offloads or jumbo MTU; against the kernel across veth at MTU 1500.",
+        metrics=(Metric("mbytes", "MB/s"),),
+        cases=tuple(BULK),
+        variants=(
+            variant("usernet-select", usernet_select(offloads=True)),
+            variant("usernet-uvloop", usernet_asyncio("uvloop", offloads=True)),
+            variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),
+        ),
+        reference="kernel-veth",
     ),
 )
