@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<18}{v.label}{'' if v.pending is None else f'  ({v.pending})'}")
         return 0
     try:
-        chosen = select(benchmarks, options.only.split(",") if options.only else None)
+        chosen = select(benchmarks, options.only.split(",") if options.only else None, options.quick)
     except ValueError as exc:
         parser.error(str(exc))
     settings = Settings.for_mode(options.quick)

@@ -121,6 +121,8 @@ class Benchmark:
     cases: tuple[str, ...]
     variants: tuple[Variant, ...]
     reference: str | None = None
+    #: Left out of `--quick` unless named with `--only`: it adds little to proving the harness works.
+    full_only: bool = False
 
     def __post_init__(self) -> None:
         keys = [v.key for v in self.variants]

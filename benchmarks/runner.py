@@ -59,9 +59,10 @@ def discover() -> list[Benchmark]:
     return sorted(found, key=lambda b: (b.order, b.name))
 
 
-def select(benchmarks: list[Benchmark], only: Iterable[str] | None) -> list[Benchmark]:
+def select(benchmarks: list[Benchmark], only: Iterable[str] | None, quick: bool = False) -> list[Benchmark]:
+    """The benchmarks to run: those named, or all (less the full-only ones in quick mode)."""
     if only is None:
-        return benchmarks
+        return [b for b in benchmarks if not (quick and b.full_only)]
     wanted = list(only)
     known = {b.name for b in benchmarks}
     unknown = [name for name in wanted if name not in known]

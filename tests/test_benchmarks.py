@@ -50,3 +50,13 @@ def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
     assert re.search(r"\| usernet, select loop \|.*\| [\d.]+ × \(e\) \|", rows["usernet, select loop"])
     assert "not yet: needs TCP" in table
     assert "failed" not in table
+
+
+def test_quick_mode_leaves_out_full_only_benchmarks_unless_named():
+    from benchmarks.runner import discover, select
+
+    benchmarks = discover()
+    quick = {b.name for b in select(benchmarks, None, quick=True)}
+    full = {b.name for b in select(benchmarks, None, quick=False)}
+    assert {"tcp_bulk_jumbo", "tcp_bulk_tso"} <= full - quick
+    assert [b.name for b in select(benchmarks, ["tcp_bulk_tso"], quick=True)] == ["tcp_bulk_tso"]

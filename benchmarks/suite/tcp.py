@@ -170,6 +170,7 @@ BENCHMARKS = (
             variant("kernel-veth", kernel_veth(JUMBO), label=f"(e) kernel over veth at MTU {JUMBO}, asyncio"),
         ),
         reference="kernel-veth",
+        full_only=True,
     ),
     Benchmark(
         name="tcp_bulk_tso",
@@ -186,5 +187,6 @@ BENCHMARKS = (
             variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),
         ),
         reference="kernel-veth",
+        full_only=True,
     ),
 )
