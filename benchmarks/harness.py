@@ -21,9 +21,7 @@ __all__ = [
     "LABELS",
     "Measure",
     "Metric",
-    "NEEDS_AIO",
-    "NEEDS_TCP",
-    "NEEDS_TCP_AND_AIO",
+    "NOT_WRITTEN",
     "Settings",
     "Setup",
     "Variant",
@@ -31,9 +29,8 @@ __all__ = [
     "variant",
 ]
 
-NEEDS_TCP = "not yet: needs TCP"
-NEEDS_AIO = "not yet: needs the asyncio face"
-NEEDS_TCP_AND_AIO = "not yet: needs TCP and the asyncio face"
+#: Why a registered column has no figures: the parts it needs exist, its setup does not yet.
+NOT_WRITTEN = "not yet: its setup is not written"
 
 #: The standard columns of issue 6, (a)-(e), plus what only usernet has today.
 LABELS: dict[str, str] = {

@@ -1,8 +1,11 @@
-"""What idle UDP sockets on a usernet Interface cost in memory, measured in a fresh process.
+"""What idle endpoints on a usernet Interface cost in memory, measured in a fresh process.
 
-Opens `--count` sockets twice: once watching the resident set (/proc/self/statm, without
-tracemalloc's own overhead inflating it), once under tracemalloc (Python allocations
-only, exact). Prints one JSON object: bytes per 1,000 sockets by each measure.
+`--kind udp`: `--count` bound UDP sockets. `--kind tcp`: `--count` established TCP
+connections between two interfaces on an in-memory wire (virtual clock, no network), so
+2 x count connection ends; the figure is per end. Each kind is opened twice: once watching
+the resident set (/proc/self/statm, without tracemalloc's own overhead inflating it), once
+under tracemalloc (Python allocations only, exact). Prints one JSON object: bytes per
+1,000 endpoints by each measure.
 """
 
 from __future__ import annotations
@@ -14,8 +17,16 @@ import os
 import sys
 import tracemalloc
 
+from collections.abc import Callable
+
+from usernet.host import Host
+from usernet.link.clock import VirtualClock
+from usernet.link.memory import MemoryWire
 from usernet.stack import Interface, InterfaceConfig
-from usernet.stack.udp import ANY, UdpSocket
+from usernet.stack.udp import ANY
+from usernet.testing.sim import Simulation
+
+SERVER = bytes([192, 0, 2, 2])
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -29,34 +40,70 @@ def interface() -> Interface:
     return Interface(InterfaceConfig.from_strings(b"\x02\x00\x00\x00\x00\x02", ["192.0.2.2/24"]))
 
 
-def open_sockets(iface: Interface, count: int) -> list[UdpSocket]:
-    return [iface.open_udp((ANY, 1024 + i)) for i in range(count)]
+def udp_opener(count: int) -> Callable[[], list[object]]:
+    """Ready-made interface; calling the result opens `count` bound UDP sockets."""
+    iface = interface()
+    return lambda: [iface.open_udp((ANY, 1024 + i)) for i in range(count)]
+
+
+def tcp_opener(count: int) -> Callable[[], list[object]]:
+    """Two interfaces on a MemoryWire, a listener ready; calling the result establishes `count` connections."""
+    clock = VirtualClock()
+    wire = MemoryWire(clock, latency=0.0001, queue_limit=100_000)
+    sim = Simulation(clock)
+    client = sim.add(Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"]))))
+    server = sim.add(Host(wire.b, Interface(InterfaceConfig.from_strings(wire.b.mac, ["192.0.2.2/24"]))))
+    listener = server.iface.tcp.listen((ANY, 80), backlog=4096)
+    sim.run(0.01)
+
+    def accept_all(ends: list[object]) -> None:
+        while (conn := listener.accept()) is not None:
+            ends.append(conn)
+
+    def open_all() -> list[object]:
+        ends: list[object] = []
+        for i in range(count):
+            ends.append(client.iface.tcp.connect((SERVER, 80), clock()))
+            if i % 100 == 99:
+                sim.run(0.01)
+                accept_all(ends)
+        sim.run(1.0)
+        accept_all(ends)
+        sim.run(1.0)  # delayed ACKs and the like settle: the connections are idle
+        if len(ends) != 2 * count or not all(getattr(e, "state").name == "ESTABLISHED" for e in ends):
+            raise RuntimeError(f"only {len(ends)} of {2 * count} connection ends established")
+        return ends
+
+    return open_all
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--kind", choices=("udp", "tcp"), default="udp")
     args = parser.parse_args(argv)
-    if not 0 < args.count <= 60_000:
-        parser.error("--count must be 1-60000 (one port each)")
+    if not 0 < args.count <= 20_000:
+        parser.error("--count must be 1-20000 (one port each, within the ephemeral range)")
+    make = udp_opener if args.kind == "udp" else tcp_opener
 
-    iface = interface()
+    open_all = make(args.count)
     gc.collect()
     before = rss()
-    kept = open_sockets(iface, args.count)
+    kept = open_all()
     gc.collect()
     resident = rss() - before
 
-    iface2 = interface()
+    open_all = make(args.count)
     gc.collect()
     tracemalloc.start()
     start = tracemalloc.get_traced_memory()[0]
-    kept2 = open_sockets(iface2, args.count)
+    kept2 = open_all()
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - start
     tracemalloc.stop()
-    assert len(kept) == len(kept2) == args.count
-    print(json.dumps({"rss_per_1000": resident * 1000 / args.count, "traced_per_1000": traced * 1000 / args.count}))
+    ends = len(kept)
+    assert ends == len(kept2)
+    print(json.dumps({"rss_per_1000": resident * 1000 / ends, "traced_per_1000": traced * 1000 / ends}))
     return 0
 
 
