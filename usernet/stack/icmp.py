@@ -84,8 +84,8 @@ class IcmpLayer:
         self._refilled = 0.0
         self._pings: dict[int, PingSocket] = {}
 
-    def receive(self, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
-        """Handle an ICMP message addressed to us; `datagram` is the whole IPv4 datagram."""
+    def receive(self, ip: IPv4Packet, now: float) -> None:
+        """Handle an ICMP message addressed to us."""
         stats = self._stats
         if internet_checksum(ip.payload) != 0:
             stats.icmp_bad_checksum += 1
@@ -145,7 +145,11 @@ class IcmpLayer:
         self._iface.mark_ready(sock)
 
     def send_error(self, kind: int, code: int, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
-        """Answer `datagram` with an ICMP error, unless RFC 1122 §3.2.2 forbids it or the rate limit says no."""
+        """Answer `datagram` with an ICMP error, unless RFC 1122 §3.2.2 forbids it or the rate limit says no.
+
+        `datagram` may run past `ip.total_length` (link padding): only the datagram is quoted,
+        and the slice is made here, on the rare error path, not for every frame received.
+        """
         iface = self._iface
         if ip.fragment_offset or iface.is_broadcast(ip.dst) or not iface.is_unicast(ip.src):
             return
@@ -162,7 +166,7 @@ class IcmpLayer:
         if route is None:
             self._stats.ipv4_no_route += 1
             return
-        quote = datagram[: min(len(datagram), _MAX_QUOTE)]
+        quote = datagram[: min(ip.total_length, _MAX_QUOTE)]
         size = 8 + len(quote)
         frame = bytearray(_HEADROOM + size)
         emit_icmp(frame, _HEADROOM, kind, code, 0, quote)

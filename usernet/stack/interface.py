@@ -99,7 +99,7 @@ class Interface:
             return
         kind = eth.ethertype
         if kind == ETHERTYPE_IPV4:
-            self._ipv4_in(eth.payload, dst == BROADCAST_MAC, now)
+            self._ipv4_in(eth.payload, now)
         elif kind == ETHERTYPE_ARP:
             self.arp.receive(eth.payload, self.local_addresses, now)
         else:
@@ -205,7 +205,7 @@ class Interface:
 
     # -- receive path --------------------------------------------------------------------
 
-    def _ipv4_in(self, datagram: memoryview, link_broadcast: bool, now: float) -> None:
+    def _ipv4_in(self, datagram: memoryview, now: float) -> None:
         stats = self.counters
         try:
             ip = parse_ipv4(datagram, verify_checksum=False)
@@ -222,25 +222,24 @@ class Interface:
         if ip.is_fragment:
             stats.ipv4_fragments += 1
             return
-        whole = datagram[: ip.total_length]
         protocol = ip.protocol
         if protocol == IPPROTO_TCP:
             if dst in self._broadcasts:
                 stats.tcp_not_unicast += 1
                 return
-            self.tcp.receive(ip, whole, now)
+            self.tcp.receive(ip, now)
         elif protocol == IPPROTO_UDP:
-            self._udp_in(ip, whole, now)
+            self._udp_in(ip, datagram, now)
         elif protocol == IPPROTO_ICMP:
             if dst in self._broadcasts:
                 stats.icmp_unhandled += 1  # like Linux's icmp_echo_ignore_broadcasts
                 return
-            self.icmp.receive(ip, whole, now)
+            self.icmp.receive(ip, now)
         else:
             stats.ipv4_unknown_protocol += 1
-            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PROTOCOL, ip, whole, now)
+            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PROTOCOL, ip, datagram, now)
 
-    def _udp_in(self, ip: IPv4Packet, whole: memoryview, now: float) -> None:
+    def _udp_in(self, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
         stats = self.counters
         try:
             dgram = parse_udp(ip.payload, ip.src, ip.dst, verify_checksum=False)
@@ -254,7 +253,7 @@ class Interface:
         sock = self.udp.lookup(ip.dst, dgram.dport)
         if sock is None:
             stats.udp_no_socket += 1
-            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PORT, ip, whole, now)
+            self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PORT, ip, datagram, now)
             return
         source = (ip.src, dgram.sport)
         if sock.remote is not None and sock.remote != source:

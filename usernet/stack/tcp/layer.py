@@ -167,7 +167,7 @@ class TcpLayer:
 
     # -- driver side -----------------------------------------------------------------------
 
-    def receive(self, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
+    def receive(self, ip: IPv4Packet, now: float) -> None:
         """One TCP segment addressed to us (not a broadcast)."""
         stats = self._stats
         seg = ip.payload
