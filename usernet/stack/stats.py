@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 
-# TCP counters that record events, not frames thrown away.
-_TCP_EVENTS = (
-    "tcp_rx_segments", "tcp_tx_segments", "tcp_rst_sent", "tcp_rst_received", "tcp_retransmits",
-    "tcp_fast_retransmits", "tcp_timeouts", "tcp_challenge_acks", "tcp_ofo_segments", "tcp_fast_path",
-    "tcp_window_probes", "tcp_keepalive_probes", "tcp_delayed_acks", "tcp_syn_cookies_sent",
-    "tcp_syn_cookies_valid", "tcp_active_opens", "tcp_passive_opens",
-)
-
-
 class Stats:
     """Every frame the interface receives ends up counted: delivered or dropped by reason.
 
@@ -93,11 +84,3 @@ class Stats:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
-
-    def drops(self) -> dict[str, int]:
-        """The non-zero counters that record a frame thrown away, for summaries."""
-        keep = {"rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "arp_requests_answered",
-                "arp_replies_learned", "icmp_echo_answered", "icmp_errors_sent", "udp_delivered",
-                "icmp_errors_received",
-                *_TCP_EVENTS}
-        return {k: v for k, v in self.as_dict().items() if v and k not in keep}
