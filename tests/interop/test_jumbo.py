@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.interop.conftest import USERNET_IP, usernet_on_tap
-from tests.interop.test_kernel_tcp import MB, Pattern, finished, kernel_echo_roundtrip, kernel_socket, report, wait_for
+from tests.interop.streams import MB, Pattern, finished, kernel_echo_roundtrip, kernel_socket, report, wait_for
 from usernet.sandbox import Sandbox
 from usernet.services import ECHO_PORT
 

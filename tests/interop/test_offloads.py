@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.interop.conftest import USERNET_IP, Running, usernet_on_tap
-from tests.interop.test_kernel_tcp import (
+from tests.interop.streams import (
     CHUNK,
     KERNEL_PORT,
     MB,
