@@ -26,13 +26,15 @@ from usernet._native.pure import (
     TCP_ERRORS,
     TCP_OK,
     BytesLike,
+    RxParsed,
     TcpParsed,
 )
 
 __all__ = [
     "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
     "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
-    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "pure_impl", "c_impl",
+    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "gso_write",
+    "pure_impl", "c_impl",
 ]
 
 pure_impl = pure
@@ -54,20 +56,32 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
     c_tcp_parse = lib.un_tcp_parse
     c_build_tcp = lib.un_build_ipv4_tcp
     c_build_udp = lib.un_build_ipv4_udp
+    c_rx = lib.un_rx_ipv4_tcp
+    c_gso_write = lib.un_gso_write
     byte_array = ffi.typeof("uint8_t[]")
     out_ctype = ffi.typeof(f"int64_t[{lib.UN_TCP_OUT_LEN}]")
 
+    rx_ctype = ffi.typeof(f"int64_t[{lib.UN_RX_OUT_LEN}]")
+
     class Scratch(threading.local):
-        """tcp_parse's output array, one per thread: cffi releases the GIL during the call."""
+        """The output arrays, one set per thread: cffi releases the GIL during a call."""
 
         def __init__(self) -> None:
             self.out = ffi.new(out_ctype)
             self.view = ffi.buffer(self.out)
+            self.rx = ffi.new(rx_ctype)
+            self.rx_view = ffi.buffer(self.rx)
+            self.error = ffi.new("int32_t *")
 
     scratch = Scratch()
     fields = lib.UN_TCP_FIELDS
     unpack_fields = struct.Struct(f"{fields}q").unpack_from
     unpack_edges = [struct.Struct(f"{fields + 2 * n}q").unpack_from for n in range(5)]
+    # rx_ipv4_tcp's tail, after tcp_parse's fields: address, flow key (unsigned), payload offset and length.
+    unpack_rx_tail = struct.Struct("qQqq").unpack_from
+    rx_tail_at = lib.UN_TCP_OUT_LEN * 8
+    rx_other = lib.UN_RX_OTHER
+    no_sack = ((),)
 
     def sum16(data: BytesLike, initial: int = 0) -> int:
         buf = from_buffer(data)
@@ -105,6 +119,27 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         edges = values[fields:]
         return (*values[:fields], tuple(zip(edges[0::2], edges[1::2])))  # type: ignore[return-value]
 
+    def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
+        data = from_buffer(frame)
+        blocks = c_rx(data, len(data), mac, len(mac), trusted, scratch.rx)
+        if blocks == rx_other:
+            return None
+        view = scratch.rx_view
+        if not blocks:
+            return unpack_fields(view) + no_sack + unpack_rx_tail(view, rx_tail_at)  # type: ignore[return-value]
+        values = unpack_edges[blocks](view)
+        edges = values[fields:]
+        return (*values[:fields], tuple(zip(edges[0::2], edges[1::2])),  # type: ignore[return-value]
+                *unpack_rx_tail(view, rx_tail_at))
+
+    def gso_write(fd: int, frame: BytesLike, gso_size: int) -> tuple[int, int]:
+        data = from_buffer(frame)
+        error = scratch.error
+        written: int = c_gso_write(fd, data, len(data), gso_size, error)
+        if written < 0:
+            raise ValueError(BUILD_ERRORS[written])
+        return written, error[0]
+
     def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
                        dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int,
                        flags: int, window: int, urgent: int, options: BytesLike, payload: BytesLike,
@@ -134,6 +169,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         sum16=sum16, internet_checksum=internet_checksum, pseudo_sum_v4=pseudo_sum_v4,
         pseudo_sum_v6=pseudo_sum_v6, l4_checksum_v4=l4_checksum_v4, checksum_update16=lib.un_checksum_update16,
         tcp_parse=tcp_parse, build_ipv4_tcp=build_ipv4_tcp, build_ipv4_udp=build_ipv4_udp,
+        rx_ipv4_tcp=rx_ipv4_tcp, gso_write=gso_write,
     )
 
 
@@ -166,10 +202,12 @@ if TYPE_CHECKING:
         build_ipv4_tcp,
         build_ipv4_udp,
         checksum_update16,
+        gso_write,
         internet_checksum,
         l4_checksum_v4,
         pseudo_sum_v4,
         pseudo_sum_v6,
+        rx_ipv4_tcp,
         sum16,
         tcp_parse,
     )
@@ -184,3 +222,5 @@ else:
     tcp_parse = _chosen.tcp_parse
     build_ipv4_tcp = _chosen.build_ipv4_tcp
     build_ipv4_udp = _chosen.build_ipv4_udp
+    rx_ipv4_tcp = _chosen.rx_ipv4_tcp
+    gso_write = _chosen.gso_write

@@ -35,7 +35,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "usernet._native._core",
     '#include "core.h"',
-    sources=["usernet/_native/core.c"],
+    sources=["usernet/_native/core.c", "usernet/_native/offload.c"],
     include_dirs=["usernet/_native"],
     extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
 )

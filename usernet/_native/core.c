@@ -1,5 +1,6 @@
 #include <string.h>
 #include "core.h"
+#include "bytes.h"
 
 /* Ones' complement arithmetic is byte-order independent (RFC 1071, 2(B)): the bulk of
  * a buffer is summed as host-order words, folded, and swapped into network order once
@@ -108,24 +109,7 @@ uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial)
 
 static uint64_t two_words_sum(const uint8_t *p)
 {
-    return (((uint32_t)p[0] << 8) | p[1]) + (((uint32_t)p[2] << 8) | p[3]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, v >> 16);
-    put16(p + 2, v);
+    return be16(p) + be16(p + 2);
 }
 
 /* Unfolded sum of the IPv4 pseudo-header; `length` may exceed 16 bits (it folds). */
@@ -209,7 +193,7 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
         switch (kind) {
         case 2:
             if (olen == 4)
-                mss = ((uint32_t)v[0] << 8) | v[1];
+                mss = be16(v);
             break;
         case 3:
             if (olen == 3)
@@ -237,15 +221,15 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
         }
         i += olen;
     }
-    out[1] = ((uint32_t)p[0] << 8) | p[1];
-    out[2] = ((uint32_t)p[2] << 8) | p[3];
+    out[1] = be16(p);
+    out[2] = be16(p + 2);
     out[3] = be32(p + 4);
     out[4] = be32(p + 8);
     out[5] = (int64_t)hlen;
     out[6] = p[13] | ((p[12] & 1) << 8);
-    out[7] = ((uint32_t)p[14] << 8) | p[15];
-    out[8] = ((uint32_t)p[16] << 8) | p[17];
-    out[9] = ((uint32_t)p[18] << 8) | p[19];
+    out[7] = be16(p + 14);
+    out[8] = be16(p + 16);
+    out[9] = be16(p + 18);
     out[10] = mss;
     out[11] = wscale;
     out[12] = sack_permitted;
@@ -256,6 +240,38 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
 bad_option:
     out[0] = UN_TCP_BAD_OPTION;
     return 0;
+}
+
+/* Header prediction's first half: is `f` a well-formed TCP/IPv4 segment to `mac` whose
+ * checksums hold (the TCP one is skipped when `trusted`)?  Then out[] is tcp_parse's, and
+ * out[UN_TCP_OUT_LEN..] the destination address, the flow key (source address, source
+ * port, destination port) and the payload's offset and length in the frame; the return
+ * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
+ * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
+ * and count: this function never drops anything itself. */
+int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+{
+    if (n < 54 || mac_len != 6 || memcmp(f, mac, 6) != 0 || f[12] != 0x08 || f[13] != 0x00)
+        return UN_RX_OTHER;
+    const uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
+    size_t total = be16(ip + 2);
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + 20 || 14 + total > n || ip[9] != 6 ||
+        (be16(ip + 6) & 0x3fff) != 0 || un_sum16(ip, ihl, 0) != 0xffff)
+        return UN_RX_OTHER;
+    const uint8_t *tcp = ip + ihl;
+    size_t tcp_len = total - ihl;
+    int blocks = un_tcp_parse(tcp, tcp_len, out);
+    if (out[0] != 0)
+        return UN_RX_OTHER;
+    if (!trusted && un_sum16(tcp, tcp_len, fold16(pseudo_v4(ip + 12, ip + 16, 6, tcp_len))) != 0xffff)
+        return UN_RX_OTHER;
+    int64_t *extra = out + UN_TCP_OUT_LEN;
+    extra[0] = be32(ip + 16);
+    extra[1] = (int64_t)(((uint64_t)be32(ip + 12) << 32) | ((uint64_t)be16(tcp) << 16) | be16(tcp + 2));
+    extra[2] = (int64_t)(14 + ihl + (size_t)out[5]);
+    extra[3] = (int64_t)(tcp_len - (size_t)out[5]);
+    return blocks;
 }
 
 static int32_t frame_checks(size_t dst_mac_len, size_t src_mac_len, size_t src_ip_len, size_t dst_ip_len,

@@ -14,6 +14,9 @@
 /* tcp_parse's out[]: 15 fields, then up to 4 SACK blocks as 8 edges. */
 #define UN_TCP_FIELDS 15
 #define UN_TCP_OUT_LEN 23
+/* rx_ipv4_tcp's out[]: tcp_parse's, then destination address, flow key, payload offset and length. */
+#define UN_RX_OUT_LEN 27
+#define UN_RX_OTHER (-1)
 
 #define UN_CSUM_FULL 0
 #define UN_CSUM_PARTIAL 1
@@ -25,6 +28,8 @@
 #define UN_BUILD_BAD_FLAGS (-14)
 #define UN_BUILD_BAD_CSUM_MODE (-15)
 
+#define UN_GSO_NOT_TCP (-20)
+
 uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial);
 int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
                          uint8_t proto, uint16_t length);
@@ -34,6 +39,7 @@ int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst
                           uint8_t proto, const uint8_t *segment, size_t segment_len);
 uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value);
 int un_tcp_parse(const uint8_t *buf, size_t len, int64_t *out);
+int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
@@ -46,5 +52,7 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
                           uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
                           const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
+/* offload.c: software GSO. */
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int32_t *error);
 
 #endif

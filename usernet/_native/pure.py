@@ -1,4 +1,4 @@
-"""Pure-Python twins of the C functions in core.c, with identical results.
+"""Pure-Python twins of the C functions in core.c and offload.c, with identical results.
 
 They are the reference the C code is tested against, and the path taken when the
 extension is missing or USERNET_PURE=1. "Identical" includes the edges: the status
@@ -9,6 +9,7 @@ an address that is not `bytes`, BufferError for a read-only output buffer).
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Union
 
@@ -35,6 +36,8 @@ BUILD_TOO_LONG = -12
 BUILD_BAD_ADDRESS = -13
 BUILD_BAD_FLAGS = -14
 BUILD_BAD_CSUM_MODE = -15
+GSO_NOT_TCP = -20
+
 BUILD_ERRORS: dict[int, str] = {
     BUILD_NO_ROOM: "the buffer is too small for the frame at this offset",
     BUILD_BAD_OPTIONS: "TCP options must be a multiple of 4 bytes and at most 40",
@@ -42,6 +45,7 @@ BUILD_ERRORS: dict[int, str] = {
     BUILD_BAD_ADDRESS: "MAC addresses must be 6 bytes and IPv4 addresses 4 bytes",
     BUILD_BAD_FLAGS: "TCP flags must fit in 9 bits (0..0x1FF)",
     BUILD_BAD_CSUM_MODE: "csum_mode must be CSUM_FULL or CSUM_PARTIAL",
+    GSO_NOT_TCP: "GSO takes one TCP/IPv4 frame whose IPv4 total length matches its size",
 }
 
 _ETH_IPV4 = struct.Struct("!6s6sHBBHHHBBH4s4s")  # Ethernet + IPv4 header, 34 bytes
@@ -50,6 +54,7 @@ _UDP_HEADER = struct.Struct("!HHHH")
 _TWO_WORDS = struct.Struct("!II")
 _CSUM_FIELD = struct.Struct("!H")
 _IP_DF = 0x4000
+_FIN_PSH = 0x09
 _TCP_FAILED = (0,) * 14 + ((),)
 
 
@@ -225,6 +230,103 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
             i += olen
     return (TCP_OK, sport, dport, seq, ack, hlen, flags, window, checksum, urgent,
             mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks)
+
+
+RxParsed = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int,
+                 tuple[tuple[int, int], ...], int, int, int, int]
+
+
+def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
+    """Header prediction's first half: a well-formed TCP/IPv4 segment to `mac` with valid checksums?
+
+    Then tcp_parse's 16 fields, followed by the destination address as an integer, the
+    flow key `(source address << 32) | (source port << 16) | destination port`, and the
+    payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
+    fragments, broadcasts, malformed frames, bad checksums): the general receive path
+    classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
+    """
+    mv = _view(frame)
+    n = len(mv)
+    if _address(mac) != 6 or n < 54 or mv[:6] != mac or mv[12] != 0x08 or mv[13] != 0x00:
+        return None
+    ihl = (mv[14] & 0x0F) * 4
+    total = (mv[16] << 8) | mv[17]
+    if (mv[14] >> 4 != 4 or ihl < 20 or total < ihl + 20 or 14 + total > n or mv[23] != 6
+            or ((mv[20] << 8) | mv[21]) & 0x3FFF or sum16(mv[14:14 + ihl]) != 0xFFFF):
+        return None
+    segment = mv[14 + ihl:14 + total]
+    p = tcp_parse(segment)
+    src = bytes(mv[26:30])
+    dst = bytes(mv[30:34])
+    if p[0] or (not trusted and l4_checksum_v4(src, dst, 6, segment)):
+        return None
+    key = (int.from_bytes(src, "big") << 32) | (p[1] << 16) | p[2]
+    return (*p, int.from_bytes(dst, "big"), key, 14 + ihl + p[5], total - ihl - p[5])  # type: ignore[return-value]
+
+
+def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:
+    """(TCP header offset, header bytes, payload bytes per segment) of a frame for gso_write."""
+    n = len(f)
+    if n < 54 or f[12] != 0x08 or f[13] != 0x00 or f[14] >> 4 != 4 or f[23] != 6:
+        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+    ihl = (f[14] & 0x0F) * 4
+    if ihl < 20 or ((f[16] << 8) | f[17]) != n - 14 or 14 + ihl + 20 > n:
+        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+    tcp = 14 + ihl
+    thl = (f[tcp + 12] >> 4) * 4
+    if thl < 20 or tcp + thl > n:
+        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+    headers = tcp + thl
+    payload = n - headers
+    return tcp, headers, gso_size if 0 < gso_size < payload else payload
+
+
+def gso_segments(frame: BytesLike, gso_size: int) -> list[bytes]:
+    """Software GSO: cut a CSUM_PARTIAL TCP/IPv4 frame as a NIC doing TSO would (see offload.c).
+
+    Segments carry at most `gso_size` payload bytes (0: the frame stays whole); headers are
+    copied, the IPv4 identification counts up, the sequence number advances, FIN and PSH
+    stay on the last segment, and every checksum is completed.
+    """
+    _uint(gso_size, 32)
+    f = _view(frame)
+    tcp, headers, step = _gso_layout(f, gso_size)
+    payload = len(f) - headers
+    ident = (f[18] << 8) | f[19]
+    seq = int.from_bytes(f[tcp + 4:tcp + 8], "big")
+    src = bytes(f[26:30])
+    dst = bytes(f[30:34])
+    out = []
+    for i, off in enumerate(range(0, payload, step) if payload else (0,)):
+        n = min(step, payload - off)
+        seg = bytearray(f[:headers])
+        seg += f[headers + off:headers + off + n]
+        struct.pack_into("!HH", seg, 16, headers - 14 + n, (ident + i) & 0xFFFF)
+        seg[24:26] = b"\0\0"
+        _CSUM_FIELD.pack_into(seg, 24, internet_checksum(seg[14:tcp]))
+        struct.pack_into("!I", seg, tcp + 4, (seq + off) & 0xFFFFFFFF)
+        if off + n < payload:
+            seg[tcp + 13] &= ~_FIN_PSH & 0xFF
+        seg[tcp + 16:tcp + 18] = b"\0\0"
+        _CSUM_FIELD.pack_into(seg, tcp + 16, l4_checksum_v4(src, dst, 6, seg[tcp:]))
+        out.append(bytes(seg))
+    return out
+
+
+def gso_write(fd: int, frame: BytesLike, gso_size: int) -> tuple[int, int]:
+    """Write `frame` to `fd` as gso_segments cuts it, one write per segment.
+
+    Returns (segments written, errno of the write that failed or 0): a failed write
+    stops the rest, so a caller can count what was dropped.
+    """
+    written = 0
+    for segment in gso_segments(frame, gso_size):
+        try:
+            os.write(fd, segment)
+        except OSError as exc:
+            return written, exc.errno or 0
+        written += 1
+    return written, 0
 
 
 def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> int:

@@ -1,0 +1,91 @@
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "core.h"
+#include "bytes.h"
+
+/* Software GSO: what a NIC does with a TSO frame, done just before the frames reach a
+ * link that has no such offload.  The stack builds one big TCP/IPv4 frame whose checksum
+ * field holds the pseudo-header sum (CSUM_PARTIAL); it is cut into segments of at most
+ * gso_size payload bytes as Linux's tcp_gso_segment cuts them: the headers are copied,
+ * the IPv4 identification counts up, the sequence number advances, FIN and PSH stay on
+ * the last segment only, and every checksum is completed.  The payload is never copied
+ * on the write path: each segment leaves as a writev of its header and its slice. */
+
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+
+struct gso_frame {
+    size_t ip;      /* offset of the IPv4 header */
+    size_t tcp;     /* offset of the TCP header */
+    size_t headers; /* bytes of headers in front of the payload */
+    size_t payload; /* bytes of payload */
+    size_t step;    /* payload bytes per segment */
+};
+
+static int32_t gso_layout(const uint8_t *f, size_t len, uint32_t gso_size, struct gso_frame *g)
+{
+    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 6)
+        return UN_GSO_NOT_TCP;
+    size_t ihl = (size_t)(f[14] & 0x0f) * 4;
+    if (ihl < 20 || be16(f + 16) != len - 14 || 14 + ihl + 20 > len)
+        return UN_GSO_NOT_TCP;
+    size_t thl = (size_t)(f[14 + ihl + 12] >> 4) * 4;
+    if (thl < 20 || 14 + ihl + thl > len)
+        return UN_GSO_NOT_TCP;
+    g->ip = 14;
+    g->tcp = 14 + ihl;
+    g->headers = 14 + ihl + thl;
+    g->payload = len - g->headers;
+    g->step = (gso_size && gso_size < g->payload) ? gso_size : g->payload;
+    return 0;
+}
+
+static size_t gso_count(const struct gso_frame *g)
+{
+    return g->payload ? (g->payload + g->step - 1) / g->step : 1;
+}
+
+/* The headers of segment `i` (payload bytes [off, off + n)) into h, checksums complete. */
+static void gso_header(uint8_t *h, const uint8_t *f, const struct gso_frame *g, size_t i, size_t off, size_t n)
+{
+    memcpy(h, f, g->headers);
+    uint8_t *ip = h + g->ip;
+    uint8_t *tcp = h + g->tcp;
+    size_t tcp_len = g->headers - g->tcp + n;
+    put16(ip + 2, (uint32_t)(g->headers - g->ip + n));
+    put16(ip + 4, be16(f + g->ip + 4) + (uint32_t)i);
+    put16(ip + 10, 0);
+    put16(ip + 10, ~un_sum16(ip, g->tcp - g->ip, 0) & 0xffff);
+    put32(tcp + 4, be32(f + g->tcp + 4) + (uint32_t)off);
+    if (off + n < g->payload)
+        tcp[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+    put16(tcp + 16, 0);
+    uint32_t sum = (uint32_t)un_pseudo_sum_v4(ip + 12, 4, ip + 16, 4, 6, (uint16_t)tcp_len);
+    sum = un_sum16(tcp, g->headers - g->tcp, sum);
+    sum = un_sum16(f + g->headers + off, n, sum);
+    put16(tcp + 16, ~sum & 0xffff);
+}
+
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int32_t *error)
+{
+    struct gso_frame g;
+    int32_t status = gso_layout(frame, len, gso_size, &g);
+    *error = 0;
+    if (status)
+        return status;
+    size_t count = gso_count(&g);
+    uint8_t header[14 + 60 + 60];
+    size_t off = 0;
+    for (size_t i = 0; i < count; i++, off += g.step) {
+        size_t n = g.payload - off < g.step ? g.payload - off : g.step;
+        gso_header(header, frame, &g, i, off, n);
+        struct iovec iov[2] = {{header, g.headers}, {(void *)(frame + g.headers + off), n}};
+        if (writev(fd, iov, n ? 2 : 1) < 0) {
+            *error = errno;
+            return (int32_t)i;
+        }
+    }
+    return (int32_t)count;
+}
