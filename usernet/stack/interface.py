@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usernet.native import internet_checksum, l4_checksum_v4
+from usernet.native import internet_checksum, l4_checksum_v4, rx_ipv4_tcp
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import IcmpLayer, PingSocket
@@ -49,6 +49,7 @@ class Interface:
         self.config = config
         self.mac = config.mac
         self.mtu = config.mtu
+        self._rx_trusted = config.rx_checksum_trusted
         self.counters = Stats()
         self._out: list[bytearray | bytes] = []
         self._ready: dict[Socket, None] = {}
@@ -84,10 +85,19 @@ class Interface:
             self.arp.announce(addr)
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
-        """Process one received Ethernet frame. Never raises for bad input: it counts and drops."""
+        """Process one received Ethernet frame. Never raises for bad input: it counts and drops.
+
+        Header prediction comes first: one C call recognises a valid TCP segment to us and
+        parses it, and if it belongs to a connection it goes straight there. Everything
+        else, and anything that call is unsure of, takes the general path below, which
+        classifies and counts it layer by layer.
+        """
         stats = self.counters
         stats.rx_frames += 1
         stats.rx_bytes += len(frame)
+        predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted)
+        if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+            return
         try:
             eth = parse_ethernet(frame)
         except MalformedPacket:
@@ -246,7 +256,7 @@ class Interface:
         except MalformedPacket:
             stats.udp_malformed += 1
             return
-        if (dgram.checksum and not self.config.rx_checksum_trusted  # the kernel's may be partial
+        if (dgram.checksum and not self._rx_trusted  # the kernel's may be partial
                 and l4_checksum_v4(ip.src, ip.dst, IPPROTO_UDP, ip.payload[: dgram.length]) != 0):
             stats.udp_bad_checksum += 1
             return

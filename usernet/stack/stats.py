@@ -44,6 +44,7 @@ class Stats:
         "udp_queue_full",
         "udp_wrong_peer",
         "tcp_rx_segments",
+        "tcp_rx_predicted",
         "tcp_tx_segments",
         "tcp_malformed",
         "tcp_bad_checksum",

@@ -2,7 +2,10 @@
 closed ports, and the one timer heap for every connection.
 
 Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, remote
-port), then listeners by (address, port) and (ANY, port). Connections that changed
+port), then listeners by (address, port) and (ANY, port). Segments that header
+prediction (`native.rx_ipv4_tcp`) parsed arrive with an integer flow key instead, looked
+up in `_flows`; a flow key leaves out the local address, so each entry carries it to
+compare, and a connection whose key another one holds takes the general path. Connections that changed
 during a batch are remembered in `_dirty` and each produces its output once, at
 `flush`. Timers live on the connections; the heap holds at most one valid entry per
 connection (lazy invalidation: an entry is valid while its time equals the
@@ -18,7 +21,7 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from usernet.native import build_ipv4_tcp, l4_checksum_v4, tcp_parse
+from usernet.native import RxParsed, build_ipv4_tcp, l4_checksum_v4, tcp_parse
 from usernet.stack.ports import PortAllocator
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
@@ -100,6 +103,7 @@ class TcpLayer:
         self.isn_source = IsnGenerator(secret)
         self.cookies = SynCookies(secret)
         self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
+        self._flows: dict[int, tuple[TcpConnection, int]] = {}  # flow key -> (connection, local address)
         self._listeners: dict[Address, TcpListener] = {}
         self._ports: dict[int, int] = {}
         self._port_alloc = PortAllocator(*iface.config.ephemeral_ports, seed=secret + b"tcp")
@@ -195,6 +199,28 @@ class TcpLayer:
         stats.tcp_no_socket += 1
         self._reset_reply(ip.dst, ip.src, p, len(payload), now)
 
+    def receive_predicted(self, p: RxParsed, frame: bytes | bytearray | memoryview, now: float) -> bool:
+        """A segment header prediction found valid, for a connection; False if it is for none.
+
+        What it skips is the general path's per-layer parsing and checks, all of which
+        `rx_ipv4_tcp` did in C; a segment for no connection (a SYN for a listener, a stray
+        one to answer with a RST) goes back to the general path, which handles it whole.
+        """
+        entry = self._flows.get(p[17])
+        if entry is None or entry[1] != p[16]:
+            return False
+        conn = entry[0]
+        if conn.state == _TIME_WAIT and p[6] & (SYN | ACK | RST) == SYN:
+            return False  # maybe a new incarnation: the general path decides
+        stats = self._stats
+        stats.tcp_rx_segments += 1
+        stats.tcp_rx_predicted += 1
+        start = p[18]
+        view = frame if type(frame) is memoryview else memoryview(frame)
+        conn.input(p, view[start:start + p[19]], now)
+        self._dirty[conn] = None
+        return True
+
     def poll(self, now: float) -> None:
         """Run the timers that are due."""
         heap = self._heap
@@ -254,6 +280,10 @@ class TcpLayer:
     def forget(self, conn: TcpConnection) -> None:
         """A connection reached CLOSED: out of the table (its heap entry is now stale)."""
         conn._timer_at = None
+        flow = _flow_key(conn)
+        entry = self._flows.get(flow)
+        if entry is not None and entry[0] is conn:
+            del self._flows[flow]
         if self._table.get(conn.key) is conn:
             del self._table[conn.key]
             port = conn.local[1]
@@ -298,6 +328,7 @@ class TcpLayer:
 
     def _add(self, conn: TcpConnection) -> None:
         self._table[conn.key] = conn
+        self._flows.setdefault(_flow_key(conn), (conn, int.from_bytes(conn.local[0], "big")))
         port = conn.local[1]
         self._ports[port] = self._ports.get(port, 0) + 1
 
@@ -411,6 +442,11 @@ class TcpLayer:
                        local[1], remote[1], seq, ack, flags, window, 0, options, b"")
         iface.transmit(frame, route[0], local[0], now)
         self._stats.tcp_tx_segments += 1
+
+
+def _flow_key(conn: TcpConnection) -> int:
+    """The key `rx_ipv4_tcp` computes for the connection's incoming segments."""
+    return (int.from_bytes(conn.remote[0], "big") << 32) | (conn.remote[1] << 16) | conn.local[1]
 
 
 def _fmt(addr: bytes) -> str:
