@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from usernet.aio.loop import UsernetSelectorEventLoop
-from usernet.host import Host
+from usernet.host import Host, offload_options
 from usernet.sandbox import Sandbox
 from usernet.stack import Interface, InterfaceConfig
 
@@ -57,7 +57,7 @@ async def _serve(loop: asyncio.AbstractEventLoop) -> None:
 def run_demo() -> int:
     with Sandbox("demo") as sandbox:
         link = sandbox.create_tap("usernet0", host_address=KERNEL_CIDR)
-        host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"])))
+        host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], **offload_options(link))))
         loop = UsernetSelectorEventLoop(host=host)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=_run_loop, args=(loop, ready), daemon=True)

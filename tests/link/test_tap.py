@@ -19,6 +19,7 @@ from usernet.link.tap import (
     GSO_NONE,
     GSO_TCPV4,
     NEEDS_CSUM,
+    SOFTWARE_GSO,
     VNET_HDR_LEN,
     decode_vnet_header,
     encode_vnet_header,
@@ -173,8 +174,9 @@ def test_vnet_header_says_where_the_checksum_goes_and_how_to_segment():
     assert decode_vnet_header(encode_vnet_header(frame, 0)) == (NEEDS_CSUM, GSO_NONE, 0, 0, 34, 16)
 
 
-def test_a_tap_without_offloads_claims_none_and_one_with_them_all(sandbox: Sandbox):
-    assert sandbox.create_tap("usernet0").capabilities == NO_OFFLOADS
+def test_a_tap_claims_software_gso_none_or_every_offload(sandbox: Sandbox):
+    assert sandbox.create_tap("usernet0").capabilities == SOFTWARE_GSO
+    assert sandbox.create_tap("usernet2", host_address="203.0.113.1/24", gso=False).capabilities == NO_OFFLOADS
     tap = sandbox.create_tap("usernet1", host_address="198.51.100.1/24", offloads=True)
     caps = tap.capabilities
     assert caps.checksum_rx_trusted and caps.checksum_tx_partial and caps.tso_max == 65535

@@ -69,7 +69,8 @@ class UsernetConfig:
     `tap` is created (or, if it exists as a persistent TAP, attached to); `host_address`
     is given to the kernel's side of a TAP usernet creates; `sandbox` puts the TAP in a
     throwaway network namespace; `offloads` opens the TAP with vnet_hdr, checksum
-    offload and TSO; `loop` picks the base loop for code that does not choose one itself;
+    offload and TSO; `no_gso` turns software GSO off on a TAP without them (see TapLink:
+    then the stack builds every MTU-sized frame itself); `loop` picks the base loop for code that does not choose one itself;
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks.
     """
@@ -85,6 +86,7 @@ class UsernetConfig:
     only: bool = False
     sandbox: bool = False
     offloads: bool = False
+    no_gso: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -187,6 +189,8 @@ _OPTIONS: tuple[_Option, ...] = (
             "create a throwaway network namespace with the TAP inside it and delete it on exit", bool),
     _Option("offloads", "--offloads",
             "open the TAP with vnet_hdr: checksum offload and TSO both ways (64 KB segments)", bool),
+    _Option("no_gso", "--no-gso",
+            "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
 )  # fmt: skip
 
 
@@ -236,13 +240,14 @@ def open_host(
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
-            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads)
+            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads,
+                                      gso=not config.no_gso)
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads)
+            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso)
             if config.host_address:
                 _configure_host_side(config.tap, config.host_address, config.mtu)
         stack.callback(link.close)
