@@ -29,8 +29,9 @@ CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_re
 JUMBO = 65000
 
 
-def tap_options(mtu: int, offloads: bool = False) -> tuple[str, ...]:
-    return (*TAP_OPTIONS, *(("--mtu", str(mtu)) if mtu != 1500 else ()), *(("--offloads",) if offloads else ()))
+def tap_options(mtu: int, offloads: bool = False, gso: bool = True) -> tuple[str, ...]:
+    return (*TAP_OPTIONS, *(("--mtu", str(mtu)) if mtu != 1500 else ()), *(("--offloads",) if offloads else ()),
+            *(() if gso else ("--no-gso",)))
 
 
 def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
@@ -54,10 +55,10 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
 
 
 def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False,
-                   mtu: int = 1500, offloads: bool = False) -> None:
+                   mtu: int = 1500, offloads: bool = False, gso: bool = True) -> None:
     """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
     program = ("-m", "benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
-    command = (python_module("usernet", *tap_options(mtu, offloads), *program) if on_usernet
+    command = (python_module("usernet", *tap_options(mtu, offloads, gso), *program) if on_usernet
                else python_module(*program[1:]))
     start_server(sandbox, command)
 
@@ -73,11 +74,11 @@ def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
     return setup
 
 
-def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False) -> Setup:
+def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False, gso: bool = True) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads)
+            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads, gso=gso)
             yield client(sandbox, USERNET_IP, settings)
 
     return setup
@@ -107,7 +108,8 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
     """usernet on its select loop and on both loops, the kernel on both; bulk adds the kernel across veth.
 
     Bulk compares every column with the kernel across veth (one network hop, as the TAP
-    is); the others compare usernet on a loop with the kernel on the same loop.
+    is); the others compare usernet on a loop with the kernel on the same loop. Bulk also
+    runs usernet on uvloop without software GSO, to show what that lever gives.
     """
     same_loop = {} if bulk else {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
     standard = (
@@ -117,7 +119,11 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
         variant("kernel-asyncio", kernel_loopback("asyncio")),
         variant("kernel-uvloop", kernel_loopback("uvloop")),
     )
-    return standard + ((variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),) if bulk else ())
+    if not bulk:
+        return standard
+    return (*standard, variant("usernet-uvloop-nogso", usernet_asyncio("uvloop", gso=False),
+                               label="(b) usernet + uvloop, --no-gso"),
+            variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"))
 
 
 BENCHMARKS = (
@@ -126,7 +132,8 @@ BENCHMARKS = (
         title="TCP bulk, one stream",
         order=50,
         meaning="MB/s of one stream each way, kernel sockets on the client side: to the discard service "
-        "(timed until it has read everything) and from the chargen service. Target: ≥150 MB/s at MTU 1500, "
+        "(timed until it has read everything) and from the chargen service; usernet cuts its 64 KB frames "
+        "into MTU-sized ones by software GSO unless `--no-gso`. Target: ≥150 MB/s at MTU 1500, "
         "≥500 MB/s with offloads or jumbo MTU; stated as a ratio to kernel-over-veth.",
         metrics=(Metric("mbytes", "MB/s"),),
         cases=tuple(BULK),

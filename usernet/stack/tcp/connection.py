@@ -524,7 +524,7 @@ class TcpConnection:
                 self._ack_now = True
 
     def _fast_path(self, p: tuple[Any, ...], payload: memoryview, now: float) -> bool:
-        """Header prediction: the next in-order segment, or a pure ACK of new data.
+        """Header prediction: the next in-order segment, a pure ACK of new data, or both at once.
 
         What it skips is what cannot apply to such a segment: RST/SYN/FIN handling,
         PAWS beyond one comparison, window trimming, duplicate-ACK counting, and state
@@ -539,22 +539,29 @@ class TcpConnection:
         ack = p[4]
         una = self.snd_una
         n = len(payload)
-        if n == 0:
+        new_ack = ack != una
+        if new_ack:
+            # A pure ACK, or data that also acknowledges ours (request/response): new
+            # data acknowledged, no SACK news, and no FIN of ours whose ACK changes state.
             if not 0 < ((ack - una) & 0xFFFFFFFF) <= ((self.snd_max - una) & 0xFFFFFFFF):
                 return False
             if self._sb is not None and (p[15] or self._sb.in_recovery):
                 return False
-        elif ack != una or len(self._ooo) or self._user_closed or self.state == CLOSE_WAIT or n > (
-                (self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF):
+            if n and self._fin_seq is not None:
+                return False
+        elif not n:
+            return False
+        if n and (len(self._ooo) or self._user_closed or self.state == CLOSE_WAIT or n > (
+                (self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF)):
             return False
         self._stats.tcp_fast_path += 1
         if self._ts_ok and self.rcv_nxt == self._last_ack_sent:
             self._ts_recent = p[13]
             self._ts_recent_at = now
+        if new_ack:
+            self._on_ack(p, n, now)
         if n:
             self._take_data(p[3], payload, now)
-        else:
-            self._on_ack(p, 0, now)
         return True
 
     def _input_syn_sent(self, p: tuple[Any, ...], payload: memoryview, now: float) -> None:
@@ -973,6 +980,8 @@ class TcpConnection:
         send = self._send
         total = len(send)
         una = self.snd_una
+        if total == ((self.snd_nxt - una) & 0xFFFFFFFF) and (self._fin_seq is None or self._fin_seq != self.snd_nxt):
+            return False  # everything queued is sent (the common case at a flush after receiving)
         mss = self._mss
         wnd_end = una + self.snd_wnd
         cc = self._cc
