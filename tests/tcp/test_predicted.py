@@ -1,0 +1,74 @@
+"""Header prediction at the interface: which segments take the shortcut, and that nothing is lost when one cannot."""
+
+from __future__ import annotations
+
+from tests.tcp.net import A_IP, B_IP, PORT, Net, digest
+from tests.tcp.scripted import PEER, PEER_ISN, PEER_MAC, PEER_PORT, US, US_MAC
+from tests.tcp.scripted import PORT as US_PORT
+from tests.tcp.test_segments import established
+from usernet.host import Host
+from usernet.link.clock import VirtualClock
+from usernet.link.memory import MemoryWire
+from usernet.native import build_ipv4_tcp
+from usernet.stack import Interface, InterfaceConfig
+from usernet.stack.tcp.states import State
+from usernet.testing.sim import Simulation
+from usernet.wire.tcp import ACK, PSH
+
+B_SECOND_IP = bytes([192, 0, 2, 3])
+
+
+def test_a_transfer_goes_almost_entirely_through_the_shortcut() -> None:
+    data = bytes(range(256)) * 4000
+    net = Net(seed=1)
+    client, server = net.transfer(data, data[::-1])
+    assert digest(server.received) == digest(data) and digest(client.received) == digest(data[::-1])
+    for host in (net.a, net.b):
+        stats = host.iface.stats()
+        # The handshake's SYNs go to a listener or a half-open connection through the general path.
+        assert stats["tcp_rx_predicted"] >= stats["tcp_rx_segments"] - 3, stats
+
+
+def test_a_segment_with_a_bad_checksum_takes_the_general_path_and_is_counted() -> None:
+    s, conn, iss1 = established()
+    s.inject(PEER_ISN + 1, iss1, ACK | PSH, payload=b"good")
+    predicted = s.iface.stats()["tcp_rx_predicted"]
+    frame = bytearray(58)
+    build_ipv4_tcp(frame, 0, US_MAC, PEER_MAC, PEER, US, 1, 64, PEER_PORT, US_PORT, PEER_ISN + 5, iss1, ACK | PSH,
+                   65535, 0, b"", b"evil")
+    frame[-1] ^= 0xFF
+    s.iface.receive(frame, s.now)
+    stats = s.iface.stats()
+    assert conn.receive() == b"good"
+    assert stats["tcp_bad_checksum"] == 1 and stats["tcp_rx_predicted"] == predicted
+
+
+def test_connections_that_share_a_flow_key_are_told_apart_by_local_address() -> None:
+    """Same remote address and port, same local port, two local addresses: one flow key, two connections."""
+    clock = VirtualClock()
+    wire = MemoryWire(clock, latency=0.001)
+    sim = Simulation(clock)
+    a = sim.add(Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"], secret=b"a" * 16))))
+    b = sim.add(Host(wire.b, Interface(InterfaceConfig.from_strings(
+        wire.b.mac, ["192.0.2.2/24", "192.0.2.3/24"], secret=b"b" * 16))))
+    listener = b.iface.tcp.listen((bytes(4), PORT))
+    first = a.iface.tcp.connect((B_IP, PORT), clock(), local=(A_IP, 40000))
+    second = a.iface.tcp.connect((B_SECOND_IP, PORT), clock(), local=(A_IP, 40000))
+    sim.run(1.0)
+    accepted = {conn.local[0]: conn for conn in iter(listener.accept, None)}
+    assert set(accepted) == {B_IP, B_SECOND_IP}
+    assert first.state == second.state == State.ESTABLISHED
+    for round_ in range(20):
+        first.send(b"to .2 #%d;" % round_, clock())
+        second.send(b"to .3 #%d;" % round_, clock())
+        accepted[B_IP].send(b"from .2 #%d;" % round_, clock())
+        accepted[B_SECOND_IP].send(b"from .3 #%d;" % round_, clock())
+        a.flush(clock())
+        b.flush(clock())
+        sim.run(0.05)
+    assert accepted[B_IP].receive() == b"".join(b"to .2 #%d;" % i for i in range(20))
+    assert accepted[B_SECOND_IP].receive() == b"".join(b"to .3 #%d;" % i for i in range(20))
+    assert first.receive() == b"".join(b"from .2 #%d;" % i for i in range(20))
+    assert second.receive() == b"".join(b"from .3 #%d;" % i for i in range(20))
+    stats = b.iface.stats()
+    assert 0 < stats["tcp_rx_predicted"] < stats["tcp_rx_segments"], "one of the two takes the general path"
