@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from aiohttp import web
 
-from benchmarks.programs.udp_echo_server import loop_factory
+from benchmarks.programs.lifetime import loop_factory, until_stopped
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -29,14 +28,8 @@ async def serve(port: int, seconds: float) -> None:
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port, backlog=1024).start()
-    loop = asyncio.get_running_loop()
-    stopped = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
-    print("ready", flush=True)
     try:
-        await asyncio.wait_for(stopped, seconds)
-    except TimeoutError:
-        pass
+        await until_stopped(seconds)
     finally:
         await runner.cleanup()
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiomcache
 
-from benchmarks.programs.udp_echo_server import loop_factory
+from benchmarks.programs.lifetime import loop_factory
 
 #: Round trips each task makes before the clock starts: connections opened, caches warm.
 WARMUP = 20

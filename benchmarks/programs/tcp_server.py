@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
-from benchmarks.programs.udp_echo_server import loop_factory
+from benchmarks.programs.lifetime import loop_factory, until_stopped
 
 ECHO_PORT, DISCARD_PORT, CHARGEN_PORT = 7, 9, 19
 BLOCK = bytes(range(32, 127)) * 690  # ~64 KiB of printable characters per write
@@ -72,13 +71,8 @@ async def serve(seconds: float) -> None:
     loop = asyncio.get_running_loop()
     servers = [await loop.create_server(protocol, "0.0.0.0", port, backlog=1024)
                for protocol, port in ((Echo, ECHO_PORT), (Discard, DISCARD_PORT), (Chargen, CHARGEN_PORT))]
-    stopped = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
-    print("ready", flush=True)
     try:
-        await asyncio.wait_for(stopped, seconds)
-    except TimeoutError:
-        pass
+        await until_stopped(seconds)
     finally:
         for server in servers:
             server.close()

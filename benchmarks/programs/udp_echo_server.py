@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-from collections.abc import Callable
 from typing import Any
+
+from benchmarks.programs.lifetime import loop_factory, until_stopped
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -27,23 +27,10 @@ class Echo(asyncio.DatagramProtocol):
 async def serve(port: int, seconds: float) -> None:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("0.0.0.0", port))
-    stopped = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
-    print("ready", flush=True)
     try:
-        await asyncio.wait_for(stopped, seconds)
-    except TimeoutError:
-        pass
+        await until_stopped(seconds)
     finally:
         transport.close()
-
-
-def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,32 @@
+"""What every asyncio benchmark program shares: the loop it runs on, and how long a server lives.
+
+The programs stay plain asyncio (none imports usernet), so they run unchanged on kernel
+sockets and under `python -m usernet`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The `loop_factory` for asyncio.Runner: uvloop's, or None for the stdlib loop."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+async def until_stopped(seconds: float) -> None:
+    """Say `ready` (the harness waits for that line), then wait for SIGTERM or `seconds`, whichever comes first."""
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
+    print("ready", flush=True)
+    try:
+        await asyncio.wait_for(stopped, seconds)
+    except TimeoutError:
+        pass
