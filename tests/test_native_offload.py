@@ -163,7 +163,8 @@ def test_rx_refuses_a_non_bytes_address_like_cffi(impl: Impl) -> None:
 # ---------------------------------------------------------------- gso_write
 
 
-def written_frames(impl: Impl, frame: bytes | bytearray, gso_size: int) -> tuple[tuple[int, int], list[bytes]]:
+def written_frames(impl: Impl, frame: bytes | bytearray,
+                   gso_size: int) -> tuple[tuple[int, int, int, int], list[bytes]]:
     """What gso_write puts on a datagram socket pair: one datagram per frame, as on a TAP."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with a, b:
@@ -207,8 +208,9 @@ def check_segments(original: bytes, segments: list[bytes], gso_size: int) -> Non
 def test_gso_cuts_like_a_nic(impl: Impl, size: int, gso_size: int, count: int) -> None:
     frame = tcp_frame(os.urandom(size), options=encode_tcp_options(timestamp=(5, 6)), flags=ACK | PSH | FIN,
                       seq=0xFFFFF000, ident=0xFFFE, mode=pure.CSUM_PARTIAL)
-    (written, error), segments = written_frames(impl, frame, gso_size)
-    assert (written, error) == (count, 0) and len(segments) == count
+    (written, made, sent, error), segments = written_frames(impl, frame, gso_size)
+    assert (written, made, error) == (count, count, 0) and len(segments) == count
+    assert sent == sum(map(len, segments)) == len(frame) + (count - 1) * (len(frame) - size)
     check_segments(bytes(frame), segments, gso_size)
     assert segments == pure.gso_segments(frame, gso_size)
 
@@ -236,4 +238,4 @@ def test_gso_reports_a_failed_write_and_stops(impl: Impl) -> None:
     os.close(r)
     os.close(w)  # a closed descriptor: every write fails with EBADF
     frame = tcp_frame(bytes(5000), mode=pure.CSUM_PARTIAL)
-    assert impl.gso_write(w, frame, 1448) == (0, errno.EBADF)
+    assert impl.gso_write(w, frame, 1448) == (0, 4, 0, errno.EBADF)

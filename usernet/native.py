@@ -26,6 +26,7 @@ from usernet._native.pure import (
     TCP_ERRORS,
     TCP_OK,
     BytesLike,
+    GsoWritten,
     RxParsed,
     TcpParsed,
 )
@@ -33,7 +34,7 @@ from usernet._native.pure import (
 __all__ = [
     "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
     "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
-    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "gso_write",
+    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "GsoWritten", "gso_write",
     "pure_impl", "c_impl",
 ]
 
@@ -71,7 +72,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
             self.view = ffi.buffer(self.out)
             self.rx = ffi.new(rx_ctype)
             self.rx_view = ffi.buffer(self.rx)
-            self.error = ffi.new("int32_t *")
+            self.gso = ffi.new("int64_t[3]")
 
     scratch = Scratch()
     fields = lib.UN_TCP_FIELDS
@@ -132,13 +133,13 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         return (*values[:fields], tuple(zip(edges[0::2], edges[1::2])),  # type: ignore[return-value]
                 *unpack_rx_tail(view, rx_tail_at))
 
-    def gso_write(fd: int, frame: BytesLike, gso_size: int) -> tuple[int, int]:
+    def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
         data = from_buffer(frame)
-        error = scratch.error
-        written: int = c_gso_write(fd, data, len(data), gso_size, error)
+        out = scratch.gso
+        written: int = c_gso_write(fd, data, len(data), gso_size, out)
         if written < 0:
             raise ValueError(BUILD_ERRORS[written])
-        return written, error[0]
+        return written, out[0], out[1], out[2]
 
     def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
                        dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int,

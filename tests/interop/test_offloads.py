@@ -66,6 +66,10 @@ def assert_offloads_used(running: Running, mode: str) -> None:
     elif mode == "gso":
         assert rx == 0, "a TAP without vnet headers got a super-segment"
         assert tx > 0, "usernet sent no big frame for software GSO to cut up"
+        tap = tap_of(running)
+        written, dropped = running.loop.call(lambda now: (tap.tx_frames, tap.dropped_tx))
+        assert written > stats["tx_frames"], "the TAP wrote no more frames than the stack handed it"
+        assert dropped == 0
     else:
         assert (rx, tx) == (0, 0)
 

@@ -53,6 +53,6 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
                           const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
 /* offload.c: software GSO. */
-int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int32_t *error);
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out);
 
 #endif

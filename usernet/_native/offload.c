@@ -68,14 +68,17 @@ static void gso_header(uint8_t *h, const uint8_t *f, const struct gso_frame *g, 
     put16(tcp + 16, ~sum & 0xffff);
 }
 
-int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int32_t *error)
+/* Returns the segments written (or UN_GSO_NOT_TCP); out[]: the segments the frame makes,
+ * the bytes written, and the errno of the write that failed (0 if none did). */
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out)
 {
     struct gso_frame g;
     int32_t status = gso_layout(frame, len, gso_size, &g);
-    *error = 0;
+    out[0] = out[1] = out[2] = 0;
     if (status)
         return status;
     size_t count = gso_count(&g);
+    out[0] = (int64_t)count;
     uint8_t header[14 + 60 + 60];
     size_t off = 0;
     for (size_t i = 0; i < count; i++, off += g.step) {
@@ -83,9 +86,10 @@ int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size
         gso_header(header, frame, &g, i, off, n);
         struct iovec iov[2] = {{header, g.headers}, {(void *)(frame + g.headers + off), n}};
         if (writev(fd, iov, n ? 2 : 1) < 0) {
-            *error = errno;
+            out[2] = errno;
             return (int32_t)i;
         }
+        out[1] += (int64_t)(g.headers + n);
     }
     return (int32_t)count;
 }

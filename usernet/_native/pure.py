@@ -313,20 +313,26 @@ def gso_segments(frame: BytesLike, gso_size: int) -> list[bytes]:
     return out
 
 
-def gso_write(fd: int, frame: BytesLike, gso_size: int) -> tuple[int, int]:
+GsoWritten = tuple[int, int, int, int]
+
+
+def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
     """Write `frame` to `fd` as gso_segments cuts it, one write per segment.
 
-    Returns (segments written, errno of the write that failed or 0): a failed write
-    stops the rest, so a caller can count what was dropped.
+    Returns (segments written, segments the frame makes, bytes written, errno of the
+    write that failed or 0): a failed write stops the rest, and the caller counts them
+    as dropped.
     """
-    written = 0
-    for segment in gso_segments(frame, gso_size):
+    segments = gso_segments(frame, gso_size)
+    written = sent = 0
+    for segment in segments:
         try:
             os.write(fd, segment)
         except OSError as exc:
-            return written, exc.errno or 0
+            return written, len(segments), sent, exc.errno or 0
         written += 1
-    return written, 0
+        sent += len(segment)
+    return written, len(segments), sent, 0
 
 
 def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> int:

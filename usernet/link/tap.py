@@ -273,20 +273,15 @@ class TapLink(LinkCounters):
 
     def _segment(self, frame: BytesLike, gso_size: int) -> None:
         """Software GSO: cut and write in C, then count the frames that left and those dropped."""
-        written, error = gso_write(self._fd, frame, gso_size)
-        ihl = (frame[14] & 0x0F) * 4
-        headers = 14 + ihl + (frame[14 + ihl + 12] >> 4) * 4
-        payload = len(frame) - headers
-        step = gso_size if 0 < gso_size < payload else payload
-        count = -(-payload // step) if payload else 1
-        if count > 1:
+        written, segments, sent, error = gso_write(self._fd, frame, gso_size)
+        if segments > 1:
             self.tx_gso_frames += 1
         self.tx_frames += written
-        self.tx_bytes += len(frame) + (count - 1) * headers if written == count else written * (headers + step)
+        self.tx_bytes += sent
         if error:
             if error not in _DROP_ERRNOS:
                 raise OSError(error, os.strerror(error))
-            self.dropped_tx += count - written
+            self.dropped_tx += segments - written
 
     def next_deadline(self) -> None:
         return None
