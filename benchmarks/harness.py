@@ -5,9 +5,7 @@ Each benchmark lists its variants (the columns compared side by side: usernet on
 loop, the kernel on another, kernel-to-kernel over veth...). A variant is either
 runnable — it has a `setup` that builds its world (sandboxes, servers) and yields a
 `Measure` — or `pending`, with the reason it cannot run yet; pending variants still
-appear in the table, so a missing figure is visible rather than silently absent. When
-the TCP engine or the asyncio face lands, their benchmarks become runnable by giving
-their variants a `setup`; the runner does not change.
+appear in the table, so a missing figure is visible rather than silently absent.
 """
 
 from __future__ import annotations
@@ -21,16 +19,11 @@ __all__ = [
     "LABELS",
     "Measure",
     "Metric",
-    "NOT_WRITTEN",
     "Settings",
     "Setup",
     "Variant",
-    "placeholders",
     "variant",
 ]
-
-#: Why a registered column has no figures: the parts it needs exist, its setup does not yet.
-NOT_WRITTEN = "not yet: its setup is not written"
 
 #: The standard columns of issue 6, (a)-(e), plus what only usernet has today.
 LABELS: dict[str, str] = {
@@ -92,13 +85,6 @@ def variant(
 ) -> Variant:
     """A variant labelled from `LABELS` unless `label` is given, compared with variant `vs` if given."""
     return Variant(key, label or LABELS[key], setup, pending, vs)
-
-
-def placeholders(reason: str, keys: tuple[str, ...] = ("usernet-asyncio", "usernet-uvloop", "kernel-asyncio",
-                                                       "kernel-uvloop", "kernel-veth")) -> tuple[Variant, ...]:
-    """The standard columns of a benchmark that cannot run yet, each saying why; usernet compared loop with loop."""
-    same_loop = {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
-    return tuple(variant(key, pending=reason, vs=same_loop.get(key)) for key in keys)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.harness import Benchmark, Metric, variant
 from benchmarks.runner import discover, select
+from benchmarks.suite.apps import parse_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,3 +62,30 @@ def test_quick_mode_leaves_out_full_only_benchmarks_unless_named():
     full = {b.name for b in select(benchmarks, None, quick=False)}
     assert {"tcp_bulk_jumbo", "tcp_bulk_tso"} <= full - quick
     assert [b.name for b in select(benchmarks, ["tcp_bulk_tso"], quick=True)] == ["tcp_bulk_tso"]
+
+
+WRK_REPORT = """Running 1s test @ http://192.0.2.2:8080/
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   661.23us  210.40us   5.12ms   91.20%
+    Req/Sec    11.42k   512.33    12.10k    70.00%
+  Latency Distribution
+     50%  590.00us
+     75%  702.00us
+     90%  850.00us
+     99%    1.10ms
+  11421 requests in 1.00s, 1.70MB read
+Requests/sec:  11421.37
+Transfer/sec:      1.70MB
+"""
+
+
+def test_wrk_report_gives_rate_and_latency_in_microseconds() -> None:
+    assert parse_wrk(WRK_REPORT) == {"rate": 11421.37, "p50": 590.0, "p99": 1100.0}
+
+
+def test_wrk_report_with_failed_requests_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="Non-2xx"):
+        parse_wrk(WRK_REPORT + "  Non-2xx or 3xx responses: 12\n")
+    with pytest.raises(RuntimeError, match="Requests/sec"):
+        parse_wrk("wrk: connection refused\n")
