@@ -195,7 +195,8 @@ def check_segments(original: bytes, segments: list[bytes], gso_size: int) -> Non
         assert segment[:14] == original[:14]
         assert ip.ident == (ip0.ident + i) & 0xFFFF
         assert tcp.seq == (tcp0.seq + offset) & 0xFFFFFFFF
-        assert tcp.timestamp == tcp0.timestamp and tcp.header_length == tcp0.header_length and tcp.ack == tcp0.ack and tcp.window == tcp0.window
+        assert (tcp.timestamp, tcp.header_length, tcp.ack, tcp.window) == (
+            tcp0.timestamp, tcp0.header_length, tcp0.ack, tcp0.window)
         assert tcp.flags == (tcp0.flags if last else tcp0.flags & ~(FIN | PSH))
         assert len(tcp.payload) == (gso_size if not last else len(tcp.payload)) and len(tcp.payload) <= (
             gso_size or len(tcp0.payload))

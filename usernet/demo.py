@@ -57,7 +57,8 @@ async def _serve(loop: asyncio.AbstractEventLoop) -> None:
 def run_demo() -> int:
     with Sandbox("demo") as sandbox:
         link = sandbox.create_tap("usernet0", host_address=KERNEL_CIDR)
-        host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], **offload_options(link))))
+        config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], **offload_options(link))
+        host = Host(link, Interface(config))
         loop = UsernetSelectorEventLoop(host=host)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=_run_loop, args=(loop, ready), daemon=True)

@@ -34,7 +34,8 @@ from usernet._native.pure import (
 __all__ = [
     "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
     "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
-    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "GsoWritten", "gso_write",
+    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "GsoWritten",
+    "gso_write",
     "pure_impl", "c_impl",
 ]
 

@@ -70,7 +70,8 @@ class UsernetConfig:
     is given to the kernel's side of a TAP usernet creates; `sandbox` puts the TAP in a
     throwaway network namespace; `offloads` opens the TAP with vnet_hdr, checksum
     offload and TSO; `no_gso` turns software GSO off on a TAP without them (see TapLink:
-    then the stack builds every MTU-sized frame itself); `loop` picks the base loop for code that does not choose one itself;
+    then the stack builds every MTU-sized frame itself); `loop` picks the base loop for
+    code that does not choose one itself;
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks.
     """

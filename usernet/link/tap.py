@@ -13,8 +13,8 @@ from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCap
 from usernet.native import gso_write
 
 __all__ = [
-    "GSO_NONE", "GSO_TCPV4", "NEEDS_CSUM", "SOFTWARE_GSO", "TAP_OFFLOADS", "TUNSETOFFLOAD", "TUNSETVNETHDRSZ", "TUN_F_CSUM",
-    "TUN_F_TSO4", "VNET_HDR_LEN", "TapLink", "VnetHeader", "decode_vnet_header", "encode_vnet_header", "random_mac",
+    "GSO_NONE", "GSO_TCPV4", "NEEDS_CSUM", "SOFTWARE_GSO", "TAP_OFFLOADS", "TUNSETOFFLOAD", "TUNSETVNETHDRSZ",
+    "TUN_F_CSUM", "TUN_F_TSO4", "VNET_HDR_LEN", "TapLink", "VnetHeader", "decode_vnet_header", "encode_vnet_header", "random_mac",
 ]
 
 #: _IOW('T', 208, unsigned int): which offloads the reader of the TAP accepts.

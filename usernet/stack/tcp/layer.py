@@ -5,11 +5,11 @@ Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, rem
 port), then listeners by (address, port) and (ANY, port). Segments that header
 prediction (`native.rx_ipv4_tcp`) parsed arrive with an integer flow key instead, looked
 up in `_flows`; a flow key leaves out the local address, so each entry carries it to
-compare, and a connection whose key another one holds takes the general path. Connections that changed
-during a batch are remembered in `_dirty` and each produces its output once, at
-`flush`. Timers live on the connections; the heap holds at most one valid entry per
-connection (lazy invalidation: an entry is valid while its time equals the
-connection's `_timer_at`), and an entry is only added when a connection's earliest
+compare, and a connection whose key another one holds takes the general path.
+Connections that changed during a batch are remembered in `_dirty` and each produces
+its output once, at `flush`. Timers live on the connections; the heap holds at most one
+valid entry per connection (lazy invalidation: an entry is valid while its time equals
+the connection's `_timer_at`), and an entry is only added when a connection's earliest
 deadline moves earlier, so re-arming the RTO on every ACK costs no heap operation.
 """
 
