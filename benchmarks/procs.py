@@ -29,6 +29,14 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def program_command(program: tuple[str, ...], usernet_options: tuple[str, ...] | None = None) -> list[str]:
+    """`python -m program...` on kernel sockets, or, given `usernet_options`, the same program
+    unchanged on usernet: `python -m usernet OPTIONS -m program...`."""
+    if usernet_options is None:
+        return python_module(*program)
+    return python_module("usernet", *usernet_options, "-m", *program)
+
+
 def child_env() -> dict[str, str]:
     """The environment of every child: this checkout importable, output unbuffered."""
     env = dict(os.environ)

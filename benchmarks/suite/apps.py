@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Variant, variant
 from benchmarks.netns import KERNEL_IP, TAP_OPTIONS, USERNET_IP, server_lifetime
-from benchmarks.procs import check, python_module, run_json, start_server
+from benchmarks.procs import check, program_command, run_json, start_server
 from benchmarks.suite.tcp import LATENCY
 from usernet.sandbox import Sandbox
 
@@ -43,11 +43,6 @@ def require(tool: str, package: str) -> None:
     except (RuntimeError, FileNotFoundError) as exc:
         raise RuntimeError(f"`{tool}` is missing and installing it failed ({exc}): "
                            f"run `apt-get install {package}` as root, then retry") from None
-
-
-def command(program: tuple[str, ...], on_usernet: bool) -> list[str]:
-    """`python -m program...`, unchanged on usernet's TAP (`python -m usernet ... -m program`) if `on_usernet`."""
-    return python_module("usernet", *TAP_OPTIONS, "-m", *program) if on_usernet else python_module(*program)
 
 
 def parse_wrk(output: str) -> dict[str, float]:
@@ -85,8 +80,9 @@ def aiohttp_hello(loop: str, on_usernet: bool) -> Setup:
     def setup(settings: Settings) -> Iterator[Measure]:
         require("wrk", "wrk")
         with Sandbox("bench-aiohttp") as sandbox:
-            start_server(sandbox, command(("benchmarks.programs.aiohttp_hello", str(HTTP_PORT), "--loop", loop,
-                                           "--max-seconds", str(server_lifetime(settings))), on_usernet))
+            start_server(sandbox, program_command(("benchmarks.programs.aiohttp_hello", str(HTTP_PORT), "--loop", loop,
+                                                   "--max-seconds", str(server_lifetime(settings))),
+                                                  TAP_OPTIONS if on_usernet else None))
             yield wrk(sandbox, USERNET_IP if on_usernet else "127.0.0.1", settings)
 
     return setup
@@ -120,8 +116,9 @@ def mcache_client(loop: str, on_usernet: bool) -> Setup:
             seconds = settings.seconds * (QUICK_SHARE if settings.quick else 1.0)
 
             def measure(case: str) -> dict[str, float]:
-                cmd = command(("benchmarks.programs.mcache_client", case, "--host", host, "--port", str(MEMCACHED_PORT),
-                               "--seconds", str(seconds), "--loop", loop), on_usernet)
+                cmd = program_command(("benchmarks.programs.mcache_client", case, "--host", host, "--port",
+                                       str(MEMCACHED_PORT), "--seconds", str(seconds), "--loop", loop),
+                                      TAP_OPTIONS if on_usernet else None)
                 return {"rate": run_json(sandbox, cmd, timeout=seconds + 30)["rate"]}
 
             yield measure

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Variant, variant
 from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, veth_pair
-from benchmarks.procs import check, python_module, run_json, start_server
+from benchmarks.procs import check, program_command, python_module, run_json, start_server
 from usernet.sandbox import Sandbox
 
 LATENCY = (Metric("p50", "p50 µs", higher_is_better=False), Metric("p99", "p99 µs", higher_is_better=False))
@@ -57,10 +57,8 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
 def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False,
                    mtu: int = 1500, offloads: bool = False, gso: bool = True) -> None:
     """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
-    program = ("-m", "benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
-    command = (python_module("usernet", *tap_options(mtu, offloads, gso), *program) if on_usernet
-               else python_module(*program[1:]))
-    start_server(sandbox, command)
+    program = ("benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
+    start_server(sandbox, program_command(program, tap_options(mtu, offloads, gso) if on_usernet else None))
 
 
 def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, variant
 from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, usernet_select_server, veth_pair
-from benchmarks.procs import python_module, run_json, start_server
+from benchmarks.procs import program_command, python_module, run_json, start_server
 from usernet.sandbox import Sandbox
 
 WINDOWS = {"lockstep": 1, "32 in flight": 32}
@@ -34,9 +34,9 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
 
 def echo_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False) -> None:
     """The asyncio echo program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
-    program = ("-m", "benchmarks.programs.udp_echo_server", "--port", str(PORT), "--loop", loop,
+    program = ("benchmarks.programs.udp_echo_server", "--port", str(PORT), "--loop", loop,
                "--max-seconds", str(server_lifetime(settings)))
-    start_server(sandbox, python_module("usernet", *TAP_OPTIONS, *program) if on_usernet else python_module(*program[1:]))
+    start_server(sandbox, program_command(program, TAP_OPTIONS if on_usernet else None))
 
 
 @contextmanager
