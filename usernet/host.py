@@ -25,7 +25,9 @@ class Host:
     """Pumps frames from a link into an interface and the interface's output back out.
 
     `pump(now)` drains the link in batches (bounded, so one busy link cannot starve a
-    loop), runs due timers, flushes output and returns the sockets that have news.
+    loop), runs due timers and returns the sockets that have news; the driver then lets
+    the user side react and calls `flush(now)` once, so an answer written in reaction to
+    a request leaves in the same segment as the ACK of that request.
     """
 
     def __init__(self, link: Link, iface: Interface, *, batch: int = 64, max_batches: int = 16) -> None:
@@ -46,7 +48,7 @@ class Host:
         self.flush(now)
 
     def pump(self, now: float) -> list[Socket]:
-        """Receive what the link holds, run due timers, send the results."""
+        """Receive what the link holds and run due timers; the caller flushes after its callbacks."""
         link = self.link
         iface = self.iface
         link.poll(now)
@@ -60,14 +62,14 @@ class Host:
         deadline = iface.next_deadline()
         if deadline is not None and deadline <= now:
             iface.poll(now)
-        self.flush(now)
         return iface.take_ready()
 
     def flush(self, now: float) -> None:
         """Let the interface turn pending work into frames, and hand them to the link.
 
-        Drivers call it after the user side has reacted to `pump`'s ready sockets, so
-        everything written during one loop iteration leaves together.
+        Drivers call it after the user side has reacted to `pump`'s ready sockets (and
+        whenever the user wrote outside such a reaction), so everything written during one
+        loop iteration leaves together.
         """
         iface = self.iface
         iface.flush(now)

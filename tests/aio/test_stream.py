@@ -128,6 +128,36 @@ def test_callback_order_and_exactly_one_connection_lost(pair: Pair) -> None:
     pair.run(main())
 
 
+def test_an_answer_leaves_in_the_callback_that_brought_the_request(pair: Pair) -> None:
+    # Request/response latency: what data_received writes is on the link before the loop
+    # runs anything else, not one iteration later behind a call_soon flush.
+    async def main() -> None:
+        link = pair.b.link
+        seen: list[int] = []
+
+        class Answer(Echo):
+            def data_received(self, data: bytes) -> None:
+                before = link.tx_frames
+                asyncio.get_running_loop().call_soon(lambda: seen.append(link.tx_frames - before))
+                super().data_received(data)
+
+        await serve_on_b(pair, Answer, 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        transport.write(b"hello")  # may arrive with the handshake, before the pump delivers anything
+        await proto.until(5)
+        proto.data.clear()
+        seen.clear()
+        for size in (1, 100, 3000):
+            transport.write(b"q" * size)
+            await proto.until(size)
+            proto.data.clear()
+        assert seen and all(sent >= 1 for sent in seen), seen
+        transport.close()
+        await proto.lost
+
+    pair.run(main())
+
+
 def test_eof_received_decides_half_close(pair: Pair) -> None:
     async def main() -> None:
         # The peer answers only after our EOF, then closes: keep_open lets us read the answer.

@@ -36,8 +36,9 @@ class Driver:
 
     The loop's clock is the stack's clock: every `now` handed to the stack is
     `loop.time()`. Work happens in three places only: the link's reader (or, for links
-    without an fd, the timer), one `call_at` handle kept at `host.deadline()`, and one
-    `call_soon` flush per loop iteration, scheduled by the first write of the iteration.
+    without an fd, the timer), one `call_at` handle kept at or before `host.deadline()`,
+    and one `call_soon` flush per loop iteration, scheduled by the first write of the
+    iteration made outside a pump (writes made by the pump's own callbacks leave with it).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: Host) -> None:
@@ -93,7 +94,7 @@ class Driver:
 
     @property
     def armed(self) -> float | None:
-        """The time the one timer handle is set for (the host's deadline), or None."""
+        """The time the one timer handle is set for (at or before the host's deadline), or None."""
         return self._armed
 
     # -- transports' side ------------------------------------------------------------------
@@ -140,6 +141,7 @@ class Driver:
         self._armed = None
         now = self.loop.time()
         # The loop may fire a timer up to its clock resolution early: what was due is due.
+        # (A handle armed for a deadline that has since moved later finds nothing due.)
         self._pump(now if due is None or now >= due else due)
 
     def _on_flush(self) -> None:
@@ -152,8 +154,13 @@ class Driver:
             self._rearm()
 
     def _pump(self, now: float) -> None:
+        # Writes made by the callbacks below leave with this pump's one flush, in the same
+        # callback: no extra loop iteration between a request and its answer.
+        scheduled = self._flush_pending
+        self._flush_pending = True
         try:
-            ready = self.host.pump(now)
+            host = self.host
+            ready = host.pump(now)
             owners = self._owners
             for sock in ready:
                 owner = owners.get(sock)
@@ -167,17 +174,20 @@ class Driver:
                     self.loop.call_exception_handler(
                         {"message": "Exception in a usernet protocol callback", "exception": exc, "transport": owner}
                     )
+            if self.attached:
+                host.flush(now)
         finally:
+            self._flush_pending = scheduled
             self._rearm()
 
     def _rearm(self) -> None:
+        # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed
+        # handle, which then fires early once and re-arms; only an earlier one replaces it.
         deadline = self.host.deadline()
-        if deadline == self._armed:
+        armed = self._armed
+        if deadline is None or (armed is not None and armed <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()
-        if deadline is None:
-            self._timer = None
-        else:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer = self.loop.call_at(deadline, self._on_timer)
         self._armed = deadline
