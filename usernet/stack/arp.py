@@ -72,9 +72,9 @@ class ArpTable:
             frame[0:6] = BROADCAST_MAC
             self._out.append(frame)
             return
-        mac = self.lookup(next_hop, now)
-        if mac is not None:
-            frame[0:6] = mac
+        entry = self._entries.get(next_hop)  # lookup() inlined: once per frame sent
+        if entry is not None and entry[1] > now:
+            frame[0:6] = entry[0]
             self._out.append(frame)
             return
         pending = self._pending.get(next_hop)

@@ -551,7 +551,7 @@ class TcpConnection:
                 return False
         elif not n:
             return False
-        if n and (len(self._ooo) or self._user_closed or self.state == CLOSE_WAIT or n > (
+        if n and (self._ooo.held or self._user_closed or self.state == CLOSE_WAIT or n > (
                 (self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF)):
             return False
         self._stats.tcp_fast_path += 1
@@ -734,7 +734,7 @@ class TcpConnection:
             rcv_nxt = (seq + got) & 0xFFFFFFFF
             self.bytes_received += got
             ooo = self._ooo
-            if len(ooo):
+            if ooo.held:
                 data, rcv_nxt = ooo.pop_ready(rcv_nxt)
                 if data:
                     self._recv.append(data)
@@ -946,7 +946,7 @@ class TcpConnection:
                     self._rto_at = now + self.rtt.rto
                 sent = True
         elif state in _SENDS_DATA:
-            if self._ack_now and len(self._ooo) and self._sack_ok:
+            if self._ack_now and self._ooo.held and self._sack_ok:
                 self._emit(self.snd_nxt, ACK, b"", now)  # SACK blocks do not fit beside full data
             sent = self._output_data(now)
         if state == TIME_WAIT or state == CLOSED:
@@ -970,7 +970,7 @@ class TcpConnection:
         limit = self._recv.limit
         if cur * 2 > limit:
             return False
-        free = min(self._recv.free - len(self._ooo), 65535 << self._rcv_wscale)
+        free = min(self._recv.free - self._ooo.held, 65535 << self._rcv_wscale)
         return free >= 2 * cur and free - cur >= self._rcv_mss
 
     def _output_data(self, now: float) -> bool:
@@ -987,16 +987,12 @@ class TcpConnection:
         cc = self._cc
         sent = False
         seg_max = mss
-        batch = 0
+        batch = -1  # computed when first needed: most flushes send one segment that fits
         tso_max = self._iface.config.tso_max
         if tso_max:
             # Whole MSS per segment, as many as one IPv4 packet holds beside the headers.
             cap = tso_max - 40 - (12 if self._ts_ok else 0)
             seg_max = cap - cap % mss
-            # With TSO a segment costs the same whatever its size: while data is in flight,
-            # wait until a worthwhile share of the window is free rather than sending each
-            # MSS an ACK frees (like Linux's tcp_tso_should_defer).
-            batch = min(seg_max, 16 * mss, max(mss, min(cc.cwnd, self.snd_wnd) // 3))
         while True:
             nxt = self.snd_nxt
             off = (nxt - una) & 0xFFFFFFFF
@@ -1018,7 +1014,12 @@ class TcpConnection:
             if n <= 0:
                 break
             retransmit = ((nxt - self.snd_max) & 0xFFFFFFFF) >= 0x80000000
-            if n < remaining and batch:
+            if n < remaining and tso_max:
+                if batch < 0:
+                    # With TSO a segment costs the same whatever its size: while data is in
+                    # flight, wait until a worthwhile share of the window is free rather than
+                    # sending each MSS an ACK frees (like Linux's tcp_tso_should_defer).
+                    batch = min(seg_max, 16 * mss, max(mss, min(cc.cwnd, self.snd_wnd) // 3))
                 if off and n < batch and not retransmit:
                     break
                 if n > mss:
@@ -1122,7 +1123,7 @@ class TcpConnection:
 
     def _advertise(self) -> int:
         """The window field for an outgoing ACK; never moves the right edge left (RFC 9293 §3.8.6.2.2)."""
-        free = self._recv.free - len(self._ooo)
+        free = self._recv.free - self._ooo.held
         rcv_nxt = self.rcv_nxt
         cur = (self._rcv_adv - rcv_nxt) & 0xFFFFFFFF
         if cur >= 0x80000000:
@@ -1157,7 +1158,7 @@ class TcpConnection:
                 options = _TS_OPTION.pack(1, 1, 8, 10, self._tsclock.tsval(now), self._ts_recent)
             else:
                 options = b""
-            if flags & ACK and self._sack_ok and len(self._ooo):
+            if flags & ACK and self._sack_ok and self._ooo.held:
                 options = self._with_sack(options, len(payload))
         if flags & ACK:
             self._last_ack_sent = self.rcv_nxt

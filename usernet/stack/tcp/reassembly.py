@@ -35,7 +35,7 @@ class Reassembly:
         "_data",
         "_stamps",
         "_stamp",
-        "_held",
+        "held",
         "_ref_seq",
         "_ref_pos",
     )
@@ -50,13 +50,13 @@ class Reassembly:
         self._data: list[bytearray] = []
         self._stamps: list[int] = []  # when each block last received a segment
         self._stamp = 0
-        self._held = 0
+        self.held = 0  # bytes held, also len(self): the per-segment checks read the attribute, no call
         self._ref_seq = 0  # sequence number that sits at position _ref_pos
         self._ref_pos = 0
 
     def __len__(self) -> int:
         """Bytes held."""
-        return self._held
+        return self.held
 
     def insert(self, seq: int, data: bytes | bytearray | memoryview) -> bool:
         """Keep a segment that starts at `seq`; False if some of its new bytes did not fit.
@@ -76,12 +76,12 @@ class Reassembly:
         e = s + n
         self._stamp += 1
         stamp = self._stamp
-        if starts and s == ends[-1] and n <= self.limit - self._held:
+        if starts and s == ends[-1] and n <= self.limit - self.held:
             # The usual case during a loss: the next segment after the last block.
             self._data[-1] += data
             ends[-1] = e
             self._stamps[-1] = stamp
-            self._held += n
+            self.held += n
             return True
         i = bisect_left(ends, s)  # first block that ends at or after s: it may touch
         j = bisect_right(starts, e)  # blocks i..j-1 overlap or touch [s, e)
@@ -92,7 +92,7 @@ class Reassembly:
             if hi > lo:
                 covered += hi - lo
         new = n - covered
-        room = self.limit - self._held
+        room = self.limit - self.held
         complete = True
         if new > room:
             complete = False
@@ -103,7 +103,7 @@ class Reassembly:
                 return False
             j = bisect_right(starts, e)
             new = budget
-        self._held += new
+        self.held += new
         mv = memoryview(data)
         data_list = self._data
         stamps = self._stamps
@@ -168,7 +168,7 @@ class Reassembly:
         p = self._ref_pos + ((rcv_nxt - self._ref_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         k = 0
         while k < len(starts) and ends[k] <= p:
-            self._held -= ends[k] - starts[k]
+            self.held -= ends[k] - starts[k]
             k += 1
         if k:
             del starts[:k], ends[:k], self._data[:k], self._stamps[:k]
@@ -177,7 +177,7 @@ class Reassembly:
         buf = self._data[0]
         if p > starts[0]:
             del buf[: p - starts[0]]
-        self._held -= ends[0] - starts[0]
+        self.held -= ends[0] - starts[0]
         end = ends[0]
         del starts[0], ends[0], self._data[0], self._stamps[0]
         new_nxt = (rcv_nxt + end - p) & 0xFFFFFFFF

@@ -105,16 +105,22 @@ class Scoreboard:
         ("contains SACK blocks that cover previously unSACKed data"). An ACK that moves
         SND.UNA backwards is old and moves nothing.
         """
-        mx = self._pos(snd_max)
+        # _pos() inlined: this runs for every ACK of every connection that negotiated SACK.
+        una = self._una
+        useq = self._una_seq
+        mx = una + ((snd_max - useq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         if mx > self._max:
             self._max = mx
-        una = self._pos(snd_una)
-        if una > self._una:
-            if una > self._max:
-                self._max = una
-            self._advance(una)
+        new_una = una + ((snd_una - useq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        if new_una > una:
+            if new_una > self._max:
+                self._max = new_una
+            if self._starts:
+                self._advance(new_una)
             self._una_seq = snd_una & 0xFFFFFFFF
-            self._una = una
+            self._una = new_una
+        if not sack_blocks:
+            return 0
         added = 0
         una = self._una
         mx = self._max
