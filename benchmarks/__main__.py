@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in benchmarks:
             print(f"{b.name:<16} {b.title}")
             for v in b.variants:
-                print(f"{'':<18}{v.label}{'' if v.pending is None else f'  ({v.pending})'}")
+                print(f"{'':<18}{v.label}")
         return 0
     try:
         chosen = select(benchmarks, options.only.split(",") if options.only else None, options.quick)

@@ -2,10 +2,10 @@
 
 A benchmark module in `benchmarks/suite/` exports `BENCHMARKS`, a tuple of `Benchmark`.
 Each benchmark lists its variants (the columns compared side by side: usernet on one
-loop, the kernel on another, kernel-to-kernel over veth...). A variant is either
-runnable — it has a `setup` that builds its world (sandboxes, servers) and yields a
-`Measure` — or `pending`, with the reason it cannot run yet; pending variants still
-appear in the table, so a missing figure is visible rather than silently absent.
+loop, the kernel on another, kernel-to-kernel over veth...). A variant's `setup` builds
+its world (sandboxes, servers) and yields a `Measure`; a variant whose setup or
+measurement fails still appears in the table, with the reason, so a missing figure is
+visible rather than silently absent.
 """
 
 from __future__ import annotations
@@ -71,20 +71,13 @@ class Variant:
 
     key: str
     label: str
-    setup: Setup | None = None
-    pending: str | None = None
+    setup: Setup
     reference: str | None = None
 
-    def __post_init__(self) -> None:
-        if (self.setup is None) == (self.pending is None):
-            raise ValueError(f"variant {self.key}: give exactly one of setup (runnable) or pending (why not yet)")
 
-
-def variant(
-    key: str, setup: Setup | None = None, *, pending: str | None = None, label: str | None = None, vs: str | None = None
-) -> Variant:
+def variant(key: str, setup: Setup, *, label: str | None = None, vs: str | None = None) -> Variant:
     """A variant labelled from `LABELS` unless `label` is given, compared with variant `vs` if given."""
-    return Variant(key, label or LABELS[key], setup, pending, vs)
+    return Variant(key, label or LABELS[key], setup, vs)
 
 
 @dataclass(frozen=True)

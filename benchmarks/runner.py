@@ -77,14 +77,9 @@ def _why(exc: BaseException) -> str:
 
 def run_benchmark(benchmark: Benchmark, settings: Settings, log: Log) -> Outcome:
     outcome = Outcome(benchmark)
-    for v in benchmark.variants:
-        if v.pending is not None:
-            outcome.status[v.key] = v.pending
     with ExitStack() as stack:
         measures: dict[str, Measure] = {}
         for v in benchmark.variants:
-            if v.setup is None:
-                continue
             try:
                 measures[v.key] = stack.enter_context(v.setup(settings))
             except Exception as exc:
