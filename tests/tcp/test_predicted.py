@@ -72,3 +72,24 @@ def test_connections_that_share_a_flow_key_are_told_apart_by_local_address() -> 
     assert second.receive() == b"".join(b"from .3 #%d;" % i for i in range(20))
     stats = b.iface.stats()
     assert 0 < stats["tcp_rx_predicted"] < stats["tcp_rx_segments"], "one of the two takes the general path"
+
+    def predicted_of(sender: TcpConnection) -> tuple[int, int]:
+        """Of the segments `sender`'s data makes B receive: how many were predicted, how many in all."""
+        before = b.iface.stats()
+        for round_ in range(5):
+            sender.send(b"alone #%d;" % round_, clock())
+            a.flush(clock())
+            sim.run(0.05)
+        after = b.iface.stats()
+        return (after["tcp_rx_predicted"] - before["tcp_rx_predicted"],
+                after["tcp_rx_segments"] - before["tcp_rx_segments"])
+
+    # .2's SYN came first and holds the key: .3's connection takes the general path...
+    predicted, segments = predicted_of(second)
+    assert segments > 0 and predicted == 0
+    # ... until .2's connection closes and hands the key on.
+    first.abort(clock())
+    a.flush(clock())
+    sim.run(0.05)
+    predicted, segments = predicted_of(second)
+    assert segments > 0 and predicted == segments

@@ -5,7 +5,8 @@ Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, rem
 port), then listeners by (address, port) and (ANY, port). Segments that header
 prediction (`native.rx_ipv4_tcp`) parsed arrive with an integer flow key instead, looked
 up in `_flows`; a flow key leaves out the local address, so each entry carries it to
-compare, and a connection whose key another one holds takes the general path.
+compare, and a connection whose key another one holds takes the general path until
+that one closes (`_shared_flows` says which keys to hand on).
 Connections that changed during a batch are remembered in `_dirty` and each produces
 its output once, at `flush`. Timers live on the connections; the heap holds at most one
 valid entry per connection (lazy invalidation: an entry is valid while its time equals
@@ -104,6 +105,7 @@ class TcpLayer:
         self.cookies = SynCookies(secret)
         self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
         self._flows: dict[int, tuple[TcpConnection, int]] = {}  # flow key -> (connection, local address)
+        self._shared_flows: set[int] = set()  # keys more than one connection has had at once
         self._listeners: dict[Address, TcpListener] = {}
         self._ports: dict[int, int] = {}
         self._port_alloc = PortAllocator(*iface.config.ephemeral_ports, seed=secret + b"tcp")
@@ -284,6 +286,8 @@ class TcpLayer:
         entry = self._flows.get(flow)
         if entry is not None and entry[0] is conn:
             del self._flows[flow]
+            if flow in self._shared_flows:
+                self._hand_on_flow(flow, conn)
         if self._table.get(conn.key) is conn:
             del self._table[conn.key]
             port = conn.local[1]
@@ -328,9 +332,22 @@ class TcpLayer:
 
     def _add(self, conn: TcpConnection) -> None:
         self._table[conn.key] = conn
-        self._flows.setdefault(_flow_key(conn), (conn, int.from_bytes(conn.local[0], "big")))
+        key = _flow_key(conn)
+        if self._flows.setdefault(key, (conn, int.from_bytes(conn.local[0], "big")))[0] is not conn:
+            self._shared_flows.add(key)
         port = conn.local[1]
         self._ports[port] = self._ports.get(port, 0) + 1
+
+    def _hand_on_flow(self, flow: int, gone: TcpConnection) -> None:
+        """The holder of a shared flow key closed: the next connection with that key takes
+        the predicted path. A scan of the table, but only for keys that were ever shared
+        (the same remote endpoint and local port on two local addresses)."""
+        others = [c for c in self._table.values()
+                  if c is not gone and c.state != _CLOSED and _flow_key(c) == flow]
+        if others:
+            self._flows[flow] = (others[0], int.from_bytes(others[0].local[0], "big"))
+        if len(others) < 2:
+            self._shared_flows.discard(flow)
 
     def _reuse_time_wait(self, conn: TcpConnection, p: tuple[Any, ...], now: float) -> bool:
         """A new SYN for a pair in TIME_WAIT may start a new connection if its sequence
