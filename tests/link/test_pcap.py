@@ -20,7 +20,7 @@ MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
 
 frames_and_times = st.lists(
-    st.tuples(st.binary(min_size=1, max_size=1600), st.integers(0, 2**32 - 1), st.integers(0, 999_999_999)),
+    st.tuples(st.binary(min_size=1, max_size=1600), st.integers(0, 2**32 - 2), st.integers(0, 999_999_999)),
     max_size=20,
 )
 
@@ -39,6 +39,14 @@ def test_round_trip_keeps_bytes_and_nanoseconds(records: list[tuple[bytes, int, 
     assert [data for _, data in back] == [data for data, _, _ in records]
     for (stamp, _), (_, seconds, nanos) in zip(back, records):
         assert abs(stamp - (seconds + nanos / 1e9)) <= 1e-9 * max(1.0, seconds) * 4
+
+
+def test_a_timestamp_past_32_bit_seconds_is_refused_clearly():
+    with PcapWriter(io.BytesIO()) as writer:
+        writer.write(b"x", 2**32 - 1 + 0.5)  # the last second pcap can hold
+        with pytest.raises(ValueError, match="32-bit seconds"):
+            writer.write(b"x", 2**32 - 1 + 0.9999999999)  # rounds to the next second
+        assert writer.frames == 1
 
 
 def test_writer_header_is_nanosecond_ethernet(tmp_path: Path):

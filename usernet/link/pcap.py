@@ -52,6 +52,8 @@ class PcapWriter:
         if self._closed:
             raise ValueError("write() on a closed PcapWriter")
         seconds, nanos = divmod(round(timestamp * 1_000_000_000), 1_000_000_000)
+        if seconds > 0xFFFFFFFF:
+            raise ValueError(f"pcap timestamps hold 32-bit seconds (up to 2106-02-07 from 1970), got {timestamp!r}")
         size = len(frame)
         kept = min(size, self.snaplen)
         self._file.write(_RECORD_LE.pack(seconds, nanos, kept, size))
