@@ -82,11 +82,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         flags["report" if signum == signal.SIGUSR1 else "stop"] = True
         waker.wake()  # select() would otherwise resume its wait after the handler
 
-    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_term = signal.getsignal(signal.SIGTERM)
     old_usr1 = signal.signal(signal.SIGUSR1, on_signal)
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
         with _open_host(args, "up", dump=args.dump) as host:
+            # Ours only now: a --sandbox hooks SIGTERM to close itself at once, which under a
+            # running loop would close the TAP mid-pump; here SIGTERM ends the loop instead,
+            # and leaving the `with` closes the sandbox.
+            signal.signal(signal.SIGTERM, on_signal)
             services = Services(host.iface)
             address = args.address.split("/")[0]
             print(f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
