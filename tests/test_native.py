@@ -95,8 +95,8 @@ def test_c_constants_equal_the_twins() -> None:
         pure.TCP_SHORT, pure.TCP_BAD_OFFSET, pure.TCP_OFFSET_PAST_END, pure.TCP_BAD_OPTION)
     assert (lib.UN_CSUM_FULL, lib.UN_CSUM_PARTIAL) == (pure.CSUM_FULL, pure.CSUM_PARTIAL)
     assert {lib.UN_BUILD_NO_ROOM, lib.UN_BUILD_BAD_OPTIONS, lib.UN_BUILD_TOO_LONG, lib.UN_BUILD_BAD_ADDRESS,
-            lib.UN_BUILD_BAD_FLAGS, lib.UN_BUILD_BAD_CSUM_MODE, lib.UN_GSO_NOT_TCP} == set(pure.BUILD_ERRORS)
-    assert lib.UN_GSO_NOT_TCP == pure.GSO_NOT_TCP
+            lib.UN_BUILD_BAD_FLAGS, lib.UN_BUILD_BAD_CSUM_MODE, lib.UN_GSO_NOT_TCP, lib.UN_GRO_NO_ROOM} == set(pure.BUILD_ERRORS)
+    assert lib.UN_GSO_NOT_TCP == pure.GSO_NOT_TCP and lib.UN_GRO_NO_ROOM == pure.GRO_NO_ROOM
     assert lib.UN_BUILD_NO_ROOM == -10 and lib.UN_BUILD_BAD_OPTIONS == -11 and lib.UN_BUILD_TOO_LONG == -12
     assert set(pure.TCP_ERRORS) == {-1, -2, -3, -4}
 

@@ -26,6 +26,7 @@ from usernet._native.pure import (
     TCP_ERRORS,
     TCP_OK,
     BytesLike,
+    GroRead,
     GsoWritten,
     RxParsed,
     TcpParsed,
@@ -35,7 +36,7 @@ __all__ = [
     "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
     "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
     "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "GsoWritten",
-    "gso_write",
+    "gso_write", "GroRead", "gro_read",
     "pure_impl", "c_impl",
 ]
 
@@ -60,6 +61,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
     c_build_udp = lib.un_build_ipv4_udp
     c_rx = lib.un_rx_ipv4_tcp
     c_gso_write = lib.un_gso_write
+    c_gro_read = lib.un_gro_read
     byte_array = ffi.typeof("uint8_t[]")
     out_ctype = ffi.typeof(f"int64_t[{lib.UN_TCP_OUT_LEN}]")
 
@@ -74,6 +76,9 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
             self.rx = ffi.new(rx_ctype)
             self.rx_view = ffi.buffer(self.rx)
             self.gso = ffi.new("int64_t[3]")
+            self.gro = ffi.new("int64_t[3]")
+            self.spans = ffi.new("int32_t[]", 128)
+            self.spans_cap = 64
 
     scratch = Scratch()
     fields = lib.UN_TCP_FIELDS
@@ -142,6 +147,19 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
             raise ValueError(BUILD_ERRORS[written])
         return written, out[0], out[1], out[2]
 
+    def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRead:
+        data = from_buffer(byte_array, buf, True)
+        if max_frames > scratch.spans_cap:
+            scratch.spans = ffi.new("int32_t[]", 2 * max_frames)
+            scratch.spans_cap = max_frames
+        spans = scratch.spans
+        out = scratch.gro
+        count: int = c_gro_read(fd, data, len(data), frame_cap, max_frames, spans, out)
+        if count < 0:
+            raise ValueError(BUILD_ERRORS[count])
+        flat = ffi.unpack(spans, 2 * count)
+        return list(zip(flat[0::2], flat[1::2])), out[0], out[1], out[2]
+
     def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
                        dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int,
                        flags: int, window: int, urgent: int, options: BytesLike, payload: BytesLike,
@@ -171,7 +189,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         sum16=sum16, internet_checksum=internet_checksum, pseudo_sum_v4=pseudo_sum_v4,
         pseudo_sum_v6=pseudo_sum_v6, l4_checksum_v4=l4_checksum_v4, checksum_update16=lib.un_checksum_update16,
         tcp_parse=tcp_parse, build_ipv4_tcp=build_ipv4_tcp, build_ipv4_udp=build_ipv4_udp,
-        rx_ipv4_tcp=rx_ipv4_tcp, gso_write=gso_write,
+        rx_ipv4_tcp=rx_ipv4_tcp, gso_write=gso_write, gro_read=gro_read,
     )
 
 
@@ -204,6 +222,7 @@ if TYPE_CHECKING:
         build_ipv4_tcp,
         build_ipv4_udp,
         checksum_update16,
+        gro_read,
         gso_write,
         internet_checksum,
         l4_checksum_v4,
@@ -226,3 +245,4 @@ else:
     build_ipv4_udp = _chosen.build_ipv4_udp
     rx_ipv4_tcp = _chosen.rx_ipv4_tcp
     gso_write = _chosen.gso_write
+    gro_read = _chosen.gro_read

@@ -150,20 +150,21 @@ class Sandbox:
         ipv6: bool = False,
         offloads: bool = False,
         gso: bool = True,
+        gro: bool = True,
     ) -> TapLink:
         """A TAP inside the namespace, up, with `host_address` on the kernel's side of it.
 
         IPv6 is off on the TAP unless `ipv6` is set, so the kernel does not chatter
         (router solicitations, MLD) on a link whose stack speaks IPv4 only. `offloads`
-        opens it with vnet headers, checksum offload and TSO; `gso` is software
-        segmentation without them (see TapLink).
+        opens it with vnet headers, checksum offload and TSO; `gso` and `gro` are software
+        segmentation and receive merging without them (see TapLink).
         """
         self._require_open()
         if not _IFNAME.fullmatch(name):
             raise ValueError(f"interface name {name!r} must be 1-15 letters, digits, '_', '.' or '-'")
 
         def make() -> TapLink:
-            link = TapLink.create(name, mtu=mtu, mac=mac, offloads=offloads, gso=gso)
+            link = TapLink.create(name, mtu=mtu, mac=mac, offloads=offloads, gso=gso, gro=gro)
             if not ipv6:
                 try:
                     with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as knob:

@@ -29,9 +29,10 @@ CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_re
 JUMBO = 65000
 
 
-def tap_options(mtu: int, offloads: bool = False, gso: bool = True) -> tuple[str, ...]:
+def tap_options(mtu: int, offloads: bool = False, software: bool = True) -> tuple[str, ...]:
+    """usernet's TAP options; `software=False` turns off software GSO and GRO."""
     return (*TAP_OPTIONS, *(("--mtu", str(mtu)) if mtu != 1500 else ()), *(("--offloads",) if offloads else ()),
-            *(() if gso else ("--no-gso",)))
+            *(() if software else ("--no-gso", "--no-gro")))
 
 
 def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
@@ -55,10 +56,10 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
 
 
 def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False,
-                   mtu: int = 1500, offloads: bool = False, gso: bool = True) -> None:
+                   mtu: int = 1500, offloads: bool = False, software: bool = True) -> None:
     """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
     program = ("benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
-    start_server(sandbox, program_command(program, tap_options(mtu, offloads, gso) if on_usernet else None))
+    start_server(sandbox, program_command(program, tap_options(mtu, offloads, software) if on_usernet else None))
 
 
 def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
@@ -72,11 +73,11 @@ def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
     return setup
 
 
-def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False, gso: bool = True) -> Setup:
+def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False, software: bool = True) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads, gso=gso)
+            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads, software=software)
             yield client(sandbox, USERNET_IP, settings)
 
     return setup
@@ -107,7 +108,7 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
 
     Bulk compares every column with the kernel across veth (one network hop, as the TAP
     is); the others compare usernet on a loop with the kernel on the same loop. Bulk also
-    runs usernet on uvloop without software GSO, to show what that lever gives.
+    runs usernet on uvloop without software GSO and GRO, to show what those levers give.
     """
     same_loop = {} if bulk else {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
     standard = (
@@ -119,8 +120,8 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
     )
     if not bulk:
         return standard
-    return (*standard, variant("usernet-uvloop-nogso", usernet_asyncio("uvloop", gso=False),
-                               label="(b) usernet + uvloop, --no-gso"),
+    return (*standard, variant("usernet-uvloop-nosoftware", usernet_asyncio("uvloop", software=False),
+                               label="(b) usernet + uvloop, --no-gso --no-gro"),
             variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"))
 
 
@@ -131,7 +132,8 @@ BENCHMARKS = (
         order=50,
         meaning="MB/s of one stream each way, kernel sockets on the client side: to the discard service "
         "(timed until it has read everything) and from the chargen service; usernet cuts its 64 KB frames "
-        "into MTU-sized ones by software GSO unless `--no-gso`. Target: ≥150 MB/s at MTU 1500, "
+        "into MTU-sized ones by software GSO unless `--no-gso`, and joins received in-order segments by "
+        "software GRO unless `--no-gro`. Target: ≥150 MB/s at MTU 1500, "
         "≥500 MB/s with offloads or jumbo MTU; stated as a ratio to kernel-over-veth.",
         metrics=(Metric("mbytes", "MB/s"),),
         cases=tuple(BULK),

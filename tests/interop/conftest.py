@@ -109,11 +109,12 @@ class Running:
 
 @contextlib.contextmanager
 def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None,
-                   mtu: int = 1500, offloads: bool = False, gso: bool = True) -> Iterator[Running]:
+                   mtu: int = 1500, offloads: bool = False, gso: bool = True, gro: bool = True) -> Iterator[Running]:
     """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread;
-    with `offloads`, the TAP does checksums and TSO, with `gso` (and no `offloads`) software
-    segmentation, and the stack uses what the link offers."""
-    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads, gso=gso)
+    with `offloads`, the TAP does checksums and TSO, with `gso` and `gro` (and no `offloads`)
+    software segmentation and receive merging, and the stack uses what the link offers."""
+    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads, gso=gso,
+                             gro=gro)
     with contextlib.ExitStack() as stack:
         link: Link = tap
         if pcap is not None:

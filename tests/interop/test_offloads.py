@@ -1,9 +1,10 @@
-"""vnet headers with checksum offload and TSO on the TAP, and software GSO, against the kernel, both directions.
+"""vnet headers with checksum offload and TSO on the TAP, and software GSO/GRO, against the kernel, both directions.
 
 The same transfers run in three modes: plain (no offload at all: the path every link
-without them takes), software GSO (the TAP's default: the stack hands over 64 KB frames
-and the link cuts them) and vnet offloads. The TapLink's counters prove which big frames
-really crossed, rather than something quietly segmenting everything earlier.
+without them takes), software (the TAP's default: the stack hands over 64 KB frames and
+the link cuts them, and the link joins received in-order segments before the stack sees
+them) and vnet offloads. The TapLink's counters prove which big frames really crossed,
+rather than something quietly segmenting or merging everything elsewhere.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def gso_counts(running: Running) -> tuple[int, int]:
 
 
 #: TapLink settings of each mode.
-MODES = {"plain": {"offloads": False, "gso": False}, "gso": {"offloads": False, "gso": True},
-         "offloads": {"offloads": True}}
+MODES = {"plain": {"offloads": False, "gso": False, "gro": False},
+         "software": {"offloads": False, "gso": True, "gro": True}, "offloads": {"offloads": True}}
 
 
 def assert_offloads_used(running: Running, mode: str) -> None:
@@ -63,15 +64,20 @@ def assert_offloads_used(running: Running, mode: str) -> None:
     if mode == "offloads":
         assert rx > 0, "the kernel sent no super-segment: TSO towards usernet is not in use"
         assert tx > 0, "usernet sent no segment for the kernel to cut up: TSO towards the kernel is not in use"
-    elif mode == "gso":
+    elif mode == "software":
         assert rx == 0, "a TAP without vnet headers got a super-segment"
         assert tx > 0, "usernet sent no big frame for software GSO to cut up"
         tap = tap_of(running)
-        written, dropped = running.loop.call(lambda now: (tap.tx_frames, tap.dropped_tx))
+        written, dropped, read, joined = running.loop.call(
+            lambda now: (tap.tx_frames, tap.dropped_tx, tap.rx_frames, tap.rx_gro_joined))
         assert written > stats["tx_frames"], "the TAP wrote no more frames than the stack handed it"
         assert dropped == 0
+        assert joined > 0, "software GRO joined no segment"
+        assert read == stats["rx_frames"] + joined, "frames read = frames the stack got + frames joined"
     else:
         assert (rx, tx) == (0, 0)
+        tap = tap_of(running)
+        assert running.loop.call(lambda now: tap.rx_gro_joined) == 0
 
 
 @pytest.mark.parametrize("mode", MODES)

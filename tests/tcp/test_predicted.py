@@ -11,6 +11,7 @@ from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
 from usernet.native import build_ipv4_tcp
 from usernet.stack import Interface, InterfaceConfig
+from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
 from usernet.testing.sim import Simulation
 from usernet.wire.tcp import ACK, PSH

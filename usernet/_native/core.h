@@ -29,6 +29,7 @@
 #define UN_BUILD_BAD_CSUM_MODE (-15)
 
 #define UN_GSO_NOT_TCP (-20)
+#define UN_GRO_NO_ROOM (-21)
 
 uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial);
 int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
@@ -52,7 +53,9 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
                           uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
                           const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
-/* offload.c: software GSO. */
+/* offload.c: software GSO and GRO. */
 int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out);
+int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames,
+                    int32_t *spans, int64_t *out);
 
 #endif

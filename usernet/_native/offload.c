@@ -93,3 +93,105 @@ int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size
     }
     return (int32_t)count;
 }
+
+/* Software GRO: the receive-side twin of the above, what a NIC's GRO does before Linux
+ * sees the frames.  Frames are read back to back into one buffer; a TCP segment that
+ * continues the frame before it (the next sequence number, everything else in its
+ * headers equal, no PSH on the frame being extended, as tcp_gro_receive requires) has
+ * its payload moved onto that frame, which ends as one segment of up to a 64 KB IPv4
+ * packet with fresh checksums.  Only segments whose own checksums are valid are ever
+ * joined, so a corrupt one cannot hide inside a merged frame with a good checksum. */
+
+#define TCP_ACK 0x10
+
+/* Payload bytes of a frame GRO may join with its neighbours, else 0. */
+static size_t gro_payload(const uint8_t *f, size_t n)
+{
+    if (n < 55 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 || f[23] != 6)
+        return 0;
+    size_t total = be16(f + 16);
+    size_t thl = (size_t)(f[46] >> 4) * 4;
+    if (14 + total > n || (be16(f + 20) & 0x3fff) || thl < 20 || 20 + thl >= total || (f[46] & 0x0f)
+        || (f[47] != TCP_ACK && f[47] != (TCP_ACK | TCP_PSH)) || un_sum16(f + 14, 20, 0) != 0xffff
+        || un_l4_checksum_v4(f + 26, 4, f + 30, 4, 6, f + 34, total - 20) != 0)
+        return 0;
+    return total - 20 - thl;
+}
+
+/* May segment f (a gro_payload frame) extend frame a of `length` bytes and `payload` payload? */
+static int gro_joins(const uint8_t *a, size_t length, size_t payload, const uint8_t *f)
+{
+    size_t thl = (size_t)(f[46] >> 4) * 4;
+    size_t more = be16(f + 16) - 20 - thl;
+    return a[47] == TCP_ACK && memcmp(a, f, 16) == 0 && memcmp(a + 20, f + 20, 4) == 0
+           && memcmp(a + 26, f + 26, 12) == 0 && be32(f + 38) == (uint32_t)(be32(a + 38) + payload)
+           && memcmp(a + 42, f + 42, 5) == 0 && memcmp(a + 48, f + 48, 2) == 0
+           && memcmp(a + 52, f + 52, thl - 18) == 0 && length + more <= 14 + 65535;
+}
+
+static void gro_close(uint8_t *a, size_t length)
+{
+    put16(a + 16, (uint32_t)(length - 14));
+    put16(a + 24, 0);
+    put16(a + 24, ~un_sum16(a + 14, 20, 0) & 0xffff);
+    put16(a + 50, 0);
+    put16(a + 50, (uint32_t)un_l4_checksum_v4(a + 26, 4, a + 30, 4, 6, a + 34, length - 34));
+}
+
+/* Returns the frames in buf, their (offset, length) pairs in spans[]; out[]: frames read,
+ * frames joined onto another, errno of a read that failed with other than EAGAIN (or 0). */
+int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames,
+                    int32_t *spans, int64_t *out)
+{
+    out[0] = out[1] = out[2] = 0;
+    if (frame_cap < 60 || buf_len < (size_t)frame_cap * max_frames)
+        return UN_GRO_NO_ROOM;
+    int32_t count = 0;
+    size_t used = 0, lo = 0, length = 0, payload = 0;
+    int absorbed = 0;
+    for (uint32_t i = 0; i < max_frames; i++) {
+        ssize_t got;
+        do
+            got = read(fd, buf + used, frame_cap);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                out[2] = errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        out[0]++;
+        size_t n = (size_t)got;
+        uint8_t *f = buf + used;
+        size_t more = gro_payload(f, n);
+        if (payload && more && gro_joins(buf + lo, length, payload, f)) {
+            size_t start = used + 34 + (size_t)(f[46] >> 4) * 4;
+            uint8_t flags = f[47];
+            if (!absorbed)
+                length = 14 + (size_t)be16(buf + lo + 16);
+            memmove(buf + lo + length, buf + start, more);
+            length += more;
+            payload += more;
+            buf[lo + 47] = flags;
+            absorbed = 1;
+            out[1]++;
+            spans[2 * count - 1] = (int32_t)length;
+            used = lo + length;
+            continue;
+        }
+        if (absorbed)
+            gro_close(buf + lo, length);
+        lo = used;
+        length = n;
+        payload = more;
+        absorbed = 0;
+        spans[2 * count] = (int32_t)lo;
+        spans[2 * count + 1] = (int32_t)length;
+        count++;
+        used += n;
+    }
+    if (absorbed)
+        gro_close(buf + lo, length);
+    return count;
+}

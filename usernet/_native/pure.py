@@ -37,6 +37,7 @@ BUILD_BAD_ADDRESS = -13
 BUILD_BAD_FLAGS = -14
 BUILD_BAD_CSUM_MODE = -15
 GSO_NOT_TCP = -20
+GRO_NO_ROOM = -21
 
 BUILD_ERRORS: dict[int, str] = {
     BUILD_NO_ROOM: "the buffer is too small for the frame at this offset",
@@ -46,6 +47,7 @@ BUILD_ERRORS: dict[int, str] = {
     BUILD_BAD_FLAGS: "TCP flags must fit in 9 bits (0..0x1FF)",
     BUILD_BAD_CSUM_MODE: "csum_mode must be CSUM_FULL or CSUM_PARTIAL",
     GSO_NOT_TCP: "GSO takes one TCP/IPv4 frame whose IPv4 total length matches its size",
+    GRO_NO_ROOM: "GRO needs a writable buffer of at least frame_cap * max_frames bytes, frame_cap >= 60",
 }
 
 _ETH_IPV4 = struct.Struct("!6s6sHBBHHHBBH4s4s")  # Ethernet + IPv4 header, 34 bytes
@@ -333,6 +335,114 @@ def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
         written += 1
         sent += len(segment)
     return written, len(segments), sent, 0
+
+
+_TCP_ACK = 0x10
+_TCP_ACK_PSH = 0x18
+
+
+def _gro_payload(f: memoryview) -> int:
+    """Payload bytes of a frame software GRO may join with its neighbours, else 0.
+
+    That is a TCP/IPv4 data segment without IPv4 options or fragmentation, with only ACK
+    (or ACK and PSH) set, whose IPv4 and TCP checksums are valid: the merged frame gets
+    fresh checksums, so a corrupt segment must never be part of one. Anything else passes
+    through untouched for the stack to classify and count.
+    """
+    n = len(f)
+    if n < 55 or f[12] != 0x08 or f[13] != 0x00 or f[14] != 0x45 or f[23] != 6:
+        return 0
+    total = (f[16] << 8) | f[17]
+    thl = (f[46] >> 4) * 4
+    if (14 + total > n or ((f[20] << 8) | f[21]) & 0x3FFF or thl < 20 or 20 + thl >= total
+            or f[46] & 0x0F or f[47] not in (_TCP_ACK, _TCP_ACK_PSH) or sum16(f[14:34]) != 0xFFFF
+            or l4_checksum_v4(bytes(f[26:30]), bytes(f[30:34]), 6, f[34:14 + total])):
+        return 0
+    return total - 20 - thl
+
+
+def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview) -> bool:
+    """May segment `f` (a _gro_payload frame) extend the frame buf[lo:lo + length] (one too)?
+
+    As Linux's tcp_gro_receive: the next sequence number, and everything else equal —
+    Ethernet header, IPv4 header but for length, identification and checksum, ports,
+    ACK, window, header length and options — with no PSH on the frame being extended.
+    """
+    a = buf[lo:lo + length]
+    thl = (f[46] >> 4) * 4
+    total = (f[16] << 8) | f[17]
+    return (a[47] == _TCP_ACK and a[0:16] == f[0:16] and a[20:24] == f[20:24] and a[26:38] == f[26:38]
+            and int.from_bytes(f[38:42], "big") == (int.from_bytes(a[38:42], "big") + payload) & 0xFFFFFFFF
+            and a[42:47] == f[42:47] and a[48:50] == f[48:50] and a[52:34 + thl] == f[52:34 + thl]
+            and length + total - 20 - thl <= 14 + 65535)
+
+
+def _gro_close(buf: memoryview, lo: int, length: int) -> None:
+    """Give a frame that absorbed others its length and fresh IPv4 and TCP checksums."""
+    struct.pack_into("!H", buf, lo + 16, length - 14)
+    buf[lo + 24:lo + 26] = b"\0\0"
+    _CSUM_FIELD.pack_into(buf, lo + 24, internet_checksum(buf[lo + 14:lo + 34]))
+    buf[lo + 50:lo + 52] = b"\0\0"
+    _CSUM_FIELD.pack_into(buf, lo + 50, l4_checksum_v4(bytes(buf[lo + 26:lo + 30]), bytes(buf[lo + 30:lo + 34]), 6,
+                                                       buf[lo + 34:lo + length]))
+
+
+GroRead = tuple[list[tuple[int, int]], int, int, int]
+
+
+def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRead:
+    """Software GRO: read up to `max_frames` frames from `fd` into `buf`, joining in-order segments.
+
+    Each frame is read right behind the previous one. A TCP segment that continues the
+    frame before it (see _gro_joins) has its payload moved onto that frame, which ends
+    up as one segment with fresh checksums, up to a 64 KB IPv4 packet — what a NIC's GRO
+    hands Linux. Returns ([(offset, length) of each frame in buf], frames read, frames
+    joined onto another, errno of a read that failed with other than EAGAIN or 0).
+    """
+    _uint(frame_cap, 32)
+    _uint(max_frames, 32)
+    out = _writable(buf)
+    if frame_cap < 60 or len(out) < frame_cap * max_frames:
+        raise ValueError(BUILD_ERRORS[GRO_NO_ROOM])
+    spans: list[tuple[int, int]] = []
+    used = read = joined = error = 0
+    lo = length = payload = 0  # the last frame: where, how long, its payload if it may be extended
+    absorbed = False
+    for _ in range(max_frames):
+        try:
+            n = os.readv(fd, [out[used:used + frame_cap]])
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            error = exc.errno or 0
+            break
+        if n <= 0:
+            break
+        read += 1
+        f = out[used:used + n]
+        more = _gro_payload(f)
+        if payload and more and _gro_joins(out, lo, length, payload, f):
+            start = used + 14 + 20 + (f[46] >> 4) * 4
+            flags = f[47]  # f's bytes are about to be overwritten by its own payload
+            if not absorbed:
+                length = 14 + ((out[lo + 16] << 8) | out[lo + 17])  # drop any Ethernet padding
+            out[lo + length:lo + length + more] = out[start:start + more]
+            length += more
+            payload += more
+            out[lo + 47] = flags
+            absorbed = True
+            joined += 1
+            spans[-1] = (lo, length)
+            used = lo + length
+            continue
+        if absorbed:
+            _gro_close(out, lo, length)
+        lo, length, payload, absorbed = used, n, more, False
+        spans.append((lo, length))
+        used += n
+    if absorbed:
+        _gro_close(out, lo, length)
+    return spans, read, joined, error
 
 
 def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> int:

@@ -70,7 +70,8 @@ class UsernetConfig:
     is given to the kernel's side of a TAP usernet creates; `sandbox` puts the TAP in a
     throwaway network namespace; `offloads` opens the TAP with vnet_hdr, checksum
     offload and TSO; `no_gso` turns software GSO off on a TAP without them (see TapLink:
-    then the stack builds every MTU-sized frame itself); `loop` picks the base loop for
+    then the stack builds every MTU-sized frame itself), `no_gro` software GRO (then the
+    stack takes in every received segment on its own); `loop` picks the base loop for
     code that does not choose one itself;
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks.
@@ -88,6 +89,7 @@ class UsernetConfig:
     sandbox: bool = False
     offloads: bool = False
     no_gso: bool = False
+    no_gro: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -192,6 +194,8 @@ _OPTIONS: tuple[_Option, ...] = (
             "open the TAP with vnet_hdr: checksum offload and TSO both ways (64 KB segments)", bool),
     _Option("no_gso", "--no-gso",
             "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
+    _Option("no_gro", "--no-gro",
+            "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
 )  # fmt: skip
 
 
@@ -242,13 +246,14 @@ def open_host(
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
             link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads,
-                                      gso=not config.no_gso)
+                                      gso=not config.no_gso, gro=not config.no_gro)
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso)
+            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso,
+                                  gro=not config.no_gro)
             if config.host_address:
                 _configure_host_side(config.tap, config.host_address, config.mtu)
         stack.callback(link.close)
