@@ -57,9 +57,10 @@ _OPTION_NAMES = ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "us
 
 
 class OffloadFrame(bytearray):
-    """A TCP frame whose checksum field holds only the pseudo-header sum, for a link whose
-    device completes it (LinkCapabilities.checksum_tx_partial); with `gso_size` set, the
-    device also cuts the payload into segments of that many bytes (TSO).
+    """A TCP frame of more than one MSS whose checksum field holds only the pseudo-header
+    sum, for a link whose device cuts the payload into segments of `gso_size` bytes and
+    completes their checksums (LinkCapabilities.checksum_tx_partial and tso_max: TSO, or
+    software GSO). A frame of one segment is built whole and needs neither.
 
     The MSS rides on the frame because frames wait in ARP's queue and the interface's
     output list between the connection that knows it and the link that needs it.
@@ -1174,9 +1175,11 @@ class TcpConnection:
         config = iface.config
         size = 54 + len(options) + len(payload)
         frame: bytearray
-        if config.tx_checksum_partial:
+        if config.tx_checksum_partial and len(payload) > self._mss:
+            # Only a frame the device must cut goes out with a partial checksum: for one
+            # segment, summing ≤1 MSS in the build call is cheaper than the offload path.
             frame = offload = OffloadFrame(size)
-            offload.gso_size = self._mss if len(payload) > self._mss else 0
+            offload.gso_size = self._mss
             csum_mode = CSUM_PARTIAL
         else:
             frame = bytearray(size)
