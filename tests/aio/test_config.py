@@ -6,7 +6,9 @@ import argparse
 
 import pytest
 
-from usernet.aio.config import UsernetConfig, add_arguments, parse_fault
+from usernet.aio.config import UsernetConfig, add_arguments, open_host, parse_fault
+from usernet.link.fault import FaultInjector
+from usernet.link.tap import TapLink
 
 
 def test_environment_round_trip() -> None:
@@ -33,6 +35,17 @@ def test_fault_spec_becomes_fault_injector_arguments() -> None:
         "seed": 7, "loss": 0.01, "delay": 0.005, "direction": "tx"
     }
     assert parse_fault("") == {"seed": 0}
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(("fault", "no_gro", "gro"), [(None, False, True), (None, True, False), ("loss=0.01", False, False)])
+def test_faults_hit_wire_frames_so_they_turn_software_gro_off(fault: str | None, no_gro: bool, gro: bool) -> None:
+    with open_host(UsernetConfig(sandbox=True, fault=fault, no_gro=no_gro), announce=lambda line: None) as host:
+        link = host.link
+        if fault is not None:
+            assert isinstance(link, FaultInjector)
+            link = link.inner
+        assert isinstance(link, TapLink) and link.gro is gro
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,8 @@ class UsernetConfig:
     throwaway network namespace; `offloads` opens the TAP with vnet_hdr, checksum
     offload and TSO; `no_gso` turns software GSO off on a TAP without them (see TapLink:
     then the stack builds every MTU-sized frame itself), `no_gro` software GRO (then the
-    stack takes in every received segment on its own); `loop` picks the base loop for
+    stack takes in every received segment on its own; `fault` turns it off too, so that
+    faults hit wire frames, not merged runs); `loop` picks the base loop for
     code that does not choose one itself;
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks.
@@ -238,6 +239,10 @@ def open_host(
     from usernet.link.base import Link
     from usernet.stack import Interface, InterfaceConfig
 
+    fault = config.fault_options()
+    # Faults act on the frames the link hands over: per wire frame only without software
+    # GRO, which would otherwise make one loss or reordering hit a whole merged run.
+    gro = not config.no_gro and fault is None
     with contextlib.ExitStack() as stack:
         link: Link
         if config.sandbox:
@@ -246,21 +251,20 @@ def open_host(
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
             link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads,
-                                      gso=not config.no_gso, gro=not config.no_gro)
+                                      gso=not config.no_gso, gro=gro)
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
             link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso,
-                                  gro=not config.no_gro)
+                                  gro=gro)
             if config.host_address:
                 _configure_host_side(config.tap, config.host_address, config.mtu)
         stack.callback(link.close)
         if config.pcap:
             writer = stack.enter_context(PcapWriter(config.pcap))
             link = PcapTap(link, writer, time.time)
-        fault = config.fault_options()
         if fault is not None:
             link = FaultInjector(link, clock, **fault)
         if observe is not None:

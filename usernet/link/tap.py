@@ -212,6 +212,11 @@ class TapLink(LinkCounters):
             self._headers.append(bytearray(VNET_HDR_LEN))
 
     @property
+    def gro(self) -> bool:
+        """True when `receive` joins in-order TCP segments (software GRO, see the class)."""
+        return self._gro_buffer is not None
+
+    @property
     def mtu(self) -> int:
         return self._mtu
 
