@@ -1,5 +1,6 @@
 """Shared by every test folder: the `sandbox` fixture, skipping network tests where they cannot
-run, and a check that no namespace made by this session outlives it."""
+run, a check that no namespace made by this session outlives it, and `impl`: each native
+test runs once on the pure-Python twins and once on the C core (when it is loaded)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from usernet import native
+from usernet._native import pure
 from usernet.sandbox import Sandbox
+
+IMPLS = [pytest.param(pure, id="pure")]
+if native.c_impl is not None:
+    IMPLS.append(pytest.param(native.c_impl, id="c"))
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> object:
+    """The twin module or the C namespace: the same functions."""
+    return request.param
 
 _created: set[str] = set()
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -23,19 +23,10 @@ from hypothesis import strategies as st
 from usernet import native
 from usernet._native import pure
 
-IMPLS = [pytest.param(pure, id="pure")]
-if native.c_impl is not None:
-    IMPLS.append(pytest.param(native.c_impl, id="c"))
-
 needs_c = pytest.mark.skipif(native.c_impl is None, reason="the C core is not loaded (USERNET_PURE=1?)")
 fast = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 Impl = Any  # the twin module or the C namespace: the same functions
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> ModuleType | SimpleNamespace:
-    return request.param  # type: ignore[no-any-return]
 
 
 def c() -> SimpleNamespace:

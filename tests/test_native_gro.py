@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_native import IMPLS, needs_c
-from tests.test_native_offload import ACK, DST, FIN, MAC, PEER_MAC, PSH, SRC, c
+from tests.test_native import c, needs_c
+from tests.test_native_offload import ACK, DST, FIN, MAC, PEER_MAC, PSH, SRC
 from usernet._native import pure
 from usernet.wire import IPv4Packet, TcpSegment, parse_ethernet, parse_ipv4, parse_tcp
 from usernet.wire.tcp import encode_tcp_options
@@ -34,11 +34,6 @@ SYN, RST, URG, ECE = 0x02, 0x04, 0x20, 0x40
 TS = encode_tcp_options(timestamp=(5, 6))
 A = 1000  # the sequence number most runs start at
 ARP = bytes.fromhex("ffffffffffff") + PEER_MAC + b"\x08\x06" + bytes(46)
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> Impl:
-    return request.param
 
 
 def segment(payload: bytes, seq: int, *, flags: int = ACK, ack: int = 99, window: int = 512, options: bytes = TS,

@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_native import FRAMES, IMPLS, Frame, frame_id, needs_c
-from usernet import native
+from tests.test_native import FRAMES, Frame, c, frame_id, needs_c
 from usernet._native import pure
-from usernet.wire import MalformedPacket, parse_ethernet, parse_ipv4, parse_tcp
+from usernet.wire import IPv4Packet, MalformedPacket, parse_ethernet, parse_ipv4, parse_tcp
 from usernet.wire.tcp import encode_tcp_options
 
 fast = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,16 +31,6 @@ PEER_MAC = bytes.fromhex("020000000002")
 SRC = bytes([192, 0, 2, 1])
 DST = bytes([192, 0, 2, 2])
 FIN, PSH, ACK = 0x01, 0x08, 0x10
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> Impl:
-    return request.param
-
-
-def c() -> Any:
-    assert native.c_impl is not None
-    return native.c_impl
 
 
 def tcp_frame(payload: bytes, *, options: bytes = b"", flags: int = ACK | PSH, seq: int = 1000, ident: int = 7,
@@ -56,14 +45,24 @@ def tcp_frame(payload: bytes, *, options: bytes = b"", flags: int = ACK | PSH, s
 # ---------------------------------------------------------------- rx_ipv4_tcp
 
 
+def unicast_ipv4(frame: bytes, mac: bytes, protocol: int) -> IPv4Packet | None:
+    """The wire layer's reading of what both receive predictions accept first: an
+    unfragmented IPv4 packet of `protocol`, untagged, to `mac`, with a good header checksum.
+    Raises MalformedPacket for what the wire layer cannot parse."""
+    eth = parse_ethernet(frame)
+    if eth.dst != mac or eth.ethertype != 0x0800 or eth.vlan is not None:
+        return None
+    ip = parse_ipv4(eth.payload, verify_checksum=True)
+    if ip.protocol != protocol or ip.is_fragment:
+        return None
+    return ip
+
+
 def reference_rx(frame: bytes, mac: bytes, trusted: bool) -> tuple[Any, ...] | None:
     """What rx_ipv4_tcp must say, read through the wire layer."""
     try:
-        eth = parse_ethernet(frame)
-        if eth.dst != mac or eth.ethertype != 0x0800 or eth.vlan is not None:
-            return None
-        ip = parse_ipv4(eth.payload, verify_checksum=True)
-        if ip.protocol != 6 or ip.is_fragment:
+        ip = unicast_ipv4(frame, mac, 6)
+        if ip is None:
             return None
         parse_tcp(ip.payload, ip.src, ip.dst, verify_checksum=not trusted)
     except MalformedPacket:

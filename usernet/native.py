@@ -29,13 +29,14 @@ from usernet._native.pure import (
     GroRead,
     GsoWritten,
     RxParsed,
+    RxUdp,
     TcpParsed,
 )
 
 __all__ = [
     "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
     "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
-    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "GsoWritten",
+    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "RxUdp", "rx_ipv4_udp", "GsoWritten",
     "gso_write", "GroRead", "gro_read",
     "pure_impl", "c_impl",
 ]
@@ -60,6 +61,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
     c_build_tcp = lib.un_build_ipv4_tcp
     c_build_udp = lib.un_build_ipv4_udp
     c_rx = lib.un_rx_ipv4_tcp
+    c_rx_udp = lib.un_rx_ipv4_udp
     c_gso_write = lib.un_gso_write
     c_gro_read = lib.un_gro_read
     byte_array = ffi.typeof("uint8_t[]")
@@ -75,6 +77,8 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
             self.view = ffi.buffer(self.out)
             self.rx = ffi.new(rx_ctype)
             self.rx_view = ffi.buffer(self.rx)
+            self.rx_udp = ffi.new(f"int64_t[{lib.UN_RX_UDP_OUT_LEN}]")
+            self.rx_udp_view = ffi.buffer(self.rx_udp)
             self.gso = ffi.new("int64_t[3]")
             self.gro = ffi.new("int64_t[3]")
             self.spans = ffi.new("int32_t[]", 128)
@@ -88,6 +92,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
     unpack_rx_tail = struct.Struct("qQqq").unpack_from
     rx_tail_at = lib.UN_TCP_OUT_LEN * 8
     rx_other = lib.UN_RX_OTHER
+    unpack_rx_udp = struct.Struct(f"{lib.UN_RX_UDP_OUT_LEN}q").unpack_from
     no_sack = ((),)
 
     def sum16(data: BytesLike, initial: int = 0) -> int:
@@ -139,6 +144,12 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         return (*values[:fields], tuple(zip(edges[0::2], edges[1::2])),  # type: ignore[return-value]
                 *unpack_rx_tail(view, rx_tail_at))
 
+    def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
+        data = from_buffer(frame)
+        if c_rx_udp(data, len(data), mac, len(mac), trusted, scratch.rx_udp) == rx_other:
+            return None
+        return unpack_rx_udp(scratch.rx_udp_view)  # type: ignore[return-value]
+
     def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
         data = from_buffer(frame)
         out = scratch.gso
@@ -189,7 +200,7 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         sum16=sum16, internet_checksum=internet_checksum, pseudo_sum_v4=pseudo_sum_v4,
         pseudo_sum_v6=pseudo_sum_v6, l4_checksum_v4=l4_checksum_v4, checksum_update16=lib.un_checksum_update16,
         tcp_parse=tcp_parse, build_ipv4_tcp=build_ipv4_tcp, build_ipv4_udp=build_ipv4_udp,
-        rx_ipv4_tcp=rx_ipv4_tcp, gso_write=gso_write, gro_read=gro_read,
+        rx_ipv4_tcp=rx_ipv4_tcp, rx_ipv4_udp=rx_ipv4_udp, gso_write=gso_write, gro_read=gro_read,
     )
 
 
@@ -229,6 +240,7 @@ if TYPE_CHECKING:
         pseudo_sum_v4,
         pseudo_sum_v6,
         rx_ipv4_tcp,
+        rx_ipv4_udp,
         sum16,
         tcp_parse,
     )
@@ -244,5 +256,6 @@ else:
     build_ipv4_tcp = _chosen.build_ipv4_tcp
     build_ipv4_udp = _chosen.build_ipv4_udp
     rx_ipv4_tcp = _chosen.rx_ipv4_tcp
+    rx_ipv4_udp = _chosen.rx_ipv4_udp
     gso_write = _chosen.gso_write
     gro_read = _chosen.gro_read

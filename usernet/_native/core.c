@@ -249,16 +249,31 @@ bad_option:
  * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
  * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
  * and count: this function never drops anything itself. */
-int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+/* What both receive predictions ask first: an unfragmented IPv4 packet of `proto` to
+ * `mac` with a good header checksum and at least `l4_min` bytes beyond the header.
+ * Sets the header and total lengths; 0 if the frame is anything else. */
+static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, uint8_t proto,
+                          size_t l4_min, size_t *ihl_out, size_t *total_out)
 {
-    if (n < 54 || mac_len != 6 || memcmp(f, mac, 6) != 0 || f[12] != 0x08 || f[13] != 0x00)
-        return UN_RX_OTHER;
+    if (n < 14 + 20 + l4_min || mac_len != 6 || memcmp(f, mac, 6) != 0 || f[12] != 0x08 || f[13] != 0x00)
+        return 0;
     const uint8_t *ip = f + 14;
     size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
     size_t total = be16(ip + 2);
-    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + 20 || 14 + total > n || ip[9] != 6 ||
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + l4_min || 14 + total > n || ip[9] != proto ||
         (be16(ip + 6) & 0x3fff) != 0 || un_sum16(ip, ihl, 0) != 0xffff)
+        return 0;
+    *ihl_out = ihl;
+    *total_out = total;
+    return 1;
+}
+
+int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+{
+    size_t ihl, total;
+    if (!rx_ipv4_header(f, n, mac, mac_len, 6, 20, &ihl, &total))
         return UN_RX_OTHER;
+    const uint8_t *ip = f + 14;
     const uint8_t *tcp = ip + ihl;
     size_t tcp_len = total - ihl;
     int blocks = un_tcp_parse(tcp, tcp_len, out);
@@ -272,6 +287,32 @@ int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     extra[2] = (int64_t)(14 + ihl + (size_t)out[5]);
     extra[3] = (int64_t)(tcp_len - (size_t)out[5]);
     return blocks;
+}
+
+/* The UDP twin of the above: a valid UDP/IPv4 datagram to `mac` (IPv4 header checksum,
+ * no fragment, a UDP length that fits the packet, the UDP checksum unless zero or the link
+ * vouched)?  out[]: source address, source port, destination address, destination port,
+ * payload offset and length.  Anything else is UN_RX_OTHER, for the general path. */
+int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+{
+    size_t ihl, total;
+    if (!rx_ipv4_header(f, n, mac, mac_len, 17, 8, &ihl, &total))
+        return UN_RX_OTHER;
+    const uint8_t *ip = f + 14;
+    const uint8_t *udp = ip + ihl;
+    size_t length = be16(udp + 4);
+    if (length < 8 || length > total - ihl)
+        return UN_RX_OTHER;
+    if (!trusted && be16(udp + 6) != 0
+        && un_sum16(udp, length, fold16(pseudo_v4(ip + 12, ip + 16, 17, length))) != 0xffff)
+        return UN_RX_OTHER;
+    out[0] = be32(ip + 12);
+    out[1] = be16(udp);
+    out[2] = be32(ip + 16);
+    out[3] = be16(udp + 2);
+    out[4] = (int64_t)(14 + ihl + 8);
+    out[5] = (int64_t)(length - 8);
+    return 0;
 }
 
 static int32_t frame_checks(size_t dst_mac_len, size_t src_mac_len, size_t src_ip_len, size_t dst_ip_len,

@@ -17,6 +17,8 @@
 /* rx_ipv4_tcp's out[]: tcp_parse's, then destination address, flow key, payload offset and length. */
 #define UN_RX_OUT_LEN 27
 #define UN_RX_OTHER (-1)
+/* rx_ipv4_udp's out[]: source address and port, destination address and port, payload offset and length. */
+#define UN_RX_UDP_OUT_LEN 6
 
 #define UN_CSUM_FULL 0
 #define UN_CSUM_PARTIAL 1
@@ -41,6 +43,7 @@ int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst
 uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value);
 int un_tcp_parse(const uint8_t *buf, size_t len, int64_t *out);
 int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
+int un_rx_ipv4_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,

@@ -238,6 +238,19 @@ RxParsed = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int
                  tuple[tuple[int, int], ...], int, int, int, int]
 
 
+def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tuple[int, int] | None:
+    """(header length, total length) of an unfragmented IPv4 packet of `proto` to `mac` with
+    a good header checksum and at least `l4_min` bytes beyond the header; else None."""
+    if _address(mac) != 6 or len(mv) < 14 + 20 + l4_min or mv[:6] != mac or mv[12] != 0x08 or mv[13] != 0x00:
+        return None
+    ihl = (mv[14] & 0x0F) * 4
+    total = (mv[16] << 8) | mv[17]
+    if (mv[14] >> 4 != 4 or ihl < 20 or total < ihl + l4_min or 14 + total > len(mv) or mv[23] != proto
+            or ((mv[20] << 8) | mv[21]) & 0x3FFF or sum16(mv[14:14 + ihl]) != 0xFFFF):
+        return None
+    return ihl, total
+
+
 def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
     """Header prediction's first half: a well-formed TCP/IPv4 segment to `mac` with valid checksums?
 
@@ -248,14 +261,10 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
     classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
     """
     mv = _view(frame)
-    n = len(mv)
-    if _address(mac) != 6 or n < 54 or mv[:6] != mac or mv[12] != 0x08 or mv[13] != 0x00:
+    header = _rx_ipv4_header(mv, mac, 6, 20)
+    if header is None:
         return None
-    ihl = (mv[14] & 0x0F) * 4
-    total = (mv[16] << 8) | mv[17]
-    if (mv[14] >> 4 != 4 or ihl < 20 or total < ihl + 20 or 14 + total > n or mv[23] != 6
-            or ((mv[20] << 8) | mv[21]) & 0x3FFF or sum16(mv[14:14 + ihl]) != 0xFFFF):
-        return None
+    ihl, total = header
     segment = mv[14 + ihl:14 + total]
     p = tcp_parse(segment)
     src = bytes(mv[26:30])
@@ -264,6 +273,34 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
         return None
     key = (int.from_bytes(src, "big") << 32) | (p[1] << 16) | p[2]
     return (*p, int.from_bytes(dst, "big"), key, 14 + ihl + p[5], total - ihl - p[5])  # type: ignore[return-value]
+
+
+RxUdp = tuple[int, int, int, int, int, int]
+
+
+def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
+    """The UDP twin of rx_ipv4_tcp: a valid UDP/IPv4 datagram to `mac`?
+
+    Then (source address, source port, destination address, destination port, payload
+    offset, payload length), addresses as integers. None for anything else — a fragment,
+    a bad IPv4 or UDP checksum (unless the UDP field is zero, "none", or `trusted`), a
+    UDP length that does not fit the packet — which the general path counts.
+    """
+    mv = _view(frame)
+    header = _rx_ipv4_header(mv, mac, 17, 8)
+    if header is None:
+        return None
+    ihl, total = header
+    udp = 14 + ihl
+    length = (mv[udp + 4] << 8) | mv[udp + 5]
+    if length < 8 or length > total - ihl:
+        return None
+    src = bytes(mv[26:30])
+    dst = bytes(mv[30:34])
+    if not trusted and (mv[udp + 6] or mv[udp + 7]) and l4_checksum_v4(src, dst, 17, mv[udp:udp + length]):
+        return None
+    return (int.from_bytes(src, "big"), (mv[udp] << 8) | mv[udp + 1], int.from_bytes(dst, "big"),
+            (mv[udp + 2] << 8) | mv[udp + 3], udp + 8, length - 8)
 
 
 def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usernet.native import internet_checksum, l4_checksum_v4, rx_ipv4_tcp
+from usernet.native import RxUdp, internet_checksum, l4_checksum_v4, rx_ipv4_tcp, rx_ipv4_udp
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import IcmpLayer, PingSocket
@@ -54,6 +54,8 @@ class Interface:
         self._out: list[bytearray | bytes] = []
         self._ready: dict[Socket, None] = {}
         self.local_addresses = frozenset(addr for addr, _ in config.addresses)
+        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
+        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
         subnets = []
         broadcasts = {BROADCAST_IP}
         for addr, prefix in config.addresses:
@@ -87,17 +89,26 @@ class Interface:
     def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
         """Process one received Ethernet frame. Never raises for bad input: it counts and drops.
 
-        Header prediction comes first: one C call recognises a valid TCP segment to us and
-        parses it, and if it belongs to a connection it goes straight there. Everything
-        else, and anything that call is unsure of, takes the general path below, which
-        classifies and counts it layer by layer.
+        Header prediction comes first: by the IPv4 protocol byte, one C call recognises a
+        valid TCP segment or UDP datagram to us and parses it, and if it belongs to a
+        connection or a socket it goes straight there. Everything else, and anything that
+        call is unsure of, takes the general path below, which classifies and counts it
+        layer by layer.
         """
         stats = self.counters
+        n = len(frame)
         stats.rx_frames += 1
-        stats.rx_bytes += len(frame)
-        predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted)
-        if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
-            return
+        stats.rx_bytes += n
+        if n > 23:
+            protocol = frame[23]  # IPv4's protocol field, if this is IPv4: the C calls check
+            if protocol == IPPROTO_TCP:
+                predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted)
+                if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+                    return
+            elif protocol == IPPROTO_UDP:
+                datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted)
+                if datagram is not None and self._udp_predicted(datagram, frame):
+                    return
         try:
             eth = parse_ethernet(frame)
         except MalformedPacket:
@@ -265,11 +276,29 @@ class Interface:
             stats.udp_no_socket += 1
             self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PORT, ip, datagram, now)
             return
-        source = (ip.src, dgram.sport)
+        self._udp_deliver(sock, dgram.payload, (ip.src, dgram.sport))
+
+    def _udp_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
+        """A datagram rx_ipv4_udp found valid: deliver it if it is to one of our unicast
+        addresses and a socket is there; False sends it down the general path, which
+        counts the rest and answers a closed port with ICMP."""
+        dst = self._local_by_int.get(p[2])
+        if dst is None:
+            return False
+        sock = self.udp.lookup(dst, p[3])
+        if sock is None:
+            return False
+        self.counters.udp_rx_predicted += 1
+        start = p[4]
+        self._udp_deliver(sock, memoryview(frame)[start:start + p[5]], (bytes(frame[26:30]), p[1]))
+        return True
+
+    def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:
+        stats = self.counters
         if sock.remote is not None and sock.remote != source:
             stats.udp_wrong_peer += 1
             return
-        if sock.deliver(bytes(dgram.payload), source):
+        if sock.deliver(bytes(payload), source):
             stats.udp_delivered += 1
             self._ready[sock] = None
         else:

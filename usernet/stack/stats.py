@@ -43,6 +43,7 @@ class Stats:
         "udp_no_socket",
         "udp_queue_full",
         "udp_wrong_peer",
+        "udp_rx_predicted",
         "tcp_rx_segments",
         "tcp_rx_predicted",
         "tcp_tx_segments",
