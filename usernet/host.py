@@ -57,6 +57,8 @@ class Host:
             frames = link.receive(self._batch)
             for frame in frames:
                 receive(frame, now)
+            # Fewer frames than asked: the link is drained — or, for a TAP with software GRO,
+            # merged a full batch into fewer; then the level-triggered reader brings us back.
             if len(frames) < self._batch:
                 break
         deadline = iface.next_deadline()

@@ -121,6 +121,23 @@ def test_in_order_data_takes_the_fast_path_and_delayed_ack() -> None:
     assert s.iface.stats()["tcp_fast_path"] >= 1
 
 
+@pytest.mark.parametrize("parts", [[1188, 1188], [2376]], ids=["two-segments", "joined-by-gro"])
+def test_two_full_segments_of_a_small_mss_peer_are_acked_at_once(parts: list[int]) -> None:
+    # The peer offers MSS 1200, below ours: two of its full segments earn an ACK at the
+    # flush whether they arrive apart or joined into one by GRO (which must not teach the
+    # connection a segment size the peer never uses).
+    s = Scripted()
+    conn, synack = s.accept_handshake(encode_tcp_options(mss=1200, sack_permitted=True, timestamp=(100, 0), wscale=7))
+    first, tsecr = synack.seq + 1, synack.timestamp[0]
+    s.flush()
+    for _ in range(3):  # the same again later: the first run taught it nothing wrong
+        seq = PEER_ISN + 1 + conn.bytes_received
+        for size in parts:
+            s.inject(seq, first, ACK, payload=bytes(size), options=s.ts(200, tsecr))
+            seq += size
+        assert [seg.ack for seg in s.flush() if seg.flags & ACK] == [seq]
+
+
 def test_out_of_order_data_is_acked_at_once_with_sack_then_reassembled() -> None:
     s, conn, iss1 = established(WITH_SACK)
     s.inject(PEER_ISN + 1 + 1000, iss1, ACK, payload=b"b" * 1000)

@@ -158,8 +158,8 @@ class Driver:
         # callback: no extra loop iteration between a request and its answer.
         scheduled = self._flush_pending
         self._flush_pending = True
+        host = self.host
         try:
-            host = self.host
             ready = host.pump(now)
             owners = self._owners
             for sock in ready:
@@ -174,11 +174,14 @@ class Driver:
                     self.loop.call_exception_handler(
                         {"message": "Exception in a usernet protocol callback", "exception": exc, "transport": owner}
                     )
-            if self.attached:
-                host.flush(now)
         finally:
+            # Also when a callback raised KeyboardInterrupt: the others' writes are not lost.
             self._flush_pending = scheduled
-            self._rearm()
+            try:
+                if self.attached:
+                    host.flush(now)
+            finally:
+                self._rearm()
 
     def _rearm(self) -> None:
         # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed

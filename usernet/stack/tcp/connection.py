@@ -726,10 +726,11 @@ class TcpConnection:
     def _take_data(self, seq: int, payload: memoryview, now: float) -> None:
         """In-window data: in order to the receive buffer, ahead of a hole to reassembly."""
         n = len(payload)
-        if n > self._rcv_mss:
-            # The peer's segment size estimate never exceeds the MSS we offered (Linux's
-            # tcp_measure_rcv_mss): a TSO-merged or oversized segment must not delay ACKs.
-            self._rcv_mss = min(n, self._mss_limit)
+        if self._rcv_mss < n <= self._mss_limit:
+            # Learn the peer's segment size only from what can be one of its segments (as
+            # Linux's tcp_measure_rcv_mss): a run that GRO or the kernel's TSO joined is
+            # bigger than the MSS we offered, and counting it would delay every later ACK.
+            self._rcv_mss = n
         if seq == self.rcv_nxt:
             got = self._recv.append(payload)
             rcv_nxt = (seq + got) & 0xFFFFFFFF
