@@ -91,6 +91,10 @@ def test_udp_echo_every_size(pair):
         assert source == (B_IP, 7)
         got.append(data)
     assert got == [bytes((size + i) & 0xFF for i in range(size)) for size in sizes]
+    # Datagrams to a bound port take the header prediction, both ways.
+    for host in (pair.a, pair.b):
+        stats = host.iface.stats()
+        assert stats["udp_rx_predicted"] == stats["udp_delivered"] == len(sizes) + 1
 
 
 def test_udp_too_big_for_the_mtu_is_refused(pair):
@@ -112,6 +116,8 @@ def test_closed_port_answers_port_unreachable_to_connected_socket_only(pair):
     assert unconnected.take_error() is None
     assert pair.b.iface.stats()["icmp_errors_sent"] == 2
     assert pair.a.iface.stats()["icmp_errors_received"] == 2
+    assert pair.b.iface.stats()["udp_no_socket"] == 2  # the general path answered
+    assert pair.b.iface.stats()["udp_rx_predicted"] == 0
 
 
 def test_icmp_errors_are_rate_limited():
@@ -161,6 +167,7 @@ def test_broadcast_needs_permission_and_reaches_wildcard_sockets(pair):
     pair.sim.run(0.1)
     assert [server.recvfrom()[0], server.recvfrom()[0]] == [b"all", b"subnet"]
     assert pair.b.iface.stats()["arp_requests_answered"] == 0  # broadcast needs no ARP
+    assert pair.b.iface.stats()["udp_rx_predicted"] == 0  # broadcasts take the general path
 
 
 def test_port_binding_rules(pair):
