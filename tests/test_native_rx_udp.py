@@ -18,17 +18,13 @@ from hypothesis import strategies as st
 
 from tests.conftest import IMPLS
 from tests.test_native import FRAMES, Frame, c, frame_id, needs_c
-from tests.test_native_offload import unicast_ipv4
+from tests.test_native_offload import DST, MAC, PEER_MAC, SRC, unicast_ipv4
 from usernet._native import pure
 from usernet.wire import MalformedPacket, parse_udp
 
 fast = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 Impl = Any
 
-MAC = bytes.fromhex("020000000001")
-PEER_MAC = bytes.fromhex("020000000002")
-SRC = bytes([192, 0, 2, 1])
-DST = bytes([192, 0, 2, 2])
 SPORT, DPORT = 40000, 53
 IP_OPTIONS = [b"", b"\x01\x01\x01\x00", b"\x07\x27\x04" + bytes(37)]  # none, NOPs + EOL, a 40-byte record route
 
