@@ -1,4 +1,4 @@
-"""Ephemeral port allocation, one allocator per transport protocol."""
+"""Ports in use and ephemeral port allocation, one of each per transport protocol."""
 
 from __future__ import annotations
 
@@ -29,3 +29,29 @@ class PortAllocator:
             if port not in in_use:
                 return port
         raise OSError(errno.EADDRINUSE, "no free ephemeral port left; close sockets or widen ephemeral_ports")
+
+
+class PortUse:
+    """How many sockets of one protocol hold each port: what `PortAllocator.allocate` skips.
+
+    A port stays in use until the last socket on it (listener, connection, UDP socket
+    on any of the interface's addresses) lets it go.
+    """
+
+    __slots__ = ("_count",)
+
+    def __init__(self) -> None:
+        self._count: dict[int, int] = {}
+
+    def __contains__(self, port: object) -> bool:
+        return port in self._count
+
+    def hold(self, port: int) -> None:
+        self._count[port] = self._count.get(port, 0) + 1
+
+    def release(self, port: int) -> None:
+        left = self._count[port] - 1
+        if left:
+            self._count[port] = left
+        else:
+            del self._count[port]

@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from usernet.native import build_ipv4_udp
+from usernet.stack.ports import PortUse
 from usernet.wire import UDP_HLEN
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class UdpLayer:
     def __init__(self, iface: Interface) -> None:
         self._iface = iface
         self._sockets: dict[Address, UdpSocket] = {}
-        self._ports: dict[int, int] = {}  # port → number of sockets bound on it
+        self._ports = PortUse()
 
     def open(self, local: Address | None = None, *, reuse_address: bool = False) -> UdpSocket:
         """Bind a new socket; port 0 (or None) picks an ephemeral port, address ANY all addresses."""
@@ -119,7 +120,7 @@ class UdpLayer:
         if port == 0:
             port = iface.udp_ports.allocate(self._ports)
         elif (addr, port) in self._sockets or (
-            not reuse_address and (self._ports.get(port) and (addr == ANY or (ANY, port) in self._sockets))
+            not reuse_address and (port in self._ports and (addr == ANY or (ANY, port) in self._sockets))
         ):
             raise OSError(errno.EADDRINUSE, f"UDP port {port} is already bound")
         sock = UdpSocket(iface, (addr, port), iface.config.udp_queue_limit)
@@ -136,16 +137,11 @@ class UdpLayer:
     def unbind(self, sock: UdpSocket) -> None:
         if self._sockets.get(sock.local) is sock:
             del self._sockets[sock.local]
-            port = sock.local[1]
-            left = self._ports[port] - 1
-            if left:
-                self._ports[port] = left
-            else:
-                del self._ports[port]
+            self._ports.release(sock.local[1])
 
     def _add(self, sock: UdpSocket) -> None:
         self._sockets[sock.local] = sock
-        self._ports[sock.local[1]] = self._ports.get(sock.local[1], 0) + 1
+        self._ports.hold(sock.local[1])
 
     def lookup(self, dst: bytes, dport: int) -> UdpSocket | None:
         sockets = self._sockets

@@ -23,7 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from usernet.native import RxParsed, build_ipv4_tcp, l4_checksum_v4, tcp_parse
-from usernet.stack.ports import PortAllocator
+from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator, SynCookies
@@ -107,7 +107,7 @@ class TcpLayer:
         self._flows: dict[int, tuple[TcpConnection, int]] = {}  # flow key -> (connection, local address)
         self._shared_flows: set[int] = set()  # keys more than one connection has had at once
         self._listeners: dict[Address, TcpListener] = {}
-        self._ports: dict[int, int] = {}
+        self._ports = PortUse()
         self._port_alloc = PortAllocator(*iface.config.ephemeral_ports, seed=secret + b"tcp")
         self._dirty: dict[TcpConnection, None] = {}
         self._heap: list[tuple[float, int, TcpConnection]] = []
@@ -131,7 +131,7 @@ class TcpLayer:
         backlog = max(1, min(backlog, self.config.max_backlog))
         listener = TcpListener(self, (addr, port), backlog)
         self._listeners[(addr, port)] = listener
-        self._ports[port] = self._ports.get(port, 0) + 1
+        self._ports.hold(port)
         return listener
 
     def connect(self, remote: Address, now: float, local: Address | None = None) -> TcpConnection:
@@ -290,12 +290,7 @@ class TcpLayer:
                 self._hand_on_flow(flow, conn)
         if self._table.get(conn.key) is conn:
             del self._table[conn.key]
-            port = conn.local[1]
-            left = self._ports[port] - 1
-            if left:
-                self._ports[port] = left
-            else:
-                del self._ports[port]
+            self._ports.release(conn.local[1])
         listener = conn.listener
         if listener is not None:
             listener.forget(conn)
@@ -303,12 +298,7 @@ class TcpLayer:
     def unlisten(self, listener: TcpListener) -> None:
         if self._listeners.get(listener.local) is listener:
             del self._listeners[listener.local]
-            port = listener.local[1]
-            left = self._ports[port] - 1
-            if left:
-                self._ports[port] = left
-            else:
-                del self._ports[port]
+            self._ports.release(listener.local[1])
 
     def challenge_allowed(self, now: float) -> bool:
         """RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second, interface-wide."""
@@ -336,7 +326,7 @@ class TcpLayer:
         if self._flows.setdefault(key, (conn, int.from_bytes(conn.local[0], "big")))[0] is not conn:
             self._shared_flows.add(key)
         port = conn.local[1]
-        self._ports[port] = self._ports.get(port, 0) + 1
+        self._ports.hold(port)
 
     def _hand_on_flow(self, flow: int, gone: TcpConnection) -> None:
         """The holder of a shared flow key closed: the next connection with that key takes
