@@ -6,9 +6,26 @@ sockets and under `python -m usernet`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def add_options(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    """`--loop`, and for a server `--max-seconds`: the options the harness passes every program."""
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    if server:
+        parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
+
+
+def run_on(kind: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to the end on the loop `kind` names, as `asyncio.run` would."""
+    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+        return runner.run(coro)
 
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

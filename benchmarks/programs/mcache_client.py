@@ -18,7 +18,7 @@ from typing import Any
 
 import aiomcache
 
-from benchmarks.programs.lifetime import loop_factory
+from benchmarks.programs.lifetime import add_options, run_on
 
 #: Round trips each task makes before the clock starts: connections opened, caches warm.
 WARMUP = 20
@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=8, help="operations in flight at once")
     parser.add_argument("--keys", type=int, default=16, help="distinct keys per task")
     parser.add_argument("--size", type=int, default=32, help="bytes per key and per value")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    add_options(parser, server=False)
     args = parser.parse_args(argv)
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        print(json.dumps(runner.run(measure(args))))
+    print(json.dumps(run_on(args.loop, measure(args))))
     return 0
 
 

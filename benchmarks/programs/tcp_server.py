@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 
-from benchmarks.programs.lifetime import loop_factory, until_stopped
+from benchmarks.programs.lifetime import add_options, run_on, until_stopped
 
 ECHO_PORT, DISCARD_PORT, CHARGEN_PORT = 7, 9, 19
 BLOCK = bytes(range(32, 127)) * 690  # ~64 KiB of printable characters per write
@@ -80,11 +80,9 @@ async def serve(seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
+    add_options(parser, server=True)
     args = parser.parse_args(argv)
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(serve(args.max_seconds))
+    run_on(args.loop, serve(args.max_seconds))
     return 0
 
 

@@ -13,7 +13,7 @@ import asyncio
 import sys
 from typing import Any
 
-from benchmarks.programs.lifetime import loop_factory, until_stopped
+from benchmarks.programs.lifetime import add_options, run_on, until_stopped
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -36,11 +36,9 @@ async def serve(port: int, seconds: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
+    add_options(parser, server=True)
     args = parser.parse_args(argv)
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(serve(args.port, args.max_seconds))
+    run_on(args.loop, serve(args.port, args.max_seconds))
     return 0
 
 
