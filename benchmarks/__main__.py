@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 short repetitions per figure (well under 2 minutes)")
     parser.add_argument("--only", help="comma-separated benchmark names (see --list)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where latest.md and latest.png go (default {RESULTS})")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"where latest.md and latest.png go (default {RESULTS})"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and their variants, then exit")
     options = parser.parse_args(argv)
 

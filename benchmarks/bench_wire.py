@@ -50,8 +50,10 @@ def checksum_rows(c_impl: Any, budget: float, repeats: int) -> list[tuple[str, f
     rows = []
     for label, size in (("1,480 B", 1480), ("64 KiB", 65536)):
         buf = bytearray((i * 7 + 3) & 0xFF for i in range(size))
-        gbps = [size / seconds_per_call(fn, (buf,), budget, repeats) / 1e9
-                for fn in (c_impl.internet_checksum, pure.internet_checksum, bytes)]
+        gbps = [
+            size / seconds_per_call(fn, (buf,), budget, repeats) / 1e9
+            for fn in (c_impl.internet_checksum, pure.internet_checksum, bytes)
+        ]
         rows.append((label, gbps[0], gbps[1], gbps[2]))
     return rows
 
@@ -76,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     budget, repeats = (0.02, 3) if options.quick else (0.1, 7)
     c_impl = native.c_impl
     if c_impl is None:
-        print("the C core is not loaded (USERNET_PURE set, or the extension failed to build): nothing to compare",
-              file=sys.stderr)
+        print(
+            "the C core is not loaded (USERNET_PURE set, or the extension failed to build): nothing to compare",
+            file=sys.stderr,
+        )
         return 1
 
     print("| checksum of | C GB/s | Python GB/s | `bytes(buf)` copy GB/s | C / copy |")
@@ -91,14 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| per 1,448-byte data segment (TS option) | C per s | Python per s | C / Python |")
     print("|---|---:|---:|---:|")
-    for label, c_s, py_s in (("tcp_parse", c_parse, py_parse), ("build_ipv4_tcp", c_build, py_build),
-                             ("parse + build", c_parse + c_build, py_parse + py_build)):
+    for label, c_s, py_s in (
+        ("tcp_parse", c_parse, py_parse),
+        ("build_ipv4_tcp", c_build, py_build),
+        ("parse + build", c_parse + c_build, py_parse + py_build),
+    ):
         print(f"| {label} | {1 / c_s:,.0f} | {1 / py_s:,.0f} | {py_s / c_s:.1f}x |")
 
     worst_copy_ratio = min(c / copy for _, c, _, copy in checksum)
     speedup = (py_parse + py_build) / (c_parse + c_build)
     print()
-    print(f"aim C checksum >= 0.5 x copy: worst {worst_copy_ratio:.2f} x, {'met' if worst_copy_ratio >= 0.5 else 'missed'}")
+    print(
+        f"aim C checksum >= 0.5 x copy: worst {worst_copy_ratio:.2f} x, {'met' if worst_copy_ratio >= 0.5 else 'missed'}"
+    )
     print(f"aim C parse + build >= 10 x twin: {speedup:.1f} x, {'met' if speedup >= 10 else 'missed'}")
     return 0
 

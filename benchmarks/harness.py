@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 __all__ = [
-    "Benchmark",
     "LABELS",
+    "Benchmark",
     "Measure",
     "Metric",
     "Settings",

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from benchmarks.harness import Settings
 from benchmarks.procs import check, python_module, start_server
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 TAP = "usernet0"
 KERNEL_IP = "192.0.2.1"
@@ -42,6 +42,10 @@ def veth_pair(purpose: str, mtu: int = 1500) -> Iterator[tuple[Sandbox, Sandbox]
 def usernet_select_server(purpose: str, settings: Settings) -> Iterator[Sandbox]:
     """A namespace where usernet's select loop serves UDP echo and answers ping at 192.0.2.2."""
     with Sandbox(purpose) as sandbox:
-        start_server(sandbox, python_module("benchmarks.programs.usernet_server", *TAP_OPTIONS,
-                                            "--max-seconds", str(server_lifetime(settings))))
+        start_server(
+            sandbox,
+            python_module(
+                "benchmarks.programs.usernet_server", *TAP_OPTIONS, "--max-seconds", str(server_lifetime(settings))
+            ),
+        )
         yield sandbox

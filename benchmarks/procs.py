@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "ready"
@@ -52,8 +52,9 @@ def _tail(text: str, lines: int = 8) -> str:
 def start_server(sandbox: Sandbox, cmd: list[str], *, timeout: float = 15.0) -> subprocess.Popen[bytes]:
     """Start `cmd` in `sandbox` and wait for its `ready` line; the sandbox stops it on close."""
     errors = tempfile.TemporaryFile()
-    process = sandbox.popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=REPO, env=child_env(),
-                            start_new_session=True)
+    process = sandbox.popen(
+        cmd, stdout=subprocess.PIPE, stderr=errors, cwd=REPO, env=child_env(), start_new_session=True
+    )
     assert process.stdout is not None
     seen = b""
     deadline = time.monotonic() + timeout
@@ -66,7 +67,9 @@ def start_server(sandbox: Sandbox, cmd: list[str], *, timeout: float = 15.0) -> 
                 process.wait()
                 errors.seek(0)
                 why = f"did not say ready within {timeout:.0f} s" if left <= 0 else f"exited with {process.returncode}"
-                raise RuntimeError(f"server {' '.join(cmd[-6:])} {why}: {_tail(errors.read().decode(errors='replace'))}")
+                raise RuntimeError(
+                    f"server {' '.join(cmd[-6:])} {why}: {_tail(errors.read().decode(errors='replace'))}"
+                )
             if sel.select(min(left, 0.2)):
                 chunk = os.read(process.stdout.fileno(), 4096)
                 if not chunk:
@@ -77,8 +80,15 @@ def start_server(sandbox: Sandbox, cmd: list[str], *, timeout: float = 15.0) -> 
 
 def run_json(sandbox: Sandbox, cmd: list[str], *, timeout: float) -> dict[str, Any]:
     """Run a load generator in `sandbox` to its end and return the JSON object it printed last."""
-    process = sandbox.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env=child_env(), start_new_session=True)
+    process = sandbox.popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=child_env(),
+        start_new_session=True,
+    )
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -25,7 +25,7 @@ def cell(summary: Summary | None, status: str | None) -> str:
 
 
 def short_label(benchmark: Benchmark, key: str) -> str:
-    """"(c)" for the standard columns, the whole label otherwise."""
+    """ "(c)" for the standard columns, the whole label otherwise."""
     label = next(v.label for v in benchmark.variants if v.key == key)
     return label.split()[0] if label.startswith("(") else label
 
@@ -93,15 +93,21 @@ def write_plot(outcomes: list[Outcome], path: Path) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return f"no plot: matplotlib is not installed (pip install matplotlib, or the `bench` extra); {path} not written"
-    panels = [(o, case) for o in outcomes for case in o.benchmark.cases
-              if any((v.key, case) in o.samples for v in o.benchmark.variants)]
+        return (
+            f"no plot: matplotlib is not installed (pip install matplotlib, or the `bench` extra); {path} not written"
+        )
+    panels = [
+        (o, case)
+        for o in outcomes
+        for case in o.benchmark.cases
+        if any((v.key, case) in o.samples for v in o.benchmark.variants)
+    ]
     if not panels:
         return "no plot: nothing was measured"
     columns = 2 if len(panels) > 1 else 1
     rows = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (outcome, case) in zip(axes.flat, panels):
         b = outcome.benchmark

@@ -100,12 +100,16 @@ def run_benchmark(benchmark: Benchmark, settings: Settings, log: Log) -> Outcome
                     for metric, value in values.items():
                         cell.setdefault(metric, []).append(value)
                     headline = benchmark.metrics[0]
-                    log(f"{benchmark.name} [{repeat}/{settings.repeats}] {case} / {key}: "
-                        f"{values.get(headline.key, float('nan')):,.{headline.digits}f} {headline.label}")
+                    log(
+                        f"{benchmark.name} [{repeat}/{settings.repeats}] {case} / {key}: "
+                        f"{values.get(headline.key, float('nan')):,.{headline.digits}f} {headline.label}"
+                    )
     return outcome
 
 
-def run_all(benchmarks: list[Benchmark], settings: Settings, log: Log = lambda line: print(line, file=sys.stderr)) -> list[Outcome]:
+def run_all(
+    benchmarks: list[Benchmark], settings: Settings, log: Log = lambda line: print(line, file=sys.stderr)
+) -> list[Outcome]:
     outcomes = []
     for benchmark in benchmarks:
         if benchmark.runnable:

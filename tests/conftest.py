@@ -13,7 +13,7 @@ import pytest
 
 from usernet import native
 from usernet._native import pure
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 IMPLS = [pytest.param(pure, id="pure")]
 if native.c_impl is not None:
@@ -24,6 +24,7 @@ if native.c_impl is not None:
 def impl(request: pytest.FixtureRequest) -> object:
     """The twin module or the C namespace: the same functions."""
     return request.param
+
 
 _created: set[str] = set()
 

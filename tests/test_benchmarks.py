@@ -19,8 +19,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_every_benchmark_the_issue_names_is_registered_with_runnable_variants() -> None:
     benchmarks = discover()
-    assert {"udp_echo", "icmp_echo", "tap_capacity", "memory", "tcp_bulk", "tcp_rr", "tcp_connect",
-            "aiohttp", "aiomcache"} <= {b.name for b in benchmarks}
+    assert {
+        "udp_echo",
+        "icmp_echo",
+        "tap_capacity",
+        "memory",
+        "tcp_bulk",
+        "tcp_rr",
+        "tcp_connect",
+        "aiohttp",
+        "aiomcache",
+    } <= {b.name for b in benchmarks}
     for b in benchmarks:
         for v in b.variants:
             assert callable(v.setup), (b.name, v.key)
@@ -33,15 +42,26 @@ def test_select_names_the_known_benchmarks_when_given_an_unknown_one() -> None:
 
 def test_a_benchmark_refuses_a_reference_it_does_not_have() -> None:
     with pytest.raises(ValueError, match="reference"):
-        Benchmark("x", "x", 0, "", (Metric("m", "m"),), ("c",), (variant("kernel-asyncio", lambda settings: nullcontext(lambda case: {})),),
-                  reference="kernel-veth")
+        Benchmark(
+            "x",
+            "x",
+            0,
+            "",
+            (Metric("m", "m"),),
+            ("c",),
+            (variant("kernel-asyncio", lambda settings: nullcontext(lambda case: {})),),
+            reference="kernel-veth",
+        )
 
 
 @pytest.mark.network
 def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "icmp_echo,memory", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "latest.md").read_text()

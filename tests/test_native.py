@@ -83,10 +83,22 @@ def test_c_constants_equal_the_twins() -> None:
     from usernet._native._core import lib
 
     assert (lib.UN_TCP_SHORT, lib.UN_TCP_BAD_OFFSET, lib.UN_TCP_OFFSET_PAST_END, lib.UN_TCP_BAD_OPTION) == (
-        pure.TCP_SHORT, pure.TCP_BAD_OFFSET, pure.TCP_OFFSET_PAST_END, pure.TCP_BAD_OPTION)
+        pure.TCP_SHORT,
+        pure.TCP_BAD_OFFSET,
+        pure.TCP_OFFSET_PAST_END,
+        pure.TCP_BAD_OPTION,
+    )
     assert (lib.UN_CSUM_FULL, lib.UN_CSUM_PARTIAL) == (pure.CSUM_FULL, pure.CSUM_PARTIAL)
-    assert {lib.UN_BUILD_NO_ROOM, lib.UN_BUILD_BAD_OPTIONS, lib.UN_BUILD_TOO_LONG, lib.UN_BUILD_BAD_ADDRESS,
-            lib.UN_BUILD_BAD_FLAGS, lib.UN_BUILD_BAD_CSUM_MODE, lib.UN_GSO_NOT_TCP, lib.UN_GRO_NO_ROOM} == set(pure.BUILD_ERRORS)
+    assert {
+        lib.UN_BUILD_NO_ROOM,
+        lib.UN_BUILD_BAD_OPTIONS,
+        lib.UN_BUILD_TOO_LONG,
+        lib.UN_BUILD_BAD_ADDRESS,
+        lib.UN_BUILD_BAD_FLAGS,
+        lib.UN_BUILD_BAD_CSUM_MODE,
+        lib.UN_GSO_NOT_TCP,
+        lib.UN_GRO_NO_ROOM,
+    } == set(pure.BUILD_ERRORS)
     assert lib.UN_GSO_NOT_TCP == pure.GSO_NOT_TCP and lib.UN_GRO_NO_ROOM == pure.GRO_NO_ROOM
     assert lib.UN_BUILD_NO_ROOM == -10 and lib.UN_BUILD_BAD_OPTIONS == -11 and lib.UN_BUILD_TOO_LONG == -12
     assert set(pure.TCP_ERRORS) == {-1, -2, -3, -4}
@@ -134,8 +146,7 @@ def test_sum16_matches_word_by_word_oracle(data: bytes, initial: int) -> None:
 
 @needs_c
 @settings(max_examples=150, deadline=None)
-@given(seed=st.integers(0, 2**32), n=st.integers(0, 65535), shift=st.integers(0, 7),
-       initial=st.integers(0, 2**32 - 1))
+@given(seed=st.integers(0, 2**32), n=st.integers(0, 65535), shift=st.integers(0, 7), initial=st.integers(0, 2**32 - 1))
 def test_sum16_c_equals_twin_for_every_length_and_alignment(seed: int, n: int, shift: int, initial: int) -> None:
     backing = bytearray(random_bytes(seed, n + shift))
     view = memoryview(backing)[shift:]  # unaligned start for shift % 8 != 0
@@ -183,8 +194,12 @@ def test_out_of_range_arguments_raise_what_cffi_raises(impl: Impl) -> None:
 
 
 @fast
-@given(src=st.binary(min_size=4, max_size=4), dst=st.binary(min_size=4, max_size=4),
-       proto=st.integers(0, 255), length=st.integers(0, 65535))
+@given(
+    src=st.binary(min_size=4, max_size=4),
+    dst=st.binary(min_size=4, max_size=4),
+    proto=st.integers(0, 255),
+    length=st.integers(0, 65535),
+)
 def test_pseudo_sum_v4_matches_oracle(src: bytes, dst: bytes, proto: int, length: int) -> None:
     expected = oracle_sum16(src + dst + struct.pack("!BBH", 0, proto, length))
     for implementation in (pure, native.c_impl):
@@ -193,8 +208,12 @@ def test_pseudo_sum_v4_matches_oracle(src: bytes, dst: bytes, proto: int, length
 
 
 @fast
-@given(src=st.binary(min_size=16, max_size=16), dst=st.binary(min_size=16, max_size=16),
-       nh=st.integers(0, 255), length=st.integers(0, 2**32 - 1))
+@given(
+    src=st.binary(min_size=16, max_size=16),
+    dst=st.binary(min_size=16, max_size=16),
+    nh=st.integers(0, 255),
+    length=st.integers(0, 2**32 - 1),
+)
 def test_pseudo_sum_v6_matches_oracle(src: bytes, dst: bytes, nh: int, length: int) -> None:
     expected = oracle_sum16(src + dst + struct.pack("!I3xB", length, nh))
     for implementation in (pure, native.c_impl):
@@ -203,8 +222,13 @@ def test_pseudo_sum_v6_matches_oracle(src: bytes, dst: bytes, nh: int, length: i
 
 
 @fast
-@given(src=st.binary(min_size=4, max_size=4), dst=st.binary(min_size=4, max_size=4),
-       proto=st.sampled_from([6, 17]), segment=st.binary(max_size=2000), shift=st.integers(0, 3))
+@given(
+    src=st.binary(min_size=4, max_size=4),
+    dst=st.binary(min_size=4, max_size=4),
+    proto=st.sampled_from([6, 17]),
+    segment=st.binary(max_size=2000),
+    shift=st.integers(0, 3),
+)
 def test_l4_checksum_v4_matches_oracle(src: bytes, dst: bytes, proto: int, segment: bytes, shift: int) -> None:
     pseudo = src + dst + struct.pack("!BBH", 0, proto, len(segment))
     expected = ~oracle_sum16(pseudo + segment) & 0xFFFF
@@ -268,11 +292,30 @@ def rebuild(impl: Impl, frame: bytes, mode: int) -> tuple[int, bytearray]:
         p = impl.tcp_parse(l4)
         assert p[0] == pure.TCP_OK
         hlen = p[5]
-        n = impl.build_ipv4_tcp(buf, 3, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, p[1], p[2], p[3], p[4],
-                                p[6], p[7], p[9], l4[20:hlen], l4[hlen:], mode)
+        n = impl.build_ipv4_tcp(
+            buf,
+            3,
+            dst_mac,
+            src_mac,
+            src_ip,
+            dst_ip,
+            ident,
+            ttl,
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[6],
+            p[7],
+            p[9],
+            l4[20:hlen],
+            l4[hlen:],
+            mode,
+        )
     else:
-        n = impl.build_ipv4_udp(buf, 3, dst_mac, src_mac, src_ip, dst_ip, ident, ttl,
-                                *struct.unpack_from("!HH", l4), l4[8:], mode)
+        n = impl.build_ipv4_udp(
+            buf, 3, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, *struct.unpack_from("!HH", l4), l4[8:], mode
+        )
     return n, buf
 
 
@@ -281,8 +324,8 @@ def test_linux_frames_rebuild_byte_for_byte(impl: Impl, frame: Frame) -> None:
     mode = pure.CSUM_FULL if frame.mode == "full" else pure.CSUM_PARTIAL
     n, buf = rebuild(impl, frame.data, mode)
     assert n == len(frame.data)
-    assert bytes(buf[3:3 + n]) == frame.data
-    assert buf[:3] == bytes(3) and buf[3 + n:] == bytes(5)
+    assert bytes(buf[3 : 3 + n]) == frame.data
+    assert buf[:3] == bytes(3) and buf[3 + n :] == bytes(5)
 
 
 @pytest.mark.parametrize("frame", [f for f in FRAMES if f.mode == "full"], ids=frame_id)
@@ -296,8 +339,7 @@ def test_linux_checksums_verify_to_zero(impl: Impl, frame: Frame) -> None:
 def test_linux_syn_options(impl: Impl) -> None:
     syn = memoryview(FRAMES[0].data)[34:]
     parsed = impl.tcp_parse(syn)
-    assert parsed == (0, 43070, 7007, parsed[3], 0, 40, 0x02, 64240, parsed[8], 0, 1460, 10, 1,
-                      3949720819, 0, ())
+    assert parsed == (0, 43070, 7007, parsed[3], 0, 40, 0x02, 64240, parsed[8], 0, 1460, 10, 1, 3949720819, 0, ())
 
 
 # ---------------------------------------------------------------- tcp_parse
@@ -305,8 +347,9 @@ def test_linux_syn_options(impl: Impl) -> None:
 
 def tcp_header(options: bytes = b"", flags: int = 0x10, doff: int | None = None) -> bytes:
     words = doff if doff is not None else 5 + len(options) // 4
-    return struct.pack("!HHIIBBHHH", 1000, 80, 7, 9, (words << 4) | (flags >> 8), flags & 0xFF,
-                       512, 0xABCD, 3) + options
+    return (
+        struct.pack("!HHIIBBHHH", 1000, 80, 7, 9, (words << 4) | (flags >> 8), flags & 0xFF, 512, 0xABCD, 3) + options
+    )
 
 
 @pytest.mark.parametrize(
@@ -331,11 +374,26 @@ def test_tcp_parse_errors(impl: Impl, segment: bytes, status: int) -> None:
 
 def test_tcp_parse_options(impl: Impl) -> None:
     sack = b"\x05\x12" + struct.pack("!4I", 1, 2, 0xFFFFFFFF, 4)
-    options = (b"\x02\x04\x05\xb4" b"\x01\x03\x03\x0e" b"\x04\x02" b"\x08\x0a" + struct.pack("!II", 5, 6)
-               + b"\x01\x01" + sack)
+    options = b"\x02\x04\x05\xb4\x01\x03\x03\x0e\x04\x02\x08\x0a" + struct.pack("!II", 5, 6) + b"\x01\x01" + sack
     segment = tcp_header(options, flags=0x1C2) + b"payload"
-    assert impl.tcp_parse(segment) == (0, 1000, 80, 7, 9, 20 + len(options), 0x1C2, 512, 0xABCD, 3,
-                                       1460, 14, 1, 5, 6, ((1, 2), (0xFFFFFFFF, 4)))
+    assert impl.tcp_parse(segment) == (
+        0,
+        1000,
+        80,
+        7,
+        9,
+        20 + len(options),
+        0x1C2,
+        512,
+        0xABCD,
+        3,
+        1460,
+        14,
+        1,
+        5,
+        6,
+        ((1, 2), (0xFFFFFFFF, 4)),
+    )
 
 
 def test_tcp_parse_wrong_length_known_options_are_ignored(impl: Impl) -> None:
@@ -384,11 +442,24 @@ def test_tcp_parse_is_thread_safe() -> None:
     assert mixed == []
 
 
-option_atoms = st.sampled_from([
-    b"\x00", b"\x01", b"\x02\x04\x05\xb4", b"\x03\x03\x07", b"\x04\x02", b"\x08\x0a" + bytes(range(8)),
-    b"\x05\x0a" + bytes(range(8)), b"\x05\x12" + bytes(range(16)), b"\x05\x22" + bytes(range(32)),
-    b"\x02\x03\x01", b"\x05\x0b" + bytes(9), b"\x1e\x02", b"\x02", b"\x08\x00",
-])
+option_atoms = st.sampled_from(
+    [
+        b"\x00",
+        b"\x01",
+        b"\x02\x04\x05\xb4",
+        b"\x03\x03\x07",
+        b"\x04\x02",
+        b"\x08\x0a" + bytes(range(8)),
+        b"\x05\x0a" + bytes(range(8)),
+        b"\x05\x12" + bytes(range(16)),
+        b"\x05\x22" + bytes(range(32)),
+        b"\x02\x03\x01",
+        b"\x05\x0b" + bytes(9),
+        b"\x1e\x02",
+        b"\x02",
+        b"\x08\x00",
+    ]
+)
 
 
 @needs_c
@@ -400,11 +471,16 @@ def test_tcp_parse_c_equals_twin_on_random_bytes(data: bytes) -> None:
 
 @needs_c
 @fast
-@given(atoms=st.lists(option_atoms, max_size=12), flags=st.integers(0, 0x1FF), payload=st.binary(max_size=20),
-       mutations=st.lists(st.tuples(st.integers(0, 79), st.integers(0, 255)), max_size=4),
-       cut=st.integers(0, 100))
-def test_tcp_parse_c_equals_twin_on_mutated_segments(atoms: list[bytes], flags: int, payload: bytes,
-                                                     mutations: list[tuple[int, int]], cut: int) -> None:
+@given(
+    atoms=st.lists(option_atoms, max_size=12),
+    flags=st.integers(0, 0x1FF),
+    payload=st.binary(max_size=20),
+    mutations=st.lists(st.tuples(st.integers(0, 79), st.integers(0, 255)), max_size=4),
+    cut=st.integers(0, 100),
+)
+def test_tcp_parse_c_equals_twin_on_mutated_segments(
+    atoms: list[bytes], flags: int, payload: bytes, mutations: list[tuple[int, int]], cut: int
+) -> None:
     options = b"".join(atoms)[:40]
     options += b"\x01" * (-len(options) % 4)
     segment = bytearray(tcp_header(options, flags) + payload)
@@ -426,15 +502,47 @@ IP_A, IP_B = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
 def test_build_tcp_round_trips_through_tcp_parse(impl: Impl) -> None:
     buf = bytearray(200)
     options = b"\x01\x01\x08\x0a" + struct.pack("!II", 11, 12)
-    n = impl.build_ipv4_tcp(buf, 10, MAC_A, MAC_B, IP_A, IP_B, 0x1234, 64, 40000, 7, 100, 200, 0x118, 1000, 0,
-                            memoryview(options), bytearray(b"abc"))
+    n = impl.build_ipv4_tcp(
+        buf,
+        10,
+        MAC_A,
+        MAC_B,
+        IP_A,
+        IP_B,
+        0x1234,
+        64,
+        40000,
+        7,
+        100,
+        200,
+        0x118,
+        1000,
+        0,
+        memoryview(options),
+        bytearray(b"abc"),
+    )
     assert n == 14 + 20 + 32 + 3
-    frame = memoryview(buf)[10:10 + n]
+    frame = memoryview(buf)[10 : 10 + n]
     assert frame[12:14] == b"\x08\x00" and frame[14] == 0x45 and frame[20:22] == b"\x40\x00"
     assert impl.internet_checksum(frame[14:34]) == 0
     assert impl.l4_checksum_v4(IP_A, IP_B, 6, frame[34:]) == 0
-    assert impl.tcp_parse(frame[34:])[:15] == (0, 40000, 7, 100, 200, 32, 0x118, 1000,
-                                                 impl.tcp_parse(frame[34:])[8], 0, -1, -1, 0, 11, 12)
+    assert impl.tcp_parse(frame[34:])[:15] == (
+        0,
+        40000,
+        7,
+        100,
+        200,
+        32,
+        0x118,
+        1000,
+        impl.tcp_parse(frame[34:])[8],
+        0,
+        -1,
+        -1,
+        0,
+        11,
+        12,
+    )
 
 
 def test_build_udp_sends_zero_checksum_as_ffff(impl: Impl) -> None:
@@ -449,8 +557,9 @@ def test_build_udp_sends_zero_checksum_as_ffff(impl: Impl) -> None:
 
 def test_build_partial_checksum_holds_the_pseudo_header_sum(impl: Impl) -> None:
     buf = bytearray(100)
-    n = impl.build_ipv4_tcp(buf, 0, MAC_A, MAC_B, IP_A, IP_B, 1, 64, 1, 2, 3, 4, 0x10, 5, 0, b"", b"hi",
-                            pure.CSUM_PARTIAL)
+    n = impl.build_ipv4_tcp(
+        buf, 0, MAC_A, MAC_B, IP_A, IP_B, 1, 64, 1, 2, 3, 4, 0x10, 5, 0, b"", b"hi", pure.CSUM_PARTIAL
+    )
     assert struct.unpack_from("!H", buf, 50)[0] == impl.pseudo_sum_v4(IP_A, IP_B, 6, n - 34)
 
 
@@ -469,9 +578,26 @@ def test_build_partial_checksum_holds_the_pseudo_header_sum(impl: Impl) -> None:
     ],
 )
 def test_build_tcp_errors(impl: Impl, kwargs: dict[str, Any], status: int) -> None:
-    args: dict[str, Any] = dict(buf=bytearray(54), offset=0, dst_mac=MAC_A, src_mac=MAC_B, src_ip=IP_A,
-                                dst_ip=IP_B, ident=0, ttl=64, sport=1, dport=2, seq=0, ack=0, flags=0x02,
-                                window=0, urgent=0, options=b"", payload=b"", csum_mode=0)
+    args: dict[str, Any] = dict(
+        buf=bytearray(54),
+        offset=0,
+        dst_mac=MAC_A,
+        src_mac=MAC_B,
+        src_ip=IP_A,
+        dst_ip=IP_B,
+        ident=0,
+        ttl=64,
+        sport=1,
+        dport=2,
+        seq=0,
+        ack=0,
+        flags=0x02,
+        window=0,
+        urgent=0,
+        options=b"",
+        payload=b"",
+        csum_mode=0,
+    )
     args.update(kwargs)
     before = bytes(args["buf"])
     assert impl.build_ipv4_tcp(**args) == status
@@ -519,29 +645,78 @@ macs = st.one_of(st.binary(min_size=6, max_size=6), st.binary(max_size=7))
 
 @needs_c
 @fast
-@given(offset=st.integers(0, 40), room=st.integers(-4, 30), dst_mac=macs, src_mac=macs, src_ip=addresses,
-       dst_ip=addresses, ident=st.integers(0, 0xFFFF), ttl=st.integers(0, 255), sport=st.integers(0, 0xFFFF),
-       dport=st.integers(0, 0xFFFF), seq=st.integers(0, 2**32 - 1), ack=st.integers(0, 2**32 - 1),
-       flags=st.integers(0, 0x3FF), window=st.integers(0, 0xFFFF), urgent=st.integers(0, 0xFFFF),
-       options=st.binary(max_size=44), payload=st.binary(max_size=1600), kinds=st.tuples(byte_kinds, byte_kinds),
-       csum_mode=st.integers(0, 2))
-def test_build_ipv4_tcp_c_equals_twin(offset: int, room: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
-                                      dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, seq: int,
-                                      ack: int, flags: int, window: int, urgent: int, options: bytes,
-                                      payload: bytes, kinds: tuple[str, str], csum_mode: int) -> None:
+@given(
+    offset=st.integers(0, 40),
+    room=st.integers(-4, 30),
+    dst_mac=macs,
+    src_mac=macs,
+    src_ip=addresses,
+    dst_ip=addresses,
+    ident=st.integers(0, 0xFFFF),
+    ttl=st.integers(0, 255),
+    sport=st.integers(0, 0xFFFF),
+    dport=st.integers(0, 0xFFFF),
+    seq=st.integers(0, 2**32 - 1),
+    ack=st.integers(0, 2**32 - 1),
+    flags=st.integers(0, 0x3FF),
+    window=st.integers(0, 0xFFFF),
+    urgent=st.integers(0, 0xFFFF),
+    options=st.binary(max_size=44),
+    payload=st.binary(max_size=1600),
+    kinds=st.tuples(byte_kinds, byte_kinds),
+    csum_mode=st.integers(0, 2),
+)
+def test_build_ipv4_tcp_c_equals_twin(
+    offset: int,
+    room: int,
+    dst_mac: bytes,
+    src_mac: bytes,
+    src_ip: bytes,
+    dst_ip: bytes,
+    ident: int,
+    ttl: int,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    urgent: int,
+    options: bytes,
+    payload: bytes,
+    kinds: tuple[str, str],
+    csum_mode: int,
+) -> None:
     size = max(0, offset + 54 + len(options) + len(payload) + room)
     fill = random_bytes(size, size)
     results = []
     for implementation in (pure, c()):
         buf = bytearray(fill)
-        n = implementation.build_ipv4_tcp(memoryview(buf), offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl,
-                                          sport, dport, seq, ack, flags, window, urgent,
-                                          as_kind(options, kinds[0]), as_kind(payload, kinds[1]), csum_mode)
+        n = implementation.build_ipv4_tcp(
+            memoryview(buf),
+            offset,
+            dst_mac,
+            src_mac,
+            src_ip,
+            dst_ip,
+            ident,
+            ttl,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            urgent,
+            as_kind(options, kinds[0]),
+            as_kind(payload, kinds[1]),
+            csum_mode,
+        )
         results.append((n, buf))
     assert results[0] == results[1]
     n, buf = results[0]
     if n > 0:
-        frame = memoryview(buf)[offset:offset + n]
+        frame = memoryview(buf)[offset : offset + n]
         assert struct.unpack_from("!HHII", frame, 34) == (sport, dport, seq, ack)
         if csum_mode == pure.CSUM_FULL:
             assert pure.l4_checksum_v4(src_ip, dst_ip, 6, frame[34:]) == 0
@@ -549,24 +724,45 @@ def test_build_ipv4_tcp_c_equals_twin(offset: int, room: int, dst_mac: bytes, sr
 
 @needs_c
 @fast
-@given(offset=st.integers(0, 40), room=st.integers(-4, 30), dst_mac=macs, src_ip=addresses,
-       ident=st.integers(0, 0xFFFF), ttl=st.integers(0, 255), sport=st.integers(0, 0xFFFF),
-       dport=st.integers(0, 0xFFFF), payload=st.binary(max_size=1600), kind=byte_kinds,
-       csum_mode=st.integers(0, 2))
-def test_build_ipv4_udp_c_equals_twin(offset: int, room: int, dst_mac: bytes, src_ip: bytes, ident: int, ttl: int,
-                                      sport: int, dport: int, payload: bytes, kind: str, csum_mode: int) -> None:
+@given(
+    offset=st.integers(0, 40),
+    room=st.integers(-4, 30),
+    dst_mac=macs,
+    src_ip=addresses,
+    ident=st.integers(0, 0xFFFF),
+    ttl=st.integers(0, 255),
+    sport=st.integers(0, 0xFFFF),
+    dport=st.integers(0, 0xFFFF),
+    payload=st.binary(max_size=1600),
+    kind=byte_kinds,
+    csum_mode=st.integers(0, 2),
+)
+def test_build_ipv4_udp_c_equals_twin(
+    offset: int,
+    room: int,
+    dst_mac: bytes,
+    src_ip: bytes,
+    ident: int,
+    ttl: int,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    kind: str,
+    csum_mode: int,
+) -> None:
     size = max(0, offset + 42 + len(payload) + room)
     fill = random_bytes(size, size)
     results = []
     for implementation in (pure, c()):
         buf = bytearray(fill)
-        n = implementation.build_ipv4_udp(buf, offset, dst_mac, MAC_B, src_ip, IP_B, ident, ttl, sport, dport,
-                                          as_kind(payload, kind), csum_mode)
+        n = implementation.build_ipv4_udp(
+            buf, offset, dst_mac, MAC_B, src_ip, IP_B, ident, ttl, sport, dport, as_kind(payload, kind), csum_mode
+        )
         results.append((n, buf))
     assert results[0] == results[1]
     n, buf = results[0]
     if n > 0 and csum_mode == pure.CSUM_FULL:
-        assert pure.l4_checksum_v4(src_ip, IP_B, 17, memoryview(buf)[offset + 34:offset + n]) == 0
+        assert pure.l4_checksum_v4(src_ip, IP_B, 17, memoryview(buf)[offset + 34 : offset + n]) == 0
 
 
 @needs_c
@@ -577,8 +773,9 @@ def test_build_largest_segment(payload_length: int) -> None:
     results = []
     for implementation in (pure, c()):
         buf = bytearray(70000)
-        n = implementation.build_ipv4_tcp(buf, 1, MAC_A, MAC_B, IP_A, IP_B, 9, 64, 1, 2, 3, 4, 0x18, 5, 0,
-                                          options, payload)
+        n = implementation.build_ipv4_tcp(
+            buf, 1, MAC_A, MAC_B, IP_A, IP_B, 9, 64, 1, 2, 3, 4, 0x18, 5, 0, options, payload
+        )
         results.append((n, buf))
     assert results[0] == results[1]
     assert results[0][0] == (65535 + 14 if payload_length == 65535 - 80 else -12)

@@ -36,14 +36,27 @@ A = 1000  # the sequence number most runs start at
 ARP = bytes.fromhex("ffffffffffff") + PEER_MAC + b"\x08\x06" + bytes(46)
 
 
-def segment(payload: bytes, seq: int, *, flags: int = ACK, ack: int = 99, window: int = 512, options: bytes = TS,
-            sport: int = 40000, ident: int = 7, ttl: int = 64, urgent: int = 0, dst_mac: bytes = MAC,
-            pad: bool = True) -> bytearray:
+def segment(
+    payload: bytes,
+    seq: int,
+    *,
+    flags: int = ACK,
+    ack: int = 99,
+    window: int = 512,
+    options: bytes = TS,
+    sport: int = 40000,
+    ident: int = 7,
+    ttl: int = 64,
+    urgent: int = 0,
+    dst_mac: bytes = MAC,
+    pad: bool = True,
+) -> bytearray:
     """One TCP/IPv4 frame with full checksums, padded to Ethernet's 60-byte minimum as a link hands it over."""
     length = 54 + len(options) + len(payload)
     frame = bytearray(max(60, length) if pad else length)
-    pure.build_ipv4_tcp(frame, 0, dst_mac, PEER_MAC, SRC, DST, ident, ttl, sport, 80, seq, ack, flags, window, urgent,
-                        options, payload)
+    pure.build_ipv4_tcp(
+        frame, 0, dst_mac, PEER_MAC, SRC, DST, ident, ttl, sport, 80, seq, ack, flags, window, urgent, options, payload
+    )
     return frame
 
 
@@ -51,8 +64,9 @@ def run(sizes: Sequence[int], seq: int = A, last: int = ACK | PSH, options: byte
     """In-order segments of one flow, ACK on all but the last: what a bulk sender puts on the wire."""
     frames = []
     for i, size in enumerate(sizes):
-        frames.append(segment(os.urandom(size), seq, flags=last if i == len(sizes) - 1 else ACK, ident=7 + i,
-                              options=options))
+        frames.append(
+            segment(os.urandom(size), seq, flags=last if i == len(sizes) - 1 else ACK, ident=7 + i, options=options)
+        )
         seq = (seq + size) & 0xFFFFFFFF
     return frames
 
@@ -67,13 +81,26 @@ def merged(frames: Sequence[bytearray]) -> bytes:
     """The one segment a NIC's GRO makes of `frames`: the first's headers, the last's flags, all payloads."""
     ip, tcp = parse(frames[0])
     payload = b"".join(bytes(parse(f)[1].payload) for f in frames)
-    options = bytes(frames[0][54:34 + tcp.header_length])
-    return bytes(segment(payload, tcp.seq, flags=parse(frames[-1])[1].flags, ack=tcp.ack, window=tcp.window,
-                         options=options, ident=ip.ident, ttl=ip.ttl, urgent=tcp.urgent, pad=False))
+    options = bytes(frames[0][54 : 34 + tcp.header_length])
+    return bytes(
+        segment(
+            payload,
+            tcp.seq,
+            flags=parse(frames[-1])[1].flags,
+            ack=tcp.ack,
+            window=tcp.window,
+            options=options,
+            ident=ip.ident,
+            ttl=ip.ttl,
+            urgent=tcp.urgent,
+            pad=False,
+        )
+    )
 
 
-def gro(impl: Impl, frames: Sequence[bytes | bytearray], frame_cap: int = 2048,
-        max_frames: int = 64) -> tuple[pure.GroRead, list[bytes], list[bytes]]:
+def gro(
+    impl: Impl, frames: Sequence[bytes | bytearray], frame_cap: int = 2048, max_frames: int = 64
+) -> tuple[pure.GroRead, list[bytes], list[bytes]]:
     """Queue `frames` on a datagram pair, gro_read them; (result, the frames in buf, the frames left queued)."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with a, b:
@@ -89,7 +116,7 @@ def gro(impl: Impl, frames: Sequence[bytes | bytearray], frame_cap: int = 2048,
             try:
                 left.append(b.recv(70000))
             except BlockingIOError:
-                return result, [bytes(buf[o:o + n]) for o, n in result[0]], left
+                return result, [bytes(buf[o : o + n]) for o, n in result[0]], left
 
 
 # ---------------------------------------------------------------- what merges
@@ -136,7 +163,7 @@ def test_ethernet_padding_is_dropped_from_a_merge(impl: Impl, where: int, size: 
     sizes[where] = size
     frames = run(sizes, options=b"")
     assert len(frames[where]) == 60, "a tiny segment arrives padded"
-    frames[where][-(6 - size):] = b"\xee" * (6 - size)  # padding is not always zeros
+    frames[where][-(6 - size) :] = b"\xee" * (6 - size)  # padding is not always zeros
     result, out, _ = gro(impl, frames)
     assert out == [merged(frames)] and result[1:] == (3, 2, 0)
     assert bytes(parse(out[0])[1].payload) == b"".join(bytes(parse(f)[1].payload) for f in frames)
@@ -193,8 +220,12 @@ APART: dict[str, Callable[[], list[bytearray]]] = {
     "fragment": lambda: fragment(pair()),
     "udp_between": lambda: [segment(b"a" * 100, A), UDP, segment(b"b" * 100, A + 100)],
     "arp_between": lambda: [segment(b"a" * 100, A), bytearray(ARP), segment(b"b" * 100, A + 100)],
-    "flows_interleaved": lambda: [segment(b"a" * 100, A), segment(b"x" * 100, A, sport=40001),
-                                  segment(b"b" * 100, A + 100), segment(b"y" * 100, A + 100, sport=40001)],
+    "flows_interleaved": lambda: [
+        segment(b"a" * 100, A),
+        segment(b"x" * 100, A, sport=40001),
+        segment(b"b" * 100, A + 100),
+        segment(b"y" * 100, A + 100, sport=40001),
+    ],
     "pure_ack_first": lambda: [segment(b"", A), segment(b"b" * 100, A)],
     "pure_ack_second": lambda: [segment(b"a" * 100, A), segment(b"", A + 100)],
 }
@@ -250,24 +281,43 @@ def traffic(rng: random.Random, count: int) -> list[bytes]:
             size = rng.choice([1448, rng.randrange(1, 64), rng.randrange(1, 9000)])
             flags = [ACK] * rng.randrange(8) + [rng.choice([ACK, ACK | PSH, ACK | PSH, ACK | FIN, PSH])]
             for flag in flags:
-                frames.append(segment(rng.randbytes(size), seq, flags=flag, options=options,
-                                      ident=rng.getrandbits(16), window=rng.choice([512] * 9 + [600])))
+                frames.append(
+                    segment(
+                        rng.randbytes(size),
+                        seq,
+                        flags=flag,
+                        options=options,
+                        ident=rng.getrandbits(16),
+                        window=rng.choice([512] * 9 + [600]),
+                    )
+                )
                 seq = (seq + size + rng.choice([0] * 20 + [1, -1])) & 0xFFFFFFFF
         else:
-            frames.append(rng.choice([bytearray(UDP), bytearray(ARP), segment(
-                rng.randbytes(rng.randrange(0, 100)), seq, sport=rng.choice([40000, 40001]))]))
+            frames.append(
+                rng.choice(
+                    [
+                        bytearray(UDP),
+                        bytearray(ARP),
+                        segment(rng.randbytes(rng.randrange(0, 100)), seq, sport=rng.choice([40000, 40001])),
+                    ]
+                )
+            )
     for frame in frames:
         if rng.random() < 0.05:
             frame[rng.randrange(len(frame))] ^= 1 << rng.randrange(8)
         if rng.random() < 0.03:
-            del frame[rng.randrange(1, len(frame)):]
+            del frame[rng.randrange(1, len(frame)) :]
     return [bytes(f) for f in frames[:count]]
 
 
 @needs_c
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32), count=st.integers(0, 20), frame_cap=st.sampled_from([60, 1514, 1514, 9100]),
-       max_frames=st.integers(1, 24))
+@given(
+    seed=st.integers(0, 2**32),
+    count=st.integers(0, 20),
+    frame_cap=st.sampled_from([60, 1514, 1514, 9100]),
+    max_frames=st.integers(1, 24),
+)
 def test_c_merges_what_the_twin_merges(seed: int, count: int, frame_cap: int, max_frames: int) -> None:
     frames = traffic(random.Random(seed), count)
     got = gro(c(), frames, frame_cap, max_frames)

@@ -33,11 +33,20 @@ DST = bytes([192, 0, 2, 2])
 FIN, PSH, ACK = 0x01, 0x08, 0x10
 
 
-def tcp_frame(payload: bytes, *, options: bytes = b"", flags: int = ACK | PSH, seq: int = 1000, ident: int = 7,
-              mode: int = pure.CSUM_FULL, dst_mac: bytes = MAC) -> bytearray:
+def tcp_frame(
+    payload: bytes,
+    *,
+    options: bytes = b"",
+    flags: int = ACK | PSH,
+    seq: int = 1000,
+    ident: int = 7,
+    mode: int = pure.CSUM_FULL,
+    dst_mac: bytes = MAC,
+) -> bytearray:
     frame = bytearray(54 + len(options) + len(payload))
-    built = pure.build_ipv4_tcp(frame, 0, dst_mac, PEER_MAC, SRC, DST, ident, 64, 40000, 80, seq, 99, flags, 512, 0,
-                                options, payload, mode)
+    built = pure.build_ipv4_tcp(
+        frame, 0, dst_mac, PEER_MAC, SRC, DST, ident, 64, 40000, 80, seq, 99, flags, 512, 0, options, payload, mode
+    )
     assert built == len(frame)
     return frame
 
@@ -73,8 +82,14 @@ def reference_rx(frame: bytes, mac: bytes, trusted: bool) -> tuple[Any, ...] | N
     return (*p, int.from_bytes(ip.dst, "big"), key, 14 + ihl + p[5], len(ip.payload) - p[5])
 
 
-@pytest.mark.parametrize("options", [b"", encode_tcp_options(timestamp=(5, 6)),
-                                     encode_tcp_options(timestamp=(1, 2), sack_blocks=[(10, 20), (30, 40), (50, 60)])])
+@pytest.mark.parametrize(
+    "options",
+    [
+        b"",
+        encode_tcp_options(timestamp=(5, 6)),
+        encode_tcp_options(timestamp=(1, 2), sack_blocks=[(10, 20), (30, 40), (50, 60)]),
+    ],
+)
 @pytest.mark.parametrize("size", [0, 1, 64, 1448])
 def test_rx_parses_a_valid_segment_like_the_wire_layer(impl: Impl, options: bytes, size: int) -> None:
     frame = tcp_frame(os.urandom(size), options=options)
@@ -84,8 +99,23 @@ def test_rx_parses_a_valid_segment_like_the_wire_layer(impl: Impl, options: byte
     assert got[-3] == (0xC0000201 << 32) | (40000 << 16) | 80  # above 2**63: the key is unsigned
 
 
-@pytest.mark.parametrize("spoil", ["mac", "broadcast", "ethertype", "vlan", "ip_checksum", "tcp_checksum",
-                                   "fragment", "more_fragments", "udp", "short", "total_past_end", "bad_offset"])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        "mac",
+        "broadcast",
+        "ethertype",
+        "vlan",
+        "ip_checksum",
+        "tcp_checksum",
+        "fragment",
+        "more_fragments",
+        "udp",
+        "short",
+        "total_past_end",
+        "bad_offset",
+    ],
+)
 def test_rx_leaves_everything_else_to_the_general_path(impl: Impl, spoil: str) -> None:
     frame = tcp_frame(b"x" * 100, options=encode_tcp_options(timestamp=(5, 6)))
     mac = MAC
@@ -135,19 +165,30 @@ def test_rx_on_frames_captured_from_linux(impl: Impl, frame: Frame) -> None:
 
 @needs_c
 @fast
-@given(seed=st.integers(0, 2**32), trusted=st.booleans(), flips=st.integers(0, 3), cut=st.integers(0, 80),
-       size=st.integers(0, 1500))
-def test_rx_c_equals_twin_on_valid_and_mutated_frames(seed: int, trusted: bool, flips: int, cut: int,
-                                                      size: int) -> None:
+@given(
+    seed=st.integers(0, 2**32),
+    trusted=st.booleans(),
+    flips=st.integers(0, 3),
+    cut=st.integers(0, 80),
+    size=st.integers(0, 1500),
+)
+def test_rx_c_equals_twin_on_valid_and_mutated_frames(
+    seed: int, trusted: bool, flips: int, cut: int, size: int
+) -> None:
     rng = random.Random(seed)
-    options = rng.choice([b"", encode_tcp_options(timestamp=(rng.getrandbits(32), rng.getrandbits(32))),
-                          encode_tcp_options(mss=1460, sack_permitted=True, wscale=7),
-                          encode_tcp_options(sack_blocks=[(rng.getrandbits(32), rng.getrandbits(32))])])
+    options = rng.choice(
+        [
+            b"",
+            encode_tcp_options(timestamp=(rng.getrandbits(32), rng.getrandbits(32))),
+            encode_tcp_options(mss=1460, sack_permitted=True, wscale=7),
+            encode_tcp_options(sack_blocks=[(rng.getrandbits(32), rng.getrandbits(32))]),
+        ]
+    )
     frame = tcp_frame(rng.randbytes(size), options=options, flags=rng.getrandbits(9), seq=rng.getrandbits(32))
     for _ in range(flips):
         frame[rng.randrange(len(frame))] ^= 1 << rng.randrange(8)
     if cut:
-        del frame[max(0, len(frame) - cut):]
+        del frame[max(0, len(frame) - cut) :]
     expected = pure.rx_ipv4_tcp(frame, MAC, trusted)
     assert c().rx_ipv4_tcp(frame, MAC, trusted) == expected
     assert expected == reference_rx(bytes(frame), MAC, trusted)
@@ -162,8 +203,9 @@ def test_rx_refuses_a_non_bytes_address_like_cffi(impl: Impl) -> None:
 # ---------------------------------------------------------------- gso_write
 
 
-def written_frames(impl: Impl, frame: bytes | bytearray,
-                   gso_size: int) -> tuple[tuple[int, int, int, int], list[bytes]]:
+def written_frames(
+    impl: Impl, frame: bytes | bytearray, gso_size: int
+) -> tuple[tuple[int, int, int, int], list[bytes]]:
     """What gso_write puts on a datagram socket pair: one datagram per frame, as on a TAP."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with a, b:
@@ -183,8 +225,9 @@ def check_segments(original: bytes, segments: list[bytes], gso_size: int) -> Non
     eth = parse_ethernet(original)
     ip0 = parse_ipv4(eth.payload, verify_checksum=True)
     tcp0 = parse_tcp(ip0.payload, ip0.src, ip0.dst, verify_checksum=False)
-    payload = b"".join(bytes(parse_tcp(parse_ipv4(parse_ethernet(s).payload).payload, SRC, DST).payload)
-                       for s in segments)
+    payload = b"".join(
+        bytes(parse_tcp(parse_ipv4(parse_ethernet(s).payload).payload, SRC, DST).payload) for s in segments
+    )
     assert payload == bytes(tcp0.payload)
     offset = 0
     for i, segment in enumerate(segments):
@@ -195,19 +238,40 @@ def check_segments(original: bytes, segments: list[bytes], gso_size: int) -> Non
         assert ip.ident == (ip0.ident + i) & 0xFFFF
         assert tcp.seq == (tcp0.seq + offset) & 0xFFFFFFFF
         assert (tcp.timestamp, tcp.header_length, tcp.ack, tcp.window) == (
-            tcp0.timestamp, tcp0.header_length, tcp0.ack, tcp0.window)
+            tcp0.timestamp,
+            tcp0.header_length,
+            tcp0.ack,
+            tcp0.window,
+        )
         assert tcp.flags == (tcp0.flags if last else tcp0.flags & ~(FIN | PSH))
         assert len(tcp.payload) == (gso_size if not last else len(tcp.payload)) and len(tcp.payload) <= (
-            gso_size or len(tcp0.payload))
+            gso_size or len(tcp0.payload)
+        )
         offset += len(tcp.payload)
 
 
-@pytest.mark.parametrize(("size", "gso_size", "count"), [(0, 1448, 1), (10, 1448, 1), (1448, 1448, 1),
-                                                         (1449, 1448, 2), (5000, 1448, 4), (5000, 0, 1),
-                                                         (65483, 1448, 46), (3000, 1000, 3)])
+@pytest.mark.parametrize(
+    ("size", "gso_size", "count"),
+    [
+        (0, 1448, 1),
+        (10, 1448, 1),
+        (1448, 1448, 1),
+        (1449, 1448, 2),
+        (5000, 1448, 4),
+        (5000, 0, 1),
+        (65483, 1448, 46),
+        (3000, 1000, 3),
+    ],
+)
 def test_gso_cuts_like_a_nic(impl: Impl, size: int, gso_size: int, count: int) -> None:
-    frame = tcp_frame(os.urandom(size), options=encode_tcp_options(timestamp=(5, 6)), flags=ACK | PSH | FIN,
-                      seq=0xFFFFF000, ident=0xFFFE, mode=pure.CSUM_PARTIAL)
+    frame = tcp_frame(
+        os.urandom(size),
+        options=encode_tcp_options(timestamp=(5, 6)),
+        flags=ACK | PSH | FIN,
+        seq=0xFFFFF000,
+        ident=0xFFFE,
+        mode=pure.CSUM_PARTIAL,
+    )
     (written, made, sent, error), segments = written_frames(impl, frame, gso_size)
     assert (written, made, error) == (count, count, 0) and len(segments) == count
     assert sent == sum(map(len, segments)) == len(frame) + (count - 1) * (len(frame) - size)
@@ -217,10 +281,17 @@ def test_gso_cuts_like_a_nic(impl: Impl, size: int, gso_size: int, count: int) -
 
 @needs_c
 @fast
-@given(size=st.integers(0, 20000), gso_size=st.integers(0, 3000), flags=st.integers(0, 0x1FF),
-       seq=st.integers(0, 2**32 - 1), ident=st.integers(0, 0xFFFF), ts=st.booleans())
-def test_gso_c_writes_what_the_twin_writes(size: int, gso_size: int, flags: int, seq: int, ident: int,
-                                           ts: bool) -> None:
+@given(
+    size=st.integers(0, 20000),
+    gso_size=st.integers(0, 3000),
+    flags=st.integers(0, 0x1FF),
+    seq=st.integers(0, 2**32 - 1),
+    ident=st.integers(0, 0xFFFF),
+    ts=st.booleans(),
+)
+def test_gso_c_writes_what_the_twin_writes(
+    size: int, gso_size: int, flags: int, seq: int, ident: int, ts: bool
+) -> None:
     options = encode_tcp_options(timestamp=(1, 2)) if ts else b""
     frame = tcp_frame(os.urandom(size), options=options, flags=flags, seq=seq, ident=ident, mode=pure.CSUM_PARTIAL)
     assert written_frames(c(), frame, gso_size) == written_frames(pure, frame, gso_size)

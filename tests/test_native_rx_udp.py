@@ -33,7 +33,7 @@ def fix_ip_checksum(frame: bytearray) -> None:
     """Recompute the IPv4 header checksum so that a deliberate change is the only fault."""
     hlen = max(20, (frame[14] & 0x0F) * 4)  # a too-small IHL still gets a right 20-byte header
     frame[24:26] = b"\0\0"
-    struct.pack_into("!H", frame, 24, pure.internet_checksum(frame[14:14 + hlen]))
+    struct.pack_into("!H", frame, 24, pure.internet_checksum(frame[14 : 14 + hlen]))
 
 
 def udp_frame(payload: bytes, *, options: bytes = b"", ident: int = 7) -> bytearray:
@@ -53,7 +53,7 @@ def set_udp_length(frame: bytearray, length: int) -> None:
     """Set the UDP length field and a checksum that is right for that length."""
     udp = 14 + (frame[14] & 0x0F) * 4
     struct.pack_into("!HH", frame, udp + 4, length, 0)
-    csum = pure.l4_checksum_v4(SRC, DST, 17, frame[udp:udp + length]) or 0xFFFF
+    csum = pure.l4_checksum_v4(SRC, DST, 17, frame[udp : udp + length]) or 0xFFFF
     struct.pack_into("!H", frame, udp + 6, csum)
 
 
@@ -66,8 +66,14 @@ def reference_rx(frame: bytes, mac: bytes, trusted: bool) -> tuple[int, ...] | N
         udp = parse_udp(ip.payload, ip.src, ip.dst, verify_checksum=not trusted)
     except MalformedPacket:
         return None
-    return (int.from_bytes(ip.src, "big"), udp.sport, int.from_bytes(ip.dst, "big"), udp.dport,
-            14 + ip.header_length + 8, len(udp.payload))
+    return (
+        int.from_bytes(ip.src, "big"),
+        udp.sport,
+        int.from_bytes(ip.dst, "big"),
+        udp.dport,
+        14 + ip.header_length + 8,
+        len(udp.payload),
+    )
 
 
 def expected(payload_at: int, size: int) -> tuple[int, ...]:
@@ -113,8 +119,13 @@ def test_rx_stops_the_payload_at_the_udp_length(impl: Impl) -> None:
 def spoiled(spoil: str) -> tuple[bytearray, bytes]:
     """A datagram with exactly one fault, and the MAC to offer it to."""
     frame = udp_frame(b"x" * 30, options=IP_OPTIONS[1])
-    ip_fields = {"version": (14, 0x66), "ihl_below_5": (14, 0x44), "tcp": (23, 6),
-                 "more_fragments": (20, 0x20), "fragment_offset": (21, 0x01)}
+    ip_fields = {
+        "version": (14, 0x66),
+        "ihl_below_5": (14, 0x44),
+        "tcp": (23, 6),
+        "more_fragments": (20, 0x20),
+        "fragment_offset": (21, 0x01),
+    }
     if spoil in ip_fields:
         at, value = ip_fields[spoil]
         frame[at] = value
@@ -138,9 +149,26 @@ def spoiled(spoil: str) -> tuple[bytearray, bytes]:
     return frame, mac
 
 
-NONE_CASES = ["short", "other_mac", "mac_too_long", "mac_too_short", "broadcast", "ethertype", "vlan", "version",
-              "ihl_below_5", "total_below_header_and_udp", "total_past_end", "tcp", "more_fragments",
-              "fragment_offset", "ip_checksum", "udp_length_below_8", "udp_length_past_ip", "udp_checksum"]
+NONE_CASES = [
+    "short",
+    "other_mac",
+    "mac_too_long",
+    "mac_too_short",
+    "broadcast",
+    "ethertype",
+    "vlan",
+    "version",
+    "ihl_below_5",
+    "total_below_header_and_udp",
+    "total_past_end",
+    "tcp",
+    "more_fragments",
+    "fragment_offset",
+    "ip_checksum",
+    "udp_length_below_8",
+    "udp_length_past_ip",
+    "udp_checksum",
+]
 
 
 @pytest.mark.parametrize("spoil", NONE_CASES)
@@ -179,22 +207,28 @@ def mutated(seed: int, size: int, flips: int, cut: int, pad: int) -> bytearray:
     if rng.random() < 0.2:
         struct.pack_into("!H", frame, 20, rng.choice([0, 0x4000, 0x2000, 0x0001, 0x6000]))  # DF, MF, offset
     if rng.random() < 0.2 and 14 + ihl + 8 <= len(frame):
-        frame[14 + ihl + 6:14 + ihl + 8] = b"\0\0"
+        frame[14 + ihl + 6 : 14 + ihl + 8] = b"\0\0"
     if rng.random() < 0.5 and 14 + max(20, ihl) <= len(frame):
         fix_ip_checksum(frame)
-    del frame[max(0, len(frame) - cut):]
+    del frame[max(0, len(frame) - cut) :]
     return frame + rng.randbytes(pad)
 
 
-damage = {"seed": st.integers(0, 2**32), "size": st.integers(0, 600), "flips": st.integers(0, 3),
-          "cut": st.one_of(st.just(0), st.integers(1, 60)), "pad": st.sampled_from([0, 0, 1, 18])}
+damage = {
+    "seed": st.integers(0, 2**32),
+    "size": st.integers(0, 600),
+    "flips": st.integers(0, 3),
+    "cut": st.one_of(st.just(0), st.integers(1, 60)),
+    "pad": st.sampled_from([0, 0, 1, 18]),
+}
 
 
 @pytest.mark.parametrize("implementation", IMPLS)
 @fast
 @given(trusted=st.booleans(), **damage)
-def test_rx_agrees_with_the_wire_layer_on_damaged_frames(implementation: Impl, trusted: bool, seed: int, size: int,
-                                                        flips: int, cut: int, pad: int) -> None:
+def test_rx_agrees_with_the_wire_layer_on_damaged_frames(
+    implementation: Impl, trusted: bool, seed: int, size: int, flips: int, cut: int, pad: int
+) -> None:
     frame = mutated(seed, size, flips, cut, pad)
     assert implementation.rx_ipv4_udp(frame, MAC, trusted) == reference_rx(bytes(frame), MAC, trusted)
 
@@ -202,8 +236,9 @@ def test_rx_agrees_with_the_wire_layer_on_damaged_frames(implementation: Impl, t
 @needs_c
 @fast
 @given(trusted=st.booleans(), **damage)
-def test_rx_c_equals_twin_on_damaged_frames(trusted: bool, seed: int, size: int, flips: int, cut: int,
-                                            pad: int) -> None:
+def test_rx_c_equals_twin_on_damaged_frames(
+    trusted: bool, seed: int, size: int, flips: int, cut: int, pad: int
+) -> None:
     frame = mutated(seed, size, flips, cut, pad)
     assert c().rx_ipv4_udp(frame, MAC, trusted) == pure.rx_ipv4_udp(frame, MAC, trusted)
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from usernet.host import Host
+from usernet.apps.services import CHARGEN_PORT, CHUNK, DISCARD_PORT, ECHO_PORT, EchoSession, Services
+from usernet.drivers.host import Host
+from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
-from usernet.services import CHARGEN_PORT, CHUNK, DISCARD_PORT, ECHO_PORT, EchoSession, Services
 from usernet.stack import Interface, InterfaceConfig, TcpConnection
 from usernet.stack.interface import Socket
 from usernet.stack.tcp.states import State
-from usernet.testing.sim import Simulation
 
 CLIENT_IP = bytes([192, 0, 2, 1])
 SERVER_IP = bytes([192, 0, 2, 2])
@@ -40,7 +40,7 @@ class Client:
         if conn.state in (State.SYN_SENT, State.CLOSED):
             return
         while self.sent < len(self.outgoing):
-            n = conn.send(memoryview(self.outgoing)[self.sent:self.sent + CHUNK], now)
+            n = conn.send(memoryview(self.outgoing)[self.sent : self.sent + CHUNK], now)
             self.sent += n
             if not n:
                 break
@@ -56,10 +56,12 @@ class Pair:
     def __init__(self, history: int = 64) -> None:
         self.clock = VirtualClock()
         wire = MemoryWire(self.clock, latency=0.001, queue_limit=100000)
-        self.client_host = Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"],
-                                                                                secret=b"c" * 16)))
-        self.server_host = Host(wire.b, Interface(InterfaceConfig.from_strings(wire.b.mac, ["192.0.2.2/24"],
-                                                                                secret=b"s" * 16)))
+        self.client_host = Host(
+            wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"], secret=b"c" * 16))
+        )
+        self.server_host = Host(
+            wire.b, Interface(InterfaceConfig.from_strings(wire.b.mac, ["192.0.2.2/24"], secret=b"s" * 16))
+        )
         self.services = Services(self.server_host.iface, history=history)
         self.sim = Simulation(self.clock)
         self.sim.add(self.client_host)
@@ -159,7 +161,7 @@ def test_chargen_sends_the_rfc_864_pattern(pair: Pair):
     printable = bytes(range(32, 127)) * 2
     for k, line in enumerate(lines):
         start = k % 95
-        assert line == printable[start:start + 72], f"line {k}"
+        assert line == printable[start : start + 72], f"line {k}"
 
 
 def test_chargen_stops_when_the_peer_shuts_down(pair: Pair):

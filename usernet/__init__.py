@@ -14,7 +14,7 @@ _LAZY = {
     "run": "usernet.aio.runner",
     "loop_factory": "usernet.aio.runner",
     "EventLoopPolicy": "usernet.aio.policy",
-    "UsernetConfig": "usernet.aio.config",
+    "UsernetConfig": "usernet.drivers.config",
     "use_backend": "usernet.aio.routing",
 }
 

@@ -15,21 +15,25 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from usernet import __version__
-from usernet.aio.config import add_arguments
+from usernet.drivers.config import add_arguments
 
 if TYPE_CHECKING:
-    from usernet.host import Host
-    from usernet.services import ConnectionRecord, Services
+    from usernet.apps.services import ConnectionRecord, Services
+    from usernet.drivers.host import Host
 
 
 @contextlib.contextmanager
 def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> Iterator[Host]:
-    """The Host the options describe (see usernet.aio.config), with a tcpdump-style printer when `dump`."""
-    from usernet.aio.config import UsernetConfig, open_host
+    """The Host the options describe (see usernet.drivers.config), with a tcpdump-style printer when `dump`."""
+    from usernet.drivers.config import UsernetConfig, open_host
 
     config = UsernetConfig.from_args(args)
-    with open_host(config, purpose=purpose, observe=_print_frame if dump else None,
-                   announce=lambda message: print(message, flush=True)) as host:
+    with open_host(
+        config,
+        purpose=purpose,
+        observe=_print_frame if dump else None,
+        announce=lambda message: print(message, flush=True),
+    ) as host:
         yield host
 
 
@@ -54,9 +58,11 @@ def _format_record(record: ConnectionRecord) -> str:
     rtt_text = "-" if rtt is None else f"{rtt * 1000:.2f}ms"
     local = f"{ipaddress.IPv4Address(record.local[0])}:{record.local[1]}"
     remote = f"{ipaddress.IPv4Address(record.remote[0])}:{record.remote[1]}"
-    line = (f"  {record.service:<7} {remote} -> {local} {info['state']:<11} rtt={rtt_text} cwnd={info['cwnd']} "
-            f"mss={info['mss']} retransmits={info['retransmits']} bytes_sent={info['bytes_sent']} "
-            f"bytes_received={info['bytes_received']} segs_in={info['segs_in']} segs_out={info['segs_out']}")
+    line = (
+        f"  {record.service:<7} {remote} -> {local} {info['state']:<11} rtt={rtt_text} cwnd={info['cwnd']} "
+        f"mss={info['mss']} retransmits={info['retransmits']} bytes_sent={info['bytes_sent']} "
+        f"bytes_received={info['bytes_received']} segs_in={info['segs_in']} segs_out={info['segs_out']}"
+    )
     if record.error is not None:
         line += f" error={errno.errorcode.get(record.error.errno or 0, record.error.errno)}"
     return line
@@ -72,8 +78,8 @@ def _print_connections(services: Services) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from usernet import selectloop
-    from usernet.services import Services
+    from usernet.apps.services import Services
+    from usernet.drivers import selectloop
 
     flags = {"stop": False, "report": False}
     waker = selectloop.Waker()
@@ -93,9 +99,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, on_signal)
             services = Services(host.iface)
             address = args.address.split("/")[0]
-            print(f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
-                  f"TCP echo 7, discard 9, chargen 19; SIGUSR1 (kill -USR1 {os.getpid()}) prints connections",
-                  flush=True)
+            print(
+                f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
+                f"TCP echo 7, discard 9, chargen 19; SIGUSR1 (kill -USR1 {os.getpid()}) prints connections",
+                flush=True,
+            )
 
             def until(now: float) -> bool:
                 if flags["report"]:
@@ -121,7 +129,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    from usernet import selectloop
+    from usernet.drivers import selectloop
 
     target = ipaddress.IPv4Address(args.destination)
     payload = bytes((i & 0xFF) for i in range(args.size))
@@ -139,7 +147,10 @@ def cmd_ping(args: argparse.Namespace) -> int:
                 if seq in sent and data == payload:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
-                    print(f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms", flush=True)
+                    print(
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        flush=True,
+                    )
 
         def until(now: float) -> bool:
             if state["seq"] < args.count and now >= state["next"]:
@@ -176,15 +187,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from usernet.demo import run_demo
+    from usernet.apps.demo import run_demo
 
     return run_demo()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Replace this process with `command`, on usernet through the sitecustomize in BOOT_DIR."""
-    from usernet.aio.config import UsernetConfig
     from usernet.aio.runner import BOOT_DIR
+    from usernet.drivers.config import UsernetConfig
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -220,11 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"usernet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="bring an interface up: answer ARP and ping, serve UDP echo and TCP echo, "
-                        "discard and chargen until interrupted; SIGUSR1 prints per-connection statistics")
+    up = sub.add_parser(
+        "up",
+        help="bring an interface up: answer ARP and ping, serve UDP echo and TCP echo, "
+        "discard and chargen until interrupted; SIGUSR1 prints per-connection statistics",
+    )
     add_arguments(up)
     up.add_argument("--dump", action="store_true", help="print one line per frame, as tcpdump would")
-    up.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until interrupted)")
+    up.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: run until interrupted)"
+    )
     up.set_defaults(func=cmd_up)
 
     ping = sub.add_parser("ping", help="ping an address from the usernet side")
@@ -236,9 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-W", "--timeout", type=float, default=2.0, help="seconds to wait for the last replies")
     ping.set_defaults(func=cmd_ping)
 
-    run = sub.add_parser("run", help="run a Python command (uvicorn, a console script) on usernet: usernet run [options] -- command args...",
-                         description="Every event loop the command's Python process creates is a usernet loop; "
-                         "settings reach it through USERNET_* variables.")
+    run = sub.add_parser(
+        "run",
+        help="run a Python command (uvicorn, a console script) on usernet: usernet run [options] -- command args...",
+        description="Every event loop the command's Python process creates is a usernet loop; "
+        "settings reach it through USERNET_* variables.",
+    )
     add_arguments(run)
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     run.set_defaults(func=cmd_run)
@@ -247,9 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("file")
     decode.set_defaults(func=cmd_decode)
 
-    drill = sub.add_parser("drill", add_help=False, prefix_chars="\0",  # every argument goes to the runner
-                           help="run packetdrill-style scripts against the stack on a virtual clock "
-                           "(usernet drill --help for its options)")
+    drill = sub.add_parser(
+        "drill",
+        add_help=False,
+        prefix_chars="\0",  # every argument goes to the runner
+        help="run packetdrill-style scripts against the stack on a virtual clock "
+        "(usernet drill --help for its options)",
+    )
     drill.add_argument("argv", nargs=argparse.REMAINDER)
     drill.set_defaults(func=cmd_drill)
 

@@ -34,11 +34,33 @@ from usernet._native.pure import (
 )
 
 __all__ = [
-    "available", "sum16", "internet_checksum", "BytesLike", "pseudo_sum_v4", "pseudo_sum_v6",
-    "l4_checksum_v4", "checksum_update16", "TCP_OK", "TCP_ERRORS", "TcpParsed", "tcp_parse", "CSUM_FULL",
-    "CSUM_PARTIAL", "BUILD_ERRORS", "build_ipv4_tcp", "build_ipv4_udp", "RxParsed", "rx_ipv4_tcp", "RxUdp", "rx_ipv4_udp", "GsoWritten",
-    "gso_write", "GroRead", "gro_read",
-    "pure_impl", "c_impl",
+    "BUILD_ERRORS",
+    "CSUM_FULL",
+    "CSUM_PARTIAL",
+    "TCP_ERRORS",
+    "TCP_OK",
+    "BytesLike",
+    "GroRead",
+    "GsoWritten",
+    "RxParsed",
+    "RxUdp",
+    "TcpParsed",
+    "available",
+    "build_ipv4_tcp",
+    "build_ipv4_udp",
+    "c_impl",
+    "checksum_update16",
+    "gro_read",
+    "gso_write",
+    "internet_checksum",
+    "l4_checksum_v4",
+    "pseudo_sum_v4",
+    "pseudo_sum_v6",
+    "pure_impl",
+    "rx_ipv4_tcp",
+    "rx_ipv4_udp",
+    "sum16",
+    "tcp_parse",
 ]
 
 pure_impl = pure
@@ -141,8 +163,11 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
             return unpack_fields(view) + no_sack + unpack_rx_tail(view, rx_tail_at)  # type: ignore[return-value]
         values = unpack_edges[blocks](view)
         edges = values[fields:]
-        return (*values[:fields], tuple(zip(edges[0::2], edges[1::2])),  # type: ignore[return-value]
-                *unpack_rx_tail(view, rx_tail_at))
+        return (
+            *values[:fields],
+            tuple(zip(edges[0::2], edges[1::2])),  # type: ignore[return-value]
+            *unpack_rx_tail(view, rx_tail_at),
+        )
 
     def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
         data = from_buffer(frame)
@@ -171,36 +196,113 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         flat = ffi.unpack(spans, 2 * count)
         return list(zip(flat[0::2], flat[1::2])), out[0], out[1], out[2]
 
-    def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
-                       dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int,
-                       flags: int, window: int, urgent: int, options: BytesLike, payload: BytesLike,
-                       csum_mode: int = CSUM_FULL) -> int:
+    def build_ipv4_tcp(
+        buf: BytesLike,
+        offset: int,
+        dst_mac: bytes,
+        src_mac: bytes,
+        src_ip: bytes,
+        dst_ip: bytes,
+        ident: int,
+        ttl: int,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        urgent: int,
+        options: BytesLike,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
         out = from_buffer(byte_array, buf, True)
         if type(options) is not bytes:
             options = from_buffer(options)
         if type(payload) is not bytes:
             payload = from_buffer(payload)
-        result: int = c_build_tcp(out, len(out), offset, dst_mac, len(dst_mac), src_mac, len(src_mac),
-                                  src_ip, len(src_ip), dst_ip, len(dst_ip), ident, ttl, sport, dport, seq, ack,
-                                  flags, window, urgent, options, len(options), payload, len(payload), csum_mode)
+        result: int = c_build_tcp(
+            out,
+            len(out),
+            offset,
+            dst_mac,
+            len(dst_mac),
+            src_mac,
+            len(src_mac),
+            src_ip,
+            len(src_ip),
+            dst_ip,
+            len(dst_ip),
+            ident,
+            ttl,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            urgent,
+            options,
+            len(options),
+            payload,
+            len(payload),
+            csum_mode,
+        )
         return result
 
-    def build_ipv4_udp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes,
-                       dst_ip: bytes, ident: int, ttl: int, sport: int, dport: int, payload: BytesLike,
-                       csum_mode: int = CSUM_FULL) -> int:
+    def build_ipv4_udp(
+        buf: BytesLike,
+        offset: int,
+        dst_mac: bytes,
+        src_mac: bytes,
+        src_ip: bytes,
+        dst_ip: bytes,
+        ident: int,
+        ttl: int,
+        sport: int,
+        dport: int,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
         out = from_buffer(byte_array, buf, True)
         if type(payload) is not bytes:
             payload = from_buffer(payload)
-        result: int = c_build_udp(out, len(out), offset, dst_mac, len(dst_mac), src_mac, len(src_mac),
-                                  src_ip, len(src_ip), dst_ip, len(dst_ip), ident, ttl, sport, dport,
-                                  payload, len(payload), csum_mode)
+        result: int = c_build_udp(
+            out,
+            len(out),
+            offset,
+            dst_mac,
+            len(dst_mac),
+            src_mac,
+            len(src_mac),
+            src_ip,
+            len(src_ip),
+            dst_ip,
+            len(dst_ip),
+            ident,
+            ttl,
+            sport,
+            dport,
+            payload,
+            len(payload),
+            csum_mode,
+        )
         return result
 
     return types.SimpleNamespace(
-        sum16=sum16, internet_checksum=internet_checksum, pseudo_sum_v4=pseudo_sum_v4,
-        pseudo_sum_v6=pseudo_sum_v6, l4_checksum_v4=l4_checksum_v4, checksum_update16=lib.un_checksum_update16,
-        tcp_parse=tcp_parse, build_ipv4_tcp=build_ipv4_tcp, build_ipv4_udp=build_ipv4_udp,
-        rx_ipv4_tcp=rx_ipv4_tcp, rx_ipv4_udp=rx_ipv4_udp, gso_write=gso_write, gro_read=gro_read,
+        sum16=sum16,
+        internet_checksum=internet_checksum,
+        pseudo_sum_v4=pseudo_sum_v4,
+        pseudo_sum_v6=pseudo_sum_v6,
+        l4_checksum_v4=l4_checksum_v4,
+        checksum_update16=lib.un_checksum_update16,
+        tcp_parse=tcp_parse,
+        build_ipv4_tcp=build_ipv4_tcp,
+        build_ipv4_udp=build_ipv4_udp,
+        rx_ipv4_tcp=rx_ipv4_tcp,
+        rx_ipv4_udp=rx_ipv4_udp,
+        gso_write=gso_write,
+        gro_read=gro_read,
     )
 
 

@@ -16,15 +16,14 @@ import json
 import os
 import sys
 import tracemalloc
-
 from collections.abc import Callable
 
-from usernet.host import Host
+from usernet.drivers.host import Host
+from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.udp import ANY
-from usernet.testing.sim import Simulation
 
 SERVER = bytes([192, 0, 2, 2])
 
@@ -70,7 +69,7 @@ def tcp_opener(count: int) -> Callable[[], list[object]]:
         sim.run(1.0)
         accept_all(ends)
         sim.run(1.0)  # delayed ACKs and the like settle: the connections are idle
-        if len(ends) != 2 * count or not all(getattr(e, "state").name == "ESTABLISHED" for e in ends):
+        if len(ends) != 2 * count or not all(e.state.name == "ESTABLISHED" for e in ends):
             raise RuntimeError(f"only {len(ends)} of {2 * count} connection ends established")
         return ends
 

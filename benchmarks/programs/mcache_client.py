@@ -55,8 +55,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.gather(*(warm_up(client, task_keys, value) for task_keys in names))
         start = time.perf_counter()
-        counts = await asyncio.gather(*(worker(client, args.op, task_keys, value, start + args.seconds)
-                                        for task_keys in names))
+        counts = await asyncio.gather(
+            *(worker(client, args.op, task_keys, value, start + args.seconds) for task_keys in names)
+        )
         elapsed = time.perf_counter() - start
     finally:
         await client.close()

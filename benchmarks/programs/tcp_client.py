@@ -121,8 +121,13 @@ def rr(args: argparse.Namespace) -> dict[str, Any]:
     for sock in socks:
         sock.close()
     rtts.sort()
-    return {"rate": len(rtts) / elapsed, "p50_us": percentile(rtts, 0.50) / 1e3, "p99_us": percentile(rtts, 0.99) / 1e3,
-            "round_trips": len(rtts), "seconds": elapsed}
+    return {
+        "rate": len(rtts) / elapsed,
+        "p50_us": percentile(rtts, 0.50) / 1e3,
+        "p99_us": percentile(rtts, 0.99) / 1e3,
+        "round_trips": len(rtts),
+        "seconds": elapsed,
+    }
 
 
 def connections(args: argparse.Namespace) -> dict[str, Any]:

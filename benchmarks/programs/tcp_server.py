@@ -1,6 +1,6 @@
 """The asyncio TCP server of the TCP benchmarks, the same program on every variant: echo, discard, chargen.
 
-Like usernet's own services (usernet/services.py) it serves RFC 862 echo on port 7,
+Like usernet's own services (usernet/apps/services.py) it serves RFC 862 echo on port 7,
 RFC 863 discard on 9 and RFC 864-style chargen on 19, so the load generators meet the
 same ports whichever server answers. On kernel sockets it runs as is; `python -m usernet
 [options] -m benchmarks.programs.tcp_server` runs it unchanged on usernet. Plain
@@ -69,8 +69,10 @@ class Chargen(asyncio.Protocol):
 
 async def serve(seconds: float) -> None:
     loop = asyncio.get_running_loop()
-    servers = [await loop.create_server(protocol, "0.0.0.0", port, backlog=1024)
-               for protocol, port in ((Echo, ECHO_PORT), (Discard, DISCARD_PORT), (Chargen, CHARGEN_PORT))]
+    servers = [
+        await loop.create_server(protocol, "0.0.0.0", port, backlog=1024)
+        for protocol, port in ((Echo, ECHO_PORT), (Discard, DISCARD_PORT), (Chargen, CHARGEN_PORT))
+    ]
     try:
         await until_stopped(seconds)
     finally:

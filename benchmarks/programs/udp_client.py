@@ -84,12 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         rtts.append(last - unpack_from(reply)[1])
     elapsed = (last - start) / 1e9
     rtts.sort()
-    print(json.dumps({
-        "rate": received / elapsed if elapsed > 0 else 0.0,
-        "p50_us": percentile(rtts, 0.50) / 1e3 if rtts else 0.0,
-        "p99_us": percentile(rtts, 0.99) / 1e3 if rtts else 0.0,
-        "sent": sent, "received": received, "lost": lost, "seconds": elapsed,
-    }))
+    print(
+        json.dumps(
+            {
+                "rate": received / elapsed if elapsed > 0 else 0.0,
+                "p50_us": percentile(rtts, 0.50) / 1e3 if rtts else 0.0,
+                "p99_us": percentile(rtts, 0.99) / 1e3 if rtts else 0.0,
+                "sent": sent,
+                "received": received,
+                "lost": lost,
+                "seconds": elapsed,
+            }
+        )
+    )
     return 0 if received else 1
 
 

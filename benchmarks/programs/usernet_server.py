@@ -18,10 +18,10 @@ import sys
 import time
 from types import FrameType
 
-from usernet.host import Host
+from usernet.apps.services import ECHO_PORT, UdpEcho
+from usernet.drivers.host import Host
+from usernet.drivers.selectloop import run
 from usernet.link.tap import TapLink
-from usernet.selectloop import run
-from usernet.services import ECHO_PORT, UdpEcho
 from usernet.stack import Interface, InterfaceConfig
 
 

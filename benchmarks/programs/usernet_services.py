@@ -1,7 +1,7 @@
 """usernet's built-in services on its select loop, on a TAP it creates: the usernet side of the TCP benchmarks.
 
 TCP echo on 7, discard on 9, chargen on 19 (and UDP echo), as `usernet up` serves them
-(usernet/services.py, on the sans-IO API, no asyncio). Takes `usernet up`'s link
+(usernet/apps/services.py, on the sans-IO API, no asyncio). Takes `usernet up`'s link
 options; run it inside a namespace. Prints `ready`, serves until SIGTERM or
 `--max-seconds`, then prints one JSON object: connections accepted and CPU seconds used.
 """
@@ -16,9 +16,9 @@ import sys
 import time
 from types import FrameType
 
-from usernet.aio.config import UsernetConfig, add_arguments, open_host
-from usernet.selectloop import Waker, run
-from usernet.services import Services
+from usernet.apps.services import Services
+from usernet.drivers.config import UsernetConfig, add_arguments, open_host
+from usernet.drivers.selectloop import Waker, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         host.flush(now)
     waker.close()
     times = os.times()
-    print(json.dumps({"accepted": sum(s.accepted for s in services.tcp), "cpu_seconds": times.user + times.system}),
-          flush=True)
+    print(
+        json.dumps({"accepted": sum(s.accepted for s in services.tcp), "cpu_seconds": times.user + times.system}),
+        flush=True,
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Vari
 from benchmarks.netns import KERNEL_IP, TAP_OPTIONS, USERNET_IP, server_lifetime
 from benchmarks.procs import check, program_command, run_json, start_server
 from benchmarks.suite.tcp import LATENCY
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 HTTP_PORT = 8080
 MEMCACHED_PORT = 11211
@@ -41,8 +41,9 @@ def require(tool: str, package: str) -> None:
     try:
         check(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", package])
     except (RuntimeError, FileNotFoundError) as exc:
-        raise RuntimeError(f"`{tool}` is missing and installing it failed ({exc}): "
-                           f"run `apt-get install {package}` as root, then retry") from None
+        raise RuntimeError(
+            f"`{tool}` is missing and installing it failed ({exc}): run `apt-get install {package}` as root, then retry"
+        ) from None
 
 
 def parse_wrk(output: str) -> dict[str, float]:
@@ -80,9 +81,20 @@ def aiohttp_hello(loop: str, on_usernet: bool) -> Setup:
     def setup(settings: Settings) -> Iterator[Measure]:
         require("wrk", "wrk")
         with Sandbox("bench-aiohttp") as sandbox:
-            start_server(sandbox, program_command(("benchmarks.programs.aiohttp_hello", str(HTTP_PORT), "--loop", loop,
-                                                   "--max-seconds", str(server_lifetime(settings))),
-                                                  TAP_OPTIONS if on_usernet else None))
+            start_server(
+                sandbox,
+                program_command(
+                    (
+                        "benchmarks.programs.aiohttp_hello",
+                        str(HTTP_PORT),
+                        "--loop",
+                        loop,
+                        "--max-seconds",
+                        str(server_lifetime(settings)),
+                    ),
+                    TAP_OPTIONS if on_usernet else None,
+                ),
+            )
             yield wrk(sandbox, USERNET_IP if on_usernet else "127.0.0.1", settings)
 
     return setup
@@ -90,8 +102,13 @@ def aiohttp_hello(loop: str, on_usernet: bool) -> Setup:
 
 def start_memcached(sandbox: Sandbox) -> None:
     """memcached in `sandbox` on every address, stopped by PID with the sandbox; returns once it accepts."""
-    process = sandbox.popen(["memcached", "-u", "root", "-p", str(MEMCACHED_PORT), "-t", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = sandbox.popen(
+        ["memcached", "-u", "root", "-p", str(MEMCACHED_PORT), "-t", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + MEMCACHED_START
     while True:
         try:
@@ -116,9 +133,21 @@ def mcache_client(loop: str, on_usernet: bool) -> Setup:
             seconds = settings.seconds * (QUICK_SHARE if settings.quick else 1.0)
 
             def measure(case: str) -> dict[str, float]:
-                cmd = program_command(("benchmarks.programs.mcache_client", case, "--host", host, "--port",
-                                       str(MEMCACHED_PORT), "--seconds", str(seconds), "--loop", loop),
-                                      TAP_OPTIONS if on_usernet else None)
+                cmd = program_command(
+                    (
+                        "benchmarks.programs.mcache_client",
+                        case,
+                        "--host",
+                        host,
+                        "--port",
+                        str(MEMCACHED_PORT),
+                        "--seconds",
+                        str(seconds),
+                        "--loop",
+                        loop,
+                    ),
+                    TAP_OPTIONS if on_usernet else None,
+                )
                 return {"rate": run_json(sandbox, cmd, timeout=seconds + 30)["rate"]}
 
             yield measure
@@ -139,10 +168,10 @@ def columns(setup: Callable[[str, bool], Setup]) -> tuple[Variant, ...]:
 BENCHMARKS = (
     Benchmark(
         name="aiohttp",
-        title="aiohttp \"hello world\" under wrk",
+        title='aiohttp "hello world" under wrk',
         order=60,
         meaning="Requests/s and latency wrk (8 keep-alive connections, one thread) gets from an unmodified "
-        "aiohttp server answering GET / with \"Hello, world\".",
+        'aiohttp server answering GET / with "Hello, world".',
         metrics=(Metric("rate", "requests/s"), *LATENCY),
         cases=("wrk",),
         variants=columns(aiohttp_hello),

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, variant
 from benchmarks.netns import USERNET_IP, VETH_B_IP, usernet_select_server, veth_pair
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 MAX_COUNT = 1_000_000
 _TOTALS = re.compile(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms")
@@ -32,9 +32,15 @@ def pinger(sandbox: Sandbox, target: str, settings: Settings) -> Measure:
         result = sandbox.run(cmd, capture_output=True, text=True, timeout=deadline + 10)
         totals, rtt = _TOTALS.search(result.stdout), _RTT.search(result.stdout)
         if totals is None or rtt is None:
-            raise RuntimeError(f"ping gave no summary (exit {result.returncode}): {result.stdout} {result.stderr}".strip())
+            raise RuntimeError(
+                f"ping gave no summary (exit {result.returncode}): {result.stdout} {result.stderr}".strip()
+            )
         received, millis = int(totals.group(2)), int(totals.group(3))
-        return {"rate": received / (millis / 1000), "avg": float(rtt.group(2)) * 1000, "mdev": float(rtt.group(4)) * 1000}
+        return {
+            "rate": received / (millis / 1000),
+            "avg": float(rtt.group(2)) * 1000,
+            "mdev": float(rtt.group(4)) * 1000,
+        }
 
     return measure
 
@@ -64,8 +70,11 @@ BENCHMARKS = (
         order=20,
         meaning="Echo requests answered per second with one in flight, and their mean round trip "
         "(mdev: ping's spread). usernet answers inside `Interface.receive`, with no socket or loop callback.",
-        metrics=(Metric("rate", "round trips/s"), Metric("avg", "avg µs", higher_is_better=False),
-                 Metric("mdev", "mdev µs", higher_is_better=False)),
+        metrics=(
+            Metric("rate", "round trips/s"),
+            Metric("avg", "avg µs", higher_is_better=False),
+            Metric("mdev", "mdev µs", higher_is_better=False),
+        ),
         cases=("one in flight",),
         variants=(
             variant("usernet-select", usernet_select),

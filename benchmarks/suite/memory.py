@@ -45,8 +45,10 @@ BENCHMARKS = (
         "between two interfaces on an in-memory wire, counted per end, per process): the growth "
         "of the resident set, and what tracemalloc counts of Python allocations (exact, no allocator slack). "
         "The issue's target is at most 4 KB per idle established TCP connection.",
-        metrics=(Metric("rss", "RSS KiB / 1,000", higher_is_better=False),
-                 Metric("traced", "tracemalloc KiB / 1,000", higher_is_better=False)),
+        metrics=(
+            Metric("rss", "RSS KiB / 1,000", higher_is_better=False),
+            Metric("traced", "tracemalloc KiB / 1,000", higher_is_better=False),
+        ),
         cases=("idle",),
         variants=(
             variant("usernet-udp", idle("udp", COUNT), label="usernet UDP socket"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, variant
 from benchmarks.procs import check, run_json, start_server
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 SOURCES = Path(__file__).resolve().parent.parent / "tapcap"
 TAP = "tapcap0"
@@ -39,8 +39,9 @@ def compile_programs(into: Path) -> dict[str, str]:
     built = {}
     for name in ("tapwrite", "tapread", "udpblast"):
         out = into / name
-        result = subprocess.run([cc, "-O2", "-Wall", "-o", str(out), str(SOURCES / f"{name}.c")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [cc, "-O2", "-Wall", "-o", str(out), str(SOURCES / f"{name}.c")], capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise RuntimeError(f"compiling {name}.c failed: {result.stderr.strip()}")
         built[name] = str(out)
@@ -68,14 +69,20 @@ def c_programs(settings: Settings) -> Iterator[Measure]:
         bound = seconds + 15
 
         def write() -> dict[str, float]:
-            r = run_json(sandbox, [programs["tapwrite"], TAP, str(seconds), str(MAX_FRAMES), NEIGHBOUR_IP, KERNEL_IP],
-                         timeout=bound)
+            r = run_json(
+                sandbox,
+                [programs["tapwrite"], TAP, str(seconds), str(MAX_FRAMES), NEIGHBOUR_IP, KERNEL_IP],
+                timeout=bound,
+            )
             return {"frames": r["frames"] / r["seconds"], "mbytes": r["frames"] * FRAME / r["seconds"] / 1e6}
 
         def read() -> dict[str, float]:
             reader = start_server(sandbox, [programs["tapread"], TAP, str(seconds)])
-            sender = run_json(sandbox, [programs["udpblast"], NEIGHBOUR_IP, "9", str(PAYLOAD), str(seconds + 1),
-                                        str(MAX_FRAMES)], timeout=bound)
+            sender = run_json(
+                sandbox,
+                [programs["udpblast"], NEIGHBOUR_IP, "9", str(PAYLOAD), str(seconds + 1), str(MAX_FRAMES)],
+                timeout=bound,
+            )
             try:
                 out, _ = reader.communicate(timeout=bound)
             except subprocess.TimeoutExpired:
@@ -83,8 +90,11 @@ def c_programs(settings: Settings) -> Iterator[Measure]:
                 reader.communicate()
                 raise RuntimeError(f"tapread overran its {bound:.0f} s bound and was killed") from None
             r = json.loads(out.decode().strip().splitlines()[-1])
-            return {"frames": r["frames"] / r["seconds"], "mbytes": r["bytes"] / r["seconds"] / 1e6,
-                    "offered": sender["sent"] / sender["seconds"]}
+            return {
+                "frames": r["frames"] / r["seconds"],
+                "mbytes": r["bytes"] / r["seconds"] / 1e6,
+                "offered": sender["sent"] / sender["seconds"],
+            }
 
         yield lambda case: write() if case == "write" else read()
 

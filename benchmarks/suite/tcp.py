@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Variant, variant
 from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, veth_pair
 from benchmarks.procs import check, program_command, python_module, run_json, start_server
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 LATENCY = (Metric("p50", "p50 µs", higher_is_better=False), Metric("p99", "p99 µs", higher_is_better=False))
 BULK = {"kernel → usernet": "send", "usernet → kernel": "receive"}
@@ -31,8 +31,12 @@ JUMBO = 65000
 
 def tap_options(mtu: int, offloads: bool = False, software: bool = True) -> tuple[str, ...]:
     """usernet's TAP options; `software=False` turns off software GSO and GRO."""
-    return (*TAP_OPTIONS, *(("--mtu", str(mtu)) if mtu != 1500 else ()), *(("--offloads",) if offloads else ()),
-            *(() if software else ("--no-gso", "--no-gro")))
+    return (
+        *TAP_OPTIONS,
+        *(("--mtu", str(mtu)) if mtu != 1500 else ()),
+        *(("--offloads",) if offloads else ()),
+        *(() if software else ("--no-gso", "--no-gro")),
+    )
 
 
 def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
@@ -47,16 +51,25 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
             mode, extra = "rr", ["--connections", str(RR[case])]
         else:
             mode, extra = "connect", []
-        cmd = python_module("benchmarks.programs.tcp_client", mode, "--host", host,
-                            "--seconds", str(settings.seconds), *extra)
+        cmd = python_module(
+            "benchmarks.programs.tcp_client", mode, "--host", host, "--seconds", str(settings.seconds), *extra
+        )
         result = run_json(sandbox, cmd, timeout=settings.seconds + 30)
         return {metric: result[field] for metric, field in FIELDS.items() if field in result}
 
     return measure
 
 
-def asyncio_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False,
-                   mtu: int = 1500, offloads: bool = False, software: bool = True) -> None:
+def asyncio_server(
+    sandbox: Sandbox,
+    loop: str,
+    settings: Settings,
+    *,
+    on_usernet: bool = False,
+    mtu: int = 1500,
+    offloads: bool = False,
+    software: bool = True,
+) -> None:
     """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
     program = ("benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
     start_server(sandbox, program_command(program, tap_options(mtu, offloads, software) if on_usernet else None))
@@ -66,8 +79,15 @@ def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            start_server(sandbox, python_module("benchmarks.programs.usernet_services", *tap_options(mtu, offloads),
-                                                "--max-seconds", str(server_lifetime(settings))))
+            start_server(
+                sandbox,
+                python_module(
+                    "benchmarks.programs.usernet_services",
+                    *tap_options(mtu, offloads),
+                    "--max-seconds",
+                    str(server_lifetime(settings)),
+                ),
+            )
             yield client(sandbox, USERNET_IP, settings)
 
     return setup
@@ -120,9 +140,15 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
     )
     if not bulk:
         return standard
-    return (*standard, variant("usernet-uvloop-nosoftware", usernet_asyncio("uvloop", software=False),
-                               label="(b) usernet + uvloop, --no-gso --no-gro"),
-            variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"))
+    return (
+        *standard,
+        variant(
+            "usernet-uvloop-nosoftware",
+            usernet_asyncio("uvloop", software=False),
+            label="(b) usernet + uvloop, --no-gso --no-gro",
+        ),
+        variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),
+    )
 
 
 BENCHMARKS = (

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, variant
 from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, usernet_select_server, veth_pair
 from benchmarks.procs import program_command, python_module, run_json, start_server
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 WINDOWS = {"lockstep": 1, "32 in flight": 32}
 PORT = 7
@@ -24,8 +24,17 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
     """Runs the load generator in `sandbox` against `host`, one case (window) per call."""
 
     def measure(case: str) -> dict[str, float]:
-        cmd = python_module("benchmarks.programs.udp_client", "--host", host, "--port", str(PORT),
-                            "--window", str(WINDOWS[case]), "--seconds", str(settings.seconds))
+        cmd = python_module(
+            "benchmarks.programs.udp_client",
+            "--host",
+            host,
+            "--port",
+            str(PORT),
+            "--window",
+            str(WINDOWS[case]),
+            "--seconds",
+            str(settings.seconds),
+        )
         result = run_json(sandbox, cmd, timeout=settings.seconds + 20)
         return {"rate": result["rate"], "p50": result["p50_us"], "p99": result["p99_us"]}
 
@@ -34,8 +43,15 @@ def client(sandbox: Sandbox, host: str, settings: Settings) -> Measure:
 
 def echo_server(sandbox: Sandbox, loop: str, settings: Settings, *, on_usernet: bool = False) -> None:
     """The asyncio echo program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
-    program = ("benchmarks.programs.udp_echo_server", "--port", str(PORT), "--loop", loop,
-               "--max-seconds", str(server_lifetime(settings)))
+    program = (
+        "benchmarks.programs.udp_echo_server",
+        "--port",
+        str(PORT),
+        "--loop",
+        loop,
+        "--max-seconds",
+        str(server_lifetime(settings)),
+    )
     start_server(sandbox, program_command(program, TAP_OPTIONS if on_usernet else None))
 
 

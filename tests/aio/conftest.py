@@ -19,7 +19,7 @@ from usernet.aio.loop import UsernetSelectorEventLoop
 from usernet.aio.server import Server, listen
 from usernet.aio.stream import connect, open_stream
 from usernet.aio.uv import UsernetUvloop
-from usernet.host import Host
+from usernet.drivers.host import Host
 from usernet.link import LinkWrapper, MemoryWire
 from usernet.link.base import BytesLike, Link
 from usernet.stack import Interface, InterfaceConfig
@@ -84,7 +84,9 @@ def pair(loop_kind: str) -> Iterator[Pair]:
         b_driver.detach()
 
 
-async def serve_on_b(pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int = 0, **options: object) -> Server:
+async def serve_on_b(
+    pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int = 0, **options: object
+) -> Server:
     """A server on host B (the peer), through the same Server class the loop uses."""
     listeners = listen(pair.b_driver, [None], port, 100)
     server = Server(pair.loop, pair.b_driver, listeners, factory, **options)  # type: ignore[arg-type]

@@ -6,14 +6,23 @@ import argparse
 
 import pytest
 
-from usernet.aio.config import UsernetConfig, add_arguments, open_host, parse_fault
+from usernet.drivers.config import UsernetConfig, add_arguments, open_host, parse_fault
 from usernet.link.fault import FaultInjector
 from usernet.link.tap import TapLink
 
 
 def test_environment_round_trip() -> None:
-    config = UsernetConfig(tap="t1", address="198.51.100.2/24", gateway="198.51.100.1", mtu=9000, loop="uvloop",
-                           pcap="/tmp/x.pcap", fault="loss=0.1,seed=3", only=True, sandbox=True)
+    config = UsernetConfig(
+        tap="t1",
+        address="198.51.100.2/24",
+        gateway="198.51.100.1",
+        mtu=9000,
+        loop="uvloop",
+        pcap="/tmp/x.pcap",
+        fault="loss=0.1,seed=3",
+        only=True,
+        sandbox=True,
+    )
     assert UsernetConfig.from_env(config.to_env()) == config
     assert UsernetConfig.from_env({}) == UsernetConfig()
 
@@ -32,13 +41,18 @@ def test_keyword_overrides_win_over_the_environment() -> None:
 
 def test_fault_spec_becomes_fault_injector_arguments() -> None:
     assert parse_fault("loss=0.01, seed=7,delay=0.005,direction=tx") == {
-        "seed": 7, "loss": 0.01, "delay": 0.005, "direction": "tx"
+        "seed": 7,
+        "loss": 0.01,
+        "delay": 0.005,
+        "direction": "tx",
     }
     assert parse_fault("") == {"seed": 0}
 
 
 @pytest.mark.network
-@pytest.mark.parametrize(("fault", "no_gro", "gro"), [(None, False, True), (None, True, False), ("loss=0.01", False, False)])
+@pytest.mark.parametrize(
+    ("fault", "no_gro", "gro"), [(None, False, True), (None, True, False), ("loss=0.01", False, False)]
+)
 def test_faults_hit_wire_frames_so_they_turn_software_gro_off(fault: str | None, no_gro: bool, gro: bool) -> None:
     with open_host(UsernetConfig(sandbox=True, fault=fault, no_gro=no_gro), announce=lambda line: None) as host:
         link = host.link

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.aio.conftest import LOOPS, Nudging
-from usernet.host import Host
+from usernet.drivers.host import Host
 from usernet.link.memory import MemoryEndpoint
 from usernet.stack import Interface, InterfaceConfig
 
@@ -60,13 +60,19 @@ def _on_usernet(base: type, kind: str) -> type:
 
     def set_up(self: Any) -> None:
         base.setUp(self)
-        if isinstance(getattr(self, "loop", None), asyncio.AbstractEventLoop) and not hasattr(self.loop, "usernet_driver"):
+        if isinstance(getattr(self, "loop", None), asyncio.AbstractEventLoop) and not hasattr(
+            self.loop, "usernet_driver"
+        ):
             self.loop.close()
             self.loop = mirror_loop(kind)
             self.set_event_loop(self.loop)
 
-    members: dict[str, Any] = {"new_loop": new_loop, "create_event_loop": new_loop, "setUp": set_up,
-                               "__module__": __name__}
+    members: dict[str, Any] = {
+        "new_loop": new_loop,
+        "create_event_loop": new_loop,
+        "setUp": set_up,
+        "__module__": __name__,
+    }
     for name, reason in KNOWN.items():
         if hasattr(base, name):
             members[name] = unittest.skip(reason)(getattr(base, name))
@@ -77,4 +83,5 @@ def _on_usernet(base: type, kind: str) -> type:
 StreamTestsOnUsernet = _on_usernet(test_streams.StreamTests, "asyncio")
 StartServerTestsOnUsernet = _on_usernet(test_server.SelectorStartServerTests, "asyncio")
 BufferedProtocolTestsOnUsernet = _on_usernet(
-    type("BufferedProtocolTests", (test_buffered_proto.BaseTestBufferedProtocol, unittest.TestCase), {}), "asyncio")
+    type("BufferedProtocolTests", (test_buffered_proto.BaseTestBufferedProtocol, unittest.TestCase), {}), "asyncio"
+)

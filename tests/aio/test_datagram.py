@@ -54,7 +54,9 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-async def peer(pair: Pair, protocol: type[asyncio.DatagramProtocol], port: int, **kw: bool) -> tuple[DatagramTransport, asyncio.DatagramProtocol]:
+async def peer(
+    pair: Pair, protocol: type[asyncio.DatagramProtocol], port: int, **kw: bool
+) -> tuple[DatagramTransport, asyncio.DatagramProtocol]:
     """An endpoint on host B, through the same transport code the loop uses."""
     options = {"allow_broadcast": False, "reuse_port": False, **kw}
     return await open_endpoint(pair.loop, pair.b_driver, protocol, ("0.0.0.0", port), None, **options)

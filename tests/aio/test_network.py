@@ -14,8 +14,8 @@ import pytest
 
 from tests.aio.conftest import LOOPS
 from usernet.aio.datagram import DatagramTransport
-from usernet.host import Host
-from usernet.sandbox import Sandbox
+from usernet.drivers.host import Host
+from usernet.link.sandbox import Sandbox
 from usernet.stack import Interface, InterfaceConfig
 
 pytestmark = pytest.mark.network
@@ -42,8 +42,13 @@ def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) ->
     sandbox.run(["ip", "tuntap", "add", "mode", "tap", "name", "usernet0"], check=True)
     sandbox.run(["ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "usernet0"], check=True)
     sandbox.run(["ip", "link", "set", "usernet0", "up"], check=True)
-    server = sandbox.popen([sys.executable, "-m", "usernet", "--tap", "usernet0", "--loop", "uvloop", str(EXAMPLE)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    server = sandbox.popen(
+        [sys.executable, "-m", "usernet", "--tap", "usernet0", "--loop", "uvloop", str(EXAMPLE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     assert server.stdout is not None
     ready = server.stdout.readline()
     assert "UDP echo listening on ('0.0.0.0', 7)" in ready, ready + server.stderr.read()  # type: ignore[union-attr]
@@ -54,8 +59,13 @@ def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) ->
 
 
 def test_usernet_run_sandbox_serves_the_example(tmp_path: Path) -> None:
-    server = subprocess.Popen([sys.executable, "-m", "usernet.cli", "run", "--sandbox", "--", sys.executable, str(EXAMPLE)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    server = subprocess.Popen(
+        [sys.executable, "-m", "usernet.cli", "run", "--sandbox", "--", sys.executable, str(EXAMPLE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     namespace = None
     try:
         assert server.stderr is not None and server.stdout is not None
@@ -64,10 +74,13 @@ def test_usernet_run_sandbox_serves_the_example(tmp_path: Path) -> None:
         assert match, banner
         namespace = match.group(1)
         assert "listening" in server.stdout.readline()
-        client = (f"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
-                  f"s.sendto(b'ping', ('{USERNET_IP}', 7)); print(s.recvfrom(100)[0].decode())")
-        result = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", client],
-                                capture_output=True, text=True, timeout=30)
+        client = (
+            f"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
+            f"s.sendto(b'ping', ('{USERNET_IP}', 7)); print(s.recvfrom(100)[0].decode())"
+        )
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", client], capture_output=True, text=True, timeout=30
+        )
         assert result.stdout.strip() == "ping", result.stderr
     finally:
         server.terminate()

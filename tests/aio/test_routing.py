@@ -10,9 +10,9 @@ import pytest
 
 from tests.aio.conftest import B_IP, LOOPS, Pair
 from usernet.aio import use_backend
-from usernet.aio.config import UsernetConfig
 from usernet.aio.datagram import DatagramTransport
 from usernet.aio.routing import Router
+from usernet.drivers.config import UsernetConfig
 
 NET = [ipaddress.IPv4Interface("192.0.2.2/24")]
 
@@ -59,9 +59,8 @@ def test_use_backend_overrides_the_rule_inside_the_block_only() -> None:
     with use_backend("usernet"):
         assert router.choose("127.0.0.1", None) == "usernet"
     assert router.choose(None, "192.0.2.9") == "usernet"
-    with pytest.raises(ValueError):
-        with use_backend("carrier pigeon"):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(ValueError), use_backend("carrier pigeon"):  # type: ignore[arg-type]
+        pass
 
 
 class Echo(asyncio.DatagramProtocol):

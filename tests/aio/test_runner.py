@@ -35,12 +35,19 @@ def _table(output: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in output.splitlines() if " " in line)
 
 
-@pytest.mark.parametrize(("option", "default_loop"), [([], "UsernetSelectorEventLoop"), (["--loop", "uvloop"], "UsernetUvloop")])
+@pytest.mark.parametrize(
+    ("option", "default_loop"), [([], "UsernetSelectorEventLoop"), (["--loop", "uvloop"], "UsernetUvloop")]
+)
 def test_python_m_usernet_runs_a_script_on_usernet_loops(tmp_path: Path, option: list[str], default_loop: str) -> None:
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    result = subprocess.run([sys.executable, "-m", "usernet", *option, str(script), "--tap", "x"],
-                            capture_output=True, text=True, timeout=60, env=_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet", *option, str(script), "--tap", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
     assert table["new_event_loop"] == table["asyncio.run"] == default_loop
@@ -54,8 +61,13 @@ def test_usernet_run_installs_through_sitecustomize_and_keeps_the_shadowed_one(t
     script = tmp_path / "probe.py"
     script.write_text(PROBE + "import builtins\nprint('shadowed', getattr(builtins, 'SHADOWED_RAN', False))\n")
     env = _env() | {"PYTHONPATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "usernet.cli", "run", "--loop", "uvloop", "--", sys.executable, str(script)],
-                            capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "run", "--loop", "uvloop", "--", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
     assert table["asyncio.run"] == table["uvloop.run"] == "UsernetUvloop"
@@ -69,20 +81,35 @@ def test_a_broken_setting_stops_the_program_instead_of_running_it_on_the_kernel(
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2 and "ran" not in result.stdout
     assert "cannot put this program on usernet" in result.stderr and "USERNET_LOOP='trio'" in result.stderr
-    refused = subprocess.run([sys.executable, "-m", "usernet.cli", "run", "--", sys.executable, str(script)],
-                             capture_output=True, text=True, timeout=60, env=env)
+    refused = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "run", "--", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert refused.returncode == 2 and "ran" not in refused.stdout and "USERNET_LOOP='trio'" in refused.stderr
 
 
 def test_python_m_usernet_runs_a_module() -> None:
-    result = subprocess.run([sys.executable, "-m", "usernet", "--only", "-m", "json.tool", "--compact"],
-                            input='{"a": 1}', capture_output=True, text=True, timeout=60, env=_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet", "--only", "-m", "json.tool", "--compact"],
+        input='{"a": 1}',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '{"a":1}'
 
 
 def test_options_stop_at_the_program() -> None:
     valued = {"--tap", "--mtu"}
-    assert _split(["--tap", "t", "--only", "s.py", "--tap", "x"], valued) == (["--tap", "t", "--only"], None, ["s.py", "--tap", "x"])
+    assert _split(["--tap", "t", "--only", "s.py", "--tap", "x"], valued) == (
+        ["--tap", "t", "--only"],
+        None,
+        ["s.py", "--tap", "x"],
+    )
     assert _split(["--mtu", "9000", "-m", "pkg", "--flag"], valued) == (["--mtu", "9000"], "pkg", ["--flag"])
     assert _split(["--", "-weird.py"], valued) == ([], None, ["-weird.py"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from usernet.sandbox import Sandbox
+from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
 
@@ -40,16 +40,27 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def tap(sandbox: Sandbox) -> Sandbox:
     """The sandbox with a persistent TAP `usernet0` whose kernel side is 192.0.2.1/24."""
-    for cmd in (["ip", "tuntap", "add", "mode", "tap", "name", "usernet0"],
-                ["ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "usernet0"], ["ip", "link", "set", "usernet0", "up"]):
+    for cmd in (
+        ["ip", "tuntap", "add", "mode", "tap", "name", "usernet0"],
+        ["ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "usernet0"],
+        ["ip", "link", "set", "usernet0", "up"],
+    ):
         sandbox.run(cmd, check=True)
     return sandbox
 
 
-def on_usernet(box: Sandbox, program: list[str], *, loop: str = "asyncio", ready: str | None = None) -> subprocess.Popen[str]:
+def on_usernet(
+    box: Sandbox, program: list[str], *, loop: str = "asyncio", ready: str | None = None
+) -> subprocess.Popen[str]:
     """Start `program` with `python -m usernet` inside the namespace; wait for its `ready` line."""
-    proc = box.popen([sys.executable, "-m", "usernet", "--tap", "usernet0", "--loop", loop, *program],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=str(ROOT))
+    proc = box.popen(
+        [sys.executable, "-m", "usernet", "--tap", "usernet0", "--loop", loop, *program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=str(ROOT),
+    )
     assert proc.stdout is not None
     if ready is not None:
         line = proc.stdout.readline()
@@ -177,8 +188,10 @@ def test_redis_asyncio_client_against_real_redis(tap: Sandbox, loop: str) -> Non
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs redis-server (apt-get install redis-server)")
-    tap.popen([binary, "--bind", KERNEL_IP, "--port", "6379", "--save", "", "--appendonly", "no",
-               "--protected-mode", "no"], stdout=subprocess.DEVNULL)
+    tap.popen(
+        [binary, "--bind", KERNEL_IP, "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     _wait_for_port(tap, 6379)
     client = on_usernet(tap, [str(APPS / "redis_client.py"), KERNEL_IP, "6379", "10000"], loop=loop)
     out, err = client.communicate(timeout=120)
@@ -189,9 +202,30 @@ def test_redis_asyncio_client_against_real_redis(tap: Sandbox, loop: str) -> Non
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_tls_server_on_usernet_answers_a_kernel_tls_client(tap: Sandbox, tmp_path: Path, loop: str) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=usernet.test", "-addext", f"subjectAltName=IP:{USERNET_IP}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=usernet.test",
+            "-addext",
+            f"subjectAltName=IP:{USERNET_IP}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     on_usernet(tap, [str(APPS / "tls_echo.py"), str(cert), str(key)], loop=loop, ready="TLS echo listening")
     context = ssl.create_default_context(cafile=str(cert))
     payload = os.urandom(1_000_000)
@@ -219,10 +253,9 @@ def test_echo_example_with_tap_offloads(tap: Sandbox, loop: str) -> None:
     """`--offloads` (vnet_hdr, checksum offload, TSO) under an unmodified program: bytes intact."""
     on_usernet(tap, ["--offloads", str(EXAMPLES / "echo_server.py")], loop=loop, ready="TCP echo listening")
     payload = os.urandom(20_000_000)
-    with connect(tap, 7) as sock:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            reading = pool.submit(read_all, sock)
-            sock.sendall(payload)
-            sock.shutdown(socket.SHUT_WR)
-            back = reading.result()
+    with connect(tap, 7) as sock, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read_all, sock)
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        back = reading.result()
     assert len(back) == len(payload) and hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()

@@ -10,7 +10,9 @@ SCRIPT = Path(__file__).parent / "tcp" / "nagle.pkt"
 
 
 def _drill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "usernet.cli", "drill", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "drill", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_passing_script_exits_zero():

@@ -31,7 +31,7 @@ CASES = [
     ("+0...0.1 > S 0:0(0)\n", 1, 3, "only for blocking system calls"),
     ("0 read(3, ..., 10 = 1\n", 1, 19, "expected ')' or ','"),
     ("0 read(3, 1.5) = 1\n", 1, 11, "expected a value"),
-    ("0 write(3, \"\\x\", 1) = 1\n", 1, 14, "\\x needs hex digits"),
+    ('0 write(3, "\\x", 1) = 1\n', 1, 14, "\\x needs hex digits"),
     ("0 < icmp [0:1(1)]\n", 1, 10, "the ICMP type"),
     ("0 < udp 100\n", 1, 9, "'(' before the UDP payload length"),
     ("0 f(x(1, 2)=3) = 0\n", 1, 5, "takes one length"),

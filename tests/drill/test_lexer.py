@@ -21,8 +21,10 @@ def kinds_and_texts(source: str) -> list[tuple[TokenKind, str]]:
         ("+0...0.200", [(K.PUNCT, "+"), (K.INT, "0"), (K.ELLIPSIS, "..."), (K.FLOAT, "0.200")]),
         ("+.1...0.2", [(K.PUNCT, "+"), (K.FLOAT, ".1"), (K.ELLIPSIS, "..."), (K.FLOAT, "0.2")]),
         # A sequence range is not an IPv6 address.
-        ("1:1001(1000)", [(K.INT, "1"), (K.PUNCT, ":"), (K.INT, "1001"), (K.PUNCT, "("),
-                          (K.INT, "1000"), (K.PUNCT, ")")]),
+        (
+            "1:1001(1000)",
+            [(K.INT, "1"), (K.PUNCT, ":"), (K.INT, "1001"), (K.PUNCT, "("), (K.INT, "1000"), (K.PUNCT, ")")],
+        ),
         ("192.0.2.1:8080", [(K.IPV4, "192.0.2.1"), (K.PUNCT, ":"), (K.INT, "8080")]),
         ("2001:db8::1", [(K.IPV6, "2001:db8::1")]),
         ("fe80::1:", [(K.IPV6, "fe80::1"), (K.PUNCT, ":")]),
@@ -67,9 +69,7 @@ def test_positions_survive_multiline_tokens() -> None:
         ("+0 `echo", 1, 4, "`"),
     ],
 )
-def test_unterminated_tokens_point_at_their_start(
-    source: str, line: int, column: int, closer: str
-) -> None:
+def test_unterminated_tokens_point_at_their_start(source: str, line: int, column: int, closer: str) -> None:
     with pytest.raises(DrillSyntaxError) as caught:
         tokenize(source, "x.pkt")
     error = caught.value

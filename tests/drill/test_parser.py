@@ -7,10 +7,40 @@ from pathlib import Path
 import pytest
 
 from usernet.testing.drill import (
-    AddressOf, Array, BitOr, Call, CodeEvent, CommandEvent, Direction, EchoedPacket, Endpoint,
-    Eol, FastOpen, Field, IcmpPacket, IpInfo, Md5, Mss, Nop, Option, PacketEvent, RawOption,
-    Sack, SackPermitted, Struct, Symbol, SyscallEvent, TcpPacket, Time, TimeKind, Timestamp,
-    TruncatedString, UdpPacket, WindowScale, parse_file, parse_script,
+    AddressOf,
+    Array,
+    BitOr,
+    Call,
+    CodeEvent,
+    CommandEvent,
+    Direction,
+    EchoedPacket,
+    Endpoint,
+    Eol,
+    FastOpen,
+    Field,
+    IcmpPacket,
+    IpInfo,
+    Md5,
+    Mss,
+    Nop,
+    Option,
+    PacketEvent,
+    RawOption,
+    Sack,
+    SackPermitted,
+    Struct,
+    Symbol,
+    SyscallEvent,
+    TcpPacket,
+    Time,
+    TimeKind,
+    Timestamp,
+    TruncatedString,
+    UdpPacket,
+    WindowScale,
+    parse_file,
+    parse_script,
 )
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -62,9 +92,7 @@ def test_blocking_call_end_time() -> None:
 
 def test_syscall_with_errno_and_note() -> None:
     event = one_event("+0 read(4, ..., 1000) = -1 EAGAIN (Resource temporarily unavailable)")
-    assert event == SyscallEvent(
-        REL0, "read", (4, ..., 1000), -1, "EAGAIN", "Resource temporarily unavailable"
-    )
+    assert event == SyscallEvent(REL0, "read", (4, ..., 1000), -1, "EAGAIN", "Resource temporarily unavailable")
 
 
 def test_syscall_note_without_errno_and_errno_glued_to_note() -> None:
@@ -94,7 +122,7 @@ def test_syscall_without_arguments_and_spanning_lines() -> None:
         ("O_RDWR|O_NONBLOCK", BitOr((Symbol("O_RDWR"), Symbol("O_NONBLOCK")))),
         ("SOCK_STREAM | SOCK_NONBLOCK | 4", BitOr((Symbol("SOCK_STREAM"), Symbol("SOCK_NONBLOCK"), 4))),
         ('"abc"', b"abc"),
-        ('"\\x00\\x41\\n\\101\\\\\\""', b"\x00A\nA\\\""),
+        ('"\\x00\\x41\\n\\101\\\\\\""', b'\x00A\nA\\"'),
         ('"ab" "cd"', b"abcd"),
         ('"ab"...', TruncatedString(b"ab")),
         ("[]", Array(())),
@@ -102,28 +130,38 @@ def test_syscall_without_arguments_and_spanning_lines() -> None:
         ("{..., 1000}", Struct((..., 1000))),
         ("{onoff=1, linger=0}", Struct((Field("onoff", 1), Field("linger", 0)))),
         (
-            "{sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr(\"192.0.2.1\")}",
-            Struct((
-                Field("sa_family", Symbol("AF_INET")),
-                Field("sin_port", Call("htons", (8080,))),
-                Field("sin_addr", Call("inet_addr", (b"192.0.2.1",))),
-            )),
+            '{sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("192.0.2.1")}',
+            Struct(
+                (
+                    Field("sa_family", Symbol("AF_INET")),
+                    Field("sin_port", Call("htons", (8080,))),
+                    Field("sin_addr", Call("inet_addr", (b"192.0.2.1",))),
+                )
+            ),
         ),
         (
             "{msg_name(...)=..., msg_iov(1)=[{..., 10}], msg_flags=0}",
-            Struct((
-                Field("msg_name", ..., length=...),
-                Field("msg_iov", Array((Struct((..., 10)),)), length=1),
-                Field("msg_flags", 0),
-            )),
+            Struct(
+                (
+                    Field("msg_name", ..., length=...),
+                    Field("msg_iov", Array((Struct((..., 10)),)), length=1),
+                    Field("msg_flags", 0),
+                )
+            ),
         ),
         (
             "[{fd=3, events=POLLIN|POLLOUT, revents=0}]",
-            Array((Struct((
-                Field("fd", 3),
-                Field("events", BitOr((Symbol("POLLIN"), Symbol("POLLOUT")))),
-                Field("revents", 0),
-            )),)),
+            Array(
+                (
+                    Struct(
+                        (
+                            Field("fd", 3),
+                            Field("events", BitOr((Symbol("POLLIN"), Symbol("POLLOUT")))),
+                            Field("revents", 0),
+                        )
+                    ),
+                )
+            ),
         ),
         ("&addr", AddressOf(Symbol("addr"))),
         ("&[4]", AddressOf(Array((4,)))),
@@ -142,7 +180,10 @@ def test_inbound_syn_with_options() -> None:
     event = packet_of("+0 < S 0:0(0) win 32792 <mss 1000,sackOK,TS val 7 ecr 0,nop,wscale 7>")
     assert event.direction is Direction.INBOUND
     assert event.packet == TcpPacket(
-        "S", 0, 0, window=32792,
+        "S",
+        0,
+        0,
+        window=32792,
         options=(Mss(1000), SackPermitted(), Timestamp(7, 0), Nop(), WindowScale(7)),
     )
     assert (event.ip, event.src, event.dst, event.encapsulation) == (None, None, None, ())
@@ -160,8 +201,15 @@ def test_clauses_in_any_order() -> None:
 
 @pytest.mark.parametrize(
     ("text", "flags", "ace"),
-    [(".", ".", None), ("-", "", None), ("SEWA", "SEWA", None), ("F.", "F.", None),
-     ("P.6", "P.", 6), (".7", ".", 7), ("R", "R", None)],
+    [
+        (".", ".", None),
+        ("-", "", None),
+        ("SEWA", "SEWA", None),
+        ("F.", "F.", None),
+        ("P.6", "P.", 6),
+        (".7", ".", 7),
+        ("R", "R", None),
+    ],
 )
 def test_flags(text: str, flags: str, ace: int | None) -> None:
     packet = packet_of(f"+0 > {text} 1:1(0)").packet
@@ -176,8 +224,14 @@ def test_any_options_and_every_option_kind() -> None:
     ).packet
     assert isinstance(packet, TcpPacket)
     assert packet.options == (
-        Eol(), Nop(), Sack(((1, 2), (3, 4))), FastOpen(), FastOpen("00ab"),
-        FastOpen("1234", experimental=True), Md5("0f0e"), RawOption("ECN e1b 1 ceb 0"),
+        Eol(),
+        Nop(),
+        Sack(((1, 2), (3, 4))),
+        FastOpen(),
+        FastOpen("00ab"),
+        FastOpen("1234", experimental=True),
+        Md5("0f0e"),
+        RawOption("ECN e1b 1 ceb 0"),
     )
 
 
@@ -230,7 +284,10 @@ def test_udp_forms() -> None:
             IcmpPacket("unreachable", "frag_needed", mtu=840, echoed=EchoedPacket("tcp", 1000, 1)),
         ),
         ("icmp packet_too_big mtu 1400", IcmpPacket("packet_too_big", mtu=1400)),
-        ("icmp unreachable port_unreachable [udp (28)]", IcmpPacket("unreachable", "port_unreachable", echoed=EchoedPacket("udp", 28))),
+        (
+            "icmp unreachable port_unreachable [udp (28)]",
+            IcmpPacket("unreachable", "port_unreachable", echoed=EchoedPacket("udp", 28)),
+        ),
         ("icmp echo_reply id 7 [raw (20)]", IcmpPacket("echo_reply", echo_id=7, echoed=EchoedPacket("raw", 20))),
     ],
 )
@@ -273,8 +330,12 @@ def test_options_in_both_forms() -> None:
         "0 close(3) = 0\n"
     )
     assert script.options == (
-        Option("tolerance_usecs", "10000"), Option("ip_version", "ipv4"), Option("verbose"),
-        Option("define", 'CC="reno"'), Option("local_ip", "192.168.0.1"), Option("mss", "1000"),
+        Option("tolerance_usecs", "10000"),
+        Option("ip_version", "ipv4"),
+        Option("verbose"),
+        Option("define", 'CC="reno"'),
+        Option("local_ip", "192.168.0.1"),
+        Option("mss", "1000"),
     )
     assert [o.line for o in script.options] == [1, 2, 3, 4, 5, 5]
 

@@ -10,9 +10,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from usernet.testing.drill import (
-    AddressOf, Array, BitOr, Call, Direction, Eol, FastOpen, Field, IpInfo, Md5, Mss, Nop,
-    PacketEvent, RawOption, Sack, SackPermitted, Struct, Symbol, SyscallEvent, TcpPacket, Time,
-    TimeKind, Timestamp, TruncatedString, WindowScale, format_value, parse_file, parse_script,
+    AddressOf,
+    Array,
+    BitOr,
+    Call,
+    Direction,
+    Eol,
+    FastOpen,
+    Field,
+    IpInfo,
+    Md5,
+    Mss,
+    Nop,
+    PacketEvent,
+    RawOption,
+    Sack,
+    SackPermitted,
+    Struct,
+    Symbol,
+    SyscallEvent,
+    TcpPacket,
+    Time,
+    TimeKind,
+    Timestamp,
+    TruncatedString,
+    WindowScale,
+    format_value,
+    parse_file,
+    parse_script,
 )
 from usernet.testing.drill.model import Value
 
@@ -22,19 +47,21 @@ REL0 = Time(TimeKind.RELATIVE, 0.0)
 names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True)
 ints = st.integers(-(2**31), 2**32 - 1)
 leaves: st.SearchStrategy[Value] = st.one_of(
-    ints, st.binary(max_size=8), st.just(...), names.map(Symbol),
+    ints,
+    st.binary(max_size=8),
+    st.just(...),
+    names.map(Symbol),
     st.binary(max_size=4).map(TruncatedString),
 )
 # BitOr operands are leaves or calls: "a|b=c" or "&a|b" would read back grouped differently.
-bit_or = st.lists(st.one_of(ints, names.map(Symbol)), min_size=2, max_size=4).map(
-    lambda items: BitOr(tuple(items))
-)
+bit_or = st.lists(st.one_of(ints, names.map(Symbol)), min_size=2, max_size=4).map(lambda items: BitOr(tuple(items)))
 
 
 def _compound(inner: st.SearchStrategy[Value]) -> st.SearchStrategy[Value]:
     items = st.lists(st.one_of(inner, bit_or), max_size=3).map(tuple)
     return st.one_of(
-        items.map(Array), items.map(Struct),
+        items.map(Array),
+        items.map(Struct),
         st.builds(Call, names, items),
         st.builds(Field, names, st.one_of(inner, bit_or), st.one_of(st.none(), ints, st.just(...))),
         inner.filter(lambda v: not isinstance(v, Field)).map(AddressOf),
@@ -52,11 +79,15 @@ def test_syscall_values_round_trip(args: list[Value], result: Value) -> None:
 
 
 tcp_options = st.one_of(
-    st.just(Nop()), st.just(Eol()), st.just(SackPermitted()),
-    st.integers(0, 0xFFFF).map(Mss), st.integers(0, 255).map(WindowScale),
+    st.just(Nop()),
+    st.just(Eol()),
+    st.just(SackPermitted()),
+    st.integers(0, 0xFFFF).map(Mss),
+    st.integers(0, 255).map(WindowScale),
     st.builds(Timestamp, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
-    st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=4)
-    .map(lambda blocks: Sack(tuple(blocks))),
+    st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=4).map(
+        lambda blocks: Sack(tuple(blocks))
+    ),
     st.builds(FastOpen, st.one_of(st.none(), st.from_regex(r"[0-9a-f]{2,16}", fullmatch=True)), st.booleans()),
     st.from_regex(r"[0-9a-f]{2,32}", fullmatch=True).map(Md5),
     st.from_regex(r"x[a-z]{0,5}( [0-9]{1,4}){0,3}", fullmatch=True).map(RawOption),

@@ -24,8 +24,14 @@ def _xfail_reason(path: Path) -> str | None:
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, id=p.stem, marks=[pytest.mark.xfail(reason=r, raises=DrillFailure, strict=True)]
-                  if (r := _xfail_reason(p)) else []) for p in TCP_SCRIPTS],
+    [
+        pytest.param(
+            p,
+            id=p.stem,
+            marks=[pytest.mark.xfail(reason=r, raises=DrillFailure, strict=True)] if (r := _xfail_reason(p)) else [],
+        )
+        for p in TCP_SCRIPTS
+    ],
 )
 def test_tcp_script(path: Path) -> None:
     result = run_file(path)
@@ -119,19 +125,25 @@ def test_segments_are_joined_unless_strict() -> None:
 
 
 def test_sysctl_commands_change_the_stack() -> None:
-    script = ("`sysctl -q net.ipv4.tcp_timestamps=0\nsysctl -q net.ipv4.tcp_sack=0\nsysctl -q net.ipv4.foo=1`\n"
-              "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-              "+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
-              "+0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n"
-              "+0 > S 0:0(0) <mss 1460,nop,wscale 7>\n")
+    script = (
+        "`sysctl -q net.ipv4.tcp_timestamps=0\nsysctl -q net.ipv4.tcp_sack=0\nsysctl -q net.ipv4.foo=1`\n"
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+        "+0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"
+        "+0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n"
+        "+0 > S 0:0(0) <mss 1460,nop,wscale 7>\n"
+    )
     result = run_text(script)
     assert "`sysctl -q net.ipv4.foo=1`" in result.skipped
     assert "sysctl tcp_timestamps=0" in result.applied
 
 
 def test_apply_command_maps_buffers_routes_and_defaults() -> None:
-    effect = apply_command("../common/defaults.sh\nip route change 192.0.2.0/24 dev tun0 initcwnd 4 rto_min 50ms\n"
-                           "tc qdisc add dev tun0 root pfifo", TcpConfig(), LINUX)
+    effect = apply_command(
+        "../common/defaults.sh\nip route change 192.0.2.0/24 dev tun0 initcwnd 4 rto_min 50ms\n"
+        "tc qdisc add dev tun0 root pfifo",
+        TcpConfig(),
+        LINUX,
+    )
     assert effect.tcp.window_scale == 8 and effect.tcp.rcvbuf == 540000 and effect.tcp.syn_retries == 5
     assert effect.tcp.initial_window == 4 and effect.tcp.rto_min == 0.05 and effect.tcp.congestion == "cubic"
     assert effect.skipped == ["tc qdisc add dev tun0 root pfifo"]

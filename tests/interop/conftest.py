@@ -14,12 +14,12 @@ from typing import TypeVar
 
 import pytest
 
-from usernet.host import Host, offload_options
+from usernet.apps.services import Services, UdpEcho
+from usernet.drivers.host import Host, offload_options
+from usernet.drivers.selectloop import Waker, run
 from usernet.link import PcapTap, PcapWriter
 from usernet.link.base import Link
-from usernet.sandbox import Sandbox
-from usernet.selectloop import Waker, run
-from usernet.services import Services, UdpEcho
+from usernet.link.sandbox import Sandbox
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.interface import Socket
 
@@ -45,7 +45,8 @@ class LoopThread:
         self.services = services
         self.handlers: dict[Socket, Handler] = {}
         self._calls: queue.SimpleQueue[tuple[Callable[[float], object], concurrent.futures.Future[object]]] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         self._waker = Waker()
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
@@ -108,20 +109,25 @@ class Running:
 
 
 @contextlib.contextmanager
-def usernet_on_tap(sandbox: Sandbox, pcap: Path | None = None, gateway: str | None = None,
-                   mtu: int = 1500, offloads: bool = False, gso: bool = True, gro: bool = True) -> Iterator[Running]:
+def usernet_on_tap(
+    sandbox: Sandbox,
+    pcap: Path | None = None,
+    gateway: str | None = None,
+    mtu: int = 1500,
+    offloads: bool = False,
+    gso: bool = True,
+    gro: bool = True,
+) -> Iterator[Running]:
     """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread;
     with `offloads`, the TAP does checksums and TSO, with `gso` and `gro` (and no `offloads`)
     software segmentation and receive merging, and the stack uses what the link offers."""
-    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads, gso=gso,
-                             gro=gro)
+    tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads, gso=gso, gro=gro)
     with contextlib.ExitStack() as stack:
         link: Link = tap
         if pcap is not None:
             link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
         stack.callback(tap.close)  # before the capture file is closed
-        config = InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu,
-                                              **offload_options(link))
+        config = InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu, **offload_options(link))
         host = Host(link, Interface(config))
         loop = LoopThread(host, Services(host.iface))
         loop.start()

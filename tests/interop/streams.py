@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.interop.conftest import KERNEL_IP, LoopThread, Running
-from usernet.sandbox import Sandbox
-from usernet.services import ConnectionRecord
+from usernet.apps.services import ConnectionRecord
+from usernet.link.sandbox import Sandbox
 from usernet.stack import TcpConnection
 from usernet.stack.interface import Socket
 from usernet.stack.tcp.states import State
@@ -37,7 +37,7 @@ class Pattern:
     def at(self, position: int, n: int) -> memoryview:
         """Up to min(n, CHUNK) bytes of the stream starting at `position`."""
         offset = position % self.SIZE
-        return self.view[offset:offset + min(n, CHUNK)]
+        return self.view[offset : offset + min(n, CHUNK)]
 
 
 class StreamCheck:
@@ -84,6 +84,7 @@ def run_threads(*targets: Callable[[], None], timeout: float = TIMEOUT) -> None:
                 target()
             except BaseException as exc:
                 errors.append(exc)
+
         return body
 
     threads = [threading.Thread(target=wrap(t), daemon=True) for t in targets]
@@ -180,8 +181,14 @@ class UsernetClient:
             self.done.set()
 
 
-def usernet_connect(loop: LoopThread, port: int, pattern: Pattern, outgoing: int,
-                    expect: StreamCheck | None = None, address: str = KERNEL_IP) -> UsernetClient:
+def usernet_connect(
+    loop: LoopThread,
+    port: int,
+    pattern: Pattern,
+    outgoing: int,
+    expect: StreamCheck | None = None,
+    address: str = KERNEL_IP,
+) -> UsernetClient:
     def start(now: float) -> UsernetClient:
         iface = loop.host.iface
         conn = iface.tcp.connect((socket.inet_aton(address), port), now)

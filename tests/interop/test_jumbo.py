@@ -12,8 +12,8 @@ import pytest
 
 from tests.interop.conftest import USERNET_IP, usernet_on_tap
 from tests.interop.streams import MB, Pattern, finished, kernel_echo_roundtrip, kernel_socket, report, wait_for
-from usernet.sandbox import Sandbox
-from usernet.services import ECHO_PORT
+from usernet.apps.services import ECHO_PORT
+from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
 
@@ -34,4 +34,6 @@ def test_echo_at_jumbo_mtu(sandbox: Sandbox, mtu: int):
         assert record.error is None and record.moved == TOTAL
         # The MSS follows the MTU (less IPv4 and TCP headers and the timestamp option).
         assert record.info["mss"] == mtu - 40 - 12, record.info
-        report(f"echo at MTU {mtu}", f"{TOTAL / MB / elapsed:.1f} MB/s each way; retransmits {record.info['retransmits']}")
+        report(
+            f"echo at MTU {mtu}", f"{TOTAL / MB / elapsed:.1f} MB/s each way; retransmits {record.info['retransmits']}"
+        )

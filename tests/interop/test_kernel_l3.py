@@ -18,14 +18,18 @@ pytestmark = pytest.mark.network
 
 
 def test_kernel_pings_usernet(running: Running):
-    result = running.sandbox.run(["ping", "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True)
+    result = running.sandbox.run(
+        ["ping", "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "20 packets transmitted, 20 received" in result.stdout
     assert running.host.iface.stats()["icmp_echo_answered"] >= 20
 
 
 def test_arping_gets_answers(running: Running):
-    result = running.sandbox.run(["arping", "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True)
+    result = running.sandbox.run(
+        ["arping", "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     macs = set(re.findall(r"from ([0-9a-f:]{17})", result.stdout.lower()))
     assert macs == {running.host.link.mac.hex(":")}, result.stdout
@@ -80,7 +84,11 @@ def _garbage(rng: random.Random, kernel_mac: bytes, usernet_mac: bytes) -> list[
 
 def test_malformed_frames_are_dropped_and_counted(running: Running):
     iface = running.host.iface
-    kernel_mac = bytes.fromhex(running.sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True).stdout.strip().replace(":", ""))
+    kernel_mac = bytes.fromhex(
+        running.sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True)
+        .stdout.strip()
+        .replace(":", "")
+    )
     frames = _garbage(random.Random(7), kernel_mac, running.host.link.mac)
     before = iface.stats()["rx_frames"]
     with running.sandbox.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
@@ -89,7 +97,9 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
             raw.send(frame)
             if i % 200 == 199:
                 time.sleep(0.005)  # let the reader keep up: the TAP drops what it cannot queue
-    result = running.sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True)
+    result = running.sandbox.run(
+        ["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout
     stats = iface.stats()
     assert stats["rx_frames"] - before >= len(frames) * 0.9
@@ -100,7 +110,9 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
 def test_usernet_pings_the_kernel_from_the_cli():
     result = subprocess.run(
         [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 packets transmitted, 3 received" in result.stdout
@@ -111,7 +123,9 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     pcap = tmp_path / "up.pcap"
     proc = subprocess.Popen(
         [sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -120,8 +134,12 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
         assert name, banner
         ns = name.group(1)
         proc.stdout.readline()  # "usernet up: ..."
-        ping = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
-                              capture_output=True, text=True, timeout=30)
+        ping = subprocess.run(
+            ["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert ping.returncode == 0, ping.stdout
     finally:
         proc.terminate()
@@ -130,8 +148,12 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     assert "ICMP echo request" in out and "ICMP echo reply" in out, out
     assert "icmp_echo_answered=3" in out, out
     assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(ns)
-    fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    fields = subprocess.run(
+        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     assert len(fields) >= 8  # ARP both ways + 3 pings + 3 replies, at least
     assert not [line for line in fields if "\t" in line and line.split("\t", 1)[1].strip()], fields
     assert all(line.startswith("eth:ethertype:") for line in fields), fields

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import queue
+import re
 import signal
 import socket
 import struct
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running, usernet_on_tap
 from tests.interop.streams import (
     CHUNK,
     KERNEL_PORT,
@@ -42,9 +43,8 @@ from tests.interop.streams import (
     usernet_connect,
     wait_for,
 )
-from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running, usernet_on_tap
-from usernet.sandbox import Sandbox
-from usernet.services import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT
+from usernet.apps.services import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT
+from usernet.link.sandbox import Sandbox
 from usernet.stack import TcpConnection, TcpListener
 from usernet.stack.interface import Socket
 from usernet.stack.tcp.states import State
@@ -80,9 +80,12 @@ def test_kernel_client_100mb_through_usernet_echo(running: Running):
     [record] = finished(running, "echo")
     after = counters(running)
     assert record.error is None and record.info["bytes_received"] == record.info["bytes_sent"] == BULK
-    report("kernel->usernet echo 100 MB", f"{BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s); "
-           f"usernet retransmits {record.info['retransmits']}, rtt {record.info['rtt']}, "
-           f"cwnd {record.info['cwnd']}, stack delta {_delta(before, after)}")
+    report(
+        "kernel->usernet echo 100 MB",
+        f"{BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s); "
+        f"usernet retransmits {record.info['retransmits']}, rtt {record.info['rtt']}, "
+        f"cwnd {record.info['cwnd']}, stack delta {_delta(before, after)}",
+    )
 
 
 def test_usernet_client_100mb_through_kernel_echo(running: Running, kernel_listener: socket.socket):
@@ -98,13 +101,23 @@ def test_usernet_client_100mb_through_kernel_echo(running: Running, kernel_liste
     info = running.loop.call(lambda now: client.conn.info())
     assert client.conn.error is None
     check.assert_complete(BULK)
-    report("usernet->kernel echo 100 MB", f"{BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s); "
-           f"retransmits {info['retransmits']}, rtt {info['rtt']}, cwnd {info['cwnd']}")
+    report(
+        "usernet->kernel echo 100 MB",
+        f"{BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s); "
+        f"retransmits {info['retransmits']}, rtt {info['rtt']}, cwnd {info['cwnd']}",
+    )
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    keys = ("tcp_retransmits", "tcp_fast_retransmits", "tcp_timeouts", "tcp_rcv_overflow", "tcp_out_of_window",
-            "tcp_ofo_segments", "tcp_bad_checksum")
+    keys = (
+        "tcp_retransmits",
+        "tcp_fast_retransmits",
+        "tcp_timeouts",
+        "tcp_rcv_overflow",
+        "tcp_out_of_window",
+        "tcp_ofo_segments",
+        "tcp_bad_checksum",
+    )
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) - before.get(k, 0)}
 
 
@@ -189,7 +202,8 @@ def test_1000_short_connections_kernel_to_usernet(running: Running):
     message = b"x" * 64
     # One trip into the namespace for all sockets: a thread per socket would be what gets measured.
     sockets = running.sandbox.in_namespace(
-        lambda: [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)])
+        lambda: [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    )
     try:
         start = time.monotonic()
         for i, sock in enumerate(sockets):
@@ -240,8 +254,10 @@ def test_1000_short_connections_usernet_to_kernel(running: Running, kernel_liste
     elapsed = time.monotonic() - start
     server.join(10)
     assert not server.is_alive()
-    report(f"{count} usernet->kernel connections", f"{count / elapsed:.0f} connections/s (one at a time, "
-           "each started from the test thread)")
+    report(
+        f"{count} usernet->kernel connections",
+        f"{count / elapsed:.0f} connections/s (one at a time, each started from the test thread)",
+    )
 
 
 # -- resets ---------------------------------------------------------------------------------------
@@ -283,13 +299,28 @@ def routed_peer(sandbox: Sandbox) -> Iterator[Sandbox]:
     is dropped is lost for real. So the loss tests put their kernel peer one hop away.
     """
     with Sandbox("peer") as peer:
-        for cmd in (["ip", "-n", sandbox.name, "link", "add", "fwd0", "type", "veth", "peer", "name", "fwd1",
-                     "netns", peer.name],
-                    ["ip", "-n", sandbox.name, "addr", "add", f"{ROUTER_IP}/24", "dev", "fwd0"],
-                    ["ip", "-n", sandbox.name, "link", "set", "fwd0", "up"],
-                    ["ip", "-n", peer.name, "addr", "add", f"{PEER_IP}/24", "dev", "fwd1"],
-                    ["ip", "-n", peer.name, "link", "set", "fwd1", "up"],
-                    ["ip", "-n", peer.name, "route", "add", "192.0.2.0/24", "via", ROUTER_IP]):
+        for cmd in (
+            [
+                "ip",
+                "-n",
+                sandbox.name,
+                "link",
+                "add",
+                "fwd0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "fwd1",
+                "netns",
+                peer.name,
+            ],
+            ["ip", "-n", sandbox.name, "addr", "add", f"{ROUTER_IP}/24", "dev", "fwd0"],
+            ["ip", "-n", sandbox.name, "link", "set", "fwd0", "up"],
+            ["ip", "-n", peer.name, "addr", "add", f"{PEER_IP}/24", "dev", "fwd1"],
+            ["ip", "-n", peer.name, "link", "set", "fwd1", "up"],
+            ["ip", "-n", peer.name, "route", "add", "192.0.2.0/24", "via", ROUTER_IP],
+        ):
             subprocess.run(cmd, check=True, capture_output=True, text=True)
         sandbox.in_namespace(lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1"))
         yield peer
@@ -326,8 +357,11 @@ def test_transfer_survives_random_drops_on_the_kernel_side(sandbox: Sandbox):
         delta = _delta(before, after)
         kernel = _kernel_retransmits(peer) - kernel_before
     assert delta.get("tcp_ofo_segments", 0) > 0 and kernel > 0, f"3% loss left no trace: {delta}, kernel {kernel}"
-    report("3% kernel-side drop, 20 MB echo", f"kernel client {size / MB / elapsed_in:.1f} MB/s, "
-           f"usernet client {size / MB / elapsed_out:.1f} MB/s; usernet {delta}, kernel retransmits {kernel}")
+    report(
+        "3% kernel-side drop, 20 MB echo",
+        f"kernel client {size / MB / elapsed_in:.1f} MB/s, "
+        f"usernet client {size / MB / elapsed_out:.1f} MB/s; usernet {delta}, kernel retransmits {kernel}",
+    )
 
 
 def _kernel_retransmits(sandbox: Sandbox) -> int:
@@ -355,14 +389,41 @@ def test_capture_has_no_bad_checksums_or_malformed_frames(sandbox: Sandbox, tmp_
             sock.connect((USERNET_IP, CHARGEN_PORT))
             sock.recv(65536)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        wait_for(lambda: len(finished(running, "discard")) == 20 and bool(finished(running, "chargen")),
-                 "the connections to end")
+        wait_for(
+            lambda: len(finished(running, "discard")) == 20 and bool(finished(running, "chargen")),
+            "the connections to end",
+        )
     checked = ["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"]
     lines = subprocess.run(
-        ["tshark", "-r", str(pcap), *checked, "-T", "fields", "-E", "separator=|",
-         "-e", "frame.number", "-e", "ip.checksum.status", "-e", "tcp.checksum.status", "-e", "_ws.malformed",
-         "-e", "_ws.expert.severity", "-e", "_ws.expert.message", "-Y", "tcp"],
-        capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            *checked,
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.number",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+            "-e",
+            "_ws.expert.message",
+            "-Y",
+            "tcp",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.splitlines()
     rows = [line.split("|") for line in lines]
     assert len(rows) > 2000, "the capture holds too few TCP frames to mean anything"
     bad = [r for r in rows if r[1] != "1" or r[2] != "1" or r[3]]  # 1 = "Good" once validation is on
@@ -425,23 +486,32 @@ print("client ok")
 
 
 def test_usernet_up_serves_tcp_and_reports_connections():
-    proc = subprocess.Popen([sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--duration", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--duration", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     output = LineReader(proc)
     try:
         banner = output.until(r"^usernet up:")
         name = re.search(r"namespace (usernet-up-\w+),", "".join(banner))
         assert name, banner
-        client = subprocess.run(["ip", "netns", "exec", name.group(1), sys.executable, "-c", _CLIENT, USERNET_IP],
-                                capture_output=True, text=True, timeout=60)
+        client = subprocess.run(
+            ["ip", "netns", "exec", name.group(1), sys.executable, "-c", _CLIENT, USERNET_IP],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert client.returncode == 0 and "client ok" in client.stdout, client.stderr
         os.kill(proc.pid, signal.SIGUSR1)
         report_lines = output.until(r"^tcp connections:")
         assert "3 finished" in report_lines[-1], report_lines
         listed = output.until(r"^\s+chargen ")
         text = "".join(listed)
-        assert re.search(r"echo\s+192\.0\.2\.1:\d+ -> 192\.0\.2\.2:7 CLOSED .*bytes_sent=13000 bytes_received=13000",
-                         text), text
+        assert re.search(
+            r"echo\s+192\.0\.2\.1:\d+ -> 192\.0\.2\.2:7 CLOSED .*bytes_sent=13000 bytes_received=13000", text
+        ), text
         assert re.search(r"discard\s+.*-> 192\.0\.2\.2:9 .*bytes_received=500000", text), text
         assert re.search(r"chargen\s+.*-> 192\.0\.2\.2:19 .*rtt=[\d.]+ms cwnd=\d+ .*retransmits=\d+", text), text
     finally:

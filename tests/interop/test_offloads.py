@@ -31,9 +31,9 @@ from tests.interop.streams import (
     usernet_connect,
     wait_for,
 )
+from usernet.apps.services import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT
+from usernet.link.sandbox import Sandbox
 from usernet.link.tap import TapLink
-from usernet.sandbox import Sandbox
-from usernet.services import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT
 
 pytestmark = pytest.mark.network
 
@@ -53,8 +53,11 @@ def gso_counts(running: Running) -> tuple[int, int]:
 
 
 #: TapLink settings of each mode.
-MODES = {"plain": {"offloads": False, "gso": False, "gro": False},
-         "software": {"offloads": False, "gso": True, "gro": True}, "offloads": {"offloads": True}}
+MODES = {
+    "plain": {"offloads": False, "gso": False, "gro": False},
+    "software": {"offloads": False, "gso": True, "gro": True},
+    "offloads": {"offloads": True},
+}
 
 
 def assert_offloads_used(running: Running, mode: str) -> None:
@@ -69,7 +72,8 @@ def assert_offloads_used(running: Running, mode: str) -> None:
         assert tx > 0, "usernet sent no big frame for software GSO to cut up"
         tap = tap_of(running)
         written, dropped, read, joined = running.loop.call(
-            lambda now: (tap.tx_frames, tap.dropped_tx, tap.rx_frames, tap.rx_gro_joined))
+            lambda now: (tap.tx_frames, tap.dropped_tx, tap.rx_frames, tap.rx_gro_joined)
+        )
         assert written > stats["tx_frames"], "the TAP wrote no more frames than the stack handed it"
         assert dropped == 0
         assert joined > 0, "software GRO joined no segment"
@@ -93,8 +97,10 @@ def test_kernel_client_through_usernet_echo(sandbox: Sandbox, mode: str):
         [record] = finished(running, "echo")
         assert record.error is None and record.moved == TOTAL
         assert_offloads_used(running, mode)
-        report(f"kernel->usernet echo, {mode}",
-               f"{TOTAL / MB / elapsed:.1f} MB/s each way; gso frames (rx, tx) {gso_counts(running)}")
+        report(
+            f"kernel->usernet echo, {mode}",
+            f"{TOTAL / MB / elapsed:.1f} MB/s each way; gso frames (rx, tx) {gso_counts(running)}",
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -115,8 +121,10 @@ def test_usernet_client_through_kernel_echo(sandbox: Sandbox, mode: str):
         assert client.conn.error is None
         check.assert_complete(TOTAL)
         assert_offloads_used(running, mode)
-        report(f"usernet->kernel echo, {mode}",
-               f"{TOTAL / MB / elapsed:.1f} MB/s each way; gso frames (rx, tx) {gso_counts(running)}")
+        report(
+            f"usernet->kernel echo, {mode}",
+            f"{TOTAL / MB / elapsed:.1f} MB/s each way; gso frames (rx, tx) {gso_counts(running)}",
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -152,5 +160,7 @@ def test_bulk_each_way_discard_and_chargen(sandbox: Sandbox, mode: str):
             out = got / MB / (time.monotonic() - start)
         assert_offloads_used(running, mode)
         rx, tx = gso_counts(running)
-        report(f"bulk at MTU 1500, {mode}",
-               f"kernel->usernet {into:.1f} MB/s, usernet->kernel {out:.1f} MB/s; gso frames (rx, tx) {(rx, tx)}")
+        report(
+            f"bulk at MTU 1500, {mode}",
+            f"kernel->usernet {into:.1f} MB/s, usernet->kernel {out:.1f} MB/s; gso frames (rx, tx) {(rx, tx)}",
+        )

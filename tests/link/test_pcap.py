@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.link.frames import (
-    BROADCAST, ETH_ARP, ETH_IPV4, arp, ethernet, icmp_echo, ip, ipv4, udp_frame,
+    BROADCAST,
+    ETH_ARP,
+    ETH_IPV4,
+    arp,
+    ethernet,
+    icmp_echo,
+    ip,
+    ipv4,
+    udp_frame,
 )  # fmt: skip
 from usernet.link import MemoryWire, PcapReader, PcapTap, PcapWriter, VirtualClock
 from usernet.link.pcap import LINKTYPE_ETHERNET, MAGIC_MICRO, MAGIC_NANO, SNAPLEN

@@ -15,6 +15,7 @@ import pytest
 from tests.link.frames import ETH_ARP, ETH_IPV4, arp, checksum, ethernet, ip
 from usernet.link import Link, TapLink
 from usernet.link.base import NO_OFFLOADS
+from usernet.link.sandbox import Sandbox
 from usernet.link.tap import (
     GSO_NONE,
     GSO_TCPV4,
@@ -25,7 +26,6 @@ from usernet.link.tap import (
     encode_vnet_header,
 )
 from usernet.native import CSUM_FULL, CSUM_PARTIAL, build_ipv4_tcp
-from usernet.sandbox import Sandbox
 from usernet.stack.tcp.connection import OffloadFrame
 from usernet.wire.tcp import encode_tcp_options
 
@@ -151,15 +151,41 @@ def test_errno_of_a_closed_tap_is_not_swallowed(sandbox: Sandbox):
 # -- offloads: vnet headers, partial checksums, TSO ------------------------------------------
 
 
-def _tcp_frame(dst_mac: bytes, src_mac: bytes, seq: int, ack: int, flags: int, payload: bytes = b"",
-               options: bytes = b"", gso_size: int | None = None) -> bytearray:
+def _tcp_frame(
+    dst_mac: bytes,
+    src_mac: bytes,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes = b"",
+    options: bytes = b"",
+    gso_size: int | None = None,
+) -> bytearray:
     """A TCP frame from usernet to the kernel's port 6000; with `gso_size`, one for the device to finish."""
     size = 54 + len(options) + len(payload)
     frame = bytearray(size) if gso_size is None else OffloadFrame(size)
     if gso_size is not None:
         frame.gso_size = gso_size  # type: ignore[attr-defined]
-    built = build_ipv4_tcp(frame, 0, dst_mac, src_mac, ip(USERNET_IP), ip(KERNEL_IP), 1, 64, 40001, 6000, seq, ack,
-                           flags, 65535, 0, options, payload, CSUM_FULL if gso_size is None else CSUM_PARTIAL)
+    built = build_ipv4_tcp(
+        frame,
+        0,
+        dst_mac,
+        src_mac,
+        ip(USERNET_IP),
+        ip(KERNEL_IP),
+        1,
+        64,
+        40001,
+        6000,
+        seq,
+        ack,
+        flags,
+        65535,
+        0,
+        options,
+        payload,
+        CSUM_FULL if gso_size is None else CSUM_PARTIAL,
+    )
     assert built == size, f"build_ipv4_tcp failed: {built}"
     return frame
 
@@ -185,8 +211,11 @@ def test_a_tap_claims_software_gso_none_or_every_offload(sandbox: Sandbox):
 def test_offloaded_tcp_both_ways_with_the_kernel(sandbox: Sandbox):
     """Partial checksums and a TSO frame into the kernel, a super-segment out of it, headers never in sight."""
     tap = sandbox.create_tap(offloads=True)
-    kernel_mac = bytes.fromhex(sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True,
-                                           text=True).stdout.strip().replace(":", ""))
+    kernel_mac = bytes.fromhex(
+        sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True)
+        .stdout.strip()
+        .replace(":", "")
+    )
     listener = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind((KERNEL_IP, 6000))
     listener.listen(1)
@@ -201,8 +230,11 @@ def test_offloaded_tcp_both_ways_with_the_kernel(sandbox: Sandbox):
                 f = bytes(view)
                 assert f[6:12] == kernel_mac or f[:6] == tap.mac, "a frame must start with its Ethernet header"
                 if is_arp_request_for(USERNET_IP)(f):
-                    tap.send(ethernet(kernel_mac, tap.mac, ETH_ARP,
-                                      arp(2, tap.mac, ip(USERNET_IP), kernel_mac, ip(KERNEL_IP))))
+                    tap.send(
+                        ethernet(
+                            kernel_mac, tap.mac, ETH_ARP, arp(2, tap.mac, ip(USERNET_IP), kernel_mac, ip(KERNEL_IP))
+                        )
+                    )
                 elif f[12:14] == struct.pack("!H", ETH_IPV4) and f[23] == 6 and wanted(f):
                     return f
         pytest.fail("no matching TCP frame within 5 s")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from usernet.host import Host
+from usernet.drivers.host import Host
+from usernet.drivers.virtual import Simulation
 from usernet.link.base import Link, LinkWrapper
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
 from usernet.stack import Interface, InterfaceConfig
-from usernet.testing.sim import Simulation
 
 A_IP = bytes([192, 0, 2, 1])
 B_IP = bytes([192, 0, 2, 2])
@@ -54,4 +54,3 @@ def make_pair(latency: float = 0.001, **options: object) -> Pair:
     sim.add(a)
     sim.add(b)
     return Pair(sim, wire, a, b, a_link, b_link)
-

@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from tests.stack.simpair import A_IP, B_IP, make_pair
-from usernet.services import UdpEcho
-from usernet.wire import ETHERTYPE_ARP, ARP_REQUEST, parse_arp, parse_ethernet
+from usernet.apps.services import UdpEcho
+from usernet.wire import ARP_REQUEST, ETHERTYPE_ARP, parse_arp, parse_ethernet
 
 NOWHERE = bytes([192, 0, 2, 99])
 
@@ -189,16 +189,18 @@ def test_port_binding_rules(pair):
 
 
 def test_off_link_goes_through_the_gateway():
+    from usernet.drivers.host import Host
+    from usernet.drivers.virtual import Simulation
     from usernet.link.clock import VirtualClock
     from usernet.link.memory import MemoryWire
-    from usernet.host import Host
     from usernet.stack import Interface, InterfaceConfig
-    from usernet.testing.sim import Simulation
 
     clock = VirtualClock()
     wire = MemoryWire(clock, latency=0.001)
     sim = Simulation(clock)
-    a = sim.add(Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"], gateway="192.0.2.2"))))
+    a = sim.add(
+        Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"], gateway="192.0.2.2")))
+    )
     b = sim.add(Host(wire.b, Interface(InterfaceConfig.from_strings(wire.b.mac, ["192.0.2.2/24"]))))
     sock = a.iface.open_udp()
     sock.sendto(b"far away", (bytes([198, 51, 100, 7]), 53), clock())

@@ -6,13 +6,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from usernet.host import Host
+from usernet.drivers.host import Host
+from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
 from usernet.link.fault import FaultInjector
 from usernet.link.memory import MemoryWire
 from usernet.stack import Interface, InterfaceConfig, TcpConfig, TcpConnection, TcpListener
 from usernet.stack.tcp.states import State
-from usernet.testing.sim import Simulation
 
 A_IP = bytes([192, 0, 2, 1])
 B_IP = bytes([192, 0, 2, 2])
@@ -55,18 +55,32 @@ class Peer:
 class Net:
     """A simulation of hosts A (192.0.2.1) and B (192.0.2.2) with faults in both directions."""
 
-    def __init__(self, seed: int = 0, latency: float = 0.001, tcp: TcpConfig | None = None,
-                 tcp_b: TcpConfig | None = None, **faults: Any) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        latency: float = 0.001,
+        tcp: TcpConfig | None = None,
+        tcp_b: TcpConfig | None = None,
+        **faults: Any,
+    ) -> None:
         self.clock = clock = VirtualClock()
         self.wire = MemoryWire(clock, latency=latency, queue_limit=100000)
         self.sim = Simulation(clock)
         tcp = tcp or TcpConfig()
         link_a = FaultInjector(self.wire.a, clock, seed=seed, direction="tx", **faults) if faults else self.wire.a
-        link_b = FaultInjector(self.wire.b, clock, seed=seed + 7919, direction="tx", **faults) if faults else self.wire.b
-        self.a = Host(link_a, Interface(InterfaceConfig.from_strings(
-            self.wire.a.mac, ["192.0.2.1/24"], secret=b"a" * 16, tcp=tcp)))
-        self.b = Host(link_b, Interface(InterfaceConfig.from_strings(
-            self.wire.b.mac, ["192.0.2.2/24"], secret=b"b" * 16, tcp=tcp_b or tcp)))
+        link_b = (
+            FaultInjector(self.wire.b, clock, seed=seed + 7919, direction="tx", **faults) if faults else self.wire.b
+        )
+        self.a = Host(
+            link_a,
+            Interface(InterfaceConfig.from_strings(self.wire.a.mac, ["192.0.2.1/24"], secret=b"a" * 16, tcp=tcp)),
+        )
+        self.b = Host(
+            link_b,
+            Interface(
+                InterfaceConfig.from_strings(self.wire.b.mac, ["192.0.2.2/24"], secret=b"b" * 16, tcp=tcp_b or tcp)
+            ),
+        )
         self.sim.add(self.a)
         self.sim.add(self.b)
         self.peers: dict[TcpConnection, Peer] = {}

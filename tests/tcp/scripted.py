@@ -33,8 +33,11 @@ class FixedIsn:
 class Scripted:
     def __init__(self, tcp: TcpConfig | None = None, isn: int = 5_000_000, **options: object) -> None:
         """`options` are further InterfaceConfig fields (offloads, MTU)."""
-        self.iface = Interface(InterfaceConfig.from_strings(
-            US_MAC, ["192.0.2.2/24"], secret=b"s" * 16, arp_timeout=1e9, tcp=tcp or TcpConfig(), **options))
+        self.iface = Interface(
+            InterfaceConfig.from_strings(
+                US_MAC, ["192.0.2.2/24"], secret=b"s" * 16, arp_timeout=1e9, tcp=tcp or TcpConfig(), **options
+            )
+        )
         self.iface.tcp.isn_source = FixedIsn(isn)
         self.now = 0.0
         frame = bytearray(42)
@@ -43,11 +46,38 @@ class Scripted:
         self.iface.receive(frame, 0.0)
         self.iface.take_output()
 
-    def inject(self, seq: int, ack: int, flags: int, payload: bytes = b"", window: int = 65535,
-               options: bytes = b"", sport: int = PEER_PORT, dport: int = PORT, src: bytes = PEER) -> None:
+    def inject(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: bytes = b"",
+        window: int = 65535,
+        options: bytes = b"",
+        sport: int = PEER_PORT,
+        dport: int = PORT,
+        src: bytes = PEER,
+    ) -> None:
         frame = bytearray(54 + len(options) + len(payload))
-        build_ipv4_tcp(frame, 0, US_MAC, PEER_MAC, src, US, 1, 64, sport, dport, seq & 0xFFFFFFFF,
-                       ack & 0xFFFFFFFF, flags, window, 0, options, payload)
+        build_ipv4_tcp(
+            frame,
+            0,
+            US_MAC,
+            PEER_MAC,
+            src,
+            US,
+            1,
+            64,
+            sport,
+            dport,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            flags,
+            window,
+            0,
+            options,
+            payload,
+        )
         self.iface.receive(frame, self.now)
 
     def ts(self, val: int, ecr: int) -> bytes:

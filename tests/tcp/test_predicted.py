@@ -6,14 +6,14 @@ from tests.tcp.net import A_IP, B_IP, PORT, Net, digest
 from tests.tcp.scripted import PEER, PEER_ISN, PEER_MAC, PEER_PORT, US, US_MAC
 from tests.tcp.scripted import PORT as US_PORT
 from tests.tcp.test_segments import established
-from usernet.host import Host
+from usernet.drivers.host import Host
+from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
 from usernet.native import build_ipv4_tcp
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
-from usernet.testing.sim import Simulation
 from usernet.wire.tcp import ACK, PSH
 
 B_SECOND_IP = bytes([192, 0, 2, 3])
@@ -35,8 +35,25 @@ def test_a_segment_with_a_bad_checksum_takes_the_general_path_and_is_counted() -
     s.inject(PEER_ISN + 1, iss1, ACK | PSH, payload=b"good")
     predicted = s.iface.stats()["tcp_rx_predicted"]
     frame = bytearray(58)
-    build_ipv4_tcp(frame, 0, US_MAC, PEER_MAC, PEER, US, 1, 64, PEER_PORT, US_PORT, PEER_ISN + 5, iss1, ACK | PSH,
-                   65535, 0, b"", b"evil")
+    build_ipv4_tcp(
+        frame,
+        0,
+        US_MAC,
+        PEER_MAC,
+        PEER,
+        US,
+        1,
+        64,
+        PEER_PORT,
+        US_PORT,
+        PEER_ISN + 5,
+        iss1,
+        ACK | PSH,
+        65535,
+        0,
+        b"",
+        b"evil",
+    )
     frame[-1] ^= 0xFF
     s.iface.receive(frame, s.now)
     stats = s.iface.stats()
@@ -50,8 +67,12 @@ def test_connections_that_share_a_flow_key_are_told_apart_by_local_address() -> 
     wire = MemoryWire(clock, latency=0.001)
     sim = Simulation(clock)
     a = sim.add(Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.1/24"], secret=b"a" * 16))))
-    b = sim.add(Host(wire.b, Interface(InterfaceConfig.from_strings(
-        wire.b.mac, ["192.0.2.2/24", "192.0.2.3/24"], secret=b"b" * 16))))
+    b = sim.add(
+        Host(
+            wire.b,
+            Interface(InterfaceConfig.from_strings(wire.b.mac, ["192.0.2.2/24", "192.0.2.3/24"], secret=b"b" * 16)),
+        )
+    )
     listener = b.iface.tcp.listen((bytes(4), PORT))
     first = a.iface.tcp.connect((B_IP, PORT), clock(), local=(A_IP, 40000))
     second = a.iface.tcp.connect((B_SECOND_IP, PORT), clock(), local=(A_IP, 40000))
@@ -82,8 +103,10 @@ def test_connections_that_share_a_flow_key_are_told_apart_by_local_address() -> 
             a.flush(clock())
             sim.run(0.05)
         after = b.iface.stats()
-        return (after["tcp_rx_predicted"] - before["tcp_rx_predicted"],
-                after["tcp_rx_segments"] - before["tcp_rx_segments"])
+        return (
+            after["tcp_rx_predicted"] - before["tcp_rx_predicted"],
+            after["tcp_rx_segments"] - before["tcp_rx_segments"],
+        )
 
     # .2's SYN came first and holds the key: .3's connection takes the general path...
     predicted, segments = predicted_of(second)

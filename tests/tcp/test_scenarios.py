@@ -7,13 +7,13 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tcp.net import A_IP, B_IP, Net, Peer, digest
+from tests.tcp.scripted import FixedIsn
+from tests.tcp.test_transfer import check
 from usernet.native import build_ipv4_tcp
 from usernet.stack import TcpConfig
 from usernet.stack.tcp.states import State
 from usernet.wire.tcp import SYN
-from tests.tcp.net import A_IP, B_IP, Net, Peer, digest
-from tests.tcp.scripted import FixedIsn
-from tests.tcp.test_transfer import check
 
 
 def test_sequence_numbers_wrap_around_during_a_lossy_transfer() -> None:
@@ -89,8 +89,25 @@ def test_syn_flood_gets_cookies_while_an_established_connection_keeps_transferri
     while net.now() < 60 and not (client.closed and all(p.closed for p in net.peers.values())):
         for _ in range(20):
             src = bytes([192, 0, 2, rng.randrange(100, 250)])
-            build_ipv4_tcp(frame, 0, net.wire.b.mac, net.wire.a.mac, src, B_IP, 1, 64, rng.randrange(1024, 65535),
-                           5000, rng.getrandbits(32), 0, SYN, 65535, 0, b"", b"")
+            build_ipv4_tcp(
+                frame,
+                0,
+                net.wire.b.mac,
+                net.wire.a.mac,
+                src,
+                B_IP,
+                1,
+                64,
+                rng.randrange(1024, 65535),
+                5000,
+                rng.getrandbits(32),
+                0,
+                SYN,
+                65535,
+                0,
+                b"",
+                b"",
+            )
             net.b.iface.receive(frame, net.now())
             flood += 1
         net.sim.run(0.01)
@@ -103,10 +120,19 @@ def test_syn_flood_gets_cookies_while_an_established_connection_keeps_transferri
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), size=st.integers(0, 200_000), loss=st.sampled_from([0.0, 0.02, 0.1]),
-       reorder=st.sampled_from([0.0, 0.05]), duplicate=st.sampled_from([0.0, 0.05]))
+@given(
+    seed=st.integers(0, 2**16),
+    size=st.integers(0, 200_000),
+    loss=st.sampled_from([0.0, 0.02, 0.1]),
+    reorder=st.sampled_from([0.0, 0.05]),
+    duplicate=st.sampled_from([0.0, 0.05]),
+)
 def test_any_transfer_arrives_intact(seed: int, size: int, loss: float, reorder: float, duplicate: float) -> None:
     rng = random.Random(seed)
     faults = {k: v for k, v in (("loss", loss), ("reorder", reorder), ("duplicate", duplicate)) if v}
-    check(Net(seed=seed, **faults), rng.randbytes(size), rng.randbytes(size // 2),
-          f"seed={seed} size={size} faults={faults}")
+    check(
+        Net(seed=seed, **faults),
+        rng.randbytes(size),
+        rng.randbytes(size // 2),
+        f"seed={seed} size={size} faults={faults}",
+    )

@@ -6,17 +6,18 @@ import errno
 
 import pytest
 
+from tests.tcp.scripted import PEER, PEER_ISN, PEER_PORT, PORT, SYN_OPTIONS, US, Scripted
 from usernet.stack import TcpConfig
 from usernet.stack.tcp.states import State, as_markdown
 from usernet.wire.tcp import ACK, FIN, PSH, RST, SYN, encode_tcp_options
-from tests.tcp.scripted import PEER, PEER_ISN, PEER_PORT, PORT, SYN_OPTIONS, US, Scripted
 
 PLAIN = encode_tcp_options(mss=1460, wscale=0)  # no SACK, no timestamps
 WITH_SACK = encode_tcp_options(mss=1460, sack_permitted=True, wscale=0)
 
 
-def established(options: bytes = PLAIN, tcp: TcpConfig | None = None, isn: int = 5_000_000,
-                window: int = 65535) -> tuple[Scripted, object, int]:
+def established(
+    options: bytes = PLAIN, tcp: TcpConfig | None = None, isn: int = 5_000_000, window: int = 65535
+) -> tuple[Scripted, object, int]:
     s = Scripted(tcp, isn=isn)
     conn, synack = s.accept_handshake(options, window=window)
     return s, conn, synack.seq + 1
@@ -315,18 +316,21 @@ def test_state_table_renders_every_state() -> None:
 def test_wrong_checksum_is_counted_and_dropped() -> None:
     s, conn, iss1 = established()
     frame = bytearray(54 + 3)
-    from usernet.native import build_ipv4_tcp
     from tests.tcp.scripted import PEER_MAC, US_MAC
-    build_ipv4_tcp(frame, 0, US_MAC, PEER_MAC, PEER, US, 1, 64, PEER_PORT, PORT, PEER_ISN + 1, iss1, ACK, 100, 0,
-                   b"", b"abc")
+    from usernet.native import build_ipv4_tcp
+
+    build_ipv4_tcp(
+        frame, 0, US_MAC, PEER_MAC, PEER, US, 1, 64, PEER_PORT, PORT, PEER_ISN + 1, iss1, ACK, 100, 0, b"", b"abc"
+    )
     frame[-1] ^= 0xFF
     s.iface.receive(frame, s.now)
     assert conn.readable == 0 and s.iface.stats()["tcp_bad_checksum"] == 1
 
 
 def icmp_about(s: Scripted, segment_frame: bytes, code: int, mtu: int = 0) -> None:
-    from usernet.wire import emit_icmp, emit_ipv4_header, emit_ethernet
     from tests.tcp.scripted import PEER_MAC, US_MAC
+    from usernet.wire import emit_ethernet, emit_icmp, emit_ipv4_header
+
     quote = segment_frame[14 : 14 + 20 + 28]
     frame = bytearray(14 + 20 + 8 + len(quote))
     emit_ethernet(frame, 0, US_MAC, PEER_MAC, 0x0800)

@@ -7,17 +7,21 @@ from typing import Any
 
 import pytest
 
+from tests.tcp.net import Net, digest
 from usernet.stack import TcpConfig
 from usernet.stack.tcp.states import State
-from tests.tcp.net import Net, digest
 
 DONE = (State.TIME_WAIT, State.CLOSED)
 
 
 def check(net: Net, a_to_b: bytes, b_to_a: bytes, label: str) -> None:
     client, server = net.transfer(a_to_b, b_to_a)
-    assert digest(server.received) == digest(a_to_b), f"{label}: A->B bytes differ ({len(server.received)} of {len(a_to_b)})"
-    assert digest(client.received) == digest(b_to_a), f"{label}: B->A bytes differ ({len(client.received)} of {len(b_to_a)})"
+    assert digest(server.received) == digest(a_to_b), (
+        f"{label}: A->B bytes differ ({len(server.received)} of {len(a_to_b)})"
+    )
+    assert digest(client.received) == digest(b_to_a), (
+        f"{label}: B->A bytes differ ({len(client.received)} of {len(b_to_a)})"
+    )
     assert client.conn.error is None and server.conn.error is None, f"{label}: {client.conn.error} {server.conn.error}"
     assert client.conn.state in DONE and server.conn.state in DONE, f"{label}: {client.conn.state} {server.conn.state}"
     assert net.lateness() == 0.0, f"{label}: a timer ran {net.lateness()} s late"
@@ -95,6 +99,7 @@ def test_variants_with_loss(name: str, cfg: TcpConfig, seed: int) -> None:
 def test_mismatched_options() -> None:
     """One side offers everything, the other nothing: the handshake settles on the common part."""
     a, b = payloads(3, 100_000, 100_000)
-    net = Net(seed=3, tcp=TcpConfig(), tcp_b=TcpConfig(sack=False, timestamps=False, window_scale=0, rcvbuf=65535),
-              loss=0.02)
+    net = Net(
+        seed=3, tcp=TcpConfig(), tcp_b=TcpConfig(sack=False, timestamps=False, window_scale=0, rcvbuf=65535), loss=0.02
+    )
     check(net, a, b, "mismatched options")

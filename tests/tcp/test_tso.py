@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tcp.scripted import PEER, PEER_ISN, SYN_OPTIONS, US, Scripted
-from usernet.host import Host, offload_options
+from usernet.drivers.host import Host, offload_options
 from usernet.link.base import LinkCapabilities
 from usernet.link.clock import VirtualClock
 from usernet.link.fault import FaultInjector
@@ -121,8 +121,25 @@ def test_a_trusted_link_delivers_super_segments_whatever_their_checksum() -> Non
     s, conn, first, tsecr = established()
     payload = bytes(range(256)) * 200
     frame = bytearray(54 + 12 + len(payload))
-    build_ipv4_tcp(frame, 0, s.iface.mac, bytes(6), PEER, US, 1, 64, 40000, 80, PEER_ISN + 1, first, ACK, 65535, 0,
-                   s.ts(300, tsecr), payload)
+    build_ipv4_tcp(
+        frame,
+        0,
+        s.iface.mac,
+        bytes(6),
+        PEER,
+        US,
+        1,
+        64,
+        40000,
+        80,
+        PEER_ISN + 1,
+        first,
+        ACK,
+        65535,
+        0,
+        s.ts(300, tsecr),
+        payload,
+    )
     frame[50:52] = b"\x12\x34"  # not the checksum of anything
     s.iface.receive(frame, s.now)
     assert conn.receive() == payload
@@ -132,8 +149,25 @@ def test_a_trusted_link_delivers_super_segments_whatever_their_checksum() -> Non
 def test_an_untrusted_link_still_drops_bad_checksums() -> None:
     s, conn, first, tsecr = established(tx_checksum_partial=True)
     frame = bytearray(54 + 12 + 100)
-    build_ipv4_tcp(frame, 0, s.iface.mac, bytes(6), PEER, US, 1, 64, 40000, 80, PEER_ISN + 1, first, ACK, 65535, 0,
-                   s.ts(300, tsecr), bytes(100))
+    build_ipv4_tcp(
+        frame,
+        0,
+        s.iface.mac,
+        bytes(6),
+        PEER,
+        US,
+        1,
+        64,
+        40000,
+        80,
+        PEER_ISN + 1,
+        first,
+        ACK,
+        65535,
+        0,
+        s.ts(300, tsecr),
+        bytes(100),
+    )
     frame[50:52] = b"\x12\x34"
     s.iface.receive(frame, s.now)
     assert conn.receive() == b"" and s.iface.stats()["tcp_bad_checksum"] == 1

@@ -61,9 +61,7 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("send"), st.integers(1, 60)),
         st.tuples(st.just("ack"), st.integers(0, 40)),
-        st.tuples(
-            st.just("sack"), st.lists(st.tuples(st.integers(-30, 200), st.integers(0, 60)), max_size=4)
-        ),
+        st.tuples(st.just("sack"), st.lists(st.tuples(st.integers(-30, 200), st.integers(0, 60)), max_size=4)),
         st.tuples(st.just("stale"), st.integers(0, 60)),
     ),
     max_size=40,
@@ -113,8 +111,12 @@ def test_scoreboard_matches_model(isn: int, dup_thresh: int, smss: int, steps: l
 
 
 @settings(max_examples=200, deadline=None)
-@given(isns, st.integers(20, 200), st.lists(st.tuples(st.integers(0, 199), st.integers(1, 40)), max_size=8),
-       st.integers(0, 50))
+@given(
+    isns,
+    st.integers(20, 200),
+    st.lists(st.tuples(st.integers(0, 199), st.integers(1, 40)), max_size=8),
+    st.integers(0, 50),
+)
 def test_recovery_sends_lost_holes_first_and_never_sacked_data(
     isn: int, sent: int, sacks: list[tuple[int, int]], unsent: int
 ) -> None:

@@ -172,7 +172,9 @@ def checksum_update16(csum: int, old: int, new: int) -> int:
     return ~total & 0xFFFF
 
 
-TcpParsed = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, tuple[tuple[int, int], ...]]
+TcpParsed = tuple[
+    int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, tuple[tuple[int, int], ...]
+]
 
 
 def tcp_parse(buf: BytesLike) -> TcpParsed:
@@ -230,12 +232,48 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
                 if olen == 10:
                     ts_val, ts_ecr = _TWO_WORDS.unpack_from(opts, i + 2)
             i += olen
-    return (TCP_OK, sport, dport, seq, ack, hlen, flags, window, checksum, urgent,
-            mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks)
+    return (
+        TCP_OK,
+        sport,
+        dport,
+        seq,
+        ack,
+        hlen,
+        flags,
+        window,
+        checksum,
+        urgent,
+        mss,
+        wscale,
+        sack_permitted,
+        ts_val,
+        ts_ecr,
+        sack_blocks,
+    )
 
 
-RxParsed = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int,
-                 tuple[tuple[int, int], ...], int, int, int, int]
+RxParsed = tuple[
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    tuple[tuple[int, int], ...],
+    int,
+    int,
+    int,
+    int,
+]
 
 
 def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tuple[int, int] | None:
@@ -245,8 +283,15 @@ def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tupl
         return None
     ihl = (mv[14] & 0x0F) * 4
     total = (mv[16] << 8) | mv[17]
-    if (mv[14] >> 4 != 4 or ihl < 20 or total < ihl + l4_min or 14 + total > len(mv) or mv[23] != proto
-            or ((mv[20] << 8) | mv[21]) & 0x3FFF or sum16(mv[14:14 + ihl]) != 0xFFFF):
+    if (
+        mv[14] >> 4 != 4
+        or ihl < 20
+        or total < ihl + l4_min
+        or 14 + total > len(mv)
+        or mv[23] != proto
+        or ((mv[20] << 8) | mv[21]) & 0x3FFF
+        or sum16(mv[14 : 14 + ihl]) != 0xFFFF
+    ):
         return None
     return ihl, total
 
@@ -265,7 +310,7 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
     if header is None:
         return None
     ihl, total = header
-    segment = mv[14 + ihl:14 + total]
+    segment = mv[14 + ihl : 14 + total]
     p = tcp_parse(segment)
     src = bytes(mv[26:30])
     dst = bytes(mv[30:34])
@@ -297,10 +342,16 @@ def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
         return None
     src = bytes(mv[26:30])
     dst = bytes(mv[30:34])
-    if not trusted and (mv[udp + 6] or mv[udp + 7]) and l4_checksum_v4(src, dst, 17, mv[udp:udp + length]):
+    if not trusted and (mv[udp + 6] or mv[udp + 7]) and l4_checksum_v4(src, dst, 17, mv[udp : udp + length]):
         return None
-    return (int.from_bytes(src, "big"), (mv[udp] << 8) | mv[udp + 1], int.from_bytes(dst, "big"),
-            (mv[udp + 2] << 8) | mv[udp + 3], udp + 8, length - 8)
+    return (
+        int.from_bytes(src, "big"),
+        (mv[udp] << 8) | mv[udp + 1],
+        int.from_bytes(dst, "big"),
+        (mv[udp + 2] << 8) | mv[udp + 3],
+        udp + 8,
+        length - 8,
+    )
 
 
 def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:
@@ -332,21 +383,21 @@ def gso_segments(frame: BytesLike, gso_size: int) -> list[bytes]:
     tcp, headers, step = _gso_layout(f, gso_size)
     payload = len(f) - headers
     ident = (f[18] << 8) | f[19]
-    seq = int.from_bytes(f[tcp + 4:tcp + 8], "big")
+    seq = int.from_bytes(f[tcp + 4 : tcp + 8], "big")
     src = bytes(f[26:30])
     dst = bytes(f[30:34])
     out = []
     for i, off in enumerate(range(0, payload, step) if payload else (0,)):
         n = min(step, payload - off)
         seg = bytearray(f[:headers])
-        seg += f[headers + off:headers + off + n]
+        seg += f[headers + off : headers + off + n]
         struct.pack_into("!HH", seg, 16, headers - 14 + n, (ident + i) & 0xFFFF)
         seg[24:26] = b"\0\0"
         _CSUM_FIELD.pack_into(seg, 24, internet_checksum(seg[14:tcp]))
         struct.pack_into("!I", seg, tcp + 4, (seq + off) & 0xFFFFFFFF)
         if off + n < payload:
             seg[tcp + 13] &= ~_FIN_PSH & 0xFF
-        seg[tcp + 16:tcp + 18] = b"\0\0"
+        seg[tcp + 16 : tcp + 18] = b"\0\0"
         _CSUM_FIELD.pack_into(seg, tcp + 16, l4_checksum_v4(src, dst, 6, seg[tcp:]))
         out.append(bytes(seg))
     return out
@@ -391,9 +442,16 @@ def _gro_payload(f: memoryview) -> int:
         return 0
     total = (f[16] << 8) | f[17]
     thl = (f[46] >> 4) * 4
-    if (14 + total > n or ((f[20] << 8) | f[21]) & 0x3FFF or thl < 20 or 20 + thl >= total
-            or f[46] & 0x0F or f[47] not in (_TCP_ACK, _TCP_ACK_PSH) or sum16(f[14:34]) != 0xFFFF
-            or l4_checksum_v4(bytes(f[26:30]), bytes(f[30:34]), 6, f[34:14 + total])):
+    if (
+        14 + total > n
+        or ((f[20] << 8) | f[21]) & 0x3FFF
+        or thl < 20
+        or 20 + thl >= total
+        or f[46] & 0x0F
+        or f[47] not in (_TCP_ACK, _TCP_ACK_PSH)
+        or sum16(f[14:34]) != 0xFFFF
+        or l4_checksum_v4(bytes(f[26:30]), bytes(f[30:34]), 6, f[34 : 14 + total])
+    ):
         return 0
     return total - 20 - thl
 
@@ -405,23 +463,33 @@ def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryvie
     Ethernet header, IPv4 header but for length, identification and checksum, ports,
     ACK, window, header length and options — with no PSH on the frame being extended.
     """
-    a = buf[lo:lo + length]
+    a = buf[lo : lo + length]
     thl = (f[46] >> 4) * 4
     total = (f[16] << 8) | f[17]
-    return (a[47] == _TCP_ACK and a[0:16] == f[0:16] and a[20:24] == f[20:24] and a[26:38] == f[26:38]
-            and int.from_bytes(f[38:42], "big") == (int.from_bytes(a[38:42], "big") + payload) & 0xFFFFFFFF
-            and a[42:47] == f[42:47] and a[48:50] == f[48:50] and a[52:34 + thl] == f[52:34 + thl]
-            and length + total - 20 - thl <= 14 + 65535)
+    return (
+        a[47] == _TCP_ACK
+        and a[0:16] == f[0:16]
+        and a[20:24] == f[20:24]
+        and a[26:38] == f[26:38]
+        and int.from_bytes(f[38:42], "big") == (int.from_bytes(a[38:42], "big") + payload) & 0xFFFFFFFF
+        and a[42:47] == f[42:47]
+        and a[48:50] == f[48:50]
+        and a[52 : 34 + thl] == f[52 : 34 + thl]
+        and length + total - 20 - thl <= 14 + 65535
+    )
 
 
 def _gro_close(buf: memoryview, lo: int, length: int) -> None:
     """Give a frame that absorbed others its length and fresh IPv4 and TCP checksums."""
     struct.pack_into("!H", buf, lo + 16, length - 14)
-    buf[lo + 24:lo + 26] = b"\0\0"
-    _CSUM_FIELD.pack_into(buf, lo + 24, internet_checksum(buf[lo + 14:lo + 34]))
-    buf[lo + 50:lo + 52] = b"\0\0"
-    _CSUM_FIELD.pack_into(buf, lo + 50, l4_checksum_v4(bytes(buf[lo + 26:lo + 30]), bytes(buf[lo + 30:lo + 34]), 6,
-                                                       buf[lo + 34:lo + length]))
+    buf[lo + 24 : lo + 26] = b"\0\0"
+    _CSUM_FIELD.pack_into(buf, lo + 24, internet_checksum(buf[lo + 14 : lo + 34]))
+    buf[lo + 50 : lo + 52] = b"\0\0"
+    _CSUM_FIELD.pack_into(
+        buf,
+        lo + 50,
+        l4_checksum_v4(bytes(buf[lo + 26 : lo + 30]), bytes(buf[lo + 30 : lo + 34]), 6, buf[lo + 34 : lo + length]),
+    )
 
 
 GroRead = tuple[list[tuple[int, int]], int, int, int]
@@ -447,7 +515,7 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
     absorbed = False
     for _ in range(max_frames):
         try:
-            n = os.readv(fd, [out[used:used + frame_cap]])
+            n = os.readv(fd, [out[used : used + frame_cap]])
         except BlockingIOError:
             break
         except OSError as exc:
@@ -456,14 +524,14 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
         if n <= 0:
             break
         read += 1
-        f = out[used:used + n]
+        f = out[used : used + n]
         more = _gro_payload(f)
         if payload and more and _gro_joins(out, lo, length, payload, f):
             start = used + 14 + 20 + (f[46] >> 4) * 4
             flags = f[47]  # f's bytes are about to be overwritten by its own payload
             if not absorbed:
                 length = 14 + ((out[lo + 16] << 8) | out[lo + 17])  # drop any Ethernet padding
-            out[lo + length:lo + length + more] = out[start:start + more]
+            out[lo + length : lo + length + more] = out[start : start + more]
             length += more
             payload += more
             out[lo + 47] = flags
@@ -491,8 +559,17 @@ def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, 
     return 0
 
 
-def _fill_l4_checksum(out: memoryview, l4: int, end: int, field: int, src_ip: bytes, dst_ip: bytes,
-                      proto: int, csum_mode: int, zero_means_none: bool) -> None:
+def _fill_l4_checksum(
+    out: memoryview,
+    l4: int,
+    end: int,
+    field: int,
+    src_ip: bytes,
+    dst_ip: bytes,
+    proto: int,
+    csum_mode: int,
+    zero_means_none: bool,
+) -> None:
     """Write the L4 checksum of out[l4:end] (its field zero) at out[field]."""
     pseudo = _fold(int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + proto + (end - l4))
     if csum_mode == CSUM_PARTIAL:
@@ -508,17 +585,45 @@ def _fill_l4_checksum(out: memoryview, l4: int, end: int, field: int, src_ip: by
     _CSUM_FIELD.pack_into(out, field, csum)
 
 
-def _eth_ipv4(out: memoryview, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
-              ident: int, ttl: int, proto: int, total_length: int) -> None:
+def _eth_ipv4(
+    out: memoryview,
+    offset: int,
+    dst_mac: bytes,
+    src_mac: bytes,
+    src_ip: bytes,
+    dst_ip: bytes,
+    ident: int,
+    ttl: int,
+    proto: int,
+    total_length: int,
+) -> None:
     """Ethernet header and IPv4 header (DF set, no options) with its checksum."""
-    _ETH_IPV4.pack_into(out, offset, dst_mac, src_mac, 0x0800, 0x45, 0, total_length, ident, _IP_DF,
-                        ttl, proto, 0, src_ip, dst_ip)
-    _CSUM_FIELD.pack_into(out, offset + 24, internet_checksum(out[offset + 14:offset + 34]))
+    _ETH_IPV4.pack_into(
+        out, offset, dst_mac, src_mac, 0x0800, 0x45, 0, total_length, ident, _IP_DF, ttl, proto, 0, src_ip, dst_ip
+    )
+    _CSUM_FIELD.pack_into(out, offset + 24, internet_checksum(out[offset + 14 : offset + 34]))
 
 
-def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
-                   ident: int, ttl: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-                   urgent: int, options: BytesLike, payload: BytesLike, csum_mode: int = CSUM_FULL) -> int:
+def build_ipv4_tcp(
+    buf: BytesLike,
+    offset: int,
+    dst_mac: bytes,
+    src_mac: bytes,
+    src_ip: bytes,
+    dst_ip: bytes,
+    ident: int,
+    ttl: int,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    urgent: int,
+    options: BytesLike,
+    payload: BytesLike,
+    csum_mode: int = CSUM_FULL,
+) -> int:
     """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length or a BUILD_* code."""
     _uint(offset, 32)
     _uint(ident, 16)
@@ -550,17 +655,29 @@ def build_ipv4_tcp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, 
         return BUILD_NO_ROOM
     _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, 20 + tcp_len)
     l4 = offset + 34
-    _TCP_HEADER.pack_into(out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8),
-                          flags & 0xFF, window, 0, urgent)
-    out[l4 + 20:l4 + 20 + olen] = opts
-    out[l4 + 20 + olen:end] = data
+    _TCP_HEADER.pack_into(
+        out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8), flags & 0xFF, window, 0, urgent
+    )
+    out[l4 + 20 : l4 + 20 + olen] = opts
+    out[l4 + 20 + olen : end] = data
     _fill_l4_checksum(out, l4, end, l4 + 16, src_ip, dst_ip, 6, csum_mode, False)
     return end - offset
 
 
-def build_ipv4_udp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes,
-                   ident: int, ttl: int, sport: int, dport: int, payload: BytesLike,
-                   csum_mode: int = CSUM_FULL) -> int:
+def build_ipv4_udp(
+    buf: BytesLike,
+    offset: int,
+    dst_mac: bytes,
+    src_mac: bytes,
+    src_ip: bytes,
+    dst_ip: bytes,
+    ident: int,
+    ttl: int,
+    sport: int,
+    dport: int,
+    payload: BytesLike,
+    csum_mode: int = CSUM_FULL,
+) -> int:
     """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length or a BUILD_* code."""
     _uint(offset, 32)
     _uint(ident, 16)
@@ -582,6 +699,6 @@ def build_ipv4_udp(buf: BytesLike, offset: int, dst_mac: bytes, src_mac: bytes, 
     _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, 20 + udp_len)
     l4 = offset + 34
     _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
-    out[l4 + 8:end] = data
+    out[l4 + 8 : end] = data
     _fill_l4_checksum(out, l4, end, l4 + 6, src_ip, dst_ip, 17, csum_mode, True)
     return end - offset

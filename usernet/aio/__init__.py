@@ -4,7 +4,7 @@ Start with `usernet.run`, `usernet.loop_factory` or `python -m usernet`; see "Th
 asyncio face" in docs/architecture.md for how the pieces fit.
 """
 
-from usernet.aio.config import UsernetConfig
 from usernet.aio.routing import use_backend
+from usernet.drivers.config import UsernetConfig
 
 __all__ = ["UsernetConfig", "use_backend"]

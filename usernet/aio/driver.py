@@ -14,7 +14,7 @@ import threading
 import weakref
 from typing import Protocol
 
-from usernet.host import Host
+from usernet.drivers.host import Host
 from usernet.stack.interface import Socket
 
 __all__ = ["Driver", "Owner"]

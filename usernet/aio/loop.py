@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 from usernet.aio import shared, sockets, tls
-from usernet.aio.config import UsernetConfig, open_host
 from usernet.aio.datagram import open_endpoint
 from usernet.aio.driver import Driver
 from usernet.aio.routing import Router
 from usernet.aio.server import Server, listen
 from usernet.aio.stream import StreamTransport, connect, open_stream, sendfile
-from usernet.host import Host
+from usernet.drivers.config import UsernetConfig, open_host
+from usernet.drivers.host import Host
 
 __all__ = ["UsernetLoopMixin", "UsernetSelectorEventLoop"]
 
@@ -84,8 +84,9 @@ class UsernetLoopMixin:
         self.usernet_config = config
         iface = config.interface
         gateway = None if config.gateway is None else socket.inet_aton(config.gateway)
-        self.usernet_router = Router.from_interface_config([(iface.ip.packed, iface.network.prefixlen)], gateway,
-                                                           only=config.only)
+        self.usernet_router = Router.from_interface_config(
+            [(iface.ip.packed, iface.network.prefixlen)], gateway, only=config.only
+        )
 
     def usernet_driver(self) -> Driver:
         """The driver of this loop's stack, opening the link and attaching on first use."""
@@ -333,13 +334,17 @@ class UsernetLoopMixin:
             if host in (None, "", "0.0.0.0"):
                 addresses.append(None)
             else:
-                addresses.extend(addr for addr, _ in await self._usernet_resolve(host, port, socket.SOCK_STREAM, 0, flags))
+                addresses.extend(
+                    addr for addr, _ in await self._usernet_resolve(host, port, socket.SOCK_STREAM, 0, flags)
+                )
         backends = {self.usernet_router.choose(addr, None) for addr in addresses}
         if backends == {"kernel"}:
             raise _Kernel
         if len(backends) > 1:
-            raise OSError(errno.EINVAL, f"the addresses {hosts} are partly usernet's and partly the kernel's: "
-                          "create one server for each")
+            raise OSError(
+                errno.EINVAL,
+                f"the addresses {hosts} are partly usernet's and partly the kernel's: create one server for each",
+            )
         return addresses
 
     async def start_tls(  # type: ignore[override]
@@ -381,7 +386,10 @@ class UsernetLoopMixin:
                 raise _Kernel
             remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0))[0]
             bound, bound_port = sock.getsockname()
-            if not remote[0] or self.usernet_router.choose(None if bound == "0.0.0.0" else bound, remote[0]) == "kernel":
+            if (
+                not remote[0]
+                or self.usernet_router.choose(None if bound == "0.0.0.0" else bound, remote[0]) == "kernel"
+            ):
                 raise _Kernel
         except _Kernel:
             return await super().sock_connect(sock, address)  # type: ignore[misc, no-any-return]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from usernet.aio.config import UsernetConfig
+from usernet.drivers.config import UsernetConfig
 
 __all__ = ["EventLoopPolicy"]
 

@@ -62,7 +62,9 @@ class Router:
         self._local = frozenset(i.ip for i in self.interfaces)
 
     @classmethod
-    def from_interface_config(cls, addresses: Iterable[tuple[bytes, int]], gateway: bytes | None, *, only: bool) -> Router:
+    def from_interface_config(
+        cls, addresses: Iterable[tuple[bytes, int]], gateway: bytes | None, *, only: bool
+    ) -> Router:
         """Build from the stack's own InterfaceConfig fields (addresses as (bytes, prefix))."""
         ifaces = [ipaddress.IPv4Interface((ipaddress.IPv4Address(addr), prefix)) for addr, prefix in addresses]
         return cls(ifaces, ipaddress.IPv4Address(gateway) if gateway else None, only=only)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from usernet.aio import shared
-from usernet.aio.config import LoopKind, UsernetConfig, add_arguments
 from usernet.aio.loop import UsernetSelectorEventLoop
-from usernet.host import Host
+from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
+from usernet.drivers.host import Host
 
 __all__ = ["BOOT_DIR", "install", "loop_factory", "main", "run"]
 

@@ -25,7 +25,7 @@ __all__ = ["Server", "listen"]
 class _Listening:
     """One listener as the driver's owner and as the owner of the pseudo-socket in `Server.sockets`."""
 
-    __slots__ = ("server", "listener", "socket")
+    __slots__ = ("listener", "server", "socket")
 
     def __init__(self, server: Server, listener: TcpListener) -> None:
         self.server = server
@@ -182,8 +182,13 @@ class Server(asyncio.AbstractServer):
                 raise
             except BaseException as exc:
                 conn.abort(loop.time())
-                loop.call_exception_handler({"message": "Error in the protocol factory of a usernet server",
-                                             "exception": exc, "socket": self.sockets[0] if self.sockets else None})
+                loop.call_exception_handler(
+                    {
+                        "message": "Error in the protocol factory of a usernet server",
+                        "exception": exc,
+                        "socket": self.sockets[0] if self.sockets else None,
+                    }
+                )
                 continue
             StreamTransport(loop, self._driver, conn, protocol, None, server=self)
         self._driver.request_flush()
@@ -221,8 +226,10 @@ def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> 
             try:
                 listener = tcp.listen((addr, port), backlog)
             except OSError as exc:
-                raise OSError(exc.errno, f"error while attempting to bind on address {(host or '0.0.0.0', port)!r}: "
-                              f"{exc.strerror}") from None
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {(host or '0.0.0.0', port)!r}: {exc.strerror}",
+                ) from None
             port = listener.local[1]
             listeners.append(listener)
     except BaseException:

@@ -14,8 +14,8 @@ import contextlib
 import threading
 import time
 
-from usernet.aio.config import UsernetConfig, open_host
-from usernet.host import Host
+from usernet.drivers.config import UsernetConfig, open_host
+from usernet.drivers.host import Host
 
 __all__ = ["SharedHost", "current", "install"]
 

@@ -61,7 +61,9 @@ class _Waker:
 
     def _stack_detached(self) -> None:
         if not self.future.done():
-            self.future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed"))
+            self.future.set_exception(
+                ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed")
+            )
 
 
 async def news(loop: asyncio.AbstractEventLoop, driver: Driver, sock: TcpConnection) -> None:
@@ -74,7 +76,9 @@ async def news(loop: asyncio.AbstractEventLoop, driver: Driver, sock: TcpConnect
         driver.unregister(sock)
 
 
-async def connect(loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None) -> TcpConnection:
+async def connect(
+    loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None
+) -> TcpConnection:
     """Open a usernet TCP connection (IPv4 literals; local "" or "0.0.0.0" is any) and wait for the handshake."""
     tcp = driver.host.iface.tcp
     bind = None if local is None else (socket.inet_aton(local[0] or "0.0.0.0"), local[1])

@@ -16,7 +16,11 @@ __all__ = ["check_client_options", "protocol", "start_tls"]
 
 
 def check_client_options(
-    ssl: Any, host: str | None, server_hostname: str | None, handshake_timeout: float | None, shutdown_timeout: float | None
+    ssl: Any,
+    host: str | None,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
 ) -> str | None:
     """The stdlib's argument checks of `create_connection`; returns the server_hostname to use."""
     if server_hostname is not None and not ssl:

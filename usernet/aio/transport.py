@@ -42,7 +42,7 @@ class PseudoSocket:
     It has no file descriptor (`fileno()` is -1).
     """
 
-    __slots__ = ("_transport", "family", "type", "proto", "_options")
+    __slots__ = ("_options", "_transport", "family", "proto", "type")
 
     def __init__(self, transport: SocketOwner, type: int, proto: int) -> None:
         self._transport = transport

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import uvloop
 
-from usernet.aio.config import UsernetConfig
 from usernet.aio.loop import UsernetLoopMixin
-from usernet.host import Host
+from usernet.drivers.config import UsernetConfig
+from usernet.drivers.host import Host
 
 __all__ = ["UsernetUvloop"]
 

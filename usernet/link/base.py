@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
-    "BytesLike", "ETHERNET_OVERHEAD", "Link", "LinkCapabilities", "LinkCounters", "LinkWrapper", "NO_OFFLOADS",
+    "ETHERNET_OVERHEAD",
+    "NO_OFFLOADS",
+    "BytesLike",
+    "Link",
+    "LinkCapabilities",
+    "LinkCounters",
+    "LinkWrapper",
     "capabilities_of",
 ]
 
@@ -132,7 +138,7 @@ class Link(Protocol):
 class LinkCounters:
     """Counter attributes shared by every concrete link, kept in slots for cheap increments."""
 
-    __slots__ = ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "dropped_tx", "dropped_rx")
+    __slots__ = ("dropped_rx", "dropped_tx", "rx_bytes", "rx_frames", "tx_bytes", "tx_frames")
 
     capabilities: LinkCapabilities = NO_OFFLOADS
 

@@ -30,7 +30,7 @@ class _TokenBucket:
     determined by arrivals), so the result does not depend on how often anyone polls.
     """
 
-    __slots__ = ("_rate", "_burst", "_limit", "_tokens", "_stamp", "_waiting")
+    __slots__ = ("_burst", "_limit", "_rate", "_stamp", "_tokens", "_waiting")
 
     def __init__(self, rate: float, burst: int, limit: int) -> None:
         self._rate = rate
@@ -63,7 +63,7 @@ class _TokenBucket:
 class _Path:
     """The faults of one direction: frames wait in a heap until due, then pass the reorder stage."""
 
-    __slots__ = ("_emit", "_bucket", "_reorder_timeout", "_heap", "_held", "_seq")
+    __slots__ = ("_bucket", "_emit", "_heap", "_held", "_reorder_timeout", "_seq")
 
     def __init__(self, emit: Callable[[bytes], None], bucket: _TokenBucket | None, reorder_timeout: float) -> None:
         self._emit = emit
@@ -141,9 +141,23 @@ class FaultInjector(LinkWrapper):
     """
 
     __slots__ = (
-        "_clock", "_rng", "_loss", "_duplicate", "_reorder", "_corrupt", "_delay", "_jitter",
-        "_tx", "_rx", "_ready",
-        "lost", "corrupted", "duplicated", "reordered", "delayed", "rate_limited",
+        "_clock",
+        "_corrupt",
+        "_delay",
+        "_duplicate",
+        "_jitter",
+        "_loss",
+        "_ready",
+        "_reorder",
+        "_rng",
+        "_rx",
+        "_tx",
+        "corrupted",
+        "delayed",
+        "duplicated",
+        "lost",
+        "rate_limited",
+        "reordered",
     )  # fmt: skip
 
     def __init__(

@@ -22,7 +22,7 @@ class MemoryEndpoint(LinkCounters):
     the inbox is always in due order and a deque is enough.
     """
 
-    __slots__ = ("_clock", "_mtu", "_mac", "_latency", "_queue_limit", "_inbox", "_peer", "_closed")
+    __slots__ = ("_clock", "_closed", "_inbox", "_latency", "_mac", "_mtu", "_peer", "_queue_limit")
 
     def __init__(self, clock: Callable[[], float], mtu: int, mac: bytes, latency: float, queue_limit: int) -> None:
         super().__init__()

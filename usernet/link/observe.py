@@ -17,7 +17,7 @@ class ObservedLink(LinkWrapper):
     frames received as the link delivered them, before the stack sees them.
     """
 
-    __slots__ = ("_observer", "_clock")
+    __slots__ = ("_clock", "_observer")
 
     def __init__(self, link: Link, observer: Observer, clock: Callable[[], float]) -> None:
         super().__init__(link)

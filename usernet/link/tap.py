@@ -13,8 +13,21 @@ from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCap
 from usernet.native import gro_read, gso_write
 
 __all__ = [
-    "GSO_NONE", "GSO_TCPV4", "NEEDS_CSUM", "SOFTWARE_GSO", "TAP_OFFLOADS", "TUNSETOFFLOAD", "TUNSETVNETHDRSZ",
-    "TUN_F_CSUM", "TUN_F_TSO4", "VNET_HDR_LEN", "TapLink", "VnetHeader", "decode_vnet_header", "encode_vnet_header", "random_mac",
+    "GSO_NONE",
+    "GSO_TCPV4",
+    "NEEDS_CSUM",
+    "SOFTWARE_GSO",
+    "TAP_OFFLOADS",
+    "TUNSETOFFLOAD",
+    "TUNSETVNETHDRSZ",
+    "TUN_F_CSUM",
+    "TUN_F_TSO4",
+    "VNET_HDR_LEN",
+    "TapLink",
+    "VnetHeader",
+    "decode_vnet_header",
+    "encode_vnet_header",
+    "random_mac",
 ]
 
 #: _IOW('T', 208, unsigned int): which offloads the reader of the TAP accepts.
@@ -61,6 +74,7 @@ def decode_vnet_header(header: BytesLike) -> VnetHeader:
     """The fields of a virtio_net_hdr, for tests and debugging; the receive path reads none of them."""
     return _VNET_HDR.unpack_from(header)  # type: ignore[return-value]
 
+
 _DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EIO})
 _PERMISSION_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
 
@@ -106,12 +120,35 @@ class TapLink(LinkCounters):
     `gro=False` reads one frame per `readv` into the ring, as with offloads.
     """
 
-    __slots__ = ("_device", "_fd", "_mtu", "_mac", "name", "_buffers", "_views", "_offloads", "_headers",
-                 "capabilities", "rx_gso_frames", "tx_gso_frames", "rx_gro_joined", "_gro_buffer", "_gro_view",
-                 "_frame_cap")
+    __slots__ = (
+        "_buffers",
+        "_device",
+        "_fd",
+        "_frame_cap",
+        "_gro_buffer",
+        "_gro_view",
+        "_headers",
+        "_mac",
+        "_mtu",
+        "_offloads",
+        "_views",
+        "capabilities",
+        "name",
+        "rx_gro_joined",
+        "rx_gso_frames",
+        "tx_gso_frames",
+    )
 
-    def __init__(self, device: pytun.TunTapDevice, *, mtu: int, mac: bytes | None, offloads: bool = False,
-                 gso: bool = True, gro: bool = True) -> None:
+    def __init__(
+        self,
+        device: pytun.TunTapDevice,
+        *,
+        mtu: int,
+        mac: bytes | None,
+        offloads: bool = False,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> None:
         super().__init__()
         if mac is not None and len(mac) != 6:
             raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
@@ -125,7 +162,8 @@ class TapLink(LinkCounters):
         self._headers: list[bytearray] = []
         self._offloads = offloads
         self.capabilities: LinkCapabilities = (  # type: ignore[misc]
-            TAP_OFFLOADS if offloads else SOFTWARE_GSO if gso else NO_OFFLOADS)
+            TAP_OFFLOADS if offloads else SOFTWARE_GSO if gso else NO_OFFLOADS
+        )
         self.rx_gso_frames = 0
         self.tx_gso_frames = 0
         self.rx_gro_joined = 0
@@ -147,8 +185,16 @@ class TapLink(LinkCounters):
             self._grow(64)
 
     @classmethod
-    def create(cls, name: str = "usernet0", *, mtu: int = 1500, mac: bytes | None = None,
-               offloads: bool = False, gso: bool = True, gro: bool = True) -> TapLink:
+    def create(
+        cls,
+        name: str = "usernet0",
+        *,
+        mtu: int = 1500,
+        mac: bytes | None = None,
+        offloads: bool = False,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> TapLink:
         """Create TAP `name` in the calling thread's network namespace and set its MTU (needs CAP_NET_ADMIN).
 
         `offloads` turns on vnet headers with checksum offload and TSO in both directions;
@@ -164,8 +210,16 @@ class TapLink(LinkCounters):
             raise
 
     @classmethod
-    def attach(cls, name: str, *, mtu: int | None = None, mac: bytes | None = None,
-               offloads: bool = False, gso: bool = True, gro: bool = True) -> TapLink:
+    def attach(
+        cls,
+        name: str,
+        *,
+        mtu: int | None = None,
+        mac: bytes | None = None,
+        offloads: bool = False,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> TapLink:
         """Open an existing persistent TAP, e.g. one made with `ip tuntap add mode tap user $USER name NAME`.
 
         The owner of such a TAP needs no privilege. `mtu` defaults to the device's own; a
@@ -280,7 +334,7 @@ class TapLink(LinkCounters):
         frames: list[memoryview | bytes] = []
         total = 0
         for offset, length in spans:
-            frames.append(view[offset:offset + length])
+            frames.append(view[offset : offset + length])
             total += length
         self.rx_frames += read
         self.rx_gro_joined += joined

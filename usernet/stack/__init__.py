@@ -15,6 +15,14 @@ from usernet.stack.tcp.states import State as TcpState
 from usernet.stack.udp import UdpSocket
 
 __all__ = [
-    "Interface", "InterfaceConfig", "PingSocket", "Stats", "TcpConfig", "TcpConnection", "TcpLayer", "TcpListener",
-    "TcpState", "UdpSocket",
+    "Interface",
+    "InterfaceConfig",
+    "PingSocket",
+    "Stats",
+    "TcpConfig",
+    "TcpConnection",
+    "TcpLayer",
+    "TcpListener",
+    "TcpState",
+    "UdpSocket",
 ]

@@ -29,7 +29,7 @@ _ARP_FRAME_LEN = 14 + 28
 class _Pending:
     """Frames waiting for one next hop's MAC, and when to ask again."""
 
-    __slots__ = ("frames", "source", "tries", "next_try")
+    __slots__ = ("frames", "next_try", "source", "tries")
 
     def __init__(self, source: bytes, now: float) -> None:
         self.frames: deque[bytearray] = deque()

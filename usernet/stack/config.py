@@ -17,7 +17,7 @@ class InterfaceConfig:
     to build one from "192.0.2.2/24"-style text. Limits are here, not scattered as
     constants, so tests and users can shrink them to exercise the bounded paths.
 
-    The offload fields follow the link's capabilities (`usernet.host.offload_options`
+    The offload fields follow the link's capabilities (`usernet.drivers.host.offload_options`
     gives them): `rx_checksum_trusted` skips TCP/UDP checksum verification of received
     frames; `tx_checksum_partial` has TCP segments leave with only the pseudo-header sum
     in their checksum, for the device to complete; `tso_max` (an IPv4 packet size, 0 for
@@ -69,7 +69,7 @@ class InterfaceConfig:
         addresses: list[str] | tuple[str, ...],
         gateway: str | None = None,
         **options: object,
-    ) -> "InterfaceConfig":
+    ) -> InterfaceConfig:
         """Build a config from CIDR strings such as "192.0.2.2/24"."""
         parsed = []
         for text in addresses:

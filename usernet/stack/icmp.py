@@ -7,6 +7,7 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING
 
+from usernet.native import internet_checksum
 from usernet.wire import (
     ICMP_DEST_UNREACH,
     ICMP_ECHO_REPLY,
@@ -21,7 +22,6 @@ from usernet.wire import (
     parse_icmp,
     parse_quoted,
 )
-from usernet.native import internet_checksum
 
 if TYPE_CHECKING:
     from usernet.stack.interface import Interface
@@ -44,7 +44,7 @@ _UNREACH_ERRNO = {
 class PingSocket:
     """An echo client endpoint: sends echo requests with its identifier, collects replies."""
 
-    __slots__ = ("_iface", "ident", "replies", "closed")
+    __slots__ = ("_iface", "closed", "ident", "replies")
 
     def __init__(self, iface: Interface, ident: int) -> None:
         self._iface = iface
@@ -57,7 +57,9 @@ class PingSocket:
         iface = self._iface
         route = iface.route(dst)
         if route is None:
-            raise OSError(errno.ENETUNREACH, "no route to the destination: it is on no usernet network and no gateway is set")
+            raise OSError(
+                errno.ENETUNREACH, "no route to the destination: it is on no usernet network and no gateway is set"
+            )
         size = 8 + len(payload)
         frame = bytearray(_HEADROOM + size)
         emit_icmp(frame, _HEADROOM, ICMP_ECHO_REQUEST, 0, (self.ident << 16) | (sequence & 0xFFFF), payload)
@@ -170,7 +172,9 @@ class IcmpLayer:
         size = 8 + len(quote)
         frame = bytearray(_HEADROOM + size)
         emit_icmp(frame, _HEADROOM, kind, code, 0, quote)
-        iface.send_ipv4(frame, ip.dst if iface.is_local(ip.dst) else route[1], ip.src, IPPROTO_ICMP, size, route[0], now)
+        iface.send_ipv4(
+            frame, ip.dst if iface.is_local(ip.dst) else route[1], ip.src, IPPROTO_ICMP, size, route[0], now
+        )
         self._stats.icmp_errors_sent += 1
 
     def open_ping(self, ident: int | None = None) -> PingSocket:

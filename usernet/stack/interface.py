@@ -267,8 +267,11 @@ class Interface:
         except MalformedPacket:
             stats.udp_malformed += 1
             return
-        if (dgram.checksum and not self._rx_trusted  # the kernel's may be partial
-                and l4_checksum_v4(ip.src, ip.dst, IPPROTO_UDP, ip.payload[: dgram.length]) != 0):
+        if (
+            dgram.checksum
+            and not self._rx_trusted  # the kernel's may be partial
+            and l4_checksum_v4(ip.src, ip.dst, IPPROTO_UDP, ip.payload[: dgram.length]) != 0
+        ):
             stats.udp_bad_checksum += 1
             return
         sock = self.udp.lookup(ip.dst, dgram.dport)
@@ -290,7 +293,7 @@ class Interface:
             return False
         self.counters.udp_rx_predicted += 1
         start = p[4]
-        self._udp_deliver(sock, memoryview(frame)[start:start + p[5]], (bytes(frame[26:30]), p[1]))
+        self._udp_deliver(sock, memoryview(frame)[start : start + p[5]], (bytes(frame[26:30]), p[1]))
         return True
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:

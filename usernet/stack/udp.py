@@ -28,7 +28,7 @@ class UdpSocket:
     face turns into `error_received`.
     """
 
-    __slots__ = ("_iface", "local", "remote", "broadcast", "queue", "errors", "dropped", "closed", "_limit")
+    __slots__ = ("_iface", "_limit", "broadcast", "closed", "dropped", "errors", "local", "queue", "remote")
 
     def __init__(self, iface: Interface, local: Address, limit: int) -> None:
         self._iface = iface
@@ -46,7 +46,9 @@ class UdpSocket:
         self._check_open()
         route = self._iface.route(remote[0])
         if route is None:
-            raise OSError(errno.ENETUNREACH, f"no route to {_fmt(remote[0])}: it is on no usernet network and no gateway is set")
+            raise OSError(
+                errno.ENETUNREACH, f"no route to {_fmt(remote[0])}: it is on no usernet network and no gateway is set"
+            )
         if self.local[0] == ANY:
             self._iface.udp.rebind(self, (route[1], self.local[1]))
         self.remote = remote
@@ -66,15 +68,20 @@ class UdpSocket:
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
         route = iface.route(dst)
         if route is None:
-            raise OSError(errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set")
+            raise OSError(
+                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
+            )
         src = self.local[0] if self.local[0] != ANY else route[1]
         size = UDP_HLEN + len(data)
         if 20 + size > iface.mtu:
-            raise OSError(errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {iface.mtu} (no fragmentation)")
+            raise OSError(
+                errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {iface.mtu} (no fragmentation)"
+            )
         frame = bytearray(_HEADROOM + size)
         # One C call writes Ethernet, IPv4 and UDP headers with both checksums.
-        build_ipv4_udp(frame, 0, _NO_MAC, iface.mac, src, dst, iface.next_ident(), iface.config.ttl,
-                       self.local[1], dport, data)
+        build_ipv4_udp(
+            frame, 0, _NO_MAC, iface.mac, src, dst, iface.next_ident(), iface.config.ttl, self.local[1], dport, data
+        )
         iface.transmit(frame, route[0], src, now)
 
     def recvfrom(self) -> tuple[bytes, Address] | None:

@@ -1,1 +1,1 @@
-"""Tools for testing usernet without a network: script parsers and virtual-clock drivers."""
+"""Tools for testing usernet: the packetdrill script runner."""

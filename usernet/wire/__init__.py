@@ -8,7 +8,6 @@ because every format needs it; it is the C core's, through `usernet.native`.
 """
 
 from usernet.native import internet_checksum
-
 from usernet.wire.arp import ARP_LEN, ARP_REPLY, ARP_REQUEST, ArpPacket, emit_arp, parse_arp
 from usernet.wire.describe import describe
 from usernet.wire.errors import MalformedPacket

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from usernet.native import BytesLike
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
-__all__ = ["ARP_REQUEST", "ARP_REPLY", "ARP_LEN", "ArpPacket", "parse_arp", "emit_arp"]
+__all__ = ["ARP_LEN", "ARP_REPLY", "ARP_REQUEST", "ArpPacket", "emit_arp", "parse_arp"]
 
 ARP_REQUEST = 1
 ARP_REPLY = 2

@@ -9,15 +9,15 @@ from usernet.native import BytesLike
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
 __all__ = [
-    "ETH_HLEN",
-    "ETHERTYPE_IPV4",
+    "BROADCAST_MAC",
     "ETHERTYPE_ARP",
+    "ETHERTYPE_IPV4",
     "ETHERTYPE_IPV6",
     "ETHERTYPE_VLAN",
-    "BROADCAST_MAC",
+    "ETH_HLEN",
     "EthernetFrame",
-    "parse_ethernet",
     "emit_ethernet",
+    "parse_ethernet",
 ]
 
 ETH_HLEN = 14

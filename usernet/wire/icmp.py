@@ -10,19 +10,19 @@ from usernet.wire.errors import MalformedPacket, ensure_room, field_error, not_a
 from usernet.wire.ipv4 import IPv4Packet, parse_quoted_ipv4
 
 __all__ = [
-    "ICMP_ECHO_REPLY",
     "ICMP_DEST_UNREACH",
+    "ICMP_ECHO_REPLY",
     "ICMP_ECHO_REQUEST",
     "ICMP_TIME_EXCEEDED",
-    "UNREACH_NET",
-    "UNREACH_HOST",
-    "UNREACH_PROTOCOL",
-    "UNREACH_PORT",
     "UNREACH_FRAG_NEEDED",
+    "UNREACH_HOST",
+    "UNREACH_NET",
+    "UNREACH_PORT",
+    "UNREACH_PROTOCOL",
     "IcmpMessage",
+    "emit_icmp",
     "parse_icmp",
     "parse_quoted",
-    "emit_icmp",
 ]
 
 ICMP_ECHO_REPLY = 0

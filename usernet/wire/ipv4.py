@@ -8,7 +8,7 @@ from typing import NamedTuple
 from usernet.native import BytesLike, internet_checksum, sum16
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
-__all__ = ["IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP", "IPV4_HLEN", "IPv4Packet", "parse_ipv4", "emit_ipv4_header"]
+__all__ = ["IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP", "IPV4_HLEN", "IPv4Packet", "emit_ipv4_header", "parse_ipv4"]
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6

@@ -9,19 +9,19 @@ from usernet.native import TCP_ERRORS, BytesLike, l4_checksum_v4, tcp_parse
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
 __all__ = [
-    "FIN",
-    "SYN",
-    "RST",
-    "PSH",
     "ACK",
-    "URG",
-    "ECE",
     "CWR",
+    "ECE",
+    "FIN",
+    "PSH",
+    "RST",
+    "SYN",
     "TCP_HLEN",
+    "URG",
     "TcpSegment",
-    "parse_tcp",
-    "encode_tcp_options",
     "emit_tcp",
+    "encode_tcp_options",
+    "parse_tcp",
 ]
 
 FIN = 0x01

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from usernet.native import BytesLike, l4_checksum_v4
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
-__all__ = ["UDP_HLEN", "UdpDatagram", "parse_udp", "emit_udp"]
+__all__ = ["UDP_HLEN", "UdpDatagram", "emit_udp", "parse_udp"]
 
 UDP_HLEN = 8
 _IPPROTO_UDP = 17

@@ -38,8 +38,14 @@ async def chunked(request: web.Request) -> web.StreamResponse:
 def main() -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     path = sys.argv[1]
-    app.add_routes([web.get("/", hello), web.post("/sha256", sha256), web.get("/chunked", chunked),
-                    web.get("/file", lambda request: web.FileResponse(path))])
+    app.add_routes(
+        [
+            web.get("/", hello),
+            web.post("/sha256", sha256),
+            web.get("/chunked", chunked),
+            web.get("/file", lambda request: web.FileResponse(path)),
+        ]
+    )
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 8080
     web.run_app(app, host="0.0.0.0", port=port, print=lambda text: print(text, flush=True))
 

@@ -1,6 +1,6 @@
 """A TLS echo server with asyncio streams, run unmodified on usernet by the network tests.
 
-    python tls_echo.py CERT KEY [PORT]
+python tls_echo.py CERT KEY [PORT]
 """
 
 import asyncio

@@ -33,7 +33,7 @@ class SendBuffer:
     it is not already `bytes`); `peek` is O(log chunks) to find its chunk.
     """
 
-    __slots__ = ("limit", "_chunks", "_starts", "_first", "_base", "_end", "_tail", "_tail_start")
+    __slots__ = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -122,9 +122,7 @@ class SendBuffer:
     def ack(self, n: int) -> None:
         """Forget the `n` oldest bytes: the peer acknowledged them."""
         if not 0 <= n <= self._end - self._base:
-            raise ValueError(
-                f"cannot acknowledge {n} bytes: the send buffer holds {self._end - self._base}"
-            )
+            raise ValueError(f"cannot acknowledge {n} bytes: the send buffer holds {self._end - self._base}")
         base = self._base + n
         self._base = base
         chunks = self._chunks
@@ -164,7 +162,7 @@ class ReceiveBuffer:
     per byte.
     """
 
-    __slots__ = ("limit", "_buf")
+    __slots__ = ("_buf", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:

@@ -37,7 +37,7 @@ def initial_window(smss: int, segments: int = 10) -> int:
 class CongestionControl(ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
-    __slots__ = ("smss", "cwnd", "ssthresh", "in_recovery", "_sack", "_timed_out")
+    __slots__ = ("_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -162,16 +162,16 @@ class Cubic(CongestionControl):
     """
 
     __slots__ = (
-        "c",
-        "beta",
-        "fast_convergence",
-        "_w_max",
-        "_k",
-        "_epoch",
-        "_w_est",
         "_cwnd_prior",
+        "_epoch",
         "_frac",
+        "_k",
         "_rtt",
+        "_w_est",
+        "_w_max",
+        "beta",
+        "c",
+        "fast_convergence",
     )
 
     def __init__(

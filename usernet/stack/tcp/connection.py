@@ -84,22 +84,100 @@ class TcpConnection:
     """
 
     __slots__ = (
-        "_layer", "_iface", "_stats", "_cfg", "local", "remote", "key", "_next_hop", "listener", "state",
-        "error", "_soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout",
-        "_send", "_recv", "_ooo", "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
-        "max_sndwnd", "irs", "rcv_nxt", "_rcv_adv", "_last_ack_sent", "_syn_window", "_mss_limit", "_snd_mss",
-        "_mss", "_rcv_mss", "_snd_wscale", "_rcv_wscale", "_sack_ok", "_ts_ok", "_ts_recent", "_ts_recent_at",
-        "_tsclock", "rtt", "_cc", "_sb", "_dupacks", "_recover", "_nr_recovery", "_rtt_seq", "_rtt_time",
-        "_retries", "_rtx_start", "_rto_tsval", "_fin_seq", "_peer_fin", "_peer_fin_at", "_user_closed", "_ack_pending",
-        "_ack_now", "_read_since_output", "_unacked", "_last_oow", "_snd_sml", "_send_blocked", "_probes",
-        "_ka_probes", "_last_rx",
-        "_rto_at", "_persist_at", "_delack_at", "_keepalive_at", "_close_at", "_timer_at",
-        "segs_in", "segs_out", "bytes_sent", "bytes_received", "retransmits", "_syn_retransmitted",
         "__weakref__",
+        "_ack_now",
+        "_ack_pending",
+        "_cc",
+        "_cfg",
+        "_close_at",
+        "_delack_at",
+        "_dupacks",
+        "_fin_seq",
+        "_iface",
+        "_ka_probes",
+        "_keepalive_at",
+        "_last_ack_sent",
+        "_last_oow",
+        "_last_rx",
+        "_layer",
+        "_mss",
+        "_mss_limit",
+        "_next_hop",
+        "_nr_recovery",
+        "_ooo",
+        "_peer_fin",
+        "_peer_fin_at",
+        "_persist_at",
+        "_probes",
+        "_rcv_adv",
+        "_rcv_mss",
+        "_rcv_wscale",
+        "_read_since_output",
+        "_recover",
+        "_recv",
+        "_retries",
+        "_rto_at",
+        "_rto_tsval",
+        "_rtt_seq",
+        "_rtt_time",
+        "_rtx_start",
+        "_sack_ok",
+        "_sb",
+        "_send",
+        "_send_blocked",
+        "_snd_mss",
+        "_snd_sml",
+        "_snd_wscale",
+        "_soft_error",
+        "_stats",
+        "_syn_retransmitted",
+        "_syn_window",
+        "_timer_at",
+        "_ts_ok",
+        "_ts_recent",
+        "_ts_recent_at",
+        "_tsclock",
+        "_unacked",
+        "_user_closed",
+        "bytes_received",
+        "bytes_sent",
+        "error",
+        "irs",
+        "iss",
+        "keepalive",
+        "keepcnt",
+        "keepidle",
+        "keepintvl",
+        "key",
+        "listener",
+        "local",
+        "max_sndwnd",
+        "nodelay",
+        "rcv_nxt",
+        "remote",
+        "retransmits",
+        "rtt",
+        "segs_in",
+        "segs_out",
+        "snd_max",
+        "snd_nxt",
+        "snd_una",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "state",
+        "user_timeout",
     )  # fmt: skip
 
-    def __init__(self, layer: TcpLayer, local: Address, remote: Address, next_hop: bytes, now: float,
-                 listener: TcpListener | None = None) -> None:
+    def __init__(
+        self,
+        layer: TcpLayer,
+        local: Address,
+        remote: Address,
+        next_hop: bytes,
+        now: float,
+        listener: TcpListener | None = None,
+    ) -> None:
         cfg = layer.config
         iface = layer.iface
         self._layer = layer
@@ -377,8 +455,9 @@ class TcpConnection:
     def _establish(self, now: float) -> None:
         cfg = self._cfg
         mss = self._mss
-        cc: CongestionControl = Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(
-            mss, cfg.initial_window)
+        cc: CongestionControl = (
+            Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(mss, cfg.initial_window)
+        )
         if self._syn_retransmitted:
             cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
         self._cc = cc
@@ -426,8 +505,12 @@ class TcpConnection:
                 self._challenge_ack(now)
             return
         # PAWS (RFC 7323 §5)
-        if self._ts_ok and p[13] >= 0 and ((p[13] - self._ts_recent) & 0xFFFFFFFF) >= 0x80000000 \
-                and now - self._ts_recent_at <= _PAWS_IDLE:
+        if (
+            self._ts_ok
+            and p[13] >= 0
+            and ((p[13] - self._ts_recent) & 0xFFFFFFFF) >= 0x80000000
+            and now - self._ts_recent_at <= _PAWS_IDLE
+        ):
             stats.tcp_paws_rejected += 1
             self._oow_ack(len(payload) == 0, now)
             return
@@ -552,8 +635,12 @@ class TcpConnection:
                 return False
         elif not n:
             return False
-        if n and (self._ooo.held or self._user_closed or self.state == CLOSE_WAIT or n > (
-                (self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF)):
+        if n and (
+            self._ooo.held
+            or self._user_closed
+            or self.state == CLOSE_WAIT
+            or n > ((self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF)
+        ):
             return False
         self._stats.tcp_fast_path += 1
         if self._ts_ok and self.rcv_nxt == self._last_ack_sent:
@@ -686,8 +773,11 @@ class TcpConnection:
         # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
         # a window update riding on new data acknowledged is never stale, even if its
         # sequence number is behind SND.WL1 (a peer's pure ACKs sent from its right edge).
-        if 0 < acked <= outstanding or ((wl1 - seq) & 0xFFFFFFFF) >= 0x80000000 or (
-                wl1 == seq and ((ack - self.snd_wl2) & 0xFFFFFFFF) < 0x80000000):
+        if (
+            0 < acked <= outstanding
+            or ((wl1 - seq) & 0xFFFFFFFF) >= 0x80000000
+            or (wl1 == seq and ((ack - self.snd_wl2) & 0xFFFFFFFF) < 0x80000000)
+        ):
             if wnd != self.snd_wnd:
                 self.snd_wnd = wnd
                 if wnd > self.max_sndwnd:
@@ -872,8 +962,13 @@ class TcpConnection:
         if self.snd_una == self.snd_max:
             return
         self._stats.tcp_timeouts += 1
-        limit = (self._cfg.syn_retries if state == SYN_SENT else
-                 self._cfg.synack_retries if state == SYN_RECEIVED else self._cfg.retries)
+        limit = (
+            self._cfg.syn_retries
+            if state == SYN_SENT
+            else self._cfg.synack_retries
+            if state == SYN_RECEIVED
+            else self._cfg.retries
+        )
         if self._rtx_start is None:
             self._rtx_start = now
         self._retries += 1
@@ -1030,8 +1125,12 @@ class TcpConnection:
                 if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
                     if n < self.max_sndwnd // 2 or off:
                         break
-                elif (not self.nodelay and off and ((self._snd_sml - una) & 0xFFFFFFFF) - 1 < 0x7FFFFFFF
-                      and self._fin_seq is None):
+                elif (
+                    not self.nodelay
+                    and off
+                    and ((self._snd_sml - una) & 0xFFFFFFFF) - 1 < 0x7FFFFFFF
+                    and self._fin_seq is None
+                ):
                     break  # Nagle, Minshall's variant: one small segment unacknowledged at a time
             self._send_new(n, now)
             sent = True
@@ -1116,8 +1215,12 @@ class TcpConnection:
             else:
                 self._retransmit(seq, n, now)
             sent = True
-        if (not sent and self._fin_seq is not None and self.snd_max == self._fin_seq
-                and len(send) == ((self.snd_max - self.snd_una) & 0xFFFFFFFF)):
+        if (
+            not sent
+            and self._fin_seq is not None
+            and self.snd_max == self._fin_seq
+            and len(send) == ((self.snd_max - self.snd_una) & 0xFFFFFFFF)
+        ):
             self.snd_nxt = self.snd_max
             self._transmit(self.snd_max, b"", FIN | ACK, now)
             sent = True
@@ -1185,8 +1288,26 @@ class TcpConnection:
         else:
             frame = bytearray(size)
             csum_mode = CSUM_FULL
-        build_ipv4_tcp(frame, 0, _ZERO_MAC, iface.mac, local[0], self.remote[0], iface.next_ident(), config.ttl,
-                       local[1], self.remote[1], seq, ack, flags, window, 0, options, payload, csum_mode)
+        build_ipv4_tcp(
+            frame,
+            0,
+            _ZERO_MAC,
+            iface.mac,
+            local[0],
+            self.remote[0],
+            iface.next_ident(),
+            config.ttl,
+            local[1],
+            self.remote[1],
+            seq,
+            ack,
+            flags,
+            window,
+            0,
+            options,
+            payload,
+            csum_mode,
+        )
         iface.transmit(frame, self._next_hop, local[0], now)
         self.segs_out += 1
         self._stats.tcp_tx_segments += 1
@@ -1250,4 +1371,3 @@ class TcpConnection:
 
 def _fmt(addr: Address) -> str:
     return ".".join(str(b) for b in addr[0]) + f":{addr[1]}"
-

@@ -70,7 +70,7 @@ class SynCookies:
     the caller encodes them elsewhere (Linux uses the TSval).
     """
 
-    __slots__ = ("period", "max_age", "_hash")
+    __slots__ = ("_hash", "max_age", "period")
 
     # The largest entry not above the MSS the client offered is granted. From 216 (a
     # client offering less gets 216; RFC 9293 allows any MSS down to a few bytes, but

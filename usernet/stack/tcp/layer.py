@@ -45,7 +45,7 @@ _TIME_WAIT = State.TIME_WAIT
 class TcpListener:
     """A listening socket: half-open connections (the SYN queue) and an accept queue."""
 
-    __slots__ = ("_layer", "local", "backlog", "closed", "_queue", "_embryos", "_cookies_at", "__weakref__")
+    __slots__ = ("__weakref__", "_cookies_at", "_embryos", "_layer", "_queue", "backlog", "closed", "local")
 
     def __init__(self, layer: TcpLayer, local: Address, backlog: int) -> None:
         self._layer = layer
@@ -125,8 +125,11 @@ class TcpLayer:
             raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
-        elif (addr, port) in self._listeners or (ANY, port) in self._listeners or (
-                addr == ANY and any(p == port for _, p in self._listeners)):
+        elif (
+            (addr, port) in self._listeners
+            or (ANY, port) in self._listeners
+            or (addr == ANY and any(p == port for _, p in self._listeners))
+        ):
             raise OSError(errno.EADDRINUSE, f"TCP port {port} already has a listener")
         backlog = max(1, min(backlog, self.config.max_backlog))
         listener = TcpListener(self, (addr, port), backlog)
@@ -144,7 +147,9 @@ class TcpLayer:
             raise OSError(errno.ENETUNREACH, f"{_fmt(dst)} is not a unicast address")
         route = iface.route(dst)
         if route is None:
-            raise OSError(errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set")
+            raise OSError(
+                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
+            )
         src = route[1]
         port = 0
         if local is not None:
@@ -185,7 +190,7 @@ class TcpLayer:
             stats.tcp_bad_checksum += 1
             return
         stats.tcp_rx_segments += 1
-        payload = seg[p[5]:]
+        payload = seg[p[5] :]
         conn = self._table.get((ip.dst, p[2], ip.src, p[1]))
         if conn is not None:
             if conn.state == _TIME_WAIT and p[6] & (SYN | ACK | RST) == SYN and self._reuse_time_wait(conn, p, now):
@@ -219,7 +224,7 @@ class TcpLayer:
         stats.tcp_rx_predicted += 1
         start = p[18]
         view = frame if type(frame) is memoryview else memoryview(frame)
-        conn.input(p, view[start:start + p[19]], now)
+        conn.input(p, view[start : start + p[19]], now)
         self._dirty[conn] = None
         return True
 
@@ -263,8 +268,7 @@ class TcpLayer:
             heapq.heappop(heap)
         return None
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, now: float,
-                   mtu: int = 0) -> None:
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, now: float, mtu: int = 0) -> None:
         """An ICMP error about a segment we sent; `mtu` is set for "fragmentation needed"."""
         conn = self._table.get((quoted.src, sport, quoted.dst, dport))
         if conn is None or len(quoted.payload) < 8:
@@ -332,8 +336,7 @@ class TcpLayer:
         """The holder of a shared flow key closed: the next connection with that key takes
         the predicted path. A scan of the table, but only for keys that were ever shared
         (the same remote endpoint and local port on two local addresses)."""
-        others = [c for c in self._table.values()
-                  if c is not gone and c.state != _CLOSED and _flow_key(c) == flow]
+        others = [c for c in self._table.values() if c is not gone and c.state != _CLOSED and _flow_key(c) == flow]
         if others:
             self._flows[flow] = (others[0], int.from_bytes(others[0].local[0], "big"))
         if len(others) < 2:
@@ -347,8 +350,9 @@ class TcpLayer:
         conn.abort(now)
         return True
 
-    def _listen_input(self, listener: TcpListener, ip: IPv4Packet, p: tuple[Any, ...], payload: memoryview,
-                      now: float) -> None:
+    def _listen_input(
+        self, listener: TcpListener, ip: IPv4Packet, p: tuple[Any, ...], payload: memoryview, now: float
+    ) -> None:
         """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full."""
         flags = p[6]
         stats = self._stats
@@ -385,21 +389,29 @@ class TcpLayer:
         conn.passive_open(p, now)
         self._dirty[conn] = None
 
-    def _send_cookie(self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...],
-                     now: float) -> None:
+    def _send_cookie(
+        self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...], now: float
+    ) -> None:
         """A stateless SYN-ACK whose ISN encodes the MSS; no other option survives."""
         mss_limit = min(self.config.mss or 65495, self.iface.mtu - 40)
         peer_mss = p[10] if p[10] > 0 else 536
-        cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], p[3],
-                                     min(peer_mss, mss_limit))
+        cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], p[3], min(peer_mss, mss_limit))
         window = min(self.config.rcvbuf, 65535)
-        self._send_bare(local, remote, cookie, (p[3] + 1) & 0xFFFFFFFF, SYN | ACK, window,
-                        encode_tcp_options(mss=mss_limit), now)
+        self._send_bare(
+            local, remote, cookie, (p[3] + 1) & 0xFFFFFFFF, SYN | ACK, window, encode_tcp_options(mss=mss_limit), now
+        )
         listener._cookies_at = now
         self._stats.tcp_syn_cookies_sent += 1
 
-    def _cookie_ack(self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...],
-                    payload: memoryview, now: float) -> bool:
+    def _cookie_ack(
+        self,
+        listener: TcpListener,
+        local: Address,
+        remote: Address,
+        p: tuple[Any, ...],
+        payload: memoryview,
+        now: float,
+    ) -> bool:
         """Complete a handshake from a cookie; True if the ACK carried a valid one."""
         cookies = self.cookies
         if now - listener._cookies_at > cookies.period * (cookies.max_age + 1):
@@ -436,8 +448,9 @@ class TcpLayer:
             seglen = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
             self.send_reset(local, remote, 0, (p[3] + seglen) & 0xFFFFFFFF, RST | ACK, now)
 
-    def _send_bare(self, local: Address, remote: Address, seq: int, ack: int, flags: int, window: int,
-                   options: bytes, now: float) -> None:
+    def _send_bare(
+        self, local: Address, remote: Address, seq: int, ack: int, flags: int, window: int, options: bytes, now: float
+    ) -> None:
         """A segment that belongs to no connection (RSTs, cookie SYN-ACKs)."""
         iface = self.iface
         route = iface.route(remote[0])
@@ -445,8 +458,25 @@ class TcpLayer:
             self._stats.ipv4_no_route += 1
             return
         frame = bytearray(54 + len(options))
-        build_ipv4_tcp(frame, 0, _ZERO_MAC, iface.mac, local[0], remote[0], iface.next_ident(), iface.config.ttl,
-                       local[1], remote[1], seq, ack, flags, window, 0, options, b"")
+        build_ipv4_tcp(
+            frame,
+            0,
+            _ZERO_MAC,
+            iface.mac,
+            local[0],
+            remote[0],
+            iface.next_ident(),
+            iface.config.ttl,
+            local[1],
+            remote[1],
+            seq,
+            ack,
+            flags,
+            window,
+            0,
+            options,
+            b"",
+        )
         iface.transmit(frame, route[0], local[0], now)
         self._stats.tcp_tx_segments += 1
 

@@ -28,16 +28,16 @@ class Reassembly:
     """
 
     __slots__ = (
-        "limit",
-        "dropped",
-        "_starts",
-        "_ends",
         "_data",
-        "_stamps",
-        "_stamp",
-        "held",
-        "_ref_seq",
+        "_ends",
         "_ref_pos",
+        "_ref_seq",
+        "_stamp",
+        "_stamps",
+        "_starts",
+        "dropped",
+        "held",
+        "limit",
     )
 
     def __init__(self, limit: int) -> None:

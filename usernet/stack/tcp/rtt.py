@@ -28,7 +28,7 @@ class RttEstimator:
     loss on a fast path cost a second. Pass rto_min=1.0 for the RFC's value.
     """
 
-    __slots__ = ("srtt", "rttvar", "rto", "backoffs", "granularity", "rto_min", "rto_max", "_base")
+    __slots__ = ("_base", "backoffs", "granularity", "rto", "rto_max", "rto_min", "rttvar", "srtt")
 
     def __init__(
         self,
@@ -104,9 +104,7 @@ class TimestampClock:
 
     def __init__(self, hz: float = 1000.0, offset: int = 0) -> None:
         if not 1.0 <= hz <= 1000.0:
-            raise ValueError(
-                f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}"
-            )
+            raise ValueError(f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}")
         self.hz = hz
         self.offset = offset
 

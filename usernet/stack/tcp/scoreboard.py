@@ -43,18 +43,18 @@ class Scoreboard:
     """
 
     __slots__ = (
-        "smss",
-        "dup_thresh",
-        "sacked_bytes",
-        "in_recovery",
-        "_starts",
         "_ends",
-        "_una_seq",
-        "_una",
-        "_max",
         "_high_rxt",
-        "_rescue_rxt",
+        "_max",
         "_recovery_point",
+        "_rescue_rxt",
+        "_starts",
+        "_una",
+        "_una_seq",
+        "dup_thresh",
+        "in_recovery",
+        "sacked_bytes",
+        "smss",
     )
 
     def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3) -> None:

@@ -60,8 +60,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.FIN_WAIT_1, "FIN acknowledging our FIN", "send ACK, start 2*MSL", S.TIME_WAIT),
     Transition(S.FIN_WAIT_1, "RST, timeout, abort() or data after close()", "error / send RST", S.CLOSED),
     Transition(S.FIN_WAIT_2, "FIN", "send ACK, start 2*MSL", S.TIME_WAIT),
-    Transition(S.FIN_WAIT_2, "RST, fin_timeout after close(), abort() or data after close()", "error / send RST",
-               S.CLOSED),
+    Transition(
+        S.FIN_WAIT_2, "RST, fin_timeout after close(), abort() or data after close()", "error / send RST", S.CLOSED
+    ),
     Transition(S.CLOSE_WAIT, "close() or shutdown()", "send FIN after queued data", S.LAST_ACK),
     Transition(S.CLOSE_WAIT, "RST, timeout or abort()", "error / send RST", S.CLOSED),
     Transition(S.CLOSING, "ACK of our FIN", "start 2*MSL", S.TIME_WAIT),
@@ -74,9 +75,7 @@ TRANSITIONS: tuple[Transition, ...] = (
 ALLOWED: frozenset[tuple[State, State]] = frozenset((t.source, t.target) for t in TRANSITIONS)
 
 # States in which both sequence spaces are known (RFC 9293 §3.5.2).
-SYNCHRONIZED = frozenset(
-    (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT)
-)
+SYNCHRONIZED = frozenset((S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT))
 
 
 def as_markdown() -> str:

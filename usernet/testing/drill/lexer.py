@@ -158,9 +158,7 @@ def tokenize(source: str, filename: str | None = None) -> list[Token]:
                 body = rest.match(source, pos + len(opener))
                 if body is None:
                     closer = _CLOSERS[opener]
-                    raise error_at(
-                        source, pos, f"unterminated {what}: add the closing {closer}", filename
-                    )
+                    raise error_at(source, pos, f"unterminated {what}: add the closing {closer}", filename)
                 kind, end, delimited = delimited_kind, body.end(), True
                 break
         if not delimited:

@@ -16,12 +16,45 @@ from types import EllipsisType
 from typing import TypeAlias
 
 __all__ = [
-    "AddressOf", "Array", "BitOr", "Call", "CodeEvent", "CommandEvent", "Direction",
-    "EchoedPacket", "Endpoint", "Eol", "Event", "FastOpen", "Field", "IcmpPacket",
-    "IpInfo", "Md5", "Mss", "Nop", "Option", "Packet", "PacketEvent", "RawOption", "Sack",
-    "SackPermitted", "Script", "Struct", "Symbol", "SyscallEvent", "TcpOption", "TcpPacket",
-    "Time", "TimeKind", "Timestamp", "TruncatedString", "UdpPacket", "Value", "WindowScale",
-    "format_seconds", "format_value",
+    "AddressOf",
+    "Array",
+    "BitOr",
+    "Call",
+    "CodeEvent",
+    "CommandEvent",
+    "Direction",
+    "EchoedPacket",
+    "Endpoint",
+    "Eol",
+    "Event",
+    "FastOpen",
+    "Field",
+    "IcmpPacket",
+    "IpInfo",
+    "Md5",
+    "Mss",
+    "Nop",
+    "Option",
+    "Packet",
+    "PacketEvent",
+    "RawOption",
+    "Sack",
+    "SackPermitted",
+    "Script",
+    "Struct",
+    "Symbol",
+    "SyscallEvent",
+    "TcpOption",
+    "TcpPacket",
+    "Time",
+    "TimeKind",
+    "Timestamp",
+    "TruncatedString",
+    "UdpPacket",
+    "Value",
+    "WindowScale",
+    "format_seconds",
+    "format_value",
 ]
 
 
@@ -168,8 +201,7 @@ class AddressOf:
 
 
 Value: TypeAlias = (
-    int | bytes | EllipsisType | Symbol | TruncatedString | BitOr | Array | Struct | Field
-    | Call | AddressOf
+    int | bytes | EllipsisType | Symbol | TruncatedString | BitOr | Array | Struct | Field | Call | AddressOf
 )
 
 
@@ -271,9 +303,7 @@ class RawOption:
         return self.text
 
 
-TcpOption: TypeAlias = (
-    Nop | Eol | Mss | WindowScale | SackPermitted | Sack | Timestamp | FastOpen | Md5 | RawOption
-)
+TcpOption: TypeAlias = Nop | Eol | Mss | WindowScale | SackPermitted | Sack | Timestamp | FastOpen | Md5 | RawOption
 
 
 # ---------------------------------------------------------------- packets

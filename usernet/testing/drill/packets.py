@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 
 from usernet.native import build_ipv4_tcp, internet_checksum
 from usernet.testing.drill.model import (
-    Eol, IpInfo, FastOpen, Md5, Mss, Nop, RawOption, Sack, SackPermitted, TcpOption, TcpPacket, Timestamp,
+    Eol,
+    FastOpen,
+    IpInfo,
+    Md5,
+    Mss,
+    Nop,
+    RawOption,
+    Sack,
+    SackPermitted,
+    TcpOption,
+    TcpPacket,
+    Timestamp,
     WindowScale,
 )
 from usernet.wire import MalformedPacket, parse_ipv4
@@ -153,9 +164,25 @@ def build_inbound(packet: TcpPacket, ends: Endpoints, seqmap: SeqMap, ident: int
     payload = bytes(packet.length)
     ack = seqmap.local_to_live(packet.ack) if packet.ack is not None else 0
     frame = bytearray(54 + len(options) + len(payload))
-    n = build_ipv4_tcp(frame, 0, ends.our_mac, ends.peer_mac, ends.remote_ip, ends.local_ip, ident, 64,
-                       ends.remote_port, ends.local_port, seqmap.remote_to_live(packet.seq), ack,
-                       flag_bits(packet.flags), packet.window or 0, packet.urgent or 0, options, payload)
+    n = build_ipv4_tcp(
+        frame,
+        0,
+        ends.our_mac,
+        ends.peer_mac,
+        ends.remote_ip,
+        ends.local_ip,
+        ident,
+        64,
+        ends.remote_port,
+        ends.local_port,
+        seqmap.remote_to_live(packet.seq),
+        ack,
+        flag_bits(packet.flags),
+        packet.window or 0,
+        packet.urgent or 0,
+        options,
+        payload,
+    )
     if n < 0:
         raise DrillError(f"cannot build the inbound segment {packet} (build error {n})")
     if ecn:
@@ -194,9 +221,21 @@ def read_segment(frame: bytes, time: float) -> Segment | str:
         seg = parse_tcp(ip.payload, ip.src, ip.dst)
     except MalformedPacket as exc:
         return f"a malformed packet ({exc})"
-    raw = bytes(ip.payload[20:seg.header_length])
-    return Segment(time, seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, seg.urgent,
-                   len(seg.payload), _split_options(raw), frame[15], frame[22])
+    raw = bytes(ip.payload[20 : seg.header_length])
+    return Segment(
+        time,
+        seg.sport,
+        seg.dport,
+        seg.seq,
+        seg.ack,
+        seg.flags,
+        seg.window,
+        seg.urgent,
+        len(seg.payload),
+        _split_options(raw),
+        frame[15],
+        frame[22],
+    )
 
 
 def _split_options(raw: bytes) -> tuple[tuple[int, bytes], ...]:
@@ -211,7 +250,7 @@ def _split_options(raw: bytes) -> tuple[tuple[int, bytes], ...]:
         if i + 1 >= len(raw) or raw[i + 1] < 2:
             break
         length = raw[i + 1]
-        out.append((kind, raw[i + 2:i + length]))
+        out.append((kind, raw[i + 2 : i + length]))
         i += length
     return tuple(out)
 
@@ -231,9 +270,15 @@ def script_options(options: tuple[tuple[int, bytes], ...], seqmap: SeqMap) -> tu
         elif kind == 4:
             out.append(SackPermitted())
         elif kind == 5:
-            edges = struct.unpack(f"!{len(data) // 4}I", data[:len(data) // 8 * 8])
-            out.append(Sack(tuple((seqmap.remote_to_script(edges[i]), seqmap.remote_to_script(edges[i + 1]))
-                                  for i in range(0, len(edges), 2))))
+            edges = struct.unpack(f"!{len(data) // 4}I", data[: len(data) // 8 * 8])
+            out.append(
+                Sack(
+                    tuple(
+                        (seqmap.remote_to_script(edges[i]), seqmap.remote_to_script(edges[i + 1]))
+                        for i in range(0, len(edges), 2)
+                    )
+                )
+            )
         elif kind == 8 and len(data) == 8:
             val, ecr = struct.unpack("!II", data)
             out.append(Timestamp(seqmap.ts_to_script(val), ecr))
@@ -245,15 +290,32 @@ def script_options(options: tuple[tuple[int, bytes], ...], seqmap: SeqMap) -> tu
 def script_packet(seg: Segment, seqmap: SeqMap) -> TcpPacket:
     """How the script would write what the stack sent (for messages and comparison)."""
     return TcpPacket(
-        flags=flag_text(seg.flags), seq=seqmap.local_to_script(seg.seq), length=seg.payload_len,
-        ack=seqmap.remote_to_script(seg.ack) if seg.flags & ACK else None, window=seg.window,
-        urgent=seg.urgent or None, options=script_options(seg.options, seqmap),
+        flags=flag_text(seg.flags),
+        seq=seqmap.local_to_script(seg.seq),
+        length=seg.payload_len,
+        ack=seqmap.remote_to_script(seg.ack) if seg.flags & ACK else None,
+        window=seg.window,
+        urgent=seg.urgent or None,
+        options=script_options(seg.options, seqmap),
     )
 
 
 __all__ = [
-    "AE", "DrillError", "Endpoints", "FLAG_BITS", "SeqMap", "Segment", "build_inbound", "compare",
-    "encode_options", "flag_bits", "flag_text", "learn_timestamps", "read_segment", "script_options", "script_packet",
+    "AE",
+    "FLAG_BITS",
+    "DrillError",
+    "Endpoints",
+    "Segment",
+    "SeqMap",
+    "build_inbound",
+    "compare",
+    "encode_options",
+    "flag_bits",
+    "flag_text",
+    "learn_timestamps",
+    "read_segment",
+    "script_options",
+    "script_packet",
 ]
 
 
@@ -264,8 +326,9 @@ def _field(name: str, expected: int, actual: int) -> str:
 _OPTION_KIND = {Nop: 1, Eol: 0, Mss: 2, WindowScale: 3, SackPermitted: 4, Sack: 5, Timestamp: 8, Md5: 19}
 
 
-def compare(expected: TcpPacket, ip: IpInfo | None, seg: Segment, seqmap: SeqMap, ts_tick_usecs: int,
-            tolerance_usecs: float) -> str | None:
+def compare(
+    expected: TcpPacket, ip: IpInfo | None, seg: Segment, seqmap: SeqMap, ts_tick_usecs: int, tolerance_usecs: float
+) -> str | None:
     """The first difference between what the script expects and what was sent, or None.
 
     The fields packetdrill checks: every flag, seq, payload length, ack (when written),
@@ -275,8 +338,7 @@ def compare(expected: TcpPacket, ip: IpInfo | None, seg: Segment, seqmap: SeqMap
     """
     want = flag_bits(expected.flags)
     if want != seg.flags & 0x1FF:
-        return (f"live packet flags: expected: {flag_text(want) or '-'} vs actual: "
-                f"{flag_text(seg.flags) or '-'}")
+        return f"live packet flags: expected: {flag_text(want) or '-'} vs actual: {flag_text(seg.flags) or '-'}"
     seq = seqmap.local_to_script(seg.seq)
     if seq != expected.seq:
         return _field("tcp_seq", expected.seq, seq)
@@ -304,17 +366,19 @@ def compare(expected: TcpPacket, ip: IpInfo | None, seg: Segment, seqmap: SeqMap
     return _compare_options(expected.options, seg, seqmap, ts_tick_usecs, tolerance_usecs)
 
 
-def _compare_options(options: tuple[TcpOption, ...], seg: Segment, seqmap: SeqMap, ts_tick_usecs: int,
-                     tolerance_usecs: float) -> str | None:
+def _compare_options(
+    options: tuple[TcpOption, ...], seg: Segment, seqmap: SeqMap, ts_tick_usecs: int, tolerance_usecs: float
+) -> str | None:
     actual = script_options(seg.options, seqmap)
     kinds = [kind for kind, _ in seg.options]
-    if len(options) != len(kinds) or any(
-            _OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds)):
+    if len(options) != len(kinds) or any(_OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds)):
         return "bad outbound TCP options"
     for want, (kind, _), got in zip(options, seg.options, actual):
         if isinstance(want, Timestamp) and isinstance(got, Timestamp):
-            if ts_tick_usecs and abs(((got.val - want.val + 0x80000000) & _U32) - 0x80000000) * ts_tick_usecs \
-                    > tolerance_usecs:
+            if (
+                ts_tick_usecs
+                and abs(((got.val - want.val + 0x80000000) & _U32) - 0x80000000) * ts_tick_usecs > tolerance_usecs
+            ):
                 return f"bad outbound TCP timestamp value, tolerance {int(tolerance_usecs)}"
         elif isinstance(want, (FastOpen, RawOption, Md5)):
             continue

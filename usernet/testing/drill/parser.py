@@ -17,10 +17,42 @@ from types import EllipsisType
 
 from usernet.testing.drill.lexer import DrillSyntaxError, Token, TokenKind, error_at, tokenize
 from usernet.testing.drill.model import (
-    AddressOf, Array, BitOr, Call, CodeEvent, CommandEvent, Direction, EchoedPacket, Endpoint,
-    Eol, Event, FastOpen, Field, IcmpPacket, IpInfo, Md5, Mss, Nop, Option, Packet,
-    PacketEvent, RawOption, Sack, SackPermitted, Script, Struct, Symbol, SyscallEvent,
-    TcpOption, TcpPacket, Time, TimeKind, Timestamp, TruncatedString, UdpPacket, Value,
+    AddressOf,
+    Array,
+    BitOr,
+    Call,
+    CodeEvent,
+    CommandEvent,
+    Direction,
+    EchoedPacket,
+    Endpoint,
+    Eol,
+    Event,
+    FastOpen,
+    Field,
+    IcmpPacket,
+    IpInfo,
+    Md5,
+    Mss,
+    Nop,
+    Option,
+    Packet,
+    PacketEvent,
+    RawOption,
+    Sack,
+    SackPermitted,
+    Script,
+    Struct,
+    Symbol,
+    SyscallEvent,
+    TcpOption,
+    TcpPacket,
+    Time,
+    TimeKind,
+    Timestamp,
+    TruncatedString,
+    UdpPacket,
+    Value,
     WindowScale,
 )
 
@@ -31,15 +63,23 @@ ECN_MARKS = frozenset({"noecn", "ect0", "ect1", "ce", "ect01"})
 ENCAPSULATIONS = frozenset({"ipv4", "ipv6", "gre", "GREv0", "mpls"})
 U8, U16, U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
 _SIMPLE_ESCAPES = {
-    "n": 10, "t": 9, "r": 13, "0": 0, "a": 7, "b": 8, "f": 12, "v": 11,
-    "\\": 92, '"': 34, "'": 39, "?": 63,
+    "n": 10,
+    "t": 9,
+    "r": 13,
+    "0": 0,
+    "a": 7,
+    "b": 8,
+    "f": 12,
+    "v": 11,
+    "\\": 92,
+    '"': 34,
+    "'": 39,
+    "?": 63,
 }
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 
 
-def parse_script(
-    source: str, filename: str | None = None, defines: Mapping[str, str] | None = None
-) -> Script:
+def parse_script(source: str, filename: str | None = None, defines: Mapping[str, str] | None = None) -> Script:
     """Parse a whole script.
 
     ``defines`` replaces words before they are read, like packetdrill's
@@ -75,9 +115,7 @@ def _decode_string(token: Token, source: str, filename: str | None) -> bytes:
                 digits += body[i + 1]
                 i += 1
             if not digits:
-                raise error_at(
-                    source, token.start + 1 + i, "\\x needs hex digits, e.g. \\x41", filename
-                )
+                raise error_at(source, token.start + 1 + i, "\\x needs hex digits, e.g. \\x41", filename)
             out.append(int(digits, 16))
         elif escape in "01234567":
             digits = escape
@@ -156,7 +194,8 @@ class _Parser:
             previous = self.tokens[self.pos - 1]
             if "\n" in self.source[previous.end : token.start]:
                 return error_at(
-                    self.source, previous.end,
+                    self.source,
+                    previous.end,
                     f"expected {what}, but the event ends after {previous.describe()}",
                     self.filename,
                 )
@@ -307,8 +346,7 @@ class _Parser:
             where = " (is it part of the event above?)" if after_event else ""
             raise self.error(
                 token,
-                f"expected the time of an event (such as 0.1, +0.1, * or 0.1~0.2), "
-                f"found {token.describe()}{where}",
+                f"expected the time of an event (such as 0.1, +0.1, * or 0.1~0.2), found {token.describe()}{where}",
             )
         if relative:
             self.advance()
@@ -319,8 +357,7 @@ class _Parser:
         if relative != self.is_punct("+"):
             raise self.error(
                 self.peek(),
-                "a time range is either absolute on both ends (0.1~0.2) or relative on both "
-                "(+0.1~+0.2)",
+                "a time range is either absolute on both ends (0.1~0.2) or relative on both (+0.1~+0.2)",
             )
         if relative:
             self.advance()
@@ -427,8 +464,7 @@ class _Parser:
             self.advance()
             return Struct(tuple(self.value_list("}", "the struct")))
         raise self.missing(
-            "a value (a number, a \"string\", '...', a constant such as O_NONBLOCK, "
-            "[array], {struct} or &value)"
+            "a value (a number, a \"string\", '...', a constant such as O_NONBLOCK, [array], {struct} or &value)"
         )
 
     # ------------------------------------------------------------ packets
@@ -554,8 +590,15 @@ class _Parser:
             else:
                 break
         return TcpPacket(
-            flags, seq, length, clauses.get("ack"), clauses.get("win"), clauses.get("urg"),
-            options, ace, fuzz,
+            flags,
+            seq,
+            length,
+            clauses.get("ack"),
+            clauses.get("win"),
+            clauses.get("urg"),
+            options,
+            ace,
+            fuzz,
         )
 
     def tcp_flags(self) -> tuple[str, int | None]:
@@ -570,9 +613,7 @@ class _Parser:
             self.advance()
             return ".", int(token.text[1:])
         if token.kind is not TokenKind.WORD:
-            raise self.missing(
-                "TCP flags (letters from S F R P U E W A, '.' for ACK, '-' for none), 'udp' or 'icmp'"
-            )
+            raise self.missing("TCP flags (letters from S F R P U E W A, '.' for ACK, '-' for none), 'udp' or 'icmp'")
         bad = [c for c in token.text if c not in TCP_FLAG_LETTERS]
         if bad:
             raise self.error(
@@ -612,9 +653,7 @@ class _Parser:
         opening = self.advance()  # '<'
         if self.peek().kind is TokenKind.ELLIPSIS and self.is_punct(">", ahead=1):
             if direction is not Direction.OUTBOUND:
-                raise self.error(
-                    opening, "<...> (any options) can only be used with outbound packets ('>')"
-                )
+                raise self.error(opening, "<...> (any options) can only be used with outbound packets ('>')")
             self.advance()
             self.advance()
             return Ellipsis

@@ -38,17 +38,31 @@ USERNET = Profile("usernet")
 # (wscale from tcp_rmem[2] = 6 MB), delayed ACK from 40 ms, RTO min 200 ms / initial 1 s,
 # TIME_WAIT 60 s, SYN and SYN-ACK retries 6 and 5, tcp_retries2 15, CUBIC. The send buffer
 # stays usernet's 256 KB: Linux grows its own (from tcp_wmem[1] = 16 KB) as the window opens.
-LINUX = Profile("linux", tcp=TcpConfig(
-    rcvbuf=131072, window_scale=7, sack=True, timestamps=True, delayed_ack=0.04,
-    initial_window=10, congestion="cubic", rto_min=0.2, rto_initial=1.0, syn_retries=6, synack_retries=5,
-    retries=15, msl=30.0,
-))
+LINUX = Profile(
+    "linux",
+    tcp=TcpConfig(
+        rcvbuf=131072,
+        window_scale=7,
+        sack=True,
+        timestamps=True,
+        delayed_ack=0.04,
+        initial_window=10,
+        congestion="cubic",
+        rto_min=0.2,
+        rto_initial=1.0,
+        syn_retries=6,
+        synack_retries=5,
+        retries=15,
+        msl=30.0,
+    ),
+)
 
 # Linux as packetdrill's own suites see it: their environment raises tcp_rmem to
 # "4096 540000 15728640", so the window scale offered is 8 even in scripts that do not run
 # defaults.sh themselves.
-PACKETDRILL = replace(LINUX, name="packetdrill", tcp=replace(LINUX.tcp, rcvbuf=540000, window_scale=8),
-                      rmem_max=15 * 1024 * 1024)
+PACKETDRILL = replace(
+    LINUX, name="packetdrill", tcp=replace(LINUX.tcp, rcvbuf=540000, window_scale=8), rmem_max=15 * 1024 * 1024
+)
 
 PROFILES = {p.name: p for p in (USERNET, LINUX, PACKETDRILL)}
 
@@ -119,8 +133,9 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
         elif name == "tcp_sack":
             tcp = replace(tcp, sack=value != "0")
         elif name == "tcp_rmem" and len(words) == 3:
-            tcp = replace(tcp, rcvbuf=int(words[1]),
-                          window_scale=window_scale_for(max(int(words[2]), profile.rmem_max)))
+            tcp = replace(
+                tcp, rcvbuf=int(words[1]), window_scale=window_scale_for(max(int(words[2]), profile.rmem_max))
+            )
         elif name == "tcp_wmem" and len(words) == 3:
             tcp = replace(tcp, sndbuf=int(words[1]))
         elif name == "tcp_syn_retries":
@@ -175,5 +190,14 @@ def _duration(text: str) -> float:
     return float(text) / 1000
 
 
-__all__ = ["LINUX", "PACKETDRILL", "PACKETDRILL_DEFAULTS", "PROFILES", "USERNET", "CommandEffect", "Profile", "apply_command",
-           "window_scale_for"]
+__all__ = [
+    "LINUX",
+    "PACKETDRILL",
+    "PACKETDRILL_DEFAULTS",
+    "PROFILES",
+    "USERNET",
+    "CommandEffect",
+    "Profile",
+    "apply_command",
+    "window_scale_for",
+]

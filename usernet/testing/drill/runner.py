@@ -29,10 +29,26 @@ from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator
 from usernet.testing.drill.model import (
-    CodeEvent, CommandEvent, Direction, Event, PacketEvent, Script, SyscallEvent, TcpPacket, TimeKind,
+    CodeEvent,
+    CommandEvent,
+    Direction,
+    Event,
+    PacketEvent,
+    Script,
+    SyscallEvent,
+    TcpPacket,
+    TimeKind,
 )
 from usernet.testing.drill.packets import (
-    ECN_BITS, DrillError, Endpoints, Segment, SeqMap, build_inbound, compare, learn_timestamps, read_segment,
+    ECN_BITS,
+    DrillError,
+    Endpoints,
+    Segment,
+    SeqMap,
+    build_inbound,
+    compare,
+    learn_timestamps,
+    read_segment,
     script_packet,
 )
 from usernet.testing.drill.parser import parse_file, parse_script
@@ -45,8 +61,19 @@ _OUR_MAC = bytes.fromhex("020000000010")
 _PEER_MAC = bytes.fromhex("020000000020")
 _MAX_STEPS = 1_000_000
 _OPTIONS = (
-    "tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "tcp_ts_ecr_scaled", "local_ip", "remote_ip",
-    "bind_port", "connect_port", "mtu", "strict_segments", "ip_version", "local_isn", "remote_isn",
+    "tolerance_usecs",
+    "tolerance_percent",
+    "tcp_ts_tick_usecs",
+    "tcp_ts_ecr_scaled",
+    "local_ip",
+    "remote_ip",
+    "bind_port",
+    "connect_port",
+    "mtu",
+    "strict_segments",
+    "ip_version",
+    "local_isn",
+    "remote_isn",
 )
 
 
@@ -91,20 +118,26 @@ class _Pending:
     expected_end: float
 
 
-def run_file(path: str | Path, profile: Profile = USERNET, options: dict[str, str] | None = None,
-             defines: dict[str, str] | None = None) -> RunResult:
+def run_file(
+    path: str | Path,
+    profile: Profile = USERNET,
+    options: dict[str, str] | None = None,
+    defines: dict[str, str] | None = None,
+) -> RunResult:
     """Run a script file; raises DrillFailure on the first unmet expectation."""
     script = parse_file(path, defines)
     return run_script(script, str(path), profile, options)
 
 
-def run_text(source: str, profile: Profile = USERNET, options: dict[str, str] | None = None,
-             filename: str = "<script>") -> RunResult:
+def run_text(
+    source: str, profile: Profile = USERNET, options: dict[str, str] | None = None, filename: str = "<script>"
+) -> RunResult:
     return run_script(parse_script(source, filename), filename, profile, options)
 
 
-def run_script(script: Script, filename: str = "<script>", profile: Profile = USERNET,
-               options: dict[str, str] | None = None) -> RunResult:
+def run_script(
+    script: Script, filename: str = "<script>", profile: Profile = USERNET, options: dict[str, str] | None = None
+) -> RunResult:
     """Run a parsed script. `options` are `--name=value` settings that win over the script's."""
     return _Run(script, filename, profile, options or {}).run()
 
@@ -136,14 +169,26 @@ class _Run:
         net = ipaddress.IPv4Network(f"{local_ip}/24", strict=False)
         gateway = net.network_address + (2 if ipaddress.IPv4Address(local_ip) == net.network_address + 1 else 1)
         self.gateway = gateway.packed
-        self.iface = Interface(InterfaceConfig.from_strings(
-            _OUR_MAC, [f"{local_ip}/24"], gateway=str(gateway), secret=b"usernet-drill-01", arp_timeout=1e9,
-            mtu=int(settings.get("mtu") or profile.mtu), tcp=tcp))
+        self.iface = Interface(
+            InterfaceConfig.from_strings(
+                _OUR_MAC,
+                [f"{local_ip}/24"],
+                gateway=str(gateway),
+                secret=b"usernet-drill-01",
+                arp_timeout=1e9,
+                mtu=int(settings.get("mtu") or profile.mtu),
+                tcp=tcp,
+            )
+        )
         self.iface.tcp.isn_source = _Isn(self.iface.tcp.isn_source, None if local_isn is None else int(local_isn, 0))
         self._seed_arp()
-        self.sockets = Sockets(self.iface, self.local_ip,
-                               (self.remote_ip, int(settings.get("connect_port") or profile.connect_port)),
-                               int(settings.get("bind_port") or profile.bind_port), self)
+        self.sockets = Sockets(
+            self.iface,
+            self.local_ip,
+            (self.remote_ip, int(settings.get("connect_port") or profile.connect_port)),
+            int(settings.get("bind_port") or profile.bind_port),
+            self,
+        )
         self.now = 0.0
         self.outq: deque[tuple[float, bytes]] = deque()
         self.pending: _Pending | None = None
@@ -189,8 +234,7 @@ class _Run:
 
     def run(self) -> RunResult:
         events = self.script.events
-        if events and events[0].time is not None and events[0].time.kind is TimeKind.ABSOLUTE \
-                and events[0].time.start:
+        if events and events[0].time is not None and events[0].time.kind is TimeKind.ABSOLUTE and events[0].time.start:
             raise DrillError(f"{self.result.filename}:{events[0].line}: the first event must be at time 0")
         for event in events:
             self.line = event.line
@@ -198,8 +242,10 @@ class _Run:
             self.prev = event
             self.result.events += 1
         if self.pending is not None:
-            self._fail(f"the blocking call on line {self.pending.event.line} never returned: "
-                       f"{self.pending.event}", self.pending.event.line)
+            self._fail(
+                f"the blocking call on line {self.pending.event.line} never returned: {self.pending.event}",
+                self.pending.event.line,
+            )
         if self.script.cleanup_command is not None:
             self.result.skipped.append(f"`{self.script.cleanup_command.command}` (cleanup)")
         return self.result
@@ -241,8 +287,10 @@ class _Run:
     def _check_start(self, event: Event, start: float) -> None:
         tolerance = self._tolerance(start)
         if self.now > start + tolerance:
-            self._fail(f"timing error: expected {_describe(event)} at {start:.6f} sec but happened at "
-                       f"{self.now:.6f} sec; tolerance {tolerance:.6f} sec")
+            self._fail(
+                f"timing error: expected {_describe(event)} at {start:.6f} sec but happened at "
+                f"{self.now:.6f} sec; tolerance {tolerance:.6f} sec"
+            )
 
     def _fail(self, message: str, line: int | None = None) -> None:
         raise DrillFailure(self.result.filename, self.line if line is None else line, message)
@@ -329,9 +377,11 @@ class _Run:
                 if parts:
                     break
                 when = "at any time" if start is None else f"at {start:.6f} sec (tolerance {tolerance:.6f} sec)"
-                self._fail(f"error handling packet: expected outbound packet {when} but the stack sent nothing "
-                           f"until {min(high, max(self.now, deadline or self.now)):.6f} sec\n"
-                           f"script packet: {_at(start)} {packet}")
+                self._fail(
+                    f"error handling packet: expected outbound packet {when} but the stack sent nothing "
+                    f"until {min(high, max(self.now, deadline or self.now)):.6f} sec\n"
+                    f"script packet: {_at(start)} {packet}"
+                )
             self._step(deadline)
         seg = _joined(parts)
         if "S" in packet.flags and seg.flags & SYN and not self.seqmap.local_known:
@@ -340,31 +390,45 @@ class _Run:
         learn_timestamps(packet, seg, self.seqmap)
         problem = compare(packet, event.ip, seg, self.seqmap, self.ts_tick_usecs, self.tolerance * 1e6)
         if problem is None and not low <= parts[0].time <= high:
-            problem = (f"timing error: expected outbound packet at {_at(start)} sec but happened at "
-                       f"{parts[0].time:.6f} sec; tolerance {tolerance:.6f} sec")
+            problem = (
+                f"timing error: expected outbound packet at {_at(start)} sec but happened at "
+                f"{parts[0].time:.6f} sec; tolerance {tolerance:.6f} sec"
+            )
         if problem is not None:
-            self._fail(f"error handling packet: {problem}\n"
-                       f"script packet: {_at(start)} {packet}\n"
-                       f"actual packet: {parts[0].time:9.6f} {script_packet(seg, self.seqmap)}")
+            self._fail(
+                f"error handling packet: {problem}\n"
+                f"script packet: {_at(start)} {packet}\n"
+                f"actual packet: {parts[0].time:9.6f} {script_packet(seg, self.seqmap)}"
+            )
 
     def _continues(self, parts: list[Segment], seg: Segment) -> bool:
         """Can `seg` be the next piece of one TSO segment the script wrote as a whole?"""
         last = parts[-1]
-        return (not self.strict_segments and last.payload_len > 0 and not last.flags & (FIN | SYN | RST | PSH)
-                and seg.seq == (last.seq + last.payload_len) & 0xFFFFFFFF and seg.ack == last.ack
-                and seg.src_port == last.src_port)
+        return (
+            not self.strict_segments
+            and last.payload_len > 0
+            and not last.flags & (FIN | SYN | RST | PSH)
+            and seg.seq == (last.seq + last.payload_len) & 0xFFFFFFFF
+            and seg.ack == last.ack
+            and seg.src_port == last.src_port
+        )
 
     # -- system calls ------------------------------------------------------------------------------------
 
     def _syscall(self, event: SyscallEvent, start: float) -> None:
         if self.pending is not None:
-            self._fail(f"a system call starts while the blocking call on line {self.pending.event.line} "
-                       f"({self.pending.event.name}) has not returned")
+            self._fail(
+                f"a system call starts while the blocking call on line {self.pending.event.line} "
+                f"({self.pending.event.name}) has not returned"
+            )
         end = start
         if event.block_end is not None:
             relative = event.time.kind is TimeKind.RELATIVE
-            end = (start - event.time.start + event.block_end) if relative and event.time.start is not None \
+            end = (
+                (start - event.time.start + event.block_end)
+                if relative and event.time.start is not None
                 else event.block_end
+            )
         outcome = self.sockets.call(event.name, event.args, self.now)
         if isinstance(outcome, Outcome):
             self._returned(event, outcome, end)
@@ -378,17 +442,22 @@ class _Run:
         got = _result_text(outcome)
         wanted_errno = event.errno
         if expected is not None and expected != outcome.value:
-            self._fail(f"{event.name}: expected result {expected}{' ' + wanted_errno if wanted_errno else ''} "
-                       f"but got {got}\n    script: {event}", event.line)
+            self._fail(
+                f"{event.name}: expected result {expected}{' ' + wanted_errno if wanted_errno else ''} "
+                f"but got {got}\n    script: {event}",
+                event.line,
+            )
         if wanted_errno is not None and outcome.errno and errno_module.errorcode.get(outcome.errno) != wanted_errno:
-            self._fail(f"{event.name}: expected errno {wanted_errno} but got {got}\n    script: {event}",
-                       event.line)
+            self._fail(f"{event.name}: expected errno {wanted_errno} but got {got}\n    script: {event}", event.line)
         if outcome.mismatch is not None:
             self._fail(f"{event.name}: {outcome.mismatch}\n    script: {event}", event.line)
         tolerance = self._tolerance(expected_end)
         if abs(self.now - expected_end) > tolerance:
-            self._fail(f"timing error: expected system call return at {expected_end:.6f} sec but happened at "
-                       f"{self.now:.6f} sec; tolerance {tolerance:.6f} sec\n    script: {event}", event.line)
+            self._fail(
+                f"timing error: expected system call return at {expected_end:.6f} sec but happened at "
+                f"{self.now:.6f} sec; tolerance {tolerance:.6f} sec\n    script: {event}",
+                event.line,
+            )
 
 
 def _inbound(event: Event | None) -> bool:

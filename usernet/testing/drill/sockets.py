@@ -20,33 +20,92 @@ from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.layer import ANY, TcpListener
 from usernet.stack.tcp.states import State
 from usernet.testing.drill.model import (
-    AddressOf, Array, BitOr, Call, Field, Struct, Symbol, TruncatedString, Value,
+    AddressOf,
+    Array,
+    BitOr,
+    Call,
+    Field,
+    Struct,
+    Symbol,
+    TruncatedString,
+    Value,
 )
 from usernet.testing.drill.packets import DrillError
 
 # Linux's values of the names scripts use.
 CONSTANTS: dict[str, int] = {
-    "AF_INET": 2, "AF_INET6": 10, "AF_UNSPEC": 0, "PF_INET": 2, "SOCK_STREAM": 1, "SOCK_DGRAM": 2,
-    "SOCK_NONBLOCK": 0o4000, "SOCK_CLOEXEC": 0o2000000, "IPPROTO_TCP": 6, "IPPROTO_IP": 0, "IPPROTO_UDP": 17,
-    "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0,
-    "SO_REUSEADDR": 2, "SO_TYPE": 3, "SO_ERROR": 4, "SO_SNDBUF": 7, "SO_RCVBUF": 8, "SO_KEEPALIVE": 9,
-    "SO_LINGER": 13, "SO_REUSEPORT": 15,
-    "TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 6,
-    "TCP_INFO": 11, "TCP_CONGESTION": 13, "TCP_USER_TIMEOUT": 18, "TCP_NOTSENT_LOWAT": 25,
-    "F_GETFL": 3, "F_SETFL": 4, "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0o4000,
-    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
-    "MSG_OOB": 1, "MSG_PEEK": 2, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000,
-    "POLLIN": 1, "POLLPRI": 2, "POLLOUT": 4, "POLLERR": 8, "POLLHUP": 16, "POLLNVAL": 32,
-    "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000,
-    "SIOCINQ": 0x541B, "FIONREAD": 0x541B, "SIOCOUTQ": 0x5411, "TIOCOUTQ": 0x5411,
+    "AF_INET": 2,
+    "AF_INET6": 10,
+    "AF_UNSPEC": 0,
+    "PF_INET": 2,
+    "SOCK_STREAM": 1,
+    "SOCK_DGRAM": 2,
+    "SOCK_NONBLOCK": 0o4000,
+    "SOCK_CLOEXEC": 0o2000000,
+    "IPPROTO_TCP": 6,
+    "IPPROTO_IP": 0,
+    "IPPROTO_UDP": 17,
+    "SOL_SOCKET": 1,
+    "SOL_TCP": 6,
+    "SOL_IP": 0,
+    "SO_REUSEADDR": 2,
+    "SO_TYPE": 3,
+    "SO_ERROR": 4,
+    "SO_SNDBUF": 7,
+    "SO_RCVBUF": 8,
+    "SO_KEEPALIVE": 9,
+    "SO_LINGER": 13,
+    "SO_REUSEPORT": 15,
+    "TCP_NODELAY": 1,
+    "TCP_MAXSEG": 2,
+    "TCP_CORK": 3,
+    "TCP_KEEPIDLE": 4,
+    "TCP_KEEPINTVL": 5,
+    "TCP_KEEPCNT": 6,
+    "TCP_INFO": 11,
+    "TCP_CONGESTION": 13,
+    "TCP_USER_TIMEOUT": 18,
+    "TCP_NOTSENT_LOWAT": 25,
+    "F_GETFL": 3,
+    "F_SETFL": 4,
+    "O_RDONLY": 0,
+    "O_WRONLY": 1,
+    "O_RDWR": 2,
+    "O_NONBLOCK": 0o4000,
+    "SHUT_RD": 0,
+    "SHUT_WR": 1,
+    "SHUT_RDWR": 2,
+    "MSG_OOB": 1,
+    "MSG_PEEK": 2,
+    "MSG_DONTWAIT": 0x40,
+    "MSG_NOSIGNAL": 0x4000,
+    "MSG_MORE": 0x8000,
+    "POLLIN": 1,
+    "POLLPRI": 2,
+    "POLLOUT": 4,
+    "POLLERR": 8,
+    "POLLHUP": 16,
+    "POLLNVAL": 32,
+    "POLLRDNORM": 0x40,
+    "POLLWRNORM": 0x100,
+    "POLLRDHUP": 0x2000,
+    "SIOCINQ": 0x541B,
+    "FIONREAD": 0x541B,
+    "SIOCOUTQ": 0x5411,
+    "TIOCOUTQ": 0x5411,
 }
 _C = CONSTANTS
 _CONNECTED = (State.ESTABLISHED, State.CLOSE_WAIT)
 _OPEN_STATES = frozenset(State) - {State.CLOSED, State.LISTEN, State.SYN_SENT}
 _TCP_OPTIONS = {  # (level, name) -> (TcpConnection option, seconds per unit)
-    (1, 9): ("keepalive", None), (6, 1): ("nodelay", None), (6, 4): ("keepidle", 1.0),
-    (6, 5): ("keepintvl", 1.0), (6, 6): ("keepcnt", None), (6, 18): ("user_timeout", 0.001),
-    (1, 8): ("rcvbuf", None), (1, 7): ("sndbuf", None),
+    (1, 9): ("keepalive", None),
+    (6, 1): ("nodelay", None),
+    (6, 4): ("keepidle", 1.0),
+    (6, 5): ("keepintvl", 1.0),
+    (6, 6): ("keepcnt", None),
+    (6, 18): ("user_timeout", 0.001),
+    (1, 8): ("rcvbuf", None),
+    (1, 7): ("sndbuf", None),
 }
 
 
@@ -107,8 +166,10 @@ def resolve(value: Value) -> Any:
         return value.prefix
     if isinstance(value, Symbol):
         if value.name not in _C:
-            raise DrillError(f"unknown constant {value.name}: it is not in the runner's table of Linux constants "
-                             "(usernet.testing.drill.sockets.CONSTANTS)")
+            raise DrillError(
+                f"unknown constant {value.name}: it is not in the runner's table of Linux constants "
+                "(usernet.testing.drill.sockets.CONSTANTS)"
+            )
         return _C[value.name]
     if isinstance(value, BitOr):
         out = 0
@@ -147,8 +208,9 @@ def _expect_out(name: str, arg: Any, actual: int) -> str | None:
 class Sockets:
     """The file descriptor table of the script's process and the calls on it."""
 
-    def __init__(self, iface: Interface, local_ip: bytes, remote: tuple[bytes, int], bind_port: int,
-                 watcher: Watcher) -> None:
+    def __init__(
+        self, iface: Interface, local_ip: bytes, remote: tuple[bytes, int], bind_port: int, watcher: Watcher
+    ) -> None:
         self.iface = iface
         self.tcp = iface.tcp
         self.local_ip = local_ip
@@ -157,19 +219,34 @@ class Sockets:
         self.watcher = watcher
         self.fds: dict[int, Socket] = {}
         self.calls: dict[str, Callable[[list[Any], float], Outcome | Waiter]] = {
-            "socket": self.socket, "bind": self.bind, "listen": self.listen, "accept": self.accept,
-            "connect": self.connect, "read": self.read, "recv": self.read, "recvfrom": self.read,
-            "write": self.write, "send": self.write, "sendto": self.write, "writev": self.writev,
-            "sendmsg": self.sendmsg, "shutdown": self.shutdown, "close": self.close,
-            "setsockopt": self.setsockopt, "getsockopt": self.getsockopt, "fcntl": self.fcntl,
-            "ioctl": self.ioctl, "poll": self.poll,
+            "socket": self.socket,
+            "bind": self.bind,
+            "listen": self.listen,
+            "accept": self.accept,
+            "connect": self.connect,
+            "read": self.read,
+            "recv": self.read,
+            "recvfrom": self.read,
+            "write": self.write,
+            "send": self.write,
+            "sendto": self.write,
+            "writev": self.writev,
+            "sendmsg": self.sendmsg,
+            "shutdown": self.shutdown,
+            "close": self.close,
+            "setsockopt": self.setsockopt,
+            "getsockopt": self.getsockopt,
+            "fcntl": self.fcntl,
+            "ioctl": self.ioctl,
+            "poll": self.poll,
         }
 
     def call(self, name: str, args: tuple[Value, ...], now: float) -> Outcome | Waiter:
         handler = self.calls.get(name)
         if handler is None:
-            raise DrillError(f"the runner does not support the system call {name}(): it knows "
-                             f"{', '.join(sorted(self.calls))}")
+            raise DrillError(
+                f"the runner does not support the system call {name}(): it knows {', '.join(sorted(self.calls))}"
+            )
         return handler([resolve(a) for a in args], now)
 
     def _sock(self, fd: Any) -> Socket | Outcome:
@@ -433,8 +510,11 @@ class Sockets:
             actual = sock.flags.get(f"{level}:{name}", 0)
         elif (level, name) in _TCP_OPTIONS:
             key, unit = _TCP_OPTIONS[(level, name)]
-            current = sock.conn.options[key] if sock.conn is not None else sock.options.get(
-                key, getattr(self.tcp.config, _CONFIG_NAMES.get(key, key), 0))
+            current = (
+                sock.conn.options[key]
+                if sock.conn is not None
+                else sock.options.get(key, getattr(self.tcp.config, _CONFIG_NAMES.get(key, key), 0))
+            )
             actual = int(round(current / unit)) if unit else int(current)
             if key in ("rcvbuf", "sndbuf"):
                 actual *= 2  # Linux reports twice what was set (room for its bookkeeping)
@@ -507,9 +587,7 @@ class Sockets:
             out |= _C["POLLRDHUP"]
         if conn.state == State.CLOSED or (conn.at_eof and conn.state not in _CONNECTED):
             out |= _C["POLLHUP"]
-        if conn.state in _CONNECTED and conn.send_space() > 0:
-            out |= _C["POLLOUT"]
-        elif conn.state == State.CLOSED:
+        if (conn.state in _CONNECTED and conn.send_space() > 0) or conn.state == State.CLOSED:
             out |= _C["POLLOUT"]
         return out
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from usernet.host import Host
+    from usernet.drivers.host import Host
     from usernet.link.observe import Observer
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_arguments", "open_host", "parse_fault"]
@@ -212,8 +212,9 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
         if opt.kind is bool:
             group.add_argument(opt.flag, dest=opt.field, action="store_true", default=default, help=help_text)
         else:
-            group.add_argument(opt.flag, dest=opt.field, type=opt.kind, choices=opt.choices or None,
-                               default=default, help=help_text)
+            group.add_argument(
+                opt.flag, dest=opt.field, type=opt.kind, choices=opt.choices or None, default=default, help=help_text
+            )
 
 
 def _stderr(message: str) -> None:
@@ -234,7 +235,7 @@ def open_host(
     `clock` is the clock the driver hands to the stack (the loop's `time`): delayed
     frames in a FaultInjector are due on it. Capture files get wall-clock timestamps.
     """
-    from usernet.host import Host, offload_options
+    from usernet.drivers.host import Host, offload_options
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
     from usernet.link.base import Link
     from usernet.stack import Interface, InterfaceConfig
@@ -246,19 +247,24 @@ def open_host(
     with contextlib.ExitStack() as stack:
         link: Link
         if config.sandbox:
-            from usernet.sandbox import Sandbox
+            from usernet.link.sandbox import Sandbox
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
-            link = sandbox.create_tap(config.tap, mtu=config.mtu, host_address=host_address, offloads=config.offloads,
-                                      gso=not config.no_gso, gro=gro)
+            link = sandbox.create_tap(
+                config.tap,
+                mtu=config.mtu,
+                host_address=host_address,
+                offloads=config.offloads,
+                gso=not config.no_gso,
+                gro=gro,
+            )
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso,
-                                  gro=gro)
+            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
             if config.host_address:
                 _configure_host_side(config.tap, config.host_address, config.mtu)
         stack.callback(link.close)
@@ -270,7 +276,8 @@ def open_host(
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
         iface_config = InterfaceConfig.from_strings(
-            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link))
+            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
+        )
         yield Host(link, Interface(iface_config))
 
 

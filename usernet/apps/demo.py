@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 
 from usernet.aio.loop import UsernetSelectorEventLoop
-from usernet.host import Host, offload_options
-from usernet.sandbox import Sandbox
+from usernet.drivers.host import Host, offload_options
+from usernet.link.sandbox import Sandbox
 from usernet.stack import Interface, InterfaceConfig
 
 USERNET_IP = "192.0.2.2"
@@ -65,10 +65,14 @@ def run_demo() -> int:
         thread.start()
         try:
             ready.result(timeout=10)
-            print(f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; the kernel side is {KERNEL_CIDR}")
+            print(
+                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; the kernel side is {KERNEL_CIDR}"
+            )
             print("an asyncio loop on usernet serves UDP and TCP echo (port 7) and daytime (port 13)\n")
             print(f"$ ping -c 3 -i 0.2 {USERNET_IP}   (kernel → usernet)")
-            ok = _show(sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True))
+            ok = _show(
+                sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True)
+            )
             ok = _step(f"UDP echo: kernel socket → {USERNET_IP}:7", lambda: _udp_echo(sandbox)) and ok
             ok = _step(f"TCP daytime: kernel connects to {USERNET_IP}:13", lambda: _tcp_daytime(sandbox)) and ok
             ok = _step(f"TCP echo: kernel connects to {USERNET_IP}:7", lambda: _tcp_echo(sandbox)) and ok
@@ -134,7 +138,10 @@ def _tcp_echo(sandbox: Sandbox) -> tuple[bool, str]:
         tcp.sendall(payload)
         back = reading.result()
         took = time.monotonic() - start
-        return back == payload, f"sent 1,000,000 random bytes, got {len(back):,} identical bytes back in {took * 1000:.0f} ms"
+        return (
+            back == payload,
+            f"sent 1,000,000 random bytes, got {len(back):,} identical bytes back in {took * 1000:.0f} ms",
+        )
 
 
 def _step(title: str, action: Callable[[], tuple[bool, str]]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from usernet.host import Host
+from usernet.drivers.host import Host
 from usernet.link.clock import VirtualClock
 from usernet.stack.interface import Socket
 

@@ -17,8 +17,11 @@ def offload_options(link: Link) -> dict[str, bool | int]:
     """The InterfaceConfig fields that let the stack use what `link` offloads:
     `InterfaceConfig(..., **offload_options(link))`."""
     caps = capabilities_of(link)
-    return {"rx_checksum_trusted": caps.checksum_rx_trusted, "tx_checksum_partial": caps.checksum_tx_partial,
-            "tso_max": caps.tso_max}
+    return {
+        "rx_checksum_trusted": caps.checksum_rx_trusted,
+        "tx_checksum_partial": caps.checksum_tx_partial,
+        "tso_max": caps.tso_max,
+    }
 
 
 class Host:
@@ -33,11 +36,15 @@ class Host:
     def __init__(self, link: Link, iface: Interface, *, batch: int = 64, max_batches: int = 16) -> None:
         caps = capabilities_of(link)
         config = iface.config
-        if (config.tx_checksum_partial and not caps.checksum_tx_partial) or config.tso_max > caps.tso_max or (
-                config.rx_checksum_trusted and not caps.checksum_rx_trusted):
+        if (
+            (config.tx_checksum_partial and not caps.checksum_tx_partial)
+            or config.tso_max > caps.tso_max
+            or (config.rx_checksum_trusted and not caps.checksum_rx_trusted)
+        ):
             raise ValueError(
                 f"the interface expects offloads the link does not do ({caps}): build its InterfaceConfig "
-                "with **offload_options(link)")
+                "with **offload_options(link)"
+            )
         self.link = link
         self.iface = iface
         self._batch = batch

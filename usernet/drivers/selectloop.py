@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from usernet.host import Host
+from usernet.drivers.host import Host
 from usernet.stack.interface import Socket
 
 MAX_WAIT = 0.5

@@ -118,7 +118,7 @@ class DiscardSession(Session):
 def _chargen_pattern() -> bytes:
     """RFC 864's rotating pattern: 72 printable characters a line, each line starting one later."""
     chars = bytes(range(32, 127))
-    period = b"".join((chars * 2)[k:k + 72] + b"\r\n" for k in range(len(chars)))
+    period = b"".join((chars * 2)[k : k + 72] + b"\r\n" for k in range(len(chars)))
     return period * (2 + CHUNK // len(period))  # any CHUNK-long slice from inside the first period exists
 
 
@@ -154,7 +154,7 @@ class ChargenSession(Session):
         offset = self._offset
         while True:
             offer = min(conn.send_space() + 1, CHUNK)
-            n = conn.send(_PATTERN_VIEW[offset:offset + offer], now)
+            n = conn.send(_PATTERN_VIEW[offset : offset + offer], now)
             self.moved += n
             offset = (offset + n) % _PERIOD
             if n < offer:
@@ -182,8 +182,16 @@ class TcpService:
     made after a test run still shows them.
     """
 
-    def __init__(self, iface: Interface, name: str, port: int, session: Callable[[TcpConnection], Session], *,
-                 backlog: int = 128, history: int = 64) -> None:
+    def __init__(
+        self,
+        iface: Interface,
+        name: str,
+        port: int,
+        session: Callable[[TcpConnection], Session],
+        *,
+        backlog: int = 128,
+        history: int = 64,
+    ) -> None:
         self.name = name
         self.listener: TcpListener = iface.tcp.listen((ANY, port), backlog)
         self.sessions: dict[TcpConnection, Session] = {}
@@ -241,10 +249,8 @@ class Services:
         scratch = bytearray(CHUNK)  # sessions run one at a time: they can share what they throw away
         self.udp_echo = UdpEcho(iface)
         self.echo = TcpService(iface, "echo", ECHO_PORT, EchoSession, history=history)
-        self.discard = TcpService(iface, "discard", DISCARD_PORT, lambda c: DiscardSession(c, scratch),
-                                  history=history)
-        self.chargen = TcpService(iface, "chargen", CHARGEN_PORT, lambda c: ChargenSession(c, scratch),
-                                  history=history)
+        self.discard = TcpService(iface, "discard", DISCARD_PORT, lambda c: DiscardSession(c, scratch), history=history)
+        self.chargen = TcpService(iface, "chargen", CHARGEN_PORT, lambda c: ChargenSession(c, scratch), history=history)
         self.tcp = (self.echo, self.discard, self.chargen)
 
     def handle(self, sock: Socket, now: float) -> bool:

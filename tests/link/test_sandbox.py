@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-import usernet.sandbox
-from usernet.sandbox import Sandbox
+import usernet.link.sandbox
+from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
 
@@ -52,10 +52,9 @@ def test_close_removes_namespace_tap_sockets_and_processes():
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_namespace_is_gone_when_the_body_raises(error: type[BaseException]):
-    with pytest.raises(error):
-        with Sandbox() as box:
-            tap = box.create_tap()
-            raise error("boom")
+    with pytest.raises(error), Sandbox() as box:
+        tap = box.create_tap()
+        raise error("boom")
     assert not exists(box.name) and tap.closed
 
 
@@ -74,7 +73,7 @@ def test_this_process_stays_in_its_own_namespace():
 
 
 def test_a_process_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(usernet.sandbox, "_TERMINATE_TIMEOUT", 0.2)
+    monkeypatch.setattr(usernet.link.sandbox, "_TERMINATE_TIMEOUT", 0.2)
     code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     with Sandbox() as box:
         stubborn = box.popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -136,7 +135,7 @@ def run_script(code: str, **kwargs: object) -> subprocess.Popen[str]:
 
 def test_sigterm_closes_open_sandboxes_then_terminates_as_before():
     script = run_script(
-        "from usernet.sandbox import Sandbox; import time\n"
+        "from usernet.link.sandbox import Sandbox; import time\n"
         "box = Sandbox('sigterm').open(); box.create_tap()\n"
         "print(box.name, flush=True); time.sleep(60)\n"
     )
@@ -153,7 +152,7 @@ def test_sigterm_chains_to_a_previous_handler():
     script = run_script(
         "import signal, sys, time\n"
         "signal.signal(signal.SIGTERM, lambda *a: (print('previous handler ran', flush=True), sys.exit(3)))\n"
-        "from usernet.sandbox import Sandbox\n"
+        "from usernet.link.sandbox import Sandbox\n"
         "box = Sandbox('chain').open()\n"
         "print(box.name, flush=True); time.sleep(60)\n"
     )
@@ -166,7 +165,7 @@ def test_sigterm_chains_to_a_previous_handler():
 
 
 def test_interpreter_exit_closes_a_forgotten_sandbox():
-    script = run_script("from usernet.sandbox import Sandbox; print(Sandbox('atexit').open().name)")
+    script = run_script("from usernet.link.sandbox import Sandbox; print(Sandbox('atexit').open().name)")
     out, err = script.communicate(timeout=30)
     assert script.returncode == 0, err
     assert not exists(out.strip())
@@ -174,9 +173,7 @@ def test_interpreter_exit_closes_a_forgotten_sandbox():
 
 def test_without_cap_net_admin_the_error_says_what_is_needed():
     drop = ["setpriv", "--inh-caps=-net_admin,-sys_admin", "--bounding-set=-net_admin,-sys_admin"]
-    code = (
-        "from usernet.sandbox import Sandbox; print(Sandbox('nocap').name, flush=True); Sandbox.open(Sandbox('nocap'))"
-    )
+    code = "from usernet.link.sandbox import Sandbox; print(Sandbox('nocap').name, flush=True); Sandbox.open(Sandbox('nocap'))"
     result = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "PermissionError" in result.stderr and "CAP_NET_ADMIN" in result.stderr, result.stderr
