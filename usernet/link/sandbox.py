@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import os
 import re
 import secrets
@@ -39,6 +40,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _NEED_CAP = "managing network namespaces needs CAP_NET_ADMIN: run as root (e.g. with sudo)"
 _DROP_TABLE = "usernet_drop"
+_MNT_DETACH = 2  # umount2(2) flag: detach now, free when the last user is gone
 
 
 class SandboxError(RuntimeError):
@@ -89,6 +91,8 @@ class Sandbox:
         self._links: list[TapLink] = []
         self._sockets: list[_socket.socket] = []
         self._drop_rules: dict[str, int] = {}
+        self._closer: int | None = None
+        self._done = threading.Event()
 
     @property
     def path(self) -> str:
@@ -100,10 +104,16 @@ class Sandbox:
         if self._state != "new":
             raise RuntimeError(f"sandbox {self.name} was already opened; make a new Sandbox")
         _require_tool("ip", "iproute2")
-        _check(self._ip("netns", "add", self.name), f"ip netns add {self.name}")
+        # Open (so deleted by close, on signals, at exit) before it exists: a signal during
+        # `ip netns add` must not leave a namespace no one deletes.
         self._state = "open"
         _open_sandboxes.add(self)
         _install_hooks()
+        try:
+            _check(self._ip("netns", "add", self.name), f"ip netns add {self.name}")
+        except BaseException:
+            self.close()
+            raise
         try:
             _check(self._ip("-n", self.name, "link", "set", "lo", "up"), "bringing lo up")
         except BaseException:
@@ -112,22 +122,45 @@ class Sandbox:
         return self
 
     def close(self) -> None:
-        """Stop the processes started here, close its TAPs and sockets, delete the namespace."""
-        if self._state != "open":
-            self._state = "closed"
+        """Stop the processes started here, close its TAPs and sockets, delete the namespace.
+
+        The namespace is deleted in this process (no `ip` child that a signal to the
+        process group could kill first), and whatever fails or is interrupted before, the
+        delete still runs. A SIGTERM arriving meanwhile waits until it is done (see
+        `_on_sigterm`); the sandbox counts as open until then.
+        """
+        global _closing
+        with _state_lock:
+            if self._state in ("new", "closed"):
+                self._state = "closed"
+                return
+            if self._state == "closing":
+                closer = self._closer
+            else:
+                self._state, self._closer, closer = "closing", threading.get_ident(), None
+                _closing += 1
+        if closer is not None:
+            # Closing already: either further up this thread's stack (a signal handler
+            # interrupted it: returning lets it finish) or on another thread (wait for it).
+            if closer != threading.get_ident():
+                self._done.wait(_TERMINATE_TIMEOUT * 2)
             return
-        self._state = "closed"
         try:
-            self._stop_processes()
-            for sock in self._sockets:
-                sock.close()
-            for link in self._links:
-                link.close()
-            result = self._ip("netns", "delete", self.name)
-            if result.returncode != 0 and os.path.exists(self.path):
-                _check(result, f"ip netns delete {self.name}")
+            try:
+                self._stop_processes()
+                for sock in self._sockets:
+                    sock.close()
+                for link in self._links:
+                    link.close()
+            finally:
+                _delete_namespace(self.path)
         finally:
-            _open_sandboxes.discard(self)
+            with _state_lock:
+                self._state = "closed"
+                _open_sandboxes.discard(self)
+                _closing -= 1
+            self._done.set()
+            _terminate_if_deferred()
 
     def __enter__(self) -> Sandbox:
         return self.open()
@@ -290,9 +323,31 @@ class Sandbox:
         self._processes.clear()
 
 
+def _delete_namespace(path: str) -> None:
+    """What `ip netns delete` does: detach the bind mount that keeps the namespace, remove its file."""
+    if not os.path.lexists(path):
+        return  # never made (`ip netns add` failed) or already deleted
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(os.fsencode(path), _MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        if code in (errno.EPERM, errno.EACCES):
+            raise PermissionError(code, f"deleting namespace {path} failed: {_NEED_CAP}")
+        if code not in (errno.EINVAL, errno.ENOENT):  # not mounted (any more), or not there at all
+            raise OSError(code, f"unmounting {path}: {os.strerror(code)}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 _open_sandboxes: set[Sandbox] = set()
+_state_lock = threading.Lock()
 _hooks = {"atexit": False, "sigterm": False}
 _previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
+#: How many `close()` calls are running (a SIGTERM handled during one waits for it to end).
+_closing = 0
+#: A SIGTERM arrived while a close was running; it takes effect when the last one ends.
+_deferred = {"sigterm": False, "handling": False}
 
 
 def _close_all() -> None:
@@ -304,7 +359,36 @@ def _close_all() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _close_all()
+    """Close every sandbox, then do what SIGTERM did before (a previous handler, or terminate).
+
+    A SIGTERM that interrupts a close (this handler's own, after a second SIGTERM, or a
+    `with` block's) is deferred until the close is done: killing the process there
+    would leak the namespace.
+    """
+    if _closing or _deferred["handling"]:
+        _deferred["sigterm"] = True
+        return
+    _deferred["handling"] = True
+    try:
+        _close_all()
+    finally:
+        _deferred["handling"] = False
+        _deferred["sigterm"] = False
+    _terminate(signum, frame)
+
+
+def _terminate_if_deferred() -> None:
+    """After the last close: act on a SIGTERM that arrived during it (handlers run on the main thread only)."""
+    if not _deferred["sigterm"] or _closing or _deferred["handling"]:
+        return
+    _deferred["sigterm"] = False
+    if threading.current_thread() is threading.main_thread():
+        _on_sigterm(signal.SIGTERM, None)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
     previous = _previous_sigterm
     if callable(previous):
         previous(signum, frame)
