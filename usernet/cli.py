@@ -289,10 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usernet: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:
-        print(f"usernet: {exc}", file=sys.stderr)
+        print(f"usernet: {exc.strerror or exc}", file=sys.stderr)
         return 77
     except OSError as exc:
-        print(f"usernet: {exc}", file=sys.stderr)
+        print(f"usernet: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

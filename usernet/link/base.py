@@ -18,6 +18,7 @@ __all__ = [
     "Link",
     "LinkCapabilities",
     "LinkCounters",
+    "LinkFailed",
     "LinkWrapper",
     "capabilities_of",
 ]
@@ -26,6 +27,14 @@ BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 #: Bytes a frame may carry beyond the IP MTU: the Ethernet header (14) and one VLAN tag (4).
 ETHERNET_OVERHEAD = 14 + 4
+
+
+class LinkFailed(OSError):
+    """The link cannot move frames any more (its device is gone): retrying would only fail again.
+
+    Links raise it from `receive()` or `send()`; drivers then stop driving the link and end
+    the program with its message, instead of calling the link again on every iteration.
+    """
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ import struct
 
 import pytun
 
-from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
+from usernet.link.base import (
+    ETHERNET_OVERHEAD,
+    NO_OFFLOADS,
+    BytesLike,
+    LinkCapabilities,
+    LinkCounters,
+    LinkFailed,
+)
 from usernet.native import gro_read, gso_write
 
 __all__ = [
@@ -77,6 +84,9 @@ def decode_vnet_header(header: BytesLike) -> VnetHeader:
 
 _DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EIO})
 _PERMISSION_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
+#: What reads and writes fail with once the device is gone (deleted, or its namespace
+#: destroyed): EBADFD from a detached tun file, the others for good measure.
+_GONE_ERRNOS = frozenset({errno.EBADFD, errno.EBADF, errno.ENODEV, errno.ENXIO})
 
 
 def random_mac() -> bytes:
@@ -299,6 +309,8 @@ class TapLink(LinkCounters):
                     n = readv(fd, (buffers[i],))
                 except BlockingIOError:
                     break
+                except OSError as exc:
+                    raise self._failure(exc.errno or 0, "reading") from exc
                 frames.append(views[i][:n])
                 total += n
         else:
@@ -312,6 +324,8 @@ class TapLink(LinkCounters):
                     n = readv(fd, (headers[i], buffers[i])) - VNET_HDR_LEN
                 except BlockingIOError:
                     break
+                except OSError as exc:
+                    raise self._failure(exc.errno or 0, "reading") from exc
                 frames.append(views[i][:n])
                 total += n
                 if n > limit:
@@ -329,7 +343,7 @@ class TapLink(LinkCounters):
             self._gro_view = memoryview(buffer)
         spans, read, joined, error = gro_read(self._fd, buffer, self._frame_cap, max_frames)
         if error and not spans:
-            raise OSError(error, f"reading TAP {self.name}: {os.strerror(error)}")
+            raise self._failure(error, "reading")
         view = self._gro_view
         frames: list[memoryview | bytes] = []
         total = 0
@@ -364,7 +378,7 @@ class TapLink(LinkCounters):
                 return
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
-                raise
+                raise self._failure(exc.errno or 0, "writing") from exc
             self.dropped_tx += 1
             return
         self.tx_frames += 1
@@ -379,8 +393,18 @@ class TapLink(LinkCounters):
         self.tx_bytes += sent
         if error:
             if error not in _DROP_ERRNOS:
-                raise OSError(error, os.strerror(error))
+                raise self._failure(error, "writing")
             self.dropped_tx += segments - written
+
+    def _failure(self, code: int, doing: str) -> OSError:
+        """The error for a failed read or write: LinkFailed when the device is gone for good."""
+        if code in _GONE_ERRNOS:
+            return LinkFailed(
+                code,
+                f"TAP {self.name} is gone ({doing} it: {os.strerror(code)}): its device was deleted "
+                "or its network namespace removed",
+            )
+        return OSError(code, f"{doing} TAP {self.name}: {os.strerror(code)}")
 
     def next_deadline(self) -> None:
         return None
