@@ -13,13 +13,14 @@ import time
 import pytest
 
 from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running
+from tests.programs import require
 
 pytestmark = pytest.mark.network
 
 
 def test_kernel_pings_usernet(running: Running):
     result = running.sandbox.run(
-        ["ping", "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True
+        [require("ping"), "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "20 packets transmitted, 20 received" in result.stdout
@@ -28,7 +29,7 @@ def test_kernel_pings_usernet(running: Running):
 
 def test_arping_gets_answers(running: Running):
     result = running.sandbox.run(
-        ["arping", "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True
+        [require("arping"), "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     macs = set(re.findall(r"from ([0-9a-f:]{17})", result.stdout.lower()))
@@ -98,7 +99,7 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
             if i % 200 == 199:
                 time.sleep(0.005)  # let the reader keep up: the TAP drops what it cannot queue
     result = running.sandbox.run(
-        ["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True
+        [require("ping"), "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
     stats = iface.stats()
@@ -120,6 +121,7 @@ def test_usernet_pings_the_kernel_from_the_cli():
 
 
 def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
+    ping, tshark = require("ping"), require("tshark")
     pcap = tmp_path / "up.pcap"
     proc = subprocess.Popen(
         [sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
@@ -135,7 +137,7 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
         ns = name.group(1)
         proc.stdout.readline()  # "usernet up: ..."
         ping = subprocess.run(
-            ["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
+            ["ip", "netns", "exec", ns, ping, "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
             capture_output=True,
             text=True,
             timeout=30,
@@ -149,7 +151,7 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     assert "icmp_echo_answered=3" in out, out
     assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(ns)
     fields = subprocess.run(
-        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
+        [tshark, "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
         capture_output=True,
         text=True,
         check=True,

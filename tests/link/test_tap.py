@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.link.frames import ETH_ARP, ETH_IPV4, arp, checksum, ethernet, ip
+from tests.programs import require
 from usernet.link import Link, TapLink
 from usernet.link.base import NO_OFFLOADS
 from usernet.link.sandbox import Sandbox
@@ -132,7 +133,7 @@ def test_creating_a_tap_without_cap_net_admin_says_so(sandbox: Sandbox):
     # Run inside the sandbox, so that even a wrongly successful create could not touch the host.
     code = "from usernet.link.tap import TapLink; TapLink.create('usernet9')"
     result = sandbox.run(
-        ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
+        [require("setpriv"), "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode != 0

@@ -16,7 +16,6 @@ import errno
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket as _socket
 import subprocess
@@ -28,6 +27,7 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from usernet.link.tap import TapLink
+from usernet.programs import find
 
 __all__ = ["Sandbox", "SandboxError"]
 
@@ -56,13 +56,6 @@ def _setns(fd: int) -> None:
     if libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"setns: {os.strerror(code)}")
-
-
-def _require_tool(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise FileNotFoundError(f"`{tool}` is not installed: install the {package} package")
-    return path
 
 
 def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -103,7 +96,7 @@ class Sandbox:
         """Create the namespace and bring its loopback up."""
         if self._state != "new":
             raise RuntimeError(f"sandbox {self.name} was already opened; make a new Sandbox")
-        _require_tool("ip", "iproute2")
+        find("ip")
         # Open (so deleted by close, on signals, at exit) before it exists: a signal during
         # `ip netns add` must not leave a namespace no one deletes.
         self._state = "open"
@@ -278,7 +271,7 @@ class Sandbox:
             raise ValueError(f"percent is a whole number from 0 to 100, not {percent!r}")
         if not _IFNAME.fullmatch(device):
             raise ValueError(f"device {device!r} is not an interface name")
-        _require_tool("nft", "nftables")
+        find("nft")
         if percent:
             self._drop_rules[device] = int(percent)
         else:
