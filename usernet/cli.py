@@ -135,7 +135,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
-    state = {"next": 0.0, "seq": 0, "last": 0.0}
+    state = {"next": 0.0, "seq": 0, "last": 0.0, "transmitted": 0, "failed": False}
     with _open_host(args, "ping") as host:
         iface = host.iface  # type: ignore[attr-defined]
         sock = iface.open_ping(os.getpid() & 0xFFFF)
@@ -155,12 +155,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
         def until(now: float) -> bool:
             if state["seq"] < args.count and now >= state["next"]:
                 state["seq"] += 1
-                sent[state["seq"]] = now
                 try:
                     sock.send(target.packed, state["seq"], payload, now)
                 except OSError as exc:
-                    print(f"ping: {exc.strerror}", file=sys.stderr)
+                    print(f"ping: {exc.strerror or exc}", file=sys.stderr, flush=True)
+                    state["failed"] = True
                     return True
+                sent[state["seq"]] = now
+                state["transmitted"] += 1
                 host.flush(now)  # type: ignore[attr-defined]
                 state["next"] = now + args.interval
                 state["last"] = now
@@ -168,11 +170,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
             return done
 
         selectloop.run(host, on_ready, until=until)  # type: ignore[arg-type]
-    loss = 100.0 * (args.count - len(rtts)) / args.count
+    transmitted = int(state["transmitted"])
+    loss = 100.0 * (transmitted - len(rtts)) / transmitted if transmitted else 0.0
     print(f"--- {target} ping statistics ---")
-    print(f"{args.count} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
+    print(f"{transmitted} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
     if rtts:
         print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms")
+    if state["failed"]:
+        return 2  # as iputils ping: an error, not just no replies
     return 0 if rtts else 1
 
 

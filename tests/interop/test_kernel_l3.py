@@ -108,16 +108,27 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
     assert drops >= len(frames) * 0.8, stats
 
 
-def test_usernet_pings_the_kernel_from_the_cli():
-    result = subprocess.run(
-        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def _usernet_ping(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_usernet_pings_the_kernel_from_the_cli():
+    result = _usernet_ping("-c", "5", "-i", "0.1", KERNEL_IP)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 packets transmitted, 3 received" in result.stdout
-    assert len(re.findall(r"icmp_seq=\d+ ttl=64 time=", result.stdout)) == 3
+    assert "5 packets transmitted, 5 received" in result.stdout
+    times = re.findall(r"icmp_seq=\d+ ttl=64 time=([\d.]+) ms", result.stdout)
+    # The kernel answers inside the write that sends the request: a reply stamped with the
+    # send's own time read 0.000 ms for every ping after the first.
+    assert len(times) == 5 and all(float(t) > 0 for t in times), result.stdout
+
+
+def test_usernet_ping_with_no_route_transmits_nothing_and_says_why():
+    result = _usernet_ping("-c", "3", "-i", "0.1", "198.51.100.1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "0 packets transmitted, 0 received" in result.stdout
+    assert "ping: no route to the destination" in result.stderr
 
 
 def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
