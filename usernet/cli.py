@@ -290,6 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`usernet decode x.pcap | head`): stop quietly, as Unix tools do;
+        # stdout goes to /dev/null so the interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except ValueError as exc:  # a bad option or USERNET_* value; the message names it
         print(f"usernet: {exc}", file=sys.stderr)
         return 2
