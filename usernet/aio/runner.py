@@ -166,9 +166,9 @@ def _unrunnable_module(module: str) -> str | None:
     """
     try:
         spec = importlib.util.find_spec(module)
-        if spec is not None and spec.submodule_search_locations is not None:  # a package runs its __main__
-            if importlib.util.find_spec(f"{module}.__main__") is None:
-                return f"No module named {module}.__main__; {module!r} is a package and cannot be directly executed"
+        package = spec is not None and spec.submodule_search_locations is not None  # runs its __main__
+        if package and importlib.util.find_spec(f"{module}.__main__") is None:
+            return f"No module named {module}.__main__; {module!r} is a package and cannot be directly executed"
     except (ImportError, ValueError) as exc:  # a parent package missing, an empty or relative name
         return f"Error while finding module specification for {module!r} ({type(exc).__name__}: {exc})"
     return f"No module named {module}" if spec is None else None
