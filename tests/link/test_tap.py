@@ -260,3 +260,17 @@ def test_offloaded_tcp_both_ways_with_the_kernel(sandbox: Sandbox):
     assert int.from_bytes(big[16:18], "big") == len(big) - 14, "the IPv4 total length covers the whole super-segment"
     conn.close()
     listener.close()
+
+
+def test_a_device_that_is_not_a_tap_is_named_as_such(sandbox: Sandbox):
+    """`--tap lo` used to say only `[Errno 22] Invalid argument`."""
+    with pytest.raises(
+        OSError, match="cannot open 'lo' as a TAP: a network device of that name exists and is not a TAP"
+    ):
+        sandbox.in_namespace(lambda: TapLink.create("lo"))
+
+
+def test_a_tap_another_reader_holds_is_busy(sandbox: Sandbox):
+    sandbox.create_tap("usernet0")
+    with pytest.raises(OSError, match="TAP 'usernet0' is busy: something else has it open"):
+        sandbox.in_namespace(lambda: TapLink.attach("usernet0"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import struct
 
 import pytun
@@ -87,6 +88,15 @@ _PERMISSION_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
 #: What reads and writes fail with once the device is gone (deleted, or its namespace
 #: destroyed): EBADFD from a detached tun file, the others for good measure.
 _GONE_ERRNOS = frozenset({errno.EBADFD, errno.EBADF, errno.ENODEV, errno.ENXIO})
+
+
+def _device_exists(name: str) -> bool:
+    """Whether a network device `name` exists in the calling thread's namespace."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 def random_mac() -> bytes:
@@ -263,6 +273,18 @@ class TapLink(LinkCounters):
             if exc.errno == errno.ENOENT:
                 raise FileNotFoundError(
                     exc.errno, "/dev/net/tun is missing: load the tun module (`modprobe tun`)"
+                ) from exc
+            if exc.errno == errno.EINVAL and _device_exists(name):
+                raise OSError(
+                    exc.errno,
+                    f"cannot open {name!r} as a TAP: a network device of that name exists and is not a TAP "
+                    "(a TUN, or another kind of device); choose another name (--tap NAME), e.g. usernet0",
+                ) from exc
+            if exc.errno == errno.EBUSY:
+                raise OSError(
+                    exc.errno,
+                    f"TAP {name!r} is busy: something else has it open (a TAP has one reader); close that "
+                    "or choose another name (--tap NAME)",
                 ) from exc
             raise
 
