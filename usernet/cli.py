@@ -45,10 +45,13 @@ def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
     print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
 
 
-def _print_counters(host: object) -> None:
-    stats = host.iface.stats()  # type: ignore[attr-defined]
-    shown = {k: v for k, v in stats.items() if v}
-    print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
+def _print_counters(host: Host) -> None:
+    """The stack's counters, then the link's: frames the stack sends outside IPv4 (ARP) count only there."""
+    from usernet.link.base import counters_of
+
+    for title, counters in (("counters", host.iface.stats()), ("link counters", counters_of(host.link))):
+        shown = ", ".join(f"{k}={v}" for k, v in counters.items() if v)
+        print(f"{title}: {shown or 'none'}", flush=True)
 
 
 def _format_record(record: ConnectionRecord) -> str:

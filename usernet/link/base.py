@@ -21,6 +21,7 @@ __all__ = [
     "LinkFailed",
     "LinkWrapper",
     "capabilities_of",
+    "counters_of",
 ]
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
@@ -142,6 +143,15 @@ class Link(Protocol):
     def close(self) -> None:
         """Release the device; calling it again does nothing."""
         ...
+
+
+def counters_of(link: Link) -> dict[str, int]:
+    """The counters every link keeps, by name: what it really moved, ARP and all.
+
+    The interface's own counters see only what the stack handled; a frame the stack
+    sends outside IPv4 (an ARP announcement or answer) shows up here.
+    """
+    return {name: getattr(link, name) for name in LinkCounters.__slots__}
 
 
 class LinkCounters:

@@ -40,6 +40,9 @@ __all__ = [
 
 #: _IOW('T', 208, unsigned int): which offloads the reader of the TAP accepts.
 TUNSETOFFLOAD = 0x400454D0
+_SIOCGIFFLAGS = 0x8913
+_SIOCGIFADDR = 0x8915
+_IFF_UP = 0x1
 #: _IOW('T', 216, int): the size of the header in front of each frame with IFF_VNET_HDR.
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
@@ -427,6 +430,23 @@ class TapLink(LinkCounters):
                 "or its network namespace removed",
             )
         return OSError(code, f"{doing} TAP {self.name}: {os.strerror(code)}")
+
+    def kernel_side(self) -> tuple[bool, str | None]:
+        """Whether the kernel's end of this TAP is up, and its IPv4 address (None: it has none).
+
+        Asked of the calling thread's network namespace, which must be the TAP's. With the
+        device down or without an address, nothing on the kernel side can reach usernet.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            request = struct.pack("16s24x", self.name.encode())
+            flags = struct.unpack_from("H", fcntl.ioctl(sock, _SIOCGIFFLAGS, request), 16)[0]
+            try:
+                answer = fcntl.ioctl(sock, _SIOCGIFADDR, request)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise
+                return bool(flags & _IFF_UP), None
+        return bool(flags & _IFF_UP), socket.inet_ntoa(answer[20:24])
 
     def next_deadline(self) -> None:
         return None
