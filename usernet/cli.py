@@ -212,6 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.update(UsernetConfig.from_args(args).to_env())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOT_DIR, env.get("PYTHONPATH")) if p)
+    env["USERNET_RUN_PYTHON"] = sys.executable  # named by the child when its Python lacks usernet
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:

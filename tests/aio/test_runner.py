@@ -155,3 +155,19 @@ def test_an_import_error_inside_the_module_keeps_its_traceback(tmp_path: Path) -
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "No module named 'missing_dependency'" in result.stderr
+
+
+def test_usernet_run_with_a_python_that_lacks_usernet_names_the_one_to_use(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True, timeout=120)
+    python = other / "bin" / "python"
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "run", "--", str(python), "-c", "print('ran')"],
+        capture_output=True, text=True, timeout=60, env=_env(),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"usernet run: {python} cannot import usernet, which is installed for {sys.executable}: run the program "
+        f"with that interpreter (usernet run -- {sys.executable} script.py, or {sys.executable} -m module), or "
+        f"install usernet into {python}'s environment\n"
+    )
