@@ -21,19 +21,8 @@ from usernet.link import LinkWrapper, MemoryWire, VirtualClock
 from usernet.link.base import BytesLike, LinkFailed
 from usernet.stack import Interface, InterfaceConfig
 
-PROGRAM = """
-import asyncio
-
-class Quiet(asyncio.DatagramProtocol):
-    pass
-
-async def main():
-    await asyncio.get_running_loop().create_datagram_endpoint(Quiet, local_addr=("0.0.0.0", 7))
-    print("ready", flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
+#: Opens its link, prints `ready`, waits.
+PROGRAM = Path(__file__).resolve().parents[1] / "aio" / "apps" / "udp_idle.py"
 
 
 class FailingReads(LinkWrapper):
@@ -82,23 +71,21 @@ def test_a_link_that_keeps_failing_is_given_up_and_not_called_again() -> None:
     assert link.calls == calls and host.deadline() is None
 
 
-def _launchers(script: Path) -> dict[str, list[str]]:
+def _launchers() -> dict[str, list[str]]:
     usernet = [sys.executable, "-m", "usernet", "--sandbox"]
     return {
-        "asyncio": [*usernet, str(script)],
-        "uvloop": [*usernet, "--loop", "uvloop", str(script)],
+        "asyncio": [*usernet, str(PROGRAM)],
+        "uvloop": [*usernet, "--loop", "uvloop", str(PROGRAM)],
         "usernet up": [sys.executable, "-m", "usernet.cli", "up", "--sandbox"],
     }
 
 
 @pytest.mark.network
 @pytest.mark.parametrize("launcher", ["asyncio", "uvloop", "usernet up"])
-def test_deleting_the_tap_under_a_program_ends_it_with_one_error_line(tmp_path: Path, launcher: str) -> None:
-    script = tmp_path / "serve.py"
-    script.write_text(PROGRAM)
+def test_deleting_the_tap_under_a_program_ends_it_with_one_error_line(launcher: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
     process = subprocess.Popen(
-        _launchers(script)[launcher], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        _launchers()[launcher], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     try:
         assert process.stdout is not None and process.stderr is not None

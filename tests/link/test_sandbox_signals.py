@@ -21,28 +21,17 @@ import pytest
 
 pytestmark = pytest.mark.network
 
-PROGRAM = """
-import asyncio
-
-class Quiet(asyncio.DatagramProtocol):
-    pass
-
-async def main():
-    await asyncio.get_running_loop().create_datagram_endpoint(Quiet, local_addr=("0.0.0.0", 7))
-    print("ready", flush=True)
-    await asyncio.sleep(60)
-
-asyncio.run(main())
-"""
+#: Opens its link, prints `ready`, waits.
+PROGRAM = Path(__file__).resolve().parents[1] / "aio" / "apps" / "udp_idle.py"
 
 #: Seconds between the first SIGTERM and the second: across the cleanup window.
 DELAYS = [0.0, 0.002, 0.005, 0.01, 0.02]
 
 
-def _launchers(script: Path) -> dict[str, list[str]]:
+def _launchers() -> dict[str, list[str]]:
     return {
-        "python -m usernet": [sys.executable, "-m", "usernet", "--sandbox", str(script)],
-        "usernet run": [sys.executable, "-m", "usernet.cli", "run", "--sandbox", "--", sys.executable, str(script)],
+        "python -m usernet": [sys.executable, "-m", "usernet", "--sandbox", str(PROGRAM)],
+        "usernet run": [sys.executable, "-m", "usernet.cli", "run", "--sandbox", "--", sys.executable, str(PROGRAM)],
     }
 
 
@@ -67,12 +56,8 @@ def _namespaces() -> set[str]:
 
 @pytest.mark.parametrize("launcher", ["python -m usernet", "usernet run"])
 @pytest.mark.parametrize("second", ["process", "group"])
-def test_a_second_sigterm_during_cleanup_does_not_leak_the_namespace(
-    tmp_path: Path, launcher: str, second: str
-) -> None:
-    script = tmp_path / "serve.py"
-    script.write_text(PROGRAM)
-    cmd = _launchers(script)[launcher]
+def test_a_second_sigterm_during_cleanup_does_not_leak_the_namespace(launcher: str, second: str) -> None:
+    cmd = _launchers()[launcher]
     for delay in DELAYS:
         process, name = _start(cmd)
         assert name in _namespaces()
