@@ -27,3 +27,16 @@ def test_decode_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
     err = decode.stderr.read()
     assert decode.wait(timeout=60) == 128 + signal.SIGPIPE
     assert err == b""
+
+
+def test_a_missing_program_is_one_line_naming_its_package(tmp_path: Path) -> None:
+    """`ip` is not on PATH: `usernet up --sandbox` says which package to install, with no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "up", "--sandbox"],
+        capture_output=True, text=True, timeout=60, env={"PATH": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 127
+    assert result.stderr == (
+        "usernet: `ip` is not installed: install the Debian package iproute2 "
+        "(apt-get install iproute2, or run ./setup.sh as root)\n"
+    )

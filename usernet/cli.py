@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from usernet import __version__
 from usernet.drivers.config import add_arguments
+from usernet.programs import MissingProgram
 
 if TYPE_CHECKING:
     from usernet.apps.services import ConnectionRecord, Services
@@ -299,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout goes to /dev/null so the interpreter's last flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except MissingProgram as exc:  # its message names the package to install
+        print(f"usernet: {exc}", file=sys.stderr)
+        return 127
     except ValueError as exc:  # a bad option or USERNET_* value; the message names it
         print(f"usernet: {exc}", file=sys.stderr)
         return 2
