@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import importlib
 import ipaddress
@@ -132,6 +133,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class _Pings:
+    """Where `usernet ping` is: the last sequence number used, how many went out, when the next goes."""
+
+    seq: int = 0
+    transmitted: int = 0
+    next_at: float = 0.0
+    last_at: float = 0.0
+    failed: bool = False
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     from usernet.drivers import selectloop
 
@@ -139,10 +151,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
-    state = {"next": 0.0, "seq": 0, "last": 0.0, "transmitted": 0, "failed": False}
+    state = _Pings()
     with _open_host(args, "ping") as host:
-        iface = host.iface  # type: ignore[attr-defined]
-        sock = iface.open_ping(os.getpid() & 0xFFFF)
+        sock = host.iface.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
 
         def on_ready(s: object, now: float) -> None:
@@ -152,35 +163,34 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} "
+                        f"time={rtt:.3f} ms",
                         flush=True,
                     )
 
         def until(now: float) -> bool:
-            if state["seq"] < args.count and now >= state["next"]:
-                state["seq"] += 1
+            if state.seq < args.count and now >= state.next_at:
+                state.seq += 1
                 try:
-                    sock.send(target.packed, state["seq"], payload, now)
+                    sock.send(target.packed, state.seq, payload, now)
                 except OSError as exc:
                     print(f"ping: {exc.strerror or exc}", file=sys.stderr, flush=True)
-                    state["failed"] = True
+                    state.failed = True
                     return True
-                sent[state["seq"]] = now
-                state["transmitted"] += 1
-                host.flush(now)  # type: ignore[attr-defined]
-                state["next"] = now + args.interval
-                state["last"] = now
-            done = state["seq"] >= args.count and (not sent or now - state["last"] >= args.timeout)
-            return done
+                sent[state.seq] = now
+                state.transmitted += 1
+                host.flush(now)
+                state.next_at = now + args.interval
+                state.last_at = now
+            return state.seq >= args.count and (not sent or now - state.last_at >= args.timeout)
 
-        selectloop.run(host, on_ready, until=until)  # type: ignore[arg-type]
-    transmitted = int(state["transmitted"])
-    loss = 100.0 * (transmitted - len(rtts)) / transmitted if transmitted else 0.0
+        selectloop.run(host, on_ready, until=until)
+    loss = 100.0 * (state.transmitted - len(rtts)) / state.transmitted if state.transmitted else 0.0
     print(f"--- {target} ping statistics ---")
-    print(f"{transmitted} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
+    print(f"{state.transmitted} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
     if rtts:
         print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms")
-    if state["failed"]:
+    if state.failed:
         return 2  # as iputils ping: an error, not just no replies
     return 0 if rtts else 1
 
