@@ -104,10 +104,6 @@ class Sandbox:
         _install_hooks()
         try:
             _check(self._ip("netns", "add", self.name), f"ip netns add {self.name}")
-        except BaseException:
-            self.close()
-            raise
-        try:
             _check(self._ip("-n", self.name, "link", "set", "lo", "up"), "bringing lo up")
         except BaseException:
             self.close()
@@ -334,7 +330,8 @@ def _delete_namespace(path: str) -> None:
 
 
 _open_sandboxes: set[Sandbox] = set()
-_state_lock = threading.Lock()
+#: Reentrant: the SIGTERM handler may close a sandbox while the main thread holds it.
+_state_lock = threading.RLock()
 _hooks = {"atexit": False, "sigterm": False}
 _previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
 #: How many `close()` calls are running (a SIGTERM handled during one waits for it to end).
