@@ -45,8 +45,8 @@ def _start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
     announce = process.stderr.readline()
     name = re.search(r"sandbox: namespace (usernet-[0-9a-z-]+),", announce)
     if name is None or process.stdout.readline() != "ready\n":
-        process.kill()
-        pytest.fail(f"{cmd} did not start: {announce}{process.communicate()[1]}")
+        process.terminate()  # not kill: the program's own clean-up deletes its namespace
+        pytest.fail(f"{cmd} did not start: {announce}{process.communicate(timeout=30)[1]}")
     return process, name.group(1)
 
 
@@ -67,9 +67,28 @@ def test_a_second_sigterm_during_cleanup_does_not_leak_the_namespace(launcher: s
             os.killpg(process.pid, signal.SIGTERM)
         else:
             process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
-        if name in _namespaces():
-            subprocess.run(["ip", "netns", "delete", name], check=True)
-            pytest.fail(f"delay {delay}: {name} leaked; stderr: {err}")
+        err = _finished(process, name, delay)
         assert process.returncode == -signal.SIGTERM, err
         assert "Traceback" not in err, err
+
+
+def _finished(process: subprocess.Popen[str], name: str, delay: float) -> str:
+    """The process's stderr once it ended; fails (and deletes it) if its namespace is still there."""
+    _, err = process.communicate(timeout=30)
+    if name in _namespaces():
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+        pytest.fail(f"delay {delay}: {name} leaked; stderr: {err}")
+    return err
+
+
+@pytest.mark.parametrize("launcher", ["python -m usernet", "usernet run"])
+def test_ctrl_c_twice_does_not_leak_the_namespace(launcher: str) -> None:
+    """The terminal sends SIGINT to the whole foreground group; an impatient user sends it twice."""
+    cmd = _launchers()[launcher]
+    for delay in DELAYS:
+        process, name = _start(cmd)
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)
+        _finished(process, name, delay)
+        assert process.returncode != 0

@@ -11,6 +11,7 @@ its TAPs with it, also on exceptions, Ctrl-C, SIGTERM and interpreter exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import errno
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
@@ -135,14 +136,15 @@ class Sandbox:
                 self._done.wait(_TERMINATE_TIMEOUT * 2)
             return
         try:
-            try:
-                self._stop_processes()
-                for sock in self._sockets:
-                    sock.close()
-                for link in self._links:
-                    link.close()
-            finally:
-                _delete_namespace(self.path)
+            with _sigint_deferred():
+                try:
+                    self._stop_processes()
+                    for sock in self._sockets:
+                        sock.close()
+                    for link in self._links:
+                        link.close()
+                finally:
+                    _delete_namespace(self.path)
         finally:
             with _state_lock:
                 self._state = "closed"
@@ -338,6 +340,28 @@ _previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
 _closing = 0
 #: A SIGTERM arrived while a close was running; it takes effect when the last one ends.
 _deferred = {"sigterm": False, "handling": False}
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while the block runs (on the main thread), then act on it as before.
+
+    A KeyboardInterrupt raised half-way through a close (between unmounting the namespace
+    and removing its file, say) would leave it behind; Ctrl-C twice is a common sequence.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # handlers are the main thread's; None: one set outside Python, which cannot be restored
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed and callable(previous):
+        previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
+    elif pressed and previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _close_all() -> None:
