@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     echoed = plain["echoed"]
     print(
         f"plain: {client['rate']:,.0f} datagrams/s seen by the client; server echoed {echoed:,} using "
-        f"{plain['cpu_seconds']:.2f} CPU s (includes start-up): {plain['cpu_seconds'] / echoed * 1e6:.1f} µs per datagram"
+        f"{plain['cpu_seconds']:.2f} CPU s (includes start-up): "
+        f"{plain['cpu_seconds'] / echoed * 1e6:.1f} µs per datagram"
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "server.prof"

@@ -412,7 +412,7 @@ def test_tcp_parse_four_sack_blocks(impl: Impl) -> None:
     edges = list(range(100, 108))
     options = b"\x01\x01\x05\x22" + struct.pack("!8I", *edges) + b"\x01\x01"
     parsed = impl.tcp_parse(tcp_header(options))
-    assert parsed[15] == tuple(zip(edges[0::2], edges[1::2]))
+    assert parsed[15] == tuple(zip(edges[0::2], edges[1::2], strict=True))
 
 
 def test_tcp_parse_on_unaligned_views_and_other_formats(impl: Impl) -> None:

@@ -1,4 +1,5 @@
-"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill scripts and the demo."""
+"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill
+scripts and the demo."""
 
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: "
+                        f"icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
                         flush=True,
                     )
 

@@ -125,7 +125,7 @@ def test_a_bound_kernel_socket_is_translated_to_a_usernet_listener(pair: Pair) -
         port = sock.getsockname()[1]
         server = await pair.loop.create_server(Hold, sock=sock)
         assert isinstance(server, Server) and server.sockets[0].getsockname() == ("0.0.0.0", port)
-        _, client = await connect_from_b(pair, Hold, port)
+        _, _client = await connect_from_b(pair, Hold, port)
         server.close()
         assert sock.fileno() == -1
         with pytest.raises(OSError):

@@ -336,7 +336,7 @@ def test_sendfile_through_the_fallback(pair: Pair, tmp_path: os.PathLike[str]) -
         with open(path, "wb") as f:
             f.write(content)
         server = await serve_on_b(pair, lambda: Recorder(), 7)
-        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        transport, _proto = await pair.loop.create_connection(Recorder, B_IP, 7)
         peer = await accepted(server)
         with open(path, "rb") as f:
             sent = await pair.loop.sendfile(transport, f, offset=1000, count=600_000)

@@ -249,7 +249,8 @@ def test_1000_short_connections_usernet_to_kernel(running: Running, kernel_liste
     for i in range(count):
         check = StreamCheck(pattern)
         client = usernet_connect(running.loop, KERNEL_PORT, pattern, 64, check)
-        assert client.done.wait(10), f"connection {i}: {running.loop.call(lambda now: client.conn.info())}"
+        info = running.loop.call(lambda now, client=client: client.conn.info())
+        assert client.done.wait(10), f"connection {i}: {info}"
         check.assert_complete(64)
     elapsed = time.monotonic() - start
     server.join(10)

@@ -45,7 +45,7 @@ def test_round_trip_keeps_bytes_and_nanoseconds(records: list[tuple[bytes, int, 
     assert (reader.nanosecond, reader.snaplen, reader.linktype) == (True, SNAPLEN, LINKTYPE_ETHERNET)
     back = list(reader)
     assert [data for _, data in back] == [data for data, _, _ in records]
-    for (stamp, _), (_, seconds, nanos) in zip(back, records):
+    for (stamp, _), (_, seconds, nanos) in zip(back, records, strict=True):
         assert abs(stamp - (seconds + nanos / 1e9)) <= 1e-9 * max(1.0, seconds) * 4
 
 

@@ -211,4 +211,5 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
-        return f"<{type(self).__name__} {state} sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}>"
+        extra = self._extra
+        return f"<{type(self).__name__} {state} sockname={extra.get('sockname')} peername={extra.get('peername')}>"

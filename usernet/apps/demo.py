@@ -66,7 +66,8 @@ def run_demo() -> int:
         try:
             ready.result(timeout=10)
             print(
-                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; the kernel side is {KERNEL_CIDR}"
+                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; "
+                f"the kernel side is {KERNEL_CIDR}"
             )
             print("an asyncio loop on usernet serves UDP and TCP echo (port 7) and daytime (port 13)\n")
             print(f"$ ping -c 3 -i 0.2 {USERNET_IP}   (kernel → usernet)")

@@ -342,7 +342,7 @@ class TapLink(LinkCounters):
         return frames
 
     def send(self, frame: BytesLike) -> None:
-        """Write one frame; when the kernel will not take it now (EAGAIN, ENOBUFS, or the TAP is down: EIO) count a drop.
+        """Write one frame; count a drop when the kernel will not take it now (EAGAIN, ENOBUFS, a TAP down: EIO).
 
         A frame with a `gso_size` attribute (see LinkCapabilities) has a partial TCP
         checksum: with offloads it goes with a header asking the kernel to complete it and,

@@ -371,9 +371,11 @@ def _compare_options(
 ) -> str | None:
     actual = script_options(seg.options, seqmap)
     kinds = [kind for kind, _ in seg.options]
-    if len(options) != len(kinds) or any(_OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds)):
+    if len(options) != len(kinds) or any(
+        _OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds, strict=True)
+    ):
         return "bad outbound TCP options"
-    for want, (kind, _), got in zip(options, seg.options, actual):
+    for want, (kind, _), got in zip(options, seg.options, actual, strict=True):
         if isinstance(want, Timestamp) and isinstance(got, Timestamp):
             if (
                 ts_tick_usecs
