@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from usernet.native import build_ipv4_tcp, internet_checksum
+from usernet.native import NativeError, build_ipv4_tcp, internet_checksum
 from usernet.testing.drill.model import (
     Eol,
     FastOpen,
@@ -164,27 +164,28 @@ def build_inbound(packet: TcpPacket, ends: Endpoints, seqmap: SeqMap, ident: int
     payload = bytes(packet.length)
     ack = seqmap.local_to_live(packet.ack) if packet.ack is not None else 0
     frame = bytearray(54 + len(options) + len(payload))
-    n = build_ipv4_tcp(
-        frame,
-        0,
-        ends.our_mac,
-        ends.peer_mac,
-        ends.remote_ip,
-        ends.local_ip,
-        ident,
-        64,
-        ends.remote_port,
-        ends.local_port,
-        seqmap.remote_to_live(packet.seq),
-        ack,
-        flag_bits(packet.flags),
-        packet.window or 0,
-        packet.urgent or 0,
-        options,
-        payload,
-    )
-    if n < 0:
-        raise DrillError(f"cannot build the inbound segment {packet} (build error {n})")
+    try:
+        build_ipv4_tcp(
+            frame,
+            0,
+            ends.our_mac,
+            ends.peer_mac,
+            ends.remote_ip,
+            ends.local_ip,
+            ident,
+            64,
+            ends.remote_port,
+            ends.local_port,
+            seqmap.remote_to_live(packet.seq),
+            ack,
+            flag_bits(packet.flags),
+            packet.window or 0,
+            packet.urgent or 0,
+            options,
+            payload,
+        )
+    except NativeError as exc:
+        raise DrillError(f"cannot build the inbound segment {packet}: {exc}") from None
     if ecn:
         frame[15] = (frame[15] & 0xFC) | ecn
         frame[24:26] = b"\x00\x00"
