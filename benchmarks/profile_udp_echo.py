@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         profiled, client = serve_under_load(args.seconds, args.window, path)
         out = io.StringIO()
         stats = pstats.Stats(str(path), stream=out)
-        total = stats.total_tt  # type: ignore[attr-defined]
+        total = stats.total_tt  # type: ignore[attr-defined]  # set by pstats at run time, not in its stub
         n = profiled["echoed"]
         print(
             f"profiled: {client['rate']:,.0f} datagrams/s; {n:,} echoed; {total:.2f} s in the loop under cProfile, "

@@ -37,7 +37,7 @@ _FAULT_FIELDS: dict[str, type] = {
     "seed": int, "loss": float, "duplicate": float, "reorder": float, "corrupt": float,
     "delay": float, "jitter": float, "rate": float, "direction": str, "burst": int,
     "rate_queue": int, "reorder_timeout": float,
-}  # fmt: skip
+}  # fmt: skip  # several fields a line, as --fault's help groups them
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -199,7 +199,7 @@ _OPTIONS: tuple[_Option, ...] = (
             "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
     _Option("no_gro", "--no-gro",
             "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
-)  # fmt: skip
+)  # fmt: skip  # a table: one option a row, its help text under it
 
 
 def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:

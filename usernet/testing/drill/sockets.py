@@ -557,7 +557,8 @@ class Sockets:
             for entry in entries:
                 if not isinstance(entry, dict):
                     continue
-                sock = self.fds.get(entry.get("fd"))
+                fd = entry.get("fd")
+                sock = self.fds.get(fd) if isinstance(fd, int) else None
                 events = entry.get("events") or 0
                 revents = _C["POLLNVAL"] if sock is None else self._revents(sock) & (events | 0x38)
                 if revents:
