@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,10 +77,10 @@ def test_layout_types_have_the_declared_lengths() -> None:
     assert len(layout.TcpFields.__args__) == len(layout.TCP_PARSED) - 1
 
 
-def test_parse_results_have_the_declared_layout(impl: object) -> None:
+def test_parse_results_have_the_declared_layout(impl: Any) -> None:
     sack = b"\x01\x01\x05\x0a" + (7).to_bytes(4, "big") + (9).to_bytes(4, "big")
     segment = bytes.fromhex("04d2 0050 00000064 000000c8") + bytes([(5 + len(sack) // 4) << 4, 0x12]) + bytes(6) + sack
-    parsed = dict(zip(layout.TCP_PARSED, impl.tcp_parse(segment), strict=True))  # type: ignore[attr-defined]
+    parsed = dict(zip(layout.TCP_PARSED, impl.tcp_parse(segment), strict=True))
     assert (parsed["sport"], parsed["dport"], parsed["seq"], parsed["ack"]) == (1234, 80, 100, 200)
     assert (parsed["status"], parsed["flags"], parsed["header_length"]) == (pure.TCP_OK, 0x12, 20 + len(sack))
     assert parsed["sack_blocks"] == ((7, 9),)

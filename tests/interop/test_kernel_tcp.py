@@ -133,7 +133,7 @@ def test_kernel_half_close_usernet_still_sends(running: Running):
         conn = sock
         assert isinstance(conn, TcpConnection)
         while data := conn.receive():
-            seen["request"] = seen.get("request", b"") + data  # type: ignore[operator]
+            seen["request"] = seen.get("request", b"") + data  # type: ignore[operator]  # seen holds bytes under this key
         if conn.at_eof and "eof_state" not in seen:
             seen["eof_state"] = conn.state
             client = UsernetClient(running.loop, conn, pattern, 2 * MB)

@@ -34,7 +34,7 @@ class Bench:
         self.clock = VirtualClock()
         self.wire = MemoryWire(self.clock, queue_limit=100_000)
         wrapped = self.wire.a if direction == "tx" else self.wire.b
-        self.fi = FaultInjector(wrapped, self.clock, direction=direction, **faults)  # type: ignore[arg-type]
+        self.fi = FaultInjector(wrapped, self.clock, direction=direction, **faults)  # type: ignore[arg-type]  # keywords from a dict
         self.sender: Link = self.fi if direction == "tx" else self.wire.a
         self.receiver: Link = self.wire.b if direction == "tx" else self.fi
         self.out: list[tuple[float, bytes]] = []
@@ -170,4 +170,4 @@ def test_rx_direction_leaves_transmit_alone():
 def test_bad_parameters_are_refused(bad: dict[str, object]):
     clock = VirtualClock()
     with pytest.raises(ValueError):
-        FaultInjector(MemoryWire(clock).a, clock, seed=1, **bad)  # type: ignore[arg-type]
+        FaultInjector(MemoryWire(clock).a, clock, seed=1, **bad)  # type: ignore[arg-type]  # keywords from a dict

@@ -20,7 +20,7 @@ from tests.link.frames import (
     ip,
     ipv4,
     udp_frame,
-)  # fmt: skip
+)
 from usernet.link import MemoryWire, PcapReader, PcapTap, PcapWriter, VirtualClock
 from usernet.link.pcap import LINKTYPE_ETHERNET, MAGIC_MICRO, MAGIC_NANO, SNAPLEN
 
@@ -143,7 +143,7 @@ def tshark_expert(path: Path) -> list[tuple[int, str]]:
         [tshark, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
          "-T", "fields", "-e", "frame.number", "-e", "_ws.expert"],
         capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     assert result.returncode == 0, result.stderr
     rows = [line.split("\t", 1) for line in result.stdout.splitlines()]
     return [(int(row[0]), row[1] if len(row) > 1 else "") for row in rows]

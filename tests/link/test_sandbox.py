@@ -133,7 +133,7 @@ def test_purpose_must_be_a_plain_name():
 def run_script(code: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-    )  # type: ignore[call-overload]
+    )  # type: ignore[call-overload]  # keywords passed through
 
 
 def test_sigterm_closes_open_sandboxes_then_terminates_as_before():

@@ -49,7 +49,7 @@ def test_active_syn_carries_linux_options_in_linux_order() -> None:
     conn = s.iface.tcp.connect((PEER, 8080), 0.0)
     (syn,) = s.flush()
     assert syn.flags == SYN and conn.state == State.SYN_SENT
-    raw = bytes(syn.payload.obj)[34 + 20 : 34 + syn.header_length]  # type: ignore[union-attr]
+    raw = bytes(syn.payload.obj)[34 + 20 : 34 + syn.header_length]  # type: ignore[union-attr]  # not None here
     assert raw[:4] == bytes([2, 4, 0x05, 0xB4]) and raw[4:6] == bytes([4, 2]) and raw[6:8] == bytes([8, 10])
     assert raw[16:] == bytes([1, 3, 3, 7])
     s.inject(PEER_ISN, syn.seq + 1, SYN | ACK, options=PLAIN, sport=8080, dport=conn.local[1])

@@ -96,7 +96,7 @@ def test_tcp_emit_checks_options_and_flags() -> None:
     ],
 )
 def test_tcp_option_layout_matches_linux(options: dict[str, object], expected: str) -> None:
-    assert encode_tcp_options(**options) == bytes.fromhex(expected)  # type: ignore[arg-type]
+    assert encode_tcp_options(**options) == bytes.fromhex(expected)  # type: ignore[arg-type]  # keywords from a dict
 
 
 def test_tcp_options_limits() -> None:
