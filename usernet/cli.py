@@ -1,10 +1,10 @@
-"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill scripts and the demo."""
+"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill
+scripts and the demo."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import errno
 import importlib
 import ipaddress
@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from usernet import __version__
@@ -39,12 +40,12 @@ def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> It
         yield host
 
 
-def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
+def _print_frame(frame: bytes | bytearray | memoryview, timestamp: float, outgoing: bool) -> None:
     """One line per frame, as tcpdump prints, with the direction seen from usernet."""
     from usernet.wire import describe
 
     clock = time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.6f}"[1:]
-    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
+    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)
 
 
 def _print_counters(host: Host) -> None:
@@ -133,14 +134,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclasses.dataclass
-class _Pings:
-    """Where `usernet ping` is: the last sequence number used, how many went out, when the next goes."""
+@dataclass
+class _PingState:
+    """Where `usernet ping` is: the last sequence number used, how many went out, when the last
+    went and the next goes, and whether sending failed."""
 
     seq: int = 0
     transmitted: int = 0
-    next_at: float = 0.0
-    last_at: float = 0.0
+    last: float = 0.0
+    next: float = 0.0
     failed: bool = False
 
 
@@ -151,7 +153,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
-    state = _Pings()
+    state = _PingState()
     with _open_host(args, "ping") as host:
         sock = host.iface.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
@@ -169,7 +171,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     )
 
         def until(now: float) -> bool:
-            if state.seq < args.count and now >= state.next_at:
+            if state.seq < args.count and now >= state.next:
                 state.seq += 1
                 try:
                     sock.send(target.packed, state.seq, payload, now)
@@ -180,9 +182,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
                 sent[state.seq] = now
                 state.transmitted += 1
                 host.flush(now)
-                state.next_at = now + args.interval
-                state.last_at = now
-            return state.seq >= args.count and (not sent or now - state.last_at >= args.timeout)
+                state.next = now + args.interval
+                state.last = now
+            return state.seq >= args.count and (not sent or now - state.last >= args.timeout)
 
         selectloop.run(host, on_ready, until=until)
     loss = 100.0 * (state.transmitted - len(rtts)) / state.transmitted if state.transmitted else 0.0

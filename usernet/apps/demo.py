@@ -32,7 +32,7 @@ KERNEL_CIDR = "192.0.2.1/24"
 
 class _UdpEcho(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # an endpoint's is one
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -40,7 +40,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
 
 class _TcpEcho(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream's is one
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)

@@ -7,16 +7,26 @@ here once.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from usernet.link.base import Link, LinkFailed, capabilities_of
 from usernet.stack.interface import Interface, Socket
 
-__all__ = ["MAX_RECEIVE_ERRORS", "Host", "offload_options"]
+__all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
 
 #: Receive errors in a row after which a link that is not known to be gone counts as failed.
 MAX_RECEIVE_ERRORS = 64
 
 
-def offload_options(link: Link) -> dict[str, bool | int]:
+class OffloadOptions(TypedDict):
+    """The InterfaceConfig fields a link's offloads decide."""
+
+    rx_checksum_trusted: bool
+    tx_checksum_partial: bool
+    tso_max: int
+
+
+def offload_options(link: Link) -> OffloadOptions:
     """The InterfaceConfig fields that let the stack use what `link` offloads:
     `InterfaceConfig(..., **offload_options(link))`."""
     caps = capabilities_of(link)
