@@ -296,15 +296,15 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     if up and address is not None:
         return
     usernet = config.interface
-    kernel = next(host for host in usernet.network.hosts() if host != usernet.ip)
+    other = next((host for host in usernet.network.hosts() if host != usernet.ip), None)
+    kernel = f"{other}/{usernet.network.prefixlen}" if other is not None else "ADDRESS/PREFIX"
     missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", address is None)) if gap)
     fix = [f"ip link set {link.name} up"]
     if address is None:
-        fix.insert(0, f"ip addr add {kernel}/{usernet.network.prefixlen} dev {link.name}")
+        fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
         f"TAP {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
-        f"yet: configure it with `{' && '.join(fix)}` (or start with --host-address "
-        f"{kernel}/{usernet.network.prefixlen}, or use --sandbox)"
+        f"yet: configure it with `{' && '.join(fix)}` (or start with --host-address {kernel}, or use --sandbox)"
     )
 
 
