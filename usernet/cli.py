@@ -290,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
     demo.set_defaults(func=cmd_demo)
+
+    from usernet.tools.cli import add_subcommands  # replay, respond: the packet tools own their options
+
+    add_subcommands(sub)
     return parser
 
 
