@@ -56,6 +56,22 @@ def add_subcommands(sub: Any) -> None:
     )
     replay.set_defaults(func=cmd_replay)
 
+    respond = sub.add_parser(
+        "respond",
+        help="answer packets by rule: run the `responder` a RULES.py defines on a TAP, a raw link or a capture",
+    )
+    respond.add_argument("rules", help="Python file defining responder = Responder([...]); see examples/responders/")
+    where = respond.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--sandbox", action="store_true", help="on a TAP in a throwaway namespace (kernel side: --host-address)"
+    )
+    where.add_argument("--tap", metavar="NAME", help="on this TAP (created, or attached if it exists)")
+    where.add_argument("--simulate", metavar="CAPTURE.pcap", help="offline, over a capture's frames")
+    respond.add_argument("--host-address", default="192.0.2.1/24", help="kernel side of the --sandbox TAP")
+    respond.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until ^C)")
+    respond.add_argument("-w", "--write", metavar="OUT.pcap", help="with --simulate: write the answers here")
+    respond.set_defaults(func=cmd_respond)
+
 
 def _load_app(spec: str) -> Any:
     module, sep, name = spec.partition(":")
@@ -123,4 +139,54 @@ def _live(args: argparse.Namespace, frames: list[tuple[float, bytes]], sender: A
             for t, frame in received:
                 writer.write(frame, t)
     print(f"replay: {len(received)} frames came back", file=sys.stderr)
+    return 0
+
+
+def _print_counters(counters: dict[str, int]) -> None:
+    width = max(map(len, counters))
+    for name, count in counters.items():
+        print(f"  {name:<{width}}  {count}")
+
+
+def cmd_respond(args: argparse.Namespace) -> int:
+    import contextlib
+    import time
+
+    from usernet.link.tap import TapLink
+    from usernet.tools.responder import load_rules, serve, simulate
+
+    responder = load_rules(args.rules)
+    if args.simulate:
+        from usernet.link.pcap import PcapWriter
+        from usernet.tools.replay import load_capture
+        from usernet.wire import describe
+
+        answers = simulate(responder, load_capture(args.simulate))
+        for t, frame in answers:
+            print(f"  > {t:.6f} {describe(frame)}")
+        if args.write:
+            with PcapWriter(args.write) as writer:
+                for t, frame in answers:
+                    writer.write(frame, t)
+        print(f"respond: {len(answers)} answers; matches per rule:")
+        _print_counters(responder.counters())
+        return 0
+    end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+    with contextlib.ExitStack() as stack:
+        if args.sandbox:
+            from usernet.link.sandbox import Sandbox
+
+            sandbox = stack.enter_context(Sandbox("respond"))
+            link = sandbox.create_tap("usernet0", host_address=args.host_address)
+            print(f"respond: TAP usernet0 in namespace {sandbox.name}, kernel side {args.host_address}", flush=True)
+        else:
+            link = TapLink.create(args.tap)
+            stack.callback(link.close)
+            print(f"respond: on TAP {args.tap}", flush=True)
+        try:
+            serve(responder, link, until=lambda now: now >= end)
+        except KeyboardInterrupt:
+            pass
+    print("respond: matches per rule:")
+    _print_counters(responder.counters())
     return 0
