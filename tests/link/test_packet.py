@@ -1,0 +1,123 @@
+"""The kernel-interop tests over an AF_PACKET link on a veth pair instead of a TAP.
+
+The `running` fixture below replaces the TAP one of tests/interop: the kernel is on one
+end of a veth pair in the test's namespace (named usernet0, as the TAP is, so the tests
+that name the device run unchanged), usernet on the other through `PacketLink`. The test
+functions are the interop suite's own, imported so that they run here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.interop.conftest import KERNEL_IP, USERNET_IP, LoopThread, Running
+from tests.interop.test_kernel_l3 import (
+    test_arping_gets_answers,
+    test_closed_port_is_refused,
+    test_kernel_pings_usernet,
+    test_malformed_frames_are_dropped_and_counted,
+    test_udp_echo_of_every_size,
+)
+from tests.interop.test_kernel_tcp import (
+    kernel_listener,
+    test_1000_short_connections_kernel_to_usernet,
+    test_kernel_client_100mb_through_usernet_echo,
+    test_kernel_half_close_usernet_still_sends,
+    test_usernet_client_100mb_through_kernel_echo,
+)
+from usernet.apps.services import Services
+from usernet.drivers.host import Host, offload_options
+from usernet.link.base import Link
+from usernet.link.packet import veth_link
+from usernet.link.sandbox import Sandbox
+from usernet.stack import Interface, InterfaceConfig
+from usernet.wire import emit_ethernet, emit_ipv4_header, emit_udp
+
+pytestmark = pytest.mark.network
+
+__all__ = [  # collected here, against the fixture below
+    "kernel_listener",
+    "test_1000_short_connections_kernel_to_usernet",
+    "test_arping_gets_answers",
+    "test_closed_port_is_refused",
+    "test_kernel_client_100mb_through_usernet_echo",
+    "test_kernel_half_close_usernet_still_sends",
+    "test_kernel_pings_usernet",
+    "test_malformed_frames_are_dropped_and_counted",
+    "test_udp_echo_of_every_size",
+    "test_usernet_client_100mb_through_kernel_echo",
+]
+
+
+@contextlib.contextmanager
+def usernet_on_veth(sandbox: Sandbox) -> Iterator[Running]:
+    link: Link = veth_link(sandbox, host_address=f"{KERNEL_IP}/24")
+    try:
+        config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], mtu=link.mtu, **offload_options(link))
+        host = Host(link, Interface(config))
+        loop = LoopThread(host, Services(host.iface))
+        loop.start()
+        try:
+            yield Running(sandbox, host, loop.services, loop)
+        finally:
+            loop.stop()
+    finally:
+        link.close()
+
+
+@pytest.fixture
+def running(sandbox: Sandbox) -> Iterator[Running]:
+    with usernet_on_veth(sandbox) as r:
+        yield r
+
+
+def test_sends_go_out_in_batches_of_tx_batch_frames(sandbox: Sandbox) -> None:
+    """100 frames with tx_batch=64: one system call at the 64th, one at the next poll; all arrive."""
+    link = veth_link(sandbox, tx_batch=64)
+    try:
+        kernel_mac = bytes.fromhex(
+            sandbox.run(["cat", "/sys/class/net/usernet0/address"], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .replace(":", "")
+        )
+        # Datagrams to a kernel socket: nothing is answered, so no ARP is needed either way.
+        receiver = sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind((KERNEL_IP, 9999))
+        receiver.settimeout(2.0)
+        src, dst = socket.inet_aton(USERNET_IP), socket.inet_aton(KERNEL_IP)
+        for i in range(100):
+            frame = bytearray(14 + 20 + 8 + 4)
+            emit_ethernet(frame, 0, kernel_mac, link.mac, 0x0800)
+            emit_udp(frame, 34, src, dst, 5000, 9999, i.to_bytes(4, "big"))
+            emit_ipv4_header(frame, 14, src, dst, 17, 12)
+            link.send(frame)
+        assert link.tx_kicks == 1 and link.next_deadline() == 0.0
+        link.poll(time.monotonic())
+        assert link.tx_kicks == 2 and link.next_deadline() is None
+        got = sorted(int.from_bytes(receiver.recv(100), "big") for _ in range(100))
+        assert got == list(range(100))
+        assert link.tx_frames == 100 and link.dropped_tx == 0
+    finally:
+        link.close()
+
+
+def test_frames_from_the_ring_stay_valid_until_the_next_receive(sandbox: Sandbox) -> None:
+    link = veth_link(sandbox)
+    try:
+        sandbox.popen(["ping", "-c", "3", "-i", "0.1", USERNET_IP])
+        frames: list[memoryview | bytes] = []
+        deadline = time.monotonic() + 5
+        while not frames and time.monotonic() < deadline:
+            frames = link.receive()
+            time.sleep(0.01)
+        assert frames, "the kernel's ARP request never arrived"
+        first = bytes(frames[0])
+        assert first[12:14] == b"\x08\x06" and first[:6] == b"\xff" * 6  # the kernel's who-has 192.0.2.2
+    finally:
+        link.close()
+    assert link.closed
