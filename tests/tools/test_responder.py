@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from usernet.link.base import Link
+from usernet.link.packet import veth_link
 from usernet.link.sandbox import Sandbox
 from usernet.programs import find
 from usernet.tools.query import Matcher, Packet, Query
@@ -197,10 +199,11 @@ def test_a_rules_file_without_a_responder_is_refused(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _serving(sandbox: Sandbox, example: str) -> Iterator[Responder]:
-    """The example's responder on a TAP in `sandbox`, on a thread, until the block ends."""
+def _serving(sandbox: Sandbox, example: str, packet: bool = False) -> Iterator[Responder]:
+    """The example's responder on a TAP in `sandbox` (or with `packet`, an AF_PACKET link on a
+    veth pair), on a thread, until the block ends."""
     responder = load_rules(str(EXAMPLES / example))
-    link = sandbox.create_tap("usernet0", host_address="192.0.2.1/24")
+    link: Link = veth_link(sandbox) if packet else sandbox.create_tap("usernet0", host_address="192.0.2.1/24")
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -217,12 +220,14 @@ def _serving(sandbox: Sandbox, example: str) -> Iterator[Responder]:
     finally:
         stop.set()
         thread.join(5)
+        link.close()
         assert not thread.is_alive() and not errors, errors
 
 
 @pytest.mark.network
-def test_arp_icmp_responder_answers_the_kernels_arping_and_ping(sandbox: Sandbox) -> None:
-    with _serving(sandbox, "arp_icmp.py") as responder:
+@pytest.mark.parametrize("packet", [False, True], ids=["tap", "af_packet"])
+def test_arp_icmp_responder_answers_the_kernels_arping_and_ping(sandbox: Sandbox, packet: bool) -> None:
+    with _serving(sandbox, "arp_icmp.py", packet) as responder:
         arping = sandbox.run(
             [find("arping"), "-c", "2", "-w", "5", "-I", "usernet0", "192.0.2.53"], capture_output=True, text=True
         )

@@ -34,7 +34,7 @@ from usernet.link.base import BytesLike, LinkCounters
 if TYPE_CHECKING:
     from usernet.link.sandbox import Sandbox
 
-__all__ = ["PacketLink", "disable_tx_offloads", "veth_link"]
+__all__ = ["PacketLink", "disable_tx_offloads", "prepare_veth", "veth_link"]
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -308,6 +308,42 @@ class PacketLink(LinkCounters):
                 pass  # a caller still holds frames from the ring: it is unmapped when they go
 
 
+def prepare_veth(
+    sandbox: Sandbox,
+    kernel_end: str = "usernet0",
+    usernet_end: str = "usernet0p",
+    *,
+    host_address: str = "192.0.2.1/24",
+    mtu: int = 1500,
+) -> None:
+    """A veth pair in `sandbox`, the kernel on `kernel_end`, `usernet_end` left for a PacketLink.
+
+    The documented set-up, in the namespace only: `kernel_end` gets `host_address`; the
+    usernet end has no address, `arp off` and no IPv6, so its kernel stack never answers
+    for usernet; transmit offloads are off on the kernel end (full checksums, MTU-sized
+    frames). Deleting the namespace deletes the pair.
+    """
+
+    def run(*args: str) -> None:
+        result = sandbox.run(["ip", *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OSError(f"`ip {' '.join(args)}` in {sandbox.name} failed: {result.stderr.strip()}")
+
+    run("link", "add", kernel_end, "mtu", str(mtu), "type", "veth", "peer", "name", usernet_end, "mtu", str(mtu))
+    run("addr", "add", host_address, "dev", kernel_end)
+    run("link", "set", "dev", usernet_end, "arp", "off")
+
+    def quiet() -> None:
+        for end in (kernel_end, usernet_end):
+            with open(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6", "w") as knob:
+                knob.write("1")
+        disable_tx_offloads(kernel_end)
+
+    sandbox.in_namespace(quiet)
+    for end in (usernet_end, kernel_end):
+        run("link", "set", "dev", end, "up")
+
+
 def veth_link(
     sandbox: Sandbox,
     kernel_end: str = "usernet0",
@@ -317,36 +353,6 @@ def veth_link(
     mtu: int = 1500,
     **options: int,
 ) -> PacketLink:
-    """A veth pair in `sandbox` with the kernel on one end and a PacketLink on the other.
-
-    The documented set-up, in the namespace only: `kernel_end` gets `host_address`; the
-    usernet end has no address, `arp off` and no IPv6, so its kernel stack never answers
-    for usernet; transmit offloads are off on the kernel end (full checksums, MTU-sized
-    frames). The caller closes the link; deleting the namespace deletes the pair.
-    """
-    for args in (
-        ["link", "add", kernel_end, "mtu", str(mtu), "type", "veth", "peer", "name", usernet_end, "mtu", str(mtu)],
-        ["addr", "add", host_address, "dev", kernel_end],
-        ["link", "set", "dev", usernet_end, "arp", "off"],
-    ):
-        result = sandbox.run(["ip", *args], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise OSError(f"`ip {' '.join(args)}` in {sandbox.name} failed: {result.stderr.strip()}")
-
-    def make() -> PacketLink:
-        for end in (kernel_end, usernet_end):
-            with open(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6", "w") as knob:
-                knob.write("1")
-        disable_tx_offloads(kernel_end)
-        return PacketLink(usernet_end, **options)  # type: ignore[arg-type]  # the int options of PacketLink
-
-    link = sandbox.in_namespace(make)
-    try:
-        for end in (usernet_end, kernel_end):
-            result = sandbox.run(["ip", "link", "set", "dev", end, "up"], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise OSError(f"bringing {end} up in {sandbox.name} failed: {result.stderr.strip()}")
-    except BaseException:
-        link.close()
-        raise
-    return link
+    """`prepare_veth`, then a PacketLink (with `options`) on the usernet end; the caller closes it."""
+    prepare_veth(sandbox, kernel_end, usernet_end, host_address=host_address, mtu=mtu)
+    return sandbox.in_namespace(lambda: PacketLink(usernet_end, **options))  # type: ignore[arg-type]  # int options

@@ -66,6 +66,11 @@ def add_subcommands(sub: Any) -> None:
         "--sandbox", action="store_true", help="on a TAP in a throwaway namespace (kernel side: --host-address)"
     )
     where.add_argument("--tap", metavar="NAME", help="on this TAP (created, or attached if it exists)")
+    where.add_argument(
+        "--link",
+        metavar="packet:IFNAME",
+        help="on an existing interface through AF_PACKET (set up as docs/tools.md says: no kernel address, arp off)",
+    )
     where.add_argument("--simulate", metavar="CAPTURE.pcap", help="offline, over a capture's frames")
     respond.add_argument("--host-address", default="192.0.2.1/24", help="kernel side of the --sandbox TAP")
     respond.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until ^C)")
@@ -152,6 +157,8 @@ def cmd_respond(args: argparse.Namespace) -> int:
     import contextlib
     import time
 
+    from usernet.link.base import Link
+    from usernet.link.packet import PacketLink
     from usernet.link.tap import TapLink
     from usernet.tools.responder import load_rules, serve, simulate
 
@@ -173,12 +180,20 @@ def cmd_respond(args: argparse.Namespace) -> int:
         return 0
     end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
     with contextlib.ExitStack() as stack:
+        link: Link
         if args.sandbox:
             from usernet.link.sandbox import Sandbox
 
             sandbox = stack.enter_context(Sandbox("respond"))
             link = sandbox.create_tap("usernet0", host_address=args.host_address)
             print(f"respond: TAP usernet0 in namespace {sandbox.name}, kernel side {args.host_address}", flush=True)
+        elif args.link:
+            scheme, _, name = args.link.partition(":")
+            if scheme != "packet" or not name:
+                raise ValueError(f"--link {args.link!r}: write packet:IFNAME (an AF_PACKET link on that interface)")
+            link = PacketLink(name)
+            stack.callback(link.close)
+            print(f"respond: on {name} through AF_PACKET", flush=True)
         else:
             link = TapLink.create(args.tap)
             stack.callback(link.close)

@@ -273,10 +273,12 @@ def serve(
             for frame in link.receive():
                 for answer in responder.handle(bytes(frame), now):
                     link.send(answer)
+            deadline = link.next_deadline()  # a link that batches sends asks to be polled soon
+            timeout = wait if deadline is None else max(0.0, min(wait, deadline - clock()))
             if fd is not None:
-                sel.select(wait)
+                sel.select(timeout)
             else:
-                time.sleep(wait)
+                time.sleep(timeout)
 
 
 def simulate(responder: Responder, frames: Iterable[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
