@@ -142,7 +142,12 @@ class PacketLink(LinkCounters):
         self.tx_batch = tx_batch
         self.tx_kicks = 0
         # Protocol 0 until bound: no frame is queued before the ring is there to take it.
-        self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError:
+            raise PermissionError(
+                errno.EPERM, "an AF_PACKET link needs CAP_NET_RAW: run as root (or grant the capability)"
+            ) from None
         self._tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             self._mtu = struct.unpack_from("=i", fcntl.ioctl(self._rx, SIOCGIFMTU, _ifreq(name)), 16)[0]
