@@ -1,0 +1,605 @@
+"""The three kinds of socket behind `usernet.socket.Socket`: usernet TCP, usernet UDP, a kernel socket.
+
+Each is the same small non-blocking interface, called only on the stack's loop thread:
+an operation either completes, raises the OSError a kernel socket would, or raises
+BlockingIOError; then `wait()` gives a future resolved when it is worth trying again.
+Everything about timeouts, NOWAIT and threads lives one level up, in core.py, once.
+
+The usernet kinds sit on the stack's synchronous sockets (TcpLayer, TcpConnection,
+UdpSocket) and hear their news as the driver's owner of the stack socket; the kernel
+kind wraps a non-blocking stdlib socket and waits with the loop's add_reader/add_writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from abc import ABC, abstractmethod
+from typing import Any
+
+from usernet.aio.driver import Driver
+from usernet.socket.options import Option, flag_mask, option_by_number
+from usernet.stack.interface import Socket as StackSocket
+from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.layer import TcpListener
+from usernet.stack.tcp.states import State
+from usernet.stack.udp import ANY, UdpSocket
+
+__all__ = ["Impl", "KernelSocket", "UsernetTcp", "UsernetUdp"]
+
+Address = tuple[str, int]
+#: A received datagram or segment: (data, sender, MSG_* flags of the reception).
+Received = tuple[bytes, Address | None, int]
+
+_OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
+#: TcpConfig's field for each TcpConnection option: the value a socket has before it connects.
+_CONFIG_FIELD = {
+    "nodelay": "nodelay", "keepalive": "keepalive", "keepidle": "keepalive_idle",
+    "keepintvl": "keepalive_interval", "keepcnt": "keepalive_count", "user_timeout": "user_timeout",
+    "rcvbuf": "rcvbuf", "sndbuf": "sndbuf",
+}  # fmt: skip
+
+
+def would_block(code: int = errno.EAGAIN) -> BlockingIOError:
+    return BlockingIOError(code, "the operation would block")
+
+
+def _no_option(option: Option | None, what: str) -> OSError:
+    name = f"{option.level}.{option.name}" if option else what
+    return OSError(errno.ENOPROTOOPT, f"usernet does not support the option {name} here: see supports('options')")
+
+
+class Impl(ABC):
+    """One socket of one backend. Methods run on the loop thread and never block."""
+
+    backend: str
+    family: int
+    type: int
+    protocol: int
+
+    @abstractmethod
+    def bind(self, address: Address) -> None: ...
+
+    @abstractmethod
+    def listen(self, backlog: int) -> None: ...
+
+    @abstractmethod
+    def accept(self) -> tuple[Impl, Address]: ...
+
+    @abstractmethod
+    def connect(self, address: Address) -> None: ...
+
+    @abstractmethod
+    def receive(self, size: int, flags: int) -> Received:
+        """Up to `size` bytes (a stream) or one datagram cut to `size` (0: whole); b"" at end of stream."""
+
+    @abstractmethod
+    def send(self, data: memoryview, address: Address | None, flags: int) -> int: ...
+
+    @abstractmethod
+    def shutdown(self, how: int) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def sockname(self) -> Address: ...
+
+    @abstractmethod
+    def peername(self) -> Address: ...
+
+    @abstractmethod
+    def setopt(self, level: int, name: int, value: int | bytes) -> None: ...
+
+    @abstractmethod
+    def getopt(self, level: int, name: int) -> int: ...
+
+    @abstractmethod
+    def wait(self, write: bool) -> asyncio.Future[None]:
+        """A future resolved when the socket has news for reading (or, with `write`, writing)."""
+
+    @abstractmethod
+    def state(self) -> str: ...
+
+    def details(self) -> dict[str, Any]:
+        """Backend-specific facts for info(): the TCP_INFO-like statistics of a usernet connection."""
+        return {}
+
+
+# -- usernet ----------------------------------------------------------------------------------
+
+
+def _to_stack(address: Address, local: frozenset[bytes] | None = None) -> tuple[bytes, int]:
+    host, port = address
+    try:
+        packed = socket.inet_aton(host or "0.0.0.0")
+    except OSError:
+        raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 address (usernet sockets take literals)") from None
+    if not 0 <= port < 65536:
+        raise OSError(errno.EINVAL, f"port {port} is out of range")
+    if local is not None and packed != ANY and packed not in local:
+        raise OSError(errno.EADDRNOTAVAIL, f"{host} is not an address of this usernet interface")
+    return packed, port
+
+
+def _from_stack(address: tuple[bytes, int]) -> Address:
+    return socket.inet_ntoa(address[0]), address[1]
+
+
+class _UsernetBase(Impl):
+    """What both usernet kinds share: the driver, waiters woken by the stack socket's news, flags."""
+
+    backend = "usernet"
+    family = socket.AF_INET
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+        self._iface = driver.host.iface
+        self._waiters: list[asyncio.Future[None]] = []
+        self._registered: StackSocket | None = None
+        self._closed = False
+        self._shut_read = False
+        self._flags = flag_mask("usernet", "tcp" if self.protocol == socket.IPPROTO_TCP else "udp")
+
+    # the driver's Owner protocol
+    def _stack_ready(self) -> None:
+        self._wake()
+
+    def _stack_detached(self) -> None:
+        self._registered = None
+        for future in self._take_waiters():
+            future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet closed"))
+
+    def wait(self, write: bool) -> asyncio.Future[None]:
+        future = self._driver.loop.create_future()
+        self._waiters.append(future)
+        return future
+
+    def _take_waiters(self) -> list[asyncio.Future[None]]:
+        waiters = [f for f in self._waiters if not f.done()]
+        self._waiters.clear()
+        return waiters
+
+    def _wake(self) -> None:
+        for future in self._take_waiters():
+            future.set_result(None)
+
+    def _own(self, sock: StackSocket) -> None:
+        self._registered = sock
+        self._driver.register(sock, self)
+
+    def _disown(self) -> None:
+        if self._registered is not None:
+            self._driver.unregister(self._registered)
+            self._registered = None
+
+    def _now(self) -> float:
+        return self._driver.loop.time()
+
+    def _check_flags(self, flags: int) -> None:
+        if flags & ~self._flags:
+            raise OSError(
+                errno.EOPNOTSUPP, f"usernet does not support the message flags {flags & ~self._flags:#x} here"
+            )
+
+    def _base_option(self, level: int, name: int) -> int | None:
+        """The read-only options every socket answers alike; None for the rest."""
+        if level != socket.SOL_SOCKET:
+            return None
+        if name == socket.SO_TYPE:
+            return self.type
+        if name == socket.SO_DOMAIN:
+            return self.family
+        if name == socket.SO_PROTOCOL:
+            return self.protocol
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        self._disown()
+        self._driver.request_flush()
+        self._wake()  # waiting calls retry and find the socket closed
+
+
+class UsernetTcp(_UsernetBase):
+    """A usernet TCP socket: nothing, then a listener or a connection."""
+
+    type = socket.SOCK_STREAM
+    protocol = socket.IPPROTO_TCP
+
+    def __init__(self, driver: Driver, conn: TcpConnection | None = None, options: dict[str, Any] | None = None):
+        super().__init__(driver)
+        self._conn = conn
+        self._listener: TcpListener | None = None
+        self._bound: tuple[bytes, int] | None = None
+        self._connecting = False
+        self._options: dict[str, Any] = dict(options or {})
+        self._reuseaddr = 0
+        if conn is not None:
+            self._own(conn)
+
+    def bind(self, address: Address) -> None:
+        if self._conn is not None or self._listener is not None or self._bound is not None:
+            raise OSError(errno.EINVAL, "the socket is already bound")
+        self._bound = _to_stack(address, self._iface.local_addresses)
+
+    def listen(self, backlog: int) -> None:
+        if self._conn is not None:
+            raise OSError(errno.EINVAL, "a connected socket cannot listen")
+        if self._listener is None:
+            self._listener = self._iface.tcp.listen(self._bound or (ANY, 0), backlog)
+            self._own(self._listener)
+
+    def accept(self) -> tuple[Impl, Address]:
+        if self._listener is None:
+            raise OSError(errno.EINVAL, "accept needs a listening socket: call listen first")
+        conn = self._listener.accept()
+        if conn is None:
+            raise would_block()
+        for name, value in self._options.items():
+            conn.set_option(name, value)  # accepted sockets inherit the listener's options, as on Linux
+        self._driver.request_flush()
+        return UsernetTcp(self._driver, conn, self._options), _from_stack(conn.remote)
+
+    def connect(self, address: Address) -> None:
+        conn = self._conn
+        if conn is not None:
+            if conn.state in _OPENING:
+                raise would_block(errno.EALREADY)
+            if self._connecting:  # the retry after EINPROGRESS: report how it went
+                self._connecting = False
+                if conn.state == State.CLOSED:
+                    code = conn.error.errno if conn.error is not None and conn.error.errno else errno.ECONNREFUSED
+                    raise OSError(code, f"connect to {address[0]}:{address[1]} failed: {errno.errorcode[code]}")
+                return
+            raise OSError(errno.EISCONN, "the socket is already connected")
+        if self._listener is not None:
+            raise OSError(errno.EINVAL, "a listening socket cannot connect")
+        conn = self._iface.tcp.connect(_to_stack(address), self._now(), self._bound)
+        for name, value in self._options.items():
+            conn.set_option(name, value)
+        self._conn = conn
+        self._connecting = True
+        self._own(conn)
+        self._driver.request_flush()
+        raise would_block(errno.EINPROGRESS)
+
+    def _connected(self) -> TcpConnection:
+        if self._conn is None or self._conn.state in _OPENING:
+            raise OSError(errno.ENOTCONN, "the socket is not connected")
+        return self._conn
+
+    def receive(self, size: int, flags: int) -> Received:
+        self._check_flags(flags)
+        conn = self._connected()
+        if self._shut_read:
+            return b"", None, 0
+        if conn.readable:
+            data = conn.receive(size)
+            self._driver.request_flush()  # the read may open the window
+            return data, None, 0
+        if conn.error is not None:
+            raise conn.error
+        if conn.at_eof or conn.state == State.CLOSED:
+            return b"", None, 0
+        raise would_block()
+
+    def send(self, data: memoryview, address: Address | None, flags: int) -> int:
+        self._check_flags(flags)
+        if address is not None:
+            raise OSError(errno.EISCONN, "a TCP socket sends to its peer: use send, not sendto")
+        taken = self._connected().send(data, self._now())
+        if not taken:
+            raise would_block()
+        self._driver.request_flush()
+        return taken
+
+    def shutdown(self, how: int) -> None:
+        conn = self._connected()
+        if how in (socket.SHUT_RD, socket.SHUT_RDWR):
+            self._shut_read = True
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            conn.shutdown(self._now())
+            self._driver.request_flush()
+        self._wake()
+
+    def close(self) -> None:
+        now = self._now()
+        if self._conn is not None:
+            self._conn.close(now)
+        if self._listener is not None:
+            self._listener.close(now)
+        super().close()
+
+    def sockname(self) -> Address:
+        if self._conn is not None:
+            return _from_stack(self._conn.local)
+        if self._listener is not None:
+            return _from_stack(self._listener.local)
+        return _from_stack(self._bound or (ANY, 0))
+
+    def peername(self) -> Address:
+        return _from_stack(self._connected().remote)
+
+    def setopt(self, level: int, name: int, value: int | bytes) -> None:
+        option = option_by_number(level, name)
+        if option is None or "tcp" not in option.usernet or not option.writable:
+            raise _no_option(option, f"({level}, {name})")
+        number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+        if option.stack is None:  # reuseaddr: listeners never wait for TIME_WAIT here, so it is always on
+            self._reuseaddr = number
+            return
+        converted: Any = bool(number) if option.kind == "bool" else number / option.scale
+        if self._conn is not None:
+            try:
+                self._conn.set_option(option.stack, converted)
+            except ValueError as exc:
+                raise OSError(errno.EINVAL, str(exc)) from None
+        self._options[option.stack] = converted
+
+    def getopt(self, level: int, name: int) -> int:
+        base = self._base_option(level, name)
+        if base is not None:
+            return base
+        option = option_by_number(level, name)
+        if option is None or "tcp" not in option.usernet:
+            raise _no_option(option, f"({level}, {name})")
+        if option.name == "error":
+            error = self._conn.error if self._conn is not None else None
+            return (error.errno or 0) if error is not None else 0
+        if option.name == "acceptconn":
+            return int(self._listener is not None)
+        if option.stack is None:
+            return self._reuseaddr
+        if self._conn is not None:
+            value = self._conn.options[option.stack]
+        else:
+            value = self._options.get(option.stack, getattr(self._iface.config.tcp, _CONFIG_FIELD[option.stack]))
+        return round(value * option.scale)
+
+    def state(self) -> str:
+        if self._closed:
+            return "closed"
+        if self._listener is not None:
+            return "listening"
+        if self._conn is not None:
+            return self._conn.state.name.lower()
+        return "bound" if self._bound is not None else "open"
+
+    def details(self) -> dict[str, Any]:
+        if self._conn is not None:
+            return {"tcp": self._conn.info()}
+        if self._listener is not None:
+            return {"accept_queue": self._listener.pending, "backlog": self._listener.backlog}
+        return {}
+
+
+class UsernetUdp(_UsernetBase):
+    """A usernet UDP socket, bound on first use as a kernel socket is."""
+
+    type = socket.SOCK_DGRAM
+    protocol = socket.IPPROTO_UDP
+
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver)
+        self._sock: UdpSocket | None = None
+        self._reuse = False
+        self._broadcast = False
+
+    def _bound_socket(self, local: tuple[bytes, int] | None = None) -> UdpSocket:
+        if self._sock is None:
+            self._sock = self._iface.open_udp(local, reuse_address=self._reuse)
+            self._sock.broadcast = self._broadcast
+            self._own(self._sock)
+        return self._sock
+
+    def bind(self, address: Address) -> None:
+        if self._sock is not None:
+            raise OSError(errno.EINVAL, "the socket is already bound")
+        self._bound_socket(_to_stack(address, self._iface.local_addresses))
+
+    def listen(self, backlog: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "UDP sockets do not listen")
+
+    def accept(self) -> tuple[Impl, Address]:
+        raise OSError(errno.EOPNOTSUPP, "UDP sockets do not accept")
+
+    def connect(self, address: Address) -> None:
+        self._bound_socket().connect(_to_stack(address))
+
+    def receive(self, size: int, flags: int) -> Received:
+        self._check_flags(flags)
+        sock = self._bound_socket()
+        if self._shut_read:
+            return b"", None, 0
+        error = sock.take_error()
+        if error is not None:
+            raise error
+        item = sock.recvfrom()
+        if item is None:
+            raise would_block()
+        data, source = item
+        truncated = 0 < size < len(data)
+        return (data[:size] if truncated else data), _from_stack(source), socket.MSG_TRUNC if truncated else 0
+
+    def send(self, data: memoryview, address: Address | None, flags: int) -> int:
+        self._check_flags(flags)
+        sock = self._bound_socket()
+        sock.sendto(data, None if address is None else _to_stack(address), self._now())
+        self._driver.request_flush()
+        return len(data)
+
+    def shutdown(self, how: int) -> None:
+        if self._sock is None or self._sock.remote is None:
+            raise OSError(errno.ENOTCONN, "the socket is not connected")
+        if how in (socket.SHUT_RD, socket.SHUT_RDWR):
+            self._shut_read = True
+        self._wake()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        super().close()
+
+    def sockname(self) -> Address:
+        return _from_stack(self._sock.local if self._sock is not None else (ANY, 0))
+
+    def peername(self) -> Address:
+        if self._sock is None or self._sock.remote is None:
+            raise OSError(errno.ENOTCONN, "the socket is not connected")
+        return _from_stack(self._sock.remote)
+
+    def setopt(self, level: int, name: int, value: int | bytes) -> None:
+        option = option_by_number(level, name)
+        if option is None or "udp" not in option.usernet or not option.writable:
+            raise _no_option(option, f"({level}, {name})")
+        on = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
+        if option.name == "broadcast":
+            self._broadcast = on
+            if self._sock is not None:
+                self._sock.broadcast = on
+        else:
+            self._reuse = on  # reuseaddr: takes effect at bind, as on Linux
+
+    def getopt(self, level: int, name: int) -> int:
+        base = self._base_option(level, name)
+        if base is not None:
+            return base
+        option = option_by_number(level, name)
+        if option is None or "udp" not in option.usernet:
+            raise _no_option(option, f"({level}, {name})")
+        if option.name == "error":
+            error = self._sock.take_error() if self._sock is not None else None
+            return (error.errno or 0) if error is not None else 0
+        if option.name == "acceptconn":
+            return 0
+        return int(self._broadcast if option.name == "broadcast" else self._reuse)
+
+    def state(self) -> str:
+        if self._closed:
+            return "closed"
+        if self._sock is None:
+            return "open"
+        return "connected" if self._sock.remote is not None else "bound"
+
+    def details(self) -> dict[str, Any]:
+        if self._sock is None:
+            return {}
+        return {"queued": len(self._sock.queue), "dropped": self._sock.dropped}
+
+
+# -- kernel -----------------------------------------------------------------------------------
+
+
+class KernelSocket(Impl):
+    """A non-blocking kernel socket, waited on with the loop's add_reader/add_writer."""
+
+    backend = "kernel"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._loop = loop
+        self._sock = sock
+        self.family, self.type, self.protocol = sock.family, sock.type, sock.proto
+        self._waiters: tuple[list[asyncio.Future[None]], list[asyncio.Future[None]]] = ([], [])
+        self._connecting = False
+        self._listening = False
+        self._closed = False
+
+    def bind(self, address: Address) -> None:
+        self._sock.bind(address)
+
+    def listen(self, backlog: int) -> None:
+        self._sock.listen(backlog)
+        self._listening = True
+
+    def accept(self) -> tuple[Impl, Address]:
+        sock, address = self._sock.accept()
+        return KernelSocket(self._loop, sock), address
+
+    def connect(self, address: Address) -> None:
+        if self._connecting:
+            code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._connecting = False
+                raise OSError(code, f"connect to {address} failed: {errno.errorcode.get(code, code)}")
+            try:
+                self._sock.getpeername()
+            except OSError:
+                raise would_block(errno.EALREADY) from None
+            self._connecting = False
+            return
+        code = self._sock.connect_ex(address)
+        if code == errno.EINPROGRESS:
+            self._connecting = True
+            raise would_block(errno.EINPROGRESS)
+        if code:
+            raise OSError(code, f"connect to {address} failed: {errno.errorcode.get(code, code)}")
+
+    def receive(self, size: int, flags: int) -> Received:
+        if self.type == socket.SOCK_STREAM:
+            return self._sock.recv(size or 65536, flags), None, 0
+        data, _, msg_flags, address = self._sock.recvmsg(size or 65536, 0, flags)
+        return data, address, msg_flags
+
+    def send(self, data: memoryview, address: Address | None, flags: int) -> int:
+        if address is None:
+            return self._sock.send(data, flags)
+        return self._sock.sendto(data, flags, address)
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def close(self) -> None:
+        self._closed = True
+        fd = self._sock.fileno()
+        if fd >= 0:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+        self._sock.close()
+        for waiters in self._waiters:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+            waiters.clear()
+
+    def sockname(self) -> Address:
+        return self._sock.getsockname()
+
+    def peername(self) -> Address:
+        return self._sock.getpeername()
+
+    def setopt(self, level: int, name: int, value: int | bytes) -> None:
+        self._sock.setsockopt(level, name, value)
+
+    def getopt(self, level: int, name: int) -> int:
+        return self._sock.getsockopt(level, name)
+
+    def wait(self, write: bool) -> asyncio.Future[None]:
+        future = self._loop.create_future()
+        waiters = self._waiters[write]
+        if not waiters:
+            add = self._loop.add_writer if write else self._loop.add_reader
+            add(self._sock.fileno(), self._ready, write)
+        waiters.append(future)
+        return future
+
+    def _ready(self, write: bool) -> None:
+        (self._loop.remove_writer if write else self._loop.remove_reader)(self._sock.fileno())
+        waiters = self._waiters[write]
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+        waiters.clear()
+
+    def state(self) -> str:
+        if self._closed:
+            return "closed"
+        if self._listening:
+            return "listening"
+        try:
+            self._sock.getpeername()
+        except OSError:
+            return "connecting" if self._connecting else "open"
+        return "connected"
