@@ -13,8 +13,8 @@ import pytest
 
 import usernet.socket as us
 from tests.aio.conftest import A_IP, B_IP, Pair
+from tests.aio.socket_checks import check_flags, check_options
 from usernet.socket import NOWAIT, SelectInfo, Socket, Stack
-from usernet.socket.options import FLAGS, OPTIONS
 
 
 @pytest.fixture
@@ -287,62 +287,6 @@ def test_info_which_sockets_number_of(pair: Pair, stacks: tuple[Stack, Stack]) -
     pair.run(main())
 
 
-def _value_for(option: Any) -> int:
-    return {"priority": 3, "user_timeout": 4000, "ttl": 33, "tos": 0x10, "keepcnt": 5}.get(
-        option.name, 1 if option.kind == "bool" else 7000
-    )
-
-
-def _check_options(sock: Socket, backend: str, protocol: str) -> None:
-    """Every option supports() reports can be set and read back; every other one fails with ENOPROTOOPT."""
-    reported = us.supports("options", backend=backend, protocol=protocol)  # type: ignore[arg-type]
-    for option in OPTIONS:
-        if reported[option.key]:
-            if option.writable:
-                sock.setopt(option.key, _value_for(option))
-                got = sock.getopt(option.key)
-                if option.name not in ("rcvbuf", "sndbuf"):  # the kernel doubles these
-                    assert int(got) == _value_for(option), option
-            else:
-                sock.getopt(option.key)
-                with pytest.raises(OSError) as info:
-                    sock.setopt(option.key, 1)
-                assert info.value.errno == errno.ENOPROTOOPT
-        else:
-            with pytest.raises(OSError) as info:
-                sock.setopt(option.key, _value_for(option))
-            assert info.value.errno == errno.ENOPROTOOPT, option
-
-
-def _check_flags(sender: Socket, receiver: Socket, backend: str, protocol: str, address: Any = None) -> None:
-    """Every flag supports() reports works in the calls it applies to; the others fail (usernet)."""
-    reported = us.supports("msg_flags", backend=backend, protocol=protocol)  # type: ignore[arg-type]
-    for name, flag in FLAGS.items():
-        if not reported[name]:
-            if backend == "usernet":
-                with pytest.raises(OSError) as info:
-                    sender.send(b"z", flag.value, timeout=1)
-                assert info.value.errno == errno.EOPNOTSUPP, name
-            continue
-        if "send" in flag.calls:
-            if address is None:
-                sender.send(b"z", flag.value, timeout=5)
-            else:
-                sender.sendto(b"z", address, flag.value, timeout=5)
-            if flag.value == socket.MSG_OOB:
-                continue  # urgent data is not in the normal stream
-            if flag.value == socket.MSG_MORE:  # held back until a send without it: they leave together
-                sender.send(b"!", timeout=5) if address is None else sender.sendto(b"!", address, timeout=5)
-                assert receiver.recv(2 if address is None else 0, timeout=5) == b"z!"
-            else:
-                assert receiver.recv(1, timeout=5) == b"z"
-        if "recv" in flag.calls:
-            sender.send(b"q", timeout=5) if address is None else sender.sendto(b"q", address, timeout=5)
-            receiver.recv(1 if flag.value != socket.MSG_DONTWAIT else 0, flag.value & ~socket.MSG_DONTWAIT, timeout=5)
-            if flag.value == socket.MSG_PEEK:
-                assert receiver.recv(1, timeout=5) == b"q"  # peeked, still there
-
-
 @pytest.mark.parametrize("backend", ["usernet", "kernel"])
 def test_supports_agrees_with_what_the_calls_do(pair: Pair, stacks: tuple[Stack, Stack], backend: str) -> None:
     a, b = stacks
@@ -354,18 +298,18 @@ def test_supports_agrees_with_what_the_calls_do(pair: Pair, stacks: tuple[Stack,
         server.bind((host, 0))
         server.listen(4)
         client = a.open(backend=backend)  # type: ignore[arg-type]
-        _check_options(client, backend, "tcp")
+        check_options(client, backend, "tcp")
         client.connect((host, server.sockname()[1]), timeout=5)
         peer = server.accept(timeout=5)
         assert isinstance(peer, Socket)
-        _check_options(peer, backend, "tcp")
+        check_options(peer, backend, "tcp")
         client.setopt(("tcp", "nodelay"), True)
-        _check_flags(client, peer, backend, "tcp")
+        check_flags(client, peer, backend, "tcp")
         udp_rx = server_stack.open(socket.AF_INET, socket.SOCK_DGRAM, backend=backend)  # type: ignore[arg-type]
         udp_rx.bind((host, 0))
         udp_tx = a.open(socket.AF_INET, socket.SOCK_DGRAM, backend=backend)  # type: ignore[arg-type]
-        _check_options(udp_tx, backend, "udp")
-        _check_flags(udp_tx, udp_rx, backend, "udp", udp_rx.sockname())
+        check_options(udp_tx, backend, "udp")
+        check_flags(udp_tx, udp_rx, backend, "udp", udp_rx.sockname())
         for s in (udp_tx, udp_rx, peer, client, server):
             s.close()
 
