@@ -97,6 +97,8 @@ class UsernetLoopMixin:
             driver = Driver(self, self._usernet_acquire())  # type: ignore[arg-type]
             driver.attach()
             self._usernet_driver = driver
+            if self._usernet_shared is not None:
+                self._usernet_shared.driven_by(self)  # type: ignore[arg-type]  # control requests run here now
         return driver
 
     def _usernet_acquire(self) -> Host:
@@ -113,6 +115,8 @@ class UsernetLoopMixin:
             try:
                 if driver is not None:
                     driver.detach()
+                    if self._usernet_shared is not None:
+                        self._usernet_shared.driven_by(None)
             finally:
                 self._usernet_exit.close()
         super().close()  # type: ignore[misc]
