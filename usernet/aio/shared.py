@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -40,7 +41,10 @@ class SharedHost:
         with self._lock:
             if self._host is None:
                 self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
-                self._exit.enter_context(ControlServer(self._answer))
+                try:
+                    self._exit.enter_context(ControlServer(self._answer))
+                except OSError as exc:  # the program runs on; only `usernet ss` cannot see it
+                    print(f"usernet: no control socket for usernet ss: {exc}", file=sys.stderr)
                 atexit.register(self.close)
             return self._host
 
