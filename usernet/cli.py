@@ -80,7 +80,7 @@ def _print_connections(services: Services) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from usernet.apps.services import Services
     from usernet.drivers import selectloop
-    from usernet.drivers.control import ControlServer, Inbox, snapshot
+    from usernet.drivers.control import Inbox, serving, snapshot
 
     flags = {"stop": False, "report": False}
     waker = selectloop.Waker()
@@ -115,7 +115,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 return flags["stop"] or (deadline is not None and now >= deadline)
 
             try:
-                with ControlServer(lambda request: inbox.call(lambda: snapshot(host.iface, request))):
+                with serving(lambda request: inbox.call(lambda: snapshot(host.iface, request))):
                     selectloop.run(host, services.handle, until=until, waker=waker)
             except KeyboardInterrupt:
                 pass

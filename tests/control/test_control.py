@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from usernet.apps.ss import format_sockets, format_stats
-from usernet.drivers.control import ControlServer, Inbox, query, runtime_dir, snapshot
+from usernet.drivers.control import ControlServer, Inbox, query, runtime_dir, serving, snapshot
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.udp import ANY
 
@@ -125,3 +125,12 @@ def test_another_user_is_refused(private_dir: Path) -> None:
         assert reply["error"].startswith("refused: uid 65534"), unlocked.stderr
         assert "sockets" not in reply and server.refused == 1
         assert query("sockets", os.getpid())[0]["sockets"]  # we still get our answer
+
+
+def test_serving_goes_on_without_a_control_socket_when_the_dir_is_unsafe(
+    private_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    private_dir.chmod(0o777)
+    with serving(lambda request: {}) as server:
+        assert server is None
+    assert "no control socket for usernet ss" in capsys.readouterr().err

@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import sys
 import threading
 import time
 from concurrent.futures import Future
 from typing import Any
 
 from usernet.drivers.config import UsernetConfig, open_host
-from usernet.drivers.control import ControlServer, snapshot
+from usernet.drivers.control import serving, snapshot
 from usernet.drivers.host import Host
 
 __all__ = ["SharedHost", "current", "install"]
@@ -41,10 +40,7 @@ class SharedHost:
         with self._lock:
             if self._host is None:
                 self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
-                try:
-                    self._exit.enter_context(ControlServer(self._answer))
-                except OSError as exc:  # the program runs on; only `usernet ss` cannot see it
-                    print(f"usernet: no control socket for usernet ss: {exc}", file=sys.stderr)
+                self._exit.enter_context(serving(self._answer))
                 atexit.register(self.close)
             return self._host
 

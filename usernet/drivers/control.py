@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from usernet.stack.interface import Interface
 
-__all__ = ["ControlServer", "Inbox", "query", "runtime_dir", "snapshot"]
+__all__ = ["ControlServer", "Inbox", "query", "runtime_dir", "serving", "snapshot"]
 
 T = TypeVar("T")
 REQUESTS = ("sockets", "stats")
@@ -182,6 +182,20 @@ class ControlServer:
         except Exception as exc:
             return {"error": f"the stack could not answer: {exc!r}"}
         return {"pid": os.getpid(), "argv": sys.argv, **answer}
+
+
+@contextlib.contextmanager
+def serving(answer: Callable[[str], dict[str, Any]]) -> Iterator[ControlServer | None]:
+    """A ControlServer for the `with` block, or None (said on stderr) when none can be made:
+    the program runs on, only `usernet ss` cannot see it."""
+    try:
+        server = ControlServer(answer)
+    except OSError as exc:
+        print(f"usernet: no control socket for usernet ss: {exc}", file=sys.stderr)
+        yield None
+        return
+    with server:
+        yield server
 
 
 def _ask(path: Path, request: str) -> dict[str, Any]:

@@ -140,7 +140,8 @@ class _UsernetBase(Impl):
         self._registered: StackSocket | None = None
         self._closed = False
         self._shut_read = False
-        self._flags = flag_mask("usernet", "tcp" if self.protocol == socket.IPPROTO_TCP else "udp")
+        self._kind = "tcp" if self.protocol == socket.IPPROTO_TCP else "udp"
+        self._flags = flag_mask("usernet", self._kind)
 
     # the driver's Owner protocol
     def _stack_ready(self) -> None:
@@ -183,17 +184,40 @@ class _UsernetBase(Impl):
                 errno.EOPNOTSUPP, f"usernet does not support the message flags {flags & ~self._flags:#x} here"
             )
 
-    def _base_option(self, level: int, name: int) -> int | None:
-        """The read-only options every socket answers alike; None for the rest."""
-        if level != socket.SOL_SOCKET:
-            return None
-        if name == socket.SO_TYPE:
-            return self.type
-        if name == socket.SO_DOMAIN:
-            return self.family
-        if name == socket.SO_PROTOCOL:
-            return self.protocol
-        return None
+    def _option(self, level: int, name: int, writing: bool) -> Option:
+        option = option_by_number(level, name)
+        if option is None or self._kind not in option.usernet or (writing and not option.writable):
+            raise _no_option(option, f"({level}, {name})")
+        return option
+
+    def setopt(self, level: int, name: int, value: int | bytes) -> None:
+        option = self._option(level, name, True)
+        self._set(option, int.from_bytes(value, "little") if isinstance(value, bytes) else int(value))
+
+    def getopt(self, level: int, name: int) -> int:
+        option = self._option(level, name, False)
+        if option.number[0] == socket.SOL_SOCKET:
+            fixed = {
+                socket.SO_TYPE: self.type, socket.SO_DOMAIN: self.family, socket.SO_PROTOCOL: self.protocol,
+            }.get(name)  # fmt: skip
+            if fixed is not None:
+                return fixed
+            if name == socket.SO_ERROR:
+                error = self._take_error()
+                return (error.errno or 0) if error is not None else 0
+        return self._get(option)
+
+    @abstractmethod
+    def _set(self, option: Option, value: int) -> None:
+        """Apply a writable option this kind supports."""
+
+    @abstractmethod
+    def _get(self, option: Option) -> int:
+        """Read an option this kind supports (other than type, domain, protocol and error)."""
+
+    @abstractmethod
+    def _take_error(self) -> OSError | None:
+        """The pending error SO_ERROR reports."""
 
     def close(self) -> None:
         self._closed = True
@@ -322,15 +346,11 @@ class UsernetTcp(_UsernetBase):
     def peername(self) -> Address:
         return _from_stack(self._connected().remote)
 
-    def setopt(self, level: int, name: int, value: int | bytes) -> None:
-        option = option_by_number(level, name)
-        if option is None or "tcp" not in option.usernet or not option.writable:
-            raise _no_option(option, f"({level}, {name})")
-        number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+    def _set(self, option: Option, value: int) -> None:
         if option.stack is None:  # reuseaddr: listeners never wait for TIME_WAIT here, so it is always on
-            self._reuseaddr = number
+            self._reuseaddr = value
             return
-        converted: Any = bool(number) if option.kind == "bool" else number / option.scale
+        converted: Any = bool(value) if option.kind == "bool" else value / option.scale
         if self._conn is not None:
             try:
                 self._conn.set_option(option.stack, converted)
@@ -338,16 +358,7 @@ class UsernetTcp(_UsernetBase):
                 raise OSError(errno.EINVAL, str(exc)) from None
         self._options[option.stack] = converted
 
-    def getopt(self, level: int, name: int) -> int:
-        base = self._base_option(level, name)
-        if base is not None:
-            return base
-        option = option_by_number(level, name)
-        if option is None or "tcp" not in option.usernet:
-            raise _no_option(option, f"({level}, {name})")
-        if option.name == "error":
-            error = self._conn.error if self._conn is not None else None
-            return (error.errno or 0) if error is not None else 0
+    def _get(self, option: Option) -> int:
         if option.name == "acceptconn":
             return int(self._listener is not None)
         if option.stack is None:
@@ -357,6 +368,9 @@ class UsernetTcp(_UsernetBase):
         else:
             value = self._options.get(option.stack, getattr(self._iface.config.tcp, _CONFIG_FIELD[option.stack]))
         return round(value * option.scale)
+
+    def _take_error(self) -> OSError | None:
+        return self._conn.error if self._conn is not None else None
 
     def state(self) -> str:
         if self._closed:
@@ -450,31 +464,21 @@ class UsernetUdp(_UsernetBase):
             raise OSError(errno.ENOTCONN, "the socket is not connected")
         return _from_stack(self._sock.remote)
 
-    def setopt(self, level: int, name: int, value: int | bytes) -> None:
-        option = option_by_number(level, name)
-        if option is None or "udp" not in option.usernet or not option.writable:
-            raise _no_option(option, f"({level}, {name})")
-        on = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
+    def _set(self, option: Option, value: int) -> None:
         if option.name == "broadcast":
-            self._broadcast = on
+            self._broadcast = bool(value)
             if self._sock is not None:
-                self._sock.broadcast = on
+                self._sock.broadcast = bool(value)
         else:
-            self._reuse = on  # reuseaddr: takes effect at bind, as on Linux
+            self._reuse = bool(value)  # reuseaddr: takes effect at bind, as on Linux
 
-    def getopt(self, level: int, name: int) -> int:
-        base = self._base_option(level, name)
-        if base is not None:
-            return base
-        option = option_by_number(level, name)
-        if option is None or "udp" not in option.usernet:
-            raise _no_option(option, f"({level}, {name})")
-        if option.name == "error":
-            error = self._sock.take_error() if self._sock is not None else None
-            return (error.errno or 0) if error is not None else 0
+    def _get(self, option: Option) -> int:
         if option.name == "acceptconn":
             return 0
         return int(self._broadcast if option.name == "broadcast" else self._reuse)
+
+    def _take_error(self) -> OSError | None:
+        return self._sock.take_error() if self._sock is not None else None
 
     def state(self) -> str:
         if self._closed:
