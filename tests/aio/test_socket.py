@@ -342,7 +342,10 @@ def test_kernel_backend_nowait_and_timeouts(pair: Pair, stacks: tuple[Stack, Sta
         await client.asend(b"kernel", timeout=5)
         await waiting
         assert peer.recv(6, timeout=NOWAIT) == b"kernel"
-        assert us.info(peer)["backend"] == "kernel" and us.info(peer)["state"] == "connected"
+        facts = us.info(peer)
+        assert facts["backend"] == "kernel" and facts["state"] == "connected"
+        assert facts["tcp"]["state"] == "ESTABLISHED" and facts["tcp"]["mss"] > 0  # the kernel's TCP_INFO
+        assert 0 < facts["tcp"]["rto"] < 10 and facts["tcp"]["cwnd"] >= facts["tcp"]["mss"]
         refused = a.open(backend="kernel")
         port = server.sockname()[1]
         server.close()

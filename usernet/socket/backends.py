@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import struct
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -607,3 +608,37 @@ class KernelSocket(Impl):
         except OSError:
             return "connecting" if self._connecting else "open"
         return "connected"
+
+    def details(self) -> dict[str, Any]:
+        if self.type != socket.SOCK_STREAM or self._closed or self._listening:
+            return {}
+        try:
+            raw = self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
+        except OSError:
+            return {}
+        if len(raw) < _TCP_INFO.size:
+            return {}
+        return {"tcp": tcp_info(raw)}
+
+
+#: The start of Linux's struct tcp_info (linux/tcp.h): 8 one-byte fields, then 24 u32s.
+_TCP_INFO = struct.Struct("=8B24I")
+_KERNEL_STATES = (
+    "", "ESTABLISHED", "SYN_SENT", "SYN_RECEIVED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED",
+    "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
+)  # fmt: skip
+
+
+def tcp_info(raw: bytes) -> dict[str, Any]:
+    """The fields of a kernel TCP_INFO that usernet's TcpConnection.info() also has, in its units
+    (seconds; cwnd and ssthresh in bytes), so info() reads alike on both backends."""
+    b = _TCP_INFO.unpack_from(raw)
+    u8, u32 = b[:8], b[8:]
+    rto, mss, unacked, rtt, rttvar, ssthresh, cwnd, total_retrans = (
+        u32[0], u32[2], u32[4], u32[15], u32[16], u32[17], u32[18], u32[23],
+    )  # fmt: skip
+    return {
+        "state": _KERNEL_STATES[u8[0]] if u8[0] < len(_KERNEL_STATES) else str(u8[0]),
+        "rtt": rtt / 1e6, "rttvar": rttvar / 1e6, "rto": rto / 1e6, "mss": mss, "cwnd": cwnd * mss,
+        "ssthresh": ssthresh * mss, "retransmits": total_retrans, "unacked": unacked,
+    }  # fmt: skip
