@@ -410,6 +410,10 @@ class Socket:
             self._count("read", data)
             return data, source, msg_flags
         rest = self._rest
+        if flags & socket.MSG_PEEK:  # look, take nothing: up to `size` bytes, not exactly
+            if rest:
+                return bytes(rest[: size or len(rest)]), None, 0
+            return impl.receive(size or CHUNK, flags)[0], None, 0
         if size == 0:
             if rest:
                 data = bytes(rest)
