@@ -134,3 +134,23 @@ def test_serving_goes_on_without_a_control_socket_when_the_dir_is_unsafe(
     with serving(lambda request: {}) as server:
         assert server is None
     assert "no control socket for usernet ss" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="not root: setpriv needs root to become another user")
+def test_an_ordinary_user_serves_and_queries_its_own_control_socket() -> None:
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="usernet-nobody-") as runtime:
+        os.chown(runtime, 65534, 65534)
+        script = textwrap.dedent("""
+            import os
+            from usernet.drivers.control import ControlServer, query
+            with ControlServer(lambda request: {"sockets": []}) as server:
+                print(oct(os.stat(server.path).st_mode & 0o777), oct(os.stat(server.path.parent).st_mode & 0o777))
+                print(query("sockets")[0]["pid"] == os.getpid())
+        """)
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script],
+            capture_output=True, text=True, timeout=60,
+            env={"PYTHONPATH": str(root), "XDG_RUNTIME_DIR": runtime, "PATH": os.environ["PATH"]},
+        )  # fmt: skip
+        assert result.stdout.split() == ["0o600", "0o700", "True"], result.stderr
