@@ -360,6 +360,10 @@ def test_kernel_backend_nowait_and_timeouts(pair: Pair, stacks: tuple[Stack, Sta
 def test_module_functions_need_a_stack_outside_a_loop() -> None:
     with pytest.raises(RuntimeError, match=r"Stack\.start"):
         us.open()
+    loop = asyncio.new_event_loop()
+    with pytest.raises(RuntimeError, match="running on that loop"):
+        Stack.of(loop)
+    loop.close()
     assert us.is_supported("options", ("tcp", "nodelay"), protocol="tcp")
     assert not us.is_supported("options", ("tcp", "nodelay"), protocol="udp")
     assert us.is_supported("inet") and not us.is_supported("local")

@@ -146,6 +146,14 @@ class Stack:
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> Stack:
         """The stack of `loop`, which must be running on the calling thread."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:
+            raise RuntimeError(
+                "Stack.of(loop) is called from a coroutine running on that loop; elsewhere use Stack.start"
+            )
         stack = cls._by_loop.get(loop)
         if stack is None:
             stack = cls._by_loop[loop] = cls(loop)
