@@ -76,6 +76,8 @@ def test_usernet_server_kernel_client_from_threads(sandbox: Sandbox, stack: Stac
     assert bytes(received) == big
     assert peer.sendmsg([b"a", b"b"], timeout=5) == 2
     assert client.recv(2) == b"ab"
+    assert peer.send(b"cd", timeout=NOWAIT) == 2 and peer.sendmsg([b"e"], timeout=NOWAIT) == 1
+    assert _read_all(client, 3) == b"cde"
     peer.shutdown(socket.SHUT_WR)
     assert client.recv(1) == b""  # the kernel saw our FIN
     client.close()
@@ -174,6 +176,14 @@ def test_udp_against_the_kernel(sandbox: Sandbox, stack: Stack) -> None:
     assert data == b"x" * 10 and flags & socket.MSG_TRUNC and source == kernel.getsockname()
     assert udp.sendmsg([b"to ", b"kernel"], address=kernel.getsockname(), timeout=5) == 9
     assert kernel.recv(100) == b"to kernel"
+    assert udp.sendto(b"now", kernel.getsockname(), timeout=NOWAIT) == 3  # UDP never waits for room
+    assert udp.sendmsg([b"n", b"ow"], address=kernel.getsockname(), timeout=NOWAIT) == 3
+    assert kernel.recv(100) == b"now" and kernel.recv(100) == b"now"
+    waiting = udp.recvmsg(0, timeout=NOWAIT)
+    assert isinstance(waiting, SelectInfo)
+    kernel.sendto(b"late", udp.sockname())
+    assert waiting.wait(5)
+    assert udp.recvmsg(0, timeout=NOWAIT) == (b"late", [], 0, kernel.getsockname())
     closed_port = kernel.getsockname()
     kernel.close()
     udp.connect(closed_port, timeout=5)
