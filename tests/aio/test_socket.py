@@ -231,7 +231,7 @@ def test_errors_are_the_kernels(pair: Pair, stacks: tuple[Stack, Stack]) -> None
 
     async def main() -> None:
         s = a.open()
-        for call, code in [
+        calls: list[tuple[Callable[[], object], int]] = [
             (lambda: s.recv(0, timeout=NOWAIT), errno.ENOTCONN),
             (lambda: s.peername(), errno.ENOTCONN),
             (lambda: s.accept(timeout=NOWAIT), errno.EINVAL),
@@ -240,7 +240,8 @@ def test_errors_are_the_kernels(pair: Pair, stacks: tuple[Stack, Stack]) -> None
             (lambda: s.setopt(("socket", "type"), 1), errno.ENOPROTOOPT),
             (lambda: a.open(socket.AF_INET6), errno.EAFNOSUPPORT),
             (lambda: a.open(socket.AF_INET, socket.SOCK_RAW), errno.EPROTONOSUPPORT),
-        ]:
+        ]
+        for call, code in calls:
             with pytest.raises(OSError) as info:
                 call()
             assert info.value.errno == code, (call, info.value)

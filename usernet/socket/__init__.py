@@ -6,6 +6,8 @@ threads; on usernet's stack or the kernel's (`backend=`, per socket). See
 docs/socket.md.
 """
 
+from typing import Any
+
 from usernet.socket.core import NOWAIT, SelectInfo, Socket, Stack, Timeout, open
 from usernet.socket.options import is_supported, supports
 
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-def info(sock: Socket) -> dict[str, object]:
+def info(sock: Socket) -> dict[str, Any]:
     """What `sock` is and has done (Erlang's socket:info/1)."""
     return sock.info()
 
