@@ -67,7 +67,9 @@ def format_sockets(
         if "error" in answer:
             lines.append(f"# pid {answer.get('pid', '?')}: {answer['error']}")
             continue
-        process = f"pid={answer['pid']}"
+        argv = answer.get("argv") or ["?"]
+        name = (argv[1] if argv[0] in ("-c", "-m") and len(argv) > 1 else argv[0]).rsplit("/", 1)[-1]
+        process = f'users:(("{name}",pid={answer["pid"]}))'
         for sock in answer["sockets"]:
             if sock["proto"] not in wanted:
                 continue
