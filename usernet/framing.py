@@ -30,7 +30,7 @@ import errno
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 __all__ = [
     "RAW",
@@ -320,7 +320,7 @@ class Framed(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = cast(asyncio.Transport, transport)  # a stream transport: Framed is for streams
         self._update_reading()
         # uvloop starts reading after connection_made returns, undoing a pause made in it.
         asyncio.get_running_loop().call_soon(self._update_reading)

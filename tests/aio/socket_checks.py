@@ -10,7 +10,7 @@ import pytest
 
 import usernet.socket as us
 from usernet.socket import Socket
-from usernet.socket.options import FLAGS, OPTIONS
+from usernet.socket.options import FLAGS, OPTIONS, Backend, Protocol
 
 
 def _value_for(option: Any) -> int:
@@ -19,9 +19,9 @@ def _value_for(option: Any) -> int:
     )
 
 
-def check_options(sock: Socket, backend: str, protocol: str) -> None:
+def check_options(sock: Socket, backend: Backend, protocol: Protocol) -> None:
     """Every option supports() reports can be set and read back; every other one fails with ENOPROTOOPT."""
-    reported = us.supports("options", backend=backend, protocol=protocol)  # type: ignore[arg-type]
+    reported = us.supports("options", backend=backend, protocol=protocol)
     for option in OPTIONS:
         if reported[option.key]:
             if option.writable:
@@ -40,9 +40,9 @@ def check_options(sock: Socket, backend: str, protocol: str) -> None:
             assert info.value.errno == errno.ENOPROTOOPT, option
 
 
-def check_flags(sender: Socket, receiver: Socket, backend: str, protocol: str, address: Any = None) -> None:
+def check_flags(sender: Socket, receiver: Socket, backend: Backend, protocol: Protocol, address: Any = None) -> None:
     """Every flag supports() reports works in the calls it applies to; the others fail (usernet)."""
-    reported = us.supports("msg_flags", backend=backend, protocol=protocol)  # type: ignore[arg-type]
+    reported = us.supports("msg_flags", backend=backend, protocol=protocol)
     for name, flag in FLAGS.items():
         if not reported[name]:
             if backend == "usernet":

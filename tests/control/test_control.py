@@ -106,7 +106,7 @@ def _client_as_nobody(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script],
         capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    )  # fmt: skip  # the subprocess options on one line
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="not root: setpriv needs root to become another user")
@@ -152,5 +152,5 @@ def test_an_ordinary_user_serves_and_queries_its_own_control_socket() -> None:
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script],
             capture_output=True, text=True, timeout=60,
             env={"PYTHONPATH": str(root), "XDG_RUNTIME_DIR": runtime, "PATH": os.environ["PATH"]},
-        )  # fmt: skip
+        )  # fmt: skip  # the subprocess options on one line
         assert result.stdout.split() == ["0o600", "0o700", "True"], result.stderr

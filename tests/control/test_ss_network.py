@@ -47,10 +47,11 @@ def test_ss_shows_100_connections_with_plausible_rtts(sandbox: Sandbox, env: dic
     server = sandbox.popen(
         [sys.executable, "-m", "usernet.cli", "up", "--tap", "usernet0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    )  # fmt: skip  # the subprocess options on one line
     assert server.stdout is not None
     banner = server.stdout.readline()
-    assert "usernet up" in banner, banner + server.stderr.read()  # type: ignore[union-attr]
+    assert server.stderr is not None
+    assert "usernet up" in banner, banner + server.stderr.read()
     clients = []
     for i in range(100):
         client = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -66,7 +67,7 @@ def test_ss_shows_100_connections_with_plausible_rtts(sandbox: Sandbox, env: dic
     established = [line for line in lines if line.startswith("tcp") and "ESTAB" in line]
     assert len(established) == 100, result.stdout
     ports = {c.getsockname()[1] for c in clients}
-    assert {int(re.search(rf"{KERNEL_IP}:(\d+)", line).group(1)) for line in established} == ports  # type: ignore[union-attr]
+    assert {int(m.group(1)) for line in established if (m := re.search(rf"{KERNEL_IP}:(\d+)", line))} == ports
     rtts = [float(m.group(1)) for m in re.finditer(r" rtt:([\d.]+)/", result.stdout)]
     assert len(rtts) == 100 and all(0 < rtt < 1000 for rtt in rtts), rtts  # milliseconds, over a local TAP
     assert all("cwnd:" in line and "retrans:" in line for line in lines if line.startswith("\t"))
@@ -87,7 +88,7 @@ def test_ss_shows_a_program_under_python_m_usernet(sandbox: Sandbox, env: dict[s
     server = sandbox.popen(
         [sys.executable, "-m", "usernet", "--tap", "usernet0", str(ROOT / "examples" / "udp_echo_server.py")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    )  # fmt: skip  # the subprocess options on one line
     assert server.stdout is not None
     assert "listening" in server.stdout.readline()
     udp = sandbox.socket()

@@ -114,7 +114,7 @@ def test_encode_refuses_what_the_prefix_cannot_carry() -> None:
         encode(Length(4, max_size=3), b"four")
     assert encode(Line(), b"as is") == b"as is"
     with pytest.raises(ValueError):
-        Length(3)  # type: ignore[arg-type]
+        Length(3)  # type: ignore[arg-type]  # the point: a size the type does not allow
     with pytest.raises(ValueError):
         Line(b"")
 

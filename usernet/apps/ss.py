@@ -11,7 +11,7 @@ _STATES = {
     "ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RECEIVED": "SYN-RECV", "FIN_WAIT_1": "FIN-WAIT-1",
     "FIN_WAIT_2": "FIN-WAIT-2", "TIME_WAIT": "TIME-WAIT", "CLOSED": "UNCONN", "CLOSE_WAIT": "CLOSE-WAIT",
     "LAST_ACK": "LAST-ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING", "UNCONN": "UNCONN",
-}  # fmt: skip
+}  # fmt: skip  # a table: several pairs a line
 _HEADER = (
     f"{'Netid':<6}{'State':<11}{'Recv-Q':>7} {'Send-Q':>7} {'Local Address:Port':<22} {'Peer Address:Port':<22} Process"
 )

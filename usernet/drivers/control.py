@@ -69,18 +69,18 @@ def snapshot(iface: Interface, request: str) -> dict[str, Any]:
         sockets.append({
             "proto": "tcp", "state": "LISTEN", "local": _address(listener.local), "remote": "*:*",
             "recv_q": listener.pending, "send_q": listener.backlog,
-        })  # fmt: skip
+        })  # fmt: skip  # one socket's fields, grouped
     for conn in iface.tcp.connections():
         sockets.append({
             "proto": "tcp", "state": conn.state.name, "local": _address(conn.local), "remote": _address(conn.remote),
             "recv_q": conn.readable, "send_q": conn.unsent, "info": conn.info(),
-        })  # fmt: skip
+        })  # fmt: skip  # one socket's fields, grouped
     for udp in iface.udp.sockets():
         sockets.append({
             "proto": "udp", "state": "ESTABLISHED" if udp.remote else "UNCONN", "local": _address(udp.local),
             "remote": _address(udp.remote) if udp.remote else "*:*", "recv_q": len(udp.queue), "send_q": 0,
             "info": {"dropped": udp.dropped},
-        })  # fmt: skip
+        })  # fmt: skip  # one socket's fields, grouped
     return {"sockets": sockets}
 
 

@@ -39,7 +39,7 @@ _CONFIG_FIELD = {
     "nodelay": "nodelay", "keepalive": "keepalive", "keepidle": "keepalive_idle",
     "keepintvl": "keepalive_interval", "keepcnt": "keepalive_count", "user_timeout": "user_timeout",
     "rcvbuf": "rcvbuf", "sndbuf": "sndbuf",
-}  # fmt: skip
+}  # fmt: skip  # a table: several pairs a line
 
 
 def would_block(code: int = errno.EAGAIN) -> BlockingIOError:
@@ -200,7 +200,7 @@ class _UsernetBase(Impl):
         if option.number[0] == socket.SOL_SOCKET:
             fixed = {
                 socket.SO_TYPE: self.type, socket.SO_DOMAIN: self.family, socket.SO_PROTOCOL: self.protocol,
-            }.get(name)  # fmt: skip
+            }.get(name)  # fmt: skip  # three pairs read best on one line
             if fixed is not None:
                 return fixed
             if name == socket.SO_ERROR:
@@ -626,7 +626,7 @@ _TCP_INFO = struct.Struct("=8B24I")
 _KERNEL_STATES = (
     "", "ESTABLISHED", "SYN_SENT", "SYN_RECEIVED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED",
     "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
-)  # fmt: skip
+)  # fmt: skip  # Linux's enum in order, several a line
 
 
 def tcp_info(raw: bytes) -> dict[str, Any]:
@@ -636,9 +636,9 @@ def tcp_info(raw: bytes) -> dict[str, Any]:
     u8, u32 = b[:8], b[8:]
     rto, mss, unacked, rtt, rttvar, ssthresh, cwnd, total_retrans = (
         u32[0], u32[2], u32[4], u32[15], u32[16], u32[17], u32[18], u32[23],
-    )  # fmt: skip
+    )  # fmt: skip  # the names beside the indexes they come from
     return {
         "state": _KERNEL_STATES[u8[0]] if u8[0] < len(_KERNEL_STATES) else str(u8[0]),
         "rtt": rtt / 1e6, "rttvar": rttvar / 1e6, "rto": rto / 1e6, "mss": mss, "cwnd": cwnd * mss,
         "ssthresh": ssthresh * mss, "retransmits": total_retrans, "unacked": unacked,
-    }  # fmt: skip
+    }  # fmt: skip  # the fields grouped as TcpConnection.info() groups them

@@ -308,7 +308,7 @@ class Stack:
 _NAMES: dict[int, str] = {
     socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "local",
     socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram",
-}  # fmt: skip
+}  # fmt: skip  # a table: several pairs a line
 _PROTOCOLS: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", 0: "default"}
 
 
@@ -633,7 +633,7 @@ class Socket:
                 "type": _NAMES.get(impl.type, impl.type), "protocol": _PROTOCOLS.get(impl.protocol, impl.protocol),
                 "state": "closed" if self._closed else impl.state(), "owner": self.owner,
                 "counters": dict(self.counters), "num_selects": len(self._selects),
-            }  # fmt: skip
+            }  # fmt: skip  # related facts share a line
             if not self._closed:
                 for key, get in (("sockname", impl.sockname), ("peername", impl.peername)):
                     try:
@@ -649,7 +649,7 @@ class Socket:
         impl = self._impl
         names = {
             impl.backend, _NAMES.get(impl.family), _NAMES.get(impl.type), _PROTOCOLS.get(impl.protocol),
-        }  # fmt: skip
+        }  # fmt: skip  # one set of four names
         return filter in names or filter == self.owner
 
 
