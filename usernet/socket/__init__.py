@@ -6,10 +6,13 @@ threads; on usernet's stack or the kernel's (`backend=`, per socket). See
 docs/socket.md.
 """
 
+import socket as _socket
 from typing import Any
 
-from usernet.socket.core import NOWAIT, SelectInfo, Socket, Stack, Timeout, open
-from usernet.socket.options import is_supported, supports
+from usernet.socket.nowait import NOWAIT, SelectInfo, Timeout
+from usernet.socket.options import Backend, is_supported, supports
+from usernet.socket.sockets import Socket
+from usernet.socket.stack import Stack
 
 __all__ = [
     "NOWAIT",
@@ -38,3 +41,15 @@ def which_sockets(filter: object = None, *, stack: Stack | None = None) -> list[
 
 def number_of(*, stack: Stack | None = None) -> int:
     return (stack or Stack.current()).number_of()
+
+
+def open(
+    domain: int = _socket.AF_INET,
+    type: int = _socket.SOCK_STREAM,
+    protocol: int = 0,
+    *,
+    backend: Backend | None = None,
+    stack: Stack | None = None,
+) -> Socket:
+    """A new socket on `stack` (from a coroutine: the running loop's) and `backend` (see Stack.open)."""
+    return (stack or Stack.current()).open(domain, type, protocol, backend=backend)

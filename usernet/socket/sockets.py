@@ -1,4 +1,4 @@
-"""Sockets with timeouts or NOWAIT, from coroutines and threads, over one single-threaded stack.
+"""The Socket: calls with timeouts or NOWAIT, from coroutines and threads, over one single-threaded stack.
 
 Every socket belongs to a `Stack`: an asyncio loop (a usernet loop, which also carries
 kernel sockets) and the registry of its sockets. The stack is single-threaded: each
@@ -6,7 +6,7 @@ call runs on the loop's thread; from another thread, the call crosses over and t
 thread blocks for the answer (with the call's timeout), from a coroutine it is awaited
 (`a`-prefixed methods). NOWAIT calls never block, so they work from anywhere.
 
-A blocking operation is one attempt (backends.py) tried until it completes:
+A blocking operation is one attempt (base.py) tried until it completes:
 
 - `timeout=None` waits as long as it takes; `timeout=seconds` raises TimeoutError
   (errno ETIMEDOUT) when they pass;
@@ -24,285 +24,23 @@ the end of the stream), n == 0 whatever is there. Bytes of an incomplete `recv(n
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import errno
-import itertools
 import socket
-import threading
-import weakref
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, ClassVar, Final, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from usernet.socket.backends import Impl, KernelSocket, UsernetTcp, UsernetUdp
-from usernet.socket.options import Backend, Option, option_by_name
+from usernet.socket.base import Impl
+from usernet.socket.nowait import NoWait, SelectInfo, Timeout
+from usernet.socket.options import Option, option_by_name
 
-__all__ = ["NOWAIT", "SelectInfo", "Socket", "Stack", "Timeout", "open"]
+if TYPE_CHECKING:
+    from usernet.socket.stack import Stack
+
+__all__ = ["Socket"]
 
 T = TypeVar("T")
 Address = tuple[str, int]
 CHUNK = 65536
-
-
-class _NoWait:
-    """The type of NOWAIT."""
-
-    _instance: _NoWait | None = None
-
-    def __new__(cls) -> _NoWait:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NOWAIT"
-
-
-#: Pass as `timeout` to try once and get a SelectInfo instead of waiting.
-NOWAIT: Final = _NoWait()
-Timeout = float | None | _NoWait
-_tags = itertools.count(1)
-
-
-class SelectInfo:
-    """The handle a NOWAIT call returns when it would block: `{select, SelectInfo}` in Erlang.
-
-    It completes (once) when the operation is worth retrying: data or a connection
-    arrived, room opened, the connection finished opening or failed, or the socket was
-    closed. `tag` names the operation ("recv", "accept"...), `ref` is unique.
-    """
-
-    __slots__ = ("_future", "_pending", "ref", "socket", "tag")
-
-    def __init__(self, sock: Socket, tag: str, pending: asyncio.Future[None]) -> None:
-        self.socket = sock
-        self.tag = tag
-        self.ref = next(_tags)
-        self._pending = pending
-        self._future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        pending.add_done_callback(self._settle)
-
-    def __repr__(self) -> str:
-        state = "cancelled" if self.cancelled() else "ready" if self.done() else "pending"
-        return f"<SelectInfo {self.tag} #{self.ref} {state}>"
-
-    def _settle(self, pending: asyncio.Future[None]) -> None:
-        if self._future.done():
-            return
-        if pending.cancelled():
-            self._future.cancel()
-        elif pending.exception() is not None:
-            self._future.set_exception(pending.exception())
-        else:
-            self._future.set_result(None)
-
-    def done(self) -> bool:
-        return self._future.done()
-
-    def cancelled(self) -> bool:
-        return self._future.cancelled()
-
-    def cancel(self) -> bool:
-        """Stop waiting; False when it had already completed. Safe from any thread."""
-        return self.socket.cancel(self)
-
-    def add_done_callback(self, fn: Callable[[SelectInfo], object]) -> None:
-        """Call `fn(self)` on completion or cancellation: on the stack's loop thread (or now, if already done)."""
-        self._future.add_done_callback(lambda _: fn(self))
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block a thread until the operation can be retried; False when `timeout` passed first."""
-        try:
-            self._future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            return False
-        return True
-
-    def __await__(self) -> Any:
-        return asyncio.wrap_future(self._future).__await__()
-
-
-class Stack:
-    """An asyncio loop that carries sockets, and the registry of its sockets.
-
-    `Stack.start(config)` runs a usernet loop on a thread of its own (for programs that
-    use threads); `Stack.of(loop)` (or `Stack.current()` in a coroutine) uses a loop
-    that is already running. A usernet loop carries both backends; any other loop only
-    kernel sockets.
-    """
-
-    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Stack]] = weakref.WeakKeyDictionary()
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, thread: threading.Thread | None = None, *, driver: Any = None
-    ) -> None:
-        """Prefer `of`/`current`/`start`; `driver=` puts the usernet sockets on another Driver of
-        the same loop (a second stack on a simulated wire, in tests)."""
-        self.loop = loop
-        self._thread = thread
-        self._loop_thread: int | None = thread.ident if thread is not None else threading.get_ident()
-        self._sockets: dict[Socket, None] = {}
-        self._driver: Any = driver
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> Stack:
-        """The stack of `loop`, which must be running on the calling thread."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not loop:
-            raise RuntimeError(
-                "Stack.of(loop) is called from a coroutine running on that loop; elsewhere use Stack.start"
-            )
-        stack = cls._by_loop.get(loop)
-        if stack is None:
-            stack = cls._by_loop[loop] = cls(loop)
-        return stack
-
-    @classmethod
-    def current(cls) -> Stack:
-        """The stack of the running loop (call it from a coroutine)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "no event loop is running here: pass stack=usernet.socket.Stack.start(...) from plain threads"
-            ) from None
-        return cls.of(loop)
-
-    @classmethod
-    def start(cls, config: Any = None, *, host: Any = None) -> Stack:
-        """A usernet loop (from `config`, a UsernetConfig, or driving `host`) running on its own thread."""
-        from usernet.aio.loop import UsernetSelectorEventLoop
-
-        loop = UsernetSelectorEventLoop(config=config, host=host)
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        thread = threading.Thread(target=serve, name="usernet.socket stack", daemon=True)
-        thread.start()
-        ready.wait()
-        stack = cls(loop, thread)
-        cls._by_loop[loop] = stack
-        return stack
-
-    def close(self) -> None:
-        """Close every socket; a stack made by `start` also stops and closes its loop."""
-        for sock in self.call(lambda: list(self._sockets)):
-            sock.close()
-        if self._thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join()
-            self.loop.close()
-            self._thread = None
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- crossing to the loop's thread -------------------------------------------------------
-
-    def on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._loop_thread
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the loop's thread and return (or raise) its result."""
-        if self.on_loop_thread():
-            return fn(*args)
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return future.result()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the loop from another thread and wait for its result."""
-        if self.on_loop_thread():
-            coro.close()
-            raise RuntimeError(
-                "a blocking usernet.socket call on the stack's own loop thread would stop the loop: "
-                "await the a-prefixed method (await sock.arecv(...)) or pass timeout=NOWAIT"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await `coro` on the stack's loop, from a coroutine on that loop or on any other."""
-        if self.on_loop_thread():
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
-
-    # -- sockets --------------------------------------------------------------------------------
-
-    def driver(self) -> Any:
-        """The usernet driver of the loop, or None when it is not a usernet loop (kernel sockets only)."""
-        if self._driver is None:
-            from usernet.aio.loop import UsernetLoopMixin
-
-            if isinstance(self.loop, UsernetLoopMixin):
-                self._driver = self.call(self.loop.usernet_driver)
-        return self._driver
-
-    def open(
-        self,
-        domain: int = socket.AF_INET,
-        type: int = socket.SOCK_STREAM,
-        protocol: int = 0,
-        *,
-        backend: Backend | None = None,
-    ) -> Socket:
-        """A new socket on `backend` ("usernet", the default on a usernet loop, or "kernel")."""
-        owner = threading.get_ident()
-        if backend is None:
-            backend = "usernet" if self.driver() is not None else "kernel"
-        if backend == "kernel":
-            kernel = socket.socket(domain, type, protocol)
-            return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
-        if backend != "usernet":
-            raise ValueError(f"backend is 'usernet' or 'kernel', not {backend!r}")
-        driver = self.driver()
-        if driver is None:
-            raise OSError(errno.EAFNOSUPPORT, "this loop is not a usernet loop: it only has the kernel backend")
-        if domain != socket.AF_INET:
-            raise OSError(errno.EAFNOSUPPORT, "usernet sockets are IPv4 (AF_INET); use backend='kernel' for others")
-        kinds: dict[tuple[int, int], Callable[[Any], Impl]] = {
-            (socket.SOCK_STREAM, socket.IPPROTO_TCP): UsernetTcp,
-            (socket.SOCK_DGRAM, socket.IPPROTO_UDP): UsernetUdp,
-        }
-        default: dict[int, int] = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
-        make = kinds.get((type, protocol or default.get(type, -1)))
-        if make is None:
-            raise OSError(errno.EPROTONOSUPPORT, "usernet sockets are TCP streams or UDP datagrams")
-        return self.call(lambda: Socket(self, make(driver), owner))
-
-    def _register(self, sock: Socket) -> None:
-        self._sockets[sock] = None
-
-    def _forget(self, sock: Socket) -> None:
-        self._sockets.pop(sock, None)
-
-    def which_sockets(self, filter: object = None) -> list[Socket]:
-        """The open sockets, all or those `filter` picks: "inet", "tcp", "udp", "stream", "dgram",
-        "usernet", "kernel", a thread ident, or a function of info(sock) returning a bool."""
-        found = self.call(lambda: list(self._sockets))
-        if filter is None:
-            return found
-        if callable(filter):
-            return [s for s in found if filter(s.info())]
-        return [s for s in found if s._matches(filter)]
-
-    def number_of(self) -> int:
-        return self.call(lambda: len(self._sockets))
 
 
 _NAMES: dict[int, str] = {
@@ -328,7 +66,7 @@ class Socket:
         self._selects: dict[SelectInfo, None] = {}
         self.owner = owner  # the thread that opened it (or accepted it: the listener's owner)
         self.counters = {"read_bytes": 0, "read_packets": 0, "write_bytes": 0, "write_packets": 0}
-        stack._register(self)
+        stack.register(self)
 
     def __repr__(self) -> str:
         kind = _PROTOCOLS.get(self._impl.protocol) or _NAMES.get(self._impl.type, "?")
@@ -385,7 +123,7 @@ class Socket:
     def _op(self, tag: str, attempt: Callable[[], T], write: bool, timeout: Timeout, flags: int = 0) -> T | SelectInfo:
         if flags & socket.MSG_DONTWAIT:  # one try, and BlockingIOError as from a kernel socket
             return self.stack.call(attempt)
-        if isinstance(timeout, _NoWait):
+        if isinstance(timeout, NoWait):
             return self.stack.call(self._nowait, tag, attempt, write)
         return self.stack.run(self._blocking(tag, attempt, write, timeout))
 
@@ -394,7 +132,7 @@ class Socket:
     ) -> T | SelectInfo:
         if flags & socket.MSG_DONTWAIT:
             return await self.stack.arun(_now(attempt))
-        if isinstance(timeout, _NoWait):
+        if isinstance(timeout, NoWait):
             return await self.stack.arun(_now(self._nowait, tag, attempt, write))
         return await self.stack.arun(self._blocking(tag, attempt, write, timeout))
 
@@ -463,13 +201,13 @@ class Socket:
         return attempt
 
     def _send_op(self, tag: str, data: Any, address: Address | None, flags: int, timeout: Timeout) -> int | SelectInfo:
-        attempt = self._sender(data, address, flags, not isinstance(timeout, _NoWait))
+        attempt = self._sender(data, address, flags, not isinstance(timeout, NoWait))
         return self._op(tag, attempt, True, timeout, flags)
 
     async def _asend_op(
         self, tag: str, data: Any, address: Address | None, flags: int, timeout: Timeout
     ) -> int | SelectInfo:
-        attempt = self._sender(data, address, flags, not isinstance(timeout, _NoWait))
+        attempt = self._sender(data, address, flags, not isinstance(timeout, NoWait))
         return await self._aop(tag, attempt, True, timeout, flags)
 
     # -- connection setup ------------------------------------------------------------------------
@@ -579,7 +317,7 @@ class Socket:
         def close() -> None:
             if not self._closed:
                 self._closed = True
-                self.stack._forget(self)
+                self.stack.forget(self)
                 self._impl.close()
 
         self.stack.call(close)
@@ -616,12 +354,7 @@ class Socket:
         """Stop a pending SelectInfo of this socket; False when it had already completed."""
         if info.socket is not self:
             raise OSError(errno.EINVAL, "that SelectInfo belongs to another socket")
-
-        def cancel() -> bool:
-            info._pending.cancel()
-            return not info._future.done() and info._future.cancel()
-
-        return self.stack.call(cancel)
+        return info.cancel()
 
     def info(self) -> dict[str, Any]:
         """What the socket is and has done: Erlang's socket:info/1."""
@@ -645,7 +378,8 @@ class Socket:
 
         return self.stack.call(gather)
 
-    def _matches(self, filter: object) -> bool:
+    def matches(self, filter: object) -> bool:
+        """Whether `filter` (a name such as \"tcp\" or \"kernel\", or an owner thread) picks this socket."""
         impl = self._impl
         names = {
             impl.backend, _NAMES.get(impl.family), _NAMES.get(impl.type), _PROTOCOLS.get(impl.protocol),
@@ -669,15 +403,3 @@ def _option(option: tuple[str, str]) -> Option:
     if known is None:
         raise OSError(errno.ENOPROTOOPT, f"unknown option {option}: see usernet.socket.supports('options')")
     return known
-
-
-def open(
-    domain: int = socket.AF_INET,
-    type: int = socket.SOCK_STREAM,
-    protocol: int = 0,
-    *,
-    backend: Backend | None = None,
-    stack: Stack | None = None,
-) -> Socket:
-    """A new socket on `stack` (from a coroutine: the running loop's) and `backend` (see Stack.open)."""
-    return (stack or Stack.current()).open(domain, type, protocol, backend=backend)
