@@ -14,6 +14,7 @@ import pytest
 import usernet.socket as us
 from tests.aio.conftest import A_IP, B_IP, Pair
 from tests.aio.socket_checks import check_flags, check_options
+from usernet.aio import use_backend
 from usernet.socket import NOWAIT, SelectInfo, Socket, Stack
 from usernet.socket.options import Backend
 
@@ -362,6 +363,22 @@ def test_kernel_backend_nowait_and_timeouts(pair: Pair, stacks: tuple[Stack, Sta
         with pytest.raises(ConnectionRefusedError):
             await refused.aconnect(("127.0.0.1", port), timeout=5)
         for s in (refused, peer, client):
+            s.close()
+
+    pair.run(main())
+
+
+def test_use_backend_picks_the_default_backend(pair: Pair, stacks: tuple[Stack, Stack]) -> None:
+    a, _ = stacks
+
+    async def main() -> None:
+        with use_backend("kernel"):
+            kernel = a.open()
+        usernet = a.open()
+        assert (kernel.backend, usernet.backend) == ("kernel", "usernet")
+        with use_backend("kernel"):
+            assert a.open(backend="usernet").backend == "usernet"  # an explicit backend= wins
+        for s in a.which_sockets():
             s.close()
 
     pair.run(main())

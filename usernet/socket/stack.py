@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
+from usernet.aio.routing import forced_backend
 from usernet.socket.base import Impl
 from usernet.socket.kernel_sockets import KernelSocket
 from usernet.socket.options import Backend
@@ -162,10 +163,11 @@ class Stack:
         *,
         backend: Backend | None = None,
     ) -> Socket:
-        """A new socket on `backend` ("usernet", the default on a usernet loop, or "kernel")."""
+        """A new socket on `backend`: "usernet" or "kernel"; by default what a surrounding
+        `usernet.aio.use_backend(...)` block says, else usernet on a usernet loop."""
         owner = threading.get_ident()
         if backend is None:
-            backend = "usernet" if self.driver() is not None else "kernel"
+            backend = forced_backend() or ("usernet" if self.driver() is not None else "kernel")
         if backend == "kernel":
             kernel = socket.socket(domain, type, protocol)
             return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
