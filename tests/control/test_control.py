@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import tempfile
@@ -154,3 +155,17 @@ def test_an_ordinary_user_serves_and_queries_its_own_control_socket() -> None:
             env={"PYTHONPATH": str(root), "XDG_RUNTIME_DIR": runtime, "PATH": os.environ["PATH"]},
         )  # fmt: skip  # the subprocess options on one line
         assert result.stdout.split() == ["0o600", "0o700", "True"], result.stderr
+
+
+def test_a_bad_request_gets_a_clear_error_and_the_server_goes_on(private_dir: Path) -> None:
+    iface = _iface()
+    with ControlServer(lambda request: snapshot(iface, request)) as server:
+        for request in (b"bogus\n", b"x" * 10000, b""):
+            with socket.socket(socket.AF_UNIX) as client:
+                client.settimeout(10)
+                client.connect(str(server.path))
+                client.sendall(request)
+                client.shutdown(socket.SHUT_WR)
+                reply = json.loads(client.recv(65536))
+            assert reply["error"].startswith("unknown request") and "sockets, stats" in reply["error"]
+        assert query("stats", os.getpid())[0]["counters"] is not None
