@@ -58,3 +58,16 @@ def test_respond_command_simulates_a_rule_set_over_a_capture(
     rows = [line.strip().rsplit(maxsplit=1) for line in text.splitlines() if line.startswith("  ")]
     counts = {row[0]: row[1] for row in rows if not row[0].startswith(">")}
     assert counts["hello"] == "1" and counts["id"] == "1" and counts["error"] == "0"
+
+
+@pytest.mark.network
+def test_live_replay_command_gets_a_kernels_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The recorded kernel's ARP request and ping, sent to a fresh kernel playing the recorded host."""
+    capture, out = tmp_path / "in.pcap", tmp_path / "answers.pcap"
+    _capture(capture)
+    assert main(["replay", str(capture), "--live", "--as", "192.0.2.1", "--speed", "10", "-w", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ARP, Reply 192.0.2.2 is-at 02:00:00:00:00:02" in text
+    assert "192.0.2.2 > 192.0.2.1: ICMP echo reply, id 7, seq 1" in text
+    with PcapReader(str(out)) as reader:
+        assert len(list(reader)) >= 2

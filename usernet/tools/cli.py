@@ -134,7 +134,11 @@ def _live(args: argparse.Namespace, frames: list[tuple[float, bytes]], sender: A
     cidr = f"{ipaddress.IPv4Address(peer.ip)}/{peer.prefix}"
     with Sandbox("replay") as sandbox:
         tap = sandbox.create_tap("usernet0", host_address=cidr)
-        sandbox.run(["ip", "link", "set", "dev", "usernet0", "address", peer.mac.hex(":")], check=True)
+        result = sandbox.run(
+            ["ip", "link", "set", "dev", "usernet0", "address", peer.mac.hex(":")], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise OSError(f"giving the kernel's TAP the recorded MAC {peer.mac.hex(':')} failed: {result.stderr}")
         print(f"replay: sending what {sender} sent to a kernel at {peer} ({sandbox.name})", flush=True)
         received = live_replay(frames, sender.mac, tap, speed=args.speed)
     for t, frame in received:
