@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,31 @@ def test_replay_round_trips_through_a_pcap(tmp_path: Path) -> None:
         written = list(reader)
     assert [f for _, f in written] == [f for _, f in result.sent]
     assert any("is-at 02:00:00:00:00:02" in line for line in result.summary())
+
+
+def test_replay_runs_a_user_program_on_the_recorded_traffic() -> None:
+    """A program attached with `attach` answers the recorded datagrams (upper-cased), before the services."""
+    from tests.tools.test_responder import build
+    from usernet.stack.interface import Interface, Socket
+    from usernet.stack.udp import ANY
+    from usernet.tools.query import Packet
+
+    def attach(iface: Interface) -> Callable[[Socket, float], bool]:
+        sock = iface.open_udp((ANY, 9000))
+
+        def handler(ready: Socket, now: float) -> bool:
+            if ready is not sock:
+                return False
+            while (item := sock.recvfrom()) is not None:
+                sock.sendto(bytes(item[0]).upper(), item[1], now)
+            return True
+
+        return handler
+
+    kernel, host = socket.inet_aton("192.0.2.1"), socket.inet_aton("192.0.2.2")
+    who_has = build("arp", _A, b"\xff" * 6, kernel, host, 0, 0, 0, b"", 64)  # usernet learns the kernel's MAC
+    datagrams = [build("udp", _A, _B, kernel, host, 5000, 9000, 0, word, 64) for word in (b"ab", b"cd")]
+    frames = [(float(t), frame) for t, frame in enumerate([who_has, *datagrams])]
+    result = replay(frames, Endpoint(_B, host), attach=attach, services=False)
+    answers = [Packet(f) for _, f in result.sent]
+    assert [bytes(p.udp.payload) for p in answers if p.udp is not None] == [b"AB", b"CD"]
