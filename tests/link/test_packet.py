@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.interop.conftest import KERNEL_IP, USERNET_IP, LoopThread, Running
+from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running, usernet_serving
 from tests.interop.test_kernel_l3 import (
     test_arping_gets_answers,
     test_closed_port_is_refused,
@@ -30,12 +30,8 @@ from tests.interop.test_kernel_tcp import (
     test_kernel_half_close_usernet_still_sends,
     test_usernet_client_100mb_through_kernel_echo,
 )
-from usernet.apps.services import Services
-from usernet.drivers.host import Host, offload_options
-from usernet.link.base import Link
 from usernet.link.packet import veth_link
 from usernet.link.sandbox import Sandbox
-from usernet.stack import Interface, InterfaceConfig
 from usernet.wire import emit_ethernet, emit_ipv4_header, emit_udp
 
 pytestmark = pytest.mark.network
@@ -56,16 +52,10 @@ __all__ = [  # collected here, against the fixture below
 
 @contextlib.contextmanager
 def usernet_on_veth(sandbox: Sandbox) -> Iterator[Running]:
-    link: Link = veth_link(sandbox, host_address=f"{KERNEL_IP}/24")
+    link = veth_link(sandbox, host_address=f"{KERNEL_IP}/24")
     try:
-        config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], mtu=link.mtu, **offload_options(link))
-        host = Host(link, Interface(config))
-        loop = LoopThread(host, Services(host.iface))
-        loop.start()
-        try:
-            yield Running(sandbox, host, loop.services, loop)
-        finally:
-            loop.stop()
+        with usernet_serving(sandbox, link) as running:
+            yield running
     finally:
         link.close()
 

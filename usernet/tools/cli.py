@@ -125,9 +125,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace, frames: list[tuple[float, bytes]], sender: Any) -> int:
-    from usernet.link.pcap import PcapWriter
     from usernet.link.sandbox import Sandbox
-    from usernet.tools.replay import live_replay, peer_of
+    from usernet.tools.replay import live_replay, peer_of, save_capture
     from usernet.wire import describe
 
     peer = peer_of(frames, sender)
@@ -144,9 +143,7 @@ def _live(args: argparse.Namespace, frames: list[tuple[float, bytes]], sender: A
     for t, frame in received:
         print(f"  < {t:.6f} {describe(frame)}")
     if args.write:
-        with PcapWriter(args.write) as writer:
-            for t, frame in received:
-                writer.write(frame, t)
+        save_capture(args.write, received)
     print(f"replay: {len(received)} frames came back", file=sys.stderr)
     return 0
 
@@ -168,17 +165,14 @@ def cmd_respond(args: argparse.Namespace) -> int:
 
     responder = load_rules(args.rules)
     if args.simulate:
-        from usernet.link.pcap import PcapWriter
-        from usernet.tools.replay import load_capture
+        from usernet.tools.replay import load_capture, save_capture
         from usernet.wire import describe
 
         answers = simulate(responder, load_capture(args.simulate))
         for t, frame in answers:
             print(f"  > {t:.6f} {describe(frame)}")
         if args.write:
-            with PcapWriter(args.write) as writer:
-                for t, frame in answers:
-                    writer.write(frame, t)
+            save_capture(args.write, answers)
         print(f"respond: {len(answers)} answers; matches per rule:")
         _print_counters(responder.counters())
         return 0

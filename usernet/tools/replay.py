@@ -72,6 +72,7 @@ __all__ = [
     "normalise",
     "peer_of",
     "replay",
+    "save_capture",
 ]
 
 Frame = tuple[float, bytes]
@@ -82,6 +83,13 @@ Handler = Callable[[Socket, float], bool]
 Attach = Callable[[Interface], Handler]
 
 _FASTEST_GAP = 1e-6  # speed=None: frames this far apart, so each is handled on its own
+
+
+def save_capture(path: str, frames: Iterable[Frame]) -> None:
+    """Write (timestamp, frame) pairs to a classic pcap; negative times (never from a capture) become 0."""
+    with PcapWriter(path) as writer:
+        for t, frame in frames:
+            writer.write(frame, max(t, 0.0))
 
 
 def load_capture(path: str) -> list[Frame]:
@@ -433,9 +441,7 @@ class ReplayResult:
 
     def write_pcap(self, path: str) -> None:
         """The frames usernet sent, timestamped on the capture's clock."""
-        with PcapWriter(path) as writer:
-            for t, frame in self.sent:
-                writer.write(frame, max(t, 0.0))
+        save_capture(path, self.sent)
 
     def summary(self) -> list[str]:
         """One tcpdump-style line per frame usernet sent."""
