@@ -14,12 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from usernet.drivers.host import Host
 from usernet.link.base import Link
+from usernet.link.clock import VirtualClock
+from usernet.link.memory import MemoryWire
 from usernet.link.packet import veth_link
 from usernet.link.sandbox import Sandbox
 from usernet.programs import find
+from usernet.stack import Interface, InterfaceConfig
+from usernet.stack.tcp.states import State
 from usernet.tools.query import Matcher, Packet, Query
-from usernet.tools.responder import Responder, load_rules, serve, simulate, tcp_answer
+from usernet.tools.responder import Responder, Station, load_rules, serve, simulate, tcp_answer
 from usernet.wire import (
     ACK,
     FIN,
@@ -160,6 +165,36 @@ def test_tcp_answer_swaps_the_flow_and_acknowledges_what_the_segment_carried() -
     data = Packet(build("tcp", MACS[0], MACS[1], IPS[0], IPS[1], 40000, 2323, 2, b"x" * 7, 64))
     reply = Packet(tcp_answer(data, 0))
     assert reply.tcp is not None and (reply.tcp.seq, reply.tcp.ack) == (2000, 1002 + 7)
+
+
+def test_fake_tcp_service_in_simulation_against_usernets_own_tcp() -> None:
+    """A usernet client and the banner service on a MemoryWire, on a virtual clock: handshake,
+    banner, the client's close answered by the service's FIN; nothing retransmitted."""
+    clock = VirtualClock()
+    wire = MemoryWire(clock, latency=0.001)
+    iface = Interface(InterfaceConfig.from_strings(wire.a.mac, ["192.0.2.2/24"]))
+    host = Host(wire.a, iface)
+    station = Station(load_rules(str(EXAMPLES / "tcp_banner.py")), wire.b)
+    host.start(0.0)
+    conn = iface.tcp.connect((socket.inet_aton("192.0.2.60"), 2323), 0.0)
+    received = b""
+    for _ in range(10_000):
+        now = clock()
+        host.pump(now)
+        received += conn.receive()
+        if received.endswith(b"\r\n") and conn.state is State.ESTABLISHED:
+            conn.close(now)
+        host.flush(now)
+        station.step(now)
+        if conn.state is State.TIME_WAIT or conn.error is not None:
+            break
+        deadlines = [d for d in (host.deadline(), station.deadline()) if d is not None]
+        clock.set(max(now, min(deadlines)))
+    assert received == b"220 usernet responder: nothing to see here\r\n"
+    assert conn.state is State.TIME_WAIT and conn.error is None
+    assert iface.stats().get("tcp_retransmits", 0) == 0
+    counters = station.responder.counters()
+    assert (counters["syn"], counters["handshake done"], counters["fin"]) == (1, 1, 1)
 
 
 def _udp_to_device(payload: bytes, sport: int = 5555) -> bytes:

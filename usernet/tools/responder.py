@@ -13,8 +13,9 @@ The answer helpers (`arp_reply`, `echo_reply`, `tcp_answer`, `udp_answer`) build
 usual answers from the matched packet: addresses and ports swapped, sequence numbers
 echoed or acknowledged, a payload added.
 
-`serve` runs a responder on any link (a TAP, a raw AF_PACKET link); `simulate` runs it
-over a capture's frames, offline.
+`serve` runs a responder on any link (a TAP, a raw AF_PACKET link); a `Station` is a
+responder on a link that a simulation steps on its virtual clock (beside usernet hosts on
+a MemoryWire); `simulate` runs it over a capture's frames, offline.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "Context",
     "Responder",
     "Rule",
+    "Station",
     "arp_reply",
     "echo_reply",
     "flow",
@@ -254,6 +256,34 @@ def tcp_answer(
 # -- running a responder ---------------------------------------------------------------------
 
 
+class Station:
+    """A responder on a link, stepped by whoever drives time: a real loop (`serve`) or a simulation.
+
+    `step(now)` answers every frame that has arrived; `deadline()` is when the link wants
+    to be stepped again even if nothing arrives (a wire's frame in flight, a batch to send).
+    """
+
+    def __init__(self, responder: Responder, link: Link) -> None:
+        self.responder = responder
+        self.link = link
+
+    def step(self, now: float) -> int:
+        """Answer what is there now; the number of frames taken in."""
+        link = self.link
+        handle = self.responder.handle
+        link.poll(now)
+        taken = 0
+        while frames := link.receive():
+            taken += len(frames)
+            for frame in frames:
+                for answer in handle(bytes(frame), now):
+                    link.send(answer)
+        return taken
+
+    def deadline(self) -> float | None:
+        return self.link.next_deadline()
+
+
 def serve(
     responder: Responder,
     link: Link,
@@ -263,17 +293,14 @@ def serve(
     wait: float = 0.05,
 ) -> None:
     """Answer what arrives on `link` until `until(now)` is true (checked at least every `wait` seconds)."""
+    station = Station(responder, link)
     fd = link.fileno()
     with selectors.DefaultSelector() as sel:
         if fd is not None:
             sel.register(fd, selectors.EVENT_READ)
         while not until(clock()):
-            now = clock()
-            link.poll(now)
-            for frame in link.receive():
-                for answer in responder.handle(bytes(frame), now):
-                    link.send(answer)
-            deadline = link.next_deadline()  # a link that batches sends asks to be polled soon
+            station.step(clock())
+            deadline = station.deadline()  # a link that batches sends asks to be polled soon
             timeout = wait if deadline is None else max(0.0, min(wait, deadline - clock()))
             if fd is not None:
                 sel.select(timeout)
