@@ -111,3 +111,29 @@ def test_frames_from_the_ring_stay_valid_until_the_next_receive(sandbox: Sandbox
     finally:
         link.close()
     assert link.closed
+
+
+def test_frames_the_kernel_could_not_queue_are_counted(sandbox: Sandbox) -> None:
+    """Two one-page blocks, nobody reading while 300 datagrams arrive: the rest are counted in dropped_rx."""
+    link = veth_link(sandbox, rx_block_size=4096, rx_blocks=2)
+    try:
+        mac = link.mac.hex(":")
+        sandbox.run(["ip", "neigh", "add", USERNET_IP, "lladdr", mac, "dev", "usernet0"], check=True)
+        sender = sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(300):
+            sender.sendto(b"x" * 200, (USERNET_IP, 9))
+        time.sleep(0.05)  # the ring's blocks retire: nothing more can land
+
+        def drain() -> None:
+            for _ in range(20):
+                link.receive()
+                time.sleep(0.005)
+
+        drain()
+        assert 0 < link.rx_frames < 300 and link.dropped_rx == 0  # drops are not known yet
+        # The first block the kernel fills after drops says so; the link then reads the count.
+        sender.sendto(b"x" * 200, (USERNET_IP, 9))
+        drain()
+        assert link.dropped_rx > 0 and link.rx_frames + link.dropped_rx == 301
+    finally:
+        link.close()

@@ -9,7 +9,9 @@ PACKET_QDISC_BYPASS: `send()` copies a frame into the next free slot, and one `s
 system call hands every filled slot to the driver — when `tx_batch` frames are waiting,
 or at the latest at the next `poll()`/`receive()`, which `next_deadline()` asks for at
 once (it returns 0.0) while frames wait. A frame that finds no free slot is dropped and
-counted, as a NIC with a full ring would.
+counted, as a NIC with a full ring would; frames the kernel could not put in a full
+receive ring are counted in `dropped_rx` (from PACKET_STATISTICS, read when a block says
+there were some).
 
 The interface keeps its kernel stack, which must stay out of usernet's way. The set-up
 (see docs/tools.md): the usernet end has no kernel address, `arp off`, no IPv6; the peer
@@ -39,6 +41,7 @@ __all__ = ["PacketLink", "disable_tx_offloads", "prepare_veth", "veth_link"]
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
 PACKET_VERSION = 10
 PACKET_TX_RING = 13
 PACKET_QDISC_BYPASS = 20
@@ -47,6 +50,7 @@ TPACKET_V2 = 1
 TPACKET_V3 = 2
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
+TP_STATUS_LOSING = 4  # on a block: the kernel dropped frames since the statistics were last read
 TP_STATUS_AVAILABLE = 0
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_WRONG_FORMAT = 4
@@ -63,6 +67,7 @@ _REQ = struct.Struct("=4I")  # block_size, block_nr, frame_size, frame_nr
 _BLOCK = struct.Struct("=III")  # at +8 of a block: block_status, num_pkts, offset_to_first_pkt
 _PKT3 = struct.Struct("=I8xI8xH")  # tp_next_offset, (sec, nsec), tp_snaplen, (tp_len, tp_status), tp_mac
 _TX_DATA = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): where a V2 slot's frame starts
+_STATS = struct.Struct("=III")  # tpacket_stats_v3: tp_packets, tp_drops, tp_freeze_q_cnt
 _TX_LEN = struct.Struct("=II")  # at +4 of a V2 slot: tp_len, tp_snaplen
 
 
@@ -235,6 +240,8 @@ class PacketLink(LinkCounters):
                 status, count, first = _BLOCK.unpack_from(view, base + 8)
                 if not status & TP_STATUS_USER:
                     break
+                if status & TP_STATUS_LOSING:
+                    self._count_kernel_drops()
                 if not count:
                     self._finish_block(base)
                     continue
@@ -252,6 +259,11 @@ class PacketLink(LinkCounters):
             else:
                 self._finish_block(self._rx_block * size)
         return out
+
+    def _count_kernel_drops(self) -> None:
+        """Add the frames the kernel dropped for want of a free block to `dropped_rx` (reading resets them)."""
+        _, drops, _ = _STATS.unpack(self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size))
+        self.dropped_rx += drops
 
     def _finish_block(self, base: int) -> None:
         self._rx_release.append(base)
