@@ -23,9 +23,11 @@ from usernet.wire import ICMP_ECHO_REPLY, IPPROTO_ICMP, parse_ethernet, parse_ic
 MESSAGES = [b"hello usernet\n", b"x" * 3000, b"bye\n"]
 
 
-def _record_tcp_session(sandbox: Sandbox, pcap: Path) -> None:
-    """A kernel client talks to usernet's echo service: three exchanges, then both sides close."""
-    with usernet_on_tap(sandbox, pcap=pcap, gro=False):
+def _record_tcp_session(sandbox: Sandbox, pcap: Path, gro: bool = False) -> None:
+    """A kernel client talks to usernet's echo service: three exchanges, then both sides close.
+
+    With `gro`, the capture holds what the TAP handed the stack: runs of segments merged."""
+    with usernet_on_tap(sandbox, pcap=pcap, gro=gro):
         sock = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.settimeout(10)
         sock.connect((USERNET_IP, 7))
@@ -59,9 +61,10 @@ def _record_pings(sandbox: Sandbox, pcap: Path, count: int = 3) -> None:
 
 
 @pytest.mark.network
-def test_replayed_tcp_session_gives_the_recorded_answers(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("gro", [False, True], ids=["wire-frames", "gro-merged"])
+def test_replayed_tcp_session_gives_the_recorded_answers(sandbox: Sandbox, tmp_path: Path, gro: bool) -> None:
     pcap = tmp_path / "session.pcap"
-    _record_tcp_session(sandbox, pcap)
+    _record_tcp_session(sandbox, pcap, gro)
     frames = load_capture(str(pcap))
     result = replay(frames, Endpoint.parse(USERNET_IP, frames))
     assert result.pinned_isns == 1
