@@ -266,17 +266,20 @@ class CaptureLink(LinkCounters):
         self._next = len(self._inbound)
 
 
-class PinnedIsn:
-    """An ISN source that gives each recorded connection the ISN and first TSval the capture shows.
+class PinnedIsn(IsnGenerator):
+    """An IsnGenerator that gives each recorded connection the ISN and first TSval the capture shows.
 
     `recorded` maps a connection (local address, local port, remote address, remote port,
     as the stack keys it) to the sequence number of the host's SYN or SYN-ACK and the
-    TSval it carried (None without timestamps). Other connections get `fallback`'s.
+    TSval it carried (None without timestamps). Other connections get the ISNs and TSval
+    offsets of a plain generator keyed with `secret`.
     """
 
-    def __init__(self, recorded: Mapping[ConnKey, tuple[int, int | None]], fallback: IsnGenerator) -> None:
+    __slots__ = ("_opened_at", "_recorded", "pinned")
+
+    def __init__(self, recorded: Mapping[ConnKey, tuple[int, int | None]], secret: bytes) -> None:
+        super().__init__(secret)
         self._recorded = recorded
-        self._fallback = fallback
         self._opened_at: dict[ConnKey, float] = {}
         self.pinned = 0
 
@@ -284,7 +287,7 @@ class PinnedIsn:
         key = (local_ip, local_port, remote_ip, remote_port)
         pinned = self._recorded.get(key)
         if pinned is None:
-            return self._fallback.isn(now, *key)
+            return super().isn(now, *key)
         self._opened_at[key] = now  # the connection reads its TSval offset right after, at this time
         self.pinned += 1
         return pinned[0]
@@ -294,11 +297,11 @@ class PinnedIsn:
         pinned = self._recorded.get(key)
         opened = self._opened_at.get(key)
         if pinned is None or pinned[1] is None or opened is None:
-            return self._fallback.ts_offset(*key)
+            return super().ts_offset(*key)
         return (pinned[1] - TimestampClock().tsval(opened)) & 0xFFFFFFFF
 
     @classmethod
-    def from_frames(cls, frames: Iterable[bytes], fallback: IsnGenerator) -> PinnedIsn:
+    def from_frames(cls, frames: Iterable[bytes], secret: bytes) -> PinnedIsn:
         """Pins taken from the SYNs and SYN-ACKs among `frames` (the recorded host's own)."""
         recorded: dict[ConnKey, tuple[int, int | None]] = {}
         for frame in frames:
@@ -315,7 +318,7 @@ class PinnedIsn:
             if seg.flags & SYN:
                 tsval = None if seg.timestamp is None else seg.timestamp[0]
                 recorded.setdefault((ip.src, seg.sport, ip.dst, seg.dport), (seg.seq, tsval))
-        return cls(recorded, fallback)
+        return cls(recorded, secret)
 
 
 @dataclass(frozen=True)
@@ -485,8 +488,10 @@ def replay(
     iface = Interface(InterfaceConfig.from_strings(host_id.mac, [address], mtu=mtu, secret=secret))
     pins: PinnedIsn | None = None
     if pin_isn:
-        pins = PinnedIsn.from_frames((f for _, f in own), IsnGenerator(secret))
-        iface.tcp.isn_source = pins  # type: ignore[assignment]  # same two methods as IsnGenerator
+        pins = PinnedIsn.from_frames((f for _, f in own), secret)
+        if not isinstance(getattr(iface.tcp, "isn_source", None), IsnGenerator):
+            raise RuntimeError("this stack's TCP layer has no isn_source to pin: replay with pin_isn=False (--no-pin)")
+        iface.tcp.isn_source = pins
     handlers: list[Handler] = []
     if attach is not None:
         handlers.append(attach(iface))
