@@ -14,12 +14,14 @@ import argparse
 import asyncio
 import os
 import runpy
+import socket
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from usernet.aio import shared
+from usernet.aio.sockets import bind_anywhere
 from usernet.aio.loop import UsernetSelectorEventLoop
 from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
 from usernet.drivers.host import Host
@@ -87,6 +89,7 @@ def install(config: UsernetConfig | None = None) -> None:
 
     config = config if config is not None else UsernetConfig.from_env()
     shared.install(config)
+    socket.socket = bind_anywhere([str(config.interface.ip)])  # type: ignore[misc]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # policies are deprecated from 3.14
         asyncio.set_event_loop_policy(EventLoopPolicy())

@@ -22,7 +22,8 @@ import asyncio
 import errno
 import socket
 import weakref
-from typing import Union
+from collections.abc import Collection
+from typing import Any, Union
 
 from usernet.aio import datagram, stream
 from usernet.aio.driver import Driver
@@ -32,7 +33,7 @@ from usernet.stack.tcp.layer import TcpListener
 from usernet.stack.tcp.states import State
 from usernet.stack.udp import UdpSocket
 
-__all__ = ["Held", "Holders"]
+__all__ = ["IP_FREEBIND", "Held", "Holders", "bind_anywhere"]
 
 StackSocket = Union[TcpConnection, TcpListener, UdpSocket]
 
@@ -251,3 +252,41 @@ def sendto(held: Held, data: bytes | bytearray | memoryview, address: Address | 
     sock.sendto(data, remote, held.loop.time())
     held.changed()
     return len(data)
+
+
+#: Linux's IP_FREEBIND (Python has the name only from 3.12).
+IP_FREEBIND: int = getattr(socket, "IP_FREEBIND", 15)
+
+
+def bind_anywhere(addresses: Collection[str]) -> type[socket.socket]:
+    """A `socket.socket` subclass whose `bind` also takes usernet's addresses, for `install()` to put in place.
+
+    The kernel refuses to bind an address it does not own (EADDRNOTAVAIL), and
+    libraries (asyncssh's port forwarding, servers that bind before `create_server(sock=)`)
+    bind their own socket first. When that happens for one of usernet's addresses, the
+    bind is retried with IP_FREEBIND: the kernel then reserves the port for the
+    address without owning it, and the socket is usernet's when the loop gets it. Only
+    the loop makes such a socket carry traffic; blocking calls on it go to the kernel,
+    which has nothing at that address.
+    """
+
+    class UsernetBindableSocket(socket.socket):
+        __slots__ = ()
+
+        def bind(self, address: Any, /) -> None:
+            try:
+                super().bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL or self.family != socket.AF_INET or not _usernet_address(address):
+                    raise
+                self.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                super().bind(address)
+
+    def _usernet_address(address: Any) -> bool:
+        return isinstance(address, tuple) and len(address) == 2 and address[0] in own
+
+    own = frozenset(addresses)
+
+    UsernetBindableSocket.__qualname__ = UsernetBindableSocket.__name__ = "socket"
+    UsernetBindableSocket.__module__ = "socket"
+    return UsernetBindableSocket

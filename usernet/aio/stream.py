@@ -103,8 +103,11 @@ async def connect(
 class StreamTransport(UsernetTransport):
     """A usernet TCP connection behind asyncio's Transport interface, for Protocols and BufferedProtocols.
 
-    `abort()` resets the connection (a RST, like SO_LINGER 0); `close()` sends what is
-    buffered, then a FIN. Received bytes go to the protocol as the stack delivers them,
+    `close()` sends what is buffered, then a FIN. `abort()` drops what the transport
+    buffered and closes the stack socket at once, as asyncio's transports close their
+    kernel socket: what the stack already took still leaves, then a FIN, unless
+    received bytes were left unread, which makes it a RST (Linux's rule). anyio's
+    `aclose` (write_eof, close, abort) relies on that. Received bytes go to the protocol as the stack delivers them,
     at most once per loop iteration per connection.
     """
 
@@ -213,9 +216,6 @@ class StreamTransport(UsernetTransport):
         if self._ending:
             return
         self._driver.check_thread()
-        self._drop_pending()
-        self._sock.abort(self._loop.time())
-        self._driver.request_flush()
         self._force_close(None)
 
     def _force_close(self, exc: BaseException | None) -> None:
