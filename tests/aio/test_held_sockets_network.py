@@ -7,9 +7,11 @@ address, and the descriptor must tell select() the truth about a real connection
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -189,9 +191,11 @@ def sshd(tap: Sandbox, tmp_path: Path) -> Iterator[Path]:
     config.write_text(
         f"ListenAddress {KERNEL_IP}\nPort 2222\nHostKey {host_key}\nAuthorizedKeysFile {authorized}\n"
         "PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nAllowTcpForwarding yes\n"
+        "ClientAliveInterval 1\nClientAliveCountMax 3\n"  # a session whose client vanished ends in seconds
     )
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    proc = tap.popen([find("sshd"), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE, text=True)
+    with open(tmp_path / "sshd.log", "w") as log:
+        proc = tap.popen([find("sshd"), "-D", "-e", "-f", str(config)], stderr=log)
     try:
         for _ in range(100):
             probe = tap.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -204,8 +208,19 @@ def sshd(tap: Sandbox, tmp_path: Path) -> Iterator[Path]:
                 probe.close()
         yield client_key
     finally:
-        proc.kill()
-        proc.communicate()
+        for pid in [*descendants(proc.pid), proc.pid]:  # the session processes sshd forked, then sshd
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (from /proc), deepest last."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return [grand for child in children for grand in [child, *descendants(child)]]
 
 
 @pytest.mark.parametrize("loop", LOOPS)

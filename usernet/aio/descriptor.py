@@ -21,9 +21,16 @@ side in a correct program: it is only polled.
 
 from __future__ import annotations
 
+import functools
 import socket
 
 __all__ = ["Readiness"]
+
+
+@functools.cache
+def _fill(sndbuf: int) -> bytes:
+    """The datagram that makes a socket with this send buffer unwritable (one object for every pair)."""
+    return b"\0" * (sndbuf // 4 + 1)
 
 
 class Readiness:
@@ -36,7 +43,7 @@ class Readiness:
         theirs.setblocking(False)
         ours.setblocking(False)
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel raises it to its minimum
-        self._fill = b"\0" * (theirs.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4 + 1)
+        self._fill = _fill(theirs.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
         self._theirs = theirs
         self._ours = ours
         self.readable = False
