@@ -4,9 +4,9 @@
 connections between two interfaces on an in-memory wire (virtual clock, no network), so
 2 x count connection ends; the figure is per end. `--kind descriptor`: `--count` of the
 descriptors a usernet socket gets on its first `fileno()` (usernet/aio/descriptor.py),
-set to "writable", as an idle connection's is: what they add to an idle connection. Each kind is opened twice: once watching
-the resident set (/proc/self/statm, without tracemalloc's own overhead inflating it), once
-under tracemalloc (Python allocations only, exact). Prints one JSON object: bytes per
+set to "writable", as an idle connection's is: what they add to an idle connection.
+Each kind is opened twice: once watching the resident set (/proc/self/statm, without
+tracemalloc's own overhead inflating it), once under tracemalloc (Python allocations only, exact). Prints one JSON object: bytes per
 1,000 endpoints by each measure, and the growth of the kernel's slab memory (system-wide,
 so other processes add noise; a descriptor's cost is mostly there).
 """
@@ -52,10 +52,12 @@ def descriptor_opener(count: int) -> Callable[[], list[object]]:
     """Calling the result makes `count` descriptors and asks each for its fd, as a library would."""
 
     def open_all() -> list[object]:
-        made = [Readiness() for _ in range(count)]
-        for readiness in made:
+        made: list[object] = []
+        for _ in range(count):
+            readiness = Readiness()
             readiness.set(False, True)
             readiness.fileno()
+            made.append(readiness)
         return made
 
     return open_all

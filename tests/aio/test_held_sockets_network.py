@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,9 +74,7 @@ def test_httpx_makes_one_tls_session_for_100_https_gets(tap: Sandbox, tmp_path: 
     cert, key = certificate(tmp_path, KERNEL_IP)
     server = kernel_http(tap, 8443, str(cert), str(key))
     try:
-        out = run_on_usernet(
-            tap, [str(APPS / "httpx_client.py"), f"https://{KERNEL_IP}:8443/", "100", str(cert)], loop
-        )
+        out = run_on_usernet(tap, [str(APPS / "httpx_client.py"), f"https://{KERNEL_IP}:8443/", "100", str(cert)], loop)
     finally:
         server.kill()
     assert out == "connections 1 of 100"  # one connection, so one handshake
@@ -100,8 +98,7 @@ def test_anyio_listener_on_the_wildcard_answers_at_usernets_address(tap: Sandbox
     try:
         payload = os.urandom(200_000)
         with connect(tap, 8000) as sock:
-            done = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR)))
-            done.start()
+            done = send_then_fin(sock, payload)
             back = read_all(sock)
             done.join()
         assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
@@ -110,7 +107,19 @@ def test_anyio_listener_on_the_wildcard_answers_at_usernets_address(tap: Sandbox
         print(proc.communicate()[1])
 
 
-def kernel_echo(box: Sandbox, port: int) -> Iterator[None]:
+def send_then_fin(sock: socket.socket, payload: bytes) -> threading.Thread:
+    """Send `payload` and a FIN from a thread (the caller reads the echo meanwhile)."""
+
+    def send() -> None:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def kernel_echo(box: Sandbox, port: int) -> Generator[None, None, None]:
     """A TCP and a UDP echo on the kernel side, in threads, for as long as the generator is open."""
     tcp = box.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.bind((KERNEL_IP, port))
@@ -224,9 +233,7 @@ def descendants(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_asyncssh_forwards_a_megabyte_from_a_port_on_usernets_own_address(
-    tap: Sandbox, sshd: Path, loop: str
-) -> None:
+def test_asyncssh_forwards_a_megabyte_from_a_port_on_usernets_own_address(tap: Sandbox, sshd: Path, loop: str) -> None:
     echo = kernel_echo(tap, 9100)
     next(echo)
     proc = on_usernet(
@@ -238,8 +245,7 @@ def test_asyncssh_forwards_a_megabyte_from_a_port_on_usernets_own_address(
         assert line.startswith("forwarding "), line + proc.stderr.read()  # type: ignore[union-attr]
         payload = os.urandom(1_000_000)
         with connect(tap, int(line.split()[1])) as sock:
-            sender = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR)))
-            sender.start()
+            sender = send_then_fin(sock, payload)
             back = read_all(sock)
             sender.join()
         assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()

@@ -216,18 +216,16 @@ def test_socket_level_methods_then_a_transport_on_the_accepted_socket(pair: Pair
             sock, _ = await accepting
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as anyio does
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-            peer.write(b"ping")  # type: ignore[attr-defined]
+            peer.write(b"ping")
             assert await loop.sock_recv(sock, 100) == b"ping"
             await loop.sock_sendall(sock, b"pong" * 100_000)
             buf = bytearray(10)
-            peer.write(b"0123456789")  # type: ignore[attr-defined]
+            peer.write(b"0123456789")
             assert await loop.sock_recv_into(sock, buf) == 10 and buf == b"0123456789"
             reader = asyncio.StreamReader()
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: asyncio.StreamReaderProtocol(reader), sock
-            )
+            transport, _ = await loop.connect_accepted_socket(lambda: asyncio.StreamReaderProtocol(reader), sock)
             assert transport.get_extra_info("socket") is sock  # the same object, descriptor and all
-            peer.write(b"after")  # type: ignore[attr-defined]
+            peer.write(b"after")
             assert await reader.readexactly(5) == b"after"
             with pytest.raises(OSError) as info:
                 await loop.sock_recv(sock, 1)  # the transport's now

@@ -21,8 +21,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from usernet.aio import shared
-from usernet.aio.sockets import bind_anywhere
 from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.aio.sockets import bind_anywhere
 from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
 from usernet.drivers.host import Host
 

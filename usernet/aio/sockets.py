@@ -23,7 +23,7 @@ import errno
 import socket
 import weakref
 from collections.abc import Collection
-from typing import Any, Union
+from typing import Any
 
 from usernet.aio import datagram, stream
 from usernet.aio.driver import Driver
@@ -35,7 +35,7 @@ from usernet.stack.udp import UdpSocket
 
 __all__ = ["IP_FREEBIND", "Held", "Holders", "bind_anywhere"]
 
-StackSocket = Union[TcpConnection, TcpListener, UdpSocket]
+StackSocket = TcpConnection | TcpListener | UdpSocket
 
 
 def _address(addr: tuple[bytes, int] | None) -> Address | None:
@@ -50,7 +50,7 @@ class Held:
         self.driver = driver
         self.sock = sock
         self.kernel: weakref.ref[socket.socket] | None = None
-        self._finalizer: weakref.finalize[..., None] | None = None
+        self._finalizer: Any = None  # a weakref.finalize while a kernel socket object is watched
         kind = socket.SOCK_DGRAM if isinstance(sock, UdpSocket) else socket.SOCK_STREAM
         proto = socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP
         self.pseudo = PseudoSocket(self, kind, proto)
@@ -71,7 +71,9 @@ class Held:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed"))
+                waiter.set_exception(
+                    ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed")
+                )
         self.pseudo.release()
 
     async def news(self) -> None:
@@ -92,6 +94,11 @@ class Held:
         """A transport takes the stack socket (and the PseudoSocket) over: stop driving it from here."""
         self.driver.unregister(self.sock)
         self.forget_kernel()
+
+    def watch(self, kernel: socket.socket) -> None:
+        """Work for `kernel`: close with its object when it is collected (its close() is seen at the next call)."""
+        self.kernel = weakref.ref(kernel)
+        self._finalizer = weakref.finalize(kernel, self.close)
 
     def forget_kernel(self) -> None:
         """The kernel socket object is no longer this holder's to close."""
@@ -133,6 +140,9 @@ class Held:
         return sock.pending > 0, False
 
     def _close(self) -> None:
+        self.close()
+
+    def close(self) -> None:
         """Close as a kernel socket closes: a connection sends its FIN (a reset with unread data)."""
         if self.pseudo.closed:
             return
@@ -158,8 +168,7 @@ class Holders:
 
     def add(self, kernel: socket.socket, held: Held) -> Held:
         """Remember `held` for `kernel`; it is closed with the kernel socket's object (at the latest when collected)."""
-        held.kernel = weakref.ref(kernel)
-        held._finalizer = weakref.finalize(kernel, held._close)
+        held.watch(kernel)
         self._held[kernel] = held
         return held
 
@@ -172,7 +181,7 @@ class Holders:
             raise OSError(errno.EBUSY, "this usernet socket belongs to a transport or server: use that instead")
         held = self._held.get(sock)  # type: ignore[call-overload]
         if held is not None and (held.pseudo.closed or sock.fileno() == -1):  # type: ignore[attr-defined]
-            held._close()  # the program closed the kernel socket object
+            held.close()  # the program closed the kernel socket object
             del self._held[sock]  # type: ignore[arg-type]
             return None
         return held

@@ -276,4 +276,5 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
-        return f"<{type(self).__name__} {state} sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}>"
+        names = f"sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}"
+        return f"<{type(self).__name__} {state} {names}>"

@@ -15,9 +15,7 @@ import asyncssh
 
 async def main() -> None:
     ssh_host, ssh_port, key, listen_host, dest_host, dest_port = sys.argv[1:7]
-    async with asyncssh.connect(
-        ssh_host, int(ssh_port), username="root", client_keys=[key], known_hosts=None
-    ) as conn:
+    async with asyncssh.connect(ssh_host, int(ssh_port), username="root", client_keys=[key], known_hosts=None) as conn:
         listener = await conn.forward_local_port(listen_host, 0, dest_host, int(dest_port))
         print(f"forwarding {listener.get_port()}", flush=True)
         await listener.wait_closed()

@@ -1,6 +1,6 @@
 """A Starlette app served by uvicorn on usernet's wildcard, run unmodified by the network tests.
 
-    python starlette_app.py PORT LOOP
+python starlette_app.py PORT LOOP
 """
 
 import sys
