@@ -96,27 +96,26 @@ def test_httpx_sees_a_server_close_an_idle_connection_and_opens_a_new_one(tap: S
 def test_anyio_listener_on_the_wildcard_answers_at_usernets_address(tap: Sandbox, loop: str) -> None:
     proc = on_usernet(tap, [str(APPS / "anyio_app.py"), "listen", "8000"], loop=loop, ready="listening")
     try:
-        payload = os.urandom(200_000)
-        with connect(tap, 8000) as sock:
-            done = send_then_fin(sock, payload)
-            back = read_all(sock)
-            done.join()
-        assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
+        echoes(tap, 8000, 200_000)
     finally:
         proc.kill()
-        print(proc.communicate()[1])
+        proc.communicate()
 
 
-def send_then_fin(sock: socket.socket, payload: bytes) -> threading.Thread:
-    """Send `payload` and a FIN from a thread (the caller reads the echo meanwhile)."""
+def echoes(box: Sandbox, port: int, size: int) -> None:
+    """`size` random bytes and a FIN to usernet's `port` from the kernel side come back intact."""
+    payload = os.urandom(size)
+    with connect(box, port) as sock:
 
-    def send() -> None:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
+        def send() -> None:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
 
-    thread = threading.Thread(target=send)
-    thread.start()
-    return thread
+        sender = threading.Thread(target=send)
+        sender.start()
+        back = read_all(sock)
+        sender.join()
+    assert len(back) == size and hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
 
 
 def kernel_echo(box: Sandbox, port: int) -> Generator[None, None, None]:
@@ -243,12 +242,7 @@ def test_asyncssh_forwards_a_megabyte_from_a_port_on_usernets_own_address(tap: S
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("forwarding "), line + proc.stderr.read()  # type: ignore[union-attr]
-        payload = os.urandom(1_000_000)
-        with connect(tap, int(line.split()[1])) as sock:
-            sender = send_then_fin(sock, payload)
-            back = read_all(sock)
-            sender.join()
-        assert hashlib.sha256(back).digest() == hashlib.sha256(payload).digest()
+        echoes(tap, int(line.split()[1]), 1_000_000)
     finally:
         proc.kill()
         proc.communicate()

@@ -9,6 +9,7 @@ import pytest
 
 from tests.stack.simpair import A_IP, B_IP, Pair, make_pair
 from usernet.apps.services import UdpEcho
+from usernet.stack.tcp.connection import TcpConnection
 from usernet.wire import ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, parse_arp, parse_ethernet
 
 SYN = 0x02
@@ -241,27 +242,26 @@ def _tcp_flags(frame: bytes) -> int | None:
     return frame[14 + (frame[14] & 15) * 4 + 13]
 
 
-def test_one_ignored_arp_request_costs_the_first_connection_only_the_first_retry():
+def _first_connection(lost_requests: int, run: float) -> tuple[Pair, float, TcpConnection]:
+    """A connects to B, whose first `lost_requests` ARP requests from A are lost; run `run` seconds."""
     pair = make_pair()
-    pair.a_link.lose = _deaf_to(1)
+    pair.a_link.lose = _deaf_to(lost_requests)
     pair.b.iface.tcp.listen((B_IP, 80))
     pair.sim.run(0.1)  # past B's start-up announcement, which would answer A's question
     start = pair.now()
     conn = pair.a.iface.tcp.connect((B_IP, 80), start)
-    pair.sim.run(0.5)
+    pair.sim.run(run)
     assert conn.state.name == "ESTABLISHED"
+    return pair, start, conn
+
+
+def test_one_ignored_arp_request_costs_the_first_connection_only_the_first_retry():
+    pair, start, _ = _first_connection(1, 0.5)
     assert _syns(pair) == [pytest.approx(start + 0.2, abs=0.01)]  # held for ARP, sent once when the retry was answered
 
 
 def test_a_syn_retransmitted_while_held_for_arp_leaves_once():
     # Two requests lost: resolution at 1.2 s, after the SYN's 1 s RTO queued a second copy.
-    pair = make_pair()
-    pair.a_link.lose = _deaf_to(2)
-    pair.b.iface.tcp.listen((B_IP, 80))
-    pair.sim.run(0.1)  # past B's start-up announcement, which would answer A's question
-    start = pair.now()
-    conn = pair.a.iface.tcp.connect((B_IP, 80), start)
-    pair.sim.run(2.0)
-    assert conn.state.name == "ESTABLISHED"
+    pair, start, _ = _first_connection(2, 2.0)
     assert _syns(pair) == [pytest.approx(start + 1.2, abs=0.01)]
     assert pair.a.iface.stats()["arp_superseded"] == 1
