@@ -93,8 +93,12 @@ def test_httpx_sees_a_server_close_an_idle_connection_and_opens_a_new_one(tap: S
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_anyio_listener_on_the_wildcard_answers_at_usernets_address(tap: Sandbox, loop: str) -> None:
-    proc = on_usernet(tap, [str(APPS / "anyio_app.py"), "listen", "8000"], loop=loop, ready="listening")
+@pytest.mark.parametrize("mode", ["listen", "listen-any"])
+def test_anyio_listener_on_the_wildcard_answers_at_usernets_address(tap: Sandbox, loop: str, mode: str) -> None:
+    if mode == "listen-any":  # with an IPv6 address up, anyio listens on "::" dual-stack
+        tap.run(["ip", "addr", "add", "2001:db8::1/64", "dev", "usernet0", "nodad"], check=True)
+    family = "AF_INET6" if mode == "listen-any" else "AF_INET"
+    proc = on_usernet(tap, [str(APPS / "anyio_app.py"), mode, "8000"], loop=loop, ready=f"listening {family}\n")
     try:
         echoes(tap, 8000, 200_000)
     finally:

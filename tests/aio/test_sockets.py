@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.aio.conftest import A_IP, B_IP, LOOPS, Pair, connect_from_b, make_pair, serve_on_b
 from usernet.aio.sockets import IP_FREEBIND
+from usernet.link.sandbox import Sandbox
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
 
@@ -269,5 +270,26 @@ def test_udp_socket_level_methods_and_datagram_endpoint_from_a_socket(pair: Pair
             transport.close()
             await settle()
             assert sock.fileno() == -1  # the kernel socket went with the transport
+
+    pair.run(main())
+
+
+def test_a_dual_stack_listener_on_the_wildcard_accepts_on_usernet(pair: Pair, sandbox: Sandbox) -> None:
+    # anyio's create_tcp_listener() without local_host on a host with IPv6: "::", IPV6_V6ONLY off.
+    # The kernel socket lives in a namespace of the test's own: nothing outside can reach it.
+    async def main() -> None:
+        listening = sandbox.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listening.bind(("::", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        accepting = asyncio.ensure_future(pair.loop.sock_accept(listening))
+        peer, _ = await connect_from_b(pair, Peer, port)
+        sock, address = await accepting
+        assert sock.family == socket.AF_INET6
+        assert address == ("::ffff:" + B_IP, peer.get_extra_info("sockname")[1], 0, 0) == sock.getpeername()
+        assert sock.getsockname() == ("::ffff:" + A_IP, port, 0, 0)
+        sock.close()
+        listening.close()
 
     pair.run(main())

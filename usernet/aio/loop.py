@@ -419,17 +419,27 @@ class UsernetLoopMixin:
         return await sockets.accept(held)
 
     def _usernet_listen(self, sock: socket.socket) -> sockets.Held | None:
-        """A usernet listener for a listening kernel socket the router sends to usernet (else None)."""
-        if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM:
+        """A usernet listener for a listening kernel socket the router sends to usernet (else None).
+
+        AF_INET sockets by their bound address; an AF_INET6 one only as a dual-stack
+        wildcard ("::" with IPV6_V6ONLY off: anyio's default listener), whose IPv4 half is
+        the wildcard of rule 4 — its connections then name their peers `::ffff:a.b.c.d`.
+        """
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             return None  # the base loop raises the kernel's error
-        bound, port = sock.getsockname()
+        bound, port = sock.getsockname()[:2]
+        if sock.family == socket.AF_INET6:
+            if bound != "::" or sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                return None
+            bound = "0.0.0.0"
         if self.usernet_router.choose(None if bound == "0.0.0.0" else bound, None) == "kernel":
             return None
         driver = self.usernet_driver()
         listener = listen(driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN)[0]
-        return self._usernet_holders.add(sock, sockets.Held(self, driver, listener))  # type: ignore[arg-type]
+        held = sockets.Held(self, driver, listener, sock.family)  # type: ignore[arg-type]
+        return self._usernet_holders.add(sock, held)
 
     def _usernet_udp(self, sock: socket.socket, remote: str | None) -> sockets.Held | None:
         """The Held usernet UDP socket for a kernel UDP socket the router sends to usernet (else None).

@@ -45,7 +45,9 @@ def _address(addr: tuple[bytes, int] | None) -> Address | None:
 class Held:
     """One stack socket driven by the socket-level methods, with the PseudoSocket that stands for it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, driver: Driver, sock: StackSocket) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, driver: Driver, sock: StackSocket, family: int = socket.AF_INET
+    ) -> None:
         self.loop = loop
         self.driver = driver
         self.sock = sock
@@ -54,6 +56,7 @@ class Held:
         kind = socket.SOCK_DGRAM if isinstance(sock, UdpSocket) else socket.SOCK_STREAM
         proto = socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP
         self.pseudo = PseudoSocket(self, kind, proto)
+        self.pseudo.family = family  # AF_INET6: behind a dual-stack listener ("::", IPV6_V6ONLY off)
         self._waiters: list[asyncio.Future[None]] = []
         driver.register(sock, self)
 
@@ -233,8 +236,8 @@ async def accept(held: Held) -> tuple[PseudoSocket, Address]:
     while (conn := listener.accept()) is None:
         await held.news()
     held.changed()
-    accepted = Held(held.loop, held.driver, conn)
-    return accepted.pseudo, accepted._peername()  # type: ignore[return-value]
+    accepted = Held(held.loop, held.driver, conn, held.pseudo.family)
+    return accepted.pseudo, accepted.pseudo.getpeername()
 
 
 async def recvfrom(held: Held, size: int) -> tuple[bytes, Address]:

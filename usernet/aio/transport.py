@@ -88,14 +88,20 @@ class PseudoSocket:
         if not self.closed:
             self.owner._close()
 
-    def getsockname(self) -> Address:
-        return self.owner._sockname()
+    def getsockname(self) -> Any:
+        return self._as_family(self.owner._sockname())
 
-    def getpeername(self) -> Address:
+    def getpeername(self) -> Any:
         peer = self.owner._peername()
         if peer is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
-        return peer
+        return self._as_family(peer)
+
+    def _as_family(self, address: Address) -> Any:
+        """An AF_INET6 socket (accepted on a dual-stack listener) names IPv4 peers as mapped addresses."""
+        if self.family == socket.AF_INET6:
+            return ("::ffff:" + address[0], address[1], 0, 0)
+        return address
 
     def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
         stored = value if value is not None else b"\x00" * (optlen or 0)

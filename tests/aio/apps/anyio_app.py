@@ -1,9 +1,10 @@
 """anyio on usernet, run unmodified by the network tests.
 
     python anyio_app.py listen PORT        # an echo server on anyio.create_tcp_listener(local_host="0.0.0.0")
+    python anyio_app.py listen-any PORT    # the same without local_host: "::" dual-stack where IPv6 is up
     python anyio_app.py connect HOST PORT  # connect_tcp and create_udp_socket to a kernel-side echo
 
-`listen` prints "listening"; `connect` prints the local addresses it got and "ok".
+`listen` prints "listening" and the families of its sockets; `connect` prints the local addresses it got and "ok".
 """
 
 import sys
@@ -18,9 +19,10 @@ async def echo(stream: SocketStream) -> None:
             await stream.send(data)
 
 
-async def listen(port: int) -> None:
-    listener = await anyio.create_tcp_listener(local_host="0.0.0.0", local_port=port)
-    print("listening", flush=True)
+async def listen(port: int, host: str | None) -> None:
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    families = sorted(inner.extra(anyio.abc.SocketAttribute.family).name for inner in listener.listeners)
+    print("listening", *families, flush=True)
     await listener.serve(echo)
 
 
@@ -38,6 +40,8 @@ async def connect(host: str, port: int) -> None:
 
 
 if sys.argv[1] == "listen":
-    anyio.run(listen, int(sys.argv[2]))
+    anyio.run(listen, int(sys.argv[2]), "0.0.0.0")
+elif sys.argv[1] == "listen-any":
+    anyio.run(listen, int(sys.argv[2]), None)
 else:
     anyio.run(connect, sys.argv[2], int(sys.argv[3]))
