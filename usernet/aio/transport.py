@@ -58,7 +58,7 @@ class PseudoSocket:
 
     def __init__(self, owner: SocketOwner, type: int, proto: int) -> None:
         self.owner = owner
-        self.family = socket.AF_INET
+        self.family: int = socket.AF_INET
         self.type = type
         self.proto = proto
         self.closed = False
