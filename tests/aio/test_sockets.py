@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.aio.conftest import A_IP, B_IP, LOOPS, Pair, connect_from_b, make_pair, serve_on_b
-from usernet.aio.sockets import IP_FREEBIND
+from usernet.aio.sockets import IP_FREEBIND, bind_anywhere
 from usernet.link.sandbox import Sandbox
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
@@ -291,5 +291,41 @@ def test_a_dual_stack_listener_on_the_wildcard_accepts_on_usernet(pair: Pair, sa
         assert sock.getsockname() == ("::ffff:" + A_IP, port, 0, 0)
         sock.close()
         listening.close()
+
+    pair.run(main())
+
+
+def test_the_runners_socket_class_binds_usernets_address_and_only_that() -> None:
+    bindable = bind_anywhere([A_IP])
+    with bindable(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((A_IP, 0))  # the kernel does not own it: bound with IP_FREEBIND
+        assert sock.getsockname()[0] == A_IP
+        assert isinstance(sock, socket.socket)
+    with bindable(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(OSError) as info:
+        sock.bind(("198.51.100.7", 0))  # not usernet's either: the kernel's refusal stands
+    assert info.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_create_server_on_a_socket_bound_to_usernets_address(pair: Pair) -> None:
+    # What asyncssh's forward_local_port does: bind, then create_server(sock=).
+    async def main() -> None:
+        sock = bind_anywhere([A_IP])(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((A_IP, 0))
+        port = sock.getsockname()[1]
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Take(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                received.put_nowait(data)
+
+        server = await pair.loop.create_server(Take, sock=sock)
+        assert server.sockets[0].getsockname() == (A_IP, port)
+        peer, _ = await connect_from_b(pair, Peer, port)
+        peer.write(b"through the pre-bound socket")
+        assert await received.get() == b"through the pre-bound socket"
+        peer.close()
+        server.close()
+        await server.wait_closed()
+        assert sock.fileno() == -1  # the kernel socket went with the server
 
     pair.run(main())
