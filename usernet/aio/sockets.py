@@ -110,6 +110,11 @@ class Held:
             self._finalizer.detach()
             self._finalizer = None
 
+    def udp(self) -> UdpSocket:
+        """The stack socket, which the caller knows is a UDP one."""
+        assert isinstance(self.sock, UdpSocket)
+        return self.sock
+
     # -- the PseudoSocket's owner ------------------------------------------------------------
 
     def _sockname(self) -> Address:
