@@ -6,9 +6,10 @@ connections between two interfaces on an in-memory wire (virtual clock, no netwo
 descriptors a usernet socket gets on its first `fileno()` (usernet/aio/descriptor.py),
 set to "writable", as an idle connection's is: what they add to an idle connection.
 Each kind is opened twice: once watching the resident set (/proc/self/statm, without
-tracemalloc's own overhead inflating it), once under tracemalloc (Python allocations only, exact). Prints one JSON object: bytes per
-1,000 endpoints by each measure, and the growth of the kernel's slab memory (system-wide,
-so other processes add noise; a descriptor's cost is mostly there).
+tracemalloc's own overhead inflating it), once under tracemalloc (Python allocations
+only, exact). Prints one JSON object: bytes per 1,000 endpoints by each measure, and the
+growth of the kernel's slab memory (system-wide, so other processes add noise; a
+descriptor's cost is mostly there).
 """
 
 from __future__ import annotations
