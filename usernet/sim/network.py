@@ -38,6 +38,8 @@ __all__ = ["SEED_VARIABLE", "Network", "SimulationTimeout", "default_seed"]
 SEED_VARIABLE = "USERNET_SIM_SEED"
 
 Main = Callable[[], Coroutine[Any, Any, Any]]
+#: Virtual seconds the tasks of hosts still running at the end of a run get to unwind.
+_UNWIND = 10.0
 
 
 def default_seed() -> int:
@@ -103,14 +105,19 @@ class _Life:
 
     def _wake(self) -> None:
         self._nudged = False
-        if self.alive:
+        if self.driver.attached:
             self.driver.wake()
 
-    def end(self) -> None:
-        """Crash: nothing more runs, every task is cancelled, every socket vanishes without a word."""
+    def cancel(self) -> list[asyncio.Task[Any]]:
+        """Stop taking tasks and cancel every one this host has; return them."""
         self.alive = False
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        return tasks
+
+    def detach(self) -> None:
+        """Drop the stack: every socket vanishes without a word on the wire."""
         self.context.copy().run(self.driver.detach)
 
 
@@ -286,7 +293,8 @@ class Network:
         port = self.switch.port(name)
         port.set_up(False)
         port.on_arrival = _nothing
-        life.end()
+        life.cancel()
+        life.detach()
         self._changed()
 
     def restart(self, name: str) -> None:
@@ -431,14 +439,16 @@ class Network:
         return life.alive and life.main_task is not None and not life.main_task.done()
 
     def _stop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """End every host's life, let the cancelled tasks unwind, and drop the stacks."""
-        tasks: list[asyncio.Task[Any]] = []
-        for life in self._lives.values():
-            if life.alive:
-                tasks.extend(life.tasks)
-                life.end()
-        if tasks:
-            loop.run_until_complete(asyncio.wait(tasks, timeout=60))
+        """End every host's life: cancel its tasks and let them unwind (their goodbyes still reach
+        the wire), then drop the stacks and cancel whatever waited on them."""
+        lives = [life for life in self._lives.values() if life.alive]
+        for _ in range(2):
+            tasks = [task for life in lives for task in life.cancel()]
+            if tasks:
+                loop.run_until_complete(asyncio.wait(tasks, timeout=_UNWIND))
+            for life in lives:
+                if life.driver.attached:
+                    life.detach()
         loop.run_until_complete(loop.shutdown_asyncgens())
 
     def _resolve(self, name: str) -> str | None:
