@@ -73,9 +73,8 @@ def test_partition_longer_than_the_timeout_then_repair() -> None:
     async def client() -> None:
         loop = asyncio.get_running_loop()
         await ready.wait()
-        async with aiohttp.ClientSession() as session:
-            async with session.get("http://server:8080/") as response:
-                assert await response.text() == "hello"
+        async with aiohttp.ClientSession() as session, session.get("http://server:8080/") as response:
+            assert await response.text() == "hello"
         net.partition("client", "server")
         net.after(30, net.repair, "client", "server")
         timeout = aiohttp.ClientTimeout(total=5)
@@ -84,10 +83,9 @@ def test_partition_longer_than_the_timeout_then_repair() -> None:
                 await session.get("http://server:8080/")
             events.append(("timed out", loop.time()))
         await asyncio.sleep(30)  # the partition is repaired meanwhile
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get("http://server:8080/") as response:
-                assert await response.text() == "hello"
-                events.append(("answered", loop.time()))
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get("http://server:8080/") as response:
+            assert await response.text() == "hello"
+            events.append(("answered", loop.time()))
 
     net = sim.Network(seed=3)
     net.host("server", _server(b"", ready), address="10.0.0.1/24")

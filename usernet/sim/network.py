@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import hashlib
 import ipaddress
 import math
@@ -146,7 +147,7 @@ class Network:
         self._lives: dict[str, _Life] = {}
         self._restarts: dict[str, int] = {}
         self._loop: sim_loop.SimLoop | None = None
-        self._timers: list[tuple[float, Callable[..., object], tuple[Any, ...]]] = []
+        self._timers: list[tuple[float, Callable[[], object]]] = []
         self._captures: list[PcapWriter] = []
         self._capture_dir: Path | None = None
         self._failures: list[BaseException] = []
@@ -351,16 +352,17 @@ class Network:
         """Virtual seconds since the network was made."""
         return self.clock()
 
-    def at(self, when: float, callback: Callable[..., object], *args: Any) -> None:
-        """Call `callback(*args)` at virtual time `when` (e.g. `net.at(5, net.partition, "a", "b")`)."""
+    def at(self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Call `callback(*args, **kwargs)` at virtual time `when` (e.g. `net.at(5, net.partition, "a", "b")`)."""
+        call = functools.partial(callback, *args, **kwargs)
         if self._loop is None:
-            self._timers.append((when, callback, args))
+            self._timers.append((when, call))
         else:
-            self._loop.call_at(when, callback, *args, context=_outside())
+            self._loop.call_at(when, call, context=_outside())
 
-    def after(self, delay: float, callback: Callable[..., object], *args: Any) -> None:
-        """Call `callback(*args)` `delay` virtual seconds from now."""
-        self.at(self.now + delay, callback, *args)
+    def after(self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Call `callback(*args, **kwargs)` `delay` virtual seconds from now."""
+        self.at(self.now + delay, callback, *args, **kwargs)
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -413,8 +415,8 @@ class Network:
     async def _main(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
         progress = self._progress = asyncio.Event()
-        for when, callback, args in self._timers:
-            loop.call_at(when, callback, *args, context=_outside())
+        for when, call in self._timers:
+            loop.call_at(when, call, context=_outside())
         for spec in self._specs.values():
             self._start(spec, 0)
         deadline = None if timeout is None else self.now + timeout
