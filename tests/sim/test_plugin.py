@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-TESTS = '''
+TESTS = """
 import asyncio
 
 import pytest
@@ -50,12 +50,14 @@ def test_plain_fixture(sim):
 async def test_pytest_asyncio_beside_it():
     await asyncio.sleep(0)
     assert asyncio.get_running_loop().time() > 0
-'''
+"""
 
 
 def test_marker_reports_the_failing_seeds_and_how_to_replay_them(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_seeds=TESTS)
-    result = pytester.runpytest("-p", "asyncio", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+    result = pytester.runpytest(
+        "-p", "asyncio", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
+    )
     result.assert_outcomes(passed=6, failed=2)
     result.stdout.fnmatch_lines(
         [
