@@ -11,6 +11,7 @@ import asyncio
 import random
 import sys
 
+from tests.sim.echo import echo_server
 from usernet import sim
 
 
@@ -18,12 +19,6 @@ def build(seed: int) -> sim.Network:
     net = sim.Network(seed=seed)
 
     async def server() -> None:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
         class Udp(asyncio.DatagramProtocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
@@ -32,7 +27,7 @@ def build(seed: int) -> sim.Network:
                 self.transport.sendto(data.upper(), addr)
 
         await asyncio.get_running_loop().create_datagram_endpoint(Udp, local_addr=("0.0.0.0", 9))
-        await (await asyncio.start_server(echo, "0.0.0.0", 7)).serve_forever()
+        await echo_server()
 
     async def client() -> None:
         payload = random.Random(0).randbytes(300_000)

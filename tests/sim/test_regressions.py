@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tests.sim.echo import echo_server
 from usernet import sim
 
 
@@ -17,21 +18,13 @@ def test_bulk_echo_under_ten_percent_loss_finishes(seed: int) -> None:
     payload = random.Random(seed).randbytes(1_000_000)
     echoed: list[bool] = []
 
-    async def server() -> None:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-
-        await (await asyncio.start_server(echo, "0.0.0.0", 7)).serve_forever()
-
     async def client() -> None:
         reader, writer = await asyncio.open_connection("server", 7)
         writer.write(payload)
         echoed.append(await reader.readexactly(len(payload)) == payload)
 
     net = sim.Network(seed=seed, latency=0.001)
-    net.host("server", server, address="10.0.0.1/24")
+    net.host("server", echo_server, address="10.0.0.1/24")
     net.client("client", client, address="10.0.0.2/24")
     net.link("client", "server", loss=0.10)
     net.run(timeout=600)

@@ -8,19 +8,9 @@ import time
 
 import pytest
 
+from tests.sim.echo import echo_server
 from usernet import sim
 from usernet.sim.timepatch import EPOCH
-
-
-async def _echo_server() -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(echo, "0.0.0.0", 7)
-    await server.serve_forever()
 
 
 def _keepalive(writer: asyncio.StreamWriter, idle: int, interval: int, count: int) -> None:
@@ -45,7 +35,7 @@ def test_ten_idle_minutes_with_keepalive() -> None:
         seen["idle"] = loop.time() - start
 
     net = sim.Network(seed=1)
-    net.host("server", _echo_server, address="10.0.0.1/24")
+    net.host("server", echo_server, address="10.0.0.1/24")
     net.client("client", client, address="10.0.0.2/24")
     wall = time.perf_counter()
     net.run(timeout=1000)
@@ -76,7 +66,7 @@ def test_a_crashed_server_is_found_by_keepalive_and_a_restart_serves_again() -> 
         seen["again"] = await reader.readexactly(11)
 
     net = sim.Network(seed=2)
-    net.host("server", _echo_server, address="10.0.0.1/24")
+    net.host("server", echo_server, address="10.0.0.1/24")
     net.client("client", client, address="10.0.0.2/24")
     net.run(timeout=100)
     error = seen["error"]
@@ -99,7 +89,7 @@ def test_user_timeout_fails_a_write_into_a_partition() -> None:
         seen["error"], seen["at"] = failure.value, loop.time()
 
     net = sim.Network(seed=2)
-    net.host("server", _echo_server, address="10.0.0.1/24")
+    net.host("server", echo_server, address="10.0.0.1/24")
     net.client("client", client, address="10.0.0.2/24")
     net.run(timeout=600)
     assert isinstance(seen["error"], TimeoutError)
