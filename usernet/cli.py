@@ -1,4 +1,5 @@
-"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill scripts and the demo."""
+"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill
+scripts and the demo."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from usernet import __version__
@@ -37,16 +39,16 @@ def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> It
         yield host
 
 
-def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
+def _print_frame(frame: bytes | bytearray | memoryview, timestamp: float, outgoing: bool) -> None:
     """One line per frame, as tcpdump prints, with the direction seen from usernet."""
     from usernet.wire import describe
 
     clock = time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.6f}"[1:]
-    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
+    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)
 
 
-def _print_counters(host: object) -> None:
-    stats = host.iface.stats()  # type: ignore[attr-defined]
+def _print_counters(host: Host) -> None:
+    stats = host.iface.stats()
     shown = {k: v for k, v in stats.items() if v}
     print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
 
@@ -128,6 +130,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class _PingState:
+    """Where `usernet ping` is: the last sequence number sent, when it went, when the next goes."""
+
+    seq: int = 0
+    last: float = 0.0
+    next: float = 0.0
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     from usernet.drivers import selectloop
 
@@ -135,9 +146,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
-    state = {"next": 0.0, "seq": 0, "last": 0.0}
+    state = _PingState()
     with _open_host(args, "ping") as host:
-        iface = host.iface  # type: ignore[attr-defined]
+        iface = host.iface
         sock = iface.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
 
@@ -148,26 +159,27 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: "
+                        f"icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
                         flush=True,
                     )
 
         def until(now: float) -> bool:
-            if state["seq"] < args.count and now >= state["next"]:
-                state["seq"] += 1
-                sent[state["seq"]] = now
+            if state.seq < args.count and now >= state.next:
+                state.seq += 1
+                sent[state.seq] = now
                 try:
-                    sock.send(target.packed, state["seq"], payload, now)
+                    sock.send(target.packed, state.seq, payload, now)
                 except OSError as exc:
                     print(f"ping: {exc.strerror}", file=sys.stderr)
                     return True
-                host.flush(now)  # type: ignore[attr-defined]
-                state["next"] = now + args.interval
-                state["last"] = now
-            done = state["seq"] >= args.count and (not sent or now - state["last"] >= args.timeout)
+                host.flush(now)
+                state.next = now + args.interval
+                state.last = now
+            done = state.seq >= args.count and (not sent or now - state.last >= args.timeout)
             return done
 
-        selectloop.run(host, on_ready, until=until)  # type: ignore[arg-type]
+        selectloop.run(host, on_ready, until=until)
     loss = 100.0 * (args.count - len(rtts)) / args.count
     print(f"--- {target} ping statistics ---")
     print(f"{args.count} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")

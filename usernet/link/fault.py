@@ -167,7 +167,7 @@ class FaultInjector(LinkWrapper):
         "lost",
         "rate_limited",
         "reordered",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,
