@@ -144,7 +144,7 @@ class _ResidentRouter(Router):
         )
 
 
-class SimLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
+class SimLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):
     """The loop of a simulated network: virtual time, and every socket on the stack of its host.
 
     `names` maps a host name to its address, so code may connect to "server" as to a
