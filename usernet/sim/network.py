@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,9 @@ from usernet.aio.routing import Router
 from usernet.drivers.host import Host
 from usernet.link.clock import VirtualClock
 from usernet.link.pcap import PcapWriter
-from usernet.link.switch import Switch
+from usernet.link.switch import Switch, SwitchPort
 from usernet.sim import loop as sim_loop
+from usernet.sim.router import RouterPort, SimRouter
 from usernet.sim.timepatch import virtual_time
 from usernet.stack import Interface, InterfaceConfig, TcpConfig
 
@@ -39,6 +40,8 @@ __all__ = ["SEED_VARIABLE", "Network", "SimulationTimeout", "default_seed"]
 SEED_VARIABLE = "USERNET_SIM_SEED"
 
 Main = Callable[[], Coroutine[Any, Any, Any]]
+#: The segment hosts are on unless they name another.
+DEFAULT_SEGMENT = "lan"
 #: Virtual seconds the tasks of hosts still running at the end of a run get to unwind.
 _UNWIND = 10.0
 
@@ -142,6 +145,9 @@ class Network:
         self.seed = default_seed() if seed is None else int(seed)
         self.clock = VirtualClock()
         self.switch = Switch(self.clock, seed=self.seed, mtu=mtu, latency=latency)
+        self._segments: dict[str, Switch] = {DEFAULT_SEGMENT: self.switch}
+        self._home: dict[str, tuple[str, ...]] = {}  # host or router -> the segments it has a port on
+        self._routers: dict[str, SimRouter] = {}
         self.patch_time = patch_time
         self._specs: dict[str, _Spec] = {}
         self._lives: dict[str, _Life] = {}
@@ -157,32 +163,90 @@ class Network:
     # -- building ---------------------------------------------------------------------------
 
     def host(
-        self, name: str, main: Main, *, address: str, gateway: str | None = None, tcp: TcpConfig | None = None
+        self,
+        name: str,
+        main: Main,
+        *,
+        address: str,
+        gateway: str | None = None,
+        tcp: TcpConfig | None = None,
+        segment: str = DEFAULT_SEGMENT,
     ) -> None:
         """A host `name` with `address` (CIDR, e.g. "10.0.0.1/24") that runs `main()` when the network runs.
 
-        A host's main may return (its servers keep serving) or run until the run ends.
+        A host's main may return (its servers keep serving) or run until the run ends. It
+        sits on `segment` (see `segment()`); `gateway` is a router's address on it.
         """
-        self._add(name, main, address, gateway, tcp, client=False)
+        self._add(name, main, address, gateway, tcp, segment, client=False)
 
     def client(
-        self, name: str, main: Main, *, address: str, gateway: str | None = None, tcp: TcpConfig | None = None
+        self,
+        name: str,
+        main: Main,
+        *,
+        address: str,
+        gateway: str | None = None,
+        tcp: TcpConfig | None = None,
+        segment: str = DEFAULT_SEGMENT,
     ) -> None:
         """A host like `host()`, whose main `run()` waits for; its exception ends the run and propagates."""
-        self._add(name, main, address, gateway, tcp, client=True)
+        self._add(name, main, address, gateway, tcp, segment, client=True)
+
+    def segment(self, name: str, *, latency: float | None = None) -> None:
+        """Another Ethernet segment (the first is "lan"); hosts on different segments talk through a `router`."""
+        self._check_new(name, self._segments)
+        digest = hashlib.sha256(f"usernet-sim:{self.seed}:segment:{name}".encode()).digest()
+        self._segments[name] = Switch(
+            self.clock,
+            seed=int.from_bytes(digest[:8], "big"),
+            mtu=self.switch.mtu,
+            latency=self.switch.latency if latency is None else latency,
+        )
+
+    def router(self, name: str, addresses: dict[str, str]) -> None:
+        """A router `name` with a port on each segment given, `{segment: "CIDR address"}`, forwarding IPv4."""
+        self._check_new(name, self._home)
+        legs = []
+        for segment, address in addresses.items():
+            port = self._switch(segment).add_port(name)
+            legs.append(RouterPort(port, ipaddress.IPv4Interface(address)))
+        self._home[name] = tuple(addresses)
+        self._routers[name] = SimRouter(name, legs)
+
+    def _check_new(self, name: str, taken: dict[str, Any]) -> None:
+        if self._loop is not None:
+            raise RuntimeError("hosts, routers and segments are added before run()")
+        if name in taken:
+            raise ValueError(f"the name {name!r} is taken")
+
+    def _switch(self, segment: str) -> Switch:
+        switch = self._segments.get(segment)
+        if switch is None:
+            raise KeyError(
+                f"no segment named {segment!r} (segments: {', '.join(self._segments)}): add it with segment()"
+            )
+        return switch
 
     def _add(
-        self, name: str, main: Main, address: str, gateway: str | None, tcp: TcpConfig | None, *, client: bool
+        self,
+        name: str,
+        main: Main,
+        address: str,
+        gateway: str | None,
+        tcp: TcpConfig | None,
+        segment: str,
+        *,
+        client: bool,
     ) -> None:
-        if self._loop is not None:
-            raise RuntimeError("hosts are added before run()")
+        self._check_new(name, self._home)
         if not callable(main):
             raise TypeError(f"the main of host {name!r} must be an async function taking no arguments")
         try:
             ipaddress.IPv4Interface(address)
         except ValueError as exc:
             raise ValueError(f"host {name!r}: address must be IPv4 CIDR like '10.0.0.1/24' ({exc})") from None
-        port = self.switch.add_port(name)
+        port = self._switch(segment).add_port(name)
+        self._home[name] = (segment,)
         config = InterfaceConfig.from_strings(
             port.mac, [address], gateway, mtu=self.switch.mtu, tcp=tcp or TcpConfig(), secret=self._secret(name, 0)
         )
@@ -227,8 +291,8 @@ class Network:
         frame; `bandwidth` in bits per second (`math.inf`: no limit). A setting left out
         keeps its value, so this may be called again at any time during a run.
         """
-        for source, target in self._pairs(a, b, oneway):
-            injector = self.switch.injector(source, target)
+        for switch, source, target in self._pairs(a, b, oneway):
+            injector = switch.injector(source, target)
             injector.update(
                 loss=loss, duplicate=duplicate, reorder=reorder, corrupt=corrupt, delay=latency, jitter=jitter
             )
@@ -239,36 +303,56 @@ class Network:
 
     def partition(self, a: str, b: str | None = None, *, oneway: bool = False) -> None:
         """Cut the cables between `a` and `b` (every other host when b is None); frames in flight are lost."""
-        for source, target in self._pairs(a, b, oneway):
-            self.switch.cable(source, target).cut = True
+        for switch, source, target in self._pairs(a, b, oneway):
+            switch.cable(source, target).cut = True
 
     def repair(self, a: str, b: str | None = None, *, oneway: bool = False) -> None:
         """Undo `partition` for these cables."""
-        for source, target in self._pairs(a, b, oneway):
-            self.switch.cable(source, target).cut = False
+        for switch, source, target in self._pairs(a, b, oneway):
+            switch.cable(source, target).cut = False
 
     def hold(self, a: str, b: str | None = None, *, oneway: bool = False) -> None:
         """Keep the frames on these cables back (a stalled path) until `release`."""
-        for source, target in self._pairs(a, b, oneway):
-            self.switch.cable(source, target).hold()
+        for switch, source, target in self._pairs(a, b, oneway):
+            switch.cable(source, target).hold()
 
     def release(self, a: str, b: str | None = None, *, oneway: bool = False) -> None:
         """Deliver what `hold` kept, in order, now, and let frames through again."""
-        for source, target in self._pairs(a, b, oneway):
-            self.switch.cable(source, target).release()
+        for switch, source, target in self._pairs(a, b, oneway):
+            switch.cable(source, target).release()
 
-    def _pairs(self, a: str, b: str | None, oneway: bool) -> Iterator[tuple[str, str]]:
-        self._spec(a)
-        others = [n for n in self._specs if n != a] if b is None else [self._spec(b).name]
-        for other in others:
-            yield a, other
+    def _pairs(self, a: str, b: str | None, oneway: bool) -> list[tuple[Switch, str, str]]:
+        """The cables between `a` and `b` (or every neighbour of `a`): (switch, source, target)."""
+        home = self._segments_of(a)
+        if b is None:
+            others = [(n, seg) for n, segs in self._home.items() if n != a for seg in segs if seg in home]
+        else:
+            shared = [seg for seg in self._segments_of(b) if seg in home]
+            if not shared or a == b:
+                raise ValueError(f"{a!r} and {b!r} share no segment: no cable joins them (a router does)")
+            others = [(b, shared[0])]
+        pairs = []
+        for other, segment in others:
+            switch = self._segments[segment]
+            pairs.append((switch, a, other))
             if not oneway:
-                yield other, a
+                pairs.append((switch, other, a))
+        return pairs
+
+    def _segments_of(self, name: str) -> tuple[str, ...]:
+        segments = self._home.get(name)
+        if segments is None:
+            raise KeyError(f"no host named {name!r} (hosts: {', '.join(self._home) or 'none yet'})")
+        return segments
+
+    def _port(self, name: str) -> SwitchPort:
+        return self._segments[self._segments_of(name)[0]].port(name)
 
     def faults(self, a: str, b: str) -> dict[str, int]:
         """What happened on the cable from `a` to `b` so far: frames lost, duplicated, held, dropped..."""
-        injector = self.switch.injector(a, b)
-        cable = self.switch.cable(a, b)
+        [(switch, _, _)] = self._pairs(a, b, True)
+        injector = switch.injector(a, b)
+        cable = switch.cable(a, b)
         return {
             "sent": injector.tx_frames,
             "lost": injector.lost,
@@ -291,7 +375,7 @@ class Network:
         life = self._running_life(name)
         if not life.alive:
             return
-        port = self.switch.port(name)
+        port = self._port(name)
         port.set_up(False)
         port.on_arrival = _nothing
         life.cancel()
@@ -327,7 +411,7 @@ class Network:
 
     def _start(self, spec: _Spec, number: int) -> None:
         assert self._loop is not None
-        port = self.switch.port(spec.name)
+        port = self._port(spec.name)
         config = spec.config if number == 0 else _with_secret(spec.config, self._secret(spec.name, number))
         life = _Life(spec.name, Host(port, Interface(config)), _router(config))
         self._lives[spec.name] = life
@@ -368,22 +452,27 @@ class Network:
 
     def trace_hash(self) -> str:
         """A fingerprint of every frame every host sent, with its virtual time: equal runs give equal hashes."""
-        return self.switch.trace_digest()
+        if len(self._segments) == 1:
+            return self.switch.trace_digest()
+        return hashlib.sha256("".join(s.trace_digest() for s in self._segments.values()).encode()).hexdigest()
 
     def capture(self, directory: str | os.PathLike[str]) -> None:
         """Write `<directory>/<host>.pcap` for every host: the frames it sent and received, at virtual times."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self._capture_dir = path
-        for name in self._specs:
+        for name in self._home:
             self._capture_port(name)
 
     def _capture_port(self, name: str) -> None:
         assert self._capture_dir is not None
-        port = self.switch.port(name)
-        if port.capture is None:
-            port.capture = PcapWriter(self._capture_dir / f"{name}.pcap")
-            self._captures.append(port.capture)
+        segments = self._segments_of(name)
+        for segment in segments:
+            port = self._segments[segment].port(name)
+            if port.capture is None:
+                file = f"{name}.pcap" if len(segments) == 1 else f"{name}-{segment}.pcap"
+                port.capture = PcapWriter(self._capture_dir / file)
+                self._captures.append(port.capture)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -417,6 +506,8 @@ class Network:
         progress = self._progress = asyncio.Event()
         for when, call in self._timers:
             loop.call_at(when, call, context=_outside())
+        for router in self._routers.values():
+            router.start(loop)
         for spec in self._specs.values():
             self._start(spec, 0)
         deadline = None if timeout is None else self.now + timeout
@@ -451,6 +542,8 @@ class Network:
             for life in lives:
                 if life.driver.attached:
                     life.detach()
+        for router in self._routers.values():
+            router.stop()
         loop.run_until_complete(loop.shutdown_asyncgens())
 
     def _resolve(self, name: str) -> str | None:
