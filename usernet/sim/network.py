@@ -126,7 +126,7 @@ class _Life:
 
 
 class Network:
-    """Hosts on one simulated Ethernet segment, one virtual clock, one seed.
+    """Hosts on simulated Ethernet segments (one unless `segment()` adds more), one virtual clock, one seed.
 
     `seed` (default: USERNET_SIM_SEED, else 0) decides every random choice: the faults
     on each cable, and the stacks' secrets (ISNs, ephemeral ports). `latency` is each
