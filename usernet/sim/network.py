@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from usernet.aio.driver import Driver
 from usernet.aio.routing import Router
@@ -34,7 +34,7 @@ from usernet.sim.router import RouterPort, SimRouter
 from usernet.sim.timepatch import virtual_time
 from usernet.stack import Interface, InterfaceConfig, TcpConfig
 
-__all__ = ["SEED_VARIABLE", "Network", "SimulationTimeout", "default_seed"]
+__all__ = ["SEED_VARIABLE", "HostOptions", "Network", "SimulationTimeout", "default_seed"]
 
 #: The environment variable that picks the seed of a Network made without one (and of the pytest fixture).
 SEED_VARIABLE = "USERNET_SIM_SEED"
@@ -59,6 +59,14 @@ def default_seed() -> int:
 
 class SimulationTimeout(Exception):
     """`Network.run(timeout=...)` ran out of virtual time before every client finished."""
+
+
+class HostOptions(TypedDict, total=False):
+    """What `host()` and `client()` take besides a name, a main and an address."""
+
+    gateway: str | None
+    tcp: TcpConfig | None
+    segment: str
 
 
 @dataclass(frozen=True)
@@ -162,35 +170,18 @@ class Network:
 
     # -- building ---------------------------------------------------------------------------
 
-    def host(
-        self,
-        name: str,
-        main: Main,
-        *,
-        address: str,
-        gateway: str | None = None,
-        tcp: TcpConfig | None = None,
-        segment: str = DEFAULT_SEGMENT,
-    ) -> None:
+    def host(self, name: str, main: Main, *, address: str, **options: Unpack[HostOptions]) -> None:
         """A host `name` with `address` (CIDR, e.g. "10.0.0.1/24") that runs `main()` when the network runs.
 
-        A host's main may return (its servers keep serving) or run until the run ends. It
-        sits on `segment` (see `segment()`); `gateway` is a router's address on it.
+        A host's main may return (its servers keep serving) or run until the run ends.
+        Options: `segment` it sits on (see `segment()`), `gateway` (a router's address on
+        it), `tcp` (a TcpConfig for its stack's defaults).
         """
-        self._add(name, main, address, gateway, tcp, segment, client=False)
+        self._add(name, main, address, client=False, **options)
 
-    def client(
-        self,
-        name: str,
-        main: Main,
-        *,
-        address: str,
-        gateway: str | None = None,
-        tcp: TcpConfig | None = None,
-        segment: str = DEFAULT_SEGMENT,
-    ) -> None:
+    def client(self, name: str, main: Main, *, address: str, **options: Unpack[HostOptions]) -> None:
         """A host like `host()`, whose main `run()` waits for; its exception ends the run and propagates."""
-        self._add(name, main, address, gateway, tcp, segment, client=True)
+        self._add(name, main, address, client=True, **options)
 
     def segment(self, name: str, *, latency: float | None = None) -> None:
         """Another Ethernet segment (the first is "lan"); hosts on different segments talk through a `router`."""
@@ -232,11 +223,11 @@ class Network:
         name: str,
         main: Main,
         address: str,
-        gateway: str | None,
-        tcp: TcpConfig | None,
-        segment: str,
         *,
         client: bool,
+        gateway: str | None = None,
+        tcp: TcpConfig | None = None,
+        segment: str = DEFAULT_SEGMENT,
     ) -> None:
         self._check_new(name, self._home)
         if not callable(main):
