@@ -104,6 +104,8 @@ class UsernetLoopMixin(_LoopBase):
             driver = Driver(self, self._usernet_acquire())
             driver.attach()
             self._usernet_driver = driver
+            if self._usernet_shared is not None:
+                self._usernet_shared.driven_by(self)  # control requests run on this loop now
         return driver
 
     def _usernet_acquire(self) -> Host:
@@ -120,6 +122,8 @@ class UsernetLoopMixin(_LoopBase):
             try:
                 if driver is not None:
                     driver.detach()
+                    if self._usernet_shared is not None:
+                        self._usernet_shared.driven_by(None)
             finally:
                 self._usernet_exit.close()
         super().close()
