@@ -1,0 +1,254 @@
+"""A link over a kernel UDP socket: one Ethernet frame per datagram, no root needed.
+
+The format is QEMU's `-netdev dgram` and `-netdev socket,udp=...,localaddr=...`: each
+datagram holds exactly one Ethernet frame (no FCS), with no length prefix or header
+(QEMU's stream modes add a 4-byte length, the datagram modes do not). So two usernet
+processes, or usernet and a QEMU guest, can share a virtual Ethernet segment on
+loopback as an ordinary user. One end:
+
+    python -m usernet --link 'udp://127.0.0.1:5555?peer=127.0.0.1:5556' server.py
+
+and the other, another usernet process or a QEMU guest:
+
+    python -m usernet --link 'udp://127.0.0.1:5556?peer=127.0.0.1:5555' --address 192.0.2.1/24 client.py
+    qemu-system-x86_64 -netdev dgram,id=n,local.type=inet,local.host=127.0.0.1,local.port=5556,\\
+        remote.type=inet,remote.host=127.0.0.1,remote.port=5555 -device virtio-net,netdev=n ...
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
+from usernet.link.tap import SOFTWARE_GSO, random_mac
+from usernet.native import gro_read, gso_write
+
+__all__ = ["UDP_MAX_PAYLOAD", "UdpLink"]
+
+#: The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more, but one bound is simpler.
+UDP_MAX_PAYLOAD = 65507
+#: A send that fails with these is a full or absent device: the frame is dropped and counted.
+#: ECONNREFUSED is the ICMP "port unreachable" of a peer that is not (yet) listening.
+_DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED, errno.EMSGSIZE})
+_SOCKET_BUFFER = 4 << 20
+
+
+def _socket_address(host: str, port: int) -> tuple[int, tuple[str, int] | tuple[str, int, int, int]]:
+    """(family, sockaddr) of a numeric host or a name the kernel's resolver knows, for a UDP socket."""
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve {host!r} for the UDP link: {exc.strerror}") from None
+    return family, sockaddr  # type: ignore[return-value]
+
+
+class UdpLink(LinkCounters):
+    """A UDP socket bound to `local` and connected to `peer`, moving one frame per datagram.
+
+    Connecting the socket makes the kernel deliver only the peer's datagrams; anything
+    else sent to the port is dropped there, never seen as a frame. While the peer is not
+    listening, the kernel reports its ICMP "port unreachable" on the next call: a send
+    then counts a drop (`dropped_tx`), a receive counts `peer_refused` and goes on.
+
+    Like the TAP: `gso` (default) lets the stack hand over 64 KB TCP frames that C code
+    cuts into MTU-sized datagrams, `gro` (default) reads a batch of datagrams in one C
+    call and joins in-order TCP segments (see TapLink). Without GRO, datagrams are read
+    into a ring of preallocated buffers, one `recv_into` each, and one longer than the
+    MTU allows is dropped and counted in `dropped_rx`; with GRO such a datagram is cut at
+    the buffer's end and the stack drops the truncated packet. Both ends must agree on the
+    MTU, as on any Ethernet segment.
+
+    The kernel drops datagrams when the socket's receive buffer is full (TCP above then
+    retransmits); the socket asks for 4 MB each way, which the kernel caps at
+    net.core.rmem_max / wmem_max.
+    """
+
+    __slots__ = (
+        "_buffers",
+        "_frame_cap",
+        "_gro_buffer",
+        "_gro_view",
+        "_mac",
+        "_mtu",
+        "_sock",
+        "_views",
+        "capabilities",
+        "peer_refused",
+        "rx_gro_joined",
+        "tx_gso_frames",
+    )
+
+    def __init__(
+        self,
+        local: tuple[str, int],
+        peer: tuple[str, int],
+        *,
+        mtu: int = 1500,
+        mac: bytes | None = None,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> None:
+        super().__init__()
+        largest = UDP_MAX_PAYLOAD - ETHERNET_OVERHEAD
+        if not 576 <= mtu <= largest:
+            raise ValueError(f"a UDP link's MTU is 576..{largest} (a frame must fit in one datagram), not {mtu}")
+        if mac is not None and len(mac) != 6:
+            raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
+        family, local_addr = _socket_address(*local)
+        peer_family, peer_addr = _socket_address(*peer)
+        if family != peer_family:
+            raise ValueError(f"the UDP link's local {local[0]!r} and peer {peer[0]!r} are not of one address family")
+        self._mtu = mtu
+        self._mac = bytes(mac) if mac is not None else random_mac()
+        self._frame_cap = mtu + ETHERNET_OVERHEAD
+        self.capabilities: LinkCapabilities = SOFTWARE_GSO if gso else NO_OFFLOADS  # type: ignore[misc]
+        self.peer_refused = 0
+        self.rx_gro_joined = 0
+        self.tx_gso_frames = 0
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+            try:
+                sock.bind(local_addr)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot bind the UDP link to {local[0]}:{local[1]}: {exc.strerror}") from None
+            sock.connect(peer_addr)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._gro_buffer: bytearray | None = None
+        self._gro_view = memoryview(b"")
+        self._buffers: list[bytearray] = []
+        self._views: list[memoryview] = []
+        if gro:
+            self._gro_buffer = bytearray(64 * self._frame_cap)
+            self._gro_view = memoryview(self._gro_buffer)
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """The (host, port) the socket is bound to: the address the peer sends to."""
+        host, port = self._sock.getsockname()[:2]
+        return host, port
+
+    @property
+    def peer_address(self) -> tuple[str, int]:
+        host, port = self._sock.getpeername()[:2]
+        return host, port
+
+    @property
+    def gro(self) -> bool:
+        return self._gro_buffer is not None
+
+    @property
+    def mtu(self) -> int:
+        return self._mtu
+
+    @property
+    def mac(self) -> bytes:
+        return self._mac
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
+        """Up to `max_frames` frames that are queued on the socket now; stops at EAGAIN."""
+        if self._gro_buffer is not None:
+            return self._receive_gro(max_frames)
+        buffers = self._buffers
+        while len(buffers) < max_frames:
+            # One byte more than a frame may have, so that a longer datagram shows itself.
+            buffer = bytearray(self._frame_cap + 1)
+            buffers.append(buffer)
+            self._views.append(memoryview(buffer))
+        recv_into = self._sock.recv_into
+        views = self._views
+        cap = self._frame_cap
+        frames: list[memoryview | bytes] = []
+        total = 0
+        for i in range(max_frames):
+            try:
+                n = recv_into(buffers[i])
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:
+                self.peer_refused += 1
+                continue
+            if n > cap:
+                self.dropped_rx += 1
+                continue
+            frames.append(views[i][:n])
+            total += n
+        self.rx_frames += len(frames)
+        self.rx_bytes += total
+        return frames
+
+    def _receive_gro(self, max_frames: int) -> list[memoryview | bytes]:
+        buffer = self._gro_buffer
+        assert buffer is not None
+        if len(buffer) < max_frames * self._frame_cap:
+            buffer = self._gro_buffer = bytearray(max_frames * self._frame_cap)
+            self._gro_view = memoryview(buffer)
+        fd = self._sock.fileno()
+        spans, read, joined, error = gro_read(fd, buffer, self._frame_cap, max_frames)
+        if error == errno.ECONNREFUSED and not spans:
+            # Reading reported (and so cleared) the peer's "port unreachable": read on.
+            self.peer_refused += 1
+            spans, read, joined, error = gro_read(fd, buffer, self._frame_cap, max_frames)
+        if error and not spans and error != errno.ECONNREFUSED:
+            raise OSError(error, f"reading the UDP link: {os.strerror(error)}")
+        view = self._gro_view
+        frames: list[memoryview | bytes] = []
+        total = 0
+        for offset, length in spans:
+            frames.append(view[offset : offset + length])
+            total += length
+        self.rx_frames += read
+        self.rx_gro_joined += joined
+        self.rx_bytes += total
+        return frames
+
+    def send(self, frame: BytesLike) -> None:
+        """Send one frame as one datagram; count a drop when the kernel will not take it now.
+
+        A frame with a `gso_size` attribute (see LinkCapabilities) is cut into MTU-sized
+        frames with complete checksums, one datagram each (software GSO).
+        """
+        gso_size = getattr(frame, "gso_size", None)
+        if gso_size is not None:
+            written, segments, sent, error = gso_write(self._sock.fileno(), frame, gso_size)
+            if segments > 1:
+                self.tx_gso_frames += 1
+            self.tx_frames += written
+            self.tx_bytes += sent
+            if error:
+                if error not in _DROP_ERRNOS:
+                    raise OSError(error, os.strerror(error))
+                self.dropped_tx += segments - written
+            return
+        try:
+            self._sock.send(frame)
+        except OSError as exc:
+            if exc.errno not in _DROP_ERRNOS:
+                raise
+            self.dropped_tx += 1
+            return
+        self.tx_frames += 1
+        self.tx_bytes += len(frame)
+
+    def next_deadline(self) -> None:
+        return None
+
+    def poll(self, now: float) -> None:
+        """A socket holds nothing back."""
+
+    def close(self) -> None:
+        self._sock.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
