@@ -7,6 +7,7 @@ UDP sockets, one frame per datagram, with ARP first: the path `--link udp://` ta
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ A_IP, B_IP = "192.0.2.2", "192.0.2.1"
 
 
 def serve(link: UdpLink, address: str) -> LoopThread:
-    config = InterfaceConfig.from_strings(link.mac, [f"{address}/24"], mtu=link.mtu, **offload_options(link))
+    config = InterfaceConfig.from_strings(link.mac, [f"{address}/24"], None, mtu=link.mtu, **offload_options(link))
     host = Host(link, Interface(config))
     loop = LoopThread(host, Services(host.iface))
     loop.start()
@@ -67,13 +68,13 @@ def test_ping_udp_and_tcp_cross_the_udp_links(loops: tuple[LoopThread, LoopThrea
 
     pinger = b.call(lambda now: iface.open_ping())
     for seq in range(3):
-        b.call(lambda now, seq=seq: pinger.send(a_ip, seq, b"ping over udp", now))
+        b.call(functools.partial(lambda seq, now: pinger.send(a_ip, seq, b"ping over udp", now), seq))
         assert until(b, lambda now: pinger.receive())[:3] == (a_ip, seq, b"ping over udp")
 
     udp = b.call(lambda now: iface.open_udp())
     sent = [bytes([i]) * (1 + i * 29) for i in range(50)]  # up to 1,422 bytes
     for datagram in sent:
-        b.call(lambda now, d=datagram: udp.sendto(d, (a_ip, ECHO_PORT), now))
+        b.call(functools.partial(lambda d, now: udp.sendto(d, (a_ip, ECHO_PORT), now), datagram))
     echoed: list[bytes] = []
     while len(echoed) < len(sent):
         echoed.append(until(b, lambda now: udp.recvfrom())[0])

@@ -74,7 +74,7 @@ def test_config_errors_come_when_the_config_is_made() -> None:
     udp = "udp://127.0.0.1:1?peer=127.0.0.1:2"
     for option in ({"sandbox": True}, {"offloads": True}, {"host_address": "192.0.2.1/24"}):
         with pytest.raises(ValueError, match=re.escape(f"is about a TAP device and does not go with the link {udp}")):
-            UsernetConfig(link=udp, **option)  # type: ignore[arg-type]
+            UsernetConfig(link=udp, **option)
     UsernetConfig(link="tap:x", sandbox=True)
     with pytest.raises(ValueError, match=re.escape("dns must be the IP address of a DNS server, not 'ns.example'")):
         UsernetConfig(dns="ns.example")
