@@ -76,8 +76,12 @@ def test_config_errors_come_when_the_config_is_made() -> None:
         with pytest.raises(ValueError, match=re.escape(f"is about a TAP device and does not go with the link {udp}")):
             UsernetConfig(link=udp, **option)
     UsernetConfig(link="tap:x", sandbox=True)
-    with pytest.raises(ValueError, match=re.escape("dns must be the IP address of a DNS server, not 'ns.example'")):
-        UsernetConfig(dns="ns.example")
+    for bad in ("ns.example", "2001:db8::53"):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {bad!r}"),
+        ):
+            UsernetConfig(dns=bad)
 
 
 def test_option_variable_and_child_environment_agree() -> None:

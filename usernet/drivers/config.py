@@ -129,9 +129,11 @@ class UsernetConfig:
                     raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
         if self.dns is not None:
             try:
-                ipaddress.ip_address(self.dns)
+                ipaddress.IPv4Address(self.dns)
             except ValueError:
-                raise ValueError(f"dns must be the IP address of a DNS server, not {self.dns!r}") from None
+                raise ValueError(
+                    f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {self.dns!r}"
+                ) from None
 
     @property
     def link_url(self) -> LinkUrl:
