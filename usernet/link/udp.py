@@ -22,8 +22,8 @@ import os
 import socket
 
 from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
+from usernet.link.soft import GroBuffer, gso_send
 from usernet.link.tap import SOFTWARE_GSO, random_mac
-from usernet.native import gro_read, gso_write
 
 __all__ = ["UDP_MAX_PAYLOAD", "UdpLink"]
 
@@ -68,8 +68,7 @@ class UdpLink(LinkCounters):
     __slots__ = (
         "_buffers",
         "_frame_cap",
-        "_gro_buffer",
-        "_gro_view",
+        "_gro",
         "_mac",
         "_mtu",
         "_sock",
@@ -103,7 +102,7 @@ class UdpLink(LinkCounters):
         self._mtu = mtu
         self._mac = bytes(mac) if mac is not None else random_mac()
         self._frame_cap = mtu + ETHERNET_OVERHEAD
-        self.capabilities: LinkCapabilities = SOFTWARE_GSO if gso else NO_OFFLOADS  # type: ignore[misc]
+        self.capabilities: LinkCapabilities = SOFTWARE_GSO if gso else NO_OFFLOADS
         self.peer_refused = 0
         self.rx_gro_joined = 0
         self.tx_gso_frames = 0
@@ -121,13 +120,9 @@ class UdpLink(LinkCounters):
             sock.close()
             raise
         self._sock = sock
-        self._gro_buffer: bytearray | None = None
-        self._gro_view = memoryview(b"")
+        self._gro = GroBuffer(self._frame_cap) if gro else None
         self._buffers: list[bytearray] = []
         self._views: list[memoryview] = []
-        if gro:
-            self._gro_buffer = bytearray(64 * self._frame_cap)
-            self._gro_view = memoryview(self._gro_buffer)
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -142,7 +137,7 @@ class UdpLink(LinkCounters):
 
     @property
     def gro(self) -> bool:
-        return self._gro_buffer is not None
+        return self._gro is not None
 
     @property
     def mtu(self) -> int:
@@ -157,8 +152,8 @@ class UdpLink(LinkCounters):
 
     def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
         """Up to `max_frames` frames that are queued on the socket now; stops at EAGAIN."""
-        if self._gro_buffer is not None:
-            return self._receive_gro(max_frames)
+        if self._gro is not None:
+            return self._receive_gro(self._gro, max_frames)
         buffers = self._buffers
         while len(buffers) < max_frames:
             # One byte more than a frame may have, so that a longer datagram shows itself.
@@ -187,29 +182,15 @@ class UdpLink(LinkCounters):
         self.rx_bytes += total
         return frames
 
-    def _receive_gro(self, max_frames: int) -> list[memoryview | bytes]:
-        buffer = self._gro_buffer
-        assert buffer is not None
-        if len(buffer) < max_frames * self._frame_cap:
-            buffer = self._gro_buffer = bytearray(max_frames * self._frame_cap)
-            self._gro_view = memoryview(buffer)
+    def _receive_gro(self, gro: GroBuffer, max_frames: int) -> list[memoryview | bytes]:
         fd = self._sock.fileno()
-        spans, read, joined, error = gro_read(fd, buffer, self._frame_cap, max_frames)
-        if error == errno.ECONNREFUSED and not spans:
+        frames, error = gro.read(self, fd, max_frames)
+        if error == errno.ECONNREFUSED and not frames:
             # Reading reported (and so cleared) the peer's "port unreachable": read on.
             self.peer_refused += 1
-            spans, read, joined, error = gro_read(fd, buffer, self._frame_cap, max_frames)
-        if error and not spans and error != errno.ECONNREFUSED:
+            frames, error = gro.read(self, fd, max_frames)
+        if error and not frames and error != errno.ECONNREFUSED:
             raise OSError(error, f"reading the UDP link: {os.strerror(error)}")
-        view = self._gro_view
-        frames: list[memoryview | bytes] = []
-        total = 0
-        for offset, length in spans:
-            frames.append(view[offset : offset + length])
-            total += length
-        self.rx_frames += read
-        self.rx_gro_joined += joined
-        self.rx_bytes += total
         return frames
 
     def send(self, frame: BytesLike) -> None:
@@ -220,15 +201,7 @@ class UdpLink(LinkCounters):
         """
         gso_size = getattr(frame, "gso_size", None)
         if gso_size is not None:
-            written, segments, sent, error = gso_write(self._sock.fileno(), frame, gso_size)
-            if segments > 1:
-                self.tx_gso_frames += 1
-            self.tx_frames += written
-            self.tx_bytes += sent
-            if error:
-                if error not in _DROP_ERRNOS:
-                    raise OSError(error, os.strerror(error))
-                self.dropped_tx += segments - written
+            gso_send(self, self._sock.fileno(), frame, gso_size, _DROP_ERRNOS)
             return
         try:
             self._sock.send(frame)
