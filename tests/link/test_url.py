@@ -108,3 +108,19 @@ def test_open_host_builds_a_udp_link_without_privileges() -> None:
         assert link.mtu == 9000 and host.iface.config.mtu == 9000
         assert host.iface.config.tso_max == 65535  # software GSO, as on a TAP
     assert link.closed
+
+
+def test_the_command_line_says_what_is_wrong_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="usernet")
+    add_arguments(parser, environ={})
+    for argv, message in (
+        (
+            ["--link", "udp://127.0.0.1:1"],
+            "argument --link: bad link 'udp://127.0.0.1:1': a UDP link needs exactly one peer",
+        ),
+        (["--link", "tun:tun0"], "argument --link: link 'tun:tun0': TUN devices are not yet supported"),
+        (["--dns", "ns.example"], "argument --dns: dns must be the IPv4 address of a DNS server"),
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert message in capsys.readouterr().err

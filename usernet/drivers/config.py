@@ -128,12 +128,7 @@ class UsernetConfig:
                 if value:
                     raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
         if self.dns is not None:
-            try:
-                ipaddress.IPv4Address(self.dns)
-            except ValueError:
-                raise ValueError(
-                    f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {self.dns!r}"
-                ) from None
+            _check_dns(self.dns)
 
     @property
     def link_url(self) -> LinkUrl:
@@ -180,6 +175,15 @@ class UsernetConfig:
         return env
 
 
+def _check_dns(text: str) -> None:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(
+            f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {text!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class _Option:
     field: str
@@ -187,6 +191,23 @@ class _Option:
     help: str
     kind: type = str
     choices: tuple[str, ...] = ()
+    #: Raises ValueError for a value the option cannot take, so the command line says why at once.
+    check: Callable[[str], object] | None = None
+
+    def argument_type(self) -> Callable[[str], Any]:
+        """The `type=` for argparse: the value converted, or an error that keeps the check's message."""
+        check = self.check
+        if check is None:
+            return self.kind
+
+        def convert(text: str) -> Any:
+            try:
+                check(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            return text
+
+        return convert
 
     @property
     def env(self) -> str:
@@ -212,8 +233,10 @@ class _Option:
 
 _OPTIONS: tuple[_Option, ...] = (
     _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0; --link wins)"),
-    _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)"),
-    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IP address)"),
+    _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)",
+            check=parse_link_url),
+    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
+            check=_check_dns),
     _Option("address", "--address", f"usernet's address, CIDR (default {DEFAULT_ADDRESS})"),
     _Option("host_address", "--host-address",
             f"address given to the kernel side of a TAP usernet creates, CIDR (with --sandbox default {DEFAULT_HOST_ADDRESS})"),
@@ -247,7 +270,12 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
             group.add_argument(opt.flag, dest=opt.field, action="store_true", default=default, help=help_text)
         else:
             group.add_argument(
-                opt.flag, dest=opt.field, type=opt.kind, choices=opt.choices or None, default=default, help=help_text
+                opt.flag,
+                dest=opt.field,
+                type=opt.argument_type(),
+                choices=opt.choices or None,
+                default=default,
+                help=help_text,
             )
 
 
