@@ -101,6 +101,24 @@ def test_a_datagram_longer_than_a_frame_is_dropped_and_counted() -> None:
         b.close()
 
 
+def test_datagrams_the_kernel_had_no_room_for_are_counted() -> None:
+    a, b = linked_pair(gro=False)
+    try:
+        assert b.kernel_dropped_rx == 0
+        frame = ethernet(bytes(1500))
+        for _ in range(6000):  # about 14 MB of socket memory: more than any receive buffer takes
+            a.send(frame)
+        received = 0
+        while frames := b.receive():
+            received += len(frames)
+        dropped = b.kernel_dropped_rx
+        assert dropped is not None and dropped > 0
+        assert received + dropped == a.tx_frames == 6000
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_missing_peer_costs_drops_not_exceptions() -> None:
     a_port, absent = free_ports(2)
     link = UdpLink(("127.0.0.1", a_port), ("127.0.0.1", absent))

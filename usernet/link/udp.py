@@ -61,8 +61,8 @@ class UdpLink(LinkCounters):
     MTU, as on any Ethernet segment.
 
     The kernel drops datagrams when the socket's receive buffer is full (TCP above then
-    retransmits); the socket asks for 4 MB each way, which the kernel caps at
-    net.core.rmem_max / wmem_max.
+    retransmits) and counts them (`kernel_dropped_rx`); the socket asks for 4 MB each way,
+    which the kernel caps at net.core.rmem_max / wmem_max.
     """
 
     __slots__ = (
@@ -134,6 +134,22 @@ class UdpLink(LinkCounters):
     def peer_address(self) -> tuple[str, int]:
         host, port = self._sock.getpeername()[:2]
         return host, port
+
+    @property
+    def kernel_dropped_rx(self) -> int | None:
+        """Datagrams the kernel dropped for this socket before usernet read them (its receive buffer
+        was full), from /proc/net/udp or udp6; None where that is not readable. Read on demand only."""
+        inode = str(os.fstat(self._sock.fileno()).st_ino)
+        path = "/proc/net/udp6" if self._sock.family == socket.AF_INET6 else "/proc/net/udp"
+        try:
+            with open(path, encoding="ascii") as table:
+                for line in table:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] == inode:
+                        return int(fields[12])
+        except (OSError, ValueError):
+            return None
+        return None
 
     @property
     def gro(self) -> bool:
