@@ -199,6 +199,15 @@ def test_no_answer_at_all_is_a_temporary_failure(pair: Pair, zone: Zone) -> None
     with pytest.raises(socket.gaierror) as info:
         run(pair, r.lookup("web.test", TYPE_A))
     assert info.value.errno == socket.EAI_AGAIN and zone.udp_queries == 2
+    assert f"last: {B_IP} did not answer within 0.1 s" in str(info.value)
+
+
+def test_a_server_usernet_cannot_reach_and_no_server_say_so(pair: Pair) -> None:
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, Resolver(["198.51.100.53"]).lookup("web.test", TYPE_A))  # off-link, and no gateway
+    assert info.value.errno == socket.EAI_AGAIN and "last: 198.51.100.53: " in str(info.value)
+    with pytest.raises(socket.gaierror, match="no DNS server is configured, give one with --dns ADDR"):
+        run(pair, Resolver([]).lookup("web.test", TYPE_A))
 
 
 def test_a_truncated_udp_answer_is_asked_again_over_tcp(pair: Pair, zone: Zone) -> None:

@@ -78,6 +78,7 @@ class ResolverStats:
     tcp_queries: int = 0
     truncated: int = 0
     timeouts: int = 0
+    errors: int = 0  # queries that failed otherwise: no route, refused, connection reset, malformed reply
     server_failures: int = 0
     ignored_replies: int = 0
     cache_hits: int = 0
@@ -157,13 +158,13 @@ def _read(path: str) -> str:
         return ""
 
 
-def _gaierror(code: int, name: str) -> socket.gaierror:
+def _gaierror(code: int, name: str, why: str = "") -> socket.gaierror:
     messages = {
         socket.EAI_NONAME: "Name or service not known",
         _EAI_NODATA: "No address associated with hostname",
         socket.EAI_AGAIN: "Temporary failure in name resolution",
     }
-    return socket.gaierror(code, f"{messages[code]} ({name}, asked through usernet)")
+    return socket.gaierror(code, f"{messages[code]} ({name}, asked through usernet{why})")
 
 
 class _Reply(asyncio.DatagramProtocol):
@@ -317,6 +318,9 @@ class Resolver:
 
     async def _ask(self, question: Question) -> Message:
         """One response to `question` from the first server that gives one; TCP when UDP's is truncated."""
+        if not self.servers:
+            raise _gaierror(socket.EAI_AGAIN, question.name, ": no DNS server is configured, give one with --dns ADDR")
+        last = "no answer"
         for _ in range(self.attempts):
             for server in self.servers:
                 try:
@@ -324,13 +328,19 @@ class Resolver:
                     if response.truncated:
                         self.stats.truncated += 1
                         response = await self._tcp(server, question)
-                except (TimeoutError, OSError, MalformedPacket):
+                except TimeoutError:
                     self.stats.timeouts += 1
+                    last = f"{server} did not answer within {self.timeout} s"
+                    continue
+                except (OSError, MalformedPacket) as exc:
+                    self.stats.errors += 1
+                    last = f"{server}: {exc}"
                     continue
                 if response.rcode in (RCODE_NOERROR, RCODE_NXDOMAIN):
                     return response
                 self.stats.server_failures += 1
-        raise _gaierror(socket.EAI_AGAIN, question.name)
+                last = f"{server} answered with error code {response.rcode}"
+        raise _gaierror(socket.EAI_AGAIN, question.name, f"; last: {last}")
 
     async def _udp(self, server: str, question: Question) -> Message:
         loop = asyncio.get_running_loop()
