@@ -34,12 +34,11 @@ def serve(link: UdpLink, address: str) -> LoopThread:
     return loop
 
 
-@pytest.fixture(params=[True, False], ids=["gso-gro", "plain"])
+@pytest.fixture(params=[True, False], ids=["gro", "plain"])
 def loops(request: pytest.FixtureRequest) -> Iterator[tuple[LoopThread, LoopThread]]:
     a_port, b_port = free_ports(2)
-    offloads = {"gso": request.param, "gro": request.param}
-    link_a = UdpLink(("127.0.0.1", a_port), ("127.0.0.1", b_port), **offloads)
-    link_b = UdpLink(("127.0.0.1", b_port), ("127.0.0.1", a_port), **offloads)
+    link_a = UdpLink(("127.0.0.1", a_port), ("127.0.0.1", b_port), gro=request.param)
+    link_b = UdpLink(("127.0.0.1", b_port), ("127.0.0.1", a_port), gro=request.param)
     a, b = serve(link_a, A_IP), serve(link_b, B_IP)
     try:
         yield a, b

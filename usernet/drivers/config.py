@@ -312,7 +312,7 @@ def open_host(
     with contextlib.ExitStack() as stack:
         link: Link
         if isinstance(url, UdpUrl):
-            link = UdpLink(url.local, url.peer, mtu=config.mtu, gso=not config.no_gso, gro=gro)
+            link = UdpLink(url.local, url.peer, mtu=config.mtu, gro=gro)
         elif config.sandbox:
             from usernet.link.sandbox import Sandbox
 

@@ -15,10 +15,13 @@ from usernet.native import gro_read, gso_write
 __all__ = ["GroBuffer", "gso_send"]
 
 
-class _Counted(Protocol):
+class _RxCounted(Protocol):
     rx_frames: int
     rx_bytes: int
     rx_gro_joined: int
+
+
+class _TxCounted(Protocol):
     tx_frames: int
     tx_bytes: int
     tx_gso_frames: int
@@ -35,7 +38,7 @@ class GroBuffer:
         self._buffer = bytearray(frames * frame_cap)
         self._view = memoryview(self._buffer)
 
-    def read(self, link: _Counted, fd: int, max_frames: int) -> tuple[list[memoryview | bytes], int]:
+    def read(self, link: _RxCounted, fd: int, max_frames: int) -> tuple[list[memoryview | bytes], int]:
         """Up to `max_frames` frames read from `fd` and joined, counted on `link`; and the errno of
         a read that failed with other than EAGAIN (0 if none did)."""
         if len(self._buffer) < max_frames * self._frame_cap:
@@ -54,7 +57,7 @@ class GroBuffer:
         return frames, error
 
 
-def gso_send(link: _Counted, fd: int, frame: BytesLike, gso_size: int, drop_errnos: frozenset[int]) -> None:
+def gso_send(link: _TxCounted, fd: int, frame: BytesLike, gso_size: int, drop_errnos: frozenset[int]) -> None:
     """Software GSO: cut `frame` and write each segment to `fd` in C, then count what left and what was
     dropped on `link`; an error outside `drop_errnos` is raised."""
     written, segments, sent, error = gso_write(fd, frame, gso_size)

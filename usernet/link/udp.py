@@ -17,22 +17,29 @@ and the other, another usernet process or a QEMU guest:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
+import struct
 
-from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
-from usernet.link.soft import GroBuffer, gso_send
-from usernet.link.tap import SOFTWARE_GSO, random_mac
+from usernet.link.base import ETHERNET_OVERHEAD, BytesLike, LinkCounters
+from usernet.link.soft import GroBuffer
+from usernet.link.tap import random_mac
 
-__all__ = ["UDP_MAX_PAYLOAD", "UdpLink"]
+__all__ = ["UDP_MAX_PAYLOAD", "UdpLink", "peer_filter"]
 
 #: The largest UDP payload over IPv4 (65,535 - 20 - 8); IPv6 allows 20 bytes more, but one bound is simpler.
 UDP_MAX_PAYLOAD = 65507
-#: A send that fails with these is a full or absent device: the frame is dropped and counted.
-#: ECONNREFUSED is the ICMP "port unreachable" of a peer that is not (yet) listening.
-_DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED, errno.EMSGSIZE})
+#: A send that fails with these is a full device: the frame is dropped and counted.
+_DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EMSGSIZE})
 _SOCKET_BUFFER = 4 << 20
+SO_ATTACH_FILTER = 26  # linux/asm-generic/socket.h
+#: Classic BPF (linux/filter.h): load a word / half-word at an absolute offset, jump if equal, return.
+_LD_W_ABS, _LD_H_ABS, _JEQ_K, _RET_K = 0x20, 0x28, 0x15, 0x06
+#: Offsets from SKF_NET_OFF reach into the IP header; offset 0 is the UDP header.
+_SKF_NET_OFF = -0x100000
+_INSN = struct.Struct("=HBBI")
 
 
 def _socket_address(host: str, port: int) -> tuple[int, tuple[str, int] | tuple[str, int, int, int]]:
@@ -44,40 +51,60 @@ def _socket_address(host: str, port: int) -> tuple[int, tuple[str, int] | tuple[
     return family, sockaddr  # type: ignore[return-value]
 
 
+def peer_filter(family: int, address: str, port: int) -> bytes:
+    """A classic BPF program that keeps the datagrams whose source is (`address`, `port`) and drops the rest.
+
+    Attached with SO_ATTACH_FILTER, it does for an unconnected socket what connect()
+    would: the kernel drops everyone else's datagrams before they are queued.
+    """
+    packed = socket.inet_pton(family, address)
+    source = 12 if family == socket.AF_INET else 8  # the source address in the IPv4 / IPv6 header
+    checks = [
+        (_LD_W_ABS, _SKF_NET_OFF + source + i, int.from_bytes(packed[i : i + 4], "big"))
+        for i in range(0, len(packed), 4)
+    ]
+    checks.append((_LD_H_ABS, 0, port))  # the UDP source port
+    program = bytearray()
+    drop = 2 * len(checks) + 1  # the index of the last instruction
+    for n, (load, offset, value) in enumerate(checks):
+        program += _INSN.pack(load, 0, 0, offset & 0xFFFFFFFF)
+        program += _INSN.pack(_JEQ_K, 0, drop - (2 * n + 1) - 1, value)
+    program += _INSN.pack(_RET_K, 0, 0, 0xFFFFFFFF)  # keep the whole datagram
+    program += _INSN.pack(_RET_K, 0, 0, 0)
+    return bytes(program)
+
+
+def _attach(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_FILTER takes a struct sock_fprog: the instruction count and a pointer to them."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(program) // _INSN.size, ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 class UdpLink(LinkCounters):
-    """A UDP socket bound to `local` and connected to `peer`, moving one frame per datagram.
+    """A UDP socket bound to `local`, moving one frame per datagram to and from `peer`.
 
-    Connecting the socket makes the kernel deliver only the peer's datagrams; anything
-    else sent to the port is dropped there, never seen as a frame. While the peer is not
-    listening, the kernel reports its ICMP "port unreachable" on the next call: a send
-    then counts a drop (`dropped_tx`), a receive counts `peer_refused` and goes on.
+    The socket is not connected: a connected UDP socket turns the ICMP "port unreachable"
+    of a peer that is not (yet) listening into a socket error, and libuv (uvloop) stops
+    watching an fd for good on the first error. Instead a socket filter (`peer_filter`)
+    makes the kernel drop every datagram that does not come from `peer`, as connect()
+    would, and frames go out with `sendto`; a frame sent while nobody listens is lost, as
+    on a cable with nothing at the other end.
 
-    Like the TAP: `gso` (default) lets the stack hand over 64 KB TCP frames that C code
-    cuts into MTU-sized datagrams, `gro` (default) reads a batch of datagrams in one C
-    call and joins in-order TCP segments (see TapLink). Without GRO, datagrams are read
-    into a ring of preallocated buffers, one `recv_into` each, and one longer than the
-    MTU allows is dropped and counted in `dropped_rx`; with GRO such a datagram is cut at
-    the buffer's end and the stack drops the truncated packet. Both ends must agree on the
-    MTU, as on any Ethernet segment.
+    `gro` (default) reads a batch of datagrams in one C call and joins in-order TCP
+    segments, as on the TAP (see TapLink). Without GRO, datagrams are read into a ring of
+    preallocated buffers, one `recv_into` each, and one longer than the MTU allows is
+    dropped and counted in `dropped_rx`; with GRO such a datagram is cut at the buffer's
+    end and the stack drops the truncated packet. Both ends must agree on the MTU, as on
+    any Ethernet segment. There is no software GSO: the C core writes segments only to a
+    connected fd, so the stack builds every MTU-sized frame itself.
 
     The kernel drops datagrams when the socket's receive buffer is full (TCP above then
-    retransmits) and counts them (`kernel_dropped_rx`); the socket asks for 4 MB each way,
-    which the kernel caps at net.core.rmem_max / wmem_max.
+    retransmits) and counts them, with those the filter refused (`kernel_dropped_rx`); the
+    socket asks for 4 MB each way, which the kernel caps at net.core.rmem_max / wmem_max.
     """
 
-    __slots__ = (
-        "_buffers",
-        "_frame_cap",
-        "_gro",
-        "_mac",
-        "_mtu",
-        "_sock",
-        "_views",
-        "capabilities",
-        "peer_refused",
-        "rx_gro_joined",
-        "tx_gso_frames",
-    )
+    __slots__ = ("_buffers", "_frame_cap", "_gro", "_mac", "_mtu", "_peer", "_sock", "_views", "rx_gro_joined")
 
     def __init__(
         self,
@@ -86,7 +113,6 @@ class UdpLink(LinkCounters):
         *,
         mtu: int = 1500,
         mac: bytes | None = None,
-        gso: bool = True,
         gro: bool = True,
     ) -> None:
         super().__init__()
@@ -102,20 +128,18 @@ class UdpLink(LinkCounters):
         self._mtu = mtu
         self._mac = bytes(mac) if mac is not None else random_mac()
         self._frame_cap = mtu + ETHERNET_OVERHEAD
-        self.capabilities: LinkCapabilities = SOFTWARE_GSO if gso else NO_OFFLOADS
-        self.peer_refused = 0
+        self._peer = peer_addr
         self.rx_gro_joined = 0
-        self.tx_gso_frames = 0
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            _attach(sock, peer_filter(family, peer_addr[0], peer_addr[1]))  # before bind: no stranger slips in
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
             try:
                 sock.bind(local_addr)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot bind the UDP link to {local[0]}:{local[1]}: {exc.strerror}") from None
-            sock.connect(peer_addr)
         except BaseException:
             sock.close()
             raise
@@ -132,13 +156,14 @@ class UdpLink(LinkCounters):
 
     @property
     def peer_address(self) -> tuple[str, int]:
-        host, port = self._sock.getpeername()[:2]
-        return host, port
+        """The (host, port) frames go to, and the only source frames are taken from."""
+        return self._peer[0], self._peer[1]
 
     @property
     def kernel_dropped_rx(self) -> int | None:
-        """Datagrams the kernel dropped for this socket before usernet read them (its receive buffer
-        was full), from /proc/net/udp or udp6; None where that is not readable. Read on demand only."""
+        """Datagrams the kernel dropped for this socket before usernet read them: its receive buffer was
+        full, or they came from someone other than the peer (the socket filter). From /proc/net/udp or
+        udp6, read on demand only; None where that is not readable."""
         inode = str(os.fstat(self._sock.fileno()).st_ino)
         path = "/proc/net/udp6" if self._sock.family == socket.AF_INET6 else "/proc/net/udp"
         try:
@@ -186,9 +211,6 @@ class UdpLink(LinkCounters):
                 n = recv_into(buffers[i])
             except BlockingIOError:
                 break
-            except ConnectionRefusedError:
-                self.peer_refused += 1
-                continue
             if n > cap:
                 self.dropped_rx += 1
                 continue
@@ -199,28 +221,15 @@ class UdpLink(LinkCounters):
         return frames
 
     def _receive_gro(self, gro: GroBuffer, max_frames: int) -> list[memoryview | bytes]:
-        fd = self._sock.fileno()
-        frames, error = gro.read(self, fd, max_frames)
-        if error == errno.ECONNREFUSED and not frames:
-            # Reading reported (and so cleared) the peer's "port unreachable": read on.
-            self.peer_refused += 1
-            frames, error = gro.read(self, fd, max_frames)
-        if error and not frames and error != errno.ECONNREFUSED:
+        frames, error = gro.read(self, self._sock.fileno(), max_frames)
+        if error and not frames:
             raise OSError(error, f"reading the UDP link: {os.strerror(error)}")
         return frames
 
     def send(self, frame: BytesLike) -> None:
-        """Send one frame as one datagram; count a drop when the kernel will not take it now.
-
-        A frame with a `gso_size` attribute (see LinkCapabilities) is cut into MTU-sized
-        frames with complete checksums, one datagram each (software GSO).
-        """
-        gso_size = getattr(frame, "gso_size", None)
-        if gso_size is not None:
-            gso_send(self, self._sock.fileno(), frame, gso_size, _DROP_ERRNOS)
-            return
+        """Send one frame as one datagram to the peer; count a drop when the kernel will not take it now."""
         try:
-            self._sock.send(frame)
+            self._sock.sendto(frame, self._peer)
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
                 raise
