@@ -22,7 +22,7 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from usernet.native import RxParsed, build_ipv4_tcp, l4_checksum_v4, tcp_parse
+from usernet.native import NativeError, RxParsed, build_ipv4_tcp, l4_checksum_v4, tcp_parse
 from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
@@ -182,8 +182,9 @@ class TcpLayer:
         """One TCP segment addressed to us (not a broadcast)."""
         stats = self._stats
         seg = ip.payload
-        p = tcp_parse(seg)
-        if p[0]:
+        try:
+            p = tcp_parse(seg)
+        except NativeError:
             stats.tcp_malformed += 1
             return
         if not self._rx_trusted and l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg):
