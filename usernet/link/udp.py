@@ -57,7 +57,7 @@ def peer_filter(family: int, address: str, port: int) -> bytes:
     Attached with SO_ATTACH_FILTER, it does for an unconnected socket what connect()
     would: the kernel drops everyone else's datagrams before they are queued.
     """
-    packed = socket.inet_pton(family, address)
+    packed = socket.inet_pton(family, address.split("%", 1)[0])  # a link-local address may carry a %scope
     source = 12 if family == socket.AF_INET else 8  # the source address in the IPv4 / IPv6 header
     checks = [
         (_LD_W_ABS, _SKF_NET_OFF + source + i, int.from_bytes(packed[i : i + 4], "big"))
