@@ -64,6 +64,8 @@ def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str) -> None:
         assert server.stdout is not None
         ready = server.stdout.readline()
         assert "Running on http://0.0.0.0:8080" in ready, server.stderr.read()  # type: ignore[union-attr]
+        uid = Path(f"/proc/{server.pid}/status").read_text().split("\nUid:")[1].split()[0]
+        assert int(uid) == (65534 if os.geteuid() == 0 else os.geteuid())  # setpriv execs: same process
         client = usernet(
             f"udp://127.0.0.1:{client_port}?peer=127.0.0.1:{server_port}",
             "192.0.2.3/24",
