@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -30,8 +32,10 @@ from tests.interop.test_kernel_tcp import (
     test_kernel_half_close_usernet_still_sends,
     test_usernet_client_100mb_through_kernel_echo,
 )
-from usernet.link.packet import veth_link
+from usernet.drivers.config import UsernetConfig, open_host
+from usernet.link.packet import prepare_veth, veth_link
 from usernet.link.sandbox import Sandbox
+from usernet.link.url import PacketUrl, parse_link_url
 from usernet.wire import emit_ethernet, emit_ipv4_header, emit_udp
 
 pytestmark = pytest.mark.network
@@ -137,3 +141,44 @@ def test_frames_the_kernel_could_not_queue_are_counted(sandbox: Sandbox) -> None
         assert link.dropped_rx > 0 and link.rx_frames + link.dropped_rx == 301
     finally:
         link.close()
+
+
+def test_a_packet_url_names_an_existing_interface() -> None:
+    assert parse_link_url("packet:usernet0p") == PacketUrl("usernet0p")
+    assert str(PacketUrl("eth1")) == "packet:eth1"
+    with pytest.raises(ValueError, match="an interface name is 1 to 15"):
+        parse_link_url("packet:")
+    with pytest.raises(ValueError, match="sandbox is about a TAP device"):
+        UsernetConfig(link="packet:eth1", sandbox=True)
+
+
+def test_usernet_up_runs_on_a_packet_link(sandbox: Sandbox) -> None:
+    """`usernet up --link packet:IFNAME` inside the namespace; the kernel on the veth's other end pings it."""
+    prepare_veth(sandbox, host_address=f"{KERNEL_IP}/24")
+    up = sandbox.popen(
+        [sys.executable, "-m", "usernet.cli", "up", "--link", "packet:usernet0p", "--duration", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()
+        mac = sandbox.run(["cat", "/sys/class/net/usernet0p/address"], capture_output=True, text=True).stdout.strip()
+        assert first.startswith("usernet up: 192.0.2.2 on") and f"MAC {mac};" in first, first
+        ping = sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True)
+        assert "3 received" in ping.stdout, ping.stdout + ping.stderr
+    finally:
+        up.terminate()
+        up.wait(10)
+
+
+def test_a_packet_link_of_another_mtu_asks_for_it(sandbox: Sandbox) -> None:
+    prepare_veth(sandbox, mtu=9000)
+
+    def open_it() -> None:
+        with open_host(UsernetConfig(link="packet:usernet0p")):
+            pass
+
+    with pytest.raises(ValueError, match="usernet0p has MTU 9000: give --mtu 9000"):
+        sandbox.in_namespace(open_it)

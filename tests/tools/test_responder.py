@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.link.test_udp import linked_pair
 from usernet.drivers.host import Host
 from usernet.link.base import Link
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
-from usernet.link.packet import veth_link
+from usernet.link.packet import prepare_veth, veth_link
 from usernet.link.sandbox import Sandbox
 from usernet.programs import find
 from usernet.stack import Interface, InterfaceConfig
@@ -309,3 +313,43 @@ def test_device_double_answers_a_kernel_udp_client(sandbox: Sandbox) -> None:
             sock.send(request)
             answers.append(sock.recv(100))
     assert answers == [b"HELLO thermostat 1.0\n", b"temp 21.5\n", b"OK target 25\n", b"target 25\n", b"BYE\n"]
+
+
+@pytest.mark.network
+def test_respond_command_on_a_packet_link_answers_the_kernels_ping(sandbox: Sandbox) -> None:
+    prepare_veth(sandbox)
+    respond = sandbox.popen(
+        [sys.executable, "-m", "usernet.cli", "respond", str(EXAMPLES / "arp_icmp.py"), "--link", "packet:usernet0p",
+         "--duration", "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip  # the command line as one reads it
+    try:
+        assert respond.stdout is not None
+        assert respond.stdout.readline() == "respond: on packet:usernet0p\n"
+        ping = sandbox.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "192.0.2.55"], capture_output=True, text=True)
+        assert "2 received" in ping.stdout, ping.stdout + ping.stderr
+    finally:
+        respond.terminate()
+        respond.wait(10)
+
+
+def test_a_responder_on_a_udp_link_needs_no_privileges() -> None:
+    """The responder on one end of a UdpLink pair (QEMU's socket netdev format), frames on loopback."""
+    ours, theirs = linked_pair()
+    try:
+        station = Station(load_rules(str(EXAMPLES / "arp_icmp.py")), ours)
+        who_has = build("arp", MACS[0], b"\xff" * 6, IPS[0], socket.inet_aton("192.0.2.51"), 0, 0, 0, b"", 64)
+        theirs.send(who_has)
+        deadline = time.monotonic() + 5
+        answers: list[bytes] = []
+        while not answers and time.monotonic() < deadline:
+            station.step(time.monotonic())
+            answers = [bytes(f) for f in theirs.receive()]
+            time.sleep(0.005)
+        (answer,) = answers
+        arp = Packet(answer).arp
+        assert arp is not None and arp.op == 2 and arp.sha == bytes.fromhex("02005e000233")
+    finally:
+        ours.close()
+        theirs.close()

@@ -65,11 +65,11 @@ def add_subcommands(sub: Any) -> None:
     where.add_argument(
         "--sandbox", action="store_true", help="on a TAP in a throwaway namespace (kernel side: --host-address)"
     )
-    where.add_argument("--tap", metavar="NAME", help="on this TAP (created, or attached if it exists)")
     where.add_argument(
         "--link",
-        metavar="packet:IFNAME",
-        help="on an existing interface through AF_PACKET (set up as docs/tools.md says: no kernel address, arp off)",
+        metavar="URL",
+        help="on this link: tap:NAME (created, or attached if it exists), packet:IFNAME (an existing interface "
+        "through AF_PACKET, set up as docs/tools.md says) or udp://HOST:PORT?peer=HOST:PORT",
     )
     where.add_argument("--simulate", metavar="CAPTURE.pcap", help="offline, over a capture's frames")
     respond.add_argument("--host-address", default="192.0.2.1/24", help="kernel side of the --sandbox TAP")
@@ -161,6 +161,8 @@ def cmd_respond(args: argparse.Namespace) -> int:
     from usernet.link.base import Link
     from usernet.link.packet import PacketLink
     from usernet.link.tap import TapLink
+    from usernet.link.udp import UdpLink
+    from usernet.link.url import PacketUrl, TapUrl, parse_link_url
     from usernet.tools.responder import load_rules, serve, simulate
 
     responder = load_rules(args.rules)
@@ -185,17 +187,16 @@ def cmd_respond(args: argparse.Namespace) -> int:
             sandbox = stack.enter_context(Sandbox("respond"))
             link = sandbox.create_tap("usernet0", host_address=args.host_address)
             print(f"respond: TAP usernet0 in namespace {sandbox.name}, kernel side {args.host_address}", flush=True)
-        elif args.link:
-            scheme, _, name = args.link.partition(":")
-            if scheme != "packet" or not name:
-                raise ValueError(f"--link {args.link!r}: write packet:IFNAME (an AF_PACKET link on that interface)")
-            link = PacketLink(name)
-            stack.callback(link.close)
-            print(f"respond: on {name} through AF_PACKET", flush=True)
         else:
-            link = TapLink.create(args.tap)
+            url = parse_link_url(args.link)
+            if isinstance(url, TapUrl):
+                link = TapLink.create(url.name)
+            elif isinstance(url, PacketUrl):
+                link = PacketLink(url.name)
+            else:
+                link = UdpLink(url.local, url.peer)
             stack.callback(link.close)
-            print(f"respond: on TAP {args.tap}", flush=True)
+            print(f"respond: on {url}", flush=True)
         try:
             serve(responder, link, until=lambda now: now >= end)
         except KeyboardInterrupt:
