@@ -194,11 +194,8 @@ class Query:
         return f"Query({', '.join(f'{c.layer}_{c.name}' for c in self.constraints)})"
 
 
+#: Reads a field: `Packet.field` itself, or a responder's, which adds its state as a pseudo-layer.
 Lookup = Callable[[Packet, str, str], Any]
-
-
-def packet_field(packet: Packet, layer: str, name: str) -> Any:
-    return packet.field(layer, name)
 
 
 @dataclass
@@ -224,7 +221,7 @@ class Matcher:
     responder's passes its state through as a pseudo-layer.
     """
 
-    def __init__(self, queries: Sequence[Query], lookup: Lookup = packet_field) -> None:
+    def __init__(self, queries: Sequence[Query], lookup: Lookup = Packet.field) -> None:
         self.queries = tuple(queries)
         self._lookup = lookup
         self._root = self._build([(i, q.constraints) for i, q in enumerate(self.queries)], 0)
