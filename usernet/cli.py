@@ -86,9 +86,11 @@ def _print_connections(services: Services) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from usernet.apps.services import Services
     from usernet.drivers import selectloop
+    from usernet.drivers.control import Inbox, serving, snapshot
 
     flags = {"stop": False, "report": False}
     waker = selectloop.Waker()
+    inbox = Inbox(waker.wake)
 
     def on_signal(signum: int, frame: object) -> None:
         flags["report" if signum == signal.SIGUSR1 else "stop"] = True
@@ -112,13 +114,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
 
             def until(now: float) -> bool:
+                inbox.run()  # control-socket requests (usernet ss, usernet stats)
                 if flags["report"]:
                     flags["report"] = False
                     _print_connections(services)
                 return flags["stop"] or (deadline is not None and now >= deadline)
 
             try:
-                selectloop.run(host, services.handle, until=until, waker=waker)
+                with serving(lambda request: inbox.call(lambda: snapshot(host.iface, request))):
+                    selectloop.run(host, services.handle, until=until, waker=waker)
             except KeyboardInterrupt:
                 pass
             finally:
@@ -208,6 +212,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.sim or os.geteuid() != 0:  # no root, no TAP: the same demo on a simulated network
+        from usernet.apps.demo_sim import run_sim_demo
+
+        return run_sim_demo(not_root=not args.sim)
     from usernet.apps.demo import run_demo
 
     return run_demo()
@@ -231,6 +239,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"usernet run: command not found: {command[0]}", file=sys.stderr)
         return 127
+
+
+def cmd_ss(args: argparse.Namespace) -> int:
+    """Print the sockets of running usernet processes, as `ss` prints the kernel's."""
+    from usernet.apps.ss import format_sockets
+    from usernet.drivers.control import query
+
+    both = not args.tcp and not args.udp
+    answers = query("sockets", args.pid)
+    for line in format_sockets(
+        answers, tcp=args.tcp or both, udp=args.udp or both, listening=args.listening, every=args.all,
+        details=args.info,
+    ):  # fmt: skip
+        print(line)
+    return 1 if any("error" in answer for answer in answers) else 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print the interface counters of running usernet processes."""
+    from usernet.apps.ss import format_stats
+    from usernet.drivers.control import query
+
+    answers = query("stats", args.pid)
+    for line in format_stats(answers):
+        print(line)
+    return 1 if any("error" in answer for answer in answers) else 0
 
 
 DRILL_MODULE = "usernet.testing.drill.__main__"
@@ -298,8 +332,28 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("argv", nargs=argparse.REMAINDER)
     drill.set_defaults(func=cmd_drill)
 
+    ss = sub.add_parser(
+        "ss", help="show the sockets of running usernet processes (like ss -tin), through their control sockets"
+    )
+    ss.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
+    ss.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    ss.add_argument("-l", "--listening", action="store_true", help="listening (and unconnected UDP) sockets only")
+    ss.add_argument("-a", "--all", action="store_true", help="listening and connected sockets")
+    ss.add_argument("-i", "--info", action="store_true", help="TCP internals: rtt, cwnd, ssthresh, retransmissions")
+    ss.add_argument("-p", "--pid", type=int, help="only the usernet process with this PID")
+    ss.set_defaults(func=cmd_ss)
+
+    stats = sub.add_parser("stats", help="show the interface counters of running usernet processes")
+    stats.add_argument("-p", "--pid", type=int, help="only the usernet process with this PID")
+    stats.set_defaults(func=cmd_stats)
+
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
+    demo.add_argument("--sim", action="store_true", help="run it on a simulated network (the default without root)")
     demo.set_defaults(func=cmd_demo)
+
+    from usernet.tools.cli import add_subcommands  # replay, respond: the packet tools own their options
+
+    add_subcommands(sub)
     return parser
 
 

@@ -30,6 +30,7 @@ PROGRAMS: dict[str, str] = {
     "ssh-keygen": "openssh-client",
     "setpriv": "util-linux",
     "cc": "gcc",  # builds the C core at install time, and the TAP capacity benchmark's programs
+    "dnsmasq": "dnsmasq",
 }
 
 

@@ -15,6 +15,7 @@ import asyncio
 import importlib.util
 import os
 import runpy
+import socket
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from usernet.aio import shared
 from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.aio.sockets import bind_anywhere
 from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
 from usernet.drivers.host import Host
 
@@ -91,6 +93,7 @@ def install(config: UsernetConfig | None = None) -> None:
 
     config = config if config is not None else UsernetConfig.from_env()
     shared.install(config)
+    socket.socket = bind_anywhere([str(config.interface.ip)])  # type: ignore[misc]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # policies are deprecated from 3.14
         asyncio.set_event_loop_policy(EventLoopPolicy())

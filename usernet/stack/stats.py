@@ -16,6 +16,7 @@ class Stats:
         "arp_queue_full",
         "arp_replies_learned",
         "arp_requests_answered",
+        "arp_superseded",
         "arp_unresolved",
         "eth_malformed",
         "eth_not_for_us",
