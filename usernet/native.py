@@ -48,6 +48,8 @@ __all__ = [
     "available",
     "build_ipv4_tcp",
     "build_ipv4_udp",
+    "build_tcp",
+    "build_udp",
     "c_impl",
     "checksum_update16",
     "gro_read",
@@ -82,6 +84,8 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
     c_tcp_parse = lib.un_tcp_parse
     c_build_tcp = lib.un_build_ipv4_tcp
     c_build_udp = lib.un_build_ipv4_udp
+    c_route_tcp = lib.un_build_tcp
+    c_route_udp = lib.un_build_udp
     c_rx = lib.un_rx_ipv4_tcp
     c_rx_udp = lib.un_rx_ipv4_udp
     c_gso_write = lib.un_gso_write
@@ -289,6 +293,72 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         )
         return result
 
+    def build_tcp(
+        buf: BytesLike,
+        link: bytes,
+        ip: bytes,
+        ident: int,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        urgent: int,
+        options: BytesLike,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
+        out = from_buffer(byte_array, buf, True)
+        if type(options) is not bytes:
+            options = from_buffer(options)
+        if type(payload) is not bytes:
+            payload = from_buffer(payload)
+        result: int = c_route_tcp(
+            out,
+            len(out),
+            link,
+            len(link),
+            ip,
+            len(ip),
+            ident,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            urgent,
+            options,
+            len(options),
+            payload,
+            len(payload),
+            csum_mode,
+        )
+        if result < 0:
+            raise ValueError(BUILD_ERRORS[result])
+        return result
+
+    def build_udp(
+        buf: BytesLike,
+        link: bytes,
+        ip: bytes,
+        ident: int,
+        sport: int,
+        dport: int,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
+        out = from_buffer(byte_array, buf, True)
+        if type(payload) is not bytes:
+            payload = from_buffer(payload)
+        result: int = c_route_udp(
+            out, len(out), link, len(link), ip, len(ip), ident, sport, dport, payload, len(payload), csum_mode
+        )
+        if result < 0:
+            raise ValueError(BUILD_ERRORS[result])
+        return result
+
     return types.SimpleNamespace(
         sum16=sum16,
         internet_checksum=internet_checksum,
@@ -299,6 +369,8 @@ def _bind(ffi: Any, lib: Any) -> types.SimpleNamespace:
         tcp_parse=tcp_parse,
         build_ipv4_tcp=build_ipv4_tcp,
         build_ipv4_udp=build_ipv4_udp,
+        build_tcp=build_tcp,
+        build_udp=build_udp,
         rx_ipv4_tcp=rx_ipv4_tcp,
         rx_ipv4_udp=rx_ipv4_udp,
         gso_write=gso_write,
@@ -334,6 +406,8 @@ if TYPE_CHECKING:
     from usernet._native.pure import (
         build_ipv4_tcp,
         build_ipv4_udp,
+        build_tcp,
+        build_udp,
         checksum_update16,
         gro_read,
         gso_write,
@@ -357,6 +431,8 @@ else:
     tcp_parse = _chosen.tcp_parse
     build_ipv4_tcp = _chosen.build_ipv4_tcp
     build_ipv4_udp = _chosen.build_ipv4_udp
+    build_tcp = _chosen.build_tcp
+    build_udp = _chosen.build_udp
     rx_ipv4_tcp = _chosen.rx_ipv4_tcp
     rx_ipv4_udp = _chosen.rx_ipv4_udp
     gso_write = _chosen.gso_write
