@@ -15,6 +15,7 @@ RCV.NXT advances, which also discards anything left behind it.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from heapq import nlargest
 
 
@@ -197,6 +198,7 @@ class Reassembly:
         count = len(starts)
         if not count or max_blocks <= 0:
             return []
+        order: Iterable[int]
         if most_recent_first:
             stamps = self._stamps
             order = nlargest(max_blocks, range(count), key=stamps.__getitem__)

@@ -96,7 +96,7 @@ class Scoreboard:
 
     def blocks(self) -> list[tuple[int, int]]:
         """The SACKed ranges as (left, right) sequence numbers, lowest first."""
-        return [(self._seq(s), self._seq(e)) for s, e in zip(self._starts, self._ends)]
+        return [(self._seq(s), self._seq(e)) for s, e in zip(self._starts, self._ends, strict=True)]
 
     def update(self, snd_una: int, snd_max: int, sack_blocks: Iterable[tuple[int, int]]) -> int:
         """Take in one ACK; return how many bytes it SACKed for the first time.
