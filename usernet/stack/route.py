@@ -81,7 +81,8 @@ class Route:
         self._ident = 0
 
     def __repr__(self) -> str:
-        return f"<Route {_fmt(self.source)} -> {_fmt(self.destination)} via {_fmt(self.next_hop)} mtu {self.mtu}>"
+        ends = f"{format_ip(self.source)} -> {format_ip(self.destination)}"
+        return f"<Route {ends} via {format_ip(self.next_hop)} mtu {self.mtu}>"
 
     def send_tcp(
         self,
@@ -140,5 +141,6 @@ class Route:
         self._deliver(frame, self.next_hop, self.source, now)
 
 
-def _fmt(addr: bytes) -> str:
+def format_ip(addr: bytes) -> str:
+    """An IPv4 address for messages and reprs: dotted quad, no ipaddress object on the way."""
     return ".".join(str(b) for b in addr)

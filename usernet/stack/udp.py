@@ -8,7 +8,7 @@ from collections import deque
 
 from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
-from usernet.stack.route import Route
+from usernet.stack.route import Route, format_ip
 from usernet.wire import UDP_HLEN, IPv4Packet
 
 ANY = b"\x00\x00\x00\x00"
@@ -121,7 +121,7 @@ class UdpLayer:
         addr, port = local if local is not None else (ANY, 0)
         node = self._node
         if addr != ANY and addr not in node.local_addresses:
-            raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
+            raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (addr, port) in self._sockets or (
@@ -134,7 +134,7 @@ class UdpLayer:
 
     def rebind(self, sock: UdpSocket, local: Address) -> None:
         if local in self._sockets:
-            raise OSError(errno.EADDRINUSE, f"UDP {_fmt(local[0])}:{local[1]} is already bound")
+            raise OSError(errno.EADDRINUSE, f"UDP {format_ip(local[0])}:{local[1]} is already bound")
         self.unbind(sock)
         sock.local = local
         self._add(sock)
@@ -160,7 +160,7 @@ class UdpLayer:
         route = self._node.route_to(dst, source)
         if route is None:
             raise OSError(
-                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
+                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
             )
         return route
 
@@ -174,7 +174,3 @@ class UdpLayer:
             return  # like Linux: unconnected sockets are not told
         sock.errors.append(OSError(code_errno, os.strerror(code_errno)))
         self._node.mark_ready(sock)
-
-
-def _fmt(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from usernet.stack.route import format_ip
 from usernet.stack.tcp.core import (
     CAN_SEND,
     CLOSE_WAIT,
@@ -206,4 +207,4 @@ class TcpConnection(ConnectionInput):
 
 
 def _fmt(addr: Address) -> str:
-    return ".".join(str(b) for b in addr[0]) + f":{addr[1]}"
+    return f"{format_ip(addr[0])}:{addr[1]}"

@@ -150,6 +150,8 @@ class ConnectionCore:
         now: float,
         listener: AcceptQueue[Any] | None = None,
     ) -> None:
+        # The owner and the listener are typed for any connection class: their methods take
+        # the full TcpConnection, which derives from this core (see owner.py).
         cfg = owner.config
         self._owner = owner
         self._route = route
@@ -158,8 +160,6 @@ class ConnectionCore:
         self.local = local
         self.remote = remote
         self.key = (local[0], local[1], remote[0], remote[1])
-        # The owner is typed for any connection class: the layer's methods take the full
-        # TcpConnection, which derives from this core (see owner.py).
         self.listener = listener
         self.state = LISTEN if listener is not None else CLOSED
         self.error: OSError | None = None

@@ -28,7 +28,7 @@ from collections import deque
 from usernet.native import CSUM_FULL, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
 from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
-from usernet.stack.route import Route
+from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator, SynCookies
@@ -146,7 +146,7 @@ class TcpLayer:
         """Listen on (address or ANY, port); port 0 picks an ephemeral port."""
         addr, port = local
         if addr != ANY and addr not in self._node.local_addresses:
-            raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
+            raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (
@@ -168,19 +168,21 @@ class TcpLayer:
             raise OSError(errno.EINVAL, f"bad destination port {dport}")
         node = self._node
         if not node.is_unicast(dst):
-            raise OSError(errno.ENETUNREACH, f"{_fmt(dst)} is not a unicast address")
+            raise OSError(errno.ENETUNREACH, f"{format_ip(dst)} is not a unicast address")
         source = None
         port = 0
         if local is not None:
             if local[0] != ANY:
                 if local[0] not in node.local_addresses:
-                    raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(local[0])} is not an address of this usernet interface")
+                    raise OSError(
+                        errno.EADDRNOTAVAIL, f"{format_ip(local[0])} is not an address of this usernet interface"
+                    )
                 source = local[0]
             port = local[1]
         route = node.route_to(dst, source)
         if route is None:
             raise OSError(
-                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
+                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
             )
         src = route.source
         if len(self._table) >= self.config.max_connections:
@@ -188,7 +190,9 @@ class TcpLayer:
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (src, port, dst, dport) in self._table:
-            raise OSError(errno.EADDRINUSE, f"a connection {_fmt(src)}:{port} -> {_fmt(dst)}:{dport} already exists")
+            raise OSError(
+                errno.EADDRINUSE, f"a connection {format_ip(src)}:{port} -> {format_ip(dst)}:{dport} already exists"
+            )
         conn = TcpConnection(self, route, (src, port), remote, now)
         self._add(conn)
         conn.active_open(now)
@@ -518,7 +522,3 @@ class TcpLayer:
 def _flow_key(conn: TcpConnection) -> int:
     """The key `rx_ipv4_tcp` computes for the connection's incoming segments."""
     return (int.from_bytes(conn.remote[0], "big") << 32) | (conn.remote[1] << 16) | conn.local[1]
-
-
-def _fmt(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)
