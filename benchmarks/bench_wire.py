@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     speedup = (py_parse + py_build) / (c_parse + c_build)
     print()
     print(
-        f"aim C checksum >= 0.5 x copy: worst {worst_copy_ratio:.2f} x, {'met' if worst_copy_ratio >= 0.5 else 'missed'}"
+        f"aim C checksum >= 0.5 x copy: worst {worst_copy_ratio:.2f} x, "
+        f"{'met' if worst_copy_ratio >= 0.5 else 'missed'}"
     )
     print(f"aim C parse + build >= 10 x twin: {speedup:.1f} x, {'met' if speedup >= 10 else 'missed'}")
     return 0

@@ -51,31 +51,36 @@ def _tail(text: str, lines: int = 8) -> str:
 
 def start_server(sandbox: Sandbox, cmd: list[str], *, timeout: float = 15.0) -> subprocess.Popen[bytes]:
     """Start `cmd` in `sandbox` and wait for its `ready` line; the sandbox stops it on close."""
-    errors = tempfile.TemporaryFile()
-    process = sandbox.popen(
-        cmd, stdout=subprocess.PIPE, stderr=errors, cwd=REPO, env=child_env(), start_new_session=True
-    )
-    assert process.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(process.stdout, selectors.EVENT_READ)
-        while READY.encode() not in seen:
-            left = deadline - time.monotonic()
-            if left <= 0 or process.poll() is not None:
-                process.kill()
-                process.wait()
-                errors.seek(0)
-                why = f"did not say ready within {timeout:.0f} s" if left <= 0 else f"exited with {process.returncode}"
-                raise RuntimeError(
-                    f"server {' '.join(cmd[-6:])} {why}: {_tail(errors.read().decode(errors='replace'))}"
-                )
-            if sel.select(min(left, 0.2)):
-                chunk = os.read(process.stdout.fileno(), 4096)
-                if not chunk:
-                    process.wait(timeout=2)
-                seen += chunk
-    return process
+    # The child holds its own descriptor of the file: ours closes when this returns.
+    with tempfile.TemporaryFile() as errors:
+        process = sandbox.popen(
+            cmd, stdout=subprocess.PIPE, stderr=errors, cwd=REPO, env=child_env(), start_new_session=True
+        )
+        assert process.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(process.stdout, selectors.EVENT_READ)
+            while READY.encode() not in seen:
+                left = deadline - time.monotonic()
+                if left <= 0 or process.poll() is not None:
+                    process.kill()
+                    process.wait()
+                    errors.seek(0)
+                    why = (
+                        f"did not say ready within {timeout:.0f} s"
+                        if left <= 0
+                        else f"exited with {process.returncode}"
+                    )
+                    raise RuntimeError(
+                        f"server {' '.join(cmd[-6:])} {why}: {_tail(errors.read().decode(errors='replace'))}"
+                    )
+                if sel.select(min(left, 0.2)):
+                    chunk = os.read(process.stdout.fileno(), 4096)
+                    if not chunk:
+                        process.wait(timeout=2)
+                    seen += chunk
+        return process
 
 
 def run_json(sandbox: Sandbox, cmd: list[str], *, timeout: float) -> dict[str, Any]:

@@ -62,14 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     echoed = plain["echoed"]
     print(
         f"plain: {client['rate']:,.0f} datagrams/s seen by the client; server echoed {echoed:,} using "
-        f"{plain['cpu_seconds']:.2f} CPU s (includes start-up): {plain['cpu_seconds'] / echoed * 1e6:.1f} µs per datagram"
+        f"{plain['cpu_seconds']:.2f} CPU s (includes start-up): "
+        f"{plain['cpu_seconds'] / echoed * 1e6:.1f} µs per datagram"
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "server.prof"
         profiled, client = serve_under_load(args.seconds, args.window, path)
         out = io.StringIO()
         stats = pstats.Stats(str(path), stream=out)
-        total = stats.total_tt  # type: ignore[attr-defined]
+        total = stats.total_tt  # type: ignore[attr-defined]  # set by pstats at run time, not in its stub
         n = profiled["echoed"]
         print(
             f"profiled: {client['rate']:,.0f} datagrams/s; {n:,} echoed; {total:.2f} s in the loop under cProfile, "

@@ -70,7 +70,8 @@ def write_markdown(outcomes: list[Outcome], settings: Settings, path: Path) -> s
         "# usernet against the kernel",
         "",
         f"`python -m benchmarks{' --quick' if settings.quick else ''}`, {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{mode} mode: {settings.repeats} repetitions of ~{settings.seconds:g} s per figure, interleaved across variants. "
+        f"{mode} mode: {settings.repeats} repetitions of ~{settings.seconds:g} s per figure, "
+        "interleaved across variants. "
         f"Linux {platform.release()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
         "",
         "Cells are median (min–max) over the repetitions. The ratio column divides a variant's headline median "
@@ -109,7 +110,7 @@ def write_plot(outcomes: list[Outcome], path: Path) -> str:
     figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 2.6 * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, (outcome, case) in zip(axes.flat, panels):
+    for ax, (outcome, case) in zip(axes.flat, panels, strict=False):
         b = outcome.benchmark
         metric = b.metrics[0]
         labels, medians, errors, notes = [], [], [[], []], []
@@ -123,7 +124,7 @@ def write_plot(outcomes: list[Outcome], path: Path) -> str:
         positions = range(len(labels))
         colours = ["tab:orange" if v.key.startswith("usernet") else "tab:blue" for v in b.variants]
         ax.barh(list(positions), medians, xerr=errors, color=colours, capsize=3)
-        for y, note in zip(positions, notes):
+        for y, note in zip(positions, notes, strict=True):
             if note:
                 ax.text(0, y, f" {note}", va="center", fontsize=7, color="grey")
         ax.set_yticks(list(positions), labels, fontsize=8)

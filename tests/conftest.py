@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _created.add(self.name)
         return original(self)
 
-    Sandbox.open = recording_open  # type: ignore[method-assign]
+    Sandbox.open = recording_open  # type: ignore[method-assign]  # the test records calls
     config.add_cleanup(lambda: setattr(Sandbox, "open", original))
 
 

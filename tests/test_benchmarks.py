@@ -36,7 +36,7 @@ def test_every_benchmark_the_issue_names_is_registered_with_runnable_variants() 
 
 
 def test_select_names_the_known_benchmarks_when_given_an_unknown_one() -> None:
-    with pytest.raises(ValueError, match="known: .*udp_echo"):
+    with pytest.raises(ValueError, match=r"known: .*udp_echo"):
         select(discover(), ["udp_echo", "nope"])
 
 

@@ -151,7 +151,7 @@ def test_a_corrupt_segment_passes_through_and_breaks_the_run(impl: Impl) -> None
 @pytest.mark.parametrize("extra", [0, 1], ids=["exactly_65535", "one_past"])
 def test_a_merge_stops_at_the_largest_ipv4_packet(impl: Impl, extra: int) -> None:
     frames = run([8948] * 7 + [65535 - (20 + 32 + 7 * 8948) + extra])  # MTU 9000 frames
-    result, out, _ = gro(impl, frames, frame_cap=9018, max_frames=8)
+    _result, out, _ = gro(impl, frames, frame_cap=9018, max_frames=8)
     assert out == ([merged(frames)] if not extra else [merged(frames[:7]), bytes(frames[7])])
     assert len(out[0]) - 14 == (65535 if not extra else 20 + 32 + 7 * 8948)
 

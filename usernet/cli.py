@@ -1,4 +1,5 @@
-"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill scripts and the demo."""
+"""The `usernet` command: bring an interface up and serve on it, ping from it, decode captures, run drill
+scripts and the demo."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from usernet import __version__
@@ -37,16 +39,16 @@ def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> It
         yield host
 
 
-def _print_frame(frame: object, timestamp: float, outgoing: bool) -> None:
+def _print_frame(frame: bytes | bytearray | memoryview, timestamp: float, outgoing: bool) -> None:
     """One line per frame, as tcpdump prints, with the direction seen from usernet."""
     from usernet.wire import describe
 
     clock = time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.6f}"[1:]
-    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)  # type: ignore[arg-type]
+    print(f"{clock} {'>' if outgoing else '<'} {describe(frame)}", flush=True)
 
 
-def _print_counters(host: object) -> None:
-    stats = host.iface.stats()  # type: ignore[attr-defined]
+def _print_counters(host: Host) -> None:
+    stats = host.iface.stats()
     shown = {k: v for k, v in stats.items() if v}
     print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
 
@@ -80,9 +82,11 @@ def _print_connections(services: Services) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from usernet.apps.services import Services
     from usernet.drivers import selectloop
+    from usernet.drivers.control import Inbox, serving, snapshot
 
     flags = {"stop": False, "report": False}
     waker = selectloop.Waker()
+    inbox = Inbox(waker.wake)
 
     def on_signal(signum: int, frame: object) -> None:
         flags["report" if signum == signal.SIGUSR1 else "stop"] = True
@@ -106,13 +110,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
 
             def until(now: float) -> bool:
+                inbox.run()  # control-socket requests (usernet ss, usernet stats)
                 if flags["report"]:
                     flags["report"] = False
                     _print_connections(services)
                 return flags["stop"] or (deadline is not None and now >= deadline)
 
             try:
-                selectloop.run(host, services.handle, until=until, waker=waker)
+                with serving(lambda request: inbox.call(lambda: snapshot(host.iface, request))):
+                    selectloop.run(host, services.handle, until=until, waker=waker)
             except KeyboardInterrupt:
                 pass
             finally:
@@ -128,6 +134,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class _PingState:
+    """Where `usernet ping` is: the last sequence number sent, when it went, when the next goes."""
+
+    seq: int = 0
+    last: float = 0.0
+    next: float = 0.0
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     from usernet.drivers import selectloop
 
@@ -135,9 +150,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
-    state = {"next": 0.0, "seq": 0, "last": 0.0}
+    state = _PingState()
     with _open_host(args, "ping") as host:
-        iface = host.iface  # type: ignore[attr-defined]
+        iface = host.iface
         sock = iface.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
 
@@ -148,26 +163,27 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: "
+                        f"icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
                         flush=True,
                     )
 
         def until(now: float) -> bool:
-            if state["seq"] < args.count and now >= state["next"]:
-                state["seq"] += 1
-                sent[state["seq"]] = now
+            if state.seq < args.count and now >= state.next:
+                state.seq += 1
+                sent[state.seq] = now
                 try:
-                    sock.send(target.packed, state["seq"], payload, now)
+                    sock.send(target.packed, state.seq, payload, now)
                 except OSError as exc:
                     print(f"ping: {exc.strerror}", file=sys.stderr)
                     return True
-                host.flush(now)  # type: ignore[attr-defined]
-                state["next"] = now + args.interval
-                state["last"] = now
-            done = state["seq"] >= args.count and (not sent or now - state["last"] >= args.timeout)
+                host.flush(now)
+                state.next = now + args.interval
+                state.last = now
+            done = state.seq >= args.count and (not sent or now - state.last >= args.timeout)
             return done
 
-        selectloop.run(host, on_ready, until=until)  # type: ignore[arg-type]
+        selectloop.run(host, on_ready, until=until)
     loss = 100.0 * (args.count - len(rtts)) / args.count
     print(f"--- {target} ping statistics ---")
     print(f"{args.count} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
@@ -209,6 +225,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"usernet run: command not found: {command[0]}", file=sys.stderr)
         return 127
+
+
+def cmd_ss(args: argparse.Namespace) -> int:
+    """Print the sockets of running usernet processes, as `ss` prints the kernel's."""
+    from usernet.apps.ss import format_sockets
+    from usernet.drivers.control import query
+
+    both = not args.tcp and not args.udp
+    answers = query("sockets", args.pid)
+    for line in format_sockets(
+        answers, tcp=args.tcp or both, udp=args.udp or both, listening=args.listening, every=args.all,
+        details=args.info,
+    ):  # fmt: skip
+        print(line)
+    return 1 if any("error" in answer for answer in answers) else 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print the interface counters of running usernet processes."""
+    from usernet.apps.ss import format_stats
+    from usernet.drivers.control import query
+
+    answers = query("stats", args.pid)
+    for line in format_stats(answers):
+        print(line)
+    return 1 if any("error" in answer for answer in answers) else 0
 
 
 DRILL_MODULE = "usernet.testing.drill.__main__"
@@ -275,6 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drill.add_argument("argv", nargs=argparse.REMAINDER)
     drill.set_defaults(func=cmd_drill)
+
+    ss = sub.add_parser(
+        "ss", help="show the sockets of running usernet processes (like ss -tin), through their control sockets"
+    )
+    ss.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
+    ss.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    ss.add_argument("-l", "--listening", action="store_true", help="listening (and unconnected UDP) sockets only")
+    ss.add_argument("-a", "--all", action="store_true", help="listening and connected sockets")
+    ss.add_argument("-i", "--info", action="store_true", help="TCP internals: rtt, cwnd, ssthresh, retransmissions")
+    ss.add_argument("-p", "--pid", type=int, help="only the usernet process with this PID")
+    ss.set_defaults(func=cmd_ss)
+
+    stats = sub.add_parser("stats", help="show the interface counters of running usernet processes")
+    stats.add_argument("-p", "--pid", type=int, help="only the usernet process with this PID")
+    stats.set_defaults(func=cmd_stats)
 
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
     demo.set_defaults(func=cmd_demo)

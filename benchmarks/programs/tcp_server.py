@@ -25,7 +25,7 @@ class Echo(asyncio.Protocol):
     """Everything received goes back; the peer's EOF closes the connection once the echo is written."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream's is one
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -46,7 +46,7 @@ class Chargen(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream's is one
         self._generate()
 
     def pause_writing(self) -> None:

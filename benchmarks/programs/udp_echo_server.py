@@ -18,7 +18,7 @@ from benchmarks.programs.lifetime import add_options, run_on, until_stopped
 
 class Echo(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # an endpoint's is one
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.transport.sendto(data, addr)

@@ -117,7 +117,9 @@ def start_memcached(sandbox: Sandbox) -> None:
         except ConnectionRefusedError:
             if process.poll() is not None:
                 assert process.stderr is not None
-                raise RuntimeError(f"memcached exited with {process.returncode}: {process.stderr.read().strip()}")
+                raise RuntimeError(
+                    f"memcached exited with {process.returncode}: {process.stderr.read().strip()}"
+                ) from None
             if time.monotonic() > deadline:
                 raise RuntimeError(f"memcached did not accept connections within {MEMCACHED_START:.0f} s") from None
             time.sleep(0.02)

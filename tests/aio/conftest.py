@@ -55,7 +55,7 @@ class Pair:
     b_driver: Driver
 
     def run(self, coro: object) -> object:
-        return self.loop.run_until_complete(asyncio.wait_for(coro, 10))  # type: ignore[arg-type]
+        return self.loop.run_until_complete(asyncio.wait_for(coro, 10))  # type: ignore[arg-type]  # coro is a coroutine
 
 
 @pytest.fixture(params=sorted(LOOPS))
@@ -74,7 +74,7 @@ def pair(loop_kind: str) -> Iterator[Pair]:
     holder.append(loop)
     b_driver = Driver(loop, host_b)
     b_driver.attach()
-    a_driver = loop.usernet_driver()  # type: ignore[attr-defined]
+    a_driver = loop.usernet_driver()  # type: ignore[attr-defined]  # a usernet loop, typed as any loop
     link_a.nudge = b_driver.wake
     link_b.nudge = a_driver.wake
     try:
@@ -89,7 +89,7 @@ async def serve_on_b(
 ) -> Server:
     """A server on host B (the peer), through the same Server class the loop uses."""
     listeners = listen(pair.b_driver, [None], port, 100)
-    server = Server(pair.loop, pair.b_driver, listeners, factory, **options)  # type: ignore[arg-type]
+    server = Server(pair.loop, pair.b_driver, listeners, factory, **options)  # type: ignore[arg-type]  # keywords from a dict
     await server.start_serving()
     return server
 
@@ -99,4 +99,4 @@ async def connect_from_b(
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """A connection from host B to host A's `port`, with the transport the loop would make."""
     conn = await connect(pair.loop, pair.b_driver, (A_IP, port), None)
-    return await open_stream(pair.loop, pair.b_driver, conn, factory, **options)  # type: ignore[arg-type]
+    return await open_stream(pair.loop, pair.b_driver, conn, factory, **options)  # type: ignore[arg-type]  # keywords from a dict

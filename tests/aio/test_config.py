@@ -75,7 +75,7 @@ def test_faults_hit_wire_frames_so_they_turn_software_gro_off(fault: str | None,
 )
 def test_bad_settings_say_what_is_wrong(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        UsernetConfig(**changes)  # type: ignore[arg-type]
+        UsernetConfig(**changes)  # type: ignore[arg-type]  # keywords from a dict
 
 
 def test_bad_environment_values_name_the_variable() -> None:

@@ -36,7 +36,7 @@ KNOWN: dict[str, str] = {
         "test_wait_closed_on_close", "test_wait_closed_on_close_with_unread_data", "test_start_server_1",
         "test_unclosed_server_resource_warnings",
     )
-}  # fmt: skip
+}  # fmt: skip  # arguments grouped a line, compact
 
 _MIRROR_MAC = b"\x02\x75\x6e\x00\x00\x01"
 
@@ -48,7 +48,7 @@ def mirror_loop(kind: str) -> asyncio.AbstractEventLoop:
     host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, ["127.0.0.1/8"])))
     loop = LOOPS[kind](host=host)
     holder.append(loop)
-    link.nudge = loop.usernet_driver().wake  # type: ignore[attr-defined]
+    link.nudge = loop.usernet_driver().wake  # type: ignore[attr-defined]  # a usernet loop, typed as any loop
     return loop
 
 

@@ -27,7 +27,7 @@ class Recorder(asyncio.DatagramProtocol):
         self.queue.put_nowait((kind, value))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
         self._note("made", None)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -48,7 +48,7 @@ class Recorder(asyncio.DatagramProtocol):
 
 class Echo(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -75,7 +75,7 @@ def test_connected_endpoint_talks_to_its_peer(pair: Pair) -> None:
         with pytest.raises(ValueError, match="Invalid address"):
             transport.sendto(b"x", (B_IP, 8))
         with pytest.raises(TypeError):
-            transport.sendto("text")  # type: ignore[arg-type]
+            transport.sendto("text")  # type: ignore[arg-type]  # wrong on purpose: the error is tested
         transport.close()
 
     pair.run(main())
@@ -120,14 +120,14 @@ def test_broadcast_needs_permission(pair: Pair) -> None:
         assert isinstance(exc, PermissionError)
         allowed, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0), allow_broadcast=True)
         allowed.sendto(b"shout", ("192.0.2.255", 5000))
-        data, addr = await listener.next("data")  # type: ignore[attr-defined, misc]
+        data, addr = await listener.next("data")  # type: ignore[attr-defined, misc]  # the test's own protocol or server class
         assert data == b"shout" and addr == (A_IP, allowed.get_extra_info("sockname")[1])
         sock = plain.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 0
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 1
         plain.sendto(b"now allowed", ("192.0.2.255", 5000))
-        assert (await listener.next("data"))[0] == b"now allowed"  # type: ignore[attr-defined, index]
+        assert (await listener.next("data"))[0] == b"now allowed"  # type: ignore[attr-defined, index]  # the test's own protocol or server class
 
     pair.run(main())
 
@@ -208,7 +208,7 @@ def test_writes_of_one_iteration_leave_together_in_the_next(pair: Pair) -> None:
         _, listener = await peer(pair, Recorder, 7)
         transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
         transport.sendto(b"arp")
-        await listener.next("data")  # type: ignore[attr-defined]
+        await listener.next("data")  # type: ignore[attr-defined]  # the test's own protocol or server class
         link = pair.a.link
         before = link.tx_frames
         for i in range(5):
@@ -222,7 +222,7 @@ def test_writes_of_one_iteration_leave_together_in_the_next(pair: Pair) -> None:
 
 def test_one_timer_follows_the_stack_deadline(pair: Pair) -> None:
     async def main() -> None:
-        driver: Driver = pair.loop.usernet_driver()  # type: ignore[attr-defined]
+        driver: Driver = pair.loop.usernet_driver()  # type: ignore[attr-defined]  # a usernet loop, typed as any loop
         transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=("192.0.2.77", 7))
         transport.sendto(b"nobody has this address: ARP retries")
         await asyncio.sleep(0)
@@ -278,11 +278,11 @@ def test_a_failing_protocol_is_reported_and_others_still_served(pair: Pair) -> N
 def test_closing_the_loop_detaches_and_frees_the_stack(pair: Pair) -> None:
     async def main() -> DatagramTransport:
         transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4100))
-        return transport  # type: ignore[return-value]
+        return transport  # type: ignore[return-value]  # usernet's DatagramTransport
 
     transport = pair.run(main())
     pair.loop.close()
-    assert transport.is_closing()  # type: ignore[attr-defined]
+    assert transport.is_closing()  # type: ignore[attr-defined]  # usernet's DatagramTransport
     assert pair.a.iface.udp.lookup(socket.inet_aton(A_IP), 4100) is None
     pair.a.link.nudge = lambda: None  # type: ignore[attr-defined]  # B's driver is gone with the loop
     other = asyncio.new_event_loop()

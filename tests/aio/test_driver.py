@@ -68,11 +68,11 @@ def test_a_raising_callback_does_not_strand_what_the_others_wrote(exc: BaseExcep
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(lambda loop, context: None)  # the ValueError is reported there
     host = StubHost()
-    driver = Driver(loop, host)  # type: ignore[arg-type]
+    driver = Driver(loop, host)  # type: ignore[arg-type]  # a stub host
     driver.attach()
     try:
-        driver.register("writes", Writes(driver, host))  # type: ignore[arg-type]
-        driver.register("raises", Raises(exc))  # type: ignore[arg-type]
+        driver.register("writes", Writes(driver, host))  # type: ignore[arg-type]  # stub sockets
+        driver.register("raises", Raises(exc))  # type: ignore[arg-type]  # stub sockets
         try:
             driver._on_event()
         except KeyboardInterrupt:

@@ -26,7 +26,7 @@ def test_aiohttp_client_and_server(pair: Pair, tmp_path: Path, monkeypatch: pyte
     sent: list[int] = []
 
     async def counting_sendfile(*args: object) -> int:
-        sent.append(await usernet_sendfile(*args))  # type: ignore[arg-type]
+        sent.append(await usernet_sendfile(*args))  # type: ignore[arg-type]  # passed through as aiohttp calls it
         return sent[-1]
 
     monkeypatch.setattr(usernet.aio.loop, "sendfile", counting_sendfile)
@@ -42,7 +42,7 @@ def test_aiohttp_client_and_server(pair: Pair, tmp_path: Path, monkeypatch: pyte
         app.add_routes([web.post("/hash", echo_hash), web.get("/file", file_response)])
         runner = web.AppRunner(app)
         await runner.setup()
-        await serve_on_b(pair, runner.server, 8080)  # type: ignore[arg-type]
+        await serve_on_b(pair, runner.server, 8080)  # type: ignore[arg-type]  # aiohttp's server is a protocol factory
         body = os.urandom(2_000_000)
         async with aiohttp.ClientSession() as session:
             async with session.post(f"http://{B_IP}:8080/hash", data=body) as response:

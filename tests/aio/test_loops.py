@@ -54,7 +54,7 @@ def test_loop_factory_with_a_runner(kind: str) -> None:
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run takes loop_factory from Python 3.12")
 @pytest.mark.parametrize("kind", sorted(LOOPS))
 def test_loop_factory_with_asyncio_run(kind: str) -> None:
-    assert asyncio.run(basics(), loop_factory=usernet.loop_factory(loop=kind)) is LOOPS[kind]  # type: ignore[call-arg]
+    assert asyncio.run(basics(), loop_factory=usernet.loop_factory(loop=kind)) is LOOPS[kind]  # type: ignore[call-arg]  # asyncio.run takes loop_factory from 3.12
 
 
 @pytest.mark.parametrize("kind", sorted(LOOPS))
@@ -74,7 +74,7 @@ def test_config_and_options_are_one_or_the_other_merged() -> None:
     loop = usernet.loop_factory(config, loop="uvloop")()
     try:
         assert isinstance(loop, UsernetUvloop)
-        assert loop.usernet_config == config.replace(loop="uvloop")  # type: ignore[attr-defined]
+        assert loop.usernet_config == config.replace(loop="uvloop")  # type: ignore[attr-defined]  # a usernet loop, typed as any loop
     finally:
         loop.close()
     loop = usernet.loop_factory()()

@@ -51,7 +51,7 @@ def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) ->
     )
     assert server.stdout is not None
     ready = server.stdout.readline()
-    assert "UDP echo listening on ('0.0.0.0', 7)" in ready, ready + server.stderr.read()  # type: ignore[union-attr]
+    assert "UDP echo listening on ('0.0.0.0', 7)" in ready, ready + server.stderr.read()  # type: ignore[union-attr]  # not None here
     with sandbox.socket() as udp:
         for size in (1, 100, 1472):
             message = os.urandom(size)
@@ -94,7 +94,7 @@ def test_usernet_run_sandbox_serves_the_example(tmp_path: Path) -> None:
 
 class Echo(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -125,13 +125,13 @@ def test_one_loop_reaches_usernet_and_kernel_destinations(sandbox: Sandbox, kind
         via_usernet, proto = await loop.create_datagram_endpoint(Waiter, remote_addr=(KERNEL_IP, port))
         assert isinstance(via_usernet, DatagramTransport)
         via_usernet.sendto(b"through the TAP")
-        assert await asyncio.wait_for(proto.got, 5) == (b"through the TAP", (KERNEL_IP, port))  # type: ignore[attr-defined]
+        assert await asyncio.wait_for(proto.got, 5) == (b"through the TAP", (KERNEL_IP, port))  # type: ignore[attr-defined]  # the test's own protocol or server class
         kernel_echo, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
         loopback_port = kernel_echo.get_extra_info("sockname")[1]
         via_kernel, proto2 = await loop.create_datagram_endpoint(Waiter, remote_addr=("127.0.0.1", loopback_port))
         assert not isinstance(via_kernel, DatagramTransport)
         via_kernel.sendto(b"through loopback")
-        assert (await asyncio.wait_for(proto2.got, 5))[0] == b"through loopback"  # type: ignore[attr-defined]
+        assert (await asyncio.wait_for(proto2.got, 5))[0] == b"through loopback"  # type: ignore[attr-defined]  # the test's own protocol or server class
 
     loop = LOOPS[kind](host=host)
     try:

@@ -59,13 +59,13 @@ def test_use_backend_overrides_the_rule_inside_the_block_only() -> None:
     with use_backend("usernet"):
         assert router.choose("127.0.0.1", None) == "usernet"
     assert router.choose(None, "192.0.2.9") == "usernet"
-    with pytest.raises(ValueError), use_backend("carrier pigeon"):  # type: ignore[arg-type]
+    with pytest.raises(ValueError), use_backend("carrier pigeon"):  # type: ignore[arg-type]  # wrong on purpose: the error is tested
         pass
 
 
 class Echo(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -89,7 +89,7 @@ async def kernel_round_trip() -> None:
         assert not isinstance(transport, DatagramTransport)
         assert transport.get_extra_info("socket").fileno() >= 0  # a real kernel socket
     client.sendto(b"via the kernel")
-    assert await asyncio.wait_for(proto.got, 5) == b"via the kernel"  # type: ignore[attr-defined]
+    assert await asyncio.wait_for(proto.got, 5) == b"via the kernel"  # type: ignore[attr-defined]  # the test's own protocol or server class
     client.close()
     server.close()
 
@@ -99,7 +99,7 @@ def test_loopback_stays_on_the_kernel_and_no_tap_is_opened(kind: str) -> None:
     loop = LOOPS[kind](config=UsernetConfig(tap="usernet-never"))
     try:
         loop.run_until_complete(kernel_round_trip())
-        assert loop._usernet_driver is None  # type: ignore[attr-defined]
+        assert loop._usernet_driver is None  # type: ignore[attr-defined]  # the test looks inside on purpose
     finally:
         loop.close()
 

@@ -73,14 +73,14 @@ def test_wait_closed_waits_for_clients_and_close_clients_ends_them(pair: Pair) -
         port = server.sockets[0].getsockname()[1]
         _, first = await connect_from_b(pair, Hold, port)
         _, second = await connect_from_b(pair, Hold, port)
-        while len(server._clients) < 2:  # type: ignore[attr-defined]
+        while len(server._clients) < 2:  # type: ignore[attr-defined]  # the test looks inside on purpose
             await asyncio.sleep(0.001)
         server.close()
         waiting = asyncio.ensure_future(server.wait_closed())
         await asyncio.sleep(0.01)
         assert not waiting.done()
-        server.close_clients()  # type: ignore[attr-defined]
-        assert await first.lost is None and await second.lost is None  # type: ignore[attr-defined]
+        server.close_clients()  # type: ignore[attr-defined]  # usernet's Server, typed as AbstractServer
+        assert await first.lost is None and await second.lost is None  # type: ignore[attr-defined]  # the test's own protocol or server class
         await waiting
 
     pair.run(main())
@@ -91,10 +91,10 @@ def test_abort_clients_resets_them(pair: Pair) -> None:
         async with await pair.loop.create_server(Hold, port=0) as server:
             port = server.sockets[0].getsockname()[1]
             _, client = await connect_from_b(pair, Hold, port)
-            while not server._clients:  # type: ignore[attr-defined]
+            while not server._clients:  # type: ignore[attr-defined]  # the test looks inside on purpose
                 await asyncio.sleep(0.001)
-            server.abort_clients()  # type: ignore[attr-defined]
-            assert isinstance(await client.lost, ConnectionResetError)  # type: ignore[attr-defined]
+            server.abort_clients()  # type: ignore[attr-defined]  # usernet's Server, typed as AbstractServer
+            assert isinstance(await client.lost, ConnectionResetError)  # type: ignore[attr-defined]  # the test's own protocol or server class
         assert not server.is_serving()
 
     pair.run(main())
@@ -125,12 +125,12 @@ def test_a_bound_kernel_socket_is_translated_to_a_usernet_listener(pair: Pair) -
         port = sock.getsockname()[1]
         server = await pair.loop.create_server(Hold, sock=sock)
         assert isinstance(server, Server) and server.sockets[0].getsockname() == ("0.0.0.0", port)
-        _, client = await connect_from_b(pair, Hold, port)
+        _, _client = await connect_from_b(pair, Hold, port)
         server.close()
         assert sock.fileno() == -1
         with pytest.raises(OSError):
             await pair.loop.create_server(Hold, host=["127.0.0.1", A_IP], port=0)
         with pytest.raises(TypeError):
-            await pair.loop.create_server(Hold, port=0, ssl=True)  # type: ignore[arg-type]
+            await pair.loop.create_server(Hold, port=0, ssl=True)  # type: ignore[arg-type]  # wrong on purpose: the error is tested
 
     pair.run(main())

@@ -28,7 +28,7 @@ class Recorder(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.events.append("made")
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def data_received(self, data: bytes) -> None:
         assert self.events[0] == "made" and "lost" not in self.events
@@ -70,7 +70,7 @@ async def accepted(server: Server) -> StreamTransport:
 
 class Echo(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -101,8 +101,8 @@ def test_streams_api_both_ways(pair: Pair) -> None:
         assert server.sockets[0].getsockname() == ("0.0.0.0", port) and port > 0
         client, proto = await connect_from_b(pair, lambda: Recorder(), port)
         client.write(b"hello\n")
-        assert await proto.lost is None  # type: ignore[attr-defined]
-        assert proto.data == b"HELLO\n"  # type: ignore[attr-defined]
+        assert await proto.lost is None  # type: ignore[attr-defined]  # the test's own protocol or server class
+        assert proto.data == b"HELLO\n"  # type: ignore[attr-defined]  # the test's own protocol or server class
         server.close()
         await server.wait_closed()
 
@@ -197,7 +197,7 @@ def test_extra_info_and_socket_options(pair: Pair) -> None:
     async def main() -> None:
         await serve_on_b(pair, Echo, 7)
         transport, _ = await pair.loop.create_connection(Recorder, B_IP, 7, local_addr=(A_IP, 0))
-        conn = transport._sock  # type: ignore[attr-defined]
+        conn = transport._sock  # type: ignore[attr-defined]  # the test looks inside on purpose
         sockname = transport.get_extra_info("sockname")
         assert sockname[0] == A_IP and sockname[1] > 0
         assert transport.get_extra_info("peername") == (B_IP, 7)
@@ -235,7 +235,7 @@ def test_a_reader_that_stops_pauses_the_writer_and_memory_stays_bounded(pair: Pa
         peer.pause_reading()
         peer.pause_reading()  # idempotent
         assert not peer.is_reading()
-        conn = transport._sock  # type: ignore[attr-defined]
+        conn = transport._sock  # type: ignore[attr-defined]  # the test looks inside on purpose
         block = os.urandom(65536)
         sent = bytearray()
         while "pause" not in proto.events:
@@ -336,7 +336,7 @@ def test_sendfile_through_the_fallback(pair: Pair, tmp_path: os.PathLike[str]) -
         with open(path, "wb") as f:
             f.write(content)
         server = await serve_on_b(pair, lambda: Recorder(), 7)
-        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        transport, _proto = await pair.loop.create_connection(Recorder, B_IP, 7)
         peer = await accepted(server)
         with open(path, "rb") as f:
             sent = await pair.loop.sendfile(transport, f, offset=1000, count=600_000)

@@ -66,7 +66,7 @@ def on_usernet(
         line = proc.stdout.readline()
         if ready not in line:
             proc.kill()
-            pytest.fail(f"{program[0]} did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
+            pytest.fail(f"{program[0]} did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]  # not None here
     return proc
 
 

@@ -37,7 +37,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         ]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     folder = tmp_path_factory.mktemp("tls")
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -64,7 +64,7 @@ async def upper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 class Upper(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # connection_made's transport is this kind
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data.upper())
@@ -101,10 +101,10 @@ def test_ssl_server_through_the_loop(pair: Pair, contexts: tuple[ssl.SSLContext,
         transport, proto = await connect_from_b(pair, Collect, port, ssl=client_ctx, server_hostname=A_IP)
         assert not transport.can_write_eof()  # TLS transports cannot half-close
         transport.write(b"secret\n")
-        while proto.data != b"SECRET\n":  # type: ignore[attr-defined]
+        while proto.data != b"SECRET\n":  # type: ignore[attr-defined]  # the test's own protocol or server class
             await asyncio.sleep(0.001)
         transport.close()
-        await proto.done  # type: ignore[attr-defined]
+        await proto.done  # type: ignore[attr-defined]  # the test's own protocol or server class
         server.close()
         await server.wait_closed()
 

@@ -218,7 +218,7 @@ def test_flags(text: str, flags: str, ace: int | None) -> None:
 
 
 def test_any_options_and_every_option_kind() -> None:
-    assert packet_of("+0 > . 1:1(0) ack 1 <...>").packet.options is Ellipsis  # type: ignore[union-attr]
+    assert packet_of("+0 > . 1:1(0) ack 1 <...>").packet.options is Ellipsis  # type: ignore[union-attr]  # not None here
     packet = packet_of(
         "+0 < . 1:1(0) ack 1 <eol,nop,sack 1:2 3:4,FO,FO 00ab,FOEXP 1234,md5 0f0e,ECN e1b 1 ceb 0>"
     ).packet
@@ -342,9 +342,9 @@ def test_options_in_both_forms() -> None:
 
 def test_defines_replace_words_and_callers_win() -> None:
     source = "--define=COOKIE=abcd\n--define=MSS=1000\n0 < S 0:0(0) win 9 <mss MSS,FO COOKIE>\n"
-    packet = parse_script(source).events[0].packet  # type: ignore[union-attr]
+    packet = parse_script(source).events[0].packet  # type: ignore[union-attr]  # not None here
     assert packet.options == (Mss(1000), FastOpen("abcd"))
-    packet = parse_script(source, defines={"MSS": "536"}).events[0].packet  # type: ignore[union-attr]
+    packet = parse_script(source, defines={"MSS": "536"}).events[0].packet  # type: ignore[union-attr]  # not None here
     assert packet.options == (Mss(536), FastOpen("abcd"))
 
 

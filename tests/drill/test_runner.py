@@ -120,7 +120,7 @@ def test_a_blocking_call_must_return_at_its_time() -> None:
 def test_segments_are_joined_unless_strict() -> None:
     tso = ACTIVE_OPEN + "   +0 write(3, ..., 3000) = 3000\n   +0 > P. 1:3001(3000) ack 1 <...>\n"
     run_text(tso)
-    exc = failure(tso, strict_segments=None)  # type: ignore[arg-type]
+    exc = failure(tso, strict_segments=None)  # type: ignore[arg-type]  # None: the runner's default, not a bool
     assert "expected: P. vs actual: ." in exc.message
 
 

@@ -60,7 +60,7 @@ class LoopThread:
         future: concurrent.futures.Future[object] = concurrent.futures.Future()
         self._calls.put((fn, future))
         self._waker.wake()
-        return future.result(timeout)  # type: ignore[return-value]
+        return future.result(timeout)  # type: ignore[return-value]  # the caller knows what fn returns
 
     def stop(self) -> None:
         self._stop.set()

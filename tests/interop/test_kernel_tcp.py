@@ -133,7 +133,7 @@ def test_kernel_half_close_usernet_still_sends(running: Running):
         conn = sock
         assert isinstance(conn, TcpConnection)
         while data := conn.receive():
-            seen["request"] = seen.get("request", b"") + data  # type: ignore[operator]
+            seen["request"] = seen.get("request", b"") + data  # type: ignore[operator]  # seen holds bytes under this key
         if conn.at_eof and "eof_state" not in seen:
             seen["eof_state"] = conn.state
             client = UsernetClient(running.loop, conn, pattern, 2 * MB)
@@ -249,7 +249,8 @@ def test_1000_short_connections_usernet_to_kernel(running: Running, kernel_liste
     for i in range(count):
         check = StreamCheck(pattern)
         client = usernet_connect(running.loop, KERNEL_PORT, pattern, 64, check)
-        assert client.done.wait(10), f"connection {i}: {running.loop.call(lambda now: client.conn.info())}"
+        info = running.loop.call(lambda now, client=client: client.conn.info())
+        assert client.done.wait(10), f"connection {i}: {info}"
         check.assert_complete(64)
     elapsed = time.monotonic() - start
     server.join(10)

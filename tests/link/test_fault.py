@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from collections import Counter
@@ -33,7 +34,7 @@ class Bench:
         self.clock = VirtualClock()
         self.wire = MemoryWire(self.clock, queue_limit=100_000)
         wrapped = self.wire.a if direction == "tx" else self.wire.b
-        self.fi = FaultInjector(wrapped, self.clock, direction=direction, **faults)  # type: ignore[arg-type]
+        self.fi = FaultInjector(wrapped, self.clock, direction=direction, **faults)  # type: ignore[arg-type]  # keywords from a dict
         self.sender: Link = self.fi if direction == "tx" else self.wire.a
         self.receiver: Link = self.wire.b if direction == "tx" else self.fi
         self.out: list[tuple[float, bytes]] = []
@@ -105,7 +106,7 @@ def test_corrupt_flips_one_to_three_bits_in_a_copy():
     out = bench.run(frames)
     assert frames == originals  # the sender's frames are untouched
     assert len(out) == N
-    flipped = [sum(bin(x ^ y).count("1") for x, y in zip(f, originals[i])) for i, (_, f) in enumerate(out)]
+    flipped = [sum(bin(x ^ y).count("1") for x, y in zip(f, originals[i], strict=True)) for i, (_, f) in enumerate(out)]
     damaged = [bits for bits in flipped if bits]
     assert len(damaged) == bench.fi.corrupted and within(len(damaged), N, 0.1)
     assert set(damaged) == {1, 2, 3}
@@ -115,7 +116,7 @@ def test_reorder_holds_a_frame_behind_the_next_one():
     bench = Bench(seed=6, reorder=0.1)
     out = [seq(f) for _, f in bench.run([frame(i) for i in range(N)])]
     assert sorted(out) == list(range(N))
-    descents = sum(1 for x, y in zip(out, out[1:]) if x > y)
+    descents = sum(1 for x, y in itertools.pairwise(out) if x > y)
     assert 0 < descents <= bench.fi.reordered and within(bench.fi.reordered, N, 0.1)
     # frames only trade places with close neighbours: a held frame goes out right behind the next
     assert max(abs(position - number) for position, number in enumerate(out)) < 10
@@ -169,4 +170,4 @@ def test_rx_direction_leaves_transmit_alone():
 def test_bad_parameters_are_refused(bad: dict[str, object]):
     clock = VirtualClock()
     with pytest.raises(ValueError):
-        FaultInjector(MemoryWire(clock).a, clock, seed=1, **bad)  # type: ignore[arg-type]
+        FaultInjector(MemoryWire(clock).a, clock, seed=1, **bad)  # type: ignore[arg-type]  # keywords from a dict

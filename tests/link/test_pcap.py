@@ -20,7 +20,7 @@ from tests.link.frames import (
     ip,
     ipv4,
     udp_frame,
-)  # fmt: skip
+)
 from usernet.link import MemoryWire, PcapReader, PcapTap, PcapWriter, VirtualClock
 from usernet.link.pcap import LINKTYPE_ETHERNET, MAGIC_MICRO, MAGIC_NANO, SNAPLEN
 
@@ -45,7 +45,7 @@ def test_round_trip_keeps_bytes_and_nanoseconds(records: list[tuple[bytes, int, 
     assert (reader.nanosecond, reader.snaplen, reader.linktype) == (True, SNAPLEN, LINKTYPE_ETHERNET)
     back = list(reader)
     assert [data for _, data in back] == [data for data, _, _ in records]
-    for (stamp, _), (_, seconds, nanos) in zip(back, records):
+    for (stamp, _), (_, seconds, nanos) in zip(back, records, strict=True):
         assert abs(stamp - (seconds + nanos / 1e9)) <= 1e-9 * max(1.0, seconds) * 4
 
 
@@ -143,7 +143,7 @@ def tshark_expert(path: Path) -> list[tuple[int, str]]:
         [tshark, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
          "-T", "fields", "-e", "frame.number", "-e", "_ws.expert"],
         capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     assert result.returncode == 0, result.stderr
     rows = [line.split("\t", 1) for line in result.stdout.splitlines()]
     return [(int(row[0]), row[1] if len(row) > 1 else "") for row in rows]

@@ -74,7 +74,10 @@ def test_this_process_stays_in_its_own_namespace():
 
 def test_a_process_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(usernet.link.sandbox, "_TERMINATE_TIMEOUT", 0.2)
-    code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     with Sandbox() as box:
         stubborn = box.popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
@@ -130,7 +133,7 @@ def test_purpose_must_be_a_plain_name():
 def run_script(code: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-    )  # type: ignore[call-overload]
+    )  # type: ignore[call-overload]  # keywords passed through
 
 
 def test_sigterm_closes_open_sandboxes_then_terminates_as_before():
@@ -173,7 +176,10 @@ def test_interpreter_exit_closes_a_forgotten_sandbox():
 
 def test_without_cap_net_admin_the_error_says_what_is_needed():
     drop = ["setpriv", "--inh-caps=-net_admin,-sys_admin", "--bounding-set=-net_admin,-sys_admin"]
-    code = "from usernet.link.sandbox import Sandbox; print(Sandbox('nocap').name, flush=True); Sandbox.open(Sandbox('nocap'))"
+    code = (
+        "from usernet.link.sandbox import Sandbox; "
+        "print(Sandbox('nocap').name, flush=True); Sandbox.open(Sandbox('nocap'))"
+    )
     result = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "PermissionError" in result.stderr and "CAP_NET_ADMIN" in result.stderr, result.stderr

@@ -134,7 +134,7 @@ def test_creating_a_tap_without_cap_net_admin_says_so(sandbox: Sandbox):
     result = sandbox.run(
         ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
         capture_output=True, text=True,
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     assert result.returncode != 0
     assert "PermissionError" in result.stderr and "CAP_NET_ADMIN" in result.stderr
     assert "ip tuntap add mode tap user" in result.stderr
@@ -165,7 +165,7 @@ def _tcp_frame(
     size = 54 + len(options) + len(payload)
     frame = bytearray(size) if gso_size is None else OffloadFrame(size)
     if gso_size is not None:
-        frame.gso_size = gso_size  # type: ignore[attr-defined]
+        frame.gso_size = gso_size  # type: ignore[attr-defined]  # a frame with a gso_size, as OffloadFrame is
     built = build_ipv4_tcp(
         frame,
         0,

@@ -81,7 +81,7 @@ def test_udp_echo_every_size(pair):
     client.sendto(b"warm the ARP cache: the queue for an unresolved hop holds only 32", (B_IP, 7), pair.now())
     pair.sim.run(0.1)
     assert client.recvfrom() is not None
-    sizes = list(range(0, 1473, 37)) + [1472]
+    sizes = [*range(0, 1473, 37), 1472]
     for size in sizes:
         client.sendto(bytes((size + i) & 0xFF for i in range(size)), (B_IP, 7), pair.now())
     pair.sim.run(1.0)

@@ -112,9 +112,15 @@ class Net:
         while self.now() < end:
             self.sim.run(1.0)
             server = next((p for p in self.peers.values() if p is not client), None)
-            if server is not None and client.closed and server.closed and not server.conn.readable:
-                if client.conn.state in _DONE and server.conn.state in _DONE:
-                    break
+            if (
+                server is not None
+                and client.closed
+                and server.closed
+                and not server.conn.readable
+                and client.conn.state in _DONE
+                and server.conn.state in _DONE
+            ):
+                break
         listener.close(self.now())
         server = next(p for p in self.peers.values() if p is not client)
         return client, server

@@ -27,7 +27,7 @@ def test_sequence_numbers_wrap_around_during_a_lossy_transfer() -> None:
 
 def run_until(net: Net, done: object, limit: float = 300.0) -> None:
     end = net.now() + limit
-    while net.now() < end and not done():  # type: ignore[operator]
+    while net.now() < end and not done():  # type: ignore[operator]  # done is a callable
         net.sim.run(0.05)
 
 

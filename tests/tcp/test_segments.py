@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_active_syn_carries_linux_options_in_linux_order() -> None:
     conn = s.iface.tcp.connect((PEER, 8080), 0.0)
     (syn,) = s.flush()
     assert syn.flags == SYN and conn.state == State.SYN_SENT
-    raw = bytes(syn.payload.obj)[34 + 20 : 34 + syn.header_length]  # type: ignore[union-attr]
+    raw = bytes(syn.payload.obj)[34 + 20 : 34 + syn.header_length]  # type: ignore[union-attr]  # not None here
     assert raw[:4] == bytes([2, 4, 0x05, 0xB4]) and raw[4:6] == bytes([4, 2]) and raw[6:8] == bytes([8, 10])
     assert raw[16:] == bytes([1, 3, 3, 7])
     s.inject(PEER_ISN, syn.seq + 1, SYN | ACK, options=PLAIN, sport=8080, dport=conn.local[1])
@@ -88,7 +89,7 @@ def test_syn_on_an_established_connection_gets_a_challenge_ack() -> None:
 
 
 def test_challenge_acks_are_rate_limited() -> None:
-    s, conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2))
+    s, _conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2))
     for _ in range(5):
         s.inject(PEER_ISN + 10, 0, RST)
     assert len(s.flush()) == 2
@@ -157,8 +158,8 @@ def test_zero_window_is_probed_with_backoff_then_data_flows() -> None:
     out = s.advance(5.0)
     probes = [(t, seg) for t, seg in out if not seg.payload]
     assert len(probes) >= 3 and all(seg.seq == iss1 - 1 for _, seg in probes)
-    gaps = [b[0] - a[0] for a, b in zip(probes, probes[1:])]
-    assert all(g2 > g1 for g1, g2 in zip(gaps, gaps[1:])), f"probe intervals must grow: {gaps}"
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(probes)]
+    assert all(g2 > g1 for g1, g2 in itertools.pairwise(gaps)), f"probe intervals must grow: {gaps}"
     s.inject(PEER_ISN + 1, iss1, ACK, window=65535)
     segs = s.flush()
     assert b"".join(bytes(seg.payload) for seg in segs) == b"z" * 3000
@@ -192,13 +193,13 @@ def test_sack_recovery_retransmits_only_the_holes() -> None:
 
 
 def test_rto_backs_off_exponentially_then_times_out() -> None:
-    s, conn, iss1 = established(tcp=TcpConfig(retries=4))
+    s, conn, _iss1 = established(tcp=TcpConfig(retries=4))
     conn.send(b"q" * 100, s.now)
     out = s.advance(100.0)
     times = [t for t, seg in out if seg.payload]
-    gaps = [round(b - a, 6) for a, b in zip(times, times[1:])]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
     assert len(times) == 5
-    assert all(abs(g2 - 2 * g1) < 1e-6 for g1, g2 in zip(gaps, gaps[1:])), gaps
+    assert all(abs(g2 - 2 * g1) < 1e-6 for g1, g2 in itertools.pairwise(gaps)), gaps
     assert conn.state == State.CLOSED and conn.error is not None and conn.error.errno == errno.ETIMEDOUT
     assert out[-1][1].flags & RST
 
@@ -290,7 +291,7 @@ def test_syn_cookie_completes_a_handshake_without_state() -> None:
 
 
 def test_keepalive_probes_then_times_out() -> None:
-    s, conn, iss1 = established()
+    s, conn, _iss1 = established()
     conn.set_option("keepalive", True)
     conn.set_option("keepidle", 10)
     conn.set_option("keepintvl", 2)
@@ -302,7 +303,7 @@ def test_keepalive_probes_then_times_out() -> None:
 
 
 def test_unknown_option_is_refused_with_the_known_names() -> None:
-    s, conn, _ = established()
+    _s, conn, _ = established()
     with pytest.raises(ValueError, match="nodelay"):
         conn.set_option("frobnicate", 1)
 
@@ -349,7 +350,7 @@ def test_icmp_port_unreachable_aborts_a_connect() -> None:
 
 
 def test_icmp_fragmentation_needed_lowers_the_segment_size() -> None:
-    s, conn, iss1 = established()
+    s, conn, _iss1 = established()
     conn.send(bytes(5000), s.now)
     s.iface.flush(s.now)
     frames = s.iface.take_output()
@@ -390,7 +391,7 @@ def test_window_update_on_an_ack_of_new_data_is_taken_even_behind_snd_wl1() -> N
 
 def test_an_oversized_segment_does_not_stretch_the_ack_every_two_segments_rule() -> None:
     """The receiver's estimate of the peer's segment size is capped at the MSS we offered (Linux)."""
-    s, conn, iss1 = established()
+    s, _conn, iss1 = established()
     s.inject(PEER_ISN + 1, iss1, ACK, payload=b"x" * 2000)  # larger than our MSS, e.g. merged by GRO
     assert [seg for seg in s.flush() if seg.flags & ACK and not seg.payload] == []  # first one: delayed
     s.inject(PEER_ISN + 2001, iss1, ACK, payload=b"y" * 1460)

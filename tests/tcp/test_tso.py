@@ -41,7 +41,7 @@ class Offloaded(Scripted):
 
     def frames(self) -> list[tuple[bytearray, TcpSegment]]:
         segments = self.flush()
-        return list(zip(self.sent, segments))
+        return list(zip(self.sent, segments, strict=True))
 
 
 def established(**options: object) -> tuple[Offloaded, object, int, int]:
@@ -74,12 +74,12 @@ def test_while_data_is_in_flight_small_openings_wait_for_a_batch() -> None:
     ack(s, first + MSS, tsecr)
     assert s.frames() == [], "one MSS freed by an ACK is not worth a segment while 9 are in flight"
     ack(s, first + 10 * MSS, tsecr)
-    [(frame, seg)] = s.frames()
+    [(_frame, seg)] = s.frames()
     assert seg.seq == first + 10 * MSS and len(seg.payload) % MSS == 0 and len(seg.payload) > 10 * MSS
 
 
 def test_the_tail_goes_at_once_with_push_and_a_small_last_piece() -> None:
-    s, conn, first, _ = established()
+    s, conn, _first, _ = established()
     conn.send(bytes(3 * MSS + 100), s.now)
     [(frame, seg)] = s.frames()
     assert len(seg.payload) == 3 * MSS + 100 and seg.flags == ACK | PSH and frame.gso_size == MSS
@@ -98,7 +98,7 @@ def test_segments_never_exceed_an_ipv4_packet() -> None:
 
 @pytest.mark.parametrize("tso_max", [0, 9000])
 def test_tso_max_bounds_the_segment(tso_max: int) -> None:
-    s, conn, first, _ = established(tx_checksum_partial=True, tso_max=tso_max)
+    s, conn, _first, _ = established(tx_checksum_partial=True, tso_max=tso_max)
     conn.send(bytes(100_000), s.now)
     frames = s.frames()
     largest = max(len(seg.payload) for _, seg in frames)
@@ -108,7 +108,7 @@ def test_tso_max_bounds_the_segment(tso_max: int) -> None:
 
 
 def test_a_pure_ack_goes_out_whole_with_its_checksum_complete() -> None:
-    s, conn, first, tsecr = established()
+    s, _conn, first, tsecr = established()
     s.inject(PEER_ISN + 1, first, ACK, payload=bytes(4 * MSS), options=s.ts(300, tsecr))
     [(frame, seg)] = s.frames()
     assert not isinstance(frame, OffloadFrame) and internet_checksum(frame[14:34]) == 0

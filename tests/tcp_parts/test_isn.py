@@ -49,7 +49,7 @@ def test_timestamp_offset_is_keyed_per_connection_and_not_the_isn_hash() -> None
 
 
 def test_secret_length_is_checked() -> None:
-    with pytest.raises(ValueError, match="os.urandom"):
+    with pytest.raises(ValueError, match=r"os\.urandom"):
         IsnGenerator(b"")
     with pytest.raises(ValueError):
         SynCookies(bytes(33))

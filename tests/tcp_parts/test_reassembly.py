@@ -3,6 +3,7 @@ the SACK blocks it reports match what it holds, and the byte limit holds."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -60,7 +61,7 @@ def arrivals(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
     stream = random.Random(draw(st.integers(0, 1 << 30))).randbytes(n)
     cuts = sorted(set(draw(st.lists(st.integers(1, n - 1), max_size=40)) if n > 1 else []))
     edges = [0, *cuts, n]
-    segs = [(a, b - a) for a, b in zip(edges, edges[1:])]
+    segs = [(a, b - a) for a, b in itertools.pairwise(edges)]
     extra = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 600)), max_size=15))
     segs += [(a, min(k, n - a)) for a, k in extra]
     segs += draw(st.lists(st.sampled_from(segs), max_size=10))  # exact duplicates

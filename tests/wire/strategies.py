@@ -25,7 +25,7 @@ def tcp_options(draw: st.DrawFn) -> dict[str, object]:
         "sack_permitted": draw(st.booleans()),
         "timestamp": timestamp,
     }
-    used = len(encode_tcp_options(**options))  # type: ignore[arg-type]
+    used = len(encode_tcp_options(**options))  # type: ignore[arg-type]  # keywords from a dict
     max_blocks = max(0, min(4, (40 - used - 4) // 8))
     options["sack_blocks"] = tuple(draw(st.lists(st.tuples(u32, u32), max_size=max_blocks)))
     return options
@@ -36,13 +36,13 @@ def tcp_segments(draw: st.DrawFn, src: bytes | None = None, dst: bytes | None = 
     """(src, dst, segment) with a correct checksum; addresses drawn unless given."""
     src = draw(ipv4_address) if src is None else src
     dst = draw(ipv4_address) if dst is None else dst
-    options = encode_tcp_options(**draw(tcp_options()))  # type: ignore[arg-type]
+    options = encode_tcp_options(**draw(tcp_options()))  # type: ignore[arg-type]  # keywords from a dict
     data = draw(payload)
     out = bytearray(20 + len(options) + len(data))
     emit_tcp(
         out, 0, src, dst, draw(u16), draw(u16), draw(u32), draw(u32), draw(st.integers(0, 0x1FF)), draw(u16),
         options, data, draw(u16),
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     return src, dst, bytes(out)
 
 

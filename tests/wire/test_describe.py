@@ -47,7 +47,7 @@ def test_malformed_frames_are_described() -> None:
     truncated_tcp = bytearray(v.TCP_SYN[:54])
     truncated_tcp[16:18] = (40).to_bytes(2, "big")  # IPv4 total length: 20 + a 20-byte TCP header
     assert describe(truncated_tcp) == ("192.0.2.1 > 192.0.2.2: malformed (tcp: data offset beyond the segment)")
-    assert describe(None) == "malformed (ethernet: NoneType is not a contiguous bytes-like object)"  # type: ignore[arg-type]
+    assert describe(None) == "malformed (ethernet: NoneType is not a contiguous bytes-like object)"  # type: ignore[arg-type]  # wrong on purpose: the error is tested
 
 
 def test_vlan_other_ethertypes_and_fragments() -> None:

@@ -50,7 +50,7 @@ def tcp_segment(options: bytes = b"", payload: bytes = b"", flags: int = ACK) ->
     return out
 
 
-def reject(layer: str, reason_part: str, parse, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def reject(layer: str, reason_part: str, parse, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]  # pytest parametrizes these
     with pytest.raises(MalformedPacket) as info:
         parse(*args, **kwargs)
     assert info.value.layer == layer
@@ -73,7 +73,7 @@ def test_malformed_packet_is_a_value_error_and_pickles() -> None:
     [bytes, bytearray, memoryview, lambda b: memoryview(bytearray(b)).cast("c"), lambda b: memoryview(b"\0" + b)[1:]],
     ids=["bytes", "bytearray", "memoryview", "char-view", "unaligned"],
 )
-def test_any_contiguous_buffer_is_accepted(make) -> None:  # type: ignore[no-untyped-def]
+def test_any_contiguous_buffer_is_accepted(make) -> None:  # type: ignore[no-untyped-def]  # pytest parametrizes these
     eth = parse_ethernet(make(v.TCP_DATA))
     assert eth.payload.format == "B" and eth.payload.ndim == 1
     ip = parse_ipv4(eth.payload)
@@ -98,7 +98,7 @@ def test_multibyte_item_buffers_are_read_as_bytes() -> None:
         lambda d: parse_tcp(d, SRC, DST),
     ],
 )
-def test_unusable_buffers_are_malformed(parse) -> None:  # type: ignore[no-untyped-def]
+def test_unusable_buffers_are_malformed(parse) -> None:  # type: ignore[no-untyped-def]  # pytest parametrizes these
     released = memoryview(bytes(64))
     released.release()
     for bad in (None, 42, "a string", memoryview(bytes(128))[::2], released, [1, 2, 3]):

@@ -123,12 +123,12 @@ def test_udp(src: bytes, dst: bytes, sport: int, dport: int, body: bytes, at: in
 @given(
     src=ipv4_address, dst=ipv4_address, sport=u16, dport=u16, seq=u32, ack=u32, flags=st.integers(0, 0x1FF),
     window=u16, urgent=u16, options=tcp_options(), body=payload, at=offset,
-)  # fmt: skip
+)  # fmt: skip  # arguments grouped a line, compact
 def test_tcp(
     src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, window: int, urgent: int,
     options: dict[str, object], body: bytes, at: int,
-) -> None:  # fmt: skip
-    encoded = encode_tcp_options(**options)  # type: ignore[arg-type]
+) -> None:  # fmt: skip  # arguments grouped a line, compact
+    encoded = encode_tcp_options(**options)  # type: ignore[arg-type]  # keywords from a dict
     assert len(encoded) % 4 == 0 and len(encoded) <= 40
     n = 20 + len(encoded) + len(body)
     buf = place(n, at)
@@ -136,7 +136,7 @@ def test_tcp(
     seg = parse_tcp(buf[at : at + n], src, dst)
     assert (seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, seg.urgent) == (
         sport, dport, seq, ack, flags, window, urgent
-    )  # fmt: skip
+    )  # fmt: skip  # arguments grouped a line, compact
     assert (seg.header_length, bytes(seg.payload)) == (20 + len(encoded), body)
     decoded = {
         "mss": seg.mss,
@@ -146,7 +146,7 @@ def test_tcp(
         "sack_blocks": seg.sack_blocks,
     }
     assert decoded == options
-    assert encode_tcp_options(**decoded) == encoded  # type: ignore[arg-type]
+    assert encode_tcp_options(**decoded) == encoded  # type: ignore[arg-type]  # keywords from a dict
     again = bytearray(n)
     emit_tcp(
         again,

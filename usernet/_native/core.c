@@ -122,7 +122,7 @@ int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst,
                          uint8_t proto, uint16_t length)
 {
     if (src_len != 4 || dst_len != 4)
-        return -1;
+        return UN_BAD_IPV4_ADDRESS;
     return (int32_t)fold16(pseudo_v4(src, dst, proto, length));
 }
 
@@ -130,7 +130,7 @@ int32_t un_pseudo_sum_v6(const uint8_t *src, size_t src_len, const uint8_t *dst,
                          uint8_t next_header, uint32_t length)
 {
     if (src_len != 16 || dst_len != 16)
-        return -1;
+        return UN_BAD_IPV6_ADDRESS;
     uint64_t acc = (uint64_t)next_header + length;
     for (int i = 0; i < 16; i += 4)
         acc += two_words_sum(src + i) + two_words_sum(dst + i);
@@ -141,7 +141,7 @@ int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst
                           uint8_t proto, const uint8_t *segment, size_t segment_len)
 {
     if (src_len != 4 || dst_len != 4)
-        return -1;
+        return UN_BAD_IPV4_ADDRESS;
     uint32_t pseudo = fold16(pseudo_v4(src, dst, proto, segment_len));
     return (int32_t)(~un_sum16(segment, segment_len, pseudo) & 0xffff);
 }
@@ -153,26 +153,20 @@ uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value)
     return ~fold16(acc) & 0xffff;
 }
 
-/* out[0..14]: status, sport, dport, seq, ack, header_length, flags, window, checksum,
- * urgent, mss, wscale, sack_permitted, ts_val, ts_ecr; out[15..22]: SACK edges.
- * Returns the number of SACK blocks.  The header is at most 60 bytes, so a SACK option
- * is at most 38 bytes long and carries at most 4 blocks: out[] cannot overflow. */
+/* out[UN_TCP_FIELD_*] (core.h), then out[UN_TCP_FIELDS..] the SACK edges.  Returns the
+ * number of SACK blocks, or a UN_TCP_* code with out[] zeroed.  The header is at most 60
+ * bytes, so a SACK option is at most 38 bytes long and carries at most 4 blocks: out[]
+ * cannot overflow. */
 int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
 {
     memset(out, 0, UN_TCP_FIELDS * sizeof *out);
-    if (n < 20) {
-        out[0] = UN_TCP_SHORT;
-        return 0;
-    }
+    if (n < 20)
+        return UN_TCP_SHORT;
     size_t hlen = (size_t)(p[12] >> 4) * 4;
-    if (hlen < 20) {
-        out[0] = UN_TCP_BAD_OFFSET;
-        return 0;
-    }
-    if (hlen > n) {
-        out[0] = UN_TCP_OFFSET_PAST_END;
-        return 0;
-    }
+    if (hlen < 20)
+        return UN_TCP_BAD_OFFSET;
+    if (hlen > n)
+        return UN_TCP_OFFSET_PAST_END;
     int64_t mss = -1, wscale = -1, ts_val = -1, ts_ecr = -1, sack_permitted = 0;
     int blocks = 0;
     size_t i = 20;
@@ -185,10 +179,10 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
             continue;
         }
         if (i + 1 >= hlen)
-            goto bad_option;
+            return UN_TCP_BAD_OPTION;
         size_t olen = p[i + 1];
         if (olen < 2 || i + olen > hlen)
-            goto bad_option;
+            return UN_TCP_BAD_OPTION;
         const uint8_t *v = p + i + 2;
         switch (kind) {
         case 2:
@@ -221,34 +215,23 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
         }
         i += olen;
     }
-    out[1] = be16(p);
-    out[2] = be16(p + 2);
-    out[3] = be32(p + 4);
-    out[4] = be32(p + 8);
-    out[5] = (int64_t)hlen;
-    out[6] = p[13] | ((p[12] & 1) << 8);
-    out[7] = be16(p + 14);
-    out[8] = be16(p + 16);
-    out[9] = be16(p + 18);
-    out[10] = mss;
-    out[11] = wscale;
-    out[12] = sack_permitted;
-    out[13] = ts_val;
-    out[14] = ts_ecr;
+    out[UN_TCP_FIELD_SPORT] = be16(p);
+    out[UN_TCP_FIELD_DPORT] = be16(p + 2);
+    out[UN_TCP_FIELD_SEQ] = be32(p + 4);
+    out[UN_TCP_FIELD_ACK] = be32(p + 8);
+    out[UN_TCP_FIELD_HEADER_LENGTH] = (int64_t)hlen;
+    out[UN_TCP_FIELD_FLAGS] = p[13] | ((p[12] & 1) << 8);
+    out[UN_TCP_FIELD_WINDOW] = be16(p + 14);
+    out[UN_TCP_FIELD_CHECKSUM] = be16(p + 16);
+    out[UN_TCP_FIELD_URGENT] = be16(p + 18);
+    out[UN_TCP_FIELD_MSS] = mss;
+    out[UN_TCP_FIELD_WSCALE] = wscale;
+    out[UN_TCP_FIELD_SACK_PERMITTED] = sack_permitted;
+    out[UN_TCP_FIELD_TS_VAL] = ts_val;
+    out[UN_TCP_FIELD_TS_ECR] = ts_ecr;
     return blocks;
-
-bad_option:
-    out[0] = UN_TCP_BAD_OPTION;
-    return 0;
 }
 
-/* Header prediction's first half: is `f` a well-formed TCP/IPv4 segment to `mac` whose
- * checksums hold (the TCP one is skipped when `trusted`)?  Then out[] is tcp_parse's, and
- * out[UN_TCP_OUT_LEN..] the destination address, the flow key (source address, source
- * port, destination port) and the payload's offset and length in the frame; the return
- * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
- * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
- * and count: this function never drops anything itself. */
 /* What both receive predictions ask first: an unfragmented IPv4 packet of `proto` to
  * `mac` with a good header checksum and at least `l4_min` bytes beyond the header.
  * Sets the header and total lengths; 0 if the frame is anything else. */
@@ -268,6 +251,13 @@ static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t
     return 1;
 }
 
+/* Header prediction's first half: is `f` a well-formed TCP/IPv4 segment to `mac` whose
+ * checksums hold (the TCP one is skipped when `trusted`)?  Then out[] is tcp_parse's, and
+ * out[UN_RX_FIELD_*] the destination address, the flow key (source address, source
+ * port, destination port) and the payload's offset and length in the frame; the return
+ * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
+ * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
+ * and count: this function never drops anything itself. */
 int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
 {
     size_t ihl, total;
@@ -277,15 +267,16 @@ int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     const uint8_t *tcp = ip + ihl;
     size_t tcp_len = total - ihl;
     int blocks = un_tcp_parse(tcp, tcp_len, out);
-    if (out[0] != 0)
+    if (blocks < 0)
         return UN_RX_OTHER;
     if (!trusted && un_sum16(tcp, tcp_len, fold16(pseudo_v4(ip + 12, ip + 16, 6, tcp_len))) != 0xffff)
         return UN_RX_OTHER;
-    int64_t *extra = out + UN_TCP_OUT_LEN;
-    extra[0] = be32(ip + 16);
-    extra[1] = (int64_t)(((uint64_t)be32(ip + 12) << 32) | ((uint64_t)be16(tcp) << 16) | be16(tcp + 2));
-    extra[2] = (int64_t)(14 + ihl + (size_t)out[5]);
-    extra[3] = (int64_t)(tcp_len - (size_t)out[5]);
+    size_t hlen = (size_t)out[UN_TCP_FIELD_HEADER_LENGTH];
+    out[UN_RX_FIELD_DST] = be32(ip + 16);
+    out[UN_RX_FIELD_FLOW_KEY] =
+        (int64_t)(((uint64_t)be32(ip + 12) << 32) | ((uint64_t)be16(tcp) << 16) | be16(tcp + 2));
+    out[UN_RX_FIELD_PAYLOAD_OFFSET] = (int64_t)(14 + ihl + hlen);
+    out[UN_RX_FIELD_PAYLOAD_LENGTH] = (int64_t)(tcp_len - hlen);
     return blocks;
 }
 
@@ -306,12 +297,12 @@ int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     if (!trusted && be16(udp + 6) != 0
         && un_sum16(udp, length, fold16(pseudo_v4(ip + 12, ip + 16, 17, length))) != 0xffff)
         return UN_RX_OTHER;
-    out[0] = be32(ip + 12);
-    out[1] = be16(udp);
-    out[2] = be32(ip + 16);
-    out[3] = be16(udp + 2);
-    out[4] = (int64_t)(14 + ihl + 8);
-    out[5] = (int64_t)(length - 8);
+    out[UN_RX_UDP_FIELD_SRC] = be32(ip + 12);
+    out[UN_RX_UDP_FIELD_SPORT] = be16(udp);
+    out[UN_RX_UDP_FIELD_DST] = be32(ip + 16);
+    out[UN_RX_UDP_FIELD_DPORT] = be16(udp + 2);
+    out[UN_RX_UDP_FIELD_PAYLOAD_OFFSET] = (int64_t)(14 + ihl + 8);
+    out[UN_RX_UDP_FIELD_PAYLOAD_LENGTH] = (int64_t)(length - 8);
     return 0;
 }
 

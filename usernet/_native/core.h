@@ -1,6 +1,10 @@
 /* The C core of usernet: functions with a pure-Python twin in pure.py.
- * Status codes and their reasons are defined once, in pure.py (TCP_ERRORS,
- * BUILD_ERRORS); the numbers here must stay equal to them. */
+ *
+ * One error convention (usernet/native.py's docstring says it for Python): a function that
+ * can fail returns a negative UN_* status code, and anything >= 0 is its result.  The codes
+ * are one numbering, their reasons written once in pure.py (ERRORS); tests check that the
+ * numbers here equal those.  UN_RX_OTHER is not an error: it is the receive predictions'
+ * "not mine, take the general path". */
 #ifndef USERNET_CORE_H
 #define USERNET_CORE_H
 
@@ -11,13 +15,42 @@
 #define UN_TCP_BAD_OFFSET (-2)
 #define UN_TCP_OFFSET_PAST_END (-3)
 #define UN_TCP_BAD_OPTION (-4)
+
+/* The parse results' int64_t out[] arrays, by index.  usernet/_native/layout.py names the
+ * fields of the tuples the façade makes of them; tests/test_native_layout.py checks that
+ * these indices and those names agree. */
 /* tcp_parse's out[]: 15 fields, then up to 4 SACK blocks as 8 edges. */
+#define UN_TCP_FIELD_STATUS 0
+#define UN_TCP_FIELD_SPORT 1
+#define UN_TCP_FIELD_DPORT 2
+#define UN_TCP_FIELD_SEQ 3
+#define UN_TCP_FIELD_ACK 4
+#define UN_TCP_FIELD_HEADER_LENGTH 5
+#define UN_TCP_FIELD_FLAGS 6
+#define UN_TCP_FIELD_WINDOW 7
+#define UN_TCP_FIELD_CHECKSUM 8
+#define UN_TCP_FIELD_URGENT 9
+#define UN_TCP_FIELD_MSS 10
+#define UN_TCP_FIELD_WSCALE 11
+#define UN_TCP_FIELD_SACK_PERMITTED 12
+#define UN_TCP_FIELD_TS_VAL 13
+#define UN_TCP_FIELD_TS_ECR 14
 #define UN_TCP_FIELDS 15
 #define UN_TCP_OUT_LEN 23
-/* rx_ipv4_tcp's out[]: tcp_parse's, then destination address, flow key, payload offset and length. */
+/* rx_ipv4_tcp's out[]: tcp_parse's, then these. */
+#define UN_RX_FIELD_DST 23
+#define UN_RX_FIELD_FLOW_KEY 24
+#define UN_RX_FIELD_PAYLOAD_OFFSET 25
+#define UN_RX_FIELD_PAYLOAD_LENGTH 26
 #define UN_RX_OUT_LEN 27
 #define UN_RX_OTHER (-1)
-/* rx_ipv4_udp's out[]: source address and port, destination address and port, payload offset and length. */
+/* rx_ipv4_udp's out[]. */
+#define UN_RX_UDP_FIELD_SRC 0
+#define UN_RX_UDP_FIELD_SPORT 1
+#define UN_RX_UDP_FIELD_DST 2
+#define UN_RX_UDP_FIELD_DPORT 3
+#define UN_RX_UDP_FIELD_PAYLOAD_OFFSET 4
+#define UN_RX_UDP_FIELD_PAYLOAD_LENGTH 5
 #define UN_RX_UDP_OUT_LEN 6
 
 #define UN_CSUM_FULL 0
@@ -36,6 +69,9 @@
 #define UN_GSO_NOT_TCP (-20)
 #define UN_GRO_NO_ROOM (-21)
 
+#define UN_BAD_IPV4_ADDRESS (-30)
+#define UN_BAD_IPV6_ADDRESS (-31)
+
 uint32_t un_sum16(const uint8_t *data, size_t len, uint32_t initial);
 int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
                          uint8_t proto, uint16_t length);
@@ -44,6 +80,7 @@ int32_t un_pseudo_sum_v6(const uint8_t *src, size_t src_len, const uint8_t *dst,
 int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
                           uint8_t proto, const uint8_t *segment, size_t segment_len);
 uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value);
+/* Returns the SACK blocks in out[] (>= 0) or a UN_TCP_* code (out[] all zero). */
 int un_tcp_parse(const uint8_t *buf, size_t len, int64_t *out);
 int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
 int un_rx_ipv4_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);

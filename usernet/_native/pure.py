@@ -1,19 +1,67 @@
 """Pure-Python twins of the C functions in core.c and offload.c, with identical results.
 
 They are the reference the C code is tested against, and the path taken when the
-extension is missing or USERNET_PURE=1. "Identical" includes the edges: the status
-codes, and the exception types cffi raises for arguments that do not fit the C
-parameter (OverflowError for an out-of-range integer, TypeError for a non-integer or
-an address that is not `bytes`, BufferError for a read-only output buffer).
+extension is missing or USERNET_PURE=1. "Identical" includes the edges: the errors (a
+NativeError with the code C returns, see usernet/native.py for the convention), and the
+exception types cffi raises for arguments that do not fit the C parameter (OverflowError
+for an out-of-range integer, TypeError for a non-integer or an address that is not
+`bytes`, BufferError for a read-only output buffer).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from typing import Union
 
-BytesLike = Union[bytes, bytearray, memoryview]
+from usernet._native.layout import RxParsed, RxUdp, TcpParsed
+
+BytesLike = bytes | bytearray | memoryview
+
+#: The native interface, what usernet.native re-exports: every function here has a C
+#: binding there (tests/test_native_contract.py checks both ways).
+__all__ = [
+    "BAD_IPV4_ADDRESS",
+    "BAD_IPV6_ADDRESS",
+    "BUILD_BAD_ADDRESS",
+    "BUILD_BAD_CSUM_MODE",
+    "BUILD_BAD_FLAGS",
+    "BUILD_BAD_OPTIONS",
+    "BUILD_BAD_TEMPLATE",
+    "BUILD_ERRORS",
+    "BUILD_NO_ROOM",
+    "BUILD_TOO_LONG",
+    "CSUM_FULL",
+    "CSUM_PARTIAL",
+    "ERRORS",
+    "GRO_NO_ROOM",
+    "GSO_NOT_TCP",
+    "LINK_HEADER_MAX",
+    "TCP_BAD_OFFSET",
+    "TCP_BAD_OPTION",
+    "TCP_ERRORS",
+    "TCP_OFFSET_PAST_END",
+    "TCP_OK",
+    "TCP_SHORT",
+    "BytesLike",
+    "GroRead",
+    "GsoWritten",
+    "NativeError",
+    "build_ipv4_tcp",
+    "build_ipv4_udp",
+    "build_tcp",
+    "build_udp",
+    "checksum_update16",
+    "gro_read",
+    "gso_write",
+    "internet_checksum",
+    "l4_checksum_v4",
+    "pseudo_sum_v4",
+    "pseudo_sum_v6",
+    "rx_ipv4_tcp",
+    "rx_ipv4_udp",
+    "sum16",
+    "tcp_parse",
+]
 
 TCP_OK = 0
 TCP_SHORT = -1
@@ -53,6 +101,30 @@ BUILD_ERRORS: dict[int, str] = {
     GRO_NO_ROOM: "GRO needs a writable buffer of at least frame_cap * max_frames bytes, frame_cap >= 60",
 }
 
+BAD_IPV4_ADDRESS = -30
+BAD_IPV6_ADDRESS = -31
+
+#: Every status code core.h defines, with its reason: what a NativeError says.
+ERRORS: dict[int, str] = {
+    **TCP_ERRORS,
+    **BUILD_ERRORS,
+    BAD_IPV4_ADDRESS: "IPv4 addresses must be 4 bytes",
+    BAD_IPV6_ADDRESS: "IPv6 addresses must be 16 bytes",
+}
+
+
+class NativeError(ValueError):
+    """A native function refused its input: `code` is core.h's UN_* status, the message its reason.
+
+    A ValueError, because every such refusal is about the value of an argument (a buffer too
+    small, an address of the wrong length, a header that is not TCP's).
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(ERRORS[code])
+        self.code = code
+
+
 _ETH_IPV4 = struct.Struct("!6s6sHBBHHHBBH4s4s")  # Ethernet + IPv4 header, 34 bytes
 _TCP_HEADER = struct.Struct("!HHIIBBHHH")
 _UDP_HEADER = struct.Struct("!HHHH")
@@ -60,7 +132,6 @@ _TWO_WORDS = struct.Struct("!II")
 _CSUM_FIELD = struct.Struct("!H")
 _IP_DF = 0x4000
 _FIN_PSH = 0x09
-_TCP_FAILED = (0,) * 14 + ((),)
 
 
 def _uint(value: int, bits: int) -> int:
@@ -129,7 +200,7 @@ def pseudo_sum_v4(src: bytes, dst: bytes, proto: int, length: int) -> int:
     _uint(proto, 8)
     _uint(length, 16)
     if _address(src) != 4 or _address(dst) != 4:
-        raise ValueError("IPv4 addresses must be 4 bytes")
+        raise NativeError(BAD_IPV4_ADDRESS)
     return _fold(int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + length)
 
 
@@ -138,7 +209,7 @@ def pseudo_sum_v6(src: bytes, dst: bytes, next_header: int, length: int) -> int:
     _uint(next_header, 8)
     _uint(length, 32)
     if _address(src) != 16 or _address(dst) != 16:
-        raise ValueError("IPv6 addresses must be 16 bytes")
+        raise NativeError(BAD_IPV6_ADDRESS)
     return _fold(int.from_bytes(src, "big") + int.from_bytes(dst, "big") + next_header + length)
 
 
@@ -150,7 +221,7 @@ def l4_checksum_v4(src: bytes, dst: bytes, proto: int, segment: BytesLike) -> in
     """
     _uint(proto, 8)
     if _address(src) != 4 or _address(dst) != 4:
-        raise ValueError("IPv4 addresses must be 4 bytes")
+        raise NativeError(BAD_IPV4_ADDRESS)
     mv = _view(segment)
     n = len(mv)
     value = int.from_bytes(mv, "big")
@@ -175,29 +246,23 @@ def checksum_update16(csum: int, old: int, new: int) -> int:
     return ~total & 0xFFFF
 
 
-TcpParsed = tuple[
-    int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, tuple[tuple[int, int], ...]
-]
-
-
 def tcp_parse(buf: BytesLike) -> TcpParsed:
-    """Header fields and options of a TCP segment; never raises for a bytes-like input.
+    """Header fields and options of a TCP segment; NativeError with a TCP_* code if malformed.
 
-    Returns (status, sport, dport, seq, ack, header_length, flags, window, checksum,
-    urgent, mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks). Absent options
-    are -1 (sack_permitted 0, sack_blocks ()); a known option with the wrong length is
-    ignored, as Linux does; a repeated option's last copy wins.
+    Returns the fields layout.TCP_PARSED names. Absent options are -1 (sack_permitted 0,
+    sack_blocks ()); a known option with the wrong length is ignored, as Linux does; a
+    repeated option's last copy wins.
     """
     mv = _view(buf)
     n = len(mv)
     if n < 20:
-        return (TCP_SHORT, *_TCP_FAILED)
+        raise NativeError(TCP_SHORT)
     sport, dport, seq, ack, offset_byte, flag_byte, window, checksum, urgent = _TCP_HEADER.unpack_from(mv)
     hlen = (offset_byte >> 4) * 4
     if hlen < 20:
-        return (TCP_BAD_OFFSET, *_TCP_FAILED)
+        raise NativeError(TCP_BAD_OFFSET)
     if hlen > n:
-        return (TCP_OFFSET_PAST_END, *_TCP_FAILED)
+        raise NativeError(TCP_OFFSET_PAST_END)
     flags = flag_byte | ((offset_byte & 1) << 8)
     mss = wscale = ts_val = ts_ecr = -1
     sack_permitted = 0
@@ -214,26 +279,22 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
                 i += 1
                 continue
             if i + 1 >= end:
-                return (TCP_BAD_OPTION, *_TCP_FAILED)
+                raise NativeError(TCP_BAD_OPTION)
             olen = opts[i + 1]
             if olen < 2 or i + olen > end:
-                return (TCP_BAD_OPTION, *_TCP_FAILED)
-            if kind == 2:
-                if olen == 4:
-                    mss = (opts[i + 2] << 8) | opts[i + 3]
-            elif kind == 3:
-                if olen == 3:
-                    wscale = opts[i + 2]
-            elif kind == 4:
-                if olen == 2:
-                    sack_permitted = 1
-            elif kind == 5:
-                if olen >= 10 and (olen - 2) % 8 == 0:
-                    edges = struct.unpack_from(f"!{(olen - 2) // 4}I", opts, i + 2)
-                    sack_blocks = tuple(zip(edges[0::2], edges[1::2]))
-            elif kind == 8:
-                if olen == 10:
-                    ts_val, ts_ecr = _TWO_WORDS.unpack_from(opts, i + 2)
+                raise NativeError(TCP_BAD_OPTION)
+            # A known kind with the wrong length is skipped, hence the length in each test.
+            if kind == 2 and olen == 4:
+                mss = (opts[i + 2] << 8) | opts[i + 3]
+            elif kind == 3 and olen == 3:
+                wscale = opts[i + 2]
+            elif kind == 4 and olen == 2:
+                sack_permitted = 1
+            elif kind == 5 and olen >= 10 and (olen - 2) % 8 == 0:
+                edges = struct.unpack_from(f"!{(olen - 2) // 4}I", opts, i + 2)
+                sack_blocks = tuple(zip(edges[0::2], edges[1::2], strict=True))
+            elif kind == 8 and olen == 10:
+                ts_val, ts_ecr = _TWO_WORDS.unpack_from(opts, i + 2)
             i += olen
     return (
         TCP_OK,
@@ -253,30 +314,6 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
         ts_ecr,
         sack_blocks,
     )
-
-
-RxParsed = tuple[
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    int,
-    tuple[tuple[int, int], ...],
-    int,
-    int,
-    int,
-    int,
-]
 
 
 def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tuple[int, int] | None:
@@ -302,9 +339,9 @@ def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tupl
 def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
     """Header prediction's first half: a well-formed TCP/IPv4 segment to `mac` with valid checksums?
 
-    Then tcp_parse's 16 fields, followed by the destination address as an integer, the
-    flow key `(source address << 32) | (source port << 16) | destination port`, and the
-    payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
+    Then the fields layout.RX_TCP names: tcp_parse's, followed by the destination address
+    as an integer, the flow key `(source address << 32) | (source port << 16) | destination
+    port`, and the payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
     fragments, broadcasts, malformed frames, bad checksums): the general receive path
     classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
     """
@@ -314,23 +351,24 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
         return None
     ihl, total = header
     segment = mv[14 + ihl : 14 + total]
-    p = tcp_parse(segment)
+    try:
+        p = tcp_parse(segment)
+    except NativeError:
+        return None
     src = bytes(mv[26:30])
     dst = bytes(mv[30:34])
-    if p[0] or (not trusted and l4_checksum_v4(src, dst, 6, segment)):
+    if not trusted and l4_checksum_v4(src, dst, 6, segment):
         return None
-    key = (int.from_bytes(src, "big") << 32) | (p[1] << 16) | p[2]
-    return (*p, int.from_bytes(dst, "big"), key, 14 + ihl + p[5], total - ihl - p[5])  # type: ignore[return-value]
-
-
-RxUdp = tuple[int, int, int, int, int, int]
+    sport, dport, hlen = p[1], p[2], p[5]
+    key = (int.from_bytes(src, "big") << 32) | (sport << 16) | dport
+    return (*p, int.from_bytes(dst, "big"), key, 14 + ihl + hlen, total - ihl - hlen)
 
 
 def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
     """The UDP twin of rx_ipv4_tcp: a valid UDP/IPv4 datagram to `mac`?
 
-    Then (source address, source port, destination address, destination port, payload
-    offset, payload length), addresses as integers. None for anything else — a fragment,
+    Then the fields layout.RX_UDP names (source address, source port, destination address,
+    destination port, payload offset, payload length), addresses as integers. None for anything else — a fragment,
     a bad IPv4 or UDP checksum (unless the UDP field is zero, "none", or `trusted`), a
     UDP length that does not fit the packet — which the general path counts.
     """
@@ -361,14 +399,14 @@ def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:
     """(TCP header offset, header bytes, payload bytes per segment) of a frame for gso_write."""
     n = len(f)
     if n < 54 or f[12] != 0x08 or f[13] != 0x00 or f[14] >> 4 != 4 or f[23] != 6:
-        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+        raise NativeError(GSO_NOT_TCP)
     ihl = (f[14] & 0x0F) * 4
     if ihl < 20 or ((f[16] << 8) | f[17]) != n - 14 or 14 + ihl + 20 > n:
-        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+        raise NativeError(GSO_NOT_TCP)
     tcp = 14 + ihl
     thl = (f[tcp + 12] >> 4) * 4
     if thl < 20 or tcp + thl > n:
-        raise ValueError(BUILD_ERRORS[GSO_NOT_TCP])
+        raise NativeError(GSO_NOT_TCP)
     headers = tcp + thl
     payload = n - headers
     return tcp, headers, gso_size if 0 < gso_size < payload else payload
@@ -511,7 +549,7 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
     _uint(max_frames, 32)
     out = _writable(buf)
     if frame_cap < 60 or len(out) < frame_cap * max_frames:
-        raise ValueError(BUILD_ERRORS[GRO_NO_ROOM])
+        raise NativeError(GRO_NO_ROOM)
     spans: list[tuple[int, int]] = []
     used = read = joined = error = 0
     lo = length = payload = 0  # the last frame: where, how long, its payload if it may be extended
@@ -553,13 +591,12 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
     return spans, read, joined, error
 
 
-def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> int:
+def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, csum_mode: int) -> None:
     """The checks both builders make first, in the order core.c makes them."""
     if _address(dst_mac) != 6 or _address(src_mac) != 6 or _address(src_ip) != 4 or _address(dst_ip) != 4:
-        return BUILD_BAD_ADDRESS
+        raise NativeError(BUILD_BAD_ADDRESS)
     if csum_mode > CSUM_PARTIAL:
-        return BUILD_BAD_CSUM_MODE
-    return 0
+        raise NativeError(BUILD_BAD_CSUM_MODE)
 
 
 def _fill_l4_checksum(
@@ -627,7 +664,7 @@ def build_ipv4_tcp(
     payload: BytesLike,
     csum_mode: int = CSUM_FULL,
 ) -> int:
-    """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length or a BUILD_* code."""
+    """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length (NativeError: BUILD_*)."""
     _uint(offset, 32)
     _uint(ident, 16)
     _uint(ttl, 8)
@@ -642,20 +679,18 @@ def build_ipv4_tcp(
     out = _writable(buf)
     opts = _view(options)
     data = _view(payload)
-    status = _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
-    if status:
-        return status
+    _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
     olen = len(opts)
     if olen & 3 or olen > 40:
-        return BUILD_BAD_OPTIONS
+        raise NativeError(BUILD_BAD_OPTIONS)
     if flags > 0x1FF:
-        return BUILD_BAD_FLAGS
+        raise NativeError(BUILD_BAD_FLAGS)
     tcp_len = 20 + olen + len(data)
     if 20 + tcp_len > 0xFFFF:
-        return BUILD_TOO_LONG
+        raise NativeError(BUILD_TOO_LONG)
     end = offset + 34 + tcp_len
     if end > len(out):
-        return BUILD_NO_ROOM
+        raise NativeError(BUILD_NO_ROOM)
     _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, 20 + tcp_len)
     l4 = offset + 34
     _TCP_HEADER.pack_into(
@@ -681,7 +716,7 @@ def build_ipv4_udp(
     payload: BytesLike,
     csum_mode: int = CSUM_FULL,
 ) -> int:
-    """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length or a BUILD_* code."""
+    """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length (NativeError: BUILD_*)."""
     _uint(offset, 32)
     _uint(ident, 16)
     _uint(ttl, 8)
@@ -690,15 +725,13 @@ def build_ipv4_udp(
     _uint(csum_mode, 32)
     out = _writable(buf)
     data = _view(payload)
-    status = _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
-    if status:
-        return status
+    _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
     udp_len = 8 + len(data)
     if 20 + udp_len > 0xFFFF:
-        return BUILD_TOO_LONG
+        raise NativeError(BUILD_TOO_LONG)
     end = offset + 34 + udp_len
     if end > len(out):
-        return BUILD_NO_ROOM
+        raise NativeError(BUILD_NO_ROOM)
     _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, 20 + udp_len)
     l4 = offset + 34
     _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
@@ -768,7 +801,7 @@ def build_tcp(
 ) -> int:
     """A route's TCP frame at buf[0:]: link header, IP header from its template, TCP; its length.
 
-    Raises ValueError naming the problem (BUILD_ERRORS) when the frame cannot be built.
+    Raises NativeError when the frame cannot be built.
     """
     for value, bits in ((ident, 16), (sport, 16), (dport, 16), (seq, 32), (ack, 32), (flags, 16), (window, 16)):
         _uint(value, bits)
@@ -780,17 +813,17 @@ def build_tcp(
     link_v, ip_v, opts, data = _view(link), _view(ip), _view(options), _view(payload)
     olen = len(opts)
     if olen & 3 or olen > 40:
-        raise ValueError(BUILD_ERRORS[BUILD_BAD_OPTIONS])
+        raise NativeError(BUILD_BAD_OPTIONS)
     if flags > 0x1FF:
-        raise ValueError(BUILD_ERRORS[BUILD_BAD_FLAGS])
+        raise NativeError(BUILD_BAD_FLAGS)
     tcp_len = 20 + olen + len(data)
     status = _template_checks(link_v, ip_v, tcp_len, csum_mode)
     if status:
-        raise ValueError(BUILD_ERRORS[status])
+        raise NativeError(status)
     l4 = len(link_v) + len(ip_v)
     end = l4 + tcp_len
     if end > len(out):
-        raise ValueError(BUILD_ERRORS[BUILD_NO_ROOM])
+        raise NativeError(BUILD_NO_ROOM)
     pseudo = _headers_from_template(out, link_v, ip_v, ident, 6, tcp_len)
     _TCP_HEADER.pack_into(
         out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8), flags & 0xFF, window, 0, urgent
@@ -813,7 +846,7 @@ def build_udp(
 ) -> int:
     """A route's UDP frame at buf[0:]: link header, IP header from its template, UDP; its length.
 
-    Raises ValueError naming the problem (BUILD_ERRORS) when the frame cannot be built.
+    Raises NativeError when the frame cannot be built.
     """
     _uint(ident, 16)
     _uint(sport, 16)
@@ -826,11 +859,11 @@ def build_udp(
     udp_len = 8 + len(data)
     status = _template_checks(link_v, ip_v, udp_len, csum_mode)
     if status:
-        raise ValueError(BUILD_ERRORS[status])
+        raise NativeError(status)
     l4 = len(link_v) + len(ip_v)
     end = l4 + udp_len
     if end > len(out):
-        raise ValueError(BUILD_ERRORS[BUILD_NO_ROOM])
+        raise NativeError(BUILD_NO_ROOM)
     pseudo = _headers_from_template(out, link_v, ip_v, ident, 17, udp_len)
     _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
     out[l4 + 8 : end] = data

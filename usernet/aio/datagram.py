@@ -56,7 +56,7 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
     def get_write_buffer_size(self) -> int:
         return 0
 
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None) -> None:  # type: ignore[override]
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None) -> None:  # type: ignore[override]  # IPv4 only
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         driver = self._driver
@@ -69,7 +69,7 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
             remote = None if addr is None or self._address is not None else (_pack(addr[0]), addr[1])
             self._sock.sendto(data, remote, self._loop.time())
         except OSError as exc:
-            self._protocol.error_received(exc)  # type: ignore[attr-defined]
+            self._protocol.error_received(exc)  # type: ignore[attr-defined]  # a DatagramProtocol's
             return
         driver.request_flush()
 
@@ -82,10 +82,10 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         queue = sock.queue
         while queue and not self._closing:
             data, (addr, port) = queue.popleft()
-            protocol.datagram_received(data, (ntoa(addr), port))  # type: ignore[attr-defined]
+            protocol.datagram_received(data, (ntoa(addr), port))  # type: ignore[attr-defined]  # a DatagramProtocol's
         errors = sock.errors
         while errors and not self._closing:
-            protocol.error_received(errors.popleft())  # type: ignore[attr-defined]
+            protocol.error_received(errors.popleft())  # type: ignore[attr-defined]  # a DatagramProtocol's
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
         if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:

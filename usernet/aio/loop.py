@@ -15,7 +15,7 @@ import selectors
 import socket
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import shared, sockets, tls
 from usernet.aio.datagram import open_endpoint
@@ -55,7 +55,14 @@ class _Kernel(Exception):
     """Internal signal: this call belongs to the base loop."""
 
 
-class UsernetLoopMixin:
+if TYPE_CHECKING:
+    # What the mixin is mixed into: checked as the stdlib loop it must sit in front of.
+    _LoopBase = asyncio.BaseEventLoop
+else:
+    _LoopBase = object
+
+
+class UsernetLoopMixin(_LoopBase):
     """The usernet half of a loop class; put it before the base loop in the bases.
 
     Where the stack comes from, in order: `host=` (driven, not owned: tests and
@@ -92,11 +99,13 @@ class UsernetLoopMixin:
         """The driver of this loop's stack, opening the link and attaching on first use."""
         driver = self._usernet_driver
         if driver is None:
-            if self.is_closed():  # type: ignore[attr-defined]
+            if self.is_closed():
                 raise RuntimeError("Event loop is closed")
-            driver = Driver(self, self._usernet_acquire())  # type: ignore[arg-type]
+            driver = Driver(self, self._usernet_acquire())
             driver.attach()
             self._usernet_driver = driver
+            if self._usernet_shared is not None:
+                self._usernet_shared.driven_by(self)  # control requests run on this loop now
         return driver
 
     def _usernet_acquire(self) -> Host:
@@ -105,21 +114,23 @@ class UsernetLoopMixin:
         if self._usernet_shared is not None:
             return self._usernet_shared.get()
         assert self.usernet_config is not None
-        return self._usernet_exit.enter_context(open_host(self.usernet_config, clock=self.time))  # type: ignore[attr-defined]
+        return self._usernet_exit.enter_context(open_host(self.usernet_config, clock=self.time))
 
     def close(self) -> None:
-        if not self.is_running():  # type: ignore[attr-defined]
+        if not self.is_running():
             driver, self._usernet_driver = self._usernet_driver, None
             try:
                 if driver is not None:
                     driver.detach()
+                    if self._usernet_shared is not None:
+                        self._usernet_shared.driven_by(None)
             finally:
                 self._usernet_exit.close()
-        super().close()  # type: ignore[misc]
+        super().close()
 
     # -- UDP -------------------------------------------------------------------------------
 
-    async def create_datagram_endpoint(  # type: ignore[override]
+    async def create_datagram_endpoint(  # type: ignore[override]  # typeshed's is generic in the protocol
         self,
         protocol_factory: Callable[[], asyncio.DatagramProtocol],
         local_addr: Any = None,
@@ -138,18 +149,18 @@ class UsernetLoopMixin:
             local, remote = await self._usernet_datagram_addresses(local_addr, remote_addr, family, proto, flags)
             if remote is not None and remote[0] == "":
                 raise _Kernel
-            wildcard = local is None or local[0] in ("", "0.0.0.0")
-            if self.usernet_router.choose(None if wildcard else local[0], remote and remote[0]) == "kernel":
+            specific = None if local is None or local[0] in ("", "0.0.0.0") else local[0]
+            if self.usernet_router.choose(specific, remote and remote[0]) == "kernel":
                 raise _Kernel
         except _Kernel:
-            return await super().create_datagram_endpoint(  # type: ignore[misc, no-any-return]
+            return await super().create_datagram_endpoint(
                 protocol_factory, local_addr, remote_addr, family=family, proto=proto, flags=flags,
                 reuse_port=reuse_port, allow_broadcast=allow_broadcast, sock=sock,
-            )  # fmt: skip
+            )  # fmt: skip  # argument groups a line, as the base method's signature reads
         return await open_endpoint(
-            self, self.usernet_driver(), protocol_factory, local, remote,  # type: ignore[arg-type]
+            self, self.usernet_driver(), protocol_factory, local, remote,
             allow_broadcast=bool(allow_broadcast), reuse_port=bool(reuse_port),
-        )  # fmt: skip
+        )  # fmt: skip  # argument groups a line, as the base method's signature reads
 
     async def _usernet_datagram_addresses(
         self, local_addr: Any, remote_addr: Any, family: int, proto: int, flags: int
@@ -158,7 +169,7 @@ class UsernetLoopMixin:
         self._usernet_check_family(family)
         if local_addr is None and remote_addr is None and family == 0:
             raise _Kernel  # the base loop raises its "unexpected address family"
-        resolved = []
+        resolved: list[Address | None] = []
         for addr in (local_addr, remote_addr):
             if addr is None:
                 resolved.append(None)
@@ -198,7 +209,7 @@ class UsernetLoopMixin:
 
     # -- TCP -------------------------------------------------------------------------------
 
-    async def create_connection(  # type: ignore[override]
+    async def create_connection(  # type: ignore[override]  # one signature for typeshed's overloads, as asyncio
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         host: str | None = None,
@@ -241,16 +252,16 @@ class UsernetLoopMixin:
                     raise _Kernel
                 conn = await self._usernet_connect_any(remotes, local, all_errors)
         except _Kernel:
-            return await self._usernet_base(  # type: ignore[no-any-return]
+            return await self._usernet_base(
                 "create_connection", protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
                 sock=sock, local_addr=local_addr, server_hostname=server_hostname,
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
                 happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave, all_errors=all_errors,
-            )  # fmt: skip
+            )  # fmt: skip  # argument groups a line, as the base method's signature reads
         return await open_stream(
-            self, self.usernet_driver(), conn, protocol_factory, ssl=ssl, server_hostname=hostname,  # type: ignore[arg-type]
+            self, self.usernet_driver(), conn, protocol_factory, ssl=ssl, server_hostname=hostname,
             handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout, kernel_sock=sock,
-        )  # fmt: skip
+        )  # fmt: skip  # argument groups a line, as the base method's signature reads
 
     async def _usernet_connect_any(self, remotes: list[Address], local: Address | None, all_errors: bool) -> Any:
         """Try each address in turn, as the stdlib does without happy eyeballs; raise as it raises."""
@@ -258,7 +269,7 @@ class UsernetLoopMixin:
         errors: list[OSError] = []
         for remote in remotes:
             try:
-                return await connect(self, driver, remote, local)  # type: ignore[arg-type]
+                return await connect(self, driver, remote, local)
             except OSError as exc:
                 errors.append(exc)
         if all_errors:
@@ -267,7 +278,7 @@ class UsernetLoopMixin:
             raise errors[0]
         raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
 
-    async def create_server(  # type: ignore[override]
+    async def create_server(  # type: ignore[override]  # one signature for typeshed's overloads, as asyncio
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         host: str | Iterable[str] | None = None,
@@ -297,7 +308,7 @@ class UsernetLoopMixin:
                 if sock is not None:
                     raise ValueError("host/port and sock can not be specified at the same time")
                 self._usernet_check_family(family)
-                hosts = [host] if host is None or isinstance(host, str) else list(host)
+                hosts: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
                 addresses = await self._usernet_server_addresses(hosts, port, flags)
                 number = _port_number(port)
             else:
@@ -311,18 +322,18 @@ class UsernetLoopMixin:
                 addresses = await self._usernet_server_addresses([bound], number, flags)
                 kernel_sockets.append(sock)
         except _Kernel:
-            return await self._usernet_base(  # type: ignore[no-any-return]
+            return await self._usernet_base(
                 "create_server", protocol_factory, host, port, family=family, flags=flags, sock=sock, backlog=backlog,
                 ssl=ssl, reuse_address=reuse_address, reuse_port=reuse_port, keep_alive=keep_alive,
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
                 start_serving=start_serving,
-            )  # fmt: skip
+            )  # fmt: skip  # argument groups a line, as the base method's signature reads
         driver = self.usernet_driver()
         server = Server(
-            self, driver, listen(driver, addresses, number, backlog), protocol_factory,  # type: ignore[arg-type]
+            self, driver, listen(driver, addresses, number, backlog), protocol_factory,
             ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
             keep_alive=keep_alive, kernel_sockets=kernel_sockets,
-        )  # fmt: skip
+        )  # fmt: skip  # argument groups a line, as the base method's signature reads
         if start_serving:
             await server.start_serving()
         return server
@@ -347,7 +358,7 @@ class UsernetLoopMixin:
             )
         return addresses
 
-    async def start_tls(  # type: ignore[override]
+    async def start_tls(
         self,
         transport: asyncio.BaseTransport,
         protocol: asyncio.BaseProtocol,
@@ -359,28 +370,28 @@ class UsernetLoopMixin:
         ssl_shutdown_timeout: float | None = None,
     ) -> asyncio.Transport:
         if not isinstance(transport, StreamTransport):
-            return await self._usernet_base(  # type: ignore[no-any-return]
+            return await self._usernet_base(
                 "start_tls", transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
-            )  # fmt: skip
+            )  # fmt: skip  # argument groups a line, as the base method's signature reads
         return await tls.start_tls(
-            self, transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,  # type: ignore[arg-type]
+            self, transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,
             handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
-        )  # fmt: skip
+        )  # fmt: skip  # argument groups a line, as the base method's signature reads
 
-    async def sendfile(  # type: ignore[override]
-        self, transport: asyncio.WriteTransport, file: BinaryIO, offset: int = 0, count: int | None = None,
+    async def sendfile(
+        self, transport: asyncio.WriteTransport, file: IO[bytes], offset: int = 0, count: int | None = None,
         *, fallback: bool = True,
-    ) -> int:  # fmt: skip
+    ) -> int:  # fmt: skip  # parameters as the base method lists them
         if not isinstance(transport, StreamTransport):
-            return await super().sendfile(transport, file, offset, count, fallback=fallback)  # type: ignore[misc, no-any-return]
+            return await super().sendfile(transport, file, offset, count, fallback=fallback)
         if not fallback:
             raise asyncio.SendfileNotAvailableError("usernet has no sendfile system call: pass fallback=True")
         return await sendfile(transport, file, offset, count)
 
     # -- sockets connected through the loop --------------------------------------------------
 
-    async def sock_connect(self, sock: socket.socket, address: Any) -> None:  # type: ignore[override]
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         try:
             if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
                 raise _Kernel
@@ -392,47 +403,47 @@ class UsernetLoopMixin:
             ):
                 raise _Kernel
         except _Kernel:
-            return await super().sock_connect(sock, address)  # type: ignore[misc, no-any-return]
+            return await super().sock_connect(sock, address)
         local = None if bound_port == 0 else ("", bound_port)
-        self._usernet_connected.add(sock, await connect(self, self.usernet_driver(), remote, local))  # type: ignore[arg-type]
+        self._usernet_connected.add(sock, await connect(self, self.usernet_driver(), remote, local))
 
-    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:  # type: ignore[override]
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         conn = self._usernet_connected.get(sock)
         if conn is None:
-            return await super().sock_recv(sock, n)  # type: ignore[misc, no-any-return]
+            return await super().sock_recv(sock, n)
         buf = bytearray(n)
-        got = await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf))  # type: ignore[arg-type]
+        got = await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf))
         return bytes(buf[:got])
 
-    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:  # type: ignore[override]
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         conn = self._usernet_connected.get(sock)
         if conn is None:
-            return await super().sock_recv_into(sock, buf)  # type: ignore[misc, no-any-return]
-        return await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf).cast("B"))  # type: ignore[arg-type]
+            return await super().sock_recv_into(sock, buf)
+        return await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf).cast("B"))
 
-    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:  # type: ignore[override]
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         conn = self._usernet_connected.get(sock)
         if conn is None:
-            return await super().sock_sendall(sock, data)  # type: ignore[misc, no-any-return]
-        await sockets.sendall(self, self.usernet_driver(), conn, memoryview(data).cast("B"))  # type: ignore[arg-type]
+            return await super().sock_sendall(sock, data)
+        await sockets.sendall(self, self.usernet_driver(), conn, memoryview(data).cast("B"))
 
     # -- names -----------------------------------------------------------------------------
 
-    async def getaddrinfo(  # type: ignore[override]
+    async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[tuple[Any, ...]]:
         """IPv4 literals are answered at once (no executor round trip); names go to the base loop."""
         if _is_ipv4(host) and family in (0, socket.AF_INET):
             return socket.getaddrinfo(host, port, family, type, proto, flags)
-        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)  # type: ignore[misc, no-any-return]
+        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
 
-    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:  # type: ignore[override]
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""
         if len(sockaddr) == 2 and _is_ipv4(sockaddr[0]) and self.usernet_router.on_network(sockaddr[0]):
             if flags & socket.NI_NAMEREQD:
                 raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
             return socket.getnameinfo(sockaddr, flags | socket.NI_NUMERICHOST)
-        return await super().getnameinfo(sockaddr, flags)  # type: ignore[misc, no-any-return]
+        return await super().getnameinfo(sockaddr, flags)
 
 
 class UsernetSelectorEventLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):

@@ -15,7 +15,7 @@ from usernet.drivers.config import UsernetConfig
 __all__ = ["EventLoopPolicy"]
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[name-defined, misc]
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """Makes `asyncio.new_event_loop()` (and so `asyncio.run`) return usernet loops.
 
     `EventLoopPolicy()` uses the process's installed stack or USERNET_* variables;

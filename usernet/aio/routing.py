@@ -24,7 +24,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
-__all__ = ["Backend", "Router", "use_backend"]
+__all__ = ["Backend", "Router", "forced_backend", "use_backend"]
 
 Backend = Literal["usernet", "kernel"]
 _override: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("usernet_backend", default=None)
@@ -44,6 +44,11 @@ def use_backend(backend: Backend) -> Iterator[None]:
         yield
     finally:
         _override.reset(token)
+
+
+def forced_backend() -> Backend | None:
+    """The backend a surrounding `use_backend` block forces, or None (for usernet.socket's default)."""
+    return _override.get()
 
 
 class Router:

@@ -17,12 +17,15 @@ import runpy
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from usernet.aio import shared
 from usernet.aio.loop import UsernetSelectorEventLoop
 from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
 from usernet.drivers.host import Host
+
+if TYPE_CHECKING:
+    from usernet.aio.uv import UsernetUvloop
 
 __all__ = ["BOOT_DIR", "install", "loop_factory", "main", "run"]
 
@@ -32,7 +35,7 @@ T = TypeVar("T")
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 
 
-def _loop_class(kind: LoopKind) -> type[asyncio.AbstractEventLoop]:
+def _loop_class(kind: LoopKind) -> type[UsernetSelectorEventLoop | UsernetUvloop]:
     if kind == "uvloop":
         from usernet.aio.uv import UsernetUvloop
 
@@ -59,7 +62,7 @@ def loop_factory(
         if chosen is None:
             installed = shared.current()
             chosen = installed.config if installed is not None else UsernetConfig.from_env()
-        return _loop_class(chosen.loop)(config=config, host=host)  # type: ignore[call-arg]
+        return _loop_class(chosen.loop)(config=config, host=host)
 
     return factory
 
@@ -90,14 +93,14 @@ def install(config: UsernetConfig | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # policies are deprecated from 3.14
         asyncio.set_event_loop_policy(EventLoopPolicy())
-    asyncio.SelectorEventLoop = UsernetSelectorEventLoop  # type: ignore[misc]
+    asyncio.SelectorEventLoop = UsernetSelectorEventLoop
     try:
         import uvloop
     except ImportError:
         return
     from usernet.aio.uv import UsernetUvloop
 
-    uvloop.Loop = UsernetUvloop  # type: ignore[misc]
+    uvloop.Loop = UsernetUvloop  # type: ignore[misc]  # uvloop.Loop is a class to mypy: replacing it is the point
 
 
 _PROG = "python -m usernet"

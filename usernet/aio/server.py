@@ -177,7 +177,7 @@ class Server(asyncio.AbstractServer):
                     protocol = tls.protocol(
                         loop, protocol, self._ssl, None, server_side=True, server_hostname=None,
                         handshake_timeout=self._ssl_handshake_timeout, shutdown_timeout=self._ssl_shutdown_timeout,
-                    )  # fmt: skip
+                    )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -222,7 +222,7 @@ def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> 
     listeners: list[TcpListener] = []
     try:
         for host in hosts:
-            addr = ANY if host in (None, "", "0.0.0.0") else socket.inet_aton(host)  # type: ignore[arg-type]
+            addr = ANY if host is None or host in ("", "0.0.0.0") else socket.inet_aton(host)
             try:
                 listener = tcp.listen((addr, port), backlog)
             except OSError as exc:

@@ -5,16 +5,22 @@ Programs create loops where usernet cannot pass arguments (`asyncio.run`,
 It opens the link on first use — a program that never touches the network needs no
 TAP — and keeps it until the process exits, so sequential `asyncio.run` calls see the
 same interface, addresses and sandbox. One loop drives it at a time (see driver.py).
+While the host is open the process answers a control socket (`usernet ss`, `usernet
+stats`; drivers/control.py), through whichever loop drives the stack at the moment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import threading
 import time
+from concurrent.futures import Future
+from typing import Any
 
 from usernet.drivers.config import UsernetConfig, open_host
+from usernet.drivers.control import serving, snapshot
 from usernet.drivers.host import Host
 
 __all__ = ["SharedHost", "current", "install"]
@@ -28,13 +34,36 @@ class SharedHost:
         self._host: Host | None = None
         self._exit = contextlib.ExitStack()
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def get(self) -> Host:
         with self._lock:
             if self._host is None:
                 self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
+                self._exit.enter_context(serving(self._answer))
                 atexit.register(self.close)
             return self._host
+
+    def driven_by(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Record the loop now driving the stack (None: none), so control requests run on its thread."""
+        self._loop = loop
+
+    def _answer(self, request: str) -> dict[str, Any]:
+        loop, host = self._loop, self._host
+        if host is None:
+            return {"error": "the stack is closed"}
+        if loop is None:  # between loops nobody touches the stack
+            return snapshot(host.iface, request)
+        future: Future[dict[str, Any]] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(snapshot(host.iface, request))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(5)
 
     def close(self) -> None:
         with self._lock:

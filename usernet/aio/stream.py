@@ -17,7 +17,7 @@ import socket
 from asyncio import constants
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import tls
 from usernet.aio.driver import Driver
@@ -159,7 +159,7 @@ class StreamTransport(UsernetTransport):
     def get_write_buffer_size(self) -> int:
         return self._pending_size
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_requested:
@@ -238,7 +238,7 @@ class StreamTransport(UsernetTransport):
             self._kernel_sock.close()
 
     def _maybe_resume_protocol(self) -> None:
-        super()._maybe_resume_protocol()  # type: ignore[misc]
+        super()._maybe_resume_protocol()  # type: ignore[misc]  # the stub declares it untyped
         if not self._protocol_paused:
             self._wake_writers()
 
@@ -261,16 +261,16 @@ class StreamTransport(UsernetTransport):
             while not self._paused and not self._closing and conn.readable:
                 protocol = self._protocol
                 if self._buffered:
-                    buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]
+                    buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]  # a BufferedProtocol (_buffered)
                     if not len(buf):
                         raise RuntimeError("get_buffer() returned an empty buffer")
-                    protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]
+                    protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]  # as above
                 else:
-                    protocol.data_received(conn.receive())  # type: ignore[attr-defined]
+                    protocol.data_received(conn.receive())  # type: ignore[attr-defined]  # a stream Protocol
             self._driver.request_flush()  # the reads may open the receive window: tell the peer
             if conn.at_eof and not self._eof_delivered and not self._paused and not self._closing:
                 self._eof_delivered = True
-                if not self._protocol.eof_received():  # type: ignore[attr-defined]
+                if not self._protocol.eof_received():  # type: ignore[attr-defined]  # a stream protocol's
                     self.close()
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -380,7 +380,7 @@ async def open_stream(
         ssl_protocol = tls.protocol(
             loop, protocol, None if isinstance(ssl, bool) else ssl, waiter, server_side=False,
             server_hostname=server_hostname, handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
-        )  # fmt: skip
+        )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
         raw = StreamTransport(loop, driver, conn, ssl_protocol, None, kernel_sock=kernel_sock)
         transport = ssl_protocol._app_transport
     else:
@@ -393,7 +393,7 @@ async def open_stream(
     return transport, protocol
 
 
-async def sendfile(transport: StreamTransport, file: BinaryIO, offset: int, count: int | None) -> int:
+async def sendfile(transport: StreamTransport, file: IO[bytes], offset: int, count: int | None) -> int:
     """`loop.sendfile` for usernet transports: read in the executor, write with flow control.
 
     As with the stdlib's fallback, the file position ends after what was sent, also on error.
@@ -415,7 +415,7 @@ async def sendfile(transport: StreamTransport, file: BinaryIO, offset: int, coun
             if block <= 0:
                 return total
             view = memoryview(buf)[:block]
-            read = await loop.run_in_executor(None, file.readinto, view)  # type: ignore[attr-defined]
+            read = await loop.run_in_executor(None, file.readinto, view)  # type: ignore[attr-defined]  # binary files have it; IO's stub not
             if not read:
                 return total
             await transport._writable()

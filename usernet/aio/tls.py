@@ -49,11 +49,13 @@ def protocol(
     call_connection_made: bool = True,
 ) -> sslproto.SSLProtocol:
     """The SSLProtocol to put under `app_protocol` (context None: the stdlib's default for the side)."""
+    # The stub is narrower than the stdlib, which takes None for the context (its default) and the
+    # waiter, and seconds as a float.
     return sslproto.SSLProtocol(
-        loop, app_protocol, context, waiter, server_side, server_hostname,
+        loop, app_protocol, context, waiter, server_side, server_hostname,  # type: ignore[arg-type]  # stub: above
         call_connection_made=call_connection_made,
-        ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=shutdown_timeout,
-    )  # fmt: skip
+        ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=shutdown_timeout,  # type: ignore[arg-type]  # same
+    )  # fmt: skip  # argument groups a line, as the stdlib's signature reads
 
 
 async def start_tls(
@@ -74,11 +76,11 @@ async def start_tls(
     ssl_protocol = protocol(
         loop, app_protocol, context, waiter, server_side=server_side, server_hostname=server_hostname,
         handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout, call_connection_made=False,
-    )  # fmt: skip
-    transport.pause_reading()  # type: ignore[attr-defined]
+    )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
+    transport.pause_reading()  # type: ignore[attr-defined]  # a usernet StreamTransport, checked by the caller
     transport.set_protocol(ssl_protocol)
     made = loop.call_soon(ssl_protocol.connection_made, transport)
-    resumed = loop.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+    resumed = loop.call_soon(transport.resume_reading)  # type: ignore[attr-defined]  # as above
     try:
         await waiter
     except BaseException:
@@ -86,4 +88,4 @@ async def start_tls(
         made.cancel()
         resumed.cancel()
         raise
-    return ssl_protocol._app_transport  # type: ignore[no-any-return]
+    return ssl_protocol._app_transport

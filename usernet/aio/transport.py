@@ -11,7 +11,7 @@ import asyncio
 import errno
 import socket
 from asyncio import transports
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from usernet.aio.driver import Driver
 from usernet.stack.interface import Socket
@@ -73,7 +73,7 @@ class PseudoSocket:
             return self.type
         if level == socket.SOL_SOCKET and optname == socket.SO_ERROR:
             return 0
-        value = self._transport._getsockopt(level, optname)
+        value: int | bytes | None = self._transport._getsockopt(level, optname)
         if value is None:
             value = self._options.get((level, optname), 0)
         if buflen is not None and isinstance(value, int):
@@ -100,6 +100,14 @@ class UsernetTransport(transports._FlowControlMixin):
     """
 
     _sock_type = socket.SOCK_STREAM
+
+    # Set by asyncio's BaseTransport and _FlowControlMixin, whose stubs name them only in __slots__.
+    _extra: dict[str, Any]
+    _loop: asyncio.AbstractEventLoop
+    _protocol_paused: bool
+    if TYPE_CHECKING:
+
+        def _maybe_pause_protocol(self) -> None: ...
 
     def __init__(
         self,
@@ -157,7 +165,7 @@ class UsernetTransport(transports._FlowControlMixin):
             return
         self._lost = True
         if self._started:
-            self._protocol.connection_lost(exc)
+            self._protocol.connection_lost(exc)  # type: ignore[arg-type]  # as asyncio passes it: maybe a CancelledError
 
     # -- driver side -----------------------------------------------------------------------
 
@@ -185,7 +193,7 @@ class UsernetTransport(transports._FlowControlMixin):
         self._close_socket()
 
     def _close_socket(self) -> None:
-        self._sock.close()  # type: ignore[call-arg]
+        self._sock.close()  # type: ignore[call-arg]  # a UDP socket's; StreamTransport passes TCP's time
 
     # -- names and options -----------------------------------------------------------------
 
@@ -194,11 +202,11 @@ class UsernetTransport(transports._FlowControlMixin):
         self._extra["peername"] = self._peername()
 
     def _sockname(self) -> Address:
-        addr, port = self._sock.local  # type: ignore[union-attr]
+        addr, port = self._sock.local  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
         return (socket.inet_ntoa(addr), port)
 
     def _peername(self) -> Address | None:
-        remote = self._sock.remote  # type: ignore[union-attr]
+        remote = self._sock.remote  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
         return None if remote is None else (socket.inet_ntoa(remote[0]), remote[1])
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
@@ -211,4 +219,5 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
-        return f"<{type(self).__name__} {state} sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}>"
+        extra = self._extra
+        return f"<{type(self).__name__} {state} sockname={extra.get('sockname')} peername={extra.get('peername')}>"

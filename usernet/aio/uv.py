@@ -17,7 +17,7 @@ __all__ = ["UsernetUvloop"]
 BaseUvloop: type[uvloop.Loop] = uvloop.Loop
 
 
-class UsernetUvloop(UsernetLoopMixin, BaseUvloop):  # type: ignore[misc, valid-type]
+class UsernetUvloop(UsernetLoopMixin, BaseUvloop):  # type: ignore[misc, valid-type]  # a base held in a variable
     """uvloop's loop with usernet's stack for the sockets the Router sends there."""
 
     def __init__(self, *, config: UsernetConfig | None = None, host: Host | None = None) -> None:

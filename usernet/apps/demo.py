@@ -27,7 +27,7 @@ KERNEL_CIDR = "192.0.2.1/24"
 
 class _UdpEcho(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]  # an endpoint's is one
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -35,7 +35,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
 
 class _TcpEcho(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream's is one
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -66,7 +66,8 @@ def run_demo() -> int:
         try:
             ready.result(timeout=10)
             print(
-                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; the kernel side is {KERNEL_CIDR}"
+                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; "
+                f"the kernel side is {KERNEL_CIDR}"
             )
             print("an asyncio loop on usernet serves UDP and TCP echo (port 7) and daytime (port 13)\n")
             print(f"$ ping -c 3 -i 0.2 {USERNET_IP}   (kernel → usernet)")

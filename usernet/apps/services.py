@@ -194,7 +194,8 @@ class TcpService:
     ) -> None:
         self.name = name
         self.listener: TcpListener = iface.tcp.listen((ANY, port), backlog)
-        self.sessions: dict[TcpConnection, Session] = {}
+        # Keyed by any socket, so that whatever `handle` is given can be looked up as it is.
+        self.sessions: dict[Socket, Session] = {}
         self.finished: deque[ConnectionRecord] = deque(maxlen=history)
         self.accepted = 0
         self._new_session = session
@@ -207,10 +208,10 @@ class TcpService:
                 session = self.sessions[conn] = self._new_session(conn)
                 self._step(session, now)  # data may have come with the handshake: nothing else will tell
             return True
-        session = self.sessions.get(sock)  # type: ignore[call-overload]
-        if session is None:
+        found = self.sessions.get(sock)
+        if found is None:
             return False
-        self._step(session, now)
+        self._step(found, now)
         return True
 
     def records(self) -> list[ConnectionRecord]:

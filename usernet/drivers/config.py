@@ -37,7 +37,7 @@ _FAULT_FIELDS: dict[str, type] = {
     "seed": int, "loss": float, "duplicate": float, "reorder": float, "corrupt": float,
     "delay": float, "jitter": float, "rate": float, "direction": str, "burst": int,
     "rate_queue": int, "reorder_timeout": float,
-}  # fmt: skip
+}  # fmt: skip  # several fields a line, as --fault's help groups them
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -182,13 +182,15 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0)"),
     _Option("address", "--address", f"usernet's address, CIDR (default {DEFAULT_ADDRESS})"),
     _Option("host_address", "--host-address",
-            f"address given to the kernel side of a TAP usernet creates, CIDR (with --sandbox default {DEFAULT_HOST_ADDRESS})"),
+            "address given to the kernel side of a TAP usernet creates, CIDR "
+            f"(with --sandbox default {DEFAULT_HOST_ADDRESS})"),
     _Option("gateway", "--gateway", "default gateway for off-link destinations (then they go through usernet too)"),
     _Option("mtu", "--mtu", "IP MTU of the link (default 1500)", int),
     _Option("loop", "--loop", "base event loop for code that does not pick one (default asyncio)", str, LOOP_KINDS),
     _Option("pcap", "--pcap", "write every frame, both directions, to this pcap file"),
     _Option("fault", "--fault", "inject faults on the link, e.g. loss=0.01,delay=0.005,seed=1"),
-    _Option("only", "--only", "usernet only: destinations off usernet's networks fail instead of using the kernel", bool),
+    _Option("only", "--only",
+            "usernet only: destinations off usernet's networks fail instead of using the kernel", bool),
     _Option("sandbox", "--sandbox",
             "create a throwaway network namespace with the TAP inside it and delete it on exit", bool),
     _Option("offloads", "--offloads",
@@ -197,7 +199,7 @@ _OPTIONS: tuple[_Option, ...] = (
             "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
     _Option("no_gro", "--no-gro",
             "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
-)  # fmt: skip
+)  # fmt: skip  # a table: one option a row, its help text under it
 
 
 def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:

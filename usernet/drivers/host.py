@@ -7,13 +7,23 @@ here once.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from usernet.link.base import Link, capabilities_of
 from usernet.stack.interface import Interface, Socket
 
-__all__ = ["Host", "offload_options"]
+__all__ = ["Host", "OffloadOptions", "offload_options"]
 
 
-def offload_options(link: Link) -> dict[str, bool | int]:
+class OffloadOptions(TypedDict):
+    """The InterfaceConfig fields a link's offloads decide."""
+
+    rx_checksum_trusted: bool
+    tx_checksum_partial: bool
+    tso_max: int
+
+
+def offload_options(link: Link) -> OffloadOptions:
     """The InterfaceConfig fields that let the stack use what `link` offloads:
     `InterfaceConfig(..., **offload_options(link))`."""
     caps = capabilities_of(link)

@@ -58,7 +58,7 @@ class Waker:
 
 def run(
     host: Host,
-    on_ready: Callable[[Socket, float], None],
+    on_ready: Callable[[Socket, float], object],
     *,
     until: Callable[[float], bool],
     clock: Callable[[], float] = time.monotonic,

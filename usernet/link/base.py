@@ -166,7 +166,7 @@ class LinkWrapper(LinkCounters):
         self.inner = inner
 
     @property
-    def capabilities(self) -> LinkCapabilities:  # type: ignore[override]
+    def capabilities(self) -> LinkCapabilities:  # type: ignore[override]  # a wrapper derives what Link stores
         """The inner link's receive offloads, none on transmit.
 
         What the inner link hands out (super-segments, partial checksums) passes through a

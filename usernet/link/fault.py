@@ -158,7 +158,7 @@ class FaultInjector(LinkWrapper):
         "lost",
         "rate_limited",
         "reordered",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,

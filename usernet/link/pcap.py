@@ -35,7 +35,7 @@ class PcapWriter:
 
     def __init__(self, file_or_path: PathOrFile, *, snaplen: int = SNAPLEN) -> None:
         if isinstance(file_or_path, (str, os.PathLike)):
-            self._file: BinaryIO = open(file_or_path, "wb")
+            self._file: BinaryIO = open(file_or_path, "wb")  # noqa: SIM115 - owned until close()
             self._owned = True
         else:
             self._file = file_or_path
@@ -90,7 +90,7 @@ class PcapReader:
 
     def __init__(self, file_or_path: PathOrFile) -> None:
         if isinstance(file_or_path, (str, os.PathLike)):
-            self._file: BinaryIO = open(file_or_path, "rb")
+            self._file: BinaryIO = open(file_or_path, "rb")  # noqa: SIM115 - owned until close()
             self._owned = True
             self.name = os.fspath(file_or_path)
         else:

@@ -215,7 +215,7 @@ class Sandbox:
         ok, value = outcome[0]
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def run(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         """`subprocess.run(cmd, **kwargs)` inside the namespace."""

@@ -72,7 +72,7 @@ def encode_vnet_header(frame: BytesLike, gso_size: int) -> bytes:
 
 def decode_vnet_header(header: BytesLike) -> VnetHeader:
     """The fields of a virtio_net_hdr, for tests and debugging; the receive path reads none of them."""
-    return _VNET_HDR.unpack_from(header)  # type: ignore[return-value]
+    return _VNET_HDR.unpack_from(header)
 
 
 _DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EIO})
@@ -161,9 +161,7 @@ class TapLink(LinkCounters):
         self._views: list[memoryview] = []
         self._headers: list[bytearray] = []
         self._offloads = offloads
-        self.capabilities: LinkCapabilities = (  # type: ignore[misc]
-            TAP_OFFLOADS if offloads else SOFTWARE_GSO if gso else NO_OFFLOADS
-        )
+        self.capabilities: LinkCapabilities = TAP_OFFLOADS if offloads else SOFTWARE_GSO if gso else NO_OFFLOADS
         self.rx_gso_frames = 0
         self.tx_gso_frames = 0
         self.rx_gro_joined = 0
@@ -342,7 +340,7 @@ class TapLink(LinkCounters):
         return frames
 
     def send(self, frame: BytesLike) -> None:
-        """Write one frame; when the kernel will not take it now (EAGAIN, ENOBUFS, or the TAP is down: EIO) count a drop.
+        """Write one frame; count a drop when the kernel will not take it now (EAGAIN, ENOBUFS, a TAP down: EIO).
 
         A frame with a `gso_size` attribute (see LinkCapabilities) has a partial TCP
         checksum: with offloads it goes with a header asking the kernel to complete it and,

@@ -63,7 +63,7 @@ from usernet.wire.tcp import (
 )
 from usernet.wire.udp import UDP_HLEN, UdpDatagram, emit_udp, parse_udp
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by module, as the imports above
     "MalformedPacket",
     "describe",
     "internet_checksum",

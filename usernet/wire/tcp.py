@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from usernet.native import TCP_ERRORS, BytesLike, l4_checksum_v4, tcp_parse
+from usernet.native import BytesLike, NativeError, l4_checksum_v4, tcp_parse
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
 
 __all__ = [
@@ -68,10 +68,12 @@ def parse_tcp(data: BytesLike, src: bytes, dst: bytes, verify_checksum: bool = T
         mv = memoryview(data).cast("B")
     except (TypeError, ValueError, BufferError):
         raise not_a_byte_buffer("tcp", data) from None
-    (status, sport, dport, seq, ack, hlen, flags, window, checksum, urgent,
-     mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks) = tcp_parse(mv)  # fmt: skip
-    if status:
-        raise MalformedPacket("tcp", TCP_ERRORS.get(status) or f"unparseable header (status {status})")
+    try:
+        parsed = tcp_parse(mv)
+    except NativeError as exc:
+        raise MalformedPacket("tcp", str(exc)) from None
+    _, sport, dport, seq, ack, hlen, flags, window, checksum, urgent = parsed[:10]
+    mss, wscale, sack_permitted, ts_val, ts_ecr, sack_blocks = parsed[10:]
     if verify_checksum and l4_checksum_v4(src, dst, _IPPROTO_TCP, mv):
         raise MalformedPacket("tcp", f"bad checksum 0x{checksum:04x}")
     return _new(

@@ -25,7 +25,7 @@ import heapq
 import itertools
 from collections import deque
 
-from usernet.native import CSUM_FULL, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
+from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
 from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.route import Route, format_ip
@@ -211,11 +211,12 @@ class TcpLayer:
         """One TCP segment addressed to us (not a broadcast)."""
         stats = self._stats
         seg = ip.payload
-        p = tcp_parse(seg)
-        status, sport, dport, seq, _, header_length, flags, _, _, _, _, _, _, _, _, _ = p
-        if status:
+        try:
+            p = tcp_parse(seg)
+        except NativeError:
             stats.tcp_malformed += 1
             return
+        _, sport, dport, seq, _, header_length, flags, _, _, _, _, _, _, _, _, _ = p
         if not self._rx_trusted and l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg):
             stats.tcp_bad_checksum += 1
             return
@@ -254,7 +255,7 @@ class TcpLayer:
         stats.tcp_rx_segments += 1
         stats.tcp_rx_predicted += 1
         view = frame if type(frame) is memoryview else memoryview(frame)
-        conn.input(p[:16], view[start : start + length], now)  # tcp_parse's 16 fields; rx_ipv4_tcp adds 4
+        conn.input(p[:16], view[start : start + length], now)  # layout.TCP_PARSED's 16; RX_TCP adds 4
         self._dirty[conn] = None
         return True
 

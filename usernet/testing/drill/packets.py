@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from usernet.native import build_ipv4_tcp, internet_checksum
+from usernet.native import NativeError, build_ipv4_tcp, internet_checksum
 from usernet.testing.drill.model import (
     Eol,
     FastOpen,
@@ -164,27 +164,28 @@ def build_inbound(packet: TcpPacket, ends: Endpoints, seqmap: SeqMap, ident: int
     payload = bytes(packet.length)
     ack = seqmap.local_to_live(packet.ack) if packet.ack is not None else 0
     frame = bytearray(54 + len(options) + len(payload))
-    n = build_ipv4_tcp(
-        frame,
-        0,
-        ends.our_mac,
-        ends.peer_mac,
-        ends.remote_ip,
-        ends.local_ip,
-        ident,
-        64,
-        ends.remote_port,
-        ends.local_port,
-        seqmap.remote_to_live(packet.seq),
-        ack,
-        flag_bits(packet.flags),
-        packet.window or 0,
-        packet.urgent or 0,
-        options,
-        payload,
-    )
-    if n < 0:
-        raise DrillError(f"cannot build the inbound segment {packet} (build error {n})")
+    try:
+        build_ipv4_tcp(
+            frame,
+            0,
+            ends.our_mac,
+            ends.peer_mac,
+            ends.remote_ip,
+            ends.local_ip,
+            ident,
+            64,
+            ends.remote_port,
+            ends.local_port,
+            seqmap.remote_to_live(packet.seq),
+            ack,
+            flag_bits(packet.flags),
+            packet.window or 0,
+            packet.urgent or 0,
+            options,
+            payload,
+        )
+    except NativeError as exc:
+        raise DrillError(f"cannot build the inbound segment {packet}: {exc}") from None
     if ecn:
         frame[15] = (frame[15] & 0xFC) | ecn
         frame[24:26] = b"\x00\x00"
@@ -371,9 +372,11 @@ def _compare_options(
 ) -> str | None:
     actual = script_options(seg.options, seqmap)
     kinds = [kind for kind, _ in seg.options]
-    if len(options) != len(kinds) or any(_OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds)):
+    if len(options) != len(kinds) or any(
+        _OPTION_KIND.get(type(o), -1) not in (k, -1) for o, k in zip(options, kinds, strict=True)
+    ):
         return "bad outbound TCP options"
-    for want, (kind, _), got in zip(options, seg.options, actual):
+    for want, (kind, _), got in zip(options, seg.options, actual, strict=True):
         if isinstance(want, Timestamp) and isinstance(got, Timestamp):
             if (
                 ts_tick_usecs

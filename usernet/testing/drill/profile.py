@@ -10,6 +10,7 @@ control, `ip route ... initcwnd/rto_min`) onto a `TcpConfig` and reports the res
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -169,7 +170,7 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
 def _route(effect: CommandEffect, line: str) -> None:
     words = line.split()
     tcp = effect.tcp
-    for key, value in zip(words, words[1:]):
+    for key, value in itertools.pairwise(words):
         if key == "initcwnd":
             tcp = replace(tcp, initial_window=int(value))
         elif key == "rto_min":

@@ -23,6 +23,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NoReturn
 
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.config import TcpConfig
@@ -104,11 +105,13 @@ class _Isn:
         self.real = real
         self.fixed = fixed
 
-    def isn(self, now: float, *key: object) -> int:
-        return self.fixed if self.fixed is not None else self.real.isn(now, *key)  # type: ignore[arg-type]
+    def isn(self, now: float, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        return self.real.isn(now, local_ip, local_port, remote_ip, remote_port)
 
-    def ts_offset(self, *key: object) -> int:
-        return self.real.ts_offset(*key)  # type: ignore[arg-type]
+    def ts_offset(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
+        return self.real.ts_offset(local_ip, local_port, remote_ip, remote_port)
 
 
 @dataclass
@@ -180,7 +183,9 @@ class _Run:
                 tcp=tcp,
             )
         )
-        self.iface.tcp.isn_source = _Isn(self.iface.tcp.isn_source, None if local_isn is None else int(local_isn, 0))
+        fixed = None if local_isn is None else int(local_isn, 0)
+        # _Isn has IsnGenerator's two methods; the stack declares no protocol for an ISN source.
+        self.iface.tcp.isn_source = _Isn(self.iface.tcp.isn_source, fixed)  # type: ignore[assignment]  # see above
         self._seed_arp()
         self.sockets = Sockets(
             self.iface,
@@ -292,7 +297,7 @@ class _Run:
                 f"{self.now:.6f} sec; tolerance {tolerance:.6f} sec"
             )
 
-    def _fail(self, message: str, line: int | None = None) -> None:
+    def _fail(self, message: str, line: int | None = None) -> NoReturn:
         raise DrillFailure(self.result.filename, self.line if line is None else line, message)
 
     # -- the clock -------------------------------------------------------------------------------

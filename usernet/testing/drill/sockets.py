@@ -263,7 +263,7 @@ class Sockets:
     # -- creating and connecting ---------------------------------------------------------
 
     def socket(self, args: list[Any], now: float) -> Outcome:
-        domain, kind = (args + [None, None])[:2]
+        domain, kind = [*args, None, None][:2]
         if domain not in (None, _C["AF_INET"]):
             return fail(E.EAFNOSUPPORT, "usernet's runner speaks IPv4 only")
         if kind is not None and kind & 0xF != _C["SOCK_STREAM"]:
@@ -515,7 +515,7 @@ class Sockets:
                 if sock.conn is not None
                 else sock.options.get(key, getattr(self.tcp.config, _CONFIG_NAMES.get(key, key), 0))
             )
-            actual = int(round(current / unit)) if unit else int(current)
+            actual = round(current / unit) if unit else int(current)
             if key in ("rcvbuf", "sndbuf"):
                 actual *= 2  # Linux reports twice what was set (room for its bookkeeping)
         else:
@@ -557,7 +557,8 @@ class Sockets:
             for entry in entries:
                 if not isinstance(entry, dict):
                     continue
-                sock = self.fds.get(entry.get("fd"))
+                fd = entry.get("fd")
+                sock = self.fds.get(fd) if isinstance(fd, int) else None
                 events = entry.get("events") or 0
                 revents = _C["POLLNVAL"] if sock is None else self._revents(sock) & (events | 0x38)
                 if revents:

@@ -1,0 +1,210 @@
+"""The Stack: the asyncio loop carrying usernet.socket sockets, the crossing to it, and its registry."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, TypeVar
+
+from usernet.aio.routing import forced_backend
+from usernet.socket.base import Impl
+from usernet.socket.kernel_sockets import KernelSocket
+from usernet.socket.options import Backend
+from usernet.socket.sockets import Socket
+from usernet.socket.usernet_sockets import UsernetTcp, UsernetUdp
+
+__all__ = ["Stack"]
+
+T = TypeVar("T")
+
+
+class Stack:
+    """An asyncio loop that carries sockets, and the registry of its sockets.
+
+    `Stack.start(config)` runs a usernet loop on a thread of its own (for programs that
+    use threads); `Stack.of(loop)` (or `Stack.current()` in a coroutine) uses a loop
+    that is already running. A usernet loop carries both backends; any other loop only
+    kernel sockets.
+    """
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Stack]] = weakref.WeakKeyDictionary()
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, thread: threading.Thread | None = None, *, driver: Any = None
+    ) -> None:
+        """Prefer `of`/`current`/`start`; `driver=` puts the usernet sockets on another Driver of
+        the same loop (a second stack on a simulated wire, in tests)."""
+        self.loop = loop
+        self._thread = thread
+        self._loop_thread: int | None = thread.ident if thread is not None else threading.get_ident()
+        self._sockets: dict[Socket, None] = {}
+        self._driver: Any = driver
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Stack:
+        """The stack of `loop`, which must be running on the calling thread."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:
+            raise RuntimeError(
+                "Stack.of(loop) is called from a coroutine running on that loop; elsewhere use Stack.start"
+            )
+        stack = cls._by_loop.get(loop)
+        if stack is None:
+            stack = cls._by_loop[loop] = cls(loop)
+        return stack
+
+    @classmethod
+    def current(cls) -> Stack:
+        """The stack of the running loop (call it from a coroutine)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "no event loop is running here: pass stack=usernet.socket.Stack.start(...) from plain threads"
+            ) from None
+        return cls.of(loop)
+
+    @classmethod
+    def start(cls, config: Any = None, *, host: Any = None) -> Stack:
+        """A usernet loop (from `config`, a UsernetConfig, or driving `host`) running on its own thread."""
+        from usernet.aio.loop import UsernetSelectorEventLoop
+
+        loop = UsernetSelectorEventLoop(config=config, host=host)
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=serve, name="usernet.socket stack", daemon=True)
+        thread.start()
+        ready.wait()
+        stack = cls(loop, thread)
+        cls._by_loop[loop] = stack
+        return stack
+
+    def close(self) -> None:
+        """Close every socket; a stack made by `start` also stops and closes its loop."""
+        for sock in self.call(lambda: list(self._sockets)):
+            sock.close()
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+            self.loop.close()
+            self._thread = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- crossing to the loop's thread -------------------------------------------------------
+
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the loop's thread and return (or raise) its result."""
+        if self.on_loop_thread():
+            return fn(*args)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop from another thread and wait for its result."""
+        if self.on_loop_thread():
+            coro.close()
+            raise RuntimeError(
+                "a blocking usernet.socket call on the stack's own loop thread would stop the loop: "
+                "await the a-prefixed method (await sock.arecv(...)) or pass timeout=NOWAIT"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on the stack's loop, from a coroutine on that loop or on any other."""
+        if self.on_loop_thread():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    # -- sockets --------------------------------------------------------------------------------
+
+    def driver(self) -> Any:
+        """The usernet driver of the loop, or None when it is not a usernet loop (kernel sockets only)."""
+        if self._driver is None:
+            from usernet.aio.loop import UsernetLoopMixin
+
+            if isinstance(self.loop, UsernetLoopMixin):
+                self._driver = self.call(self.loop.usernet_driver)
+        return self._driver
+
+    def open(
+        self,
+        domain: int = socket.AF_INET,
+        type: int = socket.SOCK_STREAM,
+        protocol: int = 0,
+        *,
+        backend: Backend | None = None,
+    ) -> Socket:
+        """A new socket on `backend`: "usernet" or "kernel"; by default what a surrounding
+        `usernet.aio.use_backend(...)` block says, else usernet on a usernet loop."""
+        owner = threading.get_ident()
+        if backend is None:
+            backend = forced_backend() or ("usernet" if self.driver() is not None else "kernel")
+        if backend == "kernel":
+            kernel = socket.socket(domain, type, protocol)
+            return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
+        if backend != "usernet":
+            raise ValueError(f"backend is 'usernet' or 'kernel', not {backend!r}")
+        driver = self.driver()
+        if driver is None:
+            raise OSError(errno.EAFNOSUPPORT, "this loop is not a usernet loop: it only has the kernel backend")
+        if domain != socket.AF_INET:
+            raise OSError(errno.EAFNOSUPPORT, "usernet sockets are IPv4 (AF_INET); use backend='kernel' for others")
+        kinds: dict[tuple[int, int], Callable[[Any], Impl]] = {
+            (socket.SOCK_STREAM, socket.IPPROTO_TCP): UsernetTcp,
+            (socket.SOCK_DGRAM, socket.IPPROTO_UDP): UsernetUdp,
+        }
+        default: dict[int, int] = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+        make = kinds.get((type, protocol or default.get(type, -1)))
+        if make is None:
+            raise OSError(errno.EPROTONOSUPPORT, "usernet sockets are TCP streams or UDP datagrams")
+        return self.call(lambda: Socket(self, make(driver), owner))
+
+    def register(self, sock: Socket) -> None:
+        """Called by each new Socket, on the loop's thread."""
+        self._sockets[sock] = None
+
+    def forget(self, sock: Socket) -> None:
+        """Called by a Socket as it closes, on the loop's thread."""
+        self._sockets.pop(sock, None)
+
+    def which_sockets(self, filter: object = None) -> list[Socket]:
+        """The open sockets, all or those `filter` picks: "inet", "tcp", "udp", "stream", "dgram",
+        "usernet", "kernel", a thread ident, or a function of info(sock) returning a bool."""
+        found = self.call(lambda: list(self._sockets))
+        if filter is None:
+            return found
+        if callable(filter):
+            return [s for s in found if filter(s.info())]
+        return [s for s in found if s.matches(filter)]
+
+    def number_of(self) -> int:
+        return self.call(lambda: len(self._sockets))
