@@ -59,7 +59,7 @@ class TcpListener:
         self._cookies_at = -1e18  # when a SYN cookie was last sent
 
     def __repr__(self) -> str:
-        return f"<TcpListener {'.'.join(map(str, self.local[0]))}:{self.local[1]} queued={len(self._queue)}>"
+        return f"<TcpListener {format_ip(self.local[0])}:{self.local[1]} queued={len(self._queue)}>"
 
     def accept(self) -> TcpConnection | None:
         """The oldest established connection, or None."""
