@@ -71,7 +71,7 @@ def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
         assert re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line), line
     assert re.search(r"\| usernet, select loop \|.*\| [\d.]+ × \(e\) \|", rows["usernet, select loop"])
     memory = [line for line in table.splitlines() if line.startswith("| idle |")]
-    assert len(memory) == 2 and all(re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line) for line in memory), memory
+    assert len(memory) == 3 and all(re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line) for line in memory), memory
     assert "failed" not in table
 
 

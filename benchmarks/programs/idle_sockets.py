@@ -2,10 +2,14 @@
 
 `--kind udp`: `--count` bound UDP sockets. `--kind tcp`: `--count` established TCP
 connections between two interfaces on an in-memory wire (virtual clock, no network), so
-2 x count connection ends; the figure is per end. Each kind is opened twice: once watching
-the resident set (/proc/self/statm, without tracemalloc's own overhead inflating it), once
-under tracemalloc (Python allocations only, exact). Prints one JSON object: bytes per
-1,000 endpoints by each measure.
+2 x count connection ends; the figure is per end. `--kind descriptor`: `--count` of the
+descriptors a usernet socket gets on its first `fileno()` (usernet/aio/descriptor.py),
+set to "writable", as an idle connection's is: what they add to an idle connection.
+Each kind is opened twice: once watching the resident set (/proc/self/statm, without
+tracemalloc's own overhead inflating it), once under tracemalloc (Python allocations
+only, exact). Prints one JSON object: bytes per 1,000 endpoints by each measure, and the
+growth of the kernel's slab memory (system-wide, so other processes add noise; a
+descriptor's cost is mostly there).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import argparse
 import gc
 import json
 import os
+import resource
 import sys
 import tracemalloc
 from collections.abc import Callable
 
+from usernet.aio.descriptor import Readiness
 from usernet.drivers.host import Host
 from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
@@ -33,6 +39,29 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE
+
+
+def slab() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("Slab:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def descriptor_opener(count: int) -> Callable[[], list[object]]:
+    """Calling the result makes `count` descriptors and asks each for its fd, as a library would."""
+
+    def open_all() -> list[object]:
+        made: list[object] = []
+        for _ in range(count):
+            readiness = Readiness()
+            readiness.set(False, True)
+            readiness.fileno()
+            made.append(readiness)
+        return made
+
+    return open_all
 
 
 def interface() -> Interface:
@@ -79,18 +108,21 @@ def tcp_opener(count: int) -> Callable[[], list[object]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--kind", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--kind", choices=("udp", "tcp", "descriptor"), default="udp")
     args = parser.parse_args(argv)
     if not 0 < args.count <= 20_000:
         parser.error("--count must be 1-20000 (one port each, within the ephemeral range)")
-    make = udp_opener if args.kind == "udp" else tcp_opener
+    make = {"udp": udp_opener, "tcp": tcp_opener, "descriptor": descriptor_opener}[args.kind]
+    if args.kind == "descriptor":  # two descriptors each
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * args.count + 256)), hard))
 
     open_all = make(args.count)
     gc.collect()
-    before = rss()
+    before, slab_before = rss(), slab()
     kept = open_all()
     gc.collect()
-    resident = rss() - before
+    resident, kernel = rss() - before, slab() - slab_before
 
     open_all = make(args.count)
     gc.collect()
@@ -102,7 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     tracemalloc.stop()
     ends = len(kept)
     assert ends == len(kept2)
-    print(json.dumps({"rss_per_1000": resident * 1000 / ends, "traced_per_1000": traced * 1000 / ends}))
+    print(
+        json.dumps(
+            {
+                "rss_per_1000": resident * 1000 / ends,
+                "traced_per_1000": traced * 1000 / ends,
+                "kernel_per_1000": kernel * 1000 / ends,
+            }
+        )
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ drivers' timers do the rest — the path a link without fd takes in production.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -63,8 +64,9 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def pair(loop_kind: str) -> Iterator[Pair]:
+@contextlib.contextmanager
+def make_pair(loop_kind: str) -> Iterator[Pair]:
+    """The two hosts on one loop of `loop_kind` (a context manager, for tests that make many: hypothesis)."""
     holder: list[asyncio.AbstractEventLoop] = []  # the wire reads the clock of the loop made below
     wire = MemoryWire(lambda: holder[0].time(), latency=0.0005)
     link_a, link_b = Nudging(wire.a), Nudging(wire.b)
@@ -82,6 +84,12 @@ def pair(loop_kind: str) -> Iterator[Pair]:
     finally:
         loop.close()
         b_driver.detach()
+
+
+@pytest.fixture
+def pair(loop_kind: str) -> Iterator[Pair]:
+    with make_pair(loop_kind) as made:
+        yield made
 
 
 async def serve_on_b(

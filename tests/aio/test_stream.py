@@ -305,16 +305,39 @@ def test_buffered_protocol_and_set_protocol_mid_stream(pair: Pair) -> None:
     pair.run(main())
 
 
-def test_abort_resets_and_the_peer_hears_connection_reset(pair: Pair) -> None:
+def test_abort_with_unread_bytes_resets_and_the_peer_hears_connection_reset(pair: Pair) -> None:
     async def main() -> None:
         server = await serve_on_b(pair, lambda: Recorder(), 7)
         transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
         peer = await accepted(server)
-        transport.write(b"data that may never arrive")
-        transport.abort()
+        transport.pause_reading()
+        peer.write(b"bytes nobody reads")
+        while not pair.a.iface.tcp.connections()[0].readable:
+            await asyncio.sleep(0.001)
+        transport.abort()  # as a kernel socket closed with unread data: RST
         assert await proto.lost is None
         exc = await peer.get_protocol().lost
         assert isinstance(exc, ConnectionResetError)
+
+    pair.run(main())
+
+
+def test_abort_after_close_still_delivers_what_the_stack_took_then_a_fin(pair: Pair) -> None:
+    # anyio's SocketStream.aclose: write_eof(), close(), one iteration, abort().
+    async def main() -> None:
+        server = await serve_on_b(pair, lambda: Recorder(), 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        payload = os.urandom(200_000)  # within the stack's send buffer
+        transport.write(payload)
+        transport.write_eof()
+        transport.close()
+        await asyncio.sleep(0)
+        transport.abort()
+        assert await proto.lost is None
+        recorder = peer.get_protocol()
+        await recorder.eof
+        assert bytes(recorder.data) == payload
 
     pair.run(main())
 

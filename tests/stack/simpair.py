@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from usernet.drivers.host import Host
@@ -16,19 +17,24 @@ B_IP = bytes([192, 0, 2, 2])
 
 
 class Recorder(LinkWrapper):
-    """Passes frames through and remembers what was sent, with the time it was sent."""
+    """Passes frames through and remembers what was sent, with the time it was sent.
+
+    `lose` (None: keep all) says which sent frames the wire loses after they are recorded.
+    """
 
     def __init__(self, inner: Link, clock: VirtualClock) -> None:
         super().__init__(inner)
         self.clock = clock
         self.sent: list[tuple[float, bytes]] = []
+        self.lose: Callable[[bytes], bool] | None = None
 
     def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
         return self.inner.receive(max_frames)
 
     def send(self, frame: bytes | bytearray | memoryview) -> None:
         self.sent.append((self.clock(), bytes(frame)))
-        self.inner.send(frame)
+        if self.lose is None or not self.lose(bytes(frame)):
+            self.inner.send(frame)
 
 
 @dataclass

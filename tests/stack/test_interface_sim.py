@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 import pytest
 
-from tests.stack.simpair import A_IP, B_IP, make_pair
+from tests.stack.simpair import A_IP, B_IP, Pair, make_pair
 from usernet.apps.services import UdpEcho
-from usernet.wire import ARP_REQUEST, ETHERTYPE_ARP, parse_arp, parse_ethernet
+from usernet.stack.tcp.connection import TcpConnection
+from usernet.wire import ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, parse_arp, parse_ethernet
+
+SYN = 0x02
 
 NOWHERE = bytes([192, 0, 2, 99])
 
@@ -34,8 +38,8 @@ def test_arp_retries_then_gives_up_without_sleeping(pair):
     ping.send(NOWHERE, 1, b"x", start)
     pair.sim.run(10.0)
     asked = [t - start for t, frame in pair.a_link.sent if _arp_target(frame) == NOWHERE]
-    # The first request leaves with the send; retries follow at the configured 1 s interval.
-    assert asked == [0.0, pytest.approx(1.0), pytest.approx(2.0)]
+    # The first request leaves with the send, the first retry 0.2 s later, the next at the 1 s interval.
+    assert asked == [0.0, pytest.approx(0.2), pytest.approx(1.2)]
     assert pair.a.iface.stats()["arp_unresolved"] == 1
     assert pair.a.iface.next_deadline() is None
 
@@ -212,3 +216,52 @@ def test_off_link_goes_through_the_gateway():
     with pytest.raises(OSError) as info:
         no_gw.sendto(b"x", (bytes([198, 51, 100, 7]), 53), clock())
     assert info.value.errno == errno.ENETUNREACH
+
+
+def _deaf_to(count: int) -> Callable[[bytes], bool]:
+    """A loss rule: the first `count` ARP requests are lost (a peer busy with its own start-up)."""
+    lost = [0]
+
+    def lose(frame: bytes) -> bool:
+        if _arp_target(frame) == B_IP and lost[0] < count:
+            lost[0] += 1
+            return True
+        return False
+
+    return lose
+
+
+def _syns(pair: Pair) -> list[float]:
+    return [t for t, frame in pair.a_link.sent if _tcp_flags(frame) == SYN]
+
+
+def _tcp_flags(frame: bytes) -> int | None:
+    eth = parse_ethernet(frame)
+    if eth.ethertype != ETHERTYPE_IPV4 or frame[23] != 6:
+        return None
+    return frame[14 + (frame[14] & 15) * 4 + 13]
+
+
+def _first_connection(lost_requests: int, run: float) -> tuple[Pair, float, TcpConnection]:
+    """A connects to B, whose first `lost_requests` ARP requests from A are lost; run `run` seconds."""
+    pair = make_pair()
+    pair.a_link.lose = _deaf_to(lost_requests)
+    pair.b.iface.tcp.listen((B_IP, 80))
+    pair.sim.run(0.1)  # past B's start-up announcement, which would answer A's question
+    start = pair.now()
+    conn = pair.a.iface.tcp.connect((B_IP, 80), start)
+    pair.sim.run(run)
+    assert conn.state.name == "ESTABLISHED"
+    return pair, start, conn
+
+
+def test_one_ignored_arp_request_costs_the_first_connection_only_the_first_retry():
+    pair, start, _ = _first_connection(1, 0.5)
+    assert _syns(pair) == [pytest.approx(start + 0.2, abs=0.01)]  # held for ARP, sent once when the retry was answered
+
+
+def test_a_syn_retransmitted_while_held_for_arp_leaves_once():
+    # Two requests lost: resolution at 1.2 s, after the SYN's 1 s RTO queued a second copy.
+    pair, start, _ = _first_connection(2, 2.0)
+    assert _syns(pair) == [pytest.approx(start + 1.2, abs=0.01)]
+    assert pair.a.iface.stats()["arp_superseded"] == 1

@@ -11,12 +11,12 @@ from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, UsernetTransport
 from usernet.stack.udp import ANY, UdpSocket
 
-__all__ = ["DatagramTransport", "open_endpoint"]
+__all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option"]
 
 _packed: dict[str, bytes] = {}
 
 
-def _pack(host: str) -> bytes:
+def pack(host: str) -> bytes:
     """An address string as 4 bytes; names are resolved (blocking), as a kernel socket's sendto does."""
     packed = _packed.get(host)
     if packed is None:
@@ -27,6 +27,25 @@ def _pack(host: str) -> bytes:
         if len(_packed) < 4096:
             _packed[host] = packed
     return packed
+
+
+def set_option(sock: UdpSocket, level: int, optname: int, value: int | bytes) -> bool:
+    """Apply SO_BROADCAST, the one option that changes a usernet UDP socket; False for the others."""
+    if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
+        sock.broadcast = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
+        return True
+    return False
+
+
+def get_option(sock: UdpSocket, level: int, optname: int) -> int | None:
+    if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
+        return int(sock.broadcast)
+    return None
+
+
+def readiness(sock: UdpSocket) -> tuple[bool, bool]:
+    """(readable, writable): a datagram or an error waits; a UDP socket can always send."""
+    return bool(sock.queue) or bool(sock.errors), True
 
 
 class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
@@ -49,8 +68,9 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         protocol: asyncio.DatagramProtocol,
         waiter: asyncio.Future[None] | None,
         address: Address | None,
+        kernel_sock: socket.socket | None = None,
     ) -> None:
-        super().__init__(loop, driver, sock, protocol, waiter)
+        super().__init__(loop, driver, sock, protocol, waiter, None, kernel_sock)
         self._address = address
 
     def get_write_buffer_size(self) -> int:
@@ -66,7 +86,7 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         if self._closing:
             return  # like asyncio's transports: writes after close are dropped
         try:
-            remote = None if addr is None or self._address is not None else (_pack(addr[0]), addr[1])
+            remote = None if addr is None or self._address is not None else (pack(addr[0]), addr[1])
             self._sock.sendto(data, remote, self._loop.time())
         except OSError as exc:
             self._protocol.error_received(exc)  # type: ignore[attr-defined]  # a DatagramProtocol's
@@ -86,17 +106,23 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         errors = sock.errors
         while errors and not self._closing:
             protocol.error_received(errors.popleft())  # type: ignore[attr-defined]  # a DatagramProtocol's
+        if self._pseudo.descriptor is not None:
+            self._pseudo.sync()
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
-        if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
-            self._sock.broadcast = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
-            return True
-        return False
+        return set_option(self._sock, level, optname, value)
 
     def _getsockopt(self, level: int, optname: int) -> int | None:
-        if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
-            return int(self._sock.broadcast)
-        return None
+        return get_option(self._sock, level, optname)
+
+    def _readiness(self) -> tuple[bool, bool]:
+        return readiness(self._sock)
+
+
+def open_udp(driver: Driver, local: Address | None, reuse_port: bool = False) -> UdpSocket:
+    """A usernet UDP socket bound to `local` (None: an ephemeral port; "" or "0.0.0.0": any address)."""
+    bind = None if local is None else (ANY if local[0] in ("", "0.0.0.0") else socket.inet_aton(local[0]), local[1])
+    return driver.host.iface.open_udp(bind, reuse_address=reuse_port)
 
 
 async def open_endpoint(
@@ -108,18 +134,22 @@ async def open_endpoint(
     *,
     allow_broadcast: bool,
     reuse_port: bool,
+    sock: UdpSocket | None = None,
+    kernel_sock: socket.socket | None = None,
 ) -> tuple[DatagramTransport, asyncio.DatagramProtocol]:
-    """Bind (and connect) a usernet UDP socket; addresses are IPv4 literals ("" or "0.0.0.0": any)."""
-    host = driver.host
-    bind = None if local is None else (ANY if local[0] in ("", "0.0.0.0") else socket.inet_aton(local[0]), local[1])
-    sock = host.iface.open_udp(bind, reuse_address=reuse_port)
+    """Bind (and connect) a usernet UDP socket, or take `sock` over; addresses are IPv4 literals ("" or "0.0.0.0": any).
+
+    `kernel_sock` is the kernel socket the program handed over (`sock=`): closed with the transport.
+    """
+    if sock is None:
+        sock = open_udp(driver, local, reuse_port)
     try:
         sock.broadcast = allow_broadcast
         if remote is not None:
             sock.connect((socket.inet_aton(remote[0]), remote[1]))
         protocol = protocol_factory()
         waiter = loop.create_future()
-        transport = DatagramTransport(loop, driver, sock, protocol, waiter, remote)
+        transport = DatagramTransport(loop, driver, sock, protocol, waiter, remote, kernel_sock)
     except BaseException:
         sock.close()
         raise

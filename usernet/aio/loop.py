@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import inspect
+import ipaddress
 import selectors
 import socket
 import ssl as ssl_module
@@ -18,13 +20,16 @@ from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import shared, sockets, tls
-from usernet.aio.datagram import open_endpoint
+from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
+from usernet.aio.resolver import Resolver
 from usernet.aio.routing import Router
 from usernet.aio.server import Server, listen
 from usernet.aio.stream import StreamTransport, connect, open_stream, sendfile
+from usernet.aio.transport import PseudoSocket
 from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.host import Host
+from usernet.stack.tcp.connection import TcpConnection
 
 __all__ = ["UsernetLoopMixin", "UsernetSelectorEventLoop"]
 
@@ -38,6 +43,16 @@ def _is_ipv4(host: object) -> bool:
     try:
         socket.inet_pton(socket.AF_INET, host)
     except OSError:
+        return False
+    return True
+
+
+def _is_ip_literal(host: str | bytes) -> bool:
+    """An IPv4 or IPv6 address (with or without a %scope): nothing for a resolver to look up."""
+    text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
         return False
     return True
 
@@ -75,7 +90,7 @@ class UsernetLoopMixin(_LoopBase):
 
     def _usernet_setup(self, config: UsernetConfig | None, host: Host | None) -> None:
         self._usernet_driver = None
-        self._usernet_connected = sockets.Connected()
+        self._usernet_holders = sockets.Holders()
         self._usernet_exit = contextlib.ExitStack()
         self._usernet_host = host
         self._usernet_shared: shared.SharedHost | None = None
@@ -143,6 +158,14 @@ class UsernetLoopMixin(_LoopBase):
         allow_broadcast: bool | None = None,
         sock: socket.socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        if sock is not None and sock.type == socket.SOCK_DGRAM and self._usernet_udp(sock, None) is not None:
+            held = self._usernet_holders.take(sock)
+            assert held is not None
+            peer = held._peername()
+            return await open_endpoint(
+                self, held.driver, protocol_factory, None, peer, allow_broadcast=bool(allow_broadcast),
+                reuse_port=False, sock=held.udp(), kernel_sock=None if isinstance(sock, PseudoSocket) else sock,
+            )  # fmt: skip
         try:
             if sock is not None or proto not in (0, socket.IPPROTO_UDP):
                 raise _Kernel
@@ -236,9 +259,13 @@ class UsernetLoopMixin(_LoopBase):
             raise ValueError("host and port was not specified and no sock specified")
         try:
             if sock is not None:
-                conn = self._usernet_connected.take(sock)
-                if conn is None:
+                held = self._usernet_holders.take(sock)
+                if held is None:
                     raise _Kernel
+                return await self._usernet_take_over(
+                    held, sock, protocol_factory, ssl, hostname, ssl_handshake_timeout, ssl_shutdown_timeout,
+                    server_side=False,
+                )  # fmt: skip
             else:
                 if proto not in (0, socket.IPPROTO_TCP) or host is None:
                     raise _Kernel
@@ -260,7 +287,7 @@ class UsernetLoopMixin(_LoopBase):
             )  # fmt: skip  # argument groups a line, as the base method's signature reads
         return await open_stream(
             self, self.usernet_driver(), conn, protocol_factory, ssl=ssl, server_hostname=hostname,
-            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout, kernel_sock=sock,
+            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip  # argument groups a line, as the base method's signature reads
 
     async def _usernet_connect_any(self, remotes: list[Address], local: Address | None, all_errors: bool) -> Any:
@@ -389,53 +416,202 @@ class UsernetLoopMixin(_LoopBase):
             raise asyncio.SendfileNotAvailableError("usernet has no sendfile system call: pass fallback=True")
         return await sendfile(transport, file, offset, count)
 
-    # -- sockets connected through the loop --------------------------------------------------
+    # -- the socket-level methods ----------------------------------------------------------
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         try:
+            if isinstance(sock, PseudoSocket):
+                raise OSError(errno.EISCONN, "Transport endpoint is already connected")
             if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
                 raise _Kernel
             remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0))[0]
             bound, bound_port = sock.getsockname()
-            if (
-                not remote[0]
-                or self.usernet_router.choose(None if bound == "0.0.0.0" else bound, remote[0]) == "kernel"
-            ):
+            specific = None if bound == "0.0.0.0" else bound
+            if not remote[0] or self.usernet_router.choose(specific, remote[0]) == "kernel":
                 raise _Kernel
         except _Kernel:
             return await super().sock_connect(sock, address)
-        local = None if bound_port == 0 else ("", bound_port)
-        self._usernet_connected.add(sock, await connect(self, self.usernet_driver(), remote, local))
+        local = None if bound_port == 0 and specific is None else (specific or "", bound_port)
+        driver = self.usernet_driver()
+        conn = await connect(self, driver, remote, local)
+        self._usernet_holders.add(sock, sockets.Held(self, driver, conn))
+
+    async def sock_accept(self, sock: socket.socket) -> tuple[Any, Any]:
+        held = self._usernet_holders.find(sock) or self._usernet_listen(sock)
+        if held is None:
+            return await super().sock_accept(sock)
+        return await sockets.accept(held)
+
+    def _usernet_listen(self, sock: socket.socket) -> sockets.Held | None:
+        """A usernet listener for a listening kernel socket the router sends to usernet (else None).
+
+        AF_INET sockets by their bound address; an AF_INET6 one only as a dual-stack
+        wildcard ("::" with IPV6_V6ONLY off: anyio's default listener), whose IPv4 half is
+        the wildcard of rule 4 — its connections then name their peers `::ffff:a.b.c.d`.
+        """
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            return None  # the base loop raises the kernel's error
+        bound, port = sock.getsockname()[:2]
+        if sock.family == socket.AF_INET6:
+            if bound != "::" or sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                return None
+            bound = "0.0.0.0"
+        if self.usernet_router.choose(None if bound == "0.0.0.0" else bound, None) == "kernel":
+            return None
+        driver = self.usernet_driver()
+        listener = listen(driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN)[0]
+        held = sockets.Held(self, driver, listener, sock.family)
+        return self._usernet_holders.add(sock, held)
+
+    def _usernet_udp(self, sock: socket.socket, remote: str | None) -> sockets.Held | None:
+        """The Held usernet UDP socket for a kernel UDP socket the router sends to usernet (else None).
+
+        Bound and connected as the kernel socket is (a wildcard or unbound one, with
+        no peer, goes to usernet: rule 4 of the routing).
+        """
+        held = self._usernet_holders.find(sock)
+        if held is not None or isinstance(sock, PseudoSocket):
+            return held
+        if sock.family != socket.AF_INET or sock.type != socket.SOCK_DGRAM:
+            return None
+        bound, port = sock.getsockname()
+        try:
+            peer: Address | None = sock.getpeername()
+        except OSError:
+            peer = None
+        specific = None if bound == "0.0.0.0" else bound
+        if self.usernet_router.choose(specific, peer[0] if peer else remote) == "kernel":
+            return None
+        driver = self.usernet_driver()
+        udp = open_udp(driver, (bound, port) if port else None)
+        if peer is not None:
+            udp.connect((socket.inet_aton(peer[0]), peer[1]))
+        return self._usernet_holders.add(sock, sockets.Held(self, driver, udp))
+
+    def _usernet_stream(self, sock: socket.socket) -> sockets.Held | None:
+        held = self._usernet_holders.find(sock)
+        if held is not None and not isinstance(held.sock, TcpConnection):
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return held
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
-        conn = self._usernet_connected.get(sock)
-        if conn is None:
+        if sock.type == socket.SOCK_DGRAM:
+            held = self._usernet_udp(sock, None)
+            if held is None:
+                return await super().sock_recv(sock, n)
+            return (await sockets.recvfrom(held, n))[0]
+        held = self._usernet_stream(sock)
+        if held is None:
             return await super().sock_recv(sock, n)
         buf = bytearray(n)
-        got = await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf))
+        got = await sockets.recv_into(held, memoryview(buf))
         return bytes(buf[:got])
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        conn = self._usernet_connected.get(sock)
-        if conn is None:
+        view = memoryview(buf).cast("B")
+        if sock.type == socket.SOCK_DGRAM:
+            held = self._usernet_udp(sock, None)
+            if held is None:
+                return await super().sock_recv_into(sock, buf)
+            data = (await sockets.recvfrom(held, len(view)))[0]
+            view[: len(data)] = data
+            return len(data)
+        held = self._usernet_stream(sock)
+        if held is None:
             return await super().sock_recv_into(sock, buf)
-        return await sockets.recv_into(self, self.usernet_driver(), conn, memoryview(buf).cast("B"))
+        return await sockets.recv_into(held, view)
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
-        conn = self._usernet_connected.get(sock)
-        if conn is None:
+        if sock.type == socket.SOCK_DGRAM:
+            held = self._usernet_udp(sock, None)
+            if held is None:
+                return await super().sock_sendall(sock, data)
+            sockets.sendto(held, data, None)
+            return None
+        held = self._usernet_stream(sock)
+        if held is None:
             return await super().sock_sendall(sock, data)
-        await sockets.sendall(self, self.usernet_driver(), conn, memoryview(data).cast("B"))
+        await sockets.sendall(held, memoryview(data).cast("B"))
+        return None
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        held = self._usernet_udp(sock, None)
+        if held is None:
+            return await super().sock_recvfrom(sock, bufsize)
+        return await sockets.recvfrom(held, bufsize)
+
+    async def sock_recvfrom_into(self, sock: socket.socket, buf: Any, nbytes: int = 0) -> tuple[int, Any]:
+        held = self._usernet_udp(sock, None)
+        if held is None:
+            return await super().sock_recvfrom_into(sock, buf, nbytes)
+        view = memoryview(buf).cast("B")
+        data, source = await sockets.recvfrom(held, nbytes or len(view))
+        view[: len(data)] = data
+        return len(data), source
+
+    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
+        held = None
+        if isinstance(address, tuple) and len(address) == 2:
+            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_DGRAM, 0, 0))[0]
+            held = self._usernet_udp(sock, remote[0] or None)
+        if held is None:
+            return await super().sock_sendto(sock, data, address)
+        return sockets.sendto(held, data, remote)
+
+    async def connect_accepted_socket(  # type: ignore[override]  # one signature for any protocol, as create_connection
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        *,
+        ssl: bool | ssl_module.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        held = self._usernet_holders.take(sock)
+        if held is None:
+            return await self._usernet_base(
+                "connect_accepted_socket", protocol_factory, sock, ssl=ssl,
+                ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )  # fmt: skip
+        return await self._usernet_take_over(
+            held, sock, protocol_factory, ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout, server_side=True
+        )
+
+    async def _usernet_take_over(
+        self, held: sockets.Held, sock: Any, protocol_factory: Callable[[], asyncio.BaseProtocol], ssl: Any,
+        server_hostname: str | None, handshake_timeout: float | None, shutdown_timeout: float | None,
+        *, server_side: bool,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:  # fmt: skip
+        """A stream transport on a Held connection; it takes over the socket object the program holds."""
+        if not isinstance(held.sock, TcpConnection):
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return await open_stream(
+            self, held.driver, held.sock, protocol_factory, ssl=ssl, server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout, server_side=server_side,
+            pseudo=held.pseudo, kernel_sock=None if isinstance(sock, PseudoSocket) else sock,
+        )  # fmt: skip
 
     # -- names -----------------------------------------------------------------------------
 
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[tuple[Any, ...]]:
-        """IPv4 literals are answered at once (no executor round trip); names go to the base loop."""
+        """IPv4 literals are answered at once (no executor round trip); names go to usernet's resolver
+        when `--dns` or `--only` asks for one (see usernet.aio.resolver), else to the base loop."""
         if _is_ipv4(host) and family in (0, socket.AF_INET):
             return socket.getaddrinfo(host, port, family, type, proto, flags)
+        resolver = self.usernet_resolver
+        if resolver is not None and isinstance(host, (str, bytes)) and host and not _is_ip_literal(host):
+            return await resolver.getaddrinfo(host, port, family, type, proto, flags)
         return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    @functools.cached_property
+    def usernet_resolver(self) -> Resolver | None:
+        """The stub resolver names go to (made on first use), or None: then the C library resolves them."""
+        config = self.usernet_config
+        return None if config is None else Resolver.from_config(config)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import runpy
+import socket
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from usernet.aio import shared
 from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.aio.sockets import bind_anywhere
 from usernet.drivers.config import LoopKind, UsernetConfig, add_arguments
 from usernet.drivers.host import Host
 
@@ -90,6 +92,7 @@ def install(config: UsernetConfig | None = None) -> None:
 
     config = config if config is not None else UsernetConfig.from_env()
     shared.install(config)
+    socket.socket = bind_anywhere([str(config.interface.ip)])  # type: ignore[misc]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # policies are deprecated from 3.14
         asyncio.set_event_loop_policy(EventLoopPolicy())

@@ -34,6 +34,8 @@ class _Listening:
 
     def _stack_ready(self) -> None:
         self.server._accept(self.listener)
+        if self.socket.descriptor is not None:
+            self.socket.sync()
 
     def _stack_detached(self) -> None:
         self.server._detached()
@@ -50,6 +52,12 @@ class _Listening:
 
     def _getsockopt(self, level: int, optname: int) -> int | None:
         return 1 if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else None
+
+    def _readiness(self) -> tuple[bool, bool]:
+        return self.listener.pending > 0, False
+
+    def _close(self) -> None:
+        self.server.close()
 
 
 class Server(asyncio.AbstractServer):
@@ -133,6 +141,7 @@ class Server(asyncio.AbstractServer):
         for entry in self._listening:
             self._driver.unregister(entry.listener)
             entry.listener.close(now)
+            entry.socket.release()
         self._driver.request_flush()
         for sock in self._kernel_sockets:
             sock.close()

@@ -21,14 +21,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import tls
 from usernet.aio.driver import Driver
-from usernet.aio.transport import Address, UsernetTransport
+from usernet.aio.transport import Address, PseudoSocket, UsernetTransport
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
 
 if TYPE_CHECKING:
     from usernet.aio.server import Server
 
-__all__ = ["StreamTransport", "connect", "news", "open_stream", "sendfile"]
+__all__ = ["StreamTransport", "connect", "get_option", "news", "open_stream", "readiness", "sendfile", "set_option"]
 
 _CLOSED = State.CLOSED
 _OPENING = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
@@ -103,8 +103,11 @@ async def connect(
 class StreamTransport(UsernetTransport):
     """A usernet TCP connection behind asyncio's Transport interface, for Protocols and BufferedProtocols.
 
-    `abort()` resets the connection (a RST, like SO_LINGER 0); `close()` sends what is
-    buffered, then a FIN. Received bytes go to the protocol as the stack delivers them,
+    `close()` sends what is buffered, then a FIN. `abort()` drops what the transport
+    buffered and closes the stack socket at once, as asyncio's transports close their
+    kernel socket: what the stack already took still leaves, then a FIN, unless
+    received bytes were left unread, which makes it a RST (Linux's rule). anyio's
+    `aclose` (write_eof, close, abort) relies on that. Received bytes go to the protocol as the stack delivers them,
     at most once per loop iteration per connection.
     """
 
@@ -122,6 +125,7 @@ class StreamTransport(UsernetTransport):
         *,
         server: Server | None = None,
         kernel_sock: socket.socket | None = None,
+        pseudo: PseudoSocket | None = None,
     ) -> None:
         self._pending: deque[memoryview] = deque()
         self._pending_size = 0
@@ -131,8 +135,7 @@ class StreamTransport(UsernetTransport):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._writable_waiters: list[asyncio.Future[None]] = []
         self._server = server
-        self._kernel_sock = kernel_sock
-        super().__init__(loop, driver, conn, protocol, waiter)
+        super().__init__(loop, driver, conn, protocol, waiter, pseudo, kernel_sock)
         if server is not None:
             server._attach(self)
 
@@ -181,6 +184,8 @@ class StreamTransport(UsernetTransport):
                 self._driver.request_flush()
             if taken < len(data):
                 self._queue(memoryview(data)[taken:])
+            if self._pseudo.descriptor is not None:
+                self._pseudo.sync()
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
@@ -211,9 +216,6 @@ class StreamTransport(UsernetTransport):
         if self._ending:
             return
         self._driver.check_thread()
-        self._drop_pending()
-        self._sock.abort(self._loop.time())
-        self._driver.request_flush()
         self._force_close(None)
 
     def _force_close(self, exc: BaseException | None) -> None:
@@ -234,8 +236,6 @@ class StreamTransport(UsernetTransport):
     def _close_socket(self) -> None:
         self._sock.close(self._loop.time())
         self._driver.request_flush()
-        if self._kernel_sock is not None:
-            self._kernel_sock.close()
 
     def _maybe_resume_protocol(self) -> None:
         super()._maybe_resume_protocol()  # type: ignore[misc]  # the stub declares it untyped
@@ -254,6 +254,8 @@ class StreamTransport(UsernetTransport):
         conn = self._sock
         if not self._ending and conn.state == _CLOSED and conn.error is not None:
             self._force_close(conn.error)
+        if self._pseudo.descriptor is not None:
+            self._pseudo.sync()
 
     def _read(self) -> None:
         conn = self._sock
@@ -336,23 +338,46 @@ class StreamTransport(UsernetTransport):
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- options ---------------------------------------------------------------------------
+    # -- options and readiness ----------------------------------------------------------------
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
-        option = _OPTIONS.get((level, optname))
-        if option is None:
-            return False
-        number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
-        name, scale = option
-        self._sock.set_option(name, number / scale if scale != 1 else number)
-        return True
+        return set_option(self._sock, level, optname, value)
 
     def _getsockopt(self, level: int, optname: int) -> int | None:
-        option = _OPTIONS.get((level, optname))
-        if option is None:
-            return None
-        name, scale = option
-        return int(self._sock.options[name] * scale)
+        return get_option(self._sock, level, optname)
+
+    def _readiness(self) -> tuple[bool, bool]:
+        return readiness(self._sock)
+
+
+def set_option(conn: TcpConnection, level: int, optname: int, value: int | bytes) -> bool:
+    """Apply a socket option that changes the connection; False when it is not one of those."""
+    option = _OPTIONS.get((level, optname))
+    if option is None:
+        return False
+    number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
+    name, scale = option
+    conn.set_option(name, number / scale if scale != 1 else number)
+    return True
+
+
+def get_option(conn: TcpConnection, level: int, optname: int) -> int | None:
+    """The live value of a socket option that changes the connection, or None."""
+    option = _OPTIONS.get((level, optname))
+    if option is None:
+        return None
+    name, scale = option
+    return int(conn.options[name] * scale)
+
+
+def readiness(conn: TcpConnection) -> tuple[bool, bool]:
+    """(readable, writable) as Linux polls a TCP socket: bytes, a FIN or an error to read; room to write."""
+    state = conn.state
+    if state == _CLOSED:
+        return True, True
+    if state in _OPENING:
+        return False, False
+    return bool(conn.readable) or conn.at_eof, conn.send_space() > 0
 
 
 async def open_stream(
@@ -366,8 +391,14 @@ async def open_stream(
     handshake_timeout: float | None = None,
     shutdown_timeout: float | None = None,
     kernel_sock: socket.socket | None = None,
+    pseudo: PseudoSocket | None = None,
+    server_side: bool = False,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-    """Put a transport (and TLS, when `ssl` is true) on an open connection; return once the protocol has it."""
+    """Put a transport (and TLS, when `ssl` is true) on an open connection; return once the protocol has it.
+
+    `pseudo` is the socket object the program already holds for `conn` (from
+    `sock_accept`); the transport takes it over, descriptor and all.
+    """
     try:
         protocol = protocol_factory()
     except BaseException:
@@ -378,13 +409,13 @@ async def open_stream(
     transport: asyncio.Transport
     if ssl:
         ssl_protocol = tls.protocol(
-            loop, protocol, None if isinstance(ssl, bool) else ssl, waiter, server_side=False,
+            loop, protocol, None if isinstance(ssl, bool) else ssl, waiter, server_side=server_side,
             server_hostname=server_hostname, handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
         )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
-        raw = StreamTransport(loop, driver, conn, ssl_protocol, None, kernel_sock=kernel_sock)
+        raw = StreamTransport(loop, driver, conn, ssl_protocol, None, kernel_sock=kernel_sock, pseudo=pseudo)
         transport = ssl_protocol._app_transport
     else:
-        raw = transport = StreamTransport(loop, driver, conn, protocol, waiter, kernel_sock=kernel_sock)
+        raw = transport = StreamTransport(loop, driver, conn, protocol, waiter, kernel_sock=kernel_sock, pseudo=pseudo)
     try:
         await waiter
     except BaseException:

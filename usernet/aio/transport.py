@@ -13,6 +13,7 @@ import socket
 from asyncio import transports
 from typing import TYPE_CHECKING, Any, Protocol
 
+from usernet.aio.descriptor import Readiness
 from usernet.aio.driver import Driver
 from usernet.stack.interface import Socket
 
@@ -22,7 +23,7 @@ Address = tuple[str, int]
 
 
 class SocketOwner(Protocol):
-    """What a PseudoSocket asks of whoever holds the stack socket (a transport, a server's listener)."""
+    """What a PseudoSocket asks of whoever holds the stack socket (a transport, a listener, a socket-level holder)."""
 
     def _sockname(self) -> Address: ...
 
@@ -32,40 +33,79 @@ class SocketOwner(Protocol):
 
     def _getsockopt(self, level: int, optname: int) -> int | None: ...
 
+    def _readiness(self) -> tuple[bool, bool]:
+        """(readable, writable) as a kernel socket in the same state would poll."""
+        ...
+
+    def _close(self) -> None:
+        """The program closed the socket object."""
+        ...
+
 
 class PseudoSocket:
-    """Stands in for the kernel socket in `get_extra_info('socket')`.
+    """Stands in for the kernel socket in `get_extra_info('socket')` and in the socket-level loop methods.
 
     Libraries read `family`/`type`, call `getsockname`/`getpeername`, and set options
-    (keepalive, buffer sizes) expecting success: options the transport understands
-    change the connection; the rest are remembered and read back, as a kernel would.
-    It has no file descriptor (`fileno()` is -1).
+    (keepalive, buffer sizes) expecting success: options the owner understands change
+    the connection; the rest are remembered and read back, as a kernel would. Its
+    `fileno()` is a real descriptor (made on first use, see usernet/aio/descriptor.py)
+    that select/poll/selectors see readable and writable as the stack socket is; it is
+    -1 only once the socket is closed. `owner` is whoever holds the stack socket now: a
+    transport, a server's listener, or the loop's socket-level methods.
     """
 
-    __slots__ = ("_options", "_transport", "family", "proto", "type")
+    __slots__ = ("_options", "closed", "descriptor", "family", "owner", "proto", "type")
 
-    def __init__(self, transport: SocketOwner, type: int, proto: int) -> None:
-        self._transport = transport
-        self.family = socket.AF_INET
+    def __init__(self, owner: SocketOwner, type: int, proto: int) -> None:
+        self.owner = owner
+        self.family: int = socket.AF_INET
         self.type = type
         self.proto = proto
+        self.closed = False
+        self.descriptor: Readiness | None = None
         self._options: dict[tuple[int, int], int | bytes] = {}
 
     def fileno(self) -> int:
-        return -1
+        if self.closed:
+            return -1
+        if self.descriptor is None:
+            self.descriptor = Readiness()
+            self.sync()
+        return self.descriptor.fileno()
 
-    def getsockname(self) -> Address:
-        return self._transport._sockname()
+    def sync(self) -> None:
+        """Bring the descriptor's readiness up to date with the stack socket (callers check `descriptor` first)."""
+        self.descriptor.set(*self.owner._readiness())  # type: ignore[union-attr]
 
-    def getpeername(self) -> Address:
-        peer = self._transport._peername()
+    def release(self) -> None:
+        """The stack socket is gone: drop the descriptor; `fileno()` is -1 from now on."""
+        self.closed = True
+        if self.descriptor is not None:
+            self.descriptor.close()
+            self.descriptor = None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.owner._close()
+
+    def getsockname(self) -> Any:
+        return self._as_family(self.owner._sockname())
+
+    def getpeername(self) -> Any:
+        peer = self.owner._peername()
         if peer is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
-        return peer
+        return self._as_family(peer)
+
+    def _as_family(self, address: Address) -> Any:
+        """An AF_INET6 socket (accepted on a dual-stack listener) names IPv4 peers as mapped addresses."""
+        if self.family == socket.AF_INET6:
+            return ("::ffff:" + address[0], address[1], 0, 0)
+        return address
 
     def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
         stored = value if value is not None else b"\x00" * (optlen or 0)
-        if not self._transport._setsockopt(level, optname, stored):
+        if not self.owner._setsockopt(level, optname, stored):
             self._options[(level, optname)] = stored
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
@@ -73,7 +113,7 @@ class PseudoSocket:
             return self.type
         if level == socket.SOL_SOCKET and optname == socket.SO_ERROR:
             return 0
-        value: int | bytes | None = self._transport._getsockopt(level, optname)
+        value: int | bytes | None = self.owner._getsockopt(level, optname)
         if value is None:
             value = self._options.get((level, optname), 0)
         if buflen is not None and isinstance(value, int):
@@ -83,13 +123,23 @@ class PseudoSocket:
     def gettimeout(self) -> float:
         return 0.0
 
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            raise OSError(errno.EOPNOTSUPP, "a usernet socket is non-blocking: use the event loop's sock_* methods")
+
+    def __enter__(self) -> PseudoSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         kind = "SOCK_STREAM" if self.type == socket.SOCK_STREAM else "SOCK_DGRAM"
         try:
             name = self.getsockname()
         except OSError:
             name = None
-        return f"<usernet pseudo-socket {kind} laddr={name}>"
+        return f"<usernet pseudo-socket fd={self.fileno() if self.descriptor else '-'} {kind} laddr={name}>"
 
 
 class UsernetTransport(transports._FlowControlMixin):
@@ -116,8 +166,11 @@ class UsernetTransport(transports._FlowControlMixin):
         sock: Socket,
         protocol: asyncio.BaseProtocol,
         waiter: asyncio.Future[None] | None,
+        pseudo: PseudoSocket | None = None,
+        kernel_sock: socket.socket | None = None,
     ) -> None:
         super().__init__(None, loop)
+        self._kernel_sock = kernel_sock  # a kernel socket object the program made for this one: closed with it
         self._driver = driver
         self._sock = sock
         self._protocol = protocol
@@ -125,7 +178,11 @@ class UsernetTransport(transports._FlowControlMixin):
         self._ending = False  # connection_lost is scheduled: nothing more reaches the protocol
         self._started = False
         self._lost = False
-        self._pseudo = PseudoSocket(self, self._sock_type, 0)
+        if pseudo is None:
+            pseudo = PseudoSocket(self, self._sock_type, 0)
+        else:
+            pseudo.owner = self
+        self._pseudo = pseudo
         self._extra["socket"] = self._pseudo
         self._refresh_names()
         driver.register(sock, self)
@@ -186,11 +243,19 @@ class UsernetTransport(transports._FlowControlMixin):
         """The loop stopped driving the stack (it was closed): the socket goes, the protocol hears nothing more."""
         self._closing = self._ending = self._lost = True
         self._close_socket()
+        self._let_go()
 
     def _release(self) -> None:
         """Give the stack socket back."""
         self._driver.unregister(self._sock)
         self._close_socket()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """The stack socket is closed: so are the objects that stood for it."""
+        self._pseudo.release()
+        if self._kernel_sock is not None:
+            self._kernel_sock.close()
 
     def _close_socket(self) -> None:
         self._sock.close()  # type: ignore[call-arg]  # a UDP socket's; StreamTransport passes TCP's time
@@ -216,6 +281,12 @@ class UsernetTransport(transports._FlowControlMixin):
     def _getsockopt(self, level: int, optname: int) -> int | None:
         """The live value of an option the transport knows, or None."""
         return None
+
+    def _readiness(self) -> tuple[bool, bool]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"

@@ -1,4 +1,17 @@
-"""ARP (RFC 826): the neighbour cache, resolution with bounded queues, retries, answers."""
+"""ARP (RFC 826): the neighbour cache, resolution with bounded queues, retries, answers.
+
+Start-up timing differs from Linux on purpose. Linux asks `mcast_solicit` (3) times,
+`retrans_time` (1 s) apart, and TCP's initial RTO is also 1 s: when the first request is
+ignored (a peer still busy bringing its own side of a fresh TAP up), the first
+connection waits a whole second. usernet asks a second time after `arp_first_retry`
+(0.2 s: far above any link's round trip, far below the RTO), then every
+`arp_retry_interval`, `arp_retries` requests in all as on Linux.
+
+A TCP segment retransmitted while the first copy is still held for resolution
+replaces that copy instead of queueing behind it, so the held segment leaves once:
+Linux gets the same effect by not retransmitting a segment still in a host queue
+(`skb_still_in_host_queue`).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +49,25 @@ class _Pending:
         self.source = source
         self.tries = 1
         self.next_try = now
+
+
+def _supersede(held: deque[bytearray], frame: bytearray) -> bool:
+    """Put `frame` in the place of a held copy of the same TCP segment; False when it holds none.
+
+    The same segment: IPv4 TCP, same addresses, ports, sequence number and flags (a
+    retransmission of a SYN, a FIN or data from the same place).
+    """
+    if len(frame) < 54 or frame[23] != 6:  # Ethernet + IPv4 + TCP headers; protocol 6 is TCP
+        return False
+    l4 = 14 + (frame[14] & 15) * 4
+    key = frame[26:34] + frame[l4 : l4 + 8] + frame[l4 + 13 : l4 + 14]
+    for i, old in enumerate(held):
+        if len(old) >= 54 and old[23] == 6:
+            o4 = 14 + (old[14] & 15) * 4
+            if old[26:34] + old[o4 : o4 + 8] + old[o4 + 13 : o4 + 14] == key:
+                held[i] = frame
+                return True
+    return False
 
 
 class ArpTable:
@@ -84,7 +116,10 @@ class ArpTable:
                 return
             pending = self._pending[next_hop] = _Pending(source, now)
             self._request(next_hop, source)
-            pending.next_try = now + self._config.arp_retry_interval
+            pending.next_try = now + min(self._config.arp_first_retry, self._config.arp_retry_interval)
+        elif _supersede(pending.frames, frame):
+            self._stats.arp_superseded += 1
+            return
         if len(pending.frames) >= self._config.arp_queue_limit:
             self._stats.arp_queue_full += 1
             return

@@ -30,6 +30,7 @@ class InterfaceConfig:
     mtu: int = 1500
     ttl: int = 64
     arp_timeout: float = 60.0
+    arp_first_retry: float = 0.2
     arp_retry_interval: float = 1.0
     arp_retries: int = 3
     arp_queue_limit: int = 32

@@ -16,6 +16,7 @@ class Stats:
     arp_queue_full: int
     arp_replies_learned: int
     arp_requests_answered: int
+    arp_superseded: int
     arp_unresolved: int
     eth_malformed: int
     eth_not_for_us: int

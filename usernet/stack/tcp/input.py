@@ -530,7 +530,7 @@ class ConnectionInput(ConnectionTimers):
     def _challenge_ack(self, now: float) -> None:
         if self._owner.challenge_allowed(now):
             self._stats.tcp_challenge_acks += 1
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self.snd_max, ACK, b"", now)
 
     def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> None:
         """An ICMP error quoting one of our segments (RFC 5927 checks the quoted sequence)."""

@@ -61,7 +61,7 @@ class ConnectionOutput(ConnectionCore):
                 sent = True
         elif state in SENDS_DATA:
             if self._ack_now and self._ooo.held and self._sack_ok:
-                self._emit(self.snd_nxt, ACK, b"", now)  # SACK blocks do not fit beside full data
+                self._emit(self.snd_max, ACK, b"", now)  # SACK blocks do not fit beside full data
             sent = self._output_data(now)
         if state in _ENDED:
             if self._ack_now:
@@ -71,8 +71,12 @@ class ConnectionOutput(ConnectionCore):
         if not sent:
             # A pure window update only after the user read, as Linux does: the window
             # growing past the SYN-ACK's unscaled 65535 at the handshake is no reason to speak.
+            # A pure ACK carries SND.MAX, RFC 9293's SND.NXT: after an RTO rewinds snd_nxt
+            # for go-back-N, the peer may already hold data above it, and would drop an ACK
+            # whose sequence number lies below its window (both sides rewound: neither
+            # hears the other's ACKs, and the connection stalls for good).
             if self._ack_now or (read and self._window_update_due()):
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self.snd_max, ACK, b"", now)
             elif self._ack_pending and self._delack_at is None:
                 self._delack_at = now + self._cfg.delayed_ack
 

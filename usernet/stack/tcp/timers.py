@@ -110,10 +110,12 @@ class ConnectionTimers(ConnectionOutput):
     def _on_keepalive(self, now: float) -> None:
         if not self.keepalive or self.state not in KEEPS_ALIVE:
             return
-        idle = now - self._last_rx
-        if idle < self.keepidle:  # heard from the peer since: wait for the next idle period
+        # Compare with the very sum the timer was set to: `now - last_rx < keepidle` can
+        # hold at that instant through rounding, and would re-arm the timer for now, forever.
+        idle_end = self._last_rx + self.keepidle
+        if now < idle_end:  # heard from the peer since: wait for the next idle period
             self._ka_probes = 0
-            self._keepalive_at = self._last_rx + self.keepidle
+            self._keepalive_at = idle_end
             return
         if self._ka_probes >= self.keepcnt:
             self._stats.tcp_conn_timeouts += 1
