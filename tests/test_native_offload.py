@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import struct
+import threading
 from typing import Any
 
 import pytest
@@ -206,18 +207,29 @@ def test_rx_refuses_a_non_bytes_address_like_cffi(impl: Impl) -> None:
 def written_frames(
     impl: Impl, frame: bytes | bytearray, gso_size: int
 ) -> tuple[tuple[int, int, int, int], list[bytes]]:
-    """What gso_write puts on a datagram socket pair: one datagram per frame, as on a TAP."""
+    """What gso_write puts on a datagram socket pair: one datagram per frame, as on a TAP.
+
+    A thread reads while gso_write writes: the pair queues only a bounded number of
+    datagrams, and a frame cut into thousands of tiny segments would otherwise block the
+    blocking write forever (hypothesis finds such frames, then replays them every run).
+    """
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with a, b:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        result = impl.gso_write(a.fileno(), frame, gso_size)
-        b.setblocking(False)
-        frames = []
-        while True:
-            try:
-                frames.append(b.recv(70000))
-            except BlockingIOError:
-                return result, frames
+        frames: list[bytes] = []
+
+        def read_all() -> None:
+            while datagram := b.recv(70000):  # b"" once the writer shuts down
+                frames.append(datagram)
+
+        reader = threading.Thread(target=read_all, daemon=True)
+        reader.start()
+        try:
+            result = impl.gso_write(a.fileno(), frame, gso_size)
+        finally:
+            a.shutdown(socket.SHUT_WR)
+            reader.join(timeout=30)
+        assert not reader.is_alive(), "the reader did not see the writer's end"
+        return result, frames
 
 
 def check_segments(original: bytes, segments: list[bytes], gso_size: int) -> None:
@@ -295,6 +307,15 @@ def test_gso_c_writes_what_the_twin_writes(
     options = encode_tcp_options(timestamp=(1, 2)) if ts else b""
     frame = tcp_frame(os.urandom(size), options=options, flags=flags, seq=seq, ident=ident, mode=pure.CSUM_PARTIAL)
     assert written_frames(c(), frame, gso_size) == written_frames(pure, frame, gso_size)
+
+
+def test_gso_cuts_a_frame_into_thousands_of_segments(impl: Impl) -> None:
+    """More segments than a socket pair queues at once: the reader keeps up, nothing blocks for good."""
+    frame = tcp_frame(os.urandom(20000), mode=pure.CSUM_PARTIAL)
+    result, frames = written_frames(impl, frame, 1)
+    assert result[-1] == 0, "no write failed"
+    assert len(frames) == 20000
+    check_segments(bytes(frame), frames, 1)
 
 
 def test_gso_refuses_what_is_not_one_tcp_frame(impl: Impl) -> None:
