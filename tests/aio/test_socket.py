@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -394,3 +395,28 @@ def test_module_functions_need_a_stack_outside_a_loop() -> None:
     assert us.is_supported("options", ("tcp", "nodelay"), protocol="tcp")
     assert not us.is_supported("options", ("tcp", "nodelay"), protocol="udp")
     assert us.is_supported("inet") and not us.is_supported("local")
+
+
+@pytest.mark.parametrize("backend", ["usernet", "kernel"])
+def test_timed_out_waits_are_not_kept(pair: Pair, stacks: tuple[Stack, Stack], backend: Backend) -> None:
+    """A socket polled with short timeouts on which nothing arrives holds no future per timed-out call."""
+    a, _ = stacks
+
+    def futures() -> int:
+        gc.collect()
+        return sum(isinstance(o, asyncio.Future) for o in gc.get_objects())
+
+    async def main() -> None:
+        rx = a.open(socket.AF_INET, socket.SOCK_DGRAM, backend=backend)
+        rx.bind(("127.0.0.1" if backend == "kernel" else A_IP, 0))
+        for _ in range(10):
+            with pytest.raises(TimeoutError):
+                await rx.arecv(0, timeout=0)
+        before = futures()
+        for _ in range(300):
+            with pytest.raises(TimeoutError):
+                await rx.arecv(0, timeout=0)
+        assert futures() - before < 10
+        rx.close()
+
+    pair.run(main())
