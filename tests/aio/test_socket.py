@@ -16,6 +16,7 @@ import usernet.socket as us
 from tests.aio.conftest import A_IP, B_IP, Pair
 from tests.aio.socket_checks import check_flags, check_options
 from usernet.aio import use_backend
+from usernet.aio.loop import UsernetSelectorEventLoop
 from usernet.socket import NOWAIT, SelectInfo, Socket, Stack
 from usernet.socket.options import Backend
 
@@ -420,3 +421,21 @@ def test_timed_out_waits_are_not_kept(pair: Pair, stacks: tuple[Stack, Stack], b
         rx.close()
 
     pair.run(main())
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_stack() -> None:
+    """Stack.of registers a stack per loop; the registry must let a closed loop (and its sockets' driver) go."""
+    import weakref
+
+    async def use() -> None:
+        with Stack.current().open(socket.AF_INET, socket.SOCK_DGRAM, backend="kernel") as sock:
+            sock.bind(("127.0.0.1", 0))
+
+    for make in (asyncio.new_event_loop, lambda: UsernetSelectorEventLoop()):
+        loop = make()
+        loop.run_until_complete(use())
+        loop.close()
+        gone = weakref.ref(loop)
+        del loop
+        gc.collect()
+        assert gone() is None
