@@ -127,13 +127,17 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket of an earlier process that had our pid
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
         try:
-            self._sock.bind(str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
-        self._sock.listen(16)
+            old = os.umask(0o177)
+            try:
+                self._sock.bind(str(self.path))
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            self._sock.listen(16)
+        except BaseException:
+            self._sock.close()
+            raise
         self.refused = 0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="usernet control", daemon=True)
