@@ -183,3 +183,23 @@ def test_a_socket_that_cannot_be_bound_is_closed(private_dir: Path) -> None:
             ControlServer(lambda request: {}, deep)
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_process_that_hangs_up_without_answering_is_reported_not_raised(private_dir: Path) -> None:
+    """One process dying mid-answer must not take `usernet ss` down for all the others."""
+    path = private_dir / "999999.sock"
+    with socket.socket(socket.AF_UNIX) as mute:
+        mute.bind(str(path))
+        mute.listen(1)
+
+        def hang_up() -> None:
+            conn, _ = mute.accept()
+            conn.recv(256)
+            conn.sendall(b'{"pid": 9')  # cut off mid-answer
+            conn.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        answers = query("sockets", directory=private_dir)
+        thread.join()
+    assert answers == [{"pid": 999999, "error": f"{path}: the answer is not JSON (cut off?)"}]

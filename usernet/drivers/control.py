@@ -235,6 +235,8 @@ def query(request: str = "sockets", pid: int | None = None, directory: Path | No
                 path.unlink()  # nobody listens: the process is gone
         except OSError as exc:
             answers.append({"pid": int(path.stem), "error": f"{path}: {exc.strerror or exc}"})
+        except ValueError:  # json's error: the process died (or was killed) while it answered
+            answers.append({"pid": int(path.stem), "error": f"{path}: the answer is not JSON (cut off?)"})
     if pid is not None and not answers:
         raise OSError(errno.ESRCH, f"no usernet process {pid} answers in {directory}")
     return answers
