@@ -7,6 +7,7 @@ import asyncio
 import errno
 import gc
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,8 +18,11 @@ from tests.aio.conftest import A_IP, B_IP, Pair
 from tests.aio.socket_checks import check_flags, check_options
 from usernet.aio import use_backend
 from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.drivers.host import Host
+from usernet.link.memory import MemoryWire
 from usernet.socket import NOWAIT, SelectInfo, Socket, Stack
 from usernet.socket.options import Backend
+from usernet.stack import Interface, InterfaceConfig
 
 T = TypeVar("T")
 
@@ -439,3 +443,14 @@ def test_a_closed_loop_is_not_kept_alive_by_its_stack() -> None:
         del loop
         gc.collect()
         assert gone() is None
+
+
+def test_closing_again_after_the_stack_stopped_is_harmless() -> None:
+    wire = MemoryWire(time.monotonic)
+    host = Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, [f"{A_IP}/24"])))
+    stack = Stack.start(host=host)
+    sockets = [stack.open(socket.AF_INET, socket.SOCK_DGRAM, backend=b) for b in ("usernet", "kernel")]
+    stack.close()
+    for sock in sockets:
+        sock.close()  # already closed by the stack, whose loop is gone now
+    stack.close()

@@ -102,11 +102,13 @@ class Stack:
         return stack
 
     def close(self) -> None:
-        """Close every socket; a stack made by `start` also stops and closes its loop."""
+        """Close every socket; a stack made by `start` also stops and closes its loop. Closing twice is harmless."""
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return  # its sockets went with it
         for sock in self.call(lambda: list(self._sockets)):
             sock.close()
-        if self._thread is not None:
-            loop = self.loop  # held here: once the thread ends, nothing else may hold it
+        if self._thread is not None:  # `loop` is held here: once the thread ends, nothing else may hold it
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join()
             loop.close()
