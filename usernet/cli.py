@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
     demo.add_argument("--sim", action="store_true", help="run it on a simulated network (the default without root)")
     demo.set_defaults(func=cmd_demo)
+
+    from usernet.tools.cli import add_subcommands  # replay, respond: the packet tools own their options
+
+    add_subcommands(sub)
     return parser
 
 

@@ -50,7 +50,7 @@ def test_bad_urls_say_what_is_wrong_and_what_to_write(url: str, why: str) -> Non
     with pytest.raises(ValueError) as info:
         parse_link_url(url)
     assert why in str(info.value)
-    assert "write tap:NAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT" in str(info.value)
+    assert "write tap:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT" in str(info.value)
 
 
 def test_tun_is_named_but_refused_until_the_stack_has_ip_only_interfaces() -> None:

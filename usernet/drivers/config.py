@@ -303,7 +303,7 @@ def open_host(
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
     from usernet.link.base import Link
     from usernet.link.udp import UdpLink
-    from usernet.link.url import UdpUrl
+    from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
 
     fault = config.fault_options()
@@ -315,6 +315,13 @@ def open_host(
         link: Link
         if isinstance(url, UdpUrl):
             link = UdpLink(url.local, url.peer, mtu=config.mtu, gro=gro)
+        elif isinstance(url, PacketUrl):
+            from usernet.link.packet import PacketLink
+
+            link = PacketLink(url.name)
+            if link.mtu != config.mtu:
+                link.close()
+                raise ValueError(f"{url.name} has MTU {link.mtu}: give --mtu {link.mtu} (usernet's MTU is the link's)")
         elif config.sandbox:
             from usernet.link.sandbox import Sandbox
 

@@ -1,4 +1,5 @@
-"""Links named by a URL, as `--link` / USERNET_LINK take them: `tap:NAME`, `udp://HOST:PORT?peer=HOST:PORT`.
+"""Links named by a URL, as `--link` / USERNET_LINK take them: `tap:NAME`, `packet:IFNAME`,
+`udp://HOST:PORT?peer=HOST:PORT`.
 
 Parsing only: no device is opened here. The composition root (drivers/config.py)
 opens the link a URL names. `tun:NAME` is recognised so that it gets a clear refusal
@@ -11,10 +12,10 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-__all__ = ["LINK_URL_FORMS", "LinkUrl", "TapUrl", "UdpUrl", "parse_link_url"]
+__all__ = ["LINK_URL_FORMS", "LinkUrl", "PacketUrl", "TapUrl", "UdpUrl", "parse_link_url"]
 
 #: The forms a link URL takes, for error messages and help texts.
-LINK_URL_FORMS = "tap:NAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT"
+LINK_URL_FORMS = "tap:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT"
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
@@ -29,6 +30,16 @@ class TapUrl:
 
 
 @dataclass(frozen=True)
+class PacketUrl:
+    """An existing interface reached through AF_PACKET (see PacketLink and its set-up in docs/tools.md)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"packet:{self.name}"
+
+
+@dataclass(frozen=True)
 class UdpUrl:
     """A UDP socket bound to `local` carrying frames to and from `peer` (see UdpLink)."""
 
@@ -39,7 +50,7 @@ class UdpUrl:
         return f"udp://{_host_port(*self.local)}?peer={_host_port(*self.peer)}"
 
 
-LinkUrl = TapUrl | UdpUrl
+LinkUrl = TapUrl | PacketUrl | UdpUrl
 
 
 def _host_port(host: str, port: int) -> str:
@@ -70,9 +81,11 @@ def parse_link_url(url: str) -> LinkUrl:
     scheme = scheme.lower()
     if not sep:
         raise _bad(url, "no kind of link before a ':'")
-    if scheme in ("tap", "tun"):
+    if scheme in ("tap", "tun", "packet"):
         if not _IFNAME.fullmatch(rest):
             raise _bad(url, "an interface name is 1 to 15 letters, digits, '_', '.' or '-'")
+        if scheme == "packet":
+            return PacketUrl(rest)
         if scheme == "tun":
             raise ValueError(
                 f"link {url!r}: TUN devices are not yet supported: they need IP-only interface support "
