@@ -8,6 +8,7 @@ import errno
 import gc
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -454,3 +455,9 @@ def test_closing_again_after_the_stack_stopped_is_harmless() -> None:
     for sock in sockets:
         sock.close()  # already closed by the stack, whose loop is gone now
     stack.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(RuntimeError, match="closed"):
+            stack.open(backend="kernel")  # the kernel socket it made is closed, not left to the GC
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

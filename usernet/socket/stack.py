@@ -182,7 +182,11 @@ class Stack:
             backend = forced_backend() or ("usernet" if self.driver() is not None else "kernel")
         if backend == "kernel":
             kernel = socket.socket(domain, type, protocol)
-            return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
+            try:
+                return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
+            except BaseException:
+                kernel.close()  # the stack refused it (its loop is closed): the socket is ours to close
+                raise
         if backend != "usernet":
             raise ValueError(f"backend is 'usernet' or 'kernel', not {backend!r}")
         driver = self.driver()
