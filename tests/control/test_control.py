@@ -177,12 +177,13 @@ def test_a_socket_that_cannot_be_bound_is_closed(private_dir: Path) -> None:
     """A control socket path too long for AF_UNIX is refused, its socket closed (not left to the GC)."""
     deep = private_dir / ("d" * 120)
     deep.mkdir(mode=0o700)
+    gc.collect()  # what earlier tests left to the GC warns now, not in the block
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         with pytest.raises(OSError):
             ControlServer(lambda request: {}, deep)
         gc.collect()
-    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning) and "family=1," in str(w.message)]
 
 
 def test_a_process_that_hangs_up_without_answering_is_reported_not_raised(private_dir: Path) -> None:
