@@ -288,8 +288,9 @@ class Framed(asyncio.Protocol):
             raise OSError(errno.EINVAL, "recv is for passive sockets: setopts(active=False) first")
         if length and not isinstance(self._decoder.mode, Raw):
             raise OSError(errno.EINVAL, "a length is only meaningful in raw mode: setopts(packet=RAW) first")
+        scope = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with scope:
                 while True:
                     packet = self._decoder.take(length) if length else self._decoder.next()
                     if packet is not None:
@@ -300,6 +301,8 @@ class Framed(asyncio.Protocol):
                         raise EOFError("the peer closed the stream" + self._leftover())
                     await self._wait()
         except TimeoutError:
+            if not scope.expired():
+                raise  # the connection's own timeout (self._lost), not this call's
             raise TimeoutError(errno.ETIMEDOUT, f"no packet within {timeout} s") from None
 
     def _leftover(self) -> str:

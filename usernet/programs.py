@@ -66,11 +66,11 @@ def packages() -> list[str]:
 
 def main(argv: list[str]) -> int:
     """`packages`: every package, one per line; `missing`: the packages of programs not on PATH."""
-    if argv == ["packages"]:
-        print("\n".join(packages()))
-        return 0
-    if argv == ["missing"]:
-        print("\n".join(dict.fromkeys(PROGRAMS[p] for p in missing())))
+    if argv in (["packages"], ["missing"]):
+        # One line per package and none when there is none: setup.sh reads lines (mapfile).
+        names = packages() if argv == ["packages"] else list(dict.fromkeys(PROGRAMS[p] for p in missing()))
+        for name in names:
+            print(name)
         return 0
     print("usage: python3 usernet/programs.py packages|missing", file=sys.stderr)
     return 2

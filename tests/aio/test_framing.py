@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -232,3 +233,15 @@ def test_stream_helpers(pair: Pair, backend: str) -> None:
         server.close()
 
     pair.run(main())
+
+
+def test_a_connection_that_timed_out_is_not_reported_as_a_recv_timeout() -> None:
+    """The transport's own TimeoutError (a TCP user timeout) reaches recv as it is, not as "no packet within"."""
+
+    async def main() -> None:
+        framed = Framed(Line())
+        framed.connection_lost(TimeoutError(errno.ETIMEDOUT, "the peer stopped acknowledging"))
+        with pytest.raises(TimeoutError, match="the peer stopped acknowledging"):
+            await framed.recv(timeout=5)
+
+    asyncio.run(main())

@@ -202,6 +202,15 @@ def test_no_answer_at_all_is_a_temporary_failure(pair: Pair, zone: Zone) -> None
     assert f"last: {B_IP} did not answer within 0.1 s" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["x." * 130, "a" * 64 + ".test", "a..test"])
+def test_a_name_dns_cannot_carry_fails_as_getaddrinfo_does(pair: Pair, zone: Zone, name: str) -> None:
+    """socket.gaierror (an OSError, what callers of getaddrinfo catch), not the encoder's ValueError."""
+    r = resolver()
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.getaddrinfo(name, 80))
+    assert info.value.errno == socket.EAI_NONAME and zone.udp_queries == 0
+
+
 def test_a_server_usernet_cannot_reach_and_no_server_say_so(pair: Pair) -> None:
     with pytest.raises(socket.gaierror) as info:
         run(pair, Resolver(["198.51.100.53"]).lookup("web.test", TYPE_A))  # off-link, and no gateway

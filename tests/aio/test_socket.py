@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
+import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,8 +18,12 @@ import usernet.socket as us
 from tests.aio.conftest import A_IP, B_IP, Pair
 from tests.aio.socket_checks import check_flags, check_options
 from usernet.aio import use_backend
+from usernet.aio.loop import UsernetSelectorEventLoop
+from usernet.drivers.host import Host
+from usernet.link.memory import MemoryWire
 from usernet.socket import NOWAIT, SelectInfo, Socket, Stack
 from usernet.socket.options import Backend
+from usernet.stack import Interface, InterfaceConfig
 
 T = TypeVar("T")
 
@@ -394,3 +401,64 @@ def test_module_functions_need_a_stack_outside_a_loop() -> None:
     assert us.is_supported("options", ("tcp", "nodelay"), protocol="tcp")
     assert not us.is_supported("options", ("tcp", "nodelay"), protocol="udp")
     assert us.is_supported("inet") and not us.is_supported("local")
+
+
+@pytest.mark.parametrize("backend", ["usernet", "kernel"])
+def test_timed_out_waits_are_not_kept(pair: Pair, stacks: tuple[Stack, Stack], backend: Backend) -> None:
+    """A socket polled with short timeouts on which nothing arrives holds no future per timed-out call."""
+    a, _ = stacks
+
+    def futures() -> int:
+        gc.collect()
+        return sum(isinstance(o, asyncio.Future) for o in gc.get_objects())
+
+    async def main() -> None:
+        rx = a.open(socket.AF_INET, socket.SOCK_DGRAM, backend=backend)
+        rx.bind(("127.0.0.1" if backend == "kernel" else A_IP, 0))
+        for _ in range(10):
+            with pytest.raises(TimeoutError):
+                await rx.arecv(0, timeout=0)
+        before = futures()
+        for _ in range(300):
+            with pytest.raises(TimeoutError):
+                await rx.arecv(0, timeout=0)
+        assert futures() - before < 10
+        rx.close()
+
+    pair.run(main())
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_stack() -> None:
+    """Stack.of registers a stack per loop; the registry must let a closed loop (and its sockets' driver) go."""
+    import weakref
+
+    async def use() -> None:
+        with Stack.current().open(socket.AF_INET, socket.SOCK_DGRAM, backend="kernel") as sock:
+            sock.bind(("127.0.0.1", 0))
+
+    for make in (asyncio.new_event_loop, lambda: UsernetSelectorEventLoop()):
+        loop = make()
+        loop.run_until_complete(use())
+        loop.close()
+        gone = weakref.ref(loop)
+        del loop
+        gc.collect()
+        assert gone() is None
+
+
+def test_closing_again_after_the_stack_stopped_is_harmless() -> None:
+    wire = MemoryWire(time.monotonic)
+    host = Host(wire.a, Interface(InterfaceConfig.from_strings(wire.a.mac, [f"{A_IP}/24"])))
+    stack = Stack.start(host=host)
+    sockets = [stack.open(socket.AF_INET, socket.SOCK_DGRAM, backend=b) for b in ("usernet", "kernel")]
+    stack.close()
+    for sock in sockets:
+        sock.close()  # already closed by the stack, whose loop is gone now
+    stack.close()
+    gc.collect()  # what earlier tests left to the GC warns now, not in the block
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(RuntimeError, match="closed"):
+            stack.open(backend="kernel")  # the kernel socket it made is closed, not left to the GC
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

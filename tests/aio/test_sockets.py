@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import select
 import selectors
@@ -327,5 +328,30 @@ def test_create_server_on_a_socket_bound_to_usernets_address(pair: Pair) -> None
         server.close()
         await server.wait_closed()
         assert sock.fileno() == -1  # the kernel socket went with the server
+
+    pair.run(main())
+
+
+def test_cancelled_socket_level_calls_leave_no_waiter_behind(pair: Pair) -> None:
+    """sock_recvfrom under a timeout, on a socket where nothing arrives, holds nothing per cancelled call."""
+
+    def futures() -> int:
+        gc.collect()
+        return sum(isinstance(o, asyncio.Future) for o in gc.get_objects())
+
+    async def main() -> None:
+        with freebound(socket.SOCK_DGRAM) as sock:
+            pair.b.iface.open_udp((bytes(4), 7007))  # no ICMP error comes back to end the waits
+            await pair.loop.sock_sendto(sock, b"bind it", (B_IP, 7007))  # now held by usernet
+            for _ in range(10):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0):
+                        await pair.loop.sock_recvfrom(sock, 100)
+            before = futures()
+            for _ in range(300):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0):
+                        await pair.loop.sock_recvfrom(sock, 100)
+            assert futures() - before < 10
 
     pair.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import tempfile
 import textwrap
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +171,36 @@ def test_a_bad_request_gets_a_clear_error_and_the_server_goes_on(private_dir: Pa
                 reply = json.loads(client.recv(65536))
             assert reply["error"].startswith("unknown request") and "sockets, stats" in reply["error"]
         assert query("stats", os.getpid())[0]["counters"] is not None
+
+
+def test_a_socket_that_cannot_be_bound_is_closed(private_dir: Path) -> None:
+    """A control socket path too long for AF_UNIX is refused, its socket closed (not left to the GC)."""
+    deep = private_dir / ("d" * 120)
+    deep.mkdir(mode=0o700)
+    gc.collect()  # what earlier tests left to the GC warns now, not in the block
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(OSError):
+            ControlServer(lambda request: {}, deep)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning) and "family=1," in str(w.message)]
+
+
+def test_a_process_that_hangs_up_without_answering_is_reported_not_raised(private_dir: Path) -> None:
+    """One process dying mid-answer must not take `usernet ss` down for all the others."""
+    path = private_dir / "999999.sock"
+    with socket.socket(socket.AF_UNIX) as mute:
+        mute.bind(str(path))
+        mute.listen(1)
+
+        def hang_up() -> None:
+            conn, _ = mute.accept()
+            conn.recv(256)
+            conn.sendall(b'{"pid": 9')  # cut off mid-answer
+            conn.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        answers = query("sockets", directory=private_dir)
+        thread.join()
+    assert answers == [{"pid": 999999, "error": f"{path}: the answer is not JSON (cut off?)"}]

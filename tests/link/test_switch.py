@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from usernet.link import VirtualClock
-from usernet.link.switch import HOLD_LIMIT, Switch, SwitchPort
+from usernet.link.switch import HOLD_LIMIT, INBOX_LIMIT, Switch, SwitchPort
 
 BROADCAST = b"\xff" * 6
 
@@ -93,6 +93,14 @@ def test_a_held_cable_has_a_bounded_queue() -> None:
     for _ in range(HOLD_LIMIT + 3):
         a.send(frame(b.mac, a.mac))
     assert cable.holding == HOLD_LIMIT and cable.dropped_tx == 3
+
+
+def test_a_port_nobody_reads_has_a_bounded_inbox() -> None:
+    _, _, (a, b) = switch_of("a", "b")
+    for _ in range(INBOX_LIMIT + 3):
+        a.send(frame(b.mac, a.mac))
+    assert b.dropped_rx == 3
+    assert len(b.receive(INBOX_LIMIT + 3)) == INBOX_LIMIT
 
 
 def test_a_port_that_is_down_neither_sends_nor_receives() -> None:

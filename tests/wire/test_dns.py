@@ -78,6 +78,14 @@ def test_label_bytes_that_are_not_plain_text_are_escaped(name: str, wire: bytes)
     assert emit_message(message).endswith(wire + b"\x00\x01\x00\x01")
 
 
+@pytest.mark.parametrize(
+    ("absolute", "wire"),
+    [("a.b.", b"\x01a\x01b\x00"), ("x\\\\.", b"\x02x\\\x00"), ("\\\\\\\\.", b"\x02\\\\\x00")],
+)
+def test_a_trailing_dot_ends_the_name_even_after_an_escaped_backslash(absolute: str, wire: bytes) -> None:
+    assert build_query(1, absolute, TYPE_A) == header(1, FLAG_RD, qd=1) + wire + b"\x00\x01\x00\x01"
+
+
 def test_names_compare_without_ascii_case() -> None:
     assert name_key("WWW.Example.COM") == name_key("www.example.com") == "www.example.com"
 

@@ -291,6 +291,10 @@ class Resolver:
                 self.stats.hosts_hits += 1
                 return Answer(name, name, qtype, addresses)
         current = name.rstrip(".")
+        try:
+            build_query(0, current, qtype)  # a name DNS cannot carry fails here, as the C library's does
+        except ValueError as exc:
+            raise _gaierror(socket.EAI_NONAME, name, f": {exc}") from None
         ttl = MAX_TTL
         for _ in range(MAX_CHAIN):
             cached = self.cache.get(current, qtype, loop.time())

@@ -19,6 +19,7 @@ waits in a `sock_*` call and keeps the PseudoSocket's descriptor true.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import weakref
@@ -85,7 +86,12 @@ class Held:
             raise OSError(errno.EBADF, "Bad file descriptor: the socket is closed")
         waiter = self.loop.create_future()
         self._waiters.append(waiter)
-        await waiter
+        try:
+            await waiter
+        finally:
+            if waiter.cancelled():  # a cancelled call (a timeout) leaves nothing behind
+                with contextlib.suppress(ValueError):  # _stack_ready may have taken the list already
+                    self._waiters.remove(waiter)
 
     def changed(self) -> None:
         """The program read or wrote: the descriptor may have to say so."""

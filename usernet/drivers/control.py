@@ -127,13 +127,17 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket of an earlier process that had our pid
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
         try:
-            self._sock.bind(str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
-        self._sock.listen(16)
+            old = os.umask(0o177)
+            try:
+                self._sock.bind(str(self.path))
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            self._sock.listen(16)
+        except BaseException:
+            self._sock.close()
+            raise
         self.refused = 0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="usernet control", daemon=True)
@@ -231,6 +235,8 @@ def query(request: str = "sockets", pid: int | None = None, directory: Path | No
                 path.unlink()  # nobody listens: the process is gone
         except OSError as exc:
             answers.append({"pid": int(path.stem), "error": f"{path}: {exc.strerror or exc}"})
+        except ValueError:  # json's error: the process died (or was killed) while it answered
+            answers.append({"pid": int(path.stem), "error": f"{path}: the answer is not JSON (cut off?)"})
     if pid is not None and not answers:
         raise OSError(errno.ESRCH, f"no usernet process {pid} answers in {directory}")
     return answers

@@ -29,11 +29,13 @@ from usernet.link.base import ETHERNET_OVERHEAD, BytesLike, LinkCounters
 from usernet.link.fault import FaultInjector
 from usernet.link.pcap import PcapWriter
 
-__all__ = ["Cable", "Switch", "SwitchPort"]
+__all__ = ["HOLD_LIMIT", "INBOX_LIMIT", "Cable", "Switch", "SwitchPort"]
 
 _TRACE_RECORD = struct.Struct("!dHI")  # time, sending port, frame length
 #: Frames a held cable keeps before it drops more (a stall is not an infinite buffer).
 HOLD_LIMIT = 100_000
+#: Frames a port's inbox keeps for a host that does not read them, as a NIC's ring, before it drops more.
+INBOX_LIMIT = 100_000
 
 
 class Cable(LinkCounters):
@@ -177,9 +179,12 @@ class SwitchPort(LinkCounters):
         if not self.up:
             self.dropped_rx += 1
             return
+        inbox = self._inbox
+        if len(inbox) >= INBOX_LIMIT:
+            self.dropped_rx += 1
+            return
         if self.capture is not None:
             self.capture.write(frame, self._switch.clock())
-        inbox = self._inbox
         inbox.append(bytes(frame))
         if len(inbox) == 1:
             self.on_arrival()

@@ -17,7 +17,7 @@ from typing import Any
 
 from usernet.socket.options import Option
 
-__all__ = ["Address", "Impl", "Received", "no_option", "would_block"]
+__all__ = ["Address", "Impl", "Received", "add_waiter", "no_option", "would_block"]
 
 Address = tuple[str, int]
 #: A received datagram or segment: (data, sender, MSG_* flags of the reception).
@@ -26,6 +26,15 @@ Received = tuple[bytes, Address | None, int]
 
 def would_block(code: int = errno.EAGAIN) -> BlockingIOError:
     return BlockingIOError(code, "the operation would block")
+
+
+def add_waiter(waiters: list[asyncio.Future[None]], loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """A new future appended to `waiters`, after dropping the ones already done: a call that timed
+    out cancels its future, and a socket polled with timeouts must not keep one per call."""
+    waiters[:] = [future for future in waiters if not future.done()]
+    future = loop.create_future()
+    waiters.append(future)
+    return future
 
 
 def no_option(option: Option | None, what: str) -> OSError:

@@ -8,7 +8,7 @@ import socket
 import struct
 from typing import Any
 
-from usernet.socket.base import Address, Impl, Received, would_block
+from usernet.socket.base import Address, Impl, Received, add_waiter, would_block
 
 __all__ = ["KernelSocket", "tcp_info"]
 
@@ -98,13 +98,11 @@ class KernelSocket(Impl):
         return self._sock.getsockopt(level, name)
 
     def wait(self, write: bool) -> asyncio.Future[None]:
-        future = self._loop.create_future()
         waiters = self._waiters[write]
         if not waiters:
             add = self._loop.add_writer if write else self._loop.add_reader
             add(self._sock.fileno(), self._ready, write)
-        waiters.append(future)
-        return future
+        return add_waiter(waiters, self._loop)
 
     def _ready(self, write: bool) -> None:
         (self._loop.remove_writer if write else self._loop.remove_reader)(self._sock.fileno())

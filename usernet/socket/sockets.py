@@ -313,6 +313,8 @@ class Socket:
 
     def close(self) -> None:
         """Close; pending SelectInfos complete (a retry then raises EBADF). Closing twice is harmless."""
+        if self._closed:
+            return  # also once the stack has closed it and its loop is gone
 
         def close() -> None:
             if not self._closed:

@@ -39,11 +39,20 @@ class Stack:
     ) -> None:
         """Prefer `of`/`current`/`start`; `driver=` puts the usernet sockets on another Driver of
         the same loop (a second stack on a simulated wire, in tests)."""
-        self.loop = loop
+        # The registry maps each loop weakly to its stack, so the stack holds the loop (and the
+        # loop's driver, which holds it too) weakly: a strong one would keep every loop forever.
+        self._loop = weakref.ref(loop)
         self._thread = thread
         self._loop_thread: int | None = thread.ident if thread is not None else threading.get_ident()
         self._sockets: dict[Socket, None] = {}
         self._driver: Any = driver
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("the event loop of this usernet.socket Stack is gone")
+        return loop
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> Stack:
@@ -93,13 +102,16 @@ class Stack:
         return stack
 
     def close(self) -> None:
-        """Close every socket; a stack made by `start` also stops and closes its loop."""
+        """Close every socket; a stack made by `start` also stops and closes its loop. Closing twice is harmless."""
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return  # its sockets went with it
         for sock in self.call(lambda: list(self._sockets)):
             sock.close()
-        if self._thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:  # `loop` is held here: once the thread ends, nothing else may hold it
+            loop.call_soon_threadsafe(loop.stop)
             self._thread.join()
-            self.loop.close()
+            loop.close()
             self._thread = None
 
     def __enter__(self) -> Stack:
@@ -148,12 +160,12 @@ class Stack:
 
     def driver(self) -> Any:
         """The usernet driver of the loop, or None when it is not a usernet loop (kernel sockets only)."""
-        if self._driver is None:
-            from usernet.aio.loop import UsernetLoopMixin
+        if self._driver is not None:
+            return self._driver
+        from usernet.aio.loop import UsernetLoopMixin
 
-            if isinstance(self.loop, UsernetLoopMixin):
-                self._driver = self.call(self.loop.usernet_driver)
-        return self._driver
+        loop = self.loop
+        return self.call(loop.usernet_driver) if isinstance(loop, UsernetLoopMixin) else None
 
     def open(
         self,
@@ -170,7 +182,11 @@ class Stack:
             backend = forced_backend() or ("usernet" if self.driver() is not None else "kernel")
         if backend == "kernel":
             kernel = socket.socket(domain, type, protocol)
-            return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
+            try:
+                return self.call(lambda: Socket(self, KernelSocket(self.loop, kernel), owner))
+            except BaseException:
+                kernel.close()  # the stack refused it (its loop is closed): the socket is ours to close
+                raise
         if backend != "usernet":
             raise ValueError(f"backend is 'usernet' or 'kernel', not {backend!r}")
         driver = self.driver()

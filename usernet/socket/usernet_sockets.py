@@ -14,7 +14,7 @@ from abc import abstractmethod
 from typing import Any
 
 from usernet.aio.driver import Driver
-from usernet.socket.base import Address, Impl, Received, no_option, would_block
+from usernet.socket.base import Address, Impl, Received, add_waiter, no_option, would_block
 from usernet.socket.options import Option, flag_mask, option_by_number
 from usernet.stack.interface import Socket as StackSocket
 from usernet.stack.tcp.connection import TcpConnection
@@ -76,9 +76,7 @@ class _UsernetBase(Impl):
             future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet closed"))
 
     def wait(self, write: bool) -> asyncio.Future[None]:
-        future = self._driver.loop.create_future()
-        self._waiters.append(future)
-        return future
+        return add_waiter(self._waiters, self._driver.loop)
 
     def _take_waiters(self) -> list[asyncio.Future[None]]:
         waiters = [f for f in self._waiters if not f.done()]

@@ -271,26 +271,28 @@ def _name_labels(name: str) -> list[bytes]:
     labels: list[bytes] = []
     label = bytearray()
     i = 0
-    text = name[:-1] if name.endswith(".") and not name.endswith("\\.") else name
-    while i < len(text):
-        c = text[i]
+    while i < len(name):
+        c = name[i]
         if c == ".":
             labels.append(bytes(label))
             label = bytearray()
+            if i == len(name) - 1:
+                break  # an unescaped final dot: the name is absolute, the root label follows
         elif c == "\\":
-            digits = text[i + 1 : i + 4]
+            digits = name[i + 1 : i + 4]
             if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
                 label.append(int(digits))
                 i += 3
-            elif i + 1 < len(text) and not text[i + 1].isdigit():
-                label.append(ord(text[i + 1]))
+            elif i + 1 < len(name) and not name[i + 1].isdigit():
+                label.append(ord(name[i + 1]))
                 i += 1
             else:
                 raise ValueError(f"DNS name {name!r}: a backslash is followed by \\DDD (0..255) or one character")
         else:
             label.append(ord(c))
         i += 1
-    labels.append(bytes(label))
+    else:
+        labels.append(bytes(label))
     if any(not 0 < len(part) <= _MAX_LABEL for part in labels):
         raise ValueError(f"DNS name {name!r}: every label is 1 to {_MAX_LABEL} bytes")
     if sum(len(part) + 1 for part in labels) + 1 > _MAX_NAME:
