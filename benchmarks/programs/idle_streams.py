@@ -32,7 +32,7 @@ SETTLE_SECONDS = 1.0
 #: How long closing every connection at the end may take.
 CLOSE_SECONDS = 30.0
 TRACE_FRAMES = 12
-TRACE_TOP = 40
+TRACE_TOP = 100
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -43,11 +43,15 @@ def rss() -> int:
 
 
 def write_trace(path: str, before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int) -> None:
-    """The allocations between the snapshots, grouped by traceback, biggest first, in bytes per connection."""
+    """The allocations between the snapshots, in bytes per connection, biggest first: by line, then by traceback."""
     grown = after.compare_to(before, "traceback")
     total = sum(stat.size_diff for stat in grown)
     with open(path, "w") as out:
-        out.write(f"{total / count:.0f} bytes per connection traced in all, {count} connections\n")
+        out.write(f"{total / count:.0f} bytes per connection traced in all, {count} connections\n\nBy line:\n")
+        for stat in after.compare_to(before, "lineno")[:TRACE_TOP]:
+            out.write(f"{stat.size_diff / count:8.1f} B/conn  {stat.count_diff / count:6.2f} blocks/conn  ")
+            out.write(f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}\n")
+        out.write("\nBy traceback:\n")
         for stat in grown[:TRACE_TOP]:
             out.write(f"\n{stat.size_diff / count:8.1f} B/conn  {stat.count_diff / count:6.2f} blocks/conn\n")
             for line in stat.traceback.format(most_recent_first=True)[: 2 * TRACE_FRAMES]:
