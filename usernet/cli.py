@@ -203,6 +203,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.sim or os.geteuid() != 0:  # no root, no TAP: the same demo on a simulated network
+        from usernet.apps.demo_sim import run_sim_demo
+
+        return run_sim_demo(not_root=not args.sim)
     from usernet.apps.demo import run_demo
 
     return run_demo()
@@ -334,7 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=cmd_stats)
 
     demo = sub.add_parser("demo", help="run usernet in a throwaway namespace and talk to it from the kernel side")
+    demo.add_argument("--sim", action="store_true", help="run it on a simulated network (the default without root)")
     demo.set_defaults(func=cmd_demo)
+
+    from usernet.tools.cli import add_subcommands  # replay, respond: the packet tools own their options
+
+    add_subcommands(sub)
     return parser
 
 

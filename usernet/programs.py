@@ -29,6 +29,7 @@ PROGRAMS: dict[str, str] = {
     "sshd": "openssh-server",
     "ssh-keygen": "openssh-client",
     "setpriv": "util-linux",
+    "dnsmasq": "dnsmasq",
 }
 
 

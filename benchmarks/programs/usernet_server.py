@@ -2,6 +2,8 @@
 
 The usernet side of the UDP and ICMP echo benchmarks. Run it inside a namespace: it
 creates the TAP there, gives the kernel's side its address, prints `ready`, and serves
+(with `--packet IFNAME` instead, on an AF_PACKET link on that existing interface, set up
+as usernet.link.packet.prepare_veth does)
 until SIGTERM or `--max-seconds`. `--profile FILE` writes cProfile stats of the loop; on exit it
 prints the datagrams echoed and the CPU seconds it used.
 """
@@ -21,6 +23,8 @@ from types import FrameType
 from usernet.apps.services import ECHO_PORT, UdpEcho
 from usernet.drivers.host import Host
 from usernet.drivers.selectloop import run
+from usernet.link.base import Link
+from usernet.link.packet import PacketLink
 from usernet.link.tap import TapLink
 from usernet.stack import Interface, InterfaceConfig
 
@@ -34,9 +38,11 @@ def _bring_up(tap: str, host_address: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tap", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tap")
+    where.add_argument("--packet", metavar="IFNAME", help="an AF_PACKET link on this existing interface")
     parser.add_argument("--address", required=True, help="usernet's address, CIDR")
-    parser.add_argument("--host-address", required=True, help="the kernel side's address, CIDR")
+    parser.add_argument("--host-address", help="the kernel side's address, CIDR (with --tap)")
     parser.add_argument("--port", type=int, default=ECHO_PORT)
     parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
     parser.add_argument("--profile", help="write cProfile stats of the serving loop to this file")
@@ -49,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
-    link = TapLink.create(args.tap)
+    link: Link = PacketLink(args.packet) if args.packet else TapLink.create(args.tap)
     try:
-        _bring_up(args.tap, args.host_address)
+        if args.tap:
+            _bring_up(args.tap, args.host_address)
         host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, [args.address])))
         echo = UdpEcho(host.iface, args.port)
         deadline = time.monotonic() + args.max_seconds

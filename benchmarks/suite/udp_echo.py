@@ -12,8 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, variant
-from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, usernet_select_server, veth_pair
+from benchmarks.netns import (
+    KERNEL_IP,
+    TAP_OPTIONS,
+    USERNET_IP,
+    VETH_B_IP,
+    server_lifetime,
+    usernet_select_server,
+    veth_pair,
+)
 from benchmarks.procs import program_command, python_module, run_json, start_server
+from usernet.link.packet import prepare_veth
 from usernet.link.sandbox import Sandbox
 
 WINDOWS = {"lockstep": 1, "32 in flight": 32}
@@ -82,6 +91,17 @@ def kernel_loopback(loop: str) -> Setup:
 
 
 @contextmanager
+def usernet_packet(settings: Settings) -> Iterator[Measure]:
+    """usernet's select loop on an AF_PACKET link on a veth pair instead of a TAP."""
+    with Sandbox("bench-udp") as sandbox:
+        prepare_veth(sandbox, "usernet0", "usernet0p", host_address=f"{KERNEL_IP}/24")
+        program = (f"{USERNET_IP}/24", "--max-seconds", str(server_lifetime(settings)))
+        cmd = python_module("benchmarks.programs.usernet_server", "--packet", "usernet0p", "--address", *program)
+        start_server(sandbox, cmd)
+        yield client(sandbox, USERNET_IP, settings)
+
+
+@contextmanager
 def kernel_veth(settings: Settings) -> Iterator[Measure]:
     with veth_pair("bench-udp") as (near, far):
         echo_server(far, "asyncio", settings)
@@ -103,6 +123,7 @@ BENCHMARKS = (
         cases=tuple(WINDOWS),
         variants=(
             variant("usernet-select", usernet_select),
+            variant("usernet-packet", usernet_packet, label="usernet, select loop, AF_PACKET on veth"),
             variant("usernet-asyncio", usernet_asyncio("asyncio")),
             variant("usernet-uvloop", usernet_asyncio("uvloop"), vs="kernel-uvloop"),
             variant("kernel-asyncio", kernel_loopback("asyncio")),

@@ -127,14 +127,23 @@ def usernet_on_tap(
         if pcap is not None:
             link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
         stack.callback(tap.close)  # before the capture file is closed
-        config = InterfaceConfig.from_strings(tap.mac, [f"{USERNET_IP}/24"], gateway, mtu=mtu, **offload_options(link))
-        host = Host(link, Interface(config))
-        loop = LoopThread(host, Services(host.iface))
-        loop.start()
-        try:
-            yield Running(sandbox, host, loop.services, loop)
-        finally:
-            loop.stop()
+        with usernet_serving(sandbox, link, gateway) as running:
+            yield running
+
+
+@contextlib.contextmanager
+def usernet_serving(sandbox: Sandbox, link: Link, gateway: str | None = None) -> Iterator[Running]:
+    """usernet's services at USERNET_IP on `link` (open, in or toward `sandbox`), on a background thread."""
+    config = InterfaceConfig.from_strings(
+        link.mac, [f"{USERNET_IP}/24"], gateway, mtu=link.mtu, **offload_options(link)
+    )
+    host = Host(link, Interface(config))
+    loop = LoopThread(host, Services(host.iface))
+    loop.start()
+    try:
+        yield Running(sandbox, host, loop.services, loop)
+    finally:
+        loop.stop()
 
 
 @pytest.fixture

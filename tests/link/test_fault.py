@@ -171,3 +171,29 @@ def test_bad_parameters_are_refused(bad: dict[str, object]):
     clock = VirtualClock()
     with pytest.raises(ValueError):
         FaultInjector(MemoryWire(clock).a, clock, seed=1, **bad)  # type: ignore[arg-type]  # keywords from a dict
+
+
+def test_update_changes_faults_for_frames_entering_from_then_on():
+    bench = Bench(seed=1, delay=0.01)
+    bench.sender.send(frame(0))
+    bench.fi.update(delay=0.05, loss=1.0)
+    bench.sender.send(frame(1))  # lost: the new loss applies to it
+    bench.fi.update(loss=0.0)  # delay stays 0.05
+    bench.sender.send(frame(2))
+    assert bench.run([]) == [(0.01, frame(0)), (0.05, frame(2))]
+    assert bench.fi.lost == 1
+    with pytest.raises(ValueError, match="probability"):
+        bench.fi.update(duplicate=1.5)
+
+
+def test_set_rate_replaces_the_limit_and_none_lifts_it():
+    bench = Bench(seed=1, burst=64)
+    bench.fi.set_rate(1000.0)  # bytes/s, a bucket of one 64-byte frame: they leave 64 ms apart
+    for i in range(3):
+        bench.sender.send(frame(i))
+    bench.fi.set_rate(None)
+    bench.sender.send(frame(3))  # passes at once, unpaced
+    times = {seq(f): t for t, f in bench.run([])}
+    assert times == {0: 0.0, 1: pytest.approx(0.064), 2: pytest.approx(0.128), 3: 0.0}
+    with pytest.raises(ValueError, match="bytes per second"):
+        bench.fi.set_rate(0)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import inspect
+import ipaddress
 import selectors
 import socket
 import ssl as ssl_module
@@ -20,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from usernet.aio import shared, sockets, tls
 from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
+from usernet.aio.resolver import Resolver
 from usernet.aio.routing import Router
 from usernet.aio.server import Server, listen
 from usernet.aio.stream import StreamTransport, connect, open_stream, sendfile
@@ -40,6 +43,16 @@ def _is_ipv4(host: object) -> bool:
     try:
         socket.inet_pton(socket.AF_INET, host)
     except OSError:
+        return False
+    return True
+
+
+def _is_ip_literal(host: str | bytes) -> bool:
+    """An IPv4 or IPv6 address (with or without a %scope): nothing for a resolver to look up."""
+    text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
         return False
     return True
 
@@ -585,10 +598,20 @@ class UsernetLoopMixin(_LoopBase):
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[tuple[Any, ...]]:
-        """IPv4 literals are answered at once (no executor round trip); names go to the base loop."""
+        """IPv4 literals are answered at once (no executor round trip); names go to usernet's resolver
+        when `--dns` or `--only` asks for one (see usernet.aio.resolver), else to the base loop."""
         if _is_ipv4(host) and family in (0, socket.AF_INET):
             return socket.getaddrinfo(host, port, family, type, proto, flags)
+        resolver = self.usernet_resolver
+        if resolver is not None and isinstance(host, (str, bytes)) and host and not _is_ip_literal(host):
+            return await resolver.getaddrinfo(host, port, family, type, proto, flags)
         return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    @functools.cached_property
+    def usernet_resolver(self) -> Resolver | None:
+        """The stub resolver names go to (made on first use), or None: then the C library resolves them."""
+        config = self.usernet_config
+        return None if config is None else Resolver.from_config(config)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

@@ -47,7 +47,7 @@ async def _daytime(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     writer.close()
 
 
-async def _serve(loop: asyncio.AbstractEventLoop) -> None:
+async def serve(loop: asyncio.AbstractEventLoop) -> None:
     """The services, exactly as an asyncio program would start them on the kernel."""
     await loop.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", 7))
     await loop.create_server(_TcpEcho, "0.0.0.0", 7)
@@ -93,7 +93,7 @@ def _run_loop(loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[
     """The usernet loop's thread: start the services, say so, run until stopped."""
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(loop))
+        loop.run_until_complete(serve(loop))
     except BaseException as exc:
         ready.set_exception(exc)
         return

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from usernet.link.url import LINK_URL_FORMS, LinkUrl, TapUrl, parse_link_url
+
 if TYPE_CHECKING:
     from usernet.drivers.host import Host
     from usernet.link.observe import Observer
@@ -75,10 +77,20 @@ class UsernetConfig:
     faults hit wire frames, not merged runs); `loop` picks the base loop for
     code that does not choose one itself;
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
-    networks.
+    networks (and makes names resolve through usernet, see below).
+
+    `link` names the link by URL (see usernet.link.url: `tap:NAME`,
+    `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
+    same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
+    and refuse any other link. `dns` is the address of a DNS server: the loop's
+    `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
+    with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
+    of /etc/resolv.conf, also through usernet.
     """
 
     tap: str = "usernet0"
+    link: str | None = None
+    dns: str | None = None
     address: str = DEFAULT_ADDRESS
     host_address: str | None = None
     gateway: str | None = None
@@ -107,6 +119,21 @@ class UsernetConfig:
             raise ValueError(f"mtu must be between 576 and 65535, not {self.mtu}")
         if self.fault is not None:
             parse_fault(self.fault)
+        if not isinstance(self.link_url, TapUrl):
+            for name, value in (
+                ("sandbox", self.sandbox),
+                ("offloads", self.offloads),
+                ("host_address", self.host_address),
+            ):
+                if value:
+                    raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
+        if self.dns is not None:
+            _check_dns(self.dns)
+
+    @property
+    def link_url(self) -> LinkUrl:
+        """The link to open: `link` parsed, or the TAP `tap` when no `link` is given."""
+        return TapUrl(self.tap) if self.link is None else parse_link_url(self.link)
 
     @property
     def interface(self) -> ipaddress.IPv4Interface:
@@ -148,6 +175,15 @@ class UsernetConfig:
         return env
 
 
+def _check_dns(text: str) -> None:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(
+            f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {text!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class _Option:
     field: str
@@ -155,6 +191,23 @@ class _Option:
     help: str
     kind: type = str
     choices: tuple[str, ...] = ()
+    #: Raises ValueError for a value the option cannot take, so the command line says why at once.
+    check: Callable[[str], object] | None = None
+
+    def argument_type(self) -> Callable[[str], Any]:
+        """The `type=` for argparse: the value converted, or an error that keeps the check's message."""
+        check = self.check
+        if check is None:
+            return self.kind
+
+        def convert(text: str) -> Any:
+            try:
+                check(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            return text
+
+        return convert
 
     @property
     def env(self) -> str:
@@ -179,7 +232,11 @@ class _Option:
 
 
 _OPTIONS: tuple[_Option, ...] = (
-    _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0)"),
+    _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0; --link wins)"),
+    _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)",
+            check=parse_link_url),
+    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
+            check=_check_dns),
     _Option("address", "--address", f"usernet's address, CIDR (default {DEFAULT_ADDRESS})"),
     _Option("host_address", "--host-address",
             "address given to the kernel side of a TAP usernet creates, CIDR "
@@ -215,7 +272,12 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
             group.add_argument(opt.flag, dest=opt.field, action="store_true", default=default, help=help_text)
         else:
             group.add_argument(
-                opt.flag, dest=opt.field, type=opt.kind, choices=opt.choices or None, default=default, help=help_text
+                opt.flag,
+                dest=opt.field,
+                type=opt.argument_type(),
+                choices=opt.choices or None,
+                default=default,
+                help=help_text,
             )
 
 
@@ -240,21 +302,33 @@ def open_host(
     from usernet.drivers.host import Host, offload_options
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
     from usernet.link.base import Link
+    from usernet.link.udp import UdpLink
+    from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
 
     fault = config.fault_options()
     # Faults act on the frames the link hands over: per wire frame only without software
     # GRO, which would otherwise make one loss or reordering hit a whole merged run.
     gro = not config.no_gro and fault is None
+    url = config.link_url
     with contextlib.ExitStack() as stack:
         link: Link
-        if config.sandbox:
+        if isinstance(url, UdpUrl):
+            link = UdpLink(url.local, url.peer, mtu=config.mtu, gro=gro)
+        elif isinstance(url, PacketUrl):
+            from usernet.link.packet import PacketLink
+
+            link = PacketLink(url.name)
+            if link.mtu != config.mtu:
+                link.close()
+                raise ValueError(f"{url.name} has MTU {link.mtu}: give --mtu {link.mtu} (usernet's MTU is the link's)")
+        elif config.sandbox:
             from usernet.link.sandbox import Sandbox
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
             link = sandbox.create_tap(
-                config.tap,
+                url.name,
                 mtu=config.mtu,
                 host_address=host_address,
                 offloads=config.offloads,
@@ -262,13 +336,13 @@ def open_host(
                 gro=gro,
             )
             announce(
-                f"sandbox: namespace {sandbox.name}, TAP {config.tap}, kernel side {host_address}; "
+                f"sandbox: namespace {sandbox.name}, TAP {url.name}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(config.tap, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
+            link = TapLink.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
             if config.host_address:
-                _configure_host_side(config.tap, config.host_address, config.mtu)
+                _configure_host_side(url.name, config.host_address, config.mtu)
         stack.callback(link.close)
         if config.pcap:
             writer = stack.enter_context(PcapWriter(config.pcap))

@@ -1,4 +1,4 @@
-"""Devices that move Ethernet frames: a TAP, an in-memory wire, and wrappers for faults and capture.
+"""Devices that move Ethernet frames: a TAP, a UDP socket, an in-memory wire, and wrappers for faults and capture.
 
 Every link implements `usernet.link.base.Link`; see docs/architecture.md for the contract.
 """
@@ -10,6 +10,7 @@ from usernet.link.memory import MemoryEndpoint, MemoryWire
 from usernet.link.observe import ObservedLink, Observer
 from usernet.link.pcap import PcapReader, PcapTap, PcapWriter
 from usernet.link.tap import TapLink, random_mac
+from usernet.link.udp import UdpLink
 
 __all__ = [
     "ETHERNET_OVERHEAD",
@@ -26,6 +27,7 @@ __all__ = [
     "PcapTap",
     "PcapWriter",
     "TapLink",
+    "UdpLink",
     "VirtualClock",
     "random_mac",
 ]

@@ -73,6 +73,10 @@ class _Path:
         self._held: deque[tuple[float, bytes]] = deque()
         self._seq = 0  # keeps equal due times in arrival order
 
+    def set_bucket(self, bucket: _TokenBucket | None) -> None:
+        """Put a new rate limit (or none) in front of the frames that arrive from now on."""
+        self._bucket = bucket
+
     def schedule(self, frame: bytes, now: float, wait: float, hold: bool) -> float | None:
         """Queue `frame` to come out `wait` seconds after the rate limit lets it go.
 
@@ -135,18 +139,23 @@ class FaultInjector(LinkWrapper):
     read the clock; `next_deadline()` says when. On the receive side, frames that became
     due in `poll()` wait for the next `receive()`.
 
+    `update()` and `set_rate()` change the faults while frames flow (a simulation changing
+    a link mid-run); frames already queued keep the times they were given.
+
     Counters, over both directions: `lost`, `corrupted`, `duplicated`, `reordered` (held
     back), `delayed` (waited delay ± jitter > 0), `rate_limited` (waited for tokens).
     `tx_*` count what was handed to `send()`, `rx_*` what `receive()` returned.
     """
 
     __slots__ = (
+        "_bucket_size",
         "_clock",
         "_corrupt",
         "_delay",
         "_duplicate",
         "_jitter",
         "_loss",
+        "_rate_queue",
         "_ready",
         "_reorder",
         "_rng",
@@ -181,35 +190,66 @@ class FaultInjector(LinkWrapper):
         super().__init__(link)
         if direction not in ("both", "tx", "rx"):
             raise ValueError(f'direction is "both", "tx" or "rx", not {direction!r}')
-        if delay < 0 or jitter < 0 or reorder_timeout < 0:
-            raise ValueError("delay, jitter and reorder_timeout are durations >= 0 seconds")
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate is in bytes per second and must be > 0 (or None for no limit), not {rate!r}")
+        if reorder_timeout < 0:
+            raise ValueError("reorder_timeout is a duration >= 0 seconds")
         if rate_queue < 1:
             raise ValueError(f"rate_queue must be at least 1 frame, not {rate_queue!r}")
         self._clock = clock
         self._rng = random.Random(seed)
-        self._loss = _probability("loss", loss)
-        self._duplicate = _probability("duplicate", duplicate)
-        self._reorder = _probability("reorder", reorder)
-        self._corrupt = _probability("corrupt", corrupt)
-        self._delay = delay
-        self._jitter = jitter
+        self._loss = self._duplicate = self._reorder = self._corrupt = self._delay = self._jitter = 0.0
+        self.update(loss=loss, duplicate=duplicate, reorder=reorder, corrupt=corrupt, delay=delay, jitter=jitter)
         self._ready: deque[bytes] = deque()
-        bucket_size = burst if burst is not None else link.mtu + ETHERNET_OVERHEAD
-
-        def path(emit: Callable[[bytes], None]) -> _Path:
-            bucket = None if rate is None else _TokenBucket(rate, bucket_size, rate_queue)
-            return _Path(emit, bucket, reorder_timeout)
-
-        self._tx = path(link.send) if direction in ("both", "tx") else None
-        self._rx = path(self._ready.append) if direction in ("both", "rx") else None
+        self._bucket_size = burst if burst is not None else link.mtu + ETHERNET_OVERHEAD
+        self._rate_queue = rate_queue
+        self._tx = _Path(link.send, self._bucket(rate), reorder_timeout) if direction in ("both", "tx") else None
+        self._rx = (
+            _Path(self._ready.append, self._bucket(rate), reorder_timeout) if direction in ("both", "rx") else None
+        )
         self.lost = 0
         self.corrupted = 0
         self.duplicated = 0
         self.reordered = 0
         self.delayed = 0
         self.rate_limited = 0
+
+    def update(
+        self,
+        *,
+        loss: float | None = None,
+        duplicate: float | None = None,
+        reorder: float | None = None,
+        corrupt: float | None = None,
+        delay: float | None = None,
+        jitter: float | None = None,
+    ) -> None:
+        """Change the faults given (None keeps one as it is) for the frames that enter from now on."""
+        if (delay is not None and delay < 0) or (jitter is not None and jitter < 0):
+            raise ValueError("delay and jitter are durations >= 0 seconds")
+        if loss is not None:
+            self._loss = _probability("loss", loss)
+        if duplicate is not None:
+            self._duplicate = _probability("duplicate", duplicate)
+        if reorder is not None:
+            self._reorder = _probability("reorder", reorder)
+        if corrupt is not None:
+            self._corrupt = _probability("corrupt", corrupt)
+        if delay is not None:
+            self._delay = delay
+        if jitter is not None:
+            self._jitter = jitter
+
+    def set_rate(self, rate: float | None) -> None:
+        """A new rate limit in bytes/s (None: none) for the frames that enter from now on."""
+        for path in (self._tx, self._rx):
+            if path is not None:
+                path.set_bucket(self._bucket(rate))
+
+    def _bucket(self, rate: float | None) -> _TokenBucket | None:
+        if rate is None:
+            return None
+        if rate <= 0:
+            raise ValueError(f"rate is in bytes per second and must be > 0 (or None for no limit), not {rate!r}")
+        return _TokenBucket(rate, self._bucket_size, self._rate_queue)
 
     def _enter(self, path: _Path, frame: bytes, now: float) -> int:
         """Apply the random faults to one frame entering `path`; return how many copies were tail-dropped."""

@@ -10,7 +10,7 @@ import struct
 import pytun
 
 from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
-from usernet.native import gro_read, gso_write
+from usernet.link.soft import GroBuffer, gso_send
 
 __all__ = [
     "GSO_NONE",
@@ -125,8 +125,7 @@ class TapLink(LinkCounters):
         "_device",
         "_fd",
         "_frame_cap",
-        "_gro_buffer",
-        "_gro_view",
+        "_gro",
         "_headers",
         "_mac",
         "_mtu",
@@ -166,8 +165,7 @@ class TapLink(LinkCounters):
         self.tx_gso_frames = 0
         self.rx_gro_joined = 0
         self._frame_cap = mtu + ETHERNET_OVERHEAD
-        self._gro_buffer: bytearray | None = None
-        self._gro_view = memoryview(b"")
+        self._gro: GroBuffer | None = None
         os.set_blocking(self._fd, False)
         if offloads:
             fcntl.ioctl(self._fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
@@ -177,8 +175,7 @@ class TapLink(LinkCounters):
             # not speak vnet_hdr could be handed 64 KB GSO frames.
             fcntl.ioctl(self._fd, TUNSETOFFLOAD, 0)
         if gro and not offloads:
-            self._gro_buffer = bytearray(64 * self._frame_cap)
-            self._gro_view = memoryview(self._gro_buffer)
+            self._gro = GroBuffer(self._frame_cap)
         else:
             self._grow(64)
 
@@ -266,7 +263,7 @@ class TapLink(LinkCounters):
     @property
     def gro(self) -> bool:
         """True when `receive` joins in-order TCP segments (software GRO, see the class)."""
-        return self._gro_buffer is not None
+        return self._gro is not None
 
     @property
     def mtu(self) -> int:
@@ -281,8 +278,11 @@ class TapLink(LinkCounters):
 
     def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
         """Drain up to `max_frames` frames; stops early when the TAP has no more (EAGAIN)."""
-        if self._gro_buffer is not None:
-            return self._receive_gro(max_frames)
+        if self._gro is not None:
+            merged, error = self._gro.read(self, self._fd, max_frames)
+            if error and not merged:
+                raise OSError(error, f"reading TAP {self.name}: {os.strerror(error)}")
+            return merged
         if max_frames > len(self._buffers):
             self._grow(max_frames)
         fd = self._fd
@@ -319,26 +319,6 @@ class TapLink(LinkCounters):
         self.rx_bytes += total
         return frames
 
-    def _receive_gro(self, max_frames: int) -> list[memoryview | bytes]:
-        buffer = self._gro_buffer
-        assert buffer is not None
-        if len(buffer) < max_frames * self._frame_cap:
-            buffer = self._gro_buffer = bytearray(max_frames * self._frame_cap)
-            self._gro_view = memoryview(buffer)
-        spans, read, joined, error = gro_read(self._fd, buffer, self._frame_cap, max_frames)
-        if error and not spans:
-            raise OSError(error, f"reading TAP {self.name}: {os.strerror(error)}")
-        view = self._gro_view
-        frames: list[memoryview | bytes] = []
-        total = 0
-        for offset, length in spans:
-            frames.append(view[offset : offset + length])
-            total += length
-        self.rx_frames += read
-        self.rx_gro_joined += joined
-        self.rx_bytes += total
-        return frames
-
     def send(self, frame: BytesLike) -> None:
         """Write one frame; count a drop when the kernel will not take it now (EAGAIN, ENOBUFS, a TAP down: EIO).
 
@@ -358,7 +338,7 @@ class TapLink(LinkCounters):
                 if gso_size:
                     self.tx_gso_frames += 1
             else:
-                self._segment(frame, gso_size)
+                gso_send(self, self._fd, frame, gso_size, _DROP_ERRNOS)
                 return
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
@@ -367,18 +347,6 @@ class TapLink(LinkCounters):
             return
         self.tx_frames += 1
         self.tx_bytes += len(frame)
-
-    def _segment(self, frame: BytesLike, gso_size: int) -> None:
-        """Software GSO: cut and write in C, then count the frames that left and those dropped."""
-        written, segments, sent, error = gso_write(self._fd, frame, gso_size)
-        if segments > 1:
-            self.tx_gso_frames += 1
-        self.tx_frames += written
-        self.tx_bytes += sent
-        if error:
-            if error not in _DROP_ERRNOS:
-                raise OSError(error, os.strerror(error))
-            self.dropped_tx += segments - written
 
     def next_deadline(self) -> None:
         return None

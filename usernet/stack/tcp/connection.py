@@ -895,7 +895,7 @@ class TcpConnection:
     def _challenge_ack(self, now: float) -> None:
         if self._layer.challenge_allowed(now):
             self._stats.tcp_challenge_acks += 1
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self.snd_max, ACK, b"", now)
 
     def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> None:
         """An ICMP error quoting one of our segments (RFC 5927 checks the quoted sequence)."""
@@ -1011,10 +1011,12 @@ class TcpConnection:
     def _on_keepalive(self, now: float) -> None:
         if not self.keepalive or self.state not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2):
             return
-        idle = now - self._last_rx
-        if idle < self.keepidle:  # heard from the peer since: wait for the next idle period
+        # Compare with the very sum the timer was set to: `now - last_rx < keepidle` can
+        # hold at that instant through rounding, and would re-arm the timer for now, forever.
+        idle_end = self._last_rx + self.keepidle
+        if now < idle_end:  # heard from the peer since: wait for the next idle period
             self._ka_probes = 0
-            self._keepalive_at = self._last_rx + self.keepidle
+            self._keepalive_at = idle_end
             return
         if self._ka_probes >= self.keepcnt:
             self._stats.tcp_conn_timeouts += 1
@@ -1044,7 +1046,7 @@ class TcpConnection:
                 sent = True
         elif state in _SENDS_DATA:
             if self._ack_now and self._ooo.held and self._sack_ok:
-                self._emit(self.snd_nxt, ACK, b"", now)  # SACK blocks do not fit beside full data
+                self._emit(self.snd_max, ACK, b"", now)  # SACK blocks do not fit beside full data
             sent = self._output_data(now)
         if state == TIME_WAIT or state == CLOSED:
             if self._ack_now:
@@ -1054,8 +1056,12 @@ class TcpConnection:
         if not sent:
             # A pure window update only after the user read, as Linux does: the window
             # growing past the SYN-ACK's unscaled 65535 at the handshake is no reason to speak.
+            # A pure ACK carries SND.MAX, RFC 9293's SND.NXT: after an RTO rewinds snd_nxt
+            # for go-back-N, the peer may already hold data above it, and would drop an ACK
+            # whose sequence number lies below its window (both sides rewound: neither
+            # hears the other's ACKs, and the connection stalls for good).
             if self._ack_now or (read and self._window_update_due()):
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self.snd_max, ACK, b"", now)
             elif self._ack_pending and self._delack_at is None:
                 self._delack_at = now + self._cfg.delayed_ack
 

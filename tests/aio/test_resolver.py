@@ -1,0 +1,293 @@
+"""The stub resolver over usernet's UDP and TCP, against a small DNS server on the peer host.
+
+The server (host B, through the same transports the loop gives programs) answers from
+a table built with usernet.wire.dns and can misbehave on purpose: stay silent, answer
+with a wrong ID first, truncate over UDP. Host A's loop runs the resolver. The same
+resolver against dnsmasq over a TAP is in test_resolver_network.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.aio.conftest import B_IP, Pair, serve_on_b
+from usernet.aio.datagram import open_endpoint
+from usernet.aio.resolver import Answer, DnsCache, Resolver, parse_hosts, parse_resolv_conf
+from usernet.wire.dns import (
+    CLASS_IN,
+    FLAG_QR,
+    FLAG_TC,
+    RCODE_NXDOMAIN,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    TYPE_SOA,
+    Message,
+    Record,
+    Soa,
+    emit_message,
+    name_key,
+    parse_message,
+)
+
+T = TypeVar("T")
+SOA = Record("test", TYPE_SOA, CLASS_IN, 600, Soa("ns.test", "admin.test", 1, 3600, 600, 86400, 30))
+
+
+@dataclass
+class Zone:
+    """What the server knows, and how it misbehaves."""
+
+    records: list[Record] = field(default_factory=list)
+    silent: int = 0  # UDP queries to ignore before answering
+    wrong_id_first: bool = False
+    truncate: bool = False  # answer UDP with TC and no records
+    udp_queries: int = 0
+    tcp_queries: int = 0
+
+    def answer(self, query: bytes) -> bytes:
+        message = parse_message(query)
+        question = message.questions[0]
+        name, answers = question.name, []
+        for _ in range(8):  # follow CNAMEs the zone holds, as a recursive server does
+            found = [r for r in self.records if name_key(r.name) == name_key(name)]
+            answers += [r for r in found if r.rtype in (question.qtype, TYPE_CNAME)]
+            alias = next((r for r in found if r.rtype == TYPE_CNAME), None)
+            if alias is None or question.qtype == TYPE_CNAME:
+                break
+            name = str(alias.data)
+        known = any(name_key(r.name) == name_key(name) for r in self.records)
+        rcode = 0 if known or answers else RCODE_NXDOMAIN
+        authority = (SOA,) if not any(r.rtype == question.qtype for r in answers) else ()
+        reply = Message(message.ident, FLAG_QR | rcode, message.questions, tuple(answers), authority)
+        return emit_message(reply)
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        zone = self.zone
+        zone.udp_queries += 1
+        if zone.silent:
+            zone.silent -= 1
+            return
+        reply = bytearray(zone.answer(data))
+        if zone.wrong_id_first:
+            zone.wrong_id_first = False
+            wrong = bytearray(reply)
+            wrong[0] ^= 0xFF
+            self.transport.sendto(bytes(wrong), addr)
+        if zone.truncate:
+            reply = bytearray(emit_message(parse_message(reply)._replace(answers=(), authorities=())))
+            reply[2] |= FLAG_TC >> 8
+        self.transport.sendto(bytes(reply), addr)
+
+
+class TcpServer(asyncio.Protocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.buffer = b""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 2 and len(self.buffer) >= 2 + int.from_bytes(self.buffer[:2], "big"):
+            size = int.from_bytes(self.buffer[:2], "big")
+            query, self.buffer = self.buffer[2 : 2 + size], self.buffer[2 + size :]
+            self.zone.tcp_queries += 1
+            reply = self.zone.answer(query)
+            self.transport.write(len(reply).to_bytes(2, "big") + reply)
+
+
+@pytest.fixture
+def zone(pair: Pair) -> Iterator[Zone]:
+    zone = Zone(
+        [
+            Record("web.test", TYPE_A, CLASS_IN, 300, "192.0.2.10"),
+            Record("web.test", TYPE_A, CLASS_IN, 60, "192.0.2.11"),
+            Record("web.test", TYPE_AAAA, CLASS_IN, 300, "2001:db8::10"),
+            Record("www.test", TYPE_CNAME, CLASS_IN, 120, "web.test"),
+            Record("alias.test", TYPE_CNAME, CLASS_IN, 120, "www.test"),
+            Record("v4only.test", TYPE_A, CLASS_IN, 300, "192.0.2.12"),
+        ]
+    )
+
+    async def start() -> tuple[asyncio.BaseTransport, asyncio.AbstractServer]:
+        transport, _ = await open_endpoint(
+            pair.loop, pair.b_driver, lambda: UdpServer(zone), ("", 53), None, allow_broadcast=False, reuse_port=False
+        )
+        server = await serve_on_b(pair, lambda: TcpServer(zone), 53)
+        return transport, server
+
+    transport, server = run(pair, start())
+    yield zone
+    transport.close()
+    server.close()
+
+
+def run(pair: Pair, coro: Coroutine[Any, Any, T]) -> T:
+    """`pair.run`, typed: the coroutine's result within 10 s."""
+    return pair.loop.run_until_complete(asyncio.wait_for(coro, 10))
+
+
+def resolver(**options: Any) -> Resolver:
+    return Resolver([B_IP], **options)
+
+
+def test_a_aaaa_and_the_cname_chain(pair: Pair, zone: Zone) -> None:
+    r = resolver()
+    answer = run(pair, r.lookup("alias.test", TYPE_A))
+    assert answer.addresses == ("192.0.2.10", "192.0.2.11") and answer.canonical == "web.test"
+    assert answer.ttl == 60  # the least TTL along the chain
+    assert run(pair, r.lookup("WEB.test", TYPE_AAAA)).addresses == ("2001:db8::10",)
+    assert zone.udp_queries == 2 and r.stats.udp_queries == 2
+
+
+def test_answers_come_from_the_cache_until_their_ttl(pair: Pair, zone: Zone) -> None:
+    r = resolver()
+    run(pair, r.lookup("web.test", TYPE_A))
+    again = run(pair, r.lookup("Web.Test", TYPE_A))
+    assert again.addresses == ("192.0.2.10", "192.0.2.11") and 0 < again.ttl <= 60
+    assert zone.udp_queries == 1 and r.stats.cache_hits == 1
+
+
+def test_nxdomain_and_nodata_are_cached_for_the_soa_minimum(pair: Pair, zone: Zone) -> None:
+    r = resolver()
+    missing = run(pair, r.lookup("nothing.test", TYPE_A))
+    assert missing.addresses == () and missing.rcode == RCODE_NXDOMAIN and missing.ttl == 30
+    nodata = run(pair, r.lookup("v4only.test", TYPE_AAAA))
+    assert nodata.addresses == () and nodata.rcode == 0 and nodata.ttl == 30
+    run(pair, r.lookup("nothing.test", TYPE_A))
+    run(pair, r.lookup("v4only.test", TYPE_AAAA))
+    assert zone.udp_queries == 2 and r.stats.negative_hits == 2
+
+
+def test_a_chain_the_answer_leaves_open_is_asked_for_in_turn(pair: Pair, zone: Zone) -> None:
+    zone.records.append(Record("far.test", TYPE_CNAME, CLASS_IN, 100, "elsewhere.example"))
+    zone.records.append(Record("elsewhere.example", TYPE_A, CLASS_IN, 500, "198.51.100.7"))
+    # A server that does not follow the chain itself: answer only the CNAME for far.test.
+    zone.records.append(Record("open.test", TYPE_CNAME, CLASS_IN, 100, "far.test"))
+    r = resolver()
+    answer = run(pair, r.lookup("open.test", TYPE_A))
+    assert answer.addresses == ("198.51.100.7",) and answer.canonical == "elsewhere.example"
+
+
+def test_silence_is_retried_and_a_wrong_id_ignored(pair: Pair, zone: Zone) -> None:
+    zone.silent = 1
+    zone.wrong_id_first = True
+    r = resolver(timeout=0.2, attempts=2)
+    assert run(pair, r.lookup("web.test", TYPE_A)).addresses == ("192.0.2.10", "192.0.2.11")
+    assert zone.udp_queries == 2 and r.stats.timeouts == 1 and r.stats.ignored_replies == 1
+
+
+def test_no_answer_at_all_is_a_temporary_failure(pair: Pair, zone: Zone) -> None:
+    zone.silent = 10
+    r = resolver(timeout=0.1, attempts=2)
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.lookup("web.test", TYPE_A))
+    assert info.value.errno == socket.EAI_AGAIN and zone.udp_queries == 2
+    assert f"last: {B_IP} did not answer within 0.1 s" in str(info.value)
+
+
+def test_a_server_usernet_cannot_reach_and_no_server_say_so(pair: Pair) -> None:
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, Resolver(["198.51.100.53"]).lookup("web.test", TYPE_A))  # off-link, and no gateway
+    assert info.value.errno == socket.EAI_AGAIN and "last: 198.51.100.53: " in str(info.value)
+    with pytest.raises(socket.gaierror, match="no DNS server is configured, give one with --dns ADDR"):
+        run(pair, Resolver([]).lookup("web.test", TYPE_A))
+
+
+def test_a_truncated_udp_answer_is_asked_again_over_tcp(pair: Pair, zone: Zone) -> None:
+    zone.truncate = True
+    r = resolver()
+    assert run(pair, r.lookup("www.test", TYPE_A)).addresses == ("192.0.2.10", "192.0.2.11")
+    assert (zone.udp_queries, zone.tcp_queries) == (1, 1) and r.stats.truncated == 1
+
+
+def test_the_loop_getaddrinfo_uses_the_resolver(pair: Pair, zone: Zone) -> None:
+    pair.loop.usernet_resolver = resolver(hosts=parse_hosts("192.0.2.99 printer.lan\n"))  # type: ignore[attr-defined]
+    infos = run(pair, pair.loop.getaddrinfo("alias.test", 80, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME))
+    assert [(i[0], i[4]) for i in infos] == [
+        (socket.AF_INET, ("192.0.2.10", 80)),
+        (socket.AF_INET, ("192.0.2.11", 80)),
+        (socket.AF_INET6, ("2001:db8::10", 80, 0, 0)),
+    ]
+    assert infos[0][3] == "web.test"
+    v4 = run(pair, pair.loop.getaddrinfo("alias.test", "http", family=socket.AF_INET, type=socket.SOCK_STREAM))
+    assert [i[4] for i in v4] == [("192.0.2.10", 80), ("192.0.2.11", 80)]
+    printer = run(pair, pair.loop.getaddrinfo("printer.lan", 9100, type=socket.SOCK_STREAM))
+    assert [i[4] for i in printer] == [("192.0.2.99", 9100)]
+    for name, code in (("nothing.test", socket.EAI_NONAME), ("v4only.test", socket.EAI_NODATA)):
+        with pytest.raises(socket.gaierror) as info:
+            run(pair, pair.loop.getaddrinfo(name, 80, family=socket.AF_INET6))
+        assert info.value.errno == code and "asked through usernet" in str(info.value)
+
+
+def test_a_program_connects_by_name(pair: Pair, zone: Zone) -> None:
+    zone.records.append(Record("peer.test", TYPE_A, CLASS_IN, 300, B_IP))
+    pair.loop.usernet_resolver = resolver()  # type: ignore[attr-defined]
+
+    async def main() -> bytes:
+        server = await serve_on_b(pair, _Hello, 8080)
+        reader, writer = await asyncio.open_connection("peer.test", 8080)
+        data = await reader.read(100)
+        writer.close()
+        server.close()
+        return data
+
+    assert run(pair, main()) == b"hello by name\n"
+
+
+class _Hello(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        transport.write(b"hello by name\n")
+        transport.close()
+
+
+# -- the parts that need no network -----------------------------------------------------------
+
+
+def test_cache_counts_ttls_down_and_forgets() -> None:
+    cache = DnsCache(max_entries=2)
+    cache.put(Answer("a.test", "a.test", TYPE_A, ("192.0.2.1",), ttl=10), now=100.0)
+    hit = cache.get("A.TEST", TYPE_A, now=104.5)
+    assert hit is not None and hit.addresses == ("192.0.2.1",) and hit.ttl == 5
+    assert cache.get("a.test", TYPE_AAAA, now=104.5) is None
+    assert cache.get("a.test", TYPE_A, now=110.0) is None and len(cache) == 0
+    cache.put(Answer("zero.test", "zero.test", TYPE_A, ("192.0.2.1",), ttl=0), now=0.0)
+    assert len(cache) == 0  # TTL 0: use once, keep never (RFC 1035 section 3.2.1)
+    for i in range(3):
+        cache.put(Answer(f"{i}.test", f"{i}.test", TYPE_A, (), ttl=10), now=0.0)
+    assert len(cache) == 2 and cache.get("0.test", TYPE_A, now=1.0) is None
+
+
+def test_hosts_and_resolv_conf_files() -> None:
+    hosts = parse_hosts(
+        "127.0.0.1 localhost\n# comment\n::1 localhost ip6-localhost # trailing\n"
+        "192.0.2.5 Box.LAN box\nnot-an-address name\nfe80::1%eth0 link\n\n"
+    )
+    assert hosts["localhost"] == ("127.0.0.1", "::1")
+    assert hosts["box.lan"] == ("192.0.2.5",) and hosts["box"] == ("192.0.2.5",)
+    assert hosts["link"] == ("fe80::1",) and "name" not in hosts
+    conf = "search example\nnameserver 192.0.2.53\nnameserver 2001:db8::53\nnameserver junk\nnameserver 10.0.0.1\n"
+    assert parse_resolv_conf(conf) == ["192.0.2.53", "10.0.0.1"]
+
+
+def test_servers_must_be_ipv4_for_now() -> None:
+    with pytest.raises(ValueError, match="not an IPv4 address"):
+        Resolver(["2001:db8::53"])
+    with pytest.raises(ValueError, match="at least one attempt"):
+        Resolver(["192.0.2.53"], attempts=0)

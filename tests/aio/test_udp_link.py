@@ -1,0 +1,86 @@
+"""Two unprivileged usernet processes joined by the UDP link on loopback: an unmodified
+aiohttp server in one, an unmodified aiohttp client in the other, 10 MB each way, hashed.
+
+No root, no device, no namespace: each process's link is a UDP socket on 127.0.0.1, and
+usernet carries everything between them (`--only`: nothing falls back to the kernel's
+TCP). Run as root, the test drops to nobody with setpriv first, so it shows the path
+works for an ordinary user. The server starts first, so its first frames meet a closed
+port: on uvloop that once stopped its reader for good (libuv gives up on an fd with a
+socket error), which is why the link's socket is never connected. IPv4 addresses: IPv6
+over this link comes with the stack's route seam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.link.test_udp import free_ports
+from usernet.programs import find
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+SIZE = 10 * 1024 * 1024
+
+
+def as_ordinary_user() -> list[str]:
+    """A command prefix that runs as nobody when we are root, nothing when we already are not."""
+    if os.geteuid() != 0:
+        return []
+    return [find("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def usernet(link: str, address: str, loop: str, program: list[str]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
+    options = ["--link", link, "--address", address, "--loop", loop, "--only"]
+    command = [*as_ordinary_user(), sys.executable, "-m", "usernet", *options]
+    return subprocess.Popen(
+        [*command, *program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str) -> None:
+    folder = tempfile.mkdtemp(prefix="usernet-udp-link-")
+    os.chmod(folder, 0o755)  # nobody reads the file the server sends
+    data = Path(folder, "file")
+    data.write_bytes(os.urandom(SIZE))
+    data.chmod(0o644)
+    server_port, client_port = free_ports(2)
+    server = usernet(
+        f"udp://127.0.0.1:{server_port}?peer=127.0.0.1:{client_port}",
+        "192.0.2.2/24",
+        loop,
+        [str(APPS / "aiohttp_app.py"), str(data), "8080"],
+    )
+    client = None
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert "Running on http://0.0.0.0:8080" in ready, server.stderr.read()  # type: ignore[union-attr]
+        uid = Path(f"/proc/{server.pid}/status").read_text().split("\nUid:")[1].split()[0]
+        assert int(uid) == (65534 if os.geteuid() == 0 else os.geteuid())  # setpriv execs: same process
+        client = usernet(
+            f"udp://127.0.0.1:{client_port}?peer=127.0.0.1:{server_port}",
+            "192.0.2.3/24",
+            loop,
+            [str(APPS / "aiohttp_fetch.py"), "http://192.0.2.2:8080", str(SIZE)],
+        )
+        out, err = client.communicate(timeout=120)
+        assert client.returncode == 0, err
+        fetched, fetched_hash, posted, posted_hash = out.split()
+        assert (int(fetched), fetched_hash) == (SIZE, hashlib.sha256(data.read_bytes()).hexdigest())
+        assert (int(posted), posted_hash) == (SIZE, hashlib.sha256(bytes(range(256)) * (SIZE // 256)).hexdigest())
+    finally:
+        for proc in (client, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        data.unlink()
+        os.rmdir(folder)

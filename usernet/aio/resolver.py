@@ -1,0 +1,408 @@
+"""A stub resolver that asks DNS servers through usernet's own UDP and TCP (RFC 1035).
+
+A program that runs with `--dns ADDR` (or with `--only`, which must not lean on the
+kernel for anything) resolves names here instead of in the C library: the loop's
+`getaddrinfo` calls `Resolver.getaddrinfo`, which answers from /etc/hosts, then from
+its cache, then by asking the servers over usernet's UDP, and over TCP when an answer
+comes back truncated (TC). It follows CNAME chains (asking again for a target the
+answer did not resolve), retries each server `attempts` times with a `timeout` each,
+and moves on to the next server on SERVFAIL, REFUSED or silence.
+
+The cache honours TTLs (RFC 1035), and caches negative answers, NXDOMAIN and "no
+records of this type" alike, for the TTL of the SOA record the server sends with them,
+bounded by its MINIMUM field (RFC 2308 section 5); without an SOA a negative answer is
+not cached. `DnsCache` takes the time as an argument, so its rules are tested without
+clocks.
+
+IPv6: AAAA records are asked for and returned like A records, but usernet carries no
+IPv6 yet, so servers are IPv4 addresses; `AI_ADDRCONFIG` leaves AAAA out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from usernet.aio.routing import use_backend
+from usernet.drivers.config import UsernetConfig
+from usernet.wire.dns import (
+    CLASS_IN,
+    DNS_PORT,
+    RCODE_NOERROR,
+    RCODE_NXDOMAIN,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    TYPE_SOA,
+    Message,
+    Question,
+    Soa,
+    build_query,
+    name_key,
+    parse_message,
+)
+from usernet.wire.errors import MalformedPacket
+
+__all__ = ["Answer", "DnsCache", "Resolver", "ResolverStats", "parse_hosts", "parse_resolv_conf"]
+
+#: CNAME hops followed before a chain is declared a loop (glibc and the stub resolvers use 8-16).
+MAX_CHAIN = 16
+#: RFC 2308 section 5 asks for a bound on negative TTLs of one to three hours.
+MAX_NEGATIVE_TTL = 3 * 3600
+MAX_TTL = 7 * 86400
+_EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The addresses of one type a name has (empty: it has none), its canonical name, and for how long."""
+
+    name: str
+    canonical: str
+    qtype: int
+    addresses: tuple[str, ...]
+    rcode: int = RCODE_NOERROR
+    ttl: int = 0
+
+
+@dataclass
+class ResolverStats:
+    """Counters: what was asked how, what came back, what the cache and /etc/hosts saved."""
+
+    udp_queries: int = 0
+    tcp_queries: int = 0
+    truncated: int = 0
+    timeouts: int = 0
+    errors: int = 0  # queries that failed otherwise: no route, refused, connection reset, malformed reply
+    server_failures: int = 0
+    ignored_replies: int = 0
+    cache_hits: int = 0
+    negative_hits: int = 0
+    hosts_hits: int = 0
+
+
+class DnsCache:
+    """Answers by (name, type) until their TTL runs out; the time is always the caller's."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: dict[tuple[str, int], tuple[float, Answer]] = {}
+        self._max = max_entries
+
+    def get(self, name: str, qtype: int, now: float) -> Answer | None:
+        """The answer still valid at `now`, its TTL counted down to what is left."""
+        key = (name_key(name), qtype)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, answer = entry
+        if now >= expires:
+            del self._entries[key]
+            return None
+        return Answer(answer.name, answer.canonical, qtype, answer.addresses, answer.rcode, int(expires - now))
+
+    def put(self, answer: Answer, now: float) -> None:
+        """Keep `answer` for its TTL (0: not at all); the oldest entry goes when the cache is full."""
+        if answer.ttl <= 0:
+            return
+        key = (name_key(answer.name), answer.qtype)
+        self._entries.pop(key, None)
+        if len(self._entries) >= self._max:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (now + answer.ttl, answer)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def parse_hosts(text: str) -> dict[str, tuple[str, ...]]:
+    """/etc/hosts: name (case folded) -> its addresses in file order; malformed lines are skipped."""
+    table: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        try:
+            address = str(ipaddress.ip_address(fields[0].split("%", 1)[0]))
+        except ValueError:
+            continue
+        for name in fields[1:]:
+            found = table.setdefault(name_key(name.rstrip(".")), [])
+            if address not in found:
+                found.append(address)
+    return {name: tuple(addresses) for name, addresses in table.items()}
+
+
+def parse_resolv_conf(text: str) -> list[str]:
+    """The IPv4 `nameserver` addresses of a resolv.conf, in order (usernet carries IPv4 only for now)."""
+    servers = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                servers.append(str(ipaddress.IPv4Address(fields[1])))
+            except ValueError:
+                continue
+    return servers
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _gaierror(code: int, name: str, why: str = "") -> socket.gaierror:
+    messages = {
+        socket.EAI_NONAME: "Name or service not known",
+        _EAI_NODATA: "No address associated with hostname",
+        socket.EAI_AGAIN: "Temporary failure in name resolution",
+    }
+    return socket.gaierror(code, f"{messages[code]} ({name}, asked through usernet{why})")
+
+
+class _Reply(asyncio.DatagramProtocol):
+    """Waits for the one datagram that answers our query (same ID and question); others are counted and ignored."""
+
+    def __init__(self, ident: int, question: Question, stats: ResolverStats) -> None:
+        self.ident = ident
+        self.question = question
+        self.stats = stats
+        self.done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.done.done():
+            return
+        try:
+            message = parse_message(data)
+        except MalformedPacket:
+            self.stats.ignored_replies += 1
+            return
+        if _answers(message, self.ident, self.question):
+            self.done.set_result(message)
+        else:
+            self.stats.ignored_replies += 1
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
+def _answers(message: Message, ident: int, question: Question) -> bool:
+    """True when `message` is a response to our query: its ID, and our question echoed back."""
+    if not message.is_response or message.ident != ident or len(message.questions) != 1:
+        return False
+    asked = message.questions[0]
+    return (name_key(asked.name), asked.qtype, asked.qclass) == (name_key(question.name), question.qtype, CLASS_IN)
+
+
+@dataclass
+class Resolver:
+    """Resolves names through DNS `servers` (IPv4 addresses) reached over usernet, after `hosts`."""
+
+    servers: Sequence[str]
+    hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    port: int = DNS_PORT
+    timeout: float = 2.0
+    attempts: int = 2
+    cache: DnsCache = field(default_factory=DnsCache)
+    stats: ResolverStats = field(default_factory=ResolverStats)
+
+    def __post_init__(self) -> None:
+        for server in self.servers:
+            try:
+                ipaddress.IPv4Address(server)
+            except ValueError:
+                raise ValueError(
+                    f"DNS server {server!r} is not an IPv4 address (usernet carries no IPv6 yet)"
+                ) from None
+        if self.timeout <= 0 or self.attempts < 1:
+            raise ValueError("the resolver needs a timeout above 0 and at least one attempt")
+
+    @classmethod
+    def from_config(
+        cls, config: UsernetConfig, *, resolv_conf: str = "/etc/resolv.conf", hosts: str = "/etc/hosts"
+    ) -> Resolver | None:
+        """The resolver a loop with `config` uses: `--dns`'s server, or with `--only` those of resolv.conf.
+
+        None when neither is set: then names go to the C library, on the kernel's network.
+        """
+        if config.dns is not None:
+            servers = [config.dns]
+        elif config.only:
+            servers = parse_resolv_conf(_read(resolv_conf))
+        else:
+            return None
+        return cls(servers, parse_hosts(_read(hosts)))
+
+    # -- getaddrinfo -------------------------------------------------------------------------
+
+    async def getaddrinfo(
+        self, host: str | bytes, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """What `socket.getaddrinfo` returns for a name, with its addresses from DNS; raises socket.gaierror."""
+        name = host.decode("idna") if isinstance(host, bytes) else host
+        if not name.isascii():
+            name = name.encode("idna").decode("ascii")
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
+        if family == socket.AF_INET6:
+            qtypes: tuple[int, ...] = (TYPE_AAAA,)
+        elif family == socket.AF_INET or flags & socket.AI_ADDRCONFIG:
+            qtypes = (TYPE_A,)  # AI_ADDRCONFIG: usernet has IPv4 addresses only
+        else:
+            qtypes = (TYPE_A, TYPE_AAAA)
+        answers = await asyncio.gather(*(self.lookup(name, qtype) for qtype in qtypes), return_exceptions=True)
+        found = [a for a in answers if isinstance(a, Answer) and a.addresses]
+        if not found:
+            errors = [a for a in answers if isinstance(a, BaseException)]
+            if errors:
+                raise errors[0]
+            nxdomain = any(isinstance(a, Answer) and a.rcode == RCODE_NXDOMAIN for a in answers)
+            raise _gaierror(socket.EAI_NONAME if nxdomain else _EAI_NODATA, name)
+        numeric = flags & ~(socket.AI_CANONNAME | socket.AI_ADDRCONFIG) | socket.AI_NUMERICHOST
+        infos: list[tuple[Any, ...]] = []
+        for answer in found:
+            for address in answer.addresses:
+                infos.extend(socket.getaddrinfo(address, port, family, type, proto, numeric))
+        if infos and flags & socket.AI_CANONNAME:
+            fam, kind, number, _, sockaddr = infos[0]
+            infos[0] = (fam, kind, number, found[0].canonical, sockaddr)
+        return infos
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    async def lookup(self, name: str, qtype: int) -> Answer:
+        """The `qtype` (A or AAAA) addresses of `name`, following CNAMEs; raises socket.gaierror(EAI_AGAIN)
+        when no server answers."""
+        loop = asyncio.get_running_loop()
+        key = name_key(name.rstrip("."))
+        listed = self.hosts.get(key)
+        if listed is not None:
+            version = 4 if qtype == TYPE_A else 6
+            addresses = tuple(a for a in listed if ipaddress.ip_address(a).version == version)
+            if addresses:
+                self.stats.hosts_hits += 1
+                return Answer(name, name, qtype, addresses)
+        current = name.rstrip(".")
+        ttl = MAX_TTL
+        for _ in range(MAX_CHAIN):
+            cached = self.cache.get(current, qtype, loop.time())
+            if cached is not None:
+                if cached.addresses:
+                    self.stats.cache_hits += 1
+                else:
+                    self.stats.negative_hits += 1
+                return Answer(name, cached.canonical, qtype, cached.addresses, cached.rcode, min(ttl, cached.ttl))
+            response = await self._ask(Question(current, qtype))
+            target, addresses, chain_ttl = _follow(response, current, qtype)
+            if addresses:
+                answer = Answer(current, target, qtype, addresses, RCODE_NOERROR, min(chain_ttl, MAX_TTL))
+                self.cache.put(answer, loop.time())
+                return Answer(name, target, qtype, addresses, RCODE_NOERROR, min(ttl, answer.ttl))
+            negative = _negative_ttl(response)
+            if response.rcode == RCODE_NXDOMAIN or negative is not None or name_key(target) == name_key(current):
+                answer = Answer(current, target, qtype, (), response.rcode, negative or 0)
+                self.cache.put(answer, loop.time())
+                return Answer(name, target, qtype, (), response.rcode, min(ttl, answer.ttl))
+            # The chain leaves this answer unresolved at `target`: ask for it in turn.
+            ttl = min(ttl, chain_ttl)
+            current = target
+        raise _gaierror(socket.EAI_AGAIN, f"{name}: CNAME chain longer than {MAX_CHAIN}")
+
+    async def _ask(self, question: Question) -> Message:
+        """One response to `question` from the first server that gives one; TCP when UDP's is truncated."""
+        if not self.servers:
+            raise _gaierror(socket.EAI_AGAIN, question.name, ": no DNS server is configured, give one with --dns ADDR")
+        last = "no answer"
+        for _ in range(self.attempts):
+            for server in self.servers:
+                try:
+                    response = await self._udp(server, question)
+                    if response.truncated:
+                        self.stats.truncated += 1
+                        response = await self._tcp(server, question)
+                except TimeoutError:
+                    self.stats.timeouts += 1
+                    last = f"{server} did not answer within {self.timeout} s"
+                    continue
+                except (OSError, MalformedPacket) as exc:
+                    self.stats.errors += 1
+                    last = f"{server}: {exc}"
+                    continue
+                if response.rcode in (RCODE_NOERROR, RCODE_NXDOMAIN):
+                    return response
+                self.stats.server_failures += 1
+                last = f"{server} answered with error code {response.rcode}"
+        raise _gaierror(socket.EAI_AGAIN, question.name, f"; last: {last}")
+
+    async def _udp(self, server: str, question: Question) -> Message:
+        loop = asyncio.get_running_loop()
+        ident = secrets.randbits(16)
+        self.stats.udp_queries += 1
+        with use_backend("usernet"):
+            transport, reply = await loop.create_datagram_endpoint(
+                lambda: _Reply(ident, question, self.stats), remote_addr=(server, self.port)
+            )
+        try:
+            transport.sendto(build_query(ident, question.name, question.qtype))
+            return await asyncio.wait_for(reply.done, self.timeout)
+        finally:
+            transport.close()
+
+    async def _tcp(self, server: str, question: Question) -> Message:
+        """RFC 1035 section 4.2.2 (and RFC 7766): each message behind a two-byte length."""
+        ident = secrets.randbits(16)
+        self.stats.tcp_queries += 1
+        query = build_query(ident, question.name, question.qtype)
+        with use_backend("usernet"):
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(server, self.port), self.timeout)
+        try:
+            writer.write(len(query).to_bytes(2, "big") + query)
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    message = parse_message(await reader.readexactly(size))
+                    if _answers(message, ident, question):
+                        return message
+                    self.stats.ignored_replies += 1
+        except asyncio.IncompleteReadError:
+            raise ConnectionResetError(f"DNS server {server} closed the TCP connection before answering") from None
+        finally:
+            writer.close()
+
+
+def _follow(response: Message, name: str, qtype: int) -> tuple[str, tuple[str, ...], int]:
+    """(the name the CNAME chain from `name` ends at, its `qtype` addresses in the answer, the chain's least TTL)."""
+    records = [r for r in response.answers if r.rclass == CLASS_IN]
+    current = name
+    ttl = MAX_TTL
+    seen = {name_key(current)}
+    while True:
+        alias = next((r for r in records if r.rtype == TYPE_CNAME and name_key(r.name) == name_key(current)), None)
+        if alias is None or not isinstance(alias.data, str):
+            break
+        ttl = min(ttl, alias.ttl)
+        current = alias.data
+        if name_key(current) in seen:
+            raise _gaierror(socket.EAI_AGAIN, f"{name}: the CNAME chain loops")
+        seen.add(name_key(current))
+    found = [r for r in records if r.rtype == qtype and name_key(r.name) == name_key(current)]
+    addresses = tuple(r.data for r in found if isinstance(r.data, str))
+    if found:
+        ttl = min(ttl, *(r.ttl for r in found))
+    return current, addresses, ttl
+
+
+def _negative_ttl(response: Message) -> int | None:
+    """RFC 2308 section 5: how long a negative answer may be cached, from its SOA; None without one."""
+    for record in response.authorities:
+        if record.rtype == TYPE_SOA and isinstance(record.data, Soa):
+            return min(record.ttl, record.data.minimum, MAX_NEGATIVE_TTL)
+    return None
