@@ -126,3 +126,11 @@ def test_wrk_report_with_failed_requests_is_refused() -> None:
         parse_wrk(WRK_REPORT + "  Non-2xx or 3xx responses: 12\n")
     with pytest.raises(RuntimeError, match="Requests/sec"):
         parse_wrk("wrk: connection refused\n")
+
+
+def test_engine_cpu_runs_both_workloads_to_the_end() -> None:
+    from benchmarks import engine_cpu
+
+    assert engine_cpu.request_response(20) >= 0.0
+    assert engine_cpu.bulk(300_000) >= 0.0
+    assert engine_cpu.udp_echo(20) >= 0.0

@@ -105,12 +105,14 @@ def test_c_constants_equal_the_twins() -> None:
         lib.UN_BUILD_BAD_ADDRESS,
         lib.UN_BUILD_BAD_FLAGS,
         lib.UN_BUILD_BAD_CSUM_MODE,
+        lib.UN_BUILD_BAD_TEMPLATE,
         lib.UN_GSO_NOT_TCP,
         lib.UN_GRO_NO_ROOM,
     } == set(pure.BUILD_ERRORS)
     assert lib.UN_GSO_NOT_TCP == pure.GSO_NOT_TCP and lib.UN_GRO_NO_ROOM == pure.GRO_NO_ROOM
     assert lib.UN_BUILD_NO_ROOM == -10 and lib.UN_BUILD_BAD_OPTIONS == -11 and lib.UN_BUILD_TOO_LONG == -12
     assert set(pure.TCP_ERRORS) == {-1, -2, -3, -4}
+    assert (lib.UN_BUILD_BAD_TEMPLATE, lib.UN_LINK_HEADER_MAX) == (pure.BUILD_BAD_TEMPLATE, pure.LINK_HEADER_MAX)
 
 
 # ---------------------------------------------------------------- sum16 and checksums

@@ -305,6 +305,77 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
             raise NativeError(length)
         return length
 
+    c_route_tcp = lib.un_build_tcp
+    c_route_udp = lib.un_build_udp
+
+    @binding
+    def build_tcp(
+        buf: BytesLike,
+        link: bytes,
+        ip: bytes,
+        ident: int,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        urgent: int,
+        options: BytesLike,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
+        out = from_buffer(byte_array, buf, True)
+        if type(options) is not bytes:
+            options = from_buffer(options)
+        if type(payload) is not bytes:
+            payload = from_buffer(payload)
+        length: int = c_route_tcp(
+            out,
+            len(out),
+            link,
+            len(link),
+            ip,
+            len(ip),
+            ident,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            urgent,
+            options,
+            len(options),
+            payload,
+            len(payload),
+            csum_mode,
+        )
+        if length < 0:
+            raise NativeError(length)
+        return length
+
+    @binding
+    def build_udp(
+        buf: BytesLike,
+        link: bytes,
+        ip: bytes,
+        ident: int,
+        sport: int,
+        dport: int,
+        payload: BytesLike,
+        csum_mode: int = CSUM_FULL,
+    ) -> int:
+        out = from_buffer(byte_array, buf, True)
+        if type(payload) is not bytes:
+            payload = from_buffer(payload)
+        length: int = c_route_udp(
+            out, len(out), link, len(link), ip, len(ip), ident, sport, dport, payload, len(payload), csum_mode
+        )
+        if length < 0:
+            raise NativeError(length)
+        return length
+
     return bound
 
 

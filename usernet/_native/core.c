@@ -348,6 +348,24 @@ static uint32_t l4_field(const uint8_t *l4, size_t len, const uint8_t *src_ip, c
     return ~un_sum16(l4, len, pseudo) & 0xffff;
 }
 
+/* The TCP header (checksum zero), options and payload at t. */
+static void tcp_segment(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint16_t flags,
+                        uint16_t window, uint16_t urgent, const uint8_t *options, size_t options_len,
+                        const uint8_t *payload, size_t payload_len)
+{
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, seq);
+    put32(t + 8, ack);
+    t[12] = (uint8_t)(((5 + options_len / 4) << 4) | (flags >> 8));
+    t[13] = (uint8_t)flags;
+    put16(t + 14, window);
+    put16(t + 16, 0);
+    put16(t + 18, urgent);
+    memmove(t + 20, options, options_len);
+    memmove(t + 20 + options_len, payload, payload_len);
+}
+
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
@@ -371,17 +389,7 @@ int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
     uint8_t *f = buf + offset;
     eth_ipv4(f, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, (uint32_t)(20 + tcp_len));
     uint8_t *t = f + 34;
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, seq);
-    put32(t + 8, ack);
-    t[12] = (uint8_t)(((5 + options_len / 4) << 4) | (flags >> 8));
-    t[13] = (uint8_t)flags;
-    put16(t + 14, window);
-    put16(t + 16, 0);
-    put16(t + 18, urgent);
-    memmove(t + 20, options, options_len);
-    memmove(t + 20 + options_len, payload, payload_len);
+    tcp_segment(t, sport, dport, seq, ack, flags, window, urgent, options, options_len, payload, payload_len);
     put16(t + 16, l4_field(t, tcp_len, src_ip, dst_ip, 6, csum_mode));
     return (int32_t)(34 + tcp_len);
 }
@@ -412,4 +420,96 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
     /* A computed 0 would mean "no checksum" (RFC 768): send its other form. */
     put16(u + 6, csum == 0 ? 0xffff : csum);
     return (int32_t)(34 + udp_len);
+}
+
+/* The frame builders of a route (usernet/stack/route.py): `link` is copied as it is (an
+ * Ethernet header whose destination ARP fills later, or nothing on an IP-only link), then
+ * the IP header template: IPv4 (20 bytes, version 4) gets its total length, ident, protocol
+ * and checksum filled in, IPv6 (40 bytes, version 6) its payload length and next header.
+ * The L4 checksum covers the matching pseudo-header.  Returns the frame length or a
+ * UN_BUILD_* code; nothing is written on failure. */
+static int32_t template_checks(size_t link_len, const uint8_t *ip, size_t ip_len, size_t l4_len, uint32_t csum_mode)
+{
+    if (link_len > UN_LINK_HEADER_MAX || !((ip_len == 20 && ip[0] == 0x45) || (ip_len == 40 && (ip[0] >> 4) == 6)))
+        return UN_BUILD_BAD_TEMPLATE;
+    if (csum_mode > UN_CSUM_PARTIAL)
+        return UN_BUILD_BAD_CSUM_MODE;
+    if (l4_len > (ip_len == 20 ? 0xffff - 20 : 0xffff))
+        return UN_BUILD_TOO_LONG;
+    return 0;
+}
+
+/* Link header and IP header from the templates at f; returns the L4 pseudo-header sum. */
+static uint32_t headers_from_template(uint8_t *f, const uint8_t *link, size_t link_len, const uint8_t *tmpl,
+                                      size_t ip_len, uint16_t ident, uint8_t proto, size_t l4_len)
+{
+    memmove(f, link, link_len);
+    uint8_t *ip = f + link_len;
+    memmove(ip, tmpl, ip_len);
+    if (ip_len == 20) {
+        put16(ip + 2, (uint32_t)(20 + l4_len));
+        put16(ip + 4, ident);
+        ip[9] = proto;
+        put16(ip + 10, 0);
+        put16(ip + 10, ~un_sum16(ip, 20, 0) & 0xffff);
+        return fold16(pseudo_v4(ip + 12, ip + 16, proto, l4_len));
+    }
+    put16(ip + 4, (uint32_t)l4_len);
+    ip[6] = proto;
+    uint64_t acc = (uint64_t)proto + l4_len;
+    for (int i = 8; i < 40; i += 4)
+        acc += two_words_sum(ip + i);
+    return fold16(acc);
+}
+
+static uint32_t l4_csum(const uint8_t *l4, size_t len, uint32_t pseudo, uint32_t csum_mode)
+{
+    return csum_mode == UN_CSUM_PARTIAL ? pseudo : (~un_sum16(l4, len, pseudo) & 0xffff);
+}
+
+int32_t un_build_tcp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t link_len, const uint8_t *ip,
+                     size_t ip_len, uint16_t ident, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                     uint16_t flags, uint16_t window, uint16_t urgent, const uint8_t *options, size_t options_len,
+                     const uint8_t *payload, size_t payload_len, uint32_t csum_mode)
+{
+    if ((options_len & 3) || options_len > 40)
+        return UN_BUILD_BAD_OPTIONS;
+    if (flags > 0x1ff)
+        return UN_BUILD_BAD_FLAGS;
+    size_t tcp_len = 20 + options_len + (payload_len > 0x20000 ? 0x20000 : payload_len);
+    int32_t status = template_checks(link_len, ip, ip_len, tcp_len, csum_mode);
+    if (status)
+        return status;
+    size_t head = link_len + ip_len;
+    if (head + tcp_len > buf_len)
+        return UN_BUILD_NO_ROOM;
+    uint32_t pseudo = headers_from_template(buf, link, link_len, ip, ip_len, ident, 6, tcp_len);
+    uint8_t *t = buf + head;
+    tcp_segment(t, sport, dport, seq, ack, flags, window, urgent, options, options_len, payload, payload_len);
+    put16(t + 16, l4_csum(t, tcp_len, pseudo, csum_mode));
+    return (int32_t)(head + tcp_len);
+}
+
+int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t link_len, const uint8_t *ip,
+                     size_t ip_len, uint16_t ident, uint16_t sport, uint16_t dport, const uint8_t *payload,
+                     size_t payload_len, uint32_t csum_mode)
+{
+    size_t udp_len = 8 + (payload_len > 0x20000 ? 0x20000 : payload_len);
+    int32_t status = template_checks(link_len, ip, ip_len, udp_len, csum_mode);
+    if (status)
+        return status;
+    size_t head = link_len + ip_len;
+    if (head + udp_len > buf_len)
+        return UN_BUILD_NO_ROOM;
+    uint32_t pseudo = headers_from_template(buf, link, link_len, ip, ip_len, ident, 17, udp_len);
+    uint8_t *u = buf + head;
+    put16(u, sport);
+    put16(u + 2, dport);
+    put16(u + 4, (uint32_t)udp_len);
+    put16(u + 6, 0);
+    memmove(u + 8, payload, payload_len);
+    uint32_t csum = l4_csum(u, udp_len, pseudo, csum_mode);
+    /* A computed 0 would mean "no checksum" (RFC 768, RFC 8200 8.1): send its other form. */
+    put16(u + 6, csum == 0 ? 0xffff : csum);
+    return (int32_t)(head + udp_len);
 }

@@ -62,6 +62,9 @@
 #define UN_BUILD_BAD_ADDRESS (-13)
 #define UN_BUILD_BAD_FLAGS (-14)
 #define UN_BUILD_BAD_CSUM_MODE (-15)
+#define UN_BUILD_BAD_TEMPLATE (-16)
+/* The longest link header a route may put in front of the IP header. */
+#define UN_LINK_HEADER_MAX 64
 
 #define UN_GSO_NOT_TCP (-20)
 #define UN_GRO_NO_ROOM (-21)
@@ -93,6 +96,14 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
                           uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
                           const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
+/* A route's frames: link header and IP header template (IPv4 or IPv6), then TCP or UDP. */
+int32_t un_build_tcp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t link_len, const uint8_t *ip,
+                     size_t ip_len, uint16_t ident, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                     uint16_t flags, uint16_t window, uint16_t urgent, const uint8_t *options, size_t options_len,
+                     const uint8_t *payload, size_t payload_len, uint32_t csum_mode);
+int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t link_len, const uint8_t *ip,
+                     size_t ip_len, uint16_t ident, uint16_t sport, uint16_t dport, const uint8_t *payload,
+                     size_t payload_len, uint32_t csum_mode);
 /* offload.c: software GSO and GRO. */
 int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out);
 int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames,

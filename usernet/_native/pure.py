@@ -26,6 +26,7 @@ __all__ = [
     "BUILD_BAD_CSUM_MODE",
     "BUILD_BAD_FLAGS",
     "BUILD_BAD_OPTIONS",
+    "BUILD_BAD_TEMPLATE",
     "BUILD_ERRORS",
     "BUILD_NO_ROOM",
     "BUILD_TOO_LONG",
@@ -34,6 +35,7 @@ __all__ = [
     "ERRORS",
     "GRO_NO_ROOM",
     "GSO_NOT_TCP",
+    "LINK_HEADER_MAX",
     "TCP_BAD_OFFSET",
     "TCP_BAD_OPTION",
     "TCP_ERRORS",
@@ -46,6 +48,8 @@ __all__ = [
     "NativeError",
     "build_ipv4_tcp",
     "build_ipv4_udp",
+    "build_tcp",
+    "build_udp",
     "checksum_update16",
     "gro_read",
     "gso_write",
@@ -80,6 +84,8 @@ BUILD_TOO_LONG = -12
 BUILD_BAD_ADDRESS = -13
 BUILD_BAD_FLAGS = -14
 BUILD_BAD_CSUM_MODE = -15
+BUILD_BAD_TEMPLATE = -16
+LINK_HEADER_MAX = 64
 GSO_NOT_TCP = -20
 GRO_NO_ROOM = -21
 
@@ -90,6 +96,7 @@ BUILD_ERRORS: dict[int, str] = {
     BUILD_BAD_ADDRESS: "MAC addresses must be 6 bytes and IPv4 addresses 4 bytes",
     BUILD_BAD_FLAGS: "TCP flags must fit in 9 bits (0..0x1FF)",
     BUILD_BAD_CSUM_MODE: "csum_mode must be CSUM_FULL or CSUM_PARTIAL",
+    BUILD_BAD_TEMPLATE: "a route's link header is at most 64 bytes, its IP header 20 bytes of IPv4 or 40 of IPv6",
     GSO_NOT_TCP: "GSO takes one TCP/IPv4 frame whose IPv4 total length matches its size",
     GRO_NO_ROOM: "GRO needs a writable buffer of at least frame_cap * max_frames bytes, frame_cap >= 60",
 }
@@ -731,3 +738,135 @@ def build_ipv4_udp(
     out[l4 + 8 : end] = data
     _fill_l4_checksum(out, l4, end, l4 + 6, src_ip, dst_ip, 17, csum_mode, True)
     return end - offset
+
+
+def _template_checks(link: memoryview, ip: memoryview, l4_len: int, csum_mode: int) -> int:
+    """The checks of core.c's template_checks, in its order."""
+    ip_len = len(ip)
+    if len(link) > LINK_HEADER_MAX or not ((ip_len == 20 and ip[0] == 0x45) or (ip_len == 40 and ip[0] >> 4 == 6)):
+        return BUILD_BAD_TEMPLATE
+    if csum_mode > CSUM_PARTIAL:
+        return BUILD_BAD_CSUM_MODE
+    if l4_len > (0xFFFF - 20 if ip_len == 20 else 0xFFFF):
+        return BUILD_TOO_LONG
+    return 0
+
+
+def _headers_from_template(
+    out: memoryview, link: memoryview, tmpl: memoryview, ident: int, proto: int, l4_len: int
+) -> int:
+    """Link header and IP header from a route's templates; returns the L4 pseudo-header sum."""
+    ip = len(link)
+    head = ip + len(tmpl)
+    out[:ip] = link
+    out[ip:head] = tmpl
+    if len(tmpl) == 20:
+        struct.pack_into("!H", out, ip + 2, 20 + l4_len)
+        struct.pack_into("!H", out, ip + 4, ident)
+        out[ip + 9] = proto
+        _CSUM_FIELD.pack_into(out, ip + 10, 0)
+        _CSUM_FIELD.pack_into(out, ip + 10, internet_checksum(out[ip:head]))
+    else:
+        struct.pack_into("!H", out, ip + 4, l4_len)
+        out[ip + 6] = proto
+    # Source and destination as one integer: 2**16 is 1 modulo 0xFFFF, so it sums their words.
+    addresses = out[ip + 12 : head] if len(tmpl) == 20 else out[ip + 8 : head]
+    return _fold(int.from_bytes(addresses, "big") + proto + l4_len)
+
+
+def _l4_csum(segment: memoryview, pseudo: int, csum_mode: int) -> int:
+    if csum_mode == CSUM_PARTIAL:
+        return pseudo
+    value = int.from_bytes(segment, "big")
+    if len(segment) & 1:
+        value <<= 8
+    return ~_fold(pseudo + value) & 0xFFFF
+
+
+def build_tcp(
+    buf: BytesLike,
+    link: bytes,
+    ip: bytes,
+    ident: int,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    urgent: int,
+    options: BytesLike,
+    payload: BytesLike,
+    csum_mode: int = CSUM_FULL,
+) -> int:
+    """A route's TCP frame at buf[0:]: link header, IP header from its template, TCP; its length.
+
+    Raises NativeError when the frame cannot be built.
+    """
+    for value, bits in ((ident, 16), (sport, 16), (dport, 16), (seq, 32), (ack, 32), (flags, 16), (window, 16)):
+        _uint(value, bits)
+    _uint(urgent, 16)
+    _uint(csum_mode, 32)
+    _address(link)
+    _address(ip)
+    out = _writable(buf)
+    link_v, ip_v, opts, data = _view(link), _view(ip), _view(options), _view(payload)
+    olen = len(opts)
+    if olen & 3 or olen > 40:
+        raise NativeError(BUILD_BAD_OPTIONS)
+    if flags > 0x1FF:
+        raise NativeError(BUILD_BAD_FLAGS)
+    tcp_len = 20 + olen + len(data)
+    status = _template_checks(link_v, ip_v, tcp_len, csum_mode)
+    if status:
+        raise NativeError(status)
+    l4 = len(link_v) + len(ip_v)
+    end = l4 + tcp_len
+    if end > len(out):
+        raise NativeError(BUILD_NO_ROOM)
+    pseudo = _headers_from_template(out, link_v, ip_v, ident, 6, tcp_len)
+    _TCP_HEADER.pack_into(
+        out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8), flags & 0xFF, window, 0, urgent
+    )
+    out[l4 + 20 : l4 + 20 + olen] = opts
+    out[l4 + 20 + olen : end] = data
+    _CSUM_FIELD.pack_into(out, l4 + 16, _l4_csum(out[l4:end], pseudo, csum_mode))
+    return end
+
+
+def build_udp(
+    buf: BytesLike,
+    link: bytes,
+    ip: bytes,
+    ident: int,
+    sport: int,
+    dport: int,
+    payload: BytesLike,
+    csum_mode: int = CSUM_FULL,
+) -> int:
+    """A route's UDP frame at buf[0:]: link header, IP header from its template, UDP; its length.
+
+    Raises NativeError when the frame cannot be built.
+    """
+    _uint(ident, 16)
+    _uint(sport, 16)
+    _uint(dport, 16)
+    _uint(csum_mode, 32)
+    _address(link)
+    _address(ip)
+    out = _writable(buf)
+    link_v, ip_v, data = _view(link), _view(ip), _view(payload)
+    udp_len = 8 + len(data)
+    status = _template_checks(link_v, ip_v, udp_len, csum_mode)
+    if status:
+        raise NativeError(status)
+    l4 = len(link_v) + len(ip_v)
+    end = l4 + udp_len
+    if end > len(out):
+        raise NativeError(BUILD_NO_ROOM)
+    pseudo = _headers_from_template(out, link_v, ip_v, ident, 17, udp_len)
+    _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
+    out[l4 + 8 : end] = data
+    csum = _l4_csum(out[l4:end], pseudo, csum_mode)
+    _CSUM_FIELD.pack_into(out, l4 + 6, 0xFFFF if csum == 0 else csum)
+    return end

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import errno
-import os
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from usernet.native import internet_checksum
+from usernet.stack.node import Node
+from usernet.stack.route import Route
 from usernet.wire import (
     ICMP_DEST_UNREACH,
     ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
     ICMP_TIME_EXCEEDED,
     IPPROTO_ICMP,
-    IPPROTO_TCP,
-    IPPROTO_UDP,
+    IcmpMessage,
     IPv4Packet,
     MalformedPacket,
     emit_icmp,
@@ -23,10 +23,9 @@ from usernet.wire import (
     parse_quoted,
 )
 
-if TYPE_CHECKING:
-    from usernet.stack.interface import Interface
-
-_HEADROOM = 14 + 20
+# Where an ICMP error about one of our datagrams goes, by the quoted protocol:
+# (quoted IP header and payload start, our port, their port, errno, next-hop MTU or 0, now).
+ErrorHandler = Callable[[IPv4Packet, int, int, int, int, float], None]
 # RFC 1812 §4.3.2.3: quote as much of the offending datagram as fits in 576 bytes.
 _MAX_QUOTE = 576 - 20 - 8
 
@@ -44,26 +43,22 @@ _UNREACH_ERRNO = {
 class PingSocket:
     """An echo client endpoint: sends echo requests with its identifier, collects replies."""
 
-    __slots__ = ("_iface", "closed", "ident", "replies")
+    __slots__ = ("_layer", "closed", "ident", "replies")
 
-    def __init__(self, iface: Interface, ident: int) -> None:
-        self._iface = iface
+    def __init__(self, layer: IcmpLayer, ident: int) -> None:
+        self._layer = layer
         self.ident = ident
         self.replies: deque[tuple[bytes, int, bytes, int]] = deque(maxlen=1024)
         self.closed = False
 
     def send(self, dst: bytes, sequence: int, payload: bytes, now: float) -> None:
         """Send one echo request. Raises OSError(ENETUNREACH) when nothing routes to `dst`."""
-        iface = self._iface
-        route = iface.route(dst)
+        route = self._layer.route_to(dst)
         if route is None:
             raise OSError(
                 errno.ENETUNREACH, "no route to the destination: it is on no usernet network and no gateway is set"
             )
-        size = 8 + len(payload)
-        frame = bytearray(_HEADROOM + size)
-        emit_icmp(frame, _HEADROOM, ICMP_ECHO_REQUEST, 0, (self.ident << 16) | (sequence & 0xFFFF), payload)
-        iface.send_ipv4(frame, route[1], dst, IPPROTO_ICMP, size, route[0], now)
+        _send_icmp(route, ICMP_ECHO_REQUEST, 0, (self.ident << 16) | (sequence & 0xFFFF), payload, now)
 
     def receive(self) -> tuple[bytes, int, bytes, int] | None:
         """The oldest reply as (source, sequence, payload, ttl), or None."""
@@ -72,19 +67,33 @@ class PingSocket:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._iface.icmp.close_ping(self)
+            self._layer.close_ping(self)
 
 
 class IcmpLayer:
-    def __init__(self, iface: Interface) -> None:
-        self._iface = iface
-        self._stats = iface.counters
-        cfg = iface.config
+    """Echo, errors we send (rate-limited) and errors we receive, handed to the protocol they quote.
+
+    The transports register for the errors about their datagrams (`on_error`), so ICMP
+    knows no transport: it parses the quote and calls whoever asked.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._stats = node.counters
+        cfg = node.config
         self._rate = cfg.icmp_error_rate
         self._burst = float(cfg.icmp_error_burst)
         self._tokens = self._burst
         self._refilled = 0.0
         self._pings: dict[int, PingSocket] = {}
+        self._error_handlers: dict[int, ErrorHandler] = {}
+
+    def on_error(self, protocol: int, handler: ErrorHandler) -> None:
+        """Hand ICMP errors quoting a datagram of `protocol` (IPPROTO_TCP, IPPROTO_UDP) to `handler`."""
+        self._error_handlers[protocol] = handler
+
+    def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
+        return self._node.route_to(dst, source)
 
     def receive(self, ip: IPv4Packet, now: float) -> None:
         """Handle an ICMP message addressed to us."""
@@ -106,45 +115,35 @@ class IcmpLayer:
                 stats.icmp_unhandled += 1
                 return
             sock.replies.append((ip.src, msg.sequence, bytes(msg.payload), ip.ttl))
-            self._iface.mark_ready(sock)
-        elif kind == ICMP_DEST_UNREACH or kind == ICMP_TIME_EXCEEDED:
+            self._node.mark_ready(sock)
+        elif kind in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED):
             self._deliver_error(msg.type, msg.code, msg, now)
         else:
             stats.icmp_unhandled += 1
 
     def _echo_reply(self, ip: IPv4Packet, rest: int, payload: memoryview, now: float) -> None:
-        iface = self._iface
-        route = iface.route(ip.src)
+        route = self._node.route_to(ip.src, ip.dst)
         if route is None:
             self._stats.ipv4_no_route += 1
             return
-        size = 8 + len(payload)
-        frame = bytearray(_HEADROOM + size)
-        emit_icmp(frame, _HEADROOM, ICMP_ECHO_REPLY, 0, rest, payload)
-        iface.send_ipv4(frame, ip.dst, ip.src, IPPROTO_ICMP, size, route[0], now)
+        _send_icmp(route, ICMP_ECHO_REPLY, 0, rest, payload, now)
         self._stats.icmp_echo_answered += 1
 
-    def _deliver_error(self, kind: int, code: int, msg: object, now: float) -> None:
+    def _deliver_error(self, kind: int, code: int, msg: IcmpMessage, now: float) -> None:
         stats = self._stats
         try:
-            quoted, sport, dport = parse_quoted(msg)  # type: ignore[arg-type]
+            quoted, sport, dport = parse_quoted(msg)
         except MalformedPacket:
             stats.icmp_malformed += 1
             return
         stats.icmp_errors_received += 1
-        err = _UNREACH_ERRNO.get(code, errno.EHOSTUNREACH) if kind == ICMP_DEST_UNREACH else errno.EHOSTUNREACH
-        if quoted.protocol == IPPROTO_TCP:
-            mtu = msg.next_hop_mtu if kind == ICMP_DEST_UNREACH and code == 4 else 0  # type: ignore[attr-defined]
-            self._iface.tcp.icmp_error(quoted, sport, dport, err, now, mtu=mtu)
-            return
-        if quoted.protocol != IPPROTO_UDP:
+        handler = self._error_handlers.get(quoted.protocol)
+        if handler is None:
             stats.icmp_unhandled += 1
             return
-        sock = self._iface.udp.lookup(quoted.src, sport)
-        if sock is None or sock.remote != (quoted.dst, dport):
-            return  # like Linux: unconnected sockets are not told
-        sock.errors.append(OSError(err, os.strerror(err)))
-        self._iface.mark_ready(sock)
+        err = _UNREACH_ERRNO.get(code, errno.EHOSTUNREACH) if kind == ICMP_DEST_UNREACH else errno.EHOSTUNREACH
+        mtu = msg.next_hop_mtu if kind == ICMP_DEST_UNREACH and code == 4 else 0
+        handler(quoted, sport, dport, err, mtu, now)
 
     def send_error(self, kind: int, code: int, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
         """Answer `datagram` with an ICMP error, unless RFC 1122 §3.2.2 forbids it or the rate limit says no.
@@ -152,8 +151,8 @@ class IcmpLayer:
         `datagram` may run past `ip.total_length` (link padding): only the datagram is quoted,
         and the slice is made here, on the rare error path, not for every frame received.
         """
-        iface = self._iface
-        if ip.fragment_offset or iface.is_broadcast(ip.dst) or not iface.is_unicast(ip.src):
+        node = self._node
+        if ip.fragment_offset or node.is_broadcast(ip.dst) or not node.is_unicast(ip.src):
             return
         if ip.protocol == IPPROTO_ICMP and _is_icmp_error(ip.payload):
             return
@@ -164,17 +163,11 @@ class IcmpLayer:
             self._stats.icmp_errors_rate_limited += 1
             return
         self._tokens = tokens - 1.0
-        route = iface.route(ip.src)
+        route = node.route_to(ip.src, ip.dst if node.is_local(ip.dst) else None)
         if route is None:
             self._stats.ipv4_no_route += 1
             return
-        quote = datagram[: min(ip.total_length, _MAX_QUOTE)]
-        size = 8 + len(quote)
-        frame = bytearray(_HEADROOM + size)
-        emit_icmp(frame, _HEADROOM, kind, code, 0, quote)
-        iface.send_ipv4(
-            frame, ip.dst if iface.is_local(ip.dst) else route[1], ip.src, IPPROTO_ICMP, size, route[0], now
-        )
+        _send_icmp(route, kind, code, 0, datagram[: min(ip.total_length, _MAX_QUOTE)], now)
         self._stats.icmp_errors_sent += 1
 
     def open_ping(self, ident: int | None = None) -> PingSocket:
@@ -183,12 +176,20 @@ class IcmpLayer:
             ident = next(i for i in range(1, 65536) if i not in self._pings)
         if ident in self._pings:
             raise OSError(errno.EADDRINUSE, f"ICMP echo identifier {ident} is in use")
-        sock = self._pings[ident] = PingSocket(self._iface, ident)
+        sock = self._pings[ident] = PingSocket(self, ident)
         return sock
 
     def close_ping(self, sock: PingSocket) -> None:
         if self._pings.get(sock.ident) is sock:
             del self._pings[sock.ident]
+
+
+def _send_icmp(route: Route, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float) -> None:
+    """Write an ICMP message behind the route's headers and send it."""
+    size = 8 + len(payload)
+    frame = bytearray(route.headroom + size)
+    emit_icmp(frame, route.headroom, kind, code, rest, payload)
+    route.send_datagram(frame, IPPROTO_ICMP, size, now)
 
 
 def _is_icmp_error(payload: memoryview) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from usernet.native import RxUdp, internet_checksum, l4_checksum_v4, rx_ipv4_tcp, rx_ipv4_udp
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import IcmpLayer, PingSocket
-from usernet.stack.ports import PortAllocator
+from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.layer import TcpLayer, TcpListener
@@ -23,14 +25,13 @@ from usernet.wire import (
     UNREACH_PROTOCOL,
     IPv4Packet,
     MalformedPacket,
-    emit_ethernet,
-    emit_ipv4_header,
     parse_ethernet,
     parse_ipv4,
     parse_udp,
 )
 
 Socket = UdpSocket | PingSocket | TcpConnection | TcpListener
+_ROUTE_CACHE_LIMIT = 1024  # routes kept for reuse; sockets keep their own as long as they live
 
 
 class Interface:
@@ -52,7 +53,7 @@ class Interface:
         self._rx_trusted = config.rx_checksum_trusted
         self.counters = Stats()
         self._out: list[bytearray | bytes] = []
-        self._ready: dict[Socket, None] = {}
+        self._ready: dict[object, None] = {}  # Sockets only: the layers mark nothing else (Node.mark_ready)
         self.local_addresses = frozenset(addr for addr, _ in config.addresses)
         # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
         self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
@@ -66,18 +67,21 @@ class Interface:
             subnets.append((net, mask, addr))
         self._subnets = tuple(subnets)
         self._broadcasts = frozenset(broadcasts)
-        self._gateway_route: tuple[bytes, bytes] | None = None
+        self._gateway: tuple[bytes, bytes] | None = None
         if config.gateway is not None:
             source = self._on_link_source(config.gateway)
             if source is None:
                 raise ValueError("the gateway must be on one of the interface's networks")
-            self._gateway_route = (config.gateway, source)
-        self._ident = 0
+            self._gateway = (config.gateway, source)
+        # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
+        self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big")
+        self._routes: dict[tuple[bytes, bytes | None], Route] = {}
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
-        self.udp_ports = PortAllocator(*config.ephemeral_ports, seed=config.secret + b"udp")
         self.tcp = TcpLayer(self)
+        self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
+        self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -155,7 +159,7 @@ class Interface:
         """Sockets that received data or errors since the last call."""
         if not self._ready:
             return []
-        ready = list(self._ready)
+        ready = cast(list[Socket], list(self._ready))
         self._ready.clear()
         return ready
 
@@ -173,7 +177,7 @@ class Interface:
 
     # -- shared by the protocol layers ---------------------------------------------------
 
-    def mark_ready(self, sock: Socket) -> None:
+    def mark_ready(self, sock: object) -> None:
         self._ready[sock] = None
 
     def is_local(self, addr: bytes) -> bool:
@@ -186,17 +190,43 @@ class Interface:
         """False for addresses no reply may go to: 0.0.0.0, broadcasts, multicast, class E."""
         return addr[0] != 0 and addr[0] < 224 and addr not in self._broadcasts
 
-    def route(self, dst: bytes) -> tuple[bytes, bytes] | None:
-        """(next hop, source address) for `dst`, or None when it is unreachable.
+    def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
+        """The route to `dst` from `source` (one of ours; None: the preferred one), None if unreachable.
 
-        The next hop is BROADCAST_IP for a broadcast destination, which needs no ARP.
+        The next hop is `dst` on a local network, the gateway otherwise, BROADCAST_IP for a
+        broadcast destination (which needs no ARP). Routes are cached by (dst, source):
+        sockets ask once per peer and keep what they get.
         """
+        key = (dst, source)
+        route = self._routes.get(key)
+        if route is not None:
+            return route
         if dst in self._broadcasts:
-            return (BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2])
-        source = self._on_link_source(dst)
-        if source is not None:
-            return (dst, source)
-        return self._gateway_route
+            hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
+        else:
+            on_link = self._on_link_source(dst)
+            if on_link is not None:
+                hop, preferred = dst, on_link
+            elif self._gateway is not None:
+                hop, preferred = self._gateway
+            else:
+                return None
+        config = self.config
+        route = Route(
+            dst,
+            preferred if source is None else source,
+            hop,
+            self._link_header,
+            config.ttl,
+            self.mtu,
+            self.transmit,
+            tx_checksum_partial=config.tx_checksum_partial,
+            tso_max=config.tso_max,
+        )
+        if len(self._routes) >= _ROUTE_CACHE_LIMIT:
+            self._routes.clear()
+        self._routes[key] = route
+        return route
 
     def _on_link_source(self, dst: bytes) -> bytes | None:
         value = int.from_bytes(dst, "big")
@@ -205,21 +235,9 @@ class Interface:
                 return addr
         return None
 
-    def send_ipv4(
-        self, frame: bytearray, src: bytes, dst: bytes, protocol: int, l4_length: int, next_hop: bytes, now: float
-    ) -> None:
-        """Fill in the Ethernet and IPv4 headers in front of an L4 message at offset 34 and send it."""
-        emit_ethernet(frame, 0, BROADCAST_MAC, self.mac, ETHERTYPE_IPV4)
-        emit_ipv4_header(frame, 14, src, dst, protocol, l4_length, ttl=self.config.ttl, ident=self.next_ident())
-        self.transmit(frame, next_hop, src, now)
-
-    def next_ident(self) -> int:
-        """The IPv4 identification for the next datagram sent."""
-        self._ident = (self._ident + 1) & 0xFFFF
-        return self._ident
-
     def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
-        """Send a complete frame whose destination MAC (bytes 0-5) is still to be filled by ARP."""
+        """A route's way out (`route.Deliver`): a complete frame whose destination MAC
+        (bytes 0-5) ARP fills for `next_hop`, or holds the frame until it can."""
         self.counters.tx_frames += 1
         self.counters.tx_bytes += len(frame)
         self.arp.transmit(frame, next_hop, src, now)
@@ -285,15 +303,16 @@ class Interface:
         """A datagram rx_ipv4_udp found valid: deliver it if it is to one of our unicast
         addresses and a socket is there; False sends it down the general path, which
         counts the rest and answers a closed port with ICMP."""
-        dst = self._local_by_int.get(p[2])
+        _, sport, dst_int, dport, start, length = p
+        dst = self._local_by_int.get(dst_int)
         if dst is None:
             return False
-        sock = self.udp.lookup(dst, p[3])
+        sock = self.udp.lookup(dst, dport)
         if sock is None:
             return False
         self.counters.udp_rx_predicted += 1
-        start = p[4]
-        self._udp_deliver(sock, memoryview(frame)[start : start + p[5]], (bytes(frame[26:30]), p[1]))
+        source = bytes(frame[26:30])  # the IPv4 source address, kept as bytes like every address
+        self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
         return True
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:

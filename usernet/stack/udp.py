@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import errno
+import os
 from collections import deque
-from typing import TYPE_CHECKING
 
-from usernet.native import build_ipv4_udp
-from usernet.stack.ports import PortUse
-from usernet.wire import UDP_HLEN
-
-if TYPE_CHECKING:
-    from usernet.stack.interface import Interface
+from usernet.stack.node import Node
+from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.route import Route, format_ip
+from usernet.wire import UDP_HLEN, IPv4Packet
 
 ANY = b"\x00\x00\x00\x00"
 Address = tuple[bytes, int]
-_HEADROOM = 14 + 20  # Ethernet + IPv4 in front of the UDP header
-_NO_MAC = bytes(6)  # filled in by ARP when the frame leaves
 
 
 class UdpSocket:
@@ -28,10 +24,22 @@ class UdpSocket:
     face turns into `error_received`.
     """
 
-    __slots__ = ("_iface", "_limit", "broadcast", "closed", "dropped", "errors", "local", "queue", "remote")
+    __slots__ = (
+        "_layer",
+        "_limit",
+        "_route",
+        "broadcast",
+        "closed",
+        "dropped",
+        "errors",
+        "local",
+        "queue",
+        "remote",
+    )
 
-    def __init__(self, iface: Interface, local: Address, limit: int) -> None:
-        self._iface = iface
+    def __init__(self, layer: UdpLayer, local: Address, limit: int) -> None:
+        self._layer = layer
+        self._route: Route | None = None  # the last destination's, reused while it stays the same
         self.local = local
         self.remote: Address | None = None
         self.broadcast = False
@@ -44,14 +52,12 @@ class UdpSocket:
     def connect(self, remote: Address) -> None:
         """Fix the peer: sends default to it, others' datagrams are dropped, errors are reported."""
         self._check_open()
-        route = self._iface.route(remote[0])
-        if route is None:
-            raise OSError(
-                errno.ENETUNREACH, f"no route to {_fmt(remote[0])}: it is on no usernet network and no gateway is set"
-            )
-        if self.local[0] == ANY:
-            self._iface.udp.rebind(self, (route[1], self.local[1]))
+        bound = self.local[0]
+        route = self._layer.route_to(remote[0], bound if bound != ANY else None)
+        if bound == ANY:
+            self._layer.rebind(self, (route.source, self.local[1]))
         self.remote = remote
+        self._route = route
 
     def sendto(self, data: bytes | bytearray | memoryview, remote: Address | None, now: float) -> None:
         """Queue one datagram for transmission. Raises OSError as a kernel socket would."""
@@ -63,26 +69,17 @@ class UdpSocket:
         dst, dport = remote
         if not 0 < dport < 65536:
             raise OSError(errno.EINVAL, f"bad destination port {dport}")
-        iface = self._iface
-        if iface.is_broadcast(dst) and not self.broadcast:
+        if not self.broadcast and self._layer.is_broadcast(dst):
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
-        route = iface.route(dst)
-        if route is None:
-            raise OSError(
-                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
-            )
-        src = self.local[0] if self.local[0] != ANY else route[1]
+        route = self._route
+        if route is None or route.destination != dst:
+            route = self._route = self._layer.route_to(dst, self.local[0] if self.local[0] != ANY else None)
         size = UDP_HLEN + len(data)
-        if 20 + size > iface.mtu:
+        if len(route.ip_header) + size > route.mtu:
             raise OSError(
-                errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {iface.mtu} (no fragmentation)"
+                errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {route.mtu} (no fragmentation)"
             )
-        frame = bytearray(_HEADROOM + size)
-        # One C call writes Ethernet, IPv4 and UDP headers with both checksums.
-        build_ipv4_udp(
-            frame, 0, _NO_MAC, iface.mac, src, dst, iface.next_ident(), iface.config.ttl, self.local[1], dport, data
-        )
-        iface.transmit(frame, route[0], src, now)
+        route.send_udp(self.local[1], dport, data, now)
 
     def recvfrom(self) -> tuple[bytes, Address] | None:
         """The oldest datagram and its sender, or None."""
@@ -95,7 +92,7 @@ class UdpSocket:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._iface.udp.unbind(self)
+            self._layer.unbind(self)
             self.queue.clear()
 
     def deliver(self, data: bytes, source: Address) -> bool:
@@ -113,30 +110,31 @@ class UdpSocket:
 class UdpLayer:
     """The demultiplexing table: (local address, port) → socket, wildcard second."""
 
-    def __init__(self, iface: Interface) -> None:
-        self._iface = iface
+    def __init__(self, node: Node) -> None:
+        self._node = node
         self._sockets: dict[Address, UdpSocket] = {}
         self._ports = PortUse()
+        self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
 
     def open(self, local: Address | None = None, *, reuse_address: bool = False) -> UdpSocket:
         """Bind a new socket; port 0 (or None) picks an ephemeral port, address ANY all addresses."""
         addr, port = local if local is not None else (ANY, 0)
-        iface = self._iface
-        if addr != ANY and addr not in iface.local_addresses:
-            raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
+        node = self._node
+        if addr != ANY and addr not in node.local_addresses:
+            raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
         if port == 0:
-            port = iface.udp_ports.allocate(self._ports)
+            port = self._port_alloc.allocate(self._ports)
         elif (addr, port) in self._sockets or (
             not reuse_address and (port in self._ports and (addr == ANY or (ANY, port) in self._sockets))
         ):
             raise OSError(errno.EADDRINUSE, f"UDP port {port} is already bound")
-        sock = UdpSocket(iface, (addr, port), iface.config.udp_queue_limit)
+        sock = UdpSocket(self, (addr, port), node.config.udp_queue_limit)
         self._add(sock)
         return sock
 
     def rebind(self, sock: UdpSocket, local: Address) -> None:
         if local in self._sockets:
-            raise OSError(errno.EADDRINUSE, f"UDP {_fmt(local[0])}:{local[1]} is already bound")
+            raise OSError(errno.EADDRINUSE, f"UDP {format_ip(local[0])}:{local[1]} is already bound")
         self.unbind(sock)
         sock.local = local
         self._add(sock)
@@ -157,6 +155,22 @@ class UdpLayer:
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())
 
+    def route_to(self, dst: bytes, source: bytes | None) -> Route:
+        """The route for a socket's datagrams; OSError(ENETUNREACH) when there is none."""
+        route = self._node.route_to(dst, source)
+        if route is None:
+            raise OSError(
+                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
+            )
+        return route
 
-def _fmt(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)
+    def is_broadcast(self, addr: bytes) -> bool:
+        return self._node.is_broadcast(addr)
+
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> None:
+        """An ICMP error about a datagram we sent (`IcmpLayer.ErrorHandler`): for its connected socket only."""
+        sock = self.lookup(quoted.src, sport)
+        if sock is None or sock.remote != (quoted.dst, dport):
+            return  # like Linux: unconnected sockets are not told
+        sock.errors.append(OSError(code_errno, os.strerror(code_errno)))
+        self._node.mark_ready(sock)

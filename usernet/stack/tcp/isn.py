@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from struct import Struct
 
+from usernet.stack.tcp.seq import seq_add
+
 _PORTS = Struct("!HH")
 _COOKIE_INPUT = Struct("!HHIqB")  # ports, client ISN, time counter, MSS index
 _TICKS_PER_SECOND = 250_000  # the 4-microsecond timer of RFC 6528 §3 / RFC 9293 §3.4.1
@@ -43,7 +45,7 @@ class IsnGenerator:
         """The initial send sequence number for a new connection at time `now`."""
         h = self._isn_hash.copy()  # the keyed state is precomputed: copy, not re-key
         h.update(local_ip + remote_ip + _PORTS.pack(local_port, remote_port))
-        return (int(now * _TICKS_PER_SECOND) + int.from_bytes(h.digest(), "big")) & 0xFFFFFFFF
+        return seq_add(int(now * _TICKS_PER_SECOND), int.from_bytes(h.digest(), "big"))
 
     def ts_offset(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
         """A per-connection offset for the TSval clock (RFC 7323 §7.1), 32 bits."""
@@ -130,13 +132,13 @@ class SynCookies:
     ) -> int | None:
         """The MSS granted if the ACK (seq `seg_seq`, ack `seg_ack`) answers a recent
         cookie for this connection; None if it does not."""
-        cookie = (seg_ack - 1) & 0xFFFFFFFF
+        cookie = seq_add(seg_ack, -1)
         now_count = int(now // self.period)
         age = (now_count - (cookie >> 27)) & 31
         if age > self.max_age:
             return None
         index = (cookie >> 24) & 7
-        client_isn = (seg_seq - 1) & 0xFFFFFFFF
+        client_isn = seq_add(seg_seq, -1)
         mac = self._mac(local_ip, local_port, remote_ip, remote_port, client_isn, now_count - age, index)
         if mac != cookie & 0xFFFFFF:
             return None

@@ -10,8 +10,12 @@ that one closes (`_shared_flows` says which keys to hand on).
 Connections that changed during a batch are remembered in `_dirty` and each produces
 its output once, at `flush`. Timers live on the connections; the heap holds at most one
 valid entry per connection (lazy invalidation: an entry is valid while its time equals
-the connection's `_timer_at`), and an entry is only added when a connection's earliest
-deadline moves earlier, so re-arming the RTO on every ACK costs no heap operation.
+the one `_filed` holds for that connection), and an entry is only added when a
+connection's earliest deadline moves earlier, so re-arming the RTO on every ACK costs no
+heap operation.
+
+The layer is a connection's owner (`owner.ConnectionOwner`): connections call it, never
+the interface, and it reaches the interface only through `Node`.
 """
 
 from __future__ import annotations
@@ -20,23 +24,21 @@ import errno
 import heapq
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING, Any
 
-from usernet.native import NativeError, RxParsed, build_ipv4_tcp, l4_checksum_v4, tcp_parse
+from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
+from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator, SynCookies
+from usernet.stack.tcp.seq import seq_add, seq_lt
 from usernet.stack.tcp.states import State
 from usernet.wire import IPv4Packet
 from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options
 
-if TYPE_CHECKING:
-    from usernet.stack.interface import Interface
-
 ANY = b"\x00\x00\x00\x00"
 Address = tuple[bytes, int]
-_ZERO_MAC = bytes(6)
 _IPPROTO_TCP = 6
 _CLOSED = State.CLOSED
 _TIME_WAIT = State.TIME_WAIT
@@ -45,10 +47,10 @@ _TIME_WAIT = State.TIME_WAIT
 class TcpListener:
     """A listening socket: half-open connections (the SYN queue) and an accept queue."""
 
-    __slots__ = ("__weakref__", "_cookies_at", "_embryos", "_layer", "_queue", "backlog", "closed", "local")
+    __slots__ = ("__weakref__", "_cookies_at", "_embryos", "_owner", "_queue", "backlog", "closed", "local")
 
-    def __init__(self, layer: TcpLayer, local: Address, backlog: int) -> None:
-        self._layer = layer
+    def __init__(self, owner: TcpLayer, local: Address, backlog: int) -> None:
+        self._owner = owner
         self.local = local
         self.backlog = backlog
         self.closed = False
@@ -57,7 +59,7 @@ class TcpListener:
         self._cookies_at = -1e18  # when a SYN cookie was last sent
 
     def __repr__(self) -> str:
-        return f"<TcpListener {'.'.join(map(str, self.local[0]))}:{self.local[1]} queued={len(self._queue)}>"
+        return f"<TcpListener {format_ip(self.local[0])}:{self.local[1]} queued={len(self._queue)}>"
 
     def accept(self) -> TcpConnection | None:
         """The oldest established connection, or None."""
@@ -72,12 +74,33 @@ class TcpListener:
         """Connections waiting for accept()."""
         return len(self._queue)
 
+    @property
+    def half_open(self) -> int:
+        """Connections in the SYN queue: SYN received, handshake not yet complete."""
+        return len(self._embryos)
+
+    @property
+    def full(self) -> bool:
+        """The accept queue holds `backlog` connections: new ones are refused."""
+        return len(self._queue) >= self.backlog
+
+    def adopt(self, conn: TcpConnection) -> None:
+        """A connection in SYN_RECEIVED joins the SYN queue."""
+        self._embryos[conn] = None
+
+    def cookie_sent(self, now: float) -> None:
+        self._cookies_at = now
+
+    def cookies_sent_since(self, since: float) -> bool:
+        """Whether a SYN cookie went out at or after `since`: only then may an ACK carry one."""
+        return self._cookies_at >= since
+
     def close(self, now: float) -> None:
         """Stop listening; connections not yet accepted are reset, as on Linux."""
         if self.closed:
             return
         self.closed = True
-        self._layer.unlisten(self)
+        self._owner.unlisten(self)
         for conn in list(self._embryos) + list(self._queue):
             conn.abort(now)
         self._queue.clear()
@@ -86,7 +109,7 @@ class TcpListener:
     def established(self, conn: TcpConnection) -> None:
         self._embryos.pop(conn, None)
         self._queue.append(conn)
-        self._layer.iface.mark_ready(self)
+        self._owner.wake(self)
 
     def forget(self, conn: TcpConnection) -> None:
         self._embryos.pop(conn, None)
@@ -95,12 +118,12 @@ class TcpListener:
 class TcpLayer:
     """Every TCP connection and listener of one interface."""
 
-    def __init__(self, iface: Interface) -> None:
-        self.iface = iface
-        self.config: TcpConfig = iface.config.tcp
-        self._stats = iface.counters
-        self._rx_trusted = iface.config.rx_checksum_trusted  # the link's kernel vouched; checksums may be partial
-        secret = iface.config.secret
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.config: TcpConfig = node.config.tcp
+        self.counters = self._stats = node.counters
+        self._rx_trusted = node.config.rx_checksum_trusted  # the link's kernel vouched; checksums may be partial
+        secret = node.config.secret
         self.isn_source = IsnGenerator(secret)
         self.cookies = SynCookies(secret)
         self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
@@ -108,9 +131,10 @@ class TcpLayer:
         self._shared_flows: set[int] = set()  # keys more than one connection has had at once
         self._listeners: dict[Address, TcpListener] = {}
         self._ports = PortUse()
-        self._port_alloc = PortAllocator(*iface.config.ephemeral_ports, seed=secret + b"tcp")
+        self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=secret + b"tcp")
         self._dirty: dict[TcpConnection, None] = {}
         self._heap: list[tuple[float, int, TcpConnection]] = []
+        self._filed: dict[TcpConnection, float] = {}  # each connection's valid heap entry
         self._tie = itertools.count()
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_at = 0.0
@@ -121,8 +145,8 @@ class TcpLayer:
     def listen(self, local: Address, backlog: int = 128) -> TcpListener:
         """Listen on (address or ANY, port); port 0 picks an ephemeral port."""
         addr, port = local
-        if addr != ANY and addr not in self.iface.local_addresses:
-            raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(addr)} is not an address of this usernet interface")
+        if addr != ANY and addr not in self._node.local_addresses:
+            raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (
@@ -142,29 +166,34 @@ class TcpLayer:
         dst, dport = remote
         if not 0 < dport < 65536:
             raise OSError(errno.EINVAL, f"bad destination port {dport}")
-        iface = self.iface
-        if not iface.is_unicast(dst):
-            raise OSError(errno.ENETUNREACH, f"{_fmt(dst)} is not a unicast address")
-        route = iface.route(dst)
-        if route is None:
-            raise OSError(
-                errno.ENETUNREACH, f"no route to {_fmt(dst)}: it is on no usernet network and no gateway is set"
-            )
-        src = route[1]
+        node = self._node
+        if not node.is_unicast(dst):
+            raise OSError(errno.ENETUNREACH, f"{format_ip(dst)} is not a unicast address")
+        source = None
         port = 0
         if local is not None:
             if local[0] != ANY:
-                if local[0] not in iface.local_addresses:
-                    raise OSError(errno.EADDRNOTAVAIL, f"{_fmt(local[0])} is not an address of this usernet interface")
-                src = local[0]
+                if local[0] not in node.local_addresses:
+                    raise OSError(
+                        errno.EADDRNOTAVAIL, f"{format_ip(local[0])} is not an address of this usernet interface"
+                    )
+                source = local[0]
             port = local[1]
+        route = node.route_to(dst, source)
+        if route is None:
+            raise OSError(
+                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
+            )
+        src = route.source
         if len(self._table) >= self.config.max_connections:
             raise OSError(errno.ENOBUFS, "too many TCP connections: raise TcpConfig.max_connections or close some")
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (src, port, dst, dport) in self._table:
-            raise OSError(errno.EADDRINUSE, f"a connection {_fmt(src)}:{port} -> {_fmt(dst)}:{dport} already exists")
-        conn = TcpConnection(self, (src, port), remote, route[0], now)
+            raise OSError(
+                errno.EADDRINUSE, f"a connection {format_ip(src)}:{port} -> {format_ip(dst)}:{dport} already exists"
+            )
+        conn = TcpConnection(self, route, (src, port), remote, now)
         self._add(conn)
         conn.active_open(now)
         self.touch(conn)
@@ -187,20 +216,21 @@ class TcpLayer:
         except NativeError:
             stats.tcp_malformed += 1
             return
+        _, sport, dport, seq, _, header_length, flags, _, _, _, _, _, _, _, _, _ = p
         if not self._rx_trusted and l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg):
             stats.tcp_bad_checksum += 1
             return
         stats.tcp_rx_segments += 1
-        payload = seg[p[5] :]
-        conn = self._table.get((ip.dst, p[2], ip.src, p[1]))
+        payload = seg[header_length:]
+        conn = self._table.get((ip.dst, dport, ip.src, sport))
         if conn is not None:
-            if conn.state == _TIME_WAIT and p[6] & (SYN | ACK | RST) == SYN and self._reuse_time_wait(conn, p, now):
+            if conn.state == _TIME_WAIT and flags & (SYN | ACK | RST) == SYN and self._reuse_time_wait(conn, seq, now):
                 conn = None
             else:
                 conn.input(p, payload, now)
                 self._dirty[conn] = None
                 return
-        listener = self._listeners.get((ip.dst, p[2])) or self._listeners.get((ANY, p[2]))
+        listener = self._listeners.get((ip.dst, dport)) or self._listeners.get((ANY, dport))
         if listener is not None:
             self._listen_input(listener, ip, p, payload, now)
             return
@@ -214,18 +244,18 @@ class TcpLayer:
         `rx_ipv4_tcp` did in C; a segment for no connection (a SYN for a listener, a stray
         one to answer with a RST) goes back to the general path, which handles it whole.
         """
-        entry = self._flows.get(p[17])
-        if entry is None or entry[1] != p[16]:
+        _, _, _, _, _, _, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
+        entry = self._flows.get(flow)
+        if entry is None or entry[1] != local:
             return False
         conn = entry[0]
-        if conn.state == _TIME_WAIT and p[6] & (SYN | ACK | RST) == SYN:
+        if conn.state == _TIME_WAIT and flags & (SYN | ACK | RST) == SYN:
             return False  # maybe a new incarnation: the general path decides
         stats = self._stats
         stats.tcp_rx_segments += 1
         stats.tcp_rx_predicted += 1
-        start = p[18]
         view = frame if type(frame) is memoryview else memoryview(frame)
-        conn.input(p, view[start : start + p[19]], now)
+        conn.input(p[:16], view[start : start + length], now)  # layout.TCP_PARSED's 16; RX_TCP adds 4
         self._dirty[conn] = None
         return True
 
@@ -233,11 +263,12 @@ class TcpLayer:
         """Run the timers that are due."""
         heap = self._heap
         dirty = self._dirty
+        filed = self._filed
         while heap and heap[0][0] <= now:
             when, _, conn = heapq.heappop(heap)
-            if conn._timer_at != when:
+            if filed.get(conn) != when:
                 continue  # superseded by an earlier entry
-            conn._timer_at = None
+            del filed[conn]
             if conn.state == _CLOSED:
                 continue
             late = conn.on_timer(now)
@@ -252,25 +283,30 @@ class TcpLayer:
         dirty = self._dirty
         self._dirty = {}
         heap = self._heap
+        filed = self._filed
         for conn in dirty:
-            if conn.state != _CLOSED:
-                conn.output(now)
+            if conn.state == _CLOSED:
+                continue
+            conn.output(now)
             d = conn.deadline()
-            if d is not None and (conn._timer_at is None or d < conn._timer_at):
-                conn._timer_at = d
-                heapq.heappush(heap, (d, next(self._tie), conn))
+            if d is not None:
+                at = filed.get(conn)
+                if at is None or d < at:
+                    filed[conn] = d
+                    heapq.heappush(heap, (d, next(self._tie), conn))
 
     def next_deadline(self) -> float | None:
         heap = self._heap
+        filed = self._filed
         while heap:
             when, _, conn = heap[0]
-            if conn._timer_at == when and conn.state != _CLOSED:
+            if filed.get(conn) == when and conn.state != _CLOSED:
                 return when
             heapq.heappop(heap)
         return None
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, now: float, mtu: int = 0) -> None:
-        """An ICMP error about a segment we sent; `mtu` is set for "fragmentation needed"."""
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> None:
+        """An ICMP error about a segment we sent (`IcmpLayer.ErrorHandler`); `mtu` is set for "fragmentation needed"."""
         conn = self._table.get((quoted.src, sport, quoted.dst, dport))
         if conn is None or len(quoted.payload) < 8:
             return
@@ -281,12 +317,16 @@ class TcpLayer:
     # -- shared with connections and listeners -------------------------------------------
 
     def touch(self, conn: TcpConnection) -> None:
-        """`conn` has something for the next flush to do."""
+        """`conn` has something for the next flush to do, or its timers moved."""
         self._dirty[conn] = None
+
+    def wake(self, sock: TcpConnection | TcpListener) -> None:
+        """Tell the user side of `sock` at the end of the batch."""
+        self._node.mark_ready(sock)
 
     def forget(self, conn: TcpConnection) -> None:
         """A connection reached CLOSED: out of the table (its heap entry is now stale)."""
-        conn._timer_at = None
+        self._filed.pop(conn, None)
         flow = _flow_key(conn)
         entry = self._flows.get(flow)
         if entry is not None and entry[0] is conn:
@@ -319,8 +359,11 @@ class TcpLayer:
         self._challenge_tokens = tokens - 1.0
         return True
 
-    def send_reset(self, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float) -> None:
-        self._send_bare(local, remote, seq, ack, flags, 0, b"", now)
+    def send_reset(
+        self, route: Route, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float
+    ) -> None:
+        """A RST through `route` that belongs to no connection state (`ConnectionOwner.send_reset`)."""
+        self._send_bare(route, local, remote, seq, ack, flags, 0, b"", now)
         self._stats.tcp_rst_sent += 1
 
     # -- internals -------------------------------------------------------------------------
@@ -343,65 +386,66 @@ class TcpLayer:
         if len(others) < 2:
             self._shared_flows.discard(flow)
 
-    def _reuse_time_wait(self, conn: TcpConnection, p: tuple[Any, ...], now: float) -> bool:
+    def _reuse_time_wait(self, conn: TcpConnection, seq: int, now: float) -> bool:
         """A new SYN for a pair in TIME_WAIT may start a new connection if its sequence
         number is beyond the old one's (RFC 9293 §3.10.7.4, as Linux does)."""
-        if ((p[3] - conn.rcv_nxt) & 0xFFFFFFFF) - 1 >= 0x7FFFFFFF:
+        if seq_lt(seq, conn.rcv_nxt):
             return False
         conn.abort(now)
         return True
 
     def _listen_input(
-        self, listener: TcpListener, ip: IPv4Packet, p: tuple[Any, ...], payload: memoryview, now: float
+        self, listener: TcpListener, ip: IPv4Packet, p: TcpParsed, payload: memoryview, now: float
     ) -> None:
         """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full."""
-        flags = p[6]
+        _, sport, dport, seq, ack, _, flags, _, _, _, peer_mss, _, _, _, _, _ = p
         stats = self._stats
         if flags & RST:
             return
-        local = (ip.dst, p[2])
-        remote = (ip.src, p[1])
+        local = (ip.dst, dport)
+        remote = (ip.src, sport)
         if flags & ACK:
             if not flags & SYN and self._cookie_ack(listener, local, remote, p, payload, now):
                 return
-            self.send_reset(local, remote, p[4], 0, RST, now)
+            self._reset_to(local, remote, ack, 0, RST, now)
             return
-        if not flags & SYN or not self.iface.is_unicast(ip.src):
+        if not flags & SYN or not self._node.is_unicast(ip.src):
             return
-        if len(listener._queue) >= listener.backlog:
+        if listener.full:
             stats.tcp_listen_overflow += 1
             return
         if len(self._table) >= self.config.max_connections:
             stats.tcp_conn_limit += 1
             return
-        route = self.iface.route(ip.src)
+        route = self._node.route_to(ip.src, ip.dst)
         if route is None:
             stats.ipv4_no_route += 1
             return
-        if len(listener._embryos) >= self.config.syn_backlog:
+        if listener.half_open >= self.config.syn_backlog:
             if self.config.syn_cookies:
-                self._send_cookie(listener, local, remote, p, now)
+                self._send_cookie(listener, route, local, remote, seq, peer_mss, now)
             else:
                 stats.tcp_syn_queue_full += 1
             return
-        conn = TcpConnection(self, local, remote, route[0], now, listener)
-        listener._embryos[conn] = None
+        conn = TcpConnection(self, route, local, remote, now, listener)
+        listener.adopt(conn)
         self._add(conn)
         conn.passive_open(p, now)
         self._dirty[conn] = None
 
     def _send_cookie(
-        self, listener: TcpListener, local: Address, remote: Address, p: tuple[Any, ...], now: float
+        self, listener: TcpListener, route: Route, local: Address, remote: Address, seq: int, peer_mss: int, now: float
     ) -> None:
         """A stateless SYN-ACK whose ISN encodes the MSS; no other option survives."""
-        mss_limit = min(self.config.mss or 65495, self.iface.mtu - 40)
-        peer_mss = p[10] if p[10] > 0 else 536
-        cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], p[3], min(peer_mss, mss_limit))
+        mss_limit = min(self.config.mss or 65495, route.mss)
+        if peer_mss <= 0:
+            peer_mss = 536  # RFC 9293 §3.7.1, when the peer sends no MSS option
+        cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], seq, min(peer_mss, mss_limit))
         window = min(self.config.rcvbuf, 65535)
         self._send_bare(
-            local, remote, cookie, (p[3] + 1) & 0xFFFFFFFF, SYN | ACK, window, encode_tcp_options(mss=mss_limit), now
+            route, local, remote, cookie, seq_add(seq, 1), SYN | ACK, window, encode_tcp_options(mss=mss_limit), now
         )
-        listener._cookies_at = now
+        listener.cookie_sent(now)
         self._stats.tcp_syn_cookies_sent += 1
 
     def _cookie_ack(
@@ -409,83 +453,73 @@ class TcpLayer:
         listener: TcpListener,
         local: Address,
         remote: Address,
-        p: tuple[Any, ...],
+        p: TcpParsed,
         payload: memoryview,
         now: float,
     ) -> bool:
         """Complete a handshake from a cookie; True if the ACK carried a valid one."""
+        _, _, _, seq, ack, _, flags, _, _, _, _, _, _, _, _, _ = p
         cookies = self.cookies
-        if now - listener._cookies_at > cookies.period * (cookies.max_age + 1):
+        if not listener.cookies_sent_since(now - cookies.period * (cookies.max_age + 1)):
             return False  # no cookies sent lately: do not let blind ACKs guess one
-        mss = cookies.validate(now, local[0], local[1], remote[0], remote[1], p[3], p[4])
+        mss = cookies.validate(now, local[0], local[1], remote[0], remote[1], seq, ack)
         if mss is None:
             self._stats.tcp_syn_cookies_invalid += 1
             return False
-        if len(listener._queue) >= listener.backlog or len(self._table) >= self.config.max_connections:
+        if listener.full or len(self._table) >= self.config.max_connections:
             self._stats.tcp_listen_overflow += 1
             return True  # dropped: the client retransmits or times out
-        route = self.iface.route(remote[0])
+        route = self._node.route_to(remote[0], local[0])
         if route is None:
             return True
         self._stats.tcp_syn_cookies_valid += 1
-        conn = TcpConnection(self, local, remote, route[0], now, listener)
+        conn = TcpConnection(self, route, local, remote, now, listener)
         self._add(conn)
         conn.cookie_open(p, mss, now)
-        if payload or p[6] & FIN:
+        if payload or flags & FIN:
             conn.input(p, payload, now)
         self._dirty[conn] = None
         return True
 
-    def _reset_reply(self, local_ip: bytes, remote_ip: bytes, p: tuple[Any, ...], length: int, now: float) -> None:
+    def _reset_reply(self, local_ip: bytes, remote_ip: bytes, p: TcpParsed, length: int, now: float) -> None:
         """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST."""
-        flags = p[6]
-        if flags & RST or not self.iface.is_unicast(remote_ip):
+        _, sport, dport, seq, ack, _, flags, _, _, _, _, _, _, _, _, _ = p
+        if flags & RST or not self._node.is_unicast(remote_ip):
             return
-        local = (local_ip, p[2])
-        remote = (remote_ip, p[1])
+        local = (local_ip, dport)
+        remote = (remote_ip, sport)
         if flags & ACK:
-            self.send_reset(local, remote, p[4], 0, RST, now)
+            self._reset_to(local, remote, ack, 0, RST, now)
         else:
             seglen = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-            self.send_reset(local, remote, 0, (p[3] + seglen) & 0xFFFFFFFF, RST | ACK, now)
+            self._reset_to(local, remote, 0, seq_add(seq, seglen), RST | ACK, now)
 
-    def _send_bare(
-        self, local: Address, remote: Address, seq: int, ack: int, flags: int, window: int, options: bytes, now: float
-    ) -> None:
-        """A segment that belongs to no connection (RSTs, cookie SYN-ACKs)."""
-        iface = self.iface
-        route = iface.route(remote[0])
+    def _reset_to(self, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float) -> None:
+        """A RST for a segment that no connection owns: routed here, from the address it came to."""
+        route = self._node.route_to(remote[0], local[0])
         if route is None:
             self._stats.ipv4_no_route += 1
             return
-        frame = bytearray(54 + len(options))
-        build_ipv4_tcp(
-            frame,
-            0,
-            _ZERO_MAC,
-            iface.mac,
-            local[0],
-            remote[0],
-            iface.next_ident(),
-            iface.config.ttl,
-            local[1],
-            remote[1],
-            seq,
-            ack,
-            flags,
-            window,
-            0,
-            options,
-            b"",
-        )
-        iface.transmit(frame, route[0], local[0], now)
+        self.send_reset(route, local, remote, seq, ack, flags, now)
+
+    def _send_bare(
+        self,
+        route: Route,
+        local: Address,
+        remote: Address,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes,
+        now: float,
+    ) -> None:
+        """A segment that belongs to no connection state (RSTs, cookie SYN-ACKs)."""
+        frame = bytearray(route.headroom + 20 + len(options))
+        route.send_tcp(frame, local[1], remote[1], seq, ack, flags, window, options, b"", CSUM_FULL, now)
         self._stats.tcp_tx_segments += 1
 
 
 def _flow_key(conn: TcpConnection) -> int:
     """The key `rx_ipv4_tcp` computes for the connection's incoming segments."""
     return (int.from_bytes(conn.remote[0], "big") << 32) | (conn.remote[1] << 16) | conn.local[1]
-
-
-def _fmt(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)

@@ -15,9 +15,11 @@ RCV.NXT advances, which also discards anything left behind it.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from heapq import nlargest
 
 from usernet.stack.tcp.buffers import UNUSED
+from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
 class Reassembly:
@@ -72,7 +74,7 @@ class Reassembly:
         starts = self._starts
         ends = self._ends
         if starts:
-            s = self._ref_pos + ((seq - self._ref_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            s = seq_unwrap(seq, self._ref_seq, self._ref_pos)
         else:
             self._ref_seq = seq
             self._ref_pos = s = 0
@@ -171,7 +173,7 @@ class Reassembly:
         if not starts:
             return b"", rcv_nxt
         ends = self._ends
-        p = self._ref_pos + ((rcv_nxt - self._ref_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        p = seq_unwrap(rcv_nxt, self._ref_seq, self._ref_pos)
         k = 0
         while k < len(starts) and ends[k] <= p:
             self.held -= ends[k] - starts[k]
@@ -186,7 +188,7 @@ class Reassembly:
         self.held -= ends[0] - starts[0]
         end = ends[0]
         del starts[0], ends[0], self._data[0], self._stamps[0]
-        new_nxt = (rcv_nxt + end - p) & 0xFFFFFFFF
+        new_nxt = seq_add(rcv_nxt, end - p)
         self._ref_seq = new_nxt
         self._ref_pos = end
         return buf, new_nxt
@@ -203,6 +205,7 @@ class Reassembly:
         count = len(starts)
         if not count or max_blocks <= 0:
             return []
+        order: Iterable[int]
         if most_recent_first:
             stamps = self._stamps
             order = nlargest(max_blocks, range(count), key=stamps.__getitem__)
@@ -210,4 +213,4 @@ class Reassembly:
             order = range(min(count, max_blocks))
         ends = self._ends
         base = self._ref_seq - self._ref_pos
-        return [((base + starts[i]) & 0xFFFFFFFF, (base + ends[i]) & 0xFFFFFFFF) for i in order]
+        return [(seq_add(base, starts[i]), seq_add(base, ends[i])) for i in order]

@@ -29,6 +29,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from usernet.stack.tcp.buffers import UNUSED
+from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
 class Scoreboard:
@@ -77,10 +78,10 @@ class Scoreboard:
         self._recovery_point: int | None = None
 
     def _pos(self, seq: int) -> int:
-        return self._una + ((seq - self._una_seq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return seq_unwrap(seq, self._una_seq, self._una)
 
     def _seq(self, pos: int) -> int:
-        return (self._una_seq + pos - self._una) & 0xFFFFFFFF
+        return seq_add(self._una_seq, pos - self._una)
 
     @property
     def recovery_point(self) -> int | None:
@@ -99,7 +100,7 @@ class Scoreboard:
 
     def blocks(self) -> list[tuple[int, int]]:
         """The SACKed ranges as (left, right) sequence numbers, lowest first."""
-        return [(self._seq(s), self._seq(e)) for s, e in zip(self._starts, self._ends)]
+        return [(self._seq(s), self._seq(e)) for s, e in zip(self._starts, self._ends, strict=True)]
 
     def update(self, snd_una: int, snd_max: int, sack_blocks: Iterable[tuple[int, int]]) -> int:
         """Take in one ACK; return how many bytes it SACKed for the first time.
@@ -108,13 +109,12 @@ class Scoreboard:
         ("contains SACK blocks that cover previously unSACKed data"). An ACK that moves
         SND.UNA backwards is old and moves nothing.
         """
-        # _pos() inlined: this runs for every ACK of every connection that negotiated SACK.
         una = self._una
         useq = self._una_seq
-        mx = una + ((snd_max - useq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        mx = seq_unwrap(snd_max, useq, una)
         if mx > self._max:
             self._max = mx
-        new_una = una + ((snd_una - useq + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        new_una = seq_unwrap(snd_una, useq, una)
         if new_una > una:
             if new_una > self._max:
                 self._max = new_una
@@ -128,7 +128,7 @@ class Scoreboard:
         una = self._una
         mx = self._max
         useq = self._una_seq
-        off = una - 0x80000000  # _pos() inlined, as it runs for every block of every ACK
+        off = una - 0x80000000  # seq_unwrap() inlined, as it runs for every block of every ACK
         for left, right in sack_blocks:
             lo = off + ((left - useq + 0x80000000) & 0xFFFFFFFF)
             hi = off + ((right - useq + 0x80000000) & 0xFFFFFFFF)

@@ -1,7 +1,8 @@
 """Sequence-number arithmetic modulo 2**32 (RFC 9293 §3.4).
 
-These run on every segment, so each is one expression with literal constants (a literal
-is a constant load; a module global is a dictionary lookup).
+The TCP engine does its sequence arithmetic through these. Each is one expression with
+literal constants (a literal is a constant load; a module global is a dictionary lookup),
+so a call costs the call and nothing more; docs/performance.md has what that costs.
 
 Ordering follows Linux's `before()`/`after()`: `a` precedes `b` when the signed 32-bit
 difference `a - b` is negative. `seq_lt` and `seq_ge` are exact complements and
@@ -42,6 +43,11 @@ def seq_ge(a: int, b: int) -> bool:
 def seq_add(a: int, n: int) -> int:
     """a + n wrapped to 32 bits (n may be negative)."""
     return (a + n) & 0xFFFFFFFF
+
+
+def seq_offset(a: int, base: int) -> int:
+    """How far `a` lies past `base`, in [0, 2**32): an offset into a window or buffer starting at `base`."""
+    return (a - base) & 0xFFFFFFFF
 
 
 def seq_sub(a: int, b: int) -> int:

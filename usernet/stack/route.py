@@ -1,0 +1,146 @@
+"""The egress seam: what a socket needs to send to one destination, handed out by the interface.
+
+A connection or socket asks its interface once for a `Route` to its peer and keeps it,
+the way Linux caches a `dst_entry` in a socket. The route holds everything below the
+transport header: the next hop and source address, the link-layer header (or none on an
+IP-only link), the IP header template, the ident counter, the MTU and the offloads the
+link offers. TCP and UDP hand it their own header's fields only (`send_tcp`, `send_udp`);
+`native.build_tcp`/`build_udp` put the route's two templates in front of that header in
+the same C call, so the transport code is the same whatever the encapsulation
+(Ethernet+IPv4 today; Ethernet+IPv6 and bare IP are another template and `deliver`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from usernet.native import CSUM_FULL, BytesLike, build_tcp, build_udp
+from usernet.wire import emit_ipv4_header
+
+# How a built frame leaves: (frame, next hop, source address, now) -> None. On Ethernet it
+# resolves the next hop's MAC into bytes 0-5 (ARP) and queues the frame.
+Deliver = Callable[[bytearray, bytes, bytes, float], None]
+
+IPV4_HEADER = 20
+TCP_HEADER = 20
+
+
+def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
+    """An IPv4 header with DF set whose length, ident, protocol and checksum the builder fills."""
+    return bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src + dst
+
+
+class Route:
+    """One destination as seen from one source address: templates, limits and the way out.
+
+    Routes never change while the interface lives (its addresses, gateway and MTU are
+    fixed), so a socket may keep one for its whole life. The MSS a TCP connection may
+    offer or send follows from `mtu` and the header sizes here, not from constants in TCP.
+    """
+
+    __slots__ = (
+        "_deliver",
+        "_ident",
+        "destination",
+        "headroom",
+        "ip_header",
+        "link_header",
+        "mss",
+        "mtu",
+        "next_hop",
+        "source",
+        "tso_max",
+        "ttl",
+        "tx_checksum_partial",
+    )
+
+    def __init__(
+        self,
+        destination: bytes,
+        source: bytes,
+        next_hop: bytes,
+        link_header: bytes,
+        ttl: int,
+        mtu: int,
+        deliver: Deliver,
+        tx_checksum_partial: bool = False,
+        tso_max: int = 0,
+    ) -> None:
+        self.destination = destination
+        self.source = source
+        self.next_hop = next_hop
+        self.link_header = link_header
+        self.ttl = ttl
+        self.ip_header = ipv4_template(source, destination, ttl)
+        self.headroom = len(link_header) + IPV4_HEADER
+        self.mtu = mtu
+        self.mss = mtu - IPV4_HEADER - TCP_HEADER
+        self.tx_checksum_partial = tx_checksum_partial
+        self.tso_max = tso_max
+        self._deliver = deliver
+        self._ident = 0
+
+    def __repr__(self) -> str:
+        ends = f"{format_ip(self.source)} -> {format_ip(self.destination)}"
+        return f"<Route {ends} via {format_ip(self.next_hop)} mtu {self.mtu}>"
+
+    def send_tcp(
+        self,
+        frame: bytearray,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes,
+        payload: BytesLike,
+        csum_mode: int,
+        now: float,
+    ) -> None:
+        """Build a TCP segment with these header fields into `frame` (`headroom` + its length) and send it.
+
+        The ident counter is this route's (RFC 6864: unique per source, destination and
+        protocol is enough, and with DF set any value is).
+        """
+        ident = self._ident = (self._ident + 1) & 0xFFFF
+        build_tcp(
+            frame,
+            self.link_header,
+            self.ip_header,
+            ident,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            0,
+            options,
+            payload,
+            csum_mode,
+        )
+        self._deliver(frame, self.next_hop, self.source, now)
+
+    def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
+        """Build a UDP datagram with both checksums in one C call and send it."""
+        ident = self._ident = (self._ident + 1) & 0xFFFF
+        frame = bytearray(self.headroom + 8 + len(payload))
+        build_udp(frame, self.link_header, self.ip_header, ident, sport, dport, payload, CSUM_FULL)
+        self._deliver(frame, self.next_hop, self.source, now)
+
+    def send_datagram(self, frame: bytearray, protocol: int, l4_length: int, now: float) -> None:
+        """Fill the headers in front of an L4 message already written at `headroom`, and send it.
+
+        For messages not built by one C call (ICMP): the cold path, so plain Python.
+        """
+        link = len(self.link_header)
+        ident = self._ident = (self._ident + 1) & 0xFFFF
+        frame[:link] = self.link_header
+        emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
+        self._deliver(frame, self.next_hop, self.source, now)
+
+
+def format_ip(addr: bytes) -> str:
+    """An IPv4 address for messages and reprs: dotted quad, no ipaddress object on the way."""
+    return ".".join(str(b) for b in addr)

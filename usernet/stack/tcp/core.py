@@ -1,0 +1,263 @@
+"""A TCP connection's state, and the few moves every other part of it makes: changing state,
+telling the user, aborting.
+
+`TcpConnection` is built in layers, one module per concern, each a class deriving from the
+one below: this core (state, transitions), `output` (segments, retransmission), `timers`,
+`input` (segment arrival, RFC 9293 §3.10.7) and `connection` (the user's calls, options,
+statistics). They share one object and one set of slots, so the hot path reads plain
+attributes as before the split; docs/architecture.md says why mixins and not helper objects.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from usernet.stack.route import Route
+from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
+from usernet.stack.tcp.congestion import CongestionControl, NewReno
+from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
+from usernet.stack.tcp.reassembly import Reassembly
+from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
+from usernet.stack.tcp.scoreboard import Scoreboard
+from usernet.stack.tcp.states import Event, State, transition
+from usernet.wire.tcp import ACK, RST
+
+DEFAULT_MSS = 536  # RFC 9293 §3.7.1, when the peer sends no MSS option
+
+CLOSED = State.CLOSED
+LISTEN = State.LISTEN
+SYN_SENT = State.SYN_SENT
+SYN_RECEIVED = State.SYN_RECEIVED
+ESTABLISHED = State.ESTABLISHED
+FIN_WAIT_1 = State.FIN_WAIT_1
+FIN_WAIT_2 = State.FIN_WAIT_2
+CLOSE_WAIT = State.CLOSE_WAIT
+CLOSING = State.CLOSING
+LAST_ACK = State.LAST_ACK
+TIME_WAIT = State.TIME_WAIT
+
+# Where the user may still queue data, where data goes out, where data is taken in.
+CAN_SEND = frozenset((SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT))
+SENDS_DATA = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
+TAKES_DATA = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+KEEPS_ALIVE = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
+
+
+def os_error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+class ConnectionCore:
+    """A connection's whole state. Sequence numbers are 32-bit ints compared mod 2**32.
+
+    `snd_nxt` is where the next transmission starts; `snd_max` the highest sequence
+    number sent so far. They differ after a retransmission timeout, when sending
+    starts over from SND.UNA (go-back-N) up to SND.MAX.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_ack_now",
+        "_ack_pending",
+        "_cc",
+        "_cfg",
+        "_close_at",
+        "_delack_at",
+        "_dupacks",
+        "_fin_seq",
+        "_ka_probes",
+        "_keepalive_at",
+        "_last_ack_sent",
+        "_last_oow",
+        "_last_rx",
+        "_mss",
+        "_mss_limit",
+        "_nr_recovery",
+        "_ooo",
+        "_owner",
+        "_peer_fin",
+        "_peer_fin_at",
+        "_persist_at",
+        "_probes",
+        "_rcv_adv",
+        "_rcv_mss",
+        "_rcv_wscale",
+        "_read_since_output",
+        "_recover",
+        "_recv",
+        "_retries",
+        "_route",
+        "_rto_at",
+        "_rto_tsval",
+        "_rtt_seq",
+        "_rtt_time",
+        "_rtx_start",
+        "_sack_ok",
+        "_sb",
+        "_send",
+        "_send_blocked",
+        "_snd_mss",
+        "_snd_sml",
+        "_snd_wscale",
+        "_soft_error",
+        "_stats",
+        "_syn_retransmitted",
+        "_syn_window",
+        "_ts_ok",
+        "_ts_recent",
+        "_ts_recent_at",
+        "_tsclock",
+        "_unacked",
+        "_user_closed",
+        "bytes_received",
+        "bytes_sent",
+        "error",
+        "irs",
+        "iss",
+        "keepalive",
+        "keepcnt",
+        "keepidle",
+        "keepintvl",
+        "key",
+        "listener",
+        "local",
+        "max_sndwnd",
+        "nodelay",
+        "rcv_nxt",
+        "remote",
+        "retransmits",
+        "rtt",
+        "segs_in",
+        "segs_out",
+        "snd_max",
+        "snd_nxt",
+        "snd_una",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "state",
+        "user_timeout",
+    )
+
+    def __init__(
+        self,
+        owner: ConnectionOwner[Any],
+        route: Route,
+        local: Address,
+        remote: Address,
+        now: float,
+        listener: AcceptQueue[Any] | None = None,
+    ) -> None:
+        # The owner and the listener are typed for any connection class: their methods take
+        # the full TcpConnection, which derives from this core (see owner.py).
+        cfg = owner.config
+        self._owner = owner
+        self._route = route
+        self._stats = owner.counters
+        self._cfg = cfg
+        self.local = local
+        self.remote = remote
+        self.key = (local[0], local[1], remote[0], remote[1])
+        self.listener = listener
+        self.state = LISTEN if listener is not None else CLOSED
+        self.error: OSError | None = None
+        self._soft_error = 0
+        self.nodelay = cfg.nodelay
+        self.keepalive = cfg.keepalive
+        self.keepidle = cfg.keepalive_idle
+        self.keepintvl = cfg.keepalive_interval
+        self.keepcnt = cfg.keepalive_count
+        self.user_timeout = cfg.user_timeout
+        self._send = SendBuffer(cfg.sndbuf)
+        self._recv = ReceiveBuffer(cfg.rcvbuf)
+        self._ooo = Reassembly(cfg.rcvbuf)
+        isn = owner.isn_source
+        self.iss = iss = isn.isn(now, *self.key)
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = self.snd_wl2 = 0
+        self.max_sndwnd = 0
+        self.irs = 0
+        self.rcv_nxt = 0
+        self._rcv_adv = 0
+        self._last_ack_sent = 0
+        self._syn_window = min(cfg.rcvbuf, 65535)
+        self._mss_limit = min(cfg.mss or 65495, route.mss)
+        self._snd_mss = DEFAULT_MSS
+        self._mss = DEFAULT_MSS
+        self._rcv_mss = DEFAULT_MSS
+        self._snd_wscale = 0
+        self._rcv_wscale = 0
+        self._sack_ok = False
+        self._ts_ok = False
+        self._ts_recent = 0
+        self._ts_recent_at = 0.0
+        self._tsclock = TimestampClock(offset=isn.ts_offset(*self.key))
+        self.rtt = RttEstimator(rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial)
+        self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
+        self._sb: Scoreboard | None = None
+        self._dupacks = 0
+        self._recover = iss
+        self._nr_recovery = False
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._retries = 0
+        self._rtx_start: float | None = None
+        self._rto_tsval: int | None = None  # TSval when the RTO last fired: older echoes are ambiguous
+        self._fin_seq: int | None = None
+        self._peer_fin = False
+        self._peer_fin_at: int | None = None
+        self._user_closed = False
+        self._ack_pending = False
+        self._ack_now = False
+        self._read_since_output = False
+        self._unacked = 0
+        self._last_oow = -math.inf
+        self._snd_sml = iss
+        self._send_blocked = False
+        self._probes = 0
+        self._ka_probes = 0
+        self._last_rx = now
+        self._rto_at: float | None = None
+        self._persist_at: float | None = None
+        self._delack_at: float | None = None
+        self._keepalive_at: float | None = None
+        self._close_at: float | None = None
+        self.segs_in = 0
+        self.segs_out = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.retransmits = 0
+        self._syn_retransmitted = False
+
+    def _set_state(self, new: State, event: Event, now: float) -> None:
+        """The one way to change state: `states.transition` checks (state, event) -> new against the table."""
+        transition(self.state, event, new)
+        self.state = new
+        if new == CLOSED:
+            self._rto_at = self._persist_at = self._delack_at = self._keepalive_at = self._close_at = None
+            self._ack_now = self._ack_pending = False
+            self._owner.forget(self)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Tell the user side; connections not yet accepted are the listener's business."""
+        if self.listener is None:
+            self._owner.wake(self)
+
+    def _send_reset(self, seq: int, ack: int, flags: int, now: float) -> None:
+        self._owner.send_reset(self._route, self.local, self.remote, seq, ack, flags, now)
+
+    def _reset(self, now: float) -> None:
+        """Abort with a RST to the peer (close with unread data, abort, data after close)."""
+        self._send_reset(self.snd_nxt, self.rcv_nxt, RST | ACK, now)
+        self._set_state(CLOSED, Event.ABORT, now)
+
+    def _fail(self, code: int, event: Event, now: float, send_rst: bool) -> None:
+        """Close with an error for the user (`code`), after `event`; a RST tells the peer when asked."""
+        if send_rst:
+            self._send_reset(self.snd_nxt, self.rcv_nxt, RST | ACK, now)
+        self.error = os_error(code)
+        self._set_state(CLOSED, event, now)

@@ -1,0 +1,551 @@
+"""A connection's receiving side: opening handshakes and SEGMENT ARRIVES (RFC 9293 §3.10.7).
+
+A segment comes in as `native.tcp_parse`'s tuple, unpacked once into named locals at
+`input`; the functions below get the fields they need by name. Header prediction
+(`_fast_path`) takes the next in-order segment or a pure ACK of new data in a few
+comparisons; everything else takes the full processing.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from usernet.native import TcpParsed
+from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
+from usernet.stack.tcp.core import (
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    DEFAULT_MSS,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TAKES_DATA,
+    TIME_WAIT,
+)
+from usernet.stack.tcp.scoreboard import Scoreboard
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_offset, seq_sub
+from usernet.stack.tcp.states import Event
+from usernet.stack.tcp.timers import ConnectionTimers
+from usernet.wire.tcp import ACK, FIN, RST, SYN, URG
+
+_PAWS_IDLE = 24 * 86400.0  # RFC 7323 §5.5: ts_recent older than 24 days is invalid
+# Where header prediction applies: no FIN of ours waits for its ACK, so an ACK changes no state.
+_FAST = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
+_FAST_FLAGS = URG | ACK | RST | SYN | FIN  # of these, a predicted segment has ACK alone (PSH may be set)
+SackBlocks = tuple[tuple[int, int], ...]
+
+
+class ConnectionInput(ConnectionTimers):
+    """Handshakes and segment arrival."""
+
+    __slots__ = ()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def active_open(self, now: float) -> None:
+        self._set_state(SYN_SENT, Event.CONNECT, now)
+        self._stats.tcp_active_opens += 1
+
+    def passive_open(self, p: TcpParsed, now: float) -> None:
+        """Take a listener's SYN: options, the peer's ISN; the SYN-ACK goes at the next flush."""
+        _, _, _, seq, _, _, _, window, _, _, mss, wscale, sack_permitted, tsval, _, _ = p
+        self.irs = seq
+        self.rcv_nxt = seq_add(seq, 1)
+        self._take_syn_options(mss, wscale, sack_permitted, tsval, now)
+        self.snd_wnd = window
+        self.snd_wl1 = seq
+        self._set_state(SYN_RECEIVED, Event.SYN, now)
+        self._stats.tcp_passive_opens += 1
+
+    def cookie_open(self, p: TcpParsed, mss: int, now: float) -> None:
+        """Finish a handshake answered with a SYN cookie: the final ACK is all that is known."""
+        _, _, _, seq, ack, _, _, window, _, _, _, _, _, _, _, _ = p
+        self.iss = seq_add(ack, -1)
+        self.snd_una = self.snd_nxt = self.snd_max = self._recover = self._snd_sml = ack
+        self.irs = seq_add(seq, -1)
+        self.rcv_nxt = self._last_ack_sent = seq
+        self._rcv_adv = seq_add(seq, self._syn_window)
+        self._snd_mss = min(mss, self._mss_limit)
+        self._mss = self._snd_mss
+        self.snd_wnd = self.max_sndwnd = window
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        self._stats.tcp_passive_opens += 1
+        self._establish(Event.COOKIE_ACK, now)
+
+    def _take_syn_options(self, mss: int, wscale: int, sack_permitted: int, tsval: int, now: float) -> None:
+        cfg = self._cfg
+        if mss <= 0:
+            mss = DEFAULT_MSS
+        self._snd_mss = mss if mss < self._mss_limit else self._mss_limit
+        if wscale >= 0:  # window scaling only when both sides send the option (RFC 7323 §2.2)
+            self._snd_wscale = wscale if wscale <= 14 else 14
+            self._rcv_wscale = cfg.window_scale
+        self._sack_ok = bool(sack_permitted) and cfg.sack
+        self._ts_ok = tsval >= 0 and cfg.timestamps
+        if self._ts_ok:
+            self._ts_recent = tsval
+            self._ts_recent_at = now
+        self._mss = self._snd_mss - 12 if self._ts_ok else self._snd_mss
+        self._rcv_mss = self._mss
+
+    def _establish(self, event: Event, now: float) -> None:
+        cfg = self._cfg
+        mss = self._mss
+        cc: CongestionControl = (
+            Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(mss, cfg.initial_window)
+        )
+        if self._syn_retransmitted:
+            cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
+        self._cc = cc
+        if self._sack_ok:
+            self._sb = Scoreboard(mss, self.snd_una)
+        self._recover = self.snd_una
+        self._retries = 0
+        self._rtx_start = None
+        self._rto_at = None
+        self.rtt.reset_backoff()
+        self._set_state(ESTABLISHED, event, now)
+        if self.keepalive:
+            self._keepalive_at = now + self.keepidle
+        listener = self.listener
+        if listener is not None:
+            listener.established(self)
+        else:
+            self._wake()
+        if self._fin_seq is not None:  # shutdown() came before the handshake completed
+            self._set_state(FIN_WAIT_1, Event.CLOSE, now)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def input(self, p: TcpParsed, payload: memoryview, now: float) -> None:
+        """SEGMENT ARRIVES (RFC 9293 §3.10.7); `p` is `native.tcp_parse`'s tuple."""
+        _, _, _, seq, ack, _, flags, window, _, _, _, _, _, tsval, tsecr, sack = p
+        self.segs_in += 1
+        self._last_rx = now
+        state = self.state
+        if (
+            state in _FAST
+            and flags & _FAST_FLAGS == ACK
+            and seq == self.rcv_nxt
+            and self._fast_path(seq, ack, window, tsval, tsecr, sack, payload, now)
+        ):
+            return
+        if state == SYN_SENT:
+            self._input_syn_sent(p, now)
+            return
+        if state in (CLOSED, LISTEN):
+            return
+        stats = self._stats
+        # RST (RFC 5961 §3): exact match resets, in-window earns a challenge ACK.
+        if flags & RST:
+            stats.tcp_rst_received += 1
+            if seq == self.rcv_nxt:
+                self._on_reset(now)
+            elif self._seq_in_window(seq):
+                self._challenge_ack(now)
+            return
+        # PAWS (RFC 7323 §5)
+        if self._ts_ok and tsval >= 0 and seq_lt(tsval, self._ts_recent) and now - self._ts_recent_at <= _PAWS_IDLE:
+            stats.tcp_paws_rejected += 1
+            self._oow_ack(len(payload) == 0, now)
+            return
+        if flags & SYN:
+            if state == SYN_RECEIVED and seq == self.irs:
+                if flags & ACK and ack == seq_add(self.iss, 1):  # simultaneous open: their SYN-ACK
+                    self._ack_syn(seq, ack, flags, window, tsecr, Event.SYN_ACK, now)
+                    self._ack_now = True
+                else:
+                    self.snd_nxt = self.iss  # a retransmitted SYN: send the SYN-ACK again
+                return
+            self._challenge_ack(now)  # RFC 5961 §4: any SYN in a synchronized state
+            return
+        # Sequence acceptability (RFC 9293 §3.10.7.4), then trimming to the window.
+        rcv_nxt = self.rcv_nxt
+        n = len(payload)
+        fin = flags & FIN
+        seglen = n + (1 if fin else 0)
+        wnd = max(seq_sub(self._rcv_adv, rcv_nxt), 0)
+        off = seq_offset(seq, rcv_nxt)
+        if seglen == 0:
+            # Linux's test (tcp_sequence): an empty segment AT the right edge is acceptable. A peer
+            # that filled our window sends its pure ACKs from there; RFC 9293's strict "< edge"
+            # would drop every one of them while our window is full, and the ACKs they carry.
+            ok = off <= wnd
+        else:
+            ok = wnd > 0 and (off < wnd or seq_offset(seq_add(seq, seglen - 1), rcv_nxt) < wnd)
+        if not ok:
+            if wnd == 0 and off == 0 and flags & ACK:
+                payload = payload[:0]  # zero window: still take the ACK (RFC 9293 §3.10.7.4)
+                fin = 0
+                n = 0
+                stats.tcp_rcv_overflow += 1
+                self._ack_now = True
+            else:
+                stats.tcp_out_of_window += 1
+                if state == TIME_WAIT and fin:
+                    self._close_at = now + 2 * self._cfg.msl
+                self._oow_ack(seglen == 0, now)
+                return
+        if seq_lt(seq, rcv_nxt):  # starts before RCV.NXT: cut what we already have
+            cut = seq_offset(rcv_nxt, seq)
+            payload = payload[cut:]
+            n -= cut
+            seq = rcv_nxt
+        keep = wnd - seq_offset(seq, rcv_nxt)
+        if n > keep:
+            payload = payload[:keep]
+            n = keep
+            fin = 0
+            stats.tcp_rcv_overflow += 1
+        if self._ts_ok and tsval >= 0 and seq_ge(self._last_ack_sent, seq):
+            self._ts_recent = tsval
+            self._ts_recent_at = now
+        if not flags & ACK:
+            return
+        if state == SYN_RECEIVED:
+            if 0 < seq_offset(ack, self.snd_una) <= seq_offset(self.snd_max, self.snd_una):
+                self._ack_syn(seq, ack, flags, window, tsecr, Event.ACK, now)
+            else:
+                self._send_reset(ack, 0, RST, now)
+                return
+        elif not self._on_ack(seq, ack, flags, window, tsecr, sack, n, now):
+            return
+        state = self.state
+        if state == CLOSED:
+            return
+        if self._fin_seq is not None and seq_gt(self.snd_una, self._fin_seq):
+            if state == FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2, Event.ACK, now)
+                if self._user_closed:
+                    self._close_at = now + self._cfg.fin_timeout
+            elif state == CLOSING:
+                self._enter_time_wait(Event.ACK, now)
+                return
+            elif state == LAST_ACK:
+                self._set_state(CLOSED, Event.ACK, now)
+                return
+        state = self.state
+        if n:
+            if state not in TAKES_DATA:
+                return
+            if self._user_closed:  # data for a closed socket: nobody will read it (Linux resets)
+                self._reset(now)
+                return
+            self._take_data(seq, payload, now)
+        if fin:
+            end = seq_add(seq, n)
+            if end == self.rcv_nxt:
+                self._on_fin(now)
+            else:
+                self._peer_fin_at = end
+                self._ack_now = True
+
+    def _fast_path(
+        self,
+        seq: int,
+        ack: int,
+        window: int,
+        tsval: int,
+        tsecr: int,
+        sack: SackBlocks,
+        payload: memoryview,
+        now: float,
+    ) -> bool:
+        """Header prediction: the next in-order segment, a pure ACK of new data, or both at once.
+
+        What it skips is what cannot apply to such a segment: RST/SYN/FIN handling,
+        PAWS beyond one comparison, window trimming, duplicate-ACK counting, and state
+        changes (in these states only a FIN or an ACK of our FIN changes state).
+        """
+        if self._ts_ok and (tsval < 0 or seq_lt(tsval, self._ts_recent)):
+            return False
+        if (window << self._snd_wscale) != self.snd_wnd or self._dupacks or self._nr_recovery:
+            return False
+        una = self.snd_una
+        n = len(payload)
+        new_ack = ack != una
+        if new_ack:
+            # A pure ACK, or data that also acknowledges ours (request/response): new
+            # data acknowledged, no SACK news, and no FIN of ours whose ACK changes state.
+            if not 0 < seq_offset(ack, una) <= seq_offset(self.snd_max, una):
+                return False
+            if self._sb is not None and (sack or self._sb.in_recovery):
+                return False
+            if n and self._fin_seq is not None:
+                return False
+        elif not n:
+            return False
+        if n and (
+            self._ooo.held
+            or self._user_closed
+            or self.state == CLOSE_WAIT
+            or n > seq_offset(self._rcv_adv, self.rcv_nxt)
+        ):
+            return False
+        self._stats.tcp_fast_path += 1
+        if self._ts_ok and self.rcv_nxt == self._last_ack_sent:
+            self._ts_recent = tsval
+            self._ts_recent_at = now
+        if new_ack:
+            self._on_ack(seq, ack, ACK, window, tsecr, sack, n, now)
+        if n:
+            self._take_data(seq, payload, now)
+        return True
+
+    def _input_syn_sent(self, p: TcpParsed, now: float) -> None:
+        _, _, _, seq, ack, _, flags, window, _, _, mss, wscale, sack_permitted, tsval, tsecr, _ = p
+        if flags & ACK and not 0 < seq_offset(ack, self.iss) <= seq_offset(self.snd_max, self.iss):
+            if not flags & RST:
+                self._stats.tcp_bad_syn_ack += 1
+                self._send_reset(ack, 0, RST, now)
+            return
+        if flags & RST:
+            self._stats.tcp_rst_received += 1
+            if flags & ACK:
+                self._fail(errno.ECONNREFUSED, Event.RST, now, send_rst=False)
+            return
+        if not flags & SYN:
+            return
+        self.irs = seq
+        self.rcv_nxt = self._last_ack_sent = seq_add(seq, 1)
+        self._rcv_adv = seq_add(self.rcv_nxt, self._syn_window)
+        self._take_syn_options(mss, wscale, sack_permitted, tsval, now)
+        self.snd_wl1 = seq
+        if flags & ACK:
+            self._ack_syn(seq, ack, flags, window, tsecr, Event.SYN_ACK, now)
+            self.snd_wnd = self.max_sndwnd = window  # a SYN's window is never scaled
+            self._ack_now = True
+        else:
+            self.snd_wnd = self.max_sndwnd = window
+            self.snd_nxt = self.iss  # simultaneous open: our SYN again, now with an ACK
+            self._set_state(SYN_RECEIVED, Event.SYN, now)
+
+    def _ack_syn(self, seq: int, ack: int, flags: int, window: int, tsecr: int, event: Event, now: float) -> None:
+        """The peer acknowledged our SYN: take the RTT sample and become ESTABLISHED."""
+        if self._ts_ok and tsecr > 0:
+            rtt = self._tsclock.rtt(now, tsecr)
+            if rtt is not None:
+                self.rtt.sample(rtt)
+        elif not self._syn_retransmitted and self._rtt_seq is not None:
+            self.rtt.sample(now - self._rtt_time)
+        self._rtt_seq = None
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if not flags & SYN:
+            self.snd_wnd = self.max_sndwnd = window << self._snd_wscale
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        self._establish(event, now)
+
+    def _on_ack(
+        self, seq: int, ack: int, flags: int, window: int, tsecr: int, sack: SackBlocks, n: int, now: float
+    ) -> bool:
+        """Process SEG.ACK in a synchronized state; False when the segment must be dropped."""
+        una = self.snd_una
+        snd_max = self.snd_max
+        acked = seq_offset(ack, una)
+        outstanding = seq_offset(snd_max, una)
+        wnd = window << self._snd_wscale
+        sb = self._sb
+        if 0 < acked <= outstanding:
+            cc = self._cc
+            if self._ts_ok and tsecr > 0:
+                rtt = None
+                if self._rto_tsval is None or seq_ge(tsecr, self._rto_tsval):
+                    rtt = self._tsclock.rtt(now, tsecr)
+                if rtt is not None:
+                    expected = -(-outstanding // (2 * self._mss))
+                    self.rtt.sample(rtt, expected)
+            elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+                self.rtt.sample(now - self._rtt_time)
+                self._rtt_seq = None
+            send = self._send
+            data = acked if acked <= len(send) else len(send)
+            send.ack(data)
+            self.bytes_sent += data
+            self.snd_una = ack
+            if seq_lt(self.snd_nxt, ack):
+                self.snd_nxt = ack
+            self._retries = 0
+            self._rtx_start = None
+            self._probes = 0
+            if sb is not None:
+                sb.update(ack, snd_max, sack)
+                recovery_point = sb.recovery_point
+                if sb.in_recovery and recovery_point is not None and seq_ge(ack, recovery_point):
+                    sb.exit_recovery()
+                    cc.on_recovery_exit(now, seq_offset(snd_max, ack))
+                else:
+                    cc.on_ack(acked, now, self.rtt.srtt)
+            elif self._nr_recovery:
+                if seq_ge(ack, self._recover):
+                    self._nr_recovery = False
+                    cc.on_recovery_exit(now, seq_offset(snd_max, ack))
+                else:  # partial ACK (RFC 6582 §3.2 step 5): the next hole goes out at once
+                    cc.on_ack(acked, now, self.rtt.srtt)
+                    self._retransmit(ack, self._mss, now)
+            else:
+                cc.on_ack(acked, now, self.rtt.srtt)
+            self._dupacks = 0
+            self._rto_at = now + self.rtt.rto if ack != snd_max else None
+            if self._send_blocked and send.free:
+                self._send_blocked = False
+                self._wake()
+        elif acked == 0:
+            if n == 0 and outstanding and wnd == self.snd_wnd and not flags & FIN:
+                self._on_dupack(sack, now)
+            elif sb is not None and sack:
+                sb.update(una, snd_max, sack)
+        elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
+            self._stats.tcp_ack_unsent += 1
+            self._oow_ack(n == 0, now)
+            return False
+        elif seq_offset(una, ack) > self.max_sndwnd:  # RFC 5961 §5: too old to be real
+            self._stats.tcp_ack_too_old += 1
+            self._challenge_ack(now)
+            return False
+        wl1 = self.snd_wl1
+        # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
+        # a window update riding on new data acknowledged is never stale, even if its
+        # sequence number is behind SND.WL1 (a peer's pure ACKs sent from its right edge).
+        if 0 < acked <= outstanding or seq_lt(wl1, seq) or (wl1 == seq and seq_ge(ack, self.snd_wl2)):
+            if wnd != self.snd_wnd:
+                self.snd_wnd = wnd
+                if wnd > self.max_sndwnd:
+                    self.max_sndwnd = wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+        return True
+
+    def _on_dupack(self, sack: SackBlocks, now: float) -> None:
+        """A duplicate ACK (RFC 5681 §2): count it and maybe start loss recovery."""
+        self._dupacks += 1
+        una = self.snd_una
+        sb = self._sb
+        cc = self._cc
+        if sb is not None:
+            sb.update(una, self.snd_max, sack)
+            if sb.in_recovery:
+                return
+            rp = sb.recovery_point
+            if (self._dupacks >= 3 or sb.is_lost(una)) and (rp is None or seq_ge(una, rp)):
+                seq, n = sb.enter_recovery()
+                cc.enter_recovery(now, seq_offset(self.snd_max, una), True)
+                self._stats.tcp_fast_retransmits += 1
+                if n:
+                    self._retransmit(seq, n, now)
+            return
+        if self._nr_recovery:
+            cc.on_dupack()
+        elif self._dupacks == 3 and seq_ge(una, self._recover):
+            self._recover = self.snd_max
+            self._nr_recovery = True
+            cc.enter_recovery(now, seq_offset(self.snd_max, una), False)
+            self._stats.tcp_fast_retransmits += 1
+            self._retransmit(una, self._mss, now)
+
+    def _take_data(self, seq: int, payload: memoryview, now: float) -> None:
+        """In-window data: in order to the receive buffer, ahead of a hole to reassembly."""
+        n = len(payload)
+        if self._rcv_mss < n <= self._mss_limit:
+            # Learn the peer's segment size only from what can be one of its segments (as
+            # Linux's tcp_measure_rcv_mss): a run that GRO or the kernel's TSO joined is
+            # bigger than the MSS we offered, and counting it would delay every later ACK.
+            self._rcv_mss = n
+        if seq == self.rcv_nxt:
+            got = self._recv.append(payload)
+            rcv_nxt = seq_add(seq, got)
+            self.bytes_received += got
+            ooo = self._ooo
+            if ooo.held:
+                data, rcv_nxt = ooo.pop_ready(rcv_nxt)
+                if data:
+                    self._recv.append(data)
+                    self.bytes_received += len(data)
+                self._ack_now = True  # a hole filled (RFC 5681 §4.2)
+            self.rcv_nxt = rcv_nxt
+            if self._peer_fin_at is not None and self._peer_fin_at == rcv_nxt:
+                self._on_fin(now)
+            unacked = self._unacked + got
+            self._unacked = unacked
+            if unacked >= 2 * self._rcv_mss:
+                self._ack_now = True
+            else:
+                self._ack_pending = True
+                if self._delack_at is None:
+                    self._delack_at = now + self._cfg.delayed_ack
+            self._wake()
+        else:
+            self._stats.tcp_ofo_segments += 1
+            self._ooo.insert(seq, payload)
+            self._ack_now = True
+
+    def _on_fin(self, now: float) -> None:
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._peer_fin_at = None
+        self._peer_fin = True
+        self._ack_now = True
+        self._wake()
+        state = self.state
+        if state == ESTABLISHED:
+            self._set_state(CLOSE_WAIT, Event.FIN, now)
+        elif state == FIN_WAIT_1:  # ours is not acknowledged: input moves to FIN_WAIT_2 first when it is
+            self._set_state(CLOSING, Event.FIN, now)
+        elif state == FIN_WAIT_2:
+            self._enter_time_wait(Event.FIN, now)
+
+    def _on_reset(self, now: float) -> None:
+        state = self.state
+        if state == SYN_RECEIVED:
+            self._fail(errno.ECONNREFUSED, Event.RST, now, send_rst=False)
+        elif state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._fail(errno.ECONNRESET, Event.RST, now, send_rst=False)
+        else:
+            self._set_state(CLOSED, Event.RST, now)
+
+    def _seq_in_window(self, seq: int) -> bool:
+        wnd = seq_sub(self._rcv_adv, self.rcv_nxt)
+        return seq_offset(seq, self.rcv_nxt) < (wnd if wnd > 0 else 1)
+
+    def _enter_time_wait(self, event: Event, now: float) -> None:
+        self._set_state(TIME_WAIT, event, now)
+        self._close_at = now + 2 * self._cfg.msl
+        self._rto_at = self._persist_at = self._keepalive_at = None
+
+    def _oow_ack(self, limited: bool, now: float) -> None:
+        """ACK an unacceptable segment; pure ACKs earn at most one answer per interval (Linux)."""
+        if limited:
+            if now - self._last_oow < self._cfg.invalid_ack_interval:
+                return
+            self._last_oow = now
+        self._ack_now = True
+
+    def _challenge_ack(self, now: float) -> None:
+        if self._owner.challenge_allowed(now):
+            self._stats.tcp_challenge_acks += 1
+            self._emit(self.snd_max, ACK, b"", now)
+
+    def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> None:
+        """An ICMP error quoting one of our segments (RFC 5927 checks the quoted sequence)."""
+        if seq_offset(seq, self.snd_una) > seq_offset(self.snd_max, self.snd_una):
+            return
+        if mtu:
+            mss = mtu - (self._route.mtu - self._route.mss)
+            if 88 <= mss < self._snd_mss:
+                self._snd_mss = mss
+                self._mss = mss - 12 if self._ts_ok else mss
+                self._cc.smss = self._mss
+                self.snd_nxt = self.snd_una  # what was sent was too big: send it again smaller
+                self._owner.touch(self)
+            return
+        if self.state == SYN_SENT:
+            self._fail(code_errno, Event.ICMP_ERROR, now, send_rst=False)
+        else:
+            self._soft_error = code_errno

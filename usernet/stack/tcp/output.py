@@ -1,0 +1,328 @@
+"""A connection's sending side: segments from the send buffer, ACKs, retransmission, SACK recovery.
+
+`output` runs once per flush for every connection that changed: that is where user
+writes become segments and where a connection sends at most one ACK per batch of
+received frames. Every segment leaves through `_emit`, which writes the TCP header only
+and hands the route's link and IP templates to the one C call that builds the frame.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from usernet.native import CSUM_FULL, CSUM_PARTIAL
+from usernet.stack.tcp.core import SENDS_DATA, SYN_SENT, TAKES_DATA, ConnectionCore
+from usernet.stack.tcp.scoreboard import Scoreboard
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_lt, seq_offset, seq_sub
+from usernet.stack.tcp.states import State
+from usernet.wire.tcp import ACK, FIN, PSH, SYN, encode_tcp_options
+
+_TS_OPTION = struct.Struct("!BBBBII")  # NOP NOP kind=8 len=10 TSval TSecr
+_SACK_HEADER = struct.Struct("!BBBB")
+_EDGES = struct.Struct("!II")
+_TCP_HEADER = 20
+_HANDSHAKE = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
+_ENDED = frozenset((State.TIME_WAIT, State.CLOSED))  # only an ACK asked for goes out
+
+
+class OffloadFrame(bytearray):
+    """A TCP frame of more than one MSS whose checksum field holds only the pseudo-header
+    sum, for a link whose device cuts the payload into segments of `gso_size` bytes and
+    completes their checksums (LinkCapabilities.checksum_tx_partial and tso_max: TSO, or
+    software GSO). A frame of one segment is built whole and needs neither.
+
+    The MSS rides on the frame because frames wait in ARP's queue and the interface's
+    output list between the connection that knows it and the link that needs it.
+    """
+
+    __slots__ = ("gso_size",)
+
+    gso_size: int
+
+
+class ConnectionOutput(ConnectionCore):
+    """Turning the send buffer, FINs and pending ACKs into segments."""
+
+    __slots__ = ()
+
+    def output(self, now: float) -> None:
+        """Turn queued data, FINs and pending ACKs into segments; called at each flush."""
+        state = self.state
+        sent = False
+        if state in _HANDSHAKE:
+            if self.snd_nxt == self.iss:
+                self._emit(self.iss, SYN if state == SYN_SENT else SYN | ACK, b"", now)
+                self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+                if not self._syn_retransmitted and self._retries == 0:
+                    self._rtt_seq = self.snd_nxt
+                    self._rtt_time = now
+                if self._rto_at is None:
+                    self._rto_at = now + self.rtt.rto
+                sent = True
+        elif state in SENDS_DATA:
+            if self._ack_now and self._ooo.held and self._sack_ok:
+                self._emit(self.snd_max, ACK, b"", now)  # SACK blocks do not fit beside full data
+            sent = self._output_data(now)
+        if state in _ENDED:
+            if self._ack_now:
+                self._emit(self.snd_max, ACK, b"", now)
+            return
+        read, self._read_since_output = self._read_since_output, False
+        if not sent:
+            # A pure window update only after the user read, as Linux does: the window
+            # growing past the SYN-ACK's unscaled 65535 at the handshake is no reason to speak.
+            # A pure ACK carries SND.MAX, RFC 9293's SND.NXT: after an RTO rewinds snd_nxt
+            # for go-back-N, the peer may already hold data above it, and would drop an ACK
+            # whose sequence number lies below its window (both sides rewound: neither
+            # hears the other's ACKs, and the connection stalls for good).
+            if self._ack_now or (read and self._window_update_due()):
+                self._emit(self.snd_max, ACK, b"", now)
+            elif self._ack_pending and self._delack_at is None:
+                self._delack_at = now + self._cfg.delayed_ack
+
+    def _window_update_due(self) -> bool:
+        """After reads: tell the peer when the window at least doubled from a small one (Linux)."""
+        if self.state not in TAKES_DATA:
+            return False
+        cur = seq_offset(self._rcv_adv, self.rcv_nxt)
+        limit = self._recv.limit
+        if cur * 2 > limit:
+            return False
+        free = min(self._recv.free - self._ooo.held, 65535 << self._rcv_wscale)
+        return free >= 2 * cur and free - cur >= self._rcv_mss
+
+    def _output_data(self, now: float) -> bool:
+        sb = self._sb
+        if sb is not None and sb.in_recovery:
+            return self._output_sack_recovery(sb, now)
+        send = self._send
+        total = len(send)
+        una = self.snd_una
+        fin_seq = self._fin_seq
+        if total == seq_offset(self.snd_nxt, una) and (fin_seq is None or fin_seq != self.snd_nxt):
+            return False  # everything queued is sent (the common case at a flush after receiving)
+        mss = self._mss
+        wnd_end = seq_add(una, self.snd_wnd)
+        cc = self._cc
+        sent = False
+        seg_max = mss
+        batch = -1  # computed when first needed: most flushes send one segment that fits
+        route = self._route
+        tso_max = route.tso_max
+        if tso_max:
+            # Whole MSS per segment, as many as one IP packet holds beside the headers.
+            cap = tso_max - (route.mtu - route.mss) - (12 if self._ts_ok else 0)
+            seg_max = cap - cap % mss
+        while True:
+            nxt = self.snd_nxt
+            off = seq_offset(nxt, una)
+            remaining = total - off
+            if remaining <= 0:
+                if remaining == 0 and fin_seq is not None and nxt == fin_seq:
+                    self._transmit(nxt, b"", FIN | ACK, now)
+                    sent = True
+                break
+            room = seq_sub(wnd_end, nxt)
+            if room < 0:
+                room = 0
+            n = remaining if remaining < seg_max else seg_max
+            if room < n:
+                n = room
+            cw = cc.cwnd - off
+            if cw < n:
+                n = cw
+            if n <= 0:
+                break
+            retransmit = seq_lt(nxt, self.snd_max)
+            if n < remaining and tso_max:
+                if batch < 0:
+                    # With TSO a segment costs the same whatever its size: while data is in
+                    # flight, wait until a worthwhile share of the window is free rather than
+                    # sending each MSS an ACK frees (like Linux's tcp_tso_should_defer).
+                    batch = min(seg_max, 16 * mss, max(mss, min(cc.cwnd, self.snd_wnd) // 3))
+                if off and n < batch and not retransmit:
+                    break
+                if n > mss:
+                    n -= n % mss  # no runt in the middle of the stream
+            if n < mss and not retransmit:
+                if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
+                    if n < self.max_sndwnd // 2 or off:
+                        break
+                elif not self.nodelay and off and seq_ge(self._snd_sml, una) and fin_seq is None:
+                    break  # Nagle, Minshall's variant: one small segment unacknowledged at a time
+            self._send_new(n, now)
+            sent = True
+        if self.snd_una == self.snd_max and len(send) > seq_offset(self.snd_nxt, una) and self._persist_at is None:
+            self._persist_at = now + self.rtt.rto
+        return sent
+
+    def _send_new(self, n: int, now: float) -> None:
+        """Send `n` bytes at SND.NXT (new data, or data again after a timeout)."""
+        nxt = self.snd_nxt
+        off = seq_offset(nxt, self.snd_una)
+        send = self._send
+        payload = send.peek(off, n)
+        flags = ACK
+        if off + n == len(send):
+            flags = ACK | PSH
+            if self._fin_seq is not None:
+                flags = ACK | PSH | FIN
+        self._transmit(nxt, payload, flags, now)
+        if n % self._mss:  # the segment, or the last piece the device cuts from it, is small
+            self._snd_sml = seq_add(nxt, n)
+
+    def _transmit(self, seq: int, payload: bytes | memoryview, flags: int, now: float) -> None:
+        """Emit a data/FIN segment at `seq` and do the sender's bookkeeping."""
+        self._emit(seq, flags, payload, now)
+        end = seq_add(seq, len(payload) + (1 if flags & FIN else 0))
+        if seq_lt(seq, self.snd_max):
+            self.retransmits += 1
+            self._stats.tcp_retransmits += 1
+            self._rtt_seq = None  # Karn: no sample from what was sent twice
+        elif self._rtt_seq is None and not self._ts_ok:
+            self._rtt_seq = end
+            self._rtt_time = now
+        self.snd_nxt = end
+        if seq_ge(end, self.snd_max):
+            self.snd_max = end
+        if self._rto_at is None:
+            self._rto_at = now + self.rtt.rto
+        self._persist_at = None
+
+    def _retransmit(self, seq: int, n: int, now: float) -> None:
+        """Send [seq, seq+n) again without moving SND.NXT (fast retransmit, recovery)."""
+        off = seq_offset(seq, self.snd_una)
+        send = self._send
+        payload = send.peek(off, n)
+        flags = ACK
+        if off + len(payload) == len(send):
+            flags = ACK | PSH
+            fin = self._fin_seq
+            if fin is not None and len(payload) < n and seq_ge(self.snd_max, fin):
+                flags = ACK | PSH | FIN
+        if not payload and not flags & FIN:
+            return
+        self._emit(seq, flags, payload, now)
+        self.retransmits += 1
+        self._stats.tcp_retransmits += 1
+        self._rtt_seq = None
+        if self._rto_at is None:
+            self._rto_at = now + self.rtt.rto
+
+    def _output_sack_recovery(self, sb: Scoreboard, now: float) -> bool:
+        """RFC 6675 §5 (C): send while the window has room for a segment beyond the pipe."""
+        cc = self._cc
+        mss = self._mss
+        send = self._send
+        sent = False
+        while cc.cwnd - sb.pipe() >= mss:
+            una = self.snd_una
+            snd_max = self.snd_max
+            unsent = len(send) - seq_offset(snd_max, una)
+            room = max(seq_sub(seq_add(una, self.snd_wnd), snd_max), 0)
+            seg = sb.next_seg(unsent if unsent < room else room)
+            if seg is None:
+                break
+            seq, n = seg
+            if seq == snd_max:
+                self.snd_nxt = snd_max
+                self._send_new(n, now)
+            else:
+                self._retransmit(seq, n, now)
+            sent = True
+        if (
+            not sent
+            and self._fin_seq is not None
+            and self.snd_max == self._fin_seq
+            and len(send) == seq_offset(self.snd_max, self.snd_una)
+        ):
+            self.snd_nxt = self.snd_max
+            self._transmit(self.snd_max, b"", FIN | ACK, now)
+            sent = True
+        return sent
+
+    def _advertise(self) -> int:
+        """The window field for an outgoing ACK; never moves the right edge left (RFC 9293 §3.8.6.2.2)."""
+        free = self._recv.free - self._ooo.held
+        rcv_nxt = self.rcv_nxt
+        cur = seq_sub(self._rcv_adv, rcv_nxt)
+        if cur < 0:
+            cur = 0
+        shift = self._rcv_wscale
+        # Receiver SWS avoidance: open the window only by min(buffer/2, MSS) or more.
+        # Else keep the edge where it is, the field rounded DOWN to the scale unit: rounding up
+        # would advertise bytes the buffer cannot take.
+        field = free >> shift if free - cur >= min(self._recv.limit >> 1, self._rcv_mss) else cur >> shift
+        if field > 65535:
+            field = 65535
+        edge = seq_add(rcv_nxt, field << shift)
+        # The field may fall short of the edge already promised; the edge itself never moves
+        # left (as Linux's rcv_wup + rcv_wnd), so what the peer sent up to it stays acceptable.
+        if seq_sub(edge, self._rcv_adv) >= 0:
+            self._rcv_adv = edge
+        return field
+
+    def _emit(self, seq: int, flags: int, payload: bytes | memoryview, now: float) -> None:
+        """Build one segment into a fresh frame and send it through the connection's route."""
+        if flags & SYN:
+            options = self._syn_options(now)
+            window = self._syn_window
+            if flags & ACK:
+                self._rcv_adv = seq_add(self.rcv_nxt, window)
+        else:
+            window = self._advertise() if flags & ACK else 0
+            options = _TS_OPTION.pack(1, 1, 8, 10, self._tsclock.tsval(now), self._ts_recent) if self._ts_ok else b""
+            if flags & ACK and self._sack_ok and self._ooo.held:
+                options = self._with_sack(options, len(payload))
+        if flags & ACK:
+            self._last_ack_sent = self.rcv_nxt
+            self._ack_now = False
+            self._ack_pending = False
+            self._unacked = 0
+            self._delack_at = None
+            ack = self.rcv_nxt
+        else:
+            ack = 0
+        route = self._route
+        size = route.headroom + _TCP_HEADER + len(options) + len(payload)
+        frame: bytearray
+        if route.tx_checksum_partial and len(payload) > self._mss:
+            # Only a frame the device must cut goes out with a partial checksum: for one
+            # segment, summing ≤1 MSS in the build call is cheaper than the offload path.
+            frame = offload = OffloadFrame(size)
+            offload.gso_size = self._mss
+            csum_mode = CSUM_PARTIAL
+        else:
+            frame = bytearray(size)
+            csum_mode = CSUM_FULL
+        route.send_tcp(frame, self.local[1], self.remote[1], seq, ack, flags, window, options, payload, csum_mode, now)
+        self.segs_out += 1
+        self._stats.tcp_tx_segments += 1
+
+    def _with_sack(self, options: bytes, payload_len: int) -> bytes:
+        blocks = self._ooo.sack_blocks(3 if self._ts_ok else 4)
+        space = min(40 - len(options), self._snd_mss - payload_len - len(options)) - 4
+        k = min(len(blocks), space // 8)
+        if k <= 0:
+            return options
+        out = bytearray(options)
+        out += _SACK_HEADER.pack(1, 1, 5, 2 + 8 * k)
+        for left, right in blocks[:k]:
+            out += _EDGES.pack(left, right)
+        return bytes(out)
+
+    def _syn_options(self, now: float) -> bytes:
+        cfg = self._cfg
+        if self.state == SYN_SENT:
+            return encode_tcp_options(
+                mss=self._mss_limit,
+                sack_permitted=cfg.sack,
+                timestamp=(self._tsclock.tsval(now), 0) if cfg.timestamps else None,
+                wscale=cfg.window_scale,
+            )
+        return encode_tcp_options(
+            mss=self._mss_limit,
+            sack_permitted=self._sack_ok,
+            timestamp=(self._tsclock.tsval(now), self._ts_recent) if self._ts_ok else None,
+            wscale=self._rcv_wscale if self._snd_wscale or self._rcv_wscale else None,
+        )
