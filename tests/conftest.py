@@ -1,6 +1,6 @@
-"""Shared by every test folder: the `sandbox` fixture, skipping network tests where they cannot
-run, a check that no namespace made by this session outlives it, and `impl`: each native
-test runs once on the pure-Python twins and once on the C core (when it is loaded)."""
+"""Shared by every test folder: the `sandbox` fixture, skipping network tests when not root, a
+check that no namespace made by this session outlives it, and `impl`: each native test runs
+once on the pure-Python twins and once on the C core (when it is loaded)."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ _created: set[str] = set()
 
 
 def _network_unavailable() -> str | None:
-    """Why tests marked `network` cannot run here, or None if they can."""
+    """Why tests marked `network` cannot run here, or None if they can.
+
+    Not being root is the one reason to skip. A missing program or /dev/net/tun fails the
+    tests that need it, with a message saying what to install (tests/programs.py).
+    """
     if os.geteuid() != 0:
         return "needs root (CAP_NET_ADMIN) for network namespaces and TAP devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (load the tun module)"
-    if shutil.which("ip") is None:
-        return "needs the `ip` command (install iproute2)"
     return None
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from usernet import __version__
 from usernet.drivers.config import add_arguments
+from usernet.programs import MissingProgram
 
 if TYPE_CHECKING:
     from usernet.apps.services import ConnectionRecord, Services
@@ -48,9 +49,12 @@ def _print_frame(frame: bytes | bytearray | memoryview, timestamp: float, outgoi
 
 
 def _print_counters(host: Host) -> None:
-    stats = host.iface.stats()
-    shown = {k: v for k, v in stats.items() if v}
-    print("counters: " + (", ".join(f"{k}={v}" for k, v in shown.items()) or "none"), flush=True)
+    """The stack's counters, then the link's: frames the stack sends outside IPv4 (ARP) count only there."""
+    from usernet.link.base import counters_of
+
+    for title, counters in (("counters", host.iface.stats()), ("link counters", counters_of(host.link))):
+        shown = ", ".join(f"{k}={v}" for k, v in counters.items() if v)
+        print(f"{title}: {shown or 'none'}", flush=True)
 
 
 def _format_record(record: ConnectionRecord) -> str:
@@ -136,11 +140,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 @dataclass
 class _PingState:
-    """Where `usernet ping` is: the last sequence number sent, when it went, when the next goes."""
+    """Where `usernet ping` is: the last sequence number used, how many went out, when the last
+    went and the next goes, and whether sending failed."""
 
     seq: int = 0
+    transmitted: int = 0
     last: float = 0.0
     next: float = 0.0
+    failed: bool = False
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -152,8 +159,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     rtts: list[float] = []
     state = _PingState()
     with _open_host(args, "ping") as host:
-        iface = host.iface
-        sock = iface.open_ping(os.getpid() & 0xFFFF)
+        sock = host.iface.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
 
         def on_ready(s: object, now: float) -> None:
@@ -163,32 +169,35 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: "
-                        f"icmp_seq={seq} ttl={ttl} time={rtt:.3f} ms",
+                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} "
+                        f"time={rtt:.3f} ms",
                         flush=True,
                     )
 
         def until(now: float) -> bool:
             if state.seq < args.count and now >= state.next:
                 state.seq += 1
-                sent[state.seq] = now
                 try:
                     sock.send(target.packed, state.seq, payload, now)
                 except OSError as exc:
-                    print(f"ping: {exc.strerror}", file=sys.stderr)
+                    print(f"ping: {exc.strerror or exc}", file=sys.stderr, flush=True)
+                    state.failed = True
                     return True
+                sent[state.seq] = now
+                state.transmitted += 1
                 host.flush(now)
                 state.next = now + args.interval
                 state.last = now
-            done = state.seq >= args.count and (not sent or now - state.last >= args.timeout)
-            return done
+            return state.seq >= args.count and (not sent or now - state.last >= args.timeout)
 
         selectloop.run(host, on_ready, until=until)
-    loss = 100.0 * (args.count - len(rtts)) / args.count
+    loss = 100.0 * (state.transmitted - len(rtts)) / state.transmitted if state.transmitted else 0.0
     print(f"--- {target} ping statistics ---")
-    print(f"{args.count} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
+    print(f"{state.transmitted} packets transmitted, {len(rtts)} received, {loss:.0f}% packet loss")
     if rtts:
         print(f"rtt min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms")
+    if state.failed:
+        return 2  # as iputils ping: an error, not just no replies
     return 0 if rtts else 1
 
 
@@ -224,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.update(UsernetConfig.from_args(args).to_env())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOT_DIR, env.get("PYTHONPATH")) if p)
+    env["USERNET_RUN_PYTHON"] = sys.executable  # named by the child when its Python lacks usernet
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:
@@ -351,14 +361,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`usernet decode x.pcap | head`): stop quietly, as Unix tools do;
+        # stdout goes to /dev/null so the interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except MissingProgram as exc:  # its message names the package to install
+        print(f"usernet: {exc}", file=sys.stderr)
+        return 127
     except ValueError as exc:  # a bad option or USERNET_* value; the message names it
         print(f"usernet: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:
-        print(f"usernet: {exc}", file=sys.stderr)
+        print(f"usernet: {exc.strerror or exc}", file=sys.stderr)
         return 77
     except OSError as exc:
-        print(f"usernet: {exc}", file=sys.stderr)
+        print(f"usernet: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

@@ -29,6 +29,7 @@ PROGRAMS: dict[str, str] = {
     "sshd": "openssh-server",
     "ssh-keygen": "openssh-client",
     "setpriv": "util-linux",
+    "cc": "gcc",  # builds the C core at install time, and the TAP capacity benchmark's programs
     "dnsmasq": "dnsmasq",
 }
 

@@ -9,13 +9,13 @@ for a stack behind a device) and on loopback.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, variant
 from benchmarks.netns import USERNET_IP, VETH_B_IP, usernet_select_server, veth_pair
 from usernet.link.sandbox import Sandbox
+from usernet.programs import find
 
 MAX_COUNT = 1_000_000
 _TOTALS = re.compile(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms")
@@ -23,8 +23,7 @@ _RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
 
 
 def pinger(sandbox: Sandbox, target: str, settings: Settings) -> Measure:
-    if shutil.which("ping") is None:
-        raise FileNotFoundError("`ping` is not installed: install the iputils-ping package")
+    find("ping")  # MissingProgram names the package
     deadline = max(1, round(settings.seconds))
 
     def measure(case: str) -> dict[str, float]:

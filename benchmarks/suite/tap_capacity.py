@@ -11,7 +11,6 @@ smaller of the sender's and the reader's rates, so the sender's offer is reporte
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, variant
 from benchmarks.procs import check, run_json, start_server
 from usernet.link.sandbox import Sandbox
+from usernet.programs import find
 
 SOURCES = Path(__file__).resolve().parent.parent / "tapcap"
 TAP = "tapcap0"
@@ -33,9 +33,7 @@ MAX_FRAMES = 100_000_000
 
 def compile_programs(into: Path) -> dict[str, str]:
     """Build tapwrite, tapread and udpblast with `cc -O2`; returns name → executable path."""
-    cc = shutil.which("cc")
-    if cc is None:
-        raise FileNotFoundError("no C compiler `cc`: install gcc (Debian package build-essential)")
+    cc = find("cc")  # MissingProgram names the package
     built = {}
     for name in ("tapwrite", "tapread", "udpblast"):
         out = into / name

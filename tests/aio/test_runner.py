@@ -113,3 +113,61 @@ def test_options_stop_at_the_program() -> None:
     )
     assert _split(["--mtu", "9000", "-m", "pkg", "--flag"], valued) == (["--mtu", "9000"], "pkg", ["--flag"])
     assert _split(["--", "-weird.py"], valued) == ([], None, ["-weird.py"])
+
+
+@pytest.mark.parametrize(
+    ("program", "status", "message"),
+    [
+        (["nonexistent.py"], 2, "can't open file '{cwd}/nonexistent.py': [Errno 2] No such file or directory"),
+        (["-m", "missing"], 1, "No module named missing"),
+        (
+            ["-m", "missing.module"],
+            1,
+            "Error while finding module specification for 'missing.module' "
+            "(ModuleNotFoundError: No module named 'missing')",
+        ),
+        (
+            ["-m", "usernet.aio"],
+            1,
+            "No module named usernet.aio.__main__; 'usernet.aio' is a package and cannot be directly executed",
+        ),
+    ],
+)
+def test_a_program_that_is_not_there_gets_one_line_as_python_prints_it(
+    tmp_path: Path, program: list[str], status: int, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet", *program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    assert (result.returncode, result.stderr) == (status, f"python -m usernet: {message.format(cwd=tmp_path)}\n")
+
+
+def test_an_import_error_inside_the_module_keeps_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("import missing_dependency\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet", "-m", "broken"], capture_output=True, text=True, timeout=60,
+        env=_env() | {"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "No module named 'missing_dependency'" in result.stderr
+
+
+def test_usernet_run_with_a_python_that_lacks_usernet_names_the_one_to_use(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True, timeout=120)
+    python = other / "bin" / "python"
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "run", "--", str(python), "-c", "print('ran')"],
+        capture_output=True, text=True, timeout=60, env=_env(),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"usernet run: {python} cannot import usernet, which is installed for {sys.executable}: run the program "
+        f"with that interpreter (usernet run -- {sys.executable} script.py, or {sys.executable} -m module), or "
+        f"install usernet into {python}'s environment\n"
+    )

@@ -11,7 +11,6 @@ import concurrent.futures
 import hashlib
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.programs import require
 from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
@@ -134,7 +134,7 @@ def test_chat_example_passes_lines_between_clients(tap: Sandbox) -> None:
 
 
 def _curl(box: Sandbox, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return box.run(["curl", "-sS", "--max-time", "60", *args], capture_output=True)
+    return box.run([require("curl"), "-sS", "--max-time", "60", *args], capture_output=True)
 
 
 @pytest.fixture
@@ -144,10 +144,9 @@ def big_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_unmodified_aiohttp_app_serves_curl(tap: Sandbox, big_file: Path, tmp_path: Path, loop: str) -> None:
-    pytest.importorskip("aiohttp")
+    require("curl")
     on_usernet(tap, [str(APPS / "aiohttp_app.py"), str(big_file)], loop=loop, ready="Running on")
     base = f"http://{USERNET_IP}:8080"
     hello = _curl(tap, "-v", f"{base}/", f"{base}/")  # two requests, one connection
@@ -166,16 +165,12 @@ def test_unmodified_aiohttp_app_serves_curl(tap: Sandbox, big_file: Path, tmp_pa
 
 @pytest.fixture
 def memcached(tap: Sandbox) -> Iterator[int]:
-    binary = shutil.which("memcached")
-    if binary is None:
-        pytest.skip("needs memcached (apt-get install memcached)")
-    tap.popen([binary, "-u", "root", "-l", KERNEL_IP, "-p", "11211", "-U", "0", "-m", "64"])
+    tap.popen([require("memcached"), "-u", "root", "-l", KERNEL_IP, "-p", "11211", "-U", "0", "-m", "64"])
     yield 11211
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_aiomcache_client_against_real_memcached(tap: Sandbox, memcached: int, loop: str) -> None:
-    pytest.importorskip("aiomcache")
     _wait_for_port(tap, memcached)
     client = on_usernet(tap, [str(EXAMPLES / "memcached_client.py"), KERNEL_IP, str(memcached), "10000"], loop=loop)
     out, err = client.communicate(timeout=120)
@@ -184,12 +179,9 @@ def test_aiomcache_client_against_real_memcached(tap: Sandbox, memcached: int, l
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_redis_asyncio_client_against_real_redis(tap: Sandbox, loop: str) -> None:
-    pytest.importorskip("redis")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs redis-server (apt-get install redis-server)")
+    redis = require("redis-server")
     tap.popen(
-        [binary, "--bind", KERNEL_IP, "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        [redis, "--bind", KERNEL_IP, "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
         stdout=subprocess.DEVNULL,
     )
     _wait_for_port(tap, 6379)
@@ -198,13 +190,12 @@ def test_redis_asyncio_client_against_real_redis(tap: Sandbox, loop: str) -> Non
     assert client.returncode == 0 and out.strip() == "10000 ok", out + err
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_tls_server_on_usernet_answers_a_kernel_tls_client(tap: Sandbox, tmp_path: Path, loop: str) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
-            "openssl",
+            require("openssl"),
             "req",
             "-x509",
             "-newkey",

@@ -13,13 +13,14 @@ import time
 import pytest
 
 from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running
+from tests.programs import require
 
 pytestmark = pytest.mark.network
 
 
 def test_kernel_pings_usernet(running: Running):
     result = running.sandbox.run(
-        ["ping", "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True
+        [require("ping"), "-c", "20", "-i", "0.05", "-W", "2", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "20 packets transmitted, 20 received" in result.stdout
@@ -28,7 +29,7 @@ def test_kernel_pings_usernet(running: Running):
 
 def test_arping_gets_answers(running: Running):
     result = running.sandbox.run(
-        ["arping", "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True
+        [require("arping"), "-c", "3", "-w", "5", "-I", "usernet0", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     macs = set(re.findall(r"from ([0-9a-f:]{17})", result.stdout.lower()))
@@ -98,7 +99,7 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
             if i % 200 == 199:
                 time.sleep(0.005)  # let the reader keep up: the TAP drops what it cannot queue
     result = running.sandbox.run(
-        ["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True
+        [require("ping"), "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
     stats = iface.stats()
@@ -107,19 +108,31 @@ def test_malformed_frames_are_dropped_and_counted(running: Running):
     assert drops >= len(frames) * 0.8, stats
 
 
-def test_usernet_pings_the_kernel_from_the_cli():
-    result = subprocess.run(
-        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", "-c", "3", "-i", "0.2", KERNEL_IP],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def _usernet_ping(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_usernet_pings_the_kernel_from_the_cli():
+    result = _usernet_ping("-c", "5", "-i", "0.1", KERNEL_IP)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 packets transmitted, 3 received" in result.stdout
-    assert len(re.findall(r"icmp_seq=\d+ ttl=64 time=", result.stdout)) == 3
+    assert "5 packets transmitted, 5 received" in result.stdout
+    times = re.findall(r"icmp_seq=\d+ ttl=64 time=([\d.]+) ms", result.stdout)
+    # The kernel answers inside the write that sends the request: a reply stamped with the
+    # send's own time read 0.000 ms for every ping after the first.
+    assert len(times) == 5 and all(float(t) > 0 for t in times), result.stdout
+
+
+def test_usernet_ping_with_no_route_transmits_nothing_and_says_why():
+    result = _usernet_ping("-c", "3", "-i", "0.1", "198.51.100.1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "0 packets transmitted, 0 received" in result.stdout
+    assert "ping: no route to the destination" in result.stderr
 
 
 def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
+    ping, tshark = require("ping"), require("tshark")
     pcap = tmp_path / "up.pcap"
     proc = subprocess.Popen(
         [sys.executable, "-m", "usernet.cli", "up", "--sandbox", "--dump", "--pcap", str(pcap), "--duration", "20"],
@@ -135,7 +148,7 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
         ns = name.group(1)
         proc.stdout.readline()  # "usernet up: ..."
         ping = subprocess.run(
-            ["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
+            ["ip", "netns", "exec", ns, ping, "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP],
             capture_output=True,
             text=True,
             timeout=30,
@@ -149,7 +162,7 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     assert "icmp_echo_answered=3" in out, out
     assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(ns)
     fields = subprocess.run(
-        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
+        [tshark, "-r", str(pcap), "-T", "fields", "-e", "frame.protocols", "-e", "_ws.expert"],
         capture_output=True,
         text=True,
         check=True,

@@ -43,6 +43,7 @@ from tests.interop.streams import (
     usernet_connect,
     wait_for,
 )
+from tests.programs import require
 from usernet.apps.services import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT
 from usernet.link.sandbox import Sandbox
 from usernet.stack import TcpConnection, TcpListener
@@ -397,7 +398,7 @@ def test_capture_has_no_bad_checksums_or_malformed_frames(sandbox: Sandbox, tmp_
     checked = ["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"]
     lines = subprocess.run(
         [
-            "tshark",
+            require("tshark"),
             "-r",
             str(pcap),
             *checked,

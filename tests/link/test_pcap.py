@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.link.frames import (
     ipv4,
     udp_frame,
 )
+from tests.programs import require
 from usernet.link import MemoryWire, PcapReader, PcapTap, PcapWriter, VirtualClock
 from usernet.link.pcap import LINKTYPE_ETHERNET, MAGIC_MICRO, MAGIC_NANO, SNAPLEN
 
@@ -136,9 +136,7 @@ def valid_frames() -> list[bytes]:
 
 def tshark_expert(path: Path) -> list[tuple[int, str]]:
     """(frame number, expert info) per frame, with IP and UDP checksum validation switched on."""
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        pytest.skip("tshark is not installed (apt-get install tshark; .ci/run does)")
+    tshark = require("tshark")
     result = subprocess.run(
         [tshark, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
          "-T", "fields", "-e", "frame.number", "-e", "_ws.expert"],

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 import usernet.link.sandbox
+from tests.programs import require
 from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
@@ -33,7 +34,7 @@ def test_open_makes_a_named_namespace_with_loopback_up():
         assert exists(box.name)
         lo = box.run(["ip", "-o", "link", "show", "lo"], capture_output=True, text=True, check=True)
         assert "UP" in lo.stdout.split("<")[1].split(">")[0].split(",")
-        pinged = box.run(["ping", "-c", "1", "-W", "2", "127.0.0.1"], capture_output=True)
+        pinged = box.run([require("ping"), "-c", "1", "-W", "2", "127.0.0.1"], capture_output=True)
         assert pinged.returncode == 0
     assert not exists(box.name)
 
@@ -96,6 +97,7 @@ def udp_send_errors(sock: socket.socket, count: int) -> int:
 
 
 def test_drop_rate_drops_a_random_share_of_kernel_packets(sandbox: Sandbox):
+    require("nft")
     tap = sandbox.create_tap()
     # a permanent neighbour: datagrams go straight to the TAP instead of queueing behind ARP
     # (where they would fill the socket's send buffer and block the sender)
@@ -107,7 +109,7 @@ def test_drop_rate_drops_a_random_share_of_kernel_packets(sandbox: Sandbox):
     sandbox.drop_rate(30, "usernet0")
     dropped = udp_send_errors(sock, 2000)
     assert abs(dropped - 600) < 5 * (2000 * 0.3 * 0.7) ** 0.5
-    ruleset = sandbox.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+    ruleset = sandbox.run([require("nft"), "list", "ruleset"], capture_output=True, text=True, check=True).stdout
     assert 'oifname "usernet0"' in ruleset and "numgen random mod 100 < 30" in ruleset
     sandbox.drop_rate(0, "usernet0")
     assert udp_send_errors(sock, 50) == 0
@@ -175,7 +177,7 @@ def test_interpreter_exit_closes_a_forgotten_sandbox():
 
 
 def test_without_cap_net_admin_the_error_says_what_is_needed():
-    drop = ["setpriv", "--inh-caps=-net_admin,-sys_admin", "--bounding-set=-net_admin,-sys_admin"]
+    drop = [require("setpriv"), "--inh-caps=-net_admin,-sys_admin", "--bounding-set=-net_admin,-sys_admin"]
     code = (
         "from usernet.link.sandbox import Sandbox; "
         "print(Sandbox('nocap').name, flush=True); Sandbox.open(Sandbox('nocap'))"

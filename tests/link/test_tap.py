@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.link.frames import ETH_ARP, ETH_IPV4, arp, checksum, ethernet, ip
+from tests.programs import require
 from usernet.link import Link, TapLink
 from usernet.link.base import NO_OFFLOADS
 from usernet.link.sandbox import Sandbox
@@ -132,7 +133,7 @@ def test_creating_a_tap_without_cap_net_admin_says_so(sandbox: Sandbox):
     # Run inside the sandbox, so that even a wrongly successful create could not touch the host.
     code = "from usernet.link.tap import TapLink; TapLink.create('usernet9')"
     result = sandbox.run(
-        ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
+        [require("setpriv"), "--inh-caps=-net_admin", "--bounding-set=-net_admin", sys.executable, "-c", code],
         capture_output=True, text=True,
     )  # fmt: skip  # arguments grouped a line, compact
     assert result.returncode != 0
@@ -259,3 +260,17 @@ def test_offloaded_tcp_both_ways_with_the_kernel(sandbox: Sandbox):
     assert int.from_bytes(big[16:18], "big") == len(big) - 14, "the IPv4 total length covers the whole super-segment"
     conn.close()
     listener.close()
+
+
+def test_a_device_that_is_not_a_tap_is_named_as_such(sandbox: Sandbox):
+    """`--tap lo` used to say only `[Errno 22] Invalid argument`."""
+    with pytest.raises(
+        OSError, match="cannot open 'lo' as a TAP: a network device of that name exists and is not a TAP"
+    ):
+        sandbox.in_namespace(lambda: TapLink.create("lo"))
+
+
+def test_a_tap_another_reader_holds_is_busy(sandbox: Sandbox):
+    sandbox.create_tap("usernet0")
+    with pytest.raises(OSError, match="TAP 'usernet0' is busy: something else has it open"):
+        sandbox.in_namespace(lambda: TapLink.attach("usernet0"))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from usernet.drivers.host import Host
+from usernet.link.base import LinkFailed
 from usernet.stack.interface import Socket
 
 __all__ = ["Driver", "Owner"]
@@ -150,6 +151,8 @@ class Driver:
             return
         try:
             self.host.flush(self.loop.time())
+        except LinkFailed as exc:
+            self._link_failed(exc)
         finally:
             self._rearm()
 
@@ -174,14 +177,27 @@ class Driver:
                     self.loop.call_exception_handler(
                         {"message": "Exception in a usernet protocol callback", "exception": exc, "transport": owner}
                     )
+        except LinkFailed as exc:
+            self._link_failed(exc)
         finally:
             # Also when a callback raised KeyboardInterrupt: the others' writes are not lost.
             self._flush_pending = scheduled
             try:
                 if self.attached:
                     host.flush(now)
+            except LinkFailed as exc:
+                self._link_failed(exc)
             finally:
                 self._rearm()
+
+    def _link_failed(self, exc: LinkFailed) -> NoReturn:
+        """The link is gone: stop driving it and end the program with one line saying so.
+
+        An ordinary exception from a loop callback is only logged, and the reader of a
+        dead fd is called again at once: that would spin, a traceback per iteration.
+        """
+        self.detach()
+        raise SystemExit(f"usernet: {exc.strerror or exc}") from exc
 
     def _rearm(self) -> None:
         # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import runpy
 import socket
@@ -143,11 +144,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give the program to run: a script path, or -m module")
     install(UsernetConfig.from_args(args))
     if module is not None:
+        problem = _unrunnable_module(module)
+        if problem is not None:
+            print(f"{_PROG}: {problem}", file=sys.stderr)
+            return 1
         sys.argv = [module, *rest]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     else:
         script = rest[0]
+        if not os.path.exists(script):
+            print(
+                f"{_PROG}: can't open file {os.path.abspath(script)!r}: [Errno 2] No such file or directory",
+                file=sys.stderr,
+            )
+            return 2
         sys.argv = rest
         sys.path[0] = os.path.dirname(os.path.abspath(script))
         runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def _unrunnable_module(module: str) -> str | None:
+    """Why `-m module` cannot run, in `python -m`'s words (one line, no traceback), or None if it can.
+
+    Checked before running it, so that an ImportError the module itself raises while it
+    runs keeps its traceback.
+    """
+    try:
+        spec = importlib.util.find_spec(module)
+        package = spec is not None and spec.submodule_search_locations is not None  # runs its __main__
+        if package and importlib.util.find_spec(f"{module}.__main__") is None:
+            return f"No module named {module}.__main__; {module!r} is a package and cannot be directly executed"
+    except (ImportError, ValueError) as exc:  # a parent package missing, an empty or relative name
+        return f"Error while finding module specification for {module!r} ({type(exc).__name__}: {exc})"
+    return f"No module named {module}" if spec is None else None

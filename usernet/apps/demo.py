@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from usernet.aio.loop import UsernetSelectorEventLoop
 from usernet.drivers.host import Host, offload_options
 from usernet.link.sandbox import Sandbox
+from usernet.programs import MissingProgram, find
 from usernet.stack import Interface, InterfaceConfig
+
+T = TypeVar("T")
 
 USERNET_IP = "192.0.2.2"
 KERNEL_CIDR = "192.0.2.1/24"
@@ -54,39 +59,74 @@ async def serve(loop: asyncio.AbstractEventLoop) -> None:
     await asyncio.start_server(_daytime, "0.0.0.0", 13)
 
 
+class DemoFailed(Exception):
+    """A set-up step of the demo failed; the message says which and what it saw."""
+
+
 def run_demo() -> int:
-    with Sandbox("demo") as sandbox:
-        link = sandbox.create_tap("usernet0", host_address=KERNEL_CIDR)
-        config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], **offload_options(link))
+    """Run the demo; a step that fails says what it ran and what it saw. 0 when every step passed."""
+    try:
+        return _run()
+    except DemoFailed as exc:
+        print(f"usernet demo: {exc}", flush=True)
+        return 1
+
+
+def _run() -> int:
+    sandbox = _setting_up("creating a network namespace", lambda: Sandbox("demo").open())
+    with contextlib.closing(sandbox):
+        link = _setting_up(
+            f"creating TAP usernet0 in namespace {sandbox.name} ({KERNEL_CIDR} on the kernel side)",
+            lambda: sandbox.create_tap("usernet0", host_address=KERNEL_CIDR),
+        )
+        config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], None, **offload_options(link))
         host = Host(link, Interface(config))
-        loop = UsernetSelectorEventLoop(host=host)
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        thread = threading.Thread(target=_run_loop, args=(loop, ready), daemon=True)
-        thread.start()
-        try:
-            ready.result(timeout=10)
-            print(
-                f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; "
-                f"the kernel side is {KERNEL_CIDR}"
-            )
+        with _serving(host):
+            print(f"usernet is up at {USERNET_IP} on a TAP inside namespace {sandbox.name}; kernel side {KERNEL_CIDR}")
             print("an asyncio loop on usernet serves UDP and TCP echo (port 7) and daytime (port 13)\n")
-            print(f"$ ping -c 3 -i 0.2 {USERNET_IP}   (kernel → usernet)")
-            ok = _show(
-                sandbox.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP], capture_output=True, text=True)
-            )
-            ok = _step(f"UDP echo: kernel socket → {USERNET_IP}:7", lambda: _udp_echo(sandbox)) and ok
-            ok = _step(f"TCP daytime: kernel connects to {USERNET_IP}:13", lambda: _tcp_daytime(sandbox)) and ok
-            ok = _step(f"TCP echo: kernel connects to {USERNET_IP}:7", lambda: _tcp_echo(sandbox)) and ok
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-            if not thread.is_alive():
-                loop.close()
-            link.close()
+            steps: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
+                (f"ping -c 3 -i 0.2 {USERNET_IP}   (kernel → usernet)", lambda: _ping(sandbox)),
+                (f"UDP echo: kernel socket → {USERNET_IP}:7", lambda: _udp_echo(sandbox)),
+                (f"TCP daytime: kernel connects to {USERNET_IP}:13", lambda: _tcp_daytime(sandbox)),
+                (f"TCP echo: kernel connects to {USERNET_IP}:7", lambda: _tcp_echo(sandbox)),
+            ]
+            failed = [title for title, action in steps if not _step(title, action)]
         counters = {k: v for k, v in host.iface.stats().items() if v}
         print("usernet counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()))
     print(f"namespace {sandbox.name} deleted.")
-    return 0 if ok else 1
+    if failed:
+        print(f"usernet demo: {len(failed)} of {len(steps)} steps failed: " + "; ".join(failed), flush=True)
+        return 1
+    return 0
+
+
+def _setting_up(what: str, action: Callable[[], T]) -> T:
+    """`action()`, or DemoFailed saying what failed: not root, `ip` missing, the kernel refused."""
+    try:
+        return action()
+    except (OSError, RuntimeError) as exc:
+        raise DemoFailed(f"{what} failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _serving(host: Host) -> Iterator[None]:
+    """The services on a usernet loop in a thread of their own, for as long as the block runs."""
+    loop = UsernetSelectorEventLoop(host=host)
+    ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+    thread = threading.Thread(target=_run_loop, args=(loop, ready), daemon=True)
+    thread.start()
+    try:
+        try:
+            ready.result(timeout=10)
+        except Exception as exc:
+            raise DemoFailed(f"starting the asyncio services on usernet failed: {_describe(exc)}") from exc
+        yield
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+        host.link.close()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[None]) -> None:
@@ -99,6 +139,19 @@ def _run_loop(loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[
         return
     ready.set_result(None)
     loop.run_forever()
+
+
+def _ping(sandbox: Sandbox) -> tuple[bool, str]:
+    """The kernel's own ping (iputils) from inside the namespace."""
+    cmd = [find("ping"), "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP]
+    result = sandbox.run(cmd, capture_output=True, text=True, timeout=30)
+    text = result.stdout.strip()
+    if result.returncode == 0:
+        return True, text
+    return False, (
+        f"`{' '.join(cmd)}` in namespace {sandbox.name} exited with status {result.returncode}\n"
+        f"stdout: {text or '(nothing)'}\nstderr: {result.stderr.strip() or '(nothing)'}"
+    )
 
 
 def _udp_echo(sandbox: Sandbox) -> tuple[bool, str]:
@@ -146,16 +199,22 @@ def _tcp_echo(sandbox: Sandbox) -> tuple[bool, str]:
 
 
 def _step(title: str, action: Callable[[], tuple[bool, str]]) -> bool:
+    """Run one step and print what it saw; a step that raises failed, and says how."""
     print(f"$ {title}")
     try:
         ok, text = action()
-    except OSError as exc:
-        ok, text = False, f"failed: {exc}"
-    print(f"  {text}\n")
+    except Exception as exc:
+        ok, text = False, _describe(exc)
+    if not ok:
+        text = "FAILED: " + text
+    print("  " + text.replace("\n", "\n  ") + "\n")
     return ok
 
 
-def _show(result: object) -> bool:
-    out = getattr(result, "stdout", "") or ""
-    print("  " + out.strip().replace("\n", "\n  ") + "\n")
-    return getattr(result, "returncode", 1) == 0
+def _describe(exc: BaseException) -> str:
+    """An exception as a user reads it: a timeout says what timed out, others their type and message."""
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return f"no answer in time ({exc or 'timed out'}): usernet did not reply"
+    if isinstance(exc, MissingProgram):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

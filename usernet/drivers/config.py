@@ -26,6 +26,7 @@ from usernet.link.url import LINK_URL_FORMS, LinkUrl, TapUrl, parse_link_url
 if TYPE_CHECKING:
     from usernet.drivers.host import Host
     from usernet.link.observe import Observer
+    from usernet.link.tap import TapLink
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_arguments", "open_host", "parse_fault"]
 
@@ -343,6 +344,8 @@ def open_host(
             link = TapLink.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
             if config.host_address:
                 _configure_host_side(url.name, config.host_address, config.mtu)
+            else:
+                _warn_if_unreachable(link, config, announce)
         stack.callback(link.close)
         if config.pcap:
             writer = stack.enter_context(PcapWriter(config.pcap))
@@ -355,6 +358,28 @@ def open_host(
             link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
         )
         yield Host(link, Interface(iface_config))
+
+
+def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callable[[str], None]) -> None:
+    """Say so when the kernel's side of the TAP is down or has no address, and how to fix it.
+
+    A TAP usernet just created has neither: until someone configures it, nothing can
+    reach usernet, and nothing else would say why.
+    """
+    up, address = link.kernel_side()
+    if up and address is not None:
+        return
+    usernet = config.interface
+    other = next((host for host in usernet.network.hosts() if host != usernet.ip), None)
+    kernel = f"{other}/{usernet.network.prefixlen}" if other is not None else "ADDRESS/PREFIX"
+    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", address is None)) if gap)
+    fix = [f"ip link set {link.name} up"]
+    if address is None:
+        fix.insert(0, f"ip addr add {kernel} dev {link.name}")
+    announce(
+        f"TAP {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
+        f"yet: configure it with `{' && '.join(fix)}` (or start with --host-address {kernel}, or use --sandbox)"
+    )
 
 
 def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from usernet.link.base import Link, capabilities_of
+from usernet.link.base import Link, LinkFailed, capabilities_of
 from usernet.stack.interface import Interface, Socket
 
-__all__ = ["Host", "OffloadOptions", "offload_options"]
+__all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
+
+#: Receive errors in a row after which a link that is not known to be gone counts as failed.
+MAX_RECEIVE_ERRORS = 64
 
 
 class OffloadOptions(TypedDict):
@@ -41,6 +44,11 @@ class Host:
     loop), runs due timers and returns the sockets that have news; the driver then lets
     the user side react and calls `flush(now)` once, so an answer written in reaction to
     a request leaves in the same segment as the ACK of that request.
+
+    A link that fails for good (LinkFailed, or MAX_RECEIVE_ERRORS receive errors in a
+    row) is not called again: `failed` keeps the error, `pump` and `flush` raise it,
+    `deadline` is None, so a driver that stops at the first one never spins on a dead link.
+    Fewer errors in a row are retried at the next pump.
     """
 
     def __init__(self, link: Link, iface: Interface, *, batch: int = 64, max_batches: int = 16) -> None:
@@ -59,6 +67,8 @@ class Host:
         self.iface = iface
         self._batch = batch
         self._max_batches = max_batches
+        self.failed: LinkFailed | None = None
+        self._receive_errors = 0
 
     def start(self, now: float) -> None:
         self.iface.start(now)
@@ -66,12 +76,20 @@ class Host:
 
     def pump(self, now: float) -> list[Socket]:
         """Receive what the link holds and run due timers; the caller flushes after its callbacks."""
+        if self.failed is not None:
+            raise self.failed
         link = self.link
         iface = self.iface
         link.poll(now)
         receive = iface.receive
         for _ in range(self._max_batches):
-            frames = link.receive(self._batch)
+            try:
+                frames = link.receive(self._batch)
+            except OSError as exc:
+                self._receive_failed(exc)
+                break
+            if self._receive_errors:
+                self._receive_errors = 0
             for frame in frames:
                 receive(frame, now)
             # Fewer frames than asked: the link is drained — or, for a TAP with software GRO,
@@ -90,14 +108,32 @@ class Host:
         whenever the user wrote outside such a reaction), so everything written during one
         loop iteration leaves together.
         """
+        if self.failed is not None:
+            raise self.failed
         iface = self.iface
         iface.flush(now)
         send = self.link.send
-        for frame in iface.take_output():
-            send(frame)
+        try:
+            for frame in iface.take_output():
+                send(frame)
+        except LinkFailed as exc:
+            self.failed = exc
+            raise
+
+    def _receive_failed(self, exc: OSError) -> None:
+        """Retry a receive error at the next pump, unless the link is gone or keeps failing."""
+        if not isinstance(exc, LinkFailed):
+            self._receive_errors += 1
+            if self._receive_errors < MAX_RECEIVE_ERRORS:
+                return
+            exc = LinkFailed(exc.errno, f"the link failed {MAX_RECEIVE_ERRORS} receives in a row: {exc}")
+        self.failed = exc
+        raise exc
 
     def deadline(self) -> float | None:
-        """The earliest time `pump` must run even if no frame arrives."""
+        """The earliest time `pump` must run even if no frame arrives (None once the link failed)."""
+        if self.failed is not None:
+            return None
         a = self.iface.next_deadline()
         b = self.link.next_deadline()
         if a is None:

@@ -68,7 +68,9 @@ def run(
 
     `on_ready` is told about each socket with news, once per batch. `until` runs at
     every iteration, also right after `waker` is woken: it is where work handed in
-    from outside the loop gets done.
+    from outside the loop gets done. The pump after it reads the clock again: an answer
+    to what `until` sent may already be waiting (the kernel answers inside the write),
+    and must not be stamped with the time it was sent.
     """
     fd = host.link.fileno()
     with selectors.DefaultSelector() as sel:
@@ -81,6 +83,7 @@ def run(
             now = clock()
             if until(now):
                 return
+            now = clock()
             for sock in host.pump(now):
                 on_ready(sock, now)
             host.flush(now)

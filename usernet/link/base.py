@@ -18,14 +18,24 @@ __all__ = [
     "Link",
     "LinkCapabilities",
     "LinkCounters",
+    "LinkFailed",
     "LinkWrapper",
     "capabilities_of",
+    "counters_of",
 ]
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 #: Bytes a frame may carry beyond the IP MTU: the Ethernet header (14) and one VLAN tag (4).
 ETHERNET_OVERHEAD = 14 + 4
+
+
+class LinkFailed(OSError):
+    """The link cannot move frames any more (its device is gone): retrying would only fail again.
+
+    Links raise it from `receive()` or `send()`; drivers then stop driving the link and end
+    the program with its message, instead of calling the link again on every iteration.
+    """
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,15 @@ class Link(Protocol):
     def close(self) -> None:
         """Release the device; calling it again does nothing."""
         ...
+
+
+def counters_of(link: Link) -> dict[str, int]:
+    """The counters every link keeps, by name: what it really moved, ARP and all.
+
+    The interface's own counters see only what the stack handled; a frame the stack
+    sends outside IPv4 (an ARP announcement or answer) shows up here.
+    """
+    return {name: getattr(link, name) for name in LinkCounters.__slots__}
 
 
 class LinkCounters:

@@ -11,22 +11,24 @@ its TAPs with it, also on exceptions, Ctrl-C, SIGTERM and interpreter exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
+import errno
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket as _socket
 import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from usernet.link.tap import TapLink
+from usernet.programs import find
 
 __all__ = ["Sandbox", "SandboxError"]
 
@@ -39,6 +41,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _NEED_CAP = "managing network namespaces needs CAP_NET_ADMIN: run as root (e.g. with sudo)"
 _DROP_TABLE = "usernet_drop"
+_MNT_DETACH = 2  # umount2(2) flag: detach now, free when the last user is gone
 
 
 class SandboxError(RuntimeError):
@@ -54,13 +57,6 @@ def _setns(fd: int) -> None:
     if libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"setns: {os.strerror(code)}")
-
-
-def _require_tool(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise FileNotFoundError(f"`{tool}` is not installed: install the {package} package")
-    return path
 
 
 def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -89,6 +85,8 @@ class Sandbox:
         self._links: list[TapLink] = []
         self._sockets: list[_socket.socket] = []
         self._drop_rules: dict[str, int] = {}
+        self._closer: int | None = None
+        self._done = threading.Event()
 
     @property
     def path(self) -> str:
@@ -99,12 +97,14 @@ class Sandbox:
         """Create the namespace and bring its loopback up."""
         if self._state != "new":
             raise RuntimeError(f"sandbox {self.name} was already opened; make a new Sandbox")
-        _require_tool("ip", "iproute2")
-        _check(self._ip("netns", "add", self.name), f"ip netns add {self.name}")
+        find("ip")
+        # Open (so deleted by close, on signals, at exit) before it exists: a signal during
+        # `ip netns add` must not leave a namespace no one deletes.
         self._state = "open"
         _open_sandboxes.add(self)
         _install_hooks()
         try:
+            _check(self._ip("netns", "add", self.name), f"ip netns add {self.name}")
             _check(self._ip("-n", self.name, "link", "set", "lo", "up"), "bringing lo up")
         except BaseException:
             self.close()
@@ -112,22 +112,46 @@ class Sandbox:
         return self
 
     def close(self) -> None:
-        """Stop the processes started here, close its TAPs and sockets, delete the namespace."""
-        if self._state != "open":
-            self._state = "closed"
+        """Stop the processes started here, close its TAPs and sockets, delete the namespace.
+
+        The namespace is deleted in this process (no `ip` child that a signal to the
+        process group could kill first), and whatever fails or is interrupted before, the
+        delete still runs. A SIGTERM arriving meanwhile waits until it is done (see
+        `_on_sigterm`); the sandbox counts as open until then.
+        """
+        global _closing
+        with _state_lock:
+            if self._state in ("new", "closed"):
+                self._state = "closed"
+                return
+            if self._state == "closing":
+                closer = self._closer
+            else:
+                self._state, self._closer, closer = "closing", threading.get_ident(), None
+                _closing += 1
+        if closer is not None:
+            # Closing already: either further up this thread's stack (a signal handler
+            # interrupted it: returning lets it finish) or on another thread (wait for it).
+            if closer != threading.get_ident():
+                self._done.wait(_TERMINATE_TIMEOUT * 2)
             return
-        self._state = "closed"
         try:
-            self._stop_processes()
-            for sock in self._sockets:
-                sock.close()
-            for link in self._links:
-                link.close()
-            result = self._ip("netns", "delete", self.name)
-            if result.returncode != 0 and os.path.exists(self.path):
-                _check(result, f"ip netns delete {self.name}")
+            with _sigint_deferred():
+                try:
+                    self._stop_processes()
+                    for sock in self._sockets:
+                        sock.close()
+                    for link in self._links:
+                        link.close()
+                finally:
+                    _delete_namespace(self.path)
         finally:
-            _open_sandboxes.discard(self)
+            with _state_lock:
+                self._state = "closed"
+                _open_sandboxes.discard(self)
+                _closing -= 1
+            self._done.set()
+            _terminate_if_deferred()
 
     def __enter__(self) -> Sandbox:
         return self.open()
@@ -245,7 +269,7 @@ class Sandbox:
             raise ValueError(f"percent is a whole number from 0 to 100, not {percent!r}")
         if not _IFNAME.fullmatch(device):
             raise ValueError(f"device {device!r} is not an interface name")
-        _require_tool("nft", "nftables")
+        find("nft")
         if percent:
             self._drop_rules[device] = int(percent)
         else:
@@ -290,9 +314,54 @@ class Sandbox:
         self._processes.clear()
 
 
+def _delete_namespace(path: str) -> None:
+    """What `ip netns delete` does: detach the bind mount that keeps the namespace, remove its file."""
+    if not os.path.lexists(path):
+        return  # never made (`ip netns add` failed) or already deleted
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(os.fsencode(path), _MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        if code in (errno.EPERM, errno.EACCES):
+            raise PermissionError(code, f"deleting namespace {path} failed: {_NEED_CAP}")
+        if code not in (errno.EINVAL, errno.ENOENT):  # not mounted (any more), or not there at all
+            raise OSError(code, f"unmounting {path}: {os.strerror(code)}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 _open_sandboxes: set[Sandbox] = set()
+#: Reentrant: the SIGTERM handler may close a sandbox while the main thread holds it.
+_state_lock = threading.RLock()
 _hooks = {"atexit": False, "sigterm": False}
 _previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
+#: How many `close()` calls are running (a SIGTERM handled during one waits for it to end).
+_closing = 0
+#: A SIGTERM arrived while a close was running; it takes effect when the last one ends.
+_deferred = {"sigterm": False, "handling": False}
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while the block runs (on the main thread), then act on it as before.
+
+    A KeyboardInterrupt raised half-way through a close (between unmounting the namespace
+    and removing its file, say) would leave it behind; Ctrl-C twice is a common sequence.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # handlers are the main thread's; None: one set outside Python, which cannot be restored
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed and callable(previous):
+        previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
+    elif pressed and previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _close_all() -> None:
@@ -304,7 +373,36 @@ def _close_all() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _close_all()
+    """Close every sandbox, then do what SIGTERM did before (a previous handler, or terminate).
+
+    A SIGTERM that interrupts a close (this handler's own, after a second SIGTERM, or a
+    `with` block's) is deferred until the close is done: killing the process there
+    would leak the namespace.
+    """
+    if _closing or _deferred["handling"]:
+        _deferred["sigterm"] = True
+        return
+    _deferred["handling"] = True
+    try:
+        _close_all()
+    finally:
+        _deferred["handling"] = False
+        _deferred["sigterm"] = False
+    _terminate(signum, frame)
+
+
+def _terminate_if_deferred() -> None:
+    """After the last close: act on a SIGTERM that arrived during it (handlers run on the main thread only)."""
+    if not _deferred["sigterm"] or _closing or _deferred["handling"]:
+        return
+    _deferred["sigterm"] = False
+    if threading.current_thread() is threading.main_thread():
+        _on_sigterm(signal.SIGTERM, None)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
     previous = _previous_sigterm
     if callable(previous):
         previous(signum, frame)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import struct
 
 import pytun
 
-from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters
+from usernet.link.base import ETHERNET_OVERHEAD, NO_OFFLOADS, BytesLike, LinkCapabilities, LinkCounters, LinkFailed
 from usernet.link.soft import GroBuffer, gso_send
 
 __all__ = [
@@ -32,6 +33,9 @@ __all__ = [
 
 #: _IOW('T', 208, unsigned int): which offloads the reader of the TAP accepts.
 TUNSETOFFLOAD = 0x400454D0
+_SIOCGIFFLAGS = 0x8913
+_SIOCGIFADDR = 0x8915
+_IFF_UP = 0x1
 #: _IOW('T', 216, int): the size of the header in front of each frame with IFF_VNET_HDR.
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
@@ -77,6 +81,18 @@ def decode_vnet_header(header: BytesLike) -> VnetHeader:
 
 _DROP_ERRNOS = frozenset({errno.EAGAIN, errno.ENOBUFS, errno.EIO})
 _PERMISSION_ERRNOS = frozenset({errno.EPERM, errno.EACCES})
+#: What reads and writes fail with once the device is gone (deleted, or its namespace
+#: destroyed): EBADFD from a detached tun file, the others for good measure.
+_GONE_ERRNOS = frozenset({errno.EBADFD, errno.EBADF, errno.ENODEV, errno.ENXIO})
+
+
+def _device_exists(name: str) -> bool:
+    """Whether a network device `name` exists in the calling thread's namespace."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 def random_mac() -> bytes:
@@ -249,6 +265,18 @@ class TapLink(LinkCounters):
                 raise FileNotFoundError(
                     exc.errno, "/dev/net/tun is missing: load the tun module (`modprobe tun`)"
                 ) from exc
+            if exc.errno == errno.EINVAL and _device_exists(name):
+                raise OSError(
+                    exc.errno,
+                    f"cannot open {name!r} as a TAP: a network device of that name exists and is not a TAP "
+                    "(a TUN, or another kind of device); choose another name (--tap NAME), e.g. usernet0",
+                ) from exc
+            if exc.errno == errno.EBUSY:
+                raise OSError(
+                    exc.errno,
+                    f"TAP {name!r} is busy: something else has it open (a TAP has one reader); close that "
+                    "or choose another name (--tap NAME)",
+                ) from exc
             raise
 
     def _grow(self, count: int) -> None:
@@ -281,7 +309,7 @@ class TapLink(LinkCounters):
         if self._gro is not None:
             merged, error = self._gro.read(self, self._fd, max_frames)
             if error and not merged:
-                raise OSError(error, f"reading TAP {self.name}: {os.strerror(error)}")
+                raise self._failure(error, "reading")
             return merged
         if max_frames > len(self._buffers):
             self._grow(max_frames)
@@ -297,6 +325,8 @@ class TapLink(LinkCounters):
                     n = readv(fd, (buffers[i],))
                 except BlockingIOError:
                     break
+                except OSError as exc:
+                    raise self._failure(exc.errno or 0, "reading") from exc
                 frames.append(views[i][:n])
                 total += n
         else:
@@ -310,6 +340,8 @@ class TapLink(LinkCounters):
                     n = readv(fd, (headers[i], buffers[i])) - VNET_HDR_LEN
                 except BlockingIOError:
                     break
+                except OSError as exc:
+                    raise self._failure(exc.errno or 0, "reading") from exc
                 frames.append(views[i][:n])
                 total += n
                 if n > limit:
@@ -342,11 +374,38 @@ class TapLink(LinkCounters):
                 return
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
-                raise
+                raise self._failure(exc.errno or 0, "writing") from exc
             self.dropped_tx += 1
             return
         self.tx_frames += 1
         self.tx_bytes += len(frame)
+
+    def _failure(self, code: int, doing: str) -> OSError:
+        """The error for a failed read or write: LinkFailed when the device is gone for good."""
+        if code in _GONE_ERRNOS:
+            return LinkFailed(
+                code,
+                f"TAP {self.name} is gone ({doing} it: {os.strerror(code)}): its device was deleted "
+                "or its network namespace removed",
+            )
+        return OSError(code, f"{doing} TAP {self.name}: {os.strerror(code)}")
+
+    def kernel_side(self) -> tuple[bool, str | None]:
+        """Whether the kernel's end of this TAP is up, and its IPv4 address (None: it has none).
+
+        Asked of the calling thread's network namespace, which must be the TAP's. With the
+        device down or without an address, nothing on the kernel side can reach usernet.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            request = struct.pack("16s24x", self.name.encode())
+            flags = struct.unpack_from("H", fcntl.ioctl(sock, _SIOCGIFFLAGS, request), 16)[0]
+            try:
+                answer = fcntl.ioctl(sock, _SIOCGIFADDR, request)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise
+                return bool(flags & _IFF_UP), None
+        return bool(flags & _IFF_UP), socket.inet_ntoa(answer[20:24])
 
     def next_deadline(self) -> None:
         return None

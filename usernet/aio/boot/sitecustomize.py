@@ -11,6 +11,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+from typing import NoReturn
 
 
 def _install() -> None:
@@ -18,10 +19,24 @@ def _install() -> None:
         from usernet.aio.runner import install
 
         install()
+    except ModuleNotFoundError as exc:
+        if exc.name != "usernet":
+            _stop(f"cannot put this program on usernet: {exc}")
+        # A Python that is not the one usernet is installed in: `usernet run` said which that is.
+        python = os.environ.get("USERNET_RUN_PYTHON", "the Python that runs `usernet`")
+        _stop(
+            f"{sys.executable} cannot import usernet, which is installed for {python}: run the program with "
+            f"that interpreter (usernet run -- {python} script.py, or {python} -m module), or install usernet "
+            f"into {sys.executable}'s environment"
+        )
     except Exception as exc:
-        sys.stderr.write(f"usernet run: cannot put this program on usernet: {exc}\n")
-        sys.stderr.flush()
-        os._exit(2)  # SystemExit here would be a "Fatal Python error" with a traceback of site.py
+        _stop(f"cannot put this program on usernet: {exc}")
+
+
+def _stop(message: str) -> NoReturn:
+    sys.stderr.write(f"usernet run: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)  # SystemExit here would be a "Fatal Python error" with a traceback of site.py
 
 
 def _run_shadowed() -> None:
