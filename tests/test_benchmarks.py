@@ -24,6 +24,7 @@ def test_every_benchmark_the_issue_names_is_registered_with_runnable_variants() 
         "icmp_echo",
         "tap_capacity",
         "memory",
+        "memory_server",
         "tcp_bulk",
         "tcp_rr",
         "tcp_connect",
@@ -57,11 +58,20 @@ def test_a_benchmark_refuses_a_reference_it_does_not_have() -> None:
 @pytest.mark.network
 def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "icmp_echo,memory", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "icmp_echo,memory,memory_server",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "latest.md").read_text()
@@ -72,6 +82,12 @@ def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
     assert re.search(r"\| usernet, select loop \|.*\| [\d.]+ × \(e\) \|", rows["usernet, select loop"])
     memory = [line for line in table.splitlines() if line.startswith("| idle |")]
     assert len(memory) == 3 and all(re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line) for line in memory), memory
+    server = {
+        line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| 10,000 idle connections")
+    }
+    assert set(server) == {"(c) kernel + asyncio", "(a) usernet + asyncio"}, server
+    assert all(re.search(r"\| [\d,.]+ \([\d,.]+–[\d,.]+\) \|", line) for line in server.values()), server
+    assert re.search(r"\| [\d.]+ × \(c\) \|$", server["(a) usernet + asyncio"]), server
     assert "failed" not in table
 
 

@@ -18,11 +18,11 @@ import argparse
 import gc
 import json
 import os
-import resource
 import sys
 import tracemalloc
 from collections.abc import Callable
 
+from benchmarks.programs.lifetime import raise_open_files
 from usernet.aio.descriptor import Readiness
 from usernet.drivers.host import Host
 from usernet.drivers.virtual import Simulation
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--count must be 1-20000 (one port each, within the ephemeral range)")
     make = {"udp": udp_opener, "tcp": tcp_opener, "descriptor": descriptor_opener}[args.kind]
     if args.kind == "descriptor":  # two descriptors each
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * args.count + 256)), hard))
+        raise_open_files(2 * args.count + 256)
 
     open_all = make(args.count)
     gc.collect()

@@ -1,4 +1,4 @@
-"""What every asyncio benchmark program shares: the loop it runs on, and how long a server lives.
+"""What every benchmark program shares: the loop it runs on, how long a server lives, how many descriptors it may hold.
 
 The programs stay plain asyncio (none imports usernet), so they run unchanged on kernel
 sockets and under `python -m usernet`.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -47,3 +48,15 @@ async def until_stopped(seconds: float) -> None:
         await asyncio.wait_for(stopped, seconds)
     except TimeoutError:
         pass
+
+
+def raise_open_files(wanted: int) -> None:
+    """Raise this process's soft limit on open descriptors towards `wanted` (up to the hard limit).
+
+    A program holding thousands of kernel sockets needs more than the usual 1,024; a
+    process may raise its own soft limit, never past the hard one.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))

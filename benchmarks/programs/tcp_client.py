@@ -7,6 +7,9 @@ Modes, each printing one JSON object:
 - `rr`: `--connections` connections to echo, each with one 64-byte request in flight
   (lockstep per connection), driven by one epoll loop; p50/p99 round trip per request.
 - `connect`: sequential connection setup, one 64-byte request and its answer, close.
+- `hold`: `--connections` connections to discard, opened one after another, then held
+  idle until the server closes them all (the memory benchmark's server measures itself
+  meanwhile); opening and holding together are bounded by `--seconds`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import socket
 import sys
 import time
 from typing import Any
+
+from benchmarks.programs.lifetime import raise_open_files
 
 MB = 1_000_000
 BLOCK = 256 * 1024
@@ -148,7 +153,33 @@ def connections(args: argparse.Namespace) -> dict[str, Any]:
     return {"rate": done / (now - start), "connections": done, "seconds": now - start}
 
 
-MODES = {"send": send, "receive": receive, "rr": rr, "connect": connections}
+def hold(args: argparse.Namespace) -> dict[str, Any]:
+    raise_open_files(args.connections + 256)
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    socks: list[socket.socket] = []
+    for _ in range(args.connections):
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"only {len(socks)} of {args.connections} connections opened in {args.seconds:.0f} s")
+        socks.append(connect(args.host, 9, args.timeout))
+    opened = time.perf_counter() - start
+    poller = select.epoll()
+    by_fd = {sock.fileno(): sock for sock in socks}
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    while by_fd:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise SystemExit(f"{len(by_fd)} of {args.connections} connections still open after {args.seconds:.0f} s")
+        for fd, _ in poller.poll(min(left, args.timeout)):
+            if not by_fd[fd].recv(4096):  # discard sends nothing: this is its close
+                poller.unregister(fd)
+                by_fd.pop(fd).close()
+    poller.close()
+    return {"connections": len(socks), "open_seconds": opened, "seconds": time.perf_counter() - start}
+
+
+MODES = {"send": send, "receive": receive, "rr": rr, "connect": connections, "hold": hold}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=tuple(MODES))
     parser.add_argument("--host", required=True)
     parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--connections", type=int, default=1, help="rr: concurrent connections")
+    parser.add_argument("--connections", type=int, default=1, help="rr, hold: concurrent connections")
     parser.add_argument("--size", type=int, default=64, help="rr, connect: request size in bytes")
     parser.add_argument("--timeout", type=float, default=10.0, help="the longest any single wait may take")
     parser.add_argument("--max-bytes", type=int, default=100_000 * MB)

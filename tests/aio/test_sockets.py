@@ -45,9 +45,10 @@ HELD_ACTIONS = st.lists(
 
 
 class Peer(asyncio.Protocol):
-    """Host B's end: keeps its transport, ignores what it gets."""
+    """Host B's end: keeps its transport, ignores what it gets; `fin_sent` once the steps wrote its EOF."""
 
     transport: asyncio.Transport
+    fin_sent = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -97,9 +98,10 @@ async def settle() -> None:
         await asyncio.sleep(0.002)
 
 
-async def peer_step(pair: Pair, peer: asyncio.Transport, action: tuple[Any, ...]) -> None:
+async def peer_step(pair: Pair, protocol: Peer, action: tuple[Any, ...]) -> None:
     kind = action[0]
-    if peer.is_closing() or (kind in ("peer_send", "peer_fin") and not peer.can_write_eof()):
+    peer = protocol.transport
+    if peer.is_closing() or (kind in ("peer_send", "peer_fin") and protocol.fin_sent):
         return
     if kind == "peer_send":
         peer.write(os.urandom(action[1]))
@@ -109,7 +111,7 @@ async def peer_step(pair: Pair, peer: asyncio.Transport, action: tuple[Any, ...]
         peer.resume_reading()
     elif kind == "peer_fin":
         peer.write_eof()
-        peer.can_write_eof = lambda: False  # type: ignore[method-assign]  # a second FIN or data after it: skipped
+        protocol.fin_sent = True  # a second FIN or data after it: skipped
     elif kind == "peer_rst":
         for conn in pair.b.iface.tcp.connections():  # the one connection, unless it has ended already
             conn.abort(pair.loop.time())
@@ -139,7 +141,7 @@ async def transport_sequence(pair: Pair, actions: list[tuple[Any, ...]]) -> None
         elif action[0] == "write":
             transport.write(b"x" * action[1])
         else:
-            await peer_step(pair, peers[0].transport, action)
+            await peer_step(pair, peers[0], action)
         await settle()
         if transport.is_closing():  # a reset: the transport closed its socket, as asyncio's do
             assert sock.fileno() == -1
@@ -171,7 +173,7 @@ async def held_sequence(pair: Pair, actions: list[tuple[Any, ...]]) -> None:
         listening.listen()
         port = listening.getsockname()[1]
         accepting = asyncio.ensure_future(loop.sock_accept(listening))
-        peer, _ = await connect_from_b(pair, Peer, port)
+        _, peer = await connect_from_b(pair, Peer, port)
         sock, address = await accepting
         assert address[0] == B_IP and sock.getpeername() == address
         fd = sock.fileno()

@@ -422,3 +422,34 @@ def test_loopback_stays_on_the_kernel(pair: Pair) -> None:
         await server.wait_closed()
 
     pair.run(main())
+
+
+def test_an_idle_transport_carries_no_backlog_and_makes_one_only_while_the_stack_refuses(pair: Pair) -> None:
+    """A server holds thousands of idle transports: slots, no write backlog until the stack refuses bytes,
+    and none again once it drained; writes keep their order through two backlogs."""
+
+    async def main() -> None:
+        server = await serve_on_b(pair, lambda: Recorder(), 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        assert not hasattr(transport, "__dict__") and not hasattr(peer, "__dict__")
+        for end in (transport, peer):
+            assert end._pending is None and end._writable_waiters is None  # type: ignore[attr-defined]  # on purpose
+        sent = bytearray()
+        for burst in range(2):
+            peer.pause_reading()
+            block = os.urandom(65536)
+            while "pause" not in proto.events:
+                transport.write(block)
+                sent += block
+                await asyncio.sleep(0.002)
+            assert transport.get_write_buffer_size() > 0 and transport._pending  # type: ignore[attr-defined]
+            peer.resume_reading()
+            received = await peer.get_protocol().until(len(sent))  # type: ignore[attr-defined]  # a Recorder
+            assert proto.events[-1] == "resume" and transport.get_write_buffer_size() == 0
+            assert transport._pending is None, burst  # type: ignore[attr-defined]  # drained: given back
+            proto.events.clear()
+        assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest()
+        transport.close()
+
+    pair.run(main())

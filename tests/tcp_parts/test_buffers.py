@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tcp_parts.footprint import NOTHING, bytes_beyond_itself
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 
 
@@ -169,3 +170,40 @@ def test_receive_buffer_matches_model(limit: int, ops: list[tuple]) -> None:
             del model[:n]
         assert len(buf) == len(model)
         assert buf.free == limit - len(model)
+
+
+# An idle connection's buffers allocate nothing until first used (a server holds thousands).
+
+
+def test_an_unused_send_buffer_holds_no_lists_or_tail() -> None:
+    assert bytes_beyond_itself(lambda: SendBuffer(100_000)) < NOTHING
+
+
+def test_an_unused_receive_buffer_holds_no_bytearray() -> None:
+    assert bytes_beyond_itself(lambda: ReceiveBuffer(100_000)) < NOTHING
+
+
+@pytest.mark.parametrize("first", [b"x" * 10, b"y" * 5000, bytearray(b"z" * 70_000)])
+def test_a_send_buffer_first_used_behaves_as_always(first: bytes) -> None:
+    buf = SendBuffer(100_000)
+    assert len(buf) == 0 and buf.peek(0, 10) == b"" and buf.free == 100_000
+    buf.ack(0)  # acknowledging nothing on a buffer never written to
+    assert buf.write(first) == len(first)
+    assert bytes(buf.peek(0, len(first))) == bytes(first)  # the first peek seals a tail into the first chunk
+    assert buf.write(b"more") == 4
+    assert bytes(buf.peek(len(first) - 2, 6)) == bytes(first[-2:]) + b"more"
+    buf.ack(len(first) + 4)  # everything acknowledged: the buffer is empty again, then reused
+    assert len(buf) == 0 and buf.write(b"again" * 1000) == 5000
+    assert bytes(buf.peek(0, 5000)) == b"again" * 1000
+
+
+def test_a_receive_buffer_first_used_behaves_as_always() -> None:
+    buf = ReceiveBuffer(8)
+    assert len(buf) == 0 and buf.free == 8
+    assert buf.read(4) == b"" and buf.read_all() == b"" and buf.read_into(bytearray(4)) == 0
+    assert buf.append(b"0123456789") == 8  # the first data is cut to the limit
+    assert buf.free == 0 and buf.append(b"x") == 0
+    assert buf.read(3) == b"012" and buf.read_all() == b"34567"
+    assert buf.append(memoryview(b"ab")) == 2
+    into = bytearray(4)
+    assert buf.read_into(into) == 2 and into[:2] == b"ab" and len(buf) == 0

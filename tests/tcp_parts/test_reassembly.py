@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tcp_parts.footprint import NOTHING, bytes_beyond_itself
 from usernet.stack.tcp.reassembly import Reassembly
 
 M = 1 << 32
@@ -194,3 +195,21 @@ def test_empty_segment_and_negative_limit() -> None:
     assert not q.insert(5, b"x") and q.dropped == 1 and len(q) == 0
     with pytest.raises(ValueError):
         Reassembly(-1)
+
+
+def test_an_unused_queue_holds_no_lists() -> None:
+    assert bytes_beyond_itself(lambda: Reassembly(100_000)) < NOTHING  # most connections never see a hole
+
+
+def test_a_queue_first_used_behaves_as_always() -> None:
+    q = Reassembly(100)
+    assert len(q) == 0 and q.sack_blocks() == [] and q.pop_ready(5) == (b"", 5)
+    assert q.insert(20, b"")  # an empty segment makes nothing
+    assert q.sack_blocks() == []
+    assert q.insert(20, b"cd") and q.insert(10, b"a")
+    assert q.sack_blocks() == [(10, 11), (20, 22)] and len(q) == 3
+    assert q.pop_ready(10) == (bytearray(b"a"), 11)
+    assert q.pop_ready(11) == (b"", 11)
+    assert q.pop_ready(20) == (bytearray(b"cd"), 22)
+    assert len(q) == 0 and q.sack_blocks() == []
+    assert q.insert(30, b"again") and q.sack_blocks() == [(30, 35)]  # emptied, then used again

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tcp_parts.footprint import NOTHING, bytes_beyond_itself
 from usernet.stack.tcp.scoreboard import Scoreboard
 
 M = 1 << 32
@@ -260,3 +261,20 @@ def test_bad_arguments() -> None:
         Scoreboard(0, 0)
     with pytest.raises(ValueError):
         Scoreboard(100, 0, dup_thresh=0)
+
+
+def test_an_unused_scoreboard_holds_no_lists() -> None:
+    assert bytes_beyond_itself(lambda: Scoreboard(SMSS, 0)) < NOTHING  # most connections never get a SACK block
+
+
+def test_a_scoreboard_first_used_behaves_as_always() -> None:
+    sb = Scoreboard(100, 1000)
+    assert sb.blocks() == [] and not sb.is_sacked(1000) and not sb.is_lost(1000)
+    sb.reset()  # an RTO before any SACK block
+    assert sb.update(1000, 2000, ()) == 0 and sb.pipe() == 1000 and sb.blocks() == []
+    assert sb.update(1000, 2000, [(1500, 1600)]) == 100
+    assert sb.blocks() == [(1500, 1600)] and sb.is_sacked(1550) and sb.pipe() == 900
+    sb.reset()  # forgets the block; the next one is taken as the first
+    assert sb.blocks() == [] and sb.sacked_bytes == 0
+    assert sb.update(1000, 2000, [(1200, 1300), (1700, 1800)]) == 200
+    assert sb.blocks() == [(1200, 1300), (1700, 1800)]

@@ -57,6 +57,8 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
     connected endpoint provokes come to `error_received`, as do OSErrors of `sendto`.
     """
 
+    __slots__ = ("_address",)
+
     _sock_type = socket.SOCK_DGRAM
     _sock: UdpSocket
 

@@ -111,6 +111,17 @@ class StreamTransport(UsernetTransport):
     at most once per loop iteration per connection.
     """
 
+    __slots__ = (
+        "_buffered",
+        "_eof_delivered",
+        "_eof_requested",
+        "_paused",
+        "_pending",
+        "_pending_size",
+        "_server",
+        "_writable_waiters",
+    )
+
     _sock: TcpConnection
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.FALLBACK
@@ -127,13 +138,15 @@ class StreamTransport(UsernetTransport):
         kernel_sock: socket.socket | None = None,
         pseudo: PseudoSocket | None = None,
     ) -> None:
-        self._pending: deque[memoryview] = deque()
+        # What the stack refused, and the writers waiting for room: made when first needed and
+        # dropped again once empty, so an idle connection carries neither.
+        self._pending: deque[memoryview] | None = None
         self._pending_size = 0
         self._paused = False
         self._eof_requested = False
         self._eof_delivered = False
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        self._writable_waiters: list[asyncio.Future[None]] = []
+        self._writable_waiters: list[asyncio.Future[None]] | None = None
         self._server = server
         super().__init__(loop, driver, conn, protocol, waiter, pseudo, kernel_sock)
         if server is not None:
@@ -281,16 +294,20 @@ class StreamTransport(UsernetTransport):
 
     def _queue(self, data: bytes | bytearray | memoryview) -> None:
         """Keep a copy of what the stack did not take (the caller may reuse its buffer)."""
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append(memoryview(bytes(data)))
         self._pending_size += len(data)
 
     def _drop_pending(self) -> None:
-        self._pending.clear()
+        self._pending = None
         self._pending_size = 0
 
     def _push(self) -> None:
         """Move waiting bytes into the stack as its send buffer frees up."""
         pending = self._pending
+        if pending is None:
+            return
         conn = self._sock
         now = self._loop.time()
         try:
@@ -309,6 +326,7 @@ class StreamTransport(UsernetTransport):
         self._maybe_resume_protocol()
         if pending or self._ending:
             return
+        self._pending = None
         if self._closing:
             self._force_close(None)
         elif self._eof_requested:
@@ -329,11 +347,16 @@ class StreamTransport(UsernetTransport):
             if not self._protocol_paused:
                 return
             waiter = self._loop.create_future()
+            if self._writable_waiters is None:
+                self._writable_waiters = []
             self._writable_waiters.append(waiter)
             await waiter
 
     def _wake_writers(self) -> None:
-        waiters, self._writable_waiters = self._writable_waiters, []
+        waiters = self._writable_waiters
+        if waiters is None:
+            return
+        self._writable_waiters = None
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -21,6 +21,8 @@ __all__ = ["PseudoSocket", "SocketOwner", "UsernetTransport"]
 
 Address = tuple[str, int]
 
+_MISSING = object()
+
 
 class SocketOwner(Protocol):
     """What a PseudoSocket asks of whoever holds the stack socket (a transport, a listener, a socket-level holder)."""
@@ -63,7 +65,7 @@ class PseudoSocket:
         self.proto = proto
         self.closed = False
         self.descriptor: Readiness | None = None
-        self._options: dict[tuple[int, int], int | bytes] = {}
+        self._options: dict[tuple[int, int], int | bytes] | None = None  # made on the first option only remembered
 
     def fileno(self) -> int:
         if self.closed:
@@ -106,6 +108,8 @@ class PseudoSocket:
     def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
         stored = value if value is not None else b"\x00" * (optlen or 0)
         if not self.owner._setsockopt(level, optname, stored):
+            if self._options is None:
+                self._options = {}
             self._options[(level, optname)] = stored
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
@@ -115,7 +119,7 @@ class PseudoSocket:
             return 0
         value: int | bytes | None = self.owner._getsockopt(level, optname)
         if value is None:
-            value = self._options.get((level, optname), 0)
+            value = 0 if self._options is None else self._options.get((level, optname), 0)
         if buflen is not None and isinstance(value, int):
             return value.to_bytes(4, "little", signed=True)[:buflen]
         return value
@@ -147,7 +151,24 @@ class UsernetTransport(transports._FlowControlMixin):
 
     Subclasses implement `_stack_ready` (news from the stack) and call `_start` once
     they are set up; `close`/`abort` end in exactly one `connection_lost`.
+
+    A server holds thousands of idle transports, so each costs what it must: slots,
+    no instance dict, and the extra info ("socket", "sockname", "peername") answered
+    from the objects that hold it, the names made on the first request and kept.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_closing",
+        "_driver",
+        "_ending",
+        "_kernel_sock",
+        "_lost",
+        "_protocol",
+        "_pseudo",
+        "_sock",
+        "_started",
+    )
 
     _sock_type = socket.SOCK_STREAM
 
@@ -183,15 +204,24 @@ class UsernetTransport(transports._FlowControlMixin):
         else:
             pseudo.owner = self
         self._pseudo = pseudo
-        self._extra["socket"] = self._pseudo
-        self._refresh_names()
         driver.register(sock, self)
         loop.call_soon(self._start, waiter)
 
     # -- asyncio.BaseTransport -------------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+        value = self._extra.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        if name == "socket":
+            return self._pseudo
+        if name == "sockname":
+            value = self._extra[name] = self._sockname()
+        elif name == "peername":
+            value = self._extra[name] = self._peername()
+        else:
+            return default
+        return value
 
     def is_closing(self) -> bool:
         return self._closing
@@ -262,10 +292,6 @@ class UsernetTransport(transports._FlowControlMixin):
 
     # -- names and options -----------------------------------------------------------------
 
-    def _refresh_names(self) -> None:
-        self._extra["sockname"] = self._sockname()
-        self._extra["peername"] = self._peername()
-
     def _sockname(self) -> Address:
         addr, port = self._sock.local  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
         return (socket.inet_ntoa(addr), port)
@@ -290,5 +316,5 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
-        extra = self._extra
-        return f"<{type(self).__name__} {state} sockname={extra.get('sockname')} peername={extra.get('peername')}>"
+        names = f"sockname={self.get_extra_info('sockname')} peername={self.get_extra_info('peername')}"
+        return f"<{type(self).__name__} {state} {names}>"

@@ -9,6 +9,7 @@ into an offset with one `seq_sub` and the buffer never worries about wrap-around
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Any, cast
 
 # A write at least this big is kept as its own chunk (no copy when it is `bytes`);
 # smaller writes are gathered into a tail so that 64-byte writes do not make 64-byte
@@ -18,6 +19,12 @@ _SEAL = 65536
 # Acknowledged chunk slots are cut off the front of the index lists once there are
 # this many and they are more than half of the lists: amortised O(1) per chunk.
 _COMPACT = 32
+
+#: Stands in for a list or bytearray that an idle connection never uses (a server holds
+#: thousands): an empty tuple, so every read works on it and a write raises rather than
+#: change an object all connections share. The owner makes the real one on first write.
+UNUSED: Any = ()
+_NO_BYTES = cast(bytearray, b"")
 
 
 class SendBuffer:
@@ -40,12 +47,12 @@ class SendBuffer:
             raise ValueError(f"send buffer limit must be positive, got {limit}")
         self.limit = limit
         # Positions are byte counts since the buffer was made: plain ints that never wrap.
-        self._chunks: list[bytes] = []
-        self._starts: list[int] = []  # stream position of each chunk's first byte
+        self._chunks: list[bytes] = UNUSED  # made with the first chunk
+        self._starts: list[int] = UNUSED  # stream position of each chunk's first byte
         self._first = 0  # index of the oldest chunk still holding unacknowledged bytes
         self._base = 0  # position of the oldest unacknowledged byte (offset 0)
         self._end = 0  # position just past the last byte written
-        self._tail = bytearray()
+        self._tail = _NO_BYTES  # a bytearray once it holds anything
         self._tail_start = 0  # position of the tail's first byte
 
     def __len__(self) -> int:
@@ -69,12 +76,17 @@ class SendBuffer:
         if n >= _DIRECT:
             if self._tail:
                 self._seal()
+            if self._chunks is UNUSED:
+                self._chunks, self._starts = [], []
             self._chunks.append(bytes(data))
             self._starts.append(self._end)
             self._end += n
             self._tail_start = self._end
         elif n:
-            self._tail += data
+            if self._tail:
+                self._tail += data
+            else:
+                self._tail = bytearray(data)
             self._end += n
             if len(self._tail) >= _SEAL:
                 self._seal()
@@ -128,8 +140,9 @@ class SendBuffer:
         chunks = self._chunks
         starts = self._starts
         if base >= self._tail_start:
-            chunks.clear()
-            starts.clear()
+            if chunks:
+                chunks.clear()
+                starts.clear()
             self._first = 0
             if base > self._tail_start:
                 del self._tail[: base - self._tail_start]
@@ -148,9 +161,11 @@ class SendBuffer:
 
     def _seal(self) -> None:
         """Turn the tail into an immutable chunk so views of it stay valid."""
+        if self._chunks is UNUSED:
+            self._chunks, self._starts = [], []
         self._chunks.append(bytes(self._tail))
         self._starts.append(self._tail_start)
-        self._tail = bytearray()
+        self._tail = _NO_BYTES
         self._tail_start = self._end
 
 
@@ -168,7 +183,7 @@ class ReceiveBuffer:
         if limit <= 0:
             raise ValueError(f"receive buffer limit must be positive, got {limit}")
         self.limit = limit
-        self._buf = bytearray()
+        self._buf = _NO_BYTES  # a bytearray from the first data on, kept while the connection lives
 
     def __len__(self) -> int:
         return len(self._buf)
@@ -181,14 +196,17 @@ class ReceiveBuffer:
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Add in-order data; return how many bytes fitted (the rest is dropped)."""
-        room = self.limit - len(self._buf)
-        if len(data) <= room:
-            self._buf += data
-            return len(data)
-        if room <= 0:
-            return 0
-        self._buf += memoryview(data)[:room]
-        return room
+        buf = self._buf
+        room = self.limit - len(buf)
+        if len(data) > room:
+            if room <= 0:
+                return 0
+            data = memoryview(data)[:room]
+        if buf is _NO_BYTES:
+            self._buf = bytearray(data)
+        else:
+            buf += data
+        return len(data)
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
@@ -203,8 +221,10 @@ class ReceiveBuffer:
 
     def read_all(self) -> bytes:
         """Take everything."""
-        out = bytes(self._buf)
-        self._buf.clear()
+        buf = self._buf
+        out = bytes(buf)
+        if out:
+            buf.clear()
         return out
 
     def read_into(self, dest: bytearray | memoryview) -> int:

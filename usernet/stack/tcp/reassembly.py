@@ -18,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from heapq import nlargest
 
+from usernet.stack.tcp.buffers import UNUSED
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
@@ -48,10 +49,11 @@ class Reassembly:
             raise ValueError(f"reassembly limit must not be negative, got {limit}")
         self.limit = limit
         self.dropped = 0  # new bytes refused for lack of room, since creation
-        self._starts: list[int] = []  # block i holds positions [_starts[i], _ends[i])
-        self._ends: list[int] = []
-        self._data: list[bytearray] = []
-        self._stamps: list[int] = []  # when each block last received a segment
+        # Made by the first segment out of order: most connections never see one.
+        self._starts: list[int] = UNUSED  # block i holds positions [_starts[i], _ends[i])
+        self._ends: list[int] = UNUSED
+        self._data: list[bytearray] = UNUSED
+        self._stamps: list[int] = UNUSED  # when each block last received a segment
         self._stamp = 0
         self.held = 0  # bytes held, also len(self): the per-segment checks read the attribute, no call
         self._ref_seq = 0  # sequence number that sits at position _ref_pos
@@ -76,6 +78,9 @@ class Reassembly:
         else:
             self._ref_seq = seq
             self._ref_pos = s = 0
+            if starts is UNUSED:
+                starts, ends = self._starts, self._ends = [], []
+                self._data, self._stamps = [], []
         e = s + n
         self._stamp += 1
         stamp = self._stamp

@@ -28,6 +28,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
+from usernet.stack.tcp.buffers import UNUSED
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
@@ -66,8 +67,9 @@ class Scoreboard:
         self.dup_thresh = dup_thresh
         self.sacked_bytes = 0
         self.in_recovery = False
-        self._starts: list[int] = []  # SACKed positions [_starts[i], _ends[i]), disjoint, not touching
-        self._ends: list[int] = []
+        # SACKed positions [_starts[i], _ends[i]), disjoint, not touching; made by the first SACK block.
+        self._starts: list[int] = UNUSED
+        self._ends: list[int] = UNUSED
         self._una_seq = snd_una & 0xFFFFFFFF  # SND.UNA, which sits at position _una
         self._una = 0
         self._max = 0  # position of SND.MAX
@@ -159,6 +161,8 @@ class Scoreboard:
             return 0  # already known: receivers repeat blocks in every ACK
         j = bisect_right(starts, hi)
         if i == j:
+            if starts is UNUSED:
+                starts, ends = self._starts, self._ends = [], []
             starts.insert(i, lo)
             ends.insert(i, hi)
             self.sacked_bytes += hi - lo
@@ -280,8 +284,7 @@ class Scoreboard:
         """After a retransmission timeout: forget all SACK information (the receiver may
         have reneged, RFC 2018 §8) and end recovery; RecoveryPoint becomes SND.MAX
         (RFC 6675 §5.1)."""
-        self._starts.clear()
-        self._ends.clear()
+        self._starts = self._ends = UNUSED
         self.sacked_bytes = 0
         self.in_recovery = False
         self._high_rxt = self._una
