@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,23 @@ def test_a_missing_program_is_one_line_naming_its_package(tmp_path: Path) -> Non
         "usernet: `ip` is not installed: install the Debian package iproute2 "
         "(apt-get install iproute2, or run ./setup.sh as root)\n"
     )
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_up_names_the_link_it_runs_on() -> None:
+    """`usernet up --link udp://...` says it is on that link, not on the default TAP's name (no root needed)."""
+    url = f"udp://127.0.0.1:{_free_udp_port()}?peer=127.0.0.1:{_free_udp_port()}"
+    up = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "up", "--link", url, "--duration", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert up.returncode == 0, up.stderr
+    first = up.stdout.splitlines()[0]
+    assert f"on {url}," in first, first

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from usernet import __version__
-from usernet.drivers.config import add_arguments
+from usernet.drivers.config import UsernetConfig, add_arguments, open_host
 from usernet.programs import MissingProgram
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 @contextlib.contextmanager
 def _open_host(args: argparse.Namespace, purpose: str, dump: bool = False) -> Iterator[Host]:
     """The Host the options describe (see usernet.drivers.config), with a tcpdump-style printer when `dump`."""
-    from usernet.drivers.config import UsernetConfig, open_host
 
     config = UsernetConfig.from_args(args)
     with open_host(
@@ -107,8 +106,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, on_signal)
             services = Services(host.iface)
             address = args.address.split("/")[0]
+            link = UsernetConfig.from_args(args).link_url
             print(
-                f"usernet up: {address} on {args.tap}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
+                f"usernet up: {address} on {link}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "
                 f"TCP echo 7, discard 9, chargen 19; SIGUSR1 (kill -USR1 {os.getpid()}) prints connections",
                 flush=True,
             )
@@ -224,7 +224,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Replace this process with `command`, on usernet through the sitecustomize in BOOT_DIR."""
     from usernet.aio.runner import BOOT_DIR
-    from usernet.drivers.config import UsernetConfig
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

@@ -44,4 +44,4 @@ def test_a_tap_configured_on_the_kernel_side_gets_no_warning(sandbox: Sandbox):
         sandbox.run(cmd, check=True)
     result = sandbox.run([*UP, "--tap", "ready0"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "usernet up: 192.0.2.2 on ready0" in result.stdout and "nothing can reach" not in result.stdout
+    assert "usernet up: 192.0.2.2 on tap:ready0" in result.stdout and "nothing can reach" not in result.stdout
