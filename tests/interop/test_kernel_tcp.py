@@ -411,6 +411,8 @@ def test_capture_has_no_bad_checksums_or_malformed_frames(sandbox: Sandbox, tmp_
             "-e",
             "ip.checksum.status",
             "-e",
+            "ip.src",
+            "-e",
             "tcp.checksum.status",
             "-e",
             "_ws.malformed",
@@ -428,8 +430,13 @@ def test_capture_has_no_bad_checksums_or_malformed_frames(sandbox: Sandbox, tmp_
     ).stdout.splitlines()
     rows = [line.split("|") for line in lines]
     assert len(rows) > 2000, "the capture holds too few TCP frames to mean anything"
-    bad = [r for r in rows if r[1] != "1" or r[2] != "1" or r[3]]  # 1 = "Good" once validation is on
-    errors = [r for r in rows if "malformed" in r[5].lower() or "checksum" in r[5].lower()]
+    # Linux's skb_checksum_help writes a computed checksum of 0 as 0xffff (CSUM_MANGLED_0, the
+    # other ones'-complement zero, which verifies alike); tshark calls that "0xffff instead of
+    # 0x0000". The kernel's frames may carry it, about one in 65,536; usernet's may not.
+    mangled_zero = "0xffff instead of 0x0000"
+    rows = [r for r in rows if not (r[2] == KERNEL_IP and mangled_zero in r[6] and r[3] == "0")]
+    bad = [r for r in rows if r[1] != "1" or r[3] != "1" or r[4]]  # 1 = "Good" once validation is on
+    errors = [r for r in rows if "malformed" in r[6].lower() or "checksum" in r[6].lower()]
     assert not bad and not errors, (bad + errors)[:10]
 
 
