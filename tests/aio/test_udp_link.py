@@ -3,7 +3,8 @@ aiohttp server in one, an unmodified aiohttp client in the other, 10 MB each way
 
 No root, no device, no namespace: each process's link is a UDP socket on 127.0.0.1, and
 usernet carries everything between them (`--only`: nothing falls back to the kernel's
-TCP). Run as root, the test drops to nobody with setpriv first, so it shows the path
+TCP). Run as root, the test drops to nobody with setpriv first (or, for an interpreter nobody
+cannot run, such as a pyenv Python under /root, to root without any capability), so it shows the path
 works for an ordinary user. The server starts first, so its first frames meet a closed
 port: on uvloop that once stopped its reader for good (libuv gives up on an fd with a
 socket error), which is why the link's socket is never connected. IPv4 addresses: IPv6
@@ -12,6 +13,7 @@ over this link comes with the stack's route seam.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -29,11 +31,34 @@ APPS = Path(__file__).resolve().parent / "apps"
 SIZE = 10 * 1024 * 1024
 
 
+NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"]
+#: No capability at all (CAP_NET_ADMIN, CAP_NET_RAW...) and no way to regain one: what an
+#: ordinary user holds, for an interpreter that nobody cannot run (a pyenv Python under /root).
+NO_CAPABILITIES = ["--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+
+
+@functools.cache
 def as_ordinary_user() -> list[str]:
-    """A command prefix that runs as nobody when we are root, nothing when we already are not."""
+    """A command prefix that runs without privilege when we are root, nothing when we already are not.
+
+    As nobody when this interpreter runs as nobody; otherwise as uid 0 stripped of every
+    capability, which the test checks in /proc: the privilege a TAP would need is gone either way.
+    """
     if os.geteuid() != 0:
         return []
-    return [find("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+    setpriv = find("setpriv")
+    probe = subprocess.run([setpriv, *NOBODY, sys.executable, "-c", "import usernet"], capture_output=True, cwd=ROOT)
+    return [setpriv, *(NOBODY if probe.returncode == 0 else NO_CAPABILITIES)]
+
+
+def assert_unprivileged(pid: int) -> None:
+    """The process runs as an ordinary user: not root, or root with no effective capability."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = int(status.split("\nUid:")[1].split()[0])
+    capabilities = int(status.split("\nCapEff:")[1].split()[0], 16)
+    assert uid != 0 or capabilities == 0, (uid, hex(capabilities))
+    if os.geteuid() == 0 and NOBODY[0] in as_ordinary_user():
+        assert uid == 65534
 
 
 def usernet(link: str, address: str, loop: str, program: list[str]) -> subprocess.Popen[str]:
@@ -64,8 +89,7 @@ def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str) -> None:
         assert server.stdout is not None
         ready = server.stdout.readline()
         assert "Running on http://0.0.0.0:8080" in ready, server.stderr.read()  # type: ignore[union-attr]
-        uid = Path(f"/proc/{server.pid}/status").read_text().split("\nUid:")[1].split()[0]
-        assert int(uid) == (65534 if os.geteuid() == 0 else os.geteuid())  # setpriv execs: same process
+        assert_unprivileged(server.pid)  # setpriv execs: the same process
         client = usernet(
             f"udp://127.0.0.1:{client_port}?peer=127.0.0.1:{server_port}",
             "192.0.2.3/24",
