@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from usernet.native import internet_checksum
 from usernet.stack.node import Node
@@ -40,12 +41,20 @@ _UNREACH_ERRNO = {
 }
 
 
+class EchoLayer(Protocol):
+    """What a ping socket needs from its ICMP layer (ICMPv4's, or ICMPv6's in icmpv6.py)."""
+
+    def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None: ...
+
+    def close_ping(self, sock: PingSocket) -> None: ...
+
+
 class PingSocket:
     """An echo client endpoint: sends echo requests with its identifier, collects replies."""
 
     __slots__ = ("_layer", "closed", "ident", "replies")
 
-    def __init__(self, layer: IcmpLayer, ident: int) -> None:
+    def __init__(self, layer: EchoLayer, ident: int) -> None:
         self._layer = layer
         self.ident = ident
         self.replies: deque[tuple[bytes, int, bytes, int]] = deque(maxlen=1024)
@@ -53,21 +62,19 @@ class PingSocket:
 
     def send(self, dst: bytes, sequence: int, payload: bytes, now: float) -> None:
         """Send one echo request. Raises OSError(ENETUNREACH) when nothing routes to `dst`."""
-        route = self._layer.route_to(dst)
-        if route is None:
-            raise OSError(
-                errno.ENETUNREACH, "no route to the destination: it is on no usernet network and no gateway is set"
-            )
-        _send_icmp(route, ICMP_ECHO_REQUEST, 0, (self.ident << 16) | (sequence & 0xFFFF), payload, now)
+        self._layer.send_echo(dst, self.ident, sequence, payload, now)
 
     def receive(self) -> tuple[bytes, int, bytes, int] | None:
-        """The oldest reply as (source, sequence, payload, ttl), or None."""
+        """The oldest reply as (source, sequence, payload, ttl or hop limit), or None."""
         return self.replies.popleft() if self.replies else None
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._layer.close_ping(self)
+
+
+NO_ROUTE = "no route to the destination: it is on no usernet network and no gateway is set"
 
 
 class IcmpLayer:
@@ -92,8 +99,12 @@ class IcmpLayer:
         """Hand ICMP errors quoting a datagram of `protocol` (IPPROTO_TCP, IPPROTO_UDP) to `handler`."""
         self._error_handlers[protocol] = handler
 
-    def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
-        return self._node.route_to(dst, source)
+    def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None:
+        """An echo request from a ping socket; OSError(ENETUNREACH) when nothing routes to `dst`."""
+        route = self._node.route_to(dst)
+        if route is None:
+            raise OSError(errno.ENETUNREACH, NO_ROUTE)
+        _send_icmp(route, ICMP_ECHO_REQUEST, 0, (ident << 16) | (sequence & 0xFFFF), payload, now)
 
     def receive(self, ip: IPv4Packet, now: float) -> None:
         """Handle an ICMP message addressed to us."""

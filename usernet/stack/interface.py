@@ -8,6 +8,7 @@ from usernet.native import RxUdp, internet_checksum, l4_checksum_v4, rx_ipv4_tcp
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import IcmpLayer, PingSocket
+from usernet.stack.ipv6 import Ipv6
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
@@ -17,6 +18,7 @@ from usernet.wire import (
     BROADCAST_MAC,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
     ICMP_DEST_UNREACH,
     IPPROTO_ICMP,
     IPPROTO_TCP,
@@ -82,6 +84,8 @@ class Interface:
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
+        # IPv6 beside IPv4 (stack/ipv6.py): addresses, NDP and ICMPv6 of its own, routes through the same seam
+        self.ipv6 = Ipv6(config, self.counters, self._out, self.mark_ready) if config.wants_ipv6 else None
 
     # -- driver side -------------------------------------------------------------------
 
@@ -89,6 +93,8 @@ class Interface:
         """Announce our addresses (gratuitous ARP) so neighbours update stale caches."""
         for addr in sorted(self.local_addresses):
             self.arp.announce(addr)
+        if self.ipv6 is not None:
+            self.ipv6.start(now)
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
         """Process one received Ethernet frame. Never raises for bad input: it counts and drops.
@@ -119,21 +125,25 @@ class Interface:
             stats.eth_malformed += 1
             return
         dst = eth.dst
-        if dst != self.mac and dst != BROADCAST_MAC:
-            stats.eth_not_for_us += 1
+        if dst != self.mac and dst != BROADCAST_MAC and (dst[:2] != b"\x33\x33" or self.ipv6 is None):
+            stats.eth_not_for_us += 1  # 33:33:...: IPv6 multicast, whose groups Ipv6 filters
             return
         kind = eth.ethertype
         if kind == ETHERTYPE_IPV4:
             self._ipv4_in(eth.payload, now)
         elif kind == ETHERTYPE_ARP:
             self.arp.receive(eth.payload, self.local_addresses, now)
+        elif kind == ETHERTYPE_IPV6 and self.ipv6 is not None:
+            self.ipv6.receive(eth.src, eth.payload, now)
         else:
             stats.eth_unknown_type += 1
 
     def poll(self, now: float) -> None:
-        """Run what is due: ARP retries and give-ups, TCP timers."""
+        """Run what is due: ARP retries and give-ups, TCP timers, NDP and address configuration."""
         self.arp.poll(now)
         self.tcp.poll(now)
+        if self.ipv6 is not None:
+            self.ipv6.poll(now)
 
     def flush(self, now: float) -> None:
         """Turn work the user side queued since the last call into frames: TCP segments and ACKs."""
@@ -143,9 +153,13 @@ class Interface:
         """When `poll` must next be called, or None when nothing is pending."""
         a = self.arp.next_deadline()
         b = self.tcp.next_deadline()
-        if a is None:
-            return b
-        return a if b is None or a < b else b
+        if a is None or (b is not None and b < a):
+            a = b
+        if self.ipv6 is not None:
+            c = self.ipv6.next_deadline()
+            if a is None or (c is not None and c < a):
+                return c
+        return a
 
     def take_output(self) -> list[bytearray | bytes]:
         """The frames to send, oldest first; the interface forgets them."""
@@ -201,6 +215,8 @@ class Interface:
         route = self._routes.get(key)
         if route is not None:
             return route
+        if len(dst) == 16:
+            return None if self.ipv6 is None else self.ipv6.route_to(dst, source)
         if dst in self._broadcasts:
             hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
         else:

@@ -7,27 +7,35 @@ IP-only link), the IP header template, the ident counter, the MTU and the offloa
 link offers. TCP and UDP hand it their own header's fields only (`send_tcp`, `send_udp`);
 `native.build_tcp`/`build_udp` put the route's two templates in front of that header in
 the same C call, so the transport code is the same whatever the encapsulation
-(Ethernet+IPv4 today; Ethernet+IPv6 and bare IP are another template and `deliver`).
+(Ethernet+IPv4, Ethernet+IPv6: another template; bare IP: another `deliver`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from usernet.native import CSUM_FULL, BytesLike, build_tcp, build_udp
 from usernet.wire import emit_ipv4_header
+from usernet.wire.ipv6 import emit_ipv6_header
 
 # How a built frame leaves: (frame, next hop, source address, now) -> None. On Ethernet it
 # resolves the next hop's MAC into bytes 0-5 (ARP) and queues the frame.
 Deliver = Callable[[bytearray, bytes, bytes, float], None]
 
 IPV4_HEADER = 20
+IPV6_HEADER = 40
 TCP_HEADER = 20
 
 
 def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
     """An IPv4 header with DF set whose length, ident, protocol and checksum the builder fills."""
     return bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src + dst
+
+
+def ipv6_template(src: bytes, dst: bytes, hop_limit: int) -> bytes:
+    """An IPv6 header whose payload length and next header the builder fills."""
+    return bytes((0x60, 0, 0, 0, 0, 0, 0, hop_limit)) + src + dst
 
 
 class Route:
@@ -71,10 +79,14 @@ class Route:
         self.next_hop = next_hop
         self.link_header = link_header
         self.ttl = ttl
-        self.ip_header = ipv4_template(source, destination, ttl)
-        self.headroom = len(link_header) + IPV4_HEADER
+        if len(destination) == 16:
+            self.ip_header = ipv6_template(source, destination, ttl)
+        else:
+            self.ip_header = ipv4_template(source, destination, ttl)
+        ip_header = len(self.ip_header)
+        self.headroom = len(link_header) + ip_header
         self.mtu = mtu
-        self.mss = mtu - IPV4_HEADER - TCP_HEADER
+        self.mss = mtu - ip_header - TCP_HEADER
         self.tx_checksum_partial = tx_checksum_partial
         self.tso_max = tso_max
         self._deliver = deliver
@@ -135,12 +147,17 @@ class Route:
         For messages not built by one C call (ICMP): the cold path, so plain Python.
         """
         link = len(self.link_header)
-        ident = self._ident = (self._ident + 1) & 0xFFFF
         frame[:link] = self.link_header
-        emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
+        if len(self.destination) == 16:
+            emit_ipv6_header(frame, link, self.source, self.destination, protocol, l4_length, hop_limit=self.ttl)
+        else:
+            ident = self._ident = (self._ident + 1) & 0xFFFF
+            emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
         self._deliver(frame, self.next_hop, self.source, now)
 
 
 def format_ip(addr: bytes) -> str:
-    """An IPv4 address for messages and reprs: dotted quad, no ipaddress object on the way."""
+    """An address for messages and reprs: IPv4 as a dotted quad, IPv6 in its compressed form."""
+    if len(addr) == 16:
+        return str(ipaddress.IPv6Address(addr))
     return ".".join(str(b) for b in addr)

@@ -1,0 +1,128 @@
+"""ICMPv6 (RFC 4443) apart from Neighbor Discovery: echo both ways, and the errors we send.
+
+Errors follow §2.4: none about an error, none from a multicast destination except
+packet too big and an unrecognised option with action 10, none to a source that is
+not a unicast address; a token bucket (`icmp_error_rate`/`icmp_error_burst`, shared
+values with ICMPv4) bounds how many leave. An error quotes as much of the offending
+packet as fits in the minimum MTU of 1280 bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from usernet.stack.config import InterfaceConfig
+from usernet.stack.icmp import NO_ROUTE, PingSocket
+from usernet.stack.route import Route
+from usernet.stack.stats import Stats
+from usernet.wire.icmpv6 import (
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+    ICMPV6_PACKET_TOO_BIG,
+    ICMPV6_PARAM_PROBLEM,
+    Icmpv6Message,
+    emit_icmpv6,
+    is_icmpv6_error,
+    parse_quoted_v6,
+)
+from usernet.wire.ipv6 import IPPROTO_ICMPV6, PARAM_BAD_OPTION, IPv6Packet
+
+RouteTo = Callable[[bytes, bytes | None], Route | None]
+_MAX_QUOTE = 1280 - 40 - 8  # RFC 4443 §2.4 c: the error must fit the minimum IPv6 MTU
+
+
+class Icmpv6Layer:
+    """Echo requests answered, echo replies to ping sockets, errors sent rate-limited and counted."""
+
+    def __init__(self, config: InterfaceConfig, stats: Stats, route_to: RouteTo, mark_ready: Callable[[object], None]):
+        self._stats = stats
+        self._route_to = route_to
+        self._mark_ready = mark_ready
+        self._rate = config.icmp_error_rate
+        self._burst = float(config.icmp_error_burst)
+        self._tokens = self._burst
+        self._refilled = 0.0
+        self._pings: dict[int, PingSocket] = {}
+
+    def receive(self, ip: IPv6Packet, msg: Icmpv6Message, local: bool, now: float) -> None:
+        """A checked ICMPv6 message that is not NDP; `local` says `ip.dst` is one of our unicast addresses."""
+        kind = msg.type
+        stats = self._stats
+        if kind == ICMPV6_ECHO_REQUEST:
+            route = self._route_to(ip.src, ip.dst if local else None)
+            if route is None:
+                stats.ipv6_no_route += 1
+                return
+            _send(route, ICMPV6_ECHO_REPLY, 0, msg.rest, msg.payload, now)
+            stats.icmpv6_echo_answered += 1
+        elif kind == ICMPV6_ECHO_REPLY:
+            sock = self._pings.get(msg.ident)
+            if sock is None:
+                stats.icmpv6_unhandled += 1
+                return
+            sock.replies.append((ip.src, msg.sequence, bytes(msg.payload), ip.hop_limit))
+            self._mark_ready(sock)
+        elif is_icmpv6_error(kind):
+            try:
+                parse_quoted_v6(msg)
+            except ValueError:
+                stats.icmpv6_malformed += 1
+                return
+            # No transport over IPv6 registers for errors yet: they are counted, not delivered.
+            stats.icmpv6_errors_received += 1
+        else:
+            stats.icmpv6_unhandled += 1
+
+    def send_error(self, kind: int, code: int, rest: int, ip: IPv6Packet, packet: memoryview, now: float) -> None:
+        """Answer `packet` (parsed as `ip`) with an error, unless RFC 4443 §2.4 forbids it or the rate limit says no."""
+        src = ip.src
+        if src[0] == 0xFF or src == bytes(16):
+            return
+        if ip.dst[0] == 0xFF and not (
+            kind == ICMPV6_PACKET_TOO_BIG or (kind == ICMPV6_PARAM_PROBLEM and code == PARAM_BAD_OPTION)
+        ):
+            return
+        if ip.next_header == IPPROTO_ICMPV6 and ip.payload and is_icmpv6_error(ip.payload[0]):
+            return
+        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            self._stats.icmpv6_errors_rate_limited += 1
+            return
+        self._tokens = tokens - 1.0
+        route = self._route_to(src, None if ip.dst[0] == 0xFF else ip.dst)
+        if route is None:
+            self._stats.ipv6_no_route += 1
+            return
+        _send(route, kind, code, rest, packet[: min(40 + ip.payload_length, _MAX_QUOTE)], now)
+        self._stats.icmpv6_errors_sent += 1
+
+    # -- ping sockets (usernet.stack.icmp.EchoLayer) ----------------------------------------
+
+    def open_ping(self, ident: int | None = None) -> PingSocket:
+        """An ICMPv6 echo client with identifier `ident` (a free one when None)."""
+        if ident is None:
+            ident = next(i for i in range(1, 65536) if i not in self._pings)
+        if ident in self._pings:
+            raise OSError(errno.EADDRINUSE, f"ICMPv6 echo identifier {ident} is in use")
+        sock = self._pings[ident] = PingSocket(self, ident)
+        return sock
+
+    def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None:
+        route = self._route_to(dst, None)
+        if route is None:
+            raise OSError(errno.ENETUNREACH, NO_ROUTE)
+        _send(route, ICMPV6_ECHO_REQUEST, 0, (ident << 16) | (sequence & 0xFFFF), payload, now)
+
+    def close_ping(self, sock: PingSocket) -> None:
+        if self._pings.get(sock.ident) is sock:
+            del self._pings[sock.ident]
+
+
+def _send(route: Route, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float) -> None:
+    size = 8 + len(payload)
+    frame = bytearray(route.headroom + size)
+    emit_icmpv6(frame, route.headroom, route.source, route.destination, kind, code, rest, payload)
+    route.send_datagram(frame, IPPROTO_ICMPV6, size, now)
