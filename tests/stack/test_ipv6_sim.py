@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from tests.stack.simpair import Pair, make_pair
@@ -288,3 +290,80 @@ def test_without_ipv6_multicast_frames_are_not_for_us():
     i.receive(router_advert(), 1.0)
     assert i.stats()["eth_not_for_us"] == 1
     assert i.route_to(ROUTER) is None
+
+
+def _global_pair() -> tuple[Pair, bytes, bytes]:
+    pair = make_pair(ipv6=True)
+    pair.sim.run(1.5)
+    return pair, link_local(pair.a.iface), link_local(pair.b.iface)
+
+
+def test_tcp_over_ipv6_link_local_moves_bytes_both_ways():
+    pair, a_ip, b_ip = _global_pair()
+    listener = pair.b.iface.tcp.listen((bytes(16), 8080))
+    client = pair.a.iface.tcp.connect((b_ip, 8080), pair.now())
+    pair.sim.run(0.1)
+    server = listener.accept()
+    assert server is not None and server.remote == (a_ip, client.local[1]) and client.local[0] == a_ip
+    assert client.info()["mss"] == 1500 - 40 - 20 - 12  # IPv6 and TCP headers, timestamps
+    data = bytes(range(256)) * 4000
+    sent = 0
+    got = b""
+    for _ in range(400):
+        if sent < len(data):
+            sent += client.send(data[sent:], pair.now())
+        pair.a.flush(pair.now())
+        pair.sim.run(0.01)
+        got += server.receive()
+        if len(got) == len(data):
+            break
+    assert got == data
+    server.send(b"reply over IPv6", pair.now())
+    pair.b.flush(pair.now())
+    pair.sim.run(0.05)
+    assert client.receive() == b"reply over IPv6"
+    stats = pair.b.iface.stats()
+    assert stats["tcp_rx_segments"] > 100 and stats["tcp_rx_predicted"] == 0  # IPv6 takes the general path
+
+
+def test_udp_over_ipv6_and_port_unreachable_to_the_connected_socket():
+    pair, a_ip, b_ip = _global_pair()
+    server = pair.b.iface.open_udp((bytes(16), 5353))
+    client = pair.a.iface.open_udp((bytes(16), 0))
+    client.sendto(b"question", (b_ip, 5353), pair.now())
+    pair.a.flush(pair.now())
+    pair.sim.run(0.05)
+    assert server.recvfrom() == (b"question", (a_ip, client.local[1]))
+    server.sendto(b"answer", (a_ip, client.local[1]), pair.now())
+    pair.b.flush(pair.now())
+    pair.sim.run(0.05)
+    assert client.recvfrom() == (b"answer", (b_ip, 5353))
+    lonely = pair.a.iface.open_udp((bytes(16), 0))
+    lonely.connect((b_ip, 9999))
+    assert lonely.local[0] == a_ip  # connect fixes the source, as with IPv4
+    lonely.sendto(b"anyone?", None, pair.now())
+    pair.a.flush(pair.now())
+    pair.sim.run(0.05)
+    error = lonely.take_error()
+    assert error is not None and error.errno == errno.ECONNREFUSED
+    assert pair.b.iface.stats()["icmpv6_errors_sent"] == 1
+
+
+def test_wildcards_of_the_two_families_are_apart_and_families_do_not_mix():
+    pair, _, b_ip = _global_pair()
+    iface = pair.a.iface
+    v4 = iface.tcp.listen((bytes(4), 80))
+    v6 = iface.tcp.listen((bytes(16), 80))
+    assert v4 is not v6
+    with pytest.raises(OSError) as caught:
+        iface.tcp.listen((bytes(16), 80))
+    assert caught.value.errno == errno.EADDRINUSE
+    udp4 = iface.open_udp((bytes(4), 53))
+    udp6 = iface.open_udp((bytes(16), 53))
+    assert udp4.local != udp6.local
+    with pytest.raises(OSError) as caught:
+        udp4.sendto(b"x", (b_ip, 53), pair.now())
+    assert caught.value.errno == errno.EAFNOSUPPORT and "different families" in str(caught.value)
+    with pytest.raises(OSError) as caught:
+        iface.tcp.connect((b_ip, 80), pair.now(), (bytes(4), 0))
+    assert caught.value.errno == errno.EAFNOSUPPORT

@@ -11,24 +11,41 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from typing import TypeAlias
 
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import NO_ROUTE, PingSocket
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.wire.icmpv6 import (
+    ICMPV6_DEST_UNREACH,
     ICMPV6_ECHO_REPLY,
     ICMPV6_ECHO_REQUEST,
     ICMPV6_PACKET_TOO_BIG,
     ICMPV6_PARAM_PROBLEM,
+    UNREACH6_PORT,
     Icmpv6Message,
     emit_icmpv6,
     is_icmpv6_error,
     parse_quoted_v6,
 )
-from usernet.wire.ipv6 import IPPROTO_ICMPV6, PARAM_BAD_OPTION, IPv6Packet
+from usernet.wire.ipv6 import IPPROTO_ICMPV6, PARAM_BAD_OPTION, IPv6Packet, with_upper
 
 RouteTo = Callable[[bytes, bytes | None], Route | None]
+# Where an ICMPv6 error about one of our packets goes, by the quoted upper protocol, as
+# icmp.ErrorHandler: (quoted header with the upper layer as payload, our port, their
+# port, errno, MTU of a packet too big or 0, now).
+ErrorHandler: TypeAlias = Callable[[IPv6Packet, int, int, int, int, float], None]
+# What a kernel socket reports for each error (Linux's icmpv6_err_convert).
+_UNREACH_ERRNO = (
+    errno.ENETUNREACH,
+    errno.EACCES,
+    errno.EHOSTUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ECONNREFUSED,
+    errno.EACCES,
+    errno.EACCES,
+)
 _MAX_QUOTE = 1280 - 40 - 8  # RFC 4443 §2.4 c: the error must fit the minimum IPv6 MTU
 
 
@@ -44,6 +61,11 @@ class Icmpv6Layer:
         self._tokens = self._burst
         self._refilled = 0.0
         self._pings: dict[int, PingSocket] = {}
+        self._error_handlers: dict[int, ErrorHandler] = {}
+
+    def on_error(self, protocol: int, handler: ErrorHandler) -> None:
+        """Hand ICMPv6 errors quoting a packet of `protocol` (IPPROTO_TCP, IPPROTO_UDP) to `handler`."""
+        self._error_handlers[protocol] = handler
 
     def receive(self, ip: IPv6Packet, msg: Icmpv6Message, local: bool, now: float) -> None:
         """A checked ICMPv6 message that is not NDP; `local` says `ip.dst` is one of our unicast addresses."""
@@ -64,15 +86,37 @@ class Icmpv6Layer:
             sock.replies.append((ip.src, msg.sequence, bytes(msg.payload), ip.hop_limit))
             self._mark_ready(sock)
         elif is_icmpv6_error(kind):
-            try:
-                parse_quoted_v6(msg)
-            except ValueError:
-                stats.icmpv6_malformed += 1
-                return
-            # No transport over IPv6 registers for errors yet: they are counted, not delivered.
-            stats.icmpv6_errors_received += 1
+            self._deliver_error(msg, now)
         else:
             stats.icmpv6_unhandled += 1
+
+    def _deliver_error(self, msg: Icmpv6Message, now: float) -> None:
+        stats = self._stats
+        try:
+            quoted, upper, sport, dport = parse_quoted_v6(msg)
+        except ValueError:
+            stats.icmpv6_malformed += 1
+            return
+        stats.icmpv6_errors_received += 1
+        handler = self._error_handlers.get(upper.protocol)
+        if handler is None:
+            stats.icmpv6_unhandled += 1
+            return
+        kind = msg.type
+        mtu = 0
+        if kind == ICMPV6_DEST_UNREACH:
+            err = _UNREACH_ERRNO[msg.code] if msg.code < len(_UNREACH_ERRNO) else errno.EHOSTUNREACH
+        elif kind == ICMPV6_PACKET_TOO_BIG:
+            err, mtu = errno.EMSGSIZE, msg.rest
+        elif kind == ICMPV6_PARAM_PROBLEM:
+            err = errno.EPROTO
+        else:
+            err = errno.EHOSTUNREACH  # time exceeded, and error types RFC 4443 leaves unassigned
+        handler(with_upper(quoted, upper), sport, dport, err, mtu, now)
+
+    def port_unreachable(self, ip: IPv6Packet, packet: memoryview, now: float) -> None:
+        """Answer a datagram for a port nobody listens on."""
+        self.send_error(ICMPV6_DEST_UNREACH, UNREACH6_PORT, 0, ip, packet, now)
 
     def send_error(self, kind: int, code: int, rest: int, ip: IPv6Packet, packet: memoryview, now: float) -> None:
         """Answer `packet` (parsed as `ip`) with an error, unless RFC 4443 §2.4 forbids it or the rate limit says no."""

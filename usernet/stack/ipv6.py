@@ -5,9 +5,9 @@ for our usable unicast addresses, all-nodes and the solicited-node groups of all
 addresses (tentative ones included, so duplicate address detection hears the others).
 No MLD is sent: on a TAP, a Linux bridge or a veth, multicast reaches us without it.
 Extension headers are walked by RFC 8200's rules (`usernet.wire.ipv6.walk_extensions`);
-fragments are counted and dropped; ICMPv6 is answered and NDP kept. Upper-layer
-protocols other than ICMPv6 are answered with a parameter problem (unrecognised next
-header): TCP and UDP do not run over IPv6 yet.
+fragments are counted and dropped; ICMPv6 is answered and NDP kept. TCP and UDP
+segments go to the handlers the interface registered (`on_protocol`); other upper-layer
+protocols are answered with a parameter problem (unrecognised next header).
 
 Routes for IPv6 destinations are `Route`s with an IPv6 template, so sockets send
 through the same seam as over IPv4; they carry no offloads (the link's TSO is IPv4's).
@@ -40,6 +40,7 @@ from usernet.wire.ipv6 import (
     parse_ipv6,
     solicited_node,
     walk_extensions,
+    with_upper,
 )
 from usernet.wire.ndp import (
     ND_NEIGHBOR_ADVERT,
@@ -54,6 +55,10 @@ from usernet.wire.ndp import (
 )
 
 _ROUTE_CACHE_LIMIT = 1024
+# A transport's receive side: (the packet, with the upper-layer segment as its payload, now)
+# -> False when no socket is there for it and no answer of its own (UDP): a port
+# unreachable goes back.
+Transport = Callable[[IPv6Packet, float], bool]
 
 
 def _prefix_mask(length: int) -> int:
@@ -85,6 +90,11 @@ class Ipv6:
         self.neighbors = NeighborCache(config, stats, output)
         self.autoconf = Autoconf(config, stats, output, self.neighbors, self._changed)
         self.icmp = Icmpv6Layer(config, stats, self.route_to, mark_ready)
+        self._transports: dict[int, Transport] = {}
+
+    def on_protocol(self, protocol: int, handler: Transport) -> None:
+        """Hand packets of upper-layer `protocol` (TCP, UDP) to `handler`."""
+        self._transports[protocol] = handler
 
     # -- driver side ---------------------------------------------------------------------
 
@@ -234,7 +244,11 @@ class Ipv6:
             stats.ipv6_fragments += 1
             return
         protocol = upper.protocol
-        if protocol == IPPROTO_ICMPV6:
+        transport = self._transports.get(protocol)
+        if transport is not None:
+            if not transport(with_upper(ip, upper), now):
+                self.icmp.port_unreachable(ip, packet, now)
+        elif protocol == IPPROTO_ICMPV6:
             self._icmpv6_in(ip, upper.payload, local, src_mac, now)
         elif protocol == IPPROTO_NONE:
             stats.ipv6_no_next_header += 1

@@ -156,6 +156,13 @@ class Route:
         self._deliver(frame, self.next_hop, self.source, now)
 
 
+def no_route_message(dst: bytes, source: bytes | None = None) -> str:
+    """Why `route_to` gave nothing, for the OSError (ENETUNREACH, or EAFNOSUPPORT between families) a socket raises."""
+    if source is not None and len(source) != len(dst):
+        return f"{format_ip(dst)} cannot be reached from {format_ip(source)}: the addresses are of different families"
+    return f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
+
+
 def format_ip(addr: bytes) -> str:
     """An address for messages and reprs: IPv4 as a dotted quad, IPv6 in its compressed form."""
     if len(addr) == 16:

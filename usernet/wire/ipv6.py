@@ -43,6 +43,7 @@ __all__ = [
     "parse_quoted_ipv6",
     "solicited_node",
     "walk_extensions",
+    "with_upper",
 ]
 
 IPV6_HLEN = 40
@@ -225,6 +226,14 @@ def walk_extensions(ip: IPv6Packet) -> Upper:
         pointer = 40 + at
         protocol = body[at]
         at = end
+
+
+def with_upper(ip: IPv6Packet, upper: Upper) -> IPv6Packet:
+    """`ip` with the upper-layer segment as its payload, for layers that read `payload` as
+    theirs (as they do an IPv4 packet's); `ip` itself when no extension header came first."""
+    if len(upper.payload) == len(ip.payload):
+        return ip
+    return ip._replace(payload=upper.payload)
 
 
 def emit_ipv6_header(
