@@ -8,8 +8,11 @@ can send the router advertisement at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
+import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +20,23 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import Running, usernet_serving
+from tests.interop.streams import (
+    MB,
+    TIMEOUT,
+    Pattern,
+    StreamCheck,
+    finished,
+    kernel_echo_roundtrip,
+    kernel_echo_server,
+    kernel_socket,
+    report,
+    usernet_connect,
+    wait_for,
+)
 from tests.programs import require
+from usernet.apps.services import ECHO_PORT
 from usernet.link.sandbox import Sandbox
+from usernet.stack import TcpConnection
 from usernet.wire.ipv6 import ALL_NODES
 from usernet.wire.ndp import PrefixInfo, emit_router_advert
 
@@ -167,3 +185,77 @@ def test_duplicate_address_detection_gives_up_the_kernels_address(sandbox: Sandb
         assert KERNEL_IP6 not in _addresses(running) + _addresses(running, "TENTATIVE")
         assert running.host.iface.stats()["dad_duplicates"] == 1
         _kernel_ping(running, "2001:db8::2")
+
+
+# -- UDP and TCP over IPv6 --------------------------------------------------------------------
+
+USERNET_IP6 = "2001:db8::2"
+V6_BULK = 20 * MB
+
+
+@contextlib.contextmanager
+def usernet_static(sandbox: Sandbox) -> Iterator[Running]:
+    with usernet_v6(sandbox, f"{USERNET_IP6}/64", slaac=False) as running:
+        assert _until(lambda: USERNET_IP6 in _addresses(running))
+        yield running
+
+
+def test_kernel_udp_echo_over_ipv6_of_every_size(sandbox: Sandbox):
+    with usernet_static(sandbox) as running, sandbox.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        rng = random.Random(6)
+        for i in range(300):
+            size = i * 1452 // 299  # up to the IPv6 MTU's 1500 - 40 - 8
+            message = rng.randbytes(size)
+            sock.sendto(message, (USERNET_IP6, 7))
+            reply, peer = sock.recvfrom(2048)
+            assert reply == message and peer[:2] == (USERNET_IP6, 7), f"datagram {i} of {size} bytes"
+        sock.connect((USERNET_IP6, 9))
+        sock.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            sock.recv(100)  # the ICMPv6 port unreachable usernet sent
+        assert running.echo.echoed == 300
+
+
+def test_kernel_client_tcp_echo_over_ipv6(sandbox: Sandbox):
+    pattern = Pattern(61)
+    with usernet_static(sandbox) as running, kernel_socket(sandbox, socket.AF_INET6) as sock:
+        sock.connect((USERNET_IP6, ECHO_PORT))
+        start = time.monotonic()
+        check = kernel_echo_roundtrip(sock, V6_BULK, pattern)
+        elapsed = time.monotonic() - start
+        check.assert_complete(V6_BULK)
+        wait_for(lambda: bool(finished(running, "echo")), "the echo connection to finish")
+        [record] = finished(running, "echo")
+        assert record.error is None and record.info["bytes_received"] == V6_BULK
+        assert record.remote[0] == ipaddress.IPv6Address(KERNEL_IP6).packed
+        report("kernel->usernet echo over IPv6", f"{V6_BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s)")
+
+
+def test_usernet_client_to_kernel_echo_over_ipv6(sandbox: Sandbox):
+    pattern = Pattern(62)
+    check = StreamCheck(pattern)
+    with usernet_static(sandbox) as running, kernel_socket(sandbox, socket.AF_INET6) as listener:
+        listener.bind((KERNEL_IP6, 6000))
+        listener.listen(8)
+        server = threading.Thread(target=kernel_echo_server, args=(listener,), daemon=True)
+        server.start()
+        start = time.monotonic()
+        client = usernet_connect(running.loop, 6000, pattern, V6_BULK, check, address=KERNEL_IP6)
+        assert client.done.wait(TIMEOUT), f"transfer stuck: {running.loop.call(lambda now: client.conn.info())}"
+        elapsed = time.monotonic() - start
+        server.join(10)
+        assert client.conn.error is None
+        check.assert_complete(V6_BULK)
+        report("usernet->kernel echo over IPv6", f"{V6_BULK / MB / elapsed:.1f} MB/s each way ({elapsed:.1f} s)")
+
+
+def test_usernet_connect_to_a_closed_kernel_port_is_refused_over_ipv6(sandbox: Sandbox):
+    with usernet_static(sandbox) as running:
+
+        def connect(now: float) -> TcpConnection:
+            return running.host.iface.tcp.connect((ipaddress.IPv6Address(KERNEL_IP6).packed, 6001), now)
+
+        conn = running.loop.call(connect)
+        assert _until(lambda: running.loop.call(lambda now: conn.error is not None))
+        assert running.loop.call(lambda now: conn.error.errno) == errno.ECONNREFUSED  # type: ignore[union-attr]  # set, as waited for
