@@ -26,7 +26,8 @@ import weakref
 from collections.abc import Collection
 from typing import Any
 
-from usernet.aio import datagram, stream
+from usernet.aio import addresses, datagram, stream
+from usernet.aio.addresses import SockAddr, name
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, PseudoSocket
 from usernet.stack.tcp.connection import TcpConnection
@@ -39,8 +40,8 @@ __all__ = ["IP_FREEBIND", "Held", "Holders", "bind_anywhere"]
 StackSocket = TcpConnection | TcpListener | UdpSocket
 
 
-def _address(addr: tuple[bytes, int] | None) -> Address | None:
-    return None if addr is None else (socket.inet_ntoa(addr[0]), addr[1])
+def _address(addr: tuple[bytes, int] | None) -> SockAddr | None:
+    return None if addr is None else name(addr)
 
 
 class Held:
@@ -271,7 +272,7 @@ def sendto(held: Held, data: bytes | bytearray | memoryview, address: Address | 
     """Send one datagram (to the connected peer when `address` is None); returns its size."""
     sock = held.sock
     assert isinstance(sock, UdpSocket)
-    remote = None if address is None else (datagram.pack(address[0]), address[1])
+    remote = None if address is None else (addresses.pack(address[0]), address[1])
     sock.sendto(data, remote, held.loop.time())
     held.changed()
     return len(data)
