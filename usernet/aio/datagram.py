@@ -133,6 +133,8 @@ async def open_endpoint(
 
     `kernel_sock` is the kernel socket the program handed over (`sock=`): closed with the transport.
     """
+    if remote is not None and len(pack(remote[0])) == 16:
+        await driver.ipv6_settled()
     if sock is None:
         sock = open_udp(driver, local, reuse_port, remote)
     try:

@@ -468,24 +468,28 @@ class UsernetLoopMixin(_LoopBase):
     def _usernet_listen(self, sock: socket.socket) -> sockets.Held | None:
         """A usernet listener for a listening kernel socket the router sends to usernet (else None).
 
-        AF_INET sockets by their bound address; an AF_INET6 one only as a dual-stack
-        wildcard ("::" with IPV6_V6ONLY off: anyio's default listener), whose IPv4 half is
-        the wildcard of rule 4 — its connections then name their peers `::ffff:a.b.c.d`.
+        Sockets by their bound address. An AF_INET6 one on "::" with IPV6_V6ONLY off
+        (anyio's default listener) is dual-stack: it listens on both wildcards (IPv4's
+        alone when usernet runs without IPv6), and its IPv4 connections name their peers
+        `::ffff:a.b.c.d`, as the kernel's do.
         """
         if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             return None  # the base loop raises the kernel's error
         bound, port = sock.getsockname()[:2]
+        router = self.usernet_router
+        hosts: list[str | None] = [None if bound == "0.0.0.0" else bound]
         if sock.family == socket.AF_INET6:
-            if bound != "::" or sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            if bound == "::" and not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                hosts = [None, "::"] if router.ipv6 else [None]  # both families on one socket
+            elif not router.ipv6:
                 return None
-            bound = "0.0.0.0"
-        if self.usernet_router.choose(None if bound == "0.0.0.0" else bound, None) == "kernel":
+        if router.choose(None if bound in WILDCARDS else bound, None) == "kernel":
             return None
         driver = self.usernet_driver()
-        listener = listen(driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN)[0]
-        held = sockets.Held(self, driver, listener, sock.family)
+        listeners = listen(driver, hosts, port, socket.SOMAXCONN)
+        held = sockets.Held(self, driver, listeners[0], sock.family, listeners[1] if len(listeners) > 1 else None)
         return self._usernet_holders.add(sock, held)
 
     def _usernet_udp(self, sock: socket.socket, remote: str | None) -> sockets.Held | None:

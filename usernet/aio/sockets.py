@@ -48,11 +48,17 @@ class Held:
     """One stack socket driven by the socket-level methods, with the PseudoSocket that stands for it."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, driver: Driver, sock: StackSocket, family: int = socket.AF_INET
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        sock: StackSocket,
+        family: int = socket.AF_INET,
+        also: TcpListener | None = None,
     ) -> None:
         self.loop = loop
         self.driver = driver
         self.sock = sock
+        self.also = also  # the IPv6 half of a dual-stack listener whose `sock` is the IPv4 wildcard
         self.kernel: weakref.ref[socket.socket] | None = None
         self._finalizer: Any = None  # a weakref.finalize while a kernel socket object is watched
         kind = socket.SOCK_DGRAM if isinstance(sock, UdpSocket) else socket.SOCK_STREAM
@@ -61,6 +67,8 @@ class Held:
         self.pseudo.family = family  # AF_INET6: behind a dual-stack listener ("::", IPV6_V6ONLY off)
         self._waiters: list[asyncio.Future[None]] = []
         driver.register(sock, self)
+        if also is not None:
+            driver.register(also, self)
 
     # -- the driver's owner ----------------------------------------------------------------
 
@@ -124,8 +132,8 @@ class Held:
 
     # -- the PseudoSocket's owner ------------------------------------------------------------
 
-    def _sockname(self) -> Address:
-        return _address(self.sock.local)  # type: ignore[return-value]
+    def _sockname(self) -> SockAddr:
+        return name(self.sock.local if self.also is None else self.also.local)
 
     def _peername(self) -> Address | None:
         return _address(getattr(self.sock, "remote", None))
@@ -152,7 +160,7 @@ class Held:
             return stream.readiness(sock)
         if isinstance(sock, UdpSocket):
             return datagram.readiness(sock)
-        return sock.pending > 0, False
+        return sock.pending > 0 or (self.also is not None and self.also.pending > 0), False
 
     def _close(self) -> None:
         self.close()
@@ -167,6 +175,9 @@ class Held:
             sock.close()
         else:
             sock.close(self.loop.time())
+        if self.also is not None:
+            self.driver.unregister(self.also)
+            self.also.close(self.loop.time())
         self.driver.request_flush()
         kernel = self.kernel() if self.kernel is not None else None
         self.forget_kernel()
@@ -245,7 +256,8 @@ async def accept(held: Held) -> tuple[PseudoSocket, Address]:
     """Wait for an established connection on a listener; it comes back held, as `sock_accept` returns it."""
     listener = held.sock
     assert isinstance(listener, TcpListener)
-    while (conn := listener.accept()) is None:
+    also = held.also
+    while (conn := listener.accept() or (also.accept() if also is not None else None)) is None:
         await held.news()
     held.changed()
     accepted = Held(held.loop, held.driver, conn, held.pseudo.family)

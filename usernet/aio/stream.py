@@ -83,6 +83,8 @@ async def connect(
     """Open a usernet TCP connection (IPv4 or IPv6 literals; local "" is any) and wait for the handshake."""
     tcp = driver.host.iface.tcp
     dst = pack(remote[0])
+    if len(dst) == 16:
+        await driver.ipv6_settled()
     bind = None if local is None else (pack_local(local[0], dst), local[1])
     try:
         conn = tcp.connect((dst, remote[1]), loop.time(), bind)

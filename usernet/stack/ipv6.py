@@ -126,6 +126,11 @@ class Ipv6:
         return [(a.address, a.prefix_length, STATE_NAMES[a.state]) for a in self.autoconf.addresses]
 
     @property
+    def settling(self) -> bool:
+        """An address is still in duplicate address detection: it becomes usable within RetransTimer."""
+        return bool(self._tentative)
+
+    @property
     def default_router(self) -> bytes | None:
         """The static gateway, else the first router whose advertisement is still valid."""
         if self._config.gateway6 is not None:
