@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from usernet.stack.config import InterfaceConfig
-from usernet.stack.icmp import NO_ROUTE, PingSocket
+from usernet.stack.icmp import NO_ROUTE, ErrorBudget, PingSocket, PingTable
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.wire.icmpv6 import (
@@ -56,11 +56,8 @@ class Icmpv6Layer:
         self._stats = stats
         self._route_to = route_to
         self._mark_ready = mark_ready
-        self._rate = config.icmp_error_rate
-        self._burst = float(config.icmp_error_burst)
-        self._tokens = self._burst
-        self._refilled = 0.0
-        self._pings: dict[int, PingSocket] = {}
+        self._budget = ErrorBudget(config.icmp_error_rate, config.icmp_error_burst)
+        self._pings = PingTable(self, "ICMPv6")
         self._error_handlers: dict[int, ErrorHandler] = {}
 
     def on_error(self, protocol: int, handler: ErrorHandler) -> None:
@@ -129,13 +126,9 @@ class Icmpv6Layer:
             return
         if ip.next_header == IPPROTO_ICMPV6 and ip.payload and is_icmpv6_error(ip.payload[0]):
             return
-        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
-        self._refilled = now
-        if tokens < 1.0:
-            self._tokens = tokens
+        if not self._budget.take(now):
             self._stats.icmpv6_errors_rate_limited += 1
             return
-        self._tokens = tokens - 1.0
         route = self._route_to(src, None if ip.dst[0] == 0xFF else ip.dst)
         if route is None:
             self._stats.ipv6_no_route += 1
@@ -147,12 +140,7 @@ class Icmpv6Layer:
 
     def open_ping(self, ident: int | None = None) -> PingSocket:
         """An ICMPv6 echo client with identifier `ident` (a free one when None)."""
-        if ident is None:
-            ident = next(i for i in range(1, 65536) if i not in self._pings)
-        if ident in self._pings:
-            raise OSError(errno.EADDRINUSE, f"ICMPv6 echo identifier {ident} is in use")
-        sock = self._pings[ident] = PingSocket(self, ident)
-        return sock
+        return self._pings.open(ident)
 
     def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None:
         route = self._route_to(dst, None)
@@ -161,8 +149,7 @@ class Icmpv6Layer:
         _send(route, ICMPV6_ECHO_REQUEST, 0, (ident << 16) | (sequence & 0xFFFF), payload, now)
 
     def close_ping(self, sock: PingSocket) -> None:
-        if self._pings.get(sock.ident) is sock:
-            del self._pings[sock.ident]
+        self._pings.close(sock)
 
 
 def _send(route: Route, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float) -> None:
