@@ -17,6 +17,7 @@ from usernet.stack.config import InterfaceConfig
 from usernet.stack.icmp import NO_ROUTE, ErrorBudget, PingSocket, PingTable
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
+from usernet.wire.icmp import IcmpMessage
 from usernet.wire.icmpv6 import (
     ICMPV6_DEST_UNREACH,
     ICMPV6_ECHO_REPLY,
@@ -24,7 +25,6 @@ from usernet.wire.icmpv6 import (
     ICMPV6_PACKET_TOO_BIG,
     ICMPV6_PARAM_PROBLEM,
     UNREACH6_PORT,
-    Icmpv6Message,
     emit_icmpv6,
     is_icmpv6_error,
     parse_quoted_v6,
@@ -64,7 +64,7 @@ class Icmpv6Layer:
         """Hand ICMPv6 errors quoting a packet of `protocol` (IPPROTO_TCP, IPPROTO_UDP) to `handler`."""
         self._error_handlers[protocol] = handler
 
-    def receive(self, ip: IPv6Packet, msg: Icmpv6Message, local: bool, now: float) -> None:
+    def receive(self, ip: IPv6Packet, msg: IcmpMessage, local: bool, now: float) -> None:
         """A checked ICMPv6 message that is not NDP; `local` says `ip.dst` is one of our unicast addresses."""
         kind = msg.type
         stats = self._stats
@@ -87,7 +87,7 @@ class Icmpv6Layer:
         else:
             stats.icmpv6_unhandled += 1
 
-    def _deliver_error(self, msg: Icmpv6Message, now: float) -> None:
+    def _deliver_error(self, msg: IcmpMessage, now: float) -> None:
         stats = self._stats
         try:
             quoted, upper, sport, dport = parse_quoted_v6(msg)

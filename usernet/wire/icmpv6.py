@@ -1,5 +1,8 @@
 """ICMPv6 messages (RFC 4443): echo, the four errors, and the checksum over the IPv6 pseudo-header.
 
+A message decodes into ICMPv4's `IcmpMessage` (type, code, checksum, the 32-bit rest, the
+body): the header is the same; only the checksum and the meaning of the types differ.
+
 Neighbor Discovery's messages are ICMPv6 types too; their bodies and options are in
 `usernet.wire.ndp`, which builds on the two functions here.
 """
@@ -7,10 +10,10 @@ Neighbor Discovery's messages are ICMPv6 types too; their bodies and options are
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from usernet.native import BytesLike, pseudo_sum_v6, sum16
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
+from usernet.wire.icmp import IcmpMessage
 from usernet.wire.ipv6 import IPPROTO_ICMPV6, IPv6Packet, Upper, parse_quoted_ipv6, walk_extensions
 
 __all__ = [
@@ -24,7 +27,6 @@ __all__ = [
     "UNREACH6_ADMIN",
     "UNREACH6_NO_ROUTE",
     "UNREACH6_PORT",
-    "Icmpv6Message",
     "emit_icmpv6",
     "is_icmpv6_error",
     "parse_icmpv6",
@@ -47,28 +49,12 @@ _PORTS = struct.Struct("!HH")
 _new = tuple.__new__
 
 
-class Icmpv6Message(NamedTuple):
-    type: int
-    code: int
-    checksum: int
-    rest: int  # the 32-bit word after the checksum: echo ident and sequence, MTU, pointer, NDP flags
-    payload: memoryview
-
-    @property
-    def ident(self) -> int:
-        return self.rest >> 16
-
-    @property
-    def sequence(self) -> int:
-        return self.rest & 0xFFFF
-
-
 def is_icmpv6_error(kind: int) -> bool:
     """Types below 128 are errors (RFC 4443 §2.1): no error is ever sent about one."""
     return kind < 128
 
 
-def parse_icmpv6(data: BytesLike, src: bytes, dst: bytes, verify_checksum: bool = True) -> Icmpv6Message:
+def parse_icmpv6(data: BytesLike, src: bytes, dst: bytes, verify_checksum: bool = True) -> IcmpMessage:
     """Decode a message; the checksum covers the pseudo-header (RFC 8200 §8.1) and the whole message."""
     try:
         mv = memoryview(data).cast("B")
@@ -80,10 +66,10 @@ def parse_icmpv6(data: BytesLike, src: bytes, dst: bytes, verify_checksum: bool 
     if verify_checksum and sum16(mv, pseudo_sum_v6(src, dst, IPPROTO_ICMPV6, n)) != 0xFFFF:
         raise MalformedPacket("icmpv6", "bad checksum")
     kind, code, checksum, rest = _HEADER.unpack_from(mv)
-    return _new(Icmpv6Message, (kind, code, checksum, rest, mv[8:]))
+    return _new(IcmpMessage, (kind, code, checksum, rest, mv[8:]))
 
 
-def parse_quoted_v6(msg: Icmpv6Message) -> tuple[IPv6Packet, Upper, int, int]:
+def parse_quoted_v6(msg: IcmpMessage) -> tuple[IPv6Packet, Upper, int, int]:
     """The packet an ICMPv6 error refers to: its header, where its upper layer starts, and that
     layer's first two 16-bit words (for TCP and UDP: the source and destination ports)."""
     if not is_icmpv6_error(msg.type):

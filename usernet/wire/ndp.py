@@ -1,7 +1,7 @@
 """Neighbor Discovery messages and options (RFC 4861 §4, RFC 8106 for DNS servers).
 
 The bodies ride in ICMPv6 messages (`usernet.wire.icmpv6`): parsers take a decoded
-`Icmpv6Message`, emitters write a whole ICMPv6 message with its checksum. Options of
+`IcmpMessage`, emitters write a whole ICMPv6 message with its checksum. Options of
 unknown types are skipped, as §4.6 asks; an option of length zero makes the message
 malformed (§4.6: "nodes MUST silently discard").
 """
@@ -12,7 +12,8 @@ import struct
 from typing import NamedTuple
 
 from usernet.wire.errors import MalformedPacket, check_address
-from usernet.wire.icmpv6 import Icmpv6Message, emit_icmpv6
+from usernet.wire.icmp import IcmpMessage
+from usernet.wire.icmpv6 import emit_icmpv6
 
 __all__ = [
     "NA_OVERRIDE",
@@ -143,7 +144,7 @@ def _parse_options(data: memoryview) -> NdpOptions:
     return _new(NdpOptions, (source, target, tuple(prefixes), mtu, tuple(dns)))
 
 
-def _body(msg: Icmpv6Message, kind: int, fixed: int) -> memoryview:
+def _body(msg: IcmpMessage, kind: int, fixed: int) -> memoryview:
     if msg.type != kind:
         raise MalformedPacket("ndp", f"ICMPv6 type {msg.type} is not {kind}")
     if msg.code != 0:
@@ -153,11 +154,11 @@ def _body(msg: Icmpv6Message, kind: int, fixed: int) -> memoryview:
     return msg.payload
 
 
-def parse_router_solicit(msg: Icmpv6Message) -> NdpOptions:
+def parse_router_solicit(msg: IcmpMessage) -> NdpOptions:
     return _parse_options(_body(msg, ND_ROUTER_SOLICIT, 0))
 
 
-def parse_router_advert(msg: Icmpv6Message) -> RouterAdvert:
+def parse_router_advert(msg: IcmpMessage) -> RouterAdvert:
     body = _body(msg, ND_ROUTER_ADVERT, 8)
     reachable, retrans = _RA_BODY.unpack_from(body)
     rest = msg.rest
@@ -175,12 +176,12 @@ def parse_router_advert(msg: Icmpv6Message) -> RouterAdvert:
     )
 
 
-def parse_neighbor_solicit(msg: Icmpv6Message) -> NeighborSolicit:
+def parse_neighbor_solicit(msg: IcmpMessage) -> NeighborSolicit:
     body = _body(msg, ND_NEIGHBOR_SOLICIT, 16)
     return _new(NeighborSolicit, (bytes(body[:16]), _parse_options(body[16:])))
 
 
-def parse_neighbor_advert(msg: Icmpv6Message) -> NeighborAdvert:
+def parse_neighbor_advert(msg: IcmpMessage) -> NeighborAdvert:
     body = _body(msg, ND_NEIGHBOR_ADVERT, 16)
     rest = msg.rest
     return _new(
