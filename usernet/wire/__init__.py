@@ -37,6 +37,7 @@ from usernet.wire.icmp import (
     parse_icmp,
     parse_quoted,
 )
+from usernet.wire.fragment import Fragment, check_fragment
 from usernet.wire.ipv4 import (
     IPPROTO_ICMP,
     IPPROTO_TCP,
@@ -44,6 +45,7 @@ from usernet.wire.ipv4 import (
     IPV4_HLEN,
     IPv4Packet,
     emit_ipv4_header,
+    ipv4_fragment,
     parse_ipv4,
 )
 from usernet.wire.tcp import (
@@ -92,6 +94,9 @@ __all__ = [  # noqa: RUF022 - grouped by module, as the imports above
     "IPv4Packet",
     "parse_ipv4",
     "emit_ipv4_header",
+    "Fragment",
+    "check_fragment",
+    "ipv4_fragment",
     # icmp
     "ICMP_ECHO_REPLY",
     "ICMP_DEST_UNREACH",

@@ -532,20 +532,28 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_challenge_acks += 1
             self._emit(self.snd_max, ACK, b"", now)
 
-    def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> None:
-        """An ICMP error quoting one of our segments (RFC 5927 checks the quoted sequence)."""
+    def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> bool:
+        """An ICMP error quoting one of our segments; False when RFC 5927 §4.1's check of
+        the quoted sequence number (in SND.UNA..SND.MAX) refuses it."""
         if seq_offset(seq, self.snd_una) > seq_offset(self.snd_max, self.snd_una):
-            return
+            return False
         if mtu:
-            mss = mtu - (self._route.mtu - self._route.mss)
-            if 88 <= mss < self._snd_mss:
-                self._snd_mss = mss
-                self._mss = mss - 12 if self._ts_ok else mss
-                self._cc.smss = self._mss
-                self.snd_nxt = self.snd_una  # what was sent was too big: send it again smaller
-                self._owner.touch(self)
-            return
+            self.path_mtu_lowered(mtu)
+            return True
         if self.state == SYN_SENT:
             self._fail(code_errno, Event.ICMP_ERROR, now, send_rst=False)
         else:
             self._soft_error = code_errno
+        return True
+
+    def path_mtu_lowered(self, mtu: int) -> None:
+        """Path MTU discovery (RFC 1191 §6.4): segments now fit `mtu`, never grow from it;
+        what is in flight is cut again at the new size and sent again (Linux's
+        tcp_simple_retransmit: the too-big segments were dropped, not congestion)."""
+        mss = mtu - (self._route.mtu - self._route.mss)
+        if 88 <= mss < self._snd_mss:
+            self._snd_mss = mss
+            self._mss = mss - 12 if self._ts_ok else mss
+            self._cc.smss = self._mss
+            self.snd_nxt = self.snd_una  # what was sent was too big: send it again smaller
+            self._owner.touch(self)

@@ -305,14 +305,17 @@ class TcpLayer:
             heapq.heappop(heap)
         return None
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> None:
-        """An ICMP error about a segment we sent (`IcmpLayer.ErrorHandler`); `mtu` is set for "fragmentation needed"."""
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> bool:
+        """An ICMP error about a segment we sent (`IcmpLayer.ErrorHandler`); `mtu` is set for "fragmentation needed".
+
+        True when it names a connection and a sequence number in flight (RFC 5927).
+        """
         conn = self._table.get((quoted.src, sport, quoted.dst, dport))
         if conn is None or len(quoted.payload) < 8:
-            return
+            return False
         seq = int.from_bytes(quoted.payload[4:8], "big")
-        conn.icmp_error(code_errno, seq, mtu, now)
         self._dirty[conn] = None
+        return conn.icmp_error(code_errno, seq, mtu, now)
 
     # -- shared with connections and listeners -------------------------------------------
 
