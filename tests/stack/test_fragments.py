@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import random
 
 import pytest
@@ -65,7 +66,7 @@ def fragment_streams(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int, bool]
     data = draw(st.binary(min_size=size, max_size=size))
     cuts = sorted(set(draw(st.lists(st.integers(1, (size - 1) // 8), min_size=1, max_size=8))))
     bounds = [0] + [c * 8 for c in cuts if c * 8 < size] + [size]
-    pieces = [(a, b, b < size) for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [(a, b, b < size) for a, b in itertools.pairwise(bounds)]
     extra = []
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(("duplicate", "overlap")))

@@ -46,16 +46,16 @@ TIME_EXCEEDED_REASSEMBLY = 1  # ICMP time exceeded code: fragment reassembly tim
 class ReassemblyStats:
     """What became of the fragments one reassembler was given; `as_dict(prefix)` names them."""
 
-    __slots__ = (
-        "datagrams",
-        "duplicates",
-        "inconsistent",
-        "malformed",
-        "memory_limit",
-        "overlaps",
-        "tombstoned",
-        "timeouts",
-    )
+    datagrams: int  # reassembled and handed on
+    duplicates: int  # a fragment already held (same offset and length), dropped
+    inconsistent: int  # a last fragment disagreeing with the others: datagram discarded
+    malformed: int  # refused by wire's checks (empty, not a multiple of 8, past 65535)
+    memory_limit: int  # would pass the total or per-source bound: datagram discarded
+    overlaps: int  # overlapping another fragment (RFC 5722): datagram discarded
+    timeouts: int  # incomplete when the timer ran out
+    tombstoned: int  # for a datagram already discarded, dropped on sight
+
+    __slots__ = tuple(__annotations__)
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -68,7 +68,7 @@ class ReassemblyStats:
 class _Datagram:
     """One datagram being put together: its fragments sorted by offset, and what they cost."""
 
-    __slots__ = ("cost", "deadline", "dead", "end", "header", "pieces", "received", "source")
+    __slots__ = ("cost", "dead", "deadline", "end", "header", "pieces", "received", "source")
 
     def __init__(self, source: Hashable, deadline: float) -> None:
         self.source = source

@@ -151,9 +151,7 @@ class Interface:
         """When `poll` must next be called, or None when nothing is pending."""
         a = self.arp.next_deadline()
         b = self.tcp.next_deadline()
-        if a is None:
-            a = b
-        elif b is not None and b < a:
+        if a is None or (b is not None and b < a):
             a = b
         for c in (self.reassembly.reassembler.next_deadline(), self.path_mtu.next_deadline()):
             if c is not None and (a is None or c < a):

@@ -22,6 +22,7 @@ from usernet.wire.ethernet import (
     emit_ethernet,
     parse_ethernet,
 )
+from usernet.wire.fragment import Fragment, check_fragment
 from usernet.wire.icmp import (
     ICMP_DEST_UNREACH,
     ICMP_ECHO_REPLY,
@@ -37,7 +38,6 @@ from usernet.wire.icmp import (
     parse_icmp,
     parse_quoted,
 )
-from usernet.wire.fragment import Fragment, check_fragment
 from usernet.wire.ipv4 import (
     IPPROTO_ICMP,
     IPPROTO_TCP,
