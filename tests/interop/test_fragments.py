@@ -38,9 +38,15 @@ def _nstat(sandbox: Sandbox, *names: str) -> dict[str, int]:
     return {name: int(m.group(1)) for name in names if (m := re.search(rf"{name}\s+(\d+)", out))}
 
 
-def test_kernel_udp_larger_than_the_mtu_is_echoed_whole(running: Running):
+@pytest.mark.parametrize("offloads", [False, True], ids=["plain", "vnet_hdr"])
+def test_kernel_udp_larger_than_the_mtu_is_echoed_whole(sandbox: Sandbox, offloads: bool):
     """4,000- and 60,000-byte datagrams (and the largest, 65,507): the kernel fragments them
     going in, usernet reassembles, echoes, fragments coming back, the kernel reassembles."""
+    with usernet_on_tap(sandbox, offloads=offloads) as running:
+        _echo_large_datagrams(running)
+
+
+def _echo_large_datagrams(running: Running) -> None:
     names = ("IpFragCreates", "IpReasmOKs")
     before = _nstat(running.sandbox, *names)
     sizes = [4000, 60_000, 65_507, 1473, 4000, 60_000]
@@ -69,11 +75,15 @@ def test_kernel_large_ping_is_answered(running: Running):
     assert counters(running)["ipv4_reasm_datagrams"] == 3
 
 
-def test_tcp_through_a_narrower_hop_finds_the_path_mtu(sandbox: Sandbox):
+@pytest.mark.parametrize("offloads", [False, True], ids=["gso", "tso"])
+def test_tcp_through_a_narrower_hop_finds_the_path_mtu(sandbox: Sandbox, offloads: bool):
     """The kernel routes between the TAP (MTU 1500) and a veth of MTU 1280 toward a peer that
     advertises MSS 1460: only the kernel's ICMP "fragmentation needed" can tell usernet."""
     size = 8 * MB
-    with routed_peer(sandbox, mtu=1280, advmss=1460) as peer, usernet_on_tap(sandbox, gateway=KERNEL_IP) as running:
+    with (
+        routed_peer(sandbox, mtu=1280, advmss=1460) as peer,
+        usernet_on_tap(sandbox, gateway=KERNEL_IP, offloads=offloads) as running,
+    ):
         with kernel_socket(peer) as listener:
             listener.bind((PEER_IP, KERNEL_PORT))
             listener.listen(1)
