@@ -93,6 +93,7 @@ def test_reassembly_never_yields_a_wrong_datagram_nor_exceeds_its_memory(
     for offset, end, more in order:
         result = r.add(KEY, "src", offset, more, memoryview(data)[offset:end], b"hdr", 0.0)
         assert r.memory <= limit and r.source_memory("src") == r.memory
+        assert (r.next_deadline() is None) == (len(r) == 0)
         expected = model.add(offset, end, more)
         if limit == 1 << 20:  # with room for everything, it is exactly the model
             assert (result is not None) == expected

@@ -95,6 +95,7 @@ class Reassembler:
         self.source_limit = source_limit
         self.counters = ReassemblyStats()
         self.memory = 0  # bytes charged now, never above memory_limit
+        self.deadline: float | None = None  # the oldest datagram's: when `poll` has work
         self._by_source: dict[Hashable, int] = {}
         # Insertion order is deadline order (one timeout for all): expiry pops from the front.
         self._datagrams: dict[Hashable, _Datagram] = {}
@@ -128,6 +129,8 @@ class Reassembler:
                 counters.memory_limit += 1
                 return None
             d = self._datagrams[key] = _Datagram(source, now + self.timeout)
+            if self.deadline is None:
+                self.deadline = d.deadline
         elif d.dead:
             counters.tombstoned += 1
             return None
@@ -170,8 +173,10 @@ class Reassembler:
         if d.received != d.end:
             return None
         # No overlaps and as many bytes as 0..end: they cover it exactly, in order.
-        del self._datagrams[key]
+        datagrams = self._datagrams
+        del datagrams[key]
         self._release(d.source, d.cost)
+        self.deadline = datagrams[next(iter(datagrams))].deadline if datagrams else None
         counters.datagrams += 1
         whole = b"".join(piece[2] for piece in pieces)
         return (d.header or b"", whole)
@@ -194,11 +199,11 @@ class Reassembler:
             first = d.pieces[0] if d.pieces else None
             if first is not None and first[0] == 0 and d.header is not None:
                 expired.append((d.header, first[2]))
+        self.deadline = datagrams[next(iter(datagrams))].deadline if datagrams else None
         return expired
 
     def next_deadline(self) -> float | None:
-        datagrams = self._datagrams
-        return datagrams[next(iter(datagrams))].deadline if datagrams else None
+        return self.deadline
 
     def _charge(self, source: Hashable, cost: int) -> bool:
         used = self._by_source.get(source, 0)

@@ -85,9 +85,8 @@ class Interface:
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
-        self.reassembly = Ipv4Reassembly(
-            Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit), self.icmp.send_error
-        )
+        self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
+        self.reassembly = Ipv4Reassembly(self._reassembler, self.icmp.send_error)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -140,8 +139,12 @@ class Interface:
         """Run what is due: ARP retries and give-ups, TCP timers, reassembly and path MTU expiry."""
         self.arp.poll(now)
         self.tcp.poll(now)
-        self.reassembly.poll(now)
-        self.path_mtu.poll(now)
+        due = self._reassembler.deadline
+        if due is not None and due <= now:
+            self.reassembly.poll(now)
+        due = self.path_mtu.deadline
+        if due is not None and due <= now:
+            self.path_mtu.poll(now)
 
     def flush(self, now: float) -> None:
         """Turn work the user side queued since the last call into frames: TCP segments and ACKs."""
@@ -153,7 +156,7 @@ class Interface:
         b = self.tcp.next_deadline()
         if a is None or (b is not None and b < a):
             a = b
-        for c in (self.reassembly.reassembler.next_deadline(), self.path_mtu.next_deadline()):
+        for c in (self._reassembler.deadline, self.path_mtu.deadline):
             if c is not None and (a is None or c < a):
                 a = c
         return a
@@ -176,7 +179,7 @@ class Interface:
 
     def stats(self) -> dict[str, int]:
         """A snapshot of every counter (reassembly's as `ipv4_reasm_*`)."""
-        return self.counters.as_dict() | self.reassembly.reassembler.counters.as_dict("ipv4_reasm_")
+        return self.counters.as_dict() | self._reassembler.counters.as_dict("ipv4_reasm_")
 
     # -- user side -----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class PathMtuCache:
         # Entries live while a route holds them; lowered ones also stay here until they expire.
         self._entries: weakref.WeakValueDictionary[bytes, PathMtu] = weakref.WeakValueDictionary()
         self._lowered: dict[bytes, tuple[float, PathMtu]] = {}  # insertion order is expiry order
+        self.deadline: float | None = None  # the first expiry: when `poll` has work
 
     def entry(self, dst: bytes) -> PathMtu:
         """The shared entry of `dst`, for a route to hold."""
@@ -60,8 +61,10 @@ class PathMtuCache:
         if mtu >= entry.mtu:
             return False
         entry.mtu = mtu
-        self._lowered.pop(dst, None)
-        self._lowered[dst] = (now + self.expires, entry)
+        lowered = self._lowered
+        lowered.pop(dst, None)
+        lowered[dst] = (now + self.expires, entry)
+        self.deadline = lowered[next(iter(lowered))][0]
         return True
 
     def poll(self, now: float) -> None:
@@ -74,7 +77,7 @@ class PathMtuCache:
                 break
             del lowered[dst]
             entry.mtu = entry.link_mtu
+        self.deadline = lowered[next(iter(lowered))][0] if lowered else None
 
     def next_deadline(self) -> float | None:
-        lowered = self._lowered
-        return lowered[next(iter(lowered))][0] if lowered else None
+        return self.deadline
