@@ -280,3 +280,20 @@ def test_reassembly_limits_come_from_the_config() -> None:
     assert r.memory <= 4000 and pair.b.iface.stats()["ipv4_reasm_memory_limit"] > 0
     pair.sim.run(6.0)
     assert r.memory == 0
+
+
+def test_fragmented_datagrams_to_one_destination_never_share_an_ident(pair: Pair) -> None:
+    """Two sockets (two routes: one bound to our address, one to any) interleave fragmented
+    datagrams to b: the destination's one counter keeps their reassemblies apart."""
+    server = pair.b.iface.open_udp((B_IP, 7))
+    bound = pair.a.iface.open_udp((A_IP, 0))
+    wildcard = pair.a.iface.open_udp()
+    for i in range(5):
+        bound.sendto(bytes([i]) * 3000, (B_IP, 7), pair.now())
+        wildcard.sendto(bytes([100 + i]) * 3000, (B_IP, 7), pair.now())
+    pair.sim.run(0.1)
+    got = sorted(data[0] for data, _ in iter(server.recvfrom, None))
+    assert got == [0, 1, 2, 3, 4, 100, 101, 102, 103, 104]
+    sent = [parse_ipv4(f[14:]) for _, f in pair.a_link.sent if parse_ethernet(f).ethertype == ETHERTYPE_IPV4]
+    idents = {ip.ident for ip in sent if ip.is_fragment}
+    assert len(idents) == 10

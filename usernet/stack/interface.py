@@ -78,7 +78,7 @@ class Interface:
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big")
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
-        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu)
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)

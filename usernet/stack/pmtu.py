@@ -13,26 +13,40 @@ nothing here ever raises a path MTU except the ageing.
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 
 
 class PathMtu:
-    """The MTU toward one destination: the link's, or less since an ICMP said so."""
+    """The MTU toward one destination: the link's, or less since an ICMP said so.
 
-    __slots__ = ("__weakref__", "link_mtu", "mtu")
+    It also counts the identification of the datagrams sent there in fragments: one
+    counter per destination, whichever route (source address, socket) sends, so that no
+    two fragmented datagrams to it share one within the peer's reassembly time (RFC 791,
+    RFC 6864 §4.1; segments with DF keep their route's counter, RFC 6864 lets them).
+    """
 
-    def __init__(self, link_mtu: int) -> None:
+    __slots__ = ("__weakref__", "ident", "link_mtu", "mtu")
+
+    def __init__(self, link_mtu: int, ident: int = 0) -> None:
         self.link_mtu = link_mtu
         self.mtu = link_mtu
+        self.ident = ident
+
+    def next_ident(self) -> int:
+        ident = self.ident = (self.ident + 1) & 0xFFFF
+        return ident
 
 
 class PathMtuCache:
     """Per-destination path MTUs: shared entries for routes, lowered ones kept until they age out."""
 
-    def __init__(self, link_mtu: int, expires: float, floor: int) -> None:
+    def __init__(self, link_mtu: int, expires: float, floor: int, secret: bytes = b"") -> None:
         self.link_mtu = link_mtu
         self.expires = expires
         self.floor = floor
+        self._secret = secret[:32]
+        self._made = 0  # entries made so far: a remade entry's idents start somewhere new
         # Entries live while a route holds them; lowered ones also stay here until they expire.
         self._entries: weakref.WeakValueDictionary[bytes, PathMtu] = weakref.WeakValueDictionary()
         self._lowered: dict[bytes, tuple[float, PathMtu]] = {}  # insertion order is expiry order
@@ -42,7 +56,9 @@ class PathMtuCache:
         """The shared entry of `dst`, for a route to hold."""
         entry = self._entries.get(dst)
         if entry is None:
-            entry = self._entries[dst] = PathMtu(self.link_mtu)
+            self._made += 1
+            seed = hashlib.blake2s(dst + self._made.to_bytes(8, "big"), key=self._secret, digest_size=2).digest()
+            entry = self._entries[dst] = PathMtu(self.link_mtu, int.from_bytes(seed, "big"))
         return entry
 
     def mtu(self, dst: bytes) -> int:

@@ -144,7 +144,7 @@ class Route:
         frame = bytearray(self.headroom + 8 + len(payload))
         build_udp(frame, self.link_header, self.ip_header, ident, sport, dport, payload, CSUM_FULL)
         if len(frame) - len(self.link_header) > self.path.mtu:
-            self._send_fragments(frame, IPPROTO_UDP, ident, now)
+            self._send_fragments(frame, IPPROTO_UDP, now)
             return
         self._deliver(frame, self.next_hop, self.source, now)
 
@@ -156,17 +156,19 @@ class Route:
         link = len(self.link_header)
         ident = self._ident = (self._ident + 1) & 0xFFFF
         if IPV4_HEADER + l4_length > self.path.mtu:
-            self._send_fragments(frame, protocol, ident, now)
+            self._send_fragments(frame, protocol, now)
             return
         frame[:link] = self.link_header
         emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
         self._deliver(frame, self.next_hop, self.source, now)
 
-    def _send_fragments(self, frame: bytearray, protocol: int, ident: int, now: float) -> None:
-        """Send the L4 message at `headroom` in `frame` as IPv4 fragments that fit the path MTU."""
+    def _send_fragments(self, frame: bytearray, protocol: int, now: float) -> None:
+        """Send the L4 message at `headroom` in `frame` as IPv4 fragments that fit the path MTU,
+        identified by the destination's counter (`PathMtu`), not this route's."""
         l4 = memoryview(frame)[self.headroom :]
+        path = self.path
         for piece in ipv4_fragments(
-            self.link_header, l4, self.source, self.destination, protocol, self.ttl, ident, self.path.mtu
+            self.link_header, l4, self.source, self.destination, protocol, self.ttl, path.next_ident(), path.mtu
         ):
             self._deliver(piece, self.next_hop, self.source, now)
 
