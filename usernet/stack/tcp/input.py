@@ -275,12 +275,17 @@ class ConnectionInput(ConnectionTimers):
 
         What it skips is what cannot apply to such a segment: RST/SYN/FIN handling,
         PAWS beyond one comparison, window trimming, duplicate-ACK counting, and state
-        changes (in these states only a FIN or an ACK of our FIN changes state).
+        changes (in these states only a FIN or an ACK of our FIN changes state). A new
+        window is taken here when it rides on an ACK of new data (`_on_ack` updates it
+        then whatever SND.WL1/WL2 say, on either path); on data alone it needs the full
+        path's SND.WL1/WL2 test. A request/response peer's every other segment carries a
+        window its unread data moved, so requiring the window unchanged, as Linux's
+        prediction flags do, sent half of them the full way.
         """
         # seq_lt(tsval, ts_recent)
         if self._ts_ok and (tsval < 0 or (tsval - self._ts_recent) & 0xFFFFFFFF >= 0x80000000):
             return False
-        if (window << self._snd_wscale) != self.snd_wnd or self._dupacks or self._nr_recovery:
+        if self._dupacks or self._nr_recovery:
             return False
         una = self.snd_una
         n = len(payload)
@@ -294,7 +299,7 @@ class ConnectionInput(ConnectionTimers):
                 return False
             if n and self._fin_seq is not None:
                 return False
-        elif not n:
+        elif not n or (window << self._snd_wscale) != self.snd_wnd:
             return False
         if n and (
             self._ooo.held
