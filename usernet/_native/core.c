@@ -306,16 +306,6 @@ int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     return 0;
 }
 
-static int32_t frame_checks(size_t dst_mac_len, size_t src_mac_len, size_t src_ip_len, size_t dst_ip_len,
-                            uint32_t csum_mode)
-{
-    if (dst_mac_len != 6 || src_mac_len != 6 || src_ip_len != 4 || dst_ip_len != 4)
-        return UN_BUILD_BAD_ADDRESS;
-    if (csum_mode > UN_CSUM_PARTIAL)
-        return UN_BUILD_BAD_CSUM_MODE;
-    return 0;
-}
-
 /* The TCP header (checksum zero), options and payload at t. */
 static void tcp_segment(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint16_t flags,
                         uint16_t window, uint16_t urgent, const uint8_t *options, size_t options_len,
@@ -430,9 +420,15 @@ int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t l
  * template made from the addresses (a peer's frame in tests and tools, usernet/testing/drill):
  * one way to build a frame. `offset` past the buffer's end leaves no room, which the route
  * builder reports after its other checks (the order these always checked in). */
-static void eth_ipv4_templates(uint8_t *link, uint8_t *ip, const uint8_t *dst_mac, const uint8_t *src_mac,
-                               const uint8_t *src_ip, const uint8_t *dst_ip, uint8_t ttl)
+static int32_t eth_ipv4_templates(uint8_t *link, uint8_t *ip, size_t *at, size_t buf_len, uint32_t offset,
+                                  const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac,
+                                  size_t src_mac_len, const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip,
+                                  size_t dst_ip_len, uint8_t ttl, uint32_t csum_mode)
 {
+    if (dst_mac_len != 6 || src_mac_len != 6 || src_ip_len != 4 || dst_ip_len != 4)
+        return UN_BUILD_BAD_ADDRESS;
+    if (csum_mode > UN_CSUM_PARTIAL)
+        return UN_BUILD_BAD_CSUM_MODE;
     memcpy(link, dst_mac, 6);
     memcpy(link + 6, src_mac, 6);
     put16(link + 12, 0x0800);
@@ -442,6 +438,8 @@ static void eth_ipv4_templates(uint8_t *link, uint8_t *ip, const uint8_t *dst_ma
     ip[8] = ttl;
     memcpy(ip + 12, src_ip, 4);
     memcpy(ip + 16, dst_ip, 4);
+    *at = offset <= buf_len ? offset : buf_len;
+    return 0;
 }
 
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
@@ -452,12 +450,12 @@ int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *options, size_t options_len, const uint8_t *payload, size_t payload_len,
                           uint32_t csum_mode)
 {
-    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
+    uint8_t link[14], ip[20];
+    size_t at;
+    int32_t status = eth_ipv4_templates(link, ip, &at, buf_len, offset, dst_mac, dst_mac_len, src_mac, src_mac_len,
+                                        src_ip, src_ip_len, dst_ip, dst_ip_len, ttl, csum_mode);
     if (status)
         return status;
-    uint8_t link[14], ip[20];
-    eth_ipv4_templates(link, ip, dst_mac, src_mac, src_ip, dst_ip, ttl);
-    size_t at = offset <= buf_len ? offset : buf_len;
     return un_build_tcp(buf + at, buf_len - at, link, sizeof link, ip, sizeof ip, ident, sport, dport, seq, ack,
                         flags, window, urgent, options, options_len, payload, payload_len, csum_mode);
 }
@@ -468,12 +466,12 @@ int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
                           const uint8_t *payload, size_t payload_len, uint32_t csum_mode)
 {
-    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
+    uint8_t link[14], ip[20];
+    size_t at;
+    int32_t status = eth_ipv4_templates(link, ip, &at, buf_len, offset, dst_mac, dst_mac_len, src_mac, src_mac_len,
+                                        src_ip, src_ip_len, dst_ip, dst_ip_len, ttl, csum_mode);
     if (status)
         return status;
-    uint8_t link[14], ip[20];
-    eth_ipv4_templates(link, ip, dst_mac, src_mac, src_ip, dst_ip, ttl);
-    size_t at = offset <= buf_len ? offset : buf_len;
     return un_build_udp(buf + at, buf_len - at, link, sizeof link, ip, sizeof ip, ident, sport, dport, payload,
                         payload_len, csum_mode);
 }
