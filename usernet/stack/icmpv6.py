@@ -29,13 +29,15 @@ from usernet.wire.icmpv6 import (
     is_icmpv6_error,
     parse_quoted_v6,
 )
-from usernet.wire.ipv6 import IPPROTO_ICMPV6, PARAM_BAD_OPTION, IPv6Packet, with_upper
+from usernet.wire.ipv6 import IPPROTO_ICMPV6, IPV6_MIN_MTU, PARAM_BAD_OPTION, IPv6Packet, with_upper
 
 RouteTo = Callable[[bytes, bytes | None], Route | None]
 # Where an ICMPv6 error about one of our packets goes, by the quoted upper protocol, as
 # icmp.ErrorHandler: (quoted header with the upper layer as payload, our port, their
 # port, errno, MTU of a packet too big or 0, now).
-ErrorHandler: TypeAlias = Callable[[IPv6Packet, int, int, int, int, float], None]
+# It says True when the quoted packet is one of ours in flight, so a packet too big may apply.
+ErrorHandler: TypeAlias = Callable[[IPv6Packet, int, int, int, int, float], bool]
+LowerPath = Callable[[bytes, int, float], bool]
 # What a kernel socket reports for each error (Linux's icmpv6_err_convert).
 _UNREACH_ERRNO = (
     errno.ENETUNREACH,
@@ -52,8 +54,16 @@ _MAX_QUOTE = 1280 - 40 - 8  # RFC 4443 §2.4 c: the error must fit the minimum I
 class Icmpv6Layer:
     """Echo requests answered, echo replies to ping sockets, errors sent rate-limited and counted."""
 
-    def __init__(self, config: InterfaceConfig, stats: Stats, route_to: RouteTo, mark_ready: Callable[[object], None]):
+    def __init__(
+        self,
+        config: InterfaceConfig,
+        stats: Stats,
+        route_to: RouteTo,
+        mark_ready: Callable[[object], None],
+        lower_path: LowerPath,
+    ) -> None:
         self._stats = stats
+        self._lower_path = lower_path
         self._route_to = route_to
         self._mark_ready = mark_ready
         self._budget = ErrorBudget(config.icmp_error_rate, config.icmp_error_burst)
@@ -100,16 +110,22 @@ class Icmpv6Layer:
             stats.icmpv6_unhandled += 1
             return
         kind = msg.type
-        mtu = 0
         if kind == ICMPV6_DEST_UNREACH:
             err = _UNREACH_ERRNO[msg.code] if msg.code < len(_UNREACH_ERRNO) else errno.EHOSTUNREACH
         elif kind == ICMPV6_PACKET_TOO_BIG:
-            err, mtu = errno.EMSGSIZE, msg.rest
+            # RFC 8201: the path toward the quoted destination shrinks (never below 1280) when
+            # the transport confirms the quote is one of its packets in flight (RFC 5927)
+            mtu = max(msg.rest, IPV6_MIN_MTU)
+            if handler(with_upper(quoted, upper), sport, dport, errno.EMSGSIZE, mtu, now) and self._lower_path(
+                quoted.dst, mtu, now
+            ):
+                stats.ipv6_pmtu_lowered += 1
+            return
         elif kind == ICMPV6_PARAM_PROBLEM:
             err = errno.EPROTO
         else:
             err = errno.EHOSTUNREACH  # time exceeded, and error types RFC 4443 leaves unassigned
-        handler(with_upper(quoted, upper), sport, dport, err, mtu, now)
+        handler(with_upper(quoted, upper), sport, dport, err, 0, now)
 
     def port_unreachable(self, ip: IPv6Packet, packet: memoryview, now: float) -> None:
         """Answer a datagram for a port nobody listens on."""

@@ -15,9 +15,11 @@ from usernet.native import (
 )
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
+from usernet.stack.fragments import Ipv4Reassembly, Reassembler
 from usernet.stack.icmp import IcmpLayer, PingSocket
 from usernet.stack.ipv6 import Ipv6
 from usernet.stack.node import ANY6
+from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
@@ -88,12 +90,15 @@ class Interface:
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big")
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
+        self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
+        self.reassembly = Ipv4Reassembly(self._reassembler, self.icmp.send_error)
         # IPv6 beside IPv4 (stack/ipv6.py): addresses, NDP and ICMPv6 of its own, routes through the same seam
         self.ipv6 = Ipv6(config, self.counters, self._out, self.mark_ready) if config.wants_ipv6 else None
         if self.ipv6 is not None:
@@ -154,9 +159,15 @@ class Interface:
             stats.eth_unknown_type += 1
 
     def poll(self, now: float) -> None:
-        """Run what is due: ARP retries and give-ups, TCP timers, NDP and address configuration."""
+        """Run what is due: ARP retries and give-ups, TCP timers, reassembly and path MTU expiry, IPv6's."""
         self.arp.poll(now)
         self.tcp.poll(now)
+        due = self._reassembler.deadline
+        if due is not None and due <= now:
+            self.reassembly.poll(now)
+        due = self.path_mtu.deadline
+        if due is not None and due <= now:
+            self.path_mtu.poll(now)
         if self.ipv6 is not None:
             self.ipv6.poll(now)
 
@@ -170,6 +181,9 @@ class Interface:
         b = self.tcp.next_deadline()
         if a is None or (b is not None and b < a):
             a = b
+        for c in (self._reassembler.deadline, self.path_mtu.deadline):
+            if c is not None and (a is None or c < a):
+                a = c
         if self.ipv6 is not None:
             c = self.ipv6.next_deadline()
             if a is None or (c is not None and c < a):
@@ -193,8 +207,9 @@ class Interface:
         return ready
 
     def stats(self) -> dict[str, int]:
-        """A snapshot of every counter."""
-        return self.counters.as_dict()
+        """A snapshot of every counter (reassembly's as `ipv4_reasm_*` and `ipv6_reasm_*`)."""
+        counters = self.counters.as_dict() | self._reassembler.counters.as_dict("ipv4_reasm_")
+        return counters if self.ipv6 is None else counters | self.ipv6.reassembly_counters()
 
     # -- user side -----------------------------------------------------------------------
 
@@ -259,6 +274,7 @@ class Interface:
             self.transmit,
             tx_checksum_partial=config.tx_checksum_partial,
             tso_max=config.tso_max,
+            path=self.path_mtu.entry(dst),
         )
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
@@ -297,7 +313,10 @@ class Interface:
             return
         if ip.is_fragment:
             stats.ipv4_fragments += 1
-            return
+            whole = self.reassembly.add(ip, datagram, now)
+            if whole is None:
+                return
+            ip, datagram = whole
         protocol = ip.protocol
         if protocol == IPPROTO_TCP:
             if dst in self._broadcasts:

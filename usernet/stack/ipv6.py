@@ -20,9 +20,12 @@ from collections.abc import Callable
 
 from usernet.native import pseudo_sum_v6, sum16
 from usernet.stack.config import InterfaceConfig
+from usernet.stack.fragments import Reassembler
 from usernet.stack.icmp import PingSocket
 from usernet.stack.icmpv6 import Icmpv6Layer
+from usernet.stack.ipv6_fragments import Ipv6Reassembly
 from usernet.stack.ndisc import NeighborCache
+from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.slaac import LINK_LOCAL_PREFIX, PREFERRED, STATE_NAMES, TENTATIVE, Address6, Autoconf
 from usernet.stack.stats import Stats
@@ -33,10 +36,12 @@ from usernet.wire.ipv6 import (
     ALL_NODES,
     IPPROTO_ICMPV6,
     IPPROTO_NONE,
+    IPV6_MIN_MTU,
     PARAM_BAD_NEXT_HEADER,
     UNSPECIFIED,
     IPv6Packet,
     ParameterProblem,
+    Upper,
     parse_ipv6,
     solicited_node,
     walk_extensions,
@@ -89,7 +94,10 @@ class Ipv6:
         self._on_link: tuple[tuple[int, int], ...] = ()
         self.neighbors = NeighborCache(config, stats, output)
         self.autoconf = Autoconf(config, stats, output, self.neighbors, self._changed)
-        self.icmp = Icmpv6Layer(config, stats, self.route_to, mark_ready)
+        self.path_mtu = self._path_cache(config.mtu)
+        self.icmp = Icmpv6Layer(config, stats, self.route_to, mark_ready, self.lower_path_mtu)
+        self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
+        self.reassembly = Ipv6Reassembly(self._reassembler, self.icmp.send_error)
         self._transports: dict[int, Transport] = {}
 
     def on_protocol(self, protocol: int, handler: Transport) -> None:
@@ -106,13 +114,37 @@ class Ipv6:
     def poll(self, now: float) -> None:
         self.neighbors.poll(now)
         self.autoconf.poll(now)
+        due = self._reassembler.deadline
+        if due is not None and due <= now:
+            self.reassembly.poll(now)
+        due = self.path_mtu.deadline
+        if due is not None and due <= now:
+            self.path_mtu.poll(now)
 
     def next_deadline(self) -> float | None:
-        a = self.neighbors.next_deadline()
-        b = self.autoconf.next_deadline()
-        if a is None:
-            return b
-        return a if b is None or a < b else b
+        due = [
+            d
+            for d in (
+                self.neighbors.next_deadline(),
+                self.autoconf.next_deadline(),
+                self._reassembler.deadline,
+                self.path_mtu.deadline,
+            )
+            if d is not None
+        ]
+        return min(due) if due else None
+
+    def reassembly_counters(self) -> dict[str, int]:
+        """What became of the fragments received, as `ipv6_reasm_*`."""
+        return self._reassembler.counters.as_dict("ipv6_reasm_")
+
+    def _path_cache(self, link_mtu: int) -> PathMtuCache:
+        config = self._config
+        return PathMtuCache(link_mtu, config.pmtu_expires, IPV6_MIN_MTU, config.secret)
+
+    def lower_path_mtu(self, dst: bytes, mtu: int, now: float) -> bool:
+        """A packet too big (RFC 8201): the path toward `dst` takes `mtu`, never below IPv6's 1280."""
+        return self.path_mtu.lower(dst, max(mtu, IPV6_MIN_MTU), now)
 
     # -- what the rest of the stack asks -------------------------------------------------
 
@@ -166,7 +198,10 @@ class Ipv6:
         if src is None:
             return None
         autoconf = self.autoconf
-        route = Route(dst, src, hop, self._link_header, autoconf.hop_limit, autoconf.mtu, self.transmit)
+        route = Route(
+            dst, src, hop, self._link_header, autoconf.hop_limit, autoconf.mtu, self.transmit,
+            path=self.path_mtu.entry(dst),
+        )  # fmt: skip
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
         self._routes[key] = route
@@ -215,6 +250,8 @@ class Ipv6:
         for prefix, length in self.autoconf.prefixes:
             on_link.add((int.from_bytes(prefix, "big") & _prefix_mask(length), _prefix_mask(length)))
         self._on_link = tuple(on_link)
+        if self.autoconf.mtu != self.path_mtu.link_mtu:  # a router's MTU option: the routes to come take it
+            self.path_mtu = self._path_cache(self.autoconf.mtu)
         self._routes.clear()
 
     # -- receive path --------------------------------------------------------------------
@@ -235,19 +272,21 @@ class Ipv6:
         if ip.src[0] == 0xFF:
             stats.ipv6_bad_source += 1  # RFC 4291 §2.7: a multicast address is never a source
             return
-        try:
-            upper = walk_extensions(ip)
-        except ParameterProblem as problem:
-            stats.ipv6_param_problems += 1
-            if problem.report:
-                self.icmp.send_error(ICMPV6_PARAM_PROBLEM, problem.code, problem.pointer, ip, packet, now)
-            return
-        except MalformedPacket:
-            stats.ipv6_malformed += 1
+        upper = self._walk(ip, packet, now)
+        if upper is None:
             return
         if upper.fragment is not None:
             stats.ipv6_fragments += 1
-            return
+            whole = self.reassembly.add(ip, upper, packet, now)
+            if whole is None:
+                return
+            ip, packet = whole
+            upper = self._walk(ip, packet, now)
+            if upper is None:
+                return
+            if upper.fragment is not None:
+                stats.ipv6_malformed += 1  # a fragment header inside a fragmented packet
+                return
         protocol = upper.protocol
         transport = self._transports.get(protocol)
         if transport is not None:
@@ -260,6 +299,18 @@ class Ipv6:
         else:
             stats.ipv6_unknown_protocol += 1
             self.icmp.send_error(ICMPV6_PARAM_PROBLEM, PARAM_BAD_NEXT_HEADER, upper.pointer, ip, packet, now)
+
+    def _walk(self, ip: IPv6Packet, packet: memoryview, now: float) -> Upper | None:
+        """Where the upper layer starts, or None when RFC 8200 says to drop `ip` (answered if it says so)."""
+        try:
+            return walk_extensions(ip)
+        except ParameterProblem as problem:
+            self._stats.ipv6_param_problems += 1
+            if problem.report:
+                self.icmp.send_error(ICMPV6_PARAM_PROBLEM, problem.code, problem.pointer, ip, packet, now)
+        except MalformedPacket:
+            self._stats.ipv6_malformed += 1
+        return None
 
     def _icmpv6_in(self, ip: IPv6Packet, message: memoryview, local: bool, src_mac: bytes, now: float) -> None:
         stats = self._stats

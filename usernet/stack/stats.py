@@ -41,6 +41,8 @@ class Stats:
     ipv4_malformed: int
     ipv4_no_route: int
     ipv4_not_for_us: int
+    ipv4_pmtu_ignored: int
+    ipv4_pmtu_lowered: int
     ipv4_unknown_protocol: int
     ipv6_bad_source: int
     ipv6_fragments: int
@@ -49,6 +51,7 @@ class Stats:
     ipv6_no_route: int
     ipv6_not_for_us: int
     ipv6_param_problems: int
+    ipv6_pmtu_lowered: int
     ipv6_unknown_protocol: int
     nd_address_conflicts: int
     nd_adverts_learned: int

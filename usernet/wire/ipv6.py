@@ -28,6 +28,7 @@ __all__ = [
     "IPPROTO_NONE",
     "IPPROTO_ROUTING",
     "IPV6_HLEN",
+    "IPV6_MIN_MTU",
     "PARAM_BAD_FIELD",
     "PARAM_BAD_NEXT_HEADER",
     "PARAM_BAD_OPTION",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 IPV6_HLEN = 40
+IPV6_MIN_MTU = 1280  # RFC 8200 §5: every link carries packets this large
 IPPROTO_HOPOPTS = 0
 IPPROTO_ROUTING = 43
 IPPROTO_FRAGMENT = 44
