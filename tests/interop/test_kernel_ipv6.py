@@ -259,3 +259,18 @@ def test_usernet_connect_to_a_closed_kernel_port_is_refused_over_ipv6(sandbox: S
         conn = running.loop.call(connect)
         assert _until(lambda: running.loop.call(lambda now: conn.error is not None))
         assert running.loop.call(lambda now: conn.error.errno) == errno.ECONNREFUSED  # type: ignore[union-attr]  # set, as waited for
+
+
+def test_kernel_udp_over_ipv6_larger_than_the_mtu_is_echoed_whole(sandbox: Sandbox):
+    """4,000- and 60,000-byte datagrams (and the largest, 65,487): the kernel fragments them
+    going in, usernet reassembles, echoes, fragments coming back, the kernel reassembles."""
+    with usernet_static(sandbox) as running, sandbox.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5.0)
+        rng = random.Random(66)
+        for size in (4000, 60_000, 65_487, 1453, 4000):
+            message = rng.randbytes(size)
+            sock.sendto(message, (USERNET_IP6, 7))
+            reply, peer = sock.recvfrom(65_536)
+            assert peer[:2] == (USERNET_IP6, 7) and reply == message, f"the {size}-byte datagram"
+        stats = running.loop.call(lambda now: running.host.iface.stats())
+        assert stats["ipv6_reasm_datagrams"] == 5 and stats["ipv6_reasm_overlaps"] == 0  # 1453 + 48 > 1500 too

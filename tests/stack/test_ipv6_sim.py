@@ -367,3 +367,52 @@ def test_wildcards_of_the_two_families_are_apart_and_families_do_not_mix():
     with pytest.raises(OSError) as caught:
         iface.tcp.connect((b_ip, 80), pair.now(), (bytes(4), 0))
     assert caught.value.errno == errno.EAFNOSUPPORT
+
+
+@pytest.mark.parametrize("size", [1453, 4000, 60000, 65487])
+def test_udp_over_ipv6_in_fragments_both_ways(size: int):
+    pair, a_ip, b_ip = _global_pair()
+    server = pair.b.iface.open_udp((bytes(16), 7))
+    client = pair.a.iface.open_udp((bytes(16), 0))
+    client.sendto(b"warm the neighbour cache: its queue for an unresolved hop holds only 32", (b_ip, 7), pair.now())
+    pair.a.flush(pair.now())
+    pair.sim.run(0.05)
+    assert server.recvfrom() is not None
+    message = bytes(i * 7 & 0xFF for i in range(size))
+    before = len(pair.a_link.sent)
+    client.sendto(message, (b_ip, 7), pair.now())
+    pair.a.flush(pair.now())
+    pair.sim.run(0.05)
+    sent = [f for _, f in pair.a_link.sent[before:] if f[12:14] == b"\x86\xdd" and f[20] == 44]
+    assert len(sent) == -(-(size + 8) // 1448) and all(len(f) <= 1514 for f in sent)
+    assert server.recvfrom() == (message, (a_ip, client.local[1]))
+    server.sendto(message, (a_ip, client.local[1]), pair.now())
+    pair.b.flush(pair.now())
+    pair.sim.run(0.05)
+    assert client.recvfrom() == (message, (b_ip, 7))
+    assert pair.b.iface.stats()["ipv6_reasm_datagrams"] == 1
+
+
+def test_an_incomplete_ipv6_datagram_times_out_with_time_exceeded():
+    i = settled(iface())
+    me = link_local(i)
+    udp = bytes(8) + bytes(2000)
+    first = bytes([17, 0, 0, 1, 0, 0, 0, 9]) + udp[:1000]  # offset 0, M set, ident 9; the rest never comes
+    i.receive(frame(ROUTER, me, 44, first), 2.0)
+    assert i.stats()["ipv6_fragments"] == 1
+    i.poll(2.0 + 30.0)
+    assert i.stats()["ipv6_reasm_timeouts"] == 1
+    na = bytearray(32)
+    n = emit_neighbor_advert(na, 0, ROUTER, me, ROUTER, 0x60000000, ROUTER_MAC)
+    i.receive(frame(ROUTER, me, IPPROTO_ICMPV6, bytes(na[:n]), 255), 32.0)  # the error waited for it
+    assert [m[3:5] for m in sent_icmpv6(i) if m[3] == 3] == [(3, 1)]  # time exceeded, reassembly
+
+
+def test_overlapping_ipv6_fragments_discard_the_datagram():
+    i = settled(iface())
+    me = link_local(i)
+    sock = i.open_udp((bytes(16), 7))
+    body = bytes(8) + bytes(2000)
+    i.receive(frame(ROUTER, me, 44, bytes([17, 0, 0, 1, 0, 0, 0, 5]) + body[:1000]), 2.0)
+    i.receive(frame(ROUTER, me, 44, bytes([17, 0, 0x03, 0xE1, 0, 0, 0, 5]) + body[992:2008]), 2.0)  # at 992: overlap
+    assert i.stats()["ipv6_reasm_overlaps"] == 1 and sock.recvfrom() is None

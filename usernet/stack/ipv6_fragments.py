@@ -1,4 +1,5 @@
-"""IPv6's use of the family-neutral `Reassembler` (RFC 8200 §4.5): key, checks, the rebuilt packet.
+"""IPv6 fragments (RFC 8200 §4.5): reassembly through the family-neutral `Reassembler`, and
+fragmentation at the source.
 
 Fragments are keyed by (source, destination, identification). The headers before the
 fragment header (the unfragmentable part) were walked on every fragment as it came; the
@@ -16,7 +17,15 @@ from usernet.stack.fragments import Reassembler
 from usernet.wire.errors import MalformedPacket
 from usernet.wire.fragment import check_fragment
 from usernet.wire.icmpv6 import ICMPV6_TIME_EXCEEDED
-from usernet.wire.ipv6 import IPV6_HLEN, IPv6Packet, Upper, parse_ipv6, parse_quoted_ipv6
+from usernet.wire.ipv6 import (
+    IPPROTO_FRAGMENT,
+    IPV6_HLEN,
+    IPv6Packet,
+    Upper,
+    emit_ipv6_header,
+    parse_ipv6,
+    parse_quoted_ipv6,
+)
 
 # (type, code, rest, the packet's header, the packet as bytes, now): Icmpv6Layer.send_error
 SendError = Callable[[int, int, int, IPv6Packet, memoryview, float], None]
@@ -66,3 +75,30 @@ class Ipv6Reassembly:
             except MalformedPacket:  # it parsed when it came: cannot happen, but never crash
                 continue
             self._send_error(ICMPV6_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, ip, view, now)
+
+
+def ipv6_fragments(
+    link_header: bytes, l4: memoryview, src: bytes, dst: bytes, next_header: int, hop_limit: int, ident: int, mtu: int
+) -> list[bytearray]:
+    """Cut a whole upper-layer message into IPv6 fragment frames for a path MTU of `mtu` (RFC 8200 §4.5).
+
+    Only the source fragments in IPv6: every frame is the fixed header, a fragment header
+    naming `next_header` with `ident`, and the largest multiple of 8 bytes that fits (the
+    last one less). The cold path of a datagram larger than the path MTU.
+    """
+    step = (mtu - IPV6_HLEN - 8) & ~7
+    link = len(link_header)
+    frames = []
+    size = len(l4)
+    for offset in range(0, size, step):
+        piece = l4[offset : offset + step]
+        frame = bytearray(link + IPV6_HLEN + 8 + len(piece))
+        frame[:link] = link_header
+        emit_ipv6_header(frame, link, src, dst, IPPROTO_FRAGMENT, 8 + len(piece), hop_limit=hop_limit)
+        at = link + IPV6_HLEN
+        frame[at] = next_header
+        frame[at + 2 : at + 4] = (offset | (1 if offset + step < size else 0)).to_bytes(2, "big")
+        frame[at + 4 : at + 8] = ident.to_bytes(4, "big")
+        frame[at + 8 :] = piece
+        frames.append(frame)
+    return frames

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from usernet.native import CSUM_FULL, BytesLike, build_tcp, build_udp
 from usernet.stack.fragments import ipv4_fragments
+from usernet.stack.ipv6_fragments import ipv6_fragments
 from usernet.stack.pmtu import PathMtu
 from usernet.wire import IPPROTO_UDP, emit_ipv4_header
 from usernet.wire.ipv6 import emit_ipv6_header
@@ -165,27 +166,24 @@ class Route:
         For messages not built by one C call (ICMP): the cold path, so plain Python.
         """
         link = len(self.link_header)
-        if len(self.destination) == 16:
-            # No IPv6 fragments on send: ICMPv6 is all that comes here, its errors fit 1280
-            # bytes, and an echo reply is as large as the request it answers
-            frame[:link] = self.link_header
-            emit_ipv6_header(frame, link, self.source, self.destination, protocol, l4_length, hop_limit=self.ttl)
-            self._deliver(frame, self.next_hop, self.source, now)
-            return
-        ident = self._ident = (self._ident + 1) & 0xFFFF
-        if IPV4_HEADER + l4_length > self.path.mtu:
+        if len(self.ip_header) + l4_length > self.path.mtu:
             self._send_fragments(frame, protocol, now)
             return
         frame[:link] = self.link_header
-        emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
+        if len(self.destination) == 16:
+            emit_ipv6_header(frame, link, self.source, self.destination, protocol, l4_length, hop_limit=self.ttl)
+        else:
+            ident = self._ident = (self._ident + 1) & 0xFFFF
+            emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
         self._deliver(frame, self.next_hop, self.source, now)
 
     def _send_fragments(self, frame: bytearray, protocol: int, now: float) -> None:
-        """Send the L4 message at `headroom` in `frame` as IPv4 fragments that fit the path MTU,
+        """Send the L4 message at `headroom` in `frame` as IP fragments that fit the path MTU,
         identified by the destination's counter (`PathMtu`), not this route's."""
         l4 = memoryview(frame)[self.headroom :]
         path = self.path
-        for piece in ipv4_fragments(
+        cut = ipv6_fragments if len(self.destination) == 16 else ipv4_fragments
+        for piece in cut(
             self.link_header, l4, self.source, self.destination, protocol, self.ttl, path.next_ident(), path.mtu
         ):
             self._deliver(piece, self.next_hop, self.source, now)

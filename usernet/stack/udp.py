@@ -77,11 +77,6 @@ class UdpSocket:
         if route is None or route.destination != dst:
             route = self._route = self._layer.route_to(dst, self.local[0])
         size = len(route.ip_header) + UDP_HLEN + len(data)
-        if size > route.mtu and len(dst) == 16:
-            raise OSError(
-                errno.EMSGSIZE,
-                f"datagram of {len(data)} bytes exceeds the path MTU of {route.mtu} (no IPv6 fragments on send yet)",
-            )
         # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
         # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
         # for what does not); only what no IP datagram can hold is refused.
