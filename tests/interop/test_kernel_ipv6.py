@@ -11,7 +11,10 @@ import contextlib
 import errno
 import ipaddress
 import random
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -274,3 +277,13 @@ def test_kernel_udp_over_ipv6_larger_than_the_mtu_is_echoed_whole(sandbox: Sandb
             assert peer[:2] == (USERNET_IP6, 7) and reply == message, f"the {size}-byte datagram"
         stats = running.loop.call(lambda now: running.host.iface.stats())
         assert stats["ipv6_reasm_datagrams"] == 5 and stats["ipv6_reasm_overlaps"] == 0  # 1453 + 48 > 1500 too
+
+
+def test_usernet_ping_cli_over_ipv6_to_all_nodes():
+    """`usernet ping --sandbox --ipv6 ff02::1`: the kernel's side of the TAP answers from its link-local address."""
+    result = subprocess.run(
+        [sys.executable, "-m", "usernet.cli", "ping", "--sandbox", "--ipv6", "-c", "5", "-i", "0.2", "ff02::1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^64 bytes from fe80:[0-9a-f:]+: icmp_seq=\d+ ttl=64", result.stdout, re.M), result.stdout

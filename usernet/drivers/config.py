@@ -385,6 +385,7 @@ def open_host(
                 offloads=config.offloads,
                 gso=not config.no_gso,
                 gro=gro,
+                ipv6=config.wants_ipv6,  # the kernel side then speaks IPv6 too (its link-local address)
             )
             announce(
                 f"sandbox: namespace {sandbox.name}, TAP {url.name}, kernel side {host_address}; "
