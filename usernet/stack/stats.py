@@ -66,6 +66,7 @@ class Stats:
     tcp_syn_cookies_invalid: int
     tcp_syn_cookies_sent: int
     tcp_syn_cookies_valid: int
+    tcp_syn_draining: int
     tcp_syn_queue_full: int
     tcp_timeouts: int
     tcp_tx_segments: int

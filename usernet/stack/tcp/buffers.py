@@ -11,6 +11,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any, cast
 
+from usernet.stack.tcp.frozen import Freezable, field
+
 # A write at least this big is kept as its own chunk (no copy when it is `bytes`);
 # smaller writes are gathered into a tail so that 64-byte writes do not make 64-byte
 # chunks, and the tail is sealed into a chunk once it reaches _SEAL bytes.
@@ -27,7 +29,7 @@ UNUSED: Any = ()
 _NO_BYTES = cast(bytearray, b"")
 
 
-class SendBuffer:
+class SendBuffer(Freezable):
     """Bytes written by the user and not yet acknowledged by the peer.
 
     Stored as a list of immutable `bytes` chunks plus a `bytearray` tail for small
@@ -41,6 +43,8 @@ class SendBuffer:
     """
 
     __slots__ = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start", "limit")
+    FROZEN = ("limit",)
+    NOT_FROZEN = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start")  # frozen as the bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -159,6 +163,20 @@ class SendBuffer:
             first = 0
         self._first = first
 
+    def freeze(self, now: float) -> dict[str, Any]:
+        """The limit and every byte held (unacknowledged, then unsent), as one `bytes`."""
+        return {"limit": self.limit, "data": bytes(self.peek(0, len(self)))}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], now: float) -> SendBuffer:
+        """A buffer holding the frozen bytes, even beyond its limit (then `free` is 0 until it drains)."""
+        data = field(state, "data", bytes, "SendBuffer")
+        limit = field(state, "limit", int, "SendBuffer")
+        buf = cls(max(limit, len(data), 1))
+        buf.write(data)
+        buf.limit = limit
+        return buf
+
     def _seal(self) -> None:
         """Turn the tail into an immutable chunk so views of it stay valid."""
         if self._chunks is UNUSED:
@@ -169,7 +187,7 @@ class SendBuffer:
         self._tail_start = self._end
 
 
-class ReceiveBuffer:
+class ReceiveBuffer(Freezable):
     """In-order bytes waiting for the user; its free space is the advertised window.
 
     A `bytearray`: appends extend it in place, and reads delete from the front, which
@@ -178,6 +196,8 @@ class ReceiveBuffer:
     """
 
     __slots__ = ("_buf", "limit")
+    FROZEN = ("limit",)
+    NOT_FROZEN = ("_buf",)  # frozen as `data`: the unread bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -207,6 +227,18 @@ class ReceiveBuffer:
         else:
             buf += data
         return len(data)
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        return {"limit": self.limit, "data": bytes(self._buf)}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], now: float) -> ReceiveBuffer:
+        data = field(state, "data", bytes, "ReceiveBuffer")
+        limit = field(state, "limit", int, "ReceiveBuffer")
+        buf = cls(max(limit, len(data), 1))
+        buf.append(data)
+        buf.limit = limit
+        return buf
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
