@@ -120,7 +120,7 @@ class UsernetLoopMixin(_LoopBase):
             driver.attach()
             self._usernet_driver = driver
             if self._usernet_shared is not None:
-                self._usernet_shared.driven_by(self)  # control requests run on this loop now
+                self._usernet_shared.driven_by(driver)  # control requests and handovers run on this loop now
         return driver
 
     def _usernet_acquire(self) -> Host:

@@ -104,6 +104,7 @@ class UsernetConfig:
     offloads: bool = False
     no_gso: bool = False
     no_gro: bool = False
+    handover: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -125,11 +126,17 @@ class UsernetConfig:
                 ("sandbox", self.sandbox),
                 ("offloads", self.offloads),
                 ("host_address", self.host_address),
+                ("handover", self.handover),
             ):
                 if value:
                     raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
         if self.dns is not None:
             _check_dns(self.dns)
+        if self.handover is not None and self.sandbox:
+            raise ValueError(
+                "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
+                "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
+            )
 
     @property
     def link_url(self) -> LinkUrl:
@@ -257,6 +264,9 @@ _OPTIONS: tuple[_Option, ...] = (
             "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
     _Option("no_gro", "--no-gro",
             "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
+    _Option("handover", "--handover",
+            "PATH: take over the TAP, listeners and connections of the usernet process serving PATH (if one "
+            "does; it then exits), and serve PATH for the next one: restarts without dropping a connection"),
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 

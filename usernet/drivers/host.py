@@ -7,10 +7,12 @@ here once.
 
 from __future__ import annotations
 
+import errno
 from typing import TypedDict
 
 from usernet.link.base import Link, LinkFailed, capabilities_of
 from usernet.stack.interface import Interface, Socket
+from usernet.stack.tcp.layer import TcpListener
 
 __all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
 
@@ -69,6 +71,14 @@ class Host:
         self._max_batches = max_batches
         self.failed: LinkFailed | None = None
         self._receive_errors = 0
+        #: Listeners thawed from a handover (usernet.drivers.handover) that no server has claimed
+        #: yet, by (address, port): a program's `create_server` on that address takes its one.
+        self.adopted: dict[tuple[bytes, int], TcpListener] = {}
+
+    def retire(self, message: str) -> None:
+        """Never touch the link again: it belongs to someone else now (usernet.drivers.handover).
+        `pump` and `flush` raise LinkFailed with `message` from here on."""
+        self.failed = LinkFailed(errno.ENODEV, message)
 
     def start(self, now: float) -> None:
         self.iface.start(now)

@@ -102,6 +102,24 @@ def random_mac() -> bytes:
     return bytes(mac)
 
 
+class _Descriptor:
+    """A TAP file descriptor received from another process (SCM_RIGHTS), standing in for a pytun device."""
+
+    __slots__ = ("_fd", "name")
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd = fd
+        self.name = name
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class TapLink(LinkCounters):
     """A TAP device (IFF_TAP | IFF_NO_PI, optionally IFF_VNET_HDR) read and written by usernet.
 
@@ -156,7 +174,7 @@ class TapLink(LinkCounters):
 
     def __init__(
         self,
-        device: pytun.TunTapDevice,
+        device: pytun.TunTapDevice | _Descriptor,
         *,
         mtu: int,
         mac: bytes | None,
@@ -247,6 +265,42 @@ class TapLink(LinkCounters):
         except BaseException:
             device.close()
             raise
+
+    @classmethod
+    def from_fd(
+        cls,
+        fd: int,
+        name: str,
+        *,
+        mtu: int,
+        mac: bytes,
+        offloads: bool = False,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> TapLink:
+        """A TAP opened by another process and handed over as a file descriptor (usernet.drivers.handover).
+
+        `offloads` must say what the opener asked for: IFF_VNET_HDR belongs to the open file,
+        so it cannot be changed here. The link owns `fd` from now on and closes it.
+        """
+        device = _Descriptor(fd, name)
+        try:
+            return cls(device, mtu=mtu, mac=mac, offloads=offloads, gso=gso, gro=gro)
+        except BaseException:
+            device.close()
+            raise
+
+    @property
+    def options(self) -> dict[str, object]:
+        """What `from_fd` needs besides the descriptor to carry on where this link is."""
+        return {
+            "name": self.name,
+            "mtu": self._mtu,
+            "mac": self._mac,
+            "offloads": self._offloads,
+            "gso": self.capabilities is not NO_OFFLOADS,
+            "gro": self._gro is not None,
+        }
 
     @staticmethod
     def _open(name: str, offloads: bool) -> pytun.TunTapDevice:
