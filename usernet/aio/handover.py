@@ -104,8 +104,8 @@ async def hand_over(driver: Driver, point: HandoverPoint, conn: socket.socket) -
             raise MigrationError("this stack's link has no file descriptor to hand over")
         # Blocking on purpose: no other task may write into the stack between the freeze and the answer.
         reason = point.offer(conn, fd, encode_blob(frozen.payload))
-    except MigrationError as exc:
-        reason = str(exc)
+    except Exception as exc:  # whatever went wrong, this process must carry on serving
+        reason = str(exc) or repr(exc)
         conn.close()
     if reason is not None:
         for listener in listeners:
