@@ -9,7 +9,8 @@ into an offset with one `seq_sub` and the buffer never worries about wrap-around
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
 from usernet.stack.tcp.frozen import Freezable, field
 
@@ -27,6 +28,26 @@ _COMPACT = 32
 #: change an object all connections share. The owner makes the real one on first write.
 UNUSED: Any = ()
 _NO_BYTES = cast(bytearray, b"")
+
+
+class _Limited(Protocol):
+    limit: int
+
+    def __init__(self, limit: int) -> None: ...
+
+
+Q = TypeVar("Q", bound=_Limited)
+
+
+def _refilled(cls: type[Q], state: dict[str, Any], put: Callable[[Q, bytes], int]) -> Q:
+    """A byte queue made from its frozen `limit` and `data`, all of the data in even if it
+    exceeds the limit (the limit may have shrunk since it was taken in)."""
+    data = field(state, "data", bytes, cls.__name__)
+    limit = field(state, "limit", int, cls.__name__)
+    queue = cls(max(limit, len(data), 1))
+    put(queue, data)
+    queue.limit = limit
+    return queue
 
 
 class SendBuffer(Freezable):
@@ -170,12 +191,7 @@ class SendBuffer(Freezable):
     @classmethod
     def thaw(cls, state: dict[str, Any], now: float) -> SendBuffer:
         """A buffer holding the frozen bytes, even beyond its limit (then `free` is 0 until it drains)."""
-        data = field(state, "data", bytes, "SendBuffer")
-        limit = field(state, "limit", int, "SendBuffer")
-        buf = cls(max(limit, len(data), 1))
-        buf.write(data)
-        buf.limit = limit
-        return buf
+        return _refilled(cls, state, SendBuffer.write)
 
     def _seal(self) -> None:
         """Turn the tail into an immutable chunk so views of it stay valid."""
@@ -233,12 +249,7 @@ class ReceiveBuffer(Freezable):
 
     @classmethod
     def thaw(cls, state: dict[str, Any], now: float) -> ReceiveBuffer:
-        data = field(state, "data", bytes, "ReceiveBuffer")
-        limit = field(state, "limit", int, "ReceiveBuffer")
-        buf = cls(max(limit, len(data), 1))
-        buf.append(data)
-        buf.limit = limit
-        return buf
+        return _refilled(cls, state, ReceiveBuffer.append)
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
