@@ -29,11 +29,11 @@ ECHO = Path(__file__).with_name("migrating_echo.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _server(sandbox: Sandbox, path: Path) -> subprocess.Popen[str]:
+def _server(sandbox: Sandbox, path: Path, address: str = "192.0.2.2/24") -> subprocess.Popen[str]:
     """A server process, started and waiting for the word to take over (its first line of stdin)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return sandbox.popen(
-        [sys.executable, "-m", "usernet", "--handover", str(path), str(ECHO), str(PORT)],
+        [sys.executable, "-m", "usernet", "--handover", str(path), "--address", address, str(ECHO), str(PORT)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
 
@@ -46,21 +46,24 @@ def _take_over(server: subprocess.Popen[str]) -> None:
     assert line == "serving\n", f"the server did not start: {line!r} {server.stderr.read() if server.stderr else ''}"
 
 
-def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(sandbox: Sandbox, tmp_path: Path) -> None:
+def _first_owner(sandbox: Sandbox, path: Path, server: subprocess.Popen[str]) -> None:
+    """This process makes the TAP, so it is the first owner: it hands an empty stack to `server`."""
     link = sandbox.create_tap("usernet0", host_address="192.0.2.1/24")
-    path = tmp_path / "handover.sock"
-    servers = [_server(sandbox, path) for _ in range(3)]
-
-    # This process made the TAP: it is the first owner and hands an empty stack to the first server.
     host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, ["192.0.2.2/24"], **offload_options(link))))
     point = HandoverPoint(str(path))
-    feeder = threading.Thread(target=_take_over, args=(servers[0],))
+    feeder = threading.Thread(target=_take_over, args=(server,))
     feeder.start()
     conn = point.accept()
     assert conn is not None
     assert point.offer(conn, link.fileno(), encode_blob(freeze_host(host, time.monotonic(), {}).payload)) is None
     point.close()
     feeder.join(30)
+
+
+def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "handover.sock"
+    servers = [_server(sandbox, path) for _ in range(3)]
+    _first_owner(sandbox, path, servers[0])
 
     client = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
     client.settimeout(30)
@@ -112,3 +115,24 @@ def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(sandbox:
         said = server.stderr.read()
         assert "handed over 1 connections and 1 listeners" in said, said
     print(f"100 MB each way through 3 server processes in {elapsed:.2f} s; swapped at {swapped}")
+
+
+def test_a_successor_that_refuses_leaves_the_old_server_serving(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A successor started with another address refuses the stack: it exits with the reason, and
+    the old server carries on with its connection as if nothing had happened."""
+    path = tmp_path / "handover.sock"
+    first, wrong = _server(sandbox, path), _server(sandbox, path, address="192.0.2.3/24")
+    _first_owner(sandbox, path, first)
+    client = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(30)
+    client.connect(("192.0.2.2", PORT))
+    client.sendall(b"before")
+    assert client.recv(100) == b"before"
+    assert wrong.stdin is not None and wrong.stderr is not None
+    wrong.stdin.write("go\n")
+    wrong.stdin.flush()
+    assert wrong.wait(30) != 0
+    assert "start the new one with --address as the old" in wrong.stderr.read()
+    client.sendall(b"after")
+    assert client.recv(100) == b"after"
+    assert first.poll() is None
