@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from usernet.drivers.handover import freeze_tcp, thaw_tcp
 from usernet.drivers.host import Host
 from usernet.drivers.virtual import Simulation
 from usernet.link.base import Link
@@ -21,6 +22,7 @@ from usernet.stack import Interface, InterfaceConfig, TcpConfig, TcpConnection
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import Cubic, NewReno
 from usernet.stack.tcp.frozen import BLOB_VERSION, MAGIC, Freezable, MigrationError, decode_blob, encode_blob
+from usernet.stack.tcp.layer import ANY
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -275,3 +277,47 @@ def test_every_slot_of_a_connection_part_is_frozen_or_excluded(cls: type[Freezab
     assert len(listed) == len(set(listed)), "a slot is listed twice"
     assert slots - set(listed) == set(), "slots that migration neither freezes nor excludes"
     assert set(listed) - slots == set(), "listed names that are no slot"
+
+
+def test_what_a_stack_hands_over_and_what_it_leaves_behind() -> None:
+    """freeze_tcp/thaw_tcp (the TCP part of a handover between processes): accepted connections
+    and queued ones move, one its user closed finishes closing, one the program opened stays."""
+    net = Wire(TcpConfig())
+    tcp_a, tcp_b = net.a.iface.tcp, net.b.iface.tcp
+    listener = tcp_b.listen((ANY, PORT))
+    tcp_a.listen((A_IP, 8000))
+    held_a = tcp_a.connect((B_IP, PORT), net.clock())
+    closing_a = tcp_a.connect((B_IP, PORT), net.clock())
+    net.run([], 0.05)
+    held_b, closing_b = listener.accept(), listener.accept()
+    assert held_b is not None and closing_b is not None
+    queued_a = tcp_a.connect((B_IP, PORT), net.clock())
+    own_b = tcp_b.connect((A_IP, 8000), net.clock())
+    net.run([], 0.05)
+    queued_a.send(b"waiting to be accepted", net.clock())
+    closing_b.close(net.clock())  # its user is done with it: FIN_WAIT_2 once A acknowledges the FIN
+    net.run([], 0.05)
+    assert closing_b.state == State.FIN_WAIT_2 and listener.pending == 1 and own_b.state == State.ESTABLISHED
+
+    frozen = freeze_tcp(tcp_b, net.clock(), {held_b: b"written, not yet taken"})
+    assert frozen.moved == 3
+    assert len(frozen.left) == 1 and "held outside a server" in frozen.left[0]
+    blob = encode_blob(frozen.payload)
+    net.stop_b()
+    fresh = net.replace_b()
+    adopted = thaw_tcp(fresh.tcp, decode_blob(blob), net.clock())
+    moved = adopted[(ANY, PORT)]
+    first, second = moved.accept(), moved.accept()
+    assert first is not None and second is not None
+    assert first.receive() == b"waiting to be accepted"  # the queue comes first, then what was accepted
+    net.run([], 0.05)
+    assert held_a.receive() == b"written, not yet taken"
+    closing_a.close(net.clock())
+    own_a = next(c for c in tcp_a.connections() if c.local == (A_IP, 8000))
+    own_a.send(b"to the connection left behind", net.clock())
+    net.run([], 0.2)
+    assert closing_a.state == State.CLOSED and closing_a.error is None  # the orphan finished the close
+    assert own_a.state == State.CLOSED and own_a.error is not None  # reset: nobody took it over
+    second.send(b"still here", net.clock())
+    net.run([], 0.05)
+    assert held_a.receive() == b"still here"

@@ -201,6 +201,7 @@ class _Option:
     choices: tuple[str, ...] = ()
     #: Raises ValueError for a value the option cannot take, so the command line says why at once.
     check: Callable[[str], object] | None = None
+    metavar: str | None = None  # the value's name in --help (argparse's default: the field in capitals)
 
     def argument_type(self) -> Callable[[str], Any]:
         """The `type=` for argparse: the value converted, or an error that keeps the check's message."""
@@ -265,8 +266,9 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("no_gro", "--no-gro",
             "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
     _Option("handover", "--handover",
-            "PATH: take over the TAP, listeners and connections of the usernet process serving PATH (if one "
-            "does; it then exits), and serve PATH for the next one: restarts without dropping a connection"),
+            "take over the TAP, listeners and connections of the usernet process serving PATH (if one does; "
+            "it then exits), and serve PATH for the next one: restarts without dropping a connection",
+            metavar="PATH"),
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 
@@ -287,6 +289,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
                 dest=opt.field,
                 type=opt.argument_type(),
                 choices=opt.choices or None,
+                metavar=opt.metavar,
                 default=default,
                 help=help_text,
             )

@@ -42,7 +42,7 @@ from usernet.stack.route import format_ip
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.frozen import MigrationError, decode_blob
 from usernet.stack.tcp.frozen import field as frozen_field
-from usernet.stack.tcp.layer import ANY, TcpListener
+from usernet.stack.tcp.layer import ANY, TcpLayer, TcpListener
 from usernet.stack.tcp.states import State
 
 __all__ = [
@@ -50,8 +50,10 @@ __all__ = [
     "HandoverPoint",
     "Takeover",
     "freeze_host",
+    "freeze_tcp",
     "request_handover",
     "thaw_host",
+    "thaw_tcp",
 ]
 
 HELLO = b"TAKE\n"
@@ -95,22 +97,24 @@ def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, bytes]) -> 
     accepted to the bytes its user wrote that the stack has not yet taken."""
     tap = _tap_of(host.link)
     config = host.iface.config
-    tcp = host.iface.tcp
+    frozen = freeze_tcp(host.iface.tcp, now, held)
+    frozen.payload["interface"] = {
+        "mac": config.mac,
+        "addresses": [[addr, prefix] for addr, prefix in config.addresses],
+        "gateway": config.gateway,
+        "mtu": config.mtu,
+        "secret": config.secret,
+    }
+    frozen.payload["link"] = tap.options
+    return frozen
+
+
+def freeze_tcp(tcp: TcpLayer, now: float, held: Mapping[TcpConnection, bytes]) -> Frozen:
+    """`freeze_host`'s TCP part: the listeners, and the connections that can move (see the module)."""
     listeners = tcp.listeners()
-    frozen = Frozen(
-        {
-            "interface": {
-                "mac": config.mac,
-                "addresses": [[addr, prefix] for addr, prefix in config.addresses],
-                "gateway": config.gateway,
-                "mtu": config.mtu,
-                "secret": config.secret,
-            },
-            "link": tap.options,
-            "listeners": [listener.freeze(now, leave_half_open=True) for listener in listeners],
-            "connections": [],
-        }
-    )
+    frozen = Frozen({"listeners": [listener.freeze(now, leave_half_open=True) for listener in listeners]})
+    connections: list[dict[str, Any]] = []
+    frozen.payload["connections"] = connections
     where = {listener.local: i for i, listener in enumerate(listeners)}
     for listener in listeners:
         frozen.moved += listener.pending
@@ -132,7 +136,7 @@ def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, bytes]) -> 
         elif state not in _CLOSING:
             frozen.left.append(f"{_name(conn)}: held outside a server (a client, or from sock_accept)")
             continue
-        frozen.payload["connections"].append({"listener": index, "connection": conn.freeze(now, held.get(conn, b""))})
+        connections.append({"listener": index, "connection": conn.freeze(now, held.get(conn, b""))})
         frozen.moved += 1
     return frozen
 
@@ -167,25 +171,27 @@ def thaw_host(payload: dict[str, Any], tap_fd: int, now: float) -> Host:
             **offload_options(link),
         )
         host = Host(link, Interface(config))
-        tcp = host.iface.tcp
-        listeners: list[TcpListener] = []
-        for frozen in frozen_field(payload, "listeners", list, "handover"):
-            listener = tcp.thaw_listener(frozen, now)
-            listeners.append(listener)
-            host.adopted[listener.local] = listener
-        for entry in frozen_field(payload, "connections", list, "handover"):
-            index = frozen_field(entry, "listener", (int, type(None)), "connection entry")
-            if index is not None and not 0 <= index < len(listeners):
-                raise MigrationError(f"a frozen connection names listener {index}, of {len(listeners)}: damaged")
-            tcp.thaw_connection(
-                frozen_field(entry, "connection", dict, "connection entry"),
-                now,
-                None if index is None else listeners[index],
-            )
+        host.adopted.update(thaw_tcp(host.iface.tcp, payload, now))
     except BaseException:
         link.close()
         raise
     return host
+
+
+def thaw_tcp(tcp: TcpLayer, payload: dict[str, Any], now: float) -> dict[tuple[bytes, int], TcpListener]:
+    """`thaw_host`'s TCP part: the listeners (returned by address) and the connections, each
+    held one queued in its listener as if just accepted."""
+    listeners = [tcp.thaw_listener(frozen, now) for frozen in frozen_field(payload, "listeners", list, "handover")]
+    for entry in frozen_field(payload, "connections", list, "handover"):
+        index = frozen_field(entry, "listener", (int, type(None)), "connection entry")
+        if index is not None and not 0 <= index < len(listeners):
+            raise MigrationError(f"a frozen connection names listener {index}, of {len(listeners)}: damaged")
+        tcp.thaw_connection(
+            frozen_field(entry, "connection", dict, "connection entry"),
+            now,
+            None if index is None else listeners[index],
+        )
+    return {listener.local: listener for listener in listeners}
 
 
 # -- the socket --------------------------------------------------------------------------------
