@@ -29,11 +29,14 @@ ECHO = Path(__file__).with_name("migrating_echo.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _server(sandbox: Sandbox, path: Path, address: str = "192.0.2.2/24") -> subprocess.Popen[str]:
+def _server(
+    sandbox: Sandbox, path: Path, address: str = "192.0.2.2/24", loop: str = "asyncio"
+) -> subprocess.Popen[str]:
     """A server process, started and waiting for the word to take over (its first line of stdin)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    options = ["--handover", str(path), "--address", address, "--loop", loop]
     return sandbox.popen(
-        [sys.executable, "-m", "usernet", "--handover", str(path), "--address", address, str(ECHO), str(PORT)],
+        [sys.executable, "-m", "usernet", *options, str(ECHO), str(PORT)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
 
@@ -63,9 +66,12 @@ def _first_owner(sandbox: Sandbox, path: Path, server: subprocess.Popen[str]) ->
     feeder.join(30)
 
 
-def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(
+    sandbox: Sandbox, tmp_path: Path, loop: str
+) -> None:
     path = tmp_path / "handover.sock"
-    servers = [_server(sandbox, path) for _ in range(3)]
+    servers = [_server(sandbox, path, loop=loop) for _ in range(3)]
     _first_owner(sandbox, path, servers[0])
 
     client = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
