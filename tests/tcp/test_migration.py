@@ -262,6 +262,19 @@ def test_thawing_refuses_an_interface_without_the_old_address() -> None:
         other.tcp.thaw_connection(frozen, net.clock())
 
 
+def test_a_field_an_older_blob_lacks_takes_its_default_or_is_refused_by_name() -> None:
+    frozen = RttEstimator().freeze(0.0)
+    del frozen["backoffs"]
+    with pytest.raises(MigrationError, match="lacks 'backoffs'"):
+        RttEstimator.thaw(frozen, 0.0)
+
+    class Later(RttEstimator):
+        __slots__ = ()
+        FROZEN_DEFAULTS = {"backoffs": 0}  # noqa: RUF012  # a ClassVar table, as in the stack
+
+    assert Later.thaw(frozen, 0.0).backoffs == 0
+
+
 # -- every field is frozen or said not to be ----------------------------------------------------
 
 

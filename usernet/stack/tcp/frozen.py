@@ -219,6 +219,9 @@ class Freezable:
     FROZEN: ClassVar[tuple[str, ...]] = ()
     FROZEN_TIMES: ClassVar[tuple[str, ...]] = ()
     NOT_FROZEN: ClassVar[tuple[str, ...]] = ()
+    #: Values for fields of FROZEN that a blob of the same version but an older usernet lacks:
+    #: a field added later lists its default here, and older blobs still thaw.
+    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def freeze(self, now: float) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in self.FROZEN}
@@ -235,10 +238,14 @@ class Freezable:
 
     def restore(self, state: dict[str, Any], now: float) -> None:
         where = type(self).__name__
+        defaults = self.FROZEN_DEFAULTS
         for name in self.FROZEN:
-            if name not in state:
+            if name in state:
+                setattr(self, name, _mutable(state[name]))
+            elif name in defaults:
+                setattr(self, name, defaults[name])
+            else:
                 raise MigrationError(f"the frozen {where} lacks {name!r}: it comes from an incompatible usernet")
-            setattr(self, name, _mutable(state[name]))
         for name in self.FROZEN_TIMES:
             offset = field(state, name, (float, int, type(None)), where)
             if offset is not None and math.isnan(offset):
