@@ -79,3 +79,19 @@ def test_a_new_point_replaces_the_socket_of_a_predecessor_and_leaves_it_alone_at
     assert os.path.exists(path)
     new.close()
     assert not os.path.exists(path)
+
+
+def test_an_owner_with_nothing_to_hand_over_says_why(tmp_path: Path) -> None:
+    point = HandoverPoint(str(tmp_path / "h.sock"))
+
+    def refuse() -> None:
+        conn = point.accept()
+        assert conn is not None
+        point.refuse(conn, "no event loop drives the stack at this moment: try again")
+
+    thread = threading.Thread(target=refuse)
+    thread.start()
+    with pytest.raises(MigrationError, match="nothing to hand over now: no event loop drives the stack"):
+        request_handover(str(tmp_path / "h.sock"))
+    thread.join(10)
+    point.close()

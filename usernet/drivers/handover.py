@@ -335,6 +335,9 @@ def request_handover(path: str, timeout: float = _TIMEOUT) -> Takeover | None:
         header, fds, _, _ = socket.recv_fds(sock, HEADER.size, 1)
         if not header:
             raise MigrationError(f"the process at {path} closed the handover socket without handing over")
+        if header.startswith(b"NO "):
+            reason = (header + _read_line(sock)).decode(errors="replace")[3:].strip()
+            raise MigrationError(f"the process at {path} has nothing to hand over now: {reason}")
         header += _read_exactly(sock, HEADER.size - len(header), "the header")
         magic, length = HEADER.unpack(header)
         if magic != _HEADER_MAGIC or len(fds) != 1:
