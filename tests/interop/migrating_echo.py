@@ -1,9 +1,13 @@
 """An asyncio echo server that knows nothing of usernet, for the restart test.
 
-It is run as `python -m usernet --handover PATH migrating_echo.py PORT`. It reads one line
-on stdin before it creates its server (the test says when; the takeover happens at the
-program's first use of the network), then echoes with flow control: while the transport's
-write buffer is full it stops reading, so every byte is either echoed or still in the stack.
+It is run as `python -m usernet --handover PATH migrating_echo.py PORT protocol|streams`. It
+reads one line on stdin before it creates its server (the test says when; the takeover
+happens at the program's first use of the network), then echoes:
+
+- `protocol`: a Protocol writing back in `data_received`, with flow control (while the
+  transport's write buffer is full it stops reading), so every byte is echoed or in the stack;
+- `streams`: `asyncio.start_server`, `reader.read` / `writer.write` / `await writer.drain()`,
+  while the StreamReader buffers ahead of the loop (what a handover must carry too).
 """
 
 import asyncio
@@ -25,13 +29,23 @@ class Echo(asyncio.Protocol):
         self.transport.resume_reading()
 
 
-async def main(port: int) -> None:
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def main(port: int, api: str) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)
-    server = await loop.create_server(Echo, None, port)
+    if api == "streams":
+        server = await asyncio.start_server(echo, None, port)
+    else:
+        server = await loop.create_server(Echo, None, port)
     print("serving", flush=True)
     await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usernet.drivers.handover import freeze_tcp, thaw_tcp
+from usernet.drivers.handover import Leftovers, freeze_tcp, thaw_tcp
 from usernet.drivers.host import Host
 from usernet.drivers.virtual import Simulation
 from usernet.link.base import Link
@@ -312,7 +312,7 @@ def test_what_a_stack_hands_over_and_what_it_leaves_behind() -> None:
     net.run([], 0.05)
     assert closing_b.state == State.FIN_WAIT_2 and listener.pending == 1 and own_b.state == State.ESTABLISHED
 
-    frozen = freeze_tcp(tcp_b, net.clock(), {held_b: b"written, not yet taken"})
+    frozen = freeze_tcp(tcp_b, net.clock(), {held_b: Leftovers(b"read by nobody ", b"written, not yet taken")})
     assert frozen.moved == 3
     assert len(frozen.left) == 1 and "held outside a server" in frozen.left[0]
     blob = encode_blob(frozen.payload)
@@ -323,6 +323,7 @@ def test_what_a_stack_hands_over_and_what_it_leaves_behind() -> None:
     first, second = moved.accept(), moved.accept()
     assert first is not None and second is not None
     assert first.receive() == b"waiting to be accepted"  # the queue comes first, then what was accepted
+    assert second.receive() == b"read by nobody "  # what the old program had not consumed
     net.run([], 0.05)
     assert held_a.receive() == b"written, not yet taken"
     closing_a.close(net.clock())

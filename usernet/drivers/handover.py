@@ -32,7 +32,7 @@ import stat
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from usernet.drivers.host import Host, offload_options
 from usernet.link.base import Link
@@ -48,6 +48,7 @@ from usernet.stack.tcp.states import State
 __all__ = [
     "Frozen",
     "HandoverPoint",
+    "Leftovers",
     "Takeover",
     "freeze_host",
     "freeze_tcp",
@@ -64,6 +65,13 @@ _TIMEOUT = 10.0
 #: States whose connection has no user any more once it is not held: it finishes closing on its own.
 _CLOSING = frozenset((State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT))
 _HANDSHAKE = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
+
+
+class Leftovers(NamedTuple):
+    """What the user side of a held connection has that the stack does not."""
+
+    unread: bytes = b""  # delivered to the program and not consumed by it (a StreamReader's buffer)
+    unsent: bytes = b""  # written by the program and not yet taken by the stack (a transport's buffer)
 
 
 @dataclass
@@ -92,9 +100,9 @@ def _name(conn: TcpConnection) -> str:
     return f"{format_ip(conn.local[0])}:{conn.local[1]} -> {format_ip(conn.remote[0])}:{conn.remote[1]}"
 
 
-def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, bytes]) -> Frozen:
+def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, Leftovers]) -> Frozen:
     """Freeze what can move of `host` (see the module); `held` maps each connection a server
-    accepted to the bytes its user wrote that the stack has not yet taken."""
+    accepted to what its user side holds of its bytes."""
     tap = _tap_of(host.link)
     config = host.iface.config
     frozen = freeze_tcp(host.iface.tcp, now, held)
@@ -109,7 +117,7 @@ def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, bytes]) -> 
     return frozen
 
 
-def freeze_tcp(tcp: TcpLayer, now: float, held: Mapping[TcpConnection, bytes]) -> Frozen:
+def freeze_tcp(tcp: TcpLayer, now: float, held: Mapping[TcpConnection, Leftovers]) -> Frozen:
     """`freeze_host`'s TCP part: the listeners, and the connections that can move (see the module)."""
     listeners = tcp.listeners()
     frozen = Frozen({"listeners": [listener.freeze(now, leave_half_open=True) for listener in listeners]})
@@ -136,7 +144,8 @@ def freeze_tcp(tcp: TcpLayer, now: float, held: Mapping[TcpConnection, bytes]) -
         elif state not in _CLOSING:
             frozen.left.append(f"{_name(conn)}: held outside a server (a client, or from sock_accept)")
             continue
-        connections.append({"listener": index, "connection": conn.freeze(now, held.get(conn, b""))})
+        unread, unsent = held.get(conn, Leftovers())
+        connections.append({"listener": index, "connection": conn.freeze(now, unsent, unread)})
         frozen.moved += 1
     return frozen
 

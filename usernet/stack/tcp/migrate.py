@@ -69,9 +69,14 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "key", "local", "remote", "state", "error", "_cc", "_sb", *_PARTS,
     )  # fmt: skip  # a table of names
 
-    def freeze(self, now: float, unsent: bytes = b"") -> dict[str, Any]:
-        """Every field of this connection, with `unsent` (bytes its user's transport still held)
-        after the send buffer's; MigrationError when it is mid-handshake or closed."""
+    def freeze(self, now: float, unsent: bytes = b"", unread: bytes = b"") -> dict[str, Any]:
+        """Every field of this connection; MigrationError when it is mid-handshake or closed.
+
+        `unsent` (bytes its user wrote that the stack has not taken: a transport's buffer) go
+        after the send buffer's; `unread` (bytes the stack delivered that its user has not
+        consumed: a StreamReader's buffer) before the receive buffer's, so the next user
+        reads them first. The receive buffer may then hold more than its limit: the window
+        stays closed until it is read below it."""
         state = self.state
         if state not in MOVABLE:
             raise MigrationError(
@@ -87,6 +92,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
             frozen[name] = part.freeze(now)
         if unsent:
             frozen["_send"]["data"] += unsent
+        if unread:
+            frozen["_recv"]["data"] = unread + frozen["_recv"]["data"]
         cc = self._cc
         kind = next(k for k, cls in _CONGESTION.items() if type(cc) is cls)
         frozen["_cc"] = {"kind": kind, **cc.freeze(now)}
