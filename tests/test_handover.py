@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from usernet.drivers.config import UsernetConfig
 from usernet.drivers.handover import HandoverPoint, request_handover
 from usernet.stack.tcp.frozen import MigrationError, encode_blob
 
@@ -95,3 +96,13 @@ def test_an_owner_with_nothing_to_hand_over_says_why(tmp_path: Path) -> None:
         request_handover(str(tmp_path / "h.sock"))
     thread.join(10)
     point.close()
+
+
+def test_handover_is_an_option_of_every_entry_point_and_refuses_a_sandbox_or_another_link() -> None:
+    config = UsernetConfig.from_env({"USERNET_HANDOVER": "/run/me/echo.sock"})
+    assert config.handover == "/run/me/echo.sock"
+    assert config.to_env()["USERNET_HANDOVER"] == "/run/me/echo.sock"  # what `usernet run` hands its child
+    with pytest.raises(ValueError, match="handover does not go with sandbox"):
+        UsernetConfig(handover="/x", sandbox=True)
+    with pytest.raises(ValueError, match="handover is about a TAP"):
+        UsernetConfig(handover="/x", link="udp://127.0.0.1:5000?peer=127.0.0.1:5001")
