@@ -104,8 +104,12 @@ def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(
     sender.start()
     buf = bytearray(1 << 20)
     old = 0
+    last = time.monotonic()
+    longest_gap = 0.0  # the longest the client waited for a byte: what a handover costs it
     while received < TOTAL:
         n = client.recv_into(buf)
+        now = time.monotonic()
+        longest_gap, last = max(longest_gap, now - last), now
         if not n:
             break
         got_hash.update(memoryview(buf)[:n])
@@ -125,7 +129,10 @@ def test_a_server_replaced_twice_keeps_a_kernel_clients_100_mb_each_way(
         assert server.stderr is not None
         said = server.stderr.read()
         assert "handed over 1 connections and 1 listeners" in said, said
-    print(f"100 MB each way through 3 server processes in {elapsed:.2f} s; swapped at {swapped}")
+    print(
+        f"100 MB each way through 3 server processes in {elapsed:.2f} s; swapped at {swapped}; "
+        f"longest wait for data {longest_gap * 1000:.0f} ms"
+    )
 
 
 def test_a_successor_that_refuses_leaves_the_old_server_serving(sandbox: Sandbox, tmp_path: Path) -> None:
