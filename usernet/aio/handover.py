@@ -36,6 +36,8 @@ __all__ = ["DRAIN", "Successors", "hand_over", "open_or_take_over"]
 
 #: How long the old process lets half-open handshakes finish before it freezes.
 DRAIN = 1.0
+#: Hands the stack to the successor on a connection to the point; True once it took it.
+Hand = Callable[["HandoverPoint", socket.socket], bool]
 
 
 def _say(message: str) -> None:
@@ -43,35 +45,40 @@ def _say(message: str) -> None:
 
 
 @contextlib.contextmanager
-def open_or_take_over(config: UsernetConfig) -> Iterator[Host]:
-    """The stack of the process serving `config.handover`, or, when none does, a new one (`open_host`)."""
-    assert config.handover is not None
-    takeover = request_handover(config.handover)
+def open_or_take_over(config: UsernetConfig, hand: Hand) -> Iterator[Host]:
+    """The stack of the process serving `config.handover`, or, when none does, a new one
+    (`open_host`); either way this process then serves the path, each successor handed the
+    stack through `hand` (see `Successors`)."""
+    path = config.handover
+    assert path is not None
+    takeover = request_handover(path)
     if takeover is None:
-        with open_host(config, clock=time.monotonic) as host:
-            yield host
+        with open_host(config, clock=time.monotonic) as opened, contextlib.closing(Successors(path, hand)):
+            yield opened
         return
+    host: Host | None = None
     try:
         host = thaw_host(takeover.payload, takeover.tap_fd, time.monotonic())
+        ours = (config.interface.ip.packed, config.interface.network.prefixlen)
+        theirs = host.iface.config.addresses[0]
+        if theirs != ours:
+            raise MigrationError(
+                f"the old process has address {'.'.join(map(str, theirs[0]))}/{theirs[1]} and this one "
+                f"{config.address}: start the new one with --address as the old"
+            )
+        successors = Successors(path, hand)  # before the OK: the next restart must find this process
     except BaseException as exc:
+        if host is not None:
+            host.link.close()
         takeover.refuse(str(exc))
         raise
-    ours = (config.interface.ip.packed, config.interface.network.prefixlen)
-    if host.iface.config.addresses[0] != ours:
-        host.link.close()
-        theirs = host.iface.config.addresses[0]
-        reason = (
-            f"the old process has address {'.'.join(map(str, theirs[0]))}/{theirs[1]} and this one "
-            f"{config.address}: start the new one with --address as the old"
-        )
-        takeover.refuse(reason)
-        raise MigrationError(reason)
     takeover.accept()
     moved = sum(listener.pending for listener in host.adopted.values())
-    _say(f"took over {len(host.adopted)} listeners and {moved} connections through {config.handover}")
+    _say(f"took over {len(host.adopted)} listeners and {moved} connections through {path}")
     try:
         yield host
     finally:
+        successors.close()
         host.link.close()
 
 
@@ -138,10 +145,10 @@ def _unconsumed(protocol: asyncio.BaseProtocol) -> bytes:
 class Successors:
     """Serves the handover point on a thread; each successor is handed the stack through `hand`.
 
-    `hand(conn)` runs on this thread and returns True once the stack is gone to the successor.
+    `hand(point, conn)` runs on this thread and returns True once the stack is gone to the successor.
     """
 
-    def __init__(self, path: str, hand: Callable[[HandoverPoint, socket.socket], bool]) -> None:
+    def __init__(self, path: str, hand: Hand) -> None:
         self.point = HandoverPoint(path)
         self._hand = hand
         self._thread = threading.Thread(target=self._serve, name="usernet handover", daemon=True)

@@ -44,12 +44,10 @@ class SharedHost:
     def get(self) -> Host:
         with self._lock:
             if self._host is None:
-                path = self.config.handover
-                if path is None:
+                if self.config.handover is None:
                     self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
                 else:
-                    self._host = self._exit.enter_context(handover.open_or_take_over(self.config))
-                    self._exit.callback(handover.Successors(path, self._hand_over).close)
+                    self._host = self._exit.enter_context(handover.open_or_take_over(self.config, self._hand_over))
                 self._exit.enter_context(serving(self._answer))
                 atexit.register(self.close)
             return self._host
