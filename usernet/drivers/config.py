@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from usernet.link.url import LINK_URL_FORMS, LinkUrl, TapUrl, parse_link_url
+from usernet.link.url import LINK_URL_FORMS, DeviceUrl, LinkUrl, TapUrl, TunUrl, parse_link_url
 
 if TYPE_CHECKING:
     from usernet.drivers.host import Host
@@ -80,10 +80,10 @@ class UsernetConfig:
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks (and makes names resolve through usernet, see below).
 
-    `link` names the link by URL (see usernet.link.url: `tap:NAME`,
+    `link` names the link by URL (see usernet.link.url: `tap:NAME`, `tun:NAME`,
     `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
     same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
-    and refuse any other link. `dns` is the address of a DNS server: the loop's
+    or a TUN and refuse any other link. `dns` is the address of a DNS server: the loop's
     `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
     with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
     of /etc/resolv.conf, also through usernet.
@@ -120,14 +120,16 @@ class UsernetConfig:
             raise ValueError(f"mtu must be between 576 and 65535, not {self.mtu}")
         if self.fault is not None:
             parse_fault(self.fault)
-        if not isinstance(self.link_url, TapUrl):
+        if not isinstance(self.link_url, DeviceUrl):
             for name, value in (
                 ("sandbox", self.sandbox),
                 ("offloads", self.offloads),
                 ("host_address", self.host_address),
             ):
                 if value:
-                    raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
+                    raise ValueError(
+                        f"{name} is about a TAP or TUN device and does not go with the link {self.link}"
+                    )
         if self.dns is not None:
             _check_dns(self.dns)
 
@@ -328,7 +330,8 @@ def open_host(
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
-            link = sandbox.create_tap(
+            create = sandbox.create_tun if isinstance(url, TunUrl) else sandbox.create_tap
+            device = create(
                 url.name,
                 mtu=config.mtu,
                 host_address=host_address,
@@ -336,16 +339,21 @@ def open_host(
                 gso=not config.no_gso,
                 gro=gro,
             )
+            link = device
             announce(
-                f"sandbox: namespace {sandbox.name}, TAP {url.name}, kernel side {host_address}; "
+                f"sandbox: namespace {sandbox.name}, {device.KIND} {url.name}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
+            from usernet.link.tun import TunLink
+
+            kind = TunLink if isinstance(url, TunUrl) else TapLink
+            device = kind.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
+            link = device
             if config.host_address:
                 _configure_host_side(url.name, config.host_address, config.mtu)
             else:
-                _warn_if_unreachable(link, config, announce)
+                _warn_if_unreachable(device, config, announce)
         stack.callback(link.close)
         if config.pcap:
             writer = stack.enter_context(PcapWriter(config.pcap))
@@ -377,7 +385,7 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     if address is None:
         fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
-        f"TAP {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
+        f"{link.KIND} {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
         f"yet: configure it with `{' && '.join(fix)}` (or start with --host-address {kernel}, or use --sandbox)"
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from usernet.link.base import Link, LinkFailed, capabilities_of
+from usernet.link.base import Link, LinkFailed, capabilities_of, carries_ethernet
 from usernet.stack.interface import Interface, Socket
 
 __all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
@@ -19,21 +19,23 @@ MAX_RECEIVE_ERRORS = 64
 
 
 class OffloadOptions(TypedDict):
-    """The InterfaceConfig fields a link's offloads decide."""
+    """The InterfaceConfig fields the link decides: its offloads, and whether it carries Ethernet."""
 
     rx_checksum_trusted: bool
     tx_checksum_partial: bool
     tso_max: int
+    ethernet: bool
 
 
 def offload_options(link: Link) -> OffloadOptions:
-    """The InterfaceConfig fields that let the stack use what `link` offloads:
-    `InterfaceConfig(..., **offload_options(link))`."""
+    """The InterfaceConfig fields that let the stack use what `link` offloads, and speak
+    what it carries: `InterfaceConfig(..., **offload_options(link))`."""
     caps = capabilities_of(link)
     return {
         "rx_checksum_trusted": caps.checksum_rx_trusted,
         "tx_checksum_partial": caps.checksum_tx_partial,
         "tso_max": caps.tso_max,
+        "ethernet": carries_ethernet(link),
     }
 
 
@@ -61,6 +63,12 @@ class Host:
         ):
             raise ValueError(
                 f"the interface expects offloads the link does not do ({caps}): build its InterfaceConfig "
+                "with **offload_options(link)"
+            )
+        if config.ethernet != carries_ethernet(link):
+            carried = "Ethernet frames" if carries_ethernet(link) else "bare IP packets"
+            raise ValueError(
+                f"the link carries {carried} and the interface expects otherwise: build its InterfaceConfig "
                 "with **offload_options(link)"
             )
         self.link = link
