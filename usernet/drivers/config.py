@@ -127,9 +127,7 @@ class UsernetConfig:
                 ("host_address", self.host_address),
             ):
                 if value:
-                    raise ValueError(
-                        f"{name} is about a TAP or TUN device and does not go with the link {self.link}"
-                    )
+                    raise ValueError(f"{name} is about a TAP or TUN device and does not go with the link {self.link}")
         if self.dns is not None:
             _check_dns(self.dns)
 
