@@ -354,7 +354,11 @@ def open_host(
                 _warn_if_unreachable(device, config, announce)
         stack.callback(link.close)
         if config.pcap:
-            writer = stack.enter_context(PcapWriter(config.pcap))
+            from usernet.link.base import carries_ethernet
+            from usernet.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW
+
+            linktype = LINKTYPE_ETHERNET if carries_ethernet(link) else LINKTYPE_RAW
+            writer = stack.enter_context(PcapWriter(config.pcap, linktype=linktype))
             link = PcapTap(link, writer, time.time)
         if fault is not None:
             link = FaultInjector(link, clock, **fault)
