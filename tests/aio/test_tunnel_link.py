@@ -17,6 +17,7 @@ import pytest
 
 from tests.aio.apps.tunnel_pair import run_pair
 from tests.aio.test_udp_link import ROOT, as_ordinary_user
+from tests.link.test_udp import free_ports
 from usernet.drivers.host import Host, offload_options
 from usernet.link.base import carries_ethernet
 from usernet.link.tunnel import TunnelLink
@@ -120,3 +121,33 @@ def test_a_bad_mtu_or_queue_is_refused() -> None:
         TunnelLink(print, mtu=100)
     with pytest.raises(ValueError, match="queue_limit must be at least 1"):
         TunnelLink(print, queue_limit=0)
+
+
+def test_the_example_tunnels_over_kernel_udp_between_two_rootless_processes() -> None:
+    server_port, client_port = free_ports(2)
+    example = [sys.executable, str(ROOT / "examples" / "tunnel_over_udp.py")]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    server = subprocess.Popen(
+        [*as_ordinary_user(), *example, "server", str(server_port), str(client_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "serving on 10.8.0.1:8000\n", server.stderr.read()  # type: ignore[union-attr]  # piped
+        client = subprocess.run(
+            [*as_ordinary_user(), *example, "client", str(client_port), str(server_port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env,
+        )
+        assert client.returncode == 0, client.stderr
+        assert client.stdout == "hello over the tunnel\n"
+    finally:
+        server.kill()
+        server.communicate()

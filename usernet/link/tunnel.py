@@ -28,7 +28,10 @@ class TunnelLink(LinkCounters):
     `send_packet(packet)` is called with one complete IPv4 packet (a fresh `bytes`, the
     program may keep it) for each packet usernet sends, from the thread that drives the
     stack; it must not block (queue it, or write it to a non-blocking transport) and what
-    it raises reaches the driver. `mtu` is the largest IP packet the tunnel carries.
+    it raises reaches the driver. It may be given later, by setting the attribute (a
+    tunnel's transport often exists only once the loop runs): until then packets usernet
+    sends are dropped and counted in `dropped_tx`, as on a link that is not up yet.
+    `mtu` is the largest IP packet the tunnel carries.
 
     `deliver(packet)` hands in one received IP packet (copied at once, so the caller may
     reuse its buffer); up to `queue_limit` wait for the driver, more are dropped and
@@ -36,17 +39,19 @@ class TunnelLink(LinkCounters):
     the MTU is dropped and counted too: the interface's buffers are sized by it.
     """
 
-    __slots__ = ("_closed", "_inbox", "_mtu", "_queue_limit", "_send", "_wake_r", "_wake_w")
+    __slots__ = ("_closed", "_inbox", "_mtu", "_queue_limit", "_wake_r", "_wake_w", "send_packet")
 
     ethernet = False
 
-    def __init__(self, send_packet: Callable[[bytes], object], *, mtu: int = 1500, queue_limit: int = 1024) -> None:
+    def __init__(
+        self, send_packet: Callable[[bytes], object] | None = None, *, mtu: int = 1500, queue_limit: int = 1024
+    ) -> None:
         super().__init__()
         if not 576 <= mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, not {mtu}")
         if queue_limit < 1:
             raise ValueError(f"queue_limit must be at least 1, not {queue_limit}")
-        self._send = send_packet
+        self.send_packet = send_packet
         self._mtu = mtu
         self._queue_limit = queue_limit
         self._inbox: deque[bytes] = deque()
@@ -102,9 +107,13 @@ class TunnelLink(LinkCounters):
         return packets
 
     def send(self, frame: BytesLike) -> None:
-        """Hand one packet to the program's `send_packet`, as `bytes` it may keep."""
+        """Hand one packet to the program's `send_packet`, as `bytes` it may keep (dropped while there is none)."""
+        send_packet = self.send_packet
+        if send_packet is None:
+            self.dropped_tx += 1
+            return
         packet = bytes(frame)
-        self._send(packet)
+        send_packet(packet)
         self.tx_frames += 1
         self.tx_bytes += len(packet)
 
