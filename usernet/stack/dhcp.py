@@ -362,9 +362,7 @@ def lease_from(message: DhcpMessage, prefix: int, server: bytes, now: float) -> 
     )
     if length == INFINITE:
         return lease
-    t1 = message.renewal_time
-    t2 = message.rebinding_time
-    if t1 is None or t2 is None or not 0 < t1 < t2 < length:
-        t2 = t2 if t2 is not None and 0 < t2 < length else length * 7 / 8
-        t1 = t1 if t1 is not None and 0 < t1 < t2 else t2 * 4 / 7  # 1/2 of the lease with the default T2
+    given_t1, given_t2 = message.renewal_time, message.rebinding_time
+    t2: float = given_t2 if given_t2 is not None and 0 < given_t2 < length else length * 7 / 8
+    t1: float = given_t1 if given_t1 is not None and 0 < given_t1 < t2 else t2 * 4 / 7  # half the lease by default
     return replace(lease, renew_at=now + t1, rebind_at=now + t2, expires=now + length)
