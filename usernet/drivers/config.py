@@ -25,6 +25,7 @@ from usernet.link.url import LINK_URL_FORMS, DeviceUrl, LinkUrl, TapUrl, TunUrl,
 
 if TYPE_CHECKING:
     from usernet.drivers.host import Host
+    from usernet.link.base import Link
     from usernet.link.observe import Observer
     from usernet.link.tap import TapLink
 
@@ -32,6 +33,8 @@ __all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_argu
 
 DEFAULT_ADDRESS = "192.0.2.2/24"
 DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
+#: How long `--dhcp` waits for a lease before giving up (DISCOVERs go out at 0, ~4 and ~12 s).
+DHCP_TIMEOUT = 15.0
 LoopKind = Literal["asyncio", "uvloop"]
 LOOP_KINDS: tuple[LoopKind, ...] = ("asyncio", "uvloop")
 
@@ -87,6 +90,11 @@ class UsernetConfig:
     `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
     with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
     of /etc/resolv.conf, also through usernet.
+
+    `dhcp` gets the address from a DHCP server on the link instead of `address`: the
+    interface starts once it has a lease, with the lease's prefix, router (the gateway),
+    MTU (when smaller) and DNS servers (the resolver's, unless `dns` names one); the lease
+    is renewed while the program runs and released on exit (see usernet.drivers.dhcp).
     """
 
     tap: str = "usernet0"
@@ -104,6 +112,7 @@ class UsernetConfig:
     offloads: bool = False
     no_gso: bool = False
     no_gro: bool = False
+    dhcp: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -130,6 +139,8 @@ class UsernetConfig:
                     raise ValueError(f"{name} is about a TAP or TUN device and does not go with the link {self.link}")
         if self.dns is not None:
             _check_dns(self.dns)
+        if self.dhcp and self.gateway is not None:
+            raise ValueError("dhcp learns the gateway from the DHCP server's router option: leave gateway out")
 
     @property
     def link_url(self) -> LinkUrl:
@@ -257,6 +268,9 @@ _OPTIONS: tuple[_Option, ...] = (
             "no software GSO: the stack builds every MTU-sized TCP frame itself (slower; the wire is the same)", bool),
     _Option("no_gro", "--no-gro",
             "no software GRO: the stack takes in every received TCP segment on its own (slower; same data)", bool),
+    _Option("dhcp", "--dhcp",
+            "get the address, gateway, MTU and DNS servers from a DHCP server on the link (--address is ignored)",
+            bool),
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 
@@ -302,7 +316,6 @@ def open_host(
     """
     from usernet.drivers.host import Host, offload_options
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
-    from usernet.link.base import Link
     from usernet.link.udp import UdpLink
     from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
@@ -364,10 +377,52 @@ def open_host(
             link = FaultInjector(link, clock, **fault)
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
-        iface_config = InterfaceConfig.from_strings(
-            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
-        )
-        yield Host(link, Interface(iface_config))
+        if not config.dhcp:
+            iface_config = InterfaceConfig.from_strings(
+                link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
+            )
+            yield Host(link, Interface(iface_config))
+            return
+        yield _dhcp_host(link, config, clock, announce, stack)
+
+
+def _dhcp_host(
+    link: Link, config: UsernetConfig, clock: Callable[[], float], announce: Callable[[str], None],
+    stack: contextlib.ExitStack,
+) -> Host:  # fmt: skip
+    """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
+    from usernet.drivers.dhcp import DhcpAgent, acquire
+    from usernet.drivers.host import Host, offload_options
+    from usernet.stack import Interface, InterfaceConfig
+    from usernet.stack.dhcp import DhcpClient
+    from usernet.stack.route import format_ip
+
+    client = DhcpClient(link.mac, hostname="usernet")
+    lease = acquire(link, client, clock, DHCP_TIMEOUT)
+    address = f"{format_ip(lease.address)}/{lease.prefix}"
+    router = lease.router
+    network = ipaddress.IPv4Interface(address).network
+    gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
+    mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
+    iface_config = InterfaceConfig.from_strings(link.mac, [address], gateway, mtu=mtu, **offload_options(link))
+    host = Host(link, Interface(iface_config))
+    host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
+    agent = DhcpAgent(client, host.iface)
+    host.agents.append(agent)
+
+    def release() -> None:
+        if host.failed is None:
+            now = clock()
+            agent.release(now)
+            host.flush(now)
+
+    stack.callback(release)
+    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
+    announce(
+        f"DHCP: {address} from {format_ip(lease.server)}, gateway {gateway or 'none'}, "
+        f"DNS {', '.join(host.dns_servers) or 'none'}, MTU {mtu}, lease {length}"
+    )
+    return host
 
 
 def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callable[[str], None]) -> None:

@@ -7,12 +7,12 @@ here once.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from usernet.link.base import Link, LinkFailed, capabilities_of, carries_ethernet
 from usernet.stack.interface import Interface, Socket
 
-__all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
+__all__ = ["MAX_RECEIVE_ERRORS", "Agent", "Host", "OffloadOptions", "offload_options"]
 
 #: Receive errors in a row after which a link that is not known to be gone counts as failed.
 MAX_RECEIVE_ERRORS = 64
@@ -37,6 +37,18 @@ def offload_options(link: Link) -> OffloadOptions:
         "tso_max": caps.tso_max,
         "ethernet": carries_ethernet(link),
     }
+
+
+class Agent(Protocol):
+    """Work the Host runs beside the interface, with its own timers (the DHCP client's renewals).
+
+    `poll(now)` runs at every pump (so it sees what its sockets received) and may raise
+    LinkFailed to stop the Host for good; `next_deadline()` joins the Host's deadline.
+    """
+
+    def poll(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
 
 
 class Host:
@@ -77,6 +89,10 @@ class Host:
         self._max_batches = max_batches
         self.failed: LinkFailed | None = None
         self._receive_errors = 0
+        #: Agents polled at every pump, after the frames (see Agent); none unless one is added.
+        self.agents: list[Agent] = []
+        #: DNS servers the network named (DHCP), for the resolver when the program names none.
+        self.dns_servers: tuple[str, ...] = ()
 
     def start(self, now: float) -> None:
         self.iface.start(now)
@@ -107,6 +123,12 @@ class Host:
         deadline = iface.next_deadline()
         if deadline is not None and deadline <= now:
             iface.poll(now)
+        for agent in self.agents:
+            try:
+                agent.poll(now)
+            except LinkFailed as exc:
+                self.failed = exc
+                raise
         return iface.take_ready()
 
     def flush(self, now: float) -> None:
@@ -144,6 +166,9 @@ class Host:
             return None
         a = self.iface.next_deadline()
         b = self.link.next_deadline()
-        if a is None:
-            return b
-        return a if b is None or a < b else b
+        deadline = b if a is None else a if b is None or a < b else b
+        for agent in self.agents:
+            c = agent.next_deadline()
+            if c is not None and (deadline is None or c < deadline):
+                deadline = c
+        return deadline
