@@ -164,6 +164,11 @@ class DhcpClient:
         self._out: list[Outgoing] = []
         self._events: list[DhcpEvent] = []
 
+    @property
+    def xid(self) -> int:
+        """The transaction in flight: the id every answer to it carries."""
+        return self._xid
+
     # -- driver side -----------------------------------------------------------------------
 
     def start(self, now: float) -> None:
