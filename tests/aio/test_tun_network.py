@@ -23,7 +23,15 @@ from typing import Any
 import pytest
 
 from tests.aio.conftest import LOOPS
-from tests.aio.test_network import EXAMPLE, KERNEL_IP, USERNET_IP, Echo, Waiter, _echo_from_kernel, _env
+from tests.aio.test_network import (
+    KERNEL_IP,
+    USERNET_IP,
+    Echo,
+    Waiter,
+    _echo_from_kernel,
+    _env,
+    echo_example_on_a_device,
+)
 from tests.aio.test_udp_link import ROOT, as_ordinary_user
 from tests.programs import require
 from usernet.drivers.host import Host, offload_options
@@ -162,23 +170,7 @@ def test_the_kernel_pings_usernet_over_a_tun(sandbox: Sandbox) -> None:
 
 
 def test_python_m_usernet_runs_an_unmodified_program_on_a_tun(sandbox: Sandbox) -> None:
-    sandbox.run(["ip", "tuntap", "add", "mode", "tun", "name", "usernet0"], check=True)
-    sandbox.run(["ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "usernet0"], check=True)
-    sandbox.run(["ip", "link", "set", "usernet0", "up"], check=True)
-    server = sandbox.popen(
-        [sys.executable, "-m", "usernet", "--link", "tun:usernet0", str(EXAMPLE)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    assert server.stdout is not None
-    ready = server.stdout.readline()
-    assert "UDP echo listening on ('0.0.0.0', 7)" in ready, ready + server.stderr.read()  # type: ignore[union-attr]  # not None here
-    with sandbox.socket() as udp:
-        for size in (1, 1472):
-            message = os.urandom(size)
-            assert _echo_from_kernel(udp, message) == message
+    echo_example_on_a_device(sandbox, "tun", ["--link", "tun:usernet0"])
 
 
 def test_usernet_up_on_a_sandboxed_tun_answers_ping() -> None:
