@@ -28,6 +28,7 @@ class Stats:
     icmp_errors_sent: int
     icmp_malformed: int
     icmp_unhandled: int
+    ip_unknown_version: int
     ipv4_bad_checksum: int
     ipv4_fragments: int
     ipv4_malformed: int
