@@ -96,18 +96,18 @@ class UsernetLoopMixin(_LoopBase):
         self._usernet_host = host
         self._usernet_shared: shared.SharedHost | None = None
         if host is not None:
-            ic = host.iface.config
             only = config.only if config is not None else False
-            self.usernet_router = Router.from_interface_config(
-                ic.addresses, ic.gateway, only=only, addresses6=ic.addresses6, gateway6=ic.gateway6,
-                ipv6=ic.wants_ipv6, slaac=ic.wants_ipv6 and ic.slaac,
-            )  # fmt: skip
+            self.usernet_router = Router.for_interface(host.iface.config, only=only)
             self.usernet_config = config
             return
         if config is None:
             self._usernet_shared = shared.current()
             config = self._usernet_shared.config if self._usernet_shared else UsernetConfig.from_env()
         self.usernet_config = config
+        if config.dhcp:
+            # The address is the lease's: the stack starts now, and routing follows what it got.
+            self.usernet_router = Router.for_interface(self.usernet_driver().host.iface.config, only=config.only)
+            return
         gateway, gateway6 = config.gateway_of(4), config.gateway_of(6)
         self.usernet_router = Router(
             config.addresses,
@@ -128,7 +128,7 @@ class UsernetLoopMixin(_LoopBase):
             driver.attach()
             self._usernet_driver = driver
             if self._usernet_shared is not None:
-                self._usernet_shared.driven_by(self)  # control requests run on this loop now
+                self._usernet_shared.driven_by(driver)  # control requests and handovers run on this loop now
         return driver
 
     def _usernet_acquire(self) -> Host:
@@ -638,7 +638,10 @@ class UsernetLoopMixin(_LoopBase):
     def usernet_resolver(self) -> Resolver | None:
         """The stub resolver names go to (made on first use), or None: then the C library resolves them."""
         config = self.usernet_config
-        return None if config is None else Resolver.from_config(config)
+        if config is None:
+            return None
+        network = self.usernet_driver().host.dns_servers if config.dhcp else ()
+        return Resolver.from_config(config, network_servers=network)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

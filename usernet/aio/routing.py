@@ -22,7 +22,10 @@ import contextvars
 import errno
 import ipaddress
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from usernet.stack.config import InterfaceConfig
 
 __all__ = ["WILDCARDS", "Backend", "Router", "forced_backend", "parse_host", "use_backend"]
 
@@ -113,6 +116,14 @@ class Router:
             ipv6=ipv6,
             slaac=slaac,
         )
+
+    @classmethod
+    def for_interface(cls, config: InterfaceConfig, *, only: bool) -> Router:
+        """The rule for an interface built from `config` (its IPv4 and IPv6 addresses and gateways)."""
+        return cls.from_interface_config(
+            config.addresses, config.gateway, only=only, addresses6=config.addresses6, gateway6=config.gateway6,
+            ipv6=config.wants_ipv6, slaac=config.wants_ipv6 and config.slaac,
+        )  # fmt: skip
 
     def is_local(self, host: str) -> bool:
         """True when `host` is one of usernet's own addresses."""

@@ -21,7 +21,9 @@ class InterfaceConfig:
     gives them): `rx_checksum_trusted` skips TCP/UDP checksum verification of received
     frames; `tx_checksum_partial` has TCP segments leave with only the pseudo-header sum
     in their checksum, for the device to complete; `tso_max` (an IPv4 packet size, 0 for
-    none) lets TCP send segments of many MSS that the device cuts up.
+    none) lets TCP send segments of many MSS that the device cuts up. `ethernet` says
+    what the link carries: Ethernet frames (ARP resolves next hops) or, when False, bare
+    IP packets (a TUN, a tunnel; `mac` is then not used).
     """
 
     mac: bytes
@@ -66,6 +68,7 @@ class InterfaceConfig:
     # Path MTU discovery (pmtu.py): Linux's mtu_expires and min_pmtu.
     pmtu_expires: float = 600.0
     min_pmtu: int = 552
+    ethernet: bool = True
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6:
@@ -82,6 +85,11 @@ class InterfaceConfig:
                 raise ValueError(f"bad interface IPv6 address {addr!r}/{prefix}")
         if self.gateway6 is not None and len(self.gateway6) != 16:
             raise ValueError("gateway6 must be 16 bytes")
+        if self.wants_ipv6 and not self.ethernet:
+            raise ValueError(
+                "IPv6 runs on Ethernet links only so far (neighbour discovery, multicast): "
+                "use a TAP or the UDP link for IPv6, or leave IPv6 off on this IP-only link"
+            )
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
         if self.frag_timeout <= 0 or not 0 < self.frag_source_limit <= self.frag_memory_limit:
