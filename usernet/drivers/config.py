@@ -228,7 +228,7 @@ def _check_dns(text: str) -> None:
         ipaddress.IPv4Address(text)
     except ValueError:
         raise ValueError(
-            f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {text!r}"
+            f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {text!r}"
         ) from None
 
 
