@@ -342,12 +342,12 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
     Then the fields layout.RX_TCP names: tcp_parse's, followed by the destination address
     as an integer, the flow key `(source address << 32) | (source port << 16) | destination
     port`, and the payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
-    fragments, broadcasts, malformed frames, bad checksums): the general receive path
-    classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
+    fragments, broadcasts, malformed frames, bad checksums, a CE mark, which TCP must see): the
+    general receive path classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
     """
     mv = _view(frame)
     header = _rx_ipv4_header(mv, mac, 6, 20)
-    if header is None:
+    if header is None or mv[15] & 3 == 3:
         return None
     ihl, total = header
     segment = mv[14 + ihl : 14 + total]

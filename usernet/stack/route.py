@@ -23,11 +23,20 @@ Deliver = Callable[[bytearray, bytes, bytes, float], None]
 
 IPV4_HEADER = 20
 TCP_HEADER = 20
+ECT0 = 0x02  # RFC 3168's ECT(0) codepoint in the ECN field, the IP header's second byte's low bits
 
 
 def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
     """An IPv4 header with DF set whose length, ident, protocol and checksum the builder fills."""
     return bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src + dst
+
+
+def ect_template(ip_header: bytes) -> bytes:
+    """The same IP header template with ECT(0) in its ECN field (IPv4's TOS byte; IPv6's traffic
+    class straddles bytes 0-1, its ECN bits are bits 5-4 of byte 1)."""
+    out = bytearray(ip_header)
+    out[1] |= ECT0 if out[0] >> 4 == 4 else ECT0 << 4
+    return bytes(out)
 
 
 class Route:
@@ -44,6 +53,7 @@ class Route:
         "destination",
         "headroom",
         "ip_header",
+        "ip_header_ect",
         "link_header",
         "mss",
         "mtu",
@@ -72,6 +82,7 @@ class Route:
         self.link_header = link_header
         self.ttl = ttl
         self.ip_header = ipv4_template(source, destination, ttl)
+        self.ip_header_ect = ect_template(self.ip_header)  # for an ECN connection's new data (RFC 3168 §6.1.2)
         self.headroom = len(link_header) + IPV4_HEADER
         self.mtu = mtu
         self.mss = mtu - IPV4_HEADER - TCP_HEADER
@@ -97,17 +108,18 @@ class Route:
         payload: BytesLike,
         csum_mode: int,
         now: float,
+        ect: bool = False,
     ) -> None:
         """Build a TCP segment with these header fields into `frame` (`headroom` + its length) and send it.
 
         The ident counter is this route's (RFC 6864: unique per source, destination and
-        protocol is enough, and with DF set any value is).
+        protocol is enough, and with DF set any value is). `ect` marks the packet ECN-capable.
         """
         ident = self._ident = (self._ident + 1) & 0xFFFF
         build_tcp(
             frame,
             self.link_header,
-            self.ip_header,
+            self.ip_header_ect if ect else self.ip_header,
             ident,
             sport,
             dport,

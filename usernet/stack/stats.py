@@ -46,8 +46,17 @@ class Stats:
     tcp_conn_limit: int
     tcp_conn_timeouts: int
     tcp_delayed_acks: int
+    tcp_ecn_ce_received: int
+    tcp_ecn_negotiated: int
+    tcp_ecn_reductions: int
     tcp_fast_path: int
     tcp_fast_retransmits: int
+    tcp_fastopen_active: int
+    tcp_fastopen_active_fail: int
+    tcp_fastopen_cookie_invalid: int
+    tcp_fastopen_cookie_requests: int
+    tcp_fastopen_overflow: int
+    tcp_fastopen_passive: int
     tcp_keepalive_probes: int
     tcp_listen_overflow: int
     tcp_malformed: int
