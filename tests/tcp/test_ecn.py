@@ -41,7 +41,7 @@ def ecn_established(tcp: TcpConfig | None = None) -> tuple[Scripted, object, int
 
 @pytest.mark.parametrize("mode", [1, 2])
 def test_a_listener_agrees_to_an_ecn_setup_syn_in_modes_1_and_2(mode: int) -> None:
-    s, conn, _ = ecn_established(TcpConfig(ecn=mode))
+    s, _conn, _ = ecn_established(TcpConfig(ecn=mode))
     assert s.iface.counters.tcp_ecn_negotiated == 1
 
 
@@ -181,4 +181,3 @@ def test_ecn_off_keeps_ece_and_cwr_from_a_peer_harmless() -> None:
     before = conn.info()["cwnd"]
     s.inject(PEER_ISN + 1, synack.seq + 101, ACK | ECE, options=s.ts(200, 0))
     assert conn.info()["cwnd"] >= before and s.iface.counters.tcp_ecn_reductions == 0
-
