@@ -47,6 +47,7 @@ class Stats:
     tcp_conn_timeouts: int
     tcp_delayed_acks: int
     tcp_ecn_ce_received: int
+    tcp_ecn_cwr_received: int
     tcp_ecn_negotiated: int
     tcp_ecn_reductions: int
     tcp_fast_path: int

@@ -490,6 +490,7 @@ class ConnectionInput(ConnectionTimers):
         not again before SND.UNA passes what was in flight then, nor while our CWR has not
         gone out (the echoes until then are about the same marks)."""
         if flags & CWR:
+            self._stats.tcp_ecn_cwr_received += 1
             self._ecn_echo = False
         if flags & CE:
             self._stats.tcp_ecn_ce_received += 1
