@@ -59,14 +59,23 @@ def sysctl(sandbox: Sandbox, setting: str) -> None:
     sandbox.run(["sysctl", "-q", "-w", setting], check=True, capture_output=True, text=True)
 
 
-def mark_ce(sandbox: Sandbox, percent: int) -> None:
-    """Mark `percent`% of the ECT(0) packets crossing the TAP CE, in both directions."""
+def mark_ce(sandbox: Sandbox, to_usernet: int, from_usernet: int) -> None:
+    """Mark that many percent of the ECT(0) packets crossing the TAP CE, each way.
+
+    The kernel's own packets reach postrouting before GSO cuts them, so one mark there
+    covers up to 64 KB of segments: that direction needs the larger share to see some.
+    """
     require("nft")
-    rule = f"ip ecn ect0 numgen random mod 100 < {percent} ip ecn set ce"
+
+    def rule(percent: int) -> str:
+        return f"ip ecn ect0 numgen random mod 100 < {percent} ip ecn set ce"
+
     script = (
         "table inet usernet_ecn {\n"
-        f'  chain out {{ type filter hook postrouting priority 0; policy accept; oifname "usernet0" {rule}; }}\n'
-        f'  chain in {{ type filter hook prerouting priority 0; policy accept; iifname "usernet0" {rule}; }}\n'
+        "  chain out { type filter hook postrouting priority 0; policy accept; "
+        f'oifname "usernet0" {rule(to_usernet)}; }}\n'
+        "  chain in { type filter hook prerouting priority 0; policy accept; "
+        f'iifname "usernet0" {rule(from_usernet)}; }}\n'
         "}\n"
     )
     sandbox.run(["nft", "-f", "-"], input=script, check=True, capture_output=True, text=True)
@@ -94,7 +103,7 @@ def syns_with_data(pcap: Path, src: str) -> list[bytes]:
 
 def test_kernel_sender_to_usernet_negotiates_ecn_and_answers_echoes_with_cwr(sandbox: Sandbox):
     sysctl(sandbox, "net.ipv4.tcp_ecn=1")
-    mark_ce(sandbox, 2)
+    mark_ce(sandbox, to_usernet=20, from_usernet=0)
     with usernet_on_tap(sandbox) as running:
         with kernel_socket(sandbox) as sock:
             sock.connect((USERNET_IP, DISCARD_PORT))
@@ -126,7 +135,7 @@ def kernel_listener(sandbox: Sandbox, fastopen: int = 0) -> socket.socket:
 
 
 def test_usernet_sender_to_kernel_negotiates_ecn_and_cuts_its_window_on_echoes(sandbox: Sandbox):
-    mark_ce(sandbox, 2)  # the kernel's tcp_ecn stays 2: it accepts what usernet asks for
+    mark_ce(sandbox, to_usernet=0, from_usernet=2)  # the kernel's tcp_ecn stays 2: it accepts what usernet asks for
     infos: list[dict[str, int]] = []
     with usernet_on_tap(sandbox, tcp=TcpConfig(ecn=1)) as running, kernel_listener(sandbox) as listener:
 
