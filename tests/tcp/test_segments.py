@@ -113,6 +113,27 @@ def test_paws_drops_old_timestamps() -> None:
     assert s.iface.stats()["tcp_paws_rejected"] == 1
 
 
+@pytest.mark.parametrize("bad_ack", ["unsent", "too-old"])
+def test_a_rejected_ack_plants_no_ts_recent(bad_ack: str) -> None:
+    # RFC 7323 §4.3: TS.Recent comes only from accepted segments. A segment in sequence whose
+    # ACK covers data never sent (or lies far behind) is dropped; had its far-future TSval
+    # been kept, PAWS would drop every later segment of the real peer and the connection
+    # would never move again.
+    s, conn, iss1 = established(SYN_OPTIONS)
+    ack = iss1 + 100_000 if bad_ack == "unsent" else iss1 - 10_000_000
+    s.inject(PEER_ISN + 1, ack, ACK, options=s.ts(0x7FFF0000, 0))
+    s.flush()
+    for i, ts in enumerate((200, 210, 220)):
+        s.inject(PEER_ISN + 1 + i, iss1, ACK | PSH, payload=b"x", options=s.ts(ts, 0))
+    s.flush()
+    stats = s.iface.stats()
+    assert conn.receive() == b"xxx" and stats["tcp_paws_rejected"] == 0
+    assert stats["tcp_ack_unsent" if bad_ack == "unsent" else "tcp_ack_too_old"] == 1
+    conn.send(b"reply", s.now)
+    [reply] = s.flush()
+    assert reply.timestamp is not None and reply.timestamp[1] == 200  # the real peer's first unacknowledged TSval
+
+
 def test_in_order_data_takes_the_fast_path_and_delayed_ack() -> None:
     s, conn, iss1 = established()
     s.inject(PEER_ISN + 1, iss1, ACK | PSH, payload=b"hello")

@@ -242,9 +242,6 @@ class ConnectionInput(ConnectionTimers):
             n = keep
             fin = 0
             stats.tcp_rcv_overflow += 1
-        if self._ts_ok and tsval >= 0 and seq_ge(self._last_ack_sent, seq):
-            self._ts_recent = tsval
-            self._ts_recent_at = now
         if not flags & ACK:
             return
         if state == SYN_RECEIVED:
@@ -255,6 +252,12 @@ class ConnectionInput(ConnectionTimers):
                 return
         elif not self._on_ack(seq, ack, flags, window, tsecr, sack, n, now):
             return
+        # TS.Recent only from a segment that is accepted (RFC 7323 §4.3): here, after the ACK
+        # check, so that one acknowledging data never sent (or too old) cannot plant a
+        # far-future TSval that makes PAWS drop every later segment of the real peer.
+        if self._ts_ok and tsval >= 0 and seq_ge(self._last_ack_sent, seq):
+            self._ts_recent = tsval
+            self._ts_recent_at = now
         if flags & _ECN_SIGNALS and self._ecn_ok:
             self._ecn_input(flags, now)
         state = self.state
