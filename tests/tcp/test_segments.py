@@ -89,7 +89,8 @@ def test_syn_on_an_established_connection_gets_a_challenge_ack() -> None:
 
 
 def test_challenge_acks_are_rate_limited() -> None:
-    s, _conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2))
+    # The interface's limit alone (no per-connection interval: tests/tcp/test_rate_limits.py has that).
+    s, _conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2, invalid_ack_interval=0.0))
     for _ in range(5):
         s.inject(PEER_ISN + 10, 0, RST)
     assert len(s.flush()) == 2

@@ -69,6 +69,7 @@ class Stats:
     tcp_paws_rejected: int
     tcp_rcv_overflow: int
     tcp_retransmits: int
+    tcp_rst_limited: int
     tcp_rst_received: int
     tcp_rst_sent: int
     tcp_rx_predicted: int

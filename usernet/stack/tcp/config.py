@@ -44,7 +44,8 @@ class TcpConfig:
     syn_cookies: bool = True
     max_connections: int = 65536
     challenge_ack_limit: int = 1000  # per second, for the whole interface (RFC 5961 §7)
-    invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments
+    invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments and challenge ACKs
+    reset_limit: int = 1000  # per second, for the whole interface: RSTs answering segments to closed ports
     persist_max: float = 60.0
     ecn: int = 2  # Linux tcp_ecn: 0 off, 1 ask for ECN on outgoing connections and accept it, 2 only accept it
     fastopen: int = 0  # Linux tcp_fastopen bits: 1 client, 2 server (RFC 7413); off by default, as Linux's server

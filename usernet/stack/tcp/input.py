@@ -612,7 +612,13 @@ class ConnectionInput(ConnectionTimers):
         self._ack_now = True
 
     def _challenge_ack(self, now: float) -> None:
+        """RFC 5961's challenge ACK, limited as Linux limits it (tcp_send_challenge_ack): once per
+        `invalid_ack_interval` per connection, and `challenge_ack_limit` a second interface-wide."""
+        if now - self._last_oow < self._cfg.invalid_ack_interval:
+            self._stats.tcp_challenge_acks_limited += 1
+            return
         if self._owner.challenge_allowed(now):
+            self._last_oow = now
             self._stats.tcp_challenge_acks += 1
             self._emit(self.snd_max, ACK, b"", now)
 

@@ -28,6 +28,7 @@ from collections import deque
 from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
 from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
@@ -181,8 +182,8 @@ class TcpLayer:
         self._heap: list[tuple[float, int, TcpConnection]] = []
         self._filed: dict[TcpConnection, float] = {}  # each connection's valid heap entry
         self._tie = itertools.count()
-        self._challenge_tokens = float(self.config.challenge_ack_limit)
-        self._challenge_at = 0.0
+        self._challenges = TokenBucket(self.config.challenge_ack_limit, self.config.challenge_ack_limit)
+        self._closed_port_resets = TokenBucket(self.config.reset_limit, self.config.reset_limit)
         self.max_timer_lateness = 0.0  # how far past its deadline any timer ran: 0 under a virtual clock
 
     # -- user side -----------------------------------------------------------------------
@@ -410,17 +411,10 @@ class TcpLayer:
 
     def challenge_allowed(self, now: float) -> bool:
         """RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second, interface-wide."""
-        limit = float(self.config.challenge_ack_limit)
-        tokens = self._challenge_tokens + (now - self._challenge_at) * limit
-        self._challenge_at = now
-        if tokens > limit:
-            tokens = limit
-        if tokens < 1.0:
-            self._challenge_tokens = tokens
-            self._stats.tcp_challenge_acks_limited += 1
-            return False
-        self._challenge_tokens = tokens - 1.0
-        return True
+        if self._challenges.allow(now):
+            return True
+        self._stats.tcp_challenge_acks_limited += 1
+        return False
 
     def send_reset(
         self, route: Route, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float
@@ -584,9 +578,13 @@ class TcpLayer:
         return True
 
     def _reset_reply(self, local_ip: bytes, remote_ip: bytes, p: TcpParsed, length: int, now: float) -> None:
-        """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST."""
+        """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST; at most
+        `reset_limit` a second, so a scan or a flood to closed ports cannot make us a reflector."""
         _, sport, dport, seq, ack, _, flags, _, _, _, _, _, _, _, _, _ = p
         if flags & RST or not self._node.is_unicast(remote_ip):
+            return
+        if not self._closed_port_resets.allow(now):
+            self._stats.tcp_rst_limited += 1
             return
         local = (local_ip, dport)
         remote = (remote_ip, sport)
