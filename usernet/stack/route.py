@@ -49,11 +49,11 @@ class Route:
 
     __slots__ = (
         "_deliver",
+        "_ect",
         "_ident",
         "destination",
         "headroom",
         "ip_header",
-        "ip_header_ect",
         "link_header",
         "mss",
         "mtu",
@@ -75,6 +75,7 @@ class Route:
         deliver: Deliver,
         tx_checksum_partial: bool = False,
         tso_max: int = 0,
+        ect: bool = False,
     ) -> None:
         self.destination = destination
         self.source = source
@@ -82,7 +83,9 @@ class Route:
         self.link_header = link_header
         self.ttl = ttl
         self.ip_header = ipv4_template(source, destination, ttl)
-        self.ip_header_ect = ect_template(self.ip_header)  # for an ECN connection's new data (RFC 3168 §6.1.2)
+        if ect:  # every packet ECN-capable: what `with_ect` hands out
+            self.ip_header = ect_template(self.ip_header)
+        self._ect: Route | None = None
         self.headroom = len(link_header) + IPV4_HEADER
         self.mtu = mtu
         self.mss = mtu - IPV4_HEADER - TCP_HEADER
@@ -108,18 +111,17 @@ class Route:
         payload: BytesLike,
         csum_mode: int,
         now: float,
-        ect: bool = False,
     ) -> None:
         """Build a TCP segment with these header fields into `frame` (`headroom` + its length) and send it.
 
         The ident counter is this route's (RFC 6864: unique per source, destination and
-        protocol is enough, and with DF set any value is). `ect` marks the packet ECN-capable.
+        protocol is enough, and with DF set any value is).
         """
         ident = self._ident = (self._ident + 1) & 0xFFFF
         build_tcp(
             frame,
             self.link_header,
-            self.ip_header_ect if ect else self.ip_header,
+            self.ip_header,
             ident,
             sport,
             dport,
@@ -133,6 +135,27 @@ class Route:
             csum_mode,
         )
         self._deliver(frame, self.next_hop, self.source, now)
+
+    def with_ect(self) -> Route:
+        """This route for ECN-capable packets (RFC 3168 §6.1.2: an ECN connection's new data): the
+        same way out, with ECT(0) in the IP header template. Made once, on first use, so that the
+        segments of connections without ECN pay nothing for it."""
+        twin = self._ect
+        if twin is None:
+            twin = Route(
+                self.destination,
+                self.source,
+                self.next_hop,
+                self.link_header,
+                self.ttl,
+                self.mtu,
+                self._deliver,
+                self.tx_checksum_partial,
+                self.tso_max,
+                ect=True,
+            )
+            self._ect = twin
+        return twin
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
         """Build a UDP datagram with both checksums in one C call and send it."""

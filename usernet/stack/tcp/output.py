@@ -281,7 +281,6 @@ class ConnectionOutput(ConnectionCore):
 
     def _emit(self, seq: int, flags: int, payload: bytes | memoryview, now: float) -> None:
         """Build one segment into a fresh frame and send it through the connection's route."""
-        ect = False
         if flags & SYN:
             options = self._syn_options(now)
             flags |= self._syn_ecn_flags()
@@ -293,9 +292,6 @@ class ConnectionOutput(ConnectionCore):
             options = _TS_OPTION.pack(1, 1, 8, 10, self._tsclock.tsval(now), self._ts_recent) if self._ts_ok else b""
             if flags & ACK and self._sack_ok and self._ooo.held:
                 options = self._with_sack(options, len(payload))
-            if self._ecn_ok:
-                ect = bool(payload) and not seq_lt(seq, self.snd_max)  # new data only (RFC 3168 §6.1.5)
-                flags |= self._ecn_flags(ect)
         if flags & ACK:
             self._last_ack_sent = self.rcv_nxt
             self._ack_now = False
@@ -306,6 +302,12 @@ class ConnectionOutput(ConnectionCore):
         else:
             ack = 0
         route = self._route
+        if self._ecn_ok and not flags & SYN:
+            # New data only is ECN-capable (RFC 3168 §6.1.5: not retransmissions, not pure ACKs).
+            new_data = bool(payload) and not seq_lt(seq, self.snd_max)
+            flags |= self._ecn_flags(new_data)
+            if new_data:
+                route = route.with_ect()
         size = route.headroom + _TCP_HEADER + len(options) + len(payload)
         frame: bytearray
         if route.tx_checksum_partial and len(payload) > self._mss:
@@ -317,9 +319,7 @@ class ConnectionOutput(ConnectionCore):
         else:
             frame = bytearray(size)
             csum_mode = CSUM_FULL
-        route.send_tcp(
-            frame, self.local[1], self.remote[1], seq, ack, flags, window, options, payload, csum_mode, now, ect
-        )
+        route.send_tcp(frame, self.local[1], self.remote[1], seq, ack, flags, window, options, payload, csum_mode, now)
         self.segs_out += 1
         self._stats.tcp_tx_segments += 1
 
