@@ -324,6 +324,19 @@ def test_keepalive_probes_then_times_out() -> None:
     assert conn.error is not None and conn.error.errno == errno.ETIMEDOUT
 
 
+def test_rejected_segments_do_not_count_as_hearing_from_the_peer() -> None:
+    # Keepalive idles from the last accepted segment (Linux's rcv_tstamp): out-of-window
+    # segments or ACKs of unsent data, which anyone can send, do not postpone the probes.
+    s, conn, iss1 = established()
+    conn.set_option("keepalive", True)
+    conn.set_option("keepidle", 10)
+    s.advance(5.0)
+    s.inject(PEER_ISN + 1_000_000, iss1, ACK, payload=b"stray")  # out of window
+    s.inject(PEER_ISN + 1, iss1 + 50_000, ACK)  # acknowledges what was never sent
+    out = s.advance(10.5)
+    assert [t for t, seg in out if seg.seq == iss1 - 1] == [10.0]  # the probe, on time (not at 15)
+
+
 def test_unknown_option_is_refused_with_the_known_names() -> None:
     _s, conn, _ = established()
     with pytest.raises(ValueError, match="nodelay"):

@@ -171,7 +171,6 @@ class ConnectionInput(ConnectionTimers):
         """SEGMENT ARRIVES (RFC 9293 §3.10.7); `p` is `native.tcp_parse`'s tuple."""
         _, _, _, seq, ack, _, flags, window, _, _, _, _, _, tsval, tsecr, sack = p
         self.segs_in += 1
-        self._last_rx = now
         state = self.state
         if (
             state in _FAST
@@ -179,6 +178,7 @@ class ConnectionInput(ConnectionTimers):
             and seq == self.rcv_nxt
             and self._fast_path(seq, ack, window, tsval, tsecr, sack, payload, now)
         ):
+            self._last_rx = now
             return
         if state == SYN_SENT:
             self._input_syn_sent(p, now)
@@ -267,7 +267,10 @@ class ConnectionInput(ConnectionTimers):
             return
         # TS.Recent only from a segment that is accepted (RFC 7323 §4.3): here, after the ACK
         # check, so that one acknowledging data never sent (or too old) cannot plant a
-        # far-future TSval that makes PAWS drop every later segment of the real peer.
+        # far-future TSval that makes PAWS drop every later segment of the real peer. The
+        # same for the time last heard from the peer: a stray segment keeps no dead peer's
+        # connection from its keepalive probes (Linux's rcv_tstamp, set in tcp_ack).
+        self._last_rx = now
         if self._ts_ok and tsval >= 0 and (self._last_ack_sent - seq) & 0xFFFFFFFF < 0x80000000:  # seq_ge
             self._ts_recent = tsval
             self._ts_recent_at = now
