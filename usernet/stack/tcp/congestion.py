@@ -25,6 +25,9 @@ Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from usernet.stack.tcp.frozen import Freezable
 
 INFINITE_SSTHRESH = 1 << 62  # "arbitrarily high" (RFC 5681 §3.1)
 ABC_LIMIT = 2  # RFC 3465 L: slow start grows by at most L*SMSS per ACK
@@ -35,10 +38,11 @@ def initial_window(smss: int, segments: int = 10) -> int:
     return min(segments * smss, max(2 * smss, segments * 1460))
 
 
-class CongestionControl(ABC):
+class CongestionControl(Freezable, ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
     __slots__ = ("_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
+    FROZEN: ClassVar[tuple[str, ...]] = __slots__
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -135,6 +139,7 @@ class NewReno(CongestionControl):
     """
 
     __slots__ = ("_bytes_acked",)
+    FROZEN = (*CongestionControl.FROZEN, *__slots__)
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         super().__init__(smss, initial_segments)
@@ -181,6 +186,8 @@ class Cubic(CongestionControl):
         "c",
         "fast_convergence",
     )
+    FROZEN = (*CongestionControl.FROZEN, *(name for name in __slots__ if name != "_epoch"))
+    FROZEN_TIMES = ("_epoch",)
 
     def __init__(
         self,
