@@ -76,7 +76,7 @@ def usernet_v6(sandbox: Sandbox, *addresses: str, mac: bytes | None = None, **op
     _run(sandbox, "ip", "-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", "usernet0", "nodad")
     _run(sandbox, "ip", "-6", "addr", "replace", f"{FAR_IP6}/64", "dev", "lo")
     try:
-        with usernet_serving(sandbox, tap, None, addresses, ipv6=True, ipv6_stable_secret=SECRET, **options) as r:
+        with usernet_serving(sandbox, tap, addresses=addresses, ipv6=True, ipv6_stable_secret=SECRET, **options) as r:
             assert _until(lambda: [a for a in _addresses(r) if a.startswith("fe80:")]), "no link-local address"
             yield r
     finally:

@@ -28,6 +28,7 @@ Deliver = Callable[[bytearray, bytes, bytes, float], None]
 
 IPV4_HEADER = 20
 TCP_HEADER = 20
+ECT0 = 0x02  # RFC 3168's ECT(0) codepoint in the ECN field, the IP header's second byte's low bits
 
 
 def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
@@ -38,6 +39,14 @@ def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
 def ipv6_template(src: bytes, dst: bytes, hop_limit: int) -> bytes:
     """An IPv6 header whose payload length and next header the builder fills."""
     return bytes((0x60, 0, 0, 0, 0, 0, 0, hop_limit)) + src + dst
+
+
+def ect_template(ip_header: bytes) -> bytes:
+    """The same IP header template with ECT(0) in its ECN field (IPv4's TOS byte; IPv6's traffic
+    class straddles bytes 0-1, its ECN bits are bits 5-4 of byte 1)."""
+    out = bytearray(ip_header)
+    out[1] |= ECT0 if out[0] >> 4 == 4 else ECT0 << 4
+    return bytes(out)
 
 
 class Route:
@@ -52,6 +61,7 @@ class Route:
 
     __slots__ = (
         "_deliver",
+        "_ect",
         "_ident",
         "_overhead",
         "destination",
@@ -78,6 +88,7 @@ class Route:
         tx_checksum_partial: bool = False,
         tso_max: int = 0,
         path: PathMtu | None = None,
+        ect: bool = False,
     ) -> None:
         self.destination = destination
         self.source = source
@@ -85,10 +96,14 @@ class Route:
         self.link_header = link_header
         self.ttl = ttl
         if len(destination) == 16:
-            self.ip_header = ipv6_template(source, destination, ttl)
+            ip = ipv6_template(source, destination, ttl)
         else:
-            self.ip_header = ipv4_template(source, destination, ttl)
-        ip_header = len(self.ip_header)
+            ip = ipv4_template(source, destination, ttl)
+        if ect:  # every packet ECN-capable: what `with_ect` hands out
+            ip = ect_template(ip)
+        self.ip_header = ip
+        self._ect: Route | None = None
+        ip_header = len(ip)
         self.headroom = len(link_header) + ip_header
         self.path = PathMtu(mtu) if path is None else path
         self._overhead = ip_header + TCP_HEADER
@@ -148,6 +163,28 @@ class Route:
             csum_mode,
         )
         self._deliver(frame, self.next_hop, self.source, now)
+
+    def with_ect(self) -> Route:
+        """This route for ECN-capable packets (RFC 3168 §6.1.2: an ECN connection's new data): the
+        same way out, with ECT(0) in the IP header template. Made once, on first use, so that the
+        segments of connections without ECN pay nothing for it."""
+        twin = self._ect
+        if twin is None:
+            twin = Route(
+                self.destination,
+                self.source,
+                self.next_hop,
+                self.link_header,
+                self.ttl,
+                self.mtu,
+                self._deliver,
+                self.tx_checksum_partial,
+                self.tso_max,
+                path=self.path,  # one path MTU for both: an ICMP that lowers it lowers it for ECN segments too
+                ect=True,
+            )
+            self._ect = twin
+        return twin
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
         """Build a UDP datagram with both checksums in one C call and send it, in fragments

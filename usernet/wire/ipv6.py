@@ -81,6 +81,11 @@ class IPv6Packet(NamedTuple):
     dst: bytes
     payload: memoryview  # payload_length bytes after the fixed header: link padding is cut off
 
+    @property
+    def tos(self) -> int:
+        """The traffic class under IPv4's name for the same byte (DSCP and ECN), for code that reads either."""
+        return self.traffic_class
+
 
 class FragmentHeader(NamedTuple):
     next_header: int
