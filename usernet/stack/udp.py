@@ -169,7 +169,8 @@ class UdpLayer:
 
     def lookup(self, dst: bytes, dport: int) -> UdpSocket | None:
         sockets = self._sockets
-        return sockets.get((dst, dport)) or sockets.get((unspecified(dst), dport))
+        # the wildcard of dst's family, inline: this runs once per datagram received
+        return sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
 
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())
