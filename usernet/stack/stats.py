@@ -46,9 +46,12 @@ class Stats:
     tcp_conn_limit: int
     tcp_conn_timeouts: int
     tcp_delayed_acks: int
+    tcp_dsack_received: int
+    tcp_dsack_sent: int
     tcp_fast_path: int
     tcp_fast_retransmits: int
     tcp_keepalive_probes: int
+    tcp_limited_transmits: int
     tcp_listen_overflow: int
     tcp_malformed: int
     tcp_no_socket: int
@@ -57,18 +60,23 @@ class Stats:
     tcp_out_of_window: int
     tcp_passive_opens: int
     tcp_paws_rejected: int
+    tcp_rack_losses: int
     tcp_rcv_overflow: int
     tcp_retransmits: int
     tcp_rst_received: int
     tcp_rst_sent: int
     tcp_rx_predicted: int
     tcp_rx_segments: int
+    tcp_spurious_rtos: int
     tcp_syn_cookies_invalid: int
     tcp_syn_cookies_sent: int
     tcp_syn_cookies_valid: int
     tcp_syn_queue_full: int
     tcp_timeouts: int
+    tcp_tlp_probes: int
+    tcp_tlp_recoveries: int
     tcp_tx_segments: int
+    tcp_undos: int
     tcp_window_probes: int
     tx_bytes: int
     tx_frames: int

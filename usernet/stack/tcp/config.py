@@ -46,6 +46,14 @@ class TcpConfig:
     challenge_ack_limit: int = 1000  # per second, for the whole interface (RFC 5961 §7)
     invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments
     persist_max: float = 60.0
+    # Loss recovery, each switchable as on Linux (the sysctl each stands for is in docs/tcp.md).
+    rack: bool = True  # RACK time-based loss detection, RFC 8985 (tcp_recovery & 1)
+    rack_static_reo_wnd: bool = False  # keep reo_wnd at min_RTT/4, no D-SACK adaptation (tcp_recovery & 2)
+    tlp: bool = True  # tail loss probes, RFC 8985 §7 (tcp_early_retrans = 3); needs rack and SACK
+    prr: bool = True  # proportional rate reduction in SACK recovery, RFC 6937 (Linux: always)
+    limited_transmit: bool = True  # a new segment on each of the first two duplicate ACKs, RFC 3042
+    dsack: bool = True  # send D-SACK blocks for duplicate segments and use received ones, RFC 2883 (tcp_dsack)
+    undo: bool = True  # undo the cwnd cut of spurious retransmissions and RTOs (D-SACK, timestamps)
 
     def __post_init__(self) -> None:
         if self.sndbuf < 1 or self.rcvbuf < 1:

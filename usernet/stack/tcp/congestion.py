@@ -17,6 +17,8 @@ SACK scoreboard, remembers the recovery point, and tells this object what happen
     cc.on_dupack()                             # each further dup ACK (matters without SACK)
     cc.on_recovery_exit(now, flight_size)      # the ACK covered the recovery point
     cc.on_rto(now, flight_size)                # the retransmission timer fired
+    cc.on_loss_repaired(now)                   # a tail loss probe repaired a loss (RFC 8985 §7.4)
+    cc.undo()                                  # the last cut was for nothing (D-SACK, timestamps)
 
 Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 """
@@ -37,7 +39,7 @@ def initial_window(smss: int, segments: int = 10) -> int:
 class CongestionControl(ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
-    __slots__ = ("_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
+    __slots__ = ("_prior_cwnd", "_prior_ssthresh", "_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -48,6 +50,8 @@ class CongestionControl(ABC):
         self.in_recovery = False
         self._sack = False  # recovery is SACK-based (RFC 6675): no inflation or deflation
         self._timed_out = False  # an RTO fired and no new data was acknowledged since
+        self._prior_cwnd = 0  # cwnd and ssthresh before the last cut, for undo()
+        self._prior_ssthresh = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         """`acked` new bytes were cumulatively acknowledged; `rtt` is the current SRTT.
@@ -84,6 +88,8 @@ class CongestionControl(ABC):
         ACKs reported, RFC 5681 §3.2 step 3); with SACK it is ssthresh and the caller
         sends while cwnd - pipe >= SMSS (RFC 6675 §5).
         """
+        self._prior_cwnd = self.cwnd
+        self._prior_ssthresh = self.ssthresh
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.smss
         self.in_recovery = True
@@ -105,9 +111,30 @@ class CongestionControl(ABC):
         before any new data is acknowledged keep it (RFC 5681 §3.1, note on eq. 4).
         """
         if not self._timed_out:
+            self._prior_cwnd = self.cwnd
+            self._prior_ssthresh = self.ssthresh
             self.ssthresh = self._decrease(now, flight_size, timeout=True)
             self._timed_out = True
         self.cwnd = self.smss
+        self.in_recovery = False
+
+    def on_loss_repaired(self, now: float) -> None:
+        """A loss was repaired without entering recovery (a tail loss probe's retransmission
+        filled it, RFC 8985 §7.4): reduce once, straight to the new ssthresh. Linux takes the
+        window, not the flight size, as the base here (tcp_init_cwnd_reduction)."""
+        self._prior_cwnd = self.cwnd
+        self._prior_ssthresh = self.ssthresh
+        self.ssthresh = self._decrease(now, self.cwnd, timeout=False)
+        self.cwnd = self.ssthresh
+
+    def undo(self) -> None:
+        """The last reduction answered no loss (RFC 3708 via D-SACK, or timestamps, RFC 3522):
+        take back cwnd and ssthresh as they were before it, as Linux's tcp_undo_cwnd_reduction."""
+        if self._prior_cwnd > self.cwnd:
+            self.cwnd = self._prior_cwnd
+        if self._prior_ssthresh > self.ssthresh:
+            self.ssthresh = self._prior_ssthresh
+        self._timed_out = False
         self.in_recovery = False
 
     @abstractmethod

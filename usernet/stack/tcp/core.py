@@ -18,6 +18,8 @@ from usernet.stack.route import Route
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
+from usernet.stack.tcp.prr import Prr
+from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -45,6 +47,12 @@ TAKES_DATA = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
 KEEPS_ALIVE = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
 
 
+# `_timer_kind`: which timer `_rto_at` is (one slot, as Linux's icsk_pending).
+RTO_TIMER = 0
+PROBE_TIMER = 1
+REORDER_TIMER = 2
+
+
 def os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
@@ -65,6 +73,7 @@ class ConnectionCore:
         "_cfg",
         "_close_at",
         "_delack_at",
+        "_dsack",
         "_dupacks",
         "_fin_seq",
         "_ka_probes",
@@ -81,12 +90,15 @@ class ConnectionCore:
         "_peer_fin_at",
         "_persist_at",
         "_probes",
+        "_prr",
+        "_rack",
         "_rcv_adv",
         "_rcv_mss",
         "_rcv_wscale",
         "_read_since_output",
         "_recover",
         "_recv",
+        "_reo_at",
         "_retries",
         "_route",
         "_rto_at",
@@ -105,11 +117,20 @@ class ConnectionCore:
         "_stats",
         "_syn_retransmitted",
         "_syn_window",
+        "_timer_kind",
+        "_tlp_high",
+        "_tlp_ok",
+        "_tlp_retrans",
         "_ts_ok",
         "_ts_recent",
         "_ts_recent_at",
         "_tsclock",
         "_unacked",
+        "_undo_marker",
+        "_undo_retrans",
+        "_undo_rto",
+        "_undo_tsval",
+        "_undo_until",
         "_user_closed",
         "bytes_received",
         "bytes_sent",
@@ -198,6 +219,20 @@ class ConnectionCore:
         self.rtt = RttEstimator(rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial)
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
         self._sb: Scoreboard | None = None
+        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK.
+        self._rack: Rack | None = None
+        self._prr: Prr | None = None
+        self._timer_kind = RTO_TIMER  # what `_rto_at` is: the RTO, a tail loss probe, or RACK's reordering timer
+        self._reo_at: float | None = None  # when RACK looks again for losses (RFC 8985 §6.2 step 5)
+        self._tlp_ok = False  # probes may be sent on this connection (SACK, rack and tlp on)
+        self._tlp_high: int | None = None  # TLP.end_seq: SND.NXT when the outstanding probe went
+        self._tlp_retrans = False  # that probe was a retransmission
+        self._dsack: tuple[int, int] | None = None  # a duplicate segment's range, for the next ACK (RFC 2883)
+        self._undo_marker: int | None = None  # SND.UNA when the last cwnd cut began, while it may be undone
+        self._undo_retrans = 0  # segments retransmitted since, less those D-SACKs showed needless
+        self._undo_tsval: int | None = None  # TSval of the first retransmission: older echoes prove it needless
+        self._undo_rto = False  # the cut was a retransmission timeout's
+        self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
         self._dupacks = 0
         self._recover = iss
         self._nr_recovery = False

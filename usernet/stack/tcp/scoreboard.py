@@ -49,6 +49,7 @@ class Scoreboard:
         "_ends",
         "_high_rxt",
         "_max",
+        "_rack_lost",
         "_recovery_point",
         "_rescue_rxt",
         "_starts",
@@ -60,7 +61,7 @@ class Scoreboard:
         "smss",
     )
 
-    def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3) -> None:
+    def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3, rack: bool = False) -> None:
         if smss <= 0 or dup_thresh <= 0:
             raise ValueError(f"smss and dup_thresh must be positive, got {smss} and {dup_thresh}")
         self.smss = smss
@@ -76,6 +77,9 @@ class Scoreboard:
         self._high_rxt = 0  # position one past the highest retransmitted byte
         self._rescue_rxt: int | None = None
         self._recovery_point: int | None = None
+        # With RACK (RFC 8985) loss is decided by time, not by IsLost: unSACKed bytes below
+        # this position are lost (`mark_lost`); None keeps RFC 6675's rule.
+        self._rack_lost: int | None = 0 if rack else None
 
     def _pos(self, seq: int) -> int:
         return seq_unwrap(seq, self._una_seq, self._una)
@@ -178,6 +182,19 @@ class Scoreboard:
         self.sacked_bytes += added
         return added
 
+    def mark_lost(self, seq: int) -> bool:
+        """RACK found every unSACKed byte below `seq` lost; True if that is news."""
+        p = self._pos(seq)
+        lost = self._rack_lost
+        if lost is None or p <= lost or p <= self._una:
+            return False
+        self._rack_lost = p
+        return True
+
+    def first_sacked(self) -> int | None:
+        """The left edge of the lowest SACKed range, or None when nothing is SACKed."""
+        return self._seq(self._starts[0]) if self._starts else None
+
     def _lost_end(self) -> int:
         """Position L such that an unSACKed byte is lost exactly when it lies below L.
 
@@ -185,6 +202,9 @@ class Scoreboard:
         change only at the start of a SACKed range; so it is enough to find the highest
         range start that satisfies either rule. At most DupThresh ranges are looked at.
         """
+        rack = self._rack_lost
+        if rack is not None:
+            return rack if rack > self._una else self._una
         starts = self._starts
         ends = self._ends
         k = len(starts)
@@ -290,6 +310,13 @@ class Scoreboard:
         self._high_rxt = self._una
         self._rescue_rxt = None
         self._recovery_point = self._max
+        if self._rack_lost is not None:
+            self._rack_lost = self._una
+
+    def forget_recovery_point(self) -> None:
+        """The timeout that set RecoveryPoint proved spurious: recovery may start below it."""
+        if not self.in_recovery:
+            self._recovery_point = None
 
     def next_seg(self, unsent: int) -> tuple[int, int] | None:
         """RFC 6675 NextSeg(): (seq, length) of the next segment to send, or None.
