@@ -425,7 +425,7 @@ class ConnectionInput(ConnectionTimers):
             if n == 0 and outstanding and wnd == self.snd_wnd and not flags & FIN:
                 self._on_dupack(sack, now)
             elif sb is not None and sack:
-                sb.update(una, snd_max, sack)
+                self._sack_ack(una, sack, 0, tsecr, now)  # a D-SACK, a window update with SACK
         elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
             self._stats.tcp_ack_unsent += 1
             self._oow_ack(n == 0, now)

@@ -193,10 +193,11 @@ class ConnectionOutput(ConnectionCore):
                             pto = alone
                     if pto < _PTO_MIN:
                         pto = _PTO_MIN
-                if pto < rto:
-                    self._rto_at = now + pto
-                    self._timer_kind = PROBE_TIMER
-                    return
+                # Never later than the RTO would fire (RFC 8985 §7.2, Linux's rto_delta_us):
+                # a lone segment's probe goes at the RTO's time, and the RTO one RTO later.
+                self._rto_at = now + (pto if pto < rto else rto)
+                self._timer_kind = PROBE_TIMER
+                return
         if restart or self._rto_at is None or self._timer_kind != RTO_TIMER:
             self._rto_at = now + rto
             self._timer_kind = RTO_TIMER
@@ -247,10 +248,10 @@ class ConnectionOutput(ConnectionCore):
         payload = send.peek(off, n)
         flags = ACK
         if off + len(payload) == len(send):
-            flags = ACK | PSH
+            flags = ACK | PSH if payload else ACK  # a bare FIN carries no PSH (as Linux's)
             fin = self._fin_seq
             if fin is not None and len(payload) < n and seq_ge(self.snd_max, fin):
-                flags = ACK | PSH | FIN
+                flags |= FIN
         if not payload and not flags & FIN:
             return
         self._emit(seq, flags, payload, now)

@@ -29,6 +29,7 @@ from bisect import bisect_left, bisect_right
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 _TRIM_AT = 256  # entries: trim what SND.UNA passed once the log is this much longer than after the last trim
+_CLOCK_SLACK = 0.001  # seconds: the RTT clock's granularity (Linux compares microseconds)
 _REO_PERSIST = 16  # recoveries without a D-SACK before reo_wnd falls back to min_RTT/4 (§6.2)
 
 
@@ -44,7 +45,6 @@ class Rack:
         "_top",
         "_top_seq",
         "dsack_round",
-        "min_rtt",
         "rack_end",
         "rack_rtt",
         "rack_rtx",
@@ -68,7 +68,6 @@ class Rack:
         self.rack_end = 0  # RACK.end_seq, a position
         self.rack_rtx = False  # whether that segment was a retransmission
         self.rack_rtt: float | None = None  # RACK.rtt
-        self.min_rtt = math.inf  # RACK.min_RTT (the lowest RTT seen; Linux keeps a 5-minute windowed min)
         self.reordering_seen = False
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
@@ -139,16 +138,17 @@ class Rack:
 
     # -- RFC 8985 §6.2 -----------------------------------------------------------------
 
-    def delivered(self, end_seq: int, now: float) -> None:
+    def delivered(self, end_seq: int, now: float, min_rtt: float) -> None:
         """Steps 2 and 3 for the delivered data that ends at `end_seq`.
 
         A retransmission delivered sooner than min_RTT after it was sent cannot be what
         the peer acknowledged: its original was (§6.2 step 2), so it says nothing about
-        RACK.xmit_ts.
+        RACK.xmit_ts. A millisecond of slack keeps a path of constant delay, whose every
+        RTT is min_RTT to within rounding, on the right side of the test.
         """
         p = self.pos(end_seq)
         t, rtx = self.sent_at(p)
-        if rtx and now - t < self.min_rtt:
+        if rtx and now - t + _CLOCK_SLACK < min_rtt:
             return
         if p < self._fack:
             if not rtx:
@@ -159,10 +159,7 @@ class Rack:
             self.rack_xmit = t
             self.rack_end = p
             self.rack_rtx = rtx
-            rtt = now - t
-            self.rack_rtt = rtt
-            if rtt < self.min_rtt and not rtx:
-                self.min_rtt = rtt
+            self.rack_rtt = now - t
 
     def on_dsack(self, snd_nxt: int) -> None:
         """A D-SACK arrived: widen reo_wnd by min_RTT/4, at most once per round trip (§6.2 step 4)."""
@@ -173,15 +170,17 @@ class Rack:
             self.reo_wnd_mult += 1
             self.reo_wnd_persist = _REO_PERSIST
 
-    def reo_wnd(self, snd_una: int, in_recovery: bool, sacked_segments: int, srtt: float | None) -> float:
+    def reo_wnd(
+        self, snd_una: int, in_recovery: bool, sacked_segments: int, min_rtt: float, srtt: float | None
+    ) -> float:
         """RACK.reo_wnd (§6.2 step 4)."""
         if self.dsack_round is not None and self.pos(snd_una) >= self.dsack_round:
             self.dsack_round = None
         if not self.reordering_seen and (in_recovery or sacked_segments >= 3):
             return 0.0
-        if self.min_rtt == math.inf:
+        if min_rtt == math.inf:
             return 0.0
-        wnd = self.reo_wnd_mult * self.min_rtt / 4
+        wnd = self.reo_wnd_mult * min_rtt / 4
         return wnd if srtt is None or wnd < srtt else srtt
 
     def detect(self, snd_una: int, reo_wnd: float, now: float) -> tuple[int, float | None]:

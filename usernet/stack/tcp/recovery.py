@@ -47,11 +47,11 @@ class ConnectionRecovery(ConnectionOutput):
         if rack is not None:
             if acked:
                 # The bytes this ACK delivered end at the hole it filled: above it, SACKed data.
-                rack.delivered(first if first is not None and seq_lt(first, ack) else ack, now)
+                rack.delivered(first if first is not None and seq_lt(first, ack) else ack, now, self.rtt.min_rtt)
             if newly:
                 i = 1 if dsack else 0
                 if i < len(sack) and seq_gt(sack[i][1], ack) and seq_le(sack[i][1], snd_max):
-                    rack.delivered(sack[i][1], now)
+                    rack.delivered(sack[i][1], now, self.rtt.min_rtt)
         if self._tlp_high is not None:
             self._tlp_ack(ack, dsack and right == self._tlp_high, acked or newly, now)
         entered = False
@@ -79,7 +79,7 @@ class ConnectionRecovery(ConnectionOutput):
                 pipe = sb.pipe()
                 cc.cwnd = pipe + prr.sndcnt(acked + newly, pipe, cc.ssthresh, self._mss)
         until = self._undo_until
-        if until is not None and not sb.in_recovery and seq_ge(ack, until):
+        if until is not None and not sb.in_recovery and seq_gt(ack, until):
             self._undo_marker = self._undo_until = None  # no more D-SACKs to wait for
 
     def _rack_detect(self, delivered: int, now: float) -> bool:
@@ -89,7 +89,8 @@ class ConnectionRecovery(ConnectionOutput):
         sb = self._sb
         assert rack is not None and sb is not None
         una = self.snd_una
-        reo = rack.reo_wnd(una, sb.in_recovery, sb.sacked_bytes // self._mss, self.rtt.srtt)
+        rtt = self.rtt
+        reo = rack.reo_wnd(una, sb.in_recovery, sb.sacked_bytes // self._mss, rtt.min_rtt, rtt.srtt)
         lost, self._reo_at = rack.detect(una, reo, now)
         if sb.mark_lost(rack.seq(lost)):
             self._stats.tcp_rack_losses += 1
