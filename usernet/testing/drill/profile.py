@@ -157,6 +157,13 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, keepalive_interval=float(value))
         elif name == "tcp_keepalive_probes":
             tcp = replace(tcp, keepalive_count=int(value))
+        elif name == "tcp_recovery":  # bit 0x1: RACK, 0x2: static reordering window
+            bits = int(value, 0)
+            tcp = replace(tcp, rack=bool(bits & 1), rack_static_reo_wnd=bool(bits & 2))
+        elif name == "tcp_early_retrans":  # 3 and 4 enable tail loss probes
+            tcp = replace(tcp, tlp=int(value) >= 3)
+        elif name == "tcp_dsack":
+            tcp = replace(tcp, dsack=value != "0")
         else:
             effect.skipped.append(f"sysctl {name}={value}")
             return
