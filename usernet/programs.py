@@ -31,6 +31,7 @@ PROGRAMS: dict[str, str] = {
     "setpriv": "util-linux",
     "cc": "gcc",  # builds the C core at install time, and the TAP capacity benchmark's programs
     "dnsmasq": "dnsmasq",
+    "nstat": "iproute2",
 }
 
 

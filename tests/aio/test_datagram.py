@@ -135,7 +135,7 @@ def test_broadcast_needs_permission(pair: Pair) -> None:
 def test_oversized_datagram_goes_to_error_received(pair: Pair) -> None:
     async def main() -> None:
         transport, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
-        transport.sendto(bytes(2000), (B_IP, 7))
+        transport.sendto(bytes(65_508), (B_IP, 7))  # more than an IPv4 datagram holds
         exc = await proto.next("error")
         assert isinstance(exc, OSError) and exc.errno == errno.EMSGSIZE
 

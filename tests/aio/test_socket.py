@@ -462,3 +462,57 @@ def test_closing_again_after_the_stack_stopped_is_harmless() -> None:
             stack.open(backend="kernel")  # the kernel socket it made is closed, not left to the GC
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_calls_from_threads_refuse_a_loop_that_is_not_running() -> None:
+    """A stopped (not closed) loop would hold a thread's call forever: it is refused instead,
+    both up front and when the loop stops with the call queued, and the abandoned call never runs."""
+    import threading
+
+    queued = threading.Event()
+
+    class Loop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            handle = super().call_soon_threadsafe(*args, **kwargs)
+            queued.set()
+            return handle
+
+    loop = Loop()
+    ran: list[str] = []
+    errors: list[RuntimeError] = []
+
+    async def make() -> Stack:
+        return Stack.current()
+
+    stack = loop.run_until_complete(make())
+
+    def call_from_thread(tag: str) -> threading.Thread:
+        def body() -> None:
+            try:
+                stack.call(ran.append, tag)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        return thread
+
+    worker = call_from_thread("stopped")
+    worker.join(10)
+    assert not worker.is_alive() and "not running" in str(errors.pop())
+
+    workers: list[threading.Thread] = []
+
+    def busy_then_stop() -> None:
+        """The loop's thread is busy while the worker queues its call, then the loop stops."""
+        workers.append(call_from_thread("late"))
+        assert queued.wait(10)
+        loop.stop()
+
+    loop.call_soon(busy_then_stop)
+    loop.run_forever()
+    workers[0].join(10)
+    assert not workers[0].is_alive() and "not running" in str(errors.pop())
+    loop.run_until_complete(asyncio.sleep(0))  # the abandoned call's turn comes: it must not run
+    assert ran == []
+    loop.close()

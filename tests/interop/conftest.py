@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import queue
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from usernet.stack.interface import Socket
 
 USERNET_IP = "192.0.2.2"
 KERNEL_IP = "192.0.2.1"
+PEER_IP = "198.51.100.2"
+ROUTER_IP = "198.51.100.1"
 
 pytestmark = pytest.mark.network
 
@@ -151,3 +154,30 @@ def running(sandbox: Sandbox) -> Iterator[Running]:
     """usernet serving UDP echo and TCP echo/discard/chargen on a TAP in `sandbox`."""
     with usernet_on_tap(sandbox) as r:
         yield r
+
+
+@contextlib.contextmanager
+def routed_peer(sandbox: Sandbox, mtu: int = 1500, advmss: int | None = None) -> Iterator[Sandbox]:
+    """A second namespace whose traffic to usernet is forwarded by `sandbox`'s kernel.
+
+    A netfilter drop of a packet the kernel's own TCP sent is reported back to that
+    TCP, which sends the segment again as if nothing was lost; a forwarded packet that
+    is dropped is lost for real. So the loss tests put their kernel peer one hop away.
+    The veth between the two has MTU `mtu`; `advmss` makes the peer advertise that MSS
+    toward usernet whatever its link allows, as a host behind a wider last hop would, so
+    that only path MTU discovery can find the narrow hop.
+    """
+    with Sandbox("peer") as peer:
+        route = ["ip", "-n", peer.name, "route", "add", "192.0.2.0/24", "via", ROUTER_IP]
+        veth_peer = ["peer", "name", "fwd1", "mtu", str(mtu), "netns", peer.name]
+        for cmd in (
+            ["ip", "-n", sandbox.name, "link", "add", "fwd0", "mtu", str(mtu), "type", "veth", *veth_peer],
+            ["ip", "-n", sandbox.name, "addr", "add", f"{ROUTER_IP}/24", "dev", "fwd0"],
+            ["ip", "-n", sandbox.name, "link", "set", "fwd0", "up"],
+            ["ip", "-n", peer.name, "addr", "add", f"{PEER_IP}/24", "dev", "fwd1"],
+            ["ip", "-n", peer.name, "link", "set", "fwd1", "up"],
+            route if advmss is None else [*route, "advmss", str(advmss)],
+        ):
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+        sandbox.in_namespace(lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1"))
+        yield peer

@@ -8,7 +8,6 @@ usernet-side clients run there as socket handlers. Every wait is bounded.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import queue
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running, usernet_on_tap
+from tests.interop.conftest import KERNEL_IP, PEER_IP, USERNET_IP, Running, routed_peer, usernet_on_tap
 from tests.interop.streams import (
     CHUNK,
     KERNEL_PORT,
@@ -286,46 +285,6 @@ def test_kernel_reset_mid_transfer_is_econnreset(running: Running, port: int):
 
 
 # -- loss ------------------------------------------------------------------------------------------
-
-
-PEER_IP = "198.51.100.2"
-ROUTER_IP = "198.51.100.1"
-
-
-@contextlib.contextmanager
-def routed_peer(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """A second namespace whose traffic to usernet is forwarded by `sandbox`'s kernel.
-
-    A netfilter drop of a packet the kernel's own TCP sent is reported back to that
-    TCP, which sends the segment again as if nothing was lost; a forwarded packet that
-    is dropped is lost for real. So the loss tests put their kernel peer one hop away.
-    """
-    with Sandbox("peer") as peer:
-        for cmd in (
-            [
-                "ip",
-                "-n",
-                sandbox.name,
-                "link",
-                "add",
-                "fwd0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "fwd1",
-                "netns",
-                peer.name,
-            ],
-            ["ip", "-n", sandbox.name, "addr", "add", f"{ROUTER_IP}/24", "dev", "fwd0"],
-            ["ip", "-n", sandbox.name, "link", "set", "fwd0", "up"],
-            ["ip", "-n", peer.name, "addr", "add", f"{PEER_IP}/24", "dev", "fwd1"],
-            ["ip", "-n", peer.name, "link", "set", "fwd1", "up"],
-            ["ip", "-n", peer.name, "route", "add", "192.0.2.0/24", "via", ROUTER_IP],
-        ):
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-        sandbox.in_namespace(lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1"))
-        yield peer
 
 
 def test_transfer_survives_random_drops_on_the_kernel_side(sandbox: Sandbox):

@@ -101,13 +101,6 @@ def test_udp_echo_every_size(pair):
         assert stats["udp_rx_predicted"] == stats["udp_delivered"] == len(sizes) + 1
 
 
-def test_udp_too_big_for_the_mtu_is_refused(pair):
-    sock = pair.a.iface.open_udp()
-    with pytest.raises(OSError) as info:
-        sock.sendto(b"x" * 1473, (B_IP, 7), pair.now())
-    assert info.value.errno == errno.EMSGSIZE
-
-
 def test_closed_port_answers_port_unreachable_to_connected_socket_only(pair):
     connected = pair.a.iface.open_udp()
     connected.connect((B_IP, 9999))

@@ -85,6 +85,28 @@ def ipv4_packets(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def ipv4_fragments(draw: st.DrawFn) -> bytes:
+    """One fragment of a datagram: any 8-byte-aligned offset, more-fragments or not, a body of any size."""
+    body = draw(st.binary(max_size=64))
+    out = bytearray(20 + len(body))
+    offset = draw(st.integers(0, 0x1FFF)) * 8
+    emit_ipv4_header(
+        out,
+        0,
+        draw(ipv4_address),
+        draw(ipv4_address),
+        17,
+        len(body),
+        ident=draw(u16),
+        dont_fragment=False,
+        more_fragments=draw(st.booleans()),
+        fragment_offset=offset,
+    )
+    out[20:] = body
+    return bytes(out)
+
+
+@st.composite
 def arp_messages(draw: st.DrawFn) -> bytes:
     out = bytearray(28)
     emit_arp(out, 0, draw(st.sampled_from((1, 2)) | u16), draw(mac), draw(ipv4_address), draw(mac), draw(ipv4_address))

@@ -15,13 +15,16 @@ from tests.wire.strategies import (
     frames,
     icmp_messages,
     ipv4_address,
+    ipv4_fragments,
     ipv4_packets,
     tcp_segments,
     udp_datagrams,
 )
 from usernet.wire import (
     MalformedPacket,
+    check_fragment,
     describe,
+    ipv4_fragment,
     parse_arp,
     parse_ethernet,
     parse_icmp,
@@ -90,6 +93,37 @@ def test_ipv4(data: bytes, verify: bool) -> None:
     ip = only_malformed(parse_ipv4, data, verify)
     if ip is not None:
         assert len(ip.payload) == ip.total_length - ip.header_length
+
+
+@fuzz
+@given(data=fuzz_input(ipv4_fragments()) | fuzz_input(ipv4_packets()))
+def test_ipv4_fragment(data: bytes) -> None:
+    """A fragment is either fit for reassembly (within 65535 bytes, a multiple of 8 unless
+    last, not empty) or MalformedPacket, never anything else."""
+    ip = only_malformed(parse_ipv4, data, False)
+    if ip is None or not ip.is_fragment:
+        return
+    try:
+        frag = ipv4_fragment(ip)
+    except MalformedPacket as exc:
+        assert exc.layer == "ipv4" and exc.reason
+        return
+    assert frag.offset == ip.fragment_offset and frag.payload.obj is data and len(frag.payload) > 0
+    assert ip.header_length + frag.offset + len(frag.payload) <= 0xFFFF
+    assert not frag.more or len(frag.payload) % 8 == 0
+
+
+@fuzz
+@given(offset=st.integers(0, 0x20000), more=st.booleans(), size=st.integers(0, 40), limit=st.integers(0, 0xFFFF))
+def test_check_fragment_is_the_one_rule_for_every_family(offset: int, more: bool, size: int, limit: int) -> None:
+    payload = memoryview(bytes(size))
+    fits = size > 0 and (not more or size % 8 == 0) and offset + size <= limit
+    try:
+        frag = check_fragment(offset, more, payload, limit, "ipv6")
+    except MalformedPacket as exc:
+        assert not fits and exc.layer == "ipv6"
+    else:
+        assert fits and frag == (offset, more, payload)
 
 
 @fuzz

@@ -306,48 +306,6 @@ int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     return 0;
 }
 
-static int32_t frame_checks(size_t dst_mac_len, size_t src_mac_len, size_t src_ip_len, size_t dst_ip_len,
-                            uint32_t csum_mode)
-{
-    if (dst_mac_len != 6 || src_mac_len != 6 || src_ip_len != 4 || dst_ip_len != 4)
-        return UN_BUILD_BAD_ADDRESS;
-    if (csum_mode > UN_CSUM_PARTIAL)
-        return UN_BUILD_BAD_CSUM_MODE;
-    return 0;
-}
-
-/* Ethernet header and a 20-byte IPv4 header (DF set) with its checksum, at f. */
-static void eth_ipv4(uint8_t *f, const uint8_t *dst_mac, const uint8_t *src_mac, const uint8_t *src_ip,
-                     const uint8_t *dst_ip, uint16_t ident, uint8_t ttl, uint8_t proto, uint32_t total_length)
-{
-    memcpy(f, dst_mac, 6);
-    memcpy(f + 6, src_mac, 6);
-    put16(f + 12, 0x0800);
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put16(ip + 2, total_length);
-    put16(ip + 4, ident);
-    put16(ip + 6, 0x4000);
-    ip[8] = ttl;
-    ip[9] = proto;
-    put16(ip + 10, 0);
-    memcpy(ip + 12, src_ip, 4);
-    memcpy(ip + 16, dst_ip, 4);
-    put16(ip + 10, ~un_sum16(ip, 20, 0) & 0xffff);
-}
-
-/* The L4 checksum of l4[0..len) (checksum field zero) over IPv4, or only the pseudo-header
- * sum for CSUM_PARTIAL (VIRTIO_NET_HDR_F_NEEDS_CSUM: the device adds the rest). */
-static uint32_t l4_field(const uint8_t *l4, size_t len, const uint8_t *src_ip, const uint8_t *dst_ip,
-                         uint8_t proto, uint32_t csum_mode)
-{
-    uint32_t pseudo = fold16(pseudo_v4(src_ip, dst_ip, proto, len));
-    if (csum_mode == UN_CSUM_PARTIAL)
-        return pseudo;
-    return ~un_sum16(l4, len, pseudo) & 0xffff;
-}
-
 /* The TCP header (checksum zero), options and payload at t. */
 static void tcp_segment(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint16_t flags,
                         uint16_t window, uint16_t urgent, const uint8_t *options, size_t options_len,
@@ -364,62 +322,6 @@ static void tcp_segment(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq
     put16(t + 18, urgent);
     memmove(t + 20, options, options_len);
     memmove(t + 20 + options_len, payload, payload_len);
-}
-
-int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
-                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
-                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
-                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                          uint16_t flags, uint16_t window, uint16_t urgent,
-                          const uint8_t *options, size_t options_len, const uint8_t *payload, size_t payload_len,
-                          uint32_t csum_mode)
-{
-    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
-    if (status)
-        return status;
-    if ((options_len & 3) || options_len > 40)
-        return UN_BUILD_BAD_OPTIONS;
-    if (flags > 0x1ff)
-        return UN_BUILD_BAD_FLAGS;
-    if (payload_len > 0xffff - 40 - options_len)
-        return UN_BUILD_TOO_LONG;
-    size_t tcp_len = 20 + options_len + payload_len;
-    if ((uint64_t)offset + 34 + tcp_len > buf_len)
-        return UN_BUILD_NO_ROOM;
-    uint8_t *f = buf + offset;
-    eth_ipv4(f, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, (uint32_t)(20 + tcp_len));
-    uint8_t *t = f + 34;
-    tcp_segment(t, sport, dport, seq, ack, flags, window, urgent, options, options_len, payload, payload_len);
-    put16(t + 16, l4_field(t, tcp_len, src_ip, dst_ip, 6, csum_mode));
-    return (int32_t)(34 + tcp_len);
-}
-
-int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
-                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
-                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
-                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
-                          const uint8_t *payload, size_t payload_len, uint32_t csum_mode)
-{
-    int32_t status = frame_checks(dst_mac_len, src_mac_len, src_ip_len, dst_ip_len, csum_mode);
-    if (status)
-        return status;
-    if (payload_len > 0xffff - 28)
-        return UN_BUILD_TOO_LONG;
-    size_t udp_len = 8 + payload_len;
-    if ((uint64_t)offset + 34 + udp_len > buf_len)
-        return UN_BUILD_NO_ROOM;
-    uint8_t *f = buf + offset;
-    eth_ipv4(f, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, (uint32_t)(20 + udp_len));
-    uint8_t *u = f + 34;
-    put16(u, sport);
-    put16(u + 2, dport);
-    put16(u + 4, (uint32_t)udp_len);
-    put16(u + 6, 0);
-    memmove(u + 8, payload, payload_len);
-    uint32_t csum = l4_field(u, udp_len, src_ip, dst_ip, 17, csum_mode);
-    /* A computed 0 would mean "no checksum" (RFC 768): send its other form. */
-    put16(u + 6, csum == 0 ? 0xffff : csum);
-    return (int32_t)(34 + udp_len);
 }
 
 /* The frame builders of a route (usernet/stack/route.py): `link` is copied as it is (an
@@ -512,4 +414,64 @@ int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t l
     /* A computed 0 would mean "no checksum" (RFC 768, RFC 8200 8.1): send its other form. */
     put16(u + 6, csum == 0 ? 0xffff : csum);
     return (int32_t)(head + udp_len);
+}
+
+/* un_build_ipv4_tcp/udp are the route builders above with an Ethernet header and an IPv4
+ * template made from the addresses (a peer's frame in tests and tools, usernet/testing/drill):
+ * one way to build a frame. `offset` past the buffer's end leaves no room, which the route
+ * builder reports after its other checks (the order these always checked in). */
+static int32_t eth_ipv4_templates(uint8_t *link, uint8_t *ip, size_t *at, size_t buf_len, uint32_t offset,
+                                  const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac,
+                                  size_t src_mac_len, const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip,
+                                  size_t dst_ip_len, uint8_t ttl, uint32_t csum_mode)
+{
+    if (dst_mac_len != 6 || src_mac_len != 6 || src_ip_len != 4 || dst_ip_len != 4)
+        return UN_BUILD_BAD_ADDRESS;
+    if (csum_mode > UN_CSUM_PARTIAL)
+        return UN_BUILD_BAD_CSUM_MODE;
+    memcpy(link, dst_mac, 6);
+    memcpy(link + 6, src_mac, 6);
+    put16(link + 12, 0x0800);
+    memset(ip, 0, 20);
+    ip[0] = 0x45; /* as route.py's ipv4_template: DF set, length, ident, protocol, checksum the builder's */
+    put16(ip + 6, 0x4000);
+    ip[8] = ttl;
+    memcpy(ip + 12, src_ip, 4);
+    memcpy(ip + 16, dst_ip, 4);
+    *at = offset <= buf_len ? offset : buf_len;
+    return 0;
+}
+
+int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                          uint16_t flags, uint16_t window, uint16_t urgent,
+                          const uint8_t *options, size_t options_len, const uint8_t *payload, size_t payload_len,
+                          uint32_t csum_mode)
+{
+    uint8_t link[14], ip[20];
+    size_t at;
+    int32_t status = eth_ipv4_templates(link, ip, &at, buf_len, offset, dst_mac, dst_mac_len, src_mac, src_mac_len,
+                                        src_ip, src_ip_len, dst_ip, dst_ip_len, ttl, csum_mode);
+    if (status)
+        return status;
+    return un_build_tcp(buf + at, buf_len - at, link, sizeof link, ip, sizeof ip, ident, sport, dport, seq, ack,
+                        flags, window, urgent, options, options_len, payload, payload_len, csum_mode);
+}
+
+int32_t un_build_ipv4_udp(uint8_t *buf, size_t buf_len, uint32_t offset,
+                          const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
+                          const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
+                          uint16_t ident, uint8_t ttl, uint16_t sport, uint16_t dport,
+                          const uint8_t *payload, size_t payload_len, uint32_t csum_mode)
+{
+    uint8_t link[14], ip[20];
+    size_t at;
+    int32_t status = eth_ipv4_templates(link, ip, &at, buf_len, offset, dst_mac, dst_mac_len, src_mac, src_mac_len,
+                                        src_ip, src_ip_len, dst_ip, dst_ip_len, ttl, csum_mode);
+    if (status)
+        return status;
+    return un_build_udp(buf + at, buf_len - at, link, sizeof link, ip, sizeof ip, ident, sport, dport, payload,
+                        payload_len, csum_mode);
 }

@@ -125,12 +125,10 @@ class NativeError(ValueError):
         self.code = code
 
 
-_ETH_IPV4 = struct.Struct("!6s6sHBBHHHBBH4s4s")  # Ethernet + IPv4 header, 34 bytes
 _TCP_HEADER = struct.Struct("!HHIIBBHHH")
 _UDP_HEADER = struct.Struct("!HHHH")
 _TWO_WORDS = struct.Struct("!II")
 _CSUM_FIELD = struct.Struct("!H")
-_IP_DF = 0x4000
 _FIN_PSH = 0x09
 
 
@@ -599,49 +597,9 @@ def _frame_checks(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, 
         raise NativeError(BUILD_BAD_CSUM_MODE)
 
 
-def _fill_l4_checksum(
-    out: memoryview,
-    l4: int,
-    end: int,
-    field: int,
-    src_ip: bytes,
-    dst_ip: bytes,
-    proto: int,
-    csum_mode: int,
-    zero_means_none: bool,
-) -> None:
-    """Write the L4 checksum of out[l4:end] (its field zero) at out[field]."""
-    pseudo = _fold(int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + proto + (end - l4))
-    if csum_mode == CSUM_PARTIAL:
-        csum = pseudo
-    else:
-        segment = out[l4:end]
-        value = int.from_bytes(segment, "big")
-        if (end - l4) & 1:
-            value <<= 8
-        csum = ~_fold(pseudo + value) & 0xFFFF
-    if csum == 0 and zero_means_none:
-        csum = 0xFFFF
-    _CSUM_FIELD.pack_into(out, field, csum)
-
-
-def _eth_ipv4(
-    out: memoryview,
-    offset: int,
-    dst_mac: bytes,
-    src_mac: bytes,
-    src_ip: bytes,
-    dst_ip: bytes,
-    ident: int,
-    ttl: int,
-    proto: int,
-    total_length: int,
-) -> None:
-    """Ethernet header and IPv4 header (DF set, no options) with its checksum."""
-    _ETH_IPV4.pack_into(
-        out, offset, dst_mac, src_mac, 0x0800, 0x45, 0, total_length, ident, _IP_DF, ttl, proto, 0, src_ip, dst_ip
-    )
-    _CSUM_FIELD.pack_into(out, offset + 24, internet_checksum(out[offset + 14 : offset + 34]))
+def _eth_ipv4_templates(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, ttl: int) -> tuple[bytes, bytes]:
+    """The Ethernet header and IPv4 template (DF set, as route.py's) that build_ipv4_tcp/udp hand the route builders."""
+    return dst_mac + src_mac + b"\x08\x00", bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src_ip + dst_ip
 
 
 def build_ipv4_tcp(
@@ -664,7 +622,10 @@ def build_ipv4_tcp(
     payload: BytesLike,
     csum_mode: int = CSUM_FULL,
 ) -> int:
-    """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length (NativeError: BUILD_*)."""
+    """Write Ethernet + IPv4 + TCP + payload into buf at offset; the frame length (NativeError: BUILD_*).
+
+    `build_tcp` with the headers a route to `dst_ip` over Ethernet would template.
+    """
     _uint(offset, 32)
     _uint(ident, 16)
     _uint(ttl, 8)
@@ -677,29 +638,14 @@ def build_ipv4_tcp(
     _uint(urgent, 16)
     _uint(csum_mode, 32)
     out = _writable(buf)
-    opts = _view(options)
-    data = _view(payload)
+    _view(options)
+    _view(payload)
     _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
-    olen = len(opts)
-    if olen & 3 or olen > 40:
-        raise NativeError(BUILD_BAD_OPTIONS)
-    if flags > 0x1FF:
-        raise NativeError(BUILD_BAD_FLAGS)
-    tcp_len = 20 + olen + len(data)
-    if 20 + tcp_len > 0xFFFF:
-        raise NativeError(BUILD_TOO_LONG)
-    end = offset + 34 + tcp_len
-    if end > len(out):
-        raise NativeError(BUILD_NO_ROOM)
-    _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 6, 20 + tcp_len)
-    l4 = offset + 34
-    _TCP_HEADER.pack_into(
-        out, l4, sport, dport, seq, ack, ((5 + olen // 4) << 4) | (flags >> 8), flags & 0xFF, window, 0, urgent
+    link, ip = _eth_ipv4_templates(dst_mac, src_mac, src_ip, dst_ip, ttl)
+    at = min(offset, len(out))
+    return build_tcp(
+        out[at:], link, ip, ident, sport, dport, seq, ack, flags, window, urgent, options, payload, csum_mode
     )
-    out[l4 + 20 : l4 + 20 + olen] = opts
-    out[l4 + 20 + olen : end] = data
-    _fill_l4_checksum(out, l4, end, l4 + 16, src_ip, dst_ip, 6, csum_mode, False)
-    return end - offset
 
 
 def build_ipv4_udp(
@@ -716,7 +662,10 @@ def build_ipv4_udp(
     payload: BytesLike,
     csum_mode: int = CSUM_FULL,
 ) -> int:
-    """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length (NativeError: BUILD_*)."""
+    """Write Ethernet + IPv4 + UDP + payload into buf at offset; the frame length (NativeError: BUILD_*).
+
+    `build_udp` with the headers a route to `dst_ip` over Ethernet would template.
+    """
     _uint(offset, 32)
     _uint(ident, 16)
     _uint(ttl, 8)
@@ -724,20 +673,11 @@ def build_ipv4_udp(
     _uint(dport, 16)
     _uint(csum_mode, 32)
     out = _writable(buf)
-    data = _view(payload)
+    _view(payload)
     _frame_checks(dst_mac, src_mac, src_ip, dst_ip, csum_mode)
-    udp_len = 8 + len(data)
-    if 20 + udp_len > 0xFFFF:
-        raise NativeError(BUILD_TOO_LONG)
-    end = offset + 34 + udp_len
-    if end > len(out):
-        raise NativeError(BUILD_NO_ROOM)
-    _eth_ipv4(out, offset, dst_mac, src_mac, src_ip, dst_ip, ident, ttl, 17, 20 + udp_len)
-    l4 = offset + 34
-    _UDP_HEADER.pack_into(out, l4, sport, dport, udp_len, 0)
-    out[l4 + 8 : end] = data
-    _fill_l4_checksum(out, l4, end, l4 + 6, src_ip, dst_ip, 17, csum_mode, True)
-    return end - offset
+    link, ip = _eth_ipv4_templates(dst_mac, src_mac, src_ip, dst_ip, ttl)
+    at = min(offset, len(out))
+    return build_udp(out[at:], link, ip, ident, sport, dport, payload, csum_mode)
 
 
 def _template_checks(link: memoryview, ip: memoryview, l4_len: int, csum_mode: int) -> int:

@@ -132,13 +132,14 @@ class Stack:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # the caller gave up: the loop had stopped
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:
                 future.set_exception(exc)
 
-        self.loop.call_soon_threadsafe(run)
-        return future.result()
+        return self._across(run, future)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the loop from another thread and wait for its result."""
@@ -148,7 +149,52 @@ class Stack:
                 "a blocking usernet.socket call on the stack's own loop thread would stop the loop: "
                 "await the a-prefixed method (await sock.arecv(...)) or pass timeout=NOWAIT"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def start() -> None:
+            if not future.set_running_or_notify_cancel():
+                coro.close()
+                return
+            task = self.loop.create_task(coro)
+
+            def done(task: asyncio.Task[T]) -> None:
+                if task.cancelled():
+                    future.set_exception(concurrent.futures.CancelledError())
+                elif (exc := task.exception()) is not None:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(task.result())
+
+            task.add_done_callback(done)
+
+        return self._across(start, future)
+
+    def _across(self, start: Callable[[], None], future: concurrent.futures.Future[T]) -> T:
+        """Hand `start` to the loop's thread and wait for `future`, which it completes.
+
+        A loop that is not running (stopped but not closed) would hold the call forever, and
+        the thread with it: refuse it up front, and give up if the loop stops while waiting.
+        """
+        loop = self.loop
+        if loop.is_closed():
+            raise RuntimeError(
+                "the event loop of this usernet.socket Stack is closed: the stack's sockets went with it"
+            )
+        if not loop.is_running():
+            raise RuntimeError(self._NOT_RUNNING)
+        loop.call_soon_threadsafe(start)
+        # Wait, not result(timeout=): the call's own TimeoutError must not read as "still waiting".
+        while not concurrent.futures.wait((future,), timeout=self._STOP_CHECK).done:
+            if not loop.is_running() and not future.done():
+                future.cancel()  # a call not yet started never starts; one under way is abandoned
+                raise RuntimeError(self._NOT_RUNNING)
+        return future.result()
+
+    _STOP_CHECK = 0.2  # seconds between looks at whether the loop still runs
+    _NOT_RUNNING = (
+        "the event loop of this usernet.socket Stack is not running: run it (loop.run_forever()) "
+        "while other threads call its sockets, or use Stack.start(), which runs one on its own thread"
+    )
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await `coro` on the stack's loop, from a coroutine on that loop or on any other."""

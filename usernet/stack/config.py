@@ -45,6 +45,13 @@ class InterfaceConfig:
     rx_checksum_trusted: bool = False
     tx_checksum_partial: bool = False
     tso_max: int = 0
+    # Reassembly (fragments.py): Linux's ipfrag_time and ipfrag_high_thresh; a source may hold a quarter.
+    frag_timeout: float = 30.0
+    frag_memory_limit: int = 4 * 1024 * 1024
+    frag_source_limit: int = 1024 * 1024
+    # Path MTU discovery (pmtu.py): Linux's mtu_expires and min_pmtu.
+    pmtu_expires: float = 600.0
+    min_pmtu: int = 552
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6:
@@ -58,6 +65,15 @@ class InterfaceConfig:
             raise ValueError("gateway must be 4 bytes")
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
+        if self.frag_timeout <= 0 or not 0 < self.frag_source_limit <= self.frag_memory_limit:
+            raise ValueError(
+                "frag_timeout must be positive and 0 < frag_source_limit <= frag_memory_limit, got "
+                f"{self.frag_timeout}, {self.frag_source_limit}, {self.frag_memory_limit}"
+            )
+        if self.pmtu_expires <= 0 or not 68 <= self.min_pmtu <= self.mtu:
+            raise ValueError(
+                f"pmtu_expires must be positive and min_pmtu in 68..mtu, got {self.pmtu_expires}, {self.min_pmtu}"
+            )
         if self.tso_max and not self.tx_checksum_partial:
             raise ValueError("tso_max needs tx_checksum_partial: the device completes each segment's checksum")
         if self.tso_max and not self.mtu <= self.tso_max <= 65535:

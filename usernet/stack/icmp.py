@@ -15,6 +15,7 @@ from usernet.wire import (
     ICMP_ECHO_REQUEST,
     ICMP_TIME_EXCEEDED,
     IPPROTO_ICMP,
+    UNREACH_FRAG_NEEDED,
     IcmpMessage,
     IPv4Packet,
     MalformedPacket,
@@ -24,8 +25,10 @@ from usernet.wire import (
 )
 
 # Where an ICMP error about one of our datagrams goes, by the quoted protocol:
-# (quoted IP header and payload start, our port, their port, errno, next-hop MTU or 0, now).
-ErrorHandler = Callable[[IPv4Packet, int, int, int, int, float], None]
+# (quoted IP header and payload start, our port, their port, errno, next-hop MTU or 0, now)
+# -> whether the quote names a socket of ours (for TCP: a connection, and a sequence number
+# it has sent and not had acknowledged: RFC 5927 §4.1), which a path MTU change needs.
+ErrorHandler = Callable[[IPv4Packet, int, int, int, int, float], bool]
 # RFC 1812 §4.3.2.3: quote as much of the offending datagram as fits in 576 bytes.
 _MAX_QUOTE = 576 - 20 - 8
 
@@ -142,7 +145,18 @@ class IcmpLayer:
             stats.icmp_unhandled += 1
             return
         err = _UNREACH_ERRNO.get(code, errno.EHOSTUNREACH) if kind == ICMP_DEST_UNREACH else errno.EHOSTUNREACH
-        mtu = msg.next_hop_mtu if kind == ICMP_DEST_UNREACH and code == 4 else 0
+        mtu = 0
+        if kind == ICMP_DEST_UNREACH and code == UNREACH_FRAG_NEEDED:
+            # Path MTU discovery (RFC 1191): an MTU of 0 (a pre-1191 router) or below the
+            # floor is not acted on at all, as Linux's min_pmtu (RFC 5927 §5.2).
+            mtu = msg.next_hop_mtu
+            path_mtu = self._node.path_mtu
+            if not path_mtu.acceptable(mtu):
+                stats.ipv4_pmtu_ignored += 1
+                return
+            if handler(quoted, sport, dport, err, mtu, now) and path_mtu.lower(quoted.dst, mtu, now):
+                stats.ipv4_pmtu_lowered += 1
+            return
         handler(quoted, sport, dport, err, mtu, now)
 
     def send_error(self, kind: int, code: int, ip: IPv4Packet, datagram: memoryview, now: float) -> None:

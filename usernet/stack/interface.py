@@ -7,7 +7,9 @@ from typing import cast
 from usernet.native import RxUdp, internet_checksum, l4_checksum_v4, rx_ipv4_tcp, rx_ipv4_udp
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
+from usernet.stack.fragments import Ipv4Reassembly, Reassembler
 from usernet.stack.icmp import IcmpLayer, PingSocket
+from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
@@ -76,12 +78,15 @@ class Interface:
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big")
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
+        self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
+        self.reassembly = Ipv4Reassembly(self._reassembler, self.icmp.send_error)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -131,9 +136,15 @@ class Interface:
             stats.eth_unknown_type += 1
 
     def poll(self, now: float) -> None:
-        """Run what is due: ARP retries and give-ups, TCP timers."""
+        """Run what is due: ARP retries and give-ups, TCP timers, reassembly and path MTU expiry."""
         self.arp.poll(now)
         self.tcp.poll(now)
+        due = self._reassembler.deadline
+        if due is not None and due <= now:
+            self.reassembly.poll(now)
+        due = self.path_mtu.deadline
+        if due is not None and due <= now:
+            self.path_mtu.poll(now)
 
     def flush(self, now: float) -> None:
         """Turn work the user side queued since the last call into frames: TCP segments and ACKs."""
@@ -143,9 +154,12 @@ class Interface:
         """When `poll` must next be called, or None when nothing is pending."""
         a = self.arp.next_deadline()
         b = self.tcp.next_deadline()
-        if a is None:
-            return b
-        return a if b is None or a < b else b
+        if a is None or (b is not None and b < a):
+            a = b
+        for c in (self._reassembler.deadline, self.path_mtu.deadline):
+            if c is not None and (a is None or c < a):
+                a = c
+        return a
 
     def take_output(self) -> list[bytearray | bytes]:
         """The frames to send, oldest first; the interface forgets them."""
@@ -164,8 +178,8 @@ class Interface:
         return ready
 
     def stats(self) -> dict[str, int]:
-        """A snapshot of every counter."""
-        return self.counters.as_dict()
+        """A snapshot of every counter (reassembly's as `ipv4_reasm_*`)."""
+        return self.counters.as_dict() | self._reassembler.counters.as_dict("ipv4_reasm_")
 
     # -- user side -----------------------------------------------------------------------
 
@@ -222,6 +236,7 @@ class Interface:
             self.transmit,
             tx_checksum_partial=config.tx_checksum_partial,
             tso_max=config.tso_max,
+            path=self.path_mtu.entry(dst),
         )
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
@@ -260,7 +275,10 @@ class Interface:
             return
         if ip.is_fragment:
             stats.ipv4_fragments += 1
-            return
+            whole = self.reassembly.add(ip, datagram, now)
+            if whole is None:
+                return
+            ip, datagram = whole
         protocol = ip.protocol
         if protocol == IPPROTO_TCP:
             if dst in self._broadcasts:

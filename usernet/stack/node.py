@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from usernet.stack.config import InterfaceConfig
+from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 
@@ -25,6 +26,11 @@ class Node(Protocol):
 
     @property
     def local_addresses(self) -> frozenset[bytes]: ...
+
+    @property
+    def path_mtu(self) -> PathMtuCache:
+        """The per-destination path MTUs that ICMP "fragmentation needed" lowers."""
+        ...
 
     def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
         """The route to `dst` (from `source`, else the preferred source address), None if unreachable."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from usernet.native import CSUM_FULL, BytesLike, build_tcp, build_udp
-from usernet.wire import emit_ipv4_header
+from usernet.stack.fragments import ipv4_fragments
+from usernet.stack.pmtu import PathMtu
+from usernet.wire import IPPROTO_UDP, emit_ipv4_header
 
 # How a built frame leaves: (frame, next hop, source address, now) -> None. On Ethernet it
 # resolves the next hop's MAC into bytes 0-5 (ARP) and queues the frame.
@@ -34,20 +36,22 @@ class Route:
     """One destination as seen from one source address: templates, limits and the way out.
 
     Routes never change while the interface lives (its addresses, gateway and MTU are
-    fixed), so a socket may keep one for its whole life. The MSS a TCP connection may
-    offer or send follows from `mtu` and the header sizes here, not from constants in TCP.
+    fixed), so a socket may keep one for its whole life. Only the path MTU moves: `mtu`
+    is the destination's shared `PathMtu` (the link's MTU until an ICMP lowers it, see
+    pmtu.py), so every route to it follows. The MSS a TCP connection may offer or send
+    follows from `mtu` and the header sizes here, not from constants in TCP.
     """
 
     __slots__ = (
         "_deliver",
         "_ident",
+        "_overhead",
         "destination",
         "headroom",
         "ip_header",
         "link_header",
-        "mss",
-        "mtu",
         "next_hop",
+        "path",
         "source",
         "tso_max",
         "ttl",
@@ -65,6 +69,7 @@ class Route:
         deliver: Deliver,
         tx_checksum_partial: bool = False,
         tso_max: int = 0,
+        path: PathMtu | None = None,
     ) -> None:
         self.destination = destination
         self.source = source
@@ -73,12 +78,22 @@ class Route:
         self.ttl = ttl
         self.ip_header = ipv4_template(source, destination, ttl)
         self.headroom = len(link_header) + IPV4_HEADER
-        self.mtu = mtu
-        self.mss = mtu - IPV4_HEADER - TCP_HEADER
+        self.path = PathMtu(mtu) if path is None else path
+        self._overhead = IPV4_HEADER + TCP_HEADER
         self.tx_checksum_partial = tx_checksum_partial
         self.tso_max = tso_max
         self._deliver = deliver
         self._ident = 0
+
+    @property
+    def mtu(self) -> int:
+        """The IP MTU toward the destination: the path MTU, at most the link's."""
+        return self.path.mtu
+
+    @property
+    def mss(self) -> int:
+        """The largest TCP payload a segment without options may carry at `mtu`."""
+        return self.path.mtu - self._overhead
 
     def __repr__(self) -> str:
         ends = f"{format_ip(self.source)} -> {format_ip(self.destination)}"
@@ -123,10 +138,14 @@ class Route:
         self._deliver(frame, self.next_hop, self.source, now)
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
-        """Build a UDP datagram with both checksums in one C call and send it."""
+        """Build a UDP datagram with both checksums in one C call and send it, in fragments
+        if it is larger than the path MTU (see `UdpSocket.sendto`)."""
         ident = self._ident = (self._ident + 1) & 0xFFFF
         frame = bytearray(self.headroom + 8 + len(payload))
         build_udp(frame, self.link_header, self.ip_header, ident, sport, dport, payload, CSUM_FULL)
+        if len(frame) - len(self.link_header) > self.path.mtu:
+            self._send_fragments(frame, IPPROTO_UDP, now)
+            return
         self._deliver(frame, self.next_hop, self.source, now)
 
     def send_datagram(self, frame: bytearray, protocol: int, l4_length: int, now: float) -> None:
@@ -136,9 +155,22 @@ class Route:
         """
         link = len(self.link_header)
         ident = self._ident = (self._ident + 1) & 0xFFFF
+        if IPV4_HEADER + l4_length > self.path.mtu:
+            self._send_fragments(frame, protocol, now)
+            return
         frame[:link] = self.link_header
         emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
         self._deliver(frame, self.next_hop, self.source, now)
+
+    def _send_fragments(self, frame: bytearray, protocol: int, now: float) -> None:
+        """Send the L4 message at `headroom` in `frame` as IPv4 fragments that fit the path MTU,
+        identified by the destination's counter (`PathMtu`), not this route's."""
+        l4 = memoryview(frame)[self.headroom :]
+        path = self.path
+        for piece in ipv4_fragments(
+            self.link_header, l4, self.source, self.destination, protocol, self.ttl, path.next_ident(), path.mtu
+        ):
+            self._deliver(piece, self.next_hop, self.source, now)
 
 
 def format_ip(addr: bytes) -> str:

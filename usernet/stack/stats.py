@@ -33,6 +33,8 @@ class Stats:
     ipv4_malformed: int
     ipv4_no_route: int
     ipv4_not_for_us: int
+    ipv4_pmtu_ignored: int
+    ipv4_pmtu_lowered: int
     ipv4_unknown_protocol: int
     rx_bytes: int
     rx_frames: int

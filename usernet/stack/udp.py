@@ -74,10 +74,14 @@ class UdpSocket:
         route = self._route
         if route is None or route.destination != dst:
             route = self._route = self._layer.route_to(dst, self.local[0] if self.local[0] != ANY else None)
-        size = UDP_HLEN + len(data)
-        if len(route.ip_header) + size > route.mtu:
+        # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
+        # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
+        # for what does not); only what no IP datagram can hold is refused.
+        if len(route.ip_header) + UDP_HLEN + len(data) > 0xFFFF:
             raise OSError(
-                errno.EMSGSIZE, f"datagram of {len(data)} bytes exceeds the MTU of {route.mtu} (no fragmentation)"
+                errno.EMSGSIZE,
+                f"datagram of {len(data)} bytes exceeds the {0xFFFF - len(route.ip_header) - UDP_HLEN} bytes "
+                "a UDP datagram can carry",
             )
         route.send_udp(self.local[1], dport, data, now)
 
@@ -167,10 +171,16 @@ class UdpLayer:
     def is_broadcast(self, addr: bytes) -> bool:
         return self._node.is_broadcast(addr)
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> None:
-        """An ICMP error about a datagram we sent (`IcmpLayer.ErrorHandler`): for its connected socket only."""
+    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> bool:
+        """An ICMP error about a datagram we sent (`IcmpLayer.ErrorHandler`): for its connected socket only.
+
+        True when a socket is bound where the quoted datagram came from: a path MTU the
+        error carries then applies (Linux updates it for unconnected sockets too).
+        """
         sock = self.lookup(quoted.src, sport)
-        if sock is None or sock.remote != (quoted.dst, dport):
-            return  # like Linux: unconnected sockets are not told
-        sock.errors.append(OSError(code_errno, os.strerror(code_errno)))
-        self._node.mark_ready(sock)
+        if sock is None:
+            return False
+        if sock.remote == (quoted.dst, dport):  # like Linux: unconnected sockets are not told
+            sock.errors.append(OSError(code_errno, os.strerror(code_errno)))
+            self._node.mark_ready(sock)
+        return True

@@ -22,6 +22,7 @@ from usernet.wire.ethernet import (
     emit_ethernet,
     parse_ethernet,
 )
+from usernet.wire.fragment import Fragment, check_fragment
 from usernet.wire.icmp import (
     ICMP_DEST_UNREACH,
     ICMP_ECHO_REPLY,
@@ -44,6 +45,7 @@ from usernet.wire.ipv4 import (
     IPV4_HLEN,
     IPv4Packet,
     emit_ipv4_header,
+    ipv4_fragment,
     parse_ipv4,
 )
 from usernet.wire.tcp import (
@@ -92,6 +94,9 @@ __all__ = [  # noqa: RUF022 - grouped by module, as the imports above
     "IPv4Packet",
     "parse_ipv4",
     "emit_ipv4_header",
+    "Fragment",
+    "check_fragment",
+    "ipv4_fragment",
     # icmp
     "ICMP_ECHO_REPLY",
     "ICMP_DEST_UNREACH",

@@ -7,8 +7,18 @@ from typing import NamedTuple
 
 from usernet.native import BytesLike, internet_checksum, sum16
 from usernet.wire.errors import MalformedPacket, check_address, ensure_room, field_error, not_a_byte_buffer
+from usernet.wire.fragment import Fragment, check_fragment
 
-__all__ = ["IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP", "IPV4_HLEN", "IPv4Packet", "emit_ipv4_header", "parse_ipv4"]
+__all__ = [
+    "IPPROTO_ICMP",
+    "IPPROTO_TCP",
+    "IPPROTO_UDP",
+    "IPV4_HLEN",
+    "IPv4Packet",
+    "emit_ipv4_header",
+    "ipv4_fragment",
+    "parse_ipv4",
+]
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -93,6 +103,15 @@ def parse_ipv4(data: BytesLike, verify_checksum: bool = True) -> IPv4Packet:
     )
 
 
+def ipv4_fragment(ip: IPv4Packet) -> Fragment:
+    """The fragment `ip` (one with `is_fragment`) holds, checked for reassembly, or MalformedPacket.
+
+    A datagram, header included, is at most 65535 bytes: a fragment whose end lies beyond
+    that for its header length is refused here, before any reassembly starts.
+    """
+    return check_fragment(ip.fragment_offset, ip.more_fragments, ip.payload, 0xFFFF - ip.header_length, "ipv4")
+
+
 def parse_quoted_ipv4(quote: memoryview) -> IPv4Packet:
     """Decode the header an ICMP error quotes: no checksum check, and the datagram may be cut short.
 
@@ -123,18 +142,25 @@ def emit_ipv4_header(
     ident: int = 0,
     tos: int = 0,
     dont_fragment: bool = True,
+    more_fragments: bool = False,
+    fragment_offset: int = 0,
 ) -> int:
-    """Write a 20-byte header without options, checksum filled in; the payload goes after it."""
+    """Write a 20-byte header without options, checksum filled in; the payload goes after it.
+
+    `fragment_offset` is in bytes (a multiple of 8) and with `more_fragments` makes the
+    header one fragment's (`dont_fragment` then False).
+    """
     check_address(src, 4, "source IPv4 address")
     check_address(dst, 4, "destination IPv4 address")
     total_length = IPV4_HLEN + payload_length
     if payload_length < 0 or total_length > 0xFFFF:
         raise ValueError(f"payload of {payload_length} bytes does not fit an IPv4 datagram (at most 65515)")
+    if fragment_offset & 7 or not 0 <= fragment_offset <= 0xFFF8:
+        raise ValueError(f"fragment offset {fragment_offset} is not a multiple of 8 in 0..65528")
     ensure_room(buf, offset, IPV4_HLEN, "an IPv4 header")
+    frag = (_DF if dont_fragment else 0) | (_MF if more_fragments else 0) | fragment_offset >> 3
     try:
-        _HEADER.pack_into(
-            buf, offset, 0x45, tos, total_length, ident, _DF if dont_fragment else 0, ttl, protocol, 0, src, dst
-        )
+        _HEADER.pack_into(buf, offset, 0x45, tos, total_length, ident, frag, ttl, protocol, 0, src, dst)
     except struct.error as exc:
         raise field_error("ipv4", exc) from None
     csum = internet_checksum(memoryview(buf)[offset : offset + IPV4_HLEN])

@@ -4,6 +4,11 @@ A segment comes in as `native.tcp_parse`'s tuple, unpacked once into named local
 `input`; the functions below get the fields they need by name. Header prediction
 (`_fast_path`) takes the next in-order segment or a pure ACK of new data in a few
 comparisons; everything else takes the full processing.
+
+The per-segment functions (`input`, `_fast_path`, `_on_ack`, `_take_data`) spell their
+sequence arithmetic out, each expression marked with the `seq.py` helper it stands for
+(a call per comparison was ~20% of their Python calls; docs/performance.md); the rest
+calls the helpers.
 """
 
 from __future__ import annotations
@@ -158,7 +163,12 @@ class ConnectionInput(ConnectionTimers):
                 self._challenge_ack(now)
             return
         # PAWS (RFC 7323 §5)
-        if self._ts_ok and tsval >= 0 and seq_lt(tsval, self._ts_recent) and now - self._ts_recent_at <= _PAWS_IDLE:
+        if (
+            self._ts_ok
+            and tsval >= 0
+            and (tsval - self._ts_recent) & 0xFFFFFFFF >= 0x80000000  # seq_lt(tsval, ts_recent)
+            and now - self._ts_recent_at <= _PAWS_IDLE
+        ):
             stats.tcp_paws_rejected += 1
             self._oow_ack(len(payload) == 0, now)
             return
@@ -177,15 +187,17 @@ class ConnectionInput(ConnectionTimers):
         n = len(payload)
         fin = flags & FIN
         seglen = n + (1 if fin else 0)
-        wnd = max(seq_sub(self._rcv_adv, rcv_nxt), 0)
-        off = seq_offset(seq, rcv_nxt)
-        if seglen == 0:
+        wnd = ((self._rcv_adv - rcv_nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(rcv_adv, rcv_nxt)
+        if wnd < 0:
+            wnd = 0
+        off = (seq - rcv_nxt) & 0xFFFFFFFF  # seq_offset(seq, rcv_nxt)
+        if seglen == 0:  # noqa: SIM108 - the comment below belongs to one branch
             # Linux's test (tcp_sequence): an empty segment AT the right edge is acceptable. A peer
             # that filled our window sends its pure ACKs from there; RFC 9293's strict "< edge"
             # would drop every one of them while our window is full, and the ACKs they carry.
             ok = off <= wnd
-        else:
-            ok = wnd > 0 and (off < wnd or seq_offset(seq_add(seq, seglen - 1), rcv_nxt) < wnd)
+        else:  # the first byte or the last (its seq_offset) in the window
+            ok = wnd > 0 and (off < wnd or (seq + seglen - 1 - rcv_nxt) & 0xFFFFFFFF < wnd)
         if not ok:
             if wnd == 0 and off == 0 and flags & ACK:
                 payload = payload[:0]  # zero window: still take the ACK (RFC 9293 §3.10.7.4)
@@ -203,21 +215,23 @@ class ConnectionInput(ConnectionTimers):
                         self._dsack = (seq, end)  # all of it arrived before (RFC 2883)
                 self._oow_ack(seglen == 0, now)
                 return
-        if seq_lt(seq, rcv_nxt):  # starts before RCV.NXT: cut what we already have
+        if off >= 0x80000000:  # seq_lt(seq, rcv_nxt): starts before RCV.NXT, cut what we already have
             if n and self._sack_ok and self._cfg.dsack:
                 self._dsack = (seq, rcv_nxt)  # its start arrived before (RFC 2883)
                 self._ack_now = True
-            cut = seq_offset(rcv_nxt, seq)
+            cut = (rcv_nxt - seq) & 0xFFFFFFFF  # seq_offset(rcv_nxt, seq)
             payload = payload[cut:]
             n -= cut
             seq = rcv_nxt
-        keep = wnd - seq_offset(seq, rcv_nxt)
+            off = 0
+        keep = wnd - off
         if n > keep:
             payload = payload[:keep]
             n = keep
             fin = 0
             stats.tcp_rcv_overflow += 1
-        if self._ts_ok and tsval >= 0 and seq_ge(self._last_ack_sent, seq):
+        # seq_ge(last_ack_sent, seq)
+        if self._ts_ok and tsval >= 0 and (self._last_ack_sent - seq) & 0xFFFFFFFF < 0x80000000:
             self._ts_recent = tsval
             self._ts_recent_at = now
         if not flags & ACK:
@@ -275,11 +289,17 @@ class ConnectionInput(ConnectionTimers):
 
         What it skips is what cannot apply to such a segment: RST/SYN/FIN handling,
         PAWS beyond one comparison, window trimming, duplicate-ACK counting, and state
-        changes (in these states only a FIN or an ACK of our FIN changes state).
+        changes (in these states only a FIN or an ACK of our FIN changes state). A new
+        window is taken here when it rides on an ACK of new data (`_on_ack` updates it
+        then whatever SND.WL1/WL2 say, on either path); on data alone it needs the full
+        path's SND.WL1/WL2 test. A request/response peer's every other segment carries a
+        window its unread data moved, so requiring the window unchanged, as Linux's
+        prediction flags do, sent half of them the full way.
         """
-        if self._ts_ok and (tsval < 0 or seq_lt(tsval, self._ts_recent)):
+        # seq_lt(tsval, ts_recent)
+        if self._ts_ok and (tsval < 0 or (tsval - self._ts_recent) & 0xFFFFFFFF >= 0x80000000):
             return False
-        if (window << self._snd_wscale) != self.snd_wnd or self._dupacks or self._nr_recovery:
+        if self._dupacks or self._nr_recovery:
             return False
         una = self.snd_una
         n = len(payload)
@@ -287,19 +307,19 @@ class ConnectionInput(ConnectionTimers):
         if new_ack:
             # A pure ACK, or data that also acknowledges ours (request/response): new
             # data acknowledged, no SACK news, and no FIN of ours whose ACK changes state.
-            if not 0 < seq_offset(ack, una) <= seq_offset(self.snd_max, una):
+            if not 0 < (ack - una) & 0xFFFFFFFF <= (self.snd_max - una) & 0xFFFFFFFF:  # seq_offset()s
                 return False
             if self._sb is not None and (sack or self._sb.in_recovery):
                 return False
             if n and self._fin_seq is not None:
                 return False
-        elif not n:
+        elif not n or (window << self._snd_wscale) != self.snd_wnd:
             return False
         if n and (
             self._ooo.held
             or self._user_closed
             or self.state == CLOSE_WAIT
-            or n > seq_offset(self._rcv_adv, self.rcv_nxt)
+            or n > (self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF  # seq_offset(rcv_adv, rcv_nxt)
         ):
             return False
         self._stats.tcp_fast_path += 1
@@ -364,8 +384,8 @@ class ConnectionInput(ConnectionTimers):
         """Process SEG.ACK in a synchronized state; False when the segment must be dropped."""
         una = self.snd_una
         snd_max = self.snd_max
-        acked = seq_offset(ack, una)
-        outstanding = seq_offset(snd_max, una)
+        acked = (ack - una) & 0xFFFFFFFF  # seq_offset(ack, una)
+        outstanding = (snd_max - una) & 0xFFFFFFFF  # seq_offset(snd_max, una)
         wnd = window << self._snd_wscale
         sb = self._sb
         if 0 < acked <= outstanding:
@@ -385,7 +405,7 @@ class ConnectionInput(ConnectionTimers):
             send.ack(data)
             self.bytes_sent += data
             self.snd_una = ack
-            if seq_lt(self.snd_nxt, ack):
+            if (self.snd_nxt - ack) & 0xFFFFFFFF >= 0x80000000:  # seq_lt(snd_nxt, ack)
                 self.snd_nxt = ack
             self._retries = 0
             self._rtx_start = None
@@ -438,7 +458,11 @@ class ConnectionInput(ConnectionTimers):
         # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
         # a window update riding on new data acknowledged is never stale, even if its
         # sequence number is behind SND.WL1 (a peer's pure ACKs sent from its right edge).
-        if 0 < acked <= outstanding or seq_lt(wl1, seq) or (wl1 == seq and seq_ge(ack, self.snd_wl2)):
+        if (
+            0 < acked <= outstanding
+            or (wl1 - seq) & 0xFFFFFFFF >= 0x80000000  # seq_lt(wl1, seq)
+            or (wl1 == seq and seq_ge(ack, self.snd_wl2))
+        ):
             if wnd != self.snd_wnd:
                 self.snd_wnd = wnd
                 if wnd > self.max_sndwnd:
@@ -488,7 +512,7 @@ class ConnectionInput(ConnectionTimers):
             self._rcv_mss = n
         if seq == self.rcv_nxt:
             got = self._recv.append(payload)
-            rcv_nxt = seq_add(seq, got)
+            rcv_nxt = (seq + got) & 0xFFFFFFFF  # seq_add(seq, got)
             self.bytes_received += got
             ooo = self._ooo
             if ooo.held:
@@ -559,20 +583,28 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_challenge_acks += 1
             self._emit(self.snd_max, ACK, b"", now)
 
-    def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> None:
-        """An ICMP error quoting one of our segments (RFC 5927 checks the quoted sequence)."""
+    def icmp_error(self, code_errno: int, seq: int, mtu: int, now: float) -> bool:
+        """An ICMP error quoting one of our segments; False when RFC 5927 §4.1's check of
+        the quoted sequence number (in SND.UNA..SND.MAX) refuses it."""
         if seq_offset(seq, self.snd_una) > seq_offset(self.snd_max, self.snd_una):
-            return
+            return False
         if mtu:
-            mss = mtu - (self._route.mtu - self._route.mss)
-            if 88 <= mss < self._snd_mss:
-                self._snd_mss = mss
-                self._mss = mss - 12 if self._ts_ok else mss
-                self._cc.smss = self._mss
-                self.snd_nxt = self.snd_una  # what was sent was too big: send it again smaller
-                self._owner.touch(self)
-            return
+            self.path_mtu_lowered(mtu)
+            return True
         if self.state == SYN_SENT:
             self._fail(code_errno, Event.ICMP_ERROR, now, send_rst=False)
         else:
             self._soft_error = code_errno
+        return True
+
+    def path_mtu_lowered(self, mtu: int) -> None:
+        """Path MTU discovery (RFC 1191 §6.4): segments now fit `mtu`, never grow from it;
+        what is in flight is cut again at the new size and sent again (Linux's
+        tcp_simple_retransmit: the too-big segments were dropped, not congestion)."""
+        mss = mtu - (self._route.mtu - self._route.mss)
+        if 88 <= mss < self._snd_mss:
+            self._snd_mss = mss
+            self._mss = mss - 12 if self._ts_ok else mss
+            self._cc.smss = self._mss
+            self.snd_nxt = self.snd_una  # what was sent was too big: send it again smaller
+            self._owner.touch(self)

@@ -4,6 +4,9 @@
 writes become segments and where a connection sends at most one ACK per batch of
 received frames. Every segment leaves through `_emit`, which writes the TCP header only
 and hands the route's link and IP templates to the one C call that builds the frame.
+The per-segment functions (`_output_data`, `_send_new`, `_transmit`, `_advertise`) spell
+their sequence arithmetic out, each expression marked with the `seq.py` helper it stands
+for, as `input` does; the rest calls the helpers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from usernet.stack.tcp.core import (
     ConnectionCore,
 )
 from usernet.stack.tcp.scoreboard import Scoreboard
-from usernet.stack.tcp.seq import seq_add, seq_ge, seq_lt, seq_offset, seq_sub
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_offset, seq_sub
 from usernet.stack.tcp.states import State
 from usernet.wire.tcp import ACK, FIN, PSH, SYN, encode_tcp_options
 
@@ -110,10 +113,10 @@ class ConnectionOutput(ConnectionCore):
         total = len(send)
         una = self.snd_una
         fin_seq = self._fin_seq
-        if total == seq_offset(self.snd_nxt, una) and (fin_seq is None or fin_seq != self.snd_nxt):
+        if total == (self.snd_nxt - una) & 0xFFFFFFFF and (fin_seq is None or fin_seq != self.snd_nxt):  # seq_offset
             return False  # everything queued is sent (the common case at a flush after receiving)
         mss = self._mss
-        wnd_end = seq_add(una, self.snd_wnd)
+        wnd_end = una + self.snd_wnd  # seq_add(una, snd_wnd) unwrapped: only `room` below reads it, mod 2**32
         cc = self._cc
         sent = False
         seg_max = mss
@@ -126,14 +129,14 @@ class ConnectionOutput(ConnectionCore):
             seg_max = cap - cap % mss
         while True:
             nxt = self.snd_nxt
-            off = seq_offset(nxt, una)
+            off = (nxt - una) & 0xFFFFFFFF  # seq_offset(nxt, una)
             remaining = total - off
             if remaining <= 0:
                 if remaining == 0 and fin_seq is not None and nxt == fin_seq:
                     self._transmit(nxt, b"", FIN | ACK, now)
                     sent = True
                 break
-            room = seq_sub(wnd_end, nxt)
+            room = ((wnd_end - nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(wnd_end, nxt)
             if room < 0:
                 room = 0
             n = remaining if remaining < seg_max else seg_max
@@ -144,7 +147,7 @@ class ConnectionOutput(ConnectionCore):
                 n = cw
             if n <= 0:
                 break
-            retransmit = seq_lt(nxt, self.snd_max)
+            retransmit = (nxt - self.snd_max) & 0xFFFFFFFF >= 0x80000000  # seq_lt(nxt, snd_max)
             if n < remaining and tso_max:
                 if batch < 0:
                     # With TSO a segment costs the same whatever its size: while data is in
@@ -163,7 +166,7 @@ class ConnectionOutput(ConnectionCore):
                     break  # Nagle, Minshall's variant: one small segment unacknowledged at a time
             self._send_new(n, now)
             sent = True
-        if self.snd_una == self.snd_max and len(send) > seq_offset(self.snd_nxt, una) and self._persist_at is None:
+        if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
         if sent and self._tlp_ok:
             self._arm_timer(now, False)  # new data went out: the probe timeout starts again
@@ -205,7 +208,7 @@ class ConnectionOutput(ConnectionCore):
     def _send_new(self, n: int, now: float) -> None:
         """Send `n` bytes at SND.NXT (new data, or data again after a timeout)."""
         nxt = self.snd_nxt
-        off = seq_offset(nxt, self.snd_una)
+        off = (nxt - self.snd_una) & 0xFFFFFFFF  # seq_offset(nxt, snd_una)
         send = self._send
         payload = send.peek(off, n)
         flags = ACK
@@ -215,13 +218,14 @@ class ConnectionOutput(ConnectionCore):
                 flags = ACK | PSH | FIN
         self._transmit(nxt, payload, flags, now)
         if n % self._mss:  # the segment, or the last piece the device cuts from it, is small
-            self._snd_sml = seq_add(nxt, n)
+            self._snd_sml = (nxt + n) & 0xFFFFFFFF  # seq_add(nxt, n)
 
     def _transmit(self, seq: int, payload: bytes | memoryview, flags: int, now: float) -> None:
         """Emit a data/FIN segment at `seq` and do the sender's bookkeeping."""
         self._emit(seq, flags, payload, now)
-        end = seq_add(seq, len(payload) + (1 if flags & FIN else 0))
-        if seq_lt(seq, self.snd_max):
+        end = (seq + len(payload) + (1 if flags & FIN else 0)) & 0xFFFFFFFF  # seq_add
+        snd_max = self.snd_max
+        if (seq - snd_max) & 0xFFFFFFFF >= 0x80000000:  # seq_lt(seq, snd_max)
             self.retransmits += 1
             self._stats.tcp_retransmits += 1
             self._rtt_seq = None  # Karn: no sample from what was sent twice
@@ -234,7 +238,7 @@ class ConnectionOutput(ConnectionCore):
         if rack is not None:
             rack.sent(seq, end, now, self.snd_una)
         self.snd_nxt = end
-        if seq_ge(end, self.snd_max):
+        if (end - snd_max) & 0xFFFFFFFF < 0x80000000:  # seq_ge(end, snd_max)
             self.snd_max = end
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
@@ -306,7 +310,8 @@ class ConnectionOutput(ConnectionCore):
         """The window field for an outgoing ACK; never moves the right edge left (RFC 9293 §3.8.6.2.2)."""
         free = self._recv.free - self._ooo.held
         rcv_nxt = self.rcv_nxt
-        cur = seq_sub(self._rcv_adv, rcv_nxt)
+        adv = self._rcv_adv
+        cur = ((adv - rcv_nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(rcv_adv, rcv_nxt)
         if cur < 0:
             cur = 0
         shift = self._rcv_wscale
@@ -316,10 +321,10 @@ class ConnectionOutput(ConnectionCore):
         field = free >> shift if free - cur >= min(self._recv.limit >> 1, self._rcv_mss) else cur >> shift
         if field > 65535:
             field = 65535
-        edge = seq_add(rcv_nxt, field << shift)
+        edge = (rcv_nxt + (field << shift)) & 0xFFFFFFFF  # seq_add(rcv_nxt, field << shift)
         # The field may fall short of the edge already promised; the edge itself never moves
         # left (as Linux's rcv_wup + rcv_wnd), so what the peer sent up to it stays acceptable.
-        if seq_sub(edge, self._rcv_adv) >= 0:
+        if (edge - adv) & 0xFFFFFFFF < 0x80000000:  # seq_sub(edge, rcv_adv) >= 0, i.e. seq_ge(edge, rcv_adv)
             self._rcv_adv = edge
         return field
 

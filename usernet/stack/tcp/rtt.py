@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-from usernet.stack.tcp.seq import seq_sub
-
 ALPHA = 1 / 8  # SRTT gain (RFC 6298 §2)
 BETA = 1 / 4  # RTTVAR gain
 K = 4  # RTTVAR multiplier in RTO = SRTT + max(G, K*RTTVAR)
@@ -123,7 +121,8 @@ class TimestampClock:
         The result is a whole number of ticks, so samples shorter than one tick read 0:
         keep the estimator's granularity at least 1/hz.
         """
-        ticks = seq_sub(self.tsval(now), tsecr)  # timestamps wrap like sequence numbers (RFC 7323 §5.2)
+        # seq_sub(tsval, tsecr) spelled out (once per ACK): timestamps wrap like sequence numbers (RFC 7323 §5.2)
+        ticks = ((self.tsval(now) - tsecr + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         if ticks < 0:
             return None
         return ticks / self.hz

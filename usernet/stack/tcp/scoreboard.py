@@ -115,10 +115,11 @@ class Scoreboard:
         """
         una = self._una
         useq = self._una_seq
-        mx = seq_unwrap(snd_max, useq, una)
+        off = una - 0x80000000  # seq_unwrap() inlined here too: it runs for every ACK
+        mx = off + ((snd_max - useq + 0x80000000) & 0xFFFFFFFF)
         if mx > self._max:
             self._max = mx
-        new_una = seq_unwrap(snd_una, useq, una)
+        new_una = off + ((snd_una - useq + 0x80000000) & 0xFFFFFFFF)
         if new_una > una:
             if new_una > self._max:
                 self._max = new_una
