@@ -168,15 +168,18 @@ class ConnectionOutput(ConnectionCore):
             sent = True
         if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
-        if sent and self._tlp_ok:
-            self._arm_timer(now, False)  # new data went out: the probe timeout starts again
+        if sent and self._tlp_ok and self._timer_kind != PROBE_TIMER:
+            # New data went out: the probe timeout starts (a probe timer already armed by
+            # the ACK that opened the window stands; the next ACK moves it).
+            self._arm_timer(now, False)
         return sent
 
     def _arm_timer(self, now: float, restart: bool) -> None:
         """Data is outstanding: arm RACK's reordering timer if it waits, else a probe when one
         may go (RFC 8985 §7.2), else the RTO. `restart` (an ACK of new data) restarts the RTO;
         after a transmission only a probe timer moves (RFC 6298 (5.1))."""
-        rto = self.rtt.rto
+        rtt = self.rtt
+        rto = rtt.rto
         reo = self._reo_at
         if reo is not None and reo < now + rto:
             self._rto_at = reo
@@ -184,13 +187,15 @@ class ConnectionOutput(ConnectionCore):
             return
         if self._tlp_ok and self._tlp_high is None:
             sb = self._sb
-            if sb is not None and not sb.in_recovery and seq_ge(self.snd_una, self._recover):
-                srtt = self.rtt.srtt
+            una = self.snd_una
+            # (seq_ge(una, recover): no RTO recovery under way, inlined as on the ACK path)
+            if sb is not None and not sb.in_recovery and (una - self._recover) & 0xFFFFFFFF < 0x80000000:
+                srtt = rtt.srtt
                 if srtt is None:
                     pto = 1.0
                 else:
                     pto = 2 * srtt
-                    if seq_offset(self.snd_max, self.snd_una) <= self._mss:
+                    if (self.snd_max - una) & 0xFFFFFFFF <= self._mss:  # one segment out
                         alone = 1.5 * srtt + _DELACK_MAX  # a lone segment's ACK may be delayed
                         if alone > pto:
                             pto = alone
