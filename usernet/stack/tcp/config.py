@@ -26,6 +26,7 @@ class TcpConfig:
     delayed_ack: float = 0.04  # Linux's minimum delayed-ACK time
     initial_window: int = 10  # segments (RFC 6928)
     congestion: str = "newreno"
+    abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux
     rto_min: float = 0.2
     rto_max: float = 120.0
     rto_initial: float = 1.0
@@ -66,5 +67,7 @@ class TcpConfig:
             raise ValueError(f"congestion must be one of {', '.join(CONGESTION_CONTROLS)}, got {self.congestion!r}")
         if self.delayed_ack < 0 or self.msl < 0 or self.fin_timeout < 0:
             raise ValueError("delayed_ack, msl and fin_timeout are durations >= 0 seconds")
+        if self.abc_limit < 0:
+            raise ValueError(f"abc_limit is a number of segments >= 0 (0: no limit), got {self.abc_limit}")
         if self.syn_retries < 1 or self.synack_retries < 1 or self.retries < 1:
             raise ValueError("syn_retries, synack_retries and retries must be at least 1")

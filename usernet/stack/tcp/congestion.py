@@ -2,7 +2,10 @@
 losses and timeouts.
 
 `CongestionControl` holds what every algorithm shares: RFC 5681 slow start with
-appropriate byte counting (RFC 3465, L = 2), the initial window of RFC 6928, the
+appropriate byte counting (RFC 3465) as Linux does it — every byte an ACK newly
+acknowledges counts, so a stretch ACK grows the window as much as the ACKs it replaces,
+and growth stops at ssthresh, the rest going to congestion avoidance (`abc_limit` = 2
+restores RFC 3465's per-ACK limit L) —, the initial window of RFC 6928, the
 recovery-time window of fast recovery (NewReno's inflation and partial-ACK deflation,
 RFC 6582, or none with SACK, where RFC 6675's pipe decides), and the timeout
 response. An algorithm supplies two things: growth in congestion avoidance
@@ -28,7 +31,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 INFINITE_SSTHRESH = 1 << 62  # "arbitrarily high" (RFC 5681 §3.1)
-ABC_LIMIT = 2  # RFC 3465 L: slow start grows by at most L*SMSS per ACK
 
 
 def initial_window(smss: int, segments: int = 10) -> int:
@@ -39,7 +41,17 @@ def initial_window(smss: int, segments: int = 10) -> int:
 class CongestionControl(ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
-    __slots__ = ("_prior_cwnd", "_prior_ssthresh", "_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
+    __slots__ = (
+        "_prior_cwnd",
+        "_prior_ssthresh",
+        "_sack",
+        "_timed_out",
+        "abc_limit",
+        "cwnd",
+        "in_recovery",
+        "smss",
+        "ssthresh",
+    )
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -50,6 +62,7 @@ class CongestionControl(ABC):
         self.in_recovery = False
         self._sack = False  # recovery is SACK-based (RFC 6675): no inflation or deflation
         self._timed_out = False  # an RTO fired and no new data was acknowledged since
+        self.abc_limit = 0  # RFC 3465's L in segments per ACK; 0: none, as Linux (tcp_slow_start)
         self._prior_cwnd = 0  # cwnd and ssthresh before the last cut, for undo()
         self._prior_ssthresh = 0
 
@@ -70,8 +83,16 @@ class CongestionControl(ABC):
                     cwnd += self.smss
                 self.cwnd = cwnd if cwnd > self.smss else self.smss
             return
-        if self.cwnd < self.ssthresh:
-            self.cwnd += acked if acked < ABC_LIMIT * self.smss else ABC_LIMIT * self.smss
+        ssthresh = self.ssthresh
+        if self.cwnd < ssthresh:
+            limit = self.abc_limit * self.smss
+            grow = acked if not limit or acked < limit else limit
+            cwnd = self.cwnd + grow
+            if cwnd <= ssthresh:
+                self.cwnd = cwnd
+                return
+            self.cwnd = ssthresh  # the bytes past ssthresh count in congestion avoidance
+            self._avoid(cwnd - ssthresh, now, rtt)
         else:
             self._avoid(acked, now, rtt)
 

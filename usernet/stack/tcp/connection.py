@@ -1,7 +1,7 @@
 """One TCP connection (RFC 9293): what its user calls, its options and its statistics.
 
 The engine behind it is split by concern, each part a class the next derives from:
-`core` (state and transitions) <- `output` (segments, retransmission) <- `timers` <-
+`core` (state and transitions) <- `output` (segments, retransmission) <- `recovery` <- `timers` <-
 `input` (handshakes, segment arrival) <- `TcpConnection` here. Segments come in through
 `input` (from the layer's demultiplexer) and go out through `output`, which the layer
 calls once per flush for every connection that changed. What the connection needs from

@@ -2,10 +2,11 @@
 telling the user, aborting.
 
 `TcpConnection` is built in layers, one module per concern, each a class deriving from the
-one below: this core (state, transitions), `output` (segments, retransmission), `timers`,
-`input` (segment arrival, RFC 9293 §3.10.7) and `connection` (the user's calls, options,
-statistics). They share one object and one set of slots, so the hot path reads plain
-attributes as before the split; docs/architecture.md says why mixins and not helper objects.
+one below: this core (state, transitions), `output` (segments, retransmission),
+`recovery` (RACK-TLP, PRR, D-SACK, undo), `timers`, `input` (segment arrival, RFC 9293
+§3.10.7) and `connection` (the user's calls, options, statistics). They share one object
+and one set of slots, so the hot path reads plain attributes as before the split;
+docs/architecture.md says why mixins and not helper objects.
 """
 
 from __future__ import annotations

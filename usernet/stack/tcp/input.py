@@ -107,6 +107,7 @@ class ConnectionInput(ConnectionTimers):
         cc: CongestionControl = (
             Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(mss, cfg.initial_window)
         )
+        cc.abc_limit = cfg.abc_limit
         if self._syn_retransmitted:
             cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
         self._cc = cc
