@@ -24,6 +24,9 @@ class TcpConfig:
     mss: int | None = None  # None: the link MTU minus 40 (RFC 6691)
     nodelay: bool = False
     delayed_ack: float = 0.04  # Linux's minimum delayed-ACK time
+    # Quick-ACK mode (Linux: on, TCP_MAX_QUICKACKS = 16): at the start and after idle, up to this
+    # many ACKs go at once. 0 (off) here keeps RFC 1122's delayed ACK from the first segment.
+    quickack: int = 0
     initial_window: int = 10  # segments (RFC 6928)
     congestion: str = "newreno"
     abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux

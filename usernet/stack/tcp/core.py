@@ -80,6 +80,7 @@ class ConnectionCore:
         "_ka_probes",
         "_keepalive_at",
         "_last_ack_sent",
+        "_last_data_rx",
         "_last_oow",
         "_last_rx",
         "_mss",
@@ -90,8 +91,10 @@ class ConnectionCore:
         "_peer_fin",
         "_peer_fin_at",
         "_persist_at",
+        "_pingpong",
         "_probes",
         "_prr",
+        "_quick",
         "_rack",
         "_rcv_adv",
         "_rcv_mss",
@@ -234,6 +237,9 @@ class ConnectionCore:
         self._undo_tsval: int | None = None  # TSval of the first retransmission: older echoes prove it needless
         self._undo_rto = False  # the cut was a retransmission timeout's
         self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
+        self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
+        self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
+        self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)
         self._dupacks = 0
         self._recover = iss
         self._nr_recovery = False

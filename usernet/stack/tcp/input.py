@@ -525,9 +525,12 @@ class ConnectionInput(ConnectionTimers):
             self.rcv_nxt = rcv_nxt
             if self._peer_fin_at is not None and self._peer_fin_at == rcv_nxt:
                 self._on_fin(now)
+            if now - self._last_data_rx > self.rtt.rto:
+                self._enter_quickack()  # the first data, or data after an idle RTO (Linux)
+            self._last_data_rx = now
             unacked = self._unacked + got
             self._unacked = unacked
-            if unacked >= 2 * self._rcv_mss:
+            if unacked >= 2 * self._rcv_mss or (self._quick and not self._pingpong):
                 self._ack_now = True
             else:
                 self._ack_pending = True
@@ -538,6 +541,16 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_ofo_segments += 1
             self._ooo.insert(seq, payload)
             self._ack_now = True
+
+    def _enter_quickack(self) -> None:
+        """Quick-ACK mode (Linux's tcp_incr_quickack): the next data segments, up to half the
+        window's worth and at most `TcpConfig.quickack`, are acknowledged at once, so a
+        starting sender's window opens without waiting for delayed ACKs."""
+        n = ((self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF) // (2 * self._rcv_mss)
+        limit = self._cfg.quickack
+        n = limit if n > limit else n if n > 2 else min(2, limit)
+        if n > self._quick:
+            self._quick = n
 
     def _on_fin(self, now: float) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)

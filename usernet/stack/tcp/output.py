@@ -216,6 +216,8 @@ class ConnectionOutput(ConnectionCore):
         off = (nxt - self.snd_una) & 0xFFFFFFFF  # seq_offset(nxt, snd_una)
         send = self._send
         payload = send.peek(off, n)
+        if now - self._last_data_rx < self._cfg.delayed_ack:
+            self._pingpong = True  # an answer to what just came: ACKs can wait to ride on data (Linux)
         flags = ACK
         if off + n == len(send):
             flags = ACK | PSH
@@ -346,6 +348,8 @@ class ConnectionOutput(ConnectionCore):
             if flags & ACK and self._sack_ok and (self._ooo.held or self._dsack is not None):
                 options = self._with_sack(options, len(payload))
         if flags & ACK:
+            if self._quick:
+                self._quick -= 1
             self._last_ack_sent = self.rcv_nxt
             self._ack_now = False
             self._ack_pending = False

@@ -56,6 +56,7 @@ class ConnectionTimers(ConnectionRecovery):
             if self._ack_pending:
                 self._ack_now = True
                 self._stats.tcp_delayed_acks += 1
+                self._pingpong = False  # the peer did not answer in time: quick ACKs again (Linux)
         t = self._keepalive_at
         if t is not None and t <= now and self.state != CLOSED:
             late = max(late, now - t)

@@ -47,6 +47,7 @@ LINUX = Profile(
         sack=True,
         timestamps=True,
         delayed_ack=0.04,
+        quickack=16,
         initial_window=10,
         congestion="cubic",
         rto_min=0.2,
