@@ -10,7 +10,8 @@ OPTIONS = encode_tcp_options(mss=1460, sack_permitted=True, wscale=0)
 
 
 def ack_delays(tcp: TcpConfig, gaps: list[float]) -> list[float]:
-    """Small segments from the peer, `gaps[i]` + 0.1 seconds apart (the RTO is 0.2): how long each waited for its ACK."""
+    """Small segments from the peer, `gaps[i]` + 0.1 s apart (the RTO is 0.2 s): how long
+    each waited for its ACK."""
     s = Scripted(tcp)
     _, synack = s.accept_handshake(OPTIONS)
     seq = PEER_ISN + 1
