@@ -93,6 +93,27 @@ class Driver:
             if _claims.get(self.host) is self:
                 del _claims[self.host]
 
+    def pause(self) -> None:
+        """Stop reading the link and running timers until `resume` (a handover freezes the stack meanwhile)."""
+        if self._fd is not None:
+            self.loop.remove_reader(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._armed = None
+        self.attached = False
+
+    def resume(self) -> None:
+        """Drive the link again after `pause`."""
+        self.attached = True
+        if self._fd is not None:
+            self.loop.add_reader(self._fd, self._on_event)
+        self._pump(self.loop.time())
+
+    def owners(self) -> dict[Socket, Owner]:
+        """Each stack socket with the transport (or waiter) it reports to."""
+        return dict(self._owners)
+
     @property
     def armed(self) -> float | None:
         """The time the one timer handle is set for (at or before the host's deadline), or None."""

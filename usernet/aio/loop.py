@@ -104,6 +104,11 @@ class UsernetLoopMixin(_LoopBase):
             self._usernet_shared = shared.current()
             config = self._usernet_shared.config if self._usernet_shared else UsernetConfig.from_env()
         self.usernet_config = config
+        if config.dhcp:
+            # The address is the lease's: the stack starts now, and routing follows what it got.
+            ic = self.usernet_driver().host.iface.config
+            self.usernet_router = Router.from_interface_config(ic.addresses, ic.gateway, only=config.only)
+            return
         iface = config.interface
         gateway = None if config.gateway is None else socket.inet_aton(config.gateway)
         self.usernet_router = Router.from_interface_config(
@@ -120,7 +125,7 @@ class UsernetLoopMixin(_LoopBase):
             driver.attach()
             self._usernet_driver = driver
             if self._usernet_shared is not None:
-                self._usernet_shared.driven_by(self)  # control requests run on this loop now
+                self._usernet_shared.driven_by(driver)  # control requests and handovers run on this loop now
         return driver
 
     def _usernet_acquire(self) -> Host:
@@ -611,7 +616,10 @@ class UsernetLoopMixin(_LoopBase):
     def usernet_resolver(self) -> Resolver | None:
         """The stub resolver names go to (made on first use), or None: then the C library resolves them."""
         config = self.usernet_config
-        return None if config is None else Resolver.from_config(config)
+        if config is None:
+            return None
+        network = self.usernet_driver().host.dns_servers if config.dhcp else ()
+        return Resolver.from_config(config, network_servers=network)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

@@ -232,6 +232,10 @@ def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> 
     try:
         for host in hosts:
             addr = ANY if host is None or host in ("", "0.0.0.0") else socket.inet_aton(host)
+            adopted = driver.host.adopted.pop((addr, port), None) if port else None
+            if adopted is not None:  # handed over by the process this one replaced (drivers/handover.py)
+                listeners.append(adopted)
+                continue
             try:
                 listener = tcp.listen((addr, port), backlog)
             except OSError as exc:

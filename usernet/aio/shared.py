@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import socket
+import sys
 import threading
 import time
 from concurrent.futures import Future
 from typing import Any
 
+from usernet.aio import handover
+from usernet.aio.driver import Driver
 from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.control import serving, snapshot
+from usernet.drivers.handover import HandoverPoint
 from usernet.drivers.host import Host
 
 __all__ = ["SharedHost", "current", "install"]
@@ -34,22 +39,43 @@ class SharedHost:
         self._host: Host | None = None
         self._exit = contextlib.ExitStack()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: Driver | None = None
 
     def get(self) -> Host:
         with self._lock:
             if self._host is None:
-                self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
+                if self.config.handover is None:
+                    self._host = self._exit.enter_context(open_host(self.config, clock=time.monotonic))
+                else:
+                    self._host = self._exit.enter_context(handover.open_or_take_over(self.config, self._hand_over))
                 self._exit.enter_context(serving(self._answer))
                 atexit.register(self.close)
             return self._host
 
-    def driven_by(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Record the loop now driving the stack (None: none), so control requests run on its thread."""
-        self._loop = loop
+    def driven_by(self, driver: Driver | None) -> None:
+        """Record the driver (and so the loop) now driving the stack (None: none): control requests
+        and handovers run on its thread."""
+        self._driver = driver
+
+    def _hand_over(self, point: HandoverPoint, conn: socket.socket) -> bool:
+        """A successor asks for the stack (on the handover thread): hand it over on the driving loop."""
+        driver = self._driver
+        if driver is None:
+            point.refuse(conn, "no event loop drives the stack at this moment: try again")
+            return False
+        future = asyncio.run_coroutine_threadsafe(handover.hand_over(driver, point, conn), driver.loop)
+        try:
+            done = future.result(handover.DRAIN + 60)
+        except Exception as exc:
+            print(f"usernet: the handover through {point.path} failed: {exc!r}", file=sys.stderr, flush=True)
+            return False
+        if done:
+            driver.loop.call_soon_threadsafe(_exit_handed_over)
+        return done
 
     def _answer(self, request: str) -> dict[str, Any]:
-        loop, host = self._loop, self._host
+        driver, host = self._driver, self._host
+        loop = None if driver is None else driver.loop
         if host is None:
             return {"error": "the stack is closed"}
         if loop is None:  # between loops nobody touches the stack
@@ -69,6 +95,11 @@ class SharedHost:
         with self._lock:
             self._host = None
             self._exit.close()
+
+
+def _exit_handed_over() -> None:
+    """End the program once its stack is another process's: status 0, the handover succeeded."""
+    raise SystemExit(0)
 
 
 _installed: SharedHost | None = None

@@ -15,6 +15,7 @@ import asyncio
 import errno
 import socket
 from asyncio import constants
+from asyncio.sslproto import SSLProtocol
 from collections import deque
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -254,6 +255,14 @@ class StreamTransport(UsernetTransport):
         super()._maybe_resume_protocol()  # type: ignore[misc]  # the stub declares it untyped
         if not self._protocol_paused:
             self._wake_writers()
+
+    def handover_unsent(self) -> bytes | None:
+        """For a handover: the bytes written that the stack has not taken yet, or None when this
+        connection cannot move to a new program (it is not a server's, it is closing, or TLS
+        runs over it: the TLS session lives in this program)."""
+        if self._server is None or self._closing or self._eof_requested or isinstance(self._protocol, SSLProtocol):
+            return None
+        return b"".join(self._pending) if self._pending else b""
 
     # -- the stack's side ------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Stats:
     icmp_errors_sent: int
     icmp_malformed: int
     icmp_unhandled: int
+    ip_unknown_version: int
     ipv4_bad_checksum: int
     ipv4_fragments: int
     ipv4_malformed: int
@@ -73,6 +74,7 @@ class Stats:
     tcp_syn_cookies_invalid: int
     tcp_syn_cookies_sent: int
     tcp_syn_cookies_valid: int
+    tcp_syn_draining: int
     tcp_syn_queue_full: int
     tcp_timeouts: int
     tcp_tlp_probes: int

@@ -9,7 +9,10 @@ into an offset with one `seq_sub` and the buffer never worries about wrap-around
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
+
+from usernet.stack.tcp.frozen import Freezable, field
 
 # A write at least this big is kept as its own chunk (no copy when it is `bytes`);
 # smaller writes are gathered into a tail so that 64-byte writes do not make 64-byte
@@ -27,7 +30,27 @@ UNUSED: Any = ()
 _NO_BYTES = cast(bytearray, b"")
 
 
-class SendBuffer:
+class _Limited(Protocol):
+    limit: int
+
+    def __init__(self, limit: int) -> None: ...
+
+
+Q = TypeVar("Q", bound=_Limited)
+
+
+def _refilled(cls: type[Q], state: dict[str, Any], put: Callable[[Q, bytes], int]) -> Q:
+    """A byte queue made from its frozen `limit` and `data`, all of the data in even if it
+    exceeds the limit (the limit may have shrunk since it was taken in)."""
+    data = field(state, "data", bytes, cls.__name__)
+    limit = field(state, "limit", int, cls.__name__)
+    queue = cls(max(limit, len(data), 1))
+    put(queue, data)
+    queue.limit = limit
+    return queue
+
+
+class SendBuffer(Freezable):
     """Bytes written by the user and not yet acknowledged by the peer.
 
     Stored as a list of immutable `bytes` chunks plus a `bytearray` tail for small
@@ -41,6 +64,8 @@ class SendBuffer:
     """
 
     __slots__ = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start", "limit")
+    FROZEN = ("limit",)
+    NOT_FROZEN = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start")  # frozen as the bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -159,6 +184,15 @@ class SendBuffer:
             first = 0
         self._first = first
 
+    def freeze(self, now: float) -> dict[str, Any]:
+        """The limit and every byte held (unacknowledged, then unsent), as one `bytes`."""
+        return {"limit": self.limit, "data": bytes(self.peek(0, len(self)))}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], now: float) -> SendBuffer:
+        """A buffer holding the frozen bytes, even beyond its limit (then `free` is 0 until it drains)."""
+        return _refilled(cls, state, SendBuffer.write)
+
     def _seal(self) -> None:
         """Turn the tail into an immutable chunk so views of it stay valid."""
         if self._chunks is UNUSED:
@@ -169,7 +203,7 @@ class SendBuffer:
         self._tail_start = self._end
 
 
-class ReceiveBuffer:
+class ReceiveBuffer(Freezable):
     """In-order bytes waiting for the user; its free space is the advertised window.
 
     A `bytearray`: appends extend it in place, and reads delete from the front, which
@@ -178,6 +212,8 @@ class ReceiveBuffer:
     """
 
     __slots__ = ("_buf", "limit")
+    FROZEN = ("limit",)
+    NOT_FROZEN = ("_buf",)  # frozen as `data`: the unread bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -207,6 +243,13 @@ class ReceiveBuffer:
         else:
             buf += data
         return len(data)
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        return {"limit": self.limit, "data": bytes(self._buf)}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], now: float) -> ReceiveBuffer:
+        return _refilled(cls, state, ReceiveBuffer.append)
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""

@@ -29,6 +29,9 @@ Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from usernet.stack.tcp.frozen import Freezable
 
 INFINITE_SSTHRESH = 1 << 62  # "arbitrarily high" (RFC 5681 §3.1)
 
@@ -38,7 +41,7 @@ def initial_window(smss: int, segments: int = 10) -> int:
     return min(segments * smss, max(2 * smss, segments * 1460))
 
 
-class CongestionControl(ABC):
+class CongestionControl(Freezable, ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
     __slots__ = (
@@ -52,6 +55,8 @@ class CongestionControl(ABC):
         "smss",
         "ssthresh",
     )
+    FROZEN: ClassVar[tuple[str, ...]] = __slots__
+    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {"_prior_cwnd": 0, "_prior_ssthresh": 0, "abc_limit": 0}
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -175,6 +180,7 @@ class NewReno(CongestionControl):
     """
 
     __slots__ = ("_bytes_acked",)
+    FROZEN = (*CongestionControl.FROZEN, *__slots__)
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         super().__init__(smss, initial_segments)
@@ -221,6 +227,8 @@ class Cubic(CongestionControl):
         "c",
         "fast_convergence",
     )
+    FROZEN = (*CongestionControl.FROZEN, *(name for name in __slots__ if name != "_epoch"))
+    FROZEN_TIMES = ("_epoch",)
 
     def __init__(
         self,

@@ -2,7 +2,8 @@
 
 The engine behind it is split by concern, each part a class the next derives from:
 `core` (state and transitions) <- `output` (segments, retransmission) <- `recovery` <- `timers` <-
-`input` (handshakes, segment arrival) <- `TcpConnection` here. Segments come in through
+`input` (handshakes, segment arrival) <- `migrate` (freeze, thaw) <- `TcpConnection` here.
+Segments come in through
 `input` (from the layer's demultiplexer) and go out through `output`, which the layer
 calls once per flush for every connection that changed. What the connection needs from
 its owner is declared in `owner.py`; it holds no reference to the interface.
@@ -28,7 +29,7 @@ from usernet.stack.tcp.core import (
     TAKES_DATA,
     TIME_WAIT,
 )
-from usernet.stack.tcp.input import ConnectionInput
+from usernet.stack.tcp.migrate import ConnectionMigration
 from usernet.stack.tcp.output import OffloadFrame
 from usernet.stack.tcp.owner import Address
 from usernet.stack.tcp.seq import seq_add, seq_offset
@@ -39,7 +40,7 @@ __all__ = ["OffloadFrame", "TcpConnection"]
 _OPTION_NAMES = ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf")
 
 
-class TcpConnection(ConnectionInput):
+class TcpConnection(ConnectionMigration):
     """A TCP connection as its user sees it: send, receive, shut down, close, options, info."""
 
     __slots__ = ()

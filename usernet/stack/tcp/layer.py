@@ -25,6 +25,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
 from usernet.stack.node import Node
@@ -32,7 +33,9 @@ from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.frozen import MigrationError, field
 from usernet.stack.tcp.isn import IsnGenerator, SynCookies
+from usernet.stack.tcp.migrate import address
 from usernet.stack.tcp.seq import seq_add, seq_lt
 from usernet.stack.tcp.states import State
 from usernet.wire import IPv4Packet
@@ -48,13 +51,16 @@ _TIME_WAIT = State.TIME_WAIT
 class TcpListener:
     """A listening socket: half-open connections (the SYN queue) and an accept queue."""
 
-    __slots__ = ("__weakref__", "_cookies_at", "_embryos", "_owner", "_queue", "backlog", "closed", "local")
+    __slots__ = (
+        "__weakref__", "_cookies_at", "_embryos", "_owner", "_queue", "backlog", "closed", "draining", "local",
+    )  # fmt: skip
 
     def __init__(self, owner: TcpLayer, local: Address, backlog: int) -> None:
         self._owner = owner
         self.local = local
         self.backlog = backlog
         self.closed = False
+        self.draining = False  # new SYNs are dropped (the peer retries them): see drain()
         self._queue: deque[TcpConnection] = deque()
         self._embryos: dict[TcpConnection, None] = {}
         self._cookies_at = -1e18  # when a SYN cookie was last sent
@@ -106,6 +112,29 @@ class TcpListener:
             conn.abort(now)
         self._queue.clear()
         self._embryos.clear()
+
+    def drain(self) -> None:
+        """Take no new handshakes (their SYNs are dropped and counted; the peers retry), so that the
+        half-open ones can finish before the listener is frozen and moved."""
+        self.draining = True
+
+    def freeze(self, now: float, *, leave_half_open: bool = False) -> dict[str, Any]:
+        """The address, backlog and accept queue (connections frozen whole), for `TcpLayer.thaw_listener`.
+
+        Half-open connections cannot move: MigrationError names them, unless
+        `leave_half_open`, which leaves them behind (their peers' ACKs then meet a listener
+        that does not know them and are answered with a RST: they connect again).
+        """
+        if self._embryos and not leave_half_open:
+            raise MigrationError(
+                f"{self!r} has {len(self._embryos)} half-open connections, which cannot move: drain() it and "
+                "wait until half_open is 0, or pass leave_half_open=True to let their peers retry"
+            )
+        return {
+            "local": [self.local[0], self.local[1]],
+            "backlog": self.backlog,
+            "queue": [conn.freeze(now) for conn in self._queue],
+        }
 
     def established(self, conn: TcpConnection) -> None:
         self._embryos.pop(conn, None)
@@ -206,6 +235,42 @@ class TcpLayer:
 
     def connections(self) -> list[TcpConnection]:
         return list(self._table.values())
+
+    def thaw_listener(self, frozen: dict[str, Any], now: float) -> TcpListener:
+        """Listen again as a frozen listener did, its accept queue refilled with its thawed connections."""
+        listener = self.listen(address(frozen, "local"), field(frozen, "backlog", int, "listener"))
+        for conn in field(frozen, "queue", list, "listener"):
+            if not isinstance(conn, dict):
+                raise MigrationError("a frozen queued connection is not a map of fields: the blob is damaged")
+            self.thaw_connection(conn, now, listener)
+        return listener
+
+    def thaw_connection(self, frozen: dict[str, Any], now: float, listener: TcpListener | None = None) -> TcpConnection:
+        """A connection `TcpConnection.freeze` froze, now this layer's: in its tables, its timers filed,
+        and with `listener`, waiting in that listener's accept queue."""
+        local = address(frozen, "local")
+        remote = address(frozen, "remote")
+        node = self._node
+        if local[0] not in node.local_addresses:
+            raise MigrationError(
+                f"a frozen connection is from {format_ip(local[0])}, not an address of this interface: thaw it "
+                "on an interface with the old one's addresses"
+            )
+        if (local[0], local[1], remote[0], remote[1]) in self._table:
+            raise MigrationError(
+                f"a connection {format_ip(local[0])}:{local[1]} -> {format_ip(remote[0])}:{remote[1]} exists already"
+            )
+        route = node.route_to(remote[0], local[0])
+        if route is None:
+            raise MigrationError(
+                f"no route to {format_ip(remote[0])} on this interface: give it the old one's networks"
+            )
+        conn = TcpConnection.thaw_on(self, route, frozen, now, listener)
+        self._add(conn)
+        if listener is not None:
+            listener.established(conn)
+        self._dirty[conn] = None
+        return conn
 
     def listeners(self) -> list[TcpListener]:
         return list(self._listeners.values())
@@ -414,6 +479,9 @@ class TcpLayer:
             self._reset_to(local, remote, ack, 0, RST, now)
             return
         if not flags & SYN or not self._node.is_unicast(ip.src):
+            return
+        if listener.draining:
+            stats.tcp_syn_draining += 1
             return
         if listener.full:
             stats.tcp_listen_overflow += 1

@@ -11,11 +11,14 @@ as Linux's tcp_cwnd_reduction does, so the sending loop stays the RFC 6675 one.
 
 from __future__ import annotations
 
+from usernet.stack.tcp.frozen import Freezable
 
-class Prr:
+
+class Prr(Freezable):
     """prr_delivered, prr_out and RecoverFS of the current recovery (RFC 6937 §3)."""
 
     __slots__ = ("delivered", "out", "recover_fs")
+    FROZEN = __slots__
 
     def __init__(self) -> None:
         self.delivered = 0

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from typing import Any
 
+from usernet.stack.tcp.frozen import Freezable, field
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 _TRIM_AT = 256  # entries: trim what SND.UNA passed once the log is this much longer than after the last trim
@@ -33,7 +35,7 @@ _CLOCK_SLACK = 0.001  # seconds: the RTT clock's granularity (Linux compares mic
 _REO_PERSIST = 16  # recoveries without a D-SACK before reo_wnd falls back to min_RTT/4 (§6.2)
 
 
-class Rack:
+class Rack(Freezable):
     """RACK state and the transmission log of one connection."""
 
     __slots__ = (
@@ -55,6 +57,10 @@ class Rack:
         "static_reo_wnd",
     )
 
+    # Times (the log's, RACK.xmit_ts) go relative to the freeze instant: see freeze().
+    FROZEN = tuple(name for name in __slots__ if name not in ("_times", "_rtx", "rack_xmit"))
+    NOT_FROZEN = ("_times", "_rtx", "rack_xmit")
+
     def __init__(self, snd_una: int, static_reo_wnd: bool = False) -> None:
         self.static_reo_wnd = static_reo_wnd  # Linux's tcp_recovery bit 0x2: no D-SACK adaptation
         self._top_seq = snd_una & 0xFFFFFFFF  # the end of the log as a sequence number ...
@@ -72,6 +78,19 @@ class Rack:
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None  # SND.NXT position when reo_wnd last grew
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        state = super().freeze(now)
+        state["_times"] = [t - now for t in self._times]
+        state["_rtx"] = [[lo, hi, t - now] for lo, hi, t in self._rtx]
+        state["rack_xmit"] = self.rack_xmit - now
+        return state
+
+    def restore(self, state: dict[str, Any], now: float) -> None:
+        super().restore(state, now)
+        self._times = [now + t for t in field(state, "_times", list, "RACK")]
+        self._rtx = [(lo, hi, now + t) for lo, hi, t in field(state, "_rtx", list, "RACK")]
+        self.rack_xmit = now + field(state, "rack_xmit", float, "RACK")
 
     def pos(self, seq: int) -> int:
         return seq_unwrap(seq, self._top_seq, self._top)

@@ -17,12 +17,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from heapq import nlargest
+from typing import Any
 
 from usernet.stack.tcp.buffers import UNUSED
+from usernet.stack.tcp.frozen import Freezable, MigrationError, field
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
-class Reassembly:
+class Reassembly(Freezable):
     """Disjoint, non-touching blocks of received data ahead of RCV.NXT, bounded in bytes.
 
     Overlapping or adjacent segments merge into one block as they arrive, so each block
@@ -43,6 +45,10 @@ class Reassembly:
         "held",
         "limit",
     )
+    FROZEN = ("dropped", "limit")
+    # Frozen as `segments`, each block as (sequence number, bytes), oldest-touched first, so
+    # that the SACK blocks come out in the same recency order after a thaw.
+    NOT_FROZEN = ("_data", "_ends", "_ref_pos", "_ref_seq", "_stamp", "_stamps", "_starts", "held")
 
     def __init__(self, limit: int) -> None:
         if limit < 0:
@@ -192,6 +198,22 @@ class Reassembly:
         self._ref_seq = new_nxt
         self._ref_pos = end
         return buf, new_nxt
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        base = self._ref_seq - self._ref_pos
+        order = sorted(range(len(self._starts)), key=self._stamps.__getitem__)
+        segments = [[seq_add(base, self._starts[i]), bytes(self._data[i])] for i in order]
+        return {"dropped": self.dropped, "limit": self.limit, "segments": segments}
+
+    @classmethod
+    def thaw(cls, state: dict[str, Any], now: float) -> Reassembly:
+        ooo = cls(field(state, "limit", int, "Reassembly"))
+        for segment in field(state, "segments", list, "Reassembly"):
+            if not (len(segment) == 2 and isinstance(segment[0], int) and isinstance(segment[1], bytes)):
+                raise MigrationError("a frozen out-of-order segment is not (sequence, bytes): the blob is damaged")
+            ooo.insert(segment[0] & 0xFFFFFFFF, segment[1])
+        ooo.dropped = field(state, "dropped", int, "Reassembly")
+        return ooo
 
     def sack_blocks(self, max_blocks: int = 4, most_recent_first: bool = True) -> list[tuple[int, int]]:
         """Up to `max_blocks` (left edge, right edge) sequence pairs for a SACK option.

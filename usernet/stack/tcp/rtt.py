@@ -11,13 +11,16 @@ that advances SND.UNA may be sampled.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from usernet.stack.tcp.frozen import Freezable, field
 
 ALPHA = 1 / 8  # SRTT gain (RFC 6298 §2)
 BETA = 1 / 4  # RTTVAR gain
 K = 4  # RTTVAR multiplier in RTO = SRTT + max(G, K*RTTVAR)
 
 
-class RttEstimator:
+class RttEstimator(Freezable):
     """SRTT, RTTVAR and the current RTO of one connection, in seconds.
 
     `rto` is a plain attribute (read each time the timer is armed) that already
@@ -29,6 +32,8 @@ class RttEstimator:
     """
 
     __slots__ = ("_base", "backoffs", "granularity", "min_rtt", "rto", "rto_max", "rto_min", "rttvar", "srtt")
+    FROZEN = __slots__
+    FROZEN_DEFAULTS = {"min_rtt": math.inf}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
     def __init__(
         self,
@@ -95,7 +100,7 @@ class RttEstimator:
         self.rto = self._base
 
 
-class TimestampClock:
+class TimestampClock(Freezable):
     """The TSval clock of RFC 7323 §5.4: `hz` ticks per second, plus a per-connection offset.
 
     The offset hides the host's uptime and keeps connections' clocks unrelated
@@ -104,12 +109,22 @@ class TimestampClock:
     """
 
     __slots__ = ("hz", "offset")
+    FROZEN = ("hz",)
+    NOT_FROZEN = ("offset",)  # frozen as the TSval at the freeze instant: the clock goes on from it
 
     def __init__(self, hz: float = 1000.0, offset: int = 0) -> None:
         if not 1.0 <= hz <= 1000.0:
             raise ValueError(f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}")
         self.hz = hz
         self.offset = offset
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        """The rate and the TSval now: thawed on another clock, TSvals continue from it, never back."""
+        return {"hz": self.hz, "tsval": self.tsval(now)}
+
+    def restore(self, state: dict[str, Any], now: float) -> None:
+        self.hz = field(state, "hz", float, "TimestampClock")
+        self.offset = field(state, "tsval", int, "TimestampClock") - math.floor(now * self.hz)
 
     def tsval(self, now: float) -> int:
         """The TSval to send at time `now`."""

@@ -29,10 +29,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from usernet.stack.tcp.buffers import UNUSED
+from usernet.stack.tcp.frozen import Freezable
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
 
-class Scoreboard:
+class Scoreboard(Freezable):
     """SACKed ranges above SND.UNA, plus HighRxt, RescueRxt and RecoveryPoint.
 
     A SACK block is used only if it ends inside (SND.UNA, SND.MAX]; a block that starts
@@ -60,6 +61,8 @@ class Scoreboard:
         "sacked_bytes",
         "smss",
     )
+    FROZEN = __slots__  # positions are relative to the anchor (_una_seq at _una), which is frozen too
+    FROZEN_DEFAULTS = {"_rack_lost": None}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
     def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3, rack: bool = False) -> None:
         if smss <= 0 or dup_thresh <= 0:
