@@ -264,7 +264,8 @@ static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t
  * out[UN_RX_FIELD_*] the destination address, the flow key (source address, source
  * port, destination port) and the payload's offset and length in the frame; the return
  * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
- * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
+ * have to judge, broken frames, a CE mark in the ECN field, which TCP must see and the
+ * parse result does not carry) returns UN_RX_OTHER, for the general path to classify
  * and count: this function never drops anything itself. */
 int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
                    int64_t *out)
@@ -273,6 +274,8 @@ int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     if (!rx_ipv4_header(f, n, mac, mac_len, link_len, 6, 20, &ihl, &total))
         return UN_RX_OTHER;
     const uint8_t *ip = f + link_len;
+    if ((ip[1] & 3) == 3) /* CE (RFC 3168) */
+        return UN_RX_OTHER;
     const uint8_t *tcp = ip + ihl;
     size_t tcp_len = total - ihl;
     int blocks = un_tcp_parse(tcp, tcp_len, out);

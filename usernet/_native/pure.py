@@ -354,15 +354,15 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETH
     Then the fields layout.RX_TCP names: tcp_parse's, followed by the destination address
     as an integer, the flow key `(source address << 32) | (source port << 16) | destination
     port`, and the payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
-    fragments, broadcasts, malformed frames, bad checksums): the general receive path
-    classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
+    fragments, broadcasts, malformed frames, bad checksums, a CE mark, which TCP must see): the
+    general receive path classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
     `link_len` is the link header in front of the IP header: 14, Ethernet, or 0 on an
     IP-only link, where `mac` is not consulted.
     """
     mv = _view(frame)
     link = _uint(link_len, 64)
     header = _rx_ipv4_header(mv, mac, link, 6, 20)
-    if header is None:
+    if header is None or mv[link + 1] & 3 == 3:
         return None
     ihl, total = header
     segment = mv[link + ihl : link + total]

@@ -51,8 +51,18 @@ class Stats:
     tcp_delayed_acks: int
     tcp_dsack_received: int
     tcp_dsack_sent: int
+    tcp_ecn_ce_received: int
+    tcp_ecn_cwr_received: int
+    tcp_ecn_negotiated: int
+    tcp_ecn_reductions: int
     tcp_fast_path: int
     tcp_fast_retransmits: int
+    tcp_fastopen_active: int
+    tcp_fastopen_active_fail: int
+    tcp_fastopen_cookie_invalid: int
+    tcp_fastopen_cookie_requests: int
+    tcp_fastopen_overflow: int
+    tcp_fastopen_passive: int
     tcp_keepalive_probes: int
     tcp_limited_transmits: int
     tcp_listen_overflow: int
@@ -66,6 +76,7 @@ class Stats:
     tcp_rack_losses: int
     tcp_rcv_overflow: int
     tcp_retransmits: int
+    tcp_rst_limited: int
     tcp_rst_received: int
     tcp_rst_sent: int
     tcp_rx_predicted: int

@@ -22,6 +22,7 @@ SACK scoreboard, remembers the recovery point, and tells this object what happen
     cc.on_rto(now, flight_size)                # the retransmission timer fired
     cc.on_loss_repaired(now)                   # a tail loss probe repaired a loss (RFC 8985 §7.4)
     cc.undo()                                  # the last cut was for nothing (D-SACK, timestamps)
+    cc.on_ecn(now, flight_size)                # an ECN-Echo, at most once per window
 
 Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 """
@@ -162,6 +163,14 @@ class CongestionControl(Freezable, ABC):
             self.ssthresh = self._prior_ssthresh
         self._timed_out = False
         self.in_recovery = False
+
+    def on_ecn(self, now: float, flight_size: int) -> None:
+        """The peer echoed a CE mark (RFC 3168 §6.1.2): the network signalled congestion
+        without dropping, so the window is cut as for a loss (ssthresh by the algorithm's
+        decrease, cwnd to it) but nothing is retransmitted and no recovery starts."""
+        self._prior_cwnd = self._prior_ssthresh = 0  # a mark is no loss that may prove spurious: no undo
+        self.ssthresh = self._decrease(now, flight_size, timeout=False)
+        self.cwnd = self.ssthresh
 
     @abstractmethod
     def _avoid(self, acked: int, now: float, rtt: float | None) -> None:

@@ -15,7 +15,7 @@ agreed to anything worth moving. Finish the handshake first, or leave it to retr
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from usernet.stack.route import Route
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
@@ -52,19 +52,24 @@ class ConnectionMigration(ConnectionInput, Freezable):
     __slots__ = ()
 
     FROZEN = (
-        "_ack_now", "_ack_pending", "_dupacks", "_fin_seq", "_ka_probes", "_last_ack_sent", "_mss", "_mss_limit",
+        "_ack_now", "_ack_pending", "_dupacks", "_ecn_cwr", "_ecn_echo", "_ecn_ok", "_ecn_recover", "_fastopen",
+        "_fin_seq", "_ka_probes", "_last_ack_sent", "_mss", "_mss_limit",
         "_nr_recovery", "_peer_fin", "_peer_fin_at", "_probes", "_rcv_adv", "_rcv_mss", "_rcv_wscale",
         "_read_since_output", "_recover", "_retries", "_rto_tsval", "_rtt_seq", "_sack_ok", "_send_blocked",
-        "_snd_mss", "_snd_sml", "_snd_wscale", "_soft_error", "_syn_retransmitted", "_syn_window", "_ts_ok",
-        "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "irs", "iss", "keepalive",
+        "_snd_mss", "_snd_sml", "_snd_wscale", "_soft_error", "_syn_data", "_syn_retransmitted", "_syn_window",
+        "_ts_ok", "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "fastopen_deferred",
+        "irs", "iss", "keepalive",
         "keepcnt", "keepidle", "keepintvl", "max_sndwnd", "nodelay", "rcv_nxt", "retransmits", "segs_in",
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
         # loss recovery (recovery.py) and quick ACKs
         "_dsack", "_pingpong", "_quick", "_timer_kind", "_tlp_high", "_tlp_ok", "_tlp_retrans", "_undo_marker",
         "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until",
     )  # fmt: skip  # a table of names
-    #: What a blob from before loss recovery's fields thaws with: nothing pending.
-    FROZEN_DEFAULTS = {  # noqa: RUF012  # a ClassVar table, as Freezable's
+    #: Fields later than the first blobs (ECN and Fast Open, loss recovery, quick ACKs): off or
+    #: nothing pending in what those froze.
+    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "_ecn_cwr": False, "_ecn_echo": False, "_ecn_ok": False, "_ecn_recover": 0, "_fastopen": None,
+        "_syn_data": 0, "fastopen_deferred": False,
         "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
         "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
         "_undo_until": None,
