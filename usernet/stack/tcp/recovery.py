@@ -78,9 +78,13 @@ class ConnectionRecovery(ConnectionOutput):
             if prr is not None:
                 pipe = sb.pipe()
                 cc.cwnd = pipe + prr.sndcnt(acked + newly, pipe, cc.ssthresh, self._mss)
-        until = self._undo_until
-        if until is not None and not sb.in_recovery and seq_gt(ack, until):
-            self._undo_marker = self._undo_until = None  # no more D-SACKs to wait for
+        if self._undo_marker is not None and not sb.in_recovery:
+            until = self._undo_until
+            if until is None:
+                if seq_ge(ack, self._recover):  # an RTO's go-back-N, or a probe's repair, is over
+                    self._undo_until = snd_max
+            elif seq_gt(ack, until):
+                self._undo_marker = self._undo_until = None  # no more D-SACKs to wait for
 
     def _rack_detect(self, delivered: int, now: float) -> bool:
         """RFC 8985 §6.2 step 5: mark what RACK finds lost; start recovery if there is loss.
