@@ -38,6 +38,17 @@ def test_tcp_script(path: Path) -> None:
     assert result.events > 0
 
 
+LINUX_SCRIPTS = sorted((Path(__file__).parent / "linux").glob("*.pkt"))
+
+
+@pytest.mark.parametrize("path", LINUX_SCRIPTS, ids=[p.stem for p in LINUX_SCRIPTS])
+def test_linux_profile_script(path: Path) -> None:
+    """Behaviour the usernet profile leaves off and the linux one has (quick ACKs)."""
+    assert run_file(path, profile=LINUX).events > 0
+    with pytest.raises(DrillFailure):
+        run_file(path)  # and it is the profile that makes the difference
+
+
 def test_there_are_scripts_for_every_topic() -> None:
     assert len(TCP_SCRIPTS) >= 25
 

@@ -23,6 +23,8 @@ from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import Cubic, NewReno
 from usernet.stack.tcp.frozen import BLOB_VERSION, MAGIC, Freezable, MigrationError, decode_blob, encode_blob
 from usernet.stack.tcp.layer import ANY
+from usernet.stack.tcp.prr import Prr
+from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -305,7 +307,7 @@ def test_a_field_an_older_blob_lacks_takes_its_default_or_is_refused_by_name() -
 
 @pytest.mark.parametrize(
     "cls", [TcpConnection, SendBuffer, ReceiveBuffer, Reassembly, RttEstimator, TimestampClock, NewReno, Cubic,
-            Scoreboard]
+            Scoreboard, Rack, Prr]
 )  # fmt: skip
 def test_every_slot_of_a_connection_part_is_frozen_or_excluded(cls: type[Freezable]) -> None:
     """A slot added to a connection (or a part of one) must be listed in `FROZEN`, `FROZEN_TIMES`

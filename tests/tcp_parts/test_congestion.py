@@ -34,7 +34,7 @@ def test_initial_window_per_rfc_6928() -> None:
 
 @pytest.mark.parametrize("kind", [NewReno, Cubic])
 def test_slow_start_doubles_each_rtt(kind: type[CongestionControl]) -> None:
-    for per_ack in (1, 2):  # every segment ACKed, or delayed ACKs: L = 2 allows both
+    for per_ack in (1, 2, 4):  # every segment ACKed, delayed ACKs, stretch ACKs: all count
         cc = kind(S)
         now = 0.0
         for expected in (20, 40, 80, 160):
@@ -42,10 +42,26 @@ def test_slow_start_doubles_each_rtt(kind: type[CongestionControl]) -> None:
             assert cc.cwnd == expected * S
 
 
-def test_byte_counting_limits_stretch_acks_to_two_segments() -> None:
+def test_a_stretch_ack_grows_slow_start_by_every_byte_it_acknowledges() -> None:
     cc = NewReno(S)
     cc.on_ack(8 * S, 0.0, None)
+    assert cc.cwnd == 18 * S  # as the eight ACKs it replaces would have (Linux's tcp_slow_start)
+
+
+def test_abc_limit_two_caps_a_stretch_ack_at_two_segments() -> None:
+    cc = NewReno(S)
+    cc.abc_limit = 2  # RFC 3465's L
+    cc.on_ack(8 * S, 0.0, None)
     assert cc.cwnd == 12 * S
+
+
+def test_slow_start_stops_at_ssthresh_and_the_rest_counts_in_avoidance() -> None:
+    cc = NewReno(S)
+    cc.ssthresh = 12 * S
+    cc.on_ack(8 * S, 0.0, None)  # 2 segments to ssthresh, 6 segments' bytes towards the next +1
+    assert cc.cwnd == 12 * S
+    cc.on_ack(6 * S, 0.0, None)  # 12 segments acknowledged in avoidance: one more
+    assert cc.cwnd == 13 * S
 
 
 def loss_then_avoidance(cc: CongestionControl, at_segments: int, now: float = 0.0) -> None:

@@ -74,6 +74,8 @@ class Stats:
     tcp_conn_limit: int
     tcp_conn_timeouts: int
     tcp_delayed_acks: int
+    tcp_dsack_received: int
+    tcp_dsack_sent: int
     tcp_ecn_ce_received: int
     tcp_ecn_cwr_received: int
     tcp_ecn_negotiated: int
@@ -87,6 +89,7 @@ class Stats:
     tcp_fastopen_overflow: int
     tcp_fastopen_passive: int
     tcp_keepalive_probes: int
+    tcp_limited_transmits: int
     tcp_listen_overflow: int
     tcp_malformed: int
     tcp_no_socket: int
@@ -95,6 +98,7 @@ class Stats:
     tcp_out_of_window: int
     tcp_passive_opens: int
     tcp_paws_rejected: int
+    tcp_rack_losses: int
     tcp_rcv_overflow: int
     tcp_retransmits: int
     tcp_rst_limited: int
@@ -102,13 +106,17 @@ class Stats:
     tcp_rst_sent: int
     tcp_rx_predicted: int
     tcp_rx_segments: int
+    tcp_spurious_rtos: int
     tcp_syn_cookies_invalid: int
     tcp_syn_cookies_sent: int
     tcp_syn_cookies_valid: int
     tcp_syn_draining: int
     tcp_syn_queue_full: int
     tcp_timeouts: int
+    tcp_tlp_probes: int
+    tcp_tlp_recoveries: int
     tcp_tx_segments: int
+    tcp_undos: int
     tcp_window_probes: int
     tx_bytes: int
     tx_frames: int

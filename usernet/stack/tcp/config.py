@@ -24,8 +24,12 @@ class TcpConfig:
     mss: int | None = None  # None: the link MTU minus 40 (RFC 6691)
     nodelay: bool = False
     delayed_ack: float = 0.04  # Linux's minimum delayed-ACK time
+    # Quick-ACK mode (Linux: on, TCP_MAX_QUICKACKS = 16): at the start and after idle, up to this
+    # many ACKs go at once. 0 (off) here keeps RFC 1122's delayed ACK from the first segment.
+    quickack: int = 0
     initial_window: int = 10  # segments (RFC 6928)
     congestion: str = "newreno"
+    abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux
     rto_min: float = 0.2
     rto_max: float = 120.0
     rto_initial: float = 1.0
@@ -47,6 +51,14 @@ class TcpConfig:
     invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments and challenge ACKs
     reset_limit: int = 1000  # per second, for the whole interface: RSTs answering segments to closed ports
     persist_max: float = 60.0
+    # Loss recovery, each switchable as on Linux (the sysctl each stands for is in docs/tcp.md).
+    rack: bool = True  # RACK time-based loss detection, RFC 8985 (tcp_recovery & 1)
+    rack_static_reo_wnd: bool = False  # keep reo_wnd at min_RTT/4, no D-SACK adaptation (tcp_recovery & 2)
+    tlp: bool = True  # tail loss probes, RFC 8985 §7 (tcp_early_retrans = 3); needs rack and SACK
+    prr: bool = True  # proportional rate reduction in SACK recovery, RFC 6937 (Linux: always)
+    limited_transmit: bool = True  # a new segment on each of the first two duplicate ACKs, RFC 3042
+    dsack: bool = True  # send D-SACK blocks for duplicate segments and use received ones, RFC 2883 (tcp_dsack)
+    undo: bool = True  # undo the cwnd cut of spurious retransmissions and RTOs (D-SACK, timestamps)
     ecn: int = 2  # Linux tcp_ecn: 0 off, 1 ask for ECN on outgoing connections and accept it, 2 only accept it
     fastopen: int = 0  # Linux tcp_fastopen bits: 1 client, 2 server (RFC 7413); off by default, as Linux's server
     fastopen_key_period: float = 3600.0  # seconds each TFO cookie key serves; the previous one is still accepted
@@ -62,6 +74,8 @@ class TcpConfig:
             raise ValueError(f"congestion must be one of {', '.join(CONGESTION_CONTROLS)}, got {self.congestion!r}")
         if self.delayed_ack < 0 or self.msl < 0 or self.fin_timeout < 0:
             raise ValueError("delayed_ack, msl and fin_timeout are durations >= 0 seconds")
+        if self.abc_limit < 0:
+            raise ValueError(f"abc_limit is a number of segments >= 0 (0: no limit), got {self.abc_limit}")
         if self.ecn not in (0, 1, 2):
             raise ValueError(f"ecn is 0 (off), 1 (ask and accept) or 2 (accept only), as tcp_ecn; got {self.ecn}")
         if not 0 <= self.fastopen <= 3:

@@ -2,7 +2,10 @@
 losses and timeouts.
 
 `CongestionControl` holds what every algorithm shares: RFC 5681 slow start with
-appropriate byte counting (RFC 3465, L = 2), the initial window of RFC 6928, the
+appropriate byte counting (RFC 3465) as Linux does it — every byte an ACK newly
+acknowledges counts, so a stretch ACK grows the window as much as the ACKs it replaces,
+and growth stops at ssthresh, the rest going to congestion avoidance (`abc_limit` = 2
+restores RFC 3465's per-ACK limit L) —, the initial window of RFC 6928, the
 recovery-time window of fast recovery (NewReno's inflation and partial-ACK deflation,
 RFC 6582, or none with SACK, where RFC 6675's pipe decides), and the timeout
 response. An algorithm supplies two things: growth in congestion avoidance
@@ -17,6 +20,8 @@ SACK scoreboard, remembers the recovery point, and tells this object what happen
     cc.on_dupack()                             # each further dup ACK (matters without SACK)
     cc.on_recovery_exit(now, flight_size)      # the ACK covered the recovery point
     cc.on_rto(now, flight_size)                # the retransmission timer fired
+    cc.on_loss_repaired(now)                   # a tail loss probe repaired a loss (RFC 8985 §7.4)
+    cc.undo()                                  # the last cut was for nothing (D-SACK, timestamps)
     cc.on_ecn(now, flight_size)                # an ECN-Echo, at most once per window
 
 Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
@@ -25,12 +30,11 @@ Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from usernet.stack.tcp.frozen import Freezable
 
 INFINITE_SSTHRESH = 1 << 62  # "arbitrarily high" (RFC 5681 §3.1)
-ABC_LIMIT = 2  # RFC 3465 L: slow start grows by at most L*SMSS per ACK
 
 
 def initial_window(smss: int, segments: int = 10) -> int:
@@ -41,8 +45,19 @@ def initial_window(smss: int, segments: int = 10) -> int:
 class CongestionControl(Freezable, ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
-    __slots__ = ("_sack", "_timed_out", "cwnd", "in_recovery", "smss", "ssthresh")
+    __slots__ = (
+        "_prior_cwnd",
+        "_prior_ssthresh",
+        "_sack",
+        "_timed_out",
+        "abc_limit",
+        "cwnd",
+        "in_recovery",
+        "smss",
+        "ssthresh",
+    )
     FROZEN: ClassVar[tuple[str, ...]] = __slots__
+    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {"_prior_cwnd": 0, "_prior_ssthresh": 0, "abc_limit": 0}
 
     def __init__(self, smss: int, initial_segments: int = 10) -> None:
         if smss <= 0 or initial_segments <= 0:
@@ -53,6 +68,9 @@ class CongestionControl(Freezable, ABC):
         self.in_recovery = False
         self._sack = False  # recovery is SACK-based (RFC 6675): no inflation or deflation
         self._timed_out = False  # an RTO fired and no new data was acknowledged since
+        self.abc_limit = 0  # RFC 3465's L in segments per ACK; 0: none, as Linux (tcp_slow_start)
+        self._prior_cwnd = 0  # cwnd and ssthresh before the last cut, for undo()
+        self._prior_ssthresh = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         """`acked` new bytes were cumulatively acknowledged; `rtt` is the current SRTT.
@@ -71,8 +89,16 @@ class CongestionControl(Freezable, ABC):
                     cwnd += self.smss
                 self.cwnd = cwnd if cwnd > self.smss else self.smss
             return
-        if self.cwnd < self.ssthresh:
-            self.cwnd += acked if acked < ABC_LIMIT * self.smss else ABC_LIMIT * self.smss
+        ssthresh = self.ssthresh
+        if self.cwnd < ssthresh:
+            limit = self.abc_limit * self.smss
+            grow = acked if not limit or acked < limit else limit
+            cwnd = self.cwnd + grow
+            if cwnd <= ssthresh:
+                self.cwnd = cwnd
+                return
+            self.cwnd = ssthresh  # the bytes past ssthresh count in congestion avoidance
+            self._avoid(cwnd - ssthresh, now, rtt)
         else:
             self._avoid(acked, now, rtt)
 
@@ -89,6 +115,8 @@ class CongestionControl(Freezable, ABC):
         ACKs reported, RFC 5681 §3.2 step 3); with SACK it is ssthresh and the caller
         sends while cwnd - pipe >= SMSS (RFC 6675 §5).
         """
+        self._prior_cwnd = self.cwnd
+        self._prior_ssthresh = self.ssthresh
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.smss
         self.in_recovery = True
@@ -110,15 +138,37 @@ class CongestionControl(Freezable, ABC):
         before any new data is acknowledged keep it (RFC 5681 §3.1, note on eq. 4).
         """
         if not self._timed_out:
+            self._prior_cwnd = self.cwnd
+            self._prior_ssthresh = self.ssthresh
             self.ssthresh = self._decrease(now, flight_size, timeout=True)
             self._timed_out = True
         self.cwnd = self.smss
+        self.in_recovery = False
+
+    def on_loss_repaired(self, now: float) -> None:
+        """A loss was repaired without entering recovery (a tail loss probe's retransmission
+        filled it, RFC 8985 §7.4): reduce once, straight to the new ssthresh. Linux takes the
+        window, not the flight size, as the base here (tcp_init_cwnd_reduction)."""
+        self._prior_cwnd = self.cwnd
+        self._prior_ssthresh = self.ssthresh
+        self.ssthresh = self._decrease(now, self.cwnd, timeout=False)
+        self.cwnd = self.ssthresh
+
+    def undo(self) -> None:
+        """The last reduction answered no loss (RFC 3708 via D-SACK, or timestamps, RFC 3522):
+        take back cwnd and ssthresh as they were before it, as Linux's tcp_undo_cwnd_reduction."""
+        if self._prior_cwnd > self.cwnd:
+            self.cwnd = self._prior_cwnd
+        if self._prior_ssthresh > self.ssthresh:
+            self.ssthresh = self._prior_ssthresh
+        self._timed_out = False
         self.in_recovery = False
 
     def on_ecn(self, now: float, flight_size: int) -> None:
         """The peer echoed a CE mark (RFC 3168 §6.1.2): the network signalled congestion
         without dropping, so the window is cut as for a loss (ssthresh by the algorithm's
         decrease, cwnd to it) but nothing is retransmitted and no recovery starts."""
+        self._prior_cwnd = self._prior_ssthresh = 0  # a mark is no loss that may prove spurious: no undo
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh
 

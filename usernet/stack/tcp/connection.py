@@ -1,8 +1,9 @@
 """One TCP connection (RFC 9293): what its user calls, its options and its statistics.
 
 The engine behind it is split by concern, each part a class the next derives from:
-`core` (state and transitions) <- `output` (segments, retransmission) <- `timers` <-
-`input` (handshakes, segment arrival) <- `migrate` (freeze, thaw) <- `TcpConnection` here. Segments come in through
+`core` (state and transitions) <- `output` (segments, retransmission) <- `recovery` <- `timers` <-
+`input` (handshakes, segment arrival) <- `migrate` (freeze, thaw) <- `TcpConnection` here.
+Segments come in through
 `input` (from the layer's demultiplexer) and go out through `output`, which the layer
 calls once per flush for every connection that changed. What the connection needs from
 its owner is declared in `owner.py`; it holds no reference to the interface.

@@ -2,10 +2,11 @@
 telling the user, aborting.
 
 `TcpConnection` is built in layers, one module per concern, each a class deriving from the
-one below: this core (state, transitions), `output` (segments, retransmission), `timers`,
-`input` (segment arrival, RFC 9293 §3.10.7) and `connection` (the user's calls, options,
-statistics). They share one object and one set of slots, so the hot path reads plain
-attributes as before the split; docs/architecture.md says why mixins and not helper objects.
+one below: this core (state, transitions), `output` (segments, retransmission),
+`recovery` (RACK-TLP, PRR, D-SACK, undo), `timers`, `input` (segment arrival, RFC 9293
+§3.10.7) and `connection` (the user's calls, options, statistics). They share one object
+and one set of slots, so the hot path reads plain attributes as before the split;
+docs/architecture.md says why mixins and not helper objects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from usernet.stack.route import Route
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
+from usernet.stack.tcp.prr import Prr
+from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -48,6 +51,12 @@ TAKES_DATA = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
 KEEPS_ALIVE = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
 
 
+# `_timer_kind`: which timer `_rto_at` is (one slot, as Linux's icsk_pending).
+RTO_TIMER = 0
+PROBE_TIMER = 1
+REORDER_TIMER = 2
+
+
 def os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
@@ -68,6 +77,7 @@ class ConnectionCore:
         "_cfg",
         "_close_at",
         "_delack_at",
+        "_dsack",
         "_dupacks",
         "_ecn_cwr",
         "_ecn_echo",
@@ -78,6 +88,7 @@ class ConnectionCore:
         "_ka_probes",
         "_keepalive_at",
         "_last_ack_sent",
+        "_last_data_rx",
         "_last_oow",
         "_last_rx",
         "_mss",
@@ -88,13 +99,18 @@ class ConnectionCore:
         "_peer_fin",
         "_peer_fin_at",
         "_persist_at",
+        "_pingpong",
         "_probes",
+        "_prr",
+        "_quick",
+        "_rack",
         "_rcv_adv",
         "_rcv_mss",
         "_rcv_wscale",
         "_read_since_output",
         "_recover",
         "_recv",
+        "_reo_at",
         "_retries",
         "_route",
         "_rto_at",
@@ -114,11 +130,20 @@ class ConnectionCore:
         "_syn_data",
         "_syn_retransmitted",
         "_syn_window",
+        "_timer_kind",
+        "_tlp_high",
+        "_tlp_ok",
+        "_tlp_retrans",
         "_ts_ok",
         "_ts_recent",
         "_ts_recent_at",
         "_tsclock",
         "_unacked",
+        "_undo_marker",
+        "_undo_retrans",
+        "_undo_rto",
+        "_undo_tsval",
+        "_undo_until",
         "_user_closed",
         "bytes_received",
         "bytes_sent",
@@ -208,6 +233,23 @@ class ConnectionCore:
         self.rtt = RttEstimator(rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial)
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
         self._sb: Scoreboard | None = None
+        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK.
+        self._rack: Rack | None = None
+        self._prr: Prr | None = None
+        self._timer_kind = RTO_TIMER  # what `_rto_at` is: the RTO, a tail loss probe, or RACK's reordering timer
+        self._reo_at: float | None = None  # when RACK looks again for losses (RFC 8985 §6.2 step 5)
+        self._tlp_ok = False  # probes may be sent on this connection (SACK, rack and tlp on)
+        self._tlp_high: int | None = None  # TLP.end_seq: SND.NXT when the outstanding probe went
+        self._tlp_retrans = False  # that probe was a retransmission
+        self._dsack: tuple[int, int] | None = None  # a duplicate segment's range, for the next ACK (RFC 2883)
+        self._undo_marker: int | None = None  # SND.UNA when the last cwnd cut began, while it may be undone
+        self._undo_retrans = 0  # segments retransmitted since, less those D-SACKs showed needless
+        self._undo_tsval: int | None = None  # TSval of the first retransmission: older echoes prove it needless
+        self._undo_rto = False  # the cut was a retransmission timeout's
+        self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
+        self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
+        self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
+        self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)
         self._dupacks = 0
         self._recover = iss
         self._nr_recovery = False

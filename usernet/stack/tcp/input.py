@@ -33,8 +33,10 @@ from usernet.stack.tcp.core import (
     TAKES_DATA,
     TIME_WAIT,
 )
+from usernet.stack.tcp.prr import Prr
+from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.scoreboard import Scoreboard
-from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_offset, seq_sub
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import Event
 from usernet.stack.tcp.timers import ConnectionTimers
 from usernet.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
@@ -144,11 +146,17 @@ class ConnectionInput(ConnectionTimers):
         cc: CongestionControl = (
             Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(mss, cfg.initial_window)
         )
+        cc.abc_limit = cfg.abc_limit
         if self._syn_retransmitted:
             cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
         self._cc = cc
         if self._sack_ok:
-            self._sb = Scoreboard(mss, self.snd_una)
+            self._sb = Scoreboard(mss, self.snd_una, rack=cfg.rack)
+            if cfg.rack:
+                self._rack = Rack(self.snd_una, cfg.rack_static_reo_wnd)
+                self._tlp_ok = cfg.tlp
+            if cfg.prr:
+                self._prr = Prr()
         self._recover = self.snd_una
         self._retries = 0
         self._rtx_start = None
@@ -241,9 +249,16 @@ class ConnectionInput(ConnectionTimers):
                 stats.tcp_out_of_window += 1
                 if state == TIME_WAIT and fin:
                     self._close_at = now + 2 * self._cfg.msl
+                if n and seq_lt(seq, rcv_nxt) and self._sack_ok and self._cfg.dsack:
+                    end = seq_add(seq, n)
+                    if seq_le(end, rcv_nxt):
+                        self._dsack = (seq, end)  # all of it arrived before (RFC 2883)
                 self._oow_ack(seglen == 0, now)
                 return
         if off >= 0x80000000:  # seq_lt(seq, rcv_nxt): starts before RCV.NXT, cut what we already have
+            if n and self._sack_ok and self._cfg.dsack:
+                self._dsack = (seq, rcv_nxt)  # its start arrived before (RFC 2883)
+                self._ack_now = True
             cut = (rcv_nxt - seq) & 0xFFFFFFFF  # seq_offset(rcv_nxt, seq)
             payload = payload[cut:]
             n -= cut
@@ -461,12 +476,16 @@ class ConnectionInput(ConnectionTimers):
             self._rtx_start = None
             self._probes = 0
             if sb is not None:
-                sb.update(ack, snd_max, sack)
-                recovery_point = sb.recovery_point
-                if sb.in_recovery and recovery_point is not None and seq_ge(ack, recovery_point):
-                    sb.exit_recovery()
-                    cc.on_recovery_exit(now, seq_offset(snd_max, ack))
+                if (
+                    sack
+                    or sb.sacked_bytes
+                    or sb.in_recovery
+                    or self._tlp_high is not None
+                    or self._undo_marker is not None
+                ):
+                    self._sack_ack(ack, sack, acked, tsecr, now)
                 else:
+                    sb.update(ack, snd_max, sack)
                     cc.on_ack(acked, now, self.rtt.srtt)
             elif self._nr_recovery:
                 if seq_ge(ack, self._recover):
@@ -478,7 +497,12 @@ class ConnectionInput(ConnectionTimers):
             else:
                 cc.on_ack(acked, now, self.rtt.srtt)
             self._dupacks = 0
-            self._rto_at = now + self.rtt.rto if ack != snd_max else None
+            if ack == snd_max:
+                self._rto_at = None
+            elif self._rack is not None:
+                self._arm_timer(now, True)
+            else:
+                self._rto_at = now + self.rtt.rto
             if self._send_blocked and send.free:
                 self._send_blocked = False
                 self._wake()
@@ -486,7 +510,7 @@ class ConnectionInput(ConnectionTimers):
             if n == 0 and outstanding and wnd == self.snd_wnd and not flags & FIN:
                 self._on_dupack(sack, now)
             elif sb is not None and sack:
-                sb.update(una, snd_max, sack)
+                self._sack_ack(una, sack, 0, tsecr, now)  # a D-SACK, a window update with SACK
         elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
             self._stats.tcp_ack_unsent += 1
             self._oow_ack(n == 0, now)
@@ -541,19 +565,23 @@ class ConnectionInput(ConnectionTimers):
         sb = self._sb
         cc = self._cc
         if sb is not None:
-            sb.update(una, self.snd_max, sack)
-            if sb.in_recovery:
-                return
-            rp = sb.recovery_point
-            if (self._dupacks >= 3 or sb.is_lost(una)) and (rp is None or seq_ge(una, rp)):
-                seq, n = sb.enter_recovery()
-                cc.enter_recovery(now, seq_offset(self.snd_max, una), True)
-                self._stats.tcp_fast_retransmits += 1
-                if n:
-                    self._retransmit(seq, n, now)
+            if self._rack is not None:  # RACK decides by time (recovery.py)
+                self._sack_ack(una, sack, 0, 0, now)
+                if self._reo_at is not None:
+                    self._arm_timer(now, False)
+            else:
+                sb.update(una, self.snd_max, sack)
+                rp = sb.recovery_point
+                if not sb.in_recovery and (self._dupacks >= 3 or sb.is_lost(una)) and (rp is None or seq_ge(una, rp)):
+                    self._enter_sack_recovery(0, now)
+            if not sb.in_recovery and self._dupacks <= 2 and self._cfg.limited_transmit:
+                self._limited_transmit(now)
             return
         if self._nr_recovery:
             cc.on_dupack()
+        elif self._dupacks <= 2:
+            if self._cfg.limited_transmit:
+                self._limited_transmit(now)
         elif self._dupacks == 3 and seq_ge(una, self._recover):
             self._recover = self.snd_max
             self._nr_recovery = True
@@ -583,9 +611,12 @@ class ConnectionInput(ConnectionTimers):
             self.rcv_nxt = rcv_nxt
             if self._peer_fin_at is not None and self._peer_fin_at == rcv_nxt:
                 self._on_fin(now)
+            if now - self._last_data_rx > self.rtt.rto:
+                self._enter_quickack()  # the first data, or data after an idle RTO (Linux)
+            self._last_data_rx = now
             unacked = self._unacked + got
             self._unacked = unacked
-            if unacked >= 2 * self._rcv_mss:
+            if unacked >= 2 * self._rcv_mss or (self._quick and not self._pingpong):
                 self._ack_now = True
             else:
                 self._ack_pending = True
@@ -596,6 +627,16 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_ofo_segments += 1
             self._ooo.insert(seq, payload)
             self._ack_now = True
+
+    def _enter_quickack(self) -> None:
+        """Quick-ACK mode (Linux's tcp_incr_quickack): the next data segments, up to half the
+        window's worth and at most `TcpConfig.quickack`, are acknowledged at once, so a
+        starting sender's window opens without waiting for delayed ACKs."""
+        n = ((self._rcv_adv - self.rcv_nxt) & 0xFFFFFFFF) // (2 * self._rcv_mss)
+        limit = self._cfg.quickack
+        n = limit if n > limit else n if n > 2 else min(2, limit)
+        if n > self._quick:
+            self._quick = n
 
     def _on_fin(self, now: float) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)

@@ -23,6 +23,8 @@ from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
 from usernet.stack.tcp.frozen import Freezable, MigrationError, field
 from usernet.stack.tcp.input import ConnectionInput
 from usernet.stack.tcp.owner import AcceptQueue, ConnectionOwner
+from usernet.stack.tcp.prr import Prr
+from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -59,21 +61,28 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "irs", "iss", "keepalive",
         "keepcnt", "keepidle", "keepintvl", "max_sndwnd", "nodelay", "rcv_nxt", "retransmits", "segs_in",
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
+        # loss recovery (recovery.py) and quick ACKs
+        "_dsack", "_pingpong", "_quick", "_timer_kind", "_tlp_high", "_tlp_ok", "_tlp_retrans", "_undo_marker",
+        "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until",
     )  # fmt: skip  # a table of names
-    # Fields later than the first blobs: ECN and Fast Open, off in what those froze.
+    #: Fields later than the first blobs (ECN and Fast Open, loss recovery, quick ACKs): off or
+    #: nothing pending in what those froze.
     FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "_ecn_cwr": False, "_ecn_echo": False, "_ecn_ok": False, "_ecn_recover": 0, "_fastopen": None,
         "_syn_data": 0, "fastopen_deferred": False,
+        "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
+        "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
+        "_undo_until": None,
     }  # fmt: skip  # a table of names
     FROZEN_TIMES = (
         "_close_at", "_delack_at", "_keepalive_at", "_last_oow", "_last_rx", "_persist_at", "_rto_at",
-        "_rtt_time", "_rtx_start", "_ts_recent_at",
+        "_rtt_time", "_rtx_start", "_ts_recent_at", "_reo_at", "_last_data_rx",
     )  # fmt: skip  # a table of names
     NOT_FROZEN = (
         # Given by the layer that thaws: its own owner, counters, config and route to the peer.
         "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener",
         # Frozen under their own names below (addresses, state) or by their parts (the rest).
-        "key", "local", "remote", "state", "error", "_cc", "_sb", *_PARTS,
+        "key", "local", "remote", "state", "error", "_cc", "_sb", "_rack", "_prr", *_PARTS,
     )  # fmt: skip  # a table of names
 
     def freeze(self, now: float, unsent: bytes = b"", unread: bytes = b"") -> dict[str, Any]:
@@ -105,6 +114,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         kind = next(k for k, cls in _CONGESTION.items() if type(cc) is cls)
         frozen["_cc"] = {"kind": kind, **cc.freeze(now)}
         frozen["_sb"] = None if self._sb is None else self._sb.freeze(now)
+        frozen["_rack"] = None if self._rack is None else self._rack.freeze(now)
+        frozen["_prr"] = None if self._prr is None else self._prr.freeze(now)
         return frozen
 
     @classmethod
@@ -159,6 +170,10 @@ class ConnectionMigration(ConnectionInput, Freezable):
         self._cc = kind.thaw(cc, now)
         sb = frozen.get("_sb")
         self._sb = None if sb is None else Scoreboard.thaw(field(frozen, "_sb", dict, "connection"), now)
+        rack = frozen.get("_rack")
+        self._rack = None if rack is None else Rack.thaw(field(frozen, "_rack", dict, "connection"), now)
+        prr = frozen.get("_prr")
+        self._prr = None if prr is None else Prr.thaw(field(frozen, "_prr", dict, "connection"), now)
         self._mss_limit = min(self._mss_limit, route.mss)
 
 

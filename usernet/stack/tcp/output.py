@@ -14,7 +14,15 @@ from __future__ import annotations
 import struct
 
 from usernet.native import CSUM_FULL, CSUM_PARTIAL
-from usernet.stack.tcp.core import SENDS_DATA, SYN_SENT, TAKES_DATA, ConnectionCore
+from usernet.stack.tcp.core import (
+    PROBE_TIMER,
+    REORDER_TIMER,
+    RTO_TIMER,
+    SENDS_DATA,
+    SYN_SENT,
+    TAKES_DATA,
+    ConnectionCore,
+)
 from usernet.stack.tcp.scoreboard import Scoreboard
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import State
@@ -26,6 +34,8 @@ _EDGES = struct.Struct("!II")
 _TCP_HEADER = 20
 _HANDSHAKE = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
 _ENDED = frozenset((State.TIME_WAIT, State.CLOSED))  # only an ACK asked for goes out
+_DELACK_MAX = 0.2  # the longest a peer may delay an ACK (Linux's TCP_DELACK_MAX, RFC 8985's WCDelAckT)
+_PTO_MIN = 0.002  # Linux's TCP_TIMEOUT_MIN: two jiffies
 
 
 class OffloadFrame(bytearray):
@@ -64,9 +74,10 @@ class ConnectionOutput(ConnectionCore):
                     self._rtt_time = now
                 if self._rto_at is None:
                     self._rto_at = now + self.rtt.rto
+                    self._timer_kind = RTO_TIMER
                 sent = True
         elif state in SENDS_DATA:
-            if self._ack_now and self._ooo.held and self._sack_ok:
+            if self._ack_now and self._sack_ok and (self._ooo.held or self._dsack is not None):
                 self._emit(self.snd_max, ACK, b"", now)  # SACK blocks do not fit beside full data
             sent = self._output_data(now)
         if state in _ENDED:
@@ -174,7 +185,47 @@ class ConnectionOutput(ConnectionCore):
             sent = True
         if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
+        if sent and self._tlp_ok and self._timer_kind != PROBE_TIMER:
+            # New data went out: the probe timeout starts (a probe timer already armed by
+            # the ACK that opened the window stands; the next ACK moves it).
+            self._arm_timer(now, False)
         return sent
+
+    def _arm_timer(self, now: float, restart: bool) -> None:
+        """Data is outstanding: arm RACK's reordering timer if it waits, else a probe when one
+        may go (RFC 8985 §7.2), else the RTO. `restart` (an ACK of new data) restarts the RTO;
+        after a transmission only a probe timer moves (RFC 6298 (5.1))."""
+        rtt = self.rtt
+        rto = rtt.rto
+        reo = self._reo_at
+        if reo is not None and reo < now + rto:
+            self._rto_at = reo
+            self._timer_kind = REORDER_TIMER
+            return
+        if self._tlp_ok and self._tlp_high is None:
+            sb = self._sb
+            una = self.snd_una
+            # (seq_ge(una, recover): no RTO recovery under way, inlined as on the ACK path)
+            if sb is not None and not sb.in_recovery and (una - self._recover) & 0xFFFFFFFF < 0x80000000:
+                srtt = rtt.srtt
+                if srtt is None:
+                    pto = 1.0
+                else:
+                    pto = 2 * srtt
+                    if (self.snd_max - una) & 0xFFFFFFFF <= self._mss:  # one segment out
+                        alone = 1.5 * srtt + _DELACK_MAX  # a lone segment's ACK may be delayed
+                        if alone > pto:
+                            pto = alone
+                    if pto < _PTO_MIN:
+                        pto = _PTO_MIN
+                # Never later than the RTO would fire (RFC 8985 §7.2, Linux's rto_delta_us):
+                # a lone segment's probe goes at the RTO's time, and the RTO one RTO later.
+                self._rto_at = now + (pto if pto < rto else rto)
+                self._timer_kind = PROBE_TIMER
+                return
+        if restart or self._rto_at is None or self._timer_kind != RTO_TIMER:
+            self._rto_at = now + rto
+            self._timer_kind = RTO_TIMER
 
     def _send_new(self, n: int, now: float) -> None:
         """Send `n` bytes at SND.NXT (new data, or data again after a timeout)."""
@@ -182,6 +233,8 @@ class ConnectionOutput(ConnectionCore):
         off = (nxt - self.snd_una) & 0xFFFFFFFF  # seq_offset(nxt, snd_una)
         send = self._send
         payload = send.peek(off, n)
+        if now - self._last_data_rx < self._cfg.delayed_ack:
+            self._pingpong = True  # an answer to what just came: ACKs can wait to ride on data (Linux)
         flags = ACK
         if off + n == len(send):
             flags = ACK | PSH
@@ -200,14 +253,20 @@ class ConnectionOutput(ConnectionCore):
             self.retransmits += 1
             self._stats.tcp_retransmits += 1
             self._rtt_seq = None  # Karn: no sample from what was sent twice
+            if self._undo_marker is not None:
+                self._undo_retrans += 1
         elif self._rtt_seq is None and not self._ts_ok:
             self._rtt_seq = end
             self._rtt_time = now
+        rack = self._rack
+        if rack is not None:
+            rack.sent(seq, end, now, self.snd_una)
         self.snd_nxt = end
         if (end - snd_max) & 0xFFFFFFFF < 0x80000000:  # seq_ge(end, snd_max)
             self.snd_max = end
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
+            self._timer_kind = RTO_TIMER
         self._persist_at = None
 
     def _retransmit(self, seq: int, n: int, now: float) -> None:
@@ -217,18 +276,24 @@ class ConnectionOutput(ConnectionCore):
         payload = send.peek(off, n)
         flags = ACK
         if off + len(payload) == len(send):
-            flags = ACK | PSH
+            flags = ACK | PSH if payload else ACK  # a bare FIN carries no PSH (as Linux's)
             fin = self._fin_seq
             if fin is not None and len(payload) < n and seq_ge(self.snd_max, fin):
-                flags = ACK | PSH | FIN
+                flags |= FIN
         if not payload and not flags & FIN:
             return
         self._emit(seq, flags, payload, now)
         self.retransmits += 1
         self._stats.tcp_retransmits += 1
         self._rtt_seq = None
+        if self._undo_marker is not None:
+            self._undo_retrans += 1
+        rack = self._rack
+        if rack is not None:
+            rack.sent(seq, seq_add(seq, len(payload) + (1 if flags & FIN else 0)), now, self.snd_una)
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
+            self._timer_kind = RTO_TIMER
 
     def _output_sack_recovery(self, sb: Scoreboard, now: float) -> bool:
         """RFC 6675 §5 (C): send while the window has room for a segment beyond the pipe."""
@@ -245,6 +310,9 @@ class ConnectionOutput(ConnectionCore):
             if seg is None:
                 break
             seq, n = seg
+            prr = self._prr
+            if prr is not None:
+                prr.out += n
             if seq == snd_max:
                 self.snd_nxt = snd_max
                 self._send_new(n, now)
@@ -295,9 +363,11 @@ class ConnectionOutput(ConnectionCore):
         else:
             window = self._advertise() if flags & ACK else 0
             options = _TS_OPTION.pack(1, 1, 8, 10, self._tsclock.tsval(now), self._ts_recent) if self._ts_ok else b""
-            if flags & ACK and self._sack_ok and self._ooo.held:
+            if flags & ACK and self._sack_ok and (self._ooo.held or self._dsack is not None):
                 options = self._with_sack(options, len(payload))
         if flags & ACK:
+            if self._quick:
+                self._quick -= 1
             self._last_ack_sent = self.rcv_nxt
             self._ack_now = False
             self._ack_pending = False
@@ -330,6 +400,11 @@ class ConnectionOutput(ConnectionCore):
 
     def _with_sack(self, options: bytes, payload_len: int) -> bytes:
         blocks = self._ooo.sack_blocks(3 if self._ts_ok else 4)
+        dsack = self._dsack
+        if dsack is not None:  # RFC 2883: the duplicate first, once
+            self._dsack = None
+            self._stats.tcp_dsack_sent += 1
+            blocks.insert(0, dsack)
         space = min(40 - len(options), self._snd_mss - payload_len - len(options)) - 4
         k = min(len(blocks), space // 8)
         if k <= 0:

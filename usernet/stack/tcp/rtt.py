@@ -31,8 +31,9 @@ class RttEstimator(Freezable):
     loss on a fast path cost a second. Pass rto_min=1.0 for the RFC's value.
     """
 
-    __slots__ = ("_base", "backoffs", "granularity", "rto", "rto_max", "rto_min", "rttvar", "srtt")
+    __slots__ = ("_base", "backoffs", "granularity", "min_rtt", "rto", "rto_max", "rto_min", "rttvar", "srtt")
     FROZEN = __slots__
+    FROZEN_DEFAULTS = {"min_rtt": math.inf}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
     def __init__(
         self,
@@ -52,6 +53,7 @@ class RttEstimator(Freezable):
         self.srtt: float | None = None  # None until the first sample (RFC 6298 §2.1)
         self.rttvar = 0.0
         self.backoffs = 0  # RTO doublings since the last valid sample or reset_backoff
+        self.min_rtt = math.inf  # the lowest sample (RACK's min_RTT; Linux keeps a 5-minute windowed min)
         self._base = self._bound(rto_initial)
         self.rto = self._base
 
@@ -68,6 +70,8 @@ class RttEstimator(Freezable):
         """
         if rtt < 0:
             rtt = 0.0
+        if rtt < self.min_rtt:
+            self.min_rtt = rtt
         srtt = self.srtt
         if srtt is None:  # (2.2)
             srtt = rtt

@@ -50,6 +50,7 @@ class Scoreboard(Freezable):
         "_ends",
         "_high_rxt",
         "_max",
+        "_rack_lost",
         "_recovery_point",
         "_rescue_rxt",
         "_starts",
@@ -61,8 +62,9 @@ class Scoreboard(Freezable):
         "smss",
     )
     FROZEN = __slots__  # positions are relative to the anchor (_una_seq at _una), which is frozen too
+    FROZEN_DEFAULTS = {"_rack_lost": None}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
-    def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3) -> None:
+    def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3, rack: bool = False) -> None:
         if smss <= 0 or dup_thresh <= 0:
             raise ValueError(f"smss and dup_thresh must be positive, got {smss} and {dup_thresh}")
         self.smss = smss
@@ -78,6 +80,9 @@ class Scoreboard(Freezable):
         self._high_rxt = 0  # position one past the highest retransmitted byte
         self._rescue_rxt: int | None = None
         self._recovery_point: int | None = None
+        # With RACK (RFC 8985) loss is decided by time, not by IsLost: unSACKed bytes below
+        # this position are lost (`mark_lost`); None keeps RFC 6675's rule.
+        self._rack_lost: int | None = 0 if rack else None
 
     def _pos(self, seq: int) -> int:
         return seq_unwrap(seq, self._una_seq, self._una)
@@ -181,6 +186,19 @@ class Scoreboard(Freezable):
         self.sacked_bytes += added
         return added
 
+    def mark_lost(self, seq: int) -> bool:
+        """RACK found every unSACKed byte below `seq` lost; True if that is news."""
+        p = self._pos(seq)
+        lost = self._rack_lost
+        if lost is None or p <= lost or p <= self._una:
+            return False
+        self._rack_lost = p
+        return True
+
+    def first_sacked(self) -> int | None:
+        """The left edge of the lowest SACKed range, or None when nothing is SACKed."""
+        return self._seq(self._starts[0]) if self._starts else None
+
     def _lost_end(self) -> int:
         """Position L such that an unSACKed byte is lost exactly when it lies below L.
 
@@ -188,6 +206,9 @@ class Scoreboard(Freezable):
         change only at the start of a SACKed range; so it is enough to find the highest
         range start that satisfies either rule. At most DupThresh ranges are looked at.
         """
+        rack = self._rack_lost
+        if rack is not None:
+            return rack if rack > self._una else self._una
         starts = self._starts
         ends = self._ends
         k = len(starts)
@@ -293,6 +314,13 @@ class Scoreboard(Freezable):
         self._high_rxt = self._una
         self._rescue_rxt = None
         self._recovery_point = self._max
+        if self._rack_lost is not None:
+            self._rack_lost = self._una
+
+    def forget_recovery_point(self) -> None:
+        """The timeout that set RecoveryPoint proved spurious: recovery may start below it."""
+        if not self.in_recovery:
+            self._recovery_point = None
 
     def next_seg(self, unsent: int) -> tuple[int, int] | None:
         """RFC 6675 NextSeg(): (seq, length) of the next segment to send, or None.

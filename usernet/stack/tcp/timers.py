@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import errno
 
-from usernet.stack.tcp.core import CLOSED, KEEPS_ALIVE, SYN_RECEIVED, SYN_SENT
-from usernet.stack.tcp.output import ConnectionOutput
+from usernet.stack.tcp.core import CLOSED, KEEPS_ALIVE, PROBE_TIMER, RTO_TIMER, SYN_RECEIVED, SYN_SENT
+from usernet.stack.tcp.recovery import ConnectionRecovery
 from usernet.stack.tcp.seq import seq_add, seq_offset, seq_sub
 from usernet.stack.tcp.states import SYNCHRONIZED, Event
 from usernet.wire.tcp import ACK
 
 
-class ConnectionTimers(ConnectionOutput):
+class ConnectionTimers(ConnectionRecovery):
     """What happens when time passes without the peer."""
 
     __slots__ = ()
@@ -36,7 +36,14 @@ class ConnectionTimers(ConnectionOutput):
         if t is not None and t <= now:
             late = now - t
             self._rto_at = None
-            self._on_rto(now)
+            kind = self._timer_kind
+            self._timer_kind = RTO_TIMER
+            if kind == RTO_TIMER:
+                self._on_rto(now)
+            elif kind == PROBE_TIMER:
+                self._on_probe_timer(now)
+            else:
+                self._on_reorder_timer(now)
         t = self._persist_at
         if t is not None and t <= now and self.state != CLOSED:
             late = max(late, now - t)
@@ -49,6 +56,7 @@ class ConnectionTimers(ConnectionOutput):
             if self._ack_pending:
                 self._ack_now = True
                 self._stats.tcp_delayed_acks += 1
+                self._pingpong = False  # the peer did not answer in time: quick ACKs again (Linux)
         t = self._keepalive_at
         if t is not None and t <= now and self.state != CLOSED:
             late = max(late, now - t)
@@ -80,10 +88,17 @@ class ConnectionTimers(ConnectionOutput):
             self._syn_retransmitted = True
         else:
             snd_max = self.snd_max
-            self._cc.on_rto(now, seq_offset(snd_max, self.snd_una))
+            una = self.snd_una
+            if self._retries == 1:
+                self._start_undo(una, True, now)
+            self._cc.on_rto(now, seq_offset(snd_max, una))
             if self._sb is not None:
-                self._sb.update(self.snd_una, snd_max, ())
+                self._sb.update(una, snd_max, ())
                 self._sb.reset()
+            if self._rack is not None:
+                self._rack.restart(una)
+            self._reo_at = None
+            self._tlp_high = None
             self._recover = snd_max
             self._nr_recovery = False
             self._dupacks = 0

@@ -47,6 +47,7 @@ LINUX = Profile(
         sack=True,
         timestamps=True,
         delayed_ack=0.04,
+        quickack=16,
         initial_window=10,
         congestion="cubic",
         rto_min=0.2,
@@ -157,6 +158,13 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, keepalive_interval=float(value))
         elif name == "tcp_keepalive_probes":
             tcp = replace(tcp, keepalive_count=int(value))
+        elif name == "tcp_recovery":  # bit 0x1: RACK, 0x2: static reordering window
+            bits = int(value, 0)
+            tcp = replace(tcp, rack=bool(bits & 1), rack_static_reo_wnd=bool(bits & 2))
+        elif name == "tcp_early_retrans":  # 3 and 4 enable tail loss probes
+            tcp = replace(tcp, tlp=int(value) >= 3)
+        elif name == "tcp_dsack":
+            tcp = replace(tcp, dsack=value != "0")
         elif name == "tcp_ecn":
             tcp = replace(tcp, ecn=int(value))
         elif name == "tcp_fastopen":
