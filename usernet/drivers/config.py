@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from usernet.drivers.workers import WorkerSeat
 from usernet.link.url import LINK_URL_FORMS, LinkUrl, TapUrl, parse_link_url
 
 if TYPE_CHECKING:
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
     from usernet.link.observe import Observer
     from usernet.link.tap import TapLink
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_arguments", "open_host", "parse_fault"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_HOST_ADDRESS",
+    "UsernetConfig",
+    "add_arguments",
+    "configure_host_side",
+    "open_host",
+    "parse_fault",
+]
 
 DEFAULT_ADDRESS = "192.0.2.2/24"
 DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
@@ -105,6 +114,8 @@ class UsernetConfig:
     no_gso: bool = False
     no_gro: bool = False
     handover: str | None = None
+    workers: int = 0
+    worker: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -127,6 +138,7 @@ class UsernetConfig:
                 ("offloads", self.offloads),
                 ("host_address", self.host_address),
                 ("handover", self.handover),
+                ("workers", self.workers),
             ):
                 if value:
                     raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
@@ -137,6 +149,23 @@ class UsernetConfig:
                 "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
                 "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
             )
+
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, not {self.workers}")
+        if self.workers and self.handover is not None:
+            raise ValueError("workers do not go with handover: each worker is its own stack (docs/workers.md)")
+        if self.worker is not None:
+            WorkerSeat.parse(self.worker)
+
+    @property
+    def supervises(self) -> bool:
+        """True when this process is to start `workers` workers rather than serve itself."""
+        return self.workers > 1 and self.worker is None
+
+    @property
+    def seat(self) -> WorkerSeat | None:
+        """The queue this process serves as one of several workers (None: it is not a worker)."""
+        return None if self.worker is None else WorkerSeat.parse(self.worker)
 
     @property
     def link_url(self) -> LinkUrl:
@@ -269,6 +298,12 @@ _OPTIONS: tuple[_Option, ...] = (
             "take over the TAP, listeners and connections of the usernet process serving PATH (if one does; "
             "it then exits), and serve PATH for the next one: restarts without dropping a connection",
             metavar="PATH"),
+    _Option("workers", "--workers",
+            "run N worker processes, each its own stack and loop on one queue of a multi-queue TAP, all "
+            "serving the same address (docs/workers.md; creating the TAP needs CAP_NET_ADMIN)", int, metavar="N"),
+    _Option("worker", "--worker",
+            "set by --workers for each worker it starts: the TAP queue it serves (INDEX/COUNT:FD:MAC)",
+            check=WorkerSeat.parse, metavar="SEAT"),
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 
@@ -336,6 +371,13 @@ def open_host(
             if link.mtu != config.mtu:
                 link.close()
                 raise ValueError(f"{url.name} has MTU {link.mtu}: give --mtu {link.mtu} (usernet's MTU is the link's)")
+        elif (seat := config.seat) is not None:  # before `sandbox`: the supervisor made it
+            from usernet.link.queue import QueueLink
+
+            link = QueueLink.from_fd(
+                seat.fd, url.name, mtu=config.mtu, mac=seat.mac, offloads=config.offloads, gso=not config.no_gso,
+                gro=gro,
+            )  # fmt: skip
         elif config.sandbox:
             from usernet.link.sandbox import Sandbox
 
@@ -356,7 +398,7 @@ def open_host(
         else:
             link = TapLink.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
             if config.host_address:
-                _configure_host_side(url.name, config.host_address, config.mtu)
+                configure_host_side(url.name, config.host_address, config.mtu)
             else:
                 _warn_if_unreachable(link, config, announce)
         stack.callback(link.close)
@@ -367,8 +409,10 @@ def open_host(
             link = FaultInjector(link, clock, **fault)
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
+        seat = config.seat
+        ports = {} if seat is None else {"ephemeral_ports": seat.ephemeral_ports}
         iface_config = InterfaceConfig.from_strings(
-            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
+            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link), **ports
         )
         yield Host(link, Interface(iface_config))
 
@@ -395,7 +439,7 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     )
 
 
-def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:
+def configure_host_side(tap: str, cidr: str, mtu: int) -> None:
     """Give the kernel's side of a TAP usernet created an address (in this process's namespace: the user asked)."""
     for cmd in (["ip", "addr", "add", cidr, "dev", tap], ["ip", "link", "set", tap, "mtu", str(mtu), "up"]):
         result = subprocess.run(cmd, capture_output=True, text=True)
