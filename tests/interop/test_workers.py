@@ -1,0 +1,124 @@
+"""`--workers 2`: an unmodified asyncio server on two worker processes sharing one multi-queue TAP,
+against the kernel's clients; connections it accepts and ones it opens itself; a worker killed and
+restarted; the supervisor stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from usernet.link.sandbox import Sandbox
+
+pytestmark = pytest.mark.network
+
+PORT = 7200
+KERNEL_PORT = 9000
+SERVER = Path(__file__).with_name("workers_server.py")
+ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = ["--workers", "2", "--host-address", "192.0.2.1/24"]
+
+
+def _supervisor(sandbox: Sandbox, entry: str, log: Path) -> subprocess.Popen[str]:
+    script = [str(SERVER), str(PORT)]
+    if entry == "python -m usernet":
+        command = [sys.executable, "-m", "usernet", *OPTIONS, *script]
+    else:
+        command = [sys.executable, "-m", "usernet.cli", "run", *OPTIONS, "--", sys.executable, *script]
+    return sandbox.popen(
+        command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+
+
+def _serving(process: subprocess.Popen[str]) -> int:
+    """The PID of the next worker that says it serves."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("serving "), line
+    return int(line.split()[1])
+
+
+def _ask(sandbox: Sandbox, request: bytes) -> str:
+    def connect() -> socket.socket:
+        return socket.create_connection(("192.0.2.2", PORT), timeout=10)
+
+    with sandbox.in_namespace(connect) as conn:
+        conn.sendall(request)
+        return conn.makefile().readline().strip()
+
+
+def _ask_many(sandbox: Sandbox, request: bytes, count: int) -> collections.Counter[str]:
+    """`count` short connections, four at a time (so from several source ports at once): the answers counted."""
+    with ThreadPoolExecutor(4) as pool:
+        return collections.Counter(pool.map(lambda _: _ask(sandbox, request), range(count)))
+
+
+@pytest.fixture
+def kernel_server(sandbox: Sandbox) -> Iterator[None]:
+    """A kernel TCP server in the namespace answering `got LINE` to the first line of each connection."""
+    listener = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("", KERNEL_PORT))  # 192.0.2.1 exists once the supervisor made the TAP
+    listener.listen(64)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"got " + conn.makefile("rb").readline())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield
+    listener.shutdown(socket.SHUT_RDWR)
+    thread.join(5)
+
+
+@pytest.mark.parametrize("entry", ["python -m usernet", "usernet run"])
+def test_two_workers_share_the_connections_and_open_their_own(
+    sandbox: Sandbox, kernel_server: None, tmp_path: Path, entry: str
+) -> None:
+    supervisor = _supervisor(sandbox, entry, tmp_path / "supervisor.log")
+    workers = {_serving(supervisor), _serving(supervisor)}
+    answers = _ask_many(sandbox, b"pid\n", 200)
+    assert sum(answers.values()) == 200
+    assert set(answers) == {str(pid) for pid in workers}, answers  # every answer from a worker, both served
+    outgoing = _ask_many(sandbox, b"out 192.0.2.1 9000\n", 40)
+    assert {answer.split(" ", 1)[1] for answer in outgoing} == {"got hello"}, outgoing
+    assert {int(answer.split()[0]) for answer in outgoing} == workers, outgoing  # both opened connections
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(15) == 128 + signal.SIGTERM
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert sandbox.run(["ip", "link", "show", "usernet0"], capture_output=True).returncode != 0  # the TAP is gone
+
+
+def test_a_killed_worker_is_restarted_and_the_other_serves_on(
+    sandbox: Sandbox, kernel_server: None, tmp_path: Path
+) -> None:
+    log = tmp_path / "supervisor.log"
+    supervisor = _supervisor(sandbox, "python -m usernet", log)
+    first, second = _serving(supervisor), _serving(supervisor)
+    os.kill(first, signal.SIGKILL)  # a worker this test started (through its supervisor), by PID
+    replacement = _serving(supervisor)
+    assert replacement not in (first, second)
+    answers = _ask_many(sandbox, b"pid\n", 100)
+    assert set(answers) == {str(second), str(replacement)}, answers
+    outgoing = _ask_many(sandbox, b"out 192.0.2.1 9000\n", 20)
+    assert {answer.split(" ", 1)[1] for answer in outgoing} == {"got hello"}, outgoing
+    assert "worker 0 (pid" in log.read_text() or "worker 1 (pid" in log.read_text()
+    supervisor.send_signal(signal.SIGINT)
+    assert supervisor.wait(15) == 128 + signal.SIGINT
