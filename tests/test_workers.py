@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from usernet.drivers.config import UsernetConfig
+from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.workers import EPHEMERAL_PORTS, WorkerSeat, port_slice
 from usernet.link.queue import steering_frame
 from usernet.wire.ethernet import emit_ethernet
@@ -53,8 +53,15 @@ def test_the_options_decide_who_supervises() -> None:
         UsernetConfig(workers=2, link="udp://127.0.0.1:1?peer=127.0.0.1:2")
     with pytest.raises(ValueError, match="handover"):
         UsernetConfig(workers=2, handover="/tmp/x.sock")
+    with pytest.raises(ValueError, match="pcap"):
+        UsernetConfig(workers=2, pcap="/tmp/x.pcap")
     with pytest.raises(ValueError):
         UsernetConfig(workers=-1)
+
+
+def test_a_command_that_serves_as_one_process_refuses_workers() -> None:
+    with pytest.raises(ValueError, match="python -m usernet"), open_host(UsernetConfig(workers=2)):
+        pass
 
 
 def _segment(flags: int, payload: bytes = b"") -> bytes:

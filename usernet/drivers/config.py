@@ -152,8 +152,11 @@ class UsernetConfig:
 
         if self.workers < 0:
             raise ValueError(f"workers must be 0 or more, not {self.workers}")
-        if self.workers and self.handover is not None:
+        if self.workers > 1 and self.handover is not None:
             raise ValueError("workers do not go with handover: each worker is its own stack (docs/workers.md)")
+        if self.workers > 1 and self.pcap is not None:
+            raise ValueError("workers do not go with pcap: every worker would write the same file; capture on "
+                             "the kernel side instead (tcpdump -i TAP)")  # fmt: skip
         if self.worker is not None:
             WorkerSeat.parse(self.worker)
 
@@ -355,6 +358,11 @@ def open_host(
     from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
 
+    if config.supervises:
+        raise ValueError(
+            "--workers starts worker processes and is for `python -m usernet` and `usernet run`; "
+            "this command serves as one process: leave --workers out"
+        )
     fault = config.fault_options()
     # Faults act on the frames the link hands over: per wire frame only without software
     # GRO, which would otherwise make one loss or reordering hit a whole merged run.
