@@ -99,7 +99,7 @@ def merged(frames: Sequence[bytearray]) -> bytes:
 
 
 def gro(
-    impl: Impl, frames: Sequence[bytes | bytearray], frame_cap: int = 2048, max_frames: int = 64
+    impl: Impl, frames: Sequence[bytes | bytearray], frame_cap: int = 2048, max_frames: int = 64, link_len: int = 14
 ) -> tuple[pure.GroRead, list[bytes], list[bytes]]:
     """Queue `frames` on a datagram pair, gro_read them; (result, the frames in buf, the frames left queued)."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -110,7 +110,7 @@ def gro(
             a.send(frame)
         b.setblocking(False)
         buf = bytearray(frame_cap * max_frames)
-        result = impl.gro_read(b.fileno(), buf, frame_cap, max_frames)
+        result = impl.gro_read(b.fileno(), buf, frame_cap, max_frames, link_len)
         left = []
         while True:
             try:

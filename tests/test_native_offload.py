@@ -205,7 +205,7 @@ def test_rx_refuses_a_non_bytes_address_like_cffi(impl: Impl) -> None:
 
 
 def written_frames(
-    impl: Impl, frame: bytes | bytearray, gso_size: int
+    impl: Impl, frame: bytes | bytearray, gso_size: int, link_len: int = 14
 ) -> tuple[tuple[int, int, int, int], list[bytes]]:
     """What gso_write puts on a datagram socket pair: one datagram per frame, as on a TAP.
 
@@ -224,7 +224,7 @@ def written_frames(
         reader = threading.Thread(target=read_all, daemon=True)
         reader.start()
         try:
-            result = impl.gso_write(a.fileno(), frame, gso_size)
+            result = impl.gso_write(a.fileno(), frame, gso_size, link_len)
         finally:
             a.shutdown(socket.SHUT_WR)
             reader.join(timeout=30)

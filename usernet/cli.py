@@ -86,6 +86,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from usernet.apps.services import Services
     from usernet.drivers import selectloop
     from usernet.drivers.control import Inbox, serving, snapshot
+    from usernet.stack.route import format_ip
 
     flags = {"stop": False, "report": False}
     waker = selectloop.Waker()
@@ -105,7 +106,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             # and leaving the `with` closes the sandbox.
             signal.signal(signal.SIGTERM, on_signal)
             services = Services(host.iface)
-            address = args.address.split("/")[0]
+            address = format_ip(host.iface.config.addresses[0][0])  # the leased one with --dhcp
             link = UsernetConfig.from_args(args).link_url
             print(
                 f"usernet up: {address} on {link}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from usernet._native import pure
 from usernet._native.layout import RX_TCP, RX_UDP, TCP_PARSED, RxParsed, RxUdp, TcpFields, TcpParsed
 from usernet._native.pure import *  # noqa: F403 - the interface is pure.__all__: the twins, rebound to C below
-from usernet._native.pure import CSUM_FULL, BytesLike, GroRead, GsoWritten, NativeError
+from usernet._native.pure import CSUM_FULL, ETHERNET_HEADER, BytesLike, GroRead, GsoWritten, NativeError
 
 __all__ = [  # pure's interface, plus what only the façade has
     *pure.__all__,
@@ -165,9 +165,9 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
         return (*values[:fields], sack_blocks(values[fields:]))
 
     @binding
-    def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
+    def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxParsed | None:
         data = from_buffer(frame)
-        blocks = c_rx(data, len(data), mac, len(mac), trusted, scratch.rx)
+        blocks = c_rx(data, len(data), mac, len(mac), link_len, trusted, scratch.rx)
         if blocks == rx_other:
             return None
         view = scratch.rx_view
@@ -177,30 +177,30 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
         return (*values[:fields], sack_blocks(values[fields:]), *unpack_rx_tail(view, rx_tail_at))
 
     @binding
-    def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
+    def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxUdp | None:
         data = from_buffer(frame)
-        if c_rx_udp(data, len(data), mac, len(mac), trusted, scratch.rx_udp) == rx_other:
+        if c_rx_udp(data, len(data), mac, len(mac), link_len, trusted, scratch.rx_udp) == rx_other:
             return None
         return unpack_rx_udp(scratch.rx_udp_view)
 
     @binding
-    def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
+    def gso_write(fd: int, frame: BytesLike, gso_size: int, link_len: int = ETHERNET_HEADER) -> GsoWritten:
         data = from_buffer(frame)
         out = scratch.gso
-        written: int = c_gso_write(fd, data, len(data), gso_size, out)
+        written: int = c_gso_write(fd, data, len(data), gso_size, link_len, out)
         if written < 0:
             raise NativeError(written)
         return written, out[0], out[1], out[2]
 
     @binding
-    def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRead:
+    def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len: int = ETHERNET_HEADER) -> GroRead:
         data = from_buffer(byte_array, buf, True)
         if max_frames > scratch.spans_cap:
             scratch.spans = ffi.new("int32_t[]", 2 * max_frames)
             scratch.spans_cap = max_frames
         spans = scratch.spans
         out = scratch.gro
-        count: int = c_gro_read(fd, data, len(data), frame_cap, max_frames, spans, out)
+        count: int = c_gro_read(fd, data, len(data), frame_cap, max_frames, link_len, spans, out)
         if count < 0:
             raise NativeError(count)
         flat = ffi.unpack(spans, 2 * count)

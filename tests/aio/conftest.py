@@ -23,7 +23,7 @@ from usernet.aio.uv import UsernetUvloop
 from usernet.drivers.host import Host
 from usernet.link import LinkWrapper, MemoryWire
 from usernet.link.base import BytesLike, Link
-from usernet.stack import Interface, InterfaceConfig
+from usernet.stack import Interface, InterfaceConfig, TcpConfig
 
 A_IP = "192.0.2.2"
 B_IP = "192.0.2.1"
@@ -65,13 +65,15 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
 
 
 @contextlib.contextmanager
-def make_pair(loop_kind: str) -> Iterator[Pair]:
-    """The two hosts on one loop of `loop_kind` (a context manager, for tests that make many: hypothesis)."""
+def make_pair(loop_kind: str, tcp: TcpConfig | None = None) -> Iterator[Pair]:
+    """The two hosts on one loop of `loop_kind` (a context manager, for tests that make many: hypothesis),
+    both with the TCP config `tcp` (the default one when None)."""
+    tcp = tcp or TcpConfig()
     holder: list[asyncio.AbstractEventLoop] = []  # the wire reads the clock of the loop made below
     wire = MemoryWire(lambda: holder[0].time(), latency=0.0005)
     link_a, link_b = Nudging(wire.a), Nudging(wire.b)
-    host_a = Host(link_a, Interface(InterfaceConfig.from_strings(link_a.mac, [f"{A_IP}/24"])))
-    host_b = Host(link_b, Interface(InterfaceConfig.from_strings(link_b.mac, [f"{B_IP}/24"])))
+    host_a = Host(link_a, Interface(InterfaceConfig.from_strings(link_a.mac, [f"{A_IP}/24"], tcp=tcp)))
+    host_b = Host(link_b, Interface(InterfaceConfig.from_strings(link_b.mac, [f"{B_IP}/24"], tcp=tcp)))
     loop = LOOPS[loop_kind](host=host_a)
     holder.append(loop)
     b_driver = Driver(loop, host_b)

@@ -38,12 +38,14 @@ def _echo_from_kernel(udp: socket.socket, message: bytes) -> bytes:
     return reply
 
 
-def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) -> None:
-    sandbox.run(["ip", "tuntap", "add", "mode", "tap", "name", "usernet0"], check=True)
+def echo_example_on_a_device(sandbox: Sandbox, mode: str, options: list[str]) -> None:
+    """A persistent `mode` device (tap or tun) in the namespace, the unmodified UDP echo example on it
+    under `python -m usernet OPTIONS`, and datagrams of several sizes echoed to the kernel."""
+    sandbox.run(["ip", "tuntap", "add", "mode", mode, "name", "usernet0"], check=True)
     sandbox.run(["ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "usernet0"], check=True)
     sandbox.run(["ip", "link", "set", "usernet0", "up"], check=True)
     server = sandbox.popen(
-        [sys.executable, "-m", "usernet", "--tap", "usernet0", "--loop", "uvloop", str(EXAMPLE)],
+        [sys.executable, "-m", "usernet", *options, str(EXAMPLE)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -56,6 +58,10 @@ def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) ->
         for size in (1, 100, 1472):
             message = os.urandom(size)
             assert _echo_from_kernel(udp, message) == message
+
+
+def test_unmodified_udp_echo_example_under_python_m_usernet(sandbox: Sandbox) -> None:
+    echo_example_on_a_device(sandbox, "tap", ["--tap", "usernet0", "--loop", "uvloop"])
 
 
 def test_usernet_run_sandbox_serves_the_example(tmp_path: Path) -> None:

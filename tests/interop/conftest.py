@@ -21,7 +21,7 @@ from usernet.drivers.selectloop import Waker, run
 from usernet.link import PcapTap, PcapWriter
 from usernet.link.base import Link
 from usernet.link.sandbox import Sandbox
-from usernet.stack import Interface, InterfaceConfig
+from usernet.stack import Interface, InterfaceConfig, TcpConfig
 from usernet.stack.interface import Socket
 
 USERNET_IP = "192.0.2.2"
@@ -120,25 +120,29 @@ def usernet_on_tap(
     offloads: bool = False,
     gso: bool = True,
     gro: bool = True,
+    tcp: TcpConfig | None = None,
 ) -> Iterator[Running]:
     """usernet up on a TAP in `sandbox` (optionally captured to `pcap`), on a background thread;
     with `offloads`, the TAP does checksums and TSO, with `gso` and `gro` (and no `offloads`)
-    software segmentation and receive merging, and the stack uses what the link offers."""
+    software segmentation and receive merging, and the stack uses what the link offers;
+    `tcp` is the stack's TCP config (the default when None)."""
     tap = sandbox.create_tap("usernet0", mtu=mtu, host_address=f"{KERNEL_IP}/24", offloads=offloads, gso=gso, gro=gro)
     with contextlib.ExitStack() as stack:
         link: Link = tap
         if pcap is not None:
             link = PcapTap(tap, stack.enter_context(PcapWriter(str(pcap))), time.time)
         stack.callback(tap.close)  # before the capture file is closed
-        with usernet_serving(sandbox, link, gateway) as running:
+        with usernet_serving(sandbox, link, gateway, tcp) as running:
             yield running
 
 
 @contextlib.contextmanager
-def usernet_serving(sandbox: Sandbox, link: Link, gateway: str | None = None) -> Iterator[Running]:
+def usernet_serving(
+    sandbox: Sandbox, link: Link, gateway: str | None = None, tcp: TcpConfig | None = None
+) -> Iterator[Running]:
     """usernet's services at USERNET_IP on `link` (open, in or toward `sandbox`), on a background thread."""
     config = InterfaceConfig.from_strings(
-        link.mac, [f"{USERNET_IP}/24"], gateway, mtu=link.mtu, **offload_options(link)
+        link.mac, [f"{USERNET_IP}/24"], gateway, mtu=link.mtu, tcp=tcp or TcpConfig(), **offload_options(link)
     )
     host = Host(link, Interface(config))
     loop = LoopThread(host, Services(host.iface))

@@ -148,7 +148,7 @@ def test_a_packet_url_names_an_existing_interface() -> None:
     assert str(PacketUrl("eth1")) == "packet:eth1"
     with pytest.raises(ValueError, match="an interface name is 1 to 15"):
         parse_link_url("packet:")
-    with pytest.raises(ValueError, match="sandbox is about a TAP device"):
+    with pytest.raises(ValueError, match="sandbox is about a TAP or TUN device"):
         UsernetConfig(link="packet:eth1", sandbox=True)
 
 

@@ -22,7 +22,7 @@ from tests.link.frames import (
 )
 from tests.programs import require
 from usernet.link import MemoryWire, PcapReader, PcapTap, PcapWriter, VirtualClock
-from usernet.link.pcap import LINKTYPE_ETHERNET, MAGIC_MICRO, MAGIC_NANO, SNAPLEN
+from usernet.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, MAGIC_MICRO, MAGIC_NANO, SNAPLEN
 
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
@@ -168,3 +168,12 @@ def test_tshark_check_catches_a_bad_checksum(tmp_path: Path):
             writer.write(f, 1.0)
     complaints = [number for number, expert in tshark_expert(path) if expert]
     assert complaints == [3]
+
+
+def test_an_ip_only_links_capture_says_its_packets_are_raw_ip(tmp_path: Path) -> None:
+    path = tmp_path / "tun.pcap"
+    with PcapWriter(path, linktype=LINKTYPE_RAW) as writer:
+        writer.write(b"\x45" + bytes(19), 1.0)
+    with PcapReader(path) as reader:
+        assert reader.linktype == LINKTYPE_RAW
+        assert [frame for _, frame in reader] == [b"\x45" + bytes(19)]

@@ -10,12 +10,14 @@ import pytest
 
 from usernet.drivers.config import UsernetConfig, add_arguments, open_host
 from usernet.link.udp import UdpLink
-from usernet.link.url import TapUrl, UdpUrl, parse_link_url
+from usernet.link.url import TapUrl, TunUrl, UdpUrl, parse_link_url
 
 
 def test_the_forms() -> None:
     assert parse_link_url("tap:usernet1") == TapUrl("usernet1")
     assert parse_link_url("TAP:usernet1") == TapUrl("usernet1")
+    assert parse_link_url("tun:tun0") == TunUrl("tun0")
+    assert str(parse_link_url("TUN:tun0")) == "tun:tun0"
     udp = parse_link_url("udp://127.0.0.1:5555?peer=127.0.0.1:5556")
     assert udp == UdpUrl(("127.0.0.1", 5555), ("127.0.0.1", 5556))
     assert str(udp) == "udp://127.0.0.1:5555?peer=127.0.0.1:5556"
@@ -33,6 +35,7 @@ def test_the_forms() -> None:
         ("tap:", "an interface name is 1 to 15"),
         ("tap:name-that-is-far-too-long", "an interface name is 1 to 15"),
         ("tap:a b", "an interface name"),
+        ("tun:", "an interface name is 1 to 15"),
         ("udp://127.0.0.1:5555", "exactly one peer"),
         ("udp://127.0.0.1:5555?peer=1.2.3.4:1&peer=1.2.3.4:2", "exactly one peer"),
         ("udp://127.0.0.1?peer=127.0.0.1:1", "the local address '127.0.0.1' needs a port"),
@@ -50,12 +53,7 @@ def test_bad_urls_say_what_is_wrong_and_what_to_write(url: str, why: str) -> Non
     with pytest.raises(ValueError) as info:
         parse_link_url(url)
     assert why in str(info.value)
-    assert "write tap:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT" in str(info.value)
-
-
-def test_tun_is_named_but_refused_until_the_stack_has_ip_only_interfaces() -> None:
-    with pytest.raises(ValueError, match=r"not yet supported: they need IP-only interface support.*tap:tun0"):
-        parse_link_url("tun:tun0")
+    assert "write tap:NAME, tun:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT" in str(info.value)
 
 
 def test_link_wins_over_tap_and_tap_alone_is_the_default_link() -> None:
@@ -69,13 +67,16 @@ def test_link_wins_over_tap_and_tap_alone_is_the_default_link() -> None:
 def test_config_errors_come_when_the_config_is_made() -> None:
     with pytest.raises(ValueError, match="bad link 'udp://x'"):
         UsernetConfig(link="udp://x")
-    with pytest.raises(ValueError, match="TUN devices are not yet supported"):
-        UsernetConfig.from_env({"USERNET_LINK": "tun:tun0"})
+    with pytest.raises(ValueError, match="an interface name is 1 to 15"):
+        UsernetConfig.from_env({"USERNET_LINK": "tun:"})
     udp = "udp://127.0.0.1:1?peer=127.0.0.1:2"
     for option in ({"sandbox": True}, {"offloads": True}, {"host_address": "192.0.2.1/24"}):
-        with pytest.raises(ValueError, match=re.escape(f"is about a TAP device and does not go with the link {udp}")):
+        with pytest.raises(
+            ValueError, match=re.escape(f"is about a TAP or TUN device and does not go with the link {udp}")
+        ):
             UsernetConfig(link=udp, **option)
     UsernetConfig(link="tap:x", sandbox=True)
+    UsernetConfig(link="tun:x", sandbox=True, offloads=True, host_address="192.0.2.1/24")
     for bad in ("ns.example", "2001:db8::53"):
         with pytest.raises(
             ValueError,
@@ -118,7 +119,7 @@ def test_the_command_line_says_what_is_wrong_without_a_traceback(capsys: pytest.
             ["--link", "udp://127.0.0.1:1"],
             "argument --link: bad link 'udp://127.0.0.1:1': a UDP link needs exactly one peer",
         ),
-        (["--link", "tun:tun0"], "argument --link: link 'tun:tun0': TUN devices are not yet supported"),
+        (["--link", "tun:"], "argument --link: bad link 'tun:': an interface name is 1 to 15"),
         (["--dns", "ns.example"], "argument --dns: dns must be the IPv4 address of a DNS server"),
     ):
         with pytest.raises(SystemExit):

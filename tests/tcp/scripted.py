@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usernet.native import build_ipv4_tcp
+from usernet.native import build_ipv4_tcp, internet_checksum
 from usernet.stack import Interface, InterfaceConfig, TcpConfig
 from usernet.wire import emit_arp, emit_ethernet
 from usernet.wire.tcp import ACK, TcpSegment, encode_tcp_options, parse_tcp
@@ -57,7 +57,9 @@ class Scripted:
         sport: int = PEER_PORT,
         dport: int = PORT,
         src: bytes = PEER,
+        tos: int = 0,
     ) -> None:
+        """One segment from the peer; `tos` is the IP header's second byte (its ECN field: 3 is CE)."""
         frame = bytearray(54 + len(options) + len(payload))
         build_ipv4_tcp(
             frame,
@@ -78,6 +80,8 @@ class Scripted:
             options,
             payload,
         )
+        if tos:
+            set_tos(frame, tos)
         self.iface.receive(frame, self.now)
 
     def ts(self, val: int, ecr: int) -> bytes:
@@ -120,3 +124,10 @@ class Scripted:
         assert conn is not None
         self.flush()
         return conn, synack
+
+
+def set_tos(frame: bytearray, tos: int) -> None:
+    """Rewrite an Ethernet+IPv4 frame's TOS byte and its header checksum."""
+    frame[15] = tos
+    frame[24:26] = b"\0\0"
+    frame[24:26] = internet_checksum(frame[14:34]).to_bytes(2, "big")

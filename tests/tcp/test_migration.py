@@ -176,6 +176,31 @@ def test_a_listener_moves_with_its_accept_queue_and_unread_bytes_come_first() ->
     assert second.state == State.ESTABLISHED and moved.pending == 1
 
 
+def test_ecn_and_fast_open_state_move_with_a_connection_and_a_listener() -> None:
+    net = Wire(TcpConfig(ecn=1, fastopen=3))
+    listener = net.b.iface.tcp.listen((B_IP, PORT))
+    listener.fastopen = 5
+    client = net.a.iface.tcp.connect((B_IP, PORT), net.clock(), fastopen=True)  # asks for a cookie
+    net.run([], 0.05)
+    assert listener.pending == 1
+    blob = encode_blob({"listener": listener.freeze(net.clock())})
+    fresh = net.replace_b()
+    moved = fresh.tcp.thaw_listener(decode_blob(blob)["listener"], net.clock())
+    assert moved.fastopen == 5
+    conn = moved.accept()
+    assert conn is not None and conn.info()["ecn"] and client.info()["ecn"]
+    frozen = conn.freeze(net.clock())
+    old = {key: value for key, value in frozen.items() if "ecn" in key or "fastopen" in key or key == "_syn_data"}
+    assert old["_ecn_ok"] is True and old["_fastopen"] is not None  # the cookie its SYN-ACK carried
+    conn.abort(net.clock())
+    again = fresh.tcp.thaw_connection(decode_blob(encode_blob({"c": frozen}))["c"], net.clock())
+    assert {key: value for key, value in again.freeze(net.clock()).items() if key in old} == old
+    again.abort(net.clock())
+    older = {key: value for key, value in frozen.items() if key not in old}  # a blob from before ECN
+    thawed = fresh.tcp.thaw_connection(older, net.clock())
+    assert not thawed.info()["ecn"] and thawed.info()["fastopen_data"] == 0
+
+
 def test_half_open_connections_are_refused_until_the_listener_drained() -> None:
     net = Wire(TcpConfig())
     listener = net.b.iface.tcp.listen((B_IP, PORT))

@@ -89,7 +89,8 @@ def test_syn_on_an_established_connection_gets_a_challenge_ack() -> None:
 
 
 def test_challenge_acks_are_rate_limited() -> None:
-    s, _conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2))
+    # The interface's limit alone (no per-connection interval: tests/tcp/test_rate_limits.py has that).
+    s, _conn, _ = established(tcp=TcpConfig(challenge_ack_limit=2, invalid_ack_interval=0.0))
     for _ in range(5):
         s.inject(PEER_ISN + 10, 0, RST)
     assert len(s.flush()) == 2
@@ -111,6 +112,27 @@ def test_paws_drops_old_timestamps() -> None:
     s.flush()
     assert conn.receive() == b"new"
     assert s.iface.stats()["tcp_paws_rejected"] == 1
+
+
+@pytest.mark.parametrize("bad_ack", ["unsent", "too-old"])
+def test_a_rejected_ack_plants_no_ts_recent(bad_ack: str) -> None:
+    # RFC 7323 §4.3: TS.Recent comes only from accepted segments. A segment in sequence whose
+    # ACK covers data never sent (or lies far behind) is dropped; had its far-future TSval
+    # been kept, PAWS would drop every later segment of the real peer and the connection
+    # would never move again.
+    s, conn, iss1 = established(SYN_OPTIONS)
+    ack = iss1 + 100_000 if bad_ack == "unsent" else iss1 - 10_000_000
+    s.inject(PEER_ISN + 1, ack, ACK, options=s.ts(0x7FFF0000, 0))
+    s.flush()
+    for i, ts in enumerate((200, 210, 220)):
+        s.inject(PEER_ISN + 1 + i, iss1, ACK | PSH, payload=b"x", options=s.ts(ts, 0))
+    s.flush()
+    stats = s.iface.stats()
+    assert conn.receive() == b"xxx" and stats["tcp_paws_rejected"] == 0
+    assert stats["tcp_ack_unsent" if bad_ack == "unsent" else "tcp_ack_too_old"] == 1
+    conn.send(b"reply", s.now)
+    [reply] = s.flush()
+    assert reply.timestamp is not None and reply.timestamp[1] == 200  # the real peer's first unacknowledged TSval
 
 
 def test_in_order_data_takes_the_fast_path_and_delayed_ack() -> None:
@@ -300,6 +322,19 @@ def test_keepalive_probes_then_times_out() -> None:
     probes = [t for t, seg in out if not seg.flags & RST]
     assert probes == [10.0, 12.0, 14.0]
     assert conn.error is not None and conn.error.errno == errno.ETIMEDOUT
+
+
+def test_rejected_segments_do_not_count_as_hearing_from_the_peer() -> None:
+    # Keepalive idles from the last accepted segment (Linux's rcv_tstamp): out-of-window
+    # segments or ACKs of unsent data, which anyone can send, do not postpone the probes.
+    s, conn, iss1 = established()
+    conn.set_option("keepalive", True)
+    conn.set_option("keepidle", 10)
+    s.advance(5.0)
+    s.inject(PEER_ISN + 1_000_000, iss1, ACK, payload=b"stray")  # out of window
+    s.inject(PEER_ISN + 1, iss1 + 50_000, ACK)  # acknowledges what was never sent
+    out = s.advance(10.5)
+    assert [t for t, seg in out if seg.seq == iss1 - 1] == [10.0]  # the probe, on time (not at 15)
 
 
 def test_unknown_option_is_refused_with_the_known_names() -> None:

@@ -182,11 +182,26 @@ class _OffloadingLink(MemoryEndpoint):
 def test_offload_options_follow_the_link_and_wrappers_keep_only_the_receive_side() -> None:
     clock = VirtualClock()
     plain = MemoryWire(clock).a
-    assert offload_options(plain) == {"rx_checksum_trusted": False, "tx_checksum_partial": False, "tso_max": 0}
+    assert offload_options(plain) == {
+        "rx_checksum_trusted": False,
+        "tx_checksum_partial": False,
+        "tso_max": 0,
+        "ethernet": True,
+    }
     link = _OffloadingLink(clock, 1500, bytes.fromhex("020000000009"), 0.0, 16)
-    assert offload_options(link) == {"rx_checksum_trusted": True, "tx_checksum_partial": True, "tso_max": 65535}
+    assert offload_options(link) == {
+        "rx_checksum_trusted": True,
+        "tx_checksum_partial": True,
+        "tso_max": 65535,
+        "ethernet": True,
+    }
     wrapped = FaultInjector(link, clock, seed=1)
-    assert offload_options(wrapped) == {"rx_checksum_trusted": True, "tx_checksum_partial": False, "tso_max": 0}
+    assert offload_options(wrapped) == {
+        "rx_checksum_trusted": True,
+        "tx_checksum_partial": False,
+        "tso_max": 0,
+        "ethernet": True,
+    }
 
 
 def test_host_refuses_an_interface_expecting_offloads_its_link_lacks() -> None:

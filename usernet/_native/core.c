@@ -234,16 +234,24 @@ int un_tcp_parse(const uint8_t *p, size_t n, int64_t *out)
 
 /* What both receive predictions ask first: an unfragmented IPv4 packet of `proto` to
  * `mac` with a good header checksum and at least `l4_min` bytes beyond the header.
+ * `link_len` is the link header in front of the IP header: 14 (Ethernet: the destination
+ * MAC must be `mac` and the EtherType IPv4) or 0 (a bare IP packet, `mac` not consulted);
+ * any other length is not a frame these functions know.
  * Sets the header and total lengths; 0 if the frame is anything else. */
-static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, uint8_t proto,
-                          size_t l4_min, size_t *ihl_out, size_t *total_out)
+static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len,
+                          uint8_t proto, size_t l4_min, size_t *ihl_out, size_t *total_out)
 {
-    if (n < 14 + 20 + l4_min || mac_len != 6 || memcmp(f, mac, 6) != 0 || f[12] != 0x08 || f[13] != 0x00)
+    if (link_len == UN_ETHERNET_HEADER) {
+        if (mac_len != 6 || n < 14 || memcmp(f, mac, 6) != 0 || f[12] != 0x08 || f[13] != 0x00)
+            return 0;
+    } else if (link_len != 0)
         return 0;
-    const uint8_t *ip = f + 14;
+    if (n < link_len + 20 + l4_min)
+        return 0;
+    const uint8_t *ip = f + link_len;
     size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
     size_t total = be16(ip + 2);
-    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + l4_min || 14 + total > n || ip[9] != proto ||
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + l4_min || link_len + total > n || ip[9] != proto ||
         (be16(ip + 6) & 0x3fff) != 0 || un_sum16(ip, ihl, 0) != 0xffff)
         return 0;
     *ihl_out = ihl;
@@ -256,14 +264,18 @@ static int rx_ipv4_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t
  * out[UN_RX_FIELD_*] the destination address, the flow key (source address, source
  * port, destination port) and the payload's offset and length in the frame; the return
  * is the number of SACK blocks.  Anything else (ARP, UDP, fragments, options it would
- * have to judge, broken frames) returns UN_RX_OTHER, for the general path to classify
+ * have to judge, broken frames, a CE mark in the ECN field, which TCP must see and the
+ * parse result does not carry) returns UN_RX_OTHER, for the general path to classify
  * and count: this function never drops anything itself. */
-int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out)
 {
     size_t ihl, total;
-    if (!rx_ipv4_header(f, n, mac, mac_len, 6, 20, &ihl, &total))
+    if (!rx_ipv4_header(f, n, mac, mac_len, link_len, 6, 20, &ihl, &total))
         return UN_RX_OTHER;
-    const uint8_t *ip = f + 14;
+    const uint8_t *ip = f + link_len;
+    if ((ip[1] & 3) == 3) /* CE (RFC 3168) */
+        return UN_RX_OTHER;
     const uint8_t *tcp = ip + ihl;
     size_t tcp_len = total - ihl;
     int blocks = un_tcp_parse(tcp, tcp_len, out);
@@ -275,7 +287,7 @@ int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     out[UN_RX_FIELD_DST] = be32(ip + 16);
     out[UN_RX_FIELD_FLOW_KEY] =
         (int64_t)(((uint64_t)be32(ip + 12) << 32) | ((uint64_t)be16(tcp) << 16) | be16(tcp + 2));
-    out[UN_RX_FIELD_PAYLOAD_OFFSET] = (int64_t)(14 + ihl + hlen);
+    out[UN_RX_FIELD_PAYLOAD_OFFSET] = (int64_t)(link_len + ihl + hlen);
     out[UN_RX_FIELD_PAYLOAD_LENGTH] = (int64_t)(tcp_len - hlen);
     return blocks;
 }
@@ -284,12 +296,13 @@ int un_rx_ipv4_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
  * no fragment, a UDP length that fits the packet, the UDP checksum unless zero or the link
  * vouched)?  out[]: source address, source port, destination address, destination port,
  * payload offset and length.  Anything else is UN_RX_OTHER, for the general path. */
-int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out)
+int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out)
 {
     size_t ihl, total;
-    if (!rx_ipv4_header(f, n, mac, mac_len, 17, 8, &ihl, &total))
+    if (!rx_ipv4_header(f, n, mac, mac_len, link_len, 17, 8, &ihl, &total))
         return UN_RX_OTHER;
-    const uint8_t *ip = f + 14;
+    const uint8_t *ip = f + link_len;
     const uint8_t *udp = ip + ihl;
     size_t length = be16(udp + 4);
     if (length < 8 || length > total - ihl)
@@ -301,7 +314,7 @@ int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     out[UN_RX_UDP_FIELD_SPORT] = be16(udp);
     out[UN_RX_UDP_FIELD_DST] = be32(ip + 16);
     out[UN_RX_UDP_FIELD_DPORT] = be16(udp + 2);
-    out[UN_RX_UDP_FIELD_PAYLOAD_OFFSET] = (int64_t)(14 + ihl + 8);
+    out[UN_RX_UDP_FIELD_PAYLOAD_OFFSET] = (int64_t)(link_len + ihl + 8);
     out[UN_RX_UDP_FIELD_PAYLOAD_LENGTH] = (int64_t)(length - 8);
     return 0;
 }

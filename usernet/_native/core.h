@@ -65,6 +65,9 @@
 #define UN_BUILD_BAD_TEMPLATE (-16)
 /* The longest link header a route may put in front of the IP header. */
 #define UN_LINK_HEADER_MAX 64
+/* The link header the receive and offload functions parse (their `link_len`): Ethernet's;
+ * 0 instead means none, a bare IP packet (an IP-only link such as a TUN). */
+#define UN_ETHERNET_HEADER 14
 
 #define UN_GSO_NOT_TCP (-20)
 #define UN_GRO_NO_ROOM (-21)
@@ -82,8 +85,11 @@ int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst
 uint32_t un_checksum_update16(uint16_t csum, uint16_t old, uint16_t new_value);
 /* Returns the SACK blocks in out[] (>= 0) or a UN_TCP_* code (out[] all zero). */
 int un_tcp_parse(const uint8_t *buf, size_t len, int64_t *out);
-int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
-int un_rx_ipv4_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, int trusted, int64_t *out);
+/* `link_len`: the link header in front of the IP header, 14 (Ethernet) or 0 (bare IP). */
+int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out);
+int un_rx_ipv4_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out);
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,
@@ -104,9 +110,9 @@ int32_t un_build_tcp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t l
 int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t link_len, const uint8_t *ip,
                      size_t ip_len, uint16_t ident, uint16_t sport, uint16_t dport, const uint8_t *payload,
                      size_t payload_len, uint32_t csum_mode);
-/* offload.c: software GSO and GRO. */
-int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out);
-int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames,
+/* offload.c: software GSO and GRO, on frames with a `link_len` header as above. */
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, uint32_t link_len, int64_t *out);
+int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames, uint32_t link_len,
                     int32_t *spans, int64_t *out);
 
 #endif

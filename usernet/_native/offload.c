@@ -24,19 +24,28 @@ struct gso_frame {
     size_t step;    /* payload bytes per segment */
 };
 
-static int32_t gso_layout(const uint8_t *f, size_t len, uint32_t gso_size, struct gso_frame *g)
+/* Whether `link_len` bytes in front of the IP header are a link header these functions know:
+ * an Ethernet header carrying IPv4 (14), or none (0: a bare IP packet). */
+static int known_link(const uint8_t *f, size_t len, size_t link_len)
 {
-    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 6)
+    if (link_len == 0)
+        return 1;
+    return link_len == UN_ETHERNET_HEADER && len >= UN_ETHERNET_HEADER && f[12] == 0x08 && f[13] == 0x00;
+}
+
+static int32_t gso_layout(const uint8_t *f, size_t len, uint32_t gso_size, size_t link, struct gso_frame *g)
+{
+    if (!known_link(f, len, link) || len < link + 40 || (f[link] >> 4) != 4 || f[link + 9] != 6)
         return UN_GSO_NOT_TCP;
-    size_t ihl = (size_t)(f[14] & 0x0f) * 4;
-    if (ihl < 20 || be16(f + 16) != len - 14 || 14 + ihl + 20 > len)
+    size_t ihl = (size_t)(f[link] & 0x0f) * 4;
+    if (ihl < 20 || be16(f + link + 2) != len - link || link + ihl + 20 > len)
         return UN_GSO_NOT_TCP;
-    size_t thl = (size_t)(f[14 + ihl + 12] >> 4) * 4;
-    if (thl < 20 || 14 + ihl + thl > len)
+    size_t thl = (size_t)(f[link + ihl + 12] >> 4) * 4;
+    if (thl < 20 || link + ihl + thl > len)
         return UN_GSO_NOT_TCP;
-    g->ip = 14;
-    g->tcp = 14 + ihl;
-    g->headers = 14 + ihl + thl;
+    g->ip = link;
+    g->tcp = link + ihl;
+    g->headers = link + ihl + thl;
     g->payload = len - g->headers;
     g->step = (gso_size && gso_size < g->payload) ? gso_size : g->payload;
     return 0;
@@ -70,16 +79,16 @@ static void gso_header(uint8_t *h, const uint8_t *f, const struct gso_frame *g, 
 
 /* Returns the segments written (or UN_GSO_NOT_TCP); out[]: the segments the frame makes,
  * the bytes written, and the errno of the write that failed (0 if none did). */
-int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, int64_t *out)
+int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, uint32_t link_len, int64_t *out)
 {
     struct gso_frame g;
-    int32_t status = gso_layout(frame, len, gso_size, &g);
+    int32_t status = gso_layout(frame, len, gso_size, link_len, &g);
     out[0] = out[1] = out[2] = 0;
     if (status)
         return status;
     size_t count = gso_count(&g);
     out[0] = (int64_t)count;
-    uint8_t header[14 + 60 + 60];
+    uint8_t header[14 + 60 + 60]; /* the longest link header gso_layout takes, IPv4 and TCP */
     size_t off = 0;
     for (size_t i = 0; i < count; i++, off += g.step) {
         size_t n = g.payload - off < g.step ? g.payload - off : g.step;
@@ -104,43 +113,53 @@ int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size
 
 #define TCP_ACK 0x10
 
+/* Offsets from the frame's start, for a frame with `l` bytes of link header and a 20-byte
+ * IPv4 header (the only kind GRO joins): the IPv4 header, then the TCP header. */
+#define IP_AT(l) (l)
+#define TCP_AT(l) ((l) + 20)
+
 /* Payload bytes of a frame GRO may join with its neighbours, else 0. */
-static size_t gro_payload(const uint8_t *f, size_t n)
+static size_t gro_payload(const uint8_t *f, size_t n, size_t l)
 {
-    if (n < 55 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 || f[23] != 6)
+    const uint8_t *ip = f + IP_AT(l), *tcp = f + TCP_AT(l);
+    if (!known_link(f, n, l) || n < l + 41 || ip[0] != 0x45 || ip[9] != 6)
         return 0;
-    size_t total = be16(f + 16);
-    size_t thl = (size_t)(f[46] >> 4) * 4;
-    if (14 + total > n || (be16(f + 20) & 0x3fff) || thl < 20 || 20 + thl >= total || (f[46] & 0x0f)
-        || (f[47] != TCP_ACK && f[47] != (TCP_ACK | TCP_PSH)) || un_sum16(f + 14, 20, 0) != 0xffff
-        || un_l4_checksum_v4(f + 26, 4, f + 30, 4, 6, f + 34, total - 20) != 0)
+    size_t total = be16(ip + 2);
+    size_t thl = (size_t)(tcp[12] >> 4) * 4;
+    if (l + total > n || (be16(ip + 6) & 0x3fff) || thl < 20 || 20 + thl >= total || (tcp[12] & 0x0f)
+        || (tcp[13] != TCP_ACK && tcp[13] != (TCP_ACK | TCP_PSH)) || un_sum16(ip, 20, 0) != 0xffff
+        || un_l4_checksum_v4(ip + 12, 4, ip + 16, 4, 6, tcp, total - 20) != 0)
         return 0;
     return total - 20 - thl;
 }
 
-/* May segment f (a gro_payload frame) extend frame a of `length` bytes and `payload` payload? */
-static int gro_joins(const uint8_t *a, size_t length, size_t payload, const uint8_t *f)
+/* May segment f (a gro_payload frame) extend frame a of `length` bytes and `payload` payload?
+ * Equal: the link header and IPv4 version to TOS, flags to protocol, the addresses and
+ * ports; the ACK, header length, window, urgent pointer and options. */
+static int gro_joins(const uint8_t *a, size_t length, size_t payload, const uint8_t *f, size_t l)
 {
-    size_t thl = (size_t)(f[46] >> 4) * 4;
-    size_t more = be16(f + 16) - 20 - thl;
-    return a[47] == TCP_ACK && memcmp(a, f, 16) == 0 && memcmp(a + 20, f + 20, 4) == 0
-           && memcmp(a + 26, f + 26, 12) == 0 && be32(f + 38) == (uint32_t)(be32(a + 38) + payload)
-           && memcmp(a + 42, f + 42, 5) == 0 && memcmp(a + 48, f + 48, 2) == 0
-           && memcmp(a + 52, f + 52, thl - 18) == 0 && length + more <= 14 + 65535;
+    const uint8_t *ta = a + TCP_AT(l), *tf = f + TCP_AT(l);
+    size_t thl = (size_t)(tf[12] >> 4) * 4;
+    size_t more = be16(f + l + 2) - 20 - thl;
+    return ta[13] == TCP_ACK && memcmp(a, f, l + 2) == 0 && memcmp(a + l + 6, f + l + 6, 4) == 0
+           && memcmp(a + l + 12, f + l + 12, 12) == 0 && be32(tf + 4) == (uint32_t)(be32(ta + 4) + payload)
+           && memcmp(ta + 8, tf + 8, 5) == 0 && memcmp(ta + 14, tf + 14, 2) == 0
+           && memcmp(ta + 18, tf + 18, thl - 18) == 0 && length + more <= l + 65535;
 }
 
-static void gro_close(uint8_t *a, size_t length)
+static void gro_close(uint8_t *a, size_t length, size_t l)
 {
-    put16(a + 16, (uint32_t)(length - 14));
-    put16(a + 24, 0);
-    put16(a + 24, ~un_sum16(a + 14, 20, 0) & 0xffff);
-    put16(a + 50, 0);
-    put16(a + 50, (uint32_t)un_l4_checksum_v4(a + 26, 4, a + 30, 4, 6, a + 34, length - 34));
+    uint8_t *ip = a + IP_AT(l), *tcp = a + TCP_AT(l);
+    put16(ip + 2, (uint32_t)(length - l));
+    put16(ip + 10, 0);
+    put16(ip + 10, ~un_sum16(ip, 20, 0) & 0xffff);
+    put16(tcp + 16, 0);
+    put16(tcp + 16, (uint32_t)un_l4_checksum_v4(ip + 12, 4, ip + 16, 4, 6, tcp, length - l - 20));
 }
 
 /* Returns the frames in buf, their (offset, length) pairs in spans[]; out[]: frames read,
  * frames joined onto another, errno of a read that failed with other than EAGAIN (or 0). */
-int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames,
+int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames, uint32_t link_len,
                     int32_t *spans, int64_t *out)
 {
     out[0] = out[1] = out[2] = 0;
@@ -164,16 +183,17 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
         out[0]++;
         size_t n = (size_t)got;
         uint8_t *f = buf + used;
-        size_t more = gro_payload(f, n);
-        if (payload && more && gro_joins(buf + lo, length, payload, f)) {
-            size_t start = used + 34 + (size_t)(f[46] >> 4) * 4;
-            uint8_t flags = f[47];
+        size_t l = link_len;
+        size_t more = gro_payload(f, n, l);
+        if (payload && more && gro_joins(buf + lo, length, payload, f, l)) {
+            size_t start = used + TCP_AT(l) + (size_t)(f[TCP_AT(l) + 12] >> 4) * 4;
+            uint8_t flags = f[TCP_AT(l) + 13];
             if (!absorbed)
-                length = 14 + (size_t)be16(buf + lo + 16);
+                length = l + (size_t)be16(buf + lo + l + 2);
             memmove(buf + lo + length, buf + start, more);
             length += more;
             payload += more;
-            buf[lo + 47] = flags;
+            buf[lo + TCP_AT(l) + 13] = flags;
             absorbed = 1;
             out[1]++;
             spans[2 * count - 1] = (int32_t)length;
@@ -181,7 +201,7 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
             continue;
         }
         if (absorbed)
-            gro_close(buf + lo, length);
+            gro_close(buf + lo, length, l);
         lo = used;
         length = n;
         payload = more;
@@ -192,6 +212,6 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
         used += n;
     }
     if (absorbed)
-        gro_close(buf + lo, length);
+        gro_close(buf + lo, length, link_len);
     return count;
 }

@@ -33,6 +33,7 @@ __all__ = [
     "CSUM_FULL",
     "CSUM_PARTIAL",
     "ERRORS",
+    "ETHERNET_HEADER",
     "GRO_NO_ROOM",
     "GSO_NOT_TCP",
     "LINK_HEADER_MAX",
@@ -86,6 +87,8 @@ BUILD_BAD_FLAGS = -14
 BUILD_BAD_CSUM_MODE = -15
 BUILD_BAD_TEMPLATE = -16
 LINK_HEADER_MAX = 64
+#: The link header rx_ipv4_tcp/udp, gso_write and gro_read parse (their `link_len`); 0: none.
+ETHERNET_HEADER = 14
 GSO_NOT_TCP = -20
 GRO_NO_ROOM = -21
 
@@ -314,73 +317,89 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
     )
 
 
-def _rx_ipv4_header(mv: memoryview, mac: bytes, proto: int, l4_min: int) -> tuple[int, int] | None:
+def _known_link(mv: memoryview, link_len: int) -> bool:
+    """Whether the `link_len` bytes in front of the IP header are a link header the receive
+    and offload functions know: none (0, a bare IP packet) or Ethernet carrying IPv4 (14)."""
+    if link_len == 0:
+        return True
+    return link_len == ETHERNET_HEADER and len(mv) >= 14 and mv[12] == 0x08 and mv[13] == 0x00
+
+
+def _rx_ipv4_header(mv: memoryview, mac: bytes, link: int, proto: int, l4_min: int) -> tuple[int, int] | None:
     """(header length, total length) of an unfragmented IPv4 packet of `proto` to `mac` with
-    a good header checksum and at least `l4_min` bytes beyond the header; else None."""
-    if _address(mac) != 6 or len(mv) < 14 + 20 + l4_min or mv[:6] != mac or mv[12] != 0x08 or mv[13] != 0x00:
+    a good header checksum and at least `l4_min` bytes beyond the header; else None.
+    `link`: the link header's length, 14 (Ethernet to `mac`) or 0 (bare IP, no `mac` check)."""
+    if link == ETHERNET_HEADER and (_address(mac) != 6 or len(mv) < 14 or mv[:6] != mac):
         return None
-    ihl = (mv[14] & 0x0F) * 4
-    total = (mv[16] << 8) | mv[17]
+    if not _known_link(mv, link) or len(mv) < link + 20 + l4_min:
+        return None
+    ihl = (mv[link] & 0x0F) * 4
+    total = (mv[link + 2] << 8) | mv[link + 3]
     if (
-        mv[14] >> 4 != 4
+        mv[link] >> 4 != 4
         or ihl < 20
         or total < ihl + l4_min
-        or 14 + total > len(mv)
-        or mv[23] != proto
-        or ((mv[20] << 8) | mv[21]) & 0x3FFF
-        or sum16(mv[14 : 14 + ihl]) != 0xFFFF
+        or link + total > len(mv)
+        or mv[link + 9] != proto
+        or ((mv[link + 6] << 8) | mv[link + 7]) & 0x3FFF
+        or sum16(mv[link : link + ihl]) != 0xFFFF
     ):
         return None
     return ihl, total
 
 
-def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool) -> RxParsed | None:
+def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxParsed | None:
     """Header prediction's first half: a well-formed TCP/IPv4 segment to `mac` with valid checksums?
 
     Then the fields layout.RX_TCP names: tcp_parse's, followed by the destination address
     as an integer, the flow key `(source address << 32) | (source port << 16) | destination
     port`, and the payload's offset and length within the frame. None for anything else (ARP, UDP, IPv4
-    fragments, broadcasts, malformed frames, bad checksums): the general receive path
-    classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
+    fragments, broadcasts, malformed frames, bad checksums, a CE mark, which TCP must see): the
+    general receive path classifies and counts those. `trusted` skips the TCP checksum (the link vouched).
+    `link_len` is the link header in front of the IP header: 14, Ethernet, or 0 on an
+    IP-only link, where `mac` is not consulted.
     """
     mv = _view(frame)
-    header = _rx_ipv4_header(mv, mac, 6, 20)
-    if header is None:
+    link = _uint(link_len, 64)
+    header = _rx_ipv4_header(mv, mac, link, 6, 20)
+    if header is None or mv[link + 1] & 3 == 3:
         return None
     ihl, total = header
-    segment = mv[14 + ihl : 14 + total]
+    segment = mv[link + ihl : link + total]
     try:
         p = tcp_parse(segment)
     except NativeError:
         return None
-    src = bytes(mv[26:30])
-    dst = bytes(mv[30:34])
+    src = bytes(mv[link + 12 : link + 16])
+    dst = bytes(mv[link + 16 : link + 20])
     if not trusted and l4_checksum_v4(src, dst, 6, segment):
         return None
     sport, dport, hlen = p[1], p[2], p[5]
     key = (int.from_bytes(src, "big") << 32) | (sport << 16) | dport
-    return (*p, int.from_bytes(dst, "big"), key, 14 + ihl + hlen, total - ihl - hlen)
+    return (*p, int.from_bytes(dst, "big"), key, link + ihl + hlen, total - ihl - hlen)
 
 
-def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
+def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxUdp | None:
     """The UDP twin of rx_ipv4_tcp: a valid UDP/IPv4 datagram to `mac`?
 
     Then the fields layout.RX_UDP names (source address, source port, destination address,
     destination port, payload offset, payload length), addresses as integers. None for anything else — a fragment,
     a bad IPv4 or UDP checksum (unless the UDP field is zero, "none", or `trusted`), a
-    UDP length that does not fit the packet — which the general path counts.
+    UDP length that does not fit the packet — which the general path counts. `link_len`
+    as for rx_ipv4_tcp.
     """
     mv = _view(frame)
-    header = _rx_ipv4_header(mv, mac, 17, 8)
+    link = _uint(link_len, 64)
+    header = _rx_ipv4_header(mv, mac, link, 17, 8)
     if header is None:
         return None
     ihl, total = header
-    udp = 14 + ihl
+    udp = link + ihl
     length = (mv[udp + 4] << 8) | mv[udp + 5]
     if length < 8 or length > total - ihl:
         return None
-    src = bytes(mv[26:30])
-    dst = bytes(mv[30:34])
+    src = bytes(mv[link + 12 : link + 16])
+    dst = bytes(mv[link + 16 : link + 20])
     if not trusted and (mv[udp + 6] or mv[udp + 7]) and l4_checksum_v4(src, dst, 17, mv[udp : udp + length]):
         return None
     return (
@@ -393,15 +412,15 @@ def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool) -> RxUdp | None:
     )
 
 
-def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:
+def _gso_layout(f: memoryview, gso_size: int, link: int) -> tuple[int, int, int]:
     """(TCP header offset, header bytes, payload bytes per segment) of a frame for gso_write."""
     n = len(f)
-    if n < 54 or f[12] != 0x08 or f[13] != 0x00 or f[14] >> 4 != 4 or f[23] != 6:
+    if not _known_link(f, link) or n < link + 40 or f[link] >> 4 != 4 or f[link + 9] != 6:
         raise NativeError(GSO_NOT_TCP)
-    ihl = (f[14] & 0x0F) * 4
-    if ihl < 20 or ((f[16] << 8) | f[17]) != n - 14 or 14 + ihl + 20 > n:
+    ihl = (f[link] & 0x0F) * 4
+    if ihl < 20 or ((f[link + 2] << 8) | f[link + 3]) != n - link or link + ihl + 20 > n:
         raise NativeError(GSO_NOT_TCP)
-    tcp = 14 + ihl
+    tcp = link + ihl
     thl = (f[tcp + 12] >> 4) * 4
     if thl < 20 or tcp + thl > n:
         raise NativeError(GSO_NOT_TCP)
@@ -410,29 +429,31 @@ def _gso_layout(f: memoryview, gso_size: int) -> tuple[int, int, int]:
     return tcp, headers, gso_size if 0 < gso_size < payload else payload
 
 
-def gso_segments(frame: BytesLike, gso_size: int) -> list[bytes]:
+def gso_segments(frame: BytesLike, gso_size: int, link_len: int = ETHERNET_HEADER) -> list[bytes]:
     """Software GSO: cut a CSUM_PARTIAL TCP/IPv4 frame as a NIC doing TSO would (see offload.c).
 
     Segments carry at most `gso_size` payload bytes (0: the frame stays whole); headers are
     copied, the IPv4 identification counts up, the sequence number advances, FIN and PSH
-    stay on the last segment, and every checksum is completed.
+    stay on the last segment, and every checksum is completed. `link_len`: the link header
+    in front of the IPv4 header, 14 (Ethernet) or 0 (bare IP).
     """
     _uint(gso_size, 32)
+    link = _uint(link_len, 32)
     f = _view(frame)
-    tcp, headers, step = _gso_layout(f, gso_size)
+    tcp, headers, step = _gso_layout(f, gso_size, link)
     payload = len(f) - headers
-    ident = (f[18] << 8) | f[19]
+    ident = (f[link + 4] << 8) | f[link + 5]
     seq = int.from_bytes(f[tcp + 4 : tcp + 8], "big")
-    src = bytes(f[26:30])
-    dst = bytes(f[30:34])
+    src = bytes(f[link + 12 : link + 16])
+    dst = bytes(f[link + 16 : link + 20])
     out = []
     for i, off in enumerate(range(0, payload, step) if payload else (0,)):
         n = min(step, payload - off)
         seg = bytearray(f[:headers])
         seg += f[headers + off : headers + off + n]
-        struct.pack_into("!HH", seg, 16, headers - 14 + n, (ident + i) & 0xFFFF)
-        seg[24:26] = b"\0\0"
-        _CSUM_FIELD.pack_into(seg, 24, internet_checksum(seg[14:tcp]))
+        struct.pack_into("!HH", seg, link + 2, headers - link + n, (ident + i) & 0xFFFF)
+        seg[link + 10 : link + 12] = b"\0\0"
+        _CSUM_FIELD.pack_into(seg, link + 10, internet_checksum(seg[link:tcp]))
         struct.pack_into("!I", seg, tcp + 4, (seq + off) & 0xFFFFFFFF)
         if off + n < payload:
             seg[tcp + 13] &= ~_FIN_PSH & 0xFF
@@ -445,14 +466,14 @@ def gso_segments(frame: BytesLike, gso_size: int) -> list[bytes]:
 GsoWritten = tuple[int, int, int, int]
 
 
-def gso_write(fd: int, frame: BytesLike, gso_size: int) -> GsoWritten:
+def gso_write(fd: int, frame: BytesLike, gso_size: int, link_len: int = ETHERNET_HEADER) -> GsoWritten:
     """Write `frame` to `fd` as gso_segments cuts it, one write per segment.
 
     Returns (segments written, segments the frame makes, bytes written, errno of the
     write that failed or 0): a failed write stops the rest, and the caller counts them
     as dropped.
     """
-    segments = gso_segments(frame, gso_size)
+    segments = gso_segments(frame, gso_size, link_len)
     written = sent = 0
     for segment in segments:
         try:
@@ -468,73 +489,77 @@ _TCP_ACK = 0x10
 _TCP_ACK_PSH = 0x18
 
 
-def _gro_payload(f: memoryview) -> int:
+def _gro_payload(f: memoryview, link: int) -> int:
     """Payload bytes of a frame software GRO may join with its neighbours, else 0.
 
     That is a TCP/IPv4 data segment without IPv4 options or fragmentation, with only ACK
     (or ACK and PSH) set, whose IPv4 and TCP checksums are valid: the merged frame gets
     fresh checksums, so a corrupt segment must never be part of one. Anything else passes
-    through untouched for the stack to classify and count.
+    through untouched for the stack to classify and count. `link`: the link header's length.
     """
     n = len(f)
-    if n < 55 or f[12] != 0x08 or f[13] != 0x00 or f[14] != 0x45 or f[23] != 6:
+    ip, tcp = link, link + 20
+    if not _known_link(f, link) or n < link + 41 or f[ip] != 0x45 or f[ip + 9] != 6:
         return 0
-    total = (f[16] << 8) | f[17]
-    thl = (f[46] >> 4) * 4
+    total = (f[ip + 2] << 8) | f[ip + 3]
+    thl = (f[tcp + 12] >> 4) * 4
     if (
-        14 + total > n
-        or ((f[20] << 8) | f[21]) & 0x3FFF
+        link + total > n
+        or ((f[ip + 6] << 8) | f[ip + 7]) & 0x3FFF
         or thl < 20
         or 20 + thl >= total
-        or f[46] & 0x0F
-        or f[47] not in (_TCP_ACK, _TCP_ACK_PSH)
-        or sum16(f[14:34]) != 0xFFFF
-        or l4_checksum_v4(bytes(f[26:30]), bytes(f[30:34]), 6, f[34 : 14 + total])
+        or f[tcp + 12] & 0x0F
+        or f[tcp + 13] not in (_TCP_ACK, _TCP_ACK_PSH)
+        or sum16(f[ip:tcp]) != 0xFFFF
+        or l4_checksum_v4(bytes(f[ip + 12 : ip + 16]), bytes(f[ip + 16 : ip + 20]), 6, f[tcp : link + total])
     ):
         return 0
     return total - 20 - thl
 
 
-def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview) -> bool:
+def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview, link: int) -> bool:
     """May segment `f` (a _gro_payload frame) extend the frame buf[lo:lo + length] (one too)?
 
     As Linux's tcp_gro_receive: the next sequence number, and everything else equal —
-    Ethernet header, IPv4 header but for length, identification and checksum, ports,
+    the link header, IPv4 header but for length, identification and checksum, ports,
     ACK, window, header length and options — with no PSH on the frame being extended.
     """
     a = buf[lo : lo + length]
-    thl = (f[46] >> 4) * 4
-    total = (f[16] << 8) | f[17]
+    tcp = link + 20
+    thl = (f[tcp + 12] >> 4) * 4
+    total = (f[link + 2] << 8) | f[link + 3]
     return (
-        a[47] == _TCP_ACK
-        and a[0:16] == f[0:16]
-        and a[20:24] == f[20:24]
-        and a[26:38] == f[26:38]
-        and int.from_bytes(f[38:42], "big") == (int.from_bytes(a[38:42], "big") + payload) & 0xFFFFFFFF
-        and a[42:47] == f[42:47]
-        and a[48:50] == f[48:50]
-        and a[52 : 34 + thl] == f[52 : 34 + thl]
-        and length + total - 20 - thl <= 14 + 65535
+        a[tcp + 13] == _TCP_ACK
+        and a[0 : link + 2] == f[0 : link + 2]
+        and a[link + 6 : link + 10] == f[link + 6 : link + 10]
+        and a[link + 12 : link + 24] == f[link + 12 : link + 24]
+        and int.from_bytes(f[tcp + 4 : tcp + 8], "big")
+        == (int.from_bytes(a[tcp + 4 : tcp + 8], "big") + payload) & 0xFFFFFFFF
+        and a[tcp + 8 : tcp + 13] == f[tcp + 8 : tcp + 13]
+        and a[tcp + 14 : tcp + 16] == f[tcp + 14 : tcp + 16]
+        and a[tcp + 18 : tcp + thl] == f[tcp + 18 : tcp + thl]
+        and length + total - 20 - thl <= link + 65535
     )
 
 
-def _gro_close(buf: memoryview, lo: int, length: int) -> None:
+def _gro_close(buf: memoryview, lo: int, length: int, link: int) -> None:
     """Give a frame that absorbed others its length and fresh IPv4 and TCP checksums."""
-    struct.pack_into("!H", buf, lo + 16, length - 14)
-    buf[lo + 24 : lo + 26] = b"\0\0"
-    _CSUM_FIELD.pack_into(buf, lo + 24, internet_checksum(buf[lo + 14 : lo + 34]))
-    buf[lo + 50 : lo + 52] = b"\0\0"
+    ip, tcp = lo + link, lo + link + 20
+    struct.pack_into("!H", buf, ip + 2, length - link)
+    buf[ip + 10 : ip + 12] = b"\0\0"
+    _CSUM_FIELD.pack_into(buf, ip + 10, internet_checksum(buf[ip:tcp]))
+    buf[tcp + 16 : tcp + 18] = b"\0\0"
     _CSUM_FIELD.pack_into(
         buf,
-        lo + 50,
-        l4_checksum_v4(bytes(buf[lo + 26 : lo + 30]), bytes(buf[lo + 30 : lo + 34]), 6, buf[lo + 34 : lo + length]),
+        tcp + 16,
+        l4_checksum_v4(bytes(buf[ip + 12 : ip + 16]), bytes(buf[ip + 16 : ip + 20]), 6, buf[tcp : lo + length]),
     )
 
 
 GroRead = tuple[list[tuple[int, int]], int, int, int]
 
 
-def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRead:
+def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len: int = ETHERNET_HEADER) -> GroRead:
     """Software GRO: read up to `max_frames` frames from `fd` into `buf`, joining in-order segments.
 
     Each frame is read right behind the previous one. A TCP segment that continues the
@@ -542,9 +567,11 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
     up as one segment with fresh checksums, up to a 64 KB IPv4 packet — what a NIC's GRO
     hands Linux. Returns ([(offset, length) of each frame in buf], frames read, frames
     joined onto another, errno of a read that failed with other than EAGAIN or 0).
+    `link_len`: the link header in front of each IPv4 header, 14 (Ethernet) or 0 (bare IP).
     """
     _uint(frame_cap, 32)
     _uint(max_frames, 32)
+    link = _uint(link_len, 32)
     out = _writable(buf)
     if frame_cap < 60 or len(out) < frame_cap * max_frames:
         raise NativeError(GRO_NO_ROOM)
@@ -552,6 +579,7 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
     used = read = joined = error = 0
     lo = length = payload = 0  # the last frame: where, how long, its payload if it may be extended
     absorbed = False
+    tcp = link + 20
     for _ in range(max_frames):
         try:
             n = os.readv(fd, [out[used : used + frame_cap]])
@@ -564,28 +592,28 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int) -> GroRea
             break
         read += 1
         f = out[used : used + n]
-        more = _gro_payload(f)
-        if payload and more and _gro_joins(out, lo, length, payload, f):
-            start = used + 14 + 20 + (f[46] >> 4) * 4
-            flags = f[47]  # f's bytes are about to be overwritten by its own payload
+        more = _gro_payload(f, link)
+        if payload and more and _gro_joins(out, lo, length, payload, f, link):
+            start = used + tcp + (f[tcp + 12] >> 4) * 4
+            flags = f[tcp + 13]  # f's bytes are about to be overwritten by its own payload
             if not absorbed:
-                length = 14 + ((out[lo + 16] << 8) | out[lo + 17])  # drop any Ethernet padding
+                length = link + ((out[lo + link + 2] << 8) | out[lo + link + 3])  # drop any Ethernet padding
             out[lo + length : lo + length + more] = out[start : start + more]
             length += more
             payload += more
-            out[lo + 47] = flags
+            out[lo + tcp + 13] = flags
             absorbed = True
             joined += 1
             spans[-1] = (lo, length)
             used = lo + length
             continue
         if absorbed:
-            _gro_close(out, lo, length)
+            _gro_close(out, lo, length, link)
         lo, length, payload, absorbed = used, n, more, False
         spans.append((lo, length))
         used += n
     if absorbed:
-        _gro_close(out, lo, length)
+        _gro_close(out, lo, length, link)
     return spans, read, joined, error
 
 

@@ -24,8 +24,8 @@ from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
 from usernet.aio.resolver import Resolver
 from usernet.aio.routing import Router
-from usernet.aio.server import Server, listen
-from usernet.aio.stream import StreamTransport, connect, open_stream, sendfile
+from usernet.aio.server import Server, kernel_fastopen, listen
+from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream, sendfile
 from usernet.aio.transport import PseudoSocket
 from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.host import Host
@@ -104,6 +104,11 @@ class UsernetLoopMixin(_LoopBase):
             self._usernet_shared = shared.current()
             config = self._usernet_shared.config if self._usernet_shared else UsernetConfig.from_env()
         self.usernet_config = config
+        if config.dhcp:
+            # The address is the lease's: the stack starts now, and routing follows what it got.
+            ic = self.usernet_driver().host.iface.config
+            self.usernet_router = Router.from_interface_config(ic.addresses, ic.gateway, only=config.only)
+            return
         iface = config.interface
         gateway = None if config.gateway is None else socket.inet_aton(config.gateway)
         self.usernet_router = Router.from_interface_config(
@@ -356,8 +361,9 @@ class UsernetLoopMixin(_LoopBase):
                 start_serving=start_serving,
             )  # fmt: skip  # argument groups a line, as the base method's signature reads
         driver = self.usernet_driver()
+        fastopen = kernel_fastopen(kernel_sockets[0]) if kernel_sockets else 0
         server = Server(
-            self, driver, listen(driver, addresses, number, backlog), protocol_factory,
+            self, driver, listen(driver, addresses, number, backlog, fastopen), protocol_factory,
             ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
             keep_alive=keep_alive, kernel_sockets=kernel_sockets,
         )  # fmt: skip  # argument groups a line, as the base method's signature reads
@@ -433,7 +439,7 @@ class UsernetLoopMixin(_LoopBase):
             return await super().sock_connect(sock, address)
         local = None if bound_port == 0 and specific is None else (specific or "", bound_port)
         driver = self.usernet_driver()
-        conn = await connect(self, driver, remote, local)
+        conn = await connect(self, driver, remote, local, kernel_fastopen_connect(sock))
         self._usernet_holders.add(sock, sockets.Held(self, driver, conn))
 
     async def sock_accept(self, sock: socket.socket) -> tuple[Any, Any]:
@@ -461,7 +467,9 @@ class UsernetLoopMixin(_LoopBase):
         if self.usernet_router.choose(None if bound == "0.0.0.0" else bound, None) == "kernel":
             return None
         driver = self.usernet_driver()
-        listener = listen(driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN)[0]
+        listener = listen(
+            driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN, kernel_fastopen(sock)
+        )[0]
         held = sockets.Held(self, driver, listener, sock.family)
         return self._usernet_holders.add(sock, held)
 
@@ -611,7 +619,10 @@ class UsernetLoopMixin(_LoopBase):
     def usernet_resolver(self) -> Resolver | None:
         """The stub resolver names go to (made on first use), or None: then the C library resolves them."""
         config = self.usernet_config
-        return None if config is None else Resolver.from_config(config)
+        if config is None:
+            return None
+        network = self.usernet_driver().host.dns_servers if config.dhcp else ()
+        return Resolver.from_config(config, network_servers=network)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

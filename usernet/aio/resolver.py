@@ -227,14 +227,22 @@ class Resolver:
 
     @classmethod
     def from_config(
-        cls, config: UsernetConfig, *, resolv_conf: str = "/etc/resolv.conf", hosts: str = "/etc/hosts"
+        cls,
+        config: UsernetConfig,
+        *,
+        network_servers: Sequence[str] = (),
+        resolv_conf: str = "/etc/resolv.conf",
+        hosts: str = "/etc/hosts",
     ) -> Resolver | None:
-        """The resolver a loop with `config` uses: `--dns`'s server, or with `--only` those of resolv.conf.
+        """The resolver a loop with `config` uses: `--dns`'s server, else those the network named
+        (`network_servers`: DHCP's), else with `--only` those of resolv.conf.
 
-        None when neither is set: then names go to the C library, on the kernel's network.
+        None when none is set: then names go to the C library, on the kernel's network.
         """
         if config.dns is not None:
             servers = [config.dns]
+        elif network_servers:
+            servers = list(network_servers)
         elif config.only:
             servers = parse_resolv_conf(_read(resolv_conf))
         else:

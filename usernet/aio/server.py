@@ -9,6 +9,7 @@ every Python: the server is closed and every connection it accepted has ended.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from usernet.aio.stream import StreamTransport
 from usernet.aio.transport import Address, PseudoSocket
 from usernet.stack.tcp.layer import ANY, TcpListener
 
-__all__ = ["Server", "listen"]
+__all__ = ["Server", "get_listener_option", "kernel_fastopen", "listen", "set_listener_option"]
 
 
 class _Listening:
@@ -48,10 +49,10 @@ class _Listening:
         return None
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
-        return False
+        return set_listener_option(self.listener, level, optname, value)
 
     def _getsockopt(self, level: int, optname: int) -> int | None:
-        return 1 if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else None
+        return get_listener_option(self.listener, level, optname)
 
     def _readiness(self) -> tuple[bool, bool]:
         return self.listener.pending > 0, False
@@ -225,8 +226,37 @@ class Server(asyncio.AbstractServer):
                 waiter.set_result(None)
 
 
-def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> list[TcpListener]:
-    """One listener per host (None: any), on `port` or, with 0, on one ephemeral port they all share."""
+def set_listener_option(listener: TcpListener, level: int, optname: int, value: int | bytes) -> bool:
+    """TCP_FASTOPEN on a listener: the Fast Open queue length (0 serves none); False for other options."""
+    if (level, optname) != (socket.IPPROTO_TCP, socket.TCP_FASTOPEN):
+        return False
+    number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
+    if number < 0:
+        raise OSError(errno.EINVAL, "TCP_FASTOPEN is a queue length and cannot be negative")
+    listener.fastopen = number
+    return True
+
+
+def get_listener_option(listener: TcpListener, level: int, optname: int) -> int | None:
+    """The live value of a listener's option (SO_ACCEPTCONN, TCP_FASTOPEN), or None."""
+    if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        return 1
+    if (level, optname) == (socket.IPPROTO_TCP, socket.TCP_FASTOPEN):
+        return listener.fastopen
+    return None
+
+
+def kernel_fastopen(sock: socket.socket) -> int:
+    """The TCP_FASTOPEN queue length a program set on a kernel socket that usernet's listener replaces."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN)
+    except OSError:
+        return 0
+
+
+def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int, fastopen: int = 0) -> list[TcpListener]:
+    """One listener per host (None: any), on `port` or, with 0, on one ephemeral port they all share;
+    `fastopen` is their TCP_FASTOPEN queue length."""
     tcp = driver.host.iface.tcp
     listeners: list[TcpListener] = []
     try:
@@ -244,6 +274,7 @@ def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int) -> 
                     f"error while attempting to bind on address {(host or '0.0.0.0', port)!r}: {exc.strerror}",
                 ) from None
             port = listener.local[1]
+            listener.fastopen = fastopen
             listeners.append(listener)
     except BaseException:
         now = driver.loop.time()

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Collection
 from typing import Any
 
-from usernet.aio import datagram, stream
+from usernet.aio import datagram, server, stream
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, PseudoSocket
 from usernet.stack.tcp.connection import TcpConnection
@@ -135,7 +135,7 @@ class Held:
             return stream.set_option(sock, level, optname, value)
         if isinstance(sock, UdpSocket):
             return datagram.set_option(sock, level, optname, value)
-        return False
+        return server.set_listener_option(sock, level, optname, value)
 
     def _getsockopt(self, level: int, optname: int) -> int | None:
         sock = self.sock
@@ -143,7 +143,7 @@ class Held:
             return stream.get_option(sock, level, optname)
         if isinstance(sock, UdpSocket):
             return datagram.get_option(sock, level, optname)
-        return 1 if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else None
+        return server.get_listener_option(sock, level, optname)
 
     def _readiness(self) -> tuple[bool, bool]:
         sock = self.sock

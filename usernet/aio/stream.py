@@ -29,7 +29,20 @@ from usernet.stack.tcp.states import State
 if TYPE_CHECKING:
     from usernet.aio.server import Server
 
-__all__ = ["StreamTransport", "connect", "get_option", "news", "open_stream", "readiness", "sendfile", "set_option"]
+__all__ = [
+    "TCP_FASTOPEN_CONNECT",
+    "StreamTransport",
+    "connect",
+    "get_option",
+    "kernel_fastopen_connect",
+    "news",
+    "open_stream",
+    "readiness",
+    "sendfile",
+    "set_option",
+]
+
+TCP_FASTOPEN_CONNECT = getattr(socket, "TCP_FASTOPEN_CONNECT", 30)  # linux/tcp.h; Python's socket lacks it
 
 _CLOSED = State.CLOSED
 _OPENING = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
@@ -78,18 +91,22 @@ async def news(loop: asyncio.AbstractEventLoop, driver: Driver, sock: TcpConnect
 
 
 async def connect(
-    loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None
+    loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None, fastopen: bool = False
 ) -> TcpConnection:
-    """Open a usernet TCP connection (IPv4 literals; local "" or "0.0.0.0" is any) and wait for the handshake."""
+    """Open a usernet TCP connection (IPv4 literals; local "" or "0.0.0.0" is any) and wait for the handshake.
+
+    With `fastopen` (TCP_FASTOPEN_CONNECT) and a Fast Open cookie from that server, it returns at
+    once, as Linux's connect() does: the SYN leaves with the first data written.
+    """
     tcp = driver.host.iface.tcp
     bind = None if local is None else (socket.inet_aton(local[0] or "0.0.0.0"), local[1])
     try:
-        conn = tcp.connect((socket.inet_aton(remote[0]), remote[1]), loop.time(), bind)
+        conn = tcp.connect((socket.inet_aton(remote[0]), remote[1]), loop.time(), bind, fastopen=fastopen)
     except OSError as exc:
         raise OSError(exc.errno, f"Connect call failed {remote}: {exc.strerror}") from None
     driver.request_flush()
     try:
-        while conn.state in _OPENING:
+        while conn.state in _OPENING and not conn.fastopen_deferred:
             await news(loop, driver, conn)
     except BaseException:
         conn.abort(loop.time())
@@ -393,6 +410,14 @@ def set_option(conn: TcpConnection, level: int, optname: int, value: int | bytes
     return True
 
 
+def kernel_fastopen_connect(sock: socket.socket) -> bool:
+    """Whether a program set TCP_FASTOPEN_CONNECT on a kernel socket whose connection usernet makes."""
+    try:
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, TCP_FASTOPEN_CONNECT))
+    except OSError:
+        return False
+
+
 def get_option(conn: TcpConnection, level: int, optname: int) -> int | None:
     """The live value of a socket option that changes the connection, or None."""
     option = _OPTIONS.get((level, optname))
@@ -403,12 +428,13 @@ def get_option(conn: TcpConnection, level: int, optname: int) -> int | None:
 
 
 def readiness(conn: TcpConnection) -> tuple[bool, bool]:
-    """(readable, writable) as Linux polls a TCP socket: bytes, a FIN or an error to read; room to write."""
+    """(readable, writable) as Linux polls a TCP socket: bytes, a FIN or an error to read; room to write
+    (also before the handshake, when the SYN waits for data: TCP_FASTOPEN_CONNECT)."""
     state = conn.state
     if state == _CLOSED:
         return True, True
     if state in _OPENING:
-        return False, False
+        return bool(conn.readable), conn.fastopen_deferred
     return bool(conn.readable) or conn.at_eof, conn.send_space() > 0
 
 

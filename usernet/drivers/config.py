@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from usernet.drivers.workers import WorkerSeat
-from usernet.link.url import LINK_URL_FORMS, LinkUrl, TapUrl, parse_link_url
+from usernet.link.url import LINK_URL_FORMS, DeviceUrl, LinkUrl, TapUrl, TunUrl, parse_link_url
 
 if TYPE_CHECKING:
     from usernet.drivers.host import Host
+    from usernet.link.base import Link
     from usernet.link.observe import Observer
     from usernet.link.tap import TapLink
 
@@ -41,6 +42,8 @@ __all__ = [
 
 DEFAULT_ADDRESS = "192.0.2.2/24"
 DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
+#: How long `--dhcp` waits for a lease before giving up (DISCOVERs go out at 0, ~4 and ~12 s).
+DHCP_TIMEOUT = 15.0
 LoopKind = Literal["asyncio", "uvloop"]
 LOOP_KINDS: tuple[LoopKind, ...] = ("asyncio", "uvloop")
 
@@ -89,13 +92,18 @@ class UsernetConfig:
     `only` refuses the kernel as a fallback for destinations that are not on usernet's
     networks (and makes names resolve through usernet, see below).
 
-    `link` names the link by URL (see usernet.link.url: `tap:NAME`,
+    `link` names the link by URL (see usernet.link.url: `tap:NAME`, `tun:NAME`,
     `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
     same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
-    and refuse any other link. `dns` is the address of a DNS server: the loop's
+    or a TUN and refuse any other link. `dns` is the address of a DNS server: the loop's
     `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
     with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
     of /etc/resolv.conf, also through usernet.
+
+    `dhcp` gets the address from a DHCP server on the link instead of `address`: the
+    interface starts once it has a lease, with the lease's prefix, router (the gateway),
+    MTU (when smaller) and DNS servers (the resolver's, unless `dns` names one); the lease
+    is renewed while the program runs and released on exit (see usernet.drivers.dhcp).
     """
 
     tap: str = "usernet0"
@@ -114,6 +122,7 @@ class UsernetConfig:
     no_gso: bool = False
     no_gro: bool = False
     handover: str | None = None
+    dhcp: bool = False
     workers: int = 0
     worker: str | None = None
 
@@ -132,16 +141,15 @@ class UsernetConfig:
             raise ValueError(f"mtu must be between 576 and 65535, not {self.mtu}")
         if self.fault is not None:
             parse_fault(self.fault)
-        if not isinstance(self.link_url, TapUrl):
+        if not isinstance(self.link_url, DeviceUrl):
             for name, value in (
                 ("sandbox", self.sandbox),
                 ("offloads", self.offloads),
                 ("host_address", self.host_address),
                 ("handover", self.handover),
-                ("workers", self.workers),
             ):
                 if value:
-                    raise ValueError(f"{name} is about a TAP device and does not go with the link {self.link}")
+                    raise ValueError(f"{name} is about a TAP or TUN device and does not go with the link {self.link}")
         if self.dns is not None:
             _check_dns(self.dns)
         if self.handover is not None and self.sandbox:
@@ -149,11 +157,18 @@ class UsernetConfig:
                 "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
                 "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
             )
+        if self.dhcp and self.gateway is not None:
+            raise ValueError("dhcp learns the gateway from the DHCP server's router option: leave gateway out")
 
         if self.workers < 0:
             raise ValueError(f"workers must be 0 or more, not {self.workers}")
         if self.workers > 1 and self.handover is not None:
             raise ValueError("workers do not go with handover: each worker is its own stack (docs/workers.md)")
+        if self.workers > 1 and (self.dhcp or not isinstance(self.link_url, TapUrl)):
+            raise ValueError(
+                "workers share one multi-queue TAP and one address: they go with a TAP (--tap NAME) and "
+                "a fixed --address, not with another link or --dhcp"
+            )
         if self.workers > 1 and self.pcap is not None:
             raise ValueError("workers do not go with pcap: every worker would write the same file; capture on "
                              "the kernel side instead (tcpdump -i TAP)")  # fmt: skip
@@ -301,6 +316,9 @@ _OPTIONS: tuple[_Option, ...] = (
             "take over the TAP, listeners and connections of the usernet process serving PATH (if one does; "
             "it then exits), and serve PATH for the next one: restarts without dropping a connection",
             metavar="PATH"),
+    _Option("dhcp", "--dhcp",
+            "get the address, gateway, MTU and DNS servers from a DHCP server on the link (--address is ignored)",
+            bool),
     _Option("workers", "--workers",
             "run N worker processes, each its own stack and loop on one queue of a multi-queue TAP, all "
             "serving the same address (docs/workers.md; creating the TAP needs CAP_NET_ADMIN)", int, metavar="N"),
@@ -353,7 +371,6 @@ def open_host(
     """
     from usernet.drivers.host import Host, offload_options
     from usernet.link import FaultInjector, ObservedLink, PcapTap, PcapWriter, TapLink
-    from usernet.link.base import Link
     from usernet.link.udp import UdpLink
     from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
@@ -391,7 +408,8 @@ def open_host(
 
             sandbox = stack.enter_context(Sandbox(purpose))
             host_address = config.host_address or DEFAULT_HOST_ADDRESS
-            link = sandbox.create_tap(
+            create = sandbox.create_tun if isinstance(url, TunUrl) else sandbox.create_tap
+            device = create(
                 url.name,
                 mtu=config.mtu,
                 host_address=host_address,
@@ -399,30 +417,81 @@ def open_host(
                 gso=not config.no_gso,
                 gro=gro,
             )
+            link = device
             announce(
-                f"sandbox: namespace {sandbox.name}, TAP {url.name}, kernel side {host_address}; "
+                f"sandbox: namespace {sandbox.name}, {device.KIND} {url.name}, kernel side {host_address}; "
                 f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
             )
         else:
-            link = TapLink.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
+            from usernet.link.tun import TunLink
+
+            kind = TunLink if isinstance(url, TunUrl) else TapLink
+            device = kind.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
+            link = device
             if config.host_address:
                 configure_host_side(url.name, config.host_address, config.mtu)
             else:
-                _warn_if_unreachable(link, config, announce)
+                _warn_if_unreachable(device, config, announce)
         stack.callback(link.close)
         if config.pcap:
-            writer = stack.enter_context(PcapWriter(config.pcap))
+            from usernet.link.base import carries_ethernet
+            from usernet.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW
+
+            linktype = LINKTYPE_ETHERNET if carries_ethernet(link) else LINKTYPE_RAW
+            writer = stack.enter_context(PcapWriter(config.pcap, linktype=linktype))
             link = PcapTap(link, writer, time.time)
         if fault is not None:
             link = FaultInjector(link, clock, **fault)
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
-        seat = config.seat
-        ports = {} if seat is None else {"ephemeral_ports": seat.ephemeral_ports}
-        iface_config = InterfaceConfig.from_strings(
-            link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link), **ports
-        )
-        yield Host(link, Interface(iface_config))
+        if not config.dhcp:
+            seat = config.seat
+            ports = {} if seat is None else {"ephemeral_ports": seat.ephemeral_ports}
+            iface_config = InterfaceConfig.from_strings(
+                link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link), **ports
+            )
+            yield Host(link, Interface(iface_config))
+            return
+        yield _dhcp_host(link, config, clock, announce, stack)
+
+
+def _dhcp_host(
+    link: Link, config: UsernetConfig, clock: Callable[[], float], announce: Callable[[str], None],
+    stack: contextlib.ExitStack,
+) -> Host:  # fmt: skip
+    """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
+    from usernet.drivers.dhcp import DhcpAgent, acquire
+    from usernet.drivers.host import Host, offload_options
+    from usernet.stack import Interface, InterfaceConfig
+    from usernet.stack.dhcp import DhcpClient
+    from usernet.stack.route import format_ip
+
+    client = DhcpClient(link.mac, hostname="usernet")
+    lease = acquire(link, client, clock, DHCP_TIMEOUT)
+    address = f"{format_ip(lease.address)}/{lease.prefix}"
+    router = lease.router
+    network = ipaddress.IPv4Interface(address).network
+    gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
+    mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
+    iface_config = InterfaceConfig.from_strings(link.mac, [address], gateway, mtu=mtu, **offload_options(link))
+    host = Host(link, Interface(iface_config))
+    host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
+    agent = DhcpAgent(client, host.iface)
+    host.agents.append(agent)
+
+    def release() -> None:
+        if host.failed is None:
+            now = clock()
+            agent.release(now)
+            host.flush(now)
+
+    stack.callback(release)
+    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
+    announce(
+        f"DHCP: {address} from {format_ip(lease.server)}, gateway {gateway or 'none'}, "
+        f"DNS {', '.join(host.dns_servers) or 'none'}, MTU {mtu}, lease {length}"
+    )
+    return host
 
 
 def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callable[[str], None]) -> None:
@@ -442,7 +511,7 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     if address is None:
         fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
-        f"TAP {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
+        f"{link.KIND} {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
         f"yet: configure it with `{' && '.join(fix)}` (or start with --host-address {kernel}, or use --sandbox)"
     )
 

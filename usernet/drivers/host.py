@@ -8,35 +8,49 @@ here once.
 from __future__ import annotations
 
 import errno
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
-from usernet.link.base import Link, LinkFailed, capabilities_of
+from usernet.link.base import Link, LinkFailed, capabilities_of, carries_ethernet
 from usernet.stack.interface import Interface, Socket
 from usernet.stack.tcp.layer import TcpListener
 
-__all__ = ["MAX_RECEIVE_ERRORS", "Host", "OffloadOptions", "offload_options"]
+__all__ = ["MAX_RECEIVE_ERRORS", "Agent", "Host", "OffloadOptions", "offload_options"]
 
 #: Receive errors in a row after which a link that is not known to be gone counts as failed.
 MAX_RECEIVE_ERRORS = 64
 
 
 class OffloadOptions(TypedDict):
-    """The InterfaceConfig fields a link's offloads decide."""
+    """The InterfaceConfig fields the link decides: its offloads, and whether it carries Ethernet."""
 
     rx_checksum_trusted: bool
     tx_checksum_partial: bool
     tso_max: int
+    ethernet: bool
 
 
 def offload_options(link: Link) -> OffloadOptions:
-    """The InterfaceConfig fields that let the stack use what `link` offloads:
-    `InterfaceConfig(..., **offload_options(link))`."""
+    """The InterfaceConfig fields that let the stack use what `link` offloads, and speak
+    what it carries: `InterfaceConfig(..., **offload_options(link))`."""
     caps = capabilities_of(link)
     return {
         "rx_checksum_trusted": caps.checksum_rx_trusted,
         "tx_checksum_partial": caps.checksum_tx_partial,
         "tso_max": caps.tso_max,
+        "ethernet": carries_ethernet(link),
     }
+
+
+class Agent(Protocol):
+    """Work the Host runs beside the interface, with its own timers (the DHCP client's renewals).
+
+    `poll(now)` runs at every pump (so it sees what its sockets received) and may raise
+    LinkFailed to stop the Host for good; `next_deadline()` joins the Host's deadline.
+    """
+
+    def poll(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
 
 
 class Host:
@@ -65,6 +79,12 @@ class Host:
                 f"the interface expects offloads the link does not do ({caps}): build its InterfaceConfig "
                 "with **offload_options(link)"
             )
+        if config.ethernet != carries_ethernet(link):
+            carried = "Ethernet frames" if carries_ethernet(link) else "bare IP packets"
+            raise ValueError(
+                f"the link carries {carried} and the interface expects otherwise: build its InterfaceConfig "
+                "with **offload_options(link)"
+            )
         self.link = link
         self.iface = iface
         self._batch = batch
@@ -74,6 +94,10 @@ class Host:
         #: Listeners thawed from a handover (usernet.drivers.handover) that no server has claimed
         #: yet, by (address, port): a program's `create_server` on that address takes its one.
         self.adopted: dict[tuple[bytes, int], TcpListener] = {}
+        #: Agents polled at every pump, after the frames (see Agent); none unless one is added.
+        self.agents: list[Agent] = []
+        #: DNS servers the network named (DHCP), for the resolver when the program names none.
+        self.dns_servers: tuple[str, ...] = ()
 
     def retire(self, message: str) -> None:
         """Never touch the link again: it belongs to someone else now (usernet.drivers.handover).
@@ -109,6 +133,12 @@ class Host:
         deadline = iface.next_deadline()
         if deadline is not None and deadline <= now:
             iface.poll(now)
+        for agent in self.agents:
+            try:
+                agent.poll(now)
+            except LinkFailed as exc:
+                self.failed = exc
+                raise
         return iface.take_ready()
 
     def flush(self, now: float) -> None:
@@ -146,6 +176,9 @@ class Host:
             return None
         a = self.iface.next_deadline()
         b = self.link.next_deadline()
-        if a is None:
-            return b
-        return a if b is None or a < b else b
+        deadline = b if a is None else a if b is None or a < b else b
+        for agent in self.agents:
+            c = agent.next_deadline()
+            if c is not None and (deadline is None or c < deadline):
+                deadline = c
+        return deadline

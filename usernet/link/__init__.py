@@ -1,4 +1,5 @@
-"""Devices that move Ethernet frames: a TAP, a UDP socket, an in-memory wire, and wrappers for faults and capture.
+"""Devices that move frames: a TAP, a TUN, a UDP socket, a tunnel the program carries, an in-memory wire,
+and wrappers for faults and capture.
 
 Every link implements `usernet.link.base.Link`; see docs/architecture.md for the contract.
 """
@@ -10,6 +11,8 @@ from usernet.link.memory import MemoryEndpoint, MemoryWire
 from usernet.link.observe import ObservedLink, Observer
 from usernet.link.pcap import PcapReader, PcapTap, PcapWriter
 from usernet.link.tap import TapLink, random_mac
+from usernet.link.tun import TunLink
+from usernet.link.tunnel import TunnelLink
 from usernet.link.udp import UdpLink
 
 __all__ = [
@@ -27,6 +30,8 @@ __all__ = [
     "PcapTap",
     "PcapWriter",
     "TapLink",
+    "TunLink",
+    "TunnelLink",
     "UdpLink",
     "VirtualClock",
     "random_mac",

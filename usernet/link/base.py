@@ -21,6 +21,7 @@ __all__ = [
     "LinkFailed",
     "LinkWrapper",
     "capabilities_of",
+    "carries_ethernet",
     "counters_of",
 ]
 
@@ -76,9 +77,22 @@ def capabilities_of(link: object) -> LinkCapabilities:
     return caps if isinstance(caps, LinkCapabilities) else NO_OFFLOADS
 
 
+def carries_ethernet(link: object) -> bool:
+    """Whether the link's frames are Ethernet frames (True, the default) or bare IP packets.
+
+    An IP-only link (a TUN, a tunnel a program carries itself) says so with a class or
+    instance attribute `ethernet = False`; the interface on it then uses no link header
+    and no ARP. Kept out of the Link protocol, like `capabilities`, so that every existing
+    link stays one.
+    """
+    return getattr(link, "ethernet", True) is not False
+
+
 @runtime_checkable
 class Link(Protocol):
-    """A device that moves Ethernet frames (no FCS) between usernet and something else.
+    """A device that moves Ethernet frames (no FCS) between usernet and something else,
+    or bare IP packets on an IP-only link (see `carries_ethernet`; everything below says
+    "frame" for both).
 
     Buffers: the frames `receive()` returns may be memoryviews into buffers the link
     preallocated and reuses; they stay valid only until the next `receive()` call on the
@@ -110,7 +124,7 @@ class Link(Protocol):
 
     @property
     def mac(self) -> bytes:
-        """usernet's own 6-byte MAC address on this link."""
+        """usernet's own 6-byte MAC address on this link (not used on an IP-only link)."""
         ...
 
     rx_frames: int
@@ -160,6 +174,8 @@ class LinkCounters:
     __slots__ = ("dropped_rx", "dropped_tx", "rx_bytes", "rx_frames", "tx_bytes", "tx_frames")
 
     capabilities: LinkCapabilities = NO_OFFLOADS
+    #: Ethernet frames, or bare IP packets when False (see `carries_ethernet`).
+    ethernet: bool = True
 
     def __init__(self) -> None:
         self.rx_frames = 0
@@ -193,6 +209,10 @@ class LinkWrapper(LinkCounters):
         what it sends, losing a frame's `gso_size`, so it never asks for transmit offloads.
         """
         return replace(capabilities_of(self.inner), checksum_tx_partial=False, tso_max=0)
+
+    @property
+    def ethernet(self) -> bool:  # type: ignore[override]  # a wrapper carries what its inner link carries
+        return carries_ethernet(self.inner)
 
     @property
     def mtu(self) -> int:

@@ -16,9 +16,11 @@ from typing import BinaryIO
 from usernet.link.base import BytesLike, Link
 from usernet.link.observe import ObservedLink
 
-__all__ = ["LINKTYPE_ETHERNET", "SNAPLEN", "PcapReader", "PcapTap", "PcapWriter"]
+__all__ = ["LINKTYPE_ETHERNET", "LINKTYPE_RAW", "SNAPLEN", "PcapReader", "PcapTap", "PcapWriter"]
 
 LINKTYPE_ETHERNET = 1
+#: Bare IP packets, as an IP-only link (a TUN, a tunnel) carries them: no link header.
+LINKTYPE_RAW = 101
 SNAPLEN = 262144
 MAGIC_MICRO = 0xA1B2C3D4
 MAGIC_NANO = 0xA1B23C4D
@@ -31,9 +33,12 @@ PathOrFile = str | os.PathLike[str] | BinaryIO
 
 
 class PcapWriter:
-    """Writes frames to a pcap file (a path, which it owns, or a binary file object, which it does not close)."""
+    """Writes frames to a pcap file (a path, which it owns, or a binary file object, which it does not close).
 
-    def __init__(self, file_or_path: PathOrFile, *, snaplen: int = SNAPLEN) -> None:
+    `linktype` says what the frames are: Ethernet, or LINKTYPE_RAW for the packets of an IP-only link.
+    """
+
+    def __init__(self, file_or_path: PathOrFile, *, snaplen: int = SNAPLEN, linktype: int = LINKTYPE_ETHERNET) -> None:
         if isinstance(file_or_path, (str, os.PathLike)):
             self._file: BinaryIO = open(file_or_path, "wb")  # noqa: SIM115 - owned until close()
             self._owned = True
@@ -43,7 +48,7 @@ class PcapWriter:
         self.snaplen = snaplen
         self.frames = 0
         self._closed = False
-        self._file.write(_FILE_HEADER.pack(MAGIC_NANO, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET))
+        self._file.write(_FILE_HEADER.pack(MAGIC_NANO, 2, 4, 0, 0, snaplen, linktype))
 
     def write(self, frame: BytesLike, timestamp: float) -> None:
         """Append one frame seen at `timestamp` seconds (any epoch; simulations start at 0)."""

@@ -28,11 +28,13 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from usernet.link.tap import TapLink, open_queues
+from usernet.link.tun import TunLink
 from usernet.programs import find
 
 __all__ = ["Sandbox", "SandboxError"]
 
 T = TypeVar("T")
+TapLinkT = TypeVar("TapLinkT", bound=TapLink)  # a TapLink or its TUN subclass
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
@@ -183,12 +185,41 @@ class Sandbox:
         opens it with vnet headers, checksum offload and TSO; `gso` and `gro` are software
         segmentation and receive merging without them (see TapLink).
         """
+        return self._create_device(TapLink, name, mtu, host_address, mac, ipv6, offloads, gso, gro)
+
+    def create_tun(
+        self,
+        name: str = "usernet0",
+        *,
+        mtu: int = 1500,
+        host_address: str = "192.0.2.1/24",
+        ipv6: bool = False,
+        offloads: bool = False,
+        gso: bool = True,
+        gro: bool = True,
+    ) -> TunLink:
+        """A TUN inside the namespace, up, with `host_address` on the kernel's side: as create_tap,
+        but the kernel routes bare IP packets to usernet through it, without ARP (see TunLink)."""
+        return self._create_device(TunLink, name, mtu, host_address, None, ipv6, offloads, gso, gro)
+
+    def _create_device(
+        self,
+        kind: type[TapLinkT],
+        name: str,
+        mtu: int,
+        host_address: str,
+        mac: bytes | None,
+        ipv6: bool,
+        offloads: bool,
+        gso: bool,
+        gro: bool,
+    ) -> TapLinkT:
         self._require_open()
         if not _IFNAME.fullmatch(name):
             raise ValueError(f"interface name {name!r} must be 1-15 letters, digits, '_', '.' or '-'")
 
-        def make() -> TapLink:
-            link = TapLink.create(name, mtu=mtu, mac=mac, offloads=offloads, gso=gso, gro=gro)
+        def make() -> TapLinkT:
+            link = kind.create(name, mtu=mtu, mac=mac, offloads=offloads, gso=gso, gro=gro)
             try:
                 _quiet_ipv6(name, ipv6)
             except BaseException:

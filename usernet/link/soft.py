@@ -10,7 +10,7 @@ import os
 from typing import Protocol
 
 from usernet.link.base import BytesLike
-from usernet.native import gro_read, gso_write
+from usernet.native import ETHERNET_HEADER, gro_read, gso_write
 
 __all__ = ["GroBuffer", "gso_send"]
 
@@ -29,12 +29,16 @@ class _TxCounted(Protocol):
 
 
 class GroBuffer:
-    """The one buffer a link's GRO reads a batch into; frames handed out are views of it."""
+    """The one buffer a link's GRO reads a batch into; frames handed out are views of it.
 
-    __slots__ = ("_buffer", "_frame_cap", "_view")
+    `link_len` is the link header in front of each IP packet: Ethernet's, or 0 on an IP-only link.
+    """
 
-    def __init__(self, frame_cap: int, frames: int = 64) -> None:
+    __slots__ = ("_buffer", "_frame_cap", "_link_len", "_view")
+
+    def __init__(self, frame_cap: int, frames: int = 64, link_len: int = ETHERNET_HEADER) -> None:
         self._frame_cap = frame_cap
+        self._link_len = link_len
         self._buffer = bytearray(frames * frame_cap)
         self._view = memoryview(self._buffer)
 
@@ -44,7 +48,7 @@ class GroBuffer:
         if len(self._buffer) < max_frames * self._frame_cap:
             self._buffer = bytearray(max_frames * self._frame_cap)
             self._view = memoryview(self._buffer)
-        spans, read, joined, error = gro_read(fd, self._buffer, self._frame_cap, max_frames)
+        spans, read, joined, error = gro_read(fd, self._buffer, self._frame_cap, max_frames, self._link_len)
         view = self._view
         frames: list[memoryview | bytes] = []
         total = 0
@@ -57,10 +61,17 @@ class GroBuffer:
         return frames, error
 
 
-def gso_send(link: _TxCounted, fd: int, frame: BytesLike, gso_size: int, drop_errnos: frozenset[int]) -> None:
-    """Software GSO: cut `frame` and write each segment to `fd` in C, then count what left and what was
-    dropped on `link`; an error outside `drop_errnos` is raised."""
-    written, segments, sent, error = gso_write(fd, frame, gso_size)
+def gso_send(
+    link: _TxCounted,
+    fd: int,
+    frame: BytesLike,
+    gso_size: int,
+    drop_errnos: frozenset[int],
+    link_len: int = ETHERNET_HEADER,
+) -> None:
+    """Software GSO: cut `frame` (a `link_len` header, then IPv4) and write each segment to `fd` in C,
+    then count what left and what was dropped on `link`; an error outside `drop_errnos` is raised."""
+    written, segments, sent, error = gso_write(fd, frame, gso_size, link_len)
     if segments > 1:
         link.tx_gso_frames += 1
     link.tx_frames += written

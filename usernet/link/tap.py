@@ -7,6 +7,7 @@ import fcntl
 import os
 import socket
 import struct
+from typing import ClassVar, Self
 
 import pytun
 
@@ -67,13 +68,14 @@ SOFTWARE_GSO = LinkCapabilities(checksum_tx_partial=True, tso_max=65535)
 VnetHeader = tuple[int, int, int, int, int, int]  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 
 
-def encode_vnet_header(frame: BytesLike, gso_size: int) -> bytes:
+def encode_vnet_header(frame: BytesLike, gso_size: int, link_len: int = 14) -> bytes:
     """The virtio_net_hdr for a TCP/IPv4 `frame` whose checksum field holds the pseudo-header sum.
 
     The kernel completes the checksum from the TCP header on (NEEDS_CSUM) and, when
-    `gso_size` is set, cuts the payload into segments of that many bytes (TSO).
+    `gso_size` is set, cuts the payload into segments of that many bytes (TSO). `link_len`:
+    the link header in front of the IPv4 header (14 on a TAP, 0 on a TUN).
     """
-    csum_start = 14 + (frame[14] & 0x0F) * 4
+    csum_start = link_len + (frame[link_len] & 0x0F) * 4
     if not gso_size:
         return _VNET_HDR.pack(NEEDS_CSUM, GSO_NONE, 0, 0, csum_start, _TCP_CSUM_OFFSET)
     hdr_len = csum_start + (frame[csum_start + 12] >> 4) * 4
@@ -218,6 +220,12 @@ class TapLink(LinkCounters):
         "tx_gso_frames",
     )
 
+    #: What the device is, for messages, and how it is opened: TUNSETIFF's mode flag and
+    #: the link header in front of each IP packet (a TUN subclass changes all three).
+    KIND: ClassVar[str] = "TAP"
+    _MODE: ClassVar[int] = pytun.IFF_TAP
+    _LINK_HEADER: ClassVar[int] = 14
+
     def __init__(
         self,
         device: pytun.TunTapDevice | _Descriptor,
@@ -244,7 +252,7 @@ class TapLink(LinkCounters):
         self.rx_gso_frames = 0
         self.tx_gso_frames = 0
         self.rx_gro_joined = 0
-        self._frame_cap = mtu + ETHERNET_OVERHEAD
+        self._frame_cap = mtu + self._overhead()
         self._gro: GroBuffer | None = None
         os.set_blocking(self._fd, False)
         if offloads:
@@ -255,9 +263,14 @@ class TapLink(LinkCounters):
             # not speak vnet_hdr could be handed 64 KB GSO frames.
             fcntl.ioctl(self._fd, TUNSETOFFLOAD, 0)
         if gro and not offloads:
-            self._gro = GroBuffer(self._frame_cap)
+            self._gro = GroBuffer(self._frame_cap, link_len=self._LINK_HEADER)
         else:
             self._grow(64)
+
+    @classmethod
+    def _overhead(cls) -> int:
+        """Bytes a frame carries beyond the IP MTU: Ethernet's header and a VLAN tag, or none on a TUN."""
+        return ETHERNET_OVERHEAD if cls._LINK_HEADER else 0
 
     @classmethod
     def create(
@@ -269,7 +282,7 @@ class TapLink(LinkCounters):
         offloads: bool = False,
         gso: bool = True,
         gro: bool = True,
-    ) -> TapLink:
+    ) -> Self:
         """Create TAP `name` in the calling thread's network namespace and set its MTU (needs CAP_NET_ADMIN).
 
         `offloads` turns on vnet headers with checksum offload and TSO in both directions;
@@ -294,7 +307,7 @@ class TapLink(LinkCounters):
         offloads: bool = False,
         gso: bool = True,
         gro: bool = True,
-    ) -> TapLink:
+    ) -> Self:
         """Open an existing persistent TAP, e.g. one made with `ip tuntap add mode tap user $USER name NAME`.
 
         The owner of such a TAP needs no privilege. `mtu` defaults to the device's own; a
@@ -348,18 +361,20 @@ class TapLink(LinkCounters):
             "gro": self._gro is not None,
         }
 
-    @staticmethod
-    def _open(name: str, offloads: bool) -> pytun.TunTapDevice:
-        flags = pytun.IFF_TAP | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offloads else 0)
+    @classmethod
+    def _open(cls, name: str, offloads: bool) -> pytun.TunTapDevice:
+        flags = cls._MODE | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offloads else 0)
+        kind = cls.KIND
+        option = f"--link {kind.lower()}:NAME"
         try:
             return pytun.TunTapDevice(name=name, flags=flags)
         except OSError as exc:
             if exc.errno in _PERMISSION_ERRNOS:
                 raise PermissionError(
                     exc.errno,
-                    f"cannot open TAP {name!r}: creating a TAP needs CAP_NET_ADMIN. Run as root, or "
-                    f"have root create a persistent one for you with `ip tuntap add mode tap user "
-                    f"$USER name {name}` and use TapLink.attach({name!r})",
+                    f"cannot open {kind} {name!r}: creating a {kind} needs CAP_NET_ADMIN. Run as root, or "
+                    f"have root create a persistent one for you with `ip tuntap add mode {kind.lower()} user "
+                    f"$USER name {name}` and use {cls.__name__}.attach({name!r})",
                 ) from exc
             if exc.errno == errno.ENOENT:
                 raise FileNotFoundError(
@@ -368,20 +383,20 @@ class TapLink(LinkCounters):
             if exc.errno == errno.EINVAL and _device_exists(name):
                 raise OSError(
                     exc.errno,
-                    f"cannot open {name!r} as a TAP: a network device of that name exists and is not a TAP "
-                    "(a TUN, or another kind of device); choose another name (--tap NAME), e.g. usernet0",
+                    f"cannot open {name!r} as a {kind}: a network device of that name exists and is not a {kind} "
+                    f"(a TAP is not a TUN, nor the other way round); choose another name ({option}), e.g. usernet0",
                 ) from exc
             if exc.errno == errno.EBUSY:
                 raise OSError(
                     exc.errno,
-                    f"TAP {name!r} is busy: something else has it open (a TAP has one reader); close that "
-                    "or choose another name (--tap NAME)",
+                    f"{kind} {name!r} is busy: something else has it open (a {kind} has one reader); close that "
+                    f"or choose another name ({option})",
                 ) from exc
             raise
 
     def _grow(self, count: int) -> None:
         # A super-segment is one IPv4 packet of up to 64 KB: the MTU does not bound it.
-        size = (65535 if self._offloads else self._mtu) + ETHERNET_OVERHEAD
+        size = (65535 if self._offloads else self._mtu) + self._overhead()
         while len(self._buffers) < count:
             buffer = bytearray(size)
             self._buffers.append(buffer)
@@ -433,7 +448,7 @@ class TapLink(LinkCounters):
             # The header is not consulted: partial checksums are what `capabilities` promised
             # the stack, and a super-segment's IPv4 total length covers all of it.
             headers = self._headers
-            limit = self._mtu + 14
+            limit = self._mtu + self._LINK_HEADER
             big = 0
             for i in range(max_frames):
                 try:
@@ -466,11 +481,11 @@ class TapLink(LinkCounters):
                 else:
                     os.write(self._fd, frame)
             elif self._offloads:
-                os.writev(self._fd, (encode_vnet_header(frame, gso_size), frame))
+                os.writev(self._fd, (encode_vnet_header(frame, gso_size, self._LINK_HEADER), frame))
                 if gso_size:
                     self.tx_gso_frames += 1
             else:
-                gso_send(self, self._fd, frame, gso_size, _DROP_ERRNOS)
+                gso_send(self, self._fd, frame, gso_size, _DROP_ERRNOS, self._LINK_HEADER)
                 return
         except OSError as exc:
             if exc.errno not in _DROP_ERRNOS:
@@ -485,10 +500,10 @@ class TapLink(LinkCounters):
         if code in _GONE_ERRNOS:
             return LinkFailed(
                 code,
-                f"TAP {self.name} is gone ({doing} it: {os.strerror(code)}): its device was deleted "
+                f"{self.KIND} {self.name} is gone ({doing} it: {os.strerror(code)}): its device was deleted "
                 "or its network namespace removed",
             )
-        return OSError(code, f"{doing} TAP {self.name}: {os.strerror(code)}")
+        return OSError(code, f"{doing} {self.KIND} {self.name}: {os.strerror(code)}")
 
     def kernel_side(self) -> tuple[bool, str | None]:
         """Whether the kernel's end of this TAP is up, and its IPv4 address (None: it has none).

@@ -1,9 +1,8 @@
-"""Links named by a URL, as `--link` / USERNET_LINK take them: `tap:NAME`, `packet:IFNAME`,
-`udp://HOST:PORT?peer=HOST:PORT`.
+"""Links named by a URL, as `--link` / USERNET_LINK take them: `tap:NAME`, `tun:NAME`,
+`packet:IFNAME`, `udp://HOST:PORT?peer=HOST:PORT`.
 
 Parsing only: no device is opened here. The composition root (drivers/config.py)
-opens the link a URL names. `tun:NAME` is recognised so that it gets a clear refusal
-until the stack can run an interface without Ethernet.
+opens the link a URL names.
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-__all__ = ["LINK_URL_FORMS", "LinkUrl", "PacketUrl", "TapUrl", "UdpUrl", "parse_link_url"]
+__all__ = ["LINK_URL_FORMS", "DeviceUrl", "LinkUrl", "PacketUrl", "TapUrl", "TunUrl", "UdpUrl", "parse_link_url"]
 
 #: The forms a link URL takes, for error messages and help texts.
-LINK_URL_FORMS = "tap:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT"
+LINK_URL_FORMS = "tap:NAME, tun:NAME, packet:IFNAME or udp://LOCAL_HOST:PORT?peer=HOST:PORT"
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
@@ -27,6 +26,16 @@ class TapUrl:
 
     def __str__(self) -> str:
         return f"tap:{self.name}"
+
+
+@dataclass(frozen=True)
+class TunUrl:
+    """A TUN device, created or attached to (see TunLink): bare IP packets, no Ethernet."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"tun:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,9 @@ class UdpUrl:
         return f"udp://{_host_port(*self.local)}?peer={_host_port(*self.peer)}"
 
 
-LinkUrl = TapUrl | PacketUrl | UdpUrl
+LinkUrl = TapUrl | TunUrl | PacketUrl | UdpUrl
+#: The links usernet opens on a /dev/net/tun device (and may put in a sandbox).
+DeviceUrl = TapUrl | TunUrl
 
 
 def _host_port(host: str, port: int) -> str:
@@ -87,10 +98,7 @@ def parse_link_url(url: str) -> LinkUrl:
         if scheme == "packet":
             return PacketUrl(rest)
         if scheme == "tun":
-            raise ValueError(
-                f"link {url!r}: TUN devices are not yet supported: they need IP-only interface support "
-                f"(no Ethernet, no ARP) in the stack; use a TAP instead (tap:{rest})"
-            )
+            return TunUrl(rest)
         return TapUrl(rest)
     if scheme == "udp":
         parts = urllib.parse.urlsplit(url)

@@ -21,7 +21,9 @@ class InterfaceConfig:
     gives them): `rx_checksum_trusted` skips TCP/UDP checksum verification of received
     frames; `tx_checksum_partial` has TCP segments leave with only the pseudo-header sum
     in their checksum, for the device to complete; `tso_max` (an IPv4 packet size, 0 for
-    none) lets TCP send segments of many MSS that the device cuts up.
+    none) lets TCP send segments of many MSS that the device cuts up. `ethernet` says
+    what the link carries: Ethernet frames (ARP resolves next hops) or, when False, bare
+    IP packets (a TUN, a tunnel; `mac` is then not used).
     """
 
     mac: bytes
@@ -52,6 +54,7 @@ class InterfaceConfig:
     # Path MTU discovery (pmtu.py): Linux's mtu_expires and min_pmtu.
     pmtu_expires: float = 600.0
     min_pmtu: int = 552
+    ethernet: bool = True
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6:

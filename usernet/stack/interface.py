@@ -37,7 +37,12 @@ _ROUTE_CACHE_LIMIT = 1024  # routes kept for reuse; sockets keep their own as lo
 
 
 class Interface:
-    """One Ethernet interface with its IPv4 addresses, ARP, ICMP, UDP and TCP.
+    """One interface with its IPv4 addresses, ARP, ICMP, UDP and TCP.
+
+    On an Ethernet link (`config.ethernet`) frames carry an Ethernet header and next hops
+    are resolved by ARP; on an IP-only link (a TUN, a tunnel) a frame is a bare IP packet:
+    routes put no link header in front, received packets start at the IP header, and
+    there is no ARP at all — the other end of a point-to-point link takes every packet.
 
     It never reads a clock and never does I/O: a driver hands it each received frame
     with `receive(frame, now)`, calls `poll(now)` when `next_deadline()` is reached,
@@ -75,8 +80,10 @@ class Interface:
             if source is None:
                 raise ValueError("the gateway must be on one of the interface's networks")
             self._gateway = (config.gateway, source)
+        self.ethernet = config.ethernet
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
-        self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big")
+        self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
+        self._link_len = len(self._link_header)
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
         self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
@@ -91,12 +98,16 @@ class Interface:
     # -- driver side -------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Announce our addresses (gratuitous ARP) so neighbours update stale caches."""
+        """Announce our addresses (gratuitous ARP) so neighbours update stale caches; an
+        IP-only link has no neighbours to tell."""
+        if not self.ethernet:
+            return
         for addr in sorted(self.local_addresses):
             self.arp.announce(addr)
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
-        """Process one received Ethernet frame. Never raises for bad input: it counts and drops.
+        """Process one received frame (a bare IP packet on an IP-only link). Never raises for
+        bad input: it counts and drops.
 
         Header prediction comes first: by the IPv4 protocol byte, one C call recognises a
         valid TCP segment or UDP datagram to us and parses it, and if it belongs to a
@@ -108,16 +119,23 @@ class Interface:
         n = len(frame)
         stats.rx_frames += 1
         stats.rx_bytes += n
-        if n > 23:
-            protocol = frame[23]  # IPv4's protocol field, if this is IPv4: the C calls check
+        link = self._link_len
+        if n > link + 9:
+            protocol = frame[link + 9]  # IPv4's protocol field, if this is IPv4: the C calls check
             if protocol == IPPROTO_TCP:
-                predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted)
+                predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted, link)
                 if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
                     return
             elif protocol == IPPROTO_UDP:
-                datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted)
+                datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
                 if datagram is not None and self._udp_predicted(datagram, frame):
                     return
+        if not link:
+            if n and frame[0] >> 4 == 4:
+                self._ipv4_in(memoryview(frame), now)
+            else:
+                stats.ip_unknown_version += 1
+            return
         try:
             eth = parse_ethernet(frame)
         except MalformedPacket:
@@ -252,10 +270,14 @@ class Interface:
 
     def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
         """A route's way out (`route.Deliver`): a complete frame whose destination MAC
-        (bytes 0-5) ARP fills for `next_hop`, or holds the frame until it can."""
+        (bytes 0-5) ARP fills for `next_hop`, or holds the frame until it can; on an
+        IP-only link the packet leaves as it is."""
         self.counters.tx_frames += 1
         self.counters.tx_bytes += len(frame)
-        self.arp.transmit(frame, next_hop, src, now)
+        if self._link_len:
+            self.arp.transmit(frame, next_hop, src, now)
+        else:
+            self._out.append(frame)
 
     # -- receive path --------------------------------------------------------------------
 
@@ -329,7 +351,8 @@ class Interface:
         if sock is None:
             return False
         self.counters.udp_rx_predicted += 1
-        source = bytes(frame[26:30])  # the IPv4 source address, kept as bytes like every address
+        at = self._link_len + 12
+        source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
         self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
         return True
 

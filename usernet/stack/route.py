@@ -25,11 +25,20 @@ Deliver = Callable[[bytearray, bytes, bytes, float], None]
 
 IPV4_HEADER = 20
 TCP_HEADER = 20
+ECT0 = 0x02  # RFC 3168's ECT(0) codepoint in the ECN field, the IP header's second byte's low bits
 
 
 def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
     """An IPv4 header with DF set whose length, ident, protocol and checksum the builder fills."""
     return bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src + dst
+
+
+def ect_template(ip_header: bytes) -> bytes:
+    """The same IP header template with ECT(0) in its ECN field (IPv4's TOS byte; IPv6's traffic
+    class straddles bytes 0-1, its ECN bits are bits 5-4 of byte 1)."""
+    out = bytearray(ip_header)
+    out[1] |= ECT0 if out[0] >> 4 == 4 else ECT0 << 4
+    return bytes(out)
 
 
 class Route:
@@ -44,6 +53,7 @@ class Route:
 
     __slots__ = (
         "_deliver",
+        "_ect",
         "_ident",
         "_overhead",
         "destination",
@@ -70,6 +80,7 @@ class Route:
         tx_checksum_partial: bool = False,
         tso_max: int = 0,
         path: PathMtu | None = None,
+        ect: bool = False,
     ) -> None:
         self.destination = destination
         self.source = source
@@ -77,6 +88,9 @@ class Route:
         self.link_header = link_header
         self.ttl = ttl
         self.ip_header = ipv4_template(source, destination, ttl)
+        if ect:  # every packet ECN-capable: what `with_ect` hands out
+            self.ip_header = ect_template(self.ip_header)
+        self._ect: Route | None = None
         self.headroom = len(link_header) + IPV4_HEADER
         self.path = PathMtu(mtu) if path is None else path
         self._overhead = IPV4_HEADER + TCP_HEADER
@@ -136,6 +150,28 @@ class Route:
             csum_mode,
         )
         self._deliver(frame, self.next_hop, self.source, now)
+
+    def with_ect(self) -> Route:
+        """This route for ECN-capable packets (RFC 3168 §6.1.2: an ECN connection's new data): the
+        same way out, with ECT(0) in the IP header template. Made once, on first use, so that the
+        segments of connections without ECN pay nothing for it."""
+        twin = self._ect
+        if twin is None:
+            twin = Route(
+                self.destination,
+                self.source,
+                self.next_hop,
+                self.link_header,
+                self.ttl,
+                self.mtu,
+                self._deliver,
+                self.tx_checksum_partial,
+                self.tso_max,
+                path=self.path,  # one path MTU for both: an ICMP that lowers it lowers it for ECN segments too
+                ect=True,
+            )
+            self._ect = twin
+        return twin
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
         """Build a UDP datagram with both checksums in one C call and send it, in fragments

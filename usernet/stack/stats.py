@@ -28,6 +28,7 @@ class Stats:
     icmp_errors_sent: int
     icmp_malformed: int
     icmp_unhandled: int
+    ip_unknown_version: int
     ipv4_bad_checksum: int
     ipv4_fragments: int
     ipv4_malformed: int
@@ -48,8 +49,18 @@ class Stats:
     tcp_conn_limit: int
     tcp_conn_timeouts: int
     tcp_delayed_acks: int
+    tcp_ecn_ce_received: int
+    tcp_ecn_cwr_received: int
+    tcp_ecn_negotiated: int
+    tcp_ecn_reductions: int
     tcp_fast_path: int
     tcp_fast_retransmits: int
+    tcp_fastopen_active: int
+    tcp_fastopen_active_fail: int
+    tcp_fastopen_cookie_invalid: int
+    tcp_fastopen_cookie_requests: int
+    tcp_fastopen_overflow: int
+    tcp_fastopen_passive: int
     tcp_keepalive_probes: int
     tcp_listen_overflow: int
     tcp_malformed: int
@@ -61,6 +72,7 @@ class Stats:
     tcp_paws_rejected: int
     tcp_rcv_overflow: int
     tcp_retransmits: int
+    tcp_rst_limited: int
     tcp_rst_received: int
     tcp_rst_sent: int
     tcp_rx_predicted: int

@@ -162,7 +162,7 @@ def cmd_respond(args: argparse.Namespace) -> int:
     from usernet.link.packet import PacketLink
     from usernet.link.tap import TapLink
     from usernet.link.udp import UdpLink
-    from usernet.link.url import PacketUrl, TapUrl, parse_link_url
+    from usernet.link.url import PacketUrl, TapUrl, TunUrl, parse_link_url
     from usernet.tools.responder import load_rules, serve, simulate
 
     responder = load_rules(args.rules)
@@ -189,6 +189,8 @@ def cmd_respond(args: argparse.Namespace) -> int:
             print(f"respond: TAP usernet0 in namespace {sandbox.name}, kernel side {args.host_address}", flush=True)
         else:
             url = parse_link_url(args.link)
+            if isinstance(url, TunUrl):
+                raise SystemExit(f"respond: rules match Ethernet frames, and {url} carries bare IP packets")
             if isinstance(url, TapUrl):
                 link = TapLink.create(url.name)
             elif isinstance(url, PacketUrl):

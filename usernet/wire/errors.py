@@ -7,7 +7,7 @@ from __future__ import annotations
 class MalformedPacket(ValueError):
     """A frame that cannot be what it claims to be; the stack counts it and drops it.
 
-    `layer` names the header that failed ("ethernet", "arp", "ipv4", "icmp", "udp", "tcp")
+    `layer` names the header that failed ("ethernet", "arp", "ipv4", "icmp", "udp", "tcp", "dns", "dhcp")
     so counters can be kept per layer without parsing the message.
     """
 

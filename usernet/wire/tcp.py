@@ -21,6 +21,7 @@ __all__ = [
     "TcpSegment",
     "emit_tcp",
     "encode_tcp_options",
+    "fastopen_option",
     "parse_tcp",
 ]
 
@@ -41,6 +42,9 @@ _MSS = struct.Struct("!BBH")
 _TIMESTAMP = struct.Struct("!BBII")
 _EDGES = struct.Struct("!II")
 _NOP = 1
+_FASTOPEN = 34  # RFC 7413 §4.1.1
+_EXPERIMENT = 254  # RFC 6994: the experimental kind pre-RFC Fast Open used, with magic 0xF989
+_FASTOPEN_MAGIC = b"\xf9\x89"
 _new = tuple.__new__
 
 
@@ -105,13 +109,15 @@ def encode_tcp_options(
     sack_permitted: bool = False,
     timestamp: tuple[int, int] | None = None,
     sack_blocks: tuple[tuple[int, int], ...] = (),
+    fastopen: bytes | None = None,
 ) -> bytes:
     """Options in Linux's order and padding, so captures compare byte for byte with the kernel's.
 
     Linux writes (tcp_options_write): MSS; then SACK-permitted folded into the
     timestamp's padding (or the timestamp after two NOPs); NOP NOP SACK-permitted when
-    there is no timestamp; NOP + window scale; NOP NOP + SACK blocks. Every piece is a
-    multiple of 4 bytes.
+    there is no timestamp; NOP + window scale; NOP NOP + SACK blocks; the Fast Open
+    option (kind 34, `fastopen` the cookie, b"" a cookie request), padded with NOPs.
+    Every piece is a multiple of 4 bytes.
     """
     out = bytearray()
     try:
@@ -130,6 +136,12 @@ def encode_tcp_options(
             out += bytes((_NOP, _NOP, 5, 2 + 8 * len(sack_blocks)))
             for left, right in sack_blocks:
                 out += _EDGES.pack(left, right)
+        if fastopen is not None:
+            if len(fastopen) > 16 or len(fastopen) & 1 or 0 < len(fastopen) < 4:
+                raise ValueError(f"a Fast Open cookie is 4 to 16 bytes, an even count (RFC 7413), not {len(fastopen)}")
+            out += bytes((_FASTOPEN, 2 + len(fastopen))) + fastopen
+            if len(fastopen) & 3 == 0:
+                out += b"\x01\x01"
     except struct.error as exc:
         raise field_error("tcp options", exc) from None
     if len(out) > _MAX_OPTIONS:
@@ -138,6 +150,38 @@ def encode_tcp_options(
             "(3 with timestamps, 4 without)"
         )
     return bytes(out)
+
+
+def fastopen_option(segment: BytesLike, header_length: int) -> bytes | None:
+    """The Fast Open cookie in a segment's options: None without the option (or with a
+    malformed one), b"" for a cookie request, else the cookie (RFC 7413 §4.1.1; also the
+    experimental kind 254 with magic 0xF989 that older clients send).
+
+    The native parse leaves this option out: it matters on SYNs only, so the handshake
+    code reads it here, off the per-segment path.
+    """
+    mv = memoryview(segment).cast("B")
+    i = TCP_HLEN
+    end = min(header_length, len(mv))
+    while i < end:
+        kind = mv[i]
+        if kind == 0:
+            break
+        if kind == _NOP:
+            i += 1
+            continue
+        if i + 1 >= end or mv[i + 1] < 2 or i + mv[i + 1] > end:
+            return None
+        length = mv[i + 1]
+        if kind == _FASTOPEN:
+            body = bytes(mv[i + 2 : i + length])
+        elif kind == _EXPERIMENT and length >= 4 and mv[i + 2 : i + 4] == _FASTOPEN_MAGIC:
+            body = bytes(mv[i + 4 : i + length])
+        else:
+            i += length
+            continue
+        return body if not body or (4 <= len(body) <= 16 and not len(body) & 1) else None
+    return None
 
 
 def emit_tcp(

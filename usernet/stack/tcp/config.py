@@ -44,8 +44,12 @@ class TcpConfig:
     syn_cookies: bool = True
     max_connections: int = 65536
     challenge_ack_limit: int = 1000  # per second, for the whole interface (RFC 5961 §7)
-    invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments
+    invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments and challenge ACKs
+    reset_limit: int = 1000  # per second, for the whole interface: RSTs answering segments to closed ports
     persist_max: float = 60.0
+    ecn: int = 2  # Linux tcp_ecn: 0 off, 1 ask for ECN on outgoing connections and accept it, 2 only accept it
+    fastopen: int = 0  # Linux tcp_fastopen bits: 1 client, 2 server (RFC 7413); off by default, as Linux's server
+    fastopen_key_period: float = 3600.0  # seconds each TFO cookie key serves; the previous one is still accepted
 
     def __post_init__(self) -> None:
         if self.sndbuf < 1 or self.rcvbuf < 1:
@@ -58,5 +62,11 @@ class TcpConfig:
             raise ValueError(f"congestion must be one of {', '.join(CONGESTION_CONTROLS)}, got {self.congestion!r}")
         if self.delayed_ack < 0 or self.msl < 0 or self.fin_timeout < 0:
             raise ValueError("delayed_ack, msl and fin_timeout are durations >= 0 seconds")
+        if self.ecn not in (0, 1, 2):
+            raise ValueError(f"ecn is 0 (off), 1 (ask and accept) or 2 (accept only), as tcp_ecn; got {self.ecn}")
+        if not 0 <= self.fastopen <= 3:
+            raise ValueError(f"fastopen is a bitmask, 1 client and 2 server, as tcp_fastopen; got {self.fastopen}")
+        if self.fastopen_key_period <= 0:
+            raise ValueError(f"fastopen_key_period is a duration > 0 seconds, got {self.fastopen_key_period}")
         if self.syn_retries < 1 or self.synack_retries < 1 or self.retries < 1:
             raise ValueError("syn_retries, synack_retries and retries must be at least 1")

@@ -17,6 +17,7 @@ SACK scoreboard, remembers the recovery point, and tells this object what happen
     cc.on_dupack()                             # each further dup ACK (matters without SACK)
     cc.on_recovery_exit(now, flight_size)      # the ACK covered the recovery point
     cc.on_rto(now, flight_size)                # the retransmission timer fired
+    cc.on_ecn(now, flight_size)                # an ECN-Echo, at most once per window
 
 Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 """
@@ -113,6 +114,13 @@ class CongestionControl(Freezable, ABC):
             self._timed_out = True
         self.cwnd = self.smss
         self.in_recovery = False
+
+    def on_ecn(self, now: float, flight_size: int) -> None:
+        """The peer echoed a CE mark (RFC 3168 §6.1.2): the network signalled congestion
+        without dropping, so the window is cut as for a loss (ssthresh by the algorithm's
+        decrease, cwnd to it) but nothing is retransmitted and no recovery starts."""
+        self.ssthresh = self._decrease(now, flight_size, timeout=False)
+        self.cwnd = self.ssthresh
 
     @abstractmethod
     def _avoid(self, acked: int, now: float, rtt: float | None) -> None:

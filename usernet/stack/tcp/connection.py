@@ -56,6 +56,7 @@ class TcpConnection(ConnectionMigration):
                 raise self.error
             raise OSError(errno.EPIPE, "the connection is shut down for writing: no more data can be sent")
         n = self._send.write(data)
+        self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
         if n < len(data):
             self._send_blocked = True
         if n:
@@ -91,6 +92,16 @@ class TcpConnection(ConnectionMigration):
         """The peer's FIN arrived and every byte before it has been read."""
         return self._peer_fin and not len(self._recv)
 
+    @property
+    def fastopen_requested(self) -> bool:
+        """This client's SYN carries a Fast Open option (a cookie, or a request for one)."""
+        return self.state == SYN_SENT and self._fastopen is not None
+
+    @property
+    def peer_mss(self) -> int:
+        """The largest segment the peer takes (its MSS option, bounded by our route)."""
+        return self._snd_mss
+
     def send_space(self) -> int:
         """How many bytes `send` would accept now."""
         return self._send.free
@@ -107,6 +118,7 @@ class TcpConnection(ConnectionMigration):
             return
         data_start = self.snd_una if state not in (SYN_SENT, SYN_RECEIVED) else seq_add(self.iss, 1)
         self._fin_seq = seq_add(data_start, len(self._send))
+        self.fastopen_deferred = False
         if state in (ESTABLISHED, SYN_RECEIVED):
             self._set_state(FIN_WAIT_1, Event.CLOSE, now)
         elif state == CLOSE_WAIT:
@@ -200,6 +212,8 @@ class TcpConnection(ConnectionMigration):
             "segs_out": self.segs_out,
             "sack": self._sack_ok,
             "timestamps": self._ts_ok,
+            "ecn": self._ecn_ok,
+            "fastopen_data": self._syn_data,  # bytes of data in the SYN (client) or taken from it (server)
             "wscale": (self._snd_wscale, self._rcv_wscale),
             "unacked": seq_offset(self.snd_max, self.snd_una),
             "unread": len(self._recv),

@@ -25,6 +25,9 @@ from usernet.stack.tcp.states import Event, State, transition
 from usernet.wire.tcp import ACK, RST
 
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1, when the peer sends no MSS option
+# Not a TCP header bit: the layer folds a CE mark of the IP header (RFC 3168) into the
+# segment's flags, above the NS bit, so that the connection sees it where it sees ECE and CWR.
+CE = 0x200
 
 CLOSED = State.CLOSED
 LISTEN = State.LISTEN
@@ -66,6 +69,11 @@ class ConnectionCore:
         "_close_at",
         "_delack_at",
         "_dupacks",
+        "_ecn_cwr",
+        "_ecn_echo",
+        "_ecn_ok",
+        "_ecn_recover",
+        "_fastopen",
         "_fin_seq",
         "_ka_probes",
         "_keepalive_at",
@@ -103,6 +111,7 @@ class ConnectionCore:
         "_snd_wscale",
         "_soft_error",
         "_stats",
+        "_syn_data",
         "_syn_retransmitted",
         "_syn_window",
         "_ts_ok",
@@ -114,6 +123,7 @@ class ConnectionCore:
         "bytes_received",
         "bytes_sent",
         "error",
+        "fastopen_deferred",
         "irs",
         "iss",
         "keepalive",
@@ -231,6 +241,15 @@ class ConnectionCore:
         self.bytes_received = 0
         self.retransmits = 0
         self._syn_retransmitted = False
+        self._ecn_ok = False  # ECN agreed in the handshake (RFC 3168 §6.1.1)
+        self._ecn_echo = False  # a CE mark arrived: ECE on what we send until the peer's CWR
+        self._ecn_cwr = False  # the window was reduced for an ECE: CWR on the next new data
+        self._ecn_recover = iss  # no further reduction for ECE until SND.UNA passes this
+        # Fast Open (RFC 7413): the option our SYN or SYN-ACK carries (a cookie; b"" asks for
+        # one; None: no option), and the bytes of data the SYN carried (client) or took (server).
+        self._fastopen: bytes | None = None
+        self._syn_data = 0
+        self.fastopen_deferred = False  # the SYN waits for the first data (TCP_FASTOPEN_CONNECT)
 
     def _set_state(self, new: State, event: Event, now: float) -> None:
         """The one way to change state: `states.transition` checks (state, event) -> new against the table."""

@@ -18,6 +18,7 @@ import errno
 from usernet.native import TcpParsed
 from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
 from usernet.stack.tcp.core import (
+    CE,
     CLOSE_WAIT,
     CLOSED,
     CLOSING,
@@ -36,12 +37,14 @@ from usernet.stack.tcp.scoreboard import Scoreboard
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import Event
 from usernet.stack.tcp.timers import ConnectionTimers
-from usernet.wire.tcp import ACK, FIN, RST, SYN, URG
+from usernet.wire.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
 
 _PAWS_IDLE = 24 * 86400.0  # RFC 7323 §5.5: ts_recent older than 24 days is invalid
 # Where header prediction applies: no FIN of ours waits for its ACK, so an ACK changes no state.
 _FAST = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2))
-_FAST_FLAGS = URG | ACK | RST | SYN | FIN  # of these, a predicted segment has ACK alone (PSH may be set)
+# Of these, a predicted segment has ACK alone (PSH may be set); ECN signals take the full path.
+_FAST_FLAGS = URG | ACK | RST | SYN | FIN | ECE | CWR | CE
+_ECN_SIGNALS = ECE | CWR | CE
 SackBlocks = tuple[tuple[int, int], ...]
 
 
@@ -52,20 +55,56 @@ class ConnectionInput(ConnectionTimers):
 
     # -- opening ---------------------------------------------------------------------------
 
-    def active_open(self, now: float) -> None:
+    def active_open(self, now: float, fastopen: tuple[bytes, int] | None = None) -> None:
+        """Start the handshake; the SYN leaves at the next flush.
+
+        `fastopen` (RFC 7413 §4.2) is the client's Fast Open: (cookie, the server's MSS
+        when the cookie came) to send data in the SYN, (b"", 0) to ask for a cookie. With
+        a cookie the SYN waits for the first data (`fastopen_deferred`), as Linux's
+        TCP_FASTOPEN_CONNECT.
+        """
+        if fastopen is not None:
+            cookie, mss = fastopen
+            self._fastopen = cookie
+            if cookie:
+                self.fastopen_deferred = True
+                if mss > 0:
+                    self._snd_mss = min(mss, self._mss_limit)
         self._set_state(SYN_SENT, Event.CONNECT, now)
         self._stats.tcp_active_opens += 1
 
     def passive_open(self, p: TcpParsed, now: float) -> None:
         """Take a listener's SYN: options, the peer's ISN; the SYN-ACK goes at the next flush."""
-        _, _, _, seq, _, _, _, window, _, _, mss, wscale, sack_permitted, tsval, _, _ = p
+        _, _, _, seq, _, _, flags, window, _, _, mss, wscale, sack_permitted, tsval, _, _ = p
         self.irs = seq
         self.rcv_nxt = seq_add(seq, 1)
         self._take_syn_options(mss, wscale, sack_permitted, tsval, now)
+        if self._cfg.ecn and flags & (ECE | CWR) == ECE | CWR:  # an ECN-setup SYN (RFC 3168 §6.1.1)
+            self._ecn_ok = True
+            self._stats.tcp_ecn_negotiated += 1
         self.snd_wnd = window
         self.snd_wl1 = seq
         self._set_state(SYN_RECEIVED, Event.SYN, now)
         self._stats.tcp_passive_opens += 1
+
+    def offer_fastopen_cookie(self, cookie: bytes) -> None:
+        """Server: the SYN-ACK carries this Fast Open cookie (the client asked, or sent a stale one)."""
+        self._fastopen = cookie
+
+    def take_syn_data(self, payload: memoryview, now: float) -> int:
+        """Server: accept the data of a SYN whose Fast Open cookie was valid (RFC 7413 §4.3.2).
+
+        It is readable at once, and the SYN-ACK acknowledges it; returns the bytes taken
+        (what the receive buffer holds; the rest the client sends again after the handshake).
+        """
+        n = min(len(payload), self._recv.free)
+        self._syn_data = n
+        if n:
+            self._take_data(self.rcv_nxt, payload[:n], now)
+            self._ack_now = False  # the SYN-ACK is the ACK
+            self._ack_pending = False
+            self._delack_at = None
+        return n
 
     def cookie_open(self, p: TcpParsed, mss: int, now: float) -> None:
         """Finish a handshake answered with a SYN cookie: the final ACK is all that is known."""
@@ -132,7 +171,6 @@ class ConnectionInput(ConnectionTimers):
         """SEGMENT ARRIVES (RFC 9293 §3.10.7); `p` is `native.tcp_parse`'s tuple."""
         _, _, _, seq, ack, _, flags, window, _, _, _, _, _, tsval, tsecr, sack = p
         self.segs_in += 1
-        self._last_rx = now
         state = self.state
         if (
             state in _FAST
@@ -140,6 +178,7 @@ class ConnectionInput(ConnectionTimers):
             and seq == self.rcv_nxt
             and self._fast_path(seq, ack, window, tsval, tsecr, sack, payload, now)
         ):
+            self._last_rx = now
             return
         if state == SYN_SENT:
             self._input_syn_sent(p, now)
@@ -216,10 +255,6 @@ class ConnectionInput(ConnectionTimers):
             n = keep
             fin = 0
             stats.tcp_rcv_overflow += 1
-        # seq_ge(last_ack_sent, seq)
-        if self._ts_ok and tsval >= 0 and (self._last_ack_sent - seq) & 0xFFFFFFFF < 0x80000000:
-            self._ts_recent = tsval
-            self._ts_recent_at = now
         if not flags & ACK:
             return
         if state == SYN_RECEIVED:
@@ -230,6 +265,17 @@ class ConnectionInput(ConnectionTimers):
                 return
         elif not self._on_ack(seq, ack, flags, window, tsecr, sack, n, now):
             return
+        # TS.Recent only from a segment that is accepted (RFC 7323 §4.3): here, after the ACK
+        # check, so that one acknowledging data never sent (or too old) cannot plant a
+        # far-future TSval that makes PAWS drop every later segment of the real peer. The
+        # same for the time last heard from the peer: a stray segment keeps no dead peer's
+        # connection from its keepalive probes (Linux's rcv_tstamp, set in tcp_ack).
+        self._last_rx = now
+        if self._ts_ok and tsval >= 0 and (self._last_ack_sent - seq) & 0xFFFFFFFF < 0x80000000:  # seq_ge
+            self._ts_recent = tsval
+            self._ts_recent_at = now
+        if flags & _ECN_SIGNALS and self._ecn_ok:
+            self._ecn_input(flags, now)
         state = self.state
         if state == CLOSED:
             return
@@ -338,6 +384,10 @@ class ConnectionInput(ConnectionTimers):
         self._take_syn_options(mss, wscale, sack_permitted, tsval, now)
         self.snd_wl1 = seq
         if flags & ACK:
+            cfg_ecn = self._cfg.ecn == 1 and not self._syn_retransmitted
+            if cfg_ecn and flags & (ECE | CWR) == ECE:  # an ECN-setup SYN-ACK answers ours
+                self._ecn_ok = True
+                self._stats.tcp_ecn_negotiated += 1
             self._ack_syn(seq, ack, flags, window, tsecr, Event.SYN_ACK, now)
             self.snd_wnd = self.max_sndwnd = window  # a SYN's window is never scaled
             self._ack_now = True
@@ -355,6 +405,8 @@ class ConnectionInput(ConnectionTimers):
         elif not self._syn_retransmitted and self._rtt_seq is not None:
             self.rtt.sample(now - self._rtt_time)
         self._rtt_seq = None
+        if self._syn_data and self.state == SYN_SENT:
+            self._syn_data_acked(ack)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
@@ -363,6 +415,18 @@ class ConnectionInput(ConnectionTimers):
         self.snd_wl1 = seq
         self.snd_wl2 = ack
         self._establish(event, now)
+
+    def _syn_data_acked(self, ack: int) -> None:
+        """Client Fast Open: what the SYN-ACK says of the SYN's data. What it acknowledges
+        leaves the send buffer; the rest goes again after the handshake (RFC 7413 §4.2.2)."""
+        acked = seq_offset(ack, self.iss) - 1
+        self._send.ack(acked)
+        self.bytes_sent += acked
+        if acked < self._syn_data:
+            self._stats.tcp_fastopen_active_fail += 1
+            self.snd_nxt = ack
+        else:
+            self._stats.tcp_fastopen_active += 1
 
     def _on_ack(
         self, seq: int, ack: int, flags: int, window: int, tsecr: int, sack: SackBlocks, n: int, now: float
@@ -447,6 +511,28 @@ class ConnectionInput(ConnectionTimers):
             self.snd_wl1 = seq
             self.snd_wl2 = ack
         return True
+
+    def _ecn_input(self, flags: int, now: float) -> None:
+        """An accepted segment's ECN signals (RFC 3168 §6.1): the peer's CWR ends our echo,
+        a CE mark starts it (in that order, as Linux, for a segment with both), and an ECE
+        reduces the window once per window of data, as a loss would, with no retransmission:
+        not again before SND.UNA passes what was in flight then, nor while our CWR has not
+        gone out (the echoes until then are about the same marks)."""
+        if flags & CWR:
+            self._stats.tcp_ecn_cwr_received += 1
+            self._ecn_echo = False
+        if flags & CE:
+            self._stats.tcp_ecn_ce_received += 1
+            if not self._ecn_echo:
+                self._ecn_echo = True
+                self._ack_now = True  # the sender may have a small window: tell it at once (Linux)
+        if flags & ECE and not self._ecn_cwr and seq_ge(self.snd_una, self._ecn_recover):
+            cc = self._cc
+            if not cc.in_recovery:  # a loss already cut the window for this one
+                cc.on_ecn(now, seq_offset(self.snd_max, self.snd_una))
+                self._stats.tcp_ecn_reductions += 1
+            self._ecn_recover = self.snd_max
+            self._ecn_cwr = True
 
     def _on_dupack(self, sack: SackBlocks, now: float) -> None:
         """A duplicate ACK (RFC 5681 §2): count it and maybe start loss recovery."""
@@ -552,7 +638,13 @@ class ConnectionInput(ConnectionTimers):
         self._ack_now = True
 
     def _challenge_ack(self, now: float) -> None:
+        """RFC 5961's challenge ACK, limited as Linux limits it (tcp_send_challenge_ack): once per
+        `invalid_ack_interval` per connection, and `challenge_ack_limit` a second interface-wide."""
+        if now - self._last_oow < self._cfg.invalid_ack_interval:
+            self._stats.tcp_challenge_acks_limited += 1
+            return
         if self._owner.challenge_allowed(now):
+            self._last_oow = now
             self._stats.tcp_challenge_acks += 1
             self._emit(self.snd_max, ACK, b"", now)
 

@@ -30,29 +30,40 @@ from typing import Any
 from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
 from usernet.stack.node import Node
 from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.core import CE
 from usernet.stack.tcp.frozen import MigrationError, field
-from usernet.stack.tcp.isn import IsnGenerator, SynCookies
+from usernet.stack.tcp.isn import FastOpenCookies, IsnGenerator, SynCookies
 from usernet.stack.tcp.migrate import address
 from usernet.stack.tcp.seq import seq_add, seq_lt
 from usernet.stack.tcp.states import State
 from usernet.wire import IPv4Packet
-from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options
+from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options, fastopen_option
 
 ANY = b"\x00\x00\x00\x00"
 Address = tuple[bytes, int]
 _IPPROTO_TCP = 6
 _CLOSED = State.CLOSED
 _TIME_WAIT = State.TIME_WAIT
+_SYN_SENT = State.SYN_SENT
+_FASTOPEN_CACHE_LIMIT = 1024  # servers whose Fast Open cookie a client remembers
 
 
 class TcpListener:
-    """A listening socket: half-open connections (the SYN queue) and an accept queue."""
+    """A listening socket: half-open connections (the SYN queue) and an accept queue.
+
+    A Fast Open connection (RFC 7413) is both: it joins the accept queue with its SYN's
+    data while its handshake is still open. `fastopen` is TCP_FASTOPEN's queue length, how
+    many such connections may wait for their final ACK at once; 0 (the default, as on
+    Linux) serves no Fast Open on this listener.
+    """
 
     __slots__ = (
-        "__weakref__", "_cookies_at", "_embryos", "_owner", "_queue", "backlog", "closed", "draining", "local",
+        "__weakref__", "_cookies_at", "_embryos", "_fastopen_pending", "_owner", "_queue", "backlog", "closed",
+        "draining", "fastopen", "local",
     )  # fmt: skip
 
     def __init__(self, owner: TcpLayer, local: Address, backlog: int) -> None:
@@ -62,7 +73,9 @@ class TcpListener:
         self.closed = False
         self.draining = False  # new SYNs are dropped (the peer retries them): see drain()
         self._queue: deque[TcpConnection] = deque()
-        self._embryos: dict[TcpConnection, None] = {}
+        self._embryos: dict[TcpConnection, bool] = {}  # True: a Fast Open one, already in the queue
+        self._fastopen_pending = 0
+        self.fastopen = 0
         self._cookies_at = -1e18  # when a SYN cookie was last sent
 
     def __repr__(self) -> str:
@@ -74,6 +87,7 @@ class TcpListener:
             return None
         conn = self._queue.popleft()
         conn.listener = None
+        self._forget_embryo(conn)  # a Fast Open one is the user's now, its handshake its own business
         return conn
 
     @property
@@ -93,7 +107,19 @@ class TcpListener:
 
     def adopt(self, conn: TcpConnection) -> None:
         """A connection in SYN_RECEIVED joins the SYN queue."""
-        self._embryos[conn] = None
+        self._embryos[conn] = False
+
+    @property
+    def fastopen_room(self) -> bool:
+        """Whether one more Fast Open connection may wait for its handshake (TCP_FASTOPEN's queue)."""
+        return self._fastopen_pending < self.fastopen and not self.full
+
+    def accept_early(self, conn: TcpConnection) -> None:
+        """A Fast Open connection in the SYN queue is accepted with its SYN's data, before its final ACK."""
+        self._embryos[conn] = True
+        self._fastopen_pending += 1
+        self._queue.append(conn)
+        self._owner.wake(self)
 
     def cookie_sent(self, now: float) -> None:
         self._cookies_at = now
@@ -133,16 +159,25 @@ class TcpListener:
         return {
             "local": [self.local[0], self.local[1]],
             "backlog": self.backlog,
+            "fastopen": self.fastopen,
             "queue": [conn.freeze(now) for conn in self._queue],
         }
 
     def established(self, conn: TcpConnection) -> None:
-        self._embryos.pop(conn, None)
+        if self._forget_embryo(conn):
+            return  # a Fast Open connection waits in the queue already
         self._queue.append(conn)
         self._owner.wake(self)
 
     def forget(self, conn: TcpConnection) -> None:
-        self._embryos.pop(conn, None)
+        self._forget_embryo(conn)
+
+    def _forget_embryo(self, conn: TcpConnection) -> bool:
+        """Out of the SYN queue; True if it was a Fast Open connection (already in the accept queue)."""
+        early = self._embryos.pop(conn, False)
+        if early:
+            self._fastopen_pending -= 1
+        return early
 
 
 class TcpLayer:
@@ -156,6 +191,8 @@ class TcpLayer:
         secret = node.config.secret
         self.isn_source = IsnGenerator(secret)
         self.cookies = SynCookies(secret)
+        self.fastopen_cookies = FastOpenCookies(secret, self.config.fastopen_key_period)
+        self._fastopen_cache: dict[bytes, tuple[bytes, int]] = {}  # server address -> (cookie, its MSS)
         self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
         self._flows: dict[int, tuple[TcpConnection, int]] = {}  # flow key -> (connection, local address)
         self._shared_flows: set[int] = set()  # keys more than one connection has had at once
@@ -166,8 +203,8 @@ class TcpLayer:
         self._heap: list[tuple[float, int, TcpConnection]] = []
         self._filed: dict[TcpConnection, float] = {}  # each connection's valid heap entry
         self._tie = itertools.count()
-        self._challenge_tokens = float(self.config.challenge_ack_limit)
-        self._challenge_at = 0.0
+        self._challenges = TokenBucket(self.config.challenge_ack_limit, self.config.challenge_ack_limit)
+        self._closed_port_resets = TokenBucket(self.config.reset_limit, self.config.reset_limit)
         self.max_timer_lateness = 0.0  # how far past its deadline any timer ran: 0 under a virtual clock
         # ConnectionOwner.wake, "tell the user side of this socket at the end of the batch", is
         # the node's mark_ready itself: bound here, not wrapped in a method, it costs every
@@ -195,8 +232,16 @@ class TcpLayer:
         self._ports.hold(port)
         return listener
 
-    def connect(self, remote: Address, now: float, local: Address | None = None) -> TcpConnection:
-        """Start an active open; the SYN leaves at the next flush. Errors are raised here."""
+    def connect(
+        self, remote: Address, now: float, local: Address | None = None, fastopen: bool = False
+    ) -> TcpConnection:
+        """Start an active open; the SYN leaves at the next flush. Errors are raised here.
+
+        `fastopen` asks for TCP Fast Open (RFC 7413) if the config's `fastopen` has the
+        client bit (1), as Linux's TCP_FASTOPEN_CONNECT: with a cookie from this server
+        remembered, the SYN waits for the first `send` and carries its data; without
+        one, it leaves at once and asks for a cookie.
+        """
         dst, dport = remote
         if not 0 < dport < 65536:
             raise OSError(errno.EINVAL, f"bad destination port {dport}")
@@ -229,9 +274,14 @@ class TcpLayer:
             )
         conn = TcpConnection(self, route, (src, port), remote, now)
         self._add(conn)
-        conn.active_open(now)
+        client_fastopen = fastopen and self.config.fastopen & 1
+        conn.active_open(now, self._fastopen_cache.get(dst, (b"", 0)) if client_fastopen else None)
         self.touch(conn)
         return conn
+
+    def forget_fastopen_cookies(self) -> None:
+        """Drop every Fast Open cookie learnt from servers (the next connections ask again)."""
+        self._fastopen_cache.clear()
 
     def connections(self) -> list[TcpConnection]:
         return list(self._table.values())
@@ -239,6 +289,10 @@ class TcpLayer:
     def thaw_listener(self, frozen: dict[str, Any], now: float) -> TcpListener:
         """Listen again as a frozen listener did, its accept queue refilled with its thawed connections."""
         listener = self.listen(address(frozen, "local"), field(frozen, "backlog", int, "listener"))
+        fastopen = frozen.get("fastopen", 0)  # not in the first blobs
+        if not isinstance(fastopen, int) or fastopen < 0:
+            raise MigrationError(f"a frozen listener's fastopen is {fastopen!r}, not a queue length: a damaged blob")
+        listener.fastopen = fastopen
         for conn in field(frozen, "queue", list, "listener"):
             if not isinstance(conn, dict):
                 raise MigrationError("a frozen queued connection is not a map of fields: the blob is damaged")
@@ -297,7 +351,12 @@ class TcpLayer:
             if conn.state == _TIME_WAIT and flags & (SYN | ACK | RST) == SYN and self._reuse_time_wait(conn, seq, now):
                 conn = None
             else:
+                if ip.tos & 3 == 3:  # CE (RFC 3168): header prediction leaves these to this path
+                    p = (*p[:6], flags | CE, *p[7:])
+                fastopen = flags & SYN and conn.state == _SYN_SENT and conn.fastopen_requested
                 conn.input(p, payload, now)
+                if fastopen and conn.state != _SYN_SENT:
+                    self._fastopen_learn(conn, fastopen_option(seg, header_length))
                 self._dirty[conn] = None
                 return
         listener = self._listeners.get((ip.dst, dport)) or self._listeners.get((ANY, dport))
@@ -319,8 +378,8 @@ class TcpLayer:
         if entry is None or entry[1] != local:
             return False
         conn = entry[0]
-        if conn.state == _TIME_WAIT and flags & (SYN | ACK | RST) == SYN:
-            return False  # maybe a new incarnation: the general path decides
+        if flags & SYN:
+            return False  # a new incarnation in TIME_WAIT, a SYN-ACK's options: the general path decides
         stats = self._stats
         stats.tcp_rx_segments += 1
         stats.tcp_rx_predicted += 1
@@ -416,17 +475,10 @@ class TcpLayer:
 
     def challenge_allowed(self, now: float) -> bool:
         """RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second, interface-wide."""
-        limit = float(self.config.challenge_ack_limit)
-        tokens = self._challenge_tokens + (now - self._challenge_at) * limit
-        self._challenge_at = now
-        if tokens > limit:
-            tokens = limit
-        if tokens < 1.0:
-            self._challenge_tokens = tokens
-            self._stats.tcp_challenge_acks_limited += 1
-            return False
-        self._challenge_tokens = tokens - 1.0
-        return True
+        if self._challenges.allow(now):
+            return True
+        self._stats.tcp_challenge_acks_limited += 1
+        return False
 
     def send_reset(
         self, route: Route, local: Address, remote: Address, seq: int, ack: int, flags: int, now: float
@@ -503,7 +555,46 @@ class TcpLayer:
         listener.adopt(conn)
         self._add(conn)
         conn.passive_open(p, now)
+        if self.config.fastopen & 2 and listener.fastopen:
+            self._fastopen_passive(listener, conn, fastopen_option(ip.payload, p[5]), payload, now)
         self._dirty[conn] = None
+
+    def _fastopen_passive(
+        self, listener: TcpListener, conn: TcpConnection, cookie: bytes | None, payload: memoryview, now: float
+    ) -> None:
+        """Server Fast Open (RFC 7413 §4.3): a valid cookie lets the SYN's data in, and the
+        connection into the accept queue at once; a request or a bad cookie earns a fresh
+        one in the SYN-ACK, whose ACK then covers the SYN alone (the client sends the data again)."""
+        if cookie is None:
+            return
+        stats = self._stats
+        client, server = conn.remote[0], conn.local[0]
+        cookies = self.fastopen_cookies
+        if cookie and cookies.valid(now, client, server, cookie):
+            if not payload:
+                return  # nothing to hurry: an ordinary handshake
+            if not listener.fastopen_room:
+                stats.tcp_fastopen_overflow += 1
+                return
+            conn.take_syn_data(payload, now)
+            listener.accept_early(conn)
+            stats.tcp_fastopen_passive += 1
+            return
+        if cookie:
+            stats.tcp_fastopen_cookie_invalid += 1
+        else:
+            stats.tcp_fastopen_cookie_requests += 1
+        conn.offer_fastopen_cookie(cookies.make(now, client, server))
+
+    def _fastopen_learn(self, conn: TcpConnection, cookie: bytes | None) -> None:
+        """Client Fast Open: remember the cookie a server's SYN-ACK gave (with its MSS, which
+        bounds the next SYN's data), as Linux's tcp_fastopen_cache_set."""
+        if not cookie:
+            return
+        cache = self._fastopen_cache
+        if len(cache) >= _FASTOPEN_CACHE_LIMIT:
+            cache.pop(next(iter(cache)))
+        cache[conn.remote[0]] = (cookie, conn.peer_mss)
 
     def _send_cookie(
         self, listener: TcpListener, route: Route, local: Address, remote: Address, seq: int, peer_mss: int, now: float
@@ -554,9 +645,13 @@ class TcpLayer:
         return True
 
     def _reset_reply(self, local_ip: bytes, remote_ip: bytes, p: TcpParsed, length: int, now: float) -> None:
-        """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST."""
+        """RFC 9293 §3.10.7.1: answer a segment for no connection, unless it is a RST; at most
+        `reset_limit` a second, so a scan or a flood to closed ports cannot make us a reflector."""
         _, sport, dport, seq, ack, _, flags, _, _, _, _, _, _, _, _, _ = p
         if flags & RST or not self._node.is_unicast(remote_ip):
+            return
+        if not self._closed_port_resets.allow(now):
+            self._stats.tcp_rst_limited += 1
             return
         local = (local_ip, dport)
         remote = (remote_ip, sport)

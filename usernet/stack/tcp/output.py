@@ -16,9 +16,9 @@ import struct
 from usernet.native import CSUM_FULL, CSUM_PARTIAL
 from usernet.stack.tcp.core import SENDS_DATA, SYN_SENT, TAKES_DATA, ConnectionCore
 from usernet.stack.tcp.scoreboard import Scoreboard
-from usernet.stack.tcp.seq import seq_add, seq_ge, seq_offset, seq_sub
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import State
-from usernet.wire.tcp import ACK, FIN, PSH, SYN, encode_tcp_options
+from usernet.wire.tcp import ACK, CWR, ECE, FIN, PSH, SYN, encode_tcp_options
 
 _TS_OPTION = struct.Struct("!BBBBII")  # NOP NOP kind=8 len=10 TSval TSecr
 _SACK_HEADER = struct.Struct("!BBBB")
@@ -53,9 +53,12 @@ class ConnectionOutput(ConnectionCore):
         state = self.state
         sent = False
         if state in _HANDSHAKE:
-            if self.snd_nxt == self.iss:
-                self._emit(self.iss, SYN if state == SYN_SENT else SYN | ACK, b"", now)
-                self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
+            if self.snd_nxt == self.iss and not self.fastopen_deferred:
+                payload = self._syn_payload() if state == SYN_SENT else b""
+                self._emit(self.iss, SYN if state == SYN_SENT else SYN | ACK, payload, now)
+                self.snd_nxt = end = seq_add(self.iss, 1 + len(payload))
+                if seq_lt(self.snd_max, end):  # a SYN sent again without its data still may see it acknowledged
+                    self.snd_max = end
                 if not self._syn_retransmitted and self._retries == 0:
                     self._rtt_seq = self.snd_nxt
                     self._rtt_time = now
@@ -82,6 +85,20 @@ class ConnectionOutput(ConnectionCore):
                 self._emit(self.snd_max, ACK, b"", now)
             elif self._ack_pending and self._delack_at is None:
                 self._delack_at = now + self._cfg.delayed_ack
+
+    def _syn_payload(self) -> memoryview | bytes:
+        """Fast Open: the data a client's first SYN carries, after a cookie (RFC 7413 §4.2.1).
+
+        As much as one segment holds beside the largest options (Linux: the MSS of our MTU
+        less 40, clamped to the server's MSS remembered with the cookie); a retransmitted
+        SYN carries none: the data then waits for the handshake, as on Linux, unless the
+        SYN-ACK acknowledges the first SYN's (`_syn_data` stays what that one carried).
+        """
+        if not self._fastopen or self._syn_retransmitted:
+            return b""
+        n = min(len(self._send), self._mss_limit - 40, self._snd_mss)
+        self._syn_data = n
+        return self._send.peek(0, n) if n > 0 else b""
 
     def _window_update_due(self) -> bool:
         """After reads: tell the peer when the window at least doubled from a small one (Linux)."""
@@ -271,6 +288,7 @@ class ConnectionOutput(ConnectionCore):
         """Build one segment into a fresh frame and send it through the connection's route."""
         if flags & SYN:
             options = self._syn_options(now)
+            flags |= self._syn_ecn_flags()
             window = self._syn_window
             if flags & ACK:
                 self._rcv_adv = seq_add(self.rcv_nxt, window)
@@ -289,6 +307,12 @@ class ConnectionOutput(ConnectionCore):
         else:
             ack = 0
         route = self._route
+        if self._ecn_ok and not flags & SYN:
+            # New data only is ECN-capable (RFC 3168 §6.1.5: not retransmissions, not pure ACKs).
+            new_data = bool(payload) and not seq_lt(seq, self.snd_max)
+            flags |= self._ecn_flags(new_data)
+            if new_data:
+                route = route.with_ect()
         size = route.headroom + _TCP_HEADER + len(options) + len(payload)
         frame: bytearray
         if route.tx_checksum_partial and len(payload) > self._mss:
@@ -324,10 +348,28 @@ class ConnectionOutput(ConnectionCore):
                 sack_permitted=cfg.sack,
                 timestamp=(self._tsclock.tsval(now), 0) if cfg.timestamps else None,
                 wscale=cfg.window_scale,
+                fastopen=self._fastopen,
             )
         return encode_tcp_options(
             mss=self._mss_limit,
             sack_permitted=self._sack_ok,
             timestamp=(self._tsclock.tsval(now), self._ts_recent) if self._ts_ok else None,
             wscale=self._rcv_wscale if self._snd_wscale or self._rcv_wscale else None,
+            fastopen=self._fastopen,
         )
+
+    def _syn_ecn_flags(self) -> int:
+        """ECN setup (RFC 3168 §6.1.1): ECE+CWR on a SYN when asked to (tcp_ecn=1), not on a
+        retransmitted one (a middlebox may drop them: Linux's fallback); ECE on the SYN-ACK
+        of a connection that agreed."""
+        if self.state == SYN_SENT:
+            return ECE | CWR if self._cfg.ecn == 1 and not self._syn_retransmitted else 0
+        return ECE if self._ecn_ok else 0
+
+    def _ecn_flags(self, new_data: bool) -> int:
+        """ECE while a CE mark waits for the peer's CWR; CWR on the first new data after a reduction."""
+        flags = ECE if self._ecn_echo else 0
+        if new_data and self._ecn_cwr:
+            self._ecn_cwr = False
+            flags |= CWR
+        return flags

@@ -157,6 +157,13 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, keepalive_interval=float(value))
         elif name == "tcp_keepalive_probes":
             tcp = replace(tcp, keepalive_count=int(value))
+        elif name == "tcp_ecn":
+            tcp = replace(tcp, ecn=int(value))
+        elif name == "tcp_fastopen":
+            bits = int(value, 0)
+            tcp = replace(tcp, fastopen=bits & 3)
+            if bits & ~3:  # Linux's cookie-less and socket-option-less modes (0x200, 0x400...)
+                effect.skipped.append(f"sysctl {name} bits {bits & ~3:#x} (usernet has client 1 and server 2)")
         else:
             effect.skipped.append(f"sysctl {name}={value}")
             return

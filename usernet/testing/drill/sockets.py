@@ -65,7 +65,9 @@ CONSTANTS: dict[str, int] = {
     "TCP_INFO": 11,
     "TCP_CONGESTION": 13,
     "TCP_USER_TIMEOUT": 18,
+    "TCP_FASTOPEN": 23,
     "TCP_NOTSENT_LOWAT": 25,
+    "TCP_FASTOPEN_CONNECT": 30,
     "F_GETFL": 3,
     "F_SETFL": 4,
     "O_RDONLY": 0,
@@ -95,6 +97,8 @@ CONSTANTS: dict[str, int] = {
     "TIOCOUTQ": 0x5411,
 }
 _C = CONSTANTS
+_FASTOPEN = f"{_C['IPPROTO_TCP']}:{_C['TCP_FASTOPEN']}"  # keys of Socket.flags
+_FASTOPEN_CONNECT = f"{_C['IPPROTO_TCP']}:{_C['TCP_FASTOPEN_CONNECT']}"
 _CONNECTED = (State.ESTABLISHED, State.CLOSE_WAIT)
 _OPEN_STATES = frozenset(State) - {State.CLOSED, State.LISTEN, State.SYN_SENT}
 _TCP_OPTIONS = {  # (level, name) -> (TcpConnection option, seconds per unit)
@@ -300,6 +304,7 @@ class Sockets:
             except OSError as exc:
                 return fail(exc.errno or E.EINVAL, str(exc))
             sock.bound = sock.listener.local
+        sock.listener.fastopen = sock.flags.get(_FASTOPEN, 0)
         self.watcher.listening(sock.listener.local[1])
         return Outcome(0)
 
@@ -341,13 +346,15 @@ class Sockets:
             return fail(E.EISCONN) if conn.state != State.CLOSED else fail(E.ECONNABORTED)
         remote = self._address(args[1] if len(args) > 1 else None, self.remote)
         try:
-            conn = self.tcp.connect(remote, now, sock.bound)
+            conn = self.tcp.connect(remote, now, sock.bound, fastopen=bool(sock.flags.get(_FASTOPEN_CONNECT)))
         except OSError as exc:
             return fail(exc.errno or E.EINVAL, str(exc))
         sock.conn = conn
         for name, value in sock.options.items():
             conn.set_option(name, value)
         self.watcher.connecting(conn)
+        if conn.fastopen_deferred:
+            return Outcome(0)  # TCP_FASTOPEN_CONNECT with a cookie: the SYN waits for the first write (Linux)
         if sock.nonblocking:
             return fail(E.EINPROGRESS)
 
@@ -476,6 +483,11 @@ class Sockets:
         value = raw[0] if isinstance(raw, list) and raw else raw
         if level == _C["SOL_SOCKET"] and name in (_C["SO_REUSEADDR"], _C["SO_REUSEPORT"]):
             sock.flags[f"{level}:{name}"] = int(bool(value))
+            return Outcome(0)
+        if f"{level}:{name}" in (_FASTOPEN, _FASTOPEN_CONNECT) and isinstance(value, int):
+            sock.flags[f"{level}:{name}"] = value  # a listener's Fast Open queue; a client's TFO connect
+            if sock.listener is not None and f"{level}:{name}" == _FASTOPEN:
+                sock.listener.fastopen = value
             return Outcome(0)
         if level == _C["SOL_SOCKET"] and name == _C["SO_LINGER"] and isinstance(raw, dict):
             sock.linger_abort = bool(raw.get("onoff")) and raw.get("linger") == 0
