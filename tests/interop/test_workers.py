@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.programs import require
 from usernet.link.sandbox import Sandbox
 
 pytestmark = pytest.mark.network
@@ -122,3 +123,18 @@ def test_a_killed_worker_is_restarted_and_the_other_serves_on(
     assert "worker 0 (pid" in log.read_text() or "worker 1 (pid" in log.read_text()
     supervisor.send_signal(signal.SIGINT)
     assert supervisor.wait(15) == 128 + signal.SIGINT
+
+
+def test_without_cap_net_admin_the_supervisor_says_what_it_needs(sandbox: Sandbox, tmp_path: Path) -> None:
+    # Inside the sandbox, so that even a wrongly successful create could not touch the host.
+    script = tmp_path / "never.py"
+    script.write_text("raise SystemExit('a worker ran without its TAP')\n")
+    drop = [require("setpriv"), "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
+    result = sandbox.run(
+        [*drop, sys.executable, "-m", "usernet", "--workers", "2", str(script)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        77, "python -m usernet: cannot open the queues of TAP 'usernet0': creating a TAP needs CAP_NET_ADMIN; "
+        "run as root\n",
+    )  # fmt: skip

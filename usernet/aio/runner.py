@@ -146,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.supervises:  # each worker runs this same command line, on its own queue
         from usernet.drivers.workers import supervise
 
-        return supervise(config, [sys.executable, "-m", "usernet", *argv], os.environ)
+        try:
+            return supervise(config, [sys.executable, "-m", "usernet", *argv], os.environ)
+        except OSError as exc:  # the TAP's queues could not be opened: the message says why
+            print(f"{_PROG}: {exc.strerror or exc}", file=sys.stderr)
+            return 77 if isinstance(exc, PermissionError) else 1
     install(config)
     if module is not None:
         problem = _unrunnable_module(module)

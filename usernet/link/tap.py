@@ -150,7 +150,8 @@ def open_queues(name: str, count: int, *, mtu: int, offloads: bool = False) -> l
             except OSError as exc:
                 if exc.errno in _PERMISSION_ERRNOS:
                     raise PermissionError(
-                        exc.errno, f"cannot open the queues of TAP {name!r}: creating a TAP needs CAP_NET_ADMIN"
+                        exc.errno,
+                        f"cannot open the queues of TAP {name!r}: creating a TAP needs CAP_NET_ADMIN; run as root",
                     ) from exc
                 if exc.errno == errno.EINVAL and _device_exists(name):
                     raise OSError(
