@@ -5,8 +5,9 @@ Both columns run the same unmodified program (`programs/aiohttp_hello`, uvloop) 
 queues of a multi-queue TAP (docs/workers.md). wrk runs in the namespace on kernel
 sockets, so on a 2-core machine it takes CPU from the server: each measurement also
 reports the cores wrk used (its user+system time over the run) and the cores the server's
-processes used, and the requests per server core, the figure that says how well the
-workers scale whatever the load generator took.
+processes used, the requests per server core (the figure that says how well the workers
+scale whatever the load generator took), and the cores everything else on the machine
+took meanwhile (a shared machine: what the workers could not have).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def _cpu_seconds(root: int) -> float:
     return total
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores, every process and the kernel), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICKS  # user..steal; guest time is inside user already
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -62,9 +71,10 @@ def hello_on_workers(workers: int) -> Setup:
             sandbox.run([*cmd[:-3], "--duration", "1s", cmd[-1]], capture_output=True, timeout=30)
 
             def measure(case: str) -> dict[str, float]:
-                wrk_before, server_before = _children_cpu(), _cpu_seconds(server.pid)
+                wrk_before, server_before, busy_before = _children_cpu(), _cpu_seconds(server.pid), _busy_seconds()
                 result = sandbox.run(cmd, capture_output=True, text=True, timeout=seconds + 20)
                 wrk_cpu, server_cpu = _children_cpu() - wrk_before, _cpu_seconds(server.pid) - server_before
+                busy = _busy_seconds() - busy_before
                 if result.returncode != 0:
                     why = (result.stderr or result.stdout).strip()
                     raise RuntimeError(f"wrk exited with {result.returncode}: {why}")
@@ -72,6 +82,8 @@ def hello_on_workers(workers: int) -> Setup:
                 figures["wrk_cores"] = wrk_cpu / seconds
                 figures["server_cores"] = server_cpu / seconds
                 figures["per_core"] = figures["rate"] / max(figures["server_cores"], 1e-3)
+                # What the rest of the machine took meanwhile (other programs, the kernel's own threads).
+                figures["other_cores"] = max(0.0, busy - wrk_cpu - server_cpu) / seconds
                 return figures
 
             yield measure
@@ -86,12 +98,14 @@ BENCHMARKS = (
         order=62,
         meaning="Requests/s wrk (8 keep-alive connections, one thread) gets from the unmodified aiohttp server on "
         "usernet + uvloop, as one process and as two workers on a multi-queue TAP; with the cores wrk and the "
-        "server used (wrk shares the machine's 2 cores), and requests per server core.",
+        "server used (wrk shares the machine's 2 cores), requests per server core, and the cores other "
+        "processes took meanwhile.",
         metrics=(
             Metric("rate", "requests/s"),
             Metric("wrk_cores", "wrk's cores", higher_is_better=False, digits=2),
             Metric("server_cores", "server's cores", higher_is_better=False, digits=2),
             Metric("per_core", "requests per server core"),
+            Metric("other_cores", "other processes' cores", higher_is_better=False, digits=2),
         ),
         cases=("wrk",),
         variants=(
