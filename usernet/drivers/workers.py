@@ -12,6 +12,7 @@ the queues (and its sandbox). Why this works, and what it does not do: docs/work
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ EPHEMERAL_PORTS = (32768, 60999)
 _QUICK_DEATH = 2.0
 _QUICK_DEATHS = 3
 _STOP_TIMEOUT = 5.0
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,21 @@ def _start(
     env: Mapping[str, str],
     running: dict[int, tuple[WorkerSeat, float, subprocess.Popen[bytes]]],
 ) -> None:
-    process = subprocess.Popen(list(command), env={**env, "USERNET_WORKER": seat.spec}, pass_fds=(seat.fd,))
+    # Its own process group: a Ctrl-C at the terminal reaches the supervisor only, which stops
+    # the workers in order. PR_SET_PDEATHSIG: a worker does not outlive a supervisor killed outright.
+    process = subprocess.Popen(
+        list(command),
+        env={**env, "USERNET_WORKER": seat.spec},
+        pass_fds=(seat.fd,),
+        process_group=0,
+        preexec_fn=_die_with_parent,
+    )
     running[process.pid] = (seat, time.monotonic(), process)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor ends (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
