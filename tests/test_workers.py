@@ -1,5 +1,5 @@
 """The workers' sharing rules without a TAP: ephemeral port slices, the seat a worker is handed,
-the options, and the steering frame a worker writes before each SYN it opens a connection with."""
+the options, and how a worker keeps the connections it opens on its queue (OwnFlows)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.workers import EPHEMERAL_PORTS, WorkerSeat, port_slice
-from usernet.link.queue import steering_frame
+from usernet.link.queue import CLOSED_SWEEPS, IDLE_SWEEPS, REFRESH, OwnFlows
 from usernet.wire.ethernet import emit_ethernet
 from usernet.wire.ipv4 import emit_ipv4_header, parse_ipv4
 from usernet.wire.tcp import emit_tcp, parse_tcp
@@ -64,24 +64,69 @@ def test_a_command_that_serves_as_one_process_refuses_workers() -> None:
         pass
 
 
-def _segment(flags: int, payload: bytes = b"") -> bytes:
+def _segment(flags: int, seq: int = 12345, payload: bytes = b"") -> bytes:
     buf = bytearray(14 + 20 + 20 + len(payload))
     emit_ethernet(buf, 0, MAC_B, MAC_A, 0x0800)
     emit_ipv4_header(buf, 14, US, KERNEL, 6, 20 + len(payload))
-    emit_tcp(buf, 34, US, KERNEL, 40000, 80, 12345, 0 if flags == 0x02 else 99, flags, 65535, payload=payload)
+    emit_tcp(buf, 34, US, KERNEL, 40000, 80, seq, 0 if flags == 0x02 else 99, flags, 65535, payload=payload)
     return bytes(buf)
 
 
-def test_an_opening_syn_gets_a_valid_rst_of_its_flow() -> None:
-    steer = steering_frame(memoryview(_segment(0x02)))
-    assert steer is not None and steer[:12] == MAC_B + MAC_A
-    ip = parse_ipv4(steer[14:])  # checksums verified
+def _rst_of(frame: bytes) -> int:
+    """The sequence number of RST `frame` of the test's flow, its checksums verified."""
+    assert frame[:12] == MAC_B + MAC_A
+    ip = parse_ipv4(frame[14:])
     assert (ip.src, ip.dst) == (US, KERNEL)
     tcp = parse_tcp(ip.payload, ip.src, ip.dst)
-    assert (tcp.sport, tcp.dport, tcp.seq, tcp.flags) == (40000, 80, 12345, 0x04)
+    assert (tcp.sport, tcp.dport, tcp.flags) == (40000, 80, 0x04)
+    return tcp.seq
+
+
+def test_an_opening_syn_is_preceded_by_a_rst_of_its_flow() -> None:
+    flows = OwnFlows()
+    steer = flows.sent(memoryview(_segment(0x02)))
+    assert steer is not None and _rst_of(steer) == 12345
+    assert len(flows) == 1
 
 
 @pytest.mark.parametrize("flags", [0x12, 0x10, 0x18, 0x04, 0x11])
-def test_other_segments_and_frames_are_not_steered(flags: int) -> None:
-    assert steering_frame(_segment(flags, b"data")) is None
-    assert steering_frame(b"\xff" * 42) is None  # ARP-sized, not IPv4/TCP
+def test_segments_of_flows_it_did_not_open_are_left_alone(flags: int) -> None:
+    flows = OwnFlows()
+    assert flows.sent(_segment(flags, payload=b"data")) is None
+    assert flows.sent(b"\xff" * 42) is None  # ARP-sized, not IPv4/TCP
+    assert len(flows) == 0 and flows.next_deadline() is None and flows.sweep(100.0) == []
+
+
+def test_a_flow_silent_for_a_whole_sweep_gets_a_rst_out_of_any_window() -> None:
+    flows = OwnFlows()
+    flows.sent(_segment(0x02, seq=0xFFFFFF00))
+    assert flows.sweep(0.0) == []  # the first sweep only sets the clock
+    assert flows.next_deadline() == REFRESH
+    assert flows.sweep(REFRESH - 0.01) == []  # not due
+    assert flows.sweep(REFRESH) == []  # the SYN went since the last sweep
+    flows.sent(_segment(0x10, seq=0xFFFFFF01))  # a segment: not silent for this sweep either
+    assert flows.sweep(2 * REFRESH) == []
+    (renew,) = flows.sweep(3 * REFRESH)
+    assert _rst_of(renew) == (0xFFFFFF01 + (1 << 31)) & 0xFFFFFFFF  # half the sequence space away
+    (again,) = flows.sweep(4 * REFRESH)
+    assert again == renew
+
+
+def test_a_flow_is_forgotten_at_its_rst_after_its_fin_or_after_long_silence() -> None:
+    flows = OwnFlows()
+    flows.sent(_segment(0x02))
+    flows.sent(_segment(0x14))  # RST|ACK: ours, the connection is gone
+    assert len(flows) == 0 and flows.next_deadline() is None
+    now = 0.0
+    for closing, sweeps in ((True, CLOSED_SWEEPS), (False, IDLE_SWEEPS)):
+        flows.sent(_segment(0x02))
+        if closing:
+            flows.sent(_segment(0x11))  # FIN|ACK
+        flows.sweep(now)  # the clock starts (or the last sweep is not due yet)
+        now += REFRESH
+        flows.sweep(now)  # the frames sent count for this one
+        renewed = 0
+        for _ in range(sweeps):
+            now += REFRESH
+            renewed += len(flows.sweep(now))
+        assert len(flows) == 0 and renewed == sweeps - 1

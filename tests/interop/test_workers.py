@@ -27,6 +27,8 @@ PORT = 7200
 KERNEL_PORT = 9000
 SERVER = Path(__file__).with_name("workers_server.py")
 ROOT = Path(__file__).resolve().parents[2]
+#: Longer than the 3 s after which the kernel forgets which queue wrote a flow last.
+SLOW = 4.5
 OPTIONS = ["--workers", "2", "--host-address", "192.0.2.1/24"]
 
 
@@ -67,9 +69,9 @@ def _ask(sandbox: Sandbox, request: bytes) -> str:
         return conn.makefile().readline().strip()
 
 
-def _ask_many(sandbox: Sandbox, request: bytes, count: int) -> collections.Counter[str]:
-    """`count` short connections, four at a time (so from several source ports at once): the answers counted."""
-    with ThreadPoolExecutor(4) as pool:
+def _ask_many(sandbox: Sandbox, request: bytes, count: int, at_once: int = 4) -> collections.Counter[str]:
+    """`count` short connections, `at_once` at a time (so from several source ports): the answers counted."""
+    with ThreadPoolExecutor(at_once) as pool:
         return collections.Counter(pool.map(lambda _: _ask(sandbox, request), range(count)))
 
 
@@ -81,14 +83,20 @@ def kernel_server(sandbox: Sandbox) -> Iterator[None]:
     listener.bind(("", KERNEL_PORT))  # 192.0.2.1 exists once the supervisor made the TAP
     listener.listen(64)
 
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            line = conn.makefile("rb").readline()
+            if line.startswith(b"slow"):
+                time.sleep(SLOW)  # the worker's connection sits silent meanwhile
+            conn.sendall(b"got " + line)
+
     def serve() -> None:
         while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            with conn:
-                conn.sendall(b"got " + conn.makefile("rb").readline())
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -109,6 +117,9 @@ def test_two_workers_share_the_connections_and_open_their_own(
     outgoing = _ask_many(sandbox, b"out 192.0.2.1 9000\n", 40)
     assert {answer.split(" ", 1)[1] for answer in outgoing} == {"got hello"}, outgoing
     assert {int(answer.split()[0]) for answer in outgoing} == workers, outgoing  # both opened connections
+    # Connections the workers opened and then wait on, silent, longer than the kernel's flow table remembers.
+    slow = _ask_many(sandbox, b"out 192.0.2.1 9000 slow\n", 8, at_once=8)
+    assert {answer.split(" ", 1)[1] for answer in slow} == {"got slow"}, slow
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(15) == 128 + signal.SIGTERM
     assert not any(map(_alive, workers))

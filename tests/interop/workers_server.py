@@ -3,8 +3,9 @@
 
 Each connection sends one line and gets one line back:
 - `pid`: the serving process's PID (so a client can tell which worker answered);
-- `out HOST PORT`: the server opens a connection of its own to HOST:PORT, sends `hello`,
-  and answers with its PID and the line it read back (a worker-initiated connection).
+- `out HOST PORT [WORD]`: the server opens a connection of its own to HOST:PORT, sends WORD
+  (default `hello`), and answers with its PID and the line it read back (a worker-initiated
+  connection).
 """
 
 import asyncio
@@ -16,7 +17,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     words = (await reader.readline()).decode().split()
     if words[:1] == ["out"]:
         out_reader, out_writer = await asyncio.open_connection(words[1], int(words[2]))
-        out_writer.write(b"hello\n")
+        out_writer.write(f"{words[3] if len(words) > 3 else 'hello'}\n".encode())
         answer = (await out_reader.readline()).decode().strip()
         out_writer.close()
         writer.write(f"{os.getpid()} {answer}\n".encode())

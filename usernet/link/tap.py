@@ -523,8 +523,8 @@ class TapLink(LinkCounters):
                 return bool(flags & _IFF_UP), None
         return bool(flags & _IFF_UP), socket.inet_ntoa(answer[20:24])
 
-    def next_deadline(self) -> None:
-        return None
+    def next_deadline(self) -> float | None:
+        return None  # a TAP has no timers (a subclass may: usernet.link.queue)
 
     def poll(self, now: float) -> None:
         """A TAP holds nothing back."""
