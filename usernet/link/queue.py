@@ -101,11 +101,15 @@ class OwnFlows:
         if len(frame) < tcp + TCP_HLEN:
             return None
         flags = frame[tcp + 13]
-        key = bytes(frame[26:34]) + bytes(frame[tcp : tcp + 4])
         if flags & (_SYN | _ACK) == _SYN:
             seq = int.from_bytes(frame[tcp + 4 : tcp + 8])
-            self._flows[key] = _Flow(bytes(frame[: tcp + TCP_HLEN]), tcp, seq)
+            self._flows[bytes(frame[26:34]) + bytes(frame[tcp : tcp + 4])] = _Flow(
+                bytes(frame[: tcp + TCP_HLEN]), tcp, seq
+            )
             return rst_frame(frame, tcp, seq)
+        if not self._flows:  # a server's usual case: only connections the kernel opened
+            return None
+        key = bytes(frame[26:34]) + bytes(frame[tcp : tcp + 4])
         flow = self._flows.get(key)
         if flow is None:
             return None
