@@ -53,6 +53,8 @@ def test_the_options_decide_who_supervises() -> None:
         UsernetConfig(workers=2, link="udp://127.0.0.1:1?peer=127.0.0.1:2")
     with pytest.raises(ValueError, match="handover"):
         UsernetConfig(workers=2, handover="/tmp/x.sock")
+    with pytest.raises(ValueError, match="IPv4 only"):
+        UsernetConfig(workers=2, ipv6=True)
     with pytest.raises(ValueError, match="pcap"):
         UsernetConfig(workers=2, pcap="/tmp/x.pcap")
     with pytest.raises(ValueError):
