@@ -244,9 +244,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("usernet run: give the command to run after --, e.g. usernet run -- uvicorn app:app", file=sys.stderr)
         return 2
     env = dict(os.environ)
-    env.update(UsernetConfig.from_args(args).to_env())
+    config = UsernetConfig.from_args(args)
+    env.update(config.to_env())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOT_DIR, env.get("PYTHONPATH")) if p)
     env["USERNET_RUN_PYTHON"] = sys.executable  # named by the child when its Python lacks usernet
+    if config.supervises:
+        from usernet.drivers.workers import supervise
+
+        return supervise(config, command, env)
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:

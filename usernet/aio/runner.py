@@ -142,7 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(options)
     if module is None and not rest:
         parser.error("give the program to run: a script path, or -m module")
-    install(UsernetConfig.from_args(args))
+    config = UsernetConfig.from_args(args)
+    if config.supervises:  # each worker runs this same command line, on its own queue
+        from usernet.drivers.workers import supervise
+
+        try:
+            return supervise(config, [sys.executable, "-m", "usernet", *argv], os.environ)
+        except OSError as exc:  # the TAP's queues could not be opened: the message says why
+            print(f"{_PROG}: {exc.strerror or exc}", file=sys.stderr)
+            return 77 if isinstance(exc, PermissionError) else 1
+    install(config)
     if module is not None:
         problem = _unrunnable_module(module)
         if problem is not None:

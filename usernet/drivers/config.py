@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from usernet.drivers.workers import WorkerSeat
 from usernet.link.url import LINK_URL_FORMS, DeviceUrl, LinkUrl, TapUrl, TunUrl, parse_link_url
 
 if TYPE_CHECKING:
@@ -29,7 +30,15 @@ if TYPE_CHECKING:
     from usernet.link.observe import Observer
     from usernet.link.tap import TapLink
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_HOST_ADDRESS", "UsernetConfig", "add_arguments", "open_host", "parse_fault"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_HOST_ADDRESS",
+    "UsernetConfig",
+    "add_arguments",
+    "configure_host_side",
+    "open_host",
+    "parse_fault",
+]
 
 DEFAULT_ADDRESS = "192.0.2.2/24"
 DEFAULT_HOST_ADDRESS = "192.0.2.1/24"
@@ -115,6 +124,8 @@ class UsernetConfig:
     no_gro: bool = False
     handover: str | None = None
     dhcp: bool = False
+    workers: int = 0
+    worker: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -156,6 +167,36 @@ class UsernetConfig:
             )
         if self.dhcp and self.gateway is not None:
             raise ValueError("dhcp learns the gateway from the DHCP server's router option: leave gateway out")
+
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, not {self.workers}")
+        if self.workers > 1 and self.handover is not None:
+            raise ValueError("workers do not go with handover: each worker is its own stack (docs/workers.md)")
+        if self.workers > 1 and (self.dhcp or not isinstance(self.link_url, TapUrl)):
+            raise ValueError(
+                "workers share one multi-queue TAP and one address: they go with a TAP (--tap NAME) and "
+                "a fixed --address, not with another link or --dhcp"
+            )
+        if self.workers > 1 and self.wants_ipv6:
+            raise ValueError(
+                "workers speak IPv4 only for now: each worker's IPv6 would pick its own SLAAC and link-local "
+                "addresses and run its own DAD (docs/workers.md); leave --ipv6 and IPv6 addresses out"
+            )
+        if self.workers > 1 and self.pcap is not None:
+            raise ValueError("workers do not go with pcap: every worker would write the same file; capture on "
+                             "the kernel side instead (tcpdump -i TAP)")  # fmt: skip
+        if self.worker is not None:
+            WorkerSeat.parse(self.worker)
+
+    @property
+    def supervises(self) -> bool:
+        """True when this process is to start `workers` workers rather than serve itself."""
+        return self.workers > 1 and self.worker is None
+
+    @property
+    def seat(self) -> WorkerSeat | None:
+        """The queue this process serves as one of several workers (None: it is not a worker)."""
+        return None if self.worker is None else WorkerSeat.parse(self.worker)
 
     @property
     def link_url(self) -> LinkUrl:
@@ -321,6 +362,12 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("dhcp", "--dhcp",
             "get the address, gateway, MTU and DNS servers from a DHCP server on the link (--address is ignored)",
             bool),
+    _Option("workers", "--workers",
+            "run N worker processes, each its own stack and loop on one queue of a multi-queue TAP, all "
+            "serving the same address (docs/workers.md; creating the TAP needs CAP_NET_ADMIN)", int, metavar="N"),
+    _Option("worker", "--worker",
+            "set by --workers for each worker it starts: the TAP queue it serves (INDEX/COUNT:FD:MAC)",
+            check=WorkerSeat.parse, metavar="SEAT"),
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 
@@ -383,6 +430,11 @@ def open_host(
     from usernet.link.url import PacketUrl, UdpUrl
     from usernet.stack import Interface, InterfaceConfig
 
+    if config.supervises:
+        raise ValueError(
+            "--workers starts worker processes and is for `python -m usernet` and `usernet run`; "
+            "this command serves as one process: leave --workers out"
+        )
     fault = config.fault_options()
     # Faults act on the frames the link hands over: per wire frame only without software
     # GRO, which would otherwise make one loss or reordering hit a whole merged run.
@@ -399,6 +451,13 @@ def open_host(
             if link.mtu != config.mtu:
                 link.close()
                 raise ValueError(f"{url.name} has MTU {link.mtu}: give --mtu {link.mtu} (usernet's MTU is the link's)")
+        elif (seat := config.seat) is not None:  # before `sandbox`: the supervisor made it
+            from usernet.link.queue import QueueLink
+
+            link = QueueLink.from_fd(
+                seat.fd, url.name, mtu=config.mtu, mac=seat.mac, offloads=config.offloads, gso=not config.no_gso,
+                gro=gro,
+            )  # fmt: skip
         elif config.sandbox:
             from usernet.link.sandbox import Sandbox
 
@@ -426,7 +485,7 @@ def open_host(
             device = kind.create(url.name, mtu=config.mtu, offloads=config.offloads, gso=not config.no_gso, gro=gro)
             link = device
             if config.host_address:
-                _configure_host_side(url.name, config.host_address, config.mtu)
+                configure_host_side(url.name, config.host_address, config.mtu)
             else:
                 _warn_if_unreachable(device, config, announce)
         stack.callback(link.close)
@@ -442,6 +501,8 @@ def open_host(
         if observe is not None:
             link = ObservedLink(link, observe, time.time)
         if not config.dhcp:
+            seat = config.seat
+            ports = {} if seat is None else {"ephemeral_ports": seat.ephemeral_ports}
             iface_config = InterfaceConfig.from_strings(
                 link.mac,
                 [str(a) for a in config.addresses],
@@ -450,6 +511,7 @@ def open_host(
                 ipv6=config.wants_ipv6,
                 mtu=config.mtu,
                 **offload_options(link),
+                **ports,
             )
             yield Host(link, Interface(iface_config))
             return
@@ -525,7 +587,7 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     )
 
 
-def _configure_host_side(tap: str, cidr: str, mtu: int) -> None:
+def configure_host_side(tap: str, cidr: str, mtu: int) -> None:
     """Give the kernel's side of a TAP usernet created an address (in this process's namespace: the user asked)."""
     for cmd in (["ip", "addr", "add", cidr, "dev", tap], ["ip", "link", "set", tap, "mtu", str(mtu), "up"]):
         result = subprocess.run(cmd, capture_output=True, text=True)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
-from usernet.link.tap import TapLink
+from usernet.link.tap import TapLink, open_queues
 from usernet.link.tun import TunLink
 from usernet.programs import find
 
@@ -220,22 +220,55 @@ class Sandbox:
 
         def make() -> TapLinkT:
             link = kind.create(name, mtu=mtu, mac=mac, offloads=offloads, gso=gso, gro=gro)
-            if not ipv6:
-                try:
-                    with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as knob:
-                        knob.write("1")
-                except FileNotFoundError:
-                    pass  # kernel without IPv6: nothing to silence
-                except BaseException:
-                    link.close()
-                    raise
+            try:
+                _quiet_ipv6(name, ipv6)
+            except BaseException:
+                link.close()
+                raise
             return link
 
         link = self.in_namespace(make)
         self._links.append(link)
+        self._bring_up(name, host_address)
+        return link
+
+    def create_tap_queues(
+        self,
+        count: int,
+        name: str = "usernet0",
+        *,
+        mtu: int = 1500,
+        host_address: str = "192.0.2.1/24",
+        offloads: bool = False,
+    ) -> list[int]:
+        """A multi-queue TAP inside the namespace (see `usernet.link.tap.open_queues`), up, with
+        `host_address` on the kernel's side: the descriptors of its `count` queues, the caller's to close."""
+        self._require_open()
+        if not _IFNAME.fullmatch(name):
+            raise ValueError(f"interface name {name!r} must be 1-15 letters, digits, '_', '.' or '-'")
+
+        def make() -> list[int]:
+            fds = open_queues(name, count, mtu=mtu, offloads=offloads)
+            try:
+                _quiet_ipv6(name, False)
+            except BaseException:
+                for fd in fds:
+                    os.close(fd)
+                raise
+            return fds
+
+        fds = self.in_namespace(make)
+        try:
+            self._bring_up(name, host_address)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds
+
+    def _bring_up(self, name: str, host_address: str) -> None:
         _check(self._ip("-n", self.name, "addr", "add", host_address, "dev", name), f"adding {host_address} to {name}")
         _check(self._ip("-n", self.name, "link", "set", "dev", name, "up"), f"bringing {name} up")
-        return link
 
     def socket(self, family: int = _socket.AF_INET, type: int = _socket.SOCK_DGRAM, proto: int = 0) -> _socket.socket:
         """A kernel socket that lives in the namespace but is used from this process; closed on close()."""
@@ -343,6 +376,18 @@ class Sandbox:
                 process.kill()
                 process.wait()
         self._processes.clear()
+
+
+def _quiet_ipv6(name: str, ipv6: bool) -> None:
+    """Turn IPv6 off on device `name` unless `ipv6`, so the kernel does not chatter (router
+    solicitations, MLD) on a link whose stack speaks IPv4 only. Run inside the namespace."""
+    if ipv6:
+        return
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as knob:
+            knob.write("1")
+    except FileNotFoundError:
+        pass  # kernel without IPv6: nothing to silence
 
 
 def _delete_namespace(path: str) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "VnetHeader",
     "decode_vnet_header",
     "encode_vnet_header",
+    "open_queues",
     "random_mac",
 ]
 
@@ -37,6 +38,11 @@ TUNSETOFFLOAD = 0x400454D0
 _SIOCGIFFLAGS = 0x8913
 _SIOCGIFADDR = 0x8915
 _IFF_UP = 0x1
+#: _IOW('T', 202, int): attach an open /dev/net/tun file to the device named in the ifreq.
+TUNSETIFF = 0x400454CA
+IFF_MULTI_QUEUE = 0x0100
+_SIOCSIFMTU = 0x8922
+_IFREQ_FLAGS = struct.Struct("16sH22x")
 #: _IOW('T', 216, int): the size of the header in front of each frame with IFF_VNET_HDR.
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
@@ -120,6 +126,47 @@ class _Descriptor:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def open_queues(name: str, count: int, *, mtu: int, offloads: bool = False) -> list[int]:
+    """Create (or attach to) the multi-queue TAP `name` and open `count` queues of it (needs CAP_NET_ADMIN).
+
+    Each descriptor is one queue (IFF_MULTI_QUEUE): a frame written into it is received by
+    the kernel as if from the one device, and the kernel hands each frame it sends to one
+    queue, chosen per flow (see docs/workers.md). The device lives while any queue is open.
+    Each becomes a link with `TapLink.from_fd(fd, name, mtu=mtu, offloads=offloads, ...)`.
+    """
+    if count < 1:
+        raise ValueError(f"a TAP has at least one queue, not {count}")
+    flags = pytun.IFF_TAP | pytun.IFF_NO_PI | IFF_MULTI_QUEUE | (pytun.IFF_VNET_HDR if offloads else 0)
+    request = _IFREQ_FLAGS.pack(name.encode(), flags)
+    fds: list[int] = []
+    try:
+        for _ in range(count):
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+            fds.append(fd)
+            try:
+                fcntl.ioctl(fd, TUNSETIFF, request)
+            except OSError as exc:
+                if exc.errno in _PERMISSION_ERRNOS:
+                    raise PermissionError(
+                        exc.errno,
+                        f"cannot open the queues of TAP {name!r}: creating a TAP needs CAP_NET_ADMIN; run as root",
+                    ) from exc
+                if exc.errno == errno.EINVAL and _device_exists(name):
+                    raise OSError(
+                        exc.errno,
+                        f"cannot open {name!r} as a multi-queue TAP: a device of that name exists without "
+                        "IFF_MULTI_QUEUE (or is not a TAP); choose another name (--tap NAME)",
+                    ) from exc
+                raise
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            fcntl.ioctl(sock, _SIOCSIFMTU, struct.pack("16si20x", name.encode(), mtu))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
 
 
 class TapLink(LinkCounters):
@@ -476,8 +523,8 @@ class TapLink(LinkCounters):
                 return bool(flags & _IFF_UP), None
         return bool(flags & _IFF_UP), socket.inet_ntoa(answer[20:24])
 
-    def next_deadline(self) -> None:
-        return None
+    def next_deadline(self) -> float | None:
+        return None  # a TAP has no timers (a subclass may: usernet.link.queue)
 
     def poll(self, now: float) -> None:
         """A TAP holds nothing back."""
