@@ -61,6 +61,7 @@ from usernet.wire.tcp import FIN, PSH, RST, SYN
 _OUR_MAC = bytes.fromhex("020000000010")
 _PEER_MAC = bytes.fromhex("020000000020")
 _MAX_STEPS = 1_000_000
+_NEW_FD = ("socket", "accept")  # calls returning a new descriptor, which the script may number differently
 _OPTIONS = (
     "tolerance_usecs",
     "tolerance_percent",
@@ -446,6 +447,10 @@ class _Run:
         expected = resolve(event.result)
         got = _result_text(outcome)
         wanted_errno = event.errno
+        if event.name in _NEW_FD and isinstance(expected, int) and expected >= 0 and outcome.value >= 0:
+            if expected != outcome.value:  # packetdrill maps the script's descriptor numbers onto the live ones
+                self.sockets.alias(expected, outcome.value)
+            expected = outcome.value
         if expected is not None and expected != outcome.value:
             self._fail(
                 f"{event.name}: expected result {expected}{' ' + wanted_errno if wanted_errno else ''} "
