@@ -9,17 +9,22 @@ import pytest
 from usernet.stack.tcp.config import TcpConfig
 from usernet.testing.drill.__main__ import main
 from usernet.testing.drill.packets import DrillError
-from usernet.testing.drill.profile import LINUX, PACKETDRILL, USERNET, apply_command, window_scale_for
+from usernet.testing.drill.profile import LINUX, PACKETDRILL, PROFILES, USERNET, apply_command, window_scale_for
 from usernet.testing.drill.runner import DrillFailure, run_file, run_text
 
 TCP_SCRIPTS = sorted((Path(__file__).parent / "tcp").glob("*.pkt"))
 
 
-def _xfail_reason(path: Path) -> str | None:
+def _header(path: Path, key: str) -> str | None:
+    """`// key: value` in a script's comments."""
     for line in path.read_text().splitlines():
-        if line.startswith("// xfail:"):
+        if line.startswith(f"// {key}:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def _xfail_reason(path: Path) -> str | None:
+    return _header(path, "xfail")
 
 
 @pytest.mark.parametrize(
@@ -34,7 +39,8 @@ def _xfail_reason(path: Path) -> str | None:
     ],
 )
 def test_tcp_script(path: Path) -> None:
-    result = run_file(path)
+    """Each script runs against the profile its `// profile:` line names (usernet's by default)."""
+    result = run_file(path, profile=PROFILES[_header(path, "profile") or "usernet"])
     assert result.events > 0
 
 

@@ -37,7 +37,7 @@ from usernet.stack.tcp.states import SYNCHRONIZED, Event
 __all__ = ["USER_MSS_RANGE", "OffloadFrame", "TcpConnection"]
 
 _OPTION_NAMES = (
-    "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf", "maxseg",
+    "nodelay", "cork", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf", "maxseg",
 )  # fmt: skip
 USER_MSS_RANGE = range(88, 32768)  # Linux's TCP_MIN_MSS to MAX_TCP_WINDOW: what TCP_MAXSEG takes
 
@@ -154,11 +154,13 @@ class TcpConnection(ConnectionMigration):
             self._reset(now)
 
     def set_option(self, name: str, value: Any) -> None:
-        """Set a socket option: nodelay, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
+        """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
         maxseg (Linux's TCP_MAXSEG: caps the MSS this end offers and sends; as on Linux, set
         before the SYN leaves, so an established connection keeps the MSS it has)."""
         if name == "nodelay":
             self.nodelay = bool(value)
+        elif name == "cork":
+            self.cork = bool(value)  # uncorking sends what it held at the next flush (touched below)
         elif name == "keepalive":
             self.keepalive = bool(value)
         elif name in ("keepidle", "keepintvl", "user_timeout"):
@@ -192,6 +194,7 @@ class TcpConnection(ConnectionMigration):
     def options(self) -> dict[str, Any]:
         return {
             "nodelay": self.nodelay,
+            "cork": self.cork,
             "keepalive": self.keepalive,
             "keepidle": self.keepidle,
             "keepintvl": self.keepintvl,

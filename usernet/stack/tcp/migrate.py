@@ -55,7 +55,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_nr_recovery", "_peer_fin", "_peer_fin_at", "_probes", "_rcv_adv", "_rcv_mss", "_rcv_wscale",
         "_read_since_output", "_recover", "_retries", "_rto_tsval", "_rtt_seq", "_sack_ok", "_send_blocked",
         "_snd_mss", "_snd_sml", "_snd_wscale", "_soft_error", "_syn_data", "_syn_retransmitted", "_syn_window",
-        "_ts_ok", "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "fastopen_deferred",
+        "_ts_ok", "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "cork", "fastopen_deferred",
         "irs", "iss", "keepalive",
         "keepcnt", "keepidle", "keepintvl", "max_sndwnd", "nodelay", "rcv_nxt", "retransmits", "segs_in",
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
@@ -63,7 +63,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
     # Fields later than the first blobs: ECN and Fast Open, off in what those froze.
     FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "_ecn_cwr": False, "_ecn_echo": False, "_ecn_ok": False, "_ecn_recover": 0, "_fastopen": None,
-        "_syn_data": 0, "fastopen_deferred": False,
+        "_syn_data": 0, "fastopen_deferred": False, "cork": False,
     }  # fmt: skip  # a table of names
     FROZEN_TIMES = (
         "_close_at", "_delack_at", "_keepalive_at", "_last_oow", "_last_rx", "_persist_at", "_rto_at",

@@ -138,6 +138,7 @@ _OPEN_STATES = frozenset(State) - {State.CLOSED, State.LISTEN, State.SYN_SENT}
 _TCP_OPTIONS = {  # (level, name) -> (TcpConnection option, seconds per unit)
     (1, 9): ("keepalive", None),
     (6, 1): ("nodelay", None),
+    (6, 3): ("cork", None),
     (6, 4): ("keepidle", 1.0),
     (6, 5): ("keepintvl", 1.0),
     (6, 6): ("keepcnt", None),
@@ -183,6 +184,7 @@ class Socket:
     options: dict[str, Any] = field(default_factory=dict)  # TcpConnection options to apply when it exists
     flags: dict[str, int] = field(default_factory=dict)  # SO_REUSEADDR and friends: accepted and echoed
     linger_abort: bool = False
+    more: bool = False  # the last write had MSG_MORE: its tail is corked until a write without it
     shut_rd: bool = False
     error_taken: bool = False
 
@@ -471,6 +473,10 @@ class Sockets:
         conn = sock.conn
         if conn is None:
             return fail(E.EPIPE)
+        more = bool(flags & _C["MSG_MORE"])
+        if more != sock.more:  # Linux's MSG_MORE: this write is pushed as if corked
+            sock.more = more
+            conn.set_option("cork", more or sock.options.get("cork", False))
         sent = 0
 
         def attempt(t: float) -> Outcome | None:
@@ -551,7 +557,7 @@ class Sockets:
             return fail(E.ENOPROTOOPT, f"usernet's runner does not support option {level}:{name}")
         key, unit = option
         setting: Any = value * unit if unit else value
-        if key in ("keepalive", "nodelay"):
+        if key in ("keepalive", "nodelay", "cork"):
             setting = bool(value)
         elif key in _MIN_BUF:
             setting = max(min(value, _CORE_MEM_MAX) * 2, _MIN_BUF[key])
