@@ -29,6 +29,7 @@ from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator
+from usernet.testing.drill.code import Unsupported, run_code
 from usernet.testing.drill.model import (
     CodeEvent,
     CommandEvent,
@@ -54,7 +55,7 @@ from usernet.testing.drill.packets import (
 )
 from usernet.testing.drill.parser import parse_file, parse_script
 from usernet.testing.drill.profile import USERNET, Profile, apply_command
-from usernet.testing.drill.sockets import Outcome, Sockets, Waiter, resolve
+from usernet.testing.drill.sockets import Outcome, Sockets, Waiter, resolve, tcp_info
 from usernet.wire import emit_arp, emit_ethernet
 from usernet.wire.tcp import FIN, PSH, RST, SYN
 
@@ -273,7 +274,7 @@ class _Run:
         elif isinstance(event, CommandEvent):
             self.iface.tcp.config = self._command(event.command, self.iface.tcp.config)
         elif isinstance(event, CodeEvent):
-            self.result.skipped.append(f"line {event.line}: %{{ }}% code (TCP_INFO checks are not run)")
+            self._code(event)
 
     def _window(self, event: Event) -> tuple[float | None, float | None]:
         time = event.time
@@ -300,6 +301,20 @@ class _Run:
 
     def _fail(self, message: str, line: int | None = None) -> NoReturn:
         raise DrillFailure(self.result.filename, self.line if line is None else line, message)
+
+    def _code(self, event: CodeEvent) -> None:
+        """A `%{ }%` snippet: its TCP_INFO assertions on the socket of the latest call."""
+        sock = self.sockets.current
+        if sock is None:
+            self.result.skipped.append(f"line {event.line}: %{{ }}% code before any socket")
+            return
+        try:
+            problem = run_code(event.code, tcp_info(sock))
+        except Unsupported as exc:
+            self.result.skipped.append(f"line {event.line}: %{{ }}% code not run: {exc}")
+            return
+        if problem is not None:
+            self._fail(f"{problem}\n    script: %{{{event.code}}}%")
 
     # -- the clock -------------------------------------------------------------------------------
 

@@ -259,6 +259,7 @@ class Sockets:
         self.bind_port = bind_port
         self.watcher = watcher
         self.fds: dict[int, Socket] = {}
+        self.current: Socket | None = None  # the socket of the latest call: `%{ }%` code reads its tcp_info
         self.aliases: dict[int, int] = {}  # the script's fd -> ours, where they differ (packetdrill maps them)
         self.calls: dict[str, Callable[[list[Any], float], Outcome | Waiter]] = {
             "socket": self.socket,
@@ -305,13 +306,16 @@ class Sockets:
 
     def _sock(self, fd: Any) -> Socket | Outcome:
         sock = self.fds.get(fd) if isinstance(fd, int) else None
-        return sock if sock is not None else fail(E.EBADF)
+        if sock is None:
+            return fail(E.EBADF)
+        self.current = sock
+        return sock
 
     def _new_fd(self) -> Socket:
         fd = 3
         while fd in self.fds:
             fd += 1
-        sock = self.fds[fd] = Socket(fd)
+        sock = self.fds[fd] = self.current = Socket(fd)
         return sock
 
     # -- creating and connecting ---------------------------------------------------------
@@ -603,7 +607,7 @@ class Sockets:
         """getsockopt(TCP_INFO): the fields the script wrote in its struct are compared."""
         if not isinstance(want, dict):
             return Outcome(0)  # `...`: nothing to compare
-        actual = _tcp_info(sock)
+        actual = tcp_info(sock)
         for name, expected in want.items():
             if expected is None:
                 continue
@@ -689,7 +693,7 @@ class Sockets:
 _CONFIG_NAMES = {"keepidle": "keepalive_idle", "keepintvl": "keepalive_interval", "keepcnt": "keepalive_count"}
 
 
-def _tcp_info(sock: Socket) -> dict[str, int]:
+def tcp_info(sock: Socket) -> dict[str, int]:
     """The subset of Linux's struct tcp_info usernet can state, in Linux's units (µs, segments)."""
     if sock.listener is not None:
         return {"tcpi_state": _LINUX_STATES[State.LISTEN]}
@@ -733,4 +737,4 @@ def _iov_total(iov: Any) -> int:
     return total
 
 
-__all__ = ["CONSTANTS", "Outcome", "Socket", "Sockets", "Waiter", "Watcher", "fail", "resolve"]
+__all__ = ["CONSTANTS", "Outcome", "Socket", "Sockets", "Waiter", "Watcher", "fail", "resolve", "tcp_info"]
