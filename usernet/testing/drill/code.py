@@ -54,16 +54,18 @@ def run_code(code: str, names: dict[str, int]) -> str | None:
             if not _value(statement.test, names):
                 detail = f" ({_value(statement.msg, names)})" if statement.msg is not None else ""
                 return f"assertion failed: {ast.unparse(statement.test)}{detail}; {_bound(statement.test, names)}"
-        elif isinstance(statement, ast.Expr) and _is_print(statement.value):
-            for arg in statement.value.args:  # print(...) only shows values: check that they exist
+        elif isinstance(statement, ast.Expr) and (call := _print_call(statement.value)) is not None:
+            for arg in call.args:  # print(...) only shows values: check that they exist
                 _value(arg, names)
         else:
             raise Unsupported(f"{type(statement).__name__.lower()} statements are not run")
     return None
 
 
-def _is_print(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+def _print_call(node: ast.expr) -> ast.Call | None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+        return node
+    return None
 
 
 def _bound(node: ast.expr, names: dict[str, int]) -> str:
