@@ -18,13 +18,31 @@ from usernet.stack import Interface, InterfaceConfig, TcpConnection
 
 A_IP = bytes([192, 0, 2, 1])
 B_IP = bytes([192, 0, 2, 2])
+B_IP6 = bytes.fromhex("20010db8000000000000000000000002")
 TICK = 0.0001
 
 
-def pair() -> tuple[Interface, Interface]:
-    a = Interface(InterfaceConfig.from_strings(b"\x02\0\0\0\0\x01", ["192.0.2.1/24"], secret=b"a" * 16))
-    b = Interface(InterfaceConfig.from_strings(b"\x02\0\0\0\0\x02", ["192.0.2.2/24"], secret=b"b" * 16))
-    return a, b
+def pair(ipv6: bool = False) -> tuple[Interface, Interface]:
+    """Two interfaces; with `ipv6`, each also has a static IPv6 address, usable at once (no DAD)."""
+    ifaces = []
+    for n in (1, 2):
+        addresses = [f"192.0.2.{n}/24", *([f"2001:db8::{n}/64"] if ipv6 else [])]
+        options: dict[str, object] = {"dad_transmits": 0, "slaac": False} if ipv6 else {}
+        config = InterfaceConfig.from_strings(
+            bytes((2, 0, 0, 0, 0, n)), addresses, secret=b"ab"[n - 1 : n] * 16, **options
+        )
+        iface = Interface(config)
+        if ipv6:
+            iface.start(0.0)
+            iface.poll(0.0)
+            iface.take_output()
+        ifaces.append(iface)
+    return ifaces[0], ifaces[1]
+
+
+def peer(ipv6: bool) -> bytes:
+    """B's address of the family measured."""
+    return B_IP6 if ipv6 else B_IP
 
 
 def step(a: Interface, b: Interface, now: float) -> None:
@@ -37,10 +55,10 @@ def step(a: Interface, b: Interface, now: float) -> None:
     b.poll(now)
 
 
-def connected() -> tuple[Interface, Interface, TcpConnection, TcpConnection, float]:
-    a, b = pair()
-    listener = b.tcp.listen((bytes(4), 7))
-    client = a.tcp.connect((B_IP, 7), 0.0)
+def connected(ipv6: bool = False) -> tuple[Interface, Interface, TcpConnection, TcpConnection, float]:
+    a, b = pair(ipv6)
+    listener = b.tcp.listen((bytes(len(peer(ipv6))), 7))
+    client = a.tcp.connect((peer(ipv6), 7), 0.0)
     now = 0.0
     for _ in range(10):
         now += 0.001
@@ -50,9 +68,9 @@ def connected() -> tuple[Interface, Interface, TcpConnection, TcpConnection, flo
     return a, b, client, server, now
 
 
-def request_response(rounds: int) -> float:
+def request_response(rounds: int, ipv6: bool = False) -> float:
     """CPU seconds for `rounds` 64-byte round trips."""
-    a, b, client, server, now = connected()
+    a, b, client, server, now = connected(ipv6)
     message = b"x" * 64
     start = time.process_time()
     for _ in range(rounds):
@@ -69,9 +87,9 @@ def request_response(rounds: int) -> float:
     return time.process_time() - start
 
 
-def bulk(total: int) -> float:
+def bulk(total: int, ipv6: bool = False) -> float:
     """CPU seconds to move `total` bytes one way."""
-    a, b, client, server, now = connected()
+    a, b, client, server, now = connected(ipv6)
     chunk = bytes(65536)
     left = total
     start = time.process_time()
@@ -84,15 +102,16 @@ def bulk(total: int) -> float:
     return time.process_time() - start
 
 
-def udp_echo(rounds: int) -> float:
-    """CPU seconds for `rounds` 64-byte datagram round trips (after one that resolves ARP)."""
-    a, b = pair()
-    client = a.open_udp()
-    server = b.open_udp((B_IP, 7))
+def udp_echo(rounds: int, ipv6: bool = False) -> float:
+    """CPU seconds for `rounds` 64-byte datagram round trips (after one that resolves ARP or NDP)."""
+    a, b = pair(ipv6)
+    dst = peer(ipv6)
+    client = a.open_udp((bytes(len(dst)), 0))
+    server = b.open_udp((dst, 7))
     message = b"x" * 64
 
     def deliver(src: Interface, dst: Interface) -> None:
-        for _ in range(3):  # the first datagram waits for ARP: request, reply, then the datagram
+        for _ in range(3):  # the first datagram waits for ARP (NDP): request, reply, then the datagram
             for frame in src.take_output():
                 dst.receive(frame, 0.0)
             src, dst = dst, src
@@ -101,7 +120,7 @@ def udp_echo(rounds: int) -> float:
     for i in range(rounds + 1):
         if i == 1:
             start = time.process_time()
-        client.sendto(message, (B_IP, 7), 0.0)
+        client.sendto(message, (dst, 7), 0.0)
         deliver(a, b)
         got = server.recvfrom()
         assert got is not None, "the datagram did not arrive"
@@ -118,13 +137,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=20_000)
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--ipv6", action="store_true", help="the same over IPv6 (the general path: no prediction)")
     args = parser.parse_args()
-    rr = min(request_response(args.rounds) for _ in range(args.repeat)) / args.rounds
-    mb = min(bulk(args.megabytes * 1_000_000) for _ in range(args.repeat)) / args.megabytes
-    udp = min(udp_echo(args.rounds) for _ in range(args.repeat)) / args.rounds
-    print(f"TCP request/response: {rr * 1e6:.1f} µs of CPU per round trip (both ends)")
-    print(f"TCP bulk: {mb * 1e3:.2f} ms of CPU per MB (both ends)")
-    print(f"UDP echo: {udp * 1e6:.1f} µs of CPU per round trip (both ends)")
+    v6 = args.ipv6
+    rr = min(request_response(args.rounds, v6) for _ in range(args.repeat)) / args.rounds
+    mb = min(bulk(args.megabytes * 1_000_000, v6) for _ in range(args.repeat)) / args.megabytes
+    udp = min(udp_echo(args.rounds, v6) for _ in range(args.repeat)) / args.rounds
+    family = " over IPv6" if v6 else ""
+    print(f"TCP request/response{family}: {rr * 1e6:.1f} µs of CPU per round trip (both ends)")
+    print(f"TCP bulk{family}: {mb * 1e3:.2f} ms of CPU per MB (both ends)")
+    print(f"UDP echo{family}: {udp * 1e6:.1f} µs of CPU per round trip (both ends)")
 
 
 if __name__ == "__main__":

@@ -56,13 +56,19 @@ def _print_counters(host: Host) -> None:
         print(f"{title}: {shown or 'none'}", flush=True)
 
 
+def _endpoint(addr: tuple[bytes, int]) -> str:
+    """ADDRESS:PORT, an IPv6 address in brackets."""
+    ip = ipaddress.ip_address(addr[0])
+    return f"[{ip}]:{addr[1]}" if ip.version == 6 else f"{ip}:{addr[1]}"
+
+
 def _format_record(record: ConnectionRecord) -> str:
     """One line per connection: who, state, and what `TcpConnection.info()` says about the path."""
     info = record.info
     rtt = info["rtt"]
     rtt_text = "-" if rtt is None else f"{rtt * 1000:.2f}ms"
-    local = f"{ipaddress.IPv4Address(record.local[0])}:{record.local[1]}"
-    remote = f"{ipaddress.IPv4Address(record.remote[0])}:{record.remote[1]}"
+    local = _endpoint(record.local)
+    remote = _endpoint(record.remote)
     line = (
         f"  {record.service:<7} {remote} -> {local} {info['state']:<11} rtt={rtt_text} cwnd={info['cwnd']} "
         f"mss={info['mss']} retransmits={info['retransmits']} bytes_sent={info['bytes_sent']} "
@@ -154,13 +160,18 @@ class _PingState:
 def cmd_ping(args: argparse.Namespace) -> int:
     from usernet.drivers import selectloop
 
-    target = ipaddress.IPv4Address(args.destination)
+    target = ipaddress.ip_address(args.destination)
     payload = bytes((i & 0xFF) for i in range(args.size))
     sent: dict[int, float] = {}
     rtts: list[float] = []
     state = _PingState()
     with _open_host(args, "ping") as host:
-        sock = host.iface.open_ping(os.getpid() & 0xFFFF)
+        ipv6 = host.iface.ipv6
+        if target.version == 6 and ipv6 is None:
+            print("ping: usernet runs without IPv6: give --ipv6 or an IPv6 --address", file=sys.stderr, flush=True)
+            return 2
+        layer = ipv6 if target.version == 6 and ipv6 is not None else host.iface
+        sock = layer.open_ping(os.getpid() & 0xFFFF)
         print(f"PING {target} {args.size} data bytes", flush=True)
 
         def on_ready(s: object, now: float) -> None:
@@ -170,12 +181,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     rtt = (now - sent.pop(seq)) * 1000
                     rtts.append(rtt)
                     print(
-                        f"{len(data) + 8} bytes from {ipaddress.IPv4Address(src)}: icmp_seq={seq} ttl={ttl} "
+                        f"{len(data) + 8} bytes from {ipaddress.ip_address(src)}: icmp_seq={seq} ttl={ttl} "
                         f"time={rtt:.3f} ms",
                         flush=True,
                     )
 
         def until(now: float) -> bool:
+            if ipv6 is not None and target.version == 6 and ipv6.settling:
+                return False  # no usable IPv6 source address until DAD is over (1 s)
             if state.seq < args.count and now >= state.next:
                 state.seq += 1
                 try:

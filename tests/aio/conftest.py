@@ -27,6 +27,8 @@ from usernet.stack import Interface, InterfaceConfig, TcpConfig
 
 A_IP = "192.0.2.2"
 B_IP = "192.0.2.1"
+A_IP6 = "2001:db8::2"
+B_IP6 = "2001:db8::1"
 LOOPS = {"asyncio": UsernetSelectorEventLoop, "uvloop": UsernetUvloop}
 
 
@@ -65,15 +67,18 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
 
 
 @contextlib.contextmanager
-def make_pair(loop_kind: str, tcp: TcpConfig | None = None) -> Iterator[Pair]:
+def make_pair(loop_kind: str, tcp: TcpConfig | None = None, ipv6: bool = False) -> Iterator[Pair]:
     """The two hosts on one loop of `loop_kind` (a context manager, for tests that make many: hypothesis),
-    both with the TCP config `tcp` (the default one when None)."""
+    both with the TCP config `tcp` (the default one when None); with `ipv6`, A also has A_IP6/64 and
+    B B_IP6/64."""
     tcp = tcp or TcpConfig()
     holder: list[asyncio.AbstractEventLoop] = []  # the wire reads the clock of the loop made below
     wire = MemoryWire(lambda: holder[0].time(), latency=0.0005)
     link_a, link_b = Nudging(wire.a), Nudging(wire.b)
-    host_a = Host(link_a, Interface(InterfaceConfig.from_strings(link_a.mac, [f"{A_IP}/24"], tcp=tcp)))
-    host_b = Host(link_b, Interface(InterfaceConfig.from_strings(link_b.mac, [f"{B_IP}/24"], tcp=tcp)))
+    a_addresses = [f"{A_IP}/24", *([f"{A_IP6}/64"] if ipv6 else [])]
+    b_addresses = [f"{B_IP}/24", *([f"{B_IP6}/64"] if ipv6 else [])]
+    host_a = Host(link_a, Interface(InterfaceConfig.from_strings(link_a.mac, a_addresses, tcp=tcp)))
+    host_b = Host(link_b, Interface(InterfaceConfig.from_strings(link_b.mac, b_addresses, tcp=tcp)))
     loop = LOOPS[loop_kind](host=host_a)
     holder.append(loop)
     b_driver = Driver(loop, host_b)

@@ -245,6 +245,13 @@ def test_the_loop_getaddrinfo_uses_the_resolver(pair: Pair, zone: Zone) -> None:
         assert info.value.errno == code and "asked through usernet" in str(info.value)
 
 
+def test_addrconfig_asks_for_aaaa_only_when_usernet_has_ipv6(pair: Pair, zone: Zone) -> None:
+    for ipv6, families in ((False, [socket.AF_INET, socket.AF_INET]), (True, [socket.AF_INET] * 2 + [socket.AF_INET6])):
+        r = resolver(ipv6=ipv6)
+        infos = run(pair, r.getaddrinfo("alias.test", 80, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG))
+        assert [i[0] for i in infos] == families
+
+
 def test_a_program_connects_by_name(pair: Pair, zone: Zone) -> None:
     zone.records.append(Record("peer.test", TYPE_A, CLASS_IN, 300, B_IP))
     pair.loop.usernet_resolver = resolver()  # type: ignore[attr-defined]

@@ -138,11 +138,23 @@ def usernet_on_tap(
 
 @contextlib.contextmanager
 def usernet_serving(
-    sandbox: Sandbox, link: Link, gateway: str | None = None, tcp: TcpConfig | None = None
+    sandbox: Sandbox,
+    link: Link,
+    gateway: str | None = None,
+    tcp: TcpConfig | None = None,
+    addresses: tuple[str, ...] = (),
+    **options: object,
 ) -> Iterator[Running]:
-    """usernet's services at USERNET_IP on `link` (open, in or toward `sandbox`), on a background thread."""
+    """usernet's services at USERNET_IP (and `addresses`) on `link` (open, in or toward `sandbox`), on a
+    background thread; `options` are more InterfaceConfig fields."""
     config = InterfaceConfig.from_strings(
-        link.mac, [f"{USERNET_IP}/24"], gateway, mtu=link.mtu, tcp=tcp or TcpConfig(), **offload_options(link)
+        link.mac,
+        [f"{USERNET_IP}/24", *addresses],
+        gateway,
+        mtu=link.mtu,
+        tcp=tcp or TcpConfig(),
+        **offload_options(link),
+        **options,
     )
     host = Host(link, Interface(config))
     loop = LoopThread(host, Services(host.iface))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import random
 import socket
 import threading
@@ -68,8 +69,8 @@ class StreamCheck:
         assert self.got.hexdigest() == self.expected.hexdigest()
 
 
-def kernel_socket(sandbox: Sandbox) -> socket.socket:
-    sock = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
+def kernel_socket(sandbox: Sandbox, family: int = socket.AF_INET) -> socket.socket:
+    sock = sandbox.socket(family, socket.SOCK_STREAM)
     sock.settimeout(TIMEOUT)
     return sock
 
@@ -191,7 +192,7 @@ def usernet_connect(
 ) -> UsernetClient:
     def start(now: float) -> UsernetClient:
         iface = loop.host.iface
-        conn = iface.tcp.connect((socket.inet_aton(address), port), now)
+        conn = iface.tcp.connect((ipaddress.ip_address(address).packed, port), now)
         client = UsernetClient(loop, conn, pattern, outgoing, expect)
         loop.handlers[conn] = client.pump
         return client

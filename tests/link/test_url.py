@@ -80,7 +80,7 @@ def test_config_errors_come_when_the_config_is_made() -> None:
     for bad in ("ns.example", "2001:db8::53"):
         with pytest.raises(
             ValueError,
-            match=re.escape(f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {bad!r}"),
+            match=re.escape(f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {bad!r}"),
         ):
             UsernetConfig(dns=bad)
 

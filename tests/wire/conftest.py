@@ -8,12 +8,13 @@ import pytest
 
 from usernet import native
 from usernet._native import pure
-from usernet.wire import icmp, ipv4, tcp, udp
+from usernet.wire import icmp, icmpv6, ipv4, tcp, udp
 
 # every native function the wire modules imported, by module
 _NATIVE_USES = (
     (ipv4, ("sum16", "internet_checksum")),
     (icmp, ("sum16", "internet_checksum")),
+    (icmpv6, ("sum16", "pseudo_sum_v6")),
     (udp, ("l4_checksum_v4",)),
     (tcp, ("l4_checksum_v4", "tcp_parse")),
 )

@@ -5,6 +5,15 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from usernet.wire import emit_arp, emit_ethernet, emit_icmp, emit_ipv4_header, emit_tcp, emit_udp, encode_tcp_options
+from usernet.wire.icmpv6 import emit_icmpv6
+from usernet.wire.ipv6 import emit_ipv6_header
+from usernet.wire.ndp import (
+    PrefixInfo,
+    emit_neighbor_advert,
+    emit_neighbor_solicit,
+    emit_router_advert,
+    emit_router_solicit,
+)
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -126,3 +135,78 @@ def frames(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         out[12:12] = b"\x81\x00" + draw(u16).to_bytes(2, "big")
     return bytes(out + body)
+
+
+ipv6_address = st.binary(min_size=16, max_size=16)
+
+
+@st.composite
+def icmpv6_messages(draw: st.DrawFn, src: bytes, dst: bytes) -> bytes:
+    data = draw(payload)
+    out = bytearray(8 + len(data))
+    emit_icmpv6(out, 0, src, dst, draw(u8), draw(u8), draw(u32), data)
+    return bytes(out)
+
+
+@st.composite
+def ndp_messages(draw: st.DrawFn, src: bytes, dst: bytes) -> bytes:
+    """A router advertisement, neighbour solicitation or advertisement with its options."""
+    out = bytearray(300)
+    kind = draw(st.sampled_from(("ra", "ns", "na", "rs")))
+    lladdr = draw(st.none() | mac)
+    if kind == "ra":
+        prefixes = tuple(
+            PrefixInfo(p, length, on_link, auto, valid, preferred)
+            for p, length, on_link, auto, valid, preferred in draw(
+                st.lists(
+                    st.tuples(ipv6_address, st.integers(0, 128), st.booleans(), st.booleans(), u32, u32), max_size=3
+                )
+            )
+        )
+        n = emit_router_advert(out, 0, src, dst, draw(u16), lladdr, prefixes, draw(st.none() | u32), draw(u8))
+    elif kind == "ns":
+        n = emit_neighbor_solicit(out, 0, src, dst, draw(ipv6_address), lladdr)
+    elif kind == "na":
+        n = emit_neighbor_advert(
+            out, 0, src, dst, draw(ipv6_address), draw(st.sampled_from((0, 0x20000000, 0xE0000000))), draw(mac)
+        )
+    else:
+        n = emit_router_solicit(out, 0, src, dst, lladdr)
+    return bytes(out[:n])
+
+
+@st.composite
+def extension_headers(draw: st.DrawFn, first: int) -> tuple[int, bytes]:
+    """A chain of destination options (pads and skippable options), routing headers with no segments
+    left and atomic fragment headers, ending in protocol `first`; returns (next header, chain)."""
+    chain = b""
+    protocol = first
+    for kind in reversed(draw(st.lists(st.sampled_from((60, 43, 44)), max_size=3))):
+        if kind == 60:
+            options = draw(
+                st.lists(st.sampled_from((b"\x00", b"\x01\x00", b"\x01\x02\x00\x00", b"\x05\x02\x00\x00")), max_size=4)
+            )
+            body = b"".join(options)
+            pad = (-(len(body) + 2)) % 8
+            body += b"\x00" * pad if pad == 1 else (b"\x01" + bytes([pad - 2]) + b"\x00" * (pad - 2) if pad else b"")
+            header = bytes([protocol, (len(body) + 2) // 8 - 1]) + body
+        elif kind == 43:
+            header = bytes([protocol, 0, draw(u8), 0]) + bytes(4)
+        else:
+            header = bytes([protocol, 0, 0, 0]) + draw(u32).to_bytes(4, "big")
+        chain = header + chain
+        protocol = kind
+    return protocol, chain
+
+
+@st.composite
+def ipv6_packets(draw: st.DrawFn) -> bytes:
+    """A packet carrying extension headers, then a valid ICMPv6 or NDP message (or random bytes)."""
+    src, dst = draw(ipv6_address), draw(ipv6_address)
+    upper = draw(st.sampled_from((58, 17, 59)))
+    body = draw(icmpv6_messages(src, dst) | ndp_messages(src, dst)) if upper == 58 else draw(payload)
+    protocol, chain = draw(extension_headers(upper))
+    out = bytearray(40 + len(chain) + len(body))
+    emit_ipv6_header(out, 0, src, dst, protocol, len(out) - 40, draw(u8), draw(u8), draw(st.integers(0, 0xFFFFF)))
+    out[40:] = chain + body
+    return bytes(out)

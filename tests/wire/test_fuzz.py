@@ -65,7 +65,7 @@ def only_malformed(parse: Callable[..., Any], data: bytes, *args: Any) -> Any:
     try:
         result = parse(data, *args)
     except MalformedPacket as exc:
-        assert exc.layer in ("ethernet", "arp", "ipv4", "icmp", "udp", "tcp") and exc.reason
+        assert exc.layer in ("ethernet", "arp", "ipv4", "icmp", "udp", "tcp", "ipv6", "icmpv6", "ndp") and exc.reason
         return None
     payload = getattr(result, "payload", None)
     if payload is not None:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Callable
 
+from usernet.aio.addresses import name, pack, pack_local
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, UsernetTransport
-from usernet.stack.udp import ANY, UdpSocket
+from usernet.stack.udp import UdpSocket
 
 __all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option"]
-
-_packed: dict[str, bytes] = {}
-
-
-def pack(host: str) -> bytes:
-    """An address string as 4 bytes; names are resolved (blocking), as a kernel socket's sendto does."""
-    packed = _packed.get(host)
-    if packed is None:
-        try:
-            packed = ipaddress.IPv4Address(host).packed
-        except ValueError:
-            packed = socket.inet_aton(socket.gethostbyname(host))
-        if len(_packed) < 4096:
-            _packed[host] = packed
-    return packed
 
 
 def set_option(sock: UdpSocket, level: int, optname: int, value: int | bytes) -> bool:
@@ -100,11 +85,10 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
             return
         sock = self._sock
         protocol = self._protocol
-        ntoa = socket.inet_ntoa
         queue = sock.queue
         while queue and not self._closing:
-            data, (addr, port) = queue.popleft()
-            protocol.datagram_received(data, (ntoa(addr), port))  # type: ignore[attr-defined]  # a DatagramProtocol's
+            data, source = queue.popleft()
+            protocol.datagram_received(data, name(source))  # type: ignore[attr-defined]  # a DatagramProtocol's
         errors = sock.errors
         while errors and not self._closing:
             protocol.error_received(errors.popleft())  # type: ignore[attr-defined]  # a DatagramProtocol's
@@ -121,9 +105,15 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         return readiness(self._sock)
 
 
-def open_udp(driver: Driver, local: Address | None, reuse_port: bool = False) -> UdpSocket:
-    """A usernet UDP socket bound to `local` (None: an ephemeral port; "" or "0.0.0.0": any address)."""
-    bind = None if local is None else (ANY if local[0] in ("", "0.0.0.0") else socket.inet_aton(local[0]), local[1])
+def open_udp(
+    driver: Driver, local: Address | None, reuse_port: bool = False, toward: Address | None = None
+) -> UdpSocket:
+    """A usernet UDP socket bound to `local` (None: an ephemeral port; "" or "0.0.0.0": IPv4's any
+    address, "::" IPv6's); with no local address, of the family of `toward`, the peer."""
+    if local is None and toward is None:
+        return driver.host.iface.open_udp(None, reuse_address=reuse_port)
+    host, port = local if local is not None else ("", 0)
+    bind = (pack(host) if toward is None else pack_local(host, pack(toward[0])), port)
     return driver.host.iface.open_udp(bind, reuse_address=reuse_port)
 
 
@@ -143,12 +133,14 @@ async def open_endpoint(
 
     `kernel_sock` is the kernel socket the program handed over (`sock=`): closed with the transport.
     """
+    if remote is not None and len(pack(remote[0])) == 16:
+        await driver.ipv6_settled()
     if sock is None:
-        sock = open_udp(driver, local, reuse_port)
+        sock = open_udp(driver, local, reuse_port, remote)
     try:
         sock.broadcast = allow_broadcast
         if remote is not None:
-            sock.connect((socket.inet_aton(remote[0]), remote[1]))
+            sock.connect((pack(remote[0]), remote[1]))
         protocol = protocol_factory()
         waiter = loop.create_future()
         transport = DatagramTransport(loop, driver, sock, protocol, waiter, remote, kernel_sock)

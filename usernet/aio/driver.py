@@ -135,6 +135,15 @@ class Driver:
                 "loop.call_soon_threadsafe(transport.<method>, ...)"
             )
 
+    async def ipv6_settled(self, timeout: float = 5.0) -> None:
+        """Wait while IPv6 addresses are in duplicate address detection (1 s after the stack starts,
+        which is at a program's first network call): a connection to an IPv6 peer made at once
+        would find no usable source address. Linux programs wait for the same (network-online)."""
+        ipv6 = self.host.iface.ipv6
+        end = self.loop.time() + timeout
+        while ipv6 is not None and ipv6.settling and self.loop.time() < end:
+            await asyncio.sleep(0.05)
+
     def request_flush(self) -> None:
         """Something was written: send it at the next loop iteration, with whatever else is written until then."""
         if not self._flush_pending and self.attached:

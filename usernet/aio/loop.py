@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import shared, sockets, tls
+from usernet.aio.addresses import pack
 from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
 from usernet.aio.resolver import Resolver
-from usernet.aio.routing import Router
+from usernet.aio.routing import WILDCARDS, Router
 from usernet.aio.server import Server, kernel_fastopen, listen
 from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream, sendfile
 from usernet.aio.transport import PseudoSocket
@@ -95,9 +96,8 @@ class UsernetLoopMixin(_LoopBase):
         self._usernet_host = host
         self._usernet_shared: shared.SharedHost | None = None
         if host is not None:
-            ic = host.iface.config
             only = config.only if config is not None else False
-            self.usernet_router = Router.from_interface_config(ic.addresses, ic.gateway, only=only)
+            self.usernet_router = Router.for_interface(host.iface.config, only=only)
             self.usernet_config = config
             return
         if config is None:
@@ -106,13 +106,16 @@ class UsernetLoopMixin(_LoopBase):
         self.usernet_config = config
         if config.dhcp:
             # The address is the lease's: the stack starts now, and routing follows what it got.
-            ic = self.usernet_driver().host.iface.config
-            self.usernet_router = Router.from_interface_config(ic.addresses, ic.gateway, only=config.only)
+            self.usernet_router = Router.for_interface(self.usernet_driver().host.iface.config, only=config.only)
             return
-        iface = config.interface
-        gateway = None if config.gateway is None else socket.inet_aton(config.gateway)
-        self.usernet_router = Router.from_interface_config(
-            [(iface.ip.packed, iface.network.prefixlen)], gateway, only=config.only
+        gateway, gateway6 = config.gateway_of(4), config.gateway_of(6)
+        self.usernet_router = Router(
+            config.addresses,
+            None if gateway is None else ipaddress.IPv4Address(gateway),
+            only=config.only,
+            gateway6=None if gateway6 is None else ipaddress.IPv6Address(gateway6),
+            ipv6=config.wants_ipv6,
+            slaac=config.wants_ipv6,
         )
 
     def usernet_driver(self) -> Driver:
@@ -177,7 +180,7 @@ class UsernetLoopMixin(_LoopBase):
             local, remote = await self._usernet_datagram_addresses(local_addr, remote_addr, family, proto, flags)
             if remote is not None and remote[0] == "":
                 raise _Kernel
-            specific = None if local is None or local[0] in ("", "0.0.0.0") else local[0]
+            specific = None if local is None or local[0] in WILDCARDS else local[0]
             if self.usernet_router.choose(specific, remote and remote[0]) == "kernel":
                 raise _Kernel
         except _Kernel:
@@ -204,25 +207,31 @@ class UsernetLoopMixin(_LoopBase):
             elif not isinstance(addr, tuple) or len(addr) != 2:
                 raise _Kernel
             else:
-                resolved.append((await self._usernet_resolve(addr[0], addr[1], socket.SOCK_DGRAM, proto, flags))[0])
+                found = await self._usernet_resolve(addr[0], addr[1], socket.SOCK_DGRAM, proto, flags, family)
+                resolved.append(found[0])
         return resolved[0], resolved[1]
 
     def _usernet_check_family(self, family: int) -> None:
-        """Raise _Kernel for families usernet does not carry (the refusal, with only=True, for IPv6)."""
-        if family not in (0, socket.AF_INET):
-            if family == socket.AF_INET6 and self.usernet_router.only:
-                self.usernet_router.refuse("an IPv6 socket")
-            raise _Kernel
+        """Raise _Kernel for families usernet does not carry (the refusal, with only=True, for IPv6 when off)."""
+        if family in (0, socket.AF_INET) or (family == socket.AF_INET6 and self.usernet_router.ipv6):
+            return
+        if family == socket.AF_INET6 and self.usernet_router.only:
+            self.usernet_router.refuse("an IPv6 socket (usernet runs without IPv6: give --ipv6 or an IPv6 --address)")
+        raise _Kernel
 
-    async def _usernet_resolve(self, host: str | None, port: Any, type: int, proto: int, flags: int) -> list[Address]:
-        """The IPv4 literals for `host`, in resolver order (None and "" stay "": any); names through getaddrinfo."""
+    async def _usernet_resolve(
+        self, host: str | None, port: Any, type: int, proto: int, flags: int, family: int = 0
+    ) -> list[Address]:
+        """The literals for `host` of the families usernet carries (and `family` asks for), in resolver
+        order (None and "" stay "": any); names through getaddrinfo."""
         if host is None or host == "":
             return [("", _port_number(port))]
-        infos = await self.getaddrinfo(host, port, type=type, proto=proto, flags=flags)
-        found = list(dict.fromkeys((sa[0], sa[1]) for fam, _, _, _, sa in infos if fam == socket.AF_INET))
+        carried = (socket.AF_INET, socket.AF_INET6) if self.usernet_router.ipv6 else (socket.AF_INET,)
+        infos = await self.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+        found = list(dict.fromkeys((sa[0], sa[1]) for fam, _, _, _, sa in infos if fam in carried))
         if not found:
             if self.usernet_router.only:
-                self.usernet_router.refuse(f"{host} (it has no IPv4 address)")
+                self.usernet_router.refuse(f"{host} (it has no address of a family usernet carries)")
             raise _Kernel
         return found
 
@@ -275,11 +284,11 @@ class UsernetLoopMixin(_LoopBase):
                 if proto not in (0, socket.IPPROTO_TCP) or host is None:
                     raise _Kernel
                 self._usernet_check_family(family)
-                remotes = await self._usernet_resolve(host, port, socket.SOCK_STREAM, proto, flags)
+                remotes = await self._usernet_resolve(host, port, socket.SOCK_STREAM, proto, flags, family)
                 local = None
                 if local_addr is not None:
                     local = (await self._usernet_resolve(local_addr[0], local_addr[1], socket.SOCK_STREAM, proto, 0))[0]
-                specific = None if local is None or local[0] in ("", "0.0.0.0") else local[0]
+                specific = None if local is None or local[0] in WILDCARDS else local[0]
                 if self.usernet_router.choose(specific, remotes[0][0]) == "kernel":
                     raise _Kernel
                 conn = await self._usernet_connect_any(remotes, local, all_errors)
@@ -341,7 +350,7 @@ class UsernetLoopMixin(_LoopBase):
                     raise ValueError("host/port and sock can not be specified at the same time")
                 self._usernet_check_family(family)
                 hosts: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
-                addresses = await self._usernet_server_addresses(hosts, port, flags)
+                addresses = await self._usernet_server_addresses(hosts, port, flags, family)
                 number = _port_number(port)
             else:
                 if sock is None:
@@ -371,15 +380,24 @@ class UsernetLoopMixin(_LoopBase):
             await server.start_serving()
         return server
 
-    async def _usernet_server_addresses(self, hosts: list[str | None], port: Any, flags: int) -> list[str | None]:
-        """The IPv4 addresses to listen on (None: any), or _Kernel when they all belong to the kernel."""
+    async def _usernet_server_addresses(
+        self, hosts: list[str | None], port: Any, flags: int, family: int = 0
+    ) -> list[str | None]:
+        """The addresses to listen on (None: IPv4's any, "::" IPv6's), or _Kernel when they all belong to
+        the kernel. No host (or "") means every address of the families asked for, as asyncio's
+        create_server binds 0.0.0.0 and :: (the latter IPV6_V6ONLY)."""
         addresses: list[str | None] = []
         for host in hosts:
-            if host in (None, "", "0.0.0.0"):
+            if host in (None, ""):
+                if family != socket.AF_INET6:
+                    addresses.append(None)
+                if family != socket.AF_INET and self.usernet_router.ipv6:
+                    addresses.append("::")
+            elif host == "0.0.0.0":
                 addresses.append(None)
             else:
                 addresses.extend(
-                    addr for addr, _ in await self._usernet_resolve(host, port, socket.SOCK_STREAM, 0, flags)
+                    addr for addr, _ in await self._usernet_resolve(host, port, socket.SOCK_STREAM, 0, flags, family)
                 )
         backends = {self.usernet_router.choose(addr, None) for addr in addresses}
         if backends == {"kernel"}:
@@ -451,26 +469,28 @@ class UsernetLoopMixin(_LoopBase):
     def _usernet_listen(self, sock: socket.socket) -> sockets.Held | None:
         """A usernet listener for a listening kernel socket the router sends to usernet (else None).
 
-        AF_INET sockets by their bound address; an AF_INET6 one only as a dual-stack
-        wildcard ("::" with IPV6_V6ONLY off: anyio's default listener), whose IPv4 half is
-        the wildcard of rule 4 — its connections then name their peers `::ffff:a.b.c.d`.
+        Sockets by their bound address. An AF_INET6 one on "::" with IPV6_V6ONLY off
+        (anyio's default listener) is dual-stack: it listens on both wildcards (IPv4's
+        alone when usernet runs without IPv6), and its IPv4 connections name their peers
+        `::ffff:a.b.c.d`, as the kernel's do.
         """
         if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             return None  # the base loop raises the kernel's error
         bound, port = sock.getsockname()[:2]
+        router = self.usernet_router
+        hosts: list[str | None] = [None if bound == "0.0.0.0" else bound]
         if sock.family == socket.AF_INET6:
-            if bound != "::" or sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            if bound == "::" and not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                hosts = [None, "::"] if router.ipv6 else [None]  # both families on one socket
+            elif not router.ipv6:
                 return None
-            bound = "0.0.0.0"
-        if self.usernet_router.choose(None if bound == "0.0.0.0" else bound, None) == "kernel":
+        if router.choose(None if bound in WILDCARDS else bound, None) == "kernel":
             return None
         driver = self.usernet_driver()
-        listener = listen(
-            driver, [None if bound == "0.0.0.0" else bound], port, socket.SOMAXCONN, kernel_fastopen(sock)
-        )[0]
-        held = sockets.Held(self, driver, listener, sock.family)
+        listeners = listen(driver, hosts, port, socket.SOMAXCONN, kernel_fastopen(sock))
+        held = sockets.Held(self, driver, listeners[0], sock.family, listeners[1] if len(listeners) > 1 else None)
         return self._usernet_holders.add(sock, held)
 
     def _usernet_udp(self, sock: socket.socket, remote: str | None) -> sockets.Held | None:
@@ -495,7 +515,7 @@ class UsernetLoopMixin(_LoopBase):
         driver = self.usernet_driver()
         udp = open_udp(driver, (bound, port) if port else None)
         if peer is not None:
-            udp.connect((socket.inet_aton(peer[0]), peer[1]))
+            udp.connect((pack(peer[0]), peer[1]))
         return self._usernet_holders.add(sock, sockets.Held(self, driver, udp))
 
     def _usernet_stream(self, sock: socket.socket) -> sockets.Held | None:

@@ -14,8 +14,8 @@ bounded by its MINIMUM field (RFC 2308 section 5); without an SOA a negative ans
 not cached. `DnsCache` takes the time as an argument, so its rules are tested without
 clocks.
 
-IPv6: AAAA records are asked for and returned like A records, but usernet carries no
-IPv6 yet, so servers are IPv4 addresses; `AI_ADDRCONFIG` leaves AAAA out.
+IPv6: AAAA records are asked for and returned like A records; servers are IPv4 addresses,
+and `AI_ADDRCONFIG` leaves AAAA out unless usernet runs with IPv6 (`ipv6`).
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ class Resolver:
     attempts: int = 2
     cache: DnsCache = field(default_factory=DnsCache)
     stats: ResolverStats = field(default_factory=ResolverStats)
+    ipv6: bool = False  # usernet has IPv6 addresses: AI_ADDRCONFIG asks for AAAA too
 
     def __post_init__(self) -> None:
         for server in self.servers:
@@ -220,7 +221,7 @@ class Resolver:
                 ipaddress.IPv4Address(server)
             except ValueError:
                 raise ValueError(
-                    f"DNS server {server!r} is not an IPv4 address (usernet carries no IPv6 yet)"
+                    f"DNS server {server!r} is not an IPv4 address (DNS servers over IPv6 are not supported yet)"
                 ) from None
         if self.timeout <= 0 or self.attempts < 1:
             raise ValueError("the resolver needs a timeout above 0 and at least one attempt")
@@ -247,7 +248,7 @@ class Resolver:
             servers = parse_resolv_conf(_read(resolv_conf))
         else:
             return None
-        return cls(servers, parse_hosts(_read(hosts)))
+        return cls(servers, parse_hosts(_read(hosts)), ipv6=config.wants_ipv6)
 
     # -- getaddrinfo -------------------------------------------------------------------------
 
@@ -262,7 +263,7 @@ class Resolver:
             raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
         if family == socket.AF_INET6:
             qtypes: tuple[int, ...] = (TYPE_AAAA,)
-        elif family == socket.AF_INET or flags & socket.AI_ADDRCONFIG:
+        elif family == socket.AF_INET or (flags & socket.AI_ADDRCONFIG and not self.ipv6):
             qtypes = (TYPE_A,)  # AI_ADDRCONFIG: usernet has IPv4 addresses only
         else:
             qtypes = (TYPE_A, TYPE_AAAA)

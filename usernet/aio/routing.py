@@ -22,9 +22,12 @@ import contextvars
 import errno
 import ipaddress
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["Backend", "Router", "forced_backend", "use_backend"]
+if TYPE_CHECKING:
+    from usernet.stack.config import InterfaceConfig
+
+__all__ = ["WILDCARDS", "Backend", "Router", "forced_backend", "parse_host", "use_backend"]
 
 Backend = Literal["usernet", "kernel"]
 _override: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("usernet_backend", default=None)
@@ -51,53 +54,107 @@ def forced_backend() -> Backend | None:
     return _override.get()
 
 
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+WILDCARDS = ("", "0.0.0.0", "::")
+_LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
+
+
+def parse_host(host: str) -> IPAddress:
+    """An IPv4 or IPv6 literal, an IPv6 scope (`%usernet0`) left out: usernet has one interface."""
+    return ipaddress.ip_address(host.split("%", 1)[0])
+
+
 class Router:
-    """Applies the rule for one usernet interface; addresses are IPv4 literals or None for "any"."""
+    """Applies the rule for one usernet interface; addresses are IPv4 or IPv6 literals, or None for "any".
+
+    With IPv6 on, link-local addresses are on usernet's link, and any global IPv6 address
+    is reached through usernet when a gateway is set or `slaac` may bring one (a router's
+    advertisement). Addresses formed by SLAAC are not known here: a socket bound to one
+    explicitly goes to the kernel.
+    """
 
     def __init__(
         self,
-        interfaces: Iterable[ipaddress.IPv4Interface],
+        interfaces: Iterable[IPInterface],
         gateway: ipaddress.IPv4Address | None = None,
         *,
         only: bool = False,
+        gateway6: ipaddress.IPv6Address | None = None,
+        ipv6: bool = False,
+        slaac: bool = False,
     ) -> None:
         self.interfaces = tuple(interfaces)
         self.gateway = gateway
+        self.gateway6 = gateway6
+        self.ipv6 = ipv6 or gateway6 is not None or any(i.version == 6 for i in self.interfaces)
+        self._slaac = slaac
         self.only = only
         self._local = frozenset(i.ip for i in self.interfaces)
 
     @classmethod
     def from_interface_config(
-        cls, addresses: Iterable[tuple[bytes, int]], gateway: bytes | None, *, only: bool
+        cls,
+        addresses: Iterable[tuple[bytes, int]],
+        gateway: bytes | None,
+        *,
+        only: bool,
+        addresses6: Iterable[tuple[bytes, int]] = (),
+        gateway6: bytes | None = None,
+        ipv6: bool = False,
+        slaac: bool = False,
     ) -> Router:
         """Build from the stack's own InterfaceConfig fields (addresses as (bytes, prefix))."""
-        ifaces = [ipaddress.IPv4Interface((ipaddress.IPv4Address(addr), prefix)) for addr, prefix in addresses]
-        return cls(ifaces, ipaddress.IPv4Address(gateway) if gateway else None, only=only)
+        ifaces: list[IPInterface] = [
+            ipaddress.ip_interface((ipaddress.ip_address(addr), prefix)) for addr, prefix in (*addresses, *addresses6)
+        ]
+        return cls(
+            ifaces,
+            ipaddress.IPv4Address(gateway) if gateway else None,
+            only=only,
+            gateway6=ipaddress.IPv6Address(gateway6) if gateway6 else None,
+            ipv6=ipv6,
+            slaac=slaac,
+        )
+
+    @classmethod
+    def for_interface(cls, config: InterfaceConfig, *, only: bool) -> Router:
+        """The rule for an interface built from `config` (its IPv4 and IPv6 addresses and gateways)."""
+        return cls.from_interface_config(
+            config.addresses, config.gateway, only=only, addresses6=config.addresses6, gateway6=config.gateway6,
+            ipv6=config.wants_ipv6, slaac=config.wants_ipv6 and config.slaac,
+        )  # fmt: skip
 
     def is_local(self, host: str) -> bool:
         """True when `host` is one of usernet's own addresses."""
-        return ipaddress.IPv4Address(host) in self._local
+        return parse_host(host) in self._local
 
     def on_network(self, host: str) -> bool:
         """True when `host` is on one of usernet's own networks (a neighbour, not via the gateway)."""
-        addr = ipaddress.IPv4Address(host)
-        return any(addr in i.network for i in self.interfaces)
+        addr = parse_host(host)
+        if addr.version == 6 and self.ipv6 and addr in _LINK_LOCAL:
+            return True
+        return any(addr in i.network for i in self.interfaces if i.version == addr.version)
 
     def reaches(self, host: str) -> bool:
         """True when usernet can send to `host`: on one of its networks, a broadcast, or via the gateway."""
-        addr = ipaddress.IPv4Address(host)
+        addr = parse_host(host)
         if addr == ipaddress.IPv4Address("255.255.255.255"):
             return True
         if self.on_network(host):
             return True
-        return self.gateway is not None and not (addr.is_loopback or addr.is_multicast or addr.is_unspecified)
+        if addr.version == 6:
+            gateway = self.ipv6 and (self.gateway6 is not None or self._slaac)
+        else:
+            gateway = self.gateway is not None
+        return gateway and not (addr.is_loopback or addr.is_multicast or addr.is_unspecified)
 
     def choose(self, local: str | None, remote: str | None) -> Backend:
-        """The stack for a socket bound to `local` (None or "0.0.0.0": any) and maybe connected to `remote`."""
+        """The stack for a socket bound to `local` (None, "0.0.0.0" or "::": any) and maybe connected to `remote`."""
         forced = _override.get()
         if forced is not None:
             backend = forced
-        elif local is not None and local not in ("", "0.0.0.0"):
+        elif local is not None and local not in WILDCARDS:
             backend = "usernet" if self.is_local(local) else "kernel"
         elif remote is not None:
             backend = "usernet" if self.reaches(remote) else "kernel"

@@ -15,6 +15,7 @@ import ssl as ssl_module
 from collections.abc import Callable, Iterable
 
 from usernet.aio import tls
+from usernet.aio.addresses import SockAddr, family_of, name, pack
 from usernet.aio.driver import Driver
 from usernet.aio.stream import StreamTransport
 from usernet.aio.transport import Address, PseudoSocket
@@ -32,6 +33,7 @@ class _Listening:
         self.server = server
         self.listener = listener
         self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.socket.family = family_of(listener.local[0])
 
     def _stack_ready(self) -> None:
         self.server._accept(self.listener)
@@ -41,9 +43,8 @@ class _Listening:
     def _stack_detached(self) -> None:
         self.server._detached()
 
-    def _sockname(self) -> Address:
-        addr, port = self.listener.local
-        return (socket.inet_ntoa(addr), port)
+    def _sockname(self) -> SockAddr:
+        return name(self.listener.local)
 
     def _peername(self) -> Address | None:
         return None
@@ -261,7 +262,7 @@ def listen(driver: Driver, hosts: list[str | None], port: int, backlog: int, fas
     listeners: list[TcpListener] = []
     try:
         for host in hosts:
-            addr = ANY if host is None or host in ("", "0.0.0.0") else socket.inet_aton(host)
+            addr = ANY if host is None else pack(host)
             adopted = driver.host.adopted.pop((addr, port), None) if port else None
             if adopted is not None:  # handed over by the process this one replaced (drivers/handover.py)
                 listeners.append(adopted)

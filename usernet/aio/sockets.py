@@ -26,7 +26,8 @@ import weakref
 from collections.abc import Collection
 from typing import Any
 
-from usernet.aio import datagram, server, stream
+from usernet.aio import addresses, datagram, server, stream
+from usernet.aio.addresses import SockAddr, name
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, PseudoSocket
 from usernet.stack.tcp.connection import TcpConnection
@@ -39,19 +40,25 @@ __all__ = ["IP_FREEBIND", "Held", "Holders", "bind_anywhere"]
 StackSocket = TcpConnection | TcpListener | UdpSocket
 
 
-def _address(addr: tuple[bytes, int] | None) -> Address | None:
-    return None if addr is None else (socket.inet_ntoa(addr[0]), addr[1])
+def _address(addr: tuple[bytes, int] | None) -> SockAddr | None:
+    return None if addr is None else name(addr)
 
 
 class Held:
     """One stack socket driven by the socket-level methods, with the PseudoSocket that stands for it."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, driver: Driver, sock: StackSocket, family: int = socket.AF_INET
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        sock: StackSocket,
+        family: int = socket.AF_INET,
+        also: TcpListener | None = None,
     ) -> None:
         self.loop = loop
         self.driver = driver
         self.sock = sock
+        self.also = also  # the IPv6 half of a dual-stack listener whose `sock` is the IPv4 wildcard
         self.kernel: weakref.ref[socket.socket] | None = None
         self._finalizer: Any = None  # a weakref.finalize while a kernel socket object is watched
         kind = socket.SOCK_DGRAM if isinstance(sock, UdpSocket) else socket.SOCK_STREAM
@@ -60,6 +67,8 @@ class Held:
         self.pseudo.family = family  # AF_INET6: behind a dual-stack listener ("::", IPV6_V6ONLY off)
         self._waiters: list[asyncio.Future[None]] = []
         driver.register(sock, self)
+        if also is not None:
+            driver.register(also, self)
 
     # -- the driver's owner ----------------------------------------------------------------
 
@@ -123,8 +132,8 @@ class Held:
 
     # -- the PseudoSocket's owner ------------------------------------------------------------
 
-    def _sockname(self) -> Address:
-        return _address(self.sock.local)  # type: ignore[return-value]
+    def _sockname(self) -> SockAddr:
+        return name(self.sock.local if self.also is None else self.also.local)
 
     def _peername(self) -> Address | None:
         return _address(getattr(self.sock, "remote", None))
@@ -151,7 +160,7 @@ class Held:
             return stream.readiness(sock)
         if isinstance(sock, UdpSocket):
             return datagram.readiness(sock)
-        return sock.pending > 0, False
+        return sock.pending > 0 or (self.also is not None and self.also.pending > 0), False
 
     def _close(self) -> None:
         self.close()
@@ -166,6 +175,9 @@ class Held:
             sock.close()
         else:
             sock.close(self.loop.time())
+        if self.also is not None:
+            self.driver.unregister(self.also)
+            self.also.close(self.loop.time())
         self.driver.request_flush()
         kernel = self.kernel() if self.kernel is not None else None
         self.forget_kernel()
@@ -244,7 +256,8 @@ async def accept(held: Held) -> tuple[PseudoSocket, Address]:
     """Wait for an established connection on a listener; it comes back held, as `sock_accept` returns it."""
     listener = held.sock
     assert isinstance(listener, TcpListener)
-    while (conn := listener.accept()) is None:
+    also = held.also
+    while (conn := listener.accept() or (also.accept() if also is not None else None)) is None:
         await held.news()
     held.changed()
     accepted = Held(held.loop, held.driver, conn, held.pseudo.family)
@@ -271,7 +284,7 @@ def sendto(held: Held, data: bytes | bytearray | memoryview, address: Address | 
     """Send one datagram (to the connected peer when `address` is None); returns its size."""
     sock = held.sock
     assert isinstance(sock, UdpSocket)
-    remote = None if address is None else (datagram.pack(address[0]), address[1])
+    remote = None if address is None else (addresses.pack(address[0]), address[1])
     sock.sendto(data, remote, held.loop.time())
     held.changed()
     return len(data)

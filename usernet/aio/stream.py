@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import tls
+from usernet.aio.addresses import pack, pack_local
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, PseudoSocket, UsernetTransport
 from usernet.stack.tcp.connection import TcpConnection
@@ -93,15 +94,18 @@ async def news(loop: asyncio.AbstractEventLoop, driver: Driver, sock: TcpConnect
 async def connect(
     loop: asyncio.AbstractEventLoop, driver: Driver, remote: Address, local: Address | None, fastopen: bool = False
 ) -> TcpConnection:
-    """Open a usernet TCP connection (IPv4 literals; local "" or "0.0.0.0" is any) and wait for the handshake.
+    """Open a usernet TCP connection (IPv4 or IPv6 literals; local "" is any) and wait for the handshake.
 
     With `fastopen` (TCP_FASTOPEN_CONNECT) and a Fast Open cookie from that server, it returns at
     once, as Linux's connect() does: the SYN leaves with the first data written.
     """
     tcp = driver.host.iface.tcp
-    bind = None if local is None else (socket.inet_aton(local[0] or "0.0.0.0"), local[1])
+    dst = pack(remote[0])
+    if len(dst) == 16:
+        await driver.ipv6_settled()
+    bind = None if local is None else (pack_local(local[0], dst), local[1])
     try:
-        conn = tcp.connect((socket.inet_aton(remote[0]), remote[1]), loop.time(), bind, fastopen=fastopen)
+        conn = tcp.connect((dst, remote[1]), loop.time(), bind, fastopen=fastopen)
     except OSError as exc:
         raise OSError(exc.errno, f"Connect call failed {remote}: {exc.strerror}") from None
     driver.request_flush()

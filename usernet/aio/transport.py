@@ -13,6 +13,7 @@ import socket
 from asyncio import transports
 from typing import TYPE_CHECKING, Any, Protocol
 
+from usernet.aio.addresses import SockAddr, family_of, name
 from usernet.aio.descriptor import Readiness
 from usernet.aio.driver import Driver
 from usernet.stack.interface import Socket
@@ -101,7 +102,7 @@ class PseudoSocket:
 
     def _as_family(self, address: Address) -> Any:
         """An AF_INET6 socket (accepted on a dual-stack listener) names IPv4 peers as mapped addresses."""
-        if self.family == socket.AF_INET6:
+        if self.family == socket.AF_INET6 and len(address) == 2:
             return ("::ffff:" + address[0], address[1], 0, 0)
         return address
 
@@ -201,6 +202,7 @@ class UsernetTransport(transports._FlowControlMixin):
         self._lost = False
         if pseudo is None:
             pseudo = PseudoSocket(self, self._sock_type, 0)
+            pseudo.family = family_of(sock.local[0])  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
         else:
             pseudo.owner = self
         self._pseudo = pseudo
@@ -292,13 +294,12 @@ class UsernetTransport(transports._FlowControlMixin):
 
     # -- names and options -----------------------------------------------------------------
 
-    def _sockname(self) -> Address:
-        addr, port = self._sock.local  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
-        return (socket.inet_ntoa(addr), port)
+    def _sockname(self) -> SockAddr:
+        return name(self._sock.local)  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
 
-    def _peername(self) -> Address | None:
+    def _peername(self) -> SockAddr | None:
         remote = self._sock.remote  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
-        return None if remote is None else (socket.inet_ntoa(remote[0]), remote[1])
+        return None if remote is None else name(remote)
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
         """Apply an option that changes the connection; False when it is only to be remembered."""

@@ -22,7 +22,7 @@ from usernet.stack.interface import Interface, Socket
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.layer import TcpListener
 from usernet.stack.tcp.states import State
-from usernet.stack.udp import ANY, UdpSocket
+from usernet.stack.udp import ANY, ANY6
 
 ECHO_PORT = 7
 DISCARD_PORT = 9
@@ -34,17 +34,18 @@ _GENERATING = (State.ESTABLISHED, State.CLOSE_WAIT)
 
 
 class UdpEcho:
-    """RFC 862 echo over UDP: every datagram goes back to its sender unchanged."""
+    """RFC 862 echo over UDP: every datagram goes back to its sender unchanged (IPv6 too, when on)."""
 
     def __init__(self, iface: Interface, port: int = ECHO_PORT) -> None:
         self.sock = iface.open_udp((ANY, port))
+        self.sock6 = iface.open_udp((ANY6, port)) if iface.ipv6 is not None else None
         self.echoed = 0
 
     def handle(self, sock: Socket, now: float) -> bool:
-        """Answer what `sock` holds if it is this service's socket; False if it is not."""
-        if sock is not self.sock:
+        """Answer what `sock` holds if it is one of this service's sockets; False if it is not."""
+        if sock is not self.sock and sock is not self.sock6:
             return False
-        udp: UdpSocket = self.sock
+        udp = sock
         while (item := udp.recvfrom()) is not None:
             data, source = item
             try:
@@ -194,6 +195,7 @@ class TcpService:
     ) -> None:
         self.name = name
         self.listener: TcpListener = iface.tcp.listen((ANY, port), backlog)
+        self.listener6 = iface.tcp.listen((ANY6, port), backlog) if iface.ipv6 is not None else None
         # Keyed by any socket, so that whatever `handle` is given can be looked up as it is.
         self.sessions: dict[Socket, Session] = {}
         self.finished: deque[ConnectionRecord] = deque(maxlen=history)
@@ -202,8 +204,8 @@ class TcpService:
 
     def handle(self, sock: Socket, now: float) -> bool:
         """Serve `sock` if it is this service's listener or one of its connections; False if not."""
-        if sock is self.listener:
-            while (conn := self.listener.accept()) is not None:
+        if sock is self.listener or sock is self.listener6:
+            while (conn := sock.accept()) is not None:
                 self.accepted += 1
                 session = self.sessions[conn] = self._new_session(conn)
                 self._step(session, now)  # data may have come with the handshake: nothing else will tell
@@ -221,6 +223,8 @@ class TcpService:
     def close(self, now: float) -> None:
         """Stop listening and reset every connection (the abrupt end of `usernet up`)."""
         self.listener.close(now)
+        if self.listener6 is not None:
+            self.listener6.close(now)
         for session in list(self.sessions.values()):
             session.conn.abort(now)
             self._finish(session)

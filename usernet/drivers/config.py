@@ -103,6 +103,7 @@ class UsernetConfig:
     address: str = DEFAULT_ADDRESS
     host_address: str | None = None
     gateway: str | None = None
+    ipv6: bool = False
     mtu: int = 1500
     loop: LoopKind = "asyncio"
     pcap: str | None = None
@@ -117,11 +118,18 @@ class UsernetConfig:
 
     def __post_init__(self) -> None:
         try:
-            iface = ipaddress.IPv4Interface(self.address)
+            addresses = self.addresses
+            if not any(a.version == 4 for a in addresses):
+                raise ValueError(f"{self.address!r} has no IPv4 address: usernet needs one beside any IPv6 ones")
             if self.host_address is not None:
                 ipaddress.IPv4Interface(self.host_address)
-            if self.gateway is not None and ipaddress.IPv4Address(self.gateway) not in iface.network:
-                raise ValueError(f"gateway {self.gateway} is not on usernet's network {iface.network}")
+            for gateway in self.gateways:
+                if not any(gateway in a.network for a in addresses if a.version == gateway.version) and not (
+                    gateway.version == 6 and gateway.is_link_local
+                ):
+                    raise ValueError(f"gateway {gateway} is not on usernet's networks ({self.address})")
+            if len({g.version for g in self.gateways}) != len(self.gateways):
+                raise ValueError(f"{self.gateway!r} names more than one gateway of a family")
         except ValueError as exc:
             raise ValueError(f"bad usernet address setting: {exc}") from None
         if self.loop not in LOOP_KINDS:
@@ -155,9 +163,30 @@ class UsernetConfig:
         return TapUrl(self.tap) if self.link is None else parse_link_url(self.link)
 
     @property
+    def addresses(self) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
+        """usernet's addresses with their networks: `address` is one CIDR or several, comma-separated
+        (`--address` given several times), IPv4 and IPv6 alike."""
+        return tuple(ipaddress.ip_interface(part.strip()) for part in self.address.split(",") if part.strip())
+
+    @property
     def interface(self) -> ipaddress.IPv4Interface:
-        """usernet's address with its network."""
-        return ipaddress.IPv4Interface(self.address)
+        """usernet's (first) IPv4 address with its network."""
+        return next(a for a in self.addresses if isinstance(a, ipaddress.IPv4Interface))
+
+    @property
+    def gateways(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """The default gateways, at most one per family (`--gateway` given once for each)."""
+        if self.gateway is None:
+            return ()
+        return tuple(ipaddress.ip_address(part.strip()) for part in self.gateway.split(",") if part.strip())
+
+    def gateway_of(self, version: int) -> str | None:
+        return next((str(g) for g in self.gateways if g.version == version), None)
+
+    @property
+    def wants_ipv6(self) -> bool:
+        """IPv6 runs with --ipv6 (link-local and SLAAC), or when an IPv6 address or gateway is given."""
+        return self.ipv6 or any(a.version == 6 for a in self.addresses) or self.gateway_of(6) is not None
 
     def fault_options(self) -> dict[str, Any] | None:
         """FaultInjector keyword arguments, or None when no fault is configured."""
@@ -199,7 +228,7 @@ def _check_dns(text: str) -> None:
         ipaddress.IPv4Address(text)
     except ValueError:
         raise ValueError(
-            f"dns must be the IPv4 address of a DNS server (usernet carries no IPv6 yet), not {text!r}"
+            f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {text!r}"
         ) from None
 
 
@@ -212,6 +241,8 @@ class _Option:
     choices: tuple[str, ...] = ()
     #: Raises ValueError for a value the option cannot take, so the command line says why at once.
     check: Callable[[str], object] | None = None
+    #: May be given several times: the values are joined with commas (as the variable takes them).
+    several: bool = False
     metavar: str | None = None  # the value's name in --help (argparse's default: the field in capitals)
 
     def argument_type(self) -> Callable[[str], Any]:
@@ -257,11 +288,18 @@ _OPTIONS: tuple[_Option, ...] = (
             check=parse_link_url),
     _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
             check=_check_dns),
-    _Option("address", "--address", f"usernet's address, CIDR (default {DEFAULT_ADDRESS})"),
+    _Option("address", "--address",
+            f"usernet's address, CIDR; give it again for more, IPv4 and IPv6 alike (default {DEFAULT_ADDRESS})",
+            several=True),
     _Option("host_address", "--host-address",
             "address given to the kernel side of a TAP usernet creates, CIDR "
             f"(with --sandbox default {DEFAULT_HOST_ADDRESS})"),
-    _Option("gateway", "--gateway", "default gateway for off-link destinations (then they go through usernet too)"),
+    _Option("gateway", "--gateway",
+            "default gateway for off-link destinations (then they go through usernet too); once per family",
+            several=True),
+    _Option("ipv6", "--ipv6",
+            "IPv6 too: a link-local address and addresses from router advertisements (SLAAC); "
+            "on by itself when an IPv6 address or gateway is given", bool),
     _Option("mtu", "--mtu", "IP MTU of the link (default 1500)", int),
     _Option("loop", "--loop", "base event loop for code that does not pick one (default asyncio)", str, LOOP_KINDS),
     _Option("pcap", "--pcap", "write every frame, both directions, to this pcap file"),
@@ -286,6 +324,16 @@ _OPTIONS: tuple[_Option, ...] = (
 )  # fmt: skip  # a table: one option a row, its help text under it
 
 
+class _Several(argparse.Action):
+    """An option given several times: the values joined with commas; the first one given replaces the default."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, values if current is self.default or current is None else f"{current},{values}")
+
+
 def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
     """Add the link/loop options to `parser`, with defaults taken from USERNET_* variables."""
     env = os.environ if environ is None else environ
@@ -297,6 +345,8 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | 
         help_text = f"{opt.help} [{opt.env}]"
         if opt.kind is bool:
             group.add_argument(opt.flag, dest=opt.field, action="store_true", default=default, help=help_text)
+        elif opt.several:
+            group.add_argument(opt.flag, dest=opt.field, action=_Several, default=default, help=help_text)
         else:
             group.add_argument(
                 opt.flag,
@@ -362,6 +412,7 @@ def open_host(
                 offloads=config.offloads,
                 gso=not config.no_gso,
                 gro=gro,
+                ipv6=config.wants_ipv6,  # the kernel side then speaks IPv6 too (its link-local address)
             )
             link = device
             announce(
@@ -392,7 +443,13 @@ def open_host(
             link = ObservedLink(link, observe, time.time)
         if not config.dhcp:
             iface_config = InterfaceConfig.from_strings(
-                link.mac, [config.address], config.gateway, mtu=config.mtu, **offload_options(link)
+                link.mac,
+                [str(a) for a in config.addresses],
+                config.gateway_of(4),
+                config.gateway_of(6),
+                ipv6=config.wants_ipv6,
+                mtu=config.mtu,
+                **offload_options(link),
             )
             yield Host(link, Interface(iface_config))
             return
@@ -417,7 +474,15 @@ def _dhcp_host(
     network = ipaddress.IPv4Interface(address).network
     gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
     mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
-    iface_config = InterfaceConfig.from_strings(link.mac, [address], gateway, mtu=mtu, **offload_options(link))
+    iface_config = InterfaceConfig.from_strings(
+        link.mac,
+        [address, *(str(a) for a in config.addresses if a.version == 6)],
+        gateway,
+        config.gateway_of(6),
+        ipv6=config.wants_ipv6,
+        mtu=mtu,
+        **offload_options(link),
+    )
     host = Host(link, Interface(iface_config))
     host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
     agent = DhcpAgent(client, host.iface)

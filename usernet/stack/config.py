@@ -47,6 +47,20 @@ class InterfaceConfig:
     rx_checksum_trusted: bool = False
     tx_checksum_partial: bool = False
     tso_max: int = 0
+    # IPv6 (off unless asked for: ipv6=True, or IPv6 addresses or a gateway given)
+    ipv6: bool = False
+    addresses6: tuple[tuple[bytes, int], ...] = ()
+    gateway6: bytes | None = None
+    slaac: bool = True  # take router advertisements: routers, prefixes, addresses
+    ipv6_stable_secret: bytes | None = None  # RFC 7217 key; None: `secret`, so the identifiers change per run
+    dad_transmits: int = 1
+    rtr_solicitations: int = 3
+    rtr_solicitation_interval: float = 4.0
+    nd_retrans_time: float = 1.0
+    nd_reachable_time: float = 30.0
+    nd_delay_first_probe: float = 5.0
+    nd_max_multicast_solicit: int = 3
+    nd_max_unicast_solicit: int = 3
     # Reassembly (fragments.py): Linux's ipfrag_time and ipfrag_high_thresh; a source may hold a quarter.
     frag_timeout: float = 30.0
     frag_memory_limit: int = 4 * 1024 * 1024
@@ -66,6 +80,16 @@ class InterfaceConfig:
                 raise ValueError(f"bad interface address {addr!r}/{prefix}")
         if self.gateway is not None and len(self.gateway) != 4:
             raise ValueError("gateway must be 4 bytes")
+        for addr, prefix in self.addresses6:
+            if len(addr) != 16 or not 0 <= prefix <= 128 or addr[0] == 0xFF:
+                raise ValueError(f"bad interface IPv6 address {addr!r}/{prefix}")
+        if self.gateway6 is not None and len(self.gateway6) != 16:
+            raise ValueError("gateway6 must be 16 bytes")
+        if self.wants_ipv6 and not self.ethernet:
+            raise ValueError(
+                "IPv6 runs on Ethernet links only so far (neighbour discovery, multicast): "
+                "use a TAP or the UDP link for IPv6, or leave IPv6 off on this IP-only link"
+            )
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
         if self.frag_timeout <= 0 or not 0 < self.frag_source_limit <= self.frag_memory_limit:
@@ -82,18 +106,27 @@ class InterfaceConfig:
         if self.tso_max and not self.mtu <= self.tso_max <= 65535:
             raise ValueError(f"tso_max must be 0 or between the mtu ({self.mtu}) and 65535, got {self.tso_max}")
 
+    @property
+    def wants_ipv6(self) -> bool:
+        """IPv6 runs when asked for, or when IPv6 addresses or a gateway are given."""
+        return self.ipv6 or bool(self.addresses6) or self.gateway6 is not None
+
     @classmethod
     def from_strings(
         cls,
         mac: bytes,
         addresses: list[str] | tuple[str, ...],
         gateway: str | None = None,
+        gateway6: str | None = None,
         **options: object,
     ) -> InterfaceConfig:
-        """Build a config from CIDR strings such as "192.0.2.2/24"."""
-        parsed = []
+        """Build a config from CIDR strings such as "192.0.2.2/24" or "2001:db8::2/64" (IPv6 ones
+        go to `addresses6`)."""
+        parsed: list[tuple[bytes, int]] = []
+        parsed6: list[tuple[bytes, int]] = []
         for text in addresses:
-            iface = ipaddress.IPv4Interface(text)
-            parsed.append((iface.ip.packed, iface.network.prefixlen))
+            iface = ipaddress.ip_interface(text)
+            (parsed6 if iface.version == 6 else parsed).append((iface.ip.packed, iface.network.prefixlen))
         gw = ipaddress.IPv4Address(gateway).packed if gateway else None
-        return cls(mac=mac, addresses=tuple(parsed), gateway=gw, **options)  # type: ignore[arg-type]
+        gw6 = ipaddress.IPv6Address(gateway6).packed if gateway6 else None
+        return cls(mac=mac, addresses=tuple(parsed), gateway=gw, addresses6=tuple(parsed6), gateway6=gw6, **options)  # type: ignore[arg-type]

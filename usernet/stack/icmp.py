@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from usernet.native import internet_checksum
 from usernet.stack.node import Node
@@ -43,12 +44,20 @@ _UNREACH_ERRNO = {
 }
 
 
+class EchoLayer(Protocol):
+    """What a ping socket needs from its ICMP layer (ICMPv4's, or ICMPv6's in icmpv6.py)."""
+
+    def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None: ...
+
+    def close_ping(self, sock: PingSocket) -> None: ...
+
+
 class PingSocket:
     """An echo client endpoint: sends echo requests with its identifier, collects replies."""
 
     __slots__ = ("_layer", "closed", "ident", "replies")
 
-    def __init__(self, layer: IcmpLayer, ident: int) -> None:
+    def __init__(self, layer: EchoLayer, ident: int) -> None:
         self._layer = layer
         self.ident = ident
         self.replies: deque[tuple[bytes, int, bytes, int]] = deque(maxlen=1024)
@@ -56,21 +65,69 @@ class PingSocket:
 
     def send(self, dst: bytes, sequence: int, payload: bytes, now: float) -> None:
         """Send one echo request. Raises OSError(ENETUNREACH) when nothing routes to `dst`."""
-        route = self._layer.route_to(dst)
-        if route is None:
-            raise OSError(
-                errno.ENETUNREACH, "no route to the destination: it is on no usernet network and no gateway is set"
-            )
-        _send_icmp(route, ICMP_ECHO_REQUEST, 0, (self.ident << 16) | (sequence & 0xFFFF), payload, now)
+        self._layer.send_echo(dst, self.ident, sequence, payload, now)
 
     def receive(self) -> tuple[bytes, int, bytes, int] | None:
-        """The oldest reply as (source, sequence, payload, ttl), or None."""
+        """The oldest reply as (source, sequence, payload, ttl or hop limit), or None."""
         return self.replies.popleft() if self.replies else None
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._layer.close_ping(self)
+
+
+NO_ROUTE = "no route to the destination: it is on no usernet network and no gateway is set"
+
+
+class PingTable:
+    """The echo client sockets of one ICMP layer (ICMPv4's or ICMPv6's), by identifier."""
+
+    __slots__ = ("_layer", "_pings", "_what")
+
+    def __init__(self, layer: EchoLayer, what: str) -> None:
+        self._layer = layer
+        self._what = what
+        self._pings: dict[int, PingSocket] = {}
+
+    def open(self, ident: int | None) -> PingSocket:
+        """A socket with identifier `ident` (a free one when None)."""
+        if ident is None:
+            ident = next(i for i in range(1, 65536) if i not in self._pings)
+        if ident in self._pings:
+            raise OSError(errno.EADDRINUSE, f"{self._what} echo identifier {ident} is in use")
+        sock = self._pings[ident] = PingSocket(self._layer, ident)
+        return sock
+
+    def get(self, ident: int) -> PingSocket | None:
+        return self._pings.get(ident)
+
+    def close(self, sock: PingSocket) -> None:
+        if self._pings.get(sock.ident) is sock:
+            del self._pings[sock.ident]
+
+
+class ErrorBudget:
+    """How many ICMP errors may leave: a token bucket of `burst` refilled at `rate` a second
+    (RFC 1812 §4.3.2.8, RFC 4443 §2.4 f), driven by the `now` handed in."""
+
+    __slots__ = ("_burst", "_rate", "_refilled", "_tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = self._burst
+        self._refilled = 0.0
+
+    def take(self, now: float) -> bool:
+        """Spend a token for one error; False when none is left."""
+        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
 
 
 class IcmpLayer:
@@ -84,19 +141,20 @@ class IcmpLayer:
         self._node = node
         self._stats = node.counters
         cfg = node.config
-        self._rate = cfg.icmp_error_rate
-        self._burst = float(cfg.icmp_error_burst)
-        self._tokens = self._burst
-        self._refilled = 0.0
-        self._pings: dict[int, PingSocket] = {}
+        self._budget = ErrorBudget(cfg.icmp_error_rate, cfg.icmp_error_burst)
+        self._pings = PingTable(self, "ICMP")
         self._error_handlers: dict[int, ErrorHandler] = {}
 
     def on_error(self, protocol: int, handler: ErrorHandler) -> None:
         """Hand ICMP errors quoting a datagram of `protocol` (IPPROTO_TCP, IPPROTO_UDP) to `handler`."""
         self._error_handlers[protocol] = handler
 
-    def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
-        return self._node.route_to(dst, source)
+    def send_echo(self, dst: bytes, ident: int, sequence: int, payload: bytes, now: float) -> None:
+        """An echo request from a ping socket; OSError(ENETUNREACH) when nothing routes to `dst`."""
+        route = self._node.route_to(dst)
+        if route is None:
+            raise OSError(errno.ENETUNREACH, NO_ROUTE)
+        _send_icmp(route, ICMP_ECHO_REQUEST, 0, (ident << 16) | (sequence & 0xFFFF), payload, now)
 
     def receive(self, ip: IPv4Packet, now: float) -> None:
         """Handle an ICMP message addressed to us."""
@@ -170,13 +228,9 @@ class IcmpLayer:
             return
         if ip.protocol == IPPROTO_ICMP and _is_icmp_error(ip.payload):
             return
-        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
-        self._refilled = now
-        if tokens < 1.0:
-            self._tokens = tokens
+        if not self._budget.take(now):
             self._stats.icmp_errors_rate_limited += 1
             return
-        self._tokens = tokens - 1.0
         route = node.route_to(ip.src, ip.dst if node.is_local(ip.dst) else None)
         if route is None:
             self._stats.ipv4_no_route += 1
@@ -186,16 +240,10 @@ class IcmpLayer:
 
     def open_ping(self, ident: int | None = None) -> PingSocket:
         """An echo client with identifier `ident` (a free one when None)."""
-        if ident is None:
-            ident = next(i for i in range(1, 65536) if i not in self._pings)
-        if ident in self._pings:
-            raise OSError(errno.EADDRINUSE, f"ICMP echo identifier {ident} is in use")
-        sock = self._pings[ident] = PingSocket(self, ident)
-        return sock
+        return self._pings.open(ident)
 
     def close_ping(self, sock: PingSocket) -> None:
-        if self._pings.get(sock.ident) is sock:
-            del self._pings[sock.ident]
+        self._pings.close(sock)
 
 
 def _send_icmp(route: Route, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float) -> None:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import cast
 
-from usernet.native import RxUdp, internet_checksum, l4_checksum_v4, rx_ipv4_tcp, rx_ipv4_udp
+from usernet.native import (
+    RxUdp,
+    internet_checksum,
+    l4_checksum_v4,
+    pseudo_sum_v6,
+    rx_ipv4_tcp,
+    rx_ipv4_udp,
+    sum16,
+)
 from usernet.stack.arp import BROADCAST_IP, ArpTable
 from usernet.stack.config import InterfaceConfig
 from usernet.stack.fragments import Ipv4Reassembly, Reassembler
 from usernet.stack.icmp import IcmpLayer, PingSocket
+from usernet.stack.ipv6 import Ipv6
+from usernet.stack.node import ANY6
 from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
@@ -19,6 +29,7 @@ from usernet.wire import (
     BROADCAST_MAC,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
     ICMP_DEST_UNREACH,
     IPPROTO_ICMP,
     IPPROTO_TCP,
@@ -31,6 +42,7 @@ from usernet.wire import (
     parse_ipv4,
     parse_udp,
 )
+from usernet.wire.ipv6 import IPv6Packet
 
 Socket = UdpSocket | PingSocket | TcpConnection | TcpListener
 _ROUTE_CACHE_LIMIT = 1024  # routes kept for reuse; sockets keep their own as long as they live
@@ -94,6 +106,13 @@ class Interface:
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
         self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
         self.reassembly = Ipv4Reassembly(self._reassembler, self.icmp.send_error)
+        # IPv6 beside IPv4 (stack/ipv6.py): addresses, NDP and ICMPv6 of its own, routes through the same seam
+        self.ipv6 = Ipv6(config, self.counters, self._out, self.mark_ready) if config.wants_ipv6 else None
+        if self.ipv6 is not None:
+            self.ipv6.on_protocol(IPPROTO_TCP, self._tcp6_in)
+            self.ipv6.on_protocol(IPPROTO_UDP, self._udp6_in)
+            self.ipv6.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
+            self.ipv6.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -104,6 +123,8 @@ class Interface:
             return
         for addr in sorted(self.local_addresses):
             self.arp.announce(addr)
+        if self.ipv6 is not None:
+            self.ipv6.start(now)
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
         """Process one received frame (a bare IP packet on an IP-only link). Never raises for
@@ -142,19 +163,21 @@ class Interface:
             stats.eth_malformed += 1
             return
         dst = eth.dst
-        if dst != self.mac and dst != BROADCAST_MAC:
-            stats.eth_not_for_us += 1
+        if dst != self.mac and dst != BROADCAST_MAC and (dst[:2] != b"\x33\x33" or self.ipv6 is None):
+            stats.eth_not_for_us += 1  # 33:33:...: IPv6 multicast, whose groups Ipv6 filters
             return
         kind = eth.ethertype
         if kind == ETHERTYPE_IPV4:
             self._ipv4_in(eth.payload, now)
         elif kind == ETHERTYPE_ARP:
             self.arp.receive(eth.payload, self.local_addresses, now)
+        elif kind == ETHERTYPE_IPV6 and self.ipv6 is not None:
+            self.ipv6.receive(eth.src, eth.payload, now)
         else:
             stats.eth_unknown_type += 1
 
     def poll(self, now: float) -> None:
-        """Run what is due: ARP retries and give-ups, TCP timers, reassembly and path MTU expiry."""
+        """Run what is due: ARP retries and give-ups, TCP timers, reassembly and path MTU expiry, IPv6's."""
         self.arp.poll(now)
         self.tcp.poll(now)
         due = self._reassembler.deadline
@@ -163,6 +186,8 @@ class Interface:
         due = self.path_mtu.deadline
         if due is not None and due <= now:
             self.path_mtu.poll(now)
+        if self.ipv6 is not None:
+            self.ipv6.poll(now)
 
     def flush(self, now: float) -> None:
         """Turn work the user side queued since the last call into frames: TCP segments and ACKs."""
@@ -177,6 +202,10 @@ class Interface:
         for c in (self._reassembler.deadline, self.path_mtu.deadline):
             if c is not None and (a is None or c < a):
                 a = c
+        if self.ipv6 is not None:
+            c = self.ipv6.next_deadline()
+            if a is None or (c is not None and c < a):
+                return c
         return a
 
     def take_output(self) -> list[bytearray | bytes]:
@@ -196,8 +225,9 @@ class Interface:
         return ready
 
     def stats(self) -> dict[str, int]:
-        """A snapshot of every counter (reassembly's as `ipv4_reasm_*`)."""
-        return self.counters.as_dict() | self._reassembler.counters.as_dict("ipv4_reasm_")
+        """A snapshot of every counter (reassembly's as `ipv4_reasm_*` and `ipv6_reasm_*`)."""
+        counters = self.counters.as_dict() | self._reassembler.counters.as_dict("ipv4_reasm_")
+        return counters if self.ipv6 is None else counters | self.ipv6.reassembly_counters()
 
     # -- user side -----------------------------------------------------------------------
 
@@ -213,13 +243,17 @@ class Interface:
         self._ready[sock] = None
 
     def is_local(self, addr: bytes) -> bool:
+        if len(addr) == 16:
+            return self.ipv6 is not None and addr in self.ipv6.local_addresses
         return addr in self.local_addresses
 
     def is_broadcast(self, addr: bytes) -> bool:
         return addr in self._broadcasts
 
     def is_unicast(self, addr: bytes) -> bool:
-        """False for addresses no reply may go to: 0.0.0.0, broadcasts, multicast, class E."""
+        """False for addresses no reply may go to: 0.0.0.0, broadcasts, multicast, class E; ::, ff00::/8."""
+        if len(addr) == 16:
+            return addr[0] != 0xFF and addr != ANY6
         return addr[0] != 0 and addr[0] < 224 and addr not in self._broadcasts
 
     def route_to(self, dst: bytes, source: bytes | None = None) -> Route | None:
@@ -233,6 +267,10 @@ class Interface:
         route = self._routes.get(key)
         if route is not None:
             return route
+        if source is not None and len(source) != len(dst):
+            return None  # no route between families: the socket says so (route.no_route_message)
+        if len(dst) == 16:
+            return None if self.ipv6 is None else self.ipv6.route_to(dst, source)
         if dst in self._broadcasts:
             hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
         else:
@@ -338,6 +376,37 @@ class Interface:
             self.icmp.send_error(ICMP_DEST_UNREACH, UNREACH_PORT, ip, datagram, now)
             return
         self._udp_deliver(sock, dgram.payload, (ip.src, dgram.sport))
+
+    def _tcp6_in(self, ip: IPv6Packet, now: float) -> bool:
+        if ip.dst[0] == 0xFF:
+            self.counters.tcp_not_unicast += 1
+        else:
+            self.tcp.receive(ip, now)
+        return True
+
+    def _udp6_in(self, ip: IPv6Packet, now: float) -> bool:
+        """A UDP datagram over IPv6: the checksum is mandatory (RFC 8200 §8.1), 0 is no excuse.
+        False for a port nobody is bound to."""
+        stats = self.counters
+        segment = ip.payload
+        try:
+            dgram = parse_udp(segment, ip.src, ip.dst, verify_checksum=False)
+        except MalformedPacket:
+            stats.udp_malformed += 1
+            return True
+        length = dgram.length
+        if not dgram.checksum or (
+            not self._rx_trusted
+            and sum16(segment[:length], pseudo_sum_v6(ip.src, ip.dst, IPPROTO_UDP, length)) != 0xFFFF
+        ):
+            stats.udp_bad_checksum += 1
+            return True
+        sock = self.udp.lookup(ip.dst, dgram.dport)
+        if sock is None:
+            stats.udp_no_socket += 1
+            return False
+        self._udp_deliver(sock, dgram.payload, (ip.src, dgram.sport))
+        return True
 
     def _udp_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
         """A datagram rx_ipv4_udp found valid: deliver it if it is to one of our unicast

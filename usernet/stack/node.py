@@ -14,6 +14,14 @@ from usernet.stack.pmtu import PathMtuCache
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 
+ANY = b"\x00\x00\x00\x00"  # INADDR_ANY: bound to every IPv4 address
+ANY6 = bytes(16)  # in6addr_any: bound to every IPv6 address
+
+
+def unspecified(addr: bytes) -> bytes:
+    """The wildcard address of `addr`'s family: where a socket bound to every address is filed."""
+    return ANY6 if len(addr) == 16 else ANY
+
 
 class Node(Protocol):
     """An interface as its protocol layers see it."""
@@ -36,7 +44,9 @@ class Node(Protocol):
         """The route to `dst` (from `source`, else the preferred source address), None if unreachable."""
         ...
 
-    def is_local(self, addr: bytes) -> bool: ...
+    def is_local(self, addr: bytes) -> bool:
+        """One of our usable addresses, IPv4 or IPv6."""
+        ...
 
     def is_broadcast(self, addr: bytes) -> bool: ...
 

@@ -7,17 +7,20 @@ IP-only link), the IP header template, the ident counter, the MTU and the offloa
 link offers. TCP and UDP hand it their own header's fields only (`send_tcp`, `send_udp`);
 `native.build_tcp`/`build_udp` put the route's two templates in front of that header in
 the same C call, so the transport code is the same whatever the encapsulation
-(Ethernet+IPv4 today; Ethernet+IPv6 and bare IP are another template and `deliver`).
+(Ethernet+IPv4, Ethernet+IPv6: another template; bare IP: another `deliver`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from usernet.native import CSUM_FULL, BytesLike, build_tcp, build_udp
 from usernet.stack.fragments import ipv4_fragments
+from usernet.stack.ipv6_fragments import ipv6_fragments
 from usernet.stack.pmtu import PathMtu
 from usernet.wire import IPPROTO_UDP, emit_ipv4_header
+from usernet.wire.ipv6 import emit_ipv6_header
 
 # How a built frame leaves: (frame, next hop, source address, now) -> None. On Ethernet it
 # resolves the next hop's MAC into bytes 0-5 (ARP) and queues the frame.
@@ -31,6 +34,11 @@ ECT0 = 0x02  # RFC 3168's ECT(0) codepoint in the ECN field, the IP header's sec
 def ipv4_template(src: bytes, dst: bytes, ttl: int) -> bytes:
     """An IPv4 header with DF set whose length, ident, protocol and checksum the builder fills."""
     return bytes((0x45, 0, 0, 0, 0, 0, 0x40, 0, ttl, 0, 0, 0)) + src + dst
+
+
+def ipv6_template(src: bytes, dst: bytes, hop_limit: int) -> bytes:
+    """An IPv6 header whose payload length and next header the builder fills."""
+    return bytes((0x60, 0, 0, 0, 0, 0, 0, hop_limit)) + src + dst
 
 
 def ect_template(ip_header: bytes) -> bytes:
@@ -87,13 +95,18 @@ class Route:
         self.next_hop = next_hop
         self.link_header = link_header
         self.ttl = ttl
-        self.ip_header = ipv4_template(source, destination, ttl)
+        if len(destination) == 16:
+            ip = ipv6_template(source, destination, ttl)
+        else:
+            ip = ipv4_template(source, destination, ttl)
         if ect:  # every packet ECN-capable: what `with_ect` hands out
-            self.ip_header = ect_template(self.ip_header)
+            ip = ect_template(ip)
+        self.ip_header = ip
         self._ect: Route | None = None
-        self.headroom = len(link_header) + IPV4_HEADER
+        ip_header = len(ip)
+        self.headroom = len(link_header) + ip_header
         self.path = PathMtu(mtu) if path is None else path
-        self._overhead = IPV4_HEADER + TCP_HEADER
+        self._overhead = ip_header + TCP_HEADER
         self.tx_checksum_partial = tx_checksum_partial
         self.tso_max = tso_max
         self._deliver = deliver
@@ -190,25 +203,38 @@ class Route:
         For messages not built by one C call (ICMP): the cold path, so plain Python.
         """
         link = len(self.link_header)
-        ident = self._ident = (self._ident + 1) & 0xFFFF
-        if IPV4_HEADER + l4_length > self.path.mtu:
+        if len(self.ip_header) + l4_length > self.path.mtu:
             self._send_fragments(frame, protocol, now)
             return
         frame[:link] = self.link_header
-        emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
+        if len(self.destination) == 16:
+            emit_ipv6_header(frame, link, self.source, self.destination, protocol, l4_length, hop_limit=self.ttl)
+        else:
+            ident = self._ident = (self._ident + 1) & 0xFFFF
+            emit_ipv4_header(frame, link, self.source, self.destination, protocol, l4_length, ttl=self.ttl, ident=ident)
         self._deliver(frame, self.next_hop, self.source, now)
 
     def _send_fragments(self, frame: bytearray, protocol: int, now: float) -> None:
-        """Send the L4 message at `headroom` in `frame` as IPv4 fragments that fit the path MTU,
+        """Send the L4 message at `headroom` in `frame` as IP fragments that fit the path MTU,
         identified by the destination's counter (`PathMtu`), not this route's."""
         l4 = memoryview(frame)[self.headroom :]
         path = self.path
-        for piece in ipv4_fragments(
+        cut = ipv6_fragments if len(self.destination) == 16 else ipv4_fragments
+        for piece in cut(
             self.link_header, l4, self.source, self.destination, protocol, self.ttl, path.next_ident(), path.mtu
         ):
             self._deliver(piece, self.next_hop, self.source, now)
 
 
+def no_route_message(dst: bytes, source: bytes | None = None) -> str:
+    """Why `route_to` gave nothing, for the OSError (ENETUNREACH, or EAFNOSUPPORT between families) a socket raises."""
+    if source is not None and len(source) != len(dst):
+        return f"{format_ip(dst)} cannot be reached from {format_ip(source)}: the addresses are of different families"
+    return f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
+
+
 def format_ip(addr: bytes) -> str:
-    """An IPv4 address for messages and reprs: dotted quad, no ipaddress object on the way."""
+    """An address for messages and reprs: IPv4 as a dotted quad, IPv6 in its compressed form."""
+    if len(addr) == 16:
+        return str(ipaddress.IPv6Address(addr))
     return ".".join(str(b) for b in addr)

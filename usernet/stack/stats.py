@@ -18,6 +18,7 @@ class Stats:
     arp_requests_answered: int
     arp_superseded: int
     arp_unresolved: int
+    dad_duplicates: int
     eth_malformed: int
     eth_not_for_us: int
     eth_unknown_type: int
@@ -28,6 +29,13 @@ class Stats:
     icmp_errors_sent: int
     icmp_malformed: int
     icmp_unhandled: int
+    icmpv6_bad_checksum: int
+    icmpv6_echo_answered: int
+    icmpv6_errors_rate_limited: int
+    icmpv6_errors_received: int
+    icmpv6_errors_sent: int
+    icmpv6_malformed: int
+    icmpv6_unhandled: int
     ip_unknown_version: int
     ipv4_bad_checksum: int
     ipv4_fragments: int
@@ -37,6 +45,23 @@ class Stats:
     ipv4_pmtu_ignored: int
     ipv4_pmtu_lowered: int
     ipv4_unknown_protocol: int
+    ipv6_bad_source: int
+    ipv6_fragments: int
+    ipv6_malformed: int
+    ipv6_no_next_header: int
+    ipv6_no_route: int
+    ipv6_not_for_us: int
+    ipv6_param_problems: int
+    ipv6_pmtu_lowered: int
+    ipv6_unknown_protocol: int
+    nd_address_conflicts: int
+    nd_adverts_learned: int
+    nd_malformed: int
+    nd_queue_full: int
+    nd_redirects_ignored: int
+    nd_router_adverts: int
+    nd_solicits_answered: int
+    nd_unresolved: int
     rx_bytes: int
     rx_frames: int
     tcp_ack_too_old: int

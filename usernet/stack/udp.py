@@ -6,12 +6,14 @@ import errno
 import os
 from collections import deque
 
-from usernet.stack.node import Node
+from usernet.stack.node import ANY, ANY6, Node, unspecified
 from usernet.stack.ports import PortAllocator, PortUse
-from usernet.stack.route import Route, format_ip
+from usernet.stack.route import Route, format_ip, no_route_message
 from usernet.wire import UDP_HLEN, IPv4Packet
+from usernet.wire.ipv6 import IPv6Packet
 
-ANY = b"\x00\x00\x00\x00"
+__all__ = ["ANY", "ANY6", "Address", "UdpLayer", "UdpSocket"]
+
 Address = tuple[bytes, int]
 
 
@@ -53,8 +55,8 @@ class UdpSocket:
         """Fix the peer: sends default to it, others' datagrams are dropped, errors are reported."""
         self._check_open()
         bound = self.local[0]
-        route = self._layer.route_to(remote[0], bound if bound != ANY else None)
-        if bound == ANY:
+        route = self._layer.route_to(remote[0], bound)
+        if bound == unspecified(bound):
             self._layer.rebind(self, (route.source, self.local[1]))
         self.remote = remote
         self._route = route
@@ -73,11 +75,12 @@ class UdpSocket:
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
         route = self._route
         if route is None or route.destination != dst:
-            route = self._route = self._layer.route_to(dst, self.local[0] if self.local[0] != ANY else None)
+            route = self._route = self._layer.route_to(dst, self.local[0])
+        size = len(route.ip_header) + UDP_HLEN + len(data)
         # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
         # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
         # for what does not); only what no IP datagram can hold is refused.
-        if len(route.ip_header) + UDP_HLEN + len(data) > 0xFFFF:
+        if size > 0xFFFF:
             raise OSError(
                 errno.EMSGSIZE,
                 f"datagram of {len(data)} bytes exceeds the {0xFFFF - len(route.ip_header) - UDP_HLEN} bytes "
@@ -121,15 +124,27 @@ class UdpLayer:
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
 
     def open(self, local: Address | None = None, *, reuse_address: bool = False) -> UdpSocket:
-        """Bind a new socket; port 0 (or None) picks an ephemeral port, address ANY all addresses."""
+        """Bind a new socket; port 0 (or None) picks an ephemeral port, address ANY (ANY6) all IPv4 (IPv6)
+        addresses. The two wildcards are apart, as sockets with IPV6_V6ONLY are: the asyncio face
+        binds both for a dual-stack socket."""
         addr, port = local if local is not None else (ANY, 0)
         node = self._node
-        if addr != ANY and addr not in node.local_addresses:
+        wildcard = unspecified(addr)
+        if addr != wildcard and not node.is_local(addr):
             raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
+        sockets = self._sockets
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
-        elif (addr, port) in self._sockets or (
-            not reuse_address and (port in self._ports and (addr == ANY or (ANY, port) in self._sockets))
+        elif (addr, port) in sockets or (
+            not reuse_address
+            and (
+                (wildcard, port) in sockets
+                or (
+                    addr == wildcard
+                    and port in self._ports
+                    and any(p == port and len(a) == len(addr) for a, p in sockets)
+                )
+            )
         ):
             raise OSError(errno.EADDRINUSE, f"UDP port {port} is already bound")
         sock = UdpSocket(self, (addr, port), node.config.udp_queue_limit)
@@ -154,24 +169,28 @@ class UdpLayer:
 
     def lookup(self, dst: bytes, dport: int) -> UdpSocket | None:
         sockets = self._sockets
-        return sockets.get((dst, dport)) or sockets.get((ANY, dport))
+        # the wildcard of dst's family, inline: this runs once per datagram received
+        return sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
 
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())
 
-    def route_to(self, dst: bytes, source: bytes | None) -> Route:
-        """The route for a socket's datagrams; OSError(ENETUNREACH) when there is none."""
-        route = self._node.route_to(dst, source)
+    def route_to(self, dst: bytes, bound: bytes) -> Route:
+        """The route for the datagrams of a socket bound to `bound` (maybe a wildcard); OSError
+        EAFNOSUPPORT for a destination of the other family, ENETUNREACH when there is none."""
+        if len(dst) != len(bound):
+            raise OSError(errno.EAFNOSUPPORT, no_route_message(dst, bound))
+        route = self._node.route_to(dst, None if bound == unspecified(bound) else bound)
         if route is None:
-            raise OSError(
-                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
-            )
+            raise OSError(errno.ENETUNREACH, no_route_message(dst))
         return route
 
     def is_broadcast(self, addr: bytes) -> bool:
         return self._node.is_broadcast(addr)
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> bool:
+    def icmp_error(
+        self, quoted: IPv4Packet | IPv6Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float
+    ) -> bool:
         """An ICMP error about a datagram we sent (`IcmpLayer.ErrorHandler`): for its connected socket only.
 
         True when a socket is bound where the quoted datagram came from: a path MTU the

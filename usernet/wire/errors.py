@@ -16,7 +16,7 @@ class MalformedPacket(ValueError):
         self.layer = layer
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[MalformedPacket], tuple[str, str]]:
+    def __reduce__(self) -> tuple[type[MalformedPacket], tuple[object, ...]]:
         """Rebuild from (layer, reason), so the error survives pickling to another process."""
         return (type(self), (self.layer, self.reason))
 

@@ -1,6 +1,9 @@
 """An ordinary aiohttp application, run unmodified on usernet by the network tests.
 
-    python aiohttp_app.py FILE [PORT]
+    python aiohttp_app.py FILE [PORT [HOST]]
+
+HOST is where to listen: 0.0.0.0 by default, "::" for IPv6, "any" for every address of
+both families (aiohttp's default, host=None).
 
 GET / says hello; POST /sha256 answers the SHA-256 of the body; GET /chunked streams a
 chunked body; GET /file is a FileResponse of FILE.
@@ -47,7 +50,8 @@ def main() -> None:
         ]
     )
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 8080
-    web.run_app(app, host="0.0.0.0", port=port, print=lambda text: print(text, flush=True))
+    host = sys.argv[3] if len(sys.argv) > 3 else "0.0.0.0"
+    web.run_app(app, host=None if host == "any" else host, port=port, print=lambda text: print(text, flush=True))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, tcp_parse
-from usernet.stack.node import Node
+from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, pseudo_sum_v6, sum16, tcp_parse
+from usernet.stack.node import ANY, ANY6, Node, unspecified
 from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.ratelimit import TokenBucket
-from usernet.stack.route import Route, format_ip
+from usernet.stack.route import Route, format_ip, no_route_message
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.core import CE
@@ -41,9 +41,12 @@ from usernet.stack.tcp.migrate import address
 from usernet.stack.tcp.seq import seq_add, seq_lt
 from usernet.stack.tcp.states import State
 from usernet.wire import IPv4Packet
+from usernet.wire.ipv6 import IPv6Packet
 from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options, fastopen_option
 
-ANY = b"\x00\x00\x00\x00"
+__all__ = ["ANY", "ANY6", "Address", "TcpLayer", "TcpListener"]
+
+_IPV6_FLOWS = 1 << 160
 Address = tuple[bytes, int]
 _IPPROTO_TCP = 6
 _CLOSED = State.CLOSED
@@ -216,16 +219,20 @@ class TcpLayer:
     # -- user side -----------------------------------------------------------------------
 
     def listen(self, local: Address, backlog: int = 128) -> TcpListener:
-        """Listen on (address or ANY, port); port 0 picks an ephemeral port."""
+        """Listen on (address, ANY or ANY6, port); port 0 picks an ephemeral port. The two wildcards
+        are apart, as sockets with IPV6_V6ONLY are: the asyncio face listens on both for a
+        dual-stack socket."""
         addr, port = local
-        if addr != ANY and addr not in self._node.local_addresses:
+        wildcard = unspecified(addr)
+        if addr != wildcard and not self._node.is_local(addr):
             raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
+        listeners = self._listeners
         if port == 0:
             port = self._port_alloc.allocate(self._ports)
         elif (
-            (addr, port) in self._listeners
-            or (ANY, port) in self._listeners
-            or (addr == ANY and any(p == port for _, p in self._listeners))
+            (addr, port) in listeners
+            or (wildcard, port) in listeners
+            or (addr == wildcard and any(p == port and len(a) == len(addr) for a, p in listeners))
         ):
             raise OSError(errno.EADDRINUSE, f"TCP port {port} already has a listener")
         backlog = max(1, min(backlog, self.config.max_backlog))
@@ -253,8 +260,10 @@ class TcpLayer:
         source = None
         port = 0
         if local is not None:
-            if local[0] != ANY:
-                if local[0] not in node.local_addresses:
+            if len(local[0]) != len(dst):
+                raise OSError(errno.EAFNOSUPPORT, no_route_message(dst, local[0]))
+            if local[0] != unspecified(local[0]):
+                if not node.is_local(local[0]):
                     raise OSError(
                         errno.EADDRNOTAVAIL, f"{format_ip(local[0])} is not an address of this usernet interface"
                     )
@@ -262,9 +271,7 @@ class TcpLayer:
             port = local[1]
         route = node.route_to(dst, source)
         if route is None:
-            raise OSError(
-                errno.ENETUNREACH, f"no route to {format_ip(dst)}: it is on no usernet network and no gateway is set"
-            )
+            raise OSError(errno.ENETUNREACH, no_route_message(dst, source))
         src = route.source
         if len(self._table) >= self.config.max_connections:
             raise OSError(errno.ENOBUFS, "too many TCP connections: raise TcpConfig.max_connections or close some")
@@ -337,8 +344,11 @@ class TcpLayer:
 
     # -- driver side -----------------------------------------------------------------------
 
-    def receive(self, ip: IPv4Packet, now: float) -> None:
-        """One TCP segment addressed to us (not a broadcast)."""
+    def receive(self, ip: IPv4Packet | IPv6Packet, now: float) -> None:
+        """One TCP segment addressed to us (not a broadcast or multicast); `ip.payload` is the segment.
+
+        IPv6 segments come here, the general path: header prediction is IPv4's (`rx_ipv4_tcp`).
+        """
         stats = self._stats
         seg = ip.payload
         try:
@@ -347,7 +357,11 @@ class TcpLayer:
             stats.tcp_malformed += 1
             return
         _, sport, dport, seq, _, header_length, flags, _, _, _, _, _, _, _, _, _ = p
-        if not self._rx_trusted and l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg):
+        if not self._rx_trusted and (
+            l4_checksum_v4(ip.src, ip.dst, _IPPROTO_TCP, seg)
+            if len(ip.src) == 4
+            else sum16(seg, pseudo_sum_v6(ip.src, ip.dst, _IPPROTO_TCP, len(seg))) != 0xFFFF
+        ):
             stats.tcp_bad_checksum += 1
             return
         stats.tcp_rx_segments += 1
@@ -365,7 +379,7 @@ class TcpLayer:
                     self._fastopen_learn(conn, fastopen_option(seg, header_length))
                 self._dirty[conn] = None
                 return
-        listener = self._listeners.get((ip.dst, dport)) or self._listeners.get((ANY, dport))
+        listener = self._listeners.get((ip.dst, dport)) or self._listeners.get((unspecified(ip.dst), dport))
         if listener is not None:
             self._listen_input(listener, ip, p, payload, now)
             return
@@ -440,8 +454,11 @@ class TcpLayer:
             heapq.heappop(heap)
         return None
 
-    def icmp_error(self, quoted: IPv4Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float) -> bool:
-        """An ICMP error about a segment we sent (`IcmpLayer.ErrorHandler`); `mtu` is set for "fragmentation needed".
+    def icmp_error(
+        self, quoted: IPv4Packet | IPv6Packet, sport: int, dport: int, code_errno: int, mtu: int, now: float
+    ) -> bool:
+        """An ICMP error about a segment we sent (`IcmpLayer.ErrorHandler`); `mtu` is set for "fragmentation needed"
+        (or an ICMPv6 packet too big).
 
         True when it names a connection and a sequence number in flight (RFC 5927).
         """
@@ -522,7 +539,7 @@ class TcpLayer:
         return True
 
     def _listen_input(
-        self, listener: TcpListener, ip: IPv4Packet, p: TcpParsed, payload: memoryview, now: float
+        self, listener: TcpListener, ip: IPv4Packet | IPv6Packet, p: TcpParsed, payload: memoryview, now: float
     ) -> None:
         """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full."""
         _, sport, dport, seq, ack, _, flags, _, _, _, peer_mss, _, _, _, _, _ = p
@@ -696,5 +713,11 @@ class TcpLayer:
 
 
 def _flow_key(conn: TcpConnection) -> int:
-    """The key `rx_ipv4_tcp` computes for the connection's incoming segments."""
-    return (int.from_bytes(conn.remote[0], "big") << 32) | (conn.remote[1] << 16) | conn.local[1]
+    """The key `rx_ipv4_tcp` computes for the connection's incoming segments.
+
+    An IPv6 connection's key has bit 160 set: above any IPv4 key (< 2**64), so the two
+    never share one, and never met by prediction, which is IPv4's.
+    """
+    remote = conn.remote
+    key = (int.from_bytes(remote[0], "big") << 32) | (remote[1] << 16) | conn.local[1]
+    return key if len(remote[0]) == 4 else key | _IPV6_FLOWS

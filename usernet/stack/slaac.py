@@ -1,0 +1,319 @@
+"""IPv6 address autoconfiguration (RFC 4862) with stable interface identifiers (RFC 7217).
+
+Every address the interface gets — its link-local address, the static ones from the
+config, those formed from the prefixes routers advertise — starts TENTATIVE and is
+tested by duplicate address detection: `dad_transmits` solicitations from ::, then
+RetransTimer of silence makes it PREFERRED; its preferred lifetime ending makes it
+DEPRECATED (still ours, no longer chosen as a source), its valid lifetime ending removes
+it. A duplicate found for an address with a generated identifier is retried with the
+next DAD counter (RFC 7217 §6, at most `IDGEN_RETRIES` times); a duplicate static
+address is dropped and counted.
+
+Router advertisements give the default routers, the on-link prefixes, the link MTU,
+the hop limit, DNS servers (RFC 8106) and, through prefixes with the A flag, global
+addresses. Router solicitations go out once the link-local address is usable.
+Redirects are ignored (RFC 4861 §8 lets a host do so): every destination off the link
+goes to the default router, which keeps forwarding what it redirects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, TypeVar
+
+from usernet.stack.ndisc import NeighborCache, ndp_frame
+from usernet.wire.ipv6 import ALL_ROUTERS, multicast_mac, solicited_node
+from usernet.wire.ndp import RouterAdvert, emit_router_solicit
+
+if TYPE_CHECKING:
+    from usernet.stack.config import InterfaceConfig
+    from usernet.stack.stats import Stats
+
+K = TypeVar("K", bound=Hashable)
+
+TENTATIVE = 0
+PREFERRED = 1
+DEPRECATED = 2
+STATE_NAMES = ("TENTATIVE", "PREFERRED", "DEPRECATED")
+IDGEN_RETRIES = 3  # RFC 7217 §6
+LINK_LOCAL_PREFIX = bytes.fromhex("fe80000000000000")
+_TWO_HOURS = 7200.0
+_INFINITE = 0xFFFFFFFF
+_FOREVER = float("inf")
+
+
+def _lifetime(now: float, seconds: int) -> float:
+    return _FOREVER if seconds == _INFINITE else now + seconds
+
+
+def _expire(table: dict[K, float], now: float) -> bool:
+    """Drop the entries of `table` whose time is up; True when any went."""
+    gone = [key for key, until in table.items() if until <= now]
+    for key in gone:
+        del table[key]
+    return bool(gone)
+
+
+def _reserved(iid: bytes) -> bool:
+    """Interface identifiers RFC 5453 reserves: all zeros, the IANA Ethernet block, subnet anycast."""
+    return (
+        iid == bytes(8)
+        or iid[:5] == b"\x02\x00\x5e\xff\xfe"
+        or (iid[:7] == b"\xfd\xff\xff\xff\xff\xff\xff" and iid[7] >= 0x80)
+    )
+
+
+class StableIds:
+    """RFC 7217 interface identifiers: F(prefix, interface, DAD counter, secret), keyed BLAKE2s.
+
+    The same secret, MAC and prefix give the same address after every restart, a new
+    prefix an unrelated one (so addresses cannot be followed across networks).
+    """
+
+    __slots__ = ("_hash", "_mac")
+
+    def __init__(self, secret: bytes, mac: bytes) -> None:
+        if not 1 <= len(secret) <= 32:
+            raise ValueError(
+                f"the IPv6 stable secret must be 1 to 32 bytes (os.urandom(16) will do), got {len(secret)}"
+            )
+        self._hash = hashlib.blake2s(key=secret, digest_size=8, person=b"rfc7217")
+        self._mac = mac
+
+    def address(self, prefix: bytes, counter: int) -> tuple[bytes, int]:
+        """The address for a /64 `prefix` (its first 8 bytes count) at DAD counter `counter` or the next one
+        whose identifier is not reserved; returns (address, counter used)."""
+        while True:
+            h = self._hash.copy()
+            h.update(prefix[:8] + self._mac + counter.to_bytes(2, "big"))
+            iid = h.digest()
+            if not _reserved(iid):
+                return prefix[:8] + iid, counter
+            counter += 1
+
+
+class Address6:
+    """One of our IPv6 addresses and where it is in its life."""
+
+    __slots__ = (
+        "address",
+        "counter",
+        "dad_left",
+        "deadline",
+        "preferred_until",
+        "prefix_length",
+        "stable",
+        "state",
+        "valid_until",
+    )
+
+    def __init__(self, address: bytes, prefix_length: int, stable: bool, counter: int, dad: int, now: float) -> None:
+        self.address = address
+        self.prefix_length = prefix_length
+        self.stable = stable  # generated (RFC 7217): a duplicate is retried with counter + 1
+        self.counter = counter
+        self.state = TENTATIVE
+        self.dad_left = dad
+        self.deadline = now  # next DAD step while TENTATIVE
+        self.valid_until = _FOREVER
+        self.preferred_until = _FOREVER
+
+    def __repr__(self) -> str:
+        return f"<Address6 {self.address.hex()}/{self.prefix_length} {STATE_NAMES[self.state]}>"
+
+
+class Autoconf:
+    """The addresses, routers, on-link prefixes and link parameters of one IPv6 interface.
+
+    `changed()` is called whenever what routing depends on moves (an address becomes
+    usable or goes, a router or prefix comes or goes), so the Ipv6 layer can drop its
+    cached routes and recompute the groups it listens to.
+    """
+
+    def __init__(
+        self,
+        config: InterfaceConfig,
+        stats: Stats,
+        output: list[bytearray | bytes],
+        neighbors: NeighborCache,
+        changed: Callable[[], None],
+    ) -> None:
+        self._config = config
+        self._stats = stats
+        self._out = output
+        self._neighbors = neighbors
+        self._changed = changed
+        self._ids = StableIds(config.ipv6_stable_secret or config.secret, config.mac)
+        self.addresses: list[Address6] = []
+        self.routers: dict[bytes, float] = {}  # default routers learnt from RAs -> when their lifetime ends
+        self.prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes from RAs -> expiry
+        self.dns: dict[bytes, float] = {}  # RDNSS servers -> expiry
+        self.mtu = config.mtu
+        self.hop_limit = config.ttl
+        self._solicits_left = config.rtr_solicitations if config.slaac else 0
+        self._solicit_at = _FOREVER  # armed when the link-local address becomes usable
+        self._heard_router = False
+
+    # -- life of addresses ---------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Begin DAD for the link-local address and the static ones."""
+        address, counter = self._ids.address(LINK_LOCAL_PREFIX, 0)
+        self._add(Address6(address, 64, True, counter, self._config.dad_transmits, now))
+        for address, prefix_length in self._config.addresses6:
+            self._add(Address6(address, prefix_length, False, 0, self._config.dad_transmits, now))
+
+    def _add(self, entry: Address6) -> None:
+        self.addresses.append(entry)
+        self._changed()
+
+    def find(self, address: bytes) -> Address6 | None:
+        for entry in self.addresses:
+            if entry.address == address:
+                return entry
+        return None
+
+    def duplicate(self, entry: Address6, now: float) -> None:
+        """Someone else has `entry`'s address: give it up (RFC 4862 §5.4.5), retry a generated one."""
+        self._stats.dad_duplicates += 1
+        if entry in self.addresses:
+            self.addresses.remove(entry)
+        if entry.stable and entry.counter < IDGEN_RETRIES:
+            address, counter = self._ids.address(entry.address[:8], entry.counter + 1)
+            retry = Address6(address, entry.prefix_length, True, counter, self._config.dad_transmits, now)
+            retry.valid_until = entry.valid_until
+            retry.preferred_until = entry.preferred_until
+            self.addresses.append(retry)
+        self._changed()
+
+    def poll(self, now: float) -> None:
+        moved = False
+        for entry in list(self.addresses):
+            if entry.state == TENTATIVE:
+                if entry.deadline > now:
+                    continue
+                if entry.dad_left > 0:
+                    entry.dad_left -= 1
+                    entry.deadline = now + self._neighbors.retrans_time
+                    group = solicited_node(entry.address)
+                    self._neighbors.send_solicit(bytes(16), group, multicast_mac(group), entry.address)
+                    continue
+                entry.state = PREFERRED
+                moved = True
+                if entry.address[:8] == LINK_LOCAL_PREFIX and self._solicits_left and self._solicit_at == _FOREVER:
+                    self._solicit_at = now
+            if entry.valid_until <= now:
+                self.addresses.remove(entry)
+                moved = True
+            elif entry.state == PREFERRED and entry.preferred_until <= now:
+                entry.state = DEPRECATED
+                moved = True
+        if _expire(self.routers, now) | _expire(self.prefixes, now) | _expire(self.dns, now):
+            moved = True
+        if self._solicit_at <= now:
+            self._router_solicit(now)
+        if moved:
+            self._changed()
+
+    def _router_solicit(self, now: float) -> None:
+        link_local = self.link_local()
+        if self._heard_router or not self._solicits_left or link_local is None:
+            self._solicit_at = _FOREVER
+            return
+        self._solicits_left -= 1
+        self._solicit_at = now + self._config.rtr_solicitation_interval if self._solicits_left else _FOREVER
+        mac = self._config.mac
+        self._out.append(
+            ndp_frame(
+                mac,
+                multicast_mac(ALL_ROUTERS),
+                link_local,
+                ALL_ROUTERS,
+                lambda b, o: emit_router_solicit(b, o, link_local, ALL_ROUTERS, mac),
+            )
+        )
+
+    def next_deadline(self) -> float | None:
+        deadline = self._solicit_at
+        for entry in self.addresses:
+            if entry.state == TENTATIVE:
+                deadline = min(deadline, entry.deadline)
+            deadline = min(deadline, entry.valid_until)
+            if entry.state == PREFERRED:
+                deadline = min(deadline, entry.preferred_until)
+        for expiries in (self.routers.values(), self.prefixes.values(), self.dns.values()):
+            if expiries:
+                deadline = min(deadline, min(expiries))
+        return None if deadline == _FOREVER else deadline
+
+    def link_local(self) -> bytes | None:
+        """The usable link-local address, if DAD has passed."""
+        for entry in self.addresses:
+            if entry.state != TENTATIVE and entry.address[:8] == LINK_LOCAL_PREFIX:
+                return entry.address
+        return None
+
+    # -- router advertisements -----------------------------------------------------------
+
+    def router_advert(self, ra: RouterAdvert, router: bytes, now: float) -> None:
+        """Take what a valid RA says (RFC 4861 §6.3.4, RFC 4862 §5.5.3)."""
+        config = self._config
+        self._heard_router = True
+        self._solicit_at = _FOREVER
+        self._stats.nd_router_adverts += 1
+        options = ra.options
+        self._neighbors.router_seen(router, options.source_mac, now)
+        if ra.hop_limit:
+            self.hop_limit = ra.hop_limit
+        if ra.reachable_time:
+            self._neighbors.reachable_time = ra.reachable_time / 1000
+        if ra.retrans_timer:
+            self._neighbors.retrans_time = ra.retrans_timer / 1000
+        if options.mtu is not None and 1280 <= options.mtu <= config.mtu:
+            self.mtu = options.mtu
+        if ra.router_lifetime:
+            self.routers[router] = now + ra.router_lifetime
+        else:
+            self.routers.pop(router, None)
+        for server, lifetime in options.dns:
+            if lifetime:
+                self.dns[server] = _lifetime(now, lifetime)
+            else:
+                self.dns.pop(server, None)
+        for info in options.prefixes:
+            prefix = info.prefix
+            if prefix[:8] == LINK_LOCAL_PREFIX or prefix[0] == 0xFF:
+                continue  # §6.3.4 and RFC 4862 §5.5.3 b: never from an RA
+            if info.on_link:
+                key = (prefix, info.prefix_length)
+                if info.valid_lifetime:
+                    self.prefixes[key] = _lifetime(now, info.valid_lifetime)
+                else:
+                    self.prefixes.pop(key, None)
+            if info.autonomous and config.slaac and info.prefix_length == 64:
+                if info.preferred_lifetime > info.valid_lifetime:
+                    continue  # RFC 4862 §5.5.3 c
+                self._autonomous(prefix, info.valid_lifetime, info.preferred_lifetime, now)
+        self._changed()
+
+    def _autonomous(self, prefix: bytes, valid: int, preferred: int, now: float) -> None:
+        for entry in self.addresses:
+            if entry.stable and entry.address[:8] == prefix[:8]:
+                # RFC 4862 §5.5.3 e: a short valid lifetime only shortens what is left past two hours
+                remaining = entry.valid_until - now
+                if valid > _TWO_HOURS or valid > remaining:
+                    entry.valid_until = _lifetime(now, valid)
+                elif remaining > _TWO_HOURS:
+                    entry.valid_until = now + _TWO_HOURS
+                entry.preferred_until = _lifetime(now, preferred)
+                if entry.state == DEPRECATED and entry.preferred_until > now:
+                    entry.state = PREFERRED
+                return
+        if not valid:
+            return
+        address, counter = self._ids.address(prefix, 0)
+        entry = Address6(address, 64, True, counter, self._config.dad_transmits, now)
+        entry.valid_until = _lifetime(now, valid)
+        entry.preferred_until = _lifetime(now, preferred)
+        self._add(entry)
