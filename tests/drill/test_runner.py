@@ -8,18 +8,24 @@ import pytest
 
 from usernet.stack.tcp.config import TcpConfig
 from usernet.testing.drill.__main__ import main
+from usernet.testing.drill.code import Unsupported, run_code
 from usernet.testing.drill.packets import DrillError
-from usernet.testing.drill.profile import LINUX, PACKETDRILL, USERNET, apply_command, window_scale_for
+from usernet.testing.drill.profile import LINUX, PACKETDRILL, PROFILES, USERNET, apply_command, window_scale_for
 from usernet.testing.drill.runner import DrillFailure, run_file, run_text
 
 TCP_SCRIPTS = sorted((Path(__file__).parent / "tcp").glob("*.pkt"))
 
 
-def _xfail_reason(path: Path) -> str | None:
+def _header(path: Path, key: str) -> str | None:
+    """`// key: value` in a script's comments."""
     for line in path.read_text().splitlines():
-        if line.startswith("// xfail:"):
+        if line.startswith(f"// {key}:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def _xfail_reason(path: Path) -> str | None:
+    return _header(path, "xfail")
 
 
 @pytest.mark.parametrize(
@@ -34,19 +40,15 @@ def _xfail_reason(path: Path) -> str | None:
     ],
 )
 def test_tcp_script(path: Path) -> None:
-    result = run_file(path)
+    """Each script runs against the profile its `// profile:` line names (usernet's by default)."""
+    result = run_file(path, profile=PROFILES[_header(path, "profile") or "usernet"])
     assert result.events > 0
 
 
-LINUX_SCRIPTS = sorted((Path(__file__).parent / "linux").glob("*.pkt"))
-
-
-@pytest.mark.parametrize("path", LINUX_SCRIPTS, ids=[p.stem for p in LINUX_SCRIPTS])
-def test_linux_profile_script(path: Path) -> None:
-    """Behaviour the usernet profile leaves off and the linux one has (quick ACKs)."""
-    assert run_file(path, profile=LINUX).events > 0
+def test_quick_acks_are_the_linux_profiles() -> None:
+    """usernet's own profile leaves quick-ACK mode off: the linux profile is what makes quickack.pkt pass."""
     with pytest.raises(DrillFailure):
-        run_file(path)  # and it is the profile that makes the difference
+        run_file(Path(__file__).parent / "tcp" / "quickack.pkt", profile=USERNET)
 
 
 def test_there_are_scripts_for_every_topic() -> None:
@@ -185,3 +187,44 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main([str(good), str(bad), "--profile", "linux"]) == 1
     captured = capsys.readouterr()
     assert "ok   " in captured.out and "FAIL " in captured.err and "bad.pkt:6:" in captured.err
+
+
+def test_code_snippets_are_evaluated_not_executed() -> None:
+    names = {"tcpi_snd_cwnd": 10, "tcpi_rto": 300000}
+    assert run_code("assert tcpi_snd_cwnd == 10\nprint(tcpi_rto)", names) is None
+    assert run_code("assert 250000 <= tcpi_rto < 2 * 200000 and not tcpi_snd_cwnd < 3", names) is None
+    problem = run_code("assert tcpi_snd_cwnd == 11, tcpi_snd_cwnd", names)
+    assert problem == "assertion failed: tcpi_snd_cwnd == 11 (10); tcpi_snd_cwnd = 10"
+    for code in ("__import__('os').system('true')", "import os", "x = 1", "assert tcpi_ca_state == 0"):
+        with pytest.raises(Unsupported):
+            run_code(code, names)
+
+
+def test_a_snippet_the_runner_cannot_evaluate_is_listed_as_skipped() -> None:
+    result = run_text(ACTIVE_OPEN + "   +0 %{ assert tcpi_ca_state == 0 }%\n")
+    assert any("tcpi_ca_state is not a tcp_info field" in s for s in result.skipped)
+    exc = failure(ACTIVE_OPEN + "   +0 %{ assert tcpi_snd_cwnd == 9 }%\n")
+    assert exc.line == 7 and "tcpi_snd_cwnd = 10" in exc.message
+
+
+def test_descriptors_the_script_numbers_differently_are_mapped() -> None:
+    script = ACTIVE_OPEN.replace("= 3", "= 7").replace("(3,", "(7,")
+    script += "   +0 poll([{fd=7, events=POLLOUT, revents=POLLOUT}], 1, 0) = 1\n   +0 close(7) = 0\n"
+    script += "   +0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 8\n   +0 close(8) = 0\n   +0 close(7) = -1 EBADF\n"
+    assert run_text(script).events == 11
+
+
+def test_tcp_info_fields_are_compared_and_unknown_ones_named() -> None:
+    exc = failure(ACTIVE_OPEN + "   +0 getsockopt(3, SOL_TCP, TCP_INFO, {tcpi_snd_cwnd=11}, ...) = 0\n")
+    assert "tcpi_snd_cwnd: expected 11 vs actual 10" in exc.message
+    with pytest.raises(DrillError, match="tcpi_reordering"):
+        run_text(ACTIVE_OPEN + "   +0 getsockopt(3, SOL_TCP, TCP_INFO, {tcpi_reordering=3}, ...) = 0\n")
+
+
+def test_proc_writes_and_microsecond_rto_min_are_mapped() -> None:
+    effect = apply_command(
+        'echo "4096 87380 6291456" > /proc/sys/net/ipv4/tcp_rmem\nsysctl -q net.ipv4.tcp_rto_min_us=50000',
+        TcpConfig(),
+        LINUX,
+    )
+    assert effect.tcp.rcvbuf == 87380 and effect.tcp.rto_min == 0.05 and not effect.skipped

@@ -223,7 +223,7 @@ def test_rto_backs_off_exponentially_then_times_out() -> None:
     assert len(times) == 5
     assert all(abs(g2 - 2 * g1) < 1e-6 for g1, g2 in itertools.pairwise(gaps)), gaps
     assert conn.state == State.CLOSED and conn.error is not None and conn.error.errno == errno.ETIMEDOUT
-    assert out[-1][1].flags & RST
+    assert not any(seg.flags & RST for _, seg in out), "no RST to a peer that does not answer (as Linux)"
 
 
 def test_syn_retransmissions_back_off_and_time_out() -> None:

@@ -35,9 +35,12 @@ from usernet.stack.tcp.owner import Address
 from usernet.stack.tcp.seq import seq_add, seq_offset
 from usernet.stack.tcp.states import SYNCHRONIZED, Event
 
-__all__ = ["OffloadFrame", "TcpConnection"]
+__all__ = ["USER_MSS_RANGE", "OffloadFrame", "TcpConnection"]
 
-_OPTION_NAMES = ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf")
+_OPTION_NAMES = (
+    "nodelay", "cork", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf", "maxseg",
+)  # fmt: skip
+USER_MSS_RANGE = range(88, 32768)  # Linux's TCP_MIN_MSS to MAX_TCP_WINDOW: what TCP_MAXSEG takes
 
 
 class TcpConnection(ConnectionMigration):
@@ -152,9 +155,13 @@ class TcpConnection(ConnectionMigration):
             self._reset(now)
 
     def set_option(self, name: str, value: Any) -> None:
-        """Set a socket option: nodelay, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf."""
+        """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
+        maxseg (Linux's TCP_MAXSEG: caps the MSS this end offers and sends; as on Linux, set
+        before the SYN leaves, so an established connection keeps the MSS it has)."""
         if name == "nodelay":
             self.nodelay = bool(value)
+        elif name == "cork":
+            self.cork = bool(value)  # uncorking sends what it held at the next flush (touched below)
         elif name == "keepalive":
             self.keepalive = bool(value)
         elif name in ("keepidle", "keepintvl", "user_timeout"):
@@ -173,6 +180,10 @@ class TcpConnection(ConnectionMigration):
                 self._ooo.limit = int(value)
             else:
                 self._send.limit = int(value)
+        elif name == "maxseg":
+            if value not in USER_MSS_RANGE:
+                raise ValueError(f"maxseg must be between {USER_MSS_RANGE[0]} and {USER_MSS_RANGE[-1]} bytes")
+            self._mss_limit = min(int(value), self._cfg.mss or 65495, self._route.mss)
         else:
             raise ValueError(f"unknown TCP option {name!r}: use one of {', '.join(_OPTION_NAMES)}")
         if name.startswith("keep"):
@@ -184,6 +195,7 @@ class TcpConnection(ConnectionMigration):
     def options(self) -> dict[str, Any]:
         return {
             "nodelay": self.nodelay,
+            "cork": self.cork,
             "keepalive": self.keepalive,
             "keepidle": self.keepidle,
             "keepintvl": self.keepintvl,
@@ -191,6 +203,7 @@ class TcpConnection(ConnectionMigration):
             "user_timeout": self.user_timeout,
             "rcvbuf": self._recv.limit,
             "sndbuf": self._send.limit,
+            "maxseg": self._mss,  # what Linux's TCP_MAXSEG reads: the MSS in use (mss_cache)
         }
 
     def info(self) -> dict[str, Any]:

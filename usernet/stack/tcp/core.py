@@ -147,6 +147,7 @@ class ConnectionCore:
         "_user_closed",
         "bytes_received",
         "bytes_sent",
+        "cork",
         "error",
         "fastopen_deferred",
         "irs",
@@ -200,6 +201,7 @@ class ConnectionCore:
         self.error: OSError | None = None
         self._soft_error = 0
         self.nodelay = cfg.nodelay
+        self.cork = False  # TCP_CORK: hold a partial segment until a full one, the FIN or uncorking
         self.keepalive = cfg.keepalive
         self.keepidle = cfg.keepalive_idle
         self.keepintvl = cfg.keepalive_interval

@@ -66,7 +66,7 @@ class TcpListener:
 
     __slots__ = (
         "__weakref__", "_cookies_at", "_embryos", "_fastopen_pending", "_owner", "_queue", "backlog", "closed",
-        "draining", "fastopen", "local",
+        "draining", "fastopen", "local", "maxseg",
     )  # fmt: skip
 
     def __init__(self, owner: TcpLayer, local: Address, backlog: int) -> None:
@@ -79,6 +79,7 @@ class TcpListener:
         self._embryos: dict[TcpConnection, bool] = {}  # True: a Fast Open one, already in the queue
         self._fastopen_pending = 0
         self.fastopen = 0
+        self.maxseg = 0  # TCP_MAXSEG set on the listener: its connections inherit it (0: none)
         self._cookies_at = -1e18  # when a SYN cookie was last sent
 
     def __repr__(self) -> str:
@@ -163,6 +164,7 @@ class TcpListener:
             "local": [self.local[0], self.local[1]],
             "backlog": self.backlog,
             "fastopen": self.fastopen,
+            "maxseg": self.maxseg,
             "queue": [conn.freeze(now) for conn in self._queue],
         }
 
@@ -300,6 +302,10 @@ class TcpLayer:
         if not isinstance(fastopen, int) or fastopen < 0:
             raise MigrationError(f"a frozen listener's fastopen is {fastopen!r}, not a queue length: a damaged blob")
         listener.fastopen = fastopen
+        maxseg = frozen.get("maxseg", 0)  # not in the first blobs
+        if not isinstance(maxseg, int) or maxseg < 0:
+            raise MigrationError(f"a frozen listener's maxseg is {maxseg!r}, not an MSS: a damaged blob")
+        listener.maxseg = maxseg
         for conn in field(frozen, "queue", list, "listener"):
             if not isinstance(conn, dict):
                 raise MigrationError("a frozen queued connection is not a map of fields: the blob is damaged")
@@ -571,6 +577,8 @@ class TcpLayer:
         conn = TcpConnection(self, route, local, remote, now, listener)
         listener.adopt(conn)
         self._add(conn)
+        if listener.maxseg:
+            conn.set_option("maxseg", listener.maxseg)
         conn.passive_open(p, now)
         if self.config.fastopen & 2 and listener.fastopen:
             self._fastopen_passive(listener, conn, fastopen_option(ip.payload, p[5]), payload, now)

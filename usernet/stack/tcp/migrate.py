@@ -57,7 +57,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_nr_recovery", "_peer_fin", "_peer_fin_at", "_probes", "_rcv_adv", "_rcv_mss", "_rcv_wscale",
         "_read_since_output", "_recover", "_retries", "_rto_tsval", "_rtt_seq", "_sack_ok", "_send_blocked",
         "_snd_mss", "_snd_sml", "_snd_wscale", "_soft_error", "_syn_data", "_syn_retransmitted", "_syn_window",
-        "_ts_ok", "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "fastopen_deferred",
+        "_ts_ok", "_ts_recent", "_unacked", "_user_closed", "bytes_received", "bytes_sent", "cork", "fastopen_deferred",
         "irs", "iss", "keepalive",
         "keepcnt", "keepidle", "keepintvl", "max_sndwnd", "nodelay", "rcv_nxt", "retransmits", "segs_in",
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
@@ -69,7 +69,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
     #: nothing pending in what those froze.
     FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "_ecn_cwr": False, "_ecn_echo": False, "_ecn_ok": False, "_ecn_recover": 0, "_fastopen": None,
-        "_syn_data": 0, "fastopen_deferred": False,
+        "_syn_data": 0, "fastopen_deferred": False, "cork": False,
         "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
         "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
         "_undo_until": None,

@@ -24,7 +24,7 @@ from usernet.stack.tcp.core import (
     ConnectionCore,
 )
 from usernet.stack.tcp.scoreboard import Scoreboard
-from usernet.stack.tcp.seq import seq_add, seq_ge, seq_lt, seq_offset, seq_sub
+from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import State
 from usernet.wire.tcp import ACK, CWR, ECE, FIN, PSH, SYN, encode_tcp_options
 
@@ -179,8 +179,8 @@ class ConnectionOutput(ConnectionCore):
                 if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
                     if n < self.max_sndwnd // 2 or off:
                         break
-                elif not self.nodelay and off and seq_ge(self._snd_sml, una) and fin_seq is None:
-                    break  # Nagle, Minshall's variant: one small segment unacknowledged at a time
+                elif fin_seq is None and (self.cork or (not self.nodelay and off and seq_gt(self._snd_sml, una))):
+                    break  # TCP_CORK; Nagle, Minshall's variant: one small segment unacknowledged at a time
             self._send_new(n, now)
             sent = True
         if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:

@@ -12,7 +12,7 @@ import errno
 from usernet.stack.tcp.core import CLOSED, KEEPS_ALIVE, PROBE_TIMER, RTO_TIMER, SYN_RECEIVED, SYN_SENT
 from usernet.stack.tcp.recovery import ConnectionRecovery
 from usernet.stack.tcp.seq import seq_add, seq_offset, seq_sub
-from usernet.stack.tcp.states import SYNCHRONIZED, Event
+from usernet.stack.tcp.states import Event
 from usernet.wire.tcp import ACK
 
 
@@ -81,7 +81,8 @@ class ConnectionTimers(ConnectionRecovery):
         self._retries += 1
         if self._retries > limit or (self.user_timeout and now - self._rtx_start >= self.user_timeout):
             self._stats.tcp_conn_timeouts += 1
-            self._fail(self._soft_error or errno.ETIMEDOUT, Event.TIMEOUT, now, send_rst=state in SYNCHRONIZED)
+            # No RST: the peer is not answering (Linux's tcp_write_err sends none either).
+            self._fail(self._soft_error or errno.ETIMEDOUT, Event.TIMEOUT, now, send_rst=False)
             return
         self.rtt.backoff()
         if state in (SYN_SENT, SYN_RECEIVED):
@@ -106,6 +107,8 @@ class ConnectionTimers(ConnectionRecovery):
         self._rtt_seq = None
         self._rto_tsval = self._tsclock.tsval(now)
         self._rto_at = now + self.rtt.rto
+        if self.user_timeout:  # the last back-off is cut short to end at the user timeout (as Linux)
+            self._rto_at = min(self._rto_at, self._rtx_start + self.user_timeout)
 
     def _on_persist(self, now: float) -> None:
         """The peer's window stayed closed: probe it (RFC 9293 §3.8.6.1)."""

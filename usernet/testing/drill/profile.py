@@ -82,6 +82,8 @@ PACKETDRILL_DEFAULTS = {
 }
 
 _SYSCTL = re.compile(r"(?:net[./]ipv4[./])(tcp_\w+)\s*=\s*\"?([^\"\n#]*?)\"?\s*(?:#.*)?$")
+# The same setting written to /proc: `echo "4096 87380 6291456" > /proc/sys/net/ipv4/tcp_rmem`.
+_PROC = re.compile(r"\becho\s+(?:-n\s+)?\"?([^\">]*?)\"?\s*>\s*/proc/sys/net/ipv4/(tcp_\w+)\s*$")
 _ROUTE = re.compile(r"\bip\s+route\b.*")
 
 
@@ -119,6 +121,10 @@ def apply_command(command: str, tcp: TcpConfig, profile: Profile) -> CommandEffe
         if match:
             _sysctl(effect, match.group(1), match.group(2).strip(), profile)
             continue
+        match = _PROC.search(line)
+        if match:
+            _sysctl(effect, match.group(2), match.group(1).strip(), profile)
+            continue
         if _ROUTE.search(line):
             _route(effect, line)
             continue
@@ -148,6 +154,8 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, retries=int(value))
         elif name == "tcp_congestion_control" and value in ("cubic", "reno", "newreno"):
             tcp = replace(tcp, congestion="cubic" if value == "cubic" else "newreno")
+        elif name == "tcp_rto_min_us":
+            tcp = replace(tcp, rto_min=int(value) / 1e6)
         elif name == "tcp_syncookies":
             tcp = replace(tcp, syn_cookies=value != "0")
         elif name == "tcp_fin_timeout":

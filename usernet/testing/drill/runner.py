@@ -29,6 +29,7 @@ from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.isn import IsnGenerator
+from usernet.testing.drill.code import Unsupported, run_code
 from usernet.testing.drill.model import (
     CodeEvent,
     CommandEvent,
@@ -54,13 +55,14 @@ from usernet.testing.drill.packets import (
 )
 from usernet.testing.drill.parser import parse_file, parse_script
 from usernet.testing.drill.profile import USERNET, Profile, apply_command
-from usernet.testing.drill.sockets import Outcome, Sockets, Waiter, resolve
+from usernet.testing.drill.sockets import Outcome, Sockets, Waiter, resolve, tcp_info
 from usernet.wire import emit_arp, emit_ethernet
 from usernet.wire.tcp import FIN, PSH, RST, SYN
 
 _OUR_MAC = bytes.fromhex("020000000010")
 _PEER_MAC = bytes.fromhex("020000000020")
 _MAX_STEPS = 1_000_000
+_NEW_FD = ("socket", "accept")  # calls returning a new descriptor, which the script may number differently
 _OPTIONS = (
     "tolerance_usecs",
     "tolerance_percent",
@@ -272,7 +274,7 @@ class _Run:
         elif isinstance(event, CommandEvent):
             self.iface.tcp.config = self._command(event.command, self.iface.tcp.config)
         elif isinstance(event, CodeEvent):
-            self.result.skipped.append(f"line {event.line}: %{{ }}% code (TCP_INFO checks are not run)")
+            self._code(event)
 
     def _window(self, event: Event) -> tuple[float | None, float | None]:
         time = event.time
@@ -299,6 +301,20 @@ class _Run:
 
     def _fail(self, message: str, line: int | None = None) -> NoReturn:
         raise DrillFailure(self.result.filename, self.line if line is None else line, message)
+
+    def _code(self, event: CodeEvent) -> None:
+        """A `%{ }%` snippet: its TCP_INFO assertions on the socket of the latest call."""
+        sock = self.sockets.current
+        if sock is None:
+            self.result.skipped.append(f"line {event.line}: %{{ }}% code before any socket")
+            return
+        try:
+            problem = run_code(event.code, tcp_info(sock))
+        except Unsupported as exc:
+            self.result.skipped.append(f"line {event.line}: %{{ }}% code not run: {exc}")
+            return
+        if problem is not None:
+            self._fail(f"{problem}\n    script: %{{{event.code}}}%")
 
     # -- the clock -------------------------------------------------------------------------------
 
@@ -446,6 +462,10 @@ class _Run:
         expected = resolve(event.result)
         got = _result_text(outcome)
         wanted_errno = event.errno
+        if event.name in _NEW_FD and isinstance(expected, int) and expected >= 0 and outcome.value >= 0:
+            if expected != outcome.value:  # packetdrill maps the script's descriptor numbers onto the live ones
+                self.sockets.alias(expected, outcome.value)
+            expected = outcome.value
         if expected is not None and expected != outcome.value:
             self._fail(
                 f"{event.name}: expected result {expected}{' ' + wanted_errno if wanted_errno else ''} "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from usernet.stack.interface import Interface
-from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.connection import USER_MSS_RANGE, TcpConnection
 from usernet.stack.tcp.layer import ANY, TcpListener
 from usernet.stack.tcp.states import State
 from usernet.testing.drill.model import (
@@ -56,6 +56,13 @@ CONSTANTS: dict[str, int] = {
     "SO_KEEPALIVE": 9,
     "SO_LINGER": 13,
     "SO_REUSEPORT": 15,
+    "IP_MTU_DISCOVER": 10,
+    "IP_PMTUDISC_DONT": 0,
+    "IP_PMTUDISC_WANT": 1,
+    "IP_PMTUDISC_DO": 2,
+    "IP_PMTUDISC_PROBE": 3,
+    "IP_PMTUDISC_INTERFACE": 4,
+    "IP_PMTUDISC_OMIT": 5,
     "TCP_NODELAY": 1,
     "TCP_MAXSEG": 2,
     "TCP_CORK": 3,
@@ -68,6 +75,17 @@ CONSTANTS: dict[str, int] = {
     "TCP_FASTOPEN": 23,
     "TCP_NOTSENT_LOWAT": 25,
     "TCP_FASTOPEN_CONNECT": 30,
+    "TCP_ESTABLISHED": 1,  # tcp_info's tcpi_state
+    "TCP_SYN_SENT": 2,
+    "TCP_SYN_RECV": 3,
+    "TCP_FIN_WAIT1": 4,
+    "TCP_FIN_WAIT2": 5,
+    "TCP_TIME_WAIT": 6,
+    "TCP_CLOSE": 7,
+    "TCP_CLOSE_WAIT": 8,
+    "TCP_LAST_ACK": 9,
+    "TCP_LISTEN": 10,
+    "TCP_CLOSING": 11,
     "F_GETFL": 3,
     "F_SETFL": 4,
     "O_RDONLY": 0,
@@ -99,17 +117,35 @@ CONSTANTS: dict[str, int] = {
 _C = CONSTANTS
 _FASTOPEN = f"{_C['IPPROTO_TCP']}:{_C['TCP_FASTOPEN']}"  # keys of Socket.flags
 _FASTOPEN_CONNECT = f"{_C['IPPROTO_TCP']}:{_C['TCP_FASTOPEN_CONNECT']}"
+_MTU_DISCOVER = f"{_C['IPPROTO_IP']}:{_C['IP_MTU_DISCOVER']}"
+_DEFAULT_MSS = 536  # what Linux's getsockopt(TCP_MAXSEG) says before a connection has an MSS (TCP_MSS_DEFAULT)
+# SO_RCVBUF/SO_SNDBUF as Linux's sock_setsockopt: the value is capped at net.core.rmem_max /
+# wmem_max (212992 by default), doubled (room for the kernel's bookkeeping) and raised to
+# SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF; the doubled size is the buffer, and getsockopt reports it.
+_CORE_MEM_MAX = 212992
+_MIN_BUF = {"rcvbuf": 2304, "sndbuf": 4608}
+_LINUX_STATES = {  # tcp_info's tcpi_state for each state
+    State.ESTABLISHED: _C["TCP_ESTABLISHED"], State.SYN_SENT: _C["TCP_SYN_SENT"],
+    State.SYN_RECEIVED: _C["TCP_SYN_RECV"], State.FIN_WAIT_1: _C["TCP_FIN_WAIT1"],
+    State.FIN_WAIT_2: _C["TCP_FIN_WAIT2"], State.TIME_WAIT: _C["TCP_TIME_WAIT"], State.CLOSED: _C["TCP_CLOSE"],
+    State.CLOSE_WAIT: _C["TCP_CLOSE_WAIT"], State.LAST_ACK: _C["TCP_LAST_ACK"], State.LISTEN: _C["TCP_LISTEN"],
+    State.CLOSING: _C["TCP_CLOSING"],
+}  # fmt: skip
+_TCPI_OPT = {"timestamps": 1, "sack": 2, "ecn": 8}  # TCPI_OPT_TIMESTAMPS, _SACK, _ECN; _WSCALE is 4
+_INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux's TCP_INFINITE_SSTHRESH, reported as is before any loss
 _CONNECTED = (State.ESTABLISHED, State.CLOSE_WAIT)
 _OPEN_STATES = frozenset(State) - {State.CLOSED, State.LISTEN, State.SYN_SENT}
 _TCP_OPTIONS = {  # (level, name) -> (TcpConnection option, seconds per unit)
     (1, 9): ("keepalive", None),
     (6, 1): ("nodelay", None),
+    (6, 3): ("cork", None),
     (6, 4): ("keepidle", 1.0),
     (6, 5): ("keepintvl", 1.0),
     (6, 6): ("keepcnt", None),
     (6, 18): ("user_timeout", 0.001),
     (1, 8): ("rcvbuf", None),
     (1, 7): ("sndbuf", None),
+    (6, 2): ("maxseg", None),
 }
 
 
@@ -148,6 +184,7 @@ class Socket:
     options: dict[str, Any] = field(default_factory=dict)  # TcpConnection options to apply when it exists
     flags: dict[str, int] = field(default_factory=dict)  # SO_REUSEADDR and friends: accepted and echoed
     linger_abort: bool = False
+    more: bool = False  # the last write had MSG_MORE: its tail is corked until a write without it
     shut_rd: bool = False
     error_taken: bool = False
 
@@ -222,6 +259,8 @@ class Sockets:
         self.bind_port = bind_port
         self.watcher = watcher
         self.fds: dict[int, Socket] = {}
+        self.current: Socket | None = None  # the socket of the latest call: `%{ }%` code reads its tcp_info
+        self.aliases: dict[int, int] = {}  # the script's fd -> ours, where they differ (packetdrill maps them)
         self.calls: dict[str, Callable[[list[Any], float], Outcome | Waiter]] = {
             "socket": self.socket,
             "bind": self.bind,
@@ -251,17 +290,32 @@ class Sockets:
             raise DrillError(
                 f"the runner does not support the system call {name}(): it knows {', '.join(sorted(self.calls))}"
             )
-        return handler([resolve(a) for a in args], now)
+        values = [resolve(a) for a in args]
+        if name == "poll" and values and isinstance(values[0], list):
+            for entry in values[0]:
+                if isinstance(entry, dict) and entry.get("fd") in self.aliases:
+                    entry["fd"] = self.aliases[entry["fd"]]
+        elif name != "socket" and values and values[0] in self.aliases:
+            values[0] = self.aliases[values[0]]
+        return handler(values, now)
+
+    def alias(self, script_fd: int, fd: int) -> None:
+        """The script calls `fd` `script_fd` from now on (a descriptor the script counted differently)."""
+        self.aliases = {k: v for k, v in self.aliases.items() if v != fd}
+        self.aliases[script_fd] = fd
 
     def _sock(self, fd: Any) -> Socket | Outcome:
         sock = self.fds.get(fd) if isinstance(fd, int) else None
-        return sock if sock is not None else fail(E.EBADF)
+        if sock is None:
+            return fail(E.EBADF)
+        self.current = sock
+        return sock
 
     def _new_fd(self) -> Socket:
         fd = 3
         while fd in self.fds:
             fd += 1
-        sock = self.fds[fd] = Socket(fd)
+        sock = self.fds[fd] = self.current = Socket(fd)
         return sock
 
     # -- creating and connecting ---------------------------------------------------------
@@ -305,6 +359,7 @@ class Sockets:
                 return fail(exc.errno or E.EINVAL, str(exc))
             sock.bound = sock.listener.local
         sock.listener.fastopen = sock.flags.get(_FASTOPEN, 0)
+        sock.listener.maxseg = sock.options.get("maxseg", 0)
         self.watcher.listening(sock.listener.local[1])
         return Outcome(0)
 
@@ -422,6 +477,10 @@ class Sockets:
         conn = sock.conn
         if conn is None:
             return fail(E.EPIPE)
+        more = bool(flags & _C["MSG_MORE"])
+        if more != sock.more:  # Linux's MSG_MORE: this write is pushed as if corked
+            sock.more = more
+            conn.set_option("cork", more or sock.options.get("cork", False))
         sent = 0
 
         def attempt(t: float) -> Outcome | None:
@@ -489,6 +548,11 @@ class Sockets:
             if sock.listener is not None and f"{level}:{name}" == _FASTOPEN:
                 sock.listener.fastopen = value
             return Outcome(0)
+        if f"{level}:{name}" == _MTU_DISCOVER and isinstance(value, int):
+            if not 0 <= value <= _C["IP_PMTUDISC_OMIT"]:
+                return fail(E.EINVAL)
+            sock.flags[_MTU_DISCOVER] = value  # reported back; usernet's TCP always sets DF and does PMTUD
+            return Outcome(0)
         if level == _C["SOL_SOCKET"] and name == _C["SO_LINGER"] and isinstance(raw, dict):
             sock.linger_abort = bool(raw.get("onoff")) and raw.get("linger") == 0
             return Outcome(0)
@@ -497,8 +561,12 @@ class Sockets:
             return fail(E.ENOPROTOOPT, f"usernet's runner does not support option {level}:{name}")
         key, unit = option
         setting: Any = value * unit if unit else value
-        if key in ("keepalive", "nodelay"):
+        if key in ("keepalive", "nodelay", "cork"):
             setting = bool(value)
+        elif key in _MIN_BUF:
+            setting = max(min(value, _CORE_MEM_MAX) * 2, _MIN_BUF[key])
+        elif key == "maxseg" and value not in USER_MSS_RANGE:
+            return fail(E.EINVAL, f"TCP_MAXSEG takes {USER_MSS_RANGE[0]} to {USER_MSS_RANGE[-1]}")
         sock.options[key] = setting
         target = sock.conn
         if target is not None:
@@ -514,6 +582,8 @@ class Sockets:
         if isinstance(sock, Outcome):
             return sock
         level, name = args[1], args[2]
+        if level == _C["IPPROTO_TCP"] and name == _C["TCP_INFO"]:
+            return self._tcp_info(sock, args[3] if len(args) > 3 else None)
         if level == _C["SOL_SOCKET"] and name == _C["SO_ERROR"]:
             actual = sock.take_error()
         elif level == _C["SOL_SOCKET"] and name == _C["SO_TYPE"]:
@@ -522,17 +592,32 @@ class Sockets:
             actual = sock.flags.get(f"{level}:{name}", 0)
         elif (level, name) in _TCP_OPTIONS:
             key, unit = _TCP_OPTIONS[(level, name)]
-            current = (
-                sock.conn.options[key]
-                if sock.conn is not None
-                else sock.options.get(key, getattr(self.tcp.config, _CONFIG_NAMES.get(key, key), 0))
-            )
+            if key == "maxseg" and (sock.conn is None or sock.conn.state not in _OPEN_STATES):
+                current = sock.options.get(key, _DEFAULT_MSS)
+            elif sock.conn is not None:
+                current = sock.conn.options[key]
+            else:
+                current = sock.options.get(key, getattr(self.tcp.config, _CONFIG_NAMES.get(key, key), 0))
             actual = round(current / unit) if unit else int(current)
-            if key in ("rcvbuf", "sndbuf"):
-                actual *= 2  # Linux reports twice what was set (room for its bookkeeping)
         else:
             return fail(E.ENOPROTOOPT, f"usernet's runner does not support option {level}:{name}")
         return Outcome(0, mismatch=_expect_out("option value", args[3] if len(args) > 3 else None, actual))
+
+    def _tcp_info(self, sock: Socket, want: Any) -> Outcome:
+        """getsockopt(TCP_INFO): the fields the script wrote in its struct are compared."""
+        if not isinstance(want, dict):
+            return Outcome(0)  # `...`: nothing to compare
+        actual = tcp_info(sock)
+        for name, expected in want.items():
+            if expected is None:
+                continue
+            if name not in actual:
+                raise DrillError(
+                    f"the runner does not report tcp_info field {name}: it knows {', '.join(sorted(actual))}"
+                )
+            if actual[name] != expected:
+                return Outcome(0, mismatch=f"{name}: expected {expected} vs actual {actual[name]}")
+        return Outcome(0)
 
     def fcntl(self, args: list[Any], now: float) -> Outcome:
         sock = self._sock(args[0])
@@ -608,6 +693,41 @@ class Sockets:
 _CONFIG_NAMES = {"keepidle": "keepalive_idle", "keepintvl": "keepalive_interval", "keepcnt": "keepalive_count"}
 
 
+def tcp_info(sock: Socket) -> dict[str, int]:
+    """The subset of Linux's struct tcp_info usernet can state, in Linux's units (µs, segments)."""
+    if sock.listener is not None:
+        return {"tcpi_state": _LINUX_STATES[State.LISTEN]}
+    conn = sock.conn
+    if conn is None:
+        return {"tcpi_state": _LINUX_STATES[State.CLOSED]}
+    info = conn.info()
+    mss = info["mss"]
+    snd_wscale, rcv_wscale = info["wscale"]
+    options = sum(bit for key, bit in _TCPI_OPT.items() if info[key])
+    if conn.state in _OPEN_STATES and (snd_wscale or rcv_wscale):
+        options |= 4
+    if info["fastopen_data"]:
+        options |= 32  # TCPI_OPT_SYN_DATA
+    ssthresh = info["ssthresh"]
+    return {
+        "tcpi_state": _LINUX_STATES[conn.state],
+        "tcpi_options": options,
+        "tcpi_snd_wscale": snd_wscale,
+        "tcpi_rcv_wscale": rcv_wscale,
+        "tcpi_rto": round(info["rto"] * 1e6),
+        "tcpi_rtt": round((info["rtt"] or 0) * 1e6),
+        "tcpi_rttvar": round((info["rttvar"] or 0) * 1e6),
+        "tcpi_snd_mss": mss,
+        "tcpi_snd_cwnd": info["cwnd"] // mss,
+        "tcpi_snd_ssthresh": _INFINITE_SSTHRESH if ssthresh >= _INFINITE_SSTHRESH else ssthresh // mss,
+        "tcpi_total_retrans": info["retransmits"],
+        "tcpi_bytes_received": info["bytes_received"],
+        "tcpi_segs_in": info["segs_in"],
+        "tcpi_segs_out": info["segs_out"],
+        "tcpi_snd_wnd": info["snd_wnd"],
+    }
+
+
 def _iov_total(iov: Any) -> int:
     """Bytes in an iovec array written [{..., 10}, {..., 20}]."""
     total = 0
@@ -617,4 +737,4 @@ def _iov_total(iov: Any) -> int:
     return total
 
 
-__all__ = ["CONSTANTS", "Outcome", "Socket", "Sockets", "Waiter", "Watcher", "fail", "resolve"]
+__all__ = ["CONSTANTS", "Outcome", "Socket", "Sockets", "Waiter", "Watcher", "fail", "resolve", "tcp_info"]
