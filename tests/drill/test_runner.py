@@ -10,7 +10,15 @@ from usernet.stack.tcp.config import TcpConfig
 from usernet.testing.drill.__main__ import main
 from usernet.testing.drill.code import Unsupported, run_code
 from usernet.testing.drill.packets import DrillError
-from usernet.testing.drill.profile import LINUX, PACKETDRILL, PROFILES, USERNET, apply_command, window_scale_for
+from usernet.testing.drill.profile import (
+    LINUX,
+    PACKETDRILL,
+    PROFILES,
+    USERNET,
+    Profile,
+    apply_command,
+    window_scale_for,
+)
 from usernet.testing.drill.runner import DrillFailure, run_file, run_text
 
 TCP_SCRIPTS = sorted((Path(__file__).parent / "tcp").glob("*.pkt"))
@@ -28,6 +36,11 @@ def _xfail_reason(path: Path) -> str | None:
     return _header(path, "xfail")
 
 
+def profile_of(path: Path) -> Profile:
+    """The profile a script's `// profile:` line names (usernet's by default)."""
+    return PROFILES[_header(path, "profile") or "usernet"]
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -41,7 +54,7 @@ def _xfail_reason(path: Path) -> str | None:
 )
 def test_tcp_script(path: Path) -> None:
     """Each script runs against the profile its `// profile:` line names (usernet's by default)."""
-    result = run_file(path, profile=PROFILES[_header(path, "profile") or "usernet"])
+    result = run_file(path, profile=profile_of(path))
     assert result.events > 0
 
 

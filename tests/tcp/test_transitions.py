@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import usernet.stack.tcp.core as core
+from tests.drill.test_runner import profile_of
 from tests.tcp import test_segments as segments
 from tests.tcp.scripted import PEER, PEER_ISN, PEER_PORT, PORT, SYN_OPTIONS, Scripted
 from usernet.stack import TcpConfig, TcpConnection
@@ -163,7 +164,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[Transition]]:
 def test_every_row_of_the_table_is_taken(recorded: set[Transition]) -> None:
     for script in sorted((DRILL / "tcp").glob("*.pkt")):
         if "// xfail:" not in script.read_text():
-            run_file(script)
+            run_file(script, profile=profile_of(script))
     # Rows that other tests of this suite reach, run here again under the recorder.
     also = [
         segments.test_syn_cookie_completes_a_handshake_without_state,

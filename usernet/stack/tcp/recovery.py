@@ -233,8 +233,12 @@ class ConnectionRecovery(ConnectionOutput):
             start = seq_add(una, data - n)
             self._retransmit(start, n + (flight - data), now)
             self._tlp_retrans = True
+            if self._rtx_start is None:  # a resent probe starts the user timeout's clock, as an RTO would
+                self._rtx_start = now
         self._tlp_high = self.snd_max
         self._rto_at = now + self.rtt.rto
+        if self.user_timeout and self._rtx_start is not None:
+            self._rto_at = min(self._rto_at, self._rtx_start + self.user_timeout)
         self._timer_kind = RTO_TIMER
 
     def _on_reorder_timer(self, now: float) -> None:
