@@ -311,7 +311,9 @@ class _Writer:
     def name(self, name: str, compress: bool = True) -> None:
         labels = _name_labels(name)
         for i in range(len(labels)):
-            suffix = tuple(label.lower() for label in labels[i:])
+            # Exact bytes, not case-folded: a pointer to "f.example" would turn "F.example" into
+            # it, and names keep their case through a message (RFC 4343 section 4.1).
+            suffix = tuple(labels[i:])
             if compress and self.compress and suffix in self.names:
                 self.out += (0xC000 | self.names[suffix]).to_bytes(2, "big")
                 return
