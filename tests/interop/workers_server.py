@@ -29,7 +29,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def main(port: int) -> None:
     server = await asyncio.start_server(handle, None, port)
-    print("serving", os.getpid(), flush=True)
+    # One write of the whole line: the workers share the pipe, and print() writes in pieces that interleave.
+    os.write(sys.stdout.fileno(), f"serving {os.getpid()}\n".encode())
     await server.serve_forever()
 
 
