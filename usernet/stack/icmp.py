@@ -9,6 +9,7 @@ from typing import Protocol
 
 from usernet.native import internet_checksum
 from usernet.stack.node import Node
+from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route
 from usernet.wire import (
     ICMP_DEST_UNREACH,
@@ -107,29 +108,6 @@ class PingTable:
             del self._pings[sock.ident]
 
 
-class ErrorBudget:
-    """How many ICMP errors may leave: a token bucket of `burst` refilled at `rate` a second
-    (RFC 1812 §4.3.2.8, RFC 4443 §2.4 f), driven by the `now` handed in."""
-
-    __slots__ = ("_burst", "_rate", "_refilled", "_tokens")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = self._burst
-        self._refilled = 0.0
-
-    def take(self, now: float) -> bool:
-        """Spend a token for one error; False when none is left."""
-        tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
-        self._refilled = now
-        if tokens < 1.0:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1.0
-        return True
-
-
 class IcmpLayer:
     """Echo, errors we send (rate-limited) and errors we receive, handed to the protocol they quote.
 
@@ -141,7 +119,7 @@ class IcmpLayer:
         self._node = node
         self._stats = node.counters
         cfg = node.config
-        self._budget = ErrorBudget(cfg.icmp_error_rate, cfg.icmp_error_burst)
+        self._budget = TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst)  # RFC 1812 §4.3.2.8
         self._pings = PingTable(self, "ICMP")
         self._error_handlers: dict[int, ErrorHandler] = {}
 
@@ -228,7 +206,7 @@ class IcmpLayer:
             return
         if ip.protocol == IPPROTO_ICMP and _is_icmp_error(ip.payload):
             return
-        if not self._budget.take(now):
+        if not self._budget.allow(now):
             self._stats.icmp_errors_rate_limited += 1
             return
         route = node.route_to(ip.src, ip.dst if node.is_local(ip.dst) else None)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from usernet.stack.config import InterfaceConfig
-from usernet.stack.icmp import NO_ROUTE, ErrorBudget, PingSocket, PingTable
+from usernet.stack.icmp import NO_ROUTE, PingSocket, PingTable
+from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.wire.icmp import IcmpMessage
@@ -66,7 +67,7 @@ class Icmpv6Layer:
         self._lower_path = lower_path
         self._route_to = route_to
         self._mark_ready = mark_ready
-        self._budget = ErrorBudget(config.icmp_error_rate, config.icmp_error_burst)
+        self._budget = TokenBucket(config.icmp_error_rate, config.icmp_error_burst)  # RFC 4443 §2.4 f
         self._pings = PingTable(self, "ICMPv6")
         self._error_handlers: dict[int, ErrorHandler] = {}
 
@@ -142,7 +143,7 @@ class Icmpv6Layer:
             return
         if ip.next_header == IPPROTO_ICMPV6 and ip.payload and is_icmpv6_error(ip.payload[0]):
             return
-        if not self._budget.take(now):
+        if not self._budget.allow(now):
             self._stats.icmpv6_errors_rate_limited += 1
             return
         route = self._route_to(src, None if ip.dst[0] == 0xFF else ip.dst)
