@@ -30,6 +30,8 @@ class TcpConfig:
     initial_window: int = 10  # segments (RFC 6928)
     congestion: str = "newreno"
     abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux
+    hystart: bool = True  # CUBIC leaves the initial slow start by HyStart++, RFC 9406 (Linux: tcp_cubic hystart)
+    slow_start_after_idle: bool = True  # cwnd restarts after an idle RTO (Linux tcp_slow_start_after_idle)
     rto_min: float = 0.2
     rto_max: float = 120.0
     rto_initial: float = 1.0

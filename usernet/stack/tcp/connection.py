@@ -64,6 +64,7 @@ class TcpConnection(ConnectionMigration):
         if n < len(data):
             self._send_blocked = True
         if n:
+            self._mark_pushes(n)
             self._owner.touch(self)
         return n
 
