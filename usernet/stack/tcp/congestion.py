@@ -241,16 +241,17 @@ class CongestionControl(Freezable, ABC):
         """HyStart++ (RFC 9406 §4.2): one RTT sample, from the ACK of `ack` while SND.NXT is
         `snd_nxt`. Called before `on_ack` for the same ACK, only while `hystart` is on.
 
-        Rounds are counted by sequence number: one ends when the ACK reaches the SND.NXT of
-        its start. Once a round has N_RTT_SAMPLE samples, slow start leaves for CSS when the
-        round's minimum RTT is at least the last round's plus
+        Rounds are counted by sequence number: one ends with the ACK of the SND.NXT of its
+        start, and the next ACK begins the next (as Linux's HyStart, `after(snd_una, end_seq)`).
+        Once a round has N_RTT_SAMPLE samples, slow start leaves for CSS when the round's
+        minimum RTT is at least the last round's plus
         clamp(last / MIN_RTT_DIVISOR, MIN_RTT_THRESH, MAX_RTT_THRESH); CSS goes back to slow
         start when a round's minimum falls below the one that made it exit, and ends in
         congestion avoidance (ssthresh = cwnd) after CSS_ROUNDS rounds, the round it began in
         counting as one. Returns what happened: 0, or HYSTART_ENTER_CSS / _RESUME / _EXIT.
         """
         end = self._hs_end
-        if end is None or (ack - end) & 0xFFFFFFFF < 0x80000000:  # seq_ge(ack, end): a new round
+        if end is None or 0 < (ack - end) & 0xFFFFFFFF < 0x80000000:  # seq_gt(ack, end): a new round
             self._hs_end = snd_nxt
             self._hs_last_min = self._hs_cur_min
             self._hs_cur_min = math.inf
