@@ -275,8 +275,8 @@ class ConnectionCore:
         self._last_oow = -math.inf
         self._snd_sml = iss
         # PSH as Linux places it (output.py `_mark_pushes`), in stream positions (bytes_sent
-        # counts from 0): the marks not yet acknowledged, Linux's pushed_seq, and where the
-        # unsent tail "skb" starts.
+        # counts from 0): the marks before the last, the last (Linux's pushed_seq, the end
+        # of the last write), and where the unsent tail "skb" starts.
         self._push_marks: list[int] = UNUSED
         self._pushed = 0
         self._skb_start = 0

@@ -110,7 +110,6 @@ class ConnectionMigration(ConnectionInput, Freezable):
             frozen[name] = part.freeze(now)
         if unsent:
             frozen["_send"]["data"] += unsent
-            frozen["_push_marks"] = [*self._push_marks, self.bytes_sent + len(self._send) + len(unsent)]  # one write
         if unread:
             frozen["_recv"]["data"] = unread + frozen["_recv"]["data"]
         cc = self._cc

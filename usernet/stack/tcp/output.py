@@ -156,7 +156,7 @@ class ConnectionOutput(ConnectionCore):
             seg_max = cap - cap % mss
         base = self.bytes_sent  # the stream position of SND.UNA: push marks are stream positions
         marks = self._push_marks
-        push_at = -1  # offset of the next push mark past SND.NXT (found below), else the queue's end
+        push_at = -1  # offset of the next push mark past SND.NXT (found below)
         while True:
             nxt = self.snd_nxt
             off = (nxt - una) & 0xFFFFFFFF  # seq_offset(nxt, una)
@@ -167,8 +167,13 @@ class ConnectionOutput(ConnectionCore):
                     sent = True
                 break
             if off >= push_at:
-                k = bisect_right(marks, base + off)
-                push_at = marks[k] - base if k < len(marks) else total
+                pos = base + off
+                if marks and marks[-1] > pos:  # a mark before the last write's end is ahead
+                    push_at = marks[bisect_right(marks, pos)] - base
+                else:
+                    push_at = self._pushed - base
+                    if push_at <= off:  # bytes queued without a mark (a migrated transport's)
+                        push_at = total
             room = ((wnd_end - nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(wnd_end, nxt)
             if room < 0:
                 room = 0
@@ -183,11 +188,10 @@ class ConnectionOutput(ConnectionCore):
             if n <= 0:
                 break
             retransmit = (nxt - self.snd_max) & 0xFFFFFFFF >= 0x80000000  # seq_lt(nxt, snd_max)
-            push = off + n == push_at
-            # A segment that ends a push mark before more queued data is a whole skb for
+            # A segment that ends at a push mark before more queued data is a whole skb for
             # Linux: it goes now, runt or not (tcp_write_xmit holds only the queue's tail).
-            held = not push or n == remaining
-            if n < remaining and tso_max and held:
+            push = off + n == push_at
+            if n < remaining and tso_max and not push:
                 if batch < 0:
                     # With TSO a segment costs the same whatever its size: while data is in
                     # flight, wait until a worthwhile share of the window is free rather than
@@ -197,9 +201,9 @@ class ConnectionOutput(ConnectionCore):
                     break
                 if n > mss:
                     n -= n % mss  # no runt in the middle of the stream
-            if n < mss and not retransmit and held:
+            if n < mss and not retransmit:
                 if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    if n < self.max_sndwnd // 2 or off:
+                    if not push and (n < self.max_sndwnd // 2 or off):
                         break
                 elif fin_seq is None and (self.cork or (not self.nodelay and off and seq_gt(self._snd_sml, una))):
                     break  # TCP_CORK; Nagle, Minshall's variant: one small segment unacknowledged at a time
@@ -326,8 +330,12 @@ class ConnectionOutput(ConnectionCore):
 
     def _push_in(self, off: int, n: int) -> bool:
         """A push mark lies in the `n` bytes `off` bytes past SND.UNA (their PSH, as Linux's)."""
-        marks = self._push_marks
         pos = self.bytes_sent + off
+        if pos < self._pushed <= pos + n:
+            return True
+        marks = self._push_marks
+        if not marks:
+            return False
         k = bisect_right(marks, pos)
         return k < len(marks) and marks[k] <= pos + n
 
@@ -341,11 +349,22 @@ class ConnectionOutput(ConnectionCore):
         tcp_mark_push), and the write's last skb always is (tcp_push). Each skb keeps its
         PSH however it is later cut for the wire, so the marks here are stream positions:
         a segment never crosses one and has PSH when it ends at one (`_output_data`).
+        The last mark, the end of the last write, is `_pushed` (Linux's pushed_seq); the
+        list holds the earlier ones not known to be acknowledged.
         """
         base = self.bytes_sent
+        marks = self._push_marks
+        prev = self._pushed
+        if base == prev and n <= self._mss:
+            # The common write: every earlier one is acknowledged, so this is an skb of its
+            # own (a request, a response), marked at its end.
+            if marks:
+                marks.clear()
+            self._pushed = base + n
+            self._skb_start = base
+            return
         end = base + len(self._send)
         pos = end - n
-        marks = self._push_marks
         if marks is UNUSED:
             marks = self._push_marks = []
         else:
@@ -366,9 +385,10 @@ class ConnectionOutput(ConnectionCore):
         if start < sent:
             start = sent if sent < pos else pos  # the sent part of the tail skb left the queue
         tail = pos - start
-        if 0 < tail < goal and marks and marks[-1] == pos:
-            marks.pop()  # the write continues the unsent tail skb: its PSH goes
-        pushed = self._pushed
+        # The last write's end keeps its mark unless this write continues its unsent skb.
+        if prev > base and not (0 < tail < goal and prev == pos):
+            marks.append(prev)
+        pushed = prev
         half = window >> 1
         left = n
         while left > goal - tail:
@@ -381,7 +401,6 @@ class ConnectionOutput(ConnectionCore):
                     pushed = pos
             start = pos
             tail = 0
-        marks.append(end)
         self._pushed = end
         self._skb_start = start
 
