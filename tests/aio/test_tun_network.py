@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import os
 import re
 import socket
@@ -44,11 +45,22 @@ pytestmark = pytest.mark.network
 SIZE = 8 * 1024 * 1024
 #: TunLink options: plain, offloads (vnet_hdr: TSO and partial checksums), neither GSO nor GRO.
 MODES = {"gso-gro": {}, "offloads": {"offloads": True}, "plain": {"gso": False, "gro": False}}
+USERNET_IP6, KERNEL_IP6 = "2001:db8::2", "2001:db8::1"
+#: Per family: (socket family, usernet's address, the kernel's, the largest UDP payload at MTU 1500).
+FAMILIES = {
+    4: (socket.AF_INET, USERNET_IP, KERNEL_IP, 1472),
+    6: (socket.AF_INET6, USERNET_IP6, KERNEL_IP6, 1452),
+}
 
 
-def tun_host(sandbox: Sandbox, **options: Any) -> tuple[TunLink, Host]:
-    link = sandbox.create_tun("usernet0", host_address=f"{KERNEL_IP}/24", **options)
-    config = InterfaceConfig.from_strings(link.mac, [f"{USERNET_IP}/24"], **offload_options(link))
+def tun_host(sandbox: Sandbox, family: int = 4, **options: Any) -> tuple[TunLink, Host]:
+    """A TUN in the namespace and a Host on it: IPv4 (192.0.2.0/24) or IPv6 only (2001:db8::/64, and
+    IPv4 on the kernel's side only, which usernet leaves alone)."""
+    link = sandbox.create_tun("usernet0", host_address=f"{KERNEL_IP}/24", ipv6=family == 6, **options)
+    if family == 6:
+        sandbox.run(["ip", "-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", "usernet0", "nodad"], check=True)
+    address = f"{USERNET_IP}/24" if family == 4 else f"{USERNET_IP6}/64"
+    config = InterfaceConfig.from_strings(link.mac, [address], **offload_options(link))
     return link, Host(link, Interface(config))
 
 
@@ -71,16 +83,19 @@ async def echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await writer.wait_closed()
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("kind", sorted(LOOPS))
-def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str) -> None:
-    link, host = tun_host(sandbox, **MODES[mode])
+def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str, family: int) -> None:
+    """IPv6 runs on the TUN without any neighbour discovery: no solicitation, no DAD, bare packets."""
+    af, usernet_ip, kernel_ip, largest = FAMILIES[family]
+    link, host = tun_host(sandbox, family, **MODES[mode])
     data = os.urandom(SIZE)
-    kernel_listener = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
-    kernel_listener.bind((KERNEL_IP, 0))
+    kernel_listener = sandbox.socket(af, socket.SOCK_STREAM)
+    kernel_listener.bind((kernel_ip, 0))
     kernel_listener.listen()
-    kernel_udp = sandbox.socket()
-    kernel_udp.bind((KERNEL_IP, 0))
+    kernel_udp = sandbox.socket(af)
+    kernel_udp.bind((kernel_ip, 0))
 
     def kernel_echo_server() -> None:
         conn, _ = kernel_listener.accept()
@@ -93,25 +108,26 @@ def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str
     async def main() -> None:
         loop = asyncio.get_running_loop()
         # usernet serves, the kernel connects.
-        server = await asyncio.start_server(echo_stream, USERNET_IP, 5000)
-        client = sandbox.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server = await asyncio.start_server(echo_stream, usernet_ip, 5000)
+        client = sandbox.socket(af, socket.SOCK_STREAM)
         client.settimeout(60)
-        await loop.run_in_executor(None, client.connect, (USERNET_IP, 5000))
+        await loop.run_in_executor(None, client.connect, (usernet_ip, 5000))
         sent, got = await loop.run_in_executor(None, hashed_exchange, client, data)
         client.close()
         assert sent == got, "the kernel's bytes came back through usernet's echo"
         server.close()
         await server.wait_closed()
-        await loop.create_datagram_endpoint(Echo, local_addr=(USERNET_IP, 7))
-        kernel_client = sandbox.socket()
-        for size in (1, 1472):
+        await loop.create_datagram_endpoint(Echo, local_addr=(usernet_ip, 7))
+        kernel_client = sandbox.socket(af)
+        for size in (1, largest):
             message = os.urandom(size)
-            assert await loop.run_in_executor(None, _echo_from_kernel, kernel_client, message) == message
+            echoed = await loop.run_in_executor(None, _echo_from_kernel, kernel_client, message, (usernet_ip, 7))
+            assert echoed == message
         kernel_client.close()
         # usernet connects, the kernel serves.
         echo = threading.Thread(target=kernel_echo_server, daemon=True)
         echo.start()
-        reader, writer = await asyncio.open_connection(KERNEL_IP, kernel_listener.getsockname()[1])
+        reader, writer = await asyncio.open_connection(kernel_ip, kernel_listener.getsockname()[1])
         digest = hashlib.sha256()
 
         async def read_back() -> None:
@@ -126,7 +142,7 @@ def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str
         writer.close()
         assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
         transport, waiter = await loop.create_datagram_endpoint(
-            Waiter, remote_addr=(KERNEL_IP, kernel_udp.getsockname()[1])
+            Waiter, remote_addr=(kernel_ip, kernel_udp.getsockname()[1])
         )
         transport.sendto(b"from usernet over a TUN")
         answer, _ = await asyncio.wait_for(waiter.got, 5)
@@ -139,8 +155,15 @@ def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str
         loop.run_until_complete(asyncio.wait_for(main(), 120))
     finally:
         loop.close()
-    assert host.iface.counters.arp_requests_answered == 0 and host.iface.arp.next_deadline() is None
-    if mode == "offloads":
+    counters = host.iface.counters
+    assert counters.arp_requests_answered == 0 and host.iface.arp.next_deadline() is None
+    if family == 6:
+        ipv6 = host.iface.ipv6
+        assert ipv6 is not None and not ipv6.neighbors.entries(), "no neighbour was ever resolved"
+        assert counters.nd_solicits_answered == counters.nd_adverts_learned == 0
+        if mode == "plain":
+            assert link.tx_gso_frames == link.rx_gro_joined == 0
+    elif mode == "offloads":
         assert link.tx_gso_frames > 0 and link.rx_gso_frames > 0, "TSO both ways through the vnet header"
     elif mode == "gso-gro":
         assert link.tx_gso_frames > 0 and link.rx_gro_joined > 0, "software GSO and GRO at offset 0"
@@ -148,25 +171,42 @@ def test_tcp_and_udp_both_ways_over_a_tun(sandbox: Sandbox, kind: str, mode: str
         assert link.tx_gso_frames == link.rx_gro_joined == 0
 
 
-def test_the_kernel_pings_usernet_over_a_tun(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_kernel_pings_usernet_over_a_tun(sandbox: Sandbox, family: int) -> None:
+    """ping, and ping -6 to usernet's static and link-local addresses (the link-local one is
+    formed on a TUN too, as the kernel forms its own, and reached through the device's scope)."""
     require("ping")
-    _, host = tun_host(sandbox)
+    _, usernet_ip, _, _ = FAMILIES[family]
+    _, host = tun_host(sandbox, family)
+    targets = [usernet_ip]
 
-    async def main() -> subprocess.CompletedProcess[str]:
-        ping = ["ping", "-c", "3", "-i", "0.2", "-W", "2", USERNET_IP]
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: sandbox.run(ping, capture_output=True, text=True)
-        )
+    async def main() -> list[subprocess.CompletedProcess[str]]:
+        return [
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda target=target: sandbox.run(
+                    ["ping", f"-{family}", "-c", "3", "-i", "0.2", "-W", "2", target], capture_output=True, text=True
+                ),
+            )
+            for target in targets
+        ]
 
     loop = LOOPS["asyncio"](host=host)
     try:
         loop.usernet_driver()  # the stack runs from now on
-        result = loop.run_until_complete(main())
+        if family == 6:
+            ipv6 = host.iface.ipv6
+            assert ipv6 is not None
+            (link_local,) = [a for a, _, _ in ipv6.addresses() if a[:2] == b"\xfe\x80"]
+            targets.append(f"{ipaddress.IPv6Address(link_local)}%usernet0")
+        results = loop.run_until_complete(main())
     finally:
         loop.close()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 received" in result.stdout
-    assert host.iface.counters.icmp_echo_answered == 3
+    for result in results:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "3 received" in result.stdout
+    answered = host.iface.counters.icmp_echo_answered if family == 4 else host.iface.counters.icmpv6_echo_answered
+    assert answered == 3 * len(targets)
 
 
 def test_python_m_usernet_runs_an_unmodified_program_on_a_tun(sandbox: Sandbox) -> None:

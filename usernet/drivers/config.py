@@ -130,8 +130,8 @@ class UsernetConfig:
     def __post_init__(self) -> None:
         try:
             addresses = self.addresses
-            if not any(a.version == 4 for a in addresses):
-                raise ValueError(f"{self.address!r} has no IPv4 address: usernet needs one beside any IPv6 ones")
+            if not addresses:
+                raise ValueError(f"{self.address!r} has no address: give an IPv4 or IPv6 one (CIDR)")
             if self.host_address is not None:
                 ipaddress.IPv4Interface(self.host_address)
             for gateway in self.gateways:
@@ -476,7 +476,7 @@ def open_host(
             link = device
             announce(
                 f"sandbox: namespace {sandbox.name}, {device.KIND} {url.name}, kernel side {host_address}; "
-                f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
+                f"try: ip netns exec {sandbox.name} ping {config.addresses[0].ip}"
             )
         else:
             from usernet.link.tun import TunLink
