@@ -446,11 +446,12 @@ class UsernetLoopMixin(_LoopBase):
         try:
             if isinstance(sock, PseudoSocket):
                 raise OSError(errno.EISCONN, "Transport endpoint is already connected")
-            if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
-                raise _Kernel
-            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0))[0]
-            bound, bound_port = sock.getsockname()
-            specific = None if bound == "0.0.0.0" else bound
+            families = (socket.AF_INET, socket.AF_INET6) if self.usernet_router.ipv6 else (socket.AF_INET,)
+            if sock.family not in families or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
+                raise _Kernel  # an AF_INET6 socket is usernet's too with IPv6 on (aiohttp's happy eyeballs make them)
+            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0, sock.family))[0]
+            bound, bound_port = sock.getsockname()[:2]
+            specific = None if bound in WILDCARDS else bound
             if not remote[0] or self.usernet_router.choose(specific, remote[0]) == "kernel":
                 raise _Kernel
         except _Kernel:
