@@ -8,10 +8,13 @@ import ipaddress
 
 import pytest
 
-from tests.aio.conftest import B_IP, LOOPS, Pair
+from tests.aio.conftest import B_IP, B_IP6, LOOPS, Pair, make_pair
+from tests.stack.test_ipv6_sim import PREFIX, addresses, router_advert, settled
+from tests.stack.test_ipv6_sim import iface as ipv6_iface
 from usernet.aio import use_backend
 from usernet.aio.datagram import DatagramTransport
 from usernet.aio.routing import Router
+from usernet.aio.server import Server, listen
 from usernet.drivers.config import UsernetConfig
 
 NET = [ipaddress.IPv4Interface("192.0.2.2/24")]
@@ -135,3 +138,60 @@ def test_names_resolve_through_getaddrinfo_and_use_backend_picks_the_kernel(pair
             t.close()
 
     pair.run(main())
+
+
+def test_a_slaac_address_is_usernets_once_the_router_follows_the_stack() -> None:
+    """Sans-IO, on the virtual clock: the address SLAAC forms is usernet's own for the rule while it lives."""
+    iface = settled(ipv6_iface())
+    router = Router.for_interface(iface.config, only=True)
+    iface.receive(router_advert(valid=600, preferred=300), 5.0)
+    iface.poll(5.0)
+    iface.poll(6.0)
+    (formed,) = [a for a, state in addresses(iface).items() if a[:8] == PREFIX[:8] and state == "PREFERRED"]
+    text = str(ipaddress.IPv6Address(formed))
+    with pytest.raises(OSError, match="not reachable through usernet"):
+        router.choose(text, None)  # not followed: an address of nobody's
+    router.follow(iface)
+    assert router.is_local(text) and router.choose(text, None) == "usernet"
+    assert router.choose(text, "2001:db8:7::9") == "usernet", "a connection from it"
+    iface.poll(5.0 + 600)  # its valid lifetime is over: the address is gone, and so is the rule's answer
+    assert not router.is_local(text)
+
+
+def test_bind_and_connect_from_a_slaac_address_through_the_loop(loop_kind: str) -> None:
+    """Both hosts hear one router advertisement; A connects from the address it formed to B's server,
+    B answering on the prefix the advertisement put on the link."""
+    with make_pair(loop_kind, ipv6=True) as pair:
+
+        async def main() -> None:
+            loop = pair.loop
+            a_driver = loop.usernet_driver()  # type: ignore[attr-defined]  # a usernet loop, typed as any loop
+            for host in (pair.a, pair.b):
+                host.iface.receive(router_advert(), loop.time())
+            await a_driver.ipv6_settled()
+            await pair.b_driver.ipv6_settled()
+            assert pair.a.iface.ipv6 is not None
+            (formed,) = [a for a in pair.a.iface.ipv6.local_addresses if a[:8] == PREFIX[:8]]
+            text = str(ipaddress.IPv6Address(formed))
+            endpoint, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(text, 0))
+            assert isinstance(endpoint, DatagramTransport), "bound to the SLAAC address: usernet's"
+            endpoint.close()
+            server = Server(pair.loop, pair.b_driver, listen(pair.b_driver, ["::"], 0, 10), EchoStream)
+            await server.start_serving()
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(B_IP6, port, local_addr=(text, 0))
+            assert writer.get_extra_info("sockname")[0] == text
+            writer.write(b"from a SLAAC address")
+            assert await reader.readexactly(20) == b"from a SLAAC address"
+            writer.close()
+            server.close()
+
+        pair.run(main())
+
+
+class EchoStream(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream server's transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)

@@ -106,7 +106,10 @@ class UsernetLoopMixin(_LoopBase):
         self.usernet_config = config
         if config.dhcp:
             # The address is the lease's: the stack starts now, and routing follows what it got.
-            self.usernet_router = Router.for_interface(self.usernet_driver().host.iface.config, only=config.only)
+            self.usernet_router = Router((), only=config.only)  # for the moment the driver starts
+            iface = self.usernet_driver().host.iface
+            self.usernet_router = Router.for_interface(iface.config, only=config.only)
+            self.usernet_router.follow(iface)
             return
         gateway, gateway6 = config.gateway_of(4), config.gateway_of(6)
         self.usernet_router = Router(
@@ -127,6 +130,7 @@ class UsernetLoopMixin(_LoopBase):
             driver = Driver(self, self._usernet_acquire())
             driver.attach()
             self._usernet_driver = driver
+            self.usernet_router.follow(driver.host.iface)  # its SLAAC addresses are usernet's too
             if self._usernet_shared is not None:
                 self._usernet_shared.driven_by(driver)  # control requests and handovers run on this loop now
         return driver
