@@ -195,3 +195,17 @@ class EchoStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
+
+
+@pytest.mark.parametrize("kind", sorted(LOOPS))
+def test_no_slaac_in_the_rule_on_a_tun(kind: str) -> None:
+    """A TUN has no router advertisements: a global IPv6 destination off usernet's prefix and
+    without a gateway is the kernel's there, usernet's on a TAP (SLAAC may bring a router)."""
+    for link, expected in (("tun:usernet-never", "kernel"), ("tap:usernet-never", "usernet")):
+        loop = LOOPS[kind](config=UsernetConfig(link=link, address="2001:db8::2/64"))
+        try:
+            assert loop.usernet_router.choose(None, "2001:db9::1") == expected  # type: ignore[attr-defined]  # a usernet loop
+            assert loop.usernet_router.choose(None, "2001:db8::1") == "usernet"  # type: ignore[attr-defined]
+            assert loop._usernet_driver is None  # type: ignore[attr-defined]  # the test looks inside: nothing opened
+        finally:
+            loop.close()

@@ -106,7 +106,7 @@ class UsernetLoopMixin(_LoopBase):
         self.usernet_config = config
         if config.dhcp:
             # The address is the lease's: the stack starts now, and routing follows what it got.
-            self.usernet_router = Router((), only=config.only)  # for the moment the driver starts
+            self.usernet_router = Router((), only=config.only)  # a stand-in that usernet_driver() follows
             iface = self.usernet_driver().host.iface
             self.usernet_router = Router.for_interface(iface.config, only=config.only)
             self.usernet_router.follow(iface)
@@ -118,7 +118,7 @@ class UsernetLoopMixin(_LoopBase):
             only=config.only,
             gateway6=None if gateway6 is None else ipaddress.IPv6Address(gateway6),
             ipv6=config.wants_ipv6,
-            slaac=config.wants_ipv6,
+            slaac=config.autoconfigures_ipv6,
         )
 
     def usernet_driver(self) -> Driver:

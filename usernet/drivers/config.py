@@ -229,6 +229,12 @@ class UsernetConfig:
         """IPv6 runs with --ipv6 (link-local and SLAAC), or when an IPv6 address or gateway is given."""
         return self.ipv6 or any(a.version == 6 for a in self.addresses) or self.gateway_of(6) is not None
 
+    @property
+    def autoconfigures_ipv6(self) -> bool:
+        """IPv6 runs on a link that carries router advertisements (not a TUN: no NDP on an IP-only link),
+        so SLAAC may bring a router for global destinations."""
+        return self.wants_ipv6 and not isinstance(self.link_url, TunUrl)
+
     def fault_options(self) -> dict[str, Any] | None:
         """FaultInjector keyword arguments, or None when no fault is configured."""
         return None if self.fault is None else parse_fault(self.fault)

@@ -1,9 +1,9 @@
 """IPv6 on an interface (RFC 8200, RFC 4861, RFC 4862): receive, routes, NDP, addresses.
 
 The interface hands this layer every frame of EtherType 0x86DD (on an IP-only link:
-every packet of version 6). Packets are accepted
-for our usable unicast addresses, all-nodes and the solicited-node groups of all our
-addresses (tentative ones included, so duplicate address detection hears the others).
+every packet of version 6). Packets are accepted for our usable unicast addresses,
+all-nodes and the solicited-node groups of all our addresses (tentative ones included,
+so duplicate address detection hears the others).
 No MLD is sent: on a TAP, a Linux bridge or a veth, multicast reaches us without it.
 Extension headers are walked by RFC 8200's rules (`usernet.wire.ipv6.walk_extensions`);
 fragments are counted and dropped; ICMPv6 is answered and NDP kept. TCP and UDP
