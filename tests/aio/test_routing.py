@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import socket
 
 import pytest
 
-from tests.aio.conftest import B_IP, B_IP6, LOOPS, Pair, make_pair
+from tests.aio.conftest import A_IP, A_IP6, B_IP, B_IP6, LOOPS, Pair, make_pair
 from tests.stack.test_ipv6_sim import PREFIX, addresses, router_advert, settled
 from tests.stack.test_ipv6_sim import iface as ipv6_iface
 from usernet.aio import use_backend
 from usernet.aio.datagram import DatagramTransport
 from usernet.aio.routing import Router
 from usernet.aio.server import Server, listen
+from usernet.aio.stream import connect, open_stream
 from usernet.drivers.config import UsernetConfig
 
 NET = [ipaddress.IPv4Interface("192.0.2.2/24")]
@@ -209,3 +211,54 @@ def test_no_slaac_in_the_rule_on_a_tun(kind: str) -> None:
             assert loop._usernet_driver is None  # type: ignore[attr-defined]  # the test looks inside: nothing opened
         finally:
             loop.close()
+
+
+class Recorder(asyncio.Protocol):
+    """Echoes back, and keeps the peer name its transport gives."""
+
+    def __init__(self, peers: list[tuple[object, ...]]) -> None:
+        self.peers = peers
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream server's transport
+        self.peers.append(transport.get_extra_info("peername"))
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+@pytest.mark.parametrize("v6only", [True, False])
+def test_create_server_on_an_ipv6_kernel_socket_is_usernets(loop_kind: str, v6only: bool) -> None:
+    """uvicorn's way on "::": bind an AF_INET6 socket itself, hand it to create_server(sock=). It listens
+    on usernet, on IPv6 with IPV6_V6ONLY, on both families without (one socket, dual-stack)."""
+    with make_pair(loop_kind, ipv6=True) as pair:
+
+        async def from_b(host: str, port: int) -> bytes:
+            conn = await connect(pair.loop, pair.b_driver, (host, port), None)
+            reader = asyncio.StreamReader()
+            protocol = asyncio.StreamReaderProtocol(reader)
+            transport, _ = await open_stream(pair.loop, pair.b_driver, conn, lambda: protocol)
+            transport.write(b"over " + host.encode())
+            answer = await reader.readexactly(len(host) + 5)
+            transport.close()
+            return answer
+
+        async def main() -> None:
+            kernel = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            kernel.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            kernel.bind(("::", 0))
+            peers: list[tuple[object, ...]] = []
+            server = await pair.loop.create_server(lambda: Recorder(peers), sock=kernel)
+            assert isinstance(server, Server)
+            port = server.sockets[0].getsockname()[1]
+            assert await from_b(A_IP6, port) == f"over {A_IP6}".encode()
+            if not v6only:
+                assert await from_b(A_IP, port) == f"over {A_IP}".encode()
+            else:
+                with pytest.raises(ConnectionRefusedError):
+                    await from_b(A_IP, port)
+            assert peers[0][0] == B_IP6 and len(peers[0]) == 4
+            server.close()
+            await server.wait_closed()
+
+        pair.run(main())

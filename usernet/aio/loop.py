@@ -58,6 +58,11 @@ def _is_ip_literal(host: str | bytes) -> bool:
     return True
 
 
+def _v6only(sock: socket.socket) -> bool:
+    """IPV6_V6ONLY of an AF_INET6 kernel socket: without it, one on "::" takes both families."""
+    return bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+
+
 def _port_number(port: int | str | None) -> int:
     """A port given as int, digits or a service name (like the stdlib's bind would take it)."""
     if port is None:
@@ -361,10 +366,15 @@ class UsernetLoopMixin(_LoopBase):
                     raise ValueError("Neither host/port nor sock were specified")
                 if sock.type != socket.SOCK_STREAM:
                     raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-                if sock.family != socket.AF_INET:
+                if sock.family not in (socket.AF_INET, socket.AF_INET6):
                     raise _Kernel
-                bound, number = sock.getsockname()
-                addresses = await self._usernet_server_addresses([bound], number, flags)
+                bound, number = sock.getsockname()[:2]
+                # An AF_INET6 socket on "::" without IPV6_V6ONLY is dual-stack (uvicorn's on "::"):
+                # both wildcards, IPv4's alone without IPv6, as _usernet_listen does.
+                dual = sock.family == socket.AF_INET6 and bound == "::" and not _v6only(sock)
+                if sock.family == socket.AF_INET6 and not dual and not self.usernet_router.ipv6:
+                    raise _Kernel
+                addresses = await self._usernet_server_addresses([None if dual else bound], number, flags)
                 kernel_sockets.append(sock)
         except _Kernel:
             return await self._usernet_base(
@@ -487,7 +497,7 @@ class UsernetLoopMixin(_LoopBase):
         router = self.usernet_router
         hosts: list[str | None] = [None if bound == "0.0.0.0" else bound]
         if sock.family == socket.AF_INET6:
-            if bound == "::" and not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            if bound == "::" and not _v6only(sock):
                 hosts = [None, "::"] if router.ipv6 else [None]  # both families on one socket
             elif not router.ipv6:
                 return None
