@@ -177,6 +177,12 @@ def test_ipv6_over_a_tunnel_without_neighbour_discovery() -> None:
         link.close()
 
 
+def test_an_interface_needs_an_address_of_some_family() -> None:
+    assert InterfaceConfig.from_strings(bytes(6), [], ipv6=True, ethernet=False).wants_ipv6, "IPv6 alone will do"
+    with pytest.raises(ValueError, match="needs an IPv4 address, or IPv6"):
+        InterfaceConfig.from_strings(bytes(6), [], ethernet=False)
+
+
 def test_deliver_from_another_thread_wakes_the_driver_and_bounds_its_queue() -> None:
     link = TunnelLink(lambda packet: None, mtu=1000, queue_limit=3)
     try:
