@@ -206,9 +206,9 @@ def test_no_slaac_in_the_rule_on_a_tun(kind: str) -> None:
     for link, expected in (("tun:usernet-never", "kernel"), ("tap:usernet-never", "usernet")):
         loop = LOOPS[kind](config=UsernetConfig(link=link, address="2001:db8::2/64"))
         try:
-            assert loop.usernet_router.choose(None, "2001:db9::1") == expected  # type: ignore[attr-defined]  # a usernet loop
-            assert loop.usernet_router.choose(None, "2001:db8::1") == "usernet"  # type: ignore[attr-defined]
-            assert loop._usernet_driver is None  # type: ignore[attr-defined]  # the test looks inside: nothing opened
+            assert loop.usernet_router.choose(None, "2001:db9::1") == expected
+            assert loop.usernet_router.choose(None, "2001:db8::1") == "usernet"
+            assert loop._usernet_driver is None  # the test looks inside: nothing opened
         finally:
             loop.close()
 
@@ -260,5 +260,35 @@ def test_create_server_on_an_ipv6_kernel_socket_is_usernets(loop_kind: str, v6on
             assert peers[0][0] == B_IP6 and len(peers[0]) == 4
             server.close()
             await server.wait_closed()
+
+        pair.run(main())
+
+
+def test_a_datagram_endpoint_on_an_ipv6_kernel_socket_is_usernets(loop_kind: str) -> None:
+    """create_datagram_endpoint(sock=) with an AF_INET6 socket bound to "::": usernet's, on IPv6,
+    naming its peers with the 4-tuples of an AF_INET6 socket."""
+    with make_pair(loop_kind, ipv6=True) as pair:
+
+        async def main() -> None:
+            await pair.loop.usernet_driver().ipv6_settled()  # type: ignore[attr-defined]  # a usernet loop
+            await pair.b_driver.ipv6_settled()
+            kernel = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            kernel.bind(("::", 0))
+            got: asyncio.Future[tuple[bytes, tuple[object, ...]]] = pair.loop.create_future()
+
+            class Collect(asyncio.DatagramProtocol):
+                def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+                    got.set_result((data, addr))
+
+            transport, _ = await pair.loop.create_datagram_endpoint(Collect, sock=kernel)
+            assert isinstance(transport, DatagramTransport)
+            port = transport.get_extra_info("sockname")[1]
+            peer = pair.b.iface.open_udp((ipaddress.IPv6Address(B_IP6).packed, 0))
+            peer.sendto(b"to a kernel-made socket", (ipaddress.IPv6Address(A_IP6).packed, port), pair.loop.time())
+            pair.b_driver.request_flush()
+            data, addr = await got
+            assert data == b"to a kernel-made socket" and addr == (B_IP6, peer.local[1], 0, 0)
+            transport.close()
+            peer.close()
 
         pair.run(main())

@@ -180,16 +180,12 @@ def test_the_kernel_pings_usernet_over_a_tun(sandbox: Sandbox, family: int) -> N
     _, host = tun_host(sandbox, family)
     targets = [usernet_ip]
 
+    def ping(target: str) -> subprocess.CompletedProcess[str]:
+        command = ["ping", f"-{family}", "-c", "3", "-i", "0.2", "-W", "2", target]
+        return sandbox.run(command, capture_output=True, text=True)
+
     async def main() -> list[subprocess.CompletedProcess[str]]:
-        return [
-            await asyncio.get_running_loop().run_in_executor(
-                None,
-                lambda target=target: sandbox.run(
-                    ["ping", f"-{family}", "-c", "3", "-i", "0.2", "-W", "2", target], capture_output=True, text=True
-                ),
-            )
-            for target in targets
-        ]
+        return [await asyncio.get_running_loop().run_in_executor(None, ping, target) for target in targets]
 
     loop = LOOPS["asyncio"](host=host)
     try:

@@ -512,23 +512,26 @@ class UsernetLoopMixin(_LoopBase):
         """The Held usernet UDP socket for a kernel UDP socket the router sends to usernet (else None).
 
         Bound and connected as the kernel socket is (a wildcard or unbound one, with
-        no peer, goes to usernet: rule 4 of the routing).
+        no peer, goes to usernet: rule 4 of the routing). An AF_INET6 one is usernet's
+        with IPv6 on, bound to IPv6's wildcard when the kernel's is: it then takes IPv6
+        alone, as with IPV6_V6ONLY (usernet's UDP has no dual-stack socket).
         """
         held = self._usernet_holders.find(sock)
         if held is not None or isinstance(sock, PseudoSocket):
             return held
-        if sock.family != socket.AF_INET or sock.type != socket.SOCK_DGRAM:
+        ipv6 = sock.family == socket.AF_INET6
+        if sock.type != socket.SOCK_DGRAM or not (sock.family == socket.AF_INET or (ipv6 and self.usernet_router.ipv6)):
             return None
-        bound, port = sock.getsockname()
+        bound, port = sock.getsockname()[:2]
         try:
-            peer: Address | None = sock.getpeername()
+            peer: Address | None = sock.getpeername()[:2]
         except OSError:
             peer = None
-        specific = None if bound == "0.0.0.0" else bound
+        specific = None if bound in WILDCARDS else bound
         if self.usernet_router.choose(specific, peer[0] if peer else remote) == "kernel":
             return None
         driver = self.usernet_driver()
-        udp = open_udp(driver, (bound, port) if port else None)
+        udp = open_udp(driver, (bound, port) if port or ipv6 else None)
         if peer is not None:
             udp.connect((pack(peer[0]), peer[1]))
         return self._usernet_holders.add(sock, sockets.Held(self, driver, udp))
