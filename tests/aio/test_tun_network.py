@@ -1,10 +1,11 @@
-"""usernet on a TUN (bare IP, no Ethernet, no ARP) in a throwaway namespace, the kernel as the peer.
+"""usernet on a TUN (bare IP, no Ethernet, no ARP or NDP) in a throwaway namespace, the kernel as the peer.
 
 TCP and UDP both ways between an asyncio program on usernet and kernel sockets in the
-namespace, with and without vnet_hdr offloads (TSO and partial checksums both ways) and
-without software GSO/GRO; ping from the kernel; and the command line: `python -m usernet
---link tun:NAME` runs an unmodified program on a TUN the namespace made, `usernet up
---link tun:NAME --sandbox` answers ping. The TUN is created inside the namespace, which
+namespace, over IPv4 and over IPv6 alone, with and without vnet_hdr offloads (TSO and
+partial checksums both ways) and without software GSO/GRO; ping and ping -6 from the
+kernel; and the command line: `python -m usernet --link tun:NAME` runs an unmodified
+program on a TUN the namespace made (the UDP echo example; aiohttp on IPv6 alone, fetched
+with curl -6), `usernet up --link tun:NAME --sandbox` answers ping. The TUN is created inside the namespace, which
 needs CAP_NET_ADMIN there: these tests are `network` ones, run as root.
 """
 
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +35,7 @@ from tests.aio.test_network import (
     _env,
     echo_example_on_a_device,
 )
+from tests.aio.test_tcp_network import APPS, _curl
 from tests.aio.test_udp_link import ROOT, as_ordinary_user
 from tests.programs import require
 from usernet.drivers.host import Host, offload_options
@@ -252,3 +255,31 @@ def test_creating_a_tun_without_privilege_says_what_it_needs(sandbox: Sandbox) -
     )
     assert "creating a TUN needs CAP_NET_ADMIN" in done.stdout, done.stdout + done.stderr
     assert "ip tuntap add mode tun user $USER name usernet9" in done.stdout
+
+
+def test_curl_6_over_a_tun_fetches_from_an_unmodified_aiohttp_app(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`python -m usernet --link tun:NAME --address 2001:db8::2/64`: an IPv6-only usernet on a TUN the
+    namespace made, an unmodified aiohttp app on "::", and the kernel's curl -6 fetching and posting."""
+    require("curl")
+    for cmd in (
+        ["ip", "tuntap", "add", "mode", "tun", "name", "usernet0"],
+        ["ip", "-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", "usernet0", "nodad"],
+        ["ip", "link", "set", "usernet0", "up"],
+    ):
+        sandbox.run(cmd, check=True)
+    served = tmp_path / "served.bin"
+    data = os.urandom(1024 * 1024)
+    served.write_bytes(data)
+    app = [str(APPS / "aiohttp_app.py"), str(served), "8080", "::"]
+    server = sandbox.popen(
+        [sys.executable, "-m", "usernet", "--link", "tun:usernet0", "--address", f"{USERNET_IP6}/64", "--only", *app],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=str(ROOT),
+    )  # fmt: skip
+    assert server.stdout is not None
+    ready = server.stdout.readline()
+    assert "Running on http://[::]:8080" in ready, ready + server.stderr.read()  # type: ignore[union-attr]  # piped
+    base = f"http://[{USERNET_IP6}]:8080"
+    fetched = _curl(sandbox, "-6", "-g", f"{base}/file")
+    assert fetched.stdout == data, fetched.stderr
+    posted = _curl(sandbox, "-6", "-g", "--data-binary", f"@{served}", f"{base}/sha256")
+    assert posted.stdout.decode().split() == [str(len(data)), hashlib.sha256(data).hexdigest()], posted.stderr

@@ -578,14 +578,16 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     reach usernet, and nothing else would say why.
     """
     up, address = link.kernel_side()
-    if up and address is not None:
+    ipv4 = next((a for a in config.addresses if isinstance(a, ipaddress.IPv4Interface)), None)
+    unaddressed = address is None and ipv4 is not None  # an IPv6-only usernet: only "down" is checked
+    if up and not unaddressed:
         return
-    usernet = config.interface
+    usernet = ipv4 or config.addresses[0]
     other = next((host for host in usernet.network.hosts() if host != usernet.ip), None)
     kernel = f"{other}/{usernet.network.prefixlen}" if other is not None else "ADDRESS/PREFIX"
-    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", address is None)) if gap)
+    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", unaddressed)) if gap)
     fix = [f"ip link set {link.name} up"]
-    if address is None:
+    if unaddressed:
         fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
         f"{link.KIND} {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "
