@@ -3,7 +3,7 @@
 TCP and UDP both ways between an asyncio program on usernet and kernel sockets in the
 namespace, over IPv4 and over IPv6 alone, with and without vnet_hdr offloads (TSO and
 partial checksums both ways) and without software GSO/GRO; ping and ping -6 from the
-kernel; and the command line: `python -m usernet --link tun:NAME` runs an unmodified
+kernel; path MTU discovery over IPv6 through a kernel router; and the command line: `python -m usernet --link tun:NAME` runs an unmodified
 program on a TUN the namespace made (the UDP echo example; aiohttp on IPv6 alone, fetched
 with curl -6), `usernet up --link tun:NAME --sandbox` answers ping. The TUN is created inside the namespace, which
 needs CAP_NET_ADMIN there: these tests are `network` ones, run as root.
@@ -56,14 +56,14 @@ FAMILIES = {
 }
 
 
-def tun_host(sandbox: Sandbox, family: int = 4, **options: Any) -> tuple[TunLink, Host]:
+def tun_host(sandbox: Sandbox, family: int = 4, gateway6: str | None = None, **options: Any) -> tuple[TunLink, Host]:
     """A TUN in the namespace and a Host on it: IPv4 (192.0.2.0/24) or IPv6 only (2001:db8::/64, and
-    IPv4 on the kernel's side only, which usernet leaves alone)."""
+    IPv4 on the kernel's side only, which usernet leaves alone), with `gateway6` as its IPv6 gateway."""
     link = sandbox.create_tun("usernet0", host_address=f"{KERNEL_IP}/24", ipv6=family == 6, **options)
     if family == 6:
         sandbox.run(["ip", "-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", "usernet0", "nodad"], check=True)
     address = f"{USERNET_IP}/24" if family == 4 else f"{USERNET_IP6}/64"
-    config = InterfaceConfig.from_strings(link.mac, [address], **offload_options(link))
+    config = InterfaceConfig.from_strings(link.mac, [address], gateway6=gateway6, **offload_options(link))
     return link, Host(link, Interface(config))
 
 
@@ -206,6 +206,62 @@ def test_the_kernel_pings_usernet_over_a_tun(sandbox: Sandbox, family: int) -> N
         assert "3 received" in result.stdout
     answered = host.iface.counters.icmp_echo_answered if family == 4 else host.iface.counters.icmpv6_echo_answered
     assert answered == 3 * len(targets)
+
+
+ROUTER_IP6, PEER_IP6 = "2001:db8:1::1", "2001:db8:1::2"
+
+
+def test_ipv6_tcp_through_a_narrower_hop_finds_the_path_mtu_over_a_tun(sandbox: Sandbox) -> None:
+    """The kernel routes between the TUN (MTU 1500) and a veth of MTU 1280 toward a peer that
+    advertises MSS 1440: only its ICMPv6 packet too big, coming back over the TUN, can tell usernet."""
+    _, host = tun_host(sandbox, 6, gateway6=KERNEL_IP6)  # on a TUN, any gateway: the kernel is the other end
+    size = 2 * 1024 * 1024
+    with Sandbox("peer") as peer:
+        for cmd in (
+            ["ip", "-n", sandbox.name, "link", "add", "fwd0", "mtu", "1280", "type", "veth",
+             "peer", "name", "fwd1", "mtu", "1280", "netns", peer.name],
+            ["ip", "-n", sandbox.name, "-6", "addr", "add", f"{ROUTER_IP6}/64", "dev", "fwd0", "nodad"],
+            ["ip", "-n", sandbox.name, "link", "set", "fwd0", "up"],
+            ["ip", "-n", peer.name, "-6", "addr", "add", f"{PEER_IP6}/64", "dev", "fwd1", "nodad"],
+            ["ip", "-n", peer.name, "link", "set", "fwd1", "up"],
+            ["ip", "-n", peer.name, "-6", "route", "add", "2001:db8::/64", "via", ROUTER_IP6, "advmss", "1440"],
+        ):  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+        sandbox.in_namespace(lambda: Path("/proc/sys/net/ipv6/conf/all/forwarding").write_text("1"))
+        listener = peer.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.bind((PEER_IP6, 0))
+        listener.listen()
+        data = os.urandom(size)
+
+        def sink() -> str:
+            conn, _ = listener.accept()
+            digest = hashlib.sha256()
+            with conn:
+                while chunk := conn.recv(1 << 16):
+                    digest.update(chunk)
+            return digest.hexdigest()
+
+        async def main() -> tuple[str, int]:
+            loop = asyncio.get_running_loop()
+            received = loop.run_in_executor(None, sink)
+            _, writer = await asyncio.open_connection(PEER_IP6, listener.getsockname()[1])
+            writer.write(data)
+            await writer.drain()
+            mss = int(next(iter(host.iface.tcp.connections())).info()["mss"])
+            writer.close()
+            await writer.wait_closed()
+            return await asyncio.wait_for(received, 30), mss
+
+        loop = LOOPS["asyncio"](host=host)
+        try:
+            got, mss = loop.run_until_complete(asyncio.wait_for(main(), 60))
+        finally:
+            loop.close()
+    assert got == hashlib.sha256(data).hexdigest()
+    ipv6 = host.iface.ipv6
+    assert ipv6 is not None and ipv6.path_mtu.mtu(ipaddress.IPv6Address(PEER_IP6).packed) == 1280
+    assert mss == 1280 - 60 - 12, "down from the peer's 1440: IPv6 and TCP headers, timestamps"
+    assert host.iface.counters.ipv6_pmtu_lowered == 1
 
 
 def test_python_m_usernet_runs_an_unmodified_program_on_a_tun(sandbox: Sandbox) -> None:
