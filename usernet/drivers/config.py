@@ -266,11 +266,9 @@ class UsernetConfig:
 
 def _check_dns(text: str) -> None:
     try:
-        ipaddress.IPv4Address(text)
+        ipaddress.ip_address(text)
     except ValueError:
-        raise ValueError(
-            f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {text!r}"
-        ) from None
+        raise ValueError(f"dns must be the IPv4 or IPv6 address of a DNS server, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -327,7 +325,7 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0; --link wins)"),
     _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)",
             check=parse_link_url),
-    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
+    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 or IPv6 address)",
             check=_check_dns),
     _Option("address", "--address",
             f"usernet's address, CIDR; give it again for more, IPv4 and IPv6 alike (default {DEFAULT_ADDRESS})",

@@ -239,8 +239,11 @@ def emit_router_advert(
     hop_limit: int = 64,
     reachable_time: int = 0,
     retrans_timer: int = 0,
+    dns: tuple[bytes, ...] = (),
+    dns_lifetime: int = 0,
 ) -> int:
-    """A router advertisement (what a router, or a test playing one, sends)."""
+    """A router advertisement (what a router, or a test playing one, sends); `dns` servers go in one
+    RDNSS option (RFC 8106 §5.1) with `dns_lifetime`."""
     options = bytearray(_ll_option(_OPT_SOURCE_LL, source_mac))
     for p in prefixes:
         check_address(p.prefix, 16, "prefix")
@@ -250,6 +253,10 @@ def emit_router_advert(
         )
     if mtu is not None:
         options += bytes((_OPT_MTU, 1)) + _MTU.pack(mtu)
+    if dns:
+        for server in dns:
+            check_address(server, 16, "DNS server")
+        options += bytes((_OPT_RDNSS, 1 + 2 * len(dns))) + _RDNSS_LIFETIME.pack(dns_lifetime) + b"".join(dns)
     rest = (hop_limit << 24) | router_lifetime
     body = _RA_BODY.pack(reachable_time, retrans_timer) + options
     return emit_icmpv6(buf, offset, src, dst, ND_ROUTER_ADVERT, 0, rest, body)
