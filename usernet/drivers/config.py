@@ -521,7 +521,7 @@ def _dhcp_host(
     stack: contextlib.ExitStack,
 ) -> Host:  # fmt: skip
     """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
-    from usernet.drivers.dhcp import DhcpAgent, acquire
+    from usernet.drivers.dhcp import DhcpAgent, acquire, describe_lease, lease_gateway
     from usernet.drivers.host import Host, offload_options
     from usernet.stack import Interface, InterfaceConfig
     from usernet.stack.dhcp import DhcpClient
@@ -530,9 +530,8 @@ def _dhcp_host(
     client = DhcpClient(link.mac, hostname="usernet")
     lease = acquire(link, client, clock, DHCP_TIMEOUT)
     address = f"{format_ip(lease.address)}/{lease.prefix}"
-    router = lease.router
-    network = ipaddress.IPv4Interface(address).network
-    gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
+    router = lease_gateway(lease)
+    gateway = None if router is None else format_ip(router)
     mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
     iface_config = InterfaceConfig.from_strings(
         link.mac,
@@ -544,8 +543,7 @@ def _dhcp_host(
         **offload_options(link),
     )
     host = Host(link, Interface(iface_config))
-    host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
-    agent = DhcpAgent(client, host.iface)
+    agent = DhcpAgent(client, host, announce)
     host.agents.append(agent)
 
     def release() -> None:
@@ -555,11 +553,7 @@ def _dhcp_host(
             host.flush(now)
 
     stack.callback(release)
-    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
-    announce(
-        f"DHCP: {address} from {format_ip(lease.server)}, gateway {gateway or 'none'}, "
-        f"DNS {', '.join(host.dns_servers) or 'none'}, MTU {mtu}, lease {length}"
-    )
+    announce(describe_lease(lease, mtu))
     return host
 
 
