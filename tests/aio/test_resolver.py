@@ -162,8 +162,8 @@ def pair6(loop_kind: str) -> Iterator[Pair]:
 
 @pytest.fixture
 def zone6(pair6: Pair) -> Iterator[Zone]:
-    """The zone served on host B's IPv6 address only."""
-    yield from _serve(pair6, _zone(), B_IP6)
+    """The zone served on host B's IPv6 addresses only (its global and its link-local one)."""
+    yield from _serve(pair6, _zone(), "::")
 
 
 def run(pair: Pair, coro: Coroutine[Any, Any, T]) -> T:
@@ -381,8 +381,12 @@ def test_advertised_servers_last_their_lifetime_on_a_virtual_clock() -> None:
     assert i.ipv6.dns_servers == ()
 
 
-def test_dns_over_ipv6_with_cname_and_truncation_to_tcp(pair6: Pair, zone6: Zone) -> None:
-    r = Resolver([B_IP6])
+@pytest.mark.parametrize("scope", ["global", "link-local"])  # routers often advertise a link-local server
+def test_dns_over_ipv6_with_cname_and_truncation_to_tcp(pair6: Pair, zone6: Zone, scope: str) -> None:
+    ipv6 = pair6.b.iface.ipv6
+    assert ipv6 is not None
+    link_local = next(str(ipaddress.IPv6Address(a)) for a, _, _ in ipv6.addresses() if a[:2] == b"\xfe\x80")
+    r = Resolver([B_IP6 if scope == "global" else link_local])
     answer = run(pair6, r.lookup("alias.test", TYPE_A))
     assert answer.addresses == ("192.0.2.10", "192.0.2.11") and answer.canonical == "web.test"
     zone6.truncate = True
