@@ -25,8 +25,17 @@ from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.dhcp import ANY, BROADCAST, DhcpClient, DhcpState
 from usernet.stack.route import ipv4_template
 from usernet.stack.tcp.core import CLOSED
-from usernet.wire import ETHERTYPE_IPV4, parse_ethernet, parse_ipv4, parse_udp
-from usernet.wire.dhcp import ACK, BOOTREQUEST, DISCOVER, NAK, OFFER, REQUEST, DhcpMessage, parse_dhcp
+from usernet.wire import (
+    ARP_REPLY,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    emit_arp,
+    emit_ethernet,
+    parse_ethernet,
+    parse_ipv4,
+    parse_udp,
+)
+from usernet.wire.dhcp import ACK, BOOTREQUEST, DISCOVER, NAK, OFFER, RELEASE, REQUEST, DhcpMessage, parse_dhcp
 
 SERVER_MAC = bytes.fromhex("020000000001")
 MOVED = bytes([192, 0, 2, 60])  # the address of the next lease
@@ -69,8 +78,8 @@ def run_until(host: Host, clock: VirtualClock, done: Callable[[], bool], limit: 
         host.flush(clock())
 
 
-def sent_dhcp(wire: MemoryWire) -> list[tuple[bytes, bytes]]:
-    """(IPv4 destination, DHCP message type) of each DHCP message on the wire's far end."""
+def sent_dhcp(wire: MemoryWire) -> list[tuple[bytes, bytes, bytes]]:
+    """(IPv4 destination, DHCP message type, IPv4 source) of each DHCP message on the wire's far end."""
     out = []
     for frame in wire.b.receive():
         eth = parse_ethernet(frame)
@@ -79,7 +88,7 @@ def sent_dhcp(wire: MemoryWire) -> list[tuple[bytes, bytes]]:
         ip = parse_ipv4(eth.payload)
         udp = parse_udp(ip.payload, ip.src, ip.dst)
         if udp.dport == 67:
-            out.append((ip.dst, bytes((parse_dhcp(udp.payload).message_type or 0,))))
+            out.append((ip.dst, bytes((parse_dhcp(udp.payload).message_type or 0,)), ip.src))
     return out
 
 
@@ -113,15 +122,15 @@ def test_silence_until_the_lease_ends_gives_the_address_up_and_a_new_lease_is_ta
     with pytest.raises(OSError, match="no route"):
         host.iface.tcp.connect((SERVER, 80), clock())
     messages = sent_dhcp(wire)
-    broadcasts = [kind for dst, kind in messages[:-1] if dst == BROADCAST]
+    broadcasts = [kind for dst, kind, _ in messages[:-1] if dst == BROADCAST]
     assert broadcasts and set(broadcasts) == {bytes((REQUEST,))}, "rebinding asked every server"
-    assert messages[-1] == (BROADCAST, bytes((DISCOVER,))), "then a new DISCOVER, from 0.0.0.0"
+    assert messages[-1] == (BROADCAST, bytes((DISCOVER,)), ANY), "then a new DISCOVER, from 0.0.0.0"
     # A server offers another address; the REQUEST for it leaves from 0.0.0.0 too, and its ACK binds.
     discover = DhcpMessage(BOOTREQUEST, client.xid, MAC)
     server_sends(wire, reply(discover, OFFER, lease=120, yiaddr=MOVED), BROADCAST)
     host.pump(clock())
     host.flush(clock())
-    assert sent_dhcp(wire) == [(BROADCAST, bytes((REQUEST,)))]
+    assert sent_dhcp(wire) == [(BROADCAST, bytes((REQUEST,)), ANY)]
     server_sends(wire, reply(DhcpMessage(BOOTREQUEST, client.xid, MAC), ACK, lease=120, yiaddr=MOVED), BROADCAST)
     host.pump(clock())
     assert agent.lease is not None and agent.lease.address == MOVED
@@ -132,6 +141,25 @@ def test_silence_until_the_lease_ends_gives_the_address_up_and_a_new_lease_is_ta
     )
     route = host.iface.route_to(bytes([198, 51, 100, 1]))
     assert route is not None and (route.source, route.next_hop) == (MOVED, SERVER), "through the lease's router"
+
+
+def test_a_renewal_acked_with_another_address_moves_the_interface_there() -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, agent, clock, wire = leased_host(client)
+    run_until(host, clock, lambda: client.state is DhcpState.RENEWING)
+    server_sends(wire, reply(DhcpMessage(BOOTREQUEST, client.xid, MAC), ACK, lease=120, yiaddr=MOVED))
+    host.pump(clock())
+    assert agent.lease is not None and agent.lease.address == MOVED and host.failed is None
+    assert host.iface.local_addresses == frozenset({MOVED})
+    agent.release(clock())
+    host.flush(clock())
+    answer = bytearray(14 + 28)  # the server's MAC at last: what waited for it in ARP leaves
+    emit_ethernet(answer, 0, MAC, SERVER_MAC, ETHERTYPE_ARP)
+    emit_arp(answer, 14, ARP_REPLY, SERVER_MAC, SERVER, MAC, MOVED)
+    wire.b.send(answer)
+    host.pump(clock())
+    host.flush(clock())
+    assert sent_dhcp(wire) == [(SERVER, bytes((RELEASE,)), MOVED)], "nothing from the address that went"
 
 
 def test_a_nak_while_renewing_ends_the_connections_of_the_address_that_goes() -> None:

@@ -124,8 +124,8 @@ class Interface:
         What was on an address that goes ends as Linux's SOCK_DESTROY (`ss -K`) ends it:
         TCP connections with ECONNABORTED, though with no RST, which would come from an
         address that is no longer ours; UDP sockets bound to it stay, and their sends fail
-        (no route from an address we lack). Wildcard listeners and sockets go on, on the new
-        addresses, which are announced as at start.
+        (no route from an address we lack); frames from it still waiting for ARP are dropped.
+        Wildcard listeners and sockets go on, on the new addresses, which are announced as at start.
         """
         gone = self.local_addresses - {addr for addr, _ in addresses}
         self._set_ipv4(addresses, gateway)
@@ -134,6 +134,7 @@ class Interface:
             if conn.local[0] in gone:
                 conn.address_gone(now)
         self.udp.addresses_changed()
+        self.arp.forget_pending_from(gone)
         if self.ethernet:
             for addr in sorted(self.local_addresses):
                 self.arp.announce(addr)
