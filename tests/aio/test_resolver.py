@@ -357,10 +357,11 @@ def test_explicit_then_dhcp_then_advertised_servers_else_the_fallback() -> None:
     assert not bare.active and Resolver([], network=lambda: named, only=True).active
 
 
-def router_advert_with_dns(servers: tuple[bytes, ...], lifetime: int) -> bytes:
-    """An RA from ROUTER naming `servers` (RFC 8106 RDNSS) and nothing else: no prefix, no default router."""
+def router_advert_with_dns(servers: tuple[bytes, ...], lifetime: int, domains: tuple[str, ...] = ()) -> bytes:
+    """An RA from ROUTER naming `servers` and search `domains` (RFC 8106 RDNSS and DNSSL) and nothing
+    else: no prefix, no default router."""
     message = bytearray(200)
-    n = emit_router_advert(message, 0, ROUTER, ALL_NODES, 0, None, dns=servers, dns_lifetime=lifetime)
+    n = emit_router_advert(message, 0, ROUTER, ALL_NODES, 0, None, dns=servers, dns_lifetime=lifetime, domains=domains)
     return frame(ROUTER, ALL_NODES, IPPROTO_ICMPV6, bytes(message[:n]), hop_limit=255, dst_mac=multicast_mac(ALL_NODES))
 
 
@@ -368,17 +369,30 @@ def test_advertised_servers_last_their_lifetime_on_a_virtual_clock() -> None:
     i = settled(iface())
     assert i.ipv6 is not None
     first, second = bytes.fromhex("20010db8000000000000000000000053"), bytes.fromhex("20010db8000000000000000000000054")
-    i.receive(router_advert_with_dns((first, second), 30), 5.0)
-    assert i.ipv6.dns_servers == (first, second)
+    i.receive(router_advert_with_dns((first, second), 30, ("lan", "corp.example")), 5.0)
+    assert i.ipv6.dns_servers == (first, second) and i.ipv6.dns_search == ("lan", "corp.example")
     deadline = i.next_deadline()
     assert deadline is not None and deadline <= 35.0
     i.poll(34.9)
     assert i.ipv6.dns_servers == (first, second)
-    i.receive(router_advert_with_dns((second,), 600), 20.0)  # refreshed: second lives on
+    i.receive(router_advert_with_dns((second,), 600, ("corp.example",)), 20.0)  # refreshed: these live on
     i.poll(35.0)
-    assert i.ipv6.dns_servers == (second,)
-    i.receive(router_advert_with_dns((second,), 0), 40.0)  # lifetime 0: withdrawn at once (RFC 8106 §5.1)
-    assert i.ipv6.dns_servers == ()
+    assert i.ipv6.dns_servers == (second,) and i.ipv6.dns_search == ("corp.example",)
+    i.receive(router_advert_with_dns((second,), 0, ("corp.example",)), 40.0)  # lifetime 0: withdrawn (RFC 8106 §5.1)
+    assert i.ipv6.dns_servers == () and i.ipv6.dns_search == ()
+
+
+def test_a_name_without_a_dot_is_asked_with_each_search_domain_then_as_it_is(pair: Pair, zone: Zone) -> None:
+    domains = ["nowhere.example", "test"]
+    r = resolver(search=lambda: domains, hosts=parse_hosts("192.0.2.99 printer\n"))
+    infos = run(pair, r.getaddrinfo("www", 80, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME))
+    assert [i[4] for i in infos] == [("192.0.2.10", 80), ("192.0.2.11", 80), ("2001:db8::10", 80, 0, 0)]
+    assert infos[0][3] == "web.test" and zone.udp_queries == 4  # A and AAAA of www.nowhere.example, then www.test
+    assert [i[4] for i in run(pair, r.getaddrinfo("printer", 9100, type=socket.SOCK_STREAM))] == [("192.0.2.99", 9100)]
+    asked = zone.udp_queries
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.getaddrinfo("web.nowhere", 80))  # a dot: asked as it is only
+    assert info.value.errno == socket.EAI_NONAME and zone.udp_queries == asked + 2
 
 
 @pytest.mark.parametrize("scope", ["global", "link-local"])  # routers often advertise a link-local server

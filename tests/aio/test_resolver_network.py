@@ -5,10 +5,10 @@ web.test (A and AAAA), www.test (a CNAME to it), many.test (48 A records: the UD
 does not fit 512 bytes, so dnsmasq sets TC and the resolver asks again over TCP), and
 NXDOMAIN for other names under .test. usernet (192.0.2.2, 2001:db8::2) asks over its own
 UDP and TCP, of either family. Then the kernel's namespace plays router and advertises
-dnsmasq's IPv6 address (RFC 8106): the loop of a program run with IPv6 and no `--dns`
-resolves through it, until an advertisement withdraws it. Last, an unmodified aiohttp
-client under `python -m usernet --dns 192.0.2.1 --only` fetches a file from a kernel HTTP
-server by name.
+dnsmasq's IPv6 address and the search domain "test" (RFC 8106): the loop of a program run
+with IPv6 and no `--dns` resolves through it, a short name too, until an advertisement
+withdraws the server. Last, an unmodified aiohttp client under `python -m usernet --dns
+192.0.2.1 --only` fetches a file from a kernel HTTP server by name.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_the_dns_server_a_router_advertises_is_used_until_withdrawn(dns: tuple[S
             if box.run(["ip", "-6", "addr", "show", "dev", "usernet0", "scope", "link"], capture_output=True).stdout:
                 break
             run(loop, asyncio.sleep(0.05))
-        send_router_advert(box, dns=(KERNEL_IP6,), dns_lifetime=600)
+        send_router_advert(box, dns=(KERNEL_IP6,), dns_lifetime=600, domains=("test",))
         for _ in range(100):
             if resolver.active:
                 break
@@ -156,6 +156,8 @@ def test_the_dns_server_a_router_advertises_is_used_until_withdrawn(dns: tuple[S
         infos = run(loop, loop.getaddrinfo("www.test", 80, type=socket.SOCK_STREAM))
         assert [i[4] for i in infos] == [("192.0.2.10", 80), ("2001:db8::10", 80, 0, 0)]
         assert resolver.stats.udp_queries == 2 and resolver.stats.timeouts == resolver.stats.errors == 0
+        short = run(loop, loop.getaddrinfo("www", 80, type=socket.SOCK_STREAM))  # the RA's search domain
+        assert [i[4] for i in short] == [i[4] for i in infos]
         send_router_advert(box, dns=(KERNEL_IP6,), dns_lifetime=0)
         for _ in range(100):
             if not resolver.active:

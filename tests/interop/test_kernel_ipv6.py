@@ -122,10 +122,11 @@ def _run(sandbox: Sandbox, *cmd: str) -> str:
 
 
 def send_router_advert(
-    sandbox: Sandbox, lifetime: int = 1800, mtu: int | None = None, dns: tuple[str, ...] = (), dns_lifetime: int = 0
-) -> None:
+    sandbox: Sandbox, lifetime: int = 1800, mtu: int | None = None, dns: tuple[str, ...] = (), dns_lifetime: int = 0,
+    domains: tuple[str, ...] = (),
+) -> None:  # fmt: skip
     """The kernel's namespace plays router: one RA to all nodes from its link-local address, by raw socket
-    (naming the DNS servers `dns` for `dns_lifetime` seconds, RFC 8106)."""
+    (naming the DNS servers `dns` and search `domains` for `dns_lifetime` seconds, RFC 8106)."""
     ifindex = sandbox.in_namespace(lambda: socket.if_nametoindex("usernet0"))
     mac = bytes.fromhex(_run(sandbox, "cat", "/sys/class/net/usernet0/address").strip().replace(":", ""))
     source = ipaddress.IPv6Address(_kernel_link_local(sandbox)).packed
@@ -133,8 +134,9 @@ def send_router_advert(
     message = bytearray(200)
     servers = tuple(ipaddress.IPv6Address(server).packed for server in dns)
     n = emit_router_advert(
-        message, 0, source, ALL_NODES, lifetime, mac, (prefix,), mtu, dns=servers, dns_lifetime=dns_lifetime
-    )
+        message, 0, source, ALL_NODES, lifetime, mac, (prefix,), mtu, dns=servers, dns_lifetime=dns_lifetime,
+        domains=domains,
+    )  # fmt: skip
     with sandbox.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as raw:
         raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)

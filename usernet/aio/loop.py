@@ -23,7 +23,7 @@ from usernet.aio import shared, sockets, tls
 from usernet.aio.addresses import pack
 from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
-from usernet.aio.resolver import Resolver, network_servers
+from usernet.aio.resolver import Resolver, network_search, network_servers
 from usernet.aio.routing import WILDCARDS, Router
 from usernet.aio.server import Server, kernel_fastopen, listen
 from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream, sendfile
@@ -645,7 +645,8 @@ class UsernetLoopMixin(_LoopBase):
             return None
         host = self.usernet_driver().host
         network = functools.partial(network_servers, host) if config.dhcp or config.wants_ipv6 else None
-        return Resolver.from_config(config, network=network)
+        search = functools.partial(network_search, host) if config.wants_ipv6 else None
+        return Resolver.from_config(config, network=network, search=search)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

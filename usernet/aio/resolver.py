@@ -25,6 +25,11 @@ RDNSS, each only within its lifetime) — the order systemd-networkd lists a lin
 in (static `DNS=`, DHCPv4's, then NDisc's). Under `--only` with none of these, the
 `nameserver`s of /etc/resolv.conf. Without `--dns` or `--only`, names go to the C library
 whenever the network names no server (see `Resolver.active`).
+
+Search domains come from router advertisements too (RFC 8106 DNSSL, within their
+lifetime): a name without a dot that /etc/hosts does not know is asked with each domain
+appended, in order, then as it is — glibc's order for a name with fewer dots than its
+`ndots` (1). A name with a dot is asked as it is only.
 """
 
 from __future__ import annotations
@@ -59,7 +64,16 @@ from usernet.wire.dns import (
 )
 from usernet.wire.errors import MalformedPacket
 
-__all__ = ["Answer", "DnsCache", "Resolver", "ResolverStats", "network_servers", "parse_hosts", "parse_resolv_conf"]
+__all__ = [
+    "Answer",
+    "DnsCache",
+    "Resolver",
+    "ResolverStats",
+    "network_search",
+    "network_servers",
+    "parse_hosts",
+    "parse_resolv_conf",
+]
 
 #: CNAME hops followed before a chain is declared a loop (glibc and the stub resolvers use 8-16).
 MAX_CHAIN = 16
@@ -170,6 +184,12 @@ def network_servers(host: Host) -> list[str]:
     return [*host.dns_servers, *advertised]
 
 
+def network_search(host: Host) -> list[str]:
+    """The search domains router advertisements carried that are still within their lifetime (RFC 8106)."""
+    ipv6 = host.iface.ipv6
+    return [] if ipv6 is None else list(ipv6.dns_search)
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -239,6 +259,7 @@ class Resolver:
     network: Callable[[], Sequence[str]] | None = None  # the servers the network names now
     fallback: Sequence[str] = ()
     only: bool = False  # names never go to the C library (--only): without a server, lookups fail
+    search: Callable[[], Sequence[str]] | None = None  # the search domains now, for names without a dot
 
     def __post_init__(self) -> None:
         for server in (*self.servers, *self.fallback):
@@ -266,11 +287,13 @@ class Resolver:
         config: UsernetConfig,
         *,
         network: Callable[[], Sequence[str]] | None = None,
+        search: Callable[[], Sequence[str]] | None = None,
         resolv_conf: str = "/etc/resolv.conf",
         hosts: str = "/etc/hosts",
     ) -> Resolver | None:
         """The resolver a loop with `config` uses (see the module for the order of its servers);
-        `network` names the servers DHCP and router advertisements gave (`network_servers`).
+        `network` names the servers DHCP and router advertisements gave (`network_servers`),
+        `search` the search domains (`network_search`).
 
         None when neither `--dns`, `--only` nor a network that may name servers is there: then
         names go to the C library, on the kernel's network.
@@ -281,7 +304,7 @@ class Resolver:
         explicit = [] if config.dns is None else [config.dns]
         return cls(
             explicit, parse_hosts(_read(hosts)), ipv6=config.wants_ipv6, network=network, fallback=fallback,
-            only=config.only,
+            only=config.only, search=search,
         )  # fmt: skip
 
     # -- getaddrinfo -------------------------------------------------------------------------
@@ -301,7 +324,11 @@ class Resolver:
             qtypes = (TYPE_A,)  # AI_ADDRCONFIG: usernet has IPv4 addresses only
         else:
             qtypes = (TYPE_A, TYPE_AAAA)
-        answers = await asyncio.gather(*(self.lookup(name, qtype) for qtype in qtypes), return_exceptions=True)
+        answers: list[Answer | BaseException] = []
+        for candidate in self._candidates(name):
+            answers = await asyncio.gather(*(self.lookup(candidate, qtype) for qtype in qtypes), return_exceptions=True)
+            if any(isinstance(a, Answer) and a.addresses for a in answers):
+                break
         found = [a for a in answers if isinstance(a, Answer) and a.addresses]
         if not found:
             errors = [a for a in answers if isinstance(a, BaseException)]
@@ -318,6 +345,13 @@ class Resolver:
             fam, kind, number, _, sockaddr = infos[0]
             infos[0] = (fam, kind, number, found[0].canonical, sockaddr)
         return infos
+
+    def _candidates(self, name: str) -> list[str]:
+        """The names to ask for `name`, in order: with each search domain first when it has no dot
+        and /etc/hosts does not know it (see the module), then as it is."""
+        if "." in name or self.search is None or name_key(name) in self.hosts:
+            return [name]
+        return [*(f"{name}.{domain.rstrip('.')}" for domain in self.search()), name]
 
     # -- lookups -----------------------------------------------------------------------------
 
