@@ -95,15 +95,16 @@ class UsernetConfig:
     `link` names the link by URL (see usernet.link.url: `tap:NAME`, `tun:NAME`,
     `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
     same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
-    or a TUN and refuse any other link. `dns` is the address of a DNS server: the loop's
-    `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
-    with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
-    of /etc/resolv.conf, also through usernet.
+    or a TUN and refuse any other link. `dns` is the address (IPv4 or IPv6) of a DNS server:
+    the loop's `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver),
+    before those DHCP or router advertisements name; with `only` and none of these, names
+    resolve from /etc/hosts and the `nameserver`s of /etc/resolv.conf, also through usernet.
 
     `dhcp` gets the address from a DHCP server on the link instead of `address`: the
     interface starts once it has a lease, with the lease's prefix, router (the gateway),
-    MTU (when smaller) and DNS servers (the resolver's, unless `dns` names one); the lease
-    is renewed while the program runs and released on exit (see usernet.drivers.dhcp).
+    MTU (when smaller) and DNS servers (the resolver's, after the one `dns` names); the lease
+    is renewed while the program runs, a new one (another address) taken live, and it is
+    released on exit (see usernet.drivers.dhcp).
     """
 
     tap: str = "usernet0"
