@@ -236,14 +236,15 @@ def test_a_lease_that_moves_to_another_address_is_taken_live(tap: Sandbox, tmp_p
             proc.communicate()
     messages = dhcp_messages(capture)
     kinds = [(m.message_type, src, dst) for src, dst, m in messages]
-    renewal = kinds.index((REQUEST, old, KERNEL_IP))
-    assert kinds[renewal + 1] == (NAK, KERNEL_IP, "255.255.255.255"), kinds  # a NAK goes to everyone
-    assert kinds[renewal + 2 : renewal + 6] == [
+    nak = [kind for kind, _, _ in kinds].index(NAK)
+    assert kinds[nak] == (NAK, KERNEL_IP, "255.255.255.255"), kinds  # a NAK goes to everyone
+    assert kinds[nak - 1][:2] == (REQUEST, old), "it refused the renewal at T1 (or rebinding at T2) of the old address"
+    assert kinds[nak + 1 : nak + 5] == [
         (DISCOVER, "0.0.0.0", "255.255.255.255"),
         (OFFER, KERNEL_IP, "255.255.255.255"),
         (REQUEST, "0.0.0.0", "255.255.255.255"),
         (ACK, KERNEL_IP, "255.255.255.255"),
     ], kinds
-    assert messages[renewal + 5][2].yiaddr == bytes(map(int, new.split(".")))
+    assert messages[nak + 4][2].yiaddr == bytes(map(int, new.split(".")))
     assert kinds[-1] == (RELEASE, new, KERNEL_IP)
     assert not [f for f in tcp_from(capture, old) if f & RST], "nothing left from the address that went"
