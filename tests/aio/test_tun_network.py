@@ -3,9 +3,10 @@
 TCP and UDP both ways between an asyncio program on usernet and kernel sockets in the
 namespace, over IPv4 and over IPv6 alone, with and without vnet_hdr offloads (TSO and
 partial checksums both ways) and without software GSO/GRO; ping and ping -6 from the
-kernel; path MTU discovery over IPv6 through a kernel router; and the command line: `python -m usernet --link tun:NAME` runs an unmodified
-program on a TUN the namespace made (the UDP echo example; aiohttp on IPv6 alone, fetched
-with curl -6), `usernet up --link tun:NAME --sandbox` answers ping. The TUN is created inside the namespace, which
+kernel; path MTU discovery over IPv6 through a kernel router; and the command line:
+`python -m usernet --link tun:NAME` runs an unmodified program on a TUN the namespace
+made (the UDP echo example; aiohttp on IPv6 alone, fetched with curl -6), `usernet up
+--link tun:NAME --sandbox` answers ping. The TUN is created inside the namespace, which
 needs CAP_NET_ADMIN there: these tests are `network` ones, run as root.
 """
 
