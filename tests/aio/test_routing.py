@@ -160,6 +160,16 @@ def test_a_slaac_address_is_usernets_once_the_router_follows_the_stack() -> None
     assert not router.is_local(text)
 
 
+def test_an_ipv4_address_given_later_is_usernets_for_a_router_that_follows() -> None:
+    """A DHCP lease that moves puts a new address on the running interface: the rule follows it."""
+    iface = settled(ipv6_iface())
+    router = Router.for_interface(iface.config, only=False)
+    router.follow(iface)
+    assert router.choose("192.0.2.77", None) == "kernel"
+    iface.readdress_ipv4(((ipaddress.IPv4Address("192.0.2.77").packed, 24),), None, 1.0)
+    assert router.choose("192.0.2.77", None) == "usernet"
+
+
 def test_bind_and_connect_from_a_slaac_address_through_the_loop(loop_kind: str) -> None:
     """Both hosts hear one router advertisement; A connects from the address it formed to B's server,
     B answering on the prefix the advertisement put on the link."""

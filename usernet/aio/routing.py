@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from usernet.stack.config import InterfaceConfig
     from usernet.stack.interface import Interface
-    from usernet.stack.ipv6 import Ipv6
 
 __all__ = ["WILDCARDS", "Backend", "Router", "forced_backend", "parse_host", "use_backend"]
 
@@ -73,9 +72,9 @@ class Router:
     With IPv6 on, link-local addresses are on usernet's link, and any global IPv6 address
     is reached through usernet when a gateway is set or `slaac` may bring one (a router's
     advertisement). Addresses the stack forms itself (its link-local address, SLAAC's
-    from a router's prefix) exist only once it runs: `follow(iface)` makes them usernet's
-    own from then on, so a socket bound to one, or connecting from one, goes to usernet
-    as one bound to a configured address does.
+    from a router's prefix) or is given later (a DHCP lease that moved) exist only once it
+    runs: `follow(iface)` makes them usernet's own from then on, so a socket bound to one,
+    or connecting from one, goes to usernet as one bound to a configured address does.
     """
 
     def __init__(
@@ -95,7 +94,7 @@ class Router:
         self._slaac = slaac
         self.only = only
         self._local = frozenset(i.ip for i in self.interfaces)
-        self._followed: Ipv6 | None = None
+        self._followed: Interface | None = None
 
     @classmethod
     def from_interface_config(
@@ -131,21 +130,26 @@ class Router:
         )  # fmt: skip
 
     def follow(self, iface: Interface) -> None:
-        """Count the addresses `iface` forms as it runs (link-local, SLAAC) among usernet's own.
+        """Count the addresses `iface` has as it runs among usernet's own: those it forms (IPv6
+        link-local, SLAAC) and those it is given later (a new DHCP lease).
 
         The driver's loop calls this once its stack exists; the rule then reads the
-        stack's current set (a frozenset the stack replaces whole, safe to read from any
+        stack's current sets (frozensets the stack replaces whole, safe to read from any
         thread) on each call, so an address that comes or goes counts at once.
         """
-        self._followed = iface.ipv6
+        self._followed = iface
 
     def is_local(self, host: str) -> bool:
-        """True when `host` is one of usernet's own addresses: configured, or formed by the followed stack."""
+        """True when `host` is one of usernet's own addresses: configured, or the followed stack's now."""
         addr = parse_host(host)
         if addr in self._local:
             return True
-        followed = self._followed
-        return followed is not None and addr.version == 6 and addr.packed in followed.local_addresses
+        iface = self._followed
+        if iface is None:
+            return False
+        if addr.version == 4:
+            return addr.packed in iface.local_addresses
+        return iface.ipv6 is not None and addr.packed in iface.ipv6.local_addresses
 
     def on_network(self, host: str) -> bool:
         """True when `host` is on one of usernet's own networks (a neighbour, not via the gateway)."""
