@@ -134,6 +134,6 @@ def test_engine_cpu_runs_both_workloads_to_the_end() -> None:
     assert engine_cpu.request_response(20) >= 0.0
     assert engine_cpu.bulk(300_000) >= 0.0
     assert engine_cpu.udp_echo(20) >= 0.0
-    assert engine_cpu.request_response(20, ipv6=True) >= 0.0  # and over IPv6: the general path
+    assert engine_cpu.request_response(20, ipv6=True) >= 0.0  # and over IPv6
     assert engine_cpu.bulk(300_000, ipv6=True) >= 0.0
     assert engine_cpu.udp_echo(20, ipv6=True) >= 0.0

@@ -452,3 +452,12 @@ def test_gro_c_merges_ipv6_as_the_twin(sizes: list[int], seed: int, flips: int, 
         frames.append(bytes(frame[14:]) if bare else bytes(frame))
     link = 0 if bare else 14
     assert gro(c(), frames, link_len=link) == gro(pure, frames, link_len=link)
+
+
+def test_the_vnet_header_of_an_ipv6_frame_asks_for_tso6() -> None:
+    from usernet.link.tap import GSO_NONE, GSO_TCPV6, NEEDS_CSUM, decode_vnet_header, encode_vnet_header
+
+    frame = tcp6(bytes(5000), options=TS, mode=pure.CSUM_PARTIAL)
+    assert decode_vnet_header(encode_vnet_header(frame, 1428)) == (NEEDS_CSUM, GSO_TCPV6, 14 + 40 + 32, 1428, 54, 16)
+    assert decode_vnet_header(encode_vnet_header(frame[14:], 1428, 0)) == (NEEDS_CSUM, GSO_TCPV6, 72, 1428, 40, 16)
+    assert decode_vnet_header(encode_vnet_header(frame, 0)) == (NEEDS_CSUM, GSO_NONE, 0, 0, 54, 16)

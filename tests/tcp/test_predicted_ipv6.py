@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from benchmarks import engine_cpu
 from usernet.native import build_tcp
 from usernet.stack import Interface, TcpConnection
@@ -89,3 +92,22 @@ def test_ipv6_udp_datagrams_take_the_shortcut_to_a_bound_socket() -> None:
     for frame in a.take_output():
         b.receive(frame, 0.0)
     assert b.stats()["udp_no_socket"] == 1, "a closed port goes the general way, which answers it"
+
+
+A_PAIR = engine_cpu.connected(ipv6=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=st.binary(max_size=64), data=st.data())
+def test_damaged_ipv6_frames_for_a_live_connection_never_raise(payload: bytes, data: st.DataObject) -> None:
+    _a, b, _client, server, now = A_PAIR
+    frame = inject(b, server, payload, now)
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(frame) - 1), st.integers(1, 255)), max_size=4))
+    for at, mask in flips:
+        frame[at] ^= mask
+    cut = data.draw(st.integers(0, len(frame)))
+    b.receive(memoryview(frame)[:cut], now)
+    b.receive(frame, now)
+    b.take_output()
+    b.take_ready()
+    server.receive()
