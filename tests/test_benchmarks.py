@@ -28,6 +28,8 @@ def test_every_benchmark_the_issue_names_is_registered_with_runnable_variants() 
         "tcp_bulk",
         "tcp_rr",
         "tcp_connect",
+        "tcp6_bulk",
+        "tcp6_rr",
         "aiohttp",
         "aiomcache",
     } <= {b.name for b in benchmarks}
