@@ -3,8 +3,8 @@
 A TUN is a TAP without Ethernet (IFF_TUN | IFF_NO_PI): the kernel hands over and takes
 IPv4 and IPv6 packets that start at the IP header, routes to it without ARP or NDP, and
 the interface on it runs without a link header (`ethernet = False`). Everything else is
-the TAP's — vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4), software GSO and GRO,
-attaching to a persistent device — with the link header length 0 where the TAP has 14.
+the TAP's — vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), software GSO and
+GRO, attaching to a persistent device — with the link header length 0 where the TAP has 14.
 """
 
 from __future__ import annotations
