@@ -197,6 +197,64 @@ def test_a_spurious_rto_is_undone_and_go_back_n_stops() -> None:
     assert after == [], "nothing more is resent"
 
 
+def delay_spike(tcp: TcpConfig) -> tuple[Scripted, Any, int, int, list[TcpSegment]]:
+    """Twenty segments queued, ten in flight; no ACK comes back until the RTO has fired and
+    resent the first (a delay spike, nothing lost, no timestamps); then the originals' ACKs
+    arrive one segment at a time. Returns (peer, connection, SND.UNA, cwnd before the RTO,
+    every data segment sent after the RTO)."""
+    s, conn, una = established(tcp)
+    conn.send(bytes(MSS * 20), s.now)
+    assert len(data_segments(s.flush())) == 10
+    cwnd = conn.info()["cwnd"]
+    rto = [seg for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert [seg.seq for seg in rto] == [una] and stat(s, "tcp_timeouts") == 1
+    out = list(rto)
+    for i in range(1, 11):
+        s.inject(PEER_ISN + 1, una + i * MSS, ACK)
+        out += data_segments(s.flush())
+        s.now += 0.001
+    return s, conn, una, cwnd, out
+
+
+def test_frto_undoes_a_spurious_rto_after_a_delay_spike() -> None:
+    """RFC 5682: the first ACK after the RTO acknowledges only the resent segment, so two new
+    segments go; the second acknowledges an original the RTO never resent: spurious. The
+    window is restored and nothing else is resent (Linux's tcp_frto)."""
+    s, conn, una, cwnd, out = delay_spike(TcpConfig(tlp=False))
+    resent = [seg.seq for seg in out if seg.seq < una + 10 * MSS]
+    print(f"F-RTO after a delay spike: cwnd {cwnd} -> {conn.info()['cwnd']}, resent {len(resent)} segment(s)")
+    assert resent == [una], "only the RTO's own retransmission"
+    assert [seg.seq for seg in out[1:3]] == [una + 10 * MSS, una + 11 * MSS], "step 2.b: two new segments"
+    assert stat(s, "tcp_spurious_rtos") == 1 and stat(s, "tcp_undos") == 1
+    assert conn.info()["cwnd"] >= cwnd
+    s.inject(PEER_ISN + 1, una + 20 * MSS, ACK)
+    s.advance(s.now + 1.0)
+    assert stat(s, "tcp_timeouts") == 1 and stat(s, "tcp_retransmits") == 1
+
+
+def test_without_frto_the_delay_spike_resends_the_window() -> None:
+    s, conn, una, cwnd, out = delay_spike(TcpConfig(tlp=False, frto=False))
+    resent = [seg.seq for seg in out if seg.seq < una + 10 * MSS]
+    assert len(resent) > 1 and stat(s, "tcp_spurious_rtos") == 0
+    assert conn.info()["cwnd"] < cwnd
+
+
+def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
+    """The first ACK after the RTO covers the resent segment, new data goes; a duplicate ACK
+    follows (the second segment was lost too): the RTO stands, go-back-N goes on."""
+    s, conn, una = established(TcpConfig(tlp=False))
+    conn.send(bytes(MSS * 20), s.now)
+    s.flush()
+    cwnd = conn.info()["cwnd"]
+    s.advance(s.now + 0.3)
+    s.inject(PEER_ISN + 1, una + MSS, ACK)
+    assert [seg.seq for seg in data_segments(s.flush())] == [una + 10 * MSS, una + 11 * MSS]
+    s.now += 0.001
+    s.inject(PEER_ISN + 1, una + MSS, ACK, options=sack((una + 2 * MSS, una + 3 * MSS)))
+    assert [seg.seq for seg in data_segments(s.flush())][:1] == [una + MSS], "go-back-N from SND.UNA"
+    assert stat(s, "tcp_spurious_rtos") == 0 and conn.info()["cwnd"] < cwnd
+
+
 def test_a_duplicate_segment_is_answered_with_a_dsack_at_once() -> None:
     s = Scripted()
     conn, synack = s.accept_handshake(WITH_SACK)
