@@ -255,6 +255,58 @@ def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
     assert stat(s, "tcp_spurious_rtos") == 0 and conn.info()["cwnd"] < cwnd
 
 
+def lost_retransmission(tcp: TcpConfig) -> tuple[Scripted, int, list[TcpSegment]]:
+    """Thirty segments queued, ten in flight; the first is lost and so is its fast
+    retransmission (the peer never sees it), while the new segments recovery sends after
+    it arrive. Returns (peer, SND.UNA, what was sent once their SACKs came back)."""
+    s, conn, una = established(tcp)
+    conn.send(bytes(MSS * 30), s.now)
+    assert len(data_segments(s.flush())) == 10
+    s.now += RTT
+    sent: list[TcpSegment] = []
+    for i in range(1, 10):  # the SACKs of segments 1..9; recovery retransmits 0, then sends new ones
+        s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, una + (i + 1) * MSS)))
+        sent += data_segments(s.flush())
+        s.now += 0.001
+    first = [seg.seq for seg in sent].index(una)  # the fast retransmission (lost), after limited transmit's two
+    new = [seg for seg in sent[first + 1 :] if seg.seq >= una + 10 * MSS]
+    assert new, "recovery sent new data after the retransmission"
+    s.now += RTT
+    top = max(seg.seq + len(seg.payload) for seg in new)
+    s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, top)))  # ... which arrived
+    return s, una, data_segments(s.flush())
+
+
+def test_rack_resends_a_lost_retransmission_without_an_rto() -> None:
+    """RFC 8985 §6.2: a retransmission is lost when a segment sent after it is delivered and
+    the reordering window (zero in recovery) has passed: the first SACK of new data sent after
+    it has the hole filled again at once."""
+    s, una, out = lost_retransmission(TcpConfig())
+    assert [seg.seq for seg in out][:1] == [una], "the lost retransmission goes again at once"
+    top = una
+    while top < una + 30 * MSS:  # now every segment arrives, and is acknowledged an RTT later
+        top = max([top] + [seg.seq + len(seg.payload) for seg in out])
+        s.now += RTT
+        s.inject(PEER_ISN + 1, top, ACK)
+        out = data_segments(s.flush())
+    s.advance(s.now + 2.0)
+    print(
+        f"lost retransmission: RACK found {stat(s, 'tcp_lost_retransmits')}, RTOs {stat(s, 'tcp_timeouts')},"
+        f" retransmits {stat(s, 'tcp_retransmits')}"
+    )
+    assert stat(s, "tcp_lost_retransmits") == 1 and stat(s, "tcp_timeouts") == 0
+    assert stat(s, "tcp_retransmits") == 2
+
+
+def test_without_rack_a_lost_retransmission_waits_for_the_rto() -> None:
+    s, una, out = lost_retransmission(TcpConfig(rack=False, tlp=False))
+    assert una not in [seg.seq for seg in out]
+    before = stat(s, "tcp_timeouts")
+    resent = [t for t, seg in s.advance(s.now + 2.0) if seg.seq == una]
+    assert resent and before == 0 and stat(s, "tcp_timeouts") >= 1, "the RTO resends it"
+    assert stat(s, "tcp_lost_retransmits") == 0
+
+
 def test_a_duplicate_segment_is_answered_with_a_dsack_at_once() -> None:
     s = Scripted()
     conn, synack = s.accept_handshake(WITH_SACK)

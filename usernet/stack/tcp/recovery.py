@@ -1,6 +1,7 @@
 """Loss recovery as a modern Linux does it, on top of RFC 6675's scoreboard: RACK-TLP
 (RFC 8985), PRR (RFC 6937), limited transmit (RFC 3042), D-SACK (RFC 2883) and the undo
-of needless cuts (RFC 3708 with D-SACK, RFC 3522 with timestamps).
+of needless cuts (RFC 3708 with D-SACK, RFC 3522 with timestamps, F-RTO RFC 5682 after a
+timeout).
 
 Only ACKs that carry SACK blocks, arrive during recovery, or come while a probe or an
 undo is pending come here (`_sack_ack`); the ACK of the common case stays in `input`.
@@ -102,6 +103,13 @@ class ConnectionRecovery(ConnectionOutput):
         lost, self._reo_at = rack.detect(una, reo, now)
         if sb.mark_lost(rack.seq(lost)):
             self._stats.tcp_rack_losses += 1
+        if sb.in_recovery:
+            relost, at = rack.lost_retransmissions(una, reo, now)
+            for seq, end in relost:
+                if sb.mark_retransmission_lost(seq, end):
+                    self._stats.tcp_lost_retransmits += 1
+            if at is not None and (self._reo_at is None or at < self._reo_at):
+                self._reo_at = at
         if sb.in_recovery or not sb.is_lost(una):
             return False
         rp = sb.recovery_point
