@@ -650,6 +650,7 @@ class ConnectionInput(ConnectionTimers):
         self._peer_fin_at = None
         self._peer_fin = True
         self._ack_now = True
+        self._dsack = None  # the FIN's ACK reports no duplicate (Linux's tcp_fin resets its SACK state)
         self._wake()
         state = self.state
         if state == ESTABLISHED:

@@ -65,6 +65,11 @@ class ConnectionRecovery(ConnectionOutput):
             if rp is not None and seq_ge(ack, rp):
                 sb.exit_recovery()
                 cc.on_recovery_exit(now, seq_offset(snd_max, ack))
+                if self._prr is not None:
+                    # PRR's end (RFC 9937): the window the reduction aimed at, whatever is in
+                    # flight now, as Linux's tcp_end_cwnd_reduction; RFC 6582's smaller one is
+                    # for recovery without PRR.
+                    cc.cwnd = cc.ssthresh
                 if rack is not None:
                     rack.end_recovery(ack)
                 self._undo_until = snd_max

@@ -394,8 +394,8 @@ class Scoreboard(Freezable):
         allows). Rules, in order: (1) the lowest lost unSACKed byte at or above HighRxt;
         (2) new data at SND.MAX; (3) the lowest unSACKed byte at or above HighRxt that
         lies below the highest SACKed byte; (4) once per recovery, a rescue
-        retransmission of the highest unSACKed byte. A segment never runs into SACKed
-        data and is at most SMSS.
+        retransmission of the highest unSACKed byte (not with RACK). A segment never runs
+        into SACKed data and is at most SMSS.
 
         What is returned is taken as sent: HighRxt (rules 1 and 3), SND.MAX (rule 2) or
         RescueRxt (rule 4) move past it, so `pipe()` counts it at once. Call this only
@@ -431,6 +431,10 @@ class Scoreboard(Freezable):
             n = hole if hole < smss else smss
             self._high_rxt = lo + n
             return self._seq(lo), n
+        if self._rack_lost is not None:
+            # With RACK no rescue (as Linux): time finds a lost retransmission (rule 0) and
+            # the probe a lost tail; a rescue would resend what was resent a moment ago.
+            return None
         return self._rescue()
 
     def _rescue(self) -> tuple[int, int] | None:
