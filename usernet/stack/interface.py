@@ -73,25 +73,7 @@ class Interface:
         self.counters = Stats()
         self._out: list[bytearray | bytes] = []
         self._ready: dict[object, None] = {}  # Sockets only: the layers mark nothing else (Node.mark_ready)
-        self.local_addresses = frozenset(addr for addr, _ in config.addresses)
-        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
-        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
-        subnets = []
-        broadcasts = {BROADCAST_IP}
-        for addr, prefix in config.addresses:
-            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-            net = int.from_bytes(addr, "big") & mask
-            if prefix < 31:
-                broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
-            subnets.append((net, mask, addr))
-        self._subnets = tuple(subnets)
-        self._broadcasts = frozenset(broadcasts)
-        self._gateway: tuple[bytes, bytes] | None = None
-        if config.gateway is not None:
-            source = self._on_link_source(config.gateway)
-            if source is None:
-                raise ValueError("the gateway must be on one of the interface's networks")
-            self._gateway = (config.gateway, source)
+        self._set_ipv4(config.addresses, config.gateway)
         self.ethernet = config.ethernet
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
@@ -113,6 +95,49 @@ class Interface:
             self.ipv6.on_protocol(IPPROTO_UDP, self._udp6_in)
             self.ipv6.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
             self.ipv6.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
+
+    def _set_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None) -> None:
+        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them."""
+        self.local_addresses = frozenset(addr for addr, _ in addresses)
+        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
+        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        subnets = []
+        broadcasts = {BROADCAST_IP}
+        for addr, prefix in addresses:
+            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+            net = int.from_bytes(addr, "big") & mask
+            if prefix < 31:
+                broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
+            subnets.append((net, mask, addr))
+        self._subnets = tuple(subnets)
+        self._broadcasts = frozenset(broadcasts)
+        self._gateway: tuple[bytes, bytes] | None = None
+        if gateway is not None:
+            source = self._on_link_source(gateway)
+            if source is None:
+                raise ValueError("the gateway must be on one of the interface's networks")
+            self._gateway = (gateway, source)
+
+    def readdress_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None, now: float) -> None:
+        """Take new IPv4 addresses and gateway while running (a DHCP lease that changed or ended).
+
+        What was on an address that goes ends as Linux's SOCK_DESTROY (`ss -K`) ends it:
+        TCP connections with ECONNABORTED, though with no RST, which would come from an
+        address that is no longer ours; UDP sockets bound to it stay, and their sends fail
+        (no route from an address we lack); frames from it still waiting for ARP are dropped.
+        Wildcard listeners and sockets go on, on the new addresses, which are announced as at start.
+        """
+        gone = self.local_addresses - {addr for addr, _ in addresses}
+        self._set_ipv4(addresses, gateway)
+        self._routes.clear()
+        for conn in self.tcp.connections():
+            if conn.local[0] in gone:
+                conn.address_gone(now)
+        self.udp.addresses_changed()
+        self.arp.forget_pending_from(gone)
+        if self.ethernet:
+            for addr in sorted(self.local_addresses):
+                self.arp.announce(addr)
 
     # -- driver side -------------------------------------------------------------------
 
@@ -271,6 +296,8 @@ class Interface:
             return None  # no route between families: the socket says so (route.no_route_message)
         if len(dst) == 16:
             return None if self.ipv6 is None else self.ipv6.route_to(dst, source)
+        if not self._subnets or (source is not None and source not in self.local_addresses):
+            return None  # no IPv4 address (a lost DHCP lease), or a source that went with one
         if dst in self._broadcasts:
             hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
         else:

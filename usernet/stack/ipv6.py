@@ -174,6 +174,11 @@ class Ipv6:
         """DNS servers routers advertised (RFC 8106), still within their lifetime."""
         return tuple(self.autoconf.dns)
 
+    @property
+    def dns_search(self) -> tuple[str, ...]:
+        """Search domains routers advertised (RFC 8106 DNSSL), still within their lifetime."""
+        return tuple(self.autoconf.domains)
+
     def open_ping(self, ident: int | None = None) -> PingSocket:
         return self.icmp.open_ping(ident)
 
