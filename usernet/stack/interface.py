@@ -11,6 +11,8 @@ from usernet.native import (
     pseudo_sum_v6,
     rx_ipv4_tcp,
     rx_ipv4_udp,
+    rx_ipv6_tcp,
+    rx_ipv6_udp,
     sum16,
 )
 from usernet.stack.arp import BROADCAST_IP, ArpTable
@@ -155,11 +157,11 @@ class Interface:
         """Process one received frame (a bare IP packet on an IP-only link). Never raises for
         bad input: it counts and drops.
 
-        Header prediction comes first: by the IPv4 protocol byte, one C call recognises a
-        valid TCP segment or UDP datagram to us and parses it, and if it belongs to a
-        connection or a socket it goes straight there. Everything else, and anything that
-        call is unsure of, takes the general path below, which classifies and counts it
-        layer by layer.
+        Header prediction comes first: by the IP version and the IPv4 protocol byte (IPv6's
+        next header), one C call recognises a valid TCP segment or UDP datagram to us and
+        parses it, and if it belongs to a connection or a socket it goes straight there.
+        Everything else, and anything that call is unsure of, takes the general path below,
+        which classifies and counts it layer by layer.
         """
         stats = self.counters
         n = len(frame)
@@ -167,15 +169,26 @@ class Interface:
         stats.rx_bytes += n
         link = self._link_len
         if n > link + 9:
-            protocol = frame[link + 9]  # IPv4's protocol field, if this is IPv4: the C calls check
-            if protocol == IPPROTO_TCP:
-                predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted, link)
-                if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
-                    return
-            elif protocol == IPPROTO_UDP:
-                datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
-                if datagram is not None and self._udp_predicted(datagram, frame):
-                    return
+            if frame[link] >> 4 != 6:
+                protocol = frame[link + 9]  # IPv4's protocol field, if this is IPv4: the C calls check
+                if protocol == IPPROTO_TCP:
+                    predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted, link)
+                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+                        return
+                elif protocol == IPPROTO_UDP:
+                    datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
+                    if datagram is not None and self._udp_predicted(datagram, frame):
+                        return
+            elif self.ipv6 is not None:
+                protocol = frame[link + 6]  # IPv6's next header: the C calls check the rest
+                if protocol == IPPROTO_TCP:
+                    predicted = rx_ipv6_tcp(frame, self.mac, self._rx_trusted, link)
+                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+                        return
+                elif protocol == IPPROTO_UDP:
+                    datagram = rx_ipv6_udp(frame, self.mac, self._rx_trusted, link)
+                    if datagram is not None and self._udp6_predicted(datagram, frame):
+                        return
         if not link:
             if n and frame[0] >> 4 == 4:
                 self._ipv4_in(memoryview(frame), now)
@@ -450,6 +463,22 @@ class Interface:
         at = self._link_len + 12
         source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
         self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
+        return True
+
+    def _udp6_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
+        """A datagram rx_ipv6_udp found valid: `_udp_predicted` for IPv6, whose addresses
+        (SLAAC's come and go) are looked up as the bytes the frame carries."""
+        _, sport, _, dport, start, length = p
+        at = self._link_len + 8
+        dst = bytes(frame[at + 16 : at + 32])
+        ipv6 = self.ipv6
+        if ipv6 is None or dst not in ipv6.local_addresses:
+            return False
+        sock = self.udp.lookup(dst, dport)
+        if sock is None:
+            return False
+        self.counters.udp_rx_predicted += 1
+        self._udp_deliver(sock, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport))
         return True
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:

@@ -203,9 +203,10 @@ class Ipv6:
         if src is None:
             return None
         autoconf = self.autoconf
+        config = self._config
         route = Route(
             dst, src, hop, self._link_header, autoconf.hop_limit, autoconf.mtu, self.transmit,
-            path=self.path_mtu.entry(dst),
+            tx_checksum_partial=config.tx_checksum_partial, tso_max=config.tso_max, path=self.path_mtu.entry(dst),
         )  # fmt: skip
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
