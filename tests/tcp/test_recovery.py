@@ -255,6 +255,38 @@ def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
     assert stat(s, "tcp_spurious_rtos") == 0 and conn.info()["cwnd"] < cwnd
 
 
+def test_frto_takes_no_ack_of_sacked_data_for_proof() -> None:
+    """The first of three segments is lost, the other two SACKed (too few for recovery
+    without RACK): the RTO resends it and the ACK of everything covers only data the SACKs
+    had reported, so the timeout was real. F-RTO stays out: the scoreboard forgets SACKs at
+    an RTO, and Linux counts SACKed data as no news."""
+    s, conn, una = established(TcpConfig(rack=False, tlp=False))
+    conn.send(bytes(MSS * 3), s.now)
+    s.flush()
+    s.now += RTT
+    for i in range(1, 3):
+        s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, una + (i + 1) * MSS)))
+    assert data_segments(s.flush()) == []
+    resent = [seg.seq for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert resent == [una] and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + 3 * MSS, ACK)
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 0 and stat(s, "tcp_undos") == 0
+
+
+def test_without_sack_an_ack_of_everything_after_the_rto_proves_nothing() -> None:
+    """RFC 5682 step 2.a: the receiver may have held the later segments out of order until
+    the resent first one arrived, so one ACK of everything is no proof of a spurious RTO."""
+    s, conn, una = established(TcpConfig(tlp=False), encode_tcp_options(mss=MSS, wscale=0))
+    conn.send(bytes(MSS * 3), s.now)
+    s.flush()
+    resent = [seg.seq for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert resent == [una] and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + 3 * MSS, ACK)
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 0
+
+
 def lost_retransmission(tcp: TcpConfig) -> tuple[Scripted, int, list[TcpSegment]]:
     """Thirty segments queued, ten in flight; the first is lost and so is its fast
     retransmission (the peer never sees it), while the new segments recovery sends after

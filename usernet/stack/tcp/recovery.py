@@ -200,10 +200,14 @@ class ConnectionRecovery(ConnectionOutput):
         acknowledges data the timeout did not resend (above SND.NXT, where go-back-N has got
         to; after step 2.b anything: only new data and originals lie above SND.UNA), step 2.b
         (`FRTO_SEND_NEW`) when it acknowledges only what was resent, else 0: everything is
-        acknowledged and nothing can be told (step 2.a)."""
-        if self._frto == FRTO_SECOND_ACK or seq_gt(ack, self.snd_nxt):
+        acknowledged and nothing can be told (step 2.a; without SACK also when that ACK
+        covers more than was resent)."""
+        everything = seq_ge(ack, self._recover)
+        if self._frto == FRTO_SECOND_ACK or (seq_gt(ack, self.snd_nxt) and (self._sack_ok or not everything)):
             return FRTO_SPURIOUS
-        if seq_ge(ack, self._recover):
+        if everything:
+            # Step 2.a. Without SACK an ACK of everything may be the receiver's out-of-order
+            # data released by the resent segment: no proof (RFC 5682's basic F-RTO).
             self._frto = FRTO_OFF
             return 0
         return FRTO_SEND_NEW

@@ -101,8 +101,13 @@ class ConnectionTimers(ConnectionRecovery):
             una = self.snd_una
             sb = self._sb
             # F-RTO (RFC 5682 §3.1 step 1, §3.2): not when this timeout cuts short a fast
-            # recovery, but again for repeated timeouts of the same data (Linux's tcp_enter_loss).
-            frto = cfg.frto and (self._retries > 1 or not (self._nr_recovery or (sb is not None and sb.in_recovery)))
+            # recovery, nor when SACKs had told of holes (the scoreboard forgets them now, and
+            # an ACK of what they covered would pass for news: Linux counts SACKed data as
+            # none); again for repeated timeouts of the same data if it ran for the first.
+            if self._retries > 1:
+                frto = self._frto != FRTO_OFF
+            else:
+                frto = cfg.frto and not self._nr_recovery and (sb is None or not (sb.in_recovery or sb.sacked_bytes))
             if self._retries == 1:
                 self._start_undo(una, True, now)
             self._cc.on_rto(now, seq_offset(snd_max, una))
