@@ -239,6 +239,23 @@ def test_without_frto_the_delay_spike_resends_the_window() -> None:
     assert conn.info()["cwnd"] < cwnd
 
 
+def test_with_timestamps_the_first_ack_undoes_and_frto_has_nothing_left_to_do() -> None:
+    """The first ACK after the RTO echoes the original's TSval: Eifel undoes the RTO at once,
+    and F-RTO is over: a duplicate ACK next (a reordered or repeated one) sends nothing again."""
+    s, conn, una = established(TcpConfig(tlp=False), WITH_SACK_TS)
+    mss = conn.info()["mss"]
+    conn.send(bytes(mss * 20), s.now)
+    first = data_segments(s.flush())
+    cwnd = conn.info()["cwnd"]
+    s.advance(s.now + 0.3)
+    assert first[0].timestamp is not None and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + mss, ACK, options=s.ts(300, first[0].timestamp[0]))
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 1 and conn.info()["cwnd"] >= cwnd
+    s.inject(PEER_ISN + 1, una + mss, ACK, options=s.ts(301, first[0].timestamp[0]))
+    assert all(seg.seq >= una + 10 * mss for seg in data_segments(s.flush())), "no go-back-N"
+
+
 def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
     """The first ACK after the RTO covers the resent segment, new data goes; a duplicate ACK
     follows (the second segment was lost too): the RTO stands, go-back-N goes on."""

@@ -216,6 +216,8 @@ class ConnectionRecovery(ConnectionOutput):
         """After the ACK was taken in: undo a spurious timeout (step 3.b), or send up to two new
         segments instead of retransmitting more (step 2.b); with nothing new to send, go on
         with go-back-N (conventional recovery)."""
+        if self._frto == FRTO_OFF:
+            return  # the ACK settled it already: its timestamp proved the RTO spurious (Eifel)
         if verdict == FRTO_SPURIOUS:
             self._frto = FRTO_OFF
             if self._undo_rto and self._undo_marker is not None:
