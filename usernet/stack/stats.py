@@ -56,6 +56,7 @@ class Stats:
     ipv6_unknown_protocol: int
     nd_address_conflicts: int
     nd_adverts_learned: int
+    nd_ip_only_ignored: int
     nd_malformed: int
     nd_queue_full: int
     nd_redirects_ignored: int
