@@ -92,6 +92,7 @@ class Stats:
     tcp_keepalive_probes: int
     tcp_limited_transmits: int
     tcp_listen_overflow: int
+    tcp_lost_retransmits: int
     tcp_malformed: int
     tcp_no_socket: int
     tcp_not_unicast: int
