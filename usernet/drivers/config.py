@@ -95,15 +95,16 @@ class UsernetConfig:
     `link` names the link by URL (see usernet.link.url: `tap:NAME`, `tun:NAME`,
     `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
     same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
-    or a TUN and refuse any other link. `dns` is the address of a DNS server: the loop's
-    `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
-    with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
-    of /etc/resolv.conf, also through usernet.
+    or a TUN and refuse any other link. `dns` is the address (IPv4 or IPv6) of a DNS server:
+    the loop's `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver),
+    before those DHCP or router advertisements name; with `only` and none of these, names
+    resolve from /etc/hosts and the `nameserver`s of /etc/resolv.conf, also through usernet.
 
     `dhcp` gets the address from a DHCP server on the link instead of `address`: the
     interface starts once it has a lease, with the lease's prefix, router (the gateway),
-    MTU (when smaller) and DNS servers (the resolver's, unless `dns` names one); the lease
-    is renewed while the program runs and released on exit (see usernet.drivers.dhcp).
+    MTU (when smaller) and DNS servers (the resolver's, after the one `dns` names); the lease
+    is renewed while the program runs, a new one (another address) taken live, and it is
+    released on exit (see usernet.drivers.dhcp).
     """
 
     tap: str = "usernet0"
@@ -130,8 +131,8 @@ class UsernetConfig:
     def __post_init__(self) -> None:
         try:
             addresses = self.addresses
-            if not any(a.version == 4 for a in addresses):
-                raise ValueError(f"{self.address!r} has no IPv4 address: usernet needs one beside any IPv6 ones")
+            if not addresses:
+                raise ValueError(f"{self.address!r} has no address: give an IPv4 or IPv6 one (CIDR)")
             if self.host_address is not None:
                 ipaddress.IPv4Interface(self.host_address)
             for gateway in self.gateways:
@@ -165,6 +166,8 @@ class UsernetConfig:
                 "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
                 "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
             )
+        if self.handover is not None and not any(a.version == 4 for a in self.addresses):
+            raise ValueError("handover matches the old process and the new one by their IPv4 address: give one")
         if self.dhcp and self.gateway is not None:
             raise ValueError("dhcp learns the gateway from the DHCP server's router option: leave gateway out")
 
@@ -229,6 +232,12 @@ class UsernetConfig:
         """IPv6 runs with --ipv6 (link-local and SLAAC), or when an IPv6 address or gateway is given."""
         return self.ipv6 or any(a.version == 6 for a in self.addresses) or self.gateway_of(6) is not None
 
+    @property
+    def autoconfigures_ipv6(self) -> bool:
+        """IPv6 runs on a link that carries router advertisements (not a TUN: no NDP on an IP-only link),
+        so SLAAC may bring a router for global destinations."""
+        return self.wants_ipv6 and not isinstance(self.link_url, TunUrl)
+
     def fault_options(self) -> dict[str, Any] | None:
         """FaultInjector keyword arguments, or None when no fault is configured."""
         return None if self.fault is None else parse_fault(self.fault)
@@ -266,11 +275,9 @@ class UsernetConfig:
 
 def _check_dns(text: str) -> None:
     try:
-        ipaddress.IPv4Address(text)
+        ipaddress.ip_address(text)
     except ValueError:
-        raise ValueError(
-            f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {text!r}"
-        ) from None
+        raise ValueError(f"dns must be the IPv4 or IPv6 address of a DNS server, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -327,7 +334,7 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0; --link wins)"),
     _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)",
             check=parse_link_url),
-    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
+    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 or IPv6 address)",
             check=_check_dns),
     _Option("address", "--address",
             f"usernet's address, CIDR; give it again for more, IPv4 and IPv6 alike (default {DEFAULT_ADDRESS})",
@@ -476,7 +483,7 @@ def open_host(
             link = device
             announce(
                 f"sandbox: namespace {sandbox.name}, {device.KIND} {url.name}, kernel side {host_address}; "
-                f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
+                f"try: ip netns exec {sandbox.name} ping {config.addresses[0].ip}"
             )
         else:
             from usernet.link.tun import TunLink
@@ -523,7 +530,7 @@ def _dhcp_host(
     stack: contextlib.ExitStack,
 ) -> Host:  # fmt: skip
     """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
-    from usernet.drivers.dhcp import DhcpAgent, acquire
+    from usernet.drivers.dhcp import DhcpAgent, acquire, describe_lease, lease_gateway
     from usernet.drivers.host import Host, offload_options
     from usernet.stack import Interface, InterfaceConfig
     from usernet.stack.dhcp import DhcpClient
@@ -532,9 +539,8 @@ def _dhcp_host(
     client = DhcpClient(link.mac, hostname="usernet")
     lease = acquire(link, client, clock, DHCP_TIMEOUT)
     address = f"{format_ip(lease.address)}/{lease.prefix}"
-    router = lease.router
-    network = ipaddress.IPv4Interface(address).network
-    gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
+    router = lease_gateway(lease)
+    gateway = None if router is None else format_ip(router)
     mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
     iface_config = InterfaceConfig.from_strings(
         link.mac,
@@ -546,8 +552,7 @@ def _dhcp_host(
         **offload_options(link),
     )
     host = Host(link, Interface(iface_config))
-    host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
-    agent = DhcpAgent(client, host.iface)
+    agent = DhcpAgent(client, host, announce)
     host.agents.append(agent)
 
     def release() -> None:
@@ -557,11 +562,7 @@ def _dhcp_host(
             host.flush(now)
 
     stack.callback(release)
-    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
-    announce(
-        f"DHCP: {address} from {format_ip(lease.server)}, gateway {gateway or 'none'}, "
-        f"DNS {', '.join(host.dns_servers) or 'none'}, MTU {mtu}, lease {length}"
-    )
+    announce(describe_lease(lease, mtu))
     return host
 
 
@@ -572,14 +573,16 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     reach usernet, and nothing else would say why.
     """
     up, address = link.kernel_side()
-    if up and address is not None:
+    ipv4 = next((a for a in config.addresses if isinstance(a, ipaddress.IPv4Interface)), None)
+    unaddressed = address is None and ipv4 is not None  # an IPv6-only usernet: only "down" is checked
+    if up and not unaddressed:
         return
-    usernet = config.interface
+    usernet = ipv4 or config.addresses[0]
     other = next((host for host in usernet.network.hosts() if host != usernet.ip), None)
     kernel = f"{other}/{usernet.network.prefixlen}" if other is not None else "ADDRESS/PREFIX"
-    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", address is None)) if gap)
+    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", unaddressed)) if gap)
     fix = [f"ip link set {link.name} up"]
-    if address is None:
+    if unaddressed:
         fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
         f"{link.KIND} {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "

@@ -59,9 +59,10 @@ class TcpConnection(ConnectionMigration):
             if self.error is not None:
                 raise self.error
             raise OSError(errno.EPIPE, "the connection is shut down for writing: no more data can be sent")
-        n = self._send.write(data)
+        send = self._send
+        n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
-        if n < len(data):
+        if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
             self._send_blocked = True
         if n:
             self._mark_pushes(n)
@@ -154,6 +155,12 @@ class TcpConnection(ConnectionMigration):
             self._set_state(CLOSED, Event.ABORT, now)
         else:
             self._reset(now)
+
+    def address_gone(self, now: float) -> None:
+        """Our local address went away (Interface.readdress_ipv4): end at once with ECONNABORTED, as
+        Linux's SOCK_DESTROY does, but with no RST: it would leave from an address that is not ours."""
+        if self.state != CLOSED:
+            self._fail(errno.ECONNABORTED, Event.ABORT, now, send_rst=False)
 
     def set_option(self, name: str, value: Any) -> None:
         """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
