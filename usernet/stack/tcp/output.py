@@ -4,7 +4,7 @@
 writes become segments and where a connection sends at most one ACK per batch of
 received frames. Every segment leaves through `_emit`, which writes the TCP header only
 and hands the route's link and IP templates to the one C call that builds the frame.
-The per-segment functions (`_output_data`, `_send_new`, `_transmit`, `_advertise`) spell
+The per-segment functions (`_output_data`, `_send_segment`, `_transmit`, `_advertise`) spell
 their sequence arithmetic out, each expression marked with the `seq.py` helper it stands
 for, as `input` does; the rest calls the helpers.
 """
