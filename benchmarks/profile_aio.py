@@ -138,7 +138,7 @@ def area(filename: str) -> str:
     return "other (builtins, C)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("rr", "send", "receive"))
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "select"), default="asyncio")
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--offloads", action="store_true")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--no-profile", action="store_true", help="measure CPU per unit of work instead")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     extra = ["--connections", str(options.connections)] if options.mode == "rr" else []
     profile = cProfile.Profile()
     with Sandbox("bench-aio") as sandbox:
