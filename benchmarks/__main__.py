@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only NAME,...] [--out DIR]`: usernet against the kernel, in one run.
+"""`python -m benchmarks [--quick] [--repeats N] [--only NAME,...] [--out DIR]`: usernet against the kernel, in one run.
 
 Writes DIR/latest.md (medians, min–max, ratios to the kernel column) and DIR/latest.png.
 Needs root: every benchmark that touches a network builds its own namespaces.
@@ -7,6 +7,7 @@ Needs root: every benchmark that touches a network builds its own namespaces.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 short repetitions per figure (well under 2 minutes)")
+    parser.add_argument(
+        "--repeats", type=int, help="repetitions per figure instead of the mode's (1 proves the harness runs)"
+    )
     parser.add_argument("--only", help="comma-separated benchmark names (see --list)")
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"where latest.md and latest.png go (default {RESULTS})"
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     settings = Settings.for_mode(options.quick)
+    if options.repeats is not None:
+        if options.repeats < 1:
+            parser.error("--repeats must be at least 1")
+        settings = dataclasses.replace(settings, repeats=options.repeats)
     try:
         outcomes = run_all(chosen, settings)
     except KeyboardInterrupt:

@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=20_000)
     parser.add_argument("--megabytes", type=int, default=100)
-    parser.add_argument("--ipv6", action="store_true", help="the same over IPv6 (the general path: no prediction)")
+    parser.add_argument("--ipv6", action="store_true", help="the same over IPv6 (header prediction and all, as IPv4)")
     args = parser.parse_args()
     v6 = args.ipv6
     rr = min(request_response(args.rounds, v6) for _ in range(args.repeat)) / args.rounds

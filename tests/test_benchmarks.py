@@ -28,6 +28,8 @@ def test_every_benchmark_the_issue_names_is_registered_with_runnable_variants() 
         "tcp_bulk",
         "tcp_rr",
         "tcp_connect",
+        "tcp6_bulk",
+        "tcp6_rr",
         "aiohttp",
         "aiomcache",
     } <= {b.name for b in benchmarks}
@@ -63,6 +65,8 @@ def test_quick_run_writes_a_table_with_numbers(tmp_path: Path) -> None:
             "-m",
             "benchmarks",
             "--quick",
+            "--repeats",
+            "1",  # proves the harness end to end; three 10,000-connection servers took half a minute
             "--only",
             "icmp_echo,memory,memory_server",
             "--out",
@@ -134,6 +138,6 @@ def test_engine_cpu_runs_both_workloads_to_the_end() -> None:
     assert engine_cpu.request_response(20) >= 0.0
     assert engine_cpu.bulk(300_000) >= 0.0
     assert engine_cpu.udp_echo(20) >= 0.0
-    assert engine_cpu.request_response(20, ipv6=True) >= 0.0  # and over IPv6: the general path
+    assert engine_cpu.request_response(20, ipv6=True) >= 0.0  # and over IPv6
     assert engine_cpu.bulk(300_000, ipv6=True) >= 0.0
     assert engine_cpu.udp_echo(20, ipv6=True) >= 0.0

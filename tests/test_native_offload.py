@@ -321,7 +321,7 @@ def test_gso_cuts_a_frame_into_thousands_of_segments(impl: Impl) -> None:
 def test_gso_refuses_what_is_not_one_tcp_frame(impl: Impl) -> None:
     frame = tcp_frame(b"abc", mode=pure.CSUM_PARTIAL)
     for bad in (frame[:53], frame + b"\0", bytes(frame[:23]) + b"\x11" + bytes(frame[24:])):
-        with pytest.raises(ValueError, match="TCP/IPv4"):
+        with pytest.raises(ValueError, match="TCP frame over IPv4 or IPv6"):
             impl.gso_write(1, bad, 1448)
 
 

@@ -86,6 +86,8 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
     c_build_udp = lib.un_build_ipv4_udp
     c_rx = lib.un_rx_ipv4_tcp
     c_rx_udp = lib.un_rx_ipv4_udp
+    c_rx6 = lib.un_rx_ipv6_tcp
+    c_rx6_udp = lib.un_rx_ipv6_udp
     c_gso_write = lib.un_gso_write
     c_gro_read = lib.un_gro_read
     byte_array = ffi.typeof("uint8_t[]")
@@ -100,6 +102,13 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
             self.rx_view = ffi.buffer(self.rx)
             self.rx_udp = ffi.new(f"int64_t[{lib.UN_RX_UDP_OUT_LEN}]")
             self.rx_udp_view = ffi.buffer(self.rx_udp)
+            self.rx6 = ffi.new(f"int64_t[{lib.UN_RX6_OUT_LEN}]")
+            self.rx6_view = ffi.buffer(self.rx6)
+            self.rx6_numbers = ffi.new(f"uint8_t[{lib.UN_RX6_NUMBERS_LEN}]")
+            self.rx6_numbers_view = ffi.buffer(self.rx6_numbers)
+            self.rx6_udp = ffi.new(f"int64_t[{lib.UN_RX6_UDP_OUT_LEN}]")
+            self.rx6_udp_numbers = ffi.new(f"uint8_t[{lib.UN_RX6_UDP_NUMBERS_LEN}]")
+            self.rx6_udp_numbers_view = ffi.buffer(self.rx6_udp_numbers)
             self.gso = ffi.new("int64_t[3]")
             self.gro = ffi.new("int64_t[3]")
             self.spans = ffi.new("int32_t[]", 128)
@@ -116,6 +125,12 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
     rx_other = lib.UN_RX_OTHER
     unpack_rx_udp: Callable[[Any], RxUdp] = struct.Struct(f"{lib.UN_RX_UDP_OUT_LEN}q").unpack_from
     no_sack = ((),)
+    # rx_ipv6_tcp's tail (payload offset and length) and its big-endian numbers: address, flow key.
+    unpack_rx6_tail: Callable[[Any, int], tuple[int, int]] = struct.Struct("qq").unpack_from
+    rx6_tail_at = lib.UN_RX6_FIELD_PAYLOAD_OFFSET * 8
+    rx6_dst = slice(lib.UN_RX6_NUMBERS_DST, lib.UN_RX6_NUMBERS_DST + 16)
+    rx6_key = slice(lib.UN_RX6_NUMBERS_FLOW_KEY, lib.UN_RX6_NUMBERS_LEN)
+    from_bytes = int.from_bytes
 
     def sack_blocks(edges: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         return tuple(zip(edges[0::2], edges[1::2], strict=True))
@@ -182,6 +197,29 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
         if c_rx_udp(data, len(data), mac, len(mac), link_len, trusted, scratch.rx_udp) == rx_other:
             return None
         return unpack_rx_udp(scratch.rx_udp_view)
+
+    @binding
+    def rx_ipv6_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxParsed | None:
+        data = from_buffer(frame)
+        blocks = c_rx6(data, len(data), mac, len(mac), link_len, trusted, scratch.rx6, scratch.rx6_numbers)
+        if blocks == rx_other:
+            return None
+        view = scratch.rx6_view
+        numbers = scratch.rx6_numbers_view
+        tail = (from_bytes(numbers[rx6_dst], "big"), from_bytes(numbers[rx6_key], "big"))
+        if not blocks:
+            return unpack_fields(view) + no_sack + tail + unpack_rx6_tail(view, rx6_tail_at)
+        values = unpack_edges[blocks](view)
+        return (*values[:fields], sack_blocks(values[fields:]), *tail, *unpack_rx6_tail(view, rx6_tail_at))
+
+    @binding
+    def rx_ipv6_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxUdp | None:
+        data = from_buffer(frame)
+        out = scratch.rx6_udp
+        if c_rx6_udp(data, len(data), mac, len(mac), link_len, trusted, out, scratch.rx6_udp_numbers) == rx_other:
+            return None
+        numbers = scratch.rx6_udp_numbers_view
+        return from_bytes(numbers[0:16], "big"), out[0], from_bytes(numbers[16:32], "big"), out[1], out[2], out[3]
 
     @binding
     def gso_write(fd: int, frame: BytesLike, gso_size: int, link_len: int = ETHERNET_HEADER) -> GsoWritten:

@@ -5,8 +5,8 @@ RFC 863 discard on 9 and RFC 864-style chargen on 19, so the load generators mee
 same ports whichever server answers. On kernel sockets it runs as is; `python -m usernet
 [options] -m benchmarks.programs.tcp_server` runs it unchanged on usernet. Plain
 `asyncio.Protocol`s, the cheapest face of asyncio streams: what is measured is the
-transport under them. It binds the wildcard address, prints `ready`, and serves until
-SIGTERM or `--max-seconds`.
+transport under them. It binds the wildcard address (IPv4's, or `--host ::` for IPv6's),
+prints `ready`, and serves until SIGTERM or `--max-seconds`.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ class Chargen(asyncio.Protocol):
             self.transport.write(BLOCK)
 
 
-async def serve(seconds: float) -> None:
+async def serve(seconds: float, host: str) -> None:
     loop = asyncio.get_running_loop()
     servers = [
-        await loop.create_server(protocol, "0.0.0.0", port, backlog=1024)
+        await loop.create_server(protocol, host, port, backlog=1024)
         for protocol, port in ((Echo, ECHO_PORT), (Discard, DISCARD_PORT), (Chargen, CHARGEN_PORT))
     ]
     try:
@@ -83,8 +83,9 @@ async def serve(seconds: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_options(parser, server=True)
+    parser.add_argument("--host", default="0.0.0.0", help="the address to bind: 0.0.0.0 or :: (default 0.0.0.0)")
     args = parser.parse_args(argv)
-    run_on(args.loop, serve(args.max_seconds))
+    run_on(args.loop, serve(args.max_seconds, args.host))
     return 0
 
 

@@ -5,7 +5,8 @@ the servers differ: usernet's echo/discard/chargen services on its select loop o
 (`programs/usernet_services`); one asyncio program (`programs/tcp_server`, the same ports),
 unchanged, on usernet (`python -m usernet`) and on kernel sockets over loopback, each with
 the stdlib loop and uvloop; and that program across a veth pair between two namespaces.
-Targets from issue 6 are in each meaning.
+Targets from issue 6 are in each meaning. The `tcp6_*` benchmarks are bulk and
+request/response again over IPv6 (issue 13), the asyncio program on every side.
 """
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, Variant, variant
-from benchmarks.netns import TAP_OPTIONS, USERNET_IP, VETH_B_IP, server_lifetime, veth_pair
+from benchmarks.netns import (
+    TAP6_OPTIONS,
+    TAP_OPTIONS,
+    USERNET_IP,
+    USERNET_IP6,
+    VETH_B_IP,
+    VETH_B_IP6,
+    dual_stack_tap,
+    server_lifetime,
+    veth_pair,
+    wait_for_ipv6,
+)
 from benchmarks.procs import check, program_command, python_module, run_json, start_server
 from usernet.link.sandbox import Sandbox
 
@@ -29,10 +41,11 @@ CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_re
 JUMBO = 65000
 
 
-def tap_options(mtu: int, offloads: bool = False, software: bool = True) -> tuple[str, ...]:
-    """usernet's TAP options; `software=False` turns off software GSO and GRO."""
+def tap_options(mtu: int, offloads: bool = False, software: bool = True, ipv6: bool = False) -> tuple[str, ...]:
+    """usernet's TAP options; `software=False` turns off software GSO and GRO; `ipv6` attaches to
+    the dual-stack TAP `dual_stack_tap` made, with an IPv6 address beside the IPv4 one."""
     return (
-        *TAP_OPTIONS,
+        *(TAP6_OPTIONS if ipv6 else TAP_OPTIONS),
         *(("--mtu", str(mtu)) if mtu != 1500 else ()),
         *(("--offloads",) if offloads else ()),
         *(() if software else ("--no-gso", "--no-gro")),
@@ -69,10 +82,16 @@ def asyncio_server(
     mtu: int = 1500,
     offloads: bool = False,
     software: bool = True,
+    ipv6: bool = False,
 ) -> None:
-    """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`."""
-    program = ("benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)))
-    start_server(sandbox, program_command(program, tap_options(mtu, offloads, software) if on_usernet else None))
+    """The asyncio TCP program in `sandbox`; `on_usernet` runs it unchanged under `python -m usernet`;
+    `ipv6` binds it to IPv6's wildcard address (on usernet, on the TAP `dual_stack_tap` made)."""
+    program = (
+        "benchmarks.programs.tcp_server", "--loop", loop, "--max-seconds", str(server_lifetime(settings)),
+        *(("--host", "::") if ipv6 else ()),
+    )  # fmt: skip
+    options = tap_options(mtu, offloads, software, ipv6) if on_usernet else None
+    start_server(sandbox, program_command(program, options))
 
 
 def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
@@ -93,32 +112,40 @@ def usernet_select(mtu: int = 1500, offloads: bool = False) -> Setup:
     return setup
 
 
-def usernet_asyncio(loop: str, mtu: int = 1500, offloads: bool = False, software: bool = True) -> Setup:
+def usernet_asyncio(
+    loop: str, mtu: int = 1500, offloads: bool = False, software: bool = True, ipv6: bool = False
+) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            asyncio_server(sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads, software=software)
-            yield client(sandbox, USERNET_IP, settings)
+            if ipv6:
+                dual_stack_tap(sandbox)
+            asyncio_server(
+                sandbox, loop, settings, on_usernet=True, mtu=mtu, offloads=offloads, software=software, ipv6=ipv6
+            )
+            if ipv6:
+                wait_for_ipv6(sandbox)
+            yield client(sandbox, USERNET_IP6 if ipv6 else USERNET_IP, settings)
 
     return setup
 
 
-def kernel_loopback(loop: str) -> Setup:
+def kernel_loopback(loop: str, ipv6: bool = False) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with Sandbox("bench-tcp") as sandbox:
-            asyncio_server(sandbox, loop, settings)
-            yield client(sandbox, "127.0.0.1", settings)
+            asyncio_server(sandbox, loop, settings, ipv6=ipv6)
+            yield client(sandbox, "::1" if ipv6 else "127.0.0.1", settings)
 
     return setup
 
 
-def kernel_veth(mtu: int = 1500) -> Setup:
+def kernel_veth(mtu: int = 1500, ipv6: bool = False) -> Setup:
     @contextmanager
     def setup(settings: Settings) -> Iterator[Measure]:
         with veth_pair("bench-tcp", mtu) as (near, far):
-            asyncio_server(far, "asyncio", settings)
-            yield client(near, VETH_B_IP, settings)
+            asyncio_server(far, "asyncio", settings, ipv6=ipv6)
+            yield client(near, VETH_B_IP6 if ipv6 else VETH_B_IP, settings)
 
     return setup
 
@@ -148,6 +175,19 @@ def columns(*, bulk: bool) -> tuple[Variant, ...]:
             label="(b) usernet + uvloop, --no-gso --no-gro",
         ),
         variant("kernel-veth", kernel_veth(), label="(e) kernel over veth, asyncio"),
+    )
+
+
+def ipv6_columns(*, bulk: bool) -> tuple[Variant, ...]:
+    """The asyncio program over IPv6: on usernet with both loops, on the kernel with both over
+    loopback (::1), and for bulk across veth, compared as the IPv4 columns are."""
+    same_loop = {} if bulk else {"usernet-asyncio": "kernel-asyncio", "usernet-uvloop": "kernel-uvloop"}
+    return (
+        variant("usernet-asyncio", usernet_asyncio("asyncio", ipv6=True), vs=same_loop.get("usernet-asyncio")),
+        variant("usernet-uvloop", usernet_asyncio("uvloop", ipv6=True), vs=same_loop.get("usernet-uvloop")),
+        variant("kernel-asyncio", kernel_loopback("asyncio", ipv6=True), label="(c) kernel + asyncio, ::1"),
+        variant("kernel-uvloop", kernel_loopback("uvloop", ipv6=True), label="(d) kernel + uvloop, ::1"),
+        *((variant("kernel-veth", kernel_veth(ipv6=True), label="(e) kernel over veth, asyncio"),) if bulk else ()),
     )
 
 
@@ -221,5 +261,29 @@ BENCHMARKS = (
         ),
         reference="kernel-veth",
         full_only=True,
+    ),
+    Benchmark(
+        name="tcp6_bulk",
+        title="TCP bulk over IPv6, one stream",
+        order=55,
+        meaning="The bulk benchmark over IPv6 (usernet at 2001:db8::2 on the TAP, MTU 1500, software GSO and "
+        "GRO): header prediction and the offloads take IPv6 as they take IPv4. Stated as a ratio to the kernel "
+        "across veth over IPv6; compare with TCP bulk's ratios for what IPv6 costs.",
+        metrics=(Metric("mbytes", "MB/s"),),
+        cases=tuple(BULK),
+        variants=ipv6_columns(bulk=True),
+        reference="kernel-veth",
+    ),
+    Benchmark(
+        name="tcp6_rr",
+        title="TCP request/response over IPv6, 64 bytes",
+        order=56,
+        meaning="The request/response benchmark over IPv6: round trips/s and latency on 1 and on 50 connections, "
+        "usernet on a loop against the kernel on the same loop over ::1. Compare with TCP request/response's "
+        "ratios for what IPv6 costs.",
+        metrics=(Metric("rate", "round trips/s"), *LATENCY),
+        cases=tuple(RR),
+        variants=ipv6_columns(bulk=False),
+        reference="kernel-asyncio",
     ),
 )

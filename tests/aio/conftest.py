@@ -100,10 +100,10 @@ def pair(loop_kind: str) -> Iterator[Pair]:
 
 
 async def serve_on_b(
-    pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int = 0, **options: object
+    pair: Pair, factory: Callable[[], asyncio.BaseProtocol], port: int = 0, host: str | None = None, **options: object
 ) -> Server:
-    """A server on host B (the peer), through the same Server class the loop uses."""
-    listeners = listen(pair.b_driver, [None], port, 100)
+    """A server on host B (the peer) on `host` (None: any IPv4 address), through the same Server class the loop uses."""
+    listeners = listen(pair.b_driver, [host], port, 100)
     server = Server(pair.loop, pair.b_driver, listeners, factory, **options)  # type: ignore[arg-type]  # keywords from a dict
     await server.start_serving()
     return server

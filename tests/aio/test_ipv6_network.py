@@ -2,11 +2,13 @@
 
 The kernel side of the TAP gets 192.0.2.1/24 and 2001:db8::1/64 inside the sandbox's
 namespace (its DAD is off there, so its address is usable at once); usernet runs with
-`--address 192.0.2.2/24 --address 2001:db8::2/64`.
+`--address 192.0.2.2/24 --address 2001:db8::2/64`. The bulk test runs the stack in this
+process instead, on a TapLink the sandbox made, to see the link's offload counters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -18,9 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.aio.conftest import LOOPS
 from tests.aio.test_tcp_network import APPS, ROOT, _curl, _env
 from tests.programs import require
+from usernet.drivers.host import Host, offload_options
 from usernet.link.sandbox import Sandbox
+from usernet.stack import Interface, InterfaceConfig
 
 pytestmark = pytest.mark.network
 
@@ -146,3 +151,56 @@ def test_one_dual_stack_socket_answers_both_families(tap6: Sandbox) -> None:
             assert str(port) in answers[-1]
     assert answers[0].startswith(f"('{KERNEL_IP6}', ") and answers[0].endswith(", 0, 0) AF_INET6\n"), answers
     assert answers[1].startswith("('::ffff:192.0.2.1', ") and answers[1].endswith(", 0, 0) AF_INET6\n"), answers
+
+
+#: TapLink options: software GSO and GRO (the default), vnet_hdr offloads (TSO6 and partial checksums).
+BULK_MODES = {"gso-gro": {}, "offloads": {"offloads": True}}
+BULK = 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize("mode", sorted(BULK_MODES))
+def test_100_mb_each_way_over_ipv6_with_the_kernel(sandbox: Sandbox, mode: str) -> None:
+    """usernet sends 100 MB to a kernel echo server over IPv6 while reading the echo: both
+    directions at once, hashed; the link's counters show the offloads (or software GSO and
+    GRO) carried them and the segments took header prediction."""
+    link = sandbox.create_tap("usernet0", host_address="192.0.2.1/24", ipv6=True, **BULK_MODES[mode])
+    sandbox.run(["ip", "-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", "usernet0", "nodad"], check=True)
+    config = InterfaceConfig.from_strings(
+        link.mac, ["192.0.2.2/24", f"{USERNET_IP6}/64"], dad_transmits=0, slaac=False, **offload_options(link)
+    )
+    host = Host(link, Interface(config))
+    data = os.urandom(BULK)
+    listener, echo = _kernel_echo_server(sandbox)
+
+    async def main() -> str:
+        reader, writer = await asyncio.open_connection(KERNEL_IP6, 7000)
+        digest = hashlib.sha256()
+
+        async def read_back() -> None:
+            while chunk := await reader.read(1 << 18):
+                digest.update(chunk)
+
+        reading = asyncio.ensure_future(read_back())
+        view = memoryview(data)
+        for at in range(0, BULK, 1 << 20):
+            writer.write(view[at : at + (1 << 20)])
+            await writer.drain()
+        writer.write_eof()
+        await asyncio.wait_for(reading, 60)
+        writer.close()
+        return digest.hexdigest()
+
+    loop = LOOPS["asyncio"](host=host)
+    with listener:
+        try:
+            got = loop.run_until_complete(asyncio.wait_for(main(), 120))
+        finally:
+            loop.close()
+        echo.join(10)
+    assert got == hashlib.sha256(data).hexdigest(), "100 MB went out and came back identical"
+    stats = host.iface.stats()
+    assert stats["tcp_rx_predicted"] >= stats["tcp_rx_segments"] - 3, stats
+    if mode == "offloads":
+        assert link.tx_gso_frames > 0 and link.rx_gso_frames > 0, "TSO6 both ways through the vnet header"
+    else:
+        assert link.tx_gso_frames > 0 and link.rx_gro_joined > 0, "software GSO and GRO on IPv6"

@@ -9,6 +9,8 @@ resolver against dnsmasq over a TAP is in test_resolver_network.py.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import socket
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -16,9 +18,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.aio.conftest import B_IP, Pair, serve_on_b
+from tests.aio.conftest import B_IP, B_IP6, Pair, make_pair, serve_on_b
+from tests.stack.test_ipv6_sim import ROUTER, frame, iface, settled
 from usernet.aio.datagram import open_endpoint
-from usernet.aio.resolver import Answer, DnsCache, Resolver, parse_hosts, parse_resolv_conf
+from usernet.aio.resolver import Answer, DnsCache, Resolver, network_servers, parse_hosts, parse_resolv_conf
 from usernet.wire.dns import (
     CLASS_IN,
     FLAG_QR,
@@ -35,6 +38,8 @@ from usernet.wire.dns import (
     name_key,
     parse_message,
 )
+from usernet.wire.ipv6 import ALL_NODES, IPPROTO_ICMPV6, multicast_mac
+from usernet.wire.ndp import emit_router_advert
 
 T = TypeVar("T")
 SOA = Record("test", TYPE_SOA, CLASS_IN, 600, Soa("ns.test", "admin.test", 1, 3600, 600, 86400, 30))
@@ -112,9 +117,27 @@ class TcpServer(asyncio.Protocol):
             self.transport.write(len(reply).to_bytes(2, "big") + reply)
 
 
-@pytest.fixture
-def zone(pair: Pair) -> Iterator[Zone]:
-    zone = Zone(
+def _serve(pair: Pair, zone: Zone, host: str | None) -> Iterator[Zone]:
+    """`zone` served on host B's port 53 over UDP and TCP, on `host` (None: any IPv4 address)."""
+
+    async def start() -> tuple[asyncio.BaseTransport, asyncio.AbstractServer]:
+        if host is not None and ":" in host:
+            await pair.b_driver.ipv6_settled()  # its address is usable once DAD is over
+        transport, _ = await open_endpoint(
+            pair.loop, pair.b_driver, lambda: UdpServer(zone), (host or "", 53), None, allow_broadcast=False,
+            reuse_port=False,
+        )  # fmt: skip
+        server = await serve_on_b(pair, lambda: TcpServer(zone), 53, host)
+        return transport, server
+
+    transport, server = run(pair, start())
+    yield zone
+    transport.close()
+    server.close()
+
+
+def _zone() -> Zone:
+    return Zone(
         [
             Record("web.test", TYPE_A, CLASS_IN, 300, "192.0.2.10"),
             Record("web.test", TYPE_A, CLASS_IN, 60, "192.0.2.11"),
@@ -125,17 +148,22 @@ def zone(pair: Pair) -> Iterator[Zone]:
         ]
     )
 
-    async def start() -> tuple[asyncio.BaseTransport, asyncio.AbstractServer]:
-        transport, _ = await open_endpoint(
-            pair.loop, pair.b_driver, lambda: UdpServer(zone), ("", 53), None, allow_broadcast=False, reuse_port=False
-        )
-        server = await serve_on_b(pair, lambda: TcpServer(zone), 53)
-        return transport, server
 
-    transport, server = run(pair, start())
-    yield zone
-    transport.close()
-    server.close()
+@pytest.fixture
+def zone(pair: Pair) -> Iterator[Zone]:
+    yield from _serve(pair, _zone(), None)
+
+
+@pytest.fixture
+def pair6(loop_kind: str) -> Iterator[Pair]:
+    with make_pair(loop_kind, ipv6=True) as made:
+        yield made
+
+
+@pytest.fixture
+def zone6(pair6: Pair) -> Iterator[Zone]:
+    """The zone served on host B's IPv6 addresses only (its global and its link-local one)."""
+    yield from _serve(pair6, _zone(), "::")
 
 
 def run(pair: Pair, coro: Coroutine[Any, Any, T]) -> T:
@@ -299,11 +327,99 @@ def test_hosts_and_resolv_conf_files() -> None:
     assert hosts["box.lan"] == ("192.0.2.5",) and hosts["box"] == ("192.0.2.5",)
     assert hosts["link"] == ("fe80::1",) and "name" not in hosts
     conf = "search example\nnameserver 192.0.2.53\nnameserver 2001:db8::53\nnameserver junk\nnameserver 10.0.0.1\n"
-    assert parse_resolv_conf(conf) == ["192.0.2.53", "10.0.0.1"]
+    assert parse_resolv_conf(conf + "nameserver fe80::1%eth0\n") == [
+        "192.0.2.53",
+        "2001:db8::53",
+        "10.0.0.1",
+        "fe80::1",
+    ]
 
 
-def test_servers_must_be_ipv4_for_now() -> None:
-    with pytest.raises(ValueError, match="not an IPv4 address"):
-        Resolver(["2001:db8::53"])
+def test_servers_are_ip_addresses() -> None:
+    with pytest.raises(ValueError, match="not an IPv4 or IPv6 address"):
+        Resolver(["ns.example"])
     with pytest.raises(ValueError, match="at least one attempt"):
         Resolver(["192.0.2.53"], attempts=0)
+    assert Resolver(["2001:db8::53"]).current_servers() == ["2001:db8::53"]
+
+
+def test_explicit_then_dhcp_then_advertised_servers_else_the_fallback() -> None:
+    """systemd-networkd's order; each server once; resolv.conf's only when nobody else names one."""
+    named: list[str] = []
+    r = Resolver(["192.0.2.53"], network=lambda: named, fallback=["203.0.113.53"])
+    assert r.current_servers() == ["192.0.2.53"] and r.active
+    named[:] = ["192.0.2.1", "192.0.2.53", "2001:db8::1"]
+    assert r.current_servers() == ["192.0.2.53", "192.0.2.1", "2001:db8::1"]
+    network_only = Resolver([], network=lambda: named, fallback=["203.0.113.53"])
+    named.clear()
+    assert network_only.current_servers() == ["203.0.113.53"]
+    bare = Resolver([], network=lambda: named)
+    assert not bare.active and Resolver([], network=lambda: named, only=True).active
+
+
+def router_advert_with_dns(servers: tuple[bytes, ...], lifetime: int, domains: tuple[str, ...] = ()) -> bytes:
+    """An RA from ROUTER naming `servers` and search `domains` (RFC 8106 RDNSS and DNSSL) and nothing
+    else: no prefix, no default router."""
+    message = bytearray(200)
+    n = emit_router_advert(message, 0, ROUTER, ALL_NODES, 0, None, dns=servers, dns_lifetime=lifetime, domains=domains)
+    return frame(ROUTER, ALL_NODES, IPPROTO_ICMPV6, bytes(message[:n]), hop_limit=255, dst_mac=multicast_mac(ALL_NODES))
+
+
+def test_advertised_servers_last_their_lifetime_on_a_virtual_clock() -> None:
+    i = settled(iface())
+    assert i.ipv6 is not None
+    first, second = bytes.fromhex("20010db8000000000000000000000053"), bytes.fromhex("20010db8000000000000000000000054")
+    i.receive(router_advert_with_dns((first, second), 30, ("lan", "corp.example")), 5.0)
+    assert i.ipv6.dns_servers == (first, second) and i.ipv6.dns_search == ("lan", "corp.example")
+    deadline = i.next_deadline()
+    assert deadline is not None and deadline <= 35.0
+    i.poll(34.9)
+    assert i.ipv6.dns_servers == (first, second)
+    i.receive(router_advert_with_dns((second,), 600, ("corp.example",)), 20.0)  # refreshed: these live on
+    i.poll(35.0)
+    assert i.ipv6.dns_servers == (second,) and i.ipv6.dns_search == ("corp.example",)
+    i.receive(router_advert_with_dns((second,), 0, ("corp.example",)), 40.0)  # lifetime 0: withdrawn (RFC 8106 §5.1)
+    assert i.ipv6.dns_servers == () and i.ipv6.dns_search == ()
+
+
+def test_a_name_without_a_dot_is_asked_with_each_search_domain_then_as_it_is(pair: Pair, zone: Zone) -> None:
+    domains = ["nowhere.example", "test"]
+    r = resolver(search=lambda: domains, hosts=parse_hosts("192.0.2.99 printer\n"))
+    infos = run(pair, r.getaddrinfo("www", 80, type=socket.SOCK_STREAM, flags=socket.AI_CANONNAME))
+    assert [i[4] for i in infos] == [("192.0.2.10", 80), ("192.0.2.11", 80), ("2001:db8::10", 80, 0, 0)]
+    assert infos[0][3] == "web.test" and zone.udp_queries == 4  # A and AAAA of www.nowhere.example, then www.test
+    assert [i[4] for i in run(pair, r.getaddrinfo("printer", 9100, type=socket.SOCK_STREAM))] == [("192.0.2.99", 9100)]
+    asked = zone.udp_queries
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.getaddrinfo("web.nowhere", 80))  # a dot: asked as it is only
+    assert info.value.errno == socket.EAI_NONAME and zone.udp_queries == asked + 2
+
+
+@pytest.mark.parametrize("scope", ["global", "link-local"])  # routers often advertise a link-local server
+def test_dns_over_ipv6_with_cname_and_truncation_to_tcp(pair6: Pair, zone6: Zone, scope: str) -> None:
+    ipv6 = pair6.b.iface.ipv6
+    assert ipv6 is not None
+    link_local = next(str(ipaddress.IPv6Address(a)) for a, _, _ in ipv6.addresses() if a[:2] == b"\xfe\x80")
+    r = Resolver([B_IP6 if scope == "global" else link_local])
+    answer = run(pair6, r.lookup("alias.test", TYPE_A))
+    assert answer.addresses == ("192.0.2.10", "192.0.2.11") and answer.canonical == "web.test"
+    zone6.truncate = True
+    assert run(pair6, r.lookup("web.test", TYPE_AAAA)).addresses == ("2001:db8::10",)
+    assert (zone6.udp_queries, zone6.tcp_queries) == (2, 1) and r.stats.truncated == 1
+
+
+def test_the_loop_asks_the_server_a_router_advertised_until_it_is_withdrawn(pair6: Pair, zone6: Zone) -> None:
+    loop = pair6.loop
+    resolver = Resolver([], network=functools.partial(network_servers, pair6.a), ipv6=True)
+    loop.usernet_resolver = resolver  # type: ignore[attr-defined]
+    assert not resolver.active  # no server yet: names would go to the C library
+    server = ipaddress.IPv6Address(B_IP6).packed
+    pair6.a.iface.receive(router_advert_with_dns((server,), 600), loop.time())
+    assert resolver.current_servers() == [B_IP6] and resolver.active
+    infos = run(pair6, loop.getaddrinfo("www.test", 80, type=socket.SOCK_STREAM))
+    assert [i[4] for i in infos] == [("192.0.2.10", 80), ("192.0.2.11", 80), ("2001:db8::10", 80, 0, 0)]
+    pair6.a.dns_servers = (B_IP,)  # a DHCP lease's server comes before the advertised one
+    assert resolver.current_servers() == [B_IP, B_IP6]
+    pair6.a.dns_servers = ()
+    pair6.a.iface.receive(router_advert_with_dns((server,), 0), loop.time())
+    assert resolver.current_servers() == [] and not resolver.active

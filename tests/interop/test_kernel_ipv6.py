@@ -121,14 +121,22 @@ def _run(sandbox: Sandbox, *cmd: str) -> str:
     return str(result.stdout)
 
 
-def _send_router_advert(sandbox: Sandbox, lifetime: int = 1800, mtu: int | None = None) -> None:
-    """The kernel's namespace plays router: one RA to all nodes from its link-local address, by raw socket."""
+def send_router_advert(
+    sandbox: Sandbox, lifetime: int = 1800, mtu: int | None = None, dns: tuple[str, ...] = (), dns_lifetime: int = 0,
+    domains: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """The kernel's namespace plays router: one RA to all nodes from its link-local address, by raw socket
+    (naming the DNS servers `dns` and search `domains` for `dns_lifetime` seconds, RFC 8106)."""
     ifindex = sandbox.in_namespace(lambda: socket.if_nametoindex("usernet0"))
     mac = bytes.fromhex(_run(sandbox, "cat", "/sys/class/net/usernet0/address").strip().replace(":", ""))
     source = ipaddress.IPv6Address(_kernel_link_local(sandbox)).packed
     prefix = PrefixInfo(ipaddress.IPv6Address(PREFIX).packed, 64, True, True, 86400, 14400)
     message = bytearray(200)
-    n = emit_router_advert(message, 0, source, ALL_NODES, lifetime, mac, (prefix,), mtu)
+    servers = tuple(ipaddress.IPv6Address(server).packed for server in dns)
+    n = emit_router_advert(
+        message, 0, source, ALL_NODES, lifetime, mac, (prefix,), mtu, dns=servers, dns_lifetime=dns_lifetime,
+        domains=domains,
+    )  # fmt: skip
     with sandbox.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as raw:
         raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
@@ -148,7 +156,7 @@ def test_kernel_pings_usernets_link_local_address(sandbox: Sandbox):
 def test_router_advertisement_gives_an_address_and_a_default_router(sandbox: Sandbox):
     with usernet_v6(sandbox) as running:
         assert not [a for a in _addresses(running) if a.startswith("2001:")]
-        _send_router_advert(sandbox)
+        send_router_advert(sandbox)
         found = _until(lambda: [a for a in _addresses(running) if a.startswith("2001:db8::")])
         assert found, running.host.iface.stats()
         (address,) = found

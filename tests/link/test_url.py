@@ -77,12 +77,12 @@ def test_config_errors_come_when_the_config_is_made() -> None:
             UsernetConfig(link=udp, **option)
     UsernetConfig(link="tap:x", sandbox=True)
     UsernetConfig(link="tun:x", sandbox=True, offloads=True, host_address="192.0.2.1/24")
-    for bad in ("ns.example", "2001:db8::53"):
+    for bad in ("ns.example", "2001:db8::53:"):
         with pytest.raises(
-            ValueError,
-            match=re.escape(f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {bad!r}"),
+            ValueError, match=re.escape(f"dns must be the IPv4 or IPv6 address of a DNS server, not {bad!r}")
         ):
             UsernetConfig(dns=bad)
+    assert UsernetConfig(dns="2001:db8::53").dns == "2001:db8::53"
 
 
 def test_option_variable_and_child_environment_agree() -> None:
@@ -120,7 +120,7 @@ def test_the_command_line_says_what_is_wrong_without_a_traceback(capsys: pytest.
             "argument --link: bad link 'udp://127.0.0.1:1': a UDP link needs exactly one peer",
         ),
         (["--link", "tun:"], "argument --link: bad link 'tun:': an interface name is 1 to 15"),
-        (["--dns", "ns.example"], "argument --dns: dns must be the IPv4 address of a DNS server"),
+        (["--dns", "ns.example"], "argument --dns: dns must be the IPv4 or IPv6 address of a DNS server"),
     ):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)

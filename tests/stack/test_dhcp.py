@@ -35,7 +35,7 @@ DNS = bytes([192, 0, 2, 53])
 
 
 def reply(request: DhcpMessage, kind: int, *, lease: int = 600, t1: int | None = None, t2: int | None = None,
-          server: bytes = SERVER) -> bytes:  # fmt: skip
+          server: bytes = SERVER, yiaddr: bytes = OFFERED) -> bytes:  # fmt: skip
     options = {OPT_MESSAGE_TYPE: bytes((kind,)), OPT_SERVER_ID: server}
     if kind != NAK:
         options |= {
@@ -49,7 +49,7 @@ def reply(request: DhcpMessage, kind: int, *, lease: int = 600, t1: int | None =
             options[OPT_RENEWAL_TIME] = t1.to_bytes(4, "big")
         if t2 is not None:
             options[OPT_REBINDING_TIME] = t2.to_bytes(4, "big")
-    return emit_dhcp(DhcpMessage(BOOTREPLY, request.xid, request.chaddr, options, yiaddr=OFFERED, siaddr=SERVER))
+    return emit_dhcp(DhcpMessage(BOOTREPLY, request.xid, request.chaddr, options, yiaddr=yiaddr, siaddr=SERVER))
 
 
 def sent(client: DhcpClient) -> list[tuple[Outgoing, DhcpMessage]]:

@@ -323,7 +323,7 @@ def test_tcp_over_ipv6_link_local_moves_bytes_both_ways():
     pair.sim.run(0.05)
     assert client.receive() == b"reply over IPv6"
     stats = pair.b.iface.stats()
-    assert stats["tcp_rx_segments"] > 100 and stats["tcp_rx_predicted"] == 0  # IPv6 takes the general path
+    assert stats["tcp_rx_segments"] > 100 and stats["tcp_rx_predicted"] >= stats["tcp_rx_segments"] - 3  # predicted
 
 
 def test_udp_over_ipv6_and_port_unreachable_to_the_connected_socket():

@@ -163,7 +163,14 @@ def ndp_messages(draw: st.DrawFn, src: bytes, dst: bytes) -> bytes:
                 )
             )
         )
-        n = emit_router_advert(out, 0, src, dst, draw(u16), lladdr, prefixes, draw(st.none() | u32), draw(u8))
+        dns = tuple(draw(st.lists(ipv6_address, max_size=2)))
+        domains = tuple(
+            draw(st.lists(st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,2}", fullmatch=True), max_size=2))
+        )
+        n = emit_router_advert(
+            out, 0, src, dst, draw(u16), lladdr, prefixes, draw(st.none() | u32), draw(u8), dns=dns,
+            dns_lifetime=draw(u32), domains=domains,
+        )  # fmt: skip
     elif kind == "ns":
         n = emit_neighbor_solicit(out, 0, src, dst, draw(ipv6_address), lladdr)
     elif kind == "na":

@@ -29,10 +29,15 @@ from usernet.wire.dns import (
     Soa,
     build_query,
     emit_message,
+    emit_names,
     name_key,
     parse_message,
+    parse_names,
 )
 from usernet.wire.errors import MalformedPacket
+from usernet.wire.icmpv6 import parse_icmpv6
+from usernet.wire.ipv6 import ALL_NODES
+from usernet.wire.ndp import emit_router_advert, parse_router_advert
 
 
 def header(ident: int, flags: int, qd: int = 0, an: int = 0, ns: int = 0, ar: int = 0) -> bytes:
@@ -224,3 +229,28 @@ def test_any_bytes_give_a_message_or_malformed_packet(data: bytes) -> None:
 def test_flags() -> None:
     message = Message(1, FLAG_QR | FLAG_TC | RCODE_NXDOMAIN)
     assert message.is_response and message.truncated and message.rcode == RCODE_NXDOMAIN
+
+
+def test_a_router_advertisement_carries_servers_and_search_domains() -> None:
+    """RFC 8106: RDNSS and DNSSL options, the names uncompressed and padded to 8 bytes."""
+    src, server = bytes.fromhex("fe80" + "00" * 13 + "01"), ipaddress.IPv6Address("2001:db8::53").packed
+    buf = bytearray(200)
+    n = emit_router_advert(
+        buf, 0, src, ALL_NODES, 0, None, dns=(server,), dns_lifetime=600, domains=("lan", "Corp.example")
+    )
+    options = parse_router_advert(parse_icmpv6(buf[:n], src, ALL_NODES)).options
+    assert options.dns == ((server, 600),) and options.domains == (("lan", 600), ("Corp.example", 600))
+    assert parse_names(memoryview(emit_names(("a.b", "c")) + bytes(3))) == ("a.b", "c")
+
+
+@pytest.mark.parametrize(
+    ("listed", "why"),
+    [
+        (b"\x01a\x00\x03lan\xc0\x00", "compressed"),  # "lan" then a pointer back to "a"
+        (b"\x01a\x00\x00\x01", "padding"),
+        (b"\x05a", "runs past the end"),
+    ],
+)
+def test_a_search_list_must_be_whole_uncompressed_names_and_zeros(listed: bytes, why: str) -> None:
+    with pytest.raises(MalformedPacket, match=why):
+        parse_names(memoryview(listed))

@@ -126,15 +126,21 @@ int32_t un_pseudo_sum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst,
     return (int32_t)fold16(pseudo_v4(src, dst, proto, length));
 }
 
+/* Unfolded sum of the IPv6 pseudo-header (RFC 8200 section 8.1). */
+static uint64_t pseudo_v6(const uint8_t *src, const uint8_t *dst, uint8_t next_header, uint64_t length)
+{
+    uint64_t acc = (uint64_t)next_header + length;
+    for (int i = 0; i < 16; i += 4)
+        acc += two_words_sum(src + i) + two_words_sum(dst + i);
+    return acc;
+}
+
 int32_t un_pseudo_sum_v6(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
                          uint8_t next_header, uint32_t length)
 {
     if (src_len != 16 || dst_len != 16)
         return UN_BAD_IPV6_ADDRESS;
-    uint64_t acc = (uint64_t)next_header + length;
-    for (int i = 0; i < 16; i += 4)
-        acc += two_words_sum(src + i) + two_words_sum(dst + i);
-    return (int32_t)fold16(acc);
+    return (int32_t)fold16(pseudo_v6(src, dst, next_header, length));
 }
 
 int32_t un_l4_checksum_v4(const uint8_t *src, size_t src_len, const uint8_t *dst, size_t dst_len,
@@ -316,6 +322,85 @@ int un_rx_ipv4_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_le
     out[UN_RX_UDP_FIELD_DPORT] = be16(udp + 2);
     out[UN_RX_UDP_FIELD_PAYLOAD_OFFSET] = (int64_t)(link_len + ihl + 8);
     out[UN_RX_UDP_FIELD_PAYLOAD_LENGTH] = (int64_t)(length - 8);
+    return 0;
+}
+
+/* What both IPv6 predictions ask first: an IPv6 packet to `mac` (`link_len` as for IPv4)
+ * whose next header is `proto` itself (an extension header is the general path's to walk),
+ * between unicast addresses, with at least `l4_min` bytes of payload inside the frame.
+ * Returns the payload length (bytes after it, Ethernet padding, are not the packet's);
+ * 0 if the frame is anything else, a jumbogram's zero length included. */
+static size_t rx_ipv6_header(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len,
+                             uint8_t proto, size_t l4_min)
+{
+    if (link_len == UN_ETHERNET_HEADER) {
+        if (mac_len != 6 || n < 14 || memcmp(f, mac, 6) != 0 || f[12] != 0x86 || f[13] != 0xdd)
+            return 0;
+    } else if (link_len != 0)
+        return 0;
+    if (n < link_len + 40 + l4_min)
+        return 0;
+    const uint8_t *ip = f + link_len;
+    size_t plen = be16(ip + 4);
+    if ((ip[0] >> 4) != 6 || ip[6] != proto || plen < l4_min || link_len + 40 + plen > n || ip[8] == 0xff
+        || ip[24] == 0xff)
+        return 0;
+    return plen;
+}
+
+/* rx_ipv4_tcp for IPv6: out[] is tcp_parse's, then out[UN_RX6_FIELD_*] the payload's
+ * offset and length in the frame; numbers[] gets the destination address and the flow key
+ * TcpLayer files IPv6 connections under, (1 << 160) | (source << 32) | (source port << 16)
+ * | destination port, both as big-endian integers (too wide for out[]).  Returns the
+ * number of SACK blocks, or UN_RX_OTHER for anything else (extension headers, a CE mark,
+ * a bad checksum unless `trusted`, multicast, a broken packet): never a drop of its own. */
+int un_rx_ipv6_tcp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out, uint8_t *numbers)
+{
+    size_t plen = rx_ipv6_header(f, n, mac, mac_len, link_len, 6, 20);
+    if (!plen)
+        return UN_RX_OTHER;
+    const uint8_t *ip = f + link_len;
+    if (((ip[1] >> 4) & 3) == 3) /* CE, the low bits of the traffic class (RFC 3168) */
+        return UN_RX_OTHER;
+    const uint8_t *tcp = ip + 40;
+    int blocks = un_tcp_parse(tcp, plen, out);
+    if (blocks < 0)
+        return UN_RX_OTHER;
+    if (!trusted && un_sum16(tcp, plen, fold16(pseudo_v6(ip + 8, ip + 24, 6, plen))) != 0xffff)
+        return UN_RX_OTHER;
+    size_t hlen = (size_t)out[UN_TCP_FIELD_HEADER_LENGTH];
+    memcpy(numbers + UN_RX6_NUMBERS_DST, ip + 24, 16);
+    uint8_t *key = numbers + UN_RX6_NUMBERS_FLOW_KEY;
+    key[0] = 1;
+    memcpy(key + 1, ip + 8, 16);
+    memcpy(key + 17, tcp, 4);
+    out[UN_RX6_FIELD_PAYLOAD_OFFSET] = (int64_t)(link_len + 40 + hlen);
+    out[UN_RX6_FIELD_PAYLOAD_LENGTH] = (int64_t)(plen - hlen);
+    return blocks;
+}
+
+/* rx_ipv4_udp for IPv6: out[] the ports and the payload's offset and length, numbers[] the
+ * source and destination addresses.  The checksum is mandatory over IPv6 (RFC 8200 8.1): a
+ * zero one is the general path's to count, as is anything else this does not take. */
+int un_rx_ipv6_udp(const uint8_t *f, size_t n, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out, uint8_t *numbers)
+{
+    size_t plen = rx_ipv6_header(f, n, mac, mac_len, link_len, 17, 8);
+    if (!plen)
+        return UN_RX_OTHER;
+    const uint8_t *ip = f + link_len;
+    const uint8_t *udp = ip + 40;
+    size_t length = be16(udp + 4);
+    if (length < 8 || length > plen || be16(udp + 6) == 0)
+        return UN_RX_OTHER;
+    if (!trusted && un_sum16(udp, length, fold16(pseudo_v6(ip + 8, ip + 24, 17, length))) != 0xffff)
+        return UN_RX_OTHER;
+    memcpy(numbers, ip + 8, 32);
+    out[UN_RX6_UDP_FIELD_SPORT] = be16(udp);
+    out[UN_RX6_UDP_FIELD_DPORT] = be16(udp + 2);
+    out[UN_RX6_UDP_FIELD_PAYLOAD_OFFSET] = (int64_t)(link_len + 48);
+    out[UN_RX6_UDP_FIELD_PAYLOAD_LENGTH] = (int64_t)(length - 8);
     return 0;
 }
 

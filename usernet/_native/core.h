@@ -52,6 +52,21 @@
 #define UN_RX_UDP_FIELD_PAYLOAD_OFFSET 4
 #define UN_RX_UDP_FIELD_PAYLOAD_LENGTH 5
 #define UN_RX_UDP_OUT_LEN 6
+/* rx_ipv6_tcp's out[] is tcp_parse's, then these; its 128-bit numbers (the destination
+ * address, the flow key) go into a second array, of bytes, as big-endian integers. */
+#define UN_RX6_FIELD_PAYLOAD_OFFSET 23
+#define UN_RX6_FIELD_PAYLOAD_LENGTH 24
+#define UN_RX6_OUT_LEN 25
+#define UN_RX6_NUMBERS_DST 0
+#define UN_RX6_NUMBERS_FLOW_KEY 16
+#define UN_RX6_NUMBERS_LEN 37
+/* rx_ipv6_udp's out[], and its numbers[]: source address, then destination address. */
+#define UN_RX6_UDP_FIELD_SPORT 0
+#define UN_RX6_UDP_FIELD_DPORT 1
+#define UN_RX6_UDP_FIELD_PAYLOAD_OFFSET 2
+#define UN_RX6_UDP_FIELD_PAYLOAD_LENGTH 3
+#define UN_RX6_UDP_OUT_LEN 4
+#define UN_RX6_UDP_NUMBERS_LEN 32
 
 #define UN_CSUM_FULL 0
 #define UN_CSUM_PARTIAL 1
@@ -90,6 +105,10 @@ int un_rx_ipv4_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t 
                    int64_t *out);
 int un_rx_ipv4_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
                    int64_t *out);
+int un_rx_ipv6_tcp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out, uint8_t *numbers);
+int un_rx_ipv6_udp(const uint8_t *frame, size_t len, const uint8_t *mac, size_t mac_len, size_t link_len, int trusted,
+                   int64_t *out, uint8_t *numbers);
 int32_t un_build_ipv4_tcp(uint8_t *buf, size_t buf_len, uint32_t offset,
                           const uint8_t *dst_mac, size_t dst_mac_len, const uint8_t *src_mac, size_t src_mac_len,
                           const uint8_t *src_ip, size_t src_ip_len, const uint8_t *dst_ip, size_t dst_ip_len,

@@ -36,6 +36,7 @@ __all__ = [
     "ETHERNET_HEADER",
     "GRO_NO_ROOM",
     "GSO_NOT_TCP",
+    "IPV6_FLOW",
     "LINK_HEADER_MAX",
     "TCP_BAD_OFFSET",
     "TCP_BAD_OPTION",
@@ -60,6 +61,8 @@ __all__ = [
     "pseudo_sum_v6",
     "rx_ipv4_tcp",
     "rx_ipv4_udp",
+    "rx_ipv6_tcp",
+    "rx_ipv6_udp",
     "sum16",
     "tcp_parse",
 ]
@@ -89,6 +92,8 @@ BUILD_BAD_TEMPLATE = -16
 LINK_HEADER_MAX = 64
 #: The link header rx_ipv4_tcp/udp, gso_write and gro_read parse (their `link_len`); 0: none.
 ETHERNET_HEADER = 14
+#: The bit rx_ipv6_tcp sets in an IPv6 flow key, above any IPv4 key (< 2**64): see TcpLayer.
+IPV6_FLOW = 1 << 160
 GSO_NOT_TCP = -20
 GRO_NO_ROOM = -21
 
@@ -100,7 +105,7 @@ BUILD_ERRORS: dict[int, str] = {
     BUILD_BAD_FLAGS: "TCP flags must fit in 9 bits (0..0x1FF)",
     BUILD_BAD_CSUM_MODE: "csum_mode must be CSUM_FULL or CSUM_PARTIAL",
     BUILD_BAD_TEMPLATE: "a route's link header is at most 64 bytes, its IP header 20 bytes of IPv4 or 40 of IPv6",
-    GSO_NOT_TCP: "GSO takes one TCP/IPv4 frame whose IPv4 total length matches its size",
+    GSO_NOT_TCP: "GSO takes one TCP frame over IPv4 or IPv6 (no extension headers) whose IP length matches its size",
     GRO_NO_ROOM: "GRO needs a writable buffer of at least frame_cap * max_frames bytes, frame_cap >= 60",
 }
 
@@ -317,21 +322,39 @@ def tcp_parse(buf: BytesLike) -> TcpParsed:
     )
 
 
-def _known_link(mv: memoryview, link_len: int) -> bool:
-    """Whether the `link_len` bytes in front of the IP header are a link header the receive
-    and offload functions know: none (0, a bare IP packet) or Ethernet carrying IPv4 (14)."""
-    if link_len == 0:
-        return True
-    return link_len == ETHERNET_HEADER and len(mv) >= 14 and mv[12] == 0x08 and mv[13] == 0x00
+def _ip_version(mv: memoryview, link_len: int) -> int:
+    """The IP version (4 or 6) behind `link_len` bytes of a link header the offload functions
+    know, as that header and the version nibble agree on it: Ethernet (14) whose EtherType
+    is IPv4's or IPv6's, or none (0: a bare IP packet); 0 for anything else."""
+    if len(mv) <= link_len:
+        return 0
+    version = mv[link_len] >> 4
+    if link_len == ETHERNET_HEADER:
+        kind = (mv[12] << 8) | mv[13]
+        if not ((kind == 0x0800 and version == 4) or (kind == 0x86DD and version == 6)):
+            return 0
+    elif link_len != 0:
+        return 0
+    return version if version in (4, 6) else 0
+
+
+def _tcp_pseudo(f: memoryview, ip: int, v6: bool, tcp_len: int) -> int:
+    """The TCP pseudo-header sum of the packet whose IP header is at f[ip:]."""
+    if v6:
+        return pseudo_sum_v6(bytes(f[ip + 8 : ip + 24]), bytes(f[ip + 24 : ip + 40]), 6, tcp_len)
+    return pseudo_sum_v4(bytes(f[ip + 12 : ip + 16]), bytes(f[ip + 16 : ip + 20]), 6, tcp_len)
 
 
 def _rx_ipv4_header(mv: memoryview, mac: bytes, link: int, proto: int, l4_min: int) -> tuple[int, int] | None:
     """(header length, total length) of an unfragmented IPv4 packet of `proto` to `mac` with
     a good header checksum and at least `l4_min` bytes beyond the header; else None.
     `link`: the link header's length, 14 (Ethernet to `mac`) or 0 (bare IP, no `mac` check)."""
-    if link == ETHERNET_HEADER and (_address(mac) != 6 or len(mv) < 14 or mv[:6] != mac):
+    if link == ETHERNET_HEADER:
+        if _address(mac) != 6 or len(mv) < 14 or mv[:6] != mac or mv[12] != 0x08 or mv[13] != 0x00:
+            return None
+    elif link != 0:
         return None
-    if not _known_link(mv, link) or len(mv) < link + 20 + l4_min:
+    if len(mv) < link + 20 + l4_min:
         return None
     ihl = (mv[link] & 0x0F) * 4
     total = (mv[link + 2] << 8) | mv[link + 3]
@@ -379,6 +402,18 @@ def rx_ipv4_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETH
     return (*p, int.from_bytes(dst, "big"), key, link + ihl + hlen, total - ihl - hlen)
 
 
+def _rx_udp_fields(mv: memoryview, src: bytes, dst: bytes, udp: int, length: int) -> RxUdp:
+    """The layout.RX_UDP tuple of a datagram the UDP predictions took, its header at mv[udp:]."""
+    return (
+        int.from_bytes(src, "big"),
+        (mv[udp] << 8) | mv[udp + 1],
+        int.from_bytes(dst, "big"),
+        (mv[udp + 2] << 8) | mv[udp + 3],
+        udp + 8,
+        length - 8,
+    )
+
+
 def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxUdp | None:
     """The UDP twin of rx_ipv4_tcp: a valid UDP/IPv4 datagram to `mac`?
 
@@ -402,23 +437,98 @@ def rx_ipv4_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETH
     dst = bytes(mv[link + 16 : link + 20])
     if not trusted and (mv[udp + 6] or mv[udp + 7]) and l4_checksum_v4(src, dst, 17, mv[udp : udp + length]):
         return None
-    return (
-        int.from_bytes(src, "big"),
-        (mv[udp] << 8) | mv[udp + 1],
-        int.from_bytes(dst, "big"),
-        (mv[udp + 2] << 8) | mv[udp + 3],
-        udp + 8,
-        length - 8,
-    )
+    return _rx_udp_fields(mv, src, dst, udp, length)
+
+
+def _rx_ipv6_header(mv: memoryview, mac: bytes, link: int, proto: int, l4_min: int) -> int:
+    """The payload length of an IPv6 packet to `mac` whose next header is `proto` itself (no
+    extension header), between unicast addresses, with at least `l4_min` payload bytes in
+    the frame; 0 for anything else, a jumbogram's zero length included. `link` as for IPv4."""
+    if link == ETHERNET_HEADER:
+        if _address(mac) != 6 or len(mv) < 14 or mv[:6] != mac or mv[12] != 0x86 or mv[13] != 0xDD:
+            return 0
+    elif link != 0:
+        return 0
+    if len(mv) < link + 40 + l4_min:
+        return 0
+    plen = (mv[link + 4] << 8) | mv[link + 5]
+    if (
+        mv[link] >> 4 != 6
+        or mv[link + 6] != proto
+        or plen < l4_min
+        or link + 40 + plen > len(mv)
+        or mv[link + 8] == 0xFF
+        or mv[link + 24] == 0xFF
+    ):
+        return 0
+    return plen
+
+
+def rx_ipv6_tcp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxParsed | None:
+    """rx_ipv4_tcp for IPv6: a well-formed TCP/IPv6 segment to `mac` with a valid checksum?
+
+    Then the same fields (layout.RX_TCP): the destination address as an integer, and the
+    flow key TcpLayer files IPv6 connections under, `IPV6_FLOW | (source address << 32) |
+    (source port << 16) | destination port`. None for what the general path must see:
+    extension headers, multicast, a CE mark, a bad checksum (unless `trusted`), anything broken.
+    """
+    mv = _view(frame)
+    link = _uint(link_len, 64)
+    plen = _rx_ipv6_header(mv, mac, link, 6, 20)
+    if not plen or (mv[link + 1] >> 4) & 3 == 3:
+        return None
+    tcp = link + 40
+    segment = mv[tcp : tcp + plen]
+    try:
+        p = tcp_parse(segment)
+    except NativeError:
+        return None
+    src = bytes(mv[link + 8 : link + 24])
+    dst = bytes(mv[link + 24 : link + 40])
+    if not trusted and sum16(segment, pseudo_sum_v6(src, dst, 6, plen)) != 0xFFFF:
+        return None
+    sport, dport, hlen = p[1], p[2], p[5]
+    key = IPV6_FLOW | (int.from_bytes(src, "big") << 32) | (sport << 16) | dport
+    return (*p, int.from_bytes(dst, "big"), key, tcp + hlen, plen - hlen)
+
+
+def rx_ipv6_udp(frame: BytesLike, mac: bytes, trusted: bool, link_len: int = ETHERNET_HEADER) -> RxUdp | None:
+    """rx_ipv4_udp for IPv6: the same fields (layout.RX_UDP), addresses as integers.
+
+    The checksum is mandatory over IPv6 (RFC 8200 section 8.1): a zero one is None, for
+    the general path to count, as is every other datagram rx_ipv6_tcp's rules turn away.
+    """
+    mv = _view(frame)
+    link = _uint(link_len, 64)
+    plen = _rx_ipv6_header(mv, mac, link, 17, 8)
+    if not plen:
+        return None
+    udp = link + 40
+    length = (mv[udp + 4] << 8) | mv[udp + 5]
+    if length < 8 or length > plen or not (mv[udp + 6] or mv[udp + 7]):
+        return None
+    src = bytes(mv[link + 8 : link + 24])
+    dst = bytes(mv[link + 24 : link + 40])
+    if not trusted and sum16(mv[udp : udp + length], pseudo_sum_v6(src, dst, 17, length)) != 0xFFFF:
+        return None
+    return _rx_udp_fields(mv, src, dst, udp, length)
 
 
 def _gso_layout(f: memoryview, gso_size: int, link: int) -> tuple[int, int, int]:
     """(TCP header offset, header bytes, payload bytes per segment) of a frame for gso_write."""
     n = len(f)
-    if not _known_link(f, link) or n < link + 40 or f[link] >> 4 != 4 or f[link + 9] != 6:
+    version = _ip_version(f, link)
+    if version == 4:
+        ihl = (f[link] & 0x0F) * 4
+        if n < link + 40 or f[link + 9] != 6 or ihl < 20 or ((f[link + 2] << 8) | f[link + 3]) != n - link:
+            raise NativeError(GSO_NOT_TCP)
+    elif version == 6:
+        ihl = 40
+        if n < link + 60 or f[link + 6] != 6 or ((f[link + 4] << 8) | f[link + 5]) != n - link - 40:
+            raise NativeError(GSO_NOT_TCP)
+    else:
         raise NativeError(GSO_NOT_TCP)
-    ihl = (f[link] & 0x0F) * 4
-    if ihl < 20 or ((f[link + 2] << 8) | f[link + 3]) != n - link or link + ihl + 20 > n:
+    if link + ihl + 20 > n:
         raise NativeError(GSO_NOT_TCP)
     tcp = link + ihl
     thl = (f[tcp + 12] >> 4) * 4
@@ -430,35 +540,39 @@ def _gso_layout(f: memoryview, gso_size: int, link: int) -> tuple[int, int, int]
 
 
 def gso_segments(frame: BytesLike, gso_size: int, link_len: int = ETHERNET_HEADER) -> list[bytes]:
-    """Software GSO: cut a CSUM_PARTIAL TCP/IPv4 frame as a NIC doing TSO would (see offload.c).
+    """Software GSO: cut a CSUM_PARTIAL TCP frame as a NIC doing TSO would (see offload.c).
 
     Segments carry at most `gso_size` payload bytes (0: the frame stays whole); headers are
-    copied, the IPv4 identification counts up, the sequence number advances, FIN and PSH
-    stay on the last segment, and every checksum is completed. `link_len`: the link header
-    in front of the IPv4 header, 14 (Ethernet) or 0 (bare IP).
+    copied, the IPv4 identification counts up (IPv6 has none), the sequence number
+    advances, FIN and PSH stay on the last segment, and every checksum is completed.
+    `link_len`: the link header in front of the IP header, 14 (Ethernet) or 0 (bare IP).
     """
     _uint(gso_size, 32)
     link = _uint(link_len, 32)
     f = _view(frame)
     tcp, headers, step = _gso_layout(f, gso_size, link)
+    v6 = f[link] >> 4 == 6
     payload = len(f) - headers
     ident = (f[link + 4] << 8) | f[link + 5]
     seq = int.from_bytes(f[tcp + 4 : tcp + 8], "big")
-    src = bytes(f[link + 12 : link + 16])
-    dst = bytes(f[link + 16 : link + 20])
     out = []
     for i, off in enumerate(range(0, payload, step) if payload else (0,)):
         n = min(step, payload - off)
         seg = bytearray(f[:headers])
         seg += f[headers + off : headers + off + n]
-        struct.pack_into("!HH", seg, link + 2, headers - link + n, (ident + i) & 0xFFFF)
-        seg[link + 10 : link + 12] = b"\0\0"
-        _CSUM_FIELD.pack_into(seg, link + 10, internet_checksum(seg[link:tcp]))
+        tcp_len = headers - tcp + n
+        if v6:
+            struct.pack_into("!H", seg, link + 4, tcp_len)
+        else:
+            struct.pack_into("!HH", seg, link + 2, headers - link + n, (ident + i) & 0xFFFF)
+            seg[link + 10 : link + 12] = b"\0\0"
+            _CSUM_FIELD.pack_into(seg, link + 10, internet_checksum(seg[link:tcp]))
         struct.pack_into("!I", seg, tcp + 4, (seq + off) & 0xFFFFFFFF)
         if off + n < payload:
             seg[tcp + 13] &= ~_FIN_PSH & 0xFF
         seg[tcp + 16 : tcp + 18] = b"\0\0"
-        _CSUM_FIELD.pack_into(seg, tcp + 16, l4_checksum_v4(src, dst, 6, seg[tcp:]))
+        view = memoryview(seg)
+        _CSUM_FIELD.pack_into(seg, tcp + 16, ~sum16(view[tcp:], _tcp_pseudo(view, link, v6, tcp_len)) & 0xFFFF)
         out.append(bytes(seg))
     return out
 
@@ -489,71 +603,97 @@ _TCP_ACK = 0x10
 _TCP_ACK_PSH = 0x18
 
 
-def _gro_payload(f: memoryview, link: int) -> int:
-    """Payload bytes of a frame software GRO may join with its neighbours, else 0.
+def _ip_end(f: memoryview, link: int, iphl: int) -> int:
+    """Where the IP packet of a frame ends (Ethernet padding may follow), its IP header `iphl` bytes."""
+    if iphl == 20:
+        return link + ((f[link + 2] << 8) | f[link + 3])
+    return link + 40 + ((f[link + 4] << 8) | f[link + 5])
 
-    That is a TCP/IPv4 data segment without IPv4 options or fragmentation, with only ACK
-    (or ACK and PSH) set, whose IPv4 and TCP checksums are valid: the merged frame gets
-    fresh checksums, so a corrupt segment must never be part of one. Anything else passes
-    through untouched for the stack to classify and count. `link`: the link header's length.
+
+def _gro_header(f: memoryview, link: int) -> tuple[int, int]:
+    """(IP header length, payload bytes) of a frame software GRO may join with its neighbours, else (0, 0).
+
+    That is a TCP data segment over a 20-byte IPv4 header or an IPv6 one whose next header
+    is TCP, not a fragment, with only ACK (or ACK and PSH) set, whose checksums are valid:
+    the merged frame gets fresh checksums, so a corrupt segment must never be part of one.
+    Anything else passes through untouched for the stack to classify and count. `link`:
+    the link header's length.
     """
     n = len(f)
-    ip, tcp = link, link + 20
-    if not _known_link(f, link) or n < link + 41 or f[ip] != 0x45 or f[ip + 9] != 6:
-        return 0
-    total = (f[ip + 2] << 8) | f[ip + 3]
+    version = _ip_version(f, link)
+    ip = link
+    if version == 4:
+        if n < link + 41 or f[ip] != 0x45 or f[ip + 9] != 6 or ((f[ip + 6] << 8) | f[ip + 7]) & 0x3FFF:
+            return 0, 0
+        iphl = 20
+    elif version == 6:
+        if n < link + 61 or f[ip + 6] != 6:
+            return 0, 0
+        iphl = 40
+    else:
+        return 0, 0
+    end = _ip_end(f, link, iphl)
+    tcp = ip + iphl
     thl = (f[tcp + 12] >> 4) * 4
     if (
-        link + total > n
-        or ((f[ip + 6] << 8) | f[ip + 7]) & 0x3FFF
+        end > n
         or thl < 20
-        or 20 + thl >= total
+        or tcp + thl >= end
         or f[tcp + 12] & 0x0F
         or f[tcp + 13] not in (_TCP_ACK, _TCP_ACK_PSH)
-        or sum16(f[ip:tcp]) != 0xFFFF
-        or l4_checksum_v4(bytes(f[ip + 12 : ip + 16]), bytes(f[ip + 16 : ip + 20]), 6, f[tcp : link + total])
+        or (iphl == 20 and sum16(f[ip:tcp]) != 0xFFFF)
+        or sum16(f[tcp:end], _tcp_pseudo(f, ip, iphl == 40, end - tcp)) != 0xFFFF
     ):
-        return 0
-    return total - 20 - thl
+        return 0, 0
+    return iphl, end - tcp - thl
 
 
-def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview, link: int) -> bool:
-    """May segment `f` (a _gro_payload frame) extend the frame buf[lo:lo + length] (one too)?
+def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview, link: int, iphl: int) -> bool:
+    """May segment `f` (a _gro_header frame) extend the frame buf[lo:lo + length] (one too, as long an IP header)?
 
     As Linux's tcp_gro_receive: the next sequence number, and everything else equal —
-    the link header, IPv4 header but for length, identification and checksum, ports,
-    ACK, window, header length and options — with no PSH on the frame being extended.
+    the link header; of IPv4 the header but for length, identification and checksum; of
+    IPv6 all but the payload length; ports, ACK, window, header length and options — with
+    no PSH on the frame being extended.
     """
     a = buf[lo : lo + length]
-    tcp = link + 20
+    tcp = link + iphl
     thl = (f[tcp + 12] >> 4) * 4
-    total = (f[link + 2] << 8) | f[link + 3]
+    more = _ip_end(f, link, iphl) - tcp - thl
+    if iphl == 20:
+        same_ip = (
+            a[0 : link + 2] == f[0 : link + 2]
+            and a[link + 6 : link + 10] == f[link + 6 : link + 10]
+            and a[link + 12 : link + 20] == f[link + 12 : link + 20]
+        )
+    else:
+        same_ip = a[0 : link + 4] == f[0 : link + 4] and a[link + 6 : link + 40] == f[link + 6 : link + 40]
     return (
         a[tcp + 13] == _TCP_ACK
-        and a[0 : link + 2] == f[0 : link + 2]
-        and a[link + 6 : link + 10] == f[link + 6 : link + 10]
-        and a[link + 12 : link + 24] == f[link + 12 : link + 24]
+        and same_ip
+        and a[tcp : tcp + 4] == f[tcp : tcp + 4]
         and int.from_bytes(f[tcp + 4 : tcp + 8], "big")
         == (int.from_bytes(a[tcp + 4 : tcp + 8], "big") + payload) & 0xFFFFFFFF
         and a[tcp + 8 : tcp + 13] == f[tcp + 8 : tcp + 13]
         and a[tcp + 14 : tcp + 16] == f[tcp + 14 : tcp + 16]
         and a[tcp + 18 : tcp + thl] == f[tcp + 18 : tcp + thl]
-        and length + total - 20 - thl <= link + 65535
+        and length + more <= link + 65535
     )
 
 
-def _gro_close(buf: memoryview, lo: int, length: int, link: int) -> None:
-    """Give a frame that absorbed others its length and fresh IPv4 and TCP checksums."""
-    ip, tcp = lo + link, lo + link + 20
-    struct.pack_into("!H", buf, ip + 2, length - link)
-    buf[ip + 10 : ip + 12] = b"\0\0"
-    _CSUM_FIELD.pack_into(buf, ip + 10, internet_checksum(buf[ip:tcp]))
+def _gro_close(buf: memoryview, lo: int, length: int, link: int, iphl: int) -> None:
+    """Give a frame that absorbed others its length and fresh checksums (IPv4's header one too)."""
+    ip, tcp = lo + link, lo + link + iphl
+    tcp_len = length - link - iphl
+    if iphl == 40:
+        struct.pack_into("!H", buf, ip + 4, tcp_len)
+    else:
+        struct.pack_into("!H", buf, ip + 2, length - link)
+        buf[ip + 10 : ip + 12] = b"\0\0"
+        _CSUM_FIELD.pack_into(buf, ip + 10, internet_checksum(buf[ip:tcp]))
     buf[tcp + 16 : tcp + 18] = b"\0\0"
-    _CSUM_FIELD.pack_into(
-        buf,
-        tcp + 16,
-        l4_checksum_v4(bytes(buf[ip + 12 : ip + 16]), bytes(buf[ip + 16 : ip + 20]), 6, buf[tcp : lo + length]),
-    )
+    pseudo = _tcp_pseudo(buf, ip, iphl == 40, tcp_len)
+    _CSUM_FIELD.pack_into(buf, tcp + 16, ~sum16(buf[tcp : lo + length], pseudo) & 0xFFFF)
 
 
 GroRead = tuple[list[tuple[int, int]], int, int, int]
@@ -564,10 +704,10 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
 
     Each frame is read right behind the previous one. A TCP segment that continues the
     frame before it (see _gro_joins) has its payload moved onto that frame, which ends
-    up as one segment with fresh checksums, up to a 64 KB IPv4 packet — what a NIC's GRO
+    up as one segment with fresh checksums, up to a 64 KB IP packet — what a NIC's GRO
     hands Linux. Returns ([(offset, length) of each frame in buf], frames read, frames
     joined onto another, errno of a read that failed with other than EAGAIN or 0).
-    `link_len`: the link header in front of each IPv4 header, 14 (Ethernet) or 0 (bare IP).
+    `link_len`: the link header in front of each IP header, 14 (Ethernet) or 0 (bare IP).
     """
     _uint(frame_cap, 32)
     _uint(max_frames, 32)
@@ -577,9 +717,9 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
         raise NativeError(GRO_NO_ROOM)
     spans: list[tuple[int, int]] = []
     used = read = joined = error = 0
-    lo = length = payload = 0  # the last frame: where, how long, its payload if it may be extended
+    # the last frame: where, how long, its payload if it may be extended, its IP header's length
+    lo = length = payload = lo_iphl = 0
     absorbed = False
-    tcp = link + 20
     for _ in range(max_frames):
         try:
             n = os.readv(fd, [out[used : used + frame_cap]])
@@ -592,12 +732,13 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
             break
         read += 1
         f = out[used : used + n]
-        more = _gro_payload(f, link)
-        if payload and more and _gro_joins(out, lo, length, payload, f, link):
+        iphl, more = _gro_header(f, link)
+        if payload and iphl == lo_iphl and _gro_joins(out, lo, length, payload, f, link, iphl):
+            tcp = link + iphl
             start = used + tcp + (f[tcp + 12] >> 4) * 4
             flags = f[tcp + 13]  # f's bytes are about to be overwritten by its own payload
             if not absorbed:
-                length = link + ((out[lo + link + 2] << 8) | out[lo + link + 3])  # drop any Ethernet padding
+                length = _ip_end(out[lo:], link, iphl)  # drop any Ethernet padding
             out[lo + length : lo + length + more] = out[start : start + more]
             length += more
             payload += more
@@ -608,12 +749,12 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
             used = lo + length
             continue
         if absorbed:
-            _gro_close(out, lo, length, link)
-        lo, length, payload, absorbed = used, n, more, False
+            _gro_close(out, lo, length, link, lo_iphl)
+        lo, length, payload, lo_iphl, absorbed = used, n, more, iphl, False
         spans.append((lo, length))
         used += n
     if absorbed:
-        _gro_close(out, lo, length, link)
+        _gro_close(out, lo, length, link, lo_iphl)
     return spans, read, joined, error
 
 

@@ -23,7 +23,7 @@ from usernet.aio import shared, sockets, tls
 from usernet.aio.addresses import pack
 from usernet.aio.datagram import open_endpoint, open_udp
 from usernet.aio.driver import Driver
-from usernet.aio.resolver import Resolver
+from usernet.aio.resolver import Resolver, network_search, network_servers
 from usernet.aio.routing import WILDCARDS, Router
 from usernet.aio.server import Server, kernel_fastopen, listen
 from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream, sendfile
@@ -627,11 +627,13 @@ class UsernetLoopMixin(_LoopBase):
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[tuple[Any, ...]]:
         """IPv4 literals are answered at once (no executor round trip); names go to usernet's resolver
-        when `--dns` or `--only` asks for one (see usernet.aio.resolver), else to the base loop."""
+        when `--dns` or `--only` asks for one or the network (DHCP, RAs) names a DNS server (see
+        usernet.aio.resolver), else to the base loop."""
         if _is_ipv4(host) and family in (0, socket.AF_INET):
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         resolver = self.usernet_resolver
-        if resolver is not None and isinstance(host, (str, bytes)) and host and not _is_ip_literal(host):
+        named = isinstance(host, (str, bytes)) and host and not _is_ip_literal(host)
+        if named and resolver is not None and resolver.active:
             return await resolver.getaddrinfo(host, port, family, type, proto, flags)
         return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
 
@@ -641,8 +643,10 @@ class UsernetLoopMixin(_LoopBase):
         config = self.usernet_config
         if config is None:
             return None
-        network = self.usernet_driver().host.dns_servers if config.dhcp else ()
-        return Resolver.from_config(config, network_servers=network)
+        host = self.usernet_driver().host
+        network = functools.partial(network_servers, host) if config.dhcp or config.wants_ipv6 else None
+        search = functools.partial(network_search, host) if config.wants_ipv6 else None
+        return Resolver.from_config(config, network=network, search=search)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         """Addresses on usernet's networks have no names anyone could look up: they are answered numerically here."""

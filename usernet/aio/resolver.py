@@ -14,8 +14,22 @@ bounded by its MINIMUM field (RFC 2308 section 5); without an SOA a negative ans
 not cached. `DnsCache` takes the time as an argument, so its rules are tested without
 clocks.
 
-IPv6: AAAA records are asked for and returned like A records; servers are IPv4 addresses,
-and `AI_ADDRCONFIG` leaves AAAA out unless usernet runs with IPv6 (`ipv6`).
+IPv6: AAAA records are asked for and returned like A records, and `AI_ADDRCONFIG` leaves
+AAAA out unless usernet runs with IPv6 (`ipv6`). Servers may be IPv4 or IPv6 addresses:
+the query goes over usernet's UDP (and TCP) of that family.
+
+Which servers, in order (read again for every query, so a renewed DHCP lease or a router
+advertisement that comes, changes or runs out takes effect at once): the one `--dns`
+names, then those of the DHCP lease, then those router advertisements carry (RFC 8106
+RDNSS, each only within its lifetime) — the order systemd-networkd lists a link's servers
+in (static `DNS=`, DHCPv4's, then NDisc's). Under `--only` with none of these, the
+`nameserver`s of /etc/resolv.conf. Without `--dns` or `--only`, names go to the C library
+whenever the network names no server (see `Resolver.active`).
+
+Search domains come from router advertisements too (RFC 8106 DNSSL, within their
+lifetime): a name without a dot that /etc/hosts does not know is asked with each domain
+appended, in order, then as it is — glibc's order for a name with fewer dots than its
+`ndots` (1). A name with a dot is asked as it is only.
 """
 
 from __future__ import annotations
@@ -24,12 +38,14 @@ import asyncio
 import ipaddress
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from usernet.aio.routing import use_backend
 from usernet.drivers.config import UsernetConfig
+from usernet.drivers.host import Host
+from usernet.stack.route import format_ip
 from usernet.wire.dns import (
     CLASS_IN,
     DNS_PORT,
@@ -48,7 +64,16 @@ from usernet.wire.dns import (
 )
 from usernet.wire.errors import MalformedPacket
 
-__all__ = ["Answer", "DnsCache", "Resolver", "ResolverStats", "parse_hosts", "parse_resolv_conf"]
+__all__ = [
+    "Answer",
+    "DnsCache",
+    "Resolver",
+    "ResolverStats",
+    "network_search",
+    "network_servers",
+    "parse_hosts",
+    "parse_resolv_conf",
+]
 
 #: CNAME hops followed before a chain is declared a loop (glibc and the stub resolvers use 8-16).
 MAX_CHAIN = 16
@@ -138,16 +163,31 @@ def parse_hosts(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def parse_resolv_conf(text: str) -> list[str]:
-    """The IPv4 `nameserver` addresses of a resolv.conf, in order (usernet carries IPv4 only for now)."""
+    """The `nameserver` addresses of a resolv.conf, IPv4 and IPv6, in order (a zone index dropped:
+    usernet has one link)."""
     servers = []
     for line in text.splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0] == "nameserver":
             try:
-                servers.append(str(ipaddress.IPv4Address(fields[1])))
+                servers.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
             except ValueError:
                 continue
     return servers
+
+
+def network_servers(host: Host) -> list[str]:
+    """The DNS servers usernet's network names now: the DHCP lease's, then those router
+    advertisements carried that are still within their lifetime (RFC 8106)."""
+    ipv6 = host.iface.ipv6
+    advertised = [] if ipv6 is None else [format_ip(server) for server in ipv6.dns_servers]
+    return [*host.dns_servers, *advertised]
+
+
+def network_search(host: Host) -> list[str]:
+    """The search domains router advertisements carried that are still within their lifetime (RFC 8106)."""
+    ipv6 = host.iface.ipv6
+    return [] if ipv6 is None else list(ipv6.dns_search)
 
 
 def _read(path: str) -> str:
@@ -204,7 +244,9 @@ def _answers(message: Message, ident: int, question: Question) -> bool:
 
 @dataclass
 class Resolver:
-    """Resolves names through DNS `servers` (IPv4 addresses) reached over usernet, after `hosts`."""
+    """Resolves names through DNS servers reached over usernet, after `hosts`: `servers` (IPv4 or
+    IPv6 addresses, `--dns`'s) first, then what `network` names at the time of the query (DHCP's,
+    then RA's), and only when neither names one, `fallback` (resolv.conf's under `--only`)."""
 
     servers: Sequence[str]
     hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -214,41 +256,56 @@ class Resolver:
     cache: DnsCache = field(default_factory=DnsCache)
     stats: ResolverStats = field(default_factory=ResolverStats)
     ipv6: bool = False  # usernet has IPv6 addresses: AI_ADDRCONFIG asks for AAAA too
+    network: Callable[[], Sequence[str]] | None = None  # the servers the network names now
+    fallback: Sequence[str] = ()
+    only: bool = False  # names never go to the C library (--only): without a server, lookups fail
+    search: Callable[[], Sequence[str]] | None = None  # the search domains now, for names without a dot
 
     def __post_init__(self) -> None:
-        for server in self.servers:
+        for server in (*self.servers, *self.fallback):
             try:
-                ipaddress.IPv4Address(server)
+                ipaddress.ip_address(server)
             except ValueError:
-                raise ValueError(
-                    f"DNS server {server!r} is not an IPv4 address (DNS servers over IPv6 are not supported yet)"
-                ) from None
+                raise ValueError(f"DNS server {server!r} is not an IPv4 or IPv6 address") from None
         if self.timeout <= 0 or self.attempts < 1:
             raise ValueError("the resolver needs a timeout above 0 and at least one attempt")
+
+    def current_servers(self) -> list[str]:
+        """The servers a query made now asks, in order of preference, each once."""
+        found = list(dict.fromkeys((*self.servers, *(self.network() if self.network is not None else ()))))
+        return found or list(self.fallback)
+
+    @property
+    def active(self) -> bool:
+        """Whether names go here rather than to the C library: always with `only`, else while
+        some server is known (a network that names none leaves names to the C library)."""
+        return self.only or bool(self.current_servers())
 
     @classmethod
     def from_config(
         cls,
         config: UsernetConfig,
         *,
-        network_servers: Sequence[str] = (),
+        network: Callable[[], Sequence[str]] | None = None,
+        search: Callable[[], Sequence[str]] | None = None,
         resolv_conf: str = "/etc/resolv.conf",
         hosts: str = "/etc/hosts",
     ) -> Resolver | None:
-        """The resolver a loop with `config` uses: `--dns`'s server, else those the network named
-        (`network_servers`: DHCP's), else with `--only` those of resolv.conf.
+        """The resolver a loop with `config` uses (see the module for the order of its servers);
+        `network` names the servers DHCP and router advertisements gave (`network_servers`),
+        `search` the search domains (`network_search`).
 
-        None when none is set: then names go to the C library, on the kernel's network.
+        None when neither `--dns`, `--only` nor a network that may name servers is there: then
+        names go to the C library, on the kernel's network.
         """
-        if config.dns is not None:
-            servers = [config.dns]
-        elif network_servers:
-            servers = list(network_servers)
-        elif config.only:
-            servers = parse_resolv_conf(_read(resolv_conf))
-        else:
+        if config.dns is None and network is None and not config.only:
             return None
-        return cls(servers, parse_hosts(_read(hosts)), ipv6=config.wants_ipv6)
+        fallback = parse_resolv_conf(_read(resolv_conf)) if config.only else []
+        explicit = [] if config.dns is None else [config.dns]
+        return cls(
+            explicit, parse_hosts(_read(hosts)), ipv6=config.wants_ipv6, network=network, fallback=fallback,
+            only=config.only, search=search,
+        )  # fmt: skip
 
     # -- getaddrinfo -------------------------------------------------------------------------
 
@@ -267,7 +324,11 @@ class Resolver:
             qtypes = (TYPE_A,)  # AI_ADDRCONFIG: usernet has IPv4 addresses only
         else:
             qtypes = (TYPE_A, TYPE_AAAA)
-        answers = await asyncio.gather(*(self.lookup(name, qtype) for qtype in qtypes), return_exceptions=True)
+        answers: list[Answer | BaseException] = []
+        for candidate in self._candidates(name):
+            answers = await asyncio.gather(*(self.lookup(candidate, qtype) for qtype in qtypes), return_exceptions=True)
+            if any(isinstance(a, Answer) and a.addresses for a in answers):
+                break
         found = [a for a in answers if isinstance(a, Answer) and a.addresses]
         if not found:
             errors = [a for a in answers if isinstance(a, BaseException)]
@@ -284,6 +345,13 @@ class Resolver:
             fam, kind, number, _, sockaddr = infos[0]
             infos[0] = (fam, kind, number, found[0].canonical, sockaddr)
         return infos
+
+    def _candidates(self, name: str) -> list[str]:
+        """The names to ask for `name`, in order: with each search domain first when it has no dot
+        and /etc/hosts does not know it (see the module), then as it is."""
+        if "." in name or self.search is None or name_key(name) in self.hosts:
+            return [name]
+        return [*(f"{name}.{domain.rstrip('.')}" for domain in self.search()), name]
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -331,11 +399,12 @@ class Resolver:
 
     async def _ask(self, question: Question) -> Message:
         """One response to `question` from the first server that gives one; TCP when UDP's is truncated."""
-        if not self.servers:
+        servers = self.current_servers()
+        if not servers:
             raise _gaierror(socket.EAI_AGAIN, question.name, ": no DNS server is configured, give one with --dns ADDR")
         last = "no answer"
         for _ in range(self.attempts):
-            for server in self.servers:
+            for server in servers:
                 try:
                     response = await self._udp(server, question)
                     if response.truncated:

@@ -95,15 +95,16 @@ class UsernetConfig:
     `link` names the link by URL (see usernet.link.url: `tap:NAME`, `tun:NAME`,
     `udp://HOST:PORT?peer=HOST:PORT`); when it is set it wins over `tap`, which is the
     same as `link="tap:NAME"`. `sandbox`, `offloads` and `host_address` are about a TAP
-    or a TUN and refuse any other link. `dns` is the address of a DNS server: the loop's
-    `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver);
-    with `only` and no `dns`, names resolve from /etc/hosts and the first `nameserver`
-    of /etc/resolv.conf, also through usernet.
+    or a TUN and refuse any other link. `dns` is the address (IPv4 or IPv6) of a DNS server:
+    the loop's `getaddrinfo` then asks it through usernet's own UDP/TCP (usernet.aio.resolver),
+    before those DHCP or router advertisements name; with `only` and none of these, names
+    resolve from /etc/hosts and the `nameserver`s of /etc/resolv.conf, also through usernet.
 
     `dhcp` gets the address from a DHCP server on the link instead of `address`: the
     interface starts once it has a lease, with the lease's prefix, router (the gateway),
-    MTU (when smaller) and DNS servers (the resolver's, unless `dns` names one); the lease
-    is renewed while the program runs and released on exit (see usernet.drivers.dhcp).
+    MTU (when smaller) and DNS servers (the resolver's, after the one `dns` names); the lease
+    is renewed while the program runs, a new one (another address) taken live, and it is
+    released on exit (see usernet.drivers.dhcp).
     """
 
     tap: str = "usernet0"
@@ -266,11 +267,9 @@ class UsernetConfig:
 
 def _check_dns(text: str) -> None:
     try:
-        ipaddress.IPv4Address(text)
+        ipaddress.ip_address(text)
     except ValueError:
-        raise ValueError(
-            f"dns must be the IPv4 address of a DNS server (DNS is asked over IPv4 only), not {text!r}"
-        ) from None
+        raise ValueError(f"dns must be the IPv4 or IPv6 address of a DNS server, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -327,7 +326,7 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("tap", "--tap", "TAP device to create, or attach if it exists (default usernet0; --link wins)"),
     _Option("link", "--link", f"the link, by URL: {LINK_URL_FORMS} (default: the TAP of --tap)",
             check=parse_link_url),
-    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 address)",
+    _Option("dns", "--dns", "DNS server whose answers getaddrinfo uses, asked through usernet (IPv4 or IPv6 address)",
             check=_check_dns),
     _Option("address", "--address",
             f"usernet's address, CIDR; give it again for more, IPv4 and IPv6 alike (default {DEFAULT_ADDRESS})",
@@ -523,7 +522,7 @@ def _dhcp_host(
     stack: contextlib.ExitStack,
 ) -> Host:  # fmt: skip
     """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
-    from usernet.drivers.dhcp import DhcpAgent, acquire
+    from usernet.drivers.dhcp import DhcpAgent, acquire, describe_lease, lease_gateway
     from usernet.drivers.host import Host, offload_options
     from usernet.stack import Interface, InterfaceConfig
     from usernet.stack.dhcp import DhcpClient
@@ -532,9 +531,8 @@ def _dhcp_host(
     client = DhcpClient(link.mac, hostname="usernet")
     lease = acquire(link, client, clock, DHCP_TIMEOUT)
     address = f"{format_ip(lease.address)}/{lease.prefix}"
-    router = lease.router
-    network = ipaddress.IPv4Interface(address).network
-    gateway = format_ip(router) if router is not None and ipaddress.IPv4Address(router) in network else None
+    router = lease_gateway(lease)
+    gateway = None if router is None else format_ip(router)
     mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
     iface_config = InterfaceConfig.from_strings(
         link.mac,
@@ -546,8 +544,7 @@ def _dhcp_host(
         **offload_options(link),
     )
     host = Host(link, Interface(iface_config))
-    host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
-    agent = DhcpAgent(client, host.iface)
+    agent = DhcpAgent(client, host, announce)
     host.agents.append(agent)
 
     def release() -> None:
@@ -557,11 +554,7 @@ def _dhcp_host(
             host.flush(now)
 
     stack.callback(release)
-    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
-    announce(
-        f"DHCP: {address} from {format_ip(lease.server)}, gateway {gateway or 'none'}, "
-        f"DNS {', '.join(host.dns_servers) or 'none'}, MTU {mtu}, lease {length}"
-    )
+    announce(describe_lease(lease, mtu))
     return host
 
 

@@ -7,28 +7,37 @@ time allowed is up. The interface is then built with the lease's address, prefix
 (its gateway) and MTU.
 
 Keeping the lease (`DhcpAgent`) happens through that interface, as one of the Host's
-agents: a UDP socket on port 68 of the leased address carries the renewals (unicast to
-the server at T1, broadcast at T2) and their answers. The interface's address is fixed
-for its life, so when the lease ends without renewal (or a server NAKs it) the agent
-raises LinkFailed: the program stops with a message saying so, rather than go on
-using an address that is no longer its own. On exit the lease is released.
+agents: a UDP socket on port 68 of the wildcard address carries the renewals (unicast to
+the server at T1, broadcast at T2) and their answers, whatever address the interface has.
+
+A lease that changes is taken live, as systemd-networkd and dhclient do: when the lease
+ends without renewal or a server NAKs it, the address goes from the interface at once
+(RFC 2131 section 4.4.5: the client must stop using it) and the client starts over,
+its DISCOVER and REQUEST leaving as broadcast frames from 0.0.0.0 as at start; a new
+lease (after that, or an ACK that hands a renewing client another address) puts its
+address, router and DNS servers on the interface (`Interface.readdress_ipv4`, which says
+what happens to the sockets of an address that goes: TCP connections end with
+ECONNABORTED, listeners on 0.0.0.0 go on). The MTU stays the first lease's, and so does
+the loop's routing rule (which destinations go to usernet): a new lease on the same
+network, the usual case, changes neither. On exit the lease is released.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import select
 from collections.abc import Callable
 
-from usernet.link.base import Link, LinkFailed, carries_ethernet
+from usernet.drivers.host import Host
+from usernet.link.base import Link, carries_ethernet
 from usernet.native import CSUM_FULL, build_udp
-from usernet.stack.dhcp import BROADCAST, DhcpClient, Lease, Outgoing
-from usernet.stack.interface import Interface
+from usernet.stack.dhcp import ANY, BROADCAST, DhcpClient, DhcpEvent, Lease, Outgoing
 from usernet.stack.route import format_ip, ipv4_template
 from usernet.stack.udp import UdpSocket
 from usernet.wire import ETHERTYPE_IPV4, IPPROTO_UDP, MalformedPacket, parse_ethernet, parse_ipv4, parse_udp
 from usernet.wire.dhcp import CLIENT_PORT, SERVER_PORT
 
-__all__ = ["DhcpAgent", "DhcpTimeout", "acquire"]
+__all__ = ["DhcpAgent", "DhcpTimeout", "acquire", "describe_lease", "lease_gateway"]
 
 _BROADCAST_MAC = b"\xff" * 6
 
@@ -91,23 +100,46 @@ def acquire(link: Link, client: DhcpClient, clock: Callable[[], float], timeout:
     return client.lease
 
 
-class DhcpAgent:
-    """Keeps a lease through the interface built from it: renewals at T1 and T2, release on exit."""
+def lease_gateway(lease: Lease) -> bytes | None:
+    """The lease's router as the gateway, when it is on the leased network (else none: it is out of reach)."""
+    router = lease.router
+    network = ipaddress.IPv4Interface((lease.address, lease.prefix)).network
+    return router if router is not None and ipaddress.IPv4Address(router) in network else None
 
-    def __init__(self, client: DhcpClient, iface: Interface) -> None:
+
+def describe_lease(lease: Lease, mtu: int) -> str:
+    """What a lease gives, in the line announced when one is taken."""
+    gateway = lease_gateway(lease)
+    dns = ", ".join(format_ip(server) for server in lease.dns_servers) or "none"
+    length = "no end" if lease.expires is None else f"{lease.lease_time} s"
+    return (
+        f"DHCP: {format_ip(lease.address)}/{lease.prefix} from {format_ip(lease.server)}, gateway "
+        f"{'none' if gateway is None else format_ip(gateway)}, DNS {dns}, MTU {mtu}, lease {length}"
+    )
+
+
+class DhcpAgent:
+    """Keeps a lease through the interface built from it: renewals at T1 and T2, a new lease taken
+    live (see the module), release on exit. `announce` hears of every lease taken or lost."""
+
+    def __init__(self, client: DhcpClient, host: Host, announce: Callable[[str], None] = lambda line: None) -> None:
         lease = client.lease
         if lease is None:
             raise ValueError("the agent keeps a lease the client already holds: acquire() first")
         self.client = client
-        self.lease = lease
-        self._sock: UdpSocket = iface.open_udp((lease.address, CLIENT_PORT))
+        self.lease: Lease | None = lease
+        self._host = host
+        self._announce = announce
+        host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
+        # The wildcard: it hears the broadcast answers while there is no lease, and outlives an address.
+        self._sock: UdpSocket = host.iface.open_udp((ANY, CLIENT_PORT))
         self._sock.broadcast = True  # rebinding asks every server
 
     def next_deadline(self) -> float | None:
         return self.client.next_deadline()
 
     def poll(self, now: float) -> None:
-        """Hand the client what came to port 68, run its timers, send what it says; raise once the lease is gone."""
+        """Hand the client what came to port 68, run its timers, send what it says, follow the lease."""
         client = self.client
         sock = self._sock
         while (datagram := sock.recvfrom()) is not None:
@@ -117,13 +149,10 @@ class DhcpAgent:
         for event in client.take_events():
             if event.kind == "renewed":
                 self.lease = event.lease
-                continue
-            address = format_ip(self.lease.address)
-            raise LinkFailed(
-                0,
-                f"the DHCP lease of {address} ended ({event.kind}) and the interface cannot change its address: "
-                "restart to get a new lease",
-            )
+            elif event.kind == "bound":
+                self._take(event.lease, now)
+            else:
+                self._lose(event, now)
 
     def release(self, now: float) -> None:
         """Give the lease back on exit (the caller flushes the interface's output)."""
@@ -131,6 +160,29 @@ class DhcpAgent:
         self._send(now)
         self._sock.close()
 
+    def _take(self, lease: Lease, now: float) -> None:
+        """A new lease: its address, gateway and DNS servers replace what the interface had."""
+        self.lease = lease
+        host = self._host
+        host.iface.readdress_ipv4(((lease.address, lease.prefix),), lease_gateway(lease), now)
+        host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
+        self._announce(describe_lease(lease, host.iface.mtu))
+
+    def _lose(self, event: DhcpEvent, now: float) -> None:
+        """The lease expired or was refused (NAK): give its address up while the client asks again."""
+        self.lease = None
+        host = self._host
+        host.iface.readdress_ipv4((), None, now)
+        host.dns_servers = ()
+        self._announce(
+            f"DHCP: the lease of {format_ip(event.lease.address)} ended ({event.kind}): "
+            "the address is given up while a new lease is asked for"
+        )
+
     def _send(self, now: float) -> None:
+        link = self._host.link
         for out in self.client.take_output():
-            self._sock.sendto(out.payload, (out.destination, SERVER_PORT), now)
+            if out.source == ANY:  # no address of ours: from 0.0.0.0, as acquire() sends
+                link.send(_frame(link, out))
+            else:
+                self._sock.sendto(out.payload, (out.destination, SERVER_PORT), now)

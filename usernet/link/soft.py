@@ -69,7 +69,7 @@ def gso_send(
     drop_errnos: frozenset[int],
     link_len: int = ETHERNET_HEADER,
 ) -> None:
-    """Software GSO: cut `frame` (a `link_len` header, then IPv4) and write each segment to `fd` in C,
+    """Software GSO: cut `frame` (a `link_len` header, then IPv4 or IPv6) and write each segment to `fd` in C,
     then count what left and what was dropped on `link`; an error outside `drop_errnos` is raised."""
     written, segments, sent, error = gso_write(fd, frame, gso_size, link_len)
     if segments > 1:

@@ -24,6 +24,7 @@ __all__ = [
     "TUNSETVNETHDRSZ",
     "TUN_F_CSUM",
     "TUN_F_TSO4",
+    "TUN_F_TSO6",
     "VNET_HDR_LEN",
     "TapLink",
     "VnetHeader",
@@ -47,6 +48,7 @@ _IFREQ_FLAGS = struct.Struct("16sH22x")
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 
 #: struct virtio_net_hdr (linux/virtio_net.h), native endian as the TAP uses it by default.
 _VNET_HDR = struct.Struct("=BBHHHH")
@@ -54,6 +56,7 @@ VNET_HDR_LEN = _VNET_HDR.size
 NEEDS_CSUM = 0x01  # VIRTIO_NET_HDR_F_NEEDS_CSUM: complete the checksum at csum_start + csum_offset
 GSO_NONE = 0
 GSO_TCPV4 = 1  # VIRTIO_NET_HDR_GSO_TCPV4
+GSO_TCPV6 = 4  # VIRTIO_NET_HDR_GSO_TCPV6
 _TCP_CSUM_OFFSET = 16  # the checksum field within the TCP header
 _PLAIN_HEADER = bytes(VNET_HDR_LEN)
 
@@ -69,17 +72,20 @@ VnetHeader = tuple[int, int, int, int, int, int]  # flags, gso_type, hdr_len, gs
 
 
 def encode_vnet_header(frame: BytesLike, gso_size: int, link_len: int = 14) -> bytes:
-    """The virtio_net_hdr for a TCP/IPv4 `frame` whose checksum field holds the pseudo-header sum.
+    """The virtio_net_hdr for a TCP `frame` (over IPv4, or IPv6 without extension headers, as
+    the stack sends them) whose checksum field holds the pseudo-header sum.
 
     The kernel completes the checksum from the TCP header on (NEEDS_CSUM) and, when
-    `gso_size` is set, cuts the payload into segments of that many bytes (TSO). `link_len`:
-    the link header in front of the IPv4 header (14 on a TAP, 0 on a TUN).
+    `gso_size` is set, cuts the payload into segments of that many bytes (TSO4 or TSO6).
+    `link_len`: the link header in front of the IP header (14 on a TAP, 0 on a TUN).
     """
-    csum_start = link_len + (frame[link_len] & 0x0F) * 4
+    first = frame[link_len]
+    v6 = first >> 4 == 6
+    csum_start = link_len + (40 if v6 else (first & 0x0F) * 4)
     if not gso_size:
         return _VNET_HDR.pack(NEEDS_CSUM, GSO_NONE, 0, 0, csum_start, _TCP_CSUM_OFFSET)
     hdr_len = csum_start + (frame[csum_start + 12] >> 4) * 4
-    return _VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4, hdr_len, gso_size, csum_start, _TCP_CSUM_OFFSET)
+    return _VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, hdr_len, gso_size, csum_start, _TCP_CSUM_OFFSET)
 
 
 def decode_vnet_header(header: BytesLike) -> VnetHeader:
@@ -181,14 +187,14 @@ class TapLink(LinkCounters):
 
     With `offloads`, every frame crosses the fd behind a virtio_net_hdr, and the TAP
     tells the kernel (TUNSETOFFLOAD) that usernet takes partial checksums and 64 KB TCP
-    super-segments: the kernel then skips checksumming and segmenting what it sends us,
+    super-segments over IPv4 and IPv6 (TSO4, TSO6): the kernel then skips checksumming and segmenting what it sends us,
     and does both for what we send (see `capabilities`). The headers are read into their
     own buffers, so the frames handed out are plain Ethernet either way.
     `rx_gso_frames` counts received frames longer than the MTU allows (super-segments),
     `tx_gso_frames` frames sent for the kernel to segment.
 
     Without `offloads`, `gso` (the default) still lets the stack hand over 64 KB TCP
-    frames with partial checksums: software GSO cuts each into MTU-sized frames, completes
+    frames (IPv4 or IPv6) with partial checksums: software GSO cuts each into MTU-sized frames, completes
     their checksums and writes them, all in one C call, as Linux does for a device without
     TSO. The wire sees the same frames; the stack does its per-segment Python work once
     per 64 KB instead of once per 1,448 bytes. `tx_gso_frames` then counts the big frames
@@ -258,7 +264,7 @@ class TapLink(LinkCounters):
         os.set_blocking(self._fd, False)
         if offloads:
             fcntl.ioctl(self._fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
-            fcntl.ioctl(self._fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+            fcntl.ioctl(self._fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
         else:
             # Offload settings survive on a persistent TAP; without this a reader that does
             # not speak vnet_hdr could be handed 64 KB GSO frames.

@@ -3,7 +3,7 @@
 A TUN is a TAP without Ethernet (IFF_TUN | IFF_NO_PI): the kernel hands over and takes
 IP packets that start at the IP header, routes to it without ARP, and the interface on
 it runs without a link header (`ethernet = False`). Everything else is the TAP's —
-vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4), software GSO and GRO, attaching to a
+vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), software GSO and GRO, attaching to a
 persistent device — with the link header length 0 where the TAP has 14.
 """
 

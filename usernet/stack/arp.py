@@ -187,6 +187,14 @@ class ArpTable:
             pending.next_try = now + interval
             self._request(ip, pending.source)
 
+    def forget_pending_from(self, gone: frozenset[bytes]) -> None:
+        """Drop the resolutions asked for from addresses that are no longer ours, and the frames
+        they held: those would leave from an address someone else may have by now."""
+        for ip, pending in list(self._pending.items()):
+            if pending.source in gone:
+                self._stats.arp_unresolved += len(pending.frames)
+                del self._pending[ip]
+
     def next_deadline(self) -> float | None:
         if not self._pending:
             return None

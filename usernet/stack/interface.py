@@ -11,6 +11,8 @@ from usernet.native import (
     pseudo_sum_v6,
     rx_ipv4_tcp,
     rx_ipv4_udp,
+    rx_ipv6_tcp,
+    rx_ipv6_udp,
     sum16,
 )
 from usernet.stack.arp import BROADCAST_IP, ArpTable
@@ -73,25 +75,7 @@ class Interface:
         self.counters = Stats()
         self._out: list[bytearray | bytes] = []
         self._ready: dict[object, None] = {}  # Sockets only: the layers mark nothing else (Node.mark_ready)
-        self.local_addresses = frozenset(addr for addr, _ in config.addresses)
-        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
-        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
-        subnets = []
-        broadcasts = {BROADCAST_IP}
-        for addr, prefix in config.addresses:
-            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-            net = int.from_bytes(addr, "big") & mask
-            if prefix < 31:
-                broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
-            subnets.append((net, mask, addr))
-        self._subnets = tuple(subnets)
-        self._broadcasts = frozenset(broadcasts)
-        self._gateway: tuple[bytes, bytes] | None = None
-        if config.gateway is not None:
-            source = self._on_link_source(config.gateway)
-            if source is None:
-                raise ValueError("the gateway must be on one of the interface's networks")
-            self._gateway = (config.gateway, source)
+        self._set_ipv4(config.addresses, config.gateway)
         self.ethernet = config.ethernet
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
@@ -114,6 +98,49 @@ class Interface:
             self.ipv6.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
             self.ipv6.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
 
+    def _set_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None) -> None:
+        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them."""
+        self.local_addresses = frozenset(addr for addr, _ in addresses)
+        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
+        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        subnets = []
+        broadcasts = {BROADCAST_IP}
+        for addr, prefix in addresses:
+            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+            net = int.from_bytes(addr, "big") & mask
+            if prefix < 31:
+                broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
+            subnets.append((net, mask, addr))
+        self._subnets = tuple(subnets)
+        self._broadcasts = frozenset(broadcasts)
+        self._gateway: tuple[bytes, bytes] | None = None
+        if gateway is not None:
+            source = self._on_link_source(gateway)
+            if source is None:
+                raise ValueError("the gateway must be on one of the interface's networks")
+            self._gateway = (gateway, source)
+
+    def readdress_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None, now: float) -> None:
+        """Take new IPv4 addresses and gateway while running (a DHCP lease that changed or ended).
+
+        What was on an address that goes ends as Linux's SOCK_DESTROY (`ss -K`) ends it:
+        TCP connections with ECONNABORTED, though with no RST, which would come from an
+        address that is no longer ours; UDP sockets bound to it stay, and their sends fail
+        (no route from an address we lack); frames from it still waiting for ARP are dropped.
+        Wildcard listeners and sockets go on, on the new addresses, which are announced as at start.
+        """
+        gone = self.local_addresses - {addr for addr, _ in addresses}
+        self._set_ipv4(addresses, gateway)
+        self._routes.clear()
+        for conn in self.tcp.connections():
+            if conn.local[0] in gone:
+                conn.address_gone(now)
+        self.udp.addresses_changed()
+        self.arp.forget_pending_from(gone)
+        if self.ethernet:
+            for addr in sorted(self.local_addresses):
+                self.arp.announce(addr)
+
     # -- driver side -------------------------------------------------------------------
 
     def start(self, now: float) -> None:
@@ -130,11 +157,11 @@ class Interface:
         """Process one received frame (a bare IP packet on an IP-only link). Never raises for
         bad input: it counts and drops.
 
-        Header prediction comes first: by the IPv4 protocol byte, one C call recognises a
-        valid TCP segment or UDP datagram to us and parses it, and if it belongs to a
-        connection or a socket it goes straight there. Everything else, and anything that
-        call is unsure of, takes the general path below, which classifies and counts it
-        layer by layer.
+        Header prediction comes first: by the IP version and the IPv4 protocol byte (IPv6's
+        next header), one C call recognises a valid TCP segment or UDP datagram to us and
+        parses it, and if it belongs to a connection or a socket it goes straight there.
+        Everything else, and anything that call is unsure of, takes the general path below,
+        which classifies and counts it layer by layer.
         """
         stats = self.counters
         n = len(frame)
@@ -142,15 +169,26 @@ class Interface:
         stats.rx_bytes += n
         link = self._link_len
         if n > link + 9:
-            protocol = frame[link + 9]  # IPv4's protocol field, if this is IPv4: the C calls check
-            if protocol == IPPROTO_TCP:
-                predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted, link)
-                if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
-                    return
-            elif protocol == IPPROTO_UDP:
-                datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
-                if datagram is not None and self._udp_predicted(datagram, frame):
-                    return
+            if frame[link] >> 4 != 6:
+                protocol = frame[link + 9]  # IPv4's protocol field, if this is IPv4: the C calls check
+                if protocol == IPPROTO_TCP:
+                    predicted = rx_ipv4_tcp(frame, self.mac, self._rx_trusted, link)
+                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+                        return
+                elif protocol == IPPROTO_UDP:
+                    datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
+                    if datagram is not None and self._udp_predicted(datagram, frame):
+                        return
+            elif self.ipv6 is not None:
+                protocol = frame[link + 6]  # IPv6's next header: the C calls check the rest
+                if protocol == IPPROTO_TCP:
+                    predicted = rx_ipv6_tcp(frame, self.mac, self._rx_trusted, link)
+                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
+                        return
+                elif protocol == IPPROTO_UDP:
+                    datagram = rx_ipv6_udp(frame, self.mac, self._rx_trusted, link)
+                    if datagram is not None and self._udp6_predicted(datagram, frame):
+                        return
         if not link:
             if n and frame[0] >> 4 == 4:
                 self._ipv4_in(memoryview(frame), now)
@@ -271,6 +309,8 @@ class Interface:
             return None  # no route between families: the socket says so (route.no_route_message)
         if len(dst) == 16:
             return None if self.ipv6 is None else self.ipv6.route_to(dst, source)
+        if not self._subnets or (source is not None and source not in self.local_addresses):
+            return None  # no IPv4 address (a lost DHCP lease), or a source that went with one
         if dst in self._broadcasts:
             hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
         else:
@@ -423,6 +463,22 @@ class Interface:
         at = self._link_len + 12
         source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
         self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
+        return True
+
+    def _udp6_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
+        """A datagram rx_ipv6_udp found valid: `_udp_predicted` for IPv6, whose addresses
+        (SLAAC's come and go) are looked up as the bytes the frame carries."""
+        _, sport, _, dport, start, length = p
+        at = self._link_len + 8
+        dst = bytes(frame[at + 16 : at + 32])
+        ipv6 = self.ipv6
+        if ipv6 is None or dst not in ipv6.local_addresses:
+            return False
+        sock = self.udp.lookup(dst, dport)
+        if sock is None:
+            return False
+        self.counters.udp_rx_predicted += 1
+        self._udp_deliver(sock, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport))
         return True
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:

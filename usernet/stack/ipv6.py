@@ -174,6 +174,11 @@ class Ipv6:
         """DNS servers routers advertised (RFC 8106), still within their lifetime."""
         return tuple(self.autoconf.dns)
 
+    @property
+    def dns_search(self) -> tuple[str, ...]:
+        """Search domains routers advertised (RFC 8106 DNSSL), still within their lifetime."""
+        return tuple(self.autoconf.domains)
+
     def open_ping(self, ident: int | None = None) -> PingSocket:
         return self.icmp.open_ping(ident)
 
@@ -198,9 +203,10 @@ class Ipv6:
         if src is None:
             return None
         autoconf = self.autoconf
+        config = self._config
         route = Route(
             dst, src, hop, self._link_header, autoconf.hop_limit, autoconf.mtu, self.transmit,
-            path=self.path_mtu.entry(dst),
+            tx_checksum_partial=config.tx_checksum_partial, tso_max=config.tso_max, path=self.path_mtu.entry(dst),
         )  # fmt: skip
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()

@@ -52,8 +52,9 @@ def ect_template(ip_header: bytes) -> bytes:
 class Route:
     """One destination as seen from one source address: templates, limits and the way out.
 
-    Routes never change while the interface lives (its addresses, gateway and MTU are
-    fixed), so a socket may keep one for its whole life. Only the path MTU moves: `mtu`
+    Routes never change while the interface lives (its gateway and MTU are fixed, and so
+    are its addresses but for `Interface.readdress_ipv4`, which ends or re-routes the
+    sockets that kept a route), so a socket may keep one for its whole life. Only the path MTU moves: `mtu`
     is the destination's shared `PathMtu` (the link's MTU until an ICMP lowers it, see
     pmtu.py), so every route to it follows. The MSS a TCP connection may offer or send
     follows from `mtu` and the header sizes here, not from constants in TCP.

@@ -55,6 +55,15 @@ def _expire(table: dict[K, float], now: float) -> bool:
     return bool(gone)
 
 
+def _advertised(table: dict[K, float], entries: tuple[tuple[K, int], ...], now: float) -> None:
+    """RDNSS and DNSSL entries (RFC 8106 §5.3.1): each lives its lifetime from now; 0 takes it away."""
+    for key, lifetime in entries:
+        if lifetime:
+            table[key] = _lifetime(now, lifetime)
+        else:
+            table.pop(key, None)
+
+
 def _reserved(iid: bytes) -> bool:
     """Interface identifiers RFC 5453 reserves: all zeros, the IANA Ethernet block, subnet anycast."""
     return (
@@ -149,6 +158,7 @@ class Autoconf:
         self.routers: dict[bytes, float] = {}  # default routers learnt from RAs -> when their lifetime ends
         self.prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes from RAs -> expiry
         self.dns: dict[bytes, float] = {}  # RDNSS servers -> expiry
+        self.domains: dict[str, float] = {}  # DNSSL search domains -> expiry
         self.mtu = config.mtu
         self.hop_limit = config.ttl
         self._solicits_left = config.rtr_solicitations if config.slaac else 0
@@ -209,7 +219,12 @@ class Autoconf:
             elif entry.state == PREFERRED and entry.preferred_until <= now:
                 entry.state = DEPRECATED
                 moved = True
-        if _expire(self.routers, now) | _expire(self.prefixes, now) | _expire(self.dns, now):
+        if (
+            _expire(self.routers, now)
+            | _expire(self.prefixes, now)
+            | _expire(self.dns, now)
+            | _expire(self.domains, now)
+        ):
             moved = True
         if self._solicit_at <= now:
             self._router_solicit(now)
@@ -242,7 +257,7 @@ class Autoconf:
             deadline = min(deadline, entry.valid_until)
             if entry.state == PREFERRED:
                 deadline = min(deadline, entry.preferred_until)
-        for expiries in (self.routers.values(), self.prefixes.values(), self.dns.values()):
+        for expiries in (self.routers.values(), self.prefixes.values(), self.dns.values(), self.domains.values()):
             if expiries:
                 deadline = min(deadline, min(expiries))
         return None if deadline == _FOREVER else deadline
@@ -276,11 +291,8 @@ class Autoconf:
             self.routers[router] = now + ra.router_lifetime
         else:
             self.routers.pop(router, None)
-        for server, lifetime in options.dns:
-            if lifetime:
-                self.dns[server] = _lifetime(now, lifetime)
-            else:
-                self.dns.pop(server, None)
+        _advertised(self.dns, options.dns, now)
+        _advertised(self.domains, options.domains, now)
         for info in options.prefixes:
             prefix = info.prefix
             if prefix[:8] == LINK_LOCAL_PREFIX or prefix[0] == 0xFF:

@@ -88,6 +88,10 @@ class UdpSocket:
             )
         route.send_udp(self.local[1], dport, data, now)
 
+    def forget_route(self) -> None:
+        """Drop the route kept from the last send (its source address went): the next send asks again."""
+        self._route = None
+
     def recvfrom(self) -> tuple[bytes, Address] | None:
         """The oldest datagram and its sender, or None."""
         return self.queue.popleft() if self.queue else None
@@ -174,6 +178,12 @@ class UdpLayer:
 
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())
+
+    def addresses_changed(self) -> None:
+        """Our addresses changed: every socket forgets the route it kept (whose source may have gone), so
+        its next send asks again; from an address that went that fails, as a Linux socket's does."""
+        for sock in self._sockets.values():
+            sock.forget_route()
 
     def route_to(self, dst: bytes, bound: bytes) -> Route:
         """The route for the datagrams of a socket bound to `bound` (maybe a wildcard); OSError

@@ -51,8 +51,10 @@ __all__ = [
     "Soa",
     "build_query",
     "emit_message",
+    "emit_names",
     "name_key",
     "parse_message",
+    "parse_names",
 ]
 
 DNS_PORT = 53
@@ -259,7 +261,31 @@ def parse_message(data: object) -> Message:
     return Message(ident, flags, tuple(questions), answers, authorities, additionals)
 
 
+def parse_names(data: memoryview) -> tuple[str, ...]:
+    """Names one after another, uncompressed, then zero padding: a DNSSL option's search list
+    (RFC 8106 section 5.2). MalformedPacket for a compressed name or padding that is not zeros."""
+    names: list[str] = []
+    pos = 0
+    while pos < len(data) and data[pos]:
+        name, end = _parse_name(data, pos)
+        if end - pos != sum(len(label) + 1 for label in _name_labels(name)) + 1:
+            raise MalformedPacket("dns", f"the name at offset {pos} of a name list is compressed")
+        names.append(name)
+        pos = end
+    if any(data[pos:]):
+        raise MalformedPacket("dns", f"the padding after the names, at offset {pos}, is not zeros")
+    return tuple(names)
+
+
 # -- building --------------------------------------------------------------------------------
+
+
+def emit_names(names: tuple[str, ...]) -> bytes:
+    """Names one after another, uncompressed (what `parse_names` reads; the caller pads)."""
+    writer = _Writer(compress=False)
+    for name in names:
+        writer.name(name)
+    return bytes(writer.out)
 
 
 def _name_labels(name: str) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Neighbor Discovery messages and options (RFC 4861 §4, RFC 8106 for DNS servers).
+"""Neighbor Discovery messages and options (RFC 4861 §4, RFC 8106 for DNS servers and search domains).
 
 The bodies ride in ICMPv6 messages (`usernet.wire.icmpv6`): parsers take a decoded
 `IcmpMessage`, emitters write a whole ICMPv6 message with its checksum. Options of
@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from usernet.wire.dns import emit_names, parse_names
 from usernet.wire.errors import MalformedPacket, check_address
 from usernet.wire.icmp import IcmpMessage
 from usernet.wire.icmpv6 import emit_icmpv6
@@ -53,9 +54,10 @@ _OPT_TARGET_LL = 2
 _OPT_PREFIX = 3
 _OPT_MTU = 5
 _OPT_RDNSS = 25
+_OPT_DNSSL = 31
 _PREFIX = struct.Struct("!BBIII16s")  # after type and length: prefix length, flags, valid, preferred, reserved
 _MTU = struct.Struct("!xxI")
-_RDNSS_LIFETIME = struct.Struct("!xxI")
+_DNS_LIFETIME = struct.Struct("!xxI")
 _RA_BODY = struct.Struct("!II")
 _new = tuple.__new__
 
@@ -75,6 +77,7 @@ class NdpOptions(NamedTuple):
     prefixes: tuple[PrefixInfo, ...]
     mtu: int | None
     dns: tuple[tuple[bytes, int], ...]  # (server, lifetime in seconds)
+    domains: tuple[tuple[str, int], ...] = ()  # DNSSL search domains (RFC 8106 §5.2), (domain, lifetime)
 
 
 class RouterAdvert(NamedTuple):
@@ -105,6 +108,7 @@ def _parse_options(data: memoryview) -> NdpOptions:
     mtu = None
     prefixes: list[PrefixInfo] = []
     dns: list[tuple[bytes, int]] = []
+    domains: list[tuple[str, int]] = []
     i = 0
     n = len(data)
     while i < n:
@@ -138,10 +142,19 @@ def _parse_options(data: memoryview) -> NdpOptions:
         elif kind == _OPT_RDNSS:
             if size < 24 or (size - 8) % 16:
                 raise MalformedPacket("ndp", f"DNS server option of {size} bytes holds no whole addresses")
-            lifetime = _RDNSS_LIFETIME.unpack_from(data, i + 2)[0]
+            lifetime = _DNS_LIFETIME.unpack_from(data, i + 2)[0]
             dns.extend((bytes(data[at : at + 16]), lifetime) for at in range(i + 8, i + size, 16))
+        elif kind == _OPT_DNSSL:
+            if size < 16:
+                raise MalformedPacket("ndp", f"search list option of {size} bytes holds no name")
+            lifetime = _DNS_LIFETIME.unpack_from(data, i + 2)[0]
+            try:
+                names = parse_names(data[i + 8 : i + size])
+            except MalformedPacket as exc:
+                raise MalformedPacket("ndp", f"search list option: {exc.reason}") from None
+            domains.extend((name, lifetime) for name in names)
         i += size
-    return _new(NdpOptions, (source, target, tuple(prefixes), mtu, tuple(dns)))
+    return _new(NdpOptions, (source, target, tuple(prefixes), mtu, tuple(dns), tuple(domains)))
 
 
 def _body(msg: IcmpMessage, kind: int, fixed: int) -> memoryview:
@@ -239,8 +252,13 @@ def emit_router_advert(
     hop_limit: int = 64,
     reachable_time: int = 0,
     retrans_timer: int = 0,
+    dns: tuple[bytes, ...] = (),
+    dns_lifetime: int = 0,
+    domains: tuple[str, ...] = (),
 ) -> int:
-    """A router advertisement (what a router, or a test playing one, sends)."""
+    """A router advertisement (what a router, or a test playing one, sends); `dns` servers go in one
+    RDNSS option (RFC 8106 §5.1) and search `domains` in one DNSSL option (§5.2), both with
+    `dns_lifetime`."""
     options = bytearray(_ll_option(_OPT_SOURCE_LL, source_mac))
     for p in prefixes:
         check_address(p.prefix, 16, "prefix")
@@ -250,6 +268,14 @@ def emit_router_advert(
         )
     if mtu is not None:
         options += bytes((_OPT_MTU, 1)) + _MTU.pack(mtu)
+    if dns:
+        for server in dns:
+            check_address(server, 16, "DNS server")
+        options += bytes((_OPT_RDNSS, 1 + 2 * len(dns))) + _DNS_LIFETIME.pack(dns_lifetime) + b"".join(dns)
+    if domains:
+        names = emit_names(domains)
+        names += bytes(-len(names) % 8)
+        options += bytes((_OPT_DNSSL, 1 + len(names) // 8)) + _DNS_LIFETIME.pack(dns_lifetime) + names
     rest = (hop_limit << 24) | router_lifetime
     body = _RA_BODY.pack(reachable_time, retrans_timer) + options
     return emit_icmpv6(buf, offset, src, dst, ND_ROUTER_ADVERT, 0, rest, body)

@@ -154,6 +154,12 @@ class TcpConnection(ConnectionMigration):
         else:
             self._reset(now)
 
+    def address_gone(self, now: float) -> None:
+        """Our local address went away (Interface.readdress_ipv4): end at once with ECONNABORTED, as
+        Linux's SOCK_DESTROY does, but with no RST: it would leave from an address that is not ours."""
+        if self.state != CLOSED:
+            self._fail(errno.ECONNABORTED, Event.ABORT, now, send_rst=False)
+
     def set_option(self, name: str, value: Any) -> None:
         """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
         maxseg (Linux's TCP_MAXSEG: caps the MSS this end offers and sends; as on Linux, set

@@ -3,7 +3,7 @@ closed ports, and the one timer heap for every connection.
 
 Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, remote
 port), then listeners by (address, port) and (ANY, port). Segments that header
-prediction (`native.rx_ipv4_tcp`) parsed arrive with an integer flow key instead, looked
+prediction (`native.rx_ipv4_tcp`, `rx_ipv6_tcp`) parsed arrive with an integer flow key instead, looked
 up in `_flows`; a flow key leaves out the local address, so each entry carries it to
 compare, and a connection whose key another one holds takes the general path until
 that one closes (`_shared_flows` says which keys to hand on).
@@ -27,7 +27,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from usernet.native import CSUM_FULL, NativeError, RxParsed, TcpParsed, l4_checksum_v4, pseudo_sum_v6, sum16, tcp_parse
+from usernet.native import (
+    CSUM_FULL,
+    IPV6_FLOW,
+    NativeError,
+    RxParsed,
+    TcpParsed,
+    l4_checksum_v4,
+    pseudo_sum_v6,
+    sum16,
+    tcp_parse,
+)
 from usernet.stack.node import ANY, ANY6, Node, unspecified
 from usernet.stack.ports import PortAllocator, PortUse
 from usernet.stack.ratelimit import TokenBucket
@@ -46,7 +56,6 @@ from usernet.wire.tcp import ACK, FIN, RST, SYN, encode_tcp_options, fastopen_op
 
 __all__ = ["ANY", "ANY6", "Address", "TcpLayer", "TcpListener"]
 
-_IPV6_FLOWS = 1 << 160
 Address = tuple[bytes, int]
 _IPPROTO_TCP = 6
 _CLOSED = State.CLOSED
@@ -347,7 +356,8 @@ class TcpLayer:
     def receive(self, ip: IPv4Packet | IPv6Packet, now: float) -> None:
         """One TCP segment addressed to us (not a broadcast or multicast); `ip.payload` is the segment.
 
-        IPv6 segments come here, the general path: header prediction is IPv4's (`rx_ipv4_tcp`).
+        The general path, for both families: what header prediction (`rx_ipv4_tcp`,
+        `rx_ipv6_tcp`) did not take, or took for no connection.
         """
         stats = self._stats
         seg = ip.payload
@@ -390,7 +400,7 @@ class TcpLayer:
         """A segment header prediction found valid, for a connection; False if it is for none.
 
         What it skips is the general path's per-layer parsing and checks, all of which
-        `rx_ipv4_tcp` did in C; a segment for no connection (a SYN for a listener, a stray
+        `rx_ipv4_tcp` or `rx_ipv6_tcp` did in C; a segment for no connection (a SYN for a listener, a stray
         one to answer with a RST) goes back to the general path, which handles it whole.
         """
         _, _, _, _, _, _, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
@@ -713,11 +723,11 @@ class TcpLayer:
 
 
 def _flow_key(conn: TcpConnection) -> int:
-    """The key `rx_ipv4_tcp` computes for the connection's incoming segments.
+    """The key `rx_ipv4_tcp` (`rx_ipv6_tcp`) computes for the connection's incoming segments.
 
-    An IPv6 connection's key has bit 160 set: above any IPv4 key (< 2**64), so the two
-    never share one, and never met by prediction, which is IPv4's.
+    An IPv6 connection's key has bit 160 (`IPV6_FLOW`) set: above any IPv4 key (< 2**64),
+    so the two families never share one.
     """
     remote = conn.remote
     key = (int.from_bytes(remote[0], "big") << 32) | (remote[1] << 16) | conn.local[1]
-    return key if len(remote[0]) == 4 else key | _IPV6_FLOWS
+    return key if len(remote[0]) == 4 else key | IPV6_FLOW
