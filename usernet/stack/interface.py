@@ -76,6 +76,7 @@ class Interface:
         self._out: list[bytearray | bytes] = []
         self._ready: dict[object, None] = {}  # Sockets only: the layers mark nothing else (Node.mark_ready)
         self._set_ipv4(config.addresses, config.gateway)
+        self._learn_local6(frozenset())
         self.ethernet = config.ethernet
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
@@ -119,6 +120,12 @@ class Interface:
             if source is None:
                 raise ValueError("the gateway must be on one of the interface's networks")
             self._gateway = (gateway, source)
+
+    def _learn_local6(self, local: frozenset[bytes]) -> None:
+        """Our usable IPv6 addresses as `ipv6.local_addresses` has them now, and as the integers
+        rx_ipv6_tcp names a destination by, for the IPv6 TCP prediction to check."""
+        self._local6 = local
+        self._local6_ints = frozenset(int.from_bytes(addr, "big") for addr in local)
 
     def readdress_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None, now: float) -> None:
         """Take new IPv4 addresses and gateway while running (a DHCP lease that changed or ended).
@@ -179,12 +186,18 @@ class Interface:
                     datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
                     if datagram is not None and self._udp_predicted(datagram, frame):
                         return
-            elif self.ipv6 is not None:
+            elif (ipv6 := self.ipv6) is not None:
                 protocol = frame[link + 6]  # IPv6's next header: the C calls check the rest
                 if protocol == IPPROTO_TCP:
                     predicted = rx_ipv6_tcp(frame, self.mac, self._rx_trusted, link)
-                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
-                        return
+                    if predicted is not None:
+                        # An address that went (its SLAAC lifetime ran out) is not ours, even for the
+                        # connections still on it: what comes to it is the general path's to drop.
+                        # predicted[16] is the destination (layout.RX_TCP's "dst").
+                        if ipv6.local_addresses is not self._local6:
+                            self._learn_local6(ipv6.local_addresses)
+                        if predicted[16] in self._local6_ints and self.tcp.receive_predicted(predicted, frame, now):
+                            return
                 elif protocol == IPPROTO_UDP:
                     datagram = rx_ipv6_udp(frame, self.mac, self._rx_trusted, link)
                     if datagram is not None and self._udp6_predicted(datagram, frame):
