@@ -101,10 +101,9 @@ class Interface:
             self.ipv6.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
 
     def _set_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None) -> None:
-        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them."""
-        self.local_addresses = frozenset(addr for addr, _ in addresses)
-        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
-        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them.
+
+        ValueError for a gateway on none of the networks, before anything changes."""
         subnets = []
         broadcasts = {BROADCAST_IP}
         for addr, prefix in addresses:
@@ -113,14 +112,19 @@ class Interface:
             if prefix < 31:
                 broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
             subnets.append((net, mask, addr))
-        self._subnets = tuple(subnets)
-        self._broadcasts = frozenset(broadcasts)
-        self._gateway: tuple[bytes, bytes] | None = None
+        via: tuple[bytes, bytes] | None = None
         if gateway is not None:
-            source = self._on_link_source(gateway)
+            hop = int.from_bytes(gateway, "big")
+            source = next((addr for net, mask, addr in subnets if hop & mask == net), None)
             if source is None:
                 raise ValueError("the gateway must be on one of the interface's networks")
-            self._gateway = (gateway, source)
+            via = (gateway, source)
+        self.local_addresses = frozenset(addr for addr, _ in addresses)
+        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
+        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        self._subnets = tuple(subnets)
+        self._broadcasts = frozenset(broadcasts)
+        self._gateway = via
 
     def _learn_local6(self, local: frozenset[bytes]) -> None:
         """Our usable IPv6 addresses as `ipv6.local_addresses` has them now, and as the integers
@@ -136,6 +140,7 @@ class Interface:
         address that is no longer ours; UDP sockets bound to it stay, and their sends fail
         (no route from an address we lack); frames from it still waiting for ARP are dropped.
         Wildcard listeners and sockets go on, on the new addresses, which are announced as at start.
+        A gateway none of the new addresses reaches is a ValueError, and then nothing changes.
         """
         gone = self.local_addresses - {addr for addr, _ in addresses}
         self._set_ipv4(addresses, gateway)
