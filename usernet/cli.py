@@ -112,7 +112,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             # and leaving the `with` closes the sandbox.
             signal.signal(signal.SIGTERM, on_signal)
             services = Services(host.iface)
-            address = format_ip(host.iface.config.addresses[0][0])  # the leased one with --dhcp
+            iface_config = host.iface.config
+            # the leased one with --dhcp; on an IPv6-only link, the first IPv6 one
+            address = format_ip((iface_config.addresses or iface_config.addresses6)[0][0])
             link = UsernetConfig.from_args(args).link_url
             print(
                 f"usernet up: {address} on {link}, MAC {host.link.mac.hex(':')}; UDP echo on port 7, "

@@ -72,7 +72,8 @@ def test_address_given_several_times_and_a_gateway_per_family() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"address": "2001:db8::2/64"}, "has no IPv4 address"),
+        ({"address": ""}, "has no address"),  # IPv6 ones alone will do (an IPv6-only link)
+        ({"address": "2001:db8::2/64", "handover": "/run/x"}, "handover matches .* by their IPv4 address"),
         ({"gateway": "2001:db9::1"}, "not on usernet's networks"),
         ({"address": "192.0.2.2/24,2001:db8::2/64", "gateway": "2001:db8::1,2001:db8::3"}, "more than one gateway"),
     ],

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from tests.aio.conftest import A_IP, B_IP, LOOPS, Pair, connect_from_b, make_pair, serve_on_b
 from usernet.aio.sockets import IP_FREEBIND, bind_anywhere
 from usernet.link.sandbox import Sandbox
+from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
 
@@ -157,6 +158,32 @@ async def transport_sequence(pair: Pair, actions: list[tuple[Any, ...]]) -> None
 def test_a_transports_descriptor_polls_as_its_connection(loop_kind: str, actions: list[tuple[Any, ...]]) -> None:
     with make_pair(loop_kind) as pair:
         pair.run(transport_sequence(pair, actions))
+
+
+@pytest.mark.parametrize("loop_kind", sorted(LOOPS))
+def test_a_write_that_exactly_fills_the_send_buffer_is_writable_again_once_acknowledged(loop_kind: str) -> None:
+    """The write took every byte (no short write) but left no room: the ACKs that free room must
+    still wake the socket, or its descriptor keeps polling unwritable (seen under load)."""
+
+    async def scenario(pair: Pair) -> None:
+        peers: list[Peer] = []
+        server = await serve_on_b(pair, lambda: peers.append(Peer()) or peers[-1])
+        transport, _ = await pair.loop.create_connection(Keeper, B_IP, server.sockets[0].getsockname()[1])
+        fd = transport.get_extra_info("socket").fileno()
+        await settle()
+        conn = only_connection(pair)
+        transport.write(b"x" * conn.send_space())
+        assert polled(fd) == (False, False)  # full: taken whole, nothing left for the transport to queue
+        for _ in range(500):  # until the peer has acknowledged it all (bounded: 1 s)
+            if conn.send_space() == TcpConfig().sndbuf:
+                break
+            await asyncio.sleep(0.002)
+        assert polled(fd) == expected(conn) == (False, True)
+        transport.abort()
+        server.close()
+
+    with make_pair(loop_kind) as pair:
+        pair.run(scenario(pair))
 
 
 def freebound(kind: int = socket.SOCK_STREAM) -> socket.socket:

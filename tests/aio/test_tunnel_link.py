@@ -7,6 +7,7 @@ a tunnel needs no privilege and no device.
 
 from __future__ import annotations
 
+import ipaddress
 import select
 import subprocess
 import sys
@@ -21,8 +22,19 @@ from tests.link.test_udp import free_ports
 from usernet.drivers.host import Host, offload_options
 from usernet.link.base import carries_ethernet
 from usernet.link.tunnel import TunnelLink
-from usernet.native import internet_checksum
+from usernet.native import internet_checksum, pseudo_sum_v6, sum16
 from usernet.stack import Interface, InterfaceConfig
+from usernet.wire import IPPROTO_UDP
+from usernet.wire.icmpv6 import (
+    ICMPV6_DEST_UNREACH,
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+    ICMPV6_PACKET_TOO_BIG,
+    UNREACH6_PORT,
+    emit_icmpv6,
+)
+from usernet.wire.ipv6 import IPPROTO_FRAGMENT, IPPROTO_ICMPV6, emit_ipv6_header
+from usernet.wire.ndp import ND_NEIGHBOR_SOLICIT
 
 SIZE = 4 * 1024 * 1024
 APP = Path(__file__).resolve().parent / "apps" / "tunnel_pair.py"
@@ -35,13 +47,15 @@ def check_lines(lines: list[str]) -> None:
     assert udp == "udp echo:ping over the tunnel"
 
 
-def test_tcp_and_udp_between_two_stacks_joined_by_tunnel_links() -> None:
-    check_lines(run_pair(SIZE))
+@pytest.mark.parametrize("family", [4, 6])
+def test_tcp_and_udp_between_two_stacks_joined_by_tunnel_links(family: int) -> None:
+    check_lines(run_pair(SIZE, family))
 
 
-def test_the_same_as_an_ordinary_user() -> None:
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_same_as_an_ordinary_user(family: int) -> None:
     done = subprocess.run(
-        [*as_ordinary_user(), sys.executable, str(APP), str(SIZE)],
+        [*as_ordinary_user(), sys.executable, str(APP), str(SIZE), str(family)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -88,11 +102,85 @@ def test_packets_sent_are_bytes_the_program_may_keep_and_ping_is_answered() -> N
         assert reply[0] == 0x45 and reply[12:16] == bytes([198, 51, 100, 1]) and reply[16:20] == header[12:16]
         assert reply[20] == 0 and reply[28:] == b"hello", "an echo reply, with no Ethernet header in front"
         assert iface.counters.icmp_echo_answered == 1
-        link.deliver(b"\x60" + bytes(39))  # IPv6: not spoken here yet, counted
+        link.deliver(b"\x60" + bytes(39))  # IPv6: not configured on this interface, counted
         host.pump(0.0)
         assert iface.counters.ip_unknown_version == 1
     finally:
         link.close()
+
+
+US6, PEER6 = ipaddress.IPv6Address("2001:db8:51::1").packed, ipaddress.IPv6Address("2001:db8:51::9").packed
+
+
+def ipv6_packet(src: bytes, dst: bytes, next_header: int, body: bytes, hop_limit: int = 64) -> bytes:
+    """A bare IPv6 packet, as a tunnel hands it over."""
+    packet = bytearray(40 + len(body))
+    emit_ipv6_header(packet, 0, src, dst, next_header, len(body), hop_limit=hop_limit)
+    packet[40:] = body
+    return bytes(packet)
+
+
+def icmpv6_packet(src: bytes, dst: bytes, kind: int, rest: int, payload: bytes, hop_limit: int = 64) -> bytes:
+    message = bytearray(8 + len(payload))
+    emit_icmpv6(message, 0, src, dst, kind, 0, rest, payload)
+    return ipv6_packet(src, dst, IPPROTO_ICMPV6, bytes(message), hop_limit)
+
+
+def test_ipv6_over_a_tunnel_without_neighbour_discovery() -> None:
+    """An IPv6-only interface on a tunnel: addresses usable at once (no DAD, nothing sent at start),
+    echo answered with bare packets, neighbour messages ignored, a closed port answered, and a
+    packet too big lowering the path MTU so the next datagram leaves in fragments."""
+    sent: list[bytes] = []
+    link = TunnelLink(sent.append)
+    iface = Interface(InterfaceConfig.from_strings(link.mac, ["2001:db8:51::1/64"], **offload_options(link)))
+    host = Host(link, iface)
+    ipv6 = iface.ipv6
+    assert ipv6 is not None and not iface.config.addresses
+    try:
+        host.start(0.0)
+        assert sent == [] and not ipv6.settling, "no DAD and no router solicitation on an IP-only link"
+        states = {ipaddress.IPv6Address(a): state for a, _, state in ipv6.addresses()}
+        assert set(states.values()) == {"PREFERRED"} and len(states) == 2
+        assert any(a.is_link_local for a in states), "a link-local address is formed all the same"
+
+        def exchange(packet: bytes) -> list[bytes]:
+            link.deliver(packet)
+            host.pump(0.0)
+            host.flush(0.0)
+            out = sent[:]
+            sent.clear()
+            return out
+
+        (reply,) = exchange(icmpv6_packet(PEER6, US6, ICMPV6_ECHO_REQUEST, 0x12340001, b"hello"))
+        assert reply[0] >> 4 == 6 and reply[8:24] == US6 and reply[24:40] == PEER6
+        assert reply[40] == ICMPV6_ECHO_REPLY and reply[48:] == b"hello", "an echo reply, no Ethernet in front"
+        solicit = icmpv6_packet(PEER6, US6, ND_NEIGHBOR_SOLICIT, 0, US6, hop_limit=255)  # for our address
+        assert exchange(solicit) == [] and iface.counters.nd_ip_only_ignored == 1
+
+        datagram = bytearray(b"\x0f\xa0\x00\x09\x00\x0c\x00\x00ping")  # 4000 -> 9, checksum to come
+        datagram[6:8] = (0xFFFF - sum16(datagram, pseudo_sum_v6(PEER6, US6, IPPROTO_UDP, 12))).to_bytes(2, "big")
+        (unreachable,) = exchange(ipv6_packet(PEER6, US6, IPPROTO_UDP, bytes(datagram)))
+        assert (unreachable[40], unreachable[41]) == (ICMPV6_DEST_UNREACH, UNREACH6_PORT)
+
+        sock = iface.open_udp((US6, 4000))
+        sock.sendto(bytes(1400), (PEER6, 9), 0.0)
+        host.flush(0.0)
+        (big,) = sent
+        sent.clear()
+        assert len(big) == 40 + 8 + 1400
+        assert exchange(icmpv6_packet(PEER6, US6, ICMPV6_PACKET_TOO_BIG, 1280, big[:1232])) == []
+        assert iface.counters.ipv6_pmtu_lowered == 1
+        sock.sendto(bytes(1400), (PEER6, 9), 0.0)
+        host.flush(0.0)
+        assert len(sent) == 2 and all(len(p) <= 1280 and p[6] == IPPROTO_FRAGMENT for p in sent)
+    finally:
+        link.close()
+
+
+def test_an_interface_needs_an_address_of_some_family() -> None:
+    assert InterfaceConfig.from_strings(bytes(6), [], ipv6=True, ethernet=False).wants_ipv6, "IPv6 alone will do"
+    with pytest.raises(ValueError, match="needs an IPv4 address, or IPv6"):
+        InterfaceConfig.from_strings(bytes(6), [], ethernet=False)
 
 
 def test_deliver_from_another_thread_wakes_the_driver_and_bounds_its_queue() -> None:

@@ -7,8 +7,9 @@ TCP). Run as root, the test drops to nobody with setpriv first (or, for an inter
 cannot run, such as a pyenv Python under /root, to root without any capability), so it shows the path
 works for an ordinary user. The server starts first, so its first frames meet a closed
 port: on uvloop that once stopped its reader for good (libuv gives up on an fd with a
-socket error), which is why the link's socket is never connected. IPv4 addresses: IPv6
-over this link comes with the stack's route seam.
+socket error), which is why the link's socket is never connected. Over IPv4, and over
+IPv6 alone: neither process has an IPv4 address, neighbour discovery and DAD run over
+the link's Ethernet frames, and the client reaches the server by its static address.
 """
 
 from __future__ import annotations
@@ -70,8 +71,17 @@ def usernet(link: str, address: str, loop: str, program: list[str]) -> subproces
     )
 
 
+#: Per family: the server's address, the client's, where aiohttp listens, the URL the client fetches.
+FAMILIES = {
+    4: ("192.0.2.2/24", "192.0.2.3/24", "0.0.0.0", "http://192.0.2.2:8080"),
+    6: ("2001:db8:5::2/64", "2001:db8:5::3/64", "::", "http://[2001:db8:5::2]:8080"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str) -> None:
+def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str, family: int) -> None:
+    server_address, client_address, listen, url = FAMILIES[family]
     folder = tempfile.mkdtemp(prefix="usernet-udp-link-")
     os.chmod(folder, 0o755)  # nobody reads the file the server sends
     data = Path(folder, "file")
@@ -80,21 +90,21 @@ def test_aiohttp_server_and_client_in_two_rootless_processes(loop: str) -> None:
     server_port, client_port = free_ports(2)
     server = usernet(
         f"udp://127.0.0.1:{server_port}?peer=127.0.0.1:{client_port}",
-        "192.0.2.2/24",
+        server_address,
         loop,
-        [str(APPS / "aiohttp_app.py"), str(data), "8080"],
+        [str(APPS / "aiohttp_app.py"), str(data), "8080", listen],
     )
     client = None
     try:
         assert server.stdout is not None
         ready = server.stdout.readline()
-        assert "Running on http://0.0.0.0:8080" in ready, server.stderr.read()  # type: ignore[union-attr]
+        assert f"Running on http://{listen if family == 4 else '[::]'}:8080" in ready, server.stderr.read()  # type: ignore[union-attr]
         assert_unprivileged(server.pid)  # setpriv execs: the same process
         client = usernet(
             f"udp://127.0.0.1:{client_port}?peer=127.0.0.1:{server_port}",
-            "192.0.2.3/24",
+            client_address,
             loop,
-            [str(APPS / "aiohttp_fetch.py"), "http://192.0.2.2:8080", str(SIZE)],
+            [str(APPS / "aiohttp_fetch.py"), url, str(SIZE)],
         )
         out, err = client.communicate(timeout=120)
         assert client.returncode == 0, err

@@ -197,6 +197,165 @@ def test_a_spurious_rto_is_undone_and_go_back_n_stops() -> None:
     assert after == [], "nothing more is resent"
 
 
+def delay_spike(tcp: TcpConfig) -> tuple[Scripted, Any, int, int, list[TcpSegment]]:
+    """Twenty segments queued, ten in flight; no ACK comes back until the RTO has fired and
+    resent the first (a delay spike, nothing lost, no timestamps); then the originals' ACKs
+    arrive one segment at a time. Returns (peer, connection, SND.UNA, cwnd before the RTO,
+    every data segment sent after the RTO)."""
+    s, conn, una = established(tcp)
+    conn.send(bytes(MSS * 20), s.now)
+    assert len(data_segments(s.flush())) == 10
+    cwnd = conn.info()["cwnd"]
+    rto = [seg for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert [seg.seq for seg in rto] == [una] and stat(s, "tcp_timeouts") == 1
+    out = list(rto)
+    for i in range(1, 11):
+        s.inject(PEER_ISN + 1, una + i * MSS, ACK)
+        out += data_segments(s.flush())
+        s.now += 0.001
+    return s, conn, una, cwnd, out
+
+
+def test_frto_undoes_a_spurious_rto_after_a_delay_spike() -> None:
+    """RFC 5682: the first ACK after the RTO acknowledges only the resent segment, so two new
+    segments go; the second acknowledges an original the RTO never resent: spurious. The
+    window is restored and nothing else is resent (Linux's tcp_frto)."""
+    s, conn, una, cwnd, out = delay_spike(TcpConfig(tlp=False))
+    resent = [seg.seq for seg in out if seg.seq < una + 10 * MSS]
+    print(f"F-RTO after a delay spike: cwnd {cwnd} -> {conn.info()['cwnd']}, resent {len(resent)} segment(s)")
+    assert resent == [una], "only the RTO's own retransmission"
+    assert [seg.seq for seg in out[1:3]] == [una + 10 * MSS, una + 11 * MSS], "step 2.b: two new segments"
+    assert stat(s, "tcp_spurious_rtos") == 1 and stat(s, "tcp_undos") == 1
+    assert conn.info()["cwnd"] >= cwnd
+    s.inject(PEER_ISN + 1, una + 20 * MSS, ACK)
+    s.advance(s.now + 1.0)
+    assert stat(s, "tcp_timeouts") == 1 and stat(s, "tcp_retransmits") == 1
+
+
+def test_without_frto_the_delay_spike_resends_the_window() -> None:
+    s, conn, una, cwnd, out = delay_spike(TcpConfig(tlp=False, frto=False))
+    resent = [seg.seq for seg in out if seg.seq < una + 10 * MSS]
+    assert len(resent) > 1 and stat(s, "tcp_spurious_rtos") == 0
+    assert conn.info()["cwnd"] < cwnd
+
+
+def test_with_timestamps_the_first_ack_undoes_and_frto_has_nothing_left_to_do() -> None:
+    """The first ACK after the RTO echoes the original's TSval: Eifel undoes the RTO at once,
+    and F-RTO is over: a duplicate ACK next (a reordered or repeated one) sends nothing again."""
+    s, conn, una = established(TcpConfig(tlp=False), WITH_SACK_TS)
+    mss = conn.info()["mss"]
+    conn.send(bytes(mss * 20), s.now)
+    first = data_segments(s.flush())
+    cwnd = conn.info()["cwnd"]
+    s.advance(s.now + 0.3)
+    assert first[0].timestamp is not None and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + mss, ACK, options=s.ts(300, first[0].timestamp[0]))
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 1 and conn.info()["cwnd"] >= cwnd
+    s.inject(PEER_ISN + 1, una + mss, ACK, options=s.ts(301, first[0].timestamp[0]))
+    assert all(seg.seq >= una + 10 * mss for seg in data_segments(s.flush())), "no go-back-N"
+
+
+def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
+    """The first ACK after the RTO covers the resent segment, new data goes; a duplicate ACK
+    follows (the second segment was lost too): the RTO stands, go-back-N goes on."""
+    s, conn, una = established(TcpConfig(tlp=False))
+    conn.send(bytes(MSS * 20), s.now)
+    s.flush()
+    cwnd = conn.info()["cwnd"]
+    s.advance(s.now + 0.3)
+    s.inject(PEER_ISN + 1, una + MSS, ACK)
+    assert [seg.seq for seg in data_segments(s.flush())] == [una + 10 * MSS, una + 11 * MSS]
+    s.now += 0.001
+    s.inject(PEER_ISN + 1, una + MSS, ACK, options=sack((una + 2 * MSS, una + 3 * MSS)))
+    assert [seg.seq for seg in data_segments(s.flush())][:1] == [una + MSS], "go-back-N from SND.UNA"
+    assert stat(s, "tcp_spurious_rtos") == 0 and conn.info()["cwnd"] < cwnd
+
+
+def test_frto_takes_no_ack_of_sacked_data_for_proof() -> None:
+    """The first of three segments is lost, the other two SACKed (too few for recovery
+    without RACK): the RTO resends it and the ACK of everything covers only data the SACKs
+    had reported, so the timeout was real. F-RTO stays out: the scoreboard forgets SACKs at
+    an RTO, and Linux counts SACKed data as no news."""
+    s, conn, una = established(TcpConfig(rack=False, tlp=False))
+    conn.send(bytes(MSS * 3), s.now)
+    s.flush()
+    s.now += RTT
+    for i in range(1, 3):
+        s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, una + (i + 1) * MSS)))
+    assert data_segments(s.flush()) == []
+    resent = [seg.seq for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert resent == [una] and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + 3 * MSS, ACK)
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 0 and stat(s, "tcp_undos") == 0
+
+
+def test_without_sack_an_ack_of_everything_after_the_rto_proves_nothing() -> None:
+    """RFC 5682 step 2.a: the receiver may have held the later segments out of order until
+    the resent first one arrived, so one ACK of everything is no proof of a spurious RTO."""
+    s, conn, una = established(TcpConfig(tlp=False), encode_tcp_options(mss=MSS, wscale=0))
+    conn.send(bytes(MSS * 3), s.now)
+    s.flush()
+    resent = [seg.seq for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert resent == [una] and stat(s, "tcp_timeouts") == 1
+    s.inject(PEER_ISN + 1, una + 3 * MSS, ACK)
+    s.flush()
+    assert stat(s, "tcp_spurious_rtos") == 0
+
+
+def lost_retransmission(tcp: TcpConfig) -> tuple[Scripted, int, list[TcpSegment]]:
+    """Thirty segments queued, ten in flight; the first is lost and so is its fast
+    retransmission (the peer never sees it), while the new segments recovery sends after
+    it arrive. Returns (peer, SND.UNA, what was sent once their SACKs came back)."""
+    s, conn, una = established(tcp)
+    conn.send(bytes(MSS * 30), s.now)
+    assert len(data_segments(s.flush())) == 10
+    s.now += RTT
+    sent: list[TcpSegment] = []
+    for i in range(1, 10):  # the SACKs of segments 1..9; recovery retransmits 0, then sends new ones
+        s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, una + (i + 1) * MSS)))
+        sent += data_segments(s.flush())
+        s.now += 0.001
+    first = [seg.seq for seg in sent].index(una)  # the fast retransmission (lost), after limited transmit's two
+    new = [seg for seg in sent[first + 1 :] if seg.seq >= una + 10 * MSS]
+    assert new, "recovery sent new data after the retransmission"
+    s.now += RTT
+    top = max(seg.seq + len(seg.payload) for seg in new)
+    s.inject(PEER_ISN + 1, una, ACK, options=sack((una + MSS, top)))  # ... which arrived
+    return s, una, data_segments(s.flush())
+
+
+def test_rack_resends_a_lost_retransmission_without_an_rto() -> None:
+    """RFC 8985 §6.2: a retransmission is lost when a segment sent after it is delivered and
+    the reordering window (zero in recovery) has passed: the first SACK of new data sent after
+    it has the hole filled again at once."""
+    s, una, out = lost_retransmission(TcpConfig())
+    assert [seg.seq for seg in out][:1] == [una], "the lost retransmission goes again at once"
+    top = una
+    while top < una + 30 * MSS:  # now every segment arrives, and is acknowledged an RTT later
+        top = max([top] + [seg.seq + len(seg.payload) for seg in out])
+        s.now += RTT
+        s.inject(PEER_ISN + 1, top, ACK)
+        out = data_segments(s.flush())
+    s.advance(s.now + 2.0)
+    print(
+        f"lost retransmission: RACK found {stat(s, 'tcp_lost_retransmits')}, RTOs {stat(s, 'tcp_timeouts')},"
+        f" retransmits {stat(s, 'tcp_retransmits')}"
+    )
+    assert stat(s, "tcp_lost_retransmits") == 1 and stat(s, "tcp_timeouts") == 0
+    assert stat(s, "tcp_retransmits") == 2
+
+
+def test_without_rack_a_lost_retransmission_waits_for_the_rto() -> None:
+    s, una, out = lost_retransmission(TcpConfig(rack=False, tlp=False))
+    assert una not in [seg.seq for seg in out]
+    before = stat(s, "tcp_timeouts")
+    resent = [t for t, seg in s.advance(s.now + 2.0) if seg.seq == una]
+    assert resent and before == 0 and stat(s, "tcp_timeouts") >= 1, "the RTO resends it"
+    assert stat(s, "tcp_lost_retransmits") == 0
+
+
 def test_a_duplicate_segment_is_answered_with_a_dsack_at_once() -> None:
     s = Scripted()
     conn, synack = s.accept_handshake(WITH_SACK)

@@ -42,6 +42,22 @@ def test_rto_min_default_is_linux_like_and_configurable() -> None:
     assert rfc.rto == 1.0
 
 
+def test_linux_floor_bounds_the_variance_term_not_the_rto() -> None:
+    """tcp_set_rto: SRTT + max(4*RTTVAR, rto_min), where RFC 6298 (2.4) takes max(SRTT + 4*RTTVAR, rto_min)."""
+    rfc, linux = RttEstimator(), RttEstimator(rto_min_variance=True)
+    for est in (rfc, linux):
+        for _ in range(50):
+            est.sample(0.010)
+    assert rfc.rto == pytest.approx(0.2)
+    assert linux.srtt is not None and linux.rto == pytest.approx(linux.srtt + 0.2)
+    first = RttEstimator(rto_min_variance=True)
+    first.sample(0.1)  # RTTVAR 50 ms: the variance term 200 ms is the floor itself
+    assert first.rto == pytest.approx(0.3)
+    wide = RttEstimator(rto_min_variance=True)
+    wide.sample(0.2)  # 4*RTTVAR = 400 ms is above the floor: as RFC 6298
+    assert wide.rto == pytest.approx(0.6)
+
+
 def test_backoff_doubles_up_to_the_maximum_and_a_sample_clears_it() -> None:
     est = RttEstimator(rto_max=10.0)
     est.backoff()

@@ -200,6 +200,29 @@ def test_a_classic_loss() -> None:
     assert not sb.in_recovery and sb.recovery_point == 2000
 
 
+def test_a_lost_retransmission_leaves_the_pipe_and_goes_first() -> None:
+    """RACK found the retransmission of [1000, 1100) lost: it counts in the pipe no more and is
+    what NextSeg returns, once, before new data; a SACKed piece of it is skipped."""
+    sb = Scoreboard(100, 1000, rack=True)
+    sb.update(1000, 2000, [(1100, 1400)])
+    sb.mark_lost(1100)
+    assert sb.enter_recovery() == (1000, 100)
+    assert sb.pipe() == 700
+    assert not sb.mark_retransmission_lost(1400, 1500), "never retransmitted in this recovery"
+    assert sb.mark_retransmission_lost(1000, 1100)
+    assert sb.pipe() == 600
+    assert sb.next_seg(500) == (1000, 100)
+    assert sb.pipe() == 700
+    assert sb.next_seg(500) == (2000, 100), "then new data, as before"
+    assert sb.next_seg(0) is None
+    sb.update(1000, 2100, [(1050, 1400)])
+    assert not sb.mark_retransmission_lost(1050, 1100), "SACKed"
+    assert sb.mark_retransmission_lost(1000, 1100)
+    assert sb.next_seg(0) == (1000, 50)
+    sb.exit_recovery()
+    assert not sb.mark_retransmission_lost(1000, 1100), "no retransmission of this recovery is left"
+
+
 def test_count_rule_with_small_sacked_ranges() -> None:
     sb = Scoreboard(100, 0)
     sb.update(0, 100, [(10, 11), (20, 21), (30, 31), (40, 41)])

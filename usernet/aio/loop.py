@@ -58,6 +58,11 @@ def _is_ip_literal(host: str | bytes) -> bool:
     return True
 
 
+def _v6only(sock: socket.socket) -> bool:
+    """IPV6_V6ONLY of an AF_INET6 kernel socket: without it, one on "::" takes both families."""
+    return bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+
+
 def _port_number(port: int | str | None) -> int:
     """A port given as int, digits or a service name (like the stdlib's bind would take it)."""
     if port is None:
@@ -106,7 +111,10 @@ class UsernetLoopMixin(_LoopBase):
         self.usernet_config = config
         if config.dhcp:
             # The address is the lease's: the stack starts now, and routing follows what it got.
-            self.usernet_router = Router.for_interface(self.usernet_driver().host.iface.config, only=config.only)
+            self.usernet_router = Router((), only=config.only)  # a stand-in that usernet_driver() follows
+            iface = self.usernet_driver().host.iface
+            self.usernet_router = Router.for_interface(iface.config, only=config.only)
+            self.usernet_router.follow(iface)
             return
         gateway, gateway6 = config.gateway_of(4), config.gateway_of(6)
         self.usernet_router = Router(
@@ -115,7 +123,7 @@ class UsernetLoopMixin(_LoopBase):
             only=config.only,
             gateway6=None if gateway6 is None else ipaddress.IPv6Address(gateway6),
             ipv6=config.wants_ipv6,
-            slaac=config.wants_ipv6,
+            slaac=config.autoconfigures_ipv6,
         )
 
     def usernet_driver(self) -> Driver:
@@ -127,6 +135,7 @@ class UsernetLoopMixin(_LoopBase):
             driver = Driver(self, self._usernet_acquire())
             driver.attach()
             self._usernet_driver = driver
+            self.usernet_router.follow(driver.host.iface)  # its SLAAC addresses are usernet's too
             if self._usernet_shared is not None:
                 self._usernet_shared.driven_by(driver)  # control requests and handovers run on this loop now
         return driver
@@ -357,10 +366,15 @@ class UsernetLoopMixin(_LoopBase):
                     raise ValueError("Neither host/port nor sock were specified")
                 if sock.type != socket.SOCK_STREAM:
                     raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-                if sock.family != socket.AF_INET:
+                if sock.family not in (socket.AF_INET, socket.AF_INET6):
                     raise _Kernel
-                bound, number = sock.getsockname()
-                addresses = await self._usernet_server_addresses([bound], number, flags)
+                bound, number = sock.getsockname()[:2]
+                # An AF_INET6 socket on "::" without IPV6_V6ONLY is dual-stack (uvicorn's on "::"):
+                # both wildcards, IPv4's alone without IPv6, as _usernet_listen does.
+                dual = sock.family == socket.AF_INET6 and bound == "::" and not _v6only(sock)
+                if sock.family == socket.AF_INET6 and not dual and not self.usernet_router.ipv6:
+                    raise _Kernel
+                addresses = await self._usernet_server_addresses([None if dual else bound], number, flags)
                 kernel_sockets.append(sock)
         except _Kernel:
             return await self._usernet_base(
@@ -446,11 +460,12 @@ class UsernetLoopMixin(_LoopBase):
         try:
             if isinstance(sock, PseudoSocket):
                 raise OSError(errno.EISCONN, "Transport endpoint is already connected")
-            if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
-                raise _Kernel
-            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0))[0]
-            bound, bound_port = sock.getsockname()
-            specific = None if bound == "0.0.0.0" else bound
+            families = (socket.AF_INET, socket.AF_INET6) if self.usernet_router.ipv6 else (socket.AF_INET,)
+            if sock.family not in families or sock.type != socket.SOCK_STREAM or not isinstance(address, tuple):
+                raise _Kernel  # an AF_INET6 socket is usernet's too with IPv6 on (aiohttp's happy eyeballs make them)
+            remote = (await self._usernet_resolve(address[0], address[1], socket.SOCK_STREAM, 0, 0, sock.family))[0]
+            bound, bound_port = sock.getsockname()[:2]
+            specific = None if bound in WILDCARDS else bound
             if not remote[0] or self.usernet_router.choose(specific, remote[0]) == "kernel":
                 raise _Kernel
         except _Kernel:
@@ -482,7 +497,7 @@ class UsernetLoopMixin(_LoopBase):
         router = self.usernet_router
         hosts: list[str | None] = [None if bound == "0.0.0.0" else bound]
         if sock.family == socket.AF_INET6:
-            if bound == "::" and not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            if bound == "::" and not _v6only(sock):
                 hosts = [None, "::"] if router.ipv6 else [None]  # both families on one socket
             elif not router.ipv6:
                 return None
@@ -497,23 +512,26 @@ class UsernetLoopMixin(_LoopBase):
         """The Held usernet UDP socket for a kernel UDP socket the router sends to usernet (else None).
 
         Bound and connected as the kernel socket is (a wildcard or unbound one, with
-        no peer, goes to usernet: rule 4 of the routing).
+        no peer, goes to usernet: rule 4 of the routing). An AF_INET6 one is usernet's
+        with IPv6 on, bound to IPv6's wildcard when the kernel's is: it then takes IPv6
+        alone, as with IPV6_V6ONLY (usernet's UDP has no dual-stack socket).
         """
         held = self._usernet_holders.find(sock)
         if held is not None or isinstance(sock, PseudoSocket):
             return held
-        if sock.family != socket.AF_INET or sock.type != socket.SOCK_DGRAM:
+        ipv6 = sock.family == socket.AF_INET6
+        if sock.type != socket.SOCK_DGRAM or not (sock.family == socket.AF_INET or (ipv6 and self.usernet_router.ipv6)):
             return None
-        bound, port = sock.getsockname()
+        bound, port = sock.getsockname()[:2]
         try:
-            peer: Address | None = sock.getpeername()
+            peer: Address | None = sock.getpeername()[:2]
         except OSError:
             peer = None
-        specific = None if bound == "0.0.0.0" else bound
+        specific = None if bound in WILDCARDS else bound
         if self.usernet_router.choose(specific, peer[0] if peer else remote) == "kernel":
             return None
         driver = self.usernet_driver()
-        udp = open_udp(driver, (bound, port) if port else None)
+        udp = open_udp(driver, (bound, port) if port or ipv6 else None)
         if peer is not None:
             udp.connect((pack(peer[0]), peer[1]))
         return self._usernet_holders.add(sock, sockets.Held(self, driver, udp))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from usernet.stack.config import InterfaceConfig
+    from usernet.stack.interface import Interface
 
 __all__ = ["WILDCARDS", "Backend", "Router", "forced_backend", "parse_host", "use_backend"]
 
@@ -70,8 +71,10 @@ class Router:
 
     With IPv6 on, link-local addresses are on usernet's link, and any global IPv6 address
     is reached through usernet when a gateway is set or `slaac` may bring one (a router's
-    advertisement). Addresses formed by SLAAC are not known here: a socket bound to one
-    explicitly goes to the kernel.
+    advertisement). Addresses the stack forms itself (its link-local address, SLAAC's
+    from a router's prefix) or is given later (a DHCP lease that moved) exist only once it
+    runs: `follow(iface)` makes them usernet's own from then on, so a socket bound to one,
+    or connecting from one, goes to usernet as one bound to a configured address does.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Router:
         self._slaac = slaac
         self.only = only
         self._local = frozenset(i.ip for i in self.interfaces)
+        self._followed: Interface | None = None
 
     @classmethod
     def from_interface_config(
@@ -122,12 +126,30 @@ class Router:
         """The rule for an interface built from `config` (its IPv4 and IPv6 addresses and gateways)."""
         return cls.from_interface_config(
             config.addresses, config.gateway, only=only, addresses6=config.addresses6, gateway6=config.gateway6,
-            ipv6=config.wants_ipv6, slaac=config.wants_ipv6 and config.slaac,
+            ipv6=config.wants_ipv6, slaac=config.wants_ipv6 and config.slaac and config.ethernet,  # no RAs on IP-only
         )  # fmt: skip
 
+    def follow(self, iface: Interface) -> None:
+        """Count the addresses `iface` has as it runs among usernet's own: those it forms (IPv6
+        link-local, SLAAC) and those it is given later (a new DHCP lease).
+
+        The driver's loop calls this once its stack exists; the rule then reads the
+        stack's current sets (frozensets the stack replaces whole, safe to read from any
+        thread) on each call, so an address that comes or goes counts at once.
+        """
+        self._followed = iface
+
     def is_local(self, host: str) -> bool:
-        """True when `host` is one of usernet's own addresses."""
-        return parse_host(host) in self._local
+        """True when `host` is one of usernet's own addresses: configured, or the followed stack's now."""
+        addr = parse_host(host)
+        if addr in self._local:
+            return True
+        iface = self._followed
+        if iface is None:
+            return False
+        if addr.version == 4:
+            return addr.packed in iface.local_addresses
+        return iface.ipv6 is not None and addr.packed in iface.ipv6.local_addresses
 
     def on_network(self, host: str) -> bool:
         """True when `host` is on one of usernet's own networks (a neighbour, not via the gateway)."""

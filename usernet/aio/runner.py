@@ -93,7 +93,7 @@ def install(config: UsernetConfig | None = None) -> None:
 
     config = config if config is not None else UsernetConfig.from_env()
     shared.install(config)
-    socket.socket = bind_anywhere([str(config.interface.ip)])  # type: ignore[misc]
+    socket.socket = bind_anywhere([str(a.ip) for a in config.addresses])  # type: ignore[misc]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # policies are deprecated from 3.14
         asyncio.set_event_loop_policy(EventLoopPolicy())

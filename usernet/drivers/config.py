@@ -131,8 +131,8 @@ class UsernetConfig:
     def __post_init__(self) -> None:
         try:
             addresses = self.addresses
-            if not any(a.version == 4 for a in addresses):
-                raise ValueError(f"{self.address!r} has no IPv4 address: usernet needs one beside any IPv6 ones")
+            if not addresses:
+                raise ValueError(f"{self.address!r} has no address: give an IPv4 or IPv6 one (CIDR)")
             if self.host_address is not None:
                 ipaddress.IPv4Interface(self.host_address)
             for gateway in self.gateways:
@@ -166,6 +166,8 @@ class UsernetConfig:
                 "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
                 "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
             )
+        if self.handover is not None and not any(a.version == 4 for a in self.addresses):
+            raise ValueError("handover matches the old process and the new one by their IPv4 address: give one")
         if self.dhcp and self.gateway is not None:
             raise ValueError("dhcp learns the gateway from the DHCP server's router option: leave gateway out")
 
@@ -229,6 +231,12 @@ class UsernetConfig:
     def wants_ipv6(self) -> bool:
         """IPv6 runs with --ipv6 (link-local and SLAAC), or when an IPv6 address or gateway is given."""
         return self.ipv6 or any(a.version == 6 for a in self.addresses) or self.gateway_of(6) is not None
+
+    @property
+    def autoconfigures_ipv6(self) -> bool:
+        """IPv6 runs on a link that carries router advertisements (not a TUN: no NDP on an IP-only link),
+        so SLAAC may bring a router for global destinations."""
+        return self.wants_ipv6 and not isinstance(self.link_url, TunUrl)
 
     def fault_options(self) -> dict[str, Any] | None:
         """FaultInjector keyword arguments, or None when no fault is configured."""
@@ -475,7 +483,7 @@ def open_host(
             link = device
             announce(
                 f"sandbox: namespace {sandbox.name}, {device.KIND} {url.name}, kernel side {host_address}; "
-                f"try: ip netns exec {sandbox.name} ping {config.interface.ip}"
+                f"try: ip netns exec {sandbox.name} ping {config.addresses[0].ip}"
             )
         else:
             from usernet.link.tun import TunLink
@@ -565,14 +573,16 @@ def _warn_if_unreachable(link: TapLink, config: UsernetConfig, announce: Callabl
     reach usernet, and nothing else would say why.
     """
     up, address = link.kernel_side()
-    if up and address is not None:
+    ipv4 = next((a for a in config.addresses if isinstance(a, ipaddress.IPv4Interface)), None)
+    unaddressed = address is None and ipv4 is not None  # an IPv6-only usernet: only "down" is checked
+    if up and not unaddressed:
         return
-    usernet = config.interface
+    usernet = ipv4 or config.addresses[0]
     other = next((host for host in usernet.network.hosts() if host != usernet.ip), None)
     kernel = f"{other}/{usernet.network.prefixlen}" if other is not None else "ADDRESS/PREFIX"
-    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", address is None)) if gap)
+    missing = " and ".join(what for what, gap in (("down", not up), ("has no IPv4 address", unaddressed)) if gap)
     fix = [f"ip link set {link.name} up"]
-    if address is None:
+    if unaddressed:
         fix.insert(0, f"ip addr add {kernel} dev {link.name}")
     announce(
         f"{link.KIND} {link.name} is {missing} on the kernel side, so nothing can reach usernet at {usernet.ip} "

@@ -1,10 +1,10 @@
 """A Linux TUN device as a link: bare IP packets in and out of the kernel through /dev/net/tun.
 
 A TUN is a TAP without Ethernet (IFF_TUN | IFF_NO_PI): the kernel hands over and takes
-IP packets that start at the IP header, routes to it without ARP, and the interface on
-it runs without a link header (`ethernet = False`). Everything else is the TAP's —
-vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), software GSO and GRO, attaching to a
-persistent device — with the link header length 0 where the TAP has 14.
+IPv4 and IPv6 packets that start at the IP header, routes to it without ARP or NDP, and
+the interface on it runs without a link header (`ethernet = False`). Everything else is
+the TAP's — vnet_hdr offloads (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), software GSO and
+GRO, attaching to a persistent device — with the link header length 0 where the TAP has 14.
 """
 
 from __future__ import annotations

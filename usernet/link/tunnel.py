@@ -25,7 +25,7 @@ _NO_MAC = bytes(6)
 class TunnelLink(LinkCounters):
     """IP packets to and from a function the program supplies; see the module.
 
-    `send_packet(packet)` is called with one complete IPv4 packet (a fresh `bytes`, the
+    `send_packet(packet)` is called with one complete IPv4 or IPv6 packet (a fresh `bytes`, the
     program may keep it) for each packet usernet sends, from the thread that drives the
     stack; it must not block (queue it, or write it to a non-blocking transport) and what
     it raises reaches the driver. It may be given later, by setting the attribute (a

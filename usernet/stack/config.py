@@ -22,8 +22,12 @@ class InterfaceConfig:
     frames; `tx_checksum_partial` has TCP segments leave with only the pseudo-header sum
     in their checksum, for the device to complete; `tso_max` (an IPv4 packet size, 0 for
     none) lets TCP send segments of many MSS that the device cuts up. `ethernet` says
-    what the link carries: Ethernet frames (ARP resolves next hops) or, when False, bare
-    IP packets (a TUN, a tunnel; `mac` is then not used).
+    what the link carries: Ethernet frames (ARP and NDP resolve next hops) or, when False,
+    bare IP packets (a TUN, a tunnel; `mac` is then not used, and IPv6 runs without
+    neighbour discovery: see stack/ipv6.py).
+
+    An interface has at least one address: IPv4 ones, or with IPv6 on, none of IPv4 at all
+    (an IPv6-only link; the link-local address is always formed).
     """
 
     mac: bytes
@@ -73,8 +77,8 @@ class InterfaceConfig:
     def __post_init__(self) -> None:
         if len(self.mac) != 6:
             raise ValueError(f"mac must be 6 bytes, got {len(self.mac)}")
-        if not self.addresses:
-            raise ValueError("an interface needs at least one IPv4 address")
+        if not self.addresses and not self.wants_ipv6:
+            raise ValueError("an interface needs an IPv4 address, or IPv6 (ipv6=True or an IPv6 address)")
         for addr, prefix in self.addresses:
             if len(addr) != 4 or not 0 <= prefix <= 32:
                 raise ValueError(f"bad interface address {addr!r}/{prefix}")
@@ -85,11 +89,6 @@ class InterfaceConfig:
                 raise ValueError(f"bad interface IPv6 address {addr!r}/{prefix}")
         if self.gateway6 is not None and len(self.gateway6) != 16:
             raise ValueError("gateway6 must be 16 bytes")
-        if self.wants_ipv6 and not self.ethernet:
-            raise ValueError(
-                "IPv6 runs on Ethernet links only so far (neighbour discovery, multicast): "
-                "use a TAP or the UDP link for IPv6, or leave IPv6 off on this IP-only link"
-            )
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu must be between 576 and 65535, got {self.mtu}")
         if self.frag_timeout <= 0 or not 0 < self.frag_source_limit <= self.frag_memory_limit:

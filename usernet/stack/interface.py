@@ -51,12 +51,13 @@ _ROUTE_CACHE_LIMIT = 1024  # routes kept for reuse; sockets keep their own as lo
 
 
 class Interface:
-    """One interface with its IPv4 addresses, ARP, ICMP, UDP and TCP.
+    """One interface with its IPv4 addresses, ARP, ICMP, UDP and TCP, and IPv6 when configured.
 
     On an Ethernet link (`config.ethernet`) frames carry an Ethernet header and next hops
-    are resolved by ARP; on an IP-only link (a TUN, a tunnel) a frame is a bare IP packet:
-    routes put no link header in front, received packets start at the IP header, and
-    there is no ARP at all — the other end of a point-to-point link takes every packet.
+    are resolved by ARP (NDP for IPv6); on an IP-only link (a TUN, a tunnel) a frame is a
+    bare IPv4 or IPv6 packet, told apart by its version nibble: routes put no link header
+    in front, received packets start at the IP header, and there is neither ARP nor NDP —
+    the other end of a point-to-point link takes every packet.
 
     It never reads a clock and never does I/O: a driver hands it each received frame
     with `receive(frame, now)`, calls `poll(now)` when `next_deadline()` is reached,
@@ -144,12 +145,11 @@ class Interface:
     # -- driver side -------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Announce our addresses (gratuitous ARP) so neighbours update stale caches; an
-        IP-only link has no neighbours to tell."""
-        if not self.ethernet:
-            return
-        for addr in sorted(self.local_addresses):
-            self.arp.announce(addr)
+        """Announce our addresses (gratuitous ARP) so neighbours update stale caches, and start
+        IPv6's address configuration; an IP-only link has no neighbours to tell."""
+        if self.ethernet:
+            for addr in sorted(self.local_addresses):
+                self.arp.announce(addr)
         if self.ipv6 is not None:
             self.ipv6.start(now)
 
@@ -190,8 +190,11 @@ class Interface:
                     if datagram is not None and self._udp6_predicted(datagram, frame):
                         return
         if not link:
-            if n and frame[0] >> 4 == 4:
+            version = frame[0] >> 4 if n else 0
+            if version == 4:
                 self._ipv4_in(memoryview(frame), now)
+            elif version == 6 and self.ipv6 is not None:
+                self.ipv6.receive(b"", memoryview(frame), now)  # no link-layer source on an IP-only link
             else:
                 stats.ip_unknown_version += 1
             return
@@ -310,7 +313,7 @@ class Interface:
         if len(dst) == 16:
             return None if self.ipv6 is None else self.ipv6.route_to(dst, source)
         if not self._subnets or (source is not None and source not in self.local_addresses):
-            return None  # no IPv4 address (a lost DHCP lease), or a source that went with one
+            return None  # no IPv4 address (IPv6 alone, a lost DHCP lease), or a source that went with one
         if dst in self._broadcasts:
             hop, preferred = BROADCAST_IP, self._on_link_source(dst) or self._subnets[0][2]
         else:

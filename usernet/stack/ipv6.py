@@ -1,8 +1,9 @@
-"""IPv6 on an Ethernet interface (RFC 8200, RFC 4861, RFC 4862): receive, routes, NDP, addresses.
+"""IPv6 on an interface (RFC 8200, RFC 4861, RFC 4862): receive, routes, NDP, addresses.
 
-The interface hands this layer every frame of EtherType 0x86DD. Packets are accepted
-for our usable unicast addresses, all-nodes and the solicited-node groups of all our
-addresses (tentative ones included, so duplicate address detection hears the others).
+The interface hands this layer every frame of EtherType 0x86DD (on an IP-only link:
+every packet of version 6). Packets are accepted for our usable unicast addresses,
+all-nodes and the solicited-node groups of all our addresses (tentative ones included,
+so duplicate address detection hears the others).
 No MLD is sent: on a TAP, a Linux bridge or a veth, multicast reaches us without it.
 Extension headers are walked by RFC 8200's rules (`usernet.wire.ipv6.walk_extensions`);
 fragments are counted and dropped; ICMPv6 is answered and NDP kept. TCP and UDP
@@ -12,6 +13,15 @@ protocols are answered with a parameter problem (unrecognised next header).
 Routes for IPv6 destinations are `Route`s with an IPv6 template, so sockets send
 through the same seam as over IPv4; they carry no offloads (the link's TSO is IPv4's).
 They are cached until an address, router or prefix changes.
+
+On an IP-only link (a TUN, a tunnel: `config.ethernet` False) there are no link-layer
+addresses to discover and no neighbours but the other end, so there is no NDP at all:
+no duplicate address detection (as Linux skips it on a NOARP device such as a TUN), no
+router solicitations, and neighbour and router messages that arrive are counted
+(`nd_ip_only_ignored`) and dropped. Addresses are the static ones plus the link-local
+address, formed as on Ethernet (RFC 7217, as Linux forms one for a TUN with its
+stable-privacy or random address generation) and usable at once; packets leave bare, and
+every destination on-link or behind the gateway goes to the other end.
 """
 
 from __future__ import annotations
@@ -75,7 +85,7 @@ def _is_link_local(addr: bytes) -> bool:
 
 
 class Ipv6:
-    """The IPv6 side of one Ethernet interface: its addresses, neighbours, routers and ICMPv6."""
+    """The IPv6 side of one interface: its addresses, neighbours, routers and ICMPv6."""
 
     def __init__(
         self,
@@ -86,7 +96,9 @@ class Ipv6:
     ) -> None:
         self._config = config
         self._stats = stats
-        self._link_header = bytes(6) + config.mac + ETHERTYPE_IPV6.to_bytes(2, "big")
+        self._ethernet = config.ethernet
+        self._out = output
+        self._link_header = bytes(6) + config.mac + ETHERTYPE_IPV6.to_bytes(2, "big") if config.ethernet else b""
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
         self._local: frozenset[bytes] = frozenset()  # usable unicast addresses (DAD passed)
         self._tentative: dict[bytes, Address6] = {}
@@ -214,10 +226,14 @@ class Ipv6:
         return route
 
     def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
-        """A route's way out: the neighbour cache fills the destination MAC or holds the frame."""
+        """A route's way out: the neighbour cache fills the destination MAC or holds the frame;
+        on an IP-only link the packet leaves as it is."""
         self._stats.tx_frames += 1
         self._stats.tx_bytes += len(frame)
-        self.neighbors.transmit(frame, next_hop, src, now)
+        if self._ethernet:
+            self.neighbors.transmit(frame, next_hop, src, now)
+        else:
+            self._out.append(frame)
 
     def _is_on_link(self, dst: bytes) -> bool:
         value = int.from_bytes(dst, "big")
@@ -263,7 +279,8 @@ class Ipv6:
     # -- receive path --------------------------------------------------------------------
 
     def receive(self, src_mac: bytes, packet: memoryview, now: float) -> None:
-        """One IPv6 packet from the frame of `src_mac`; counted and dropped when not ours or bad."""
+        """One IPv6 packet from the frame of `src_mac` (empty on an IP-only link); counted and
+        dropped when not ours or bad."""
         stats = self._stats
         try:
             ip = parse_ipv6(packet)
@@ -335,6 +352,9 @@ class Ipv6:
             return
         if kind == ND_REDIRECT:
             stats.nd_redirects_ignored += 1  # RFC 4861 §8: the default router keeps forwarding for us
+            return
+        if not self._ethernet:
+            stats.nd_ip_only_ignored += 1  # no link-layer addresses, no routers: nothing to discover
             return
         if ip.hop_limit != 255:
             stats.nd_malformed += 1  # §6.1, §7.1: from off the link

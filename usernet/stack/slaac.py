@@ -3,11 +3,12 @@
 Every address the interface gets — its link-local address, the static ones from the
 config, those formed from the prefixes routers advertise — starts TENTATIVE and is
 tested by duplicate address detection: `dad_transmits` solicitations from ::, then
-RetransTimer of silence makes it PREFERRED; its preferred lifetime ending makes it
-DEPRECATED (still ours, no longer chosen as a source), its valid lifetime ending removes
-it. A duplicate found for an address with a generated identifier is retried with the
-next DAD counter (RFC 7217 §6, at most `IDGEN_RETRIES` times); a duplicate static
-address is dropped and counted.
+RetransTimer of silence makes it PREFERRED (on an IP-only link at once, without DAD,
+and no router is solicited); its preferred lifetime ending makes it DEPRECATED (still
+ours, no longer chosen as a source), its valid lifetime ending removes it. A duplicate
+found for an address with a generated identifier is retried with the next DAD counter
+(RFC 7217 §6, at most `IDGEN_RETRIES` times); a duplicate static address is dropped and
+counted.
 
 Router advertisements give the default routers, the on-link prefixes, the link MTU,
 the hop limit, DNS servers (RFC 8106) and, through prefixes with the A flag, global
@@ -161,7 +162,9 @@ class Autoconf:
         self.domains: dict[str, float] = {}  # DNSSL search domains -> expiry
         self.mtu = config.mtu
         self.hop_limit = config.ttl
-        self._solicits_left = config.rtr_solicitations if config.slaac else 0
+        # No DAD and no router solicitations on an IP-only link (stack/ipv6.py says why).
+        self._dad = config.dad_transmits if config.ethernet else 0
+        self._solicits_left = config.rtr_solicitations if config.slaac and config.ethernet else 0
         self._solicit_at = _FOREVER  # armed when the link-local address becomes usable
         self._heard_router = False
 
@@ -170,9 +173,9 @@ class Autoconf:
     def start(self, now: float) -> None:
         """Begin DAD for the link-local address and the static ones."""
         address, counter = self._ids.address(LINK_LOCAL_PREFIX, 0)
-        self._add(Address6(address, 64, True, counter, self._config.dad_transmits, now))
+        self._add(Address6(address, 64, True, counter, self._dad, now))
         for address, prefix_length in self._config.addresses6:
-            self._add(Address6(address, prefix_length, False, 0, self._config.dad_transmits, now))
+            self._add(Address6(address, prefix_length, False, 0, self._dad, now))
 
     def _add(self, entry: Address6) -> None:
         self.addresses.append(entry)
@@ -191,7 +194,7 @@ class Autoconf:
             self.addresses.remove(entry)
         if entry.stable and entry.counter < IDGEN_RETRIES:
             address, counter = self._ids.address(entry.address[:8], entry.counter + 1)
-            retry = Address6(address, entry.prefix_length, True, counter, self._config.dad_transmits, now)
+            retry = Address6(address, entry.prefix_length, True, counter, self._dad, now)
             retry.valid_until = entry.valid_until
             retry.preferred_until = entry.preferred_until
             self.addresses.append(retry)
@@ -325,7 +328,7 @@ class Autoconf:
         if not valid:
             return
         address, counter = self._ids.address(prefix, 0)
-        entry = Address6(address, 64, True, counter, self._config.dad_transmits, now)
+        entry = Address6(address, 64, True, counter, self._dad, now)
         entry.valid_until = _lifetime(now, valid)
         entry.preferred_until = _lifetime(now, preferred)
         self._add(entry)

@@ -56,6 +56,7 @@ class Stats:
     ipv6_unknown_protocol: int
     nd_address_conflicts: int
     nd_adverts_learned: int
+    nd_ip_only_ignored: int
     nd_malformed: int
     nd_queue_full: int
     nd_redirects_ignored: int
@@ -91,6 +92,7 @@ class Stats:
     tcp_keepalive_probes: int
     tcp_limited_transmits: int
     tcp_listen_overflow: int
+    tcp_lost_retransmits: int
     tcp_malformed: int
     tcp_no_socket: int
     tcp_not_unicast: int

@@ -3,10 +3,12 @@
 Each stack runs on its own usernet event loop in its own thread; a link's `send_packet`
 is the other link's `deliver`, the pair of in-process queues a tunnel program would put
 its transport between. Over it: a TCP transfer of SIZE random bytes each way, hashed,
-and a UDP echo. No root, no device. Prints "tcp SENT_HASH GOT_HASH ECHO_HASH" and
-"udp ANSWER" lines, or raises.
+and a UDP echo, over IPv4 or (FAMILY 6) IPv6 only: then the interfaces have no IPv4
+address at all, and IPv6 runs without neighbour discovery, as on any IP-only link. No
+root, no device. Prints "tcp SENT_HASH GOT_HASH ECHO_HASH" and "udp ANSWER" lines, or
+raises.
 
-Usage: tunnel_pair.py SIZE
+Usage: tunnel_pair.py SIZE [FAMILY]
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from usernet.drivers.host import Host, offload_options
 from usernet.link.tunnel import TunnelLink
 from usernet.stack import Interface, InterfaceConfig
 
-SERVER, CLIENT = "198.51.100.1", "198.51.100.2"
+#: Per family: the server's and the client's address, and their prefix length.
+ADDRESSES = {4: ("198.51.100.1", "198.51.100.2", 24), 6: ("2001:db8:51::1", "2001:db8:51::2", 64)}
 
 
-def host(link: TunnelLink, address: str) -> Host:
-    config = InterfaceConfig.from_strings(link.mac, [f"{address}/24"], **offload_options(link))
+def host(link: TunnelLink, address: str, prefix: int) -> Host:
+    config = InterfaceConfig.from_strings(link.mac, [f"{address}/{prefix}"], **offload_options(link))
     return Host(link, Interface(config))
 
 
@@ -38,7 +41,9 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(b"echo:" + data, addr)
 
 
-async def serve(ready: threading.Event, stop: asyncio.Event, loop_box: list[asyncio.AbstractEventLoop]) -> None:
+async def serve(
+    server_ip: str, ready: threading.Event, stop: asyncio.Event, loop_box: list[asyncio.AbstractEventLoop]
+) -> None:
     """TCP: read SIZE bytes, answer their hash and the same bytes back; UDP: echo."""
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,8 +56,8 @@ async def serve(ready: threading.Event, stop: asyncio.Event, loop_box: list[asyn
 
     loop = asyncio.get_running_loop()
     loop_box.append(loop)
-    server = await asyncio.start_server(session, SERVER, 7000)
-    udp, _ = await loop.create_datagram_endpoint(Echo, local_addr=(SERVER, 7001))
+    server = await asyncio.start_server(session, server_ip, 7000)
+    udp, _ = await loop.create_datagram_endpoint(Echo, local_addr=(server_ip, 7001))
     ready.set()
     await stop.wait()
     udp.close()
@@ -60,9 +65,9 @@ async def serve(ready: threading.Event, stop: asyncio.Event, loop_box: list[asyn
     await server.wait_closed()
 
 
-async def client(size: int) -> list[str]:
+async def client(server_ip: str, size: int) -> list[str]:
     data = os.urandom(size)
-    reader, writer = await asyncio.open_connection(SERVER, 7000)
+    reader, writer = await asyncio.open_connection(server_ip, 7000)
     writer.write(f"{size}\n".encode() + data)
     await writer.drain()
     their_hash = (await reader.readline()).decode().strip()
@@ -76,7 +81,7 @@ async def client(size: int) -> list[str]:
             answers.put_nowait(data)
 
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(Collect, remote_addr=(SERVER, 7001))
+    transport, _ = await loop.create_datagram_endpoint(Collect, remote_addr=(server_ip, 7001))
     transport.sendto(b"ping over the tunnel")
     answer = await asyncio.wait_for(answers.get(), 10)
     transport.close()
@@ -84,19 +89,20 @@ async def client(size: int) -> list[str]:
     return [f"tcp {ours} {their_hash} {hashlib.sha256(back).hexdigest()}", f"udp {answer.decode()}"]
 
 
-def run_pair(size: int) -> list[str]:
-    """Both stacks, the transfer and the echo; the lines the script prints."""
+def run_pair(size: int, family: int = 4) -> list[str]:
+    """Both stacks, the transfer and the echo over `family`; the lines the script prints."""
+    server_ip, client_ip, prefix = ADDRESSES[family]
     a = TunnelLink(lambda packet: b.deliver(packet))
     b = TunnelLink(lambda packet: a.deliver(packet))
     ready = threading.Event()
     stop = asyncio.Event()
     loops: list[asyncio.AbstractEventLoop] = []
-    server_host = host(b, SERVER)
+    server_host = host(b, server_ip, prefix)
     failure: list[BaseException] = []
 
     def server_thread() -> None:
         try:
-            run(serve(ready, stop, loops), host=server_host)
+            run(serve(server_ip, ready, stop, loops), host=server_host)
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
             ready.set()
@@ -106,7 +112,7 @@ def run_pair(size: int) -> list[str]:
     try:
         if not ready.wait(30) or failure:
             raise RuntimeError(f"the server stack did not start: {failure}")
-        return run(client(size), host=host(a, CLIENT))
+        return run(client(server_ip, size), host=host(a, client_ip, prefix))
     finally:
         if loops:
             loops[0].call_soon_threadsafe(stop.set)
@@ -118,5 +124,5 @@ def run_pair(size: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    for line in run_pair(int(sys.argv[1])):
+    for line in run_pair(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 4):
         print(line)

@@ -31,6 +31,9 @@ class TcpConfig:
     congestion: str = "newreno"
     abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux
     rto_min: float = 0.2
+    # Where rto_min applies: False, to the RTO (RFC 6298 (2.4): max(SRTT + 4*RTTVAR, rto_min)); True, to
+    # the variance term as Linux's tcp_set_rto (SRTT + max(4*RTTVAR, rto_min)): the drill linux profile's.
+    rto_min_variance: bool = False
     rto_max: float = 120.0
     rto_initial: float = 1.0
     syn_retries: int = 6  # Linux tcp_syn_retries
@@ -58,6 +61,7 @@ class TcpConfig:
     prr: bool = True  # proportional rate reduction in SACK recovery, RFC 6937 (Linux: always)
     limited_transmit: bool = True  # a new segment on each of the first two duplicate ACKs, RFC 3042
     dsack: bool = True  # send D-SACK blocks for duplicate segments and use received ones, RFC 2883 (tcp_dsack)
+    frto: bool = True  # F-RTO, RFC 5682: the two ACKs after an RTO tell a spurious one, undone (tcp_frto); needs undo
     undo: bool = True  # undo the cwnd cut of spurious retransmissions and RTOs (D-SACK, timestamps)
     ecn: int = 2  # Linux tcp_ecn: 0 off, 1 ask for ECN on outgoing connections and accept it, 2 only accept it
     fastopen: int = 0  # Linux tcp_fastopen bits: 1 client, 2 server (RFC 7413); off by default, as Linux's server

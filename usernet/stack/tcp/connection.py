@@ -59,9 +59,10 @@ class TcpConnection(ConnectionMigration):
             if self.error is not None:
                 raise self.error
             raise OSError(errno.EPIPE, "the connection is shut down for writing: no more data can be sent")
-        n = self._send.write(data)
+        send = self._send
+        n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
-        if n < len(data):
+        if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
             self._send_blocked = True
         if n:
             self._owner.touch(self)

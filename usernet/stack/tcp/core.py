@@ -56,6 +56,11 @@ RTO_TIMER = 0
 PROBE_TIMER = 1
 REORDER_TIMER = 2
 
+# `_frto`: where F-RTO (RFC 5682) stands after a retransmission timeout.
+FRTO_OFF = 0
+FRTO_FIRST_ACK = 1  # step 2: the RTO resent the first segment; waiting for the first new ACK
+FRTO_SECOND_ACK = 2  # step 3: new data went out after the first ACK; waiting for the second
+
 
 def os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
@@ -85,6 +90,7 @@ class ConnectionCore:
         "_ecn_recover",
         "_fastopen",
         "_fin_seq",
+        "_frto",
         "_ka_probes",
         "_keepalive_at",
         "_last_ack_sent",
@@ -232,7 +238,9 @@ class ConnectionCore:
         self._ts_recent = 0
         self._ts_recent_at = 0.0
         self._tsclock = TimestampClock(offset=isn.ts_offset(*self.key))
-        self.rtt = RttEstimator(rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial)
+        self.rtt = RttEstimator(
+            rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial, rto_min_variance=cfg.rto_min_variance
+        )
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
         self._sb: Scoreboard | None = None
         # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK.
@@ -249,6 +257,7 @@ class ConnectionCore:
         self._undo_tsval: int | None = None  # TSval of the first retransmission: older echoes prove it needless
         self._undo_rto = False  # the cut was a retransmission timeout's
         self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
+        self._frto = FRTO_OFF
         self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
         self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
         self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)

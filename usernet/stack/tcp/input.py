@@ -455,6 +455,9 @@ class ConnectionInput(ConnectionTimers):
         sb = self._sb
         if 0 < acked <= outstanding:
             cc = self._cc
+            frto = self._frto
+            if frto:  # after an RTO: judged before SND.UNA and SND.NXT move (recovery.py)
+                frto = self._frto_verdict(ack)
             if self._ts_ok and tsecr > 0:
                 rtt = None
                 if self._rto_tsval is None or seq_ge(tsecr, self._rto_tsval):
@@ -496,6 +499,8 @@ class ConnectionInput(ConnectionTimers):
                     self._retransmit(ack, self._mss, now)
             else:
                 cc.on_ack(acked, now, self.rtt.srtt)
+            if frto:
+                self._frto_act(frto, now)
             self._dupacks = 0
             if ack == snd_max:
                 self._rto_at = None
@@ -560,6 +565,8 @@ class ConnectionInput(ConnectionTimers):
 
     def _on_dupack(self, sack: SackBlocks, now: float) -> None:
         """A duplicate ACK (RFC 5681 §2): count it and maybe start loss recovery."""
+        if self._frto:
+            self._frto_dupack()
         self._dupacks += 1
         una = self.snd_una
         sb = self._sb
@@ -643,6 +650,7 @@ class ConnectionInput(ConnectionTimers):
         self._peer_fin_at = None
         self._peer_fin = True
         self._ack_now = True
+        self._dsack = None  # the FIN's ACK reports no duplicate (Linux's tcp_fin resets its SACK state)
         self._wake()
         state = self.state
         if state == ESTABLISHED:

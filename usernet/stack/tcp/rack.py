@@ -11,8 +11,10 @@ transmissions go out in sequence order at non-decreasing times, so they are two 
 lists (`_ends`, `_times`, one entry per transmission: a TSO frame is one entry) that
 `bisect` searches both ways: which time a byte was sent at, and up to which byte
 everything was sent before a given time. Retransmissions in SACK recovery are few and
-kept apart (`_rtx`). After a retransmission timeout the sender starts over from SND.UNA
-in sequence order (go-back-N), so `restart` simply begins the log again there.
+kept apart (`_rtx`); one is lost by the same rule as an original (§6.2: a segment sent
+after it was delivered and the reordering window passed), and is sent again. After a
+retransmission timeout the sender starts over from SND.UNA in sequence order
+(go-back-N), so `restart` simply begins the log again there.
 
 The log is appended to once per transmission and trimmed lazily: the ACK of the common
 case (no SACK, no recovery) never touches this object.
@@ -201,6 +203,38 @@ class Rack(Freezable):
             return 0.0
         wnd = self.reo_wnd_mult * min_rtt / 4
         return wnd if srtt is None or wnd < srtt else srtt
+
+    def lost_retransmissions(
+        self, snd_una: int, reo_wnd: float, now: float
+    ) -> tuple[list[tuple[int, int]], float | None]:
+        """§6.2 step 5 for the retransmissions: those sent before the RACK segment (as Linux's
+        tcp_rack_sent_after) more than RACK.rtt + reo_wnd ago are lost too, and leave the
+        log (their bytes' last transmission is gone; resending logs them anew). Returns
+        their (seq, end) ranges, and when the oldest still waiting is due, or None."""
+        rtx = self._rtx
+        rtt = self.rack_rtt
+        if not rtx or rtt is None:
+            return [], None
+        una = self.pos(snd_una)
+        xmit = self.rack_xmit
+        end = self.rack_end
+        wait = rtt + reo_wnd
+        lost: list[tuple[int, int]] = []
+        keep: list[tuple[int, int, float]] = []
+        timeout: float | None = None
+        for lo, hi, t in rtx:
+            if hi <= una:
+                continue
+            if t < xmit or (t == xmit and hi < end):
+                due = t + wait
+                if due <= now:
+                    lost.append((self.seq(lo), self.seq(hi)))
+                    continue
+                if timeout is None or due < timeout:
+                    timeout = due
+            keep.append((lo, hi, t))
+        self._rtx = keep
+        return lost, timeout
 
     def detect(self, snd_una: int, reo_wnd: float, now: float) -> tuple[int, float | None]:
         """§6.2 step 5: (position below which every original unacknowledged byte is lost,

@@ -1,6 +1,7 @@
 """Loss recovery as a modern Linux does it, on top of RFC 6675's scoreboard: RACK-TLP
 (RFC 8985), PRR (RFC 6937), limited transmit (RFC 3042), D-SACK (RFC 2883) and the undo
-of needless cuts (RFC 3708 with D-SACK, RFC 3522 with timestamps).
+of needless cuts (RFC 3708 with D-SACK, RFC 3522 with timestamps, F-RTO RFC 5682 after a
+timeout).
 
 Only ACKs that carry SACK blocks, arrive during recovery, or come while a probe or an
 undo is pending come here (`_sack_ack`); the ACK of the common case stays in `input`.
@@ -10,11 +11,15 @@ timeout or RACK's reordering timer as `_timer_kind` says (Linux's icsk_pending).
 
 from __future__ import annotations
 
-from usernet.stack.tcp.core import RTO_TIMER, SENDS_DATA
+from usernet.stack.tcp.core import FRTO_OFF, FRTO_SECOND_ACK, RTO_TIMER, SENDS_DATA
 from usernet.stack.tcp.output import ConnectionOutput
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset
 
 SackBlocks = tuple[tuple[int, int], ...]
+
+# `_frto_verdict`'s answers.
+FRTO_SPURIOUS = 1  # the ACK proves the timeout spurious: undo it
+FRTO_SEND_NEW = 2  # the first ACK after it: send new data and wait for the second
 
 
 class ConnectionRecovery(ConnectionOutput):
@@ -60,6 +65,11 @@ class ConnectionRecovery(ConnectionOutput):
             if rp is not None and seq_ge(ack, rp):
                 sb.exit_recovery()
                 cc.on_recovery_exit(now, seq_offset(snd_max, ack))
+                if self._prr is not None:
+                    # PRR's end (RFC 9937): the window the reduction aimed at, whatever is in
+                    # flight now, as Linux's tcp_end_cwnd_reduction; RFC 6582's smaller one is
+                    # for recovery without PRR.
+                    cc.cwnd = cc.ssthresh
                 if rack is not None:
                     rack.end_recovery(ack)
                 self._undo_until = snd_max
@@ -98,6 +108,13 @@ class ConnectionRecovery(ConnectionOutput):
         lost, self._reo_at = rack.detect(una, reo, now)
         if sb.mark_lost(rack.seq(lost)):
             self._stats.tcp_rack_losses += 1
+        if sb.in_recovery:
+            relost, at = rack.lost_retransmissions(una, reo, now)
+            for seq, end in relost:
+                if sb.mark_retransmission_lost(seq, end):
+                    self._stats.tcp_lost_retransmits += 1
+            if at is not None and (self._reo_at is None or at < self._reo_at):
+                self._reo_at = at
         if sb.in_recovery or not sb.is_lost(una):
             return False
         rp = sb.recovery_point
@@ -175,6 +192,71 @@ class ConnectionRecovery(ConnectionOutput):
         tsval = self._undo_tsval
         return tsval is not None and tsecr > 0 and seq_lt(tsecr, tsval)
 
+    # -- F-RTO (RFC 5682) ------------------------------------------------------------------
+
+    def _frto_verdict(self, ack: int) -> int:
+        """What a new ACK after an RTO says (RFC 5682 §3.1, SACK-enhanced as Linux's
+        tcp_process_loss), judged before SND.UNA and SND.NXT move: `FRTO_SPURIOUS` when it
+        acknowledges data the timeout did not resend (above SND.NXT, where go-back-N has got
+        to; after step 2.b anything: only new data and originals lie above SND.UNA), step 2.b
+        (`FRTO_SEND_NEW`) when it acknowledges only what was resent, else 0: everything is
+        acknowledged and nothing can be told (step 2.a; without SACK also when that ACK
+        covers more than was resent)."""
+        everything = seq_ge(ack, self._recover)
+        if self._frto == FRTO_SECOND_ACK or (seq_gt(ack, self.snd_nxt) and (self._sack_ok or not everything)):
+            return FRTO_SPURIOUS
+        if everything:
+            # Step 2.a. Without SACK an ACK of everything may be the receiver's out-of-order
+            # data released by the resent segment: no proof (RFC 5682's basic F-RTO).
+            self._frto = FRTO_OFF
+            return 0
+        return FRTO_SEND_NEW
+
+    def _frto_act(self, verdict: int, now: float) -> None:
+        """After the ACK was taken in: undo a spurious timeout (step 3.b), or send up to two new
+        segments instead of retransmitting more (step 2.b); with nothing new to send, go on
+        with go-back-N (conventional recovery)."""
+        if self._frto == FRTO_OFF:
+            return  # the ACK settled it already: its timestamp proved the RTO spurious (Eifel)
+        if verdict == FRTO_SPURIOUS:
+            self._frto = FRTO_OFF
+            if self._undo_rto and self._undo_marker is not None:
+                self._do_undo(now)
+            return
+        una = self.snd_una
+        snd_max = self.snd_max
+        flight = seq_offset(snd_max, una)
+        n = min(2 * self._mss, len(self._send) - flight, self.snd_wnd - flight)
+        if n <= 0 or self.state not in SENDS_DATA:
+            self._frto = FRTO_OFF
+            return
+        self._frto = FRTO_SECOND_ACK
+        self._skip_go_back_n(now)
+        while n > 0:
+            k = n if n < self._mss else self._mss
+            self._send_new(k, now)
+            n -= k
+
+    def _frto_dupack(self) -> None:
+        """A duplicate ACK after an RTO: the loss was real (steps 2.a and 3.a). After new data
+        went out (step 2.b), go-back-N starts again from SND.UNA."""
+        if self._frto == FRTO_SECOND_ACK:
+            una = self.snd_una
+            self.snd_nxt = una
+            rack = self._rack
+            if rack is not None:
+                rack.restart(una)
+        self._frto = FRTO_OFF
+
+    def _skip_go_back_n(self, now: float) -> None:
+        """What go-back-N has not resent since the RTO needs no resending: SND.NXT jumps to
+        SND.MAX, and RACK's log with it (those bytes count as sent now: the later of the two)."""
+        if seq_lt(self.snd_nxt, self.snd_max):
+            rack = self._rack
+            if rack is not None:
+                rack.sent(self.snd_nxt, self.snd_max, now, self.snd_una)
+            self.snd_nxt = self.snd_max
+
     def _do_undo(self, now: float) -> None:
         self._cc.undo()
         self._undo_marker = self._undo_until = None
@@ -184,11 +266,8 @@ class ConnectionRecovery(ConnectionOutput):
             # (RFC 4015's response); the log jumps there with it.
             self._stats.tcp_spurious_rtos += 1
             self._undo_rto = False
-            if seq_lt(self.snd_nxt, self.snd_max):
-                rack = self._rack
-                if rack is not None:
-                    rack.sent(self.snd_nxt, self.snd_max, now, self.snd_una)
-                self.snd_nxt = self.snd_max
+            self._frto = FRTO_OFF
+            self._skip_go_back_n(now)
             self._recover = self.snd_una
             sb = self._sb
             if sb is not None:
@@ -232,13 +311,9 @@ class ConnectionRecovery(ConnectionOutput):
             n = data if data < mss else mss
             start = seq_add(una, data - n)
             self._retransmit(start, n + (flight - data), now)
-            self._tlp_retrans = True
-            if self._rtx_start is None:  # a resent probe starts the user timeout's clock, as an RTO would
-                self._rtx_start = now
+            self._tlp_retrans = True  # (a probe is no timeout: the user timeout's clock waits for the RTO, as Linux's)
         self._tlp_high = self.snd_max
         self._rto_at = now + self.rtt.rto
-        if self.user_timeout and self._rtx_start is not None:
-            self._rto_at = min(self._rto_at, self._rtx_start + self.user_timeout)
         self._timer_kind = RTO_TIMER
 
     def _on_reorder_timer(self, now: float) -> None:

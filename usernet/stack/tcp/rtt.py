@@ -29,11 +29,27 @@ class RttEstimator(Freezable):
     The default `rto_min` is 0.2 s as in Linux, where RFC 6298 (2.4) says 1 s: a
     200 ms floor is what peers on the same host or LAN expect, and 1 s makes every
     loss on a fast path cost a second. Pass rto_min=1.0 for the RFC's value.
+
+    With `rto_min_variance` the floor bounds the variance term instead, as Linux's
+    tcp_rtt_estimator and tcp_set_rto do (RTO = SRTT + max(4*RTTVAR, rto_min)): once samples
+    settle, Linux's RTO stays rto_min above SRTT where RFC 6298's falls to rto_min. Linux's
+    own RTTVAR (mdev with a per-round maximum) is not modelled: the RFC's is used.
     """
 
-    __slots__ = ("_base", "backoffs", "granularity", "min_rtt", "rto", "rto_max", "rto_min", "rttvar", "srtt")
+    __slots__ = (
+        "_base",
+        "backoffs",
+        "granularity",
+        "min_rtt",
+        "rto",
+        "rto_max",
+        "rto_min",
+        "rto_min_variance",
+        "rttvar",
+        "srtt",
+    )
     FROZEN = __slots__
-    FROZEN_DEFAULTS = {"min_rtt": math.inf}  # noqa: RUF012  # a ClassVar table, as Freezable's
+    FROZEN_DEFAULTS = {"min_rtt": math.inf, "rto_min_variance": False}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
     def __init__(
         self,
@@ -42,6 +58,7 @@ class RttEstimator(Freezable):
         rto_min: float = 0.2,
         rto_max: float = 120.0,
         rto_initial: float = 1.0,
+        rto_min_variance: bool = False,
     ) -> None:
         if not 0 < rto_min <= rto_max:
             raise ValueError(f"need 0 < rto_min <= rto_max, got {rto_min} and {rto_max}")
@@ -50,6 +67,7 @@ class RttEstimator(Freezable):
         self.granularity = granularity
         self.rto_min = rto_min
         self.rto_max = rto_max
+        self.rto_min_variance = rto_min_variance
         self.srtt: float | None = None  # None until the first sample (RFC 6298 §2.1)
         self.rttvar = 0.0
         self.backoffs = 0  # RTO doublings since the last valid sample or reset_backoff
@@ -84,7 +102,8 @@ class RttEstimator(Freezable):
             srtt = (1 - alpha) * srtt + alpha * rtt
         self.srtt = srtt
         var = K * self.rttvar
-        self._base = self._bound(srtt + (var if var > self.granularity else self.granularity))
+        floor = self.rto_min if self.rto_min_variance else self.granularity  # RFC 6298 (2.3)'s G, or Linux's
+        self._base = self._bound(srtt + (var if var > floor else floor))
         self.backoffs = 0
         self.rto = self._base
 

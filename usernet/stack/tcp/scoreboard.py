@@ -52,6 +52,7 @@ class Scoreboard(Freezable):
         "_max",
         "_rack_lost",
         "_recovery_point",
+        "_relost",
         "_rescue_rxt",
         "_starts",
         "_una",
@@ -62,7 +63,7 @@ class Scoreboard(Freezable):
         "smss",
     )
     FROZEN = __slots__  # positions are relative to the anchor (_una_seq at _una), which is frozen too
-    FROZEN_DEFAULTS = {"_rack_lost": None}  # noqa: RUF012  # a ClassVar table, as Freezable's
+    FROZEN_DEFAULTS = {"_rack_lost": None, "_relost": None}  # noqa: RUF012  # a ClassVar table, as Freezable's
 
     def __init__(self, smss: int, snd_una: int, dup_thresh: int = 3, rack: bool = False) -> None:
         if smss <= 0 or dup_thresh <= 0:
@@ -83,6 +84,9 @@ class Scoreboard(Freezable):
         # With RACK (RFC 8985) loss is decided by time, not by IsLost: unSACKed bytes below
         # this position are lost (`mark_lost`); None keeps RFC 6675's rule.
         self._rack_lost: int | None = 0 if rack else None
+        # Retransmissions RACK found lost, to send again before anything else: flat
+        # [start, end, start, end...] positions, oldest first; None when there are none.
+        self._relost: list[int] | None = None
 
     def _pos(self, seq: int) -> int:
         return seq_unwrap(seq, self._una_seq, self._una)
@@ -195,6 +199,63 @@ class Scoreboard(Freezable):
         self._rack_lost = p
         return True
 
+    def mark_retransmission_lost(self, seq: int, end: int) -> bool:
+        """RACK found the retransmission of [seq, end) lost (RFC 8985 §6.2, as Linux marks
+        it): it leaves the pipe and `next_seg` sends it again first. False when none of it
+        is outstanding, unSACKed and retransmitted in this recovery."""
+        lo = self._pos(seq)
+        hi = self._pos(end)
+        if lo < self._una:
+            lo = self._una
+        if hi > self._high_rxt:
+            hi = self._high_rxt
+        if lo >= hi or self._sacked_within(lo, hi) >= hi - lo:
+            return False
+        if self._relost is None:
+            self._relost = [lo, hi]
+        else:
+            self._relost += (lo, hi)
+        return True
+
+    def _relost_in_pipe(self) -> int:
+        """Bytes of lost retransmissions that pipe() would count as in flight."""
+        relost = self._relost
+        assert relost is not None
+        una = self._una
+        total = 0
+        for i in range(0, len(relost), 2):
+            lo = relost[i] if relost[i] > una else una
+            hi = relost[i + 1]
+            if lo < hi:
+                total += hi - lo - self._sacked_within(lo, hi)
+        return total
+
+    def _next_relost(self) -> tuple[int, int] | None:
+        """The next piece of a lost retransmission to send again: unSACKed, at most SMSS."""
+        relost = self._relost
+        assert relost is not None
+        starts = self._starts
+        ends = self._ends
+        while relost:
+            lo = relost[0] if relost[0] > self._una else self._una
+            hi = relost[1]
+            i = bisect_right(starts, lo)
+            if i and ends[i - 1] > lo:
+                lo = ends[i - 1]
+            if lo >= hi:
+                del relost[:2]
+                continue
+            end = lo + self.smss if lo + self.smss < hi else hi
+            if i < len(starts) and starts[i] < end:
+                end = starts[i]
+            if end >= hi:
+                del relost[:2]
+            else:
+                relost[0] = end
+            return self._seq(lo), end - lo
+        self._relost = None
+        return None
+
     def first_sacked(self) -> int | None:
         """The left edge of the lowest SACKed range, or None when nothing is SACKed."""
         return self._seq(self._starts[0]) if self._starts else None
@@ -273,6 +334,8 @@ class Scoreboard(Freezable):
         rx = self._high_rxt if self._high_rxt < mx else mx
         if rx > una:
             total += rx - una - self._sacked_within(una, rx)
+        if self._relost is not None:
+            total -= self._relost_in_pipe()
         return total
 
     def enter_recovery(self) -> tuple[int, int]:
@@ -303,6 +366,7 @@ class Scoreboard(Freezable):
         self.in_recovery = False
         self._high_rxt = self._una
         self._rescue_rxt = None
+        self._relost = None
 
     def reset(self) -> None:
         """After a retransmission timeout: forget all SACK information (the receiver may
@@ -313,6 +377,7 @@ class Scoreboard(Freezable):
         self.in_recovery = False
         self._high_rxt = self._una
         self._rescue_rxt = None
+        self._relost = None
         self._recovery_point = self._max
         if self._rack_lost is not None:
             self._rack_lost = self._una
@@ -329,13 +394,17 @@ class Scoreboard(Freezable):
         allows). Rules, in order: (1) the lowest lost unSACKed byte at or above HighRxt;
         (2) new data at SND.MAX; (3) the lowest unSACKed byte at or above HighRxt that
         lies below the highest SACKed byte; (4) once per recovery, a rescue
-        retransmission of the highest unSACKed byte. A segment never runs into SACKed
-        data and is at most SMSS.
+        retransmission of the highest unSACKed byte (not with RACK). A segment never runs
+        into SACKed data and is at most SMSS.
 
         What is returned is taken as sent: HighRxt (rules 1 and 3), SND.MAX (rule 2) or
         RescueRxt (rule 4) move past it, so `pipe()` counts it at once. Call this only
         when the congestion window has room for the segment.
         """
+        if self._relost is not None:  # rule 0 (RFC 8985 §6.2): a retransmission found lost
+            seg = self._next_relost()
+            if seg is not None:
+                return seg
         starts = self._starts
         ends = self._ends
         smss = self.smss
@@ -362,6 +431,10 @@ class Scoreboard(Freezable):
             n = hole if hole < smss else smss
             self._high_rxt = lo + n
             return self._seq(lo), n
+        if self._rack_lost is not None:
+            # With RACK no rescue (as Linux): time finds a lost retransmission (rule 0) and
+            # the probe a lost tail; a rescue would resend what was resent a moment ago.
+            return None
         return self._rescue()
 
     def _rescue(self) -> tuple[int, int] | None:

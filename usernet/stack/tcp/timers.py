@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import errno
 
-from usernet.stack.tcp.core import CLOSED, KEEPS_ALIVE, PROBE_TIMER, RTO_TIMER, SYN_RECEIVED, SYN_SENT
+from usernet.stack.tcp.core import (
+    CLOSED,
+    FRTO_FIRST_ACK,
+    FRTO_OFF,
+    KEEPS_ALIVE,
+    PROBE_TIMER,
+    RTO_TIMER,
+    SYN_RECEIVED,
+    SYN_SENT,
+)
 from usernet.stack.tcp.recovery import ConnectionRecovery
 from usernet.stack.tcp.seq import seq_add, seq_offset, seq_sub
 from usernet.stack.tcp.states import Event
@@ -90,12 +99,21 @@ class ConnectionTimers(ConnectionRecovery):
         else:
             snd_max = self.snd_max
             una = self.snd_una
+            sb = self._sb
+            # F-RTO (RFC 5682 §3.1 step 1, §3.2): not when this timeout cuts short a fast
+            # recovery, nor when SACKs had told of holes (the scoreboard forgets them now, and
+            # an ACK of what they covered would pass for news: Linux counts SACKed data as
+            # none); again for repeated timeouts of the same data if it ran for the first.
+            if self._retries > 1:
+                frto = self._frto != FRTO_OFF
+            else:
+                frto = cfg.frto and not self._nr_recovery and (sb is None or not (sb.in_recovery or sb.sacked_bytes))
             if self._retries == 1:
                 self._start_undo(una, True, now)
             self._cc.on_rto(now, seq_offset(snd_max, una))
-            if self._sb is not None:
-                self._sb.update(una, snd_max, ())
-                self._sb.reset()
+            if sb is not None:
+                sb.update(una, snd_max, ())
+                sb.reset()
             if self._rack is not None:
                 self._rack.restart(una)
             self._reo_at = None
@@ -103,6 +121,7 @@ class ConnectionTimers(ConnectionRecovery):
             self._recover = snd_max
             self._nr_recovery = False
             self._dupacks = 0
+            self._frto = FRTO_FIRST_ACK if frto and self._undo_rto else FRTO_OFF  # its undo is the RTO's
         self.snd_nxt = self.snd_una
         self._rtt_seq = None
         self._rto_tsval = self._tsclock.tsval(now)

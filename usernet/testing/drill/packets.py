@@ -127,7 +127,12 @@ def encode_options(options: tuple[TcpOption, ...], seqmap: SeqMap) -> bytes:
             case Timestamp(val, ecr):
                 out += struct.pack("!BBII", 8, 10, val, seqmap.ecr_to_live(ecr))
             case FastOpen(cookie, experimental):
-                body = bytes.fromhex(cookie) if cookie else b""
+                try:
+                    body = bytes.fromhex(cookie) if cookie else b""
+                except ValueError:
+                    raise DrillError(
+                        f"the Fast Open cookie '{cookie}' is not hex: define it (-D {cookie}=0123456789abcdef)"
+                    ) from None
                 if experimental:
                     out += bytes((254, 4 + len(body))) + _FO_EXP_MAGIC + body
                 else:

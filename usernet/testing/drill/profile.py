@@ -37,7 +37,8 @@ USERNET = Profile("usernet")
 
 # Linux 6.x defaults a script can see: IW10, SYN options <mss 1460,sackOK,TS val ecr 0,nop,wscale 7>
 # (wscale from tcp_rmem[2] = 6 MB), delayed ACK from 40 ms, RTO min 200 ms / initial 1 s,
-# TIME_WAIT 60 s, SYN and SYN-ACK retries 6 and 5, tcp_retries2 15, CUBIC. The send buffer
+# the RTO floor on the variance term, TIME_WAIT 60 s, SYN and SYN-ACK retries 6 and 5,
+# tcp_retries2 15, CUBIC, F-RTO. The send buffer
 # stays usernet's 256 KB: Linux grows its own (from tcp_wmem[1] = 16 KB) as the window opens.
 LINUX = Profile(
     "linux",
@@ -51,6 +52,7 @@ LINUX = Profile(
         initial_window=10,
         congestion="cubic",
         rto_min=0.2,
+        rto_min_variance=True,  # tcp_set_rto: SRTT + max(4*RTTVAR, rto_min)
         rto_initial=1.0,
         syn_retries=6,
         synack_retries=5,
@@ -171,6 +173,8 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, rack=bool(bits & 1), rack_static_reo_wnd=bool(bits & 2))
         elif name == "tcp_early_retrans":  # 3 and 4 enable tail loss probes
             tcp = replace(tcp, tlp=int(value) >= 3)
+        elif name == "tcp_frto":
+            tcp = replace(tcp, frto=value != "0")
         elif name == "tcp_dsack":
             tcp = replace(tcp, dsack=value != "0")
         elif name == "tcp_ecn":

@@ -568,6 +568,8 @@ class Sockets:
         elif key == "maxseg" and value not in USER_MSS_RANGE:
             return fail(E.EINVAL, f"TCP_MAXSEG takes {USER_MSS_RANGE[0]} to {USER_MSS_RANGE[-1]}")
         sock.options[key] = setting
+        if key == "maxseg" and sock.listener is not None:
+            sock.listener.maxseg = setting  # after listen() too: the next SYN-ACK offers it (Linux)
         target = sock.conn
         if target is not None:
             try:
