@@ -271,3 +271,21 @@ def test_readdressing_with_a_gateway_off_the_new_networks_changes_nothing() -> N
     assert iface.local_addresses == frozenset({bytes([192, 0, 2, 2])})
     route = iface.route_to(far)
     assert route is not None and (route.source, route.next_hop) == (bytes([192, 0, 2, 2]), bytes([192, 0, 2, 1]))
+
+
+def test_readdressing_with_a_new_gateway_reroutes_the_connections_that_keep_their_address() -> None:
+    """A renewed lease that names another router: a connection to a far peer on the address we
+    keep sends its next segment through the new router (it asks ARP for it), not the old one."""
+    iface = Interface(InterfaceConfig.from_strings(bytes.fromhex("020000000001"), ["192.0.2.2/24"], "192.0.2.1"))
+    far, old_gw, new_gw = bytes([198, 51, 100, 1]), bytes([192, 0, 2, 1]), bytes([192, 0, 2, 254])
+    conn = iface.tcp.connect((far, 80), 0.0)
+    iface.flush(0.0)
+    assert [_arp_target(f) for f in iface.take_output()] == [old_gw]  # the SYN waits for the old router
+    iface.readdress_ipv4(((bytes([192, 0, 2, 2]), 24),), new_gw, 0.5)
+    asked = set()
+    for step in range(1, 40):  # the SYN's retransmission (initial RTO 1 s) leaves through the new router
+        now = step * 0.1
+        iface.poll(now)
+        iface.flush(now)
+        asked |= {_arp_target(f) for f in iface.take_output()}
+    assert new_gw in asked and conn.state.name == "SYN_SENT", (asked, conn.state)

@@ -146,8 +146,11 @@ class Interface:
         self._set_ipv4(addresses, gateway)
         self._routes.clear()
         for conn in self.tcp.connections():
-            if conn.local[0] in gone:
+            local = conn.local[0]
+            if local in gone:
                 conn.address_gone(now)
+            elif len(local) == 4:  # kept its address: the gateway (its next hop) may have moved
+                conn.reroute(self.route_to(conn.remote[0], local), now)
         self.udp.addresses_changed()
         self.arp.forget_pending_from(gone)
         if self.ethernet:
