@@ -10,6 +10,9 @@ answers are compared with the minimum over every entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +39,7 @@ LIFETIMES = st.sampled_from([0, 1, 2, 3, 30, 7201, INFINITE])
 STEPS = st.sampled_from([0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 31.0, 7200.0])
 
 
-def _ndp(src: bytes, dst: bytes, write) -> bytes:  # type: ignore[no-untyped-def]  # write: emit_* partial
+def _ndp(src: bytes, dst: bytes, write: Callable[[bytearray], int]) -> bytes:
     message = bytearray(120)
     n = write(message)
     dst_mac = multicast_mac(dst) if dst[0] == 0xFF else MAC
@@ -99,7 +102,7 @@ def _ours(v6: Ipv6) -> bytes:
     return next((a.address for a in v6.autoconf.addresses if a.address[:8] == LINK_LOCAL_PREFIX), NEIGHBORS[0])
 
 
-def _apply(i: Interface, v6: Ipv6, event: tuple, now: float) -> float:  # type: ignore[type-arg]
+def _apply(i: Interface, v6: Ipv6, event: tuple[Any, ...], now: float) -> float:
     kind = event[0]
     if kind == "wait":
         now += event[1]
@@ -133,7 +136,7 @@ def _apply(i: Interface, v6: Ipv6, event: tuple, now: float) -> float:  # type: 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2), st.lists(EVENTS, max_size=40))
-def test_cached_deadlines_equal_a_fresh_scan_after_any_events(dad: int, events: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_cached_deadlines_equal_a_fresh_scan_after_any_events(dad: int, events: list[tuple[Any, ...]]) -> None:
     i = iface("2001:db8::2/64", dad_transmits=dad)
     v6 = i.ipv6
     assert v6 is not None

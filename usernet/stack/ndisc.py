@@ -63,7 +63,9 @@ def ndp_frame(mac: bytes, dst_mac: bytes, src: bytes, dst: bytes, write: Callabl
 
 
 class Neighbor:
-    """One cache entry: the MAC (None while INCOMPLETE), the state, its deadline and held frames."""
+    """One cache entry: the MAC (None while INCOMPLETE), the state, its deadline and held frames.
+
+    The deadline is the cache's to move (`NeighborCache._retime`), which keeps its earliest one."""
 
     __slots__ = ("deadline", "frames", "mac", "probes", "source", "state")
 

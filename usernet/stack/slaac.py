@@ -216,7 +216,6 @@ class Autoconf:
     def poll(self, now: float) -> None:
         if self._earliest() > now:
             return
-        self._due = None
         moved = False
         for entry in list(self.addresses):
             if entry.state == TENTATIVE:
@@ -247,6 +246,7 @@ class Autoconf:
             moved = True
         if self.solicit_at <= now:
             self._router_solicit(now)
+        self._due = None  # something was due: it moved on or went
         if moved:
             self._changed()
 
