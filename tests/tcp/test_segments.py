@@ -105,6 +105,24 @@ def test_ack_for_unsent_data_is_dropped_and_acked() -> None:
     assert s.iface.stats()["tcp_ack_unsent"] == 1
 
 
+def test_ack_for_unsent_data_is_dropped_as_linux_drops_it() -> None:
+    # ack_unsent_silent (the drill linux profile's): no answer in ESTABLISHED, as Linux's
+    # tcp_rcv_established; in the other states (here CLOSE_WAIT) a challenge ACK, as its
+    # tcp_rcv_state_process. The data in either is dropped.
+    s, conn, iss1 = established(tcp=TcpConfig(ack_unsent_silent=True))
+    s.inject(PEER_ISN + 1, iss1 + 1000, ACK | PSH, payload=b"x")
+    s.inject(PEER_ISN + 1, iss1 + 1000, ACK)
+    assert s.flush() == [] and conn.readable == 0
+    s.inject(PEER_ISN + 1, iss1, ACK | FIN)
+    s.flush()
+    assert conn.state == State.CLOSE_WAIT
+    s.inject(PEER_ISN + 2, iss1 + 1000, ACK, payload=b"y")
+    (challenge,) = s.flush()
+    assert challenge.flags == ACK and challenge.seq == iss1 and challenge.ack == PEER_ISN + 2
+    stats = s.iface.stats()
+    assert stats["tcp_ack_unsent"] == 3 and stats["tcp_challenge_acks"] == 1 and conn.readable == 0
+
+
 def test_paws_drops_old_timestamps() -> None:
     s, conn, iss1 = established(SYN_OPTIONS)
     s.inject(PEER_ISN + 1, iss1, ACK | PSH, payload=b"new", options=s.ts(200, 0))

@@ -518,7 +518,10 @@ class ConnectionInput(ConnectionTimers):
                 self._sack_ack(una, sack, 0, tsecr, now)  # a D-SACK, a window update with SACK
         elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
             self._stats.tcp_ack_unsent += 1
-            self._oow_ack(n == 0, now)
+            if not self._cfg.ack_unsent_silent:
+                self._oow_ack(n == 0, now)
+            elif self.state != ESTABLISHED:
+                self._challenge_ack(now)  # Linux: tcp_rcv_state_process's answer, ESTABLISHED's is none
             return False
         elif seq_offset(una, ack) > self.max_sndwnd:  # RFC 5961 §5: too old to be real
             self._stats.tcp_ack_too_old += 1
