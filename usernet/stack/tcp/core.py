@@ -91,6 +91,7 @@ class ConnectionCore:
         "_fastopen",
         "_fin_seq",
         "_frto",
+        "_frto_resent",
         "_ka_probes",
         "_keepalive_at",
         "_last_ack_sent",
@@ -258,6 +259,7 @@ class ConnectionCore:
         self._undo_rto = False  # the cut was a retransmission timeout's
         self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
         self._frto = FRTO_OFF
+        self._frto_resent = 0  # step 2.b: where go-back-N had got to; the originals lie above it
         self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
         self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
         self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)

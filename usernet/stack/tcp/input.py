@@ -457,7 +457,7 @@ class ConnectionInput(ConnectionTimers):
             cc = self._cc
             frto = self._frto
             if frto:  # after an RTO: judged before SND.UNA and SND.NXT move (recovery.py)
-                frto = self._frto_verdict(ack)
+                frto = self._frto_verdict(ack, sack)
             if self._ts_ok and tsecr > 0:
                 rtt = None
                 if self._rto_tsval is None or seq_ge(tsecr, self._rto_tsval):
@@ -569,7 +569,7 @@ class ConnectionInput(ConnectionTimers):
     def _on_dupack(self, sack: SackBlocks, now: float) -> None:
         """A duplicate ACK (RFC 5681 §2): count it and maybe start loss recovery."""
         if self._frto:
-            self._frto_dupack()
+            self._frto_dupack(sack, now)
         self._dupacks += 1
         una = self.snd_una
         sb = self._sb
