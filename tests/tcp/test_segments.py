@@ -466,3 +466,27 @@ def test_a_pure_ack_sent_from_our_windows_right_edge_is_taken() -> None:
     s.inject(edge, iss1 + 1000, ACK)
     s.flush()
     assert conn.info()["unacked"] == 0, "the ACK riding on a segment at the right edge was dropped"
+
+
+@pytest.mark.parametrize("write_first", [False, True], ids=["flushed-between", "write-before-flush"])
+def test_nodelay_while_corked_pushes_what_the_cork_holds(write_first: bool) -> None:
+    # tcp(7): setting TCP_NODELAY flushes pending output even while TCP_CORK is set (Linux's
+    # TCP_NAGLE_PUSH). What was queued then goes, and the cork holds what is written after,
+    # also when that write comes before the flush that pushes.
+    s, conn, iss1 = established()
+    conn.set_option("cork", True)
+    conn.send(b"a" * 40, s.now)
+    conn.send(b"b" * 40, s.now)
+    assert s.flush() == []
+    conn.set_option("nodelay", True)
+    assert conn.options["cork"] is True
+    if write_first:
+        conn.send(b"c" * 40, s.now)
+    out = s.flush()
+    if not write_first:
+        conn.send(b"c" * 40, s.now)
+        out += s.flush()
+    assert [(seg.seq, bytes(seg.payload)) for seg in out] == [(iss1, b"a" * 40 + b"b" * 40)]
+    conn.set_option("cork", False)
+    (last,) = s.flush()
+    assert (last.seq, bytes(last.payload)) == (iss1 + 80, b"c" * 40)

@@ -81,6 +81,7 @@ class ConnectionCore:
         "_cc",
         "_cfg",
         "_close_at",
+        "_cork_pushed",
         "_delack_at",
         "_dsack",
         "_dupacks",
@@ -209,6 +210,9 @@ class ConnectionCore:
         self._soft_error = 0
         self.nodelay = cfg.nodelay
         self.cork = False  # TCP_CORK: hold a partial segment until a full one, the FIN or uncorking
+        # TCP_NODELAY set while corked: the cork is lifted for what was queued then and comes back
+        # at the next write (Linux's TCP_NAGLE_PUSH, see set_option)
+        self._cork_pushed = False
         self.keepalive = cfg.keepalive
         self.keepidle = cfg.keepalive_idle
         self.keepintvl = cfg.keepalive_interval
