@@ -78,7 +78,7 @@ def test_a_raising_callback_does_not_strand_what_the_others_wrote(exc: BaseExcep
         except KeyboardInterrupt:
             pass
         assert host.flushes == 1 and not host.waiting, "the write made before the raise never left"
-        assert not driver._flush_pending  # and later writes still schedule their own flush
+        assert not driver.flush_pending  # and later writes still schedule their own flush
     finally:
         driver.detach()
         loop.close()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.aio.conftest import A_IP, B_IP, Pair, connect_from_b, serve_on_b
 from usernet.aio.server import Server
-from usernet.aio.stream import StreamTransport
+from usernet.aio.stream import DELIVERY, StreamTransport
 
 
 class Recorder(asyncio.Protocol):
@@ -465,6 +465,39 @@ def test_an_idle_transport_carries_no_backlog_and_makes_one_only_while_the_stack
             assert transport._pending is None, burst  # type: ignore[attr-defined]  # drained: given back
             proto.events.clear()
         assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest()
+        transport.close()
+
+    pair.run(main())
+
+
+def test_a_big_receive_reaches_data_received_in_pieces_the_heap_reuses(pair: Pair) -> None:
+    class Sizes(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def data_received(self, data: bytes) -> None:
+            assert type(data) is bytes  # the asyncio contract: bytes, never a view of the stack's buffer
+            self.sizes.append(len(data))
+            super().data_received(data)
+
+    async def main() -> None:
+        server = await serve_on_b(pair, Sizes, 7)
+        transport, _ = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        peer.pause_reading()
+        payload = os.urandom(200_000)
+        transport.write(payload)
+        conn = peer._sock  # type: ignore[attr-defined]  # the test looks inside on purpose
+        for _ in range(1000):
+            if conn.readable >= 3 * DELIVERY:
+                break
+            await asyncio.sleep(0.002)
+        assert conn.readable >= 3 * DELIVERY, f"only {conn.readable} bytes piled up"
+        peer.resume_reading()
+        proto = peer.get_protocol()
+        assert await proto.until(len(payload)) == payload  # type: ignore[attr-defined]  # the test's protocol
+        assert max(proto.sizes) == DELIVERY and len(proto.sizes) >= 4  # type: ignore[attr-defined]  # as above
         transport.close()
 
     pair.run(main())

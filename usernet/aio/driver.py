@@ -40,6 +40,12 @@ class Driver:
     without an fd, the timer), one `call_at` handle kept at or before `host.deadline()`,
     and one `call_soon` flush per loop iteration, scheduled by the first write of the
     iteration made outside a pump (writes made by the pump's own callbacks leave with it).
+
+    Transports read two things from it on every write, so that the common case costs
+    attribute reads rather than calls: `flush_pending` (a flush is already due before the
+    loop waits again: nothing to request) and `pump_time` (inside a pump, the time the
+    stack was handed: a write made by a pump's callback is stamped with it instead of
+    reading the clock again; the flush after the callbacks uses the same time).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: Host) -> None:
@@ -50,7 +56,10 @@ class Driver:
         self._fd: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
-        self._flush_pending = False
+        #: A flush runs before the loop waits again (a pump is running, or one is scheduled).
+        self.flush_pending = False
+        #: The `now` of the pump whose callbacks are running, else None.
+        self.pump_time: float | None = None
         self._wake_pending = False
         self.attached = False
 
@@ -146,8 +155,8 @@ class Driver:
 
     def request_flush(self) -> None:
         """Something was written: send it at the next loop iteration, with whatever else is written until then."""
-        if not self._flush_pending and self.attached:
-            self._flush_pending = True
+        if not self.flush_pending and self.attached:
+            self.flush_pending = True
             self.loop.call_soon(self._on_flush)
 
     def wake(self) -> None:
@@ -157,9 +166,6 @@ class Driver:
             self.loop.call_soon(self._on_wake)
 
     # -- loop callbacks --------------------------------------------------------------------
-
-    def _on_event(self) -> None:
-        self._pump(self.loop.time())
 
     def _on_wake(self) -> None:
         self._wake_pending = False
@@ -176,7 +182,7 @@ class Driver:
         self._pump(now if due is None or now >= due else due)
 
     def _on_flush(self) -> None:
-        self._flush_pending = False
+        self.flush_pending = False
         if not self.attached:
             return
         try:
@@ -186,11 +192,16 @@ class Driver:
         finally:
             self._rearm()
 
-    def _pump(self, now: float) -> None:
+    def _pump(self, now: float | None = None) -> None:
+        """Receive, run due timers, let the owners react, flush: the link's reader (`_on_event`,
+        which reads the loop's clock) and the timer's and resume's work (given their time)."""
+        if now is None:
+            now = self.loop.time()
         # Writes made by the callbacks below leave with this pump's one flush, in the same
         # callback: no extra loop iteration between a request and its answer.
-        scheduled = self._flush_pending
-        self._flush_pending = True
+        scheduled, outer = self.flush_pending, self.pump_time
+        self.flush_pending = True
+        self.pump_time = now
         host = self.host
         try:
             ready = host.pump(now)
@@ -211,7 +222,8 @@ class Driver:
             self._link_failed(exc)
         finally:
             # Also when a callback raised KeyboardInterrupt: the others' writes are not lost.
-            self._flush_pending = scheduled
+            self.flush_pending = scheduled
+            self.pump_time = outer
             try:
                 if self.attached:
                     host.flush(now)
@@ -219,6 +231,9 @@ class Driver:
                 self._link_failed(exc)
             finally:
                 self._rearm()
+
+    #: The link's reader: a pump at the loop's time, with no call between the loop and the pump.
+    _on_event = _pump
 
     def _link_failed(self, exc: LinkFailed) -> NoReturn:
         """The link is gone: stop driving it and end the program with one line saying so.

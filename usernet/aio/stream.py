@@ -18,6 +18,7 @@ from asyncio import constants
 from asyncio.sslproto import SSLProtocol
 from collections import deque
 from collections.abc import Callable
+from threading import get_ident
 from typing import IO, TYPE_CHECKING, Any
 
 from usernet.aio import tls
@@ -48,6 +49,11 @@ TCP_FASTOPEN_CONNECT = getattr(socket, "TCP_FASTOPEN_CONNECT", 30)  # linux/tcp.
 _CLOSED = State.CLOSED
 _OPENING = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
 _SENDFILE_BLOCK = 262144
+#: The most bytes one `data_received` call gets. A bigger bytes object is above glibc's mmap
+#: threshold (128 KiB): made fresh from the kernel and given back at every call, ~60 page
+#: faults per 256 KiB, which cost a bulk receiver half its throughput (docs/performance.md,
+#: "Bulk that does not depend on luck"); pieces this size are reused from the heap.
+DELIVERY = 65536
 
 #: Socket options that change the connection: (level, name) -> TcpConnection option and scale.
 _OPTIONS: dict[tuple[int, int], tuple[str, float]] = {
@@ -206,22 +212,28 @@ class StreamTransport(UsernetTransport):
             data = data.cast("B")
         if not data or self._closing:
             return  # like asyncio's transports: writes after close are dropped
-        self._driver.check_thread()
+        driver = self._driver
+        if get_ident() != driver.thread:
+            driver.check_thread()  # raises, saying what to do instead
         if self._pending:
             self._queue(data)
         else:
+            # A write from a pump's callback (an answer to what just arrived) takes the pump's
+            # time and leaves with its flush: no clock read, no flush request.
+            now = driver.pump_time
             try:
-                taken = self._sock.send(data, self._loop.time())
+                taken = self._sock.send(data, self._loop.time() if now is None else now)
             except OSError as exc:
                 self._fatal_error(exc, "Fatal write error on a usernet TCP connection")
                 return
-            if taken:
-                self._driver.request_flush()
+            if taken and not driver.flush_pending:
+                driver.request_flush()
             if taken < len(data):
                 self._queue(memoryview(data)[taken:])
             if self._pseudo.descriptor is not None:
                 self._pseudo.sync()
-        self._maybe_pause_protocol()
+        if self._pending:
+            self._maybe_pause_protocol()  # only a backlog counts toward the high-water mark
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -288,39 +300,42 @@ class StreamTransport(UsernetTransport):
     # -- the stack's side ------------------------------------------------------------------
 
     def _stack_ready(self) -> None:
+        """News from the stack: push the backlog, hand the protocol what arrived, report an error.
+
+        Received bytes go to the protocol here, in the driver's pump, with no `call_soon` hop
+        between: a pump is a loop callback of its own, never inside a transport method, so
+        asyncio's rule that no protocol callback runs inside `write` still holds.
+        """
         if not self._started or self._ending:
             return
         if self._pending:
             self._push()
-        if not self._paused and not self._closing:
-            self._read()
         conn = self._sock
+        if not self._paused and not self._closing:
+            try:
+                while not self._paused and not self._closing and conn.readable:
+                    protocol = self._protocol
+                    if self._buffered:
+                        buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]  # a BufferedProtocol (_buffered)
+                        if not len(buf):
+                            raise RuntimeError("get_buffer() returned an empty buffer")
+                        protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]  # as above
+                    else:
+                        protocol.data_received(conn.receive(DELIVERY))  # type: ignore[attr-defined]  # a stream Protocol
+                if not self._driver.flush_pending:
+                    self._driver.request_flush()  # the reads may open the receive window: tell the peer
+                if conn.at_eof and not self._eof_delivered and not self._paused and not self._closing:
+                    self._eof_delivered = True
+                    if not self._protocol.eof_received():  # type: ignore[attr-defined]  # a stream protocol's
+                        self.close()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: a protocol callback of a usernet TCP transport failed")
         if not self._ending and conn.state == _CLOSED and conn.error is not None:
             self._force_close(conn.error)
         if self._pseudo.descriptor is not None:
             self._pseudo.sync()
-
-    def _read(self) -> None:
-        conn = self._sock
-        try:
-            while not self._paused and not self._closing and conn.readable:
-                protocol = self._protocol
-                if self._buffered:
-                    buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]  # a BufferedProtocol (_buffered)
-                    if not len(buf):
-                        raise RuntimeError("get_buffer() returned an empty buffer")
-                    protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]  # as above
-                else:
-                    protocol.data_received(conn.receive())  # type: ignore[attr-defined]  # a stream Protocol
-            self._driver.request_flush()  # the reads may open the receive window: tell the peer
-            if conn.at_eof and not self._eof_delivered and not self._paused and not self._closing:
-                self._eof_delivered = True
-                if not self._protocol.eof_received():  # type: ignore[attr-defined]  # a stream protocol's
-                    self.close()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: a protocol callback of a usernet TCP transport failed")
 
     def _queue(self, data: bytes | bytearray | memoryview) -> None:
         """Keep a copy of what the stack did not take (the caller may reuse its buffer)."""

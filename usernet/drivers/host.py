@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 from typing import Protocol, TypedDict
 
+from usernet.drivers.allocator import fix_thresholds
 from usernet.link.base import Link, LinkFailed, capabilities_of, carries_ethernet
 from usernet.stack.interface import Interface, Socket
 from usernet.stack.tcp.layer import TcpListener
@@ -87,6 +88,7 @@ class Host:
             )
         self.link = link
         self.iface = iface
+        fix_thresholds()  # frames' buffers stay in the heap in every run (usernet/drivers/allocator.py)
         self._batch = batch
         self._max_batches = max_batches
         self.failed: LinkFailed | None = None

@@ -69,6 +69,7 @@ class TcpConnection(ConnectionMigration):
         if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
             self._send_blocked = True
         if n:
+            self._mark_pushes(n)
             self._owner.touch(self)
         return n
 
