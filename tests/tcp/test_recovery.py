@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from tests.tcp.net import Net, digest
 from tests.tcp.scripted import PEER_ISN, PORT, US, Scripted
 from usernet.stack import TcpConfig
@@ -258,7 +260,8 @@ def test_with_timestamps_the_first_ack_undoes_and_frto_has_nothing_left_to_do() 
 
 def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
     """The first ACK after the RTO covers the resent segment, new data goes; a duplicate ACK
-    follows (the second segment was lost too): the RTO stands, go-back-N goes on."""
+    follows that SACKs only the new data (the originals were lost too): the RTO stands,
+    go-back-N goes on (RFC 5682 step 3.a)."""
     s, conn, una = established(TcpConfig(tlp=False))
     conn.send(bytes(MSS * 20), s.now)
     s.flush()
@@ -267,9 +270,40 @@ def test_frto_sees_a_real_loss_after_the_new_segments() -> None:
     s.inject(PEER_ISN + 1, una + MSS, ACK)
     assert [seg.seq for seg in data_segments(s.flush())] == [una + 10 * MSS, una + 11 * MSS]
     s.now += 0.001
-    s.inject(PEER_ISN + 1, una + MSS, ACK, options=sack((una + 2 * MSS, una + 3 * MSS)))
+    s.inject(PEER_ISN + 1, una + MSS, ACK, options=sack((una + 10 * MSS, una + 11 * MSS)))
     assert [seg.seq for seg in data_segments(s.flush())][:1] == [una + MSS], "go-back-N from SND.UNA"
     assert stat(s, "tcp_spurious_rtos") == 0 and conn.info()["cwnd"] < cwnd
+
+
+@pytest.mark.parametrize("after_new_data", [False, True])
+def test_a_sack_of_an_original_alone_proves_the_rto_spurious(after_new_data: bool) -> None:
+    """SACK-enhanced F-RTO (RFC 5682 §3, Linux's tcp_process_loss): the first segment's ACK
+    never comes (lost, or still on its way), but a duplicate ACK SACKs an original the RTO
+    never resent: not everything was lost, so the timeout was spurious and its cut undone —
+    with no cumulative ACK of anything but (in the second case) the resent first segment, and
+    with no timestamps to tell. Before the first ACK a duplicate ACK leaves F-RTO waiting."""
+    s, conn, una = established(TcpConfig(tlp=False))
+    conn.send(bytes(MSS * 20), s.now)
+    s.flush()
+    cwnd = conn.info()["cwnd"]
+    resent = [seg.seq for _, seg in s.advance(s.now + 0.3) if seg.payload]
+    assert resent == [una] and stat(s, "tcp_timeouts") == 1
+    ack = una
+    if after_new_data:
+        s.inject(PEER_ISN + 1, una + MSS, ACK)
+        assert [seg.seq for seg in data_segments(s.flush())] == [una + 10 * MSS, una + 11 * MSS]
+        ack = una + MSS
+    else:
+        s.inject(PEER_ISN + 1, una, ACK, options=sack((una + 10 * MSS, una + 11 * MSS)))  # no such data yet: no news
+        s.flush()
+    s.now += 0.001
+    s.inject(PEER_ISN + 1, ack, ACK, options=sack((una + 3 * MSS, una + 4 * MSS)))
+    out = data_segments(s.flush())
+    print(f"F-RTO by SACK alone: cwnd {cwnd} -> {conn.info()['cwnd']}, spurious RTOs {stat(s, 'tcp_spurious_rtos')}")
+    assert stat(s, "tcp_spurious_rtos") == 1 and stat(s, "tcp_undos") == 1
+    # What go-back-N had not resent is not resent: the originals above the SACKed one wait
+    # for their ACKs. The holes below it are RACK's to judge (as on Linux, recovery may follow).
+    assert not [seg.seq for seg in out if una + 4 * MSS <= seg.seq < una + 10 * MSS], "no go-back-N after the undo"
 
 
 def test_frto_takes_no_ack_of_sacked_data_for_proof() -> None:

@@ -105,6 +105,24 @@ def test_ack_for_unsent_data_is_dropped_and_acked() -> None:
     assert s.iface.stats()["tcp_ack_unsent"] == 1
 
 
+def test_ack_for_unsent_data_is_dropped_as_linux_drops_it() -> None:
+    # ack_unsent_silent (the drill linux profile's): no answer in ESTABLISHED, as Linux's
+    # tcp_rcv_established; in the other states (here CLOSE_WAIT) a challenge ACK, as its
+    # tcp_rcv_state_process. The data in either is dropped.
+    s, conn, iss1 = established(tcp=TcpConfig(ack_unsent_silent=True))
+    s.inject(PEER_ISN + 1, iss1 + 1000, ACK | PSH, payload=b"x")
+    s.inject(PEER_ISN + 1, iss1 + 1000, ACK)
+    assert s.flush() == [] and conn.readable == 0
+    s.inject(PEER_ISN + 1, iss1, ACK | FIN)
+    s.flush()
+    assert conn.state == State.CLOSE_WAIT
+    s.inject(PEER_ISN + 2, iss1 + 1000, ACK, payload=b"y")
+    (challenge,) = s.flush()
+    assert challenge.flags == ACK and challenge.seq == iss1 and challenge.ack == PEER_ISN + 2
+    stats = s.iface.stats()
+    assert stats["tcp_ack_unsent"] == 3 and stats["tcp_challenge_acks"] == 1 and conn.readable == 0
+
+
 def test_paws_drops_old_timestamps() -> None:
     s, conn, iss1 = established(SYN_OPTIONS)
     s.inject(PEER_ISN + 1, iss1, ACK | PSH, payload=b"new", options=s.ts(200, 0))
@@ -448,3 +466,27 @@ def test_a_pure_ack_sent_from_our_windows_right_edge_is_taken() -> None:
     s.inject(edge, iss1 + 1000, ACK)
     s.flush()
     assert conn.info()["unacked"] == 0, "the ACK riding on a segment at the right edge was dropped"
+
+
+@pytest.mark.parametrize("write_first", [False, True], ids=["flushed-between", "write-before-flush"])
+def test_nodelay_while_corked_pushes_what_the_cork_holds(write_first: bool) -> None:
+    # tcp(7): setting TCP_NODELAY flushes pending output even while TCP_CORK is set (Linux's
+    # TCP_NAGLE_PUSH). What was queued then goes, and the cork holds what is written after,
+    # also when that write comes before the flush that pushes.
+    s, conn, iss1 = established()
+    conn.set_option("cork", True)
+    conn.send(b"a" * 40, s.now)
+    conn.send(b"b" * 40, s.now)
+    assert s.flush() == []
+    conn.set_option("nodelay", True)
+    assert conn.options["cork"] is True
+    if write_first:
+        conn.send(b"c" * 40, s.now)
+    out = s.flush()
+    if not write_first:
+        conn.send(b"c" * 40, s.now)
+        out += s.flush()
+    assert [(seg.seq, bytes(seg.payload)) for seg in out] == [(iss1, b"a" * 40 + b"b" * 40)]
+    conn.set_option("cork", False)
+    (last,) = s.flush()
+    assert (last.seq, bytes(last.payload)) == (iss1 + 80, b"c" * 40)

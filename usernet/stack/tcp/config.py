@@ -54,6 +54,10 @@ class TcpConfig:
     max_connections: int = 65536
     challenge_ack_limit: int = 1000  # per second, for the whole interface (RFC 5961 §7)
     invalid_ack_interval: float = 0.5  # per connection, ACKs to out-of-window segments and challenge ACKs
+    # An ACK of data never sent: False answers it with an ACK (RFC 9293 §3.10.7.4, RFC 5961 §5.2; pure
+    # ACKs at most once per invalid_ack_interval); True drops it as Linux's tcp_ack does
+    # (TCP_ACK_UNSENT_DATA): silently in ESTABLISHED, with a challenge ACK in the other states.
+    ack_unsent_silent: bool = False
     reset_limit: int = 1000  # per second, for the whole interface: RSTs answering segments to closed ports
     persist_max: float = 60.0
     # Loss recovery, each switchable as on Linux (the sysctl each stands for is in docs/tcp.md).

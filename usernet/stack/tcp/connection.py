@@ -59,6 +59,10 @@ class TcpConnection(ConnectionMigration):
             if self.error is not None:
                 raise self.error
             raise OSError(errno.EPIPE, "the connection is shut down for writing: no more data can be sent")
+        if self._cork_pushed:  # what was queued when TCP_NODELAY came goes before the cork is back
+            self._cork_pushed = False
+            self.output(now)
+            self.cork = True
         send = self._send
         n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
@@ -177,8 +181,15 @@ class TcpConnection(ConnectionMigration):
         before the SYN leaves, so an established connection keeps the MSS it has)."""
         if name == "nodelay":
             self.nodelay = bool(value)
+            if self.nodelay and self.cork:
+                # tcp(7): setting TCP_NODELAY flushes pending output even while TCP_CORK is set
+                # (Linux's TCP_NAGLE_PUSH): what is queued goes at the next flush, the cork
+                # holds again from the next write (`send`).
+                self.cork = False
+                self._cork_pushed = True
         elif name == "cork":
             self.cork = bool(value)  # uncorking sends what it held at the next flush (touched below)
+            self._cork_pushed = False
         elif name == "keepalive":
             self.keepalive = bool(value)
         elif name in ("keepidle", "keepintvl", "user_timeout"):
@@ -212,7 +223,7 @@ class TcpConnection(ConnectionMigration):
     def options(self) -> dict[str, Any]:
         return {
             "nodelay": self.nodelay,
-            "cork": self.cork,
+            "cork": self.cork or self._cork_pushed,
             "keepalive": self.keepalive,
             "keepidle": self.keepidle,
             "keepintvl": self.keepintvl,

@@ -81,6 +81,7 @@ class ConnectionCore:
         "_cc",
         "_cfg",
         "_close_at",
+        "_cork_pushed",
         "_delack_at",
         "_dsack",
         "_dupacks",
@@ -91,6 +92,7 @@ class ConnectionCore:
         "_fastopen",
         "_fin_seq",
         "_frto",
+        "_frto_resent",
         "_ka_probes",
         "_keepalive_at",
         "_last_ack_sent",
@@ -212,6 +214,9 @@ class ConnectionCore:
         self._soft_error = 0
         self.nodelay = cfg.nodelay
         self.cork = False  # TCP_CORK: hold a partial segment until a full one, the FIN or uncorking
+        # TCP_NODELAY set while corked: the cork is lifted for what was queued then and comes back
+        # at the next write (Linux's TCP_NAGLE_PUSH, see set_option)
+        self._cork_pushed = False
         self.keepalive = cfg.keepalive
         self.keepidle = cfg.keepalive_idle
         self.keepintvl = cfg.keepalive_interval
@@ -262,6 +267,7 @@ class ConnectionCore:
         self._undo_rto = False  # the cut was a retransmission timeout's
         self._undo_until: int | None = None  # after recovery: wait for late D-SACKs until SND.UNA passes this
         self._frto = FRTO_OFF
+        self._frto_resent = 0  # step 2.b: where go-back-N had got to; the originals lie above it
         self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
         self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
         self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)

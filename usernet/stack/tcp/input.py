@@ -460,7 +460,7 @@ class ConnectionInput(ConnectionTimers):
             cc = self._cc
             frto = self._frto
             if frto:  # after an RTO: judged before SND.UNA and SND.NXT move (recovery.py)
-                frto = self._frto_verdict(ack)
+                frto = self._frto_verdict(ack, sack)
             if self._ts_ok and tsecr > 0:
                 rtt = None
                 if self._rto_tsval is None or seq_ge(tsecr, self._rto_tsval):
@@ -526,7 +526,10 @@ class ConnectionInput(ConnectionTimers):
                 self._sack_ack(una, sack, 0, tsecr, now)  # a D-SACK, a window update with SACK
         elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
             self._stats.tcp_ack_unsent += 1
-            self._oow_ack(n == 0, now)
+            if not self._cfg.ack_unsent_silent:
+                self._oow_ack(n == 0, now)
+            elif self.state != ESTABLISHED:
+                self._challenge_ack(now)  # Linux: tcp_rcv_state_process's answer, ESTABLISHED's is none
             return False
         elif seq_offset(una, ack) > self.max_sndwnd:  # RFC 5961 §5: too old to be real
             self._stats.tcp_ack_too_old += 1
@@ -586,7 +589,7 @@ class ConnectionInput(ConnectionTimers):
     def _on_dupack(self, sack: SackBlocks, now: float) -> None:
         """A duplicate ACK (RFC 5681 §2): count it and maybe start loss recovery."""
         if self._frto:
-            self._frto_dupack()
+            self._frto_dupack(sack, now)
         self._dupacks += 1
         una = self.snd_una
         sb = self._sb

@@ -11,7 +11,7 @@ timeout or RACK's reordering timer as `_timer_kind` says (Linux's icsk_pending).
 
 from __future__ import annotations
 
-from usernet.stack.tcp.core import FRTO_OFF, FRTO_SECOND_ACK, RTO_TIMER, SENDS_DATA
+from usernet.stack.tcp.core import FRTO_FIRST_ACK, FRTO_OFF, FRTO_SECOND_ACK, RTO_TIMER, SENDS_DATA
 from usernet.stack.tcp.output import ConnectionOutput
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset
 
@@ -194,16 +194,18 @@ class ConnectionRecovery(ConnectionOutput):
 
     # -- F-RTO (RFC 5682) ------------------------------------------------------------------
 
-    def _frto_verdict(self, ack: int) -> int:
+    def _frto_verdict(self, ack: int, sack: SackBlocks) -> int:
         """What a new ACK after an RTO says (RFC 5682 §3.1, SACK-enhanced as Linux's
         tcp_process_loss), judged before SND.UNA and SND.NXT move: `FRTO_SPURIOUS` when it
         acknowledges data the timeout did not resend (above SND.NXT, where go-back-N has got
         to; after step 2.b anything: only new data and originals lie above SND.UNA), step 2.b
         (`FRTO_SEND_NEW`) when it acknowledges only what was resent, else 0: everything is
         acknowledged and nothing can be told (step 2.a; without SACK also when that ACK
-        covers more than was resent)."""
+        covers more than was resent). A SACK of an original proves it too (`_frto_sacked_original`)."""
         everything = seq_ge(ack, self._recover)
         if self._frto == FRTO_SECOND_ACK or (seq_gt(ack, self.snd_nxt) and (self._sack_ok or not everything)):
+            return FRTO_SPURIOUS
+        if sack and self._frto_sacked_original(sack):
             return FRTO_SPURIOUS
         if everything:
             # Step 2.a. Without SACK an ACK of everything may be the receiver's out-of-order
@@ -231,15 +233,41 @@ class ConnectionRecovery(ConnectionOutput):
             self._frto = FRTO_OFF
             return
         self._frto = FRTO_SECOND_ACK
+        self._frto_resent = self.snd_nxt
         self._skip_go_back_n(now)
         while n > 0:
             k = n if n < self._mss else self._mss
             self._send_new(k, now)
             n -= k
 
-    def _frto_dupack(self) -> None:
-        """A duplicate ACK after an RTO: the loss was real (steps 2.a and 3.a). After new data
-        went out (step 2.b), go-back-N starts again from SND.UNA."""
+    def _frto_sacked_original(self, sack: SackBlocks) -> bool:
+        """Does a SACK block cover data sent before the RTO that it never resent (above where
+        go-back-N had got to, below what was outstanding then)? Then not everything was lost:
+        the timeout was spurious (RFC 5682 §3's SACK-enhanced step 3.b, Linux's
+        FLAG_ORIG_SACK_ACKED in tcp_process_loss). New since the RTO, whatever it covers: F-RTO
+        runs only when no SACK had reported data before it (`_on_rto`)."""
+        low = self.snd_nxt if self._frto != FRTO_SECOND_ACK else self._frto_resent
+        high = self._recover
+        for left, right in sack:
+            start = left if seq_gt(left, low) else low
+            end = right if seq_lt(right, high) else high
+            if seq_lt(start, end):
+                return True
+        return False
+
+    def _frto_dupack(self, sack: SackBlocks, now: float) -> None:
+        """A duplicate ACK after an RTO. Its SACK of an original undoes the RTO (Linux: even
+        before new data went out). Otherwise, with SACK, before step 2.b it only updates the
+        scoreboard: F-RTO stays in step 2 (RFC 5682 §3, step 2); without SACK (step 2.a), or
+        after new data went out (step 3.a), the loss was real, and go-back-N starts again from
+        SND.UNA."""
+        if sack and self._frto_sacked_original(sack):
+            self._frto = FRTO_OFF
+            if self._undo_rto and self._undo_marker is not None:
+                self._do_undo(now)
+            return
+        if self._frto == FRTO_FIRST_ACK and self._sack_ok:
+            return
         if self._frto == FRTO_SECOND_ACK:
             una = self.snd_una
             self.snd_nxt = una

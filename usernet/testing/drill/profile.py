@@ -58,6 +58,7 @@ LINUX = Profile(
         synack_retries=5,
         retries=15,
         msl=30.0,
+        ack_unsent_silent=True,  # tcp_ack's TCP_ACK_UNSENT_DATA drop
     ),
 )
 
