@@ -11,12 +11,11 @@ docs/architecture.md says why mixins and not helper objects.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 from usernet.stack.route import Route
-from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
+from usernet.stack.tcp.buffers import NEVER, ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
 from usernet.stack.tcp.prr import Prr
@@ -260,7 +259,7 @@ class ConnectionCore:
         self._frto = FRTO_OFF
         self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
         self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
-        self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)
+        self._last_data_rx = NEVER  # when in-order data last arrived (Linux's lrcvtime)
         self._dupacks = 0
         self._recover = iss
         self._nr_recovery = False
@@ -277,7 +276,7 @@ class ConnectionCore:
         self._ack_now = False
         self._read_since_output = False
         self._unacked = 0
-        self._last_oow = -math.inf
+        self._last_oow = NEVER
         self._snd_sml = iss
         self._send_blocked = False
         self._probes = 0
