@@ -5,6 +5,7 @@ address is taken live), and the settings it refuses."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import time
 from collections.abc import Callable
@@ -35,7 +36,20 @@ from usernet.wire import (
     parse_ipv4,
     parse_udp,
 )
-from usernet.wire.dhcp import ACK, BOOTREQUEST, DISCOVER, NAK, OFFER, RELEASE, REQUEST, DhcpMessage, parse_dhcp
+from usernet.wire.dhcp import (
+    ACK,
+    BOOTREQUEST,
+    DISCOVER,
+    NAK,
+    OFFER,
+    OPT_DNS,
+    OPT_ROUTER,
+    RELEASE,
+    REQUEST,
+    DhcpMessage,
+    emit_dhcp,
+    parse_dhcp,
+)
 
 SERVER_MAC = bytes.fromhex("020000000001")
 MOVED = bytes([192, 0, 2, 60])  # the address of the next lease
@@ -141,6 +155,22 @@ def test_silence_until_the_lease_ends_gives_the_address_up_and_a_new_lease_is_ta
     )
     route = host.iface.route_to(bytes([198, 51, 100, 1]))
     assert route is not None and (route.source, route.next_hop) == (MOVED, SERVER), "through the lease's router"
+
+
+def test_a_renewal_that_names_other_dns_servers_and_router_puts_them_on_the_interface() -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, agent, clock, wire = leased_host(client)
+    run_until(host, clock, lambda: client.state is DhcpState.RENEWING)
+    request = DhcpMessage(BOOTREQUEST, client.xid, MAC)
+    ack = parse_dhcp(reply(request, ACK, lease=120, t1=10, t2=100))
+    router = bytes([192, 0, 2, 254])
+    options = {**ack.options, OPT_DNS: bytes([192, 0, 2, 99]), OPT_ROUTER: router}
+    server_sends(wire, emit_dhcp(dataclasses.replace(ack, options=options)))
+    host.pump(clock())
+    assert agent.lease is not None and agent.lease.address == OFFERED and client.state is DhcpState.BOUND
+    assert host.dns_servers == ("192.0.2.99",), "the resolver asks the servers the renewed lease names"
+    route = host.iface.route_to(bytes([198, 51, 100, 1]))
+    assert route is not None and route.next_hop == router, "through the renewed lease's router"
 
 
 def test_a_renewal_acked_with_another_address_moves_the_interface_there() -> None:

@@ -111,6 +111,9 @@ def test_two_workers_share_the_connections_and_open_their_own(
 ) -> None:
     supervisor = _supervisor(sandbox, entry, tmp_path / "supervisor.log")
     workers = {_serving(supervisor), _serving(supervisor)}
+    # Each worker leads a session of its own: Linux's autogroup scheduler gives each its own share of
+    # a busy machine's CPU (in the supervisor's session the two would share one process's share).
+    assert all(os.getsid(pid) == pid for pid in workers)
     answers = _ask_many(sandbox, b"pid\n", 200)
     assert sum(answers.values()) == 200
     assert set(answers) == {str(pid) for pid in workers}, answers  # every answer from a worker, both served
@@ -135,6 +138,7 @@ def test_a_killed_worker_is_restarted_and_the_other_serves_on(
     os.kill(first, signal.SIGKILL)  # a worker this test started (through its supervisor), by PID
     replacement = _serving(supervisor)
     assert replacement not in (first, second)
+    assert os.getsid(replacement) == replacement
     answers = _ask_many(sandbox, b"pid\n", 100)
     assert set(answers) == {str(second), str(replacement)}, answers
     outgoing = _ask_many(sandbox, b"out 192.0.2.1 9000\n", 20)

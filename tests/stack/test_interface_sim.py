@@ -9,6 +9,7 @@ import pytest
 
 from tests.stack.simpair import A_IP, B_IP, Pair, make_pair
 from usernet.apps.services import UdpEcho
+from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.wire import ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, parse_arp, parse_ethernet
 
@@ -258,3 +259,33 @@ def test_a_syn_retransmitted_while_held_for_arp_leaves_once():
     pair, start, _ = _first_connection(2, 2.0)
     assert _syns(pair) == [pytest.approx(start + 1.2, abs=0.01)]
     assert pair.a.iface.stats()["arp_superseded"] == 1
+
+
+def test_readdressing_with_a_gateway_off_the_new_networks_changes_nothing() -> None:
+    """readdress_ipv4 refuses a gateway none of the new addresses reaches, as the constructor
+    does, and leaves the interface as it was: its addresses, gateway and routes."""
+    iface = Interface(InterfaceConfig.from_strings(bytes.fromhex("020000000001"), ["192.0.2.2/24"], "192.0.2.1"))
+    far = bytes([198, 51, 100, 1])
+    with pytest.raises(ValueError, match="gateway"):
+        iface.readdress_ipv4(((bytes([10, 0, 0, 5]), 24),), bytes([192, 0, 2, 1]), 1.0)
+    assert iface.local_addresses == frozenset({bytes([192, 0, 2, 2])})
+    route = iface.route_to(far)
+    assert route is not None and (route.source, route.next_hop) == (bytes([192, 0, 2, 2]), bytes([192, 0, 2, 1]))
+
+
+def test_readdressing_with_a_new_gateway_reroutes_the_connections_that_keep_their_address() -> None:
+    """A renewed lease that names another router: a connection to a far peer on the address we
+    keep sends its next segment through the new router (it asks ARP for it), not the old one."""
+    iface = Interface(InterfaceConfig.from_strings(bytes.fromhex("020000000001"), ["192.0.2.2/24"], "192.0.2.1"))
+    far, old_gw, new_gw = bytes([198, 51, 100, 1]), bytes([192, 0, 2, 1]), bytes([192, 0, 2, 254])
+    conn = iface.tcp.connect((far, 80), 0.0)
+    iface.flush(0.0)
+    assert [_arp_target(f) for f in iface.take_output()] == [old_gw]  # the SYN waits for the old router
+    iface.readdress_ipv4(((bytes([192, 0, 2, 2]), 24),), new_gw, 0.5)
+    asked = set()
+    for step in range(1, 40):  # the SYN's retransmission (initial RTO 1 s) leaves through the new router
+        now = step * 0.1
+        iface.poll(now)
+        iface.flush(now)
+        asked |= {_arp_target(f) for f in iface.take_output()}
+    assert new_gw in asked and conn.state.name == "SYN_SENT", (asked, conn.state)

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks import engine_cpu
+from tests.stack import test_ipv6_sim as sim
 from usernet.native import build_tcp
 from usernet.stack import Interface, TcpConnection
 from usernet.stack.route import ipv6_template
-from usernet.wire.tcp import ACK, PSH
+from usernet.wire.tcp import ACK, PSH, SYN
 
 A6 = bytes.fromhex("20010db8000000000000000000000001")
 B6 = bytes.fromhex("20010db8000000000000000000000002")
@@ -111,3 +112,39 @@ def test_damaged_ipv6_frames_for_a_live_connection_never_raise(payload: bytes, d
     b.take_output()
     b.take_ready()
     server.receive()
+
+
+def test_a_segment_to_an_address_that_expired_is_not_for_us_on_either_path() -> None:
+    """A SLAAC address whose valid lifetime ran out is no longer ours (RFC 4862 §5.5.4): a segment
+    to it is dropped as not for us, whether or not header prediction could parse it."""
+    i = sim.settled(sim.iface())
+    i.receive(sim.router_advert(valid=100, preferred=50), 5.0)
+    i.poll(5.0)
+    i.poll(6.0)
+    (formed,) = [a for a in sim.addresses(i) if a[:8] == sim.PREFIX[:8]]
+    listener = i.tcp.listen((bytes(16), 80))
+    peer = bytes.fromhex("20010db8ffff00000000000000000001")  # off the link, through the router
+
+    def segment(seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
+        frame = bytearray(14 + 60 + len(payload))
+        link = sim.MAC + sim.ROUTER_MAC + b"\x86\xdd"
+        build_tcp(frame, link, ipv6_template(peer, formed, 64), 0, 40000, 80, seq, ack, flags, 65535, 0, b"", payload)
+        return bytes(frame)
+
+    i.receive(segment(1000, 0, SYN), 7.0)
+    i.flush(7.0)
+    (syn_ack,) = [f for f in i.take_output() if f[12:14] == b"\x86\xdd" and f[20] == 6]
+    iss = int.from_bytes(syn_ack[14 + 40 + 4 : 14 + 40 + 8], "big")
+    i.receive(segment(1001, iss + 1, ACK), 7.0)
+    conn = listener.accept()
+    assert conn is not None and conn.local[0] == formed
+    i.receive(segment(1001, iss + 1, ACK | PSH, b"before"), 8.0)
+    assert conn.receive() == b"before"
+    i.poll(5.0 + 100)
+    assert formed not in sim.addresses(i), "the valid lifetime ended"
+    before = i.stats()
+    i.receive(segment(1007, iss + 1, ACK | PSH, b"after"), 106.0)
+    after = i.stats()
+    assert after["ipv6_not_for_us"] == before["ipv6_not_for_us"] + 1
+    assert after["tcp_rx_predicted"] == before["tcp_rx_predicted"]
+    assert conn.receive() == b"", "nothing reaches the connection still on it"

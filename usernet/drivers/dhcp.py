@@ -118,6 +118,14 @@ def describe_lease(lease: Lease, mtu: int) -> str:
     )
 
 
+def _moved(old: Lease | None, new: Lease) -> bool:
+    """Whether a renewal (the same address for longer) changed what the interface and resolver
+    took from the lease: the prefix, the gateway or the DNS servers (a server may renumber them)."""
+    if old is None:
+        return True
+    return (old.prefix, lease_gateway(old), old.dns_servers) != (new.prefix, lease_gateway(new), new.dns_servers)
+
+
 class DhcpAgent:
     """Keeps a lease through the interface built from it: renewals at T1 and T2, a new lease taken
     live (see the module), release on exit. `announce` hears of every lease taken or lost."""
@@ -147,9 +155,9 @@ class DhcpAgent:
         client.poll(now)
         self._send(now)
         for event in client.take_events():
-            if event.kind == "renewed":
+            if event.kind == "renewed" and not _moved(self.lease, event.lease):
                 self.lease = event.lease
-            elif event.kind == "bound":
+            elif event.kind in ("renewed", "bound"):
                 self._take(event.lease, now)
             else:
                 self._lose(event, now)
@@ -161,7 +169,7 @@ class DhcpAgent:
         self._sock.close()
 
     def _take(self, lease: Lease, now: float) -> None:
-        """A new lease: its address, gateway and DNS servers replace what the interface had."""
+        """A new lease (or a renewal that changed them): its address, gateway and DNS servers replace the old."""
         self.lease = lease
         host = self._host
         host.iface.readdress_ipv4(((lease.address, lease.prefix),), lease_gateway(lease), now)

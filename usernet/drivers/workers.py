@@ -189,13 +189,16 @@ def _start(
     env: Mapping[str, str],
     running: dict[int, tuple[WorkerSeat, float, subprocess.Popen[bytes]]],
 ) -> None:
-    # Its own process group: a Ctrl-C at the terminal reaches the supervisor only, which stops
-    # the workers in order. PR_SET_PDEATHSIG: a worker does not outlive a supervisor killed outright.
+    # Its own session (so its own process group): a Ctrl-C at the terminal reaches the supervisor
+    # only, which stops the workers in order. And Linux's autogroup scheduler (on by default) shares
+    # a busy machine's CPU out per session: in the supervisor's session N workers would get the one
+    # share of one process between them. PR_SET_PDEATHSIG: a worker does not outlive a supervisor
+    # killed outright.
     process = subprocess.Popen(
         list(command),
         env={**env, "USERNET_WORKER": seat.spec},
         pass_fds=(seat.fd,),
-        process_group=0,
+        start_new_session=True,
         preexec_fn=_die_with_parent,
     )
     running[process.pid] = (seat, time.monotonic(), process)

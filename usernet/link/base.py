@@ -47,7 +47,7 @@ class LinkCapabilities:
     for their L4 checksums, and may carry only partial ones (the kernel's CHECKSUM_PARTIAL),
     so the stack must not verify TCP/UDP checksums. The IPv4 header checksum stays valid.
     `checksum_tx_partial`: the link accepts TCP frames whose checksum field holds only the
-    pseudo-header sum and has the device complete it. `tso_max`: the largest IPv4 packet
+    pseudo-header sum and has the device complete it. `tso_max`: the largest IP packet
     the link takes in one TCP frame that the device cuts into MSS-sized segments (0: none);
     it implies `checksum_tx_partial`.
 

@@ -17,6 +17,7 @@ from usernet.link.soft import GroBuffer, gso_send
 __all__ = [
     "GSO_NONE",
     "GSO_TCPV4",
+    "GSO_TCPV6",
     "NEEDS_CSUM",
     "SOFTWARE_GSO",
     "TAP_OFFLOADS",

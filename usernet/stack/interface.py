@@ -77,6 +77,7 @@ class Interface:
         self._out: list[bytearray | bytes] = []
         self._ready: dict[object, None] = {}  # Sockets only: the layers mark nothing else (Node.mark_ready)
         self._set_ipv4(config.addresses, config.gateway)
+        self._learn_local6(frozenset())
         self.ethernet = config.ethernet
         # Ethernet: the destination MAC stays blank until ARP fills it as the frame leaves.
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
@@ -100,10 +101,9 @@ class Interface:
             self.ipv6.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
 
     def _set_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None) -> None:
-        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them."""
-        self.local_addresses = frozenset(addr for addr, _ in addresses)
-        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
-        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        """The IPv4 addresses (with prefix lengths) and gateway, and what receive and routing derive from them.
+
+        ValueError for a gateway on none of the networks, before anything changes."""
         subnets = []
         broadcasts = {BROADCAST_IP}
         for addr, prefix in addresses:
@@ -112,14 +112,25 @@ class Interface:
             if prefix < 31:
                 broadcasts.add((net | (~mask & 0xFFFFFFFF)).to_bytes(4, "big"))
             subnets.append((net, mask, addr))
-        self._subnets = tuple(subnets)
-        self._broadcasts = frozenset(broadcasts)
-        self._gateway: tuple[bytes, bytes] | None = None
+        via: tuple[bytes, bytes] | None = None
         if gateway is not None:
-            source = self._on_link_source(gateway)
+            hop = int.from_bytes(gateway, "big")
+            source = next((addr for net, mask, addr in subnets if hop & mask == net), None)
             if source is None:
                 raise ValueError("the gateway must be on one of the interface's networks")
-            self._gateway = (gateway, source)
+            via = (gateway, source)
+        self.local_addresses = frozenset(addr for addr, _ in addresses)
+        # rx_ipv4_udp names the destination as an integer: which of ours it is, if any.
+        self._local_by_int = {int.from_bytes(addr, "big"): addr for addr in self.local_addresses}
+        self._subnets = tuple(subnets)
+        self._broadcasts = frozenset(broadcasts)
+        self._gateway = via
+
+    def _learn_local6(self, local: frozenset[bytes]) -> None:
+        """Our usable IPv6 addresses as `ipv6.local_addresses` has them now, and as the integers
+        rx_ipv6_tcp names a destination by, for the IPv6 TCP prediction to check."""
+        self._local6 = local
+        self._local6_ints = frozenset(int.from_bytes(addr, "big") for addr in local)
 
     def readdress_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None, now: float) -> None:
         """Take new IPv4 addresses and gateway while running (a DHCP lease that changed or ended).
@@ -129,13 +140,17 @@ class Interface:
         address that is no longer ours; UDP sockets bound to it stay, and their sends fail
         (no route from an address we lack); frames from it still waiting for ARP are dropped.
         Wildcard listeners and sockets go on, on the new addresses, which are announced as at start.
+        A gateway none of the new addresses reaches is a ValueError, and then nothing changes.
         """
         gone = self.local_addresses - {addr for addr, _ in addresses}
         self._set_ipv4(addresses, gateway)
         self._routes.clear()
         for conn in self.tcp.connections():
-            if conn.local[0] in gone:
+            local = conn.local[0]
+            if local in gone:
                 conn.address_gone(now)
+            elif len(local) == 4:  # kept its address: the gateway (its next hop) may have moved
+                conn.reroute(self.route_to(conn.remote[0], local), now)
         self.udp.addresses_changed()
         self.arp.forget_pending_from(gone)
         if self.ethernet:
@@ -179,12 +194,18 @@ class Interface:
                     datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
                     if datagram is not None and self._udp_predicted(datagram, frame):
                         return
-            elif self.ipv6 is not None:
+            elif (ipv6 := self.ipv6) is not None:
                 protocol = frame[link + 6]  # IPv6's next header: the C calls check the rest
                 if protocol == IPPROTO_TCP:
                     predicted = rx_ipv6_tcp(frame, self.mac, self._rx_trusted, link)
-                    if predicted is not None and self.tcp.receive_predicted(predicted, frame, now):
-                        return
+                    if predicted is not None:
+                        # An address that went (its SLAAC lifetime ran out) is not ours, even for the
+                        # connections still on it: what comes to it is the general path's to drop.
+                        # predicted[16] is the destination (layout.RX_TCP's "dst").
+                        if ipv6.local_addresses is not self._local6:
+                            self._learn_local6(ipv6.local_addresses)
+                        if predicted[16] in self._local6_ints and self.tcp.receive_predicted(predicted, frame, now):
+                            return
                 elif protocol == IPPROTO_UDP:
                     datagram = rx_ipv6_udp(frame, self.mac, self._rx_trusted, link)
                     if datagram is not None and self._udp6_predicted(datagram, frame):

@@ -134,17 +134,12 @@ class Ipv6:
             self.path_mtu.poll(now)
 
     def next_deadline(self) -> float | None:
-        due = [
-            d
-            for d in (
-                self.neighbors.next_deadline(),
-                self.autoconf.next_deadline(),
-                self._reassembler.deadline,
-                self.path_mtu.deadline,
-            )
-            if d is not None
-        ]
-        return min(due) if due else None
+        """The earliest of the tables' cached deadlines: no table is scanned here."""
+        due = self.neighbors.next_deadline()
+        for d in (self.autoconf.next_deadline(), self._reassembler.deadline, self.path_mtu.deadline):
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
 
     def reassembly_counters(self) -> dict[str, int]:
         """What became of the fragments received, as `ipv6_reasm_*`."""

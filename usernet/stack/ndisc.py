@@ -7,6 +7,12 @@ DELAY -> PROBE -> REACHABLE as §7.3.2 says. No upper-layer reachability hints a
 taken (Linux takes TCP's): a neighbour in use is confirmed by a unicast probe once per
 reachable time, which costs one NS/NA pair every 30 s.
 
+The earliest deadline of all entries is cached (`_due`), so that `poll` and
+`next_deadline` cost one comparison while nothing is due — the interface polls after
+every batch of frames. Every deadline change goes through `_retime` (and every removal
+through `_forget`), which keeps the cache exact and rescans the entries only when the
+earliest one moves later or goes.
+
 The first retry of a solicitation follows `arp_first_retry`, for the reason arp.py
 gives (TCP's initial RTO equals RetransTimer), and the bounds on held frames and entries
 are ARP's (`arp_queue_limit`, `arp_pending_limit`, `arp_cache_limit`).
@@ -57,7 +63,9 @@ def ndp_frame(mac: bytes, dst_mac: bytes, src: bytes, dst: bytes, write: Callabl
 
 
 class Neighbor:
-    """One cache entry: the MAC (None while INCOMPLETE), the state, its deadline and held frames."""
+    """One cache entry: the MAC (None while INCOMPLETE), the state, its deadline and held frames.
+
+    The deadline is the cache's to move (`NeighborCache._retime`), which keeps its earliest one."""
 
     __slots__ = ("deadline", "frames", "mac", "probes", "source", "state")
 
@@ -79,6 +87,7 @@ class NeighborCache:
         self._out = output
         self._mac = config.mac
         self._entries: dict[bytes, Neighbor] = {}
+        self._due: float | None = _NO_DEADLINE  # the earliest entry deadline; None: rescan before use
         self.reachable_time = config.nd_reachable_time
         self.retrans_time = config.nd_retrans_time
 
@@ -102,7 +111,7 @@ class NeighborCache:
                 state = STALE
             if state == STALE:  # §7.3.3: using a stale entry starts the wait for a confirmation
                 entry.state = DELAY
-                entry.deadline = now + self._config.nd_delay_first_probe
+                self._retime(entry, now + self._config.nd_delay_first_probe)
                 entry.source = source
             frame[0:6] = entry.mac
             self._out.append(frame)
@@ -111,7 +120,7 @@ class NeighborCache:
             if len(self._entries) >= self._config.arp_cache_limit and not self._evict():
                 self._stats.nd_queue_full += 1
                 return
-            entry = self._entries[next_hop] = Neighbor(INCOMPLETE, None, now, source)
+            entry = self._entries[next_hop] = Neighbor(INCOMPLETE, None, _NO_DEADLINE, source)
             self._solicit(next_hop, entry, now)
         if len(entry.frames) >= self._config.arp_queue_limit:
             self._stats.nd_queue_full += 1
@@ -122,16 +131,39 @@ class NeighborCache:
         """Make room by dropping a STALE entry (one nobody is using); False when every entry is busy."""
         for ip, entry in self._entries.items():
             if entry.state == STALE:
-                del self._entries[ip]
+                self._forget(ip, entry)
                 return True
         return False
+
+    def _retime(self, entry: Neighbor, deadline: float) -> None:
+        """Give `entry` a new deadline and keep `_due` the earliest of all."""
+        due = self._due
+        if due is not None:
+            if deadline < due:
+                self._due = deadline
+            elif entry.deadline == due and deadline != due:
+                self._due = None  # the earliest moved later: another entry may be first now
+        entry.deadline = deadline
+
+    def _forget(self, ip: bytes, entry: Neighbor) -> None:
+        """Remove `entry`; when it held the earliest deadline, `_due` is rescanned."""
+        del self._entries[ip]
+        if entry.deadline == self._due:
+            self._due = None
+
+    def _earliest(self) -> float:
+        """The earliest deadline of all entries (infinity for none), rescanned only after it moved later."""
+        due = self._due
+        if due is None:
+            due = self._due = min((entry.deadline for entry in self._entries.values()), default=_NO_DEADLINE)
+        return due
 
     def _solicit(self, target: bytes, entry: Neighbor, now: float) -> None:
         """Send the next NS for `entry`: multicast while INCOMPLETE, unicast to the cached MAC in PROBE."""
         entry.probes += 1
         first = entry.probes == 1 and entry.state == INCOMPLETE
         wait = min(self._config.arp_first_retry, self.retrans_time) if first else self.retrans_time
-        entry.deadline = now + wait
+        self._retime(entry, now + wait)
         if entry.state == INCOMPLETE or entry.mac is None:
             dst, dst_mac = solicited_node(target), multicast_mac(solicited_node(target))
         else:
@@ -147,6 +179,8 @@ class NeighborCache:
 
     def poll(self, now: float) -> None:
         """Advance entries whose deadline passed: retry, give up, go stale, start probing."""
+        if self._earliest() > now:
+            return
         config = self._config
         for ip, entry in list(self._entries.items()):
             if entry.deadline > now:
@@ -155,26 +189,24 @@ class NeighborCache:
             if state == INCOMPLETE:
                 if entry.probes >= config.nd_max_multicast_solicit:
                     self._stats.nd_unresolved += len(entry.frames)
-                    del self._entries[ip]
+                    self._forget(ip, entry)
                 else:
                     self._solicit(ip, entry, now)
             elif state == REACHABLE:
                 entry.state = STALE
-                entry.deadline = _NO_DEADLINE
+                self._retime(entry, _NO_DEADLINE)
             elif state == DELAY:
                 entry.state = PROBE
                 entry.probes = 0
                 self._solicit(ip, entry, now)
             elif state == PROBE:
                 if entry.probes >= config.nd_max_unicast_solicit:
-                    del self._entries[ip]
+                    self._forget(ip, entry)
                 else:
                     self._solicit(ip, entry, now)
 
     def next_deadline(self) -> float | None:
-        if not self._entries:
-            return None
-        deadline = min(entry.deadline for entry in self._entries.values())
+        deadline = self._earliest()
         return None if deadline == _NO_DEADLINE else deadline
 
     def solicited(self, ns: NeighborSolicit, src: bytes, now: float) -> None:
@@ -198,7 +230,7 @@ class NeighborCache:
         elif entry.mac != mac:
             entry.mac = mac
             entry.state = STALE
-            entry.deadline = _NO_DEADLINE
+            self._retime(entry, _NO_DEADLINE)
             self._release(entry)
 
     def advertised(self, na: NeighborAdvert, now: float) -> None:
@@ -219,7 +251,7 @@ class NeighborCache:
         if changed and not na.override:
             if entry.state == REACHABLE:
                 entry.state = STALE
-                entry.deadline = _NO_DEADLINE
+                self._retime(entry, _NO_DEADLINE)
             return
         if changed:
             entry.mac = mac
@@ -227,16 +259,12 @@ class NeighborCache:
             self._confirm(entry, True, now)
         elif changed:
             entry.state = STALE
-            entry.deadline = _NO_DEADLINE
+            self._retime(entry, _NO_DEADLINE)
 
     def _confirm(self, entry: Neighbor, solicited: bool, now: float) -> None:
         entry.probes = 0
-        if solicited:
-            entry.state = REACHABLE
-            entry.deadline = now + self.reachable_time
-        else:
-            entry.state = STALE
-            entry.deadline = _NO_DEADLINE
+        entry.state = REACHABLE if solicited else STALE
+        self._retime(entry, now + self.reachable_time if solicited else _NO_DEADLINE)
 
     def _release(self, entry: Neighbor) -> None:
         mac = entry.mac

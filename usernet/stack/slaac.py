@@ -15,6 +15,12 @@ the hop limit, DNS servers (RFC 8106) and, through prefixes with the A flag, glo
 addresses. Router solicitations go out once the link-local address is usable.
 Redirects are ignored (RFC 4861 §8 lets a host do so): every destination off the link
 goes to the default router, which keeps forwarding what it redirects.
+
+The earliest of all these timers (DAD steps, lifetimes, the next solicitation) is
+cached, so that `poll` and `next_deadline` cost one comparison while nothing is due:
+the interface polls after every batch of frames. Whatever moves a timer (an address
+added, a duplicate, an RA, a poll that did work) drops the cache, and the next
+question rescans the tables once.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ _FOREVER = float("inf")
 
 def _lifetime(now: float, seconds: int) -> float:
     return _FOREVER if seconds == _INFINITE else now + seconds
+
+
+def _first(expiries: dict[K, float]) -> float:
+    return min(expiries.values(), default=_FOREVER)
 
 
 def _expire(table: dict[K, float], now: float) -> bool:
@@ -165,8 +175,9 @@ class Autoconf:
         # No DAD and no router solicitations on an IP-only link (stack/ipv6.py says why).
         self._dad = config.dad_transmits if config.ethernet else 0
         self._solicits_left = config.rtr_solicitations if config.slaac and config.ethernet else 0
-        self._solicit_at = _FOREVER  # armed when the link-local address becomes usable
+        self.solicit_at = _FOREVER  # armed when the link-local address becomes usable
         self._heard_router = False
+        self._due: float | None = _FOREVER  # the earliest timer of all; None: rescan before use
 
     # -- life of addresses ---------------------------------------------------------------
 
@@ -179,6 +190,7 @@ class Autoconf:
 
     def _add(self, entry: Address6) -> None:
         self.addresses.append(entry)
+        self._due = None
         self._changed()
 
     def find(self, address: bytes) -> Address6 | None:
@@ -198,9 +210,12 @@ class Autoconf:
             retry.valid_until = entry.valid_until
             retry.preferred_until = entry.preferred_until
             self.addresses.append(retry)
+        self._due = None
         self._changed()
 
     def poll(self, now: float) -> None:
+        if self._earliest() > now:
+            return
         moved = False
         for entry in list(self.addresses):
             if entry.state == TENTATIVE:
@@ -214,8 +229,8 @@ class Autoconf:
                     continue
                 entry.state = PREFERRED
                 moved = True
-                if entry.address[:8] == LINK_LOCAL_PREFIX and self._solicits_left and self._solicit_at == _FOREVER:
-                    self._solicit_at = now
+                if entry.address[:8] == LINK_LOCAL_PREFIX and self._solicits_left and self.solicit_at == _FOREVER:
+                    self.solicit_at = now
             if entry.valid_until <= now:
                 self.addresses.remove(entry)
                 moved = True
@@ -229,18 +244,19 @@ class Autoconf:
             | _expire(self.domains, now)
         ):
             moved = True
-        if self._solicit_at <= now:
+        if self.solicit_at <= now:
             self._router_solicit(now)
+        self._due = None  # something was due: it moved on or went
         if moved:
             self._changed()
 
     def _router_solicit(self, now: float) -> None:
         link_local = self.link_local()
         if self._heard_router or not self._solicits_left or link_local is None:
-            self._solicit_at = _FOREVER
+            self.solicit_at = _FOREVER
             return
         self._solicits_left -= 1
-        self._solicit_at = now + self._config.rtr_solicitation_interval if self._solicits_left else _FOREVER
+        self.solicit_at = now + self._config.rtr_solicitation_interval if self._solicits_left else _FOREVER
         mac = self._config.mac
         self._out.append(
             ndp_frame(
@@ -253,17 +269,25 @@ class Autoconf:
         )
 
     def next_deadline(self) -> float | None:
-        deadline = self._solicit_at
+        deadline = self._earliest()
+        return None if deadline == _FOREVER else deadline
+
+    def _earliest(self) -> float:
+        """When `poll` next has work (infinity: never), rescanned only after a timer moved."""
+        deadline = self._due
+        if deadline is not None:
+            return deadline
+        deadline = min(
+            self.solicit_at, _first(self.routers), _first(self.prefixes), _first(self.dns), _first(self.domains)
+        )
         for entry in self.addresses:
             if entry.state == TENTATIVE:
                 deadline = min(deadline, entry.deadline)
             deadline = min(deadline, entry.valid_until)
             if entry.state == PREFERRED:
                 deadline = min(deadline, entry.preferred_until)
-        for expiries in (self.routers.values(), self.prefixes.values(), self.dns.values(), self.domains.values()):
-            if expiries:
-                deadline = min(deadline, min(expiries))
-        return None if deadline == _FOREVER else deadline
+        self._due = deadline
+        return deadline
 
     def link_local(self) -> bytes | None:
         """The usable link-local address, if DAD has passed."""
@@ -278,7 +302,7 @@ class Autoconf:
         """Take what a valid RA says (RFC 4861 §6.3.4, RFC 4862 §5.5.3)."""
         config = self._config
         self._heard_router = True
-        self._solicit_at = _FOREVER
+        self.solicit_at = _FOREVER
         self._stats.nd_router_adverts += 1
         options = ra.options
         self._neighbors.router_seen(router, options.source_mac, now)
@@ -310,6 +334,7 @@ class Autoconf:
                 if info.preferred_lifetime > info.valid_lifetime:
                     continue  # RFC 4862 §5.5.3 c
                 self._autonomous(prefix, info.valid_lifetime, info.preferred_lifetime, now)
+        self._due = None
         self._changed()
 
     def _autonomous(self, prefix: bytes, valid: int, preferred: int, now: float) -> None:

@@ -74,6 +74,7 @@ class Stats:
     tcp_challenge_acks_limited: int
     tcp_conn_limit: int
     tcp_conn_timeouts: int
+    tcp_cwnd_restarts: int
     tcp_delayed_acks: int
     tcp_dsack_received: int
     tcp_dsack_sent: int
@@ -89,6 +90,9 @@ class Stats:
     tcp_fastopen_cookie_requests: int
     tcp_fastopen_overflow: int
     tcp_fastopen_passive: int
+    tcp_hystart_css: int
+    tcp_hystart_exits: int
+    tcp_hystart_spurious: int
     tcp_keepalive_probes: int
     tcp_limited_transmits: int
     tcp_listen_overflow: int

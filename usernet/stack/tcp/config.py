@@ -30,6 +30,8 @@ class TcpConfig:
     initial_window: int = 10  # segments (RFC 6928)
     congestion: str = "newreno"
     abc_limit: int = 0  # slow start's growth per ACK in segments (RFC 3465 L); 0: every byte, as Linux
+    hystart: bool = True  # CUBIC leaves the initial slow start by HyStart++, RFC 9406 (Linux: tcp_cubic hystart)
+    slow_start_after_idle: bool = True  # cwnd restarts after an idle RTO (Linux tcp_slow_start_after_idle)
     rto_min: float = 0.2
     # Where rto_min applies: False, to the RTO (RFC 6298 (2.4): max(SRTT + 4*RTTVAR, rto_min)); True, to
     # the variance term as Linux's tcp_set_rto (SRTT + max(4*RTTVAR, rto_min)): the drill linux profile's.

@@ -8,13 +8,16 @@ and growth stops at ssthresh, the rest going to congestion avoidance (`abc_limit
 restores RFC 3465's per-ACK limit L) —, the initial window of RFC 6928, the
 recovery-time window of fast recovery (NewReno's inflation and partial-ACK deflation,
 RFC 6582, or none with SACK, where RFC 6675's pipe decides), and the timeout
-response. An algorithm supplies two things: growth in congestion avoidance
-(`_avoid`) and the slow-start threshold after a congestion event (`_decrease`).
-`NewReno` and `Cubic` (RFC 9438) are the two provided.
+response, HyStart++'s slow-start exit (RFC 9406, `hystart=True`: the caller hands each
+RTT sample of initial slow start to `hystart_sample`) and the restart after idle
+(`restart_after_idle`, Linux's tcp_cwnd_restart). An algorithm supplies two things:
+growth in congestion avoidance (`_avoid`) and the slow-start threshold after a
+congestion event (`_decrease`). `NewReno` and `Cubic` (RFC 9438) are the two provided.
 
 The loss-recovery bookkeeping is the caller's: it counts duplicate ACKs or asks the
 SACK scoreboard, remembers the recovery point, and tells this object what happened:
 
+    cc.hystart_sample(rtt, ack, snd_nxt)       # an RTT sample, while cc.hystart (before on_ack)
     cc.on_ack(newly_acked, now, srtt)          # SND.UNA advanced (also partial ACKs)
     cc.enter_recovery(now, flight_size, sack)  # fast retransmit
     cc.on_dupack()                             # each further dup ACK (matters without SACK)
@@ -23,18 +26,37 @@ SACK scoreboard, remembers the recovery point, and tells this object what happen
     cc.on_loss_repaired(now)                   # a tail loss probe repaired a loss (RFC 8985 §7.4)
     cc.undo()                                  # the last cut was for nothing (D-SACK, timestamps)
     cc.on_ecn(now, flight_size)                # an ECN-Echo, at most once per window
+    cc.restart_after_idle(idle, rto)           # new data after `idle` seconds with nothing in flight
 
 Windows are in bytes; `cwnd` and `ssthresh` are plain int attributes.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from usernet.stack.tcp.frozen import Freezable
 
 INFINITE_SSTHRESH = 1 << 62  # "arbitrarily high" (RFC 5681 §3.1)
+
+# HyStart++ (RFC 9406 §4.3): its constants, the ones for a sender that does not pace.
+MIN_RTT_THRESH = 0.004
+MAX_RTT_THRESH = 0.016
+MIN_RTT_DIVISOR = 8
+N_RTT_SAMPLE = 8
+CSS_GROWTH_DIVISOR = 4
+CSS_ROUNDS = 5
+HYSTART_L = 8  # slow start grows by at most L*SMSS per ACK (RFC 9406 §4.2; infinite with pacing)
+# `hystart`: where HyStart++ is. OFF: not running (not asked for, or initial slow start is over).
+HYSTART_OFF = 0
+HYSTART_SS = 1  # standard slow start, watching the rounds' minimum RTT
+HYSTART_CSS = 2  # conservative slow start: a quarter of the growth, for at most CSS_ROUNDS rounds
+# What `hystart_sample` did, for the caller's counters.
+HYSTART_ENTER_CSS = 1
+HYSTART_RESUME = 2  # the RTT fell below CSS's baseline: the exit was spurious, back to slow start
+HYSTART_EXIT = 3  # CSS_ROUNDS rounds of CSS: congestion avoidance, ssthresh = cwnd
 
 
 def initial_window(smss: int, segments: int = 10) -> int:
@@ -46,23 +68,45 @@ class CongestionControl(Freezable, ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
     __slots__ = (
+        "_hs_baseline",
+        "_hs_cur_min",
+        "_hs_end",
+        "_hs_last_min",
+        "_hs_rounds",
+        "_hs_samples",
+        "_initial_segments",
         "_prior_cwnd",
         "_prior_ssthresh",
         "_sack",
         "_timed_out",
         "abc_limit",
         "cwnd",
+        "hystart",
         "in_recovery",
         "smss",
         "ssthresh",
     )
     FROZEN: ClassVar[tuple[str, ...]] = __slots__
-    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {"_prior_cwnd": 0, "_prior_ssthresh": 0, "abc_limit": 0}
+    FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "_prior_cwnd": 0,
+        "_prior_ssthresh": 0,
+        "abc_limit": 0,
+        # Blobs from before HyStart++ and the idle restart: no HyStart++, the RFC 6928 window.
+        "hystart": HYSTART_OFF,
+        "_hs_end": None,
+        "_hs_last_min": math.inf,
+        "_hs_cur_min": math.inf,
+        "_hs_samples": 0,
+        "_hs_baseline": math.inf,
+        "_hs_rounds": 0,
+        "_initial_segments": 10,
+    }
 
-    def __init__(self, smss: int, initial_segments: int = 10) -> None:
+    def __init__(self, smss: int, initial_segments: int = 10, *, hystart: bool = False) -> None:
         if smss <= 0 or initial_segments <= 0:
             raise ValueError(f"smss and initial_segments must be positive, got {smss}, {initial_segments}")
         self.smss = smss
+        self._initial_segments = initial_segments  # the restart window after idle is the initial one
         self.cwnd = initial_window(smss, initial_segments)
         self.ssthresh = INFINITE_SSTHRESH
         self.in_recovery = False
@@ -71,6 +115,16 @@ class CongestionControl(Freezable, ABC):
         self.abc_limit = 0  # RFC 3465's L in segments per ACK; 0: none, as Linux (tcp_slow_start)
         self._prior_cwnd = 0  # cwnd and ssthresh before the last cut, for undo()
         self._prior_ssthresh = 0
+        # HyStart++ (RFC 9406 §4.2), for the initial slow start only: rounds end when the ACK
+        # passes `_hs_end` (SND.NXT when the round began); the minimum RTT of the last round
+        # and of this one, the samples this round, CSS's baseline and its rounds begun.
+        self.hystart = HYSTART_SS if hystart else HYSTART_OFF
+        self._hs_end: int | None = None
+        self._hs_last_min = math.inf
+        self._hs_cur_min = math.inf
+        self._hs_samples = 0
+        self._hs_baseline = math.inf
+        self._hs_rounds = 0
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         """`acked` new bytes were cumulatively acknowledged; `rtt` is the current SRTT.
@@ -93,6 +147,13 @@ class CongestionControl(Freezable, ABC):
         if self.cwnd < ssthresh:
             limit = self.abc_limit * self.smss
             grow = acked if not limit or acked < limit else limit
+            hystart = self.hystart
+            if hystart:  # RFC 9406 §4.2: at most L*SMSS per ACK, a quarter of that in CSS
+                limit = HYSTART_L * self.smss
+                if grow > limit:
+                    grow = limit
+                if hystart == HYSTART_CSS:
+                    grow //= CSS_GROWTH_DIVISOR
             cwnd = self.cwnd + grow
             if cwnd <= ssthresh:
                 self.cwnd = cwnd
@@ -120,6 +181,7 @@ class CongestionControl(Freezable, ABC):
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.smss
         self.in_recovery = True
+        self.hystart = HYSTART_OFF  # a loss ends slow start and HyStart++ with it (RFC 9406 §4.2)
         self._sack = sack
 
     def on_recovery_exit(self, now: float, flight_size: int) -> None:
@@ -144,6 +206,7 @@ class CongestionControl(Freezable, ABC):
             self._timed_out = True
         self.cwnd = self.smss
         self.in_recovery = False
+        self.hystart = HYSTART_OFF
 
     def on_loss_repaired(self, now: float) -> None:
         """A loss was repaired without entering recovery (a tail loss probe's retransmission
@@ -153,6 +216,7 @@ class CongestionControl(Freezable, ABC):
         self._prior_ssthresh = self.ssthresh
         self.ssthresh = self._decrease(now, self.cwnd, timeout=False)
         self.cwnd = self.ssthresh
+        self.hystart = HYSTART_OFF
 
     def undo(self) -> None:
         """The last reduction answered no loss (RFC 3708 via D-SACK, or timestamps, RFC 3522):
@@ -171,6 +235,85 @@ class CongestionControl(Freezable, ABC):
         self._prior_cwnd = self._prior_ssthresh = 0  # a mark is no loss that may prove spurious: no undo
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh
+        self.hystart = HYSTART_OFF  # ECN ends HyStart++ as a loss does (RFC 9406 §4.2)
+
+    def hystart_sample(self, rtt: float, ack: int, snd_nxt: int) -> int:
+        """HyStart++ (RFC 9406 §4.2): one RTT sample, from the ACK of `ack` while SND.NXT is
+        `snd_nxt`. Called before `on_ack` for the same ACK, only while `hystart` is on.
+
+        Rounds are counted by sequence number: one ends with the ACK of the SND.NXT of its
+        start, and the next ACK begins the next (as Linux's HyStart, `after(snd_una, end_seq)`).
+        Once a round has N_RTT_SAMPLE samples, slow start leaves for CSS when the round's
+        minimum RTT is at least the last round's plus
+        clamp(last / MIN_RTT_DIVISOR, MIN_RTT_THRESH, MAX_RTT_THRESH); CSS goes back to slow
+        start when a round's minimum falls below the one that made it exit, and ends in
+        congestion avoidance (ssthresh = cwnd) after CSS_ROUNDS rounds, the round it began in
+        counting as one. Returns what happened: 0, or HYSTART_ENTER_CSS / _RESUME / _EXIT.
+        """
+        end = self._hs_end
+        if end is None or 0 < (ack - end) & 0xFFFFFFFF < 0x80000000:  # seq_gt(ack, end): a new round
+            self._hs_end = snd_nxt
+            self._hs_last_min = self._hs_cur_min
+            self._hs_cur_min = math.inf
+            self._hs_samples = 0
+            if self.hystart == HYSTART_CSS:
+                if self._hs_rounds >= CSS_ROUNDS:
+                    self.ssthresh = self.cwnd
+                    self.hystart = HYSTART_OFF
+                    return HYSTART_EXIT
+                self._hs_rounds += 1
+        if rtt < self._hs_cur_min:
+            self._hs_cur_min = rtt
+        self._hs_samples += 1
+        if self._hs_samples < N_RTT_SAMPLE:
+            return 0
+        current = self._hs_cur_min
+        if self.hystart == HYSTART_SS:
+            last = self._hs_last_min
+            if last == math.inf:
+                return 0
+            thresh = last / MIN_RTT_DIVISOR
+            if thresh < MIN_RTT_THRESH:
+                thresh = MIN_RTT_THRESH
+            elif thresh > MAX_RTT_THRESH:
+                thresh = MAX_RTT_THRESH
+            if current >= last + thresh:
+                self._hs_baseline = current
+                self._hs_rounds = 1
+                self.hystart = HYSTART_CSS
+                return HYSTART_ENTER_CSS
+        elif current < self._hs_baseline:
+            self._hs_baseline = math.inf
+            self.hystart = HYSTART_SS
+            return HYSTART_RESUME
+        return 0
+
+    def restart_after_idle(self, idle: float, rto: float) -> None:
+        """New data after `idle` seconds, more than one RTO, with nothing in flight: the ACK
+        clock is gone, so restart as Linux's tcp_cwnd_restart (tcp_slow_start_after_idle=1).
+
+        ssthresh keeps at least 3/4 of the window (tcp_current_ssthresh); the window halves
+        for each RTO of the idle time after the first, but not below the restart window,
+        min(initial window, cwnd), and is counted in whole segments as Linux's.
+        """
+        smss = self.smss
+        cwnd = self.cwnd // smss
+        if not self.in_recovery:
+            keep = ((cwnd >> 1) + (cwnd >> 2)) * smss
+            if keep > self.ssthresh:
+                self.ssthresh = keep
+        restart = initial_window(smss, self._initial_segments) // smss
+        if restart > cwnd:
+            restart = cwnd
+        left = idle - rto
+        while left > 0 and cwnd > restart:
+            cwnd >>= 1
+            left -= rto
+        self.cwnd = (cwnd if cwnd > restart else restart) * smss
+        self._on_idle(idle)
+
+    def _on_idle(self, idle: float) -> None:
+        """The window restarted after `idle` seconds: an algorithm's own clock may skip them."""
 
     @abstractmethod
     def _avoid(self, acked: int, now: float, rtt: float | None) -> None:
@@ -220,8 +363,11 @@ class Cubic(CongestionControl):
     event sets ssthresh = max(beta_cubic * FlightSize, 2*SMSS) and, with fast
     convergence (§4.7), remembers a W_max lowered to cwnd*(1 + beta)/2 when the window
     did not regain the previous W_max. After a timeout the next congestion-avoidance
-    stage starts with K = 0 and W_max = cwnd (§4.8). HyStart++ and spurious-loss undo
-    are not implemented.
+    stage starts with K = 0 and W_max = cwnd (§4.8). Undo of a spurious cut is the shared
+    `undo` (cwnd and ssthresh back; W_max stays lowered). HyStart++
+    (RFC 9406) is the shared slow start's, on when `hystart` is asked for (TcpConfig.hystart,
+    Linux's tcp_cubic hystart). A window restarted after idle keeps its place on the curve:
+    the stage's epoch moves by the idle time, as Linux's CA_EVENT_TX_START does.
     """
 
     __slots__ = (
@@ -247,8 +393,9 @@ class Cubic(CongestionControl):
         c: float = 0.4,
         beta: float = 0.7,
         fast_convergence: bool = True,
+        hystart: bool = False,
     ) -> None:
-        super().__init__(smss, initial_segments)
+        super().__init__(smss, initial_segments, hystart=hystart)
         if not 0 < beta < 1 or c <= 0:
             raise ValueError(f"CUBIC needs 0 < beta < 1 and c > 0, got beta={beta}, c={c}")
         self.c = c
@@ -302,6 +449,10 @@ class Cubic(CongestionControl):
         total = new_w * smss
         self.cwnd = int(total)
         self._frac = total - self.cwnd
+
+    def _on_idle(self, idle: float) -> None:
+        if self._epoch is not None:
+            self._epoch += idle
 
     def _start_stage(self, now: float, w: float) -> None:
         """Begin a congestion-avoidance stage at cwnd = w segments."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from usernet.stack.route import format_ip
+from usernet.stack.route import Route, format_ip
 from usernet.stack.tcp.core import (
     CAN_SEND,
     CLOSE_WAIT,
@@ -65,6 +65,7 @@ class TcpConnection(ConnectionMigration):
         if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
             self._send_blocked = True
         if n:
+            self._mark_pushes(n)
             self._owner.touch(self)
         return n
 
@@ -160,6 +161,15 @@ class TcpConnection(ConnectionMigration):
         Linux's SOCK_DESTROY does, but with no RST: it would leave from an address that is not ours."""
         if self.state != CLOSED:
             self._fail(errno.ECONNABORTED, Event.ABORT, now, send_rst=False)
+
+    def reroute(self, route: Route | None, now: float) -> None:
+        """The interface's routes changed while our address stayed (a new gateway): send through
+        `route` from now on, as Linux's socket drops its cached dst; with none left, end as
+        `address_gone` does (nothing could leave)."""
+        if route is None:
+            self.address_gone(now)
+        else:
+            self._route = route
 
     def set_option(self, name: str, value: Any) -> None:
         """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from usernet.stack.route import Route
-from usernet.stack.tcp.buffers import NEVER, ReceiveBuffer, SendBuffer
+from usernet.stack.tcp.buffers import NEVER, UNUSED, ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
 from usernet.stack.tcp.prr import Prr
@@ -96,6 +96,7 @@ class ConnectionCore:
         "_last_data_rx",
         "_last_oow",
         "_last_rx",
+        "_last_tx",
         "_mss",
         "_mss_limit",
         "_nr_recovery",
@@ -107,6 +108,8 @@ class ConnectionCore:
         "_pingpong",
         "_probes",
         "_prr",
+        "_push_marks",
+        "_pushed",
         "_quick",
         "_rack",
         "_rcv_adv",
@@ -127,6 +130,7 @@ class ConnectionCore:
         "_sb",
         "_send",
         "_send_blocked",
+        "_skb_start",
         "_snd_mss",
         "_snd_sml",
         "_snd_wscale",
@@ -278,10 +282,17 @@ class ConnectionCore:
         self._unacked = 0
         self._last_oow = NEVER
         self._snd_sml = iss
+        # PSH as Linux places it (output.py `_mark_pushes`), in stream positions (bytes_sent
+        # counts from 0): the marks before the last, the last (Linux's pushed_seq, the end
+        # of the last write), and where the unsent tail "skb" starts.
+        self._push_marks: list[int] = UNUSED
+        self._pushed = 0
+        self._skb_start = 0
         self._send_blocked = False
         self._probes = 0
         self._ka_probes = 0
         self._last_rx = now
+        self._last_tx = now  # when data last went out (Linux's lsndtime): idle time starts there
         self._rto_at: float | None = None
         self._persist_at: float | None = None
         self._delack_at: float | None = None

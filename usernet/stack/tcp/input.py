@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 
 from usernet.native import TcpParsed
-from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
+from usernet.stack.tcp.congestion import HYSTART_ENTER_CSS, HYSTART_RESUME, CongestionControl, Cubic, NewReno
 from usernet.stack.tcp.core import (
     CE,
     CLOSE_WAIT,
@@ -144,9 +144,12 @@ class ConnectionInput(ConnectionTimers):
         cfg = self._cfg
         mss = self._mss
         cc: CongestionControl = (
-            Cubic(mss, cfg.initial_window) if cfg.congestion == "cubic" else NewReno(mss, cfg.initial_window)
+            Cubic(mss, cfg.initial_window, hystart=cfg.hystart)
+            if cfg.congestion == "cubic"
+            else NewReno(mss, cfg.initial_window)
         )
         cc.abc_limit = cfg.abc_limit
+        self._last_tx = now  # the handshake is no idle time (Linux sets lsndtime here too)
         if self._syn_retransmitted:
             cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
         self._cc = cc
@@ -465,9 +468,14 @@ class ConnectionInput(ConnectionTimers):
                 if rtt is not None:
                     expected = -(-outstanding // (2 * self._mss))
                     self.rtt.sample(rtt, expected)
+                    if cc.hystart:
+                        self._hystart_sample(cc, rtt, ack)
             elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
-                self.rtt.sample(now - self._rtt_time)
+                rtt = now - self._rtt_time
+                self.rtt.sample(rtt)
                 self._rtt_seq = None
+                if cc.hystart:
+                    self._hystart_sample(cc, rtt, ack)
             send = self._send
             data = acked if acked <= len(send) else len(send)
             send.ack(data)
@@ -540,6 +548,18 @@ class ConnectionInput(ConnectionTimers):
             self.snd_wl1 = seq
             self.snd_wl2 = ack
         return True
+
+    def _hystart_sample(self, cc: CongestionControl, rtt: float, ack: int) -> None:
+        """Hand an RTT sample of the initial slow start to HyStart++ and count what it did."""
+        event = cc.hystart_sample(rtt, ack, self.snd_nxt)
+        if event:
+            stats = self._stats
+            if event == HYSTART_ENTER_CSS:
+                stats.tcp_hystart_css += 1
+            elif event == HYSTART_RESUME:
+                stats.tcp_hystart_spurious += 1
+            else:
+                stats.tcp_hystart_exits += 1
 
     def _ecn_input(self, flags: int, now: float) -> None:
         """An accepted segment's ECN signals (RFC 3168 §6.1): the peer's CWR ends our echo,

@@ -64,6 +64,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         # loss recovery (recovery.py) and quick ACKs
         "_dsack", "_pingpong", "_quick", "_timer_kind", "_tlp_high", "_tlp_ok", "_tlp_retrans", "_undo_marker",
         "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until", "_frto",
+        # PSH placement (output.py)
+        "_push_marks", "_pushed", "_skb_start",
     )  # fmt: skip  # a table of names
     #: Fields later than the first blobs (ECN and Fast Open, loss recovery, quick ACKs): off or
     #: nothing pending in what those froze.
@@ -72,11 +74,11 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_syn_data": 0, "fastopen_deferred": False, "cork": False,
         "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
         "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
-        "_undo_until": None, "_frto": 0,
+        "_undo_until": None, "_frto": 0, "_push_marks": [], "_pushed": 0, "_skb_start": 0,
     }  # fmt: skip  # a table of names
     FROZEN_TIMES = (
         "_close_at", "_delack_at", "_keepalive_at", "_last_oow", "_last_rx", "_persist_at", "_rto_at",
-        "_rtt_time", "_rtx_start", "_ts_recent_at", "_reo_at", "_last_data_rx",
+        "_rtt_time", "_rtx_start", "_ts_recent_at", "_reo_at", "_last_data_rx", "_last_tx",
     )  # fmt: skip  # a table of names
     NOT_FROZEN = (
         # Given by the layer that thaws: its own owner, counters, config and route to the peer.

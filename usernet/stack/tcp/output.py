@@ -4,7 +4,7 @@
 writes become segments and where a connection sends at most one ACK per batch of
 received frames. Every segment leaves through `_emit`, which writes the TCP header only
 and hands the route's link and IP templates to the one C call that builds the frame.
-The per-segment functions (`_output_data`, `_send_new`, `_transmit`, `_advertise`) spell
+The per-segment functions (`_output_data`, `_send_segment`, `_transmit`, `_advertise`) spell
 their sequence arithmetic out, each expression marked with the `seq.py` helper it stands
 for, as `input` does; the rest calls the helpers.
 """
@@ -12,9 +12,12 @@ for, as `input` does; the rest calls the helpers.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 
 from usernet.native import CSUM_FULL, CSUM_PARTIAL
+from usernet.stack.tcp.buffers import UNUSED
 from usernet.stack.tcp.core import (
+    DEFAULT_MSS,
     PROBE_TIMER,
     REORDER_TIMER,
     RTO_TIMER,
@@ -36,6 +39,7 @@ _HANDSHAKE = frozenset((State.SYN_SENT, State.SYN_RECEIVED))
 _ENDED = frozenset((State.TIME_WAIT, State.CLOSED))  # only an ACK asked for goes out
 _DELACK_MAX = 0.2  # the longest a peer may delay an ACK (Linux's TCP_DELACK_MAX, RFC 8985's WCDelAckT)
 _PTO_MIN = 0.002  # Linux's TCP_TIMEOUT_MIN: two jiffies
+_GSO_MAX_SIZE = 65536 - 1 - 320  # Linux's skb size goal before the window bound: gso_max_size - 1 - MAX_TCP_HEADER
 
 
 class OffloadFrame(bytearray):
@@ -135,6 +139,12 @@ class ConnectionOutput(ConnectionCore):
         mss = self._mss
         wnd_end = una + self.snd_wnd  # seq_add(una, snd_wnd) unwrapped: only `room` below reads it, mod 2**32
         cc = self._cc
+        if una == self.snd_max and now - self._last_tx > self.rtt.rto and self._cfg.slow_start_after_idle:
+            # Data again after more than an RTO with nothing in flight: no ACK clock is left
+            # to pace what the old window would send at once (Linux's tcp_cwnd_restart).
+            cc.restart_after_idle(now - self._last_tx, self.rtt.rto)
+            self._last_tx = now  # once per idle period, also when what is queued must wait
+            self._stats.tcp_cwnd_restarts += 1
         sent = False
         seg_max = mss
         batch = -1  # computed when first needed: most flushes send one segment that fits
@@ -144,6 +154,9 @@ class ConnectionOutput(ConnectionCore):
             # Whole MSS per segment, as many as one IP packet holds beside the headers.
             cap = tso_max - (route.mtu - route.mss) - (12 if self._ts_ok else 0)
             seg_max = cap - cap % mss
+        base = self.bytes_sent  # the stream position of SND.UNA: push marks are stream positions
+        marks = self._push_marks
+        push_at = -1  # offset of the next push mark past SND.NXT (found below)
         while True:
             nxt = self.snd_nxt
             off = (nxt - una) & 0xFFFFFFFF  # seq_offset(nxt, una)
@@ -153,10 +166,20 @@ class ConnectionOutput(ConnectionCore):
                     self._transmit(nxt, b"", FIN | ACK, now)
                     sent = True
                 break
+            if off >= push_at:
+                pos = base + off
+                if marks and marks[-1] > pos:  # a mark before the last write's end is ahead
+                    push_at = marks[bisect_right(marks, pos)] - base
+                else:
+                    push_at = self._pushed - base
+                    if push_at <= off:  # bytes queued without a mark (a migrated transport's)
+                        push_at = total
             room = ((wnd_end - nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(wnd_end, nxt)
             if room < 0:
                 room = 0
             n = remaining if remaining < seg_max else seg_max
+            if push_at - off < n:
+                n = push_at - off  # a segment ends at a push mark, as Linux's skb does
             if room < n:
                 n = room
             cw = cc.cwnd - off
@@ -165,7 +188,10 @@ class ConnectionOutput(ConnectionCore):
             if n <= 0:
                 break
             retransmit = (nxt - self.snd_max) & 0xFFFFFFFF >= 0x80000000  # seq_lt(nxt, snd_max)
-            if n < remaining and tso_max:
+            # A segment that ends at a push mark before more queued data is a whole skb for
+            # Linux: it goes now, runt or not (tcp_write_xmit holds only the queue's tail).
+            push = off + n == push_at
+            if n < remaining and tso_max and not push:
                 if batch < 0:
                     # With TSO a segment costs the same whatever its size: while data is in
                     # flight, wait until a worthwhile share of the window is free rather than
@@ -177,11 +203,11 @@ class ConnectionOutput(ConnectionCore):
                     n -= n % mss  # no runt in the middle of the stream
             if n < mss and not retransmit:
                 if n < remaining:  # sender SWS avoidance (RFC 9293 §3.8.6.2.1)
-                    if n < self.max_sndwnd // 2 or off:
+                    if not push and (n < self.max_sndwnd // 2 or off):
                         break
                 elif fin_seq is None and (self.cork or (not self.nodelay and off and seq_gt(self._snd_sml, una))):
                     break  # TCP_CORK; Nagle, Minshall's variant: one small segment unacknowledged at a time
-            self._send_new(n, now)
+            self._send_segment(n, now, push)
             sent = True
         if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
@@ -228,18 +254,21 @@ class ConnectionOutput(ConnectionCore):
             self._timer_kind = RTO_TIMER
 
     def _send_new(self, n: int, now: float) -> None:
-        """Send `n` bytes at SND.NXT (new data, or data again after a timeout)."""
+        """Send `n` bytes at SND.NXT (new data, or data again after a timeout), with PSH when
+        they reach a push mark (probes and limited transmit, which size their own segment)."""
+        self._send_segment(n, now, self._push_in(seq_offset(self.snd_nxt, self.snd_una), n))
+
+    def _send_segment(self, n: int, now: float, push: bool) -> None:
+        """Send `n` bytes at SND.NXT; `push`: they end at a push mark (PSH)."""
         nxt = self.snd_nxt
         off = (nxt - self.snd_una) & 0xFFFFFFFF  # seq_offset(nxt, snd_una)
         send = self._send
         payload = send.peek(off, n)
         if now - self._last_data_rx < self._cfg.delayed_ack:
             self._pingpong = True  # an answer to what just came: ACKs can wait to ride on data (Linux)
-        flags = ACK
-        if off + n == len(send):
-            flags = ACK | PSH
-            if self._fin_seq is not None:
-                flags = ACK | PSH | FIN
+        flags = ACK | PSH if push else ACK
+        if off + n == len(send) and self._fin_seq is not None:
+            flags |= FIN
         self._transmit(nxt, payload, flags, now)
         if n % self._mss:  # the segment, or the last piece the device cuts from it, is small
             self._snd_sml = (nxt + n) & 0xFFFFFFFF  # seq_add(nxt, n)
@@ -247,6 +276,7 @@ class ConnectionOutput(ConnectionCore):
     def _transmit(self, seq: int, payload: bytes | memoryview, flags: int, now: float) -> None:
         """Emit a data/FIN segment at `seq` and do the sender's bookkeeping."""
         self._emit(seq, flags, payload, now)
+        self._last_tx = now
         end = (seq + len(payload) + (1 if flags & FIN else 0)) & 0xFFFFFFFF  # seq_add
         snd_max = self.snd_max
         if (seq - snd_max) & 0xFFFFFFFF >= 0x80000000:  # seq_lt(seq, snd_max)
@@ -274,15 +304,18 @@ class ConnectionOutput(ConnectionCore):
         off = seq_offset(seq, self.snd_una)
         send = self._send
         payload = send.peek(off, n)
-        flags = ACK
+        # PSH when a push mark is inside: Linux's retransmission is the original skb, or
+        # several collapsed into one with their flags (tcp_retrans_try_collapse). A bare
+        # FIN carries none, as Linux's.
+        flags = ACK | PSH if payload and self._push_in(off, len(payload)) else ACK
         if off + len(payload) == len(send):
-            flags = ACK | PSH if payload else ACK  # a bare FIN carries no PSH (as Linux's)
             fin = self._fin_seq
             if fin is not None and len(payload) < n and seq_ge(self.snd_max, fin):
                 flags |= FIN
         if not payload and not flags & FIN:
             return
         self._emit(seq, flags, payload, now)
+        self._last_tx = now
         self.retransmits += 1
         self._stats.tcp_retransmits += 1
         self._rtt_seq = None
@@ -294,6 +327,82 @@ class ConnectionOutput(ConnectionCore):
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
             self._timer_kind = RTO_TIMER
+
+    def _push_in(self, off: int, n: int) -> bool:
+        """A push mark lies in the `n` bytes `off` bytes past SND.UNA (their PSH, as Linux's)."""
+        pos = self.bytes_sent + off
+        if pos < self._pushed <= pos + n:
+            return True
+        marks = self._push_marks
+        if not marks:
+            return False
+        k = bisect_right(marks, pos)
+        return k < len(marks) and marks[k] <= pos + n
+
+    def _mark_pushes(self, n: int) -> None:
+        """The user just queued `n` bytes: mark where Linux would set PSH in them.
+
+        Linux's tcp_sendmsg_locked cuts a write into skbs of `size_goal` bytes (65535 less
+        its header room, at most half the peer's largest window, whole MSS), appending
+        first to the unsent tail skb, whose PSH it then clears. A full skb is marked PSH
+        when more than half that window was written since the last mark (`forced_push`,
+        tcp_mark_push), and the write's last skb always is (tcp_push). Each skb keeps its
+        PSH however it is later cut for the wire, so the marks here are stream positions:
+        a segment never crosses one and has PSH when it ends at one (`_output_data`).
+        The last mark, the end of the last write, is `_pushed` (Linux's pushed_seq); the
+        list holds the earlier ones not known to be acknowledged.
+        """
+        base = self.bytes_sent
+        marks = self._push_marks
+        prev = self._pushed
+        if base == prev and n <= self._mss:
+            # The common write: every earlier one is acknowledged, so this is an skb of its
+            # own (a request, a response), marked at its end.
+            if marks:
+                marks.clear()
+            self._pushed = base + n
+            self._skb_start = base
+            return
+        end = base + len(self._send)
+        pos = end - n
+        if marks is UNUSED:
+            marks = self._push_marks = []
+        else:
+            k = bisect_right(marks, base)  # marks of acknowledged data have done their work
+            if k:
+                del marks[:k]
+        mss = self._mss
+        window = self.max_sndwnd
+        goal = _GSO_MAX_SIZE
+        cutoff = window >> 1 if window > DEFAULT_MSS else window  # tcp_bound_to_half_wnd
+        if cutoff and goal > cutoff:
+            goal = cutoff
+        goal -= goal % mss
+        if goal < mss:
+            goal = mss
+        sent = base + seq_offset(self.snd_max, self.snd_una)
+        start = self._skb_start
+        if start < sent:
+            start = sent if sent < pos else pos  # the sent part of the tail skb left the queue
+        tail = pos - start
+        # The last write's end keeps its mark unless this write continues its unsent skb.
+        if prev > base and not (0 < tail < goal and prev == pos):
+            marks.append(prev)
+        pushed = prev
+        half = window >> 1
+        left = n
+        while left > goal - tail:
+            room = goal - tail
+            if room > 0:
+                pos += room
+                left -= room
+                if pos > pushed + half:  # forced_push: after(write_seq, pushed_seq + max_window / 2)
+                    marks.append(pos)
+                    pushed = pos
+            start = pos
+            tail = 0
+        self._pushed = end
+        self._skb_start = start
 
     def _output_sack_recovery(self, sb: Scoreboard, now: float) -> bool:
         """RFC 6675 §5 (C): send while the window has room for a segment beyond the pipe."""

@@ -177,6 +177,8 @@ def _sysctl(effect: CommandEffect, name: str, value: str, profile: Profile) -> N
             tcp = replace(tcp, frto=value != "0")
         elif name == "tcp_dsack":
             tcp = replace(tcp, dsack=value != "0")
+        elif name == "tcp_slow_start_after_idle":
+            tcp = replace(tcp, slow_start_after_idle=value != "0")
         elif name == "tcp_ecn":
             tcp = replace(tcp, ecn=int(value))
         elif name == "tcp_fastopen":
