@@ -8,6 +8,7 @@ into an offset with one `seq_sub` and the buffer never worries about wrap-around
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
@@ -27,6 +28,9 @@ _COMPACT = 32
 #: thousands): an empty tuple, so every read works on it and a write raises rather than
 #: change an object all connections share. The owner makes the real one on first write.
 UNUSED: Any = ()
+#: A time before every other, for "never happened yet": one float all connections share
+#: (`-math.inf` written in a constructor makes a new 24-byte float for each).
+NEVER = -math.inf
 _NO_BYTES = cast(bytearray, b"")
 
 

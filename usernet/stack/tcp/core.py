@@ -11,12 +11,11 @@ docs/architecture.md says why mixins and not helper objects.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 from usernet.stack.route import Route
-from usernet.stack.tcp.buffers import UNUSED, ReceiveBuffer, SendBuffer
+from usernet.stack.tcp.buffers import NEVER, UNUSED, ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
 from usernet.stack.tcp.prr import Prr
@@ -270,7 +269,7 @@ class ConnectionCore:
         self._frto_resent = 0  # step 2.b: where go-back-N had got to; the originals lie above it
         self._quick = 0  # quick ACKs left (Linux's icsk_ack.quick)
         self._pingpong = False  # interactive: we answer what arrives, ACKs wait to ride on data
-        self._last_data_rx = -math.inf  # when in-order data last arrived (Linux's lrcvtime)
+        self._last_data_rx = NEVER  # when in-order data last arrived (Linux's lrcvtime)
         self._dupacks = 0
         self._recover = iss
         self._nr_recovery = False
@@ -287,7 +286,7 @@ class ConnectionCore:
         self._ack_now = False
         self._read_since_output = False
         self._unacked = 0
-        self._last_oow = -math.inf
+        self._last_oow = NEVER
         self._snd_sml = iss
         # PSH as Linux places it (output.py `_mark_pushes`), in stream positions (bytes_sent
         # counts from 0): the marks before the last, the last (Linux's pushed_seq, the end

@@ -29,6 +29,7 @@ import math
 from bisect import bisect_left, bisect_right
 from typing import Any
 
+from usernet.stack.tcp.buffers import NEVER, UNUSED
 from usernet.stack.tcp.frozen import Freezable, field
 from usernet.stack.tcp.seq import seq_add, seq_unwrap
 
@@ -67,12 +68,13 @@ class Rack(Freezable):
         self.static_reo_wnd = static_reo_wnd  # Linux's tcp_recovery bit 0x2: no D-SACK adaptation
         self._top_seq = snd_una & 0xFFFFFFFF  # the end of the log as a sequence number ...
         self._top = 0  # ... and as a position
-        self._ends: list[int] = []  # end position of each original transmission, increasing
-        self._times: list[float] = []  # when each was sent, non-decreasing
+        # The log's lists are made by the first transmission: an idle connection sends none.
+        self._ends: list[int] = UNUSED  # end position of each original transmission, increasing
+        self._times: list[float] = UNUSED  # when each was sent, non-decreasing
         self._keep = _TRIM_AT
-        self._rtx: list[tuple[int, int, float]] = []  # (start, end, time) retransmitted in recovery
+        self._rtx: list[tuple[int, int, float]] = UNUSED  # (start, end, time) retransmitted in recovery
         self._fack = 0  # the highest end position delivered so far (RACK.fack)
-        self.rack_xmit = -math.inf  # RACK.xmit_ts: when the most recently sent delivered segment was sent
+        self.rack_xmit = NEVER  # RACK.xmit_ts: when the most recently sent delivered segment was sent
         self.rack_end = 0  # RACK.end_seq, a position
         self.rack_rtx = False  # whether that segment was a retransmission
         self.rack_rtt: float | None = None  # RACK.rtt
@@ -110,6 +112,9 @@ class Rack(Freezable):
             self._top = top
             self._top_seq = end
             ends = self._ends
+            if ends is UNUSED:
+                ends = self._ends = []
+                self._times = []
             ends.append(top)
             self._times.append(now)
             if len(ends) > self._keep:
@@ -121,14 +126,14 @@ class Rack(Freezable):
             self.sent(self._top_seq, end, now, snd_una)
             hi = self._top
         if lo < hi:
+            if self._rtx is UNUSED:
+                self._rtx = []
             self._rtx.append((lo, hi, now))
 
     def restart(self, snd_una: int) -> None:
         """After a retransmission timeout everything is sent again from SND.UNA, in order."""
         self._top_seq = snd_una & 0xFFFFFFFF
-        self._ends.clear()
-        self._times.clear()
-        self._rtx.clear()
+        self._ends = self._times = self._rtx = UNUSED
         self._keep = _TRIM_AT
 
     def end_recovery(self, snd_una: int) -> None:
@@ -155,7 +160,7 @@ class Rack(Freezable):
         i = bisect_left(ends, pos)
         if i == len(ends):
             i -= 1
-        return (self._times[i] if i >= 0 else -math.inf), False
+        return (self._times[i] if i >= 0 else NEVER), False
 
     # -- RFC 8985 §6.2 -----------------------------------------------------------------
 
