@@ -73,13 +73,16 @@ def test_css_goes_back_to_slow_start_when_the_rtt_falls_below_its_baseline() -> 
     assert HYSTART_RESUME in events and cc.hystart == HYSTART_SS
 
 
-def test_slow_start_under_hystart_grows_at_most_l_segments_per_ack() -> None:
+def test_slow_start_under_hystart_takes_the_abc_limit_as_linux_does() -> None:
+    # Linux's tcp_slow_start counts every byte of a stretch ACK with or without HyStart;
+    # RFC 9406's L is `abc_limit` here, unlimited by default, as it is for slow start without it.
     cc = Cubic(S, hystart=True)
     cc.on_ack(20 * S, 0.0, 0.05)
-    assert cc.cwnd == 18 * S  # L = 8 (RFC 9406, no pacing)
-    plain = Cubic(S)
-    plain.on_ack(20 * S, 0.0, 0.05)
-    assert plain.cwnd == 30 * S  # without HyStart++ every byte counts, as Linux's tcp_slow_start
+    assert cc.cwnd == 30 * S
+    capped = Cubic(S, hystart=True)
+    capped.abc_limit = 8
+    capped.on_ack(20 * S, 0.0, 0.05)
+    assert capped.cwnd == 18 * S
 
 
 @pytest.mark.parametrize("event", ["loss", "rto", "ecn"])

@@ -112,10 +112,7 @@ def _payload(seed: int) -> bytes:
 
 @pytest.mark.parametrize(("congestion", "loss"), [("newreno", 0.0), ("cubic", 0.0), ("newreno", 0.03), ("cubic", 0.03)])
 def test_a_connection_moves_with_unacked_unread_and_out_of_order_bytes(congestion: str, loss: float) -> None:
-    # The moment waited for below (B holding bytes out of order while its own are in flight)
-    # is one the seeded loss gives with slow start unlimited per ACK: HyStart++'s L = 8 cap
-    # moves every loss, and the run misses it. HyStart++ is no part of what moves.
-    tcp = TcpConfig(congestion=congestion, sndbuf=65536, rcvbuf=65536, hystart=False)
+    tcp = TcpConfig(congestion=congestion, sndbuf=65536, rcvbuf=65536)
     net = Wire(tcp, loss=loss)
     listener = net.b.iface.tcp.listen((B_IP, PORT))
     client = App(net.a.iface.tcp.connect((B_IP, PORT), net.clock()), _payload(1))

@@ -48,7 +48,6 @@ MIN_RTT_DIVISOR = 8
 N_RTT_SAMPLE = 8
 CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
-HYSTART_L = 8  # slow start grows by at most L*SMSS per ACK (RFC 9406 §4.2; infinite with pacing)
 # `hystart`: where HyStart++ is. OFF: not running (not asked for, or initial slow start is over).
 HYSTART_OFF = 0
 HYSTART_SS = 1  # standard slow start, watching the rounds' minimum RTT
@@ -147,13 +146,8 @@ class CongestionControl(Freezable, ABC):
         if self.cwnd < ssthresh:
             limit = self.abc_limit * self.smss
             grow = acked if not limit or acked < limit else limit
-            hystart = self.hystart
-            if hystart:  # RFC 9406 §4.2: at most L*SMSS per ACK, a quarter of that in CSS
-                limit = HYSTART_L * self.smss
-                if grow > limit:
-                    grow = limit
-                if hystart == HYSTART_CSS:
-                    grow //= CSS_GROWTH_DIVISOR
+            if self.hystart == HYSTART_CSS:  # RFC 9406 §4.3: a quarter of slow start's growth
+                grow //= CSS_GROWTH_DIVISOR
             cwnd = self.cwnd + grow
             if cwnd <= ssthresh:
                 self.cwnd = cwnd
