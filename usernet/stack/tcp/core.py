@@ -110,10 +110,12 @@ class ConnectionCore:
         "_pingpong",
         "_probes",
         "_prr",
+        "_prr_ok",
         "_push_marks",
         "_pushed",
         "_quick",
         "_rack",
+        "_rack_ok",
         "_rcv_adv",
         "_rcv_mss",
         "_rcv_wscale",
@@ -250,10 +252,15 @@ class ConnectionCore:
             rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial, rto_min_variance=cfg.rto_min_variance
         )
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
+        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK. Whether
+        # they are on is decided at the handshake (`_sack_ok`, `_rack_ok`, `_prr_ok`); their
+        # objects are made at first use (`_scoreboard`, `_rack_sent`, the first recovery), as an
+        # idle connection never needs them, and migrate as absent until then.
         self._sb: Scoreboard | None = None
-        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK.
         self._rack: Rack | None = None
+        self._rack_ok = False
         self._prr: Prr | None = None
+        self._prr_ok = False
         self._timer_kind = RTO_TIMER  # what `_rto_at` is: the RTO, a tail loss probe, or RACK's reordering timer
         self._reo_at: float | None = None  # when RACK looks again for losses (RFC 8985 §6.2 step 5)
         self._tlp_ok = False  # probes may be sent on this connection (SACK, rack and tlp on)
@@ -319,6 +326,30 @@ class ConnectionCore:
         self._fastopen: bytes | None = None
         self._syn_data = 0
         self.fastopen_deferred = False  # the SYN waits for the first data (TCP_FASTOPEN_CONNECT)
+
+    def _scoreboard(self) -> Scoreboard:
+        """The SACK scoreboard, made at its first use (a SACK block, a duplicate ACK, recovery,
+        a timeout); only for a connection with SACK (`_sack_ok`).
+
+        One made now is the one the handshake would have made and left untouched: nothing
+        reached it (the ACKs that skip it leave no SACKed range, recovery or recovery point),
+        and its first use updates it to SND.UNA and SND.MAX before anything reads it.
+        """
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = Scoreboard(self._mss, self.snd_una, rack=self._rack_ok)
+        return sb
+
+    def _new_rack(self) -> Rack:
+        """RACK's state, made at its first use (`_rack_ok`): the first transmission, or an ACK
+        with SACK news before one. Until something is sent there is nothing to log, detect or
+        probe, so one made now is the one the handshake would have made and left untouched."""
+        rack = self._rack = Rack(self.snd_una, self._cfg.rack_static_reo_wnd)
+        return rack
+
+    def _rack_sent(self, seq: int, end: int, now: float) -> None:
+        """Log [seq, end), sent at `now`, in a RACK made by this first transmission."""
+        self._new_rack().sent(seq, end, now, self.snd_una)
 
     def _set_state(self, new: State, event: Event, now: float) -> None:
         """The one way to change state: `states.transition` checks (state, event) -> new against the table."""

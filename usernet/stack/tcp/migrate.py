@@ -63,7 +63,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
         # loss recovery (recovery.py) and quick ACKs
         "_dsack", "_pingpong", "_quick", "_timer_kind", "_tlp_high", "_tlp_ok", "_tlp_retrans", "_undo_marker",
-        "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until", "_frto",
+        "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until", "_frto", "_rack_ok", "_prr_ok",
         "_frto_resent", "_cork_pushed",
         # PSH placement (output.py)
         "_push_marks", "_pushed", "_skb_start",
