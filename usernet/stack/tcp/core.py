@@ -163,6 +163,7 @@ class ConnectionCore:
         "cork",
         "error",
         "fastopen_deferred",
+        "flow_local",
         "irs",
         "iss",
         "keepalive",
@@ -209,6 +210,7 @@ class ConnectionCore:
         self.local = local
         self.remote = remote
         self.key = (local[0], local[1], remote[0], remote[1])
+        self.flow_local = 0  # the local address as an int, shared: the layer sets it when it files us
         self.listener = listener
         self.state = LISTEN if listener is not None else CLOSED
         self.error: OSError | None = None

@@ -83,8 +83,9 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_rtt_time", "_rtx_start", "_ts_recent_at", "_reo_at", "_last_data_rx", "_last_tx",
     )  # fmt: skip  # a table of names
     NOT_FROZEN = (
-        # Given by the layer that thaws: its own owner, counters, config and route to the peer.
-        "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener",
+        # Given by the layer that thaws: its own owner, counters, config and route to the peer,
+        # and (`flow_local`) the local address as its flow table compares it, when it files it.
+        "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener", "flow_local",
         # Frozen under their own names below (addresses, state) or by their parts (the rest).
         "key", "local", "remote", "state", "error", "_cc", "_sb", "_rack", "_prr", *_PARTS,
     )  # fmt: skip  # a table of names
