@@ -61,6 +61,13 @@ FRTO_FIRST_ACK = 1  # step 2: the RTO resent the first segment; waiting for the 
 FRTO_SECOND_ACK = 2  # step 3: new data went out after the first ACK; waiting for the second
 
 
+#: The out-of-order queue of every connection that has had no segment out of order, as most
+#: never do: one shared and empty, never written to. The first such segment gives the
+#: connection its own (`input._take_data`), with the receive buffer's limit, as both
+#: limits are always set together.
+NO_OOO = Reassembly(0)
+
+
 def os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
@@ -227,7 +234,7 @@ class ConnectionCore:
         self.user_timeout = cfg.user_timeout
         self._send = SendBuffer(cfg.sndbuf)
         self._recv = ReceiveBuffer(cfg.rcvbuf)
-        self._ooo = Reassembly(cfg.rcvbuf)
+        self._ooo = NO_OOO
         isn = owner.isn_source
         self.iss = iss = isn.isn(now, *self.key)
         self.snd_una = self.snd_nxt = self.snd_max = iss

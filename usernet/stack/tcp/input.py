@@ -28,11 +28,13 @@ from usernet.stack.tcp.core import (
     FIN_WAIT_2,
     LAST_ACK,
     LISTEN,
+    NO_OOO,
     SYN_RECEIVED,
     SYN_SENT,
     TAKES_DATA,
     TIME_WAIT,
 )
+from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import Event
 from usernet.stack.tcp.timers import ConnectionTimers
@@ -659,7 +661,10 @@ class ConnectionInput(ConnectionTimers):
             self._wake()
         else:
             self._stats.tcp_ofo_segments += 1
-            self._ooo.insert(seq, payload)
+            ooo = self._ooo
+            if ooo is NO_OOO:
+                ooo = self._ooo = Reassembly(self._recv.limit)
+            ooo.insert(seq, payload)
             self._ack_now = True
 
     def _enter_quickack(self) -> None:

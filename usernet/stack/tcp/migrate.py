@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 from usernet.stack.route import Route
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
+from usernet.stack.tcp.core import NO_OOO
 from usernet.stack.tcp.frozen import Freezable, MigrationError, field
 from usernet.stack.tcp.input import ConnectionInput
 from usernet.stack.tcp.owner import AcceptQueue, ConnectionOwner
@@ -110,6 +111,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         frozen["remote"] = [self.remote[0], self.remote[1]]
         for name in _PARTS:
             part: Freezable = getattr(self, name)
+            if part is NO_OOO:  # frozen as the empty queue of its own it stands for
+                part = Reassembly(self._recv.limit)
             frozen[name] = part.freeze(now)
         if unsent:
             frozen["_send"]["data"] += unsent
@@ -165,7 +168,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         self.error = None
         self._send = SendBuffer.thaw(field(frozen, "_send", dict, "connection"), now)
         self._recv = ReceiveBuffer.thaw(field(frozen, "_recv", dict, "connection"), now)
-        self._ooo = Reassembly.thaw(field(frozen, "_ooo", dict, "connection"), now)
+        ooo = Reassembly.thaw(field(frozen, "_ooo", dict, "connection"), now)
+        self._ooo = NO_OOO if not (ooo.held or ooo.dropped) and ooo.limit == self._recv.limit else ooo
         self.rtt = RttEstimator.thaw(field(frozen, "rtt", dict, "connection"), now)
         self._tsclock = TimestampClock.thaw(field(frozen, "_tsclock", dict, "connection"), now)
         cc = field(frozen, "_cc", dict, "connection")
