@@ -4,6 +4,7 @@ An established SACK connection has no scoreboard, RACK or PRR object and shares 
 empty out-of-order queue (`NO_OOO`) until loss or reordering calls for them; the flags
 that say RACK and PRR are on are decided at the handshake and migrate with it, so a
 connection thawed before its first loss makes them then, as it would have where it was.
+HyStart++'s round state is made by the first RTT sample and dropped when HyStart++ ends.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 
 from tests.tcp.test_migration import B_IP, PORT, SIZE, App, Wire, _payload
 from usernet.stack import TcpConfig, TcpConnection
+from usernet.stack.tcp.congestion import Cubic
 from usernet.stack.tcp.core import NO_OOO
 from usernet.stack.tcp.frozen import decode_blob, encode_blob
 
@@ -80,3 +82,19 @@ def test_an_idle_connection_moves_with_its_parts_absent_and_makes_them_after_the
     assert bytes(client.received) == server.outgoing and bytes(server.received) == client.outgoing
     assert moved._ooo is not NO_OOO and moved._rack is not None
     assert _shared_queue_is_empty()
+
+
+def test_hystart_rounds_are_made_by_the_first_sample_and_move_as_they_are() -> None:
+    cc = Cubic(1000, hystart=True)
+    assert cc._hs is None
+    idle = Cubic.thaw(cc.freeze(0.0), 0.0)
+    assert idle._hs is None and idle.hystart == cc.hystart
+    cc.hystart_sample(0.05, 1000, 5000)
+    cc.hystart_sample(0.04, 2000, 5000)
+    assert cc._hs is not None
+    frozen = cc.freeze(0.0)
+    assert frozen["_hs_end"] == 5000 and frozen["_hs_cur_min"] == 0.04 and frozen["_hs_samples"] == 2
+    moved = Cubic.thaw(frozen, 0.0)
+    assert moved._hs is not None and moved._hs.fields() == cc._hs.fields()
+    cc.on_rto(0.0, 4000)  # a loss ends HyStart++: its rounds are dropped
+    assert cc._hs is None and Cubic.thaw(cc.freeze(0.0), 0.0)._hs is None
