@@ -201,6 +201,7 @@ class Autoconf:
         self.prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes from RAs -> expiry
         self.dns: dict[bytes, float] = {}  # RDNSS servers -> expiry
         self.domains: dict[str, float] = {}  # DNSSL search domains -> expiry
+        self.link_mtu = config.mtu  # the link's: an RA's MTU option may lower it, never pass it
         self.mtu = config.mtu
         self.hop_limit = config.ttl
         # No DAD and no router solicitations on an IP-only link (stack/ipv6.py says why).
@@ -327,6 +328,12 @@ class Autoconf:
                 return entry.address
         return None
 
+    def set_link_mtu(self, mtu: int) -> None:
+        """The link's MTU changed (a new DHCP lease's): it is the MTU from now, and the ceiling for
+        RAs; what an earlier RA said is forgotten until the next one, as Linux resets mtu6 on
+        NETDEV_CHANGEMTU. The caller tells the routes (Ipv6.set_link_mtu)."""
+        self.link_mtu = self.mtu = mtu
+
     # -- router advertisements -----------------------------------------------------------
 
     def router_advert(self, ra: RouterAdvert, router: bytes, now: float) -> None:
@@ -343,7 +350,7 @@ class Autoconf:
             self._neighbors.reachable_time = ra.reachable_time / 1000
         if ra.retrans_timer:
             self._neighbors.retrans_time = ra.retrans_timer / 1000
-        if options.mtu is not None and 1280 <= options.mtu <= config.mtu:
+        if options.mtu is not None and 1280 <= options.mtu <= self.link_mtu:
             self.mtu = options.mtu
         stats = self._stats
         if ra.router_lifetime:
