@@ -4,6 +4,7 @@ A flood of RAs, each naming new routers, prefixes, servers and domains, must nev
 the tables past their bounds (Linux's max_addresses, systemd-networkd's 64 per link);
 what does not fit is dropped and counted, never raised; entries already kept are still
 refreshed and withdrawn, and once lifetimes run out the room is there for new ones.
+The neighbour cache, which RAs and solicitations from strangers feed, keeps its bound too.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.stack.test_ipv6_sim import ROUTER, ROUTER_MAC, frame, iface, settled
+from tests.stack.test_ipv6_sim import ROUTER, ROUTER_MAC, frame, iface, link_local, settled
 from usernet.stack import Interface
 from usernet.stack.slaac import MAX_ADDRESSES, MAX_DNS_SERVERS, MAX_DOMAINS, MAX_PREFIXES, MAX_ROUTERS, Autoconf
-from usernet.wire.ipv6 import ALL_NODES, IPPROTO_ICMPV6, multicast_mac
-from usernet.wire.ndp import PrefixInfo, emit_router_advert
+from usernet.wire.ipv6 import ALL_NODES, IPPROTO_ICMPV6, multicast_mac, solicited_node
+from usernet.wire.ndp import PrefixInfo, emit_neighbor_solicit, emit_router_advert
 
 INFINITE = 0xFFFFFFFF
 
@@ -148,3 +149,21 @@ def test_a_random_flood_of_router_advertisements_never_exceeds_the_bounds(flood)
     if len(a.routers) < MAX_ROUTERS:
         i.receive(ra(1000, 1800), now)
         assert router(1000) in a.routers
+
+
+def test_solicitations_from_a_flood_of_strangers_keep_the_neighbour_cache_to_its_bound():
+    i = settled(iface(arp_cache_limit=4))
+    assert i.ipv6 is not None
+    target = link_local(i)
+    group = solicited_node(target)
+    for n in range(4):  # four neighbours being resolved (INCOMPLETE): in use, never evicted
+        route = i.ipv6.route_to(router(n))
+        assert route is not None
+        route.send_udp(1000, 2000, b"x", 5.0)
+    for n in range(100, 110):  # strangers soliciting us: no room for what they tell
+        src = router(n)
+        message = bytearray(64)
+        size = emit_neighbor_solicit(message, 0, src, group, target, ROUTER_MAC)
+        i.receive(frame(src, group, IPPROTO_ICMPV6, bytes(message[:size]), 255, multicast_mac(group)), 6.0)
+    entries = i.ipv6.neighbors.entries()
+    assert set(entries) == {router(n) for n in range(4)} and i.stats()["nd_cache_full"] == 10

@@ -57,6 +57,7 @@ class Stats:
     nd_address_conflicts: int
     nd_addresses_full: int
     nd_adverts_learned: int
+    nd_cache_full: int
     nd_dns_full: int
     nd_domains_full: int
     nd_ip_only_ignored: int
