@@ -84,7 +84,7 @@ class Interface:
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
         self._link_len = len(self._link_header)
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
-        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, self.counters, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self)
@@ -174,7 +174,7 @@ class Interface:
             return
         config = self.config
         self.mtu = mtu
-        self.path_mtu = PathMtuCache(mtu, config.pmtu_expires, min(config.min_pmtu, mtu), config.secret)
+        self.path_mtu = PathMtuCache(mtu, config.pmtu_expires, min(config.min_pmtu, mtu), self.counters, config.secret)
         self._routes.clear()
         if self.ipv6 is not None:
             self.ipv6.set_link_mtu(mtu)

@@ -147,7 +147,7 @@ class Ipv6:
 
     def _path_cache(self, link_mtu: int) -> PathMtuCache:
         config = self._config
-        return PathMtuCache(link_mtu, config.pmtu_expires, IPV6_MIN_MTU, config.secret)
+        return PathMtuCache(link_mtu, config.pmtu_expires, IPV6_MIN_MTU, self._stats, config.secret)
 
     def set_link_mtu(self, mtu: int) -> None:
         """The link's MTU changed while running (Interface.set_mtu): routes made from now take it,

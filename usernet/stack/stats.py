@@ -69,6 +69,7 @@ class Stats:
     nd_routers_full: int
     nd_solicits_answered: int
     nd_unresolved: int
+    pmtu_evicted: int
     rx_bytes: int
     rx_frames: int
     tcp_ack_too_old: int
