@@ -29,13 +29,13 @@ class UdpSocket:
     __slots__ = (
         "_checked",
         "_layer",
-        "_limit",
         "_room",
         "_route",
         "broadcast",
         "closed",
         "dropped",
         "errors",
+        "limit",
         "local",
         "queue",
         "remote",
@@ -56,7 +56,7 @@ class UdpSocket:
         self.errors: deque[OSError] = deque()
         self.dropped = 0
         self.closed = False
-        self._limit = limit
+        self.limit = limit  # how many received datagrams may wait; more are dropped
 
     def connect(self, remote: Address) -> None:
         """Fix the peer: sends default to it, others' datagrams are dropped, errors are reported."""
@@ -132,7 +132,7 @@ class UdpSocket:
             self.queue.clear()
 
     def deliver(self, data: bytes, source: Address) -> bool:
-        if len(self.queue) >= self._limit:
+        if len(self.queue) >= self.limit:
             self.dropped += 1
             return False
         self.queue.append((data, source))
@@ -144,10 +144,15 @@ class UdpSocket:
 
 
 class UdpLayer:
-    """The demultiplexing table: (local address, port) → socket, wildcard second."""
+    """The demultiplexing table: (local address, port) → socket, wildcard second.
 
-    def __init__(self, node: Node) -> None:
+    `ready` is the node's set of sockets with news (what `Node.mark_ready` adds to), given
+    so that the predicted receive path marks a socket without a call per datagram.
+    """
+
+    def __init__(self, node: Node, ready: dict[object, None]) -> None:
         self._node = node
+        self._ready = ready
         self._sockets: dict[Address, UdpSocket] = {}
         self._ports = PortUse()
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
@@ -200,6 +205,29 @@ class UdpLayer:
         sockets = self._sockets
         # the wildcard of dst's family, inline: this runs once per datagram received
         return sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+
+    def receive_predicted(self, dst: bytes, dport: int, payload: memoryview, source: Address) -> bool:
+        """Deliver a datagram the header prediction found valid (to our unicast `dst`): the
+        socket lookup, the connected peer's check and the bounded queue, in one call, as the
+        general path's `lookup` and `UdpSocket.deliver` do them. False when no socket is
+        bound there: the general path then counts it and answers with ICMP."""
+        sockets = self._sockets
+        sock = sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+        if sock is None:
+            return False
+        stats = self._node.counters
+        stats.udp_rx_predicted += 1
+        remote = sock.remote
+        if remote is not None and remote != source:
+            stats.udp_wrong_peer += 1
+        elif len(sock.queue) >= sock.limit:
+            sock.dropped += 1
+            stats.udp_queue_full += 1
+        else:
+            sock.queue.append((bytes(payload), source))
+            stats.udp_delivered += 1
+            self._ready[sock] = None
+        return True
 
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())
