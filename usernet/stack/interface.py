@@ -26,6 +26,7 @@ from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.layer import TcpLayer, TcpListener
+from usernet.stack.tcp.states import SYNCHRONIZED
 from usernet.stack.udp import UdpLayer, UdpSocket
 from usernet.wire import (
     BROADCAST_MAC,
@@ -83,7 +84,7 @@ class Interface:
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
         self._link_len = len(self._link_header)
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
-        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, self.counters, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
         self.udp = UdpLayer(self, self._ready)
@@ -156,6 +157,35 @@ class Interface:
         if self.ethernet:
             for addr in sorted(self.local_addresses):
                 self.arp.announce(addr)
+
+    def set_mtu(self, mtu: int, now: float) -> None:
+        """Take a new link MTU while running (a DHCP lease whose MTU option changed or went).
+
+        As at start, it is the MTU of every route made from now, IPv4's and IPv6's, and so
+        the MSS new TCP connections offer; lowered path MTUs are forgotten (the next ICMP
+        teaches them again). Connections already open take the new route, and a smaller
+        MTU cuts the segments of those past their handshake as a "packet too big" would
+        (Linux's TCP reads the route's MTU at every send); none grows past the MSS it agreed.
+        UDP sockets ask for their route again at their next send.
+        """
+        if not 576 <= mtu <= 65535:
+            raise ValueError(f"mtu must be between 576 and 65535, got {mtu}")
+        if mtu == self.mtu:
+            return
+        config = self.config
+        self.mtu = mtu
+        self.path_mtu = PathMtuCache(mtu, config.pmtu_expires, min(config.min_pmtu, mtu), self.counters, config.secret)
+        self._routes.clear()
+        if self.ipv6 is not None:
+            self.ipv6.set_link_mtu(mtu)
+        for conn in self.tcp.connections():
+            route = self.route_to(conn.remote[0], conn.local[0])
+            if route is None:  # an MTU never takes a route away: an address that went does (readdress_ipv4)
+                continue
+            conn.reroute(route, now)
+            if conn.state in SYNCHRONIZED:  # one still in its handshake keeps the MSS its SYN offered
+                conn.path_mtu_lowered(route.mtu)
+        self.udp.addresses_changed()
 
     # -- driver side -------------------------------------------------------------------
 
