@@ -87,7 +87,7 @@ class Interface:
         self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, self.counters, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
-        self.udp = UdpLayer(self)
+        self.udp = UdpLayer(self, self._ready)
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
@@ -510,14 +510,9 @@ class Interface:
         dst = self._local_by_int.get(dst_int)
         if dst is None:
             return False
-        sock = self.udp.lookup(dst, dport)
-        if sock is None:
-            return False
-        self.counters.udp_rx_predicted += 1
         at = self._link_len + 12
         source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
-        self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
-        return True
+        return self.udp.receive_predicted(dst, dport, memoryview(frame)[start : start + length], (source, sport))
 
     def _udp6_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
         """A datagram rx_ipv6_udp found valid: `_udp_predicted` for IPv6, whose addresses
@@ -528,12 +523,9 @@ class Interface:
         ipv6 = self.ipv6
         if ipv6 is None or dst not in ipv6.local_addresses:
             return False
-        sock = self.udp.lookup(dst, dport)
-        if sock is None:
-            return False
-        self.counters.udp_rx_predicted += 1
-        self._udp_deliver(sock, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport))
-        return True
+        return self.udp.receive_predicted(
+            dst, dport, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport)
+        )
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:
         stats = self.counters
