@@ -98,8 +98,11 @@ class CongestionControl(Freezable, ABC):
         "_timed_out",
         "abc_limit",
         "cwnd",
+        "cwnd_usage_seq",
         "hystart",
         "in_recovery",
+        "is_cwnd_limited",
+        "max_packets_out",
         "smss",
         "ssthresh",
     )
@@ -112,6 +115,10 @@ class CongestionControl(Freezable, ABC):
         # Blobs from before HyStart++ and the idle restart: no HyStart++, the RFC 6928 window.
         "hystart": HYSTART_OFF,
         "_initial_segments": 10,
+        # Blobs from before cwnd validation: treated as cwnd-limited (growth as before).
+        "is_cwnd_limited": True,
+        "max_packets_out": 0,
+        "cwnd_usage_seq": -1,
     }
 
     def __init__(self, smss: int, initial_segments: int = 10, *, hystart: bool = False) -> None:
@@ -131,6 +138,36 @@ class CongestionControl(Freezable, ABC):
         # by the first RTT sample (an idle connection takes none) and dropped when it ends.
         self.hystart = HYSTART_SS if hystart else HYSTART_OFF
         self._hs: HyStartRounds | None = None
+        # Linux's cwnd validation (tcp_cwnd_validate, tcp_is_cwnd_limited), kept up by the
+        # sender (`note_sent`): was the window full in this usage period, the most segments
+        # out in it, and the SND.NXT at which the period ends.
+        # Until a sender reports (`note_sent`), the window counts as used (growth as RFC 5681).
+        self.is_cwnd_limited = True
+        self.max_packets_out = 0
+        self.cwnd_usage_seq = -1  # no usage period yet: the first report starts one
+
+    def note_sent(self, packets_out: int, limited: bool, snd_una: int, snd_nxt: int) -> None:
+        """After a send pass that sent something or found the window full (Linux's
+        tcp_cwnd_validate): remember the strongest sign of how full the window was, until
+        SND.UNA passes the SND.NXT of when the period started."""
+        if (
+            self.cwnd_usage_seq < 0
+            or (snd_una - self.cwnd_usage_seq) & 0xFFFFFFFF < 0x80000000  # !before(snd_una, cwnd_usage_seq)
+            or limited
+            or (not self.is_cwnd_limited and packets_out > self.max_packets_out)
+        ):
+            self.is_cwnd_limited = limited
+            self.max_packets_out = packets_out
+            self.cwnd_usage_seq = snd_nxt
+
+    def cwnd_limited(self) -> bool:
+        """Linux's tcp_is_cwnd_limited: the window was full; or, in slow start, the flight
+        reached half of it (so an application-limited sender still doubles what it used)."""
+        if self.is_cwnd_limited:
+            return True
+        if self.cwnd < self.ssthresh:
+            return self.cwnd < 2 * self.max_packets_out * self.smss
+        return False
 
     def freeze(self, now: float) -> dict[str, Any]:
         state = super().freeze(now)
@@ -165,6 +202,8 @@ class CongestionControl(Freezable, ABC):
                     cwnd += self.smss
                 self.cwnd = cwnd if cwnd > self.smss else self.smss
             return
+        if not self.cwnd_limited():
+            return  # Linux: the window grows only when it was used (tcp_cong_avoid callers)
         ssthresh = self.ssthresh
         if self.cwnd < ssthresh:
             limit = self.abc_limit * self.smss

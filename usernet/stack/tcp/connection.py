@@ -54,8 +54,9 @@ class TcpConnection(ConnectionMigration):
 
     # -- user side -----------------------------------------------------------------------
 
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        """Queue bytes to send; returns how many fitted in the send buffer (0 when full)."""
+    def send(self, data: bytes | bytearray | memoryview, now: float, more: bool = False) -> int:
+        """Queue bytes to send; returns how many fitted in the send buffer (0 when full).
+        `more`: the caller has more to write (MSG_MORE): the end of these bytes is no push point."""
         if self.state not in CAN_SEND or self._fin_seq is not None:
             if self.error is not None:
                 raise self.error
@@ -70,7 +71,7 @@ class TcpConnection(ConnectionMigration):
         if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
             self._send_blocked = True
         if n:
-            self._mark_pushes(n)
+            self._mark_pushes(n, more)
             self._owner.touch(self)
         return n
 

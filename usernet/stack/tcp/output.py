@@ -157,6 +157,8 @@ class ConnectionOutput(ConnectionCore):
         base = self.bytes_sent  # the stream position of SND.UNA: push marks are stream positions
         marks = self._push_marks
         push_at = -1  # offset of the next push mark past SND.NXT (found below)
+        limited = False  # the congestion window, not the data or the peer's window, stopped us
+        frame_start = frame_end = -1  # the stretch Linux would send as one GSO skb (below)
         while True:
             nxt = self.snd_nxt
             off = (nxt - una) & 0xFFFFFFFF  # seq_offset(nxt, una)
@@ -172,25 +174,37 @@ class ConnectionOutput(ConnectionCore):
                     push_at = marks[bisect_right(marks, pos)] - base
                 else:
                     push_at = self._pushed - base
-                    if push_at <= off:  # bytes queued without a mark (a migrated transport's)
-                        push_at = total
+                    if push_at <= off:  # bytes queued without a mark (MSG_MORE, a migrated transport's)
+                        push_at = total + 1  # no push point: the last segment has no PSH
             room = ((wnd_end - nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(wnd_end, nxt)
             if room < 0:
                 room = 0
-            n = remaining if remaining < seg_max else seg_max
-            if push_at - off < n:
-                n = push_at - off  # a segment ends at a push mark, as Linux's skb does
-            if room < n:
-                n = room
+            lim = remaining
+            if push_at - off < lim:
+                lim = push_at - off  # a segment ends at a push mark, as Linux's skb does
+            if room < lim:
+                lim = room
             cw = cc.cwnd - off
-            if cw < n:
-                n = cw
+            if cw < lim:
+                lim = cw
+                limited = True  # Linux's is_cwnd_limited: tcp_cwnd_test left no quota
+            n = lim if lim < seg_max else seg_max
             if n <= 0:
                 break
             retransmit = (nxt - self.snd_max) & 0xFFFFFFFF >= 0x80000000  # seq_lt(nxt, snd_max)
             # A segment that ends at a push mark before more queued data is a whole skb for
             # Linux: it goes now, runt or not (tcp_write_xmit holds only the queue's tail).
             push = off + n == push_at
+            if off >= frame_end:
+                # Where tcp_write_xmit would end the GSO skb starting here: at most
+                # tcp_cwnd_test's quota, half the window (and what is left of it), in MSS.
+                cw_pkts = cc.cwnd // mss
+                quota = cw_pkts - (off + mss - 1) // mss
+                half = cw_pkts >> 1 if cw_pkts > 1 else 1
+                if quota > half:
+                    quota = half
+                frame_start = off
+                frame_end = off + (quota if quota > 0 else 1) * mss
             if n < remaining and tso_max and not push:
                 if batch < 0:
                     # With TSO a segment costs the same whatever its size: while data is in
@@ -198,6 +212,8 @@ class ConnectionOutput(ConnectionCore):
                     # sending each MSS an ACK frees (like Linux's tcp_tso_should_defer).
                     batch = min(seg_max, 16 * mss, max(mss, min(cc.cwnd, self.snd_wnd) // 3))
                 if off and n < batch and not retransmit:
+                    if cw < room and cw <= remaining:
+                        limited = True  # tcp_tso_should_defer: deferring for the congestion window
                     break
                 if n > mss:
                     n -= n % mss  # no runt in the middle of the stream
@@ -207,8 +223,20 @@ class ConnectionOutput(ConnectionCore):
                         break
                 elif fin_seq is None and (self.cork or (not self.nodelay and off and seq_gt(self._snd_sml, una))):
                     break  # TCP_CORK; Nagle, Minshall's variant: one small segment unacknowledged at a time
-            self._send_segment(n, now, push)
+            # Linux's __tcp_transmit_skb sets PSH on every skb of more than one MSS
+            # (tcp_skb_pcount > 1) and GSO leaves it on the skb's last segment: here a TSO
+            # frame of more than one MSS, or the segment that ends such a stretch.
+            last = push or n == lim or off + n >= frame_end
+            self._send_segment(n, now, push or n > mss or (last and off + n - frame_start > mss))
             sent = True
+            if last:
+                frame_end = -1
+        flight = (self.snd_nxt - una) & 0xFFFFFFFF
+        packets = -(-flight // mss)
+        if packets >= cc.cwnd // mss:
+            limited = True  # tcp_write_xmit: packets in flight >= cwnd
+        if sent or limited:
+            cc.note_sent(packets, limited, una, self.snd_nxt)
         if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
         if sent and self._tlp_ok and self._timer_kind != PROBE_TIMER:
@@ -343,7 +371,7 @@ class ConnectionOutput(ConnectionCore):
         k = bisect_right(marks, pos)
         return k < len(marks) and marks[k] <= pos + n
 
-    def _mark_pushes(self, n: int) -> None:
+    def _mark_pushes(self, n: int, more: bool = False) -> None:
         """The user just queued `n` bytes: mark where Linux would set PSH in them.
 
         Linux's tcp_sendmsg_locked cuts a write into skbs of `size_goal` bytes (65535 less
@@ -359,7 +387,7 @@ class ConnectionOutput(ConnectionCore):
         base = self.bytes_sent
         marks = self._push_marks
         prev = self._pushed
-        if base == prev and n <= self._mss:
+        if base == prev and n <= self._mss and not more and len(self._send) == n:
             # The common write: every earlier one is acknowledged, so this is an skb of its
             # own (a request, a response), marked at its end.
             if marks:
@@ -405,8 +433,14 @@ class ConnectionOutput(ConnectionCore):
                     pushed = pos
             start = pos
             tail = 0
-        self._pushed = end
         self._skb_start = start
+        if more and not end > pushed + half:
+            # MSG_MORE: tcp_push marks the write's end only for a forced push.
+            if marks and marks[-1] == pushed:
+                marks.pop()  # `_pushed` holds the last mark
+            self._pushed = pushed
+            return
+        self._pushed = end
 
     def _output_sack_recovery(self, sb: Scoreboard, now: float) -> bool:
         """RFC 6675 §5 (C): send while the window has room for a segment beyond the pipe."""

@@ -428,7 +428,7 @@ class _Run:
         return (
             not self.strict_segments
             and last.payload_len > 0
-            and not last.flags & (FIN | SYN | RST | PSH)
+            and not last.flags & (FIN | SYN | RST)  # PSH ends a GSO skb, not the script's segment (packetdrill)
             and seg.seq == (last.seq + last.payload_len) & 0xFFFFFFFF
             and seg.ack == last.ack
             and seg.src_port == last.src_port

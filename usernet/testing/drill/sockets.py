@@ -491,7 +491,7 @@ class Sockets:
             if error:
                 return fail(error) if not sent else Outcome(sent)
             try:
-                sent += conn.send(bytes(size - sent), t)
+                sent += conn.send(bytes(size - sent), t, more)
             except OSError as exc:
                 return Outcome(sent) if sent else fail(E.EPIPE, str(exc))
             if sent == size or (sent and (sock.nonblocking or flags & _C["MSG_DONTWAIT"])):
