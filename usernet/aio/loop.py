@@ -19,6 +19,7 @@ import ssl as ssl_module
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from usernet import interrupts
 from usernet.aio import shared, sockets, tls
 from usernet.aio.addresses import pack
 from usernet.aio.datagram import open_endpoint, open_udp
@@ -148,17 +149,31 @@ class UsernetLoopMixin(_LoopBase):
         assert self.usernet_config is not None
         return self._usernet_exit.enter_context(open_host(self.usernet_config, clock=self.time))
 
+    def run_forever(self) -> None:
+        """The base loop's, with a Ctrl-C that lands in the loop's machinery acted on between callbacks.
+
+        Raised there, asyncio.Runner's second-press KeyboardInterrupt can lose the main
+        task's wakeup, and the Runner's clean-up then waits for that task for ever (see
+        usernet.interrupts).
+        """
+        if self.is_running():
+            super().run_forever()  # refuses, as the base loop does
+            return
+        with interrupts.between_callbacks(self.call_soon_threadsafe):
+            super().run_forever()
+
     def close(self) -> None:
-        if not self.is_running():
-            driver, self._usernet_driver = self._usernet_driver, None
-            try:
-                if driver is not None:
-                    driver.detach()
-                    if self._usernet_shared is not None:
-                        self._usernet_shared.driven_by(None)
-            finally:
-                self._usernet_exit.close()
-        super().close()
+        with interrupts.held():  # half a close would leave the link (and a sandbox) to nobody
+            if not self.is_running():
+                driver, self._usernet_driver = self._usernet_driver, None
+                try:
+                    if driver is not None:
+                        driver.detach()
+                        if self._usernet_shared is not None:
+                            self._usernet_shared.driven_by(None)
+                finally:
+                    self._usernet_exit.close()
+            super().close()
 
     # -- UDP -------------------------------------------------------------------------------
 
