@@ -58,13 +58,50 @@ PROGRAM = textwrap.dedent(
 
 
 def test_a_second_ctrl_c_inside_the_first_ones_call_soon_ends_the_program() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
-    try:
-        done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the program hung after Ctrl-C twice: {exc.stderr!r}")
+    done = _run(PROGRAM, "Ctrl-C twice")
     assert "second SIGINT inside call_soon" in done.stderr, done.stderr  # the press landed where it hung
     assert done.returncode == -signal.SIGINT, done.stderr  # ended by the KeyboardInterrupt, as Ctrl-C should
+
+
+#: The main thread asleep in select() (no timers: no timeout), SIGINT caught on another thread.
+ASLEEP = textwrap.dedent(
+    """
+    import asyncio, os, signal, threading
+    from usernet.aio.loop import UsernetSelectorEventLoop
+
+    EPOLL_WAITS = {"232", "281", "441"}  # epoll_wait, epoll_pwait, epoll_pwait2 (x86-64)
+
+    def catch_it_here():
+        main = threading.main_thread().native_id
+        while True:  # until the main thread is in the syscall it would never leave
+            with open(f"/proc/self/task/{main}/syscall") as state:
+                if state.read().split()[0] in EPOLL_WAITS:
+                    break
+        os.write(2, b"main asleep in epoll_wait\\n")
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # the C handler runs on this thread
+
+    async def main():
+        threading.Thread(target=catch_it_here, daemon=True).start()
+        await asyncio.Event().wait()
+
+    with asyncio.Runner(loop_factory=UsernetSelectorEventLoop) as runner:
+        runner.run(main())
+    """
+)
+
+
+def test_a_ctrl_c_another_thread_catches_wakes_the_loop() -> None:
+    done = _run(ASLEEP, "a Ctrl-C caught on another thread")
+    assert "main asleep in epoll_wait" in done.stderr, done.stderr
+    assert done.returncode == -signal.SIGINT, done.stderr
+
+
+def _run(program: str, what: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
+    try:
+        return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the program hung after {what}: {exc.stderr!r}")
 
 
 def test_a_press_in_the_loops_machinery_waits_for_the_next_turn_and_one_in_the_program_acts_at_once() -> None:

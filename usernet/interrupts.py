@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["between_callbacks", "held", "in_machinery"]
+__all__ = ["between_callbacks", "held", "in_machinery", "waking"]
 
 Handler = Callable[[int, FrameType | None], Any]
 
@@ -113,6 +113,33 @@ def between_callbacks(call_soon_threadsafe: Callable[[Callable[[], None]], objec
         left, waiting[0] = waiting[0], 0  # the callbacks still queued find none waiting
         for _ in range(left):
             original(signal.SIGINT, None)
+
+
+@contextlib.contextmanager
+def waking(fd: int, kept: Callable[[], bool]) -> Iterator[None]:
+    """While the block runs (on the main thread), a signal caught on any thread writes to `fd`, the
+    loop's self-pipe, so a loop asleep in select() wakes and its thread runs the Python handler.
+
+    The kernel may hand a process-directed SIGINT to any thread that does not block it (the
+    control server's, in accept()). Python handlers run on the main thread only, and nothing
+    else wakes one asleep in select() without a timeout: the press was never acted on, and
+    the program never ended. Another wakeup fd (one asyncio's own signal handlers set) is left
+    alone; ours is taken back at the end unless `kept()` (the loop has signal handlers of its
+    own, which live on after the block).
+    """
+    if fd < 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    if previous not in (-1, fd):
+        signal.set_wakeup_fd(previous)  # someone else's: it wakes a loop already
+    try:
+        yield
+    finally:
+        if previous == -1 and not kept():
+            current = signal.set_wakeup_fd(-1)
+            if current != fd:
+                signal.set_wakeup_fd(current)  # replaced meanwhile: not ours to take
 
 
 @contextlib.contextmanager

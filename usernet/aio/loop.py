@@ -150,17 +150,27 @@ class UsernetLoopMixin(_LoopBase):
         return self._usernet_exit.enter_context(open_host(self.usernet_config, clock=self.time))
 
     def run_forever(self) -> None:
-        """The base loop's, with a Ctrl-C that lands in the loop's machinery acted on between callbacks.
+        """The base loop's, with a Ctrl-C that lands in the loop's machinery acted on between callbacks,
+        and one another thread caught waking the loop.
 
         Raised there, asyncio.Runner's second-press KeyboardInterrupt can lose the main
-        task's wakeup, and the Runner's clean-up then waits for that task for ever (see
+        task's wakeup, and the Runner's clean-up then waits for that task for ever; caught
+        on another thread, a press left the loop asleep in select() for ever (see
         usernet.interrupts).
         """
         if self.is_running():
             super().run_forever()  # refuses, as the base loop does
             return
-        with interrupts.between_callbacks(self.call_soon_threadsafe):
+        # The selector loop's self-pipe (uvloop wakes itself): a signal another thread caught wakes it.
+        pipe = getattr(self, "_csock", None)
+        fd = pipe.fileno() if isinstance(pipe, socket.socket) else -1
+        waking = interrupts.waking(fd, self._usernet_signal_handlers)
+        with waking, interrupts.between_callbacks(self.call_soon_threadsafe):
             super().run_forever()
+
+    def _usernet_signal_handlers(self) -> bool:
+        """Whether the program gave the loop signal handlers (add_signal_handler): they need the wakeup fd."""
+        return bool(getattr(self, "_signal_handlers", None))
 
     def close(self) -> None:
         with interrupts.held():  # half a close would leave the link (and a sandbox) to nobody
