@@ -15,7 +15,7 @@ import pytest
 from tests.link.test_udp import free_ports
 from tests.stack.test_dhcp import MAC, OFFERED, SERVER, bound, reply
 from usernet.drivers.config import UsernetConfig, add_arguments
-from usernet.drivers.dhcp import DhcpAgent, DhcpTimeout, acquire
+from usernet.drivers.dhcp import DhcpAgent, DhcpTimeout, acquire, lease_mtu
 from usernet.drivers.host import Host, offload_options
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
@@ -30,10 +30,12 @@ from usernet.wire import (
     ARP_REPLY,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
+    IPPROTO_TCP,
     emit_arp,
     emit_ethernet,
     parse_ethernet,
     parse_ipv4,
+    parse_tcp,
     parse_udp,
 )
 from usernet.wire.dhcp import (
@@ -43,6 +45,7 @@ from usernet.wire.dhcp import (
     NAK,
     OFFER,
     OPT_DNS,
+    OPT_MTU,
     OPT_ROUTER,
     RELEASE,
     REQUEST,
@@ -56,15 +59,17 @@ MOVED = bytes([192, 0, 2, 60])  # the address of the next lease
 
 
 def leased_host(client: DhcpClient) -> tuple[Host, DhcpAgent, VirtualClock, MemoryWire]:
-    """A Host on one end of a wire, with the interface built from the client's lease and its agent."""
+    """A Host on one end of a wire, with the interface built from the client's lease and its agent
+    (the lease's MTU too, as `--dhcp` builds it)."""
     clock = VirtualClock()
     wire = MemoryWire(clock)
     link = wire.a
     lease = client.lease
     assert lease is not None
     config = InterfaceConfig(
-        mac=MAC, addresses=((lease.address, lease.prefix),), gateway=lease.router, **offload_options(link)
-    )
+        mac=MAC, addresses=((lease.address, lease.prefix),), gateway=lease.router, mtu=lease_mtu(lease, link.mtu),
+        **offload_options(link),
+    )  # fmt: skip
     host = Host(link, Interface(config))
     agent = DhcpAgent(client, host, ANNOUNCED.append)
     host.agents.append(agent)
@@ -151,7 +156,7 @@ def test_silence_until_the_lease_ends_gives_the_address_up_and_a_new_lease_is_ta
     assert host.iface.local_addresses == frozenset({MOVED}) and host.dns_servers == ("192.0.2.53", "192.0.2.1")
     assert (
         ANNOUNCED[-1]
-        == "DHCP: 192.0.2.60/24 from 192.0.2.1, gateway 192.0.2.1, DNS 192.0.2.53, 192.0.2.1, MTU 1500, lease 120 s"
+        == "DHCP: 192.0.2.60/24 from 192.0.2.1, gateway 192.0.2.1, DNS 192.0.2.53, 192.0.2.1, MTU 1400, lease 120 s"
     )
     route = host.iface.route_to(bytes([198, 51, 100, 1]))
     assert route is not None and (route.source, route.next_hop) == (MOVED, SERVER), "through the lease's router"
@@ -171,6 +176,76 @@ def test_a_renewal_that_names_other_dns_servers_and_router_puts_them_on_the_inte
     assert host.dns_servers == ("192.0.2.99",), "the resolver asks the servers the renewed lease names"
     route = host.iface.route_to(bytes([198, 51, 100, 1]))
     assert route is not None and route.next_hop == router, "through the renewed lease's router"
+
+
+def _renewed_with(host: Host, clock: VirtualClock, wire: MemoryWire, client: DhcpClient, mtu: int | None) -> None:
+    """Run to the renewal and answer it with an ACK whose MTU option says `mtu` (None: no option)."""
+    run_until(host, clock, lambda: client.state is DhcpState.RENEWING)
+    ack = parse_dhcp(reply(DhcpMessage(BOOTREQUEST, client.xid, MAC), ACK, lease=120, t1=10, t2=100))
+    options = {k: v for k, v in ack.options.items() if k != OPT_MTU}
+    if mtu is not None:
+        options[OPT_MTU] = mtu.to_bytes(2, "big")
+    server_sends(wire, emit_dhcp(dataclasses.replace(ack, options=options)))
+    host.pump(clock())
+    assert client.state is DhcpState.BOUND
+
+
+FAR = bytes([198, 51, 100, 1])
+
+
+def _syn_mss(host: Host, clock: VirtualClock, wire: MemoryWire) -> int | None:
+    """The MSS option of the SYN the host sends through the server (ARP answered for it)."""
+    host.flush(clock())
+    wire.b.receive()  # the ARP request the SYN waits on
+    answer = bytearray(14 + 28)
+    emit_ethernet(answer, 0, MAC, SERVER_MAC, ETHERTYPE_ARP)
+    emit_arp(answer, 14, ARP_REPLY, SERVER_MAC, SERVER, MAC, OFFERED)
+    wire.b.send(answer)
+    host.pump(clock())
+    host.flush(clock())
+    for frame in wire.b.receive():
+        eth = parse_ethernet(frame)
+        if eth.ethertype == ETHERTYPE_IPV4:
+            ip = parse_ipv4(eth.payload)
+            if ip.protocol == IPPROTO_TCP:
+                return parse_tcp(ip.payload, ip.src, ip.dst).mss
+    return None
+
+
+def test_a_renewal_with_another_mtu_sizes_the_routes_and_mss_of_new_connections() -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, _agent, clock, wire = leased_host(client)
+    assert host.iface.mtu == 1400, "the first lease's MTU"
+    ANNOUNCED.clear()
+    _renewed_with(host, clock, wire, client, 1300)
+    route = host.iface.route_to(FAR)
+    assert host.iface.mtu == 1300 and route is not None and (route.mtu, route.mss) == (1300, 1260)
+    assert ANNOUNCED[-1].endswith("MTU 1300, lease 120 s")
+    host.iface.tcp.connect((FAR, 80), clock())
+    assert _syn_mss(host, clock, wire) == 1260, "a new connection offers the new lease's MSS"
+
+
+def test_a_renewal_without_the_mtu_option_gives_the_link_mtu_back() -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, _agent, clock, wire = leased_host(client)
+    _renewed_with(host, clock, wire, client, None)
+    route = host.iface.route_to(FAR)
+    assert host.iface.mtu == host.link.mtu == 1500 and route is not None and route.mtu == 1500
+
+
+@pytest.mark.parametrize("mtu", [400, 9000])
+def test_an_mtu_option_below_576_or_above_the_link_leaves_the_link_mtu(mtu: int) -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, _agent, clock, wire = leased_host(client)
+    _renewed_with(host, clock, wire, client, mtu)
+    assert host.iface.mtu == 1500
+
+
+def test_a_lease_that_ends_gives_the_link_mtu_back() -> None:
+    client = bound(lease=120, t1=10, t2=100)
+    host, agent, clock, _wire = leased_host(client)
+    run_until(host, clock, lambda: agent.lease is None)
+    assert host.iface.mtu == 1500, "as systemd-networkd resets the MTU when the lease is lost"
 
 
 def test_a_renewal_acked_with_another_address_moves_the_interface_there() -> None:

@@ -231,14 +231,21 @@ def _bind(ffi: Any, lib: Any) -> dict[str, Callable[..., Any]]:
         return written, out[0], out[1], out[2]
 
     @binding
-    def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len: int = ETHERNET_HEADER) -> GroRead:
+    def gro_read(
+        fd: int,
+        buf: BytesLike,
+        frame_cap: int,
+        max_frames: int,
+        link_len: int = ETHERNET_HEADER,
+        merge_acks: bool = False,
+    ) -> GroRead:
         data = from_buffer(byte_array, buf, True)
         if max_frames > scratch.spans_cap:
             scratch.spans = ffi.new("int32_t[]", 2 * max_frames)
             scratch.spans_cap = max_frames
         spans = scratch.spans
         out = scratch.gro
-        count: int = c_gro_read(fd, data, len(data), frame_cap, max_frames, link_len, spans, out)
+        count: int = c_gro_read(fd, data, len(data), frame_cap, max_frames, link_len, merge_acks, spans, out)
         if count < 0:
             raise NativeError(count)
         flat = ffi.unpack(spans, 2 * count)

@@ -27,6 +27,7 @@ from usernet.wire.dns import (
     FLAG_QR,
     FLAG_TC,
     RCODE_NXDOMAIN,
+    RCODE_SERVFAIL,
     TYPE_A,
     TYPE_AAAA,
     TYPE_CNAME,
@@ -42,6 +43,7 @@ from usernet.wire.ipv6 import ALL_NODES, IPPROTO_ICMPV6, multicast_mac
 from usernet.wire.ndp import emit_router_advert
 
 T = TypeVar("T")
+EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
 SOA = Record("test", TYPE_SOA, CLASS_IN, 600, Soa("ns.test", "admin.test", 1, 3600, 600, 86400, 30))
 
 
@@ -53,12 +55,15 @@ class Zone:
     silent: int = 0  # UDP queries to ignore before answering
     wrong_id_first: bool = False
     truncate: bool = False  # answer UDP with TC and no records
+    failing: str | None = None  # names ending so get SERVFAIL
     udp_queries: int = 0
     tcp_queries: int = 0
 
     def answer(self, query: bytes) -> bytes:
         message = parse_message(query)
         question = message.questions[0]
+        if self.failing is not None and name_key(question.name).endswith(name_key(self.failing)):
+            return emit_message(Message(message.ident, FLAG_QR | RCODE_SERVFAIL, message.questions))
         name, answers = question.name, []
         for _ in range(8):  # follow CNAMEs the zone holds, as a recursive server does
             found = [r for r in self.records if name_key(r.name) == name_key(name)]
@@ -393,6 +398,47 @@ def test_a_name_without_a_dot_is_asked_with_each_search_domain_then_as_it_is(pai
     with pytest.raises(socket.gaierror) as info:
         run(pair, r.getaddrinfo("web.nowhere", 80))  # a dot: asked as it is only
     assert info.value.errno == socket.EAI_NONAME and zone.udp_queries == asked + 2
+
+
+def test_when_every_search_name_fails_a_server_failure_wins_over_nxdomain_and_each_is_named(
+    pair: Pair, zone: Zone
+) -> None:
+    zone.failing = "broken.example"
+    r = resolver(search=lambda: ["nowhere.example", "broken.example"], attempts=1)
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.getaddrinfo("nothing", 80, socket.AF_INET))
+    assert info.value.errno == socket.EAI_AGAIN, "not the last name's NXDOMAIN: the answer is unknown"
+    assert info.value.strerror == (
+        "Temporary failure in name resolution (nothing, asked through usernet, as nothing.nowhere.example: "
+        f"no such name; nothing.broken.example: temporary failure (last: {B_IP} answered with error code 2); "
+        "nothing: no such name)"
+    )
+
+
+def test_when_every_search_name_fails_a_name_without_an_address_wins(pair: Pair, zone: Zone) -> None:
+    """glibc's res_search: NODATA from any name tried before a failure, both before NXDOMAIN."""
+    zone.failing = "broken.example"
+    r = resolver(search=lambda: ["broken.example", "test", "nowhere.example"], attempts=1)
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, r.getaddrinfo("v4only", 80, socket.AF_INET6))
+    assert info.value.errno == EAI_NODATA
+    assert info.value.strerror.startswith("No address associated with hostname (v4only, asked through usernet, as ")
+    for said in ("v4only.broken.example: temporary failure", "v4only.test: no address", "v4only: no such name"):
+        assert said in info.value.strerror
+    with pytest.raises(socket.gaierror) as info:
+        run(pair, resolver(search=lambda: ["nowhere.example"]).getaddrinfo("nothing", 80))
+    assert info.value.errno == socket.EAI_NONAME and info.value.strerror == (
+        "Name or service not known (nothing, asked through usernet, as nothing.nowhere.example: no such name; "
+        "nothing: no such name)"
+    )
+
+
+def test_servers_are_asked_once_each_whatever_the_spelling_of_their_address() -> None:
+    named = ["2001:DB8:0::1", "192.0.2.1", "fe80::1%eth0", "FE80:0::1%eth0", "fe80::1%eth1", "2001:db8::1%eth0"]
+    r = Resolver(["2001:db8::1"], network=lambda: named)
+    assert r.current_servers() == ["2001:db8::1", "192.0.2.1", "fe80::1%eth0", "fe80::1%eth1"]
+    fallback = Resolver([], network=lambda: [], fallback=["2001:db8::53", "2001:0db8::0053", "192.0.2.53"])
+    assert fallback.current_servers() == ["2001:db8::53", "192.0.2.53"]
 
 
 @pytest.mark.parametrize("scope", ["global", "link-local"])  # routers often advertise a link-local server

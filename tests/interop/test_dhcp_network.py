@@ -34,7 +34,7 @@ from usernet.programs import find
 from usernet.stack.route import format_ip
 from usernet.wire import ETHERTYPE_IPV4, IPPROTO_TCP, IPPROTO_UDP, IPv4Packet, parse_ethernet, parse_ipv4, parse_udp
 from usernet.wire.dhcp import ACK, DISCOVER, NAK, OFFER, RELEASE, REQUEST, DhcpMessage, parse_dhcp
-from usernet.wire.tcp import RST, parse_tcp
+from usernet.wire.tcp import RST, SYN, parse_tcp
 
 pytestmark = pytest.mark.network
 
@@ -100,6 +100,16 @@ def dhcp_messages(capture: Path) -> list[tuple[str, str, DhcpMessage]]:
         if {udp.sport, udp.dport} == {67, 68}:
             found.append((format_ip(ip.src), format_ip(ip.dst), parse_dhcp(udp.payload)))
     return found
+
+
+def syn_mss_from(capture: Path, source: str) -> list[int | None]:
+    """The MSS option of every SYN (or SYN-ACK) from `source` in a capture usernet wrote."""
+    segments = (
+        parse_tcp(ip.payload, ip.src, ip.dst)
+        for ip in ipv4_packets(capture)
+        if ip.protocol == IPPROTO_TCP and format_ip(ip.src) == source
+    )
+    return [segment.mss for segment in segments if segment.flags & SYN]
 
 
 def tcp_from(capture: Path, source: str) -> list[int]:
@@ -201,7 +211,8 @@ def _line(stream: IO[str], pattern: re.Pattern[str]) -> re.Match[str]:
 def test_a_lease_that_moves_to_another_address_is_taken_live(tap: Sandbox, tmp_path: Path) -> None:  # noqa: F811
     """The first server goes and one with another range takes its place: the renewal at T1 gets a NAK, the
     client starts over and gets an address from the new range, without a restart. The connection on the
-    old address ends (ECONNABORTED, no RST); the listener on 0.0.0.0 accepts on the new one."""
+    old address ends (ECONNABORTED, no RST); the listener on 0.0.0.0 accepts on the new one. The new
+    server's MTU option (1400) is taken too: the connection accepted on the new address offers its MSS."""
     first = start_dnsmasq(tap, tmp_path, "192.0.2.50", "192.0.2.59")
     program = tmp_path / "echo.py"
     program.write_text(ECHO_SERVER)
@@ -218,9 +229,13 @@ def test_a_lease_that_moves_to_another_address_is_taken_live(tap: Sandbox, tmp_p
         assert proc.stdout.readline() == f"connected {old}\n"
         first.kill()  # by its PID: the one we started
         first.communicate()
-        start_dnsmasq(tap, tmp_path, "192.0.2.60", "192.0.2.69", "--dhcp-authoritative")
+        start_dnsmasq(
+            tap, tmp_path, "192.0.2.60", "192.0.2.69", "--dhcp-authoritative", "--dhcp-option=option:mtu,1400"
+        )
         _line(proc.stderr, re.compile(rf"DHCP: the lease of {re.escape(old)} ended \(lost\)"))
-        new = _line(proc.stderr, NEW_LEASE).group(1)
+        new_lease = _line(proc.stderr, NEW_LEASE)
+        new = new_lease.group(1)
+        assert ", MTU 1400, " in new_lease.string, "the new lease's MTU, not the first one's"
         assert proc.stdout.readline() == f"lost {errno.ECONNABORTED}\n"
         with _echo(tap, new, b"after") as after:
             assert proc.stdout.readline() == f"connected {new}\n"
@@ -248,3 +263,4 @@ def test_a_lease_that_moves_to_another_address_is_taken_live(tap: Sandbox, tmp_p
     assert messages[nak + 4][2].yiaddr == bytes(map(int, new.split(".")))
     assert kinds[-1] == (RELEASE, new, KERNEL_IP)
     assert not [f for f in tcp_from(capture, old) if f & RST], "nothing left from the address that went"
+    assert syn_mss_from(capture, old) == [1460] and syn_mss_from(capture, new) == [1360]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 
 from tests.stack.simpair import A_IP, B_IP, Pair, make_pair
+from usernet.stack.pmtu import LOWERED_LIMIT, PathMtuCache
+from usernet.stack.stats import Stats
 from usernet.wire import (
     ETHERTYPE_IPV4,
     IPPROTO_TCP,
@@ -107,3 +109,21 @@ def test_tcp_resegments_at_the_new_mss_and_only_for_a_sequence_in_flight() -> No
     assert server is not None and server.receive(10_000) == bytes(6000)
     # A new connection to the same destination starts from the lowered path MTU.
     assert pair.a.iface.route_to(B_IP).mss == 1240  # type: ignore[union-attr]  # B is on-link
+
+
+def test_lowered_destinations_are_bounded_the_oldest_aging_out_early() -> None:
+    # Forged errors quoting datagrams to ever-new destinations must not grow the cache.
+    stats = Stats()
+    cache = PathMtuCache(1500, 600.0, 552, stats)
+    held = [cache.entry(i.to_bytes(4, "big")) for i in range(LOWERED_LIMIT + 2)]  # routes hold them
+    for i in range(LOWERED_LIMIT + 2):
+        assert cache.lower(i.to_bytes(4, "big"), 1280, float(i))
+    assert stats.pmtu_evicted == 2
+    assert [e.mtu for e in held[:3]] == [1500, 1500, 1280]  # the two oldest back at the link's MTU
+    assert held[-1].mtu == 1280
+    assert cache.lower((0).to_bytes(4, "big"), 1200, 9e3)  # lowered again: it is new, one more goes
+    assert stats.pmtu_evicted == 3 and held[2].mtu == 1500
+    assert cache.lower((5).to_bytes(4, "big"), 1000, 9e3)  # one already kept: nothing evicted
+    assert stats.pmtu_evicted == 3
+    cache.poll(1e9)
+    assert cache.next_deadline() is None and all(e.mtu == 1500 for e in held)

@@ -132,6 +132,6 @@ int32_t un_build_udp(uint8_t *buf, size_t buf_len, const uint8_t *link, size_t l
 /* offload.c: software GSO and GRO, on frames with a `link_len` header as above. */
 int32_t un_gso_write(int fd, const uint8_t *frame, size_t len, uint32_t gso_size, uint32_t link_len, int64_t *out);
 int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames, uint32_t link_len,
-                    int32_t *spans, int64_t *out);
+                    uint32_t merge_acks, int32_t *spans, int64_t *out);
 
 #endif

@@ -153,20 +153,23 @@ static size_t ip_end(const uint8_t *f, size_t l, size_t iphl)
     return iphl == 20 ? l + be16(f + l + 2) : l + 40 + be16(f + l + 4);
 }
 
-/* The IP header length of a frame GRO may join with its neighbours, its payload bytes in
- * *payload; 0 if it may not: only a 20-byte IPv4 header or an IPv6 one whose next header
- * is TCP, no fragment, a TCP data segment with only ACK (or ACK and PSH) set. */
-static size_t gro_header(const uint8_t *f, size_t n, size_t l, size_t *payload)
+/* The IP header length of a TCP frame GRO or ACK merging may take, 0 if it may not: only a
+ * 20-byte IPv4 header or an IPv6 one whose next header is TCP, no fragment, no reserved
+ * bits, both checksums valid (a merged frame gets fresh ones, so a corrupt segment must
+ * never be part of one nor be hidden behind one); and either (`pure_ack`) no payload and
+ * only ACK set, or a payload and only ACK (or ACK and PSH) set. */
+static size_t tcp_frame(const uint8_t *f, size_t n, size_t l, int pure_ack)
 {
     int version = ip_version(f, n, l);
     const uint8_t *ip = f + l;
     size_t iphl;
+    size_t least = pure_ack ? 20 : 21;
     if (version == 4) {
-        if (n < l + 41 || ip[0] != 0x45 || ip[9] != 6 || (be16(ip + 6) & 0x3fff))
+        if (n < l + 20 + least || ip[0] != 0x45 || ip[9] != 6 || (be16(ip + 6) & 0x3fff))
             return 0;
         iphl = 20;
     } else if (version == 6) {
-        if (n < l + 61 || ip[6] != 6)
+        if (n < l + 40 + least || ip[6] != 6)
             return 0;
         iphl = 40;
     } else
@@ -174,11 +177,21 @@ static size_t gro_header(const uint8_t *f, size_t n, size_t l, size_t *payload)
     size_t end = ip_end(f, l, iphl);
     const uint8_t *tcp = ip + iphl;
     size_t thl = (size_t)(tcp[12] >> 4) * 4;
-    if (end > n || thl < 20 || l + iphl + thl >= end || (tcp[12] & 0x0f)
-        || (tcp[13] != TCP_ACK && tcp[13] != (TCP_ACK | TCP_PSH)) || (iphl == 20 && un_sum16(ip, 20, 0) != 0xffff)
+    int shape = pure_ack ? l + iphl + thl == end && tcp[13] == TCP_ACK
+                         : l + iphl + thl < end && (tcp[13] == TCP_ACK || tcp[13] == (TCP_ACK | TCP_PSH));
+    if (end > n || thl < 20 || !shape || (tcp[12] & 0x0f) || (iphl == 20 && un_sum16(ip, 20, 0) != 0xffff)
         || un_sum16(tcp, end - l - iphl, tcp_pseudo(ip, iphl == 40, end - l - iphl)) != 0xffff)
         return 0;
-    *payload = end - l - iphl - thl;
+    return iphl;
+}
+
+/* The IP header length of a frame GRO may join with its neighbours, its payload bytes in
+ * *payload; 0 if it may not (see tcp_frame). */
+static size_t gro_header(const uint8_t *f, size_t n, size_t l, size_t *payload)
+{
+    size_t iphl = tcp_frame(f, n, l, 0);
+    if (iphl)
+        *payload = ip_end(f, l, iphl) - l - iphl - (size_t)(f[l + iphl + 12] >> 4) * 4;
     return iphl;
 }
 
@@ -215,10 +228,78 @@ static void gro_close(uint8_t *a, size_t length, size_t l, size_t iphl)
     put16(tcp + 16, ~un_sum16(tcp, tcp_len, tcp_pseudo(ip, iphl == 40, tcp_len)) & 0xffff);
 }
 
+/* ACK merging, with `merge_acks`: a pure ACK that follows one of the same flow in the
+ * batch and moves the cumulative ACK forward stands for it, as a stretch ACK would.  A bulk
+ * sender reads ~57 pure ACKs per batch at MTU 1500, each of which would cost the stack a
+ * Python ACK path; after merging it sees two per run: the first, kept whole because the
+ * stack may hold SND.UNA at its ACK already (then it is a duplicate), and the newest.  A
+ * frame is only ever replaced by a later one that advanced past it, so what fast
+ * retransmit counts is kept: a duplicate ACK (the same ACK again) starts a run of its own,
+ * and an ACK with SACK blocks, data, any flag but ACK or any option but NOP and the
+ * timestamp is never merged.  The newest carries the newest window and timestamps, and the
+ * bytes it acknowledges are the sum of those it stands for (its ACK is cumulative). */
+
+#define TCP_OPT_EOL 0
+#define TCP_OPT_NOP 1
+#define TCP_OPT_TS 8
+
+/* The IP header length of a pure ACK merging may take (see tcp_frame), the offset of its
+ * timestamp option in its TCP header in *ts (0: none); 0 if it is not one or has an option
+ * other than NOP, EOL and one timestamp. */
+static size_t ack_header(const uint8_t *f, size_t n, size_t l, size_t *ts)
+{
+    size_t iphl = tcp_frame(f, n, l, 1);
+    if (!iphl)
+        return 0;
+    const uint8_t *tcp = f + l + iphl;
+    size_t thl = (size_t)(tcp[12] >> 4) * 4;
+    *ts = 0;
+    for (size_t i = 20; i < thl && tcp[i] != TCP_OPT_EOL;) {
+        if (tcp[i] == TCP_OPT_NOP) {
+            i++;
+            continue;
+        }
+        if (tcp[i] != TCP_OPT_TS || *ts || i + 10 > thl || tcp[i + 1] != 10)
+            return 0;
+        *ts = i;
+        i += 10;
+    }
+    return iphl;
+}
+
+/* Whether seq-space a is after b (`strict`) or not before it. */
+static int seq_after(uint32_t a, uint32_t b, int strict)
+{
+    int32_t d = (int32_t)(a - b);
+    return strict ? d > 0 : d >= 0;
+}
+
+/* May pure ACK f (an ack_header frame, timestamp at `ts`) stand for pure ACK a, as long an IP
+ * header, that came just before it?  The same link and IP header but for identification
+ * and checksum, the same ports, sequence number, header length, flags, urgent pointer and
+ * options but for the timestamp's values; an ACK that advances; a timestamp and an echo no
+ * older. */
+static int ack_follows(const uint8_t *a, const uint8_t *f, size_t l, size_t iphl, size_t ts)
+{
+    const uint8_t *ta = a + l + iphl, *tf = f + l + iphl;
+    size_t thl = (size_t)(tf[12] >> 4) * 4;
+    int same_ip = iphl == 20 ? memcmp(a, f, l + 4) == 0 && memcmp(a + l + 6, f + l + 6, 4) == 0
+                                   && memcmp(a + l + 12, f + l + 12, 8) == 0
+                             : memcmp(a, f, l + 40) == 0;
+    if (!same_ip || memcmp(ta, tf, 8) != 0 || memcmp(ta + 12, tf + 12, 2) != 0 || memcmp(ta + 18, tf + 18, 2) != 0
+        || !seq_after(be32(tf + 8), be32(ta + 8), 1))
+        return 0;
+    if (!ts)
+        return memcmp(ta + 20, tf + 20, thl - 20) == 0;
+    return memcmp(ta + 20, tf + 20, ts + 2 - 20) == 0 && memcmp(ta + ts + 10, tf + ts + 10, thl - ts - 10) == 0
+           && seq_after(be32(tf + ts + 2), be32(ta + ts + 2), 0) && seq_after(be32(tf + ts + 6), be32(ta + ts + 6), 0);
+}
+
 /* Returns the frames in buf, their (offset, length) pairs in spans[]; out[]: frames read,
- * frames joined onto another, errno of a read that failed with other than EAGAIN (or 0). */
+ * frames joined onto another, errno of a read that failed with other than EAGAIN (or 0).
+ * The pure ACKs merged away are the frames read that are neither handed out nor joined. */
 int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, uint32_t max_frames, uint32_t link_len,
-                    int32_t *spans, int64_t *out)
+                    uint32_t merge_acks, int32_t *spans, int64_t *out)
 {
     out[0] = out[1] = out[2] = 0;
     if (frame_cap < 60 || buf_len < (size_t)frame_cap * max_frames)
@@ -227,6 +308,10 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
     size_t used = 0, lo = 0, length = 0, payload = 0, lo_iphl = 0;
     size_t l = link_len;
     int absorbed = 0;
+    /* the last frame as a pure ACK: 0 it is none, 1 one, 2 one that advanced past the one before
+     * it (and so may itself be stood for); its IP header's length */
+    int last_ack = 0;
+    size_t last_ack_iphl = 0;
     for (uint32_t i = 0; i < max_frames; i++) {
         ssize_t got;
         do
@@ -260,6 +345,8 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
             used = lo + length;
             continue;
         }
+        size_t ts = 0, ack_iphl = merge_acks ? ack_header(f, n, l, &ts) : 0;
+        int follows = ack_iphl && last_ack && ack_iphl == last_ack_iphl && ack_follows(buf + lo, f, l, ack_iphl, ts);
         if (absorbed)
             gro_close(buf + lo, length, l, lo_iphl);
         lo = used;
@@ -267,10 +354,17 @@ int32_t un_gro_read(int fd, uint8_t *buf, size_t buf_len, uint32_t frame_cap, ui
         payload = more;
         lo_iphl = iphl;
         absorbed = 0;
+        used += n;
+        last_ack_iphl = ack_iphl;
+        if (follows && last_ack == 2) {
+            spans[2 * count - 2] = (int32_t)lo;
+            spans[2 * count - 1] = (int32_t)length;
+            continue;
+        }
+        last_ack = !ack_iphl ? 0 : follows ? 2 : 1;
         spans[2 * count] = (int32_t)lo;
         spans[2 * count + 1] = (int32_t)length;
         count++;
-        used += n;
     }
     if (absorbed)
         gro_close(buf + lo, length, l, lo_iphl);

@@ -137,6 +137,7 @@ _TCP_HEADER = struct.Struct("!HHIIBBHHH")
 _UDP_HEADER = struct.Struct("!HHHH")
 _TWO_WORDS = struct.Struct("!II")
 _CSUM_FIELD = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 _FIN_PSH = 0x09
 
 
@@ -610,42 +611,58 @@ def _ip_end(f: memoryview, link: int, iphl: int) -> int:
     return link + 40 + ((f[link + 4] << 8) | f[link + 5])
 
 
-def _gro_header(f: memoryview, link: int) -> tuple[int, int]:
-    """(IP header length, payload bytes) of a frame software GRO may join with its neighbours, else (0, 0).
+def _tcp_frame(f: memoryview, link: int, pure_ack: bool) -> int:
+    """The IP header length of a TCP frame GRO or ACK merging may take, 0 if it may not.
 
-    That is a TCP data segment over a 20-byte IPv4 header or an IPv6 one whose next header
-    is TCP, not a fragment, with only ACK (or ACK and PSH) set, whose checksums are valid:
-    the merged frame gets fresh checksums, so a corrupt segment must never be part of one.
-    Anything else passes through untouched for the stack to classify and count. `link`:
-    the link header's length.
+    That is a TCP segment over a 20-byte IPv4 header or an IPv6 one whose next header is
+    TCP, not a fragment, no reserved bits, whose checksums are valid (a merged frame gets
+    fresh checksums, so a corrupt segment must never be part of one nor hidden behind
+    one); and either (`pure_ack`) without payload and with only ACK set, or with a payload
+    and only ACK (or ACK and PSH) set. `link`: the link header's length.
     """
     n = len(f)
     version = _ip_version(f, link)
     ip = link
+    least = 20 if pure_ack else 21
     if version == 4:
-        if n < link + 41 or f[ip] != 0x45 or f[ip + 9] != 6 or ((f[ip + 6] << 8) | f[ip + 7]) & 0x3FFF:
-            return 0, 0
+        if n < link + 20 + least or f[ip] != 0x45 or f[ip + 9] != 6 or ((f[ip + 6] << 8) | f[ip + 7]) & 0x3FFF:
+            return 0
         iphl = 20
     elif version == 6:
-        if n < link + 61 or f[ip + 6] != 6:
-            return 0, 0
+        if n < link + 40 + least or f[ip + 6] != 6:
+            return 0
         iphl = 40
     else:
-        return 0, 0
+        return 0
     end = _ip_end(f, link, iphl)
     tcp = ip + iphl
     thl = (f[tcp + 12] >> 4) * 4
+    if pure_ack:
+        shape = tcp + thl == end and f[tcp + 13] == _TCP_ACK
+    else:
+        shape = tcp + thl < end and f[tcp + 13] in (_TCP_ACK, _TCP_ACK_PSH)
     if (
         end > n
         or thl < 20
-        or tcp + thl >= end
+        or not shape
         or f[tcp + 12] & 0x0F
-        or f[tcp + 13] not in (_TCP_ACK, _TCP_ACK_PSH)
         or (iphl == 20 and sum16(f[ip:tcp]) != 0xFFFF)
         or sum16(f[tcp:end], _tcp_pseudo(f, ip, iphl == 40, end - tcp)) != 0xFFFF
     ):
+        return 0
+    return iphl
+
+
+def _gro_header(f: memoryview, link: int) -> tuple[int, int]:
+    """(IP header length, payload bytes) of a frame software GRO may join with its neighbours, else (0, 0).
+
+    See _tcp_frame: anything it refuses passes through untouched for the stack to
+    classify and count.
+    """
+    iphl = _tcp_frame(f, link, False)
+    if not iphl:
         return 0, 0
-    return iphl, end - tcp - thl
+    return iphl, _ip_end(f, link, iphl) - link - iphl - (f[link + iphl + 12] >> 4) * 4
 
 
 def _gro_joins(buf: memoryview, lo: int, length: int, payload: int, f: memoryview, link: int, iphl: int) -> bool:
@@ -696,10 +713,90 @@ def _gro_close(buf: memoryview, lo: int, length: int, link: int, iphl: int) -> N
     _CSUM_FIELD.pack_into(buf, tcp + 16, ~sum16(buf[tcp : lo + length], pseudo) & 0xFFFF)
 
 
+_TCP_OPT_EOL = 0
+_TCP_OPT_NOP = 1
+_TCP_OPT_TS = 8
+
+
+def _ack_header(f: memoryview, link: int) -> tuple[int, int]:
+    """(IP header length, offset of the timestamp option in the TCP header or 0) of a pure
+    ACK that ACK merging may take, else (0, 0).
+
+    See _tcp_frame; its options must be only NOP, EOL and one timestamp. An ACK with SACK
+    blocks, ECE or CWR, a window probe's byte: none of them is ever merged (see gro_read).
+    """
+    iphl = _tcp_frame(f, link, True)
+    if not iphl:
+        return 0, 0
+    tcp = link + iphl
+    thl = (f[tcp + 12] >> 4) * 4
+    ts = 0
+    i = 20
+    while i < thl and f[tcp + i] != _TCP_OPT_EOL:
+        if f[tcp + i] == _TCP_OPT_NOP:
+            i += 1
+            continue
+        if f[tcp + i] != _TCP_OPT_TS or ts or i + 10 > thl or f[tcp + i + 1] != 10:
+            return 0, 0
+        ts = i
+        i += 10
+    return iphl, ts
+
+
+def _seq_after(a: int, b: int, strict: bool) -> bool:
+    """Whether 32-bit sequence-space `a` is after `b` (`strict`) or not before it."""
+    d = (a - b) & 0xFFFFFFFF
+    return (d > 0 or not strict) and d < 0x80000000
+
+
+def _ack_follows(a: memoryview, f: memoryview, link: int, iphl: int, ts: int) -> bool:
+    """May pure ACK `f` (an _ack_header frame, timestamp at `ts`) stand for pure ACK `a` just before it?
+
+    The same link and IP header but for identification and checksum; the same ports,
+    sequence number, header length, flags, urgent pointer and options but for the
+    timestamp's values; an ACK that advances; a timestamp and an echo no older.
+    """
+    tcp = link + iphl
+    thl = (f[tcp + 12] >> 4) * 4
+    if iphl == 20:
+        same_ip = (
+            a[0 : link + 4] == f[0 : link + 4]
+            and a[link + 6 : link + 10] == f[link + 6 : link + 10]
+            and a[link + 12 : link + 20] == f[link + 12 : link + 20]
+        )
+    else:
+        same_ip = a[0 : link + 40] == f[0 : link + 40]
+    word = _U32.unpack_from
+    if not (
+        same_ip
+        and a[tcp : tcp + 8] == f[tcp : tcp + 8]
+        and a[tcp + 12 : tcp + 14] == f[tcp + 12 : tcp + 14]
+        and a[tcp + 18 : tcp + 20] == f[tcp + 18 : tcp + 20]
+        and _seq_after(word(f, tcp + 8)[0], word(a, tcp + 8)[0], True)
+    ):
+        return False
+    if not ts:
+        return a[tcp + 20 : tcp + thl] == f[tcp + 20 : tcp + thl]
+    t = tcp + ts
+    return (
+        a[tcp + 20 : t + 2] == f[tcp + 20 : t + 2]
+        and a[t + 10 : tcp + thl] == f[t + 10 : tcp + thl]
+        and _seq_after(word(f, t + 2)[0], word(a, t + 2)[0], False)
+        and _seq_after(word(f, t + 6)[0], word(a, t + 6)[0], False)
+    )
+
+
 GroRead = tuple[list[tuple[int, int]], int, int, int]
 
 
-def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len: int = ETHERNET_HEADER) -> GroRead:
+def gro_read(
+    fd: int,
+    buf: BytesLike,
+    frame_cap: int,
+    max_frames: int,
+    link_len: int = ETHERNET_HEADER,
+    merge_acks: bool = False,
+) -> GroRead:
     """Software GRO: read up to `max_frames` frames from `fd` into `buf`, joining in-order segments.
 
     Each frame is read right behind the previous one. A TCP segment that continues the
@@ -708,6 +805,14 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
     hands Linux. Returns ([(offset, length) of each frame in buf], frames read, frames
     joined onto another, errno of a read that failed with other than EAGAIN or 0).
     `link_len`: the link header in front of each IP header, 14 (Ethernet) or 0 (bare IP).
+
+    With `merge_acks`, a pure ACK that follows one of the same flow and advances the
+    cumulative ACK (see _ack_follows) stands for it, as a stretch ACK would: of a run of
+    such ACKs the stack gets the first, kept whole because SND.UNA may already be at its
+    ACK (it may be a duplicate), and the newest. A frame is only ever replaced by a later
+    one that advanced past it, so every duplicate ACK (the same ACK again) starts a run of
+    its own and fast retransmit counts what it would have counted. The ACKs merged away
+    are the frames read that are neither in the spans nor joined.
     """
     _uint(frame_cap, 32)
     _uint(max_frames, 32)
@@ -720,6 +825,8 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
     # the last frame: where, how long, its payload if it may be extended, its IP header's length
     lo = length = payload = lo_iphl = 0
     absorbed = False
+    # the last frame as a pure ACK: 0 none, 1 one, 2 one that advanced past the one before it; its IP header's length
+    last_ack = last_ack_iphl = 0
     for _ in range(max_frames):
         try:
             n = os.readv(fd, [out[used : used + frame_cap]])
@@ -748,11 +855,20 @@ def gro_read(fd: int, buf: BytesLike, frame_cap: int, max_frames: int, link_len:
             spans[-1] = (lo, length)
             used = lo + length
             continue
+        ack_iphl, ts = _ack_header(f, link) if merge_acks else (0, 0)
+        follows = bool(ack_iphl and last_ack and ack_iphl == last_ack_iphl) and _ack_follows(
+            out[lo : lo + length], f, link, ack_iphl, ts
+        )
         if absorbed:
             _gro_close(out, lo, length, link, lo_iphl)
         lo, length, payload, lo_iphl, absorbed = used, n, more, iphl, False
-        spans.append((lo, length))
         used += n
+        last_ack_iphl = ack_iphl
+        if follows and last_ack == 2:
+            spans[-1] = (lo, length)
+            continue
+        last_ack = 0 if not ack_iphl else 2 if follows else 1
+        spans.append((lo, length))
     if absorbed:
         _gro_close(out, lo, length, link, lo_iphl)
     return spans, read, joined, error

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Callable
 
-from usernet.aio.addresses import name, pack, pack_local
+from usernet.aio.addresses import SockAddr, name, pack, pack_local
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, UsernetTransport
+from usernet.stack.udp import Address as StackAddress
 from usernet.stack.udp import UdpSocket
+
+#: How many peers' names a transport remembers (see DatagramTransport._names); past that it starts over.
+NAME_CACHE = 256
+_get_ident = threading.get_ident
 
 __all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option"]
 
@@ -40,9 +46,15 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
     always 0) and leave with the loop iteration's flush. Datagrams are handed to
     `datagram_received` in arrival order, all those waiting at once; ICMP errors that a
     connected endpoint provokes come to `error_received`, as do OSErrors of `sendto`.
+
+    A server mostly answers the peers it hears from, so the transport keeps, per peer,
+    the stdlib name it handed to `datagram_received` and the stack address behind it
+    (`_names`, `_peers`): the reply's `sendto(data, addr)` finds the stack address of
+    that very tuple without parsing it, and the next datagram from the peer reuses the
+    name. Both are bounded by NAME_CACHE.
     """
 
-    __slots__ = ("_address",)
+    __slots__ = ("_address", "_names", "_peers")
 
     _sock_type = socket.SOCK_DGRAM
     _sock: UdpSocket
@@ -59,26 +71,51 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
     ) -> None:
         super().__init__(loop, driver, sock, protocol, waiter, None, kernel_sock)
         self._address = address
+        self._names: dict[StackAddress, SockAddr] = {}  # stack address → the name programs see
+        self._peers: dict[object, StackAddress] = {}  # a name programs gave or were given → stack address
 
     def get_write_buffer_size(self) -> int:
         return 0
 
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None) -> None:  # type: ignore[override]  # IPv4 only
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         driver = self._driver
-        driver.check_thread()
+        if _get_ident() != driver.thread:
+            driver.check_thread()  # raises, saying what to do instead
         if self._address is not None and addr not in (None, self._address):
             raise ValueError(f"Invalid address: must be None or {self._address}")
         if self._closing:
             return  # like asyncio's transports: writes after close are dropped
         try:
-            remote = None if addr is None or self._address is not None else (pack(addr[0]), addr[1])
-            self._sock.sendto(data, remote, self._loop.time())
+            if addr is None or self._address is not None:
+                remote = None
+            else:
+                remote = self._peers.get(addr) if type(addr) is tuple else None
+                if remote is None:
+                    remote = (pack(addr[0]), addr[1])
+                    if type(addr) is tuple:
+                        self._remember(remote, addr, named=False)
+            # A reply from a pump's callback is stamped with the pump's time (see Driver).
+            now = driver.pump_time
+            self._sock.sendto(data, remote, self._loop.time() if now is None else now)
         except OSError as exc:
             self._protocol.error_received(exc)  # type: ignore[attr-defined]  # a DatagramProtocol's
             return
-        driver.request_flush()
+        if not driver.flush_pending:
+            driver.request_flush()
+
+    def _remember(self, remote: StackAddress, addr: SockAddr, *, named: bool) -> None:
+        """Keep the pairing of a stack address and a name for it (bounded: past NAME_CACHE
+        peers both tables start over). Only a name the transport made (`named`) is handed
+        to `datagram_received` later: one a program gave may be a host name or a short
+        IPv6 tuple, which a kernel socket would not report."""
+        if len(self._peers) >= NAME_CACHE:
+            self._peers.clear()
+            self._names.clear()
+        self._peers[addr] = remote
+        if named:
+            self._names[remote] = addr
 
     def _stack_ready(self) -> None:
         if not self._started:
@@ -86,9 +123,14 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         sock = self._sock
         protocol = self._protocol
         queue = sock.queue
+        names = self._names
         while queue and not self._closing:
             data, source = queue.popleft()
-            protocol.datagram_received(data, name(source))  # type: ignore[attr-defined]  # a DatagramProtocol's
+            peer = names.get(source)
+            if peer is None:
+                peer = name(source)
+                self._remember(source, peer, named=True)
+            protocol.datagram_received(data, peer)  # type: ignore[attr-defined]  # a DatagramProtocol's
         errors = sock.errors
         while errors and not self._closing:
             protocol.error_received(errors.popleft())  # type: ignore[attr-defined]  # a DatagramProtocol's

@@ -29,7 +29,15 @@ whenever the network names no server (see `Resolver.active`).
 Search domains come from router advertisements too (RFC 8106 DNSSL, within their
 lifetime): a name without a dot that /etc/hosts does not know is asked with each domain
 appended, in order, then as it is — glibc's order for a name with fewer dots than its
-`ndots` (1). A name with a dot is asked as it is only.
+`ndots` (1). A name with a dot is asked as it is only. When no name tried has an
+address, the error is chosen as glibc's res_search chooses it: "no address" (EAI_NODATA)
+if some name tried exists, else the first temporary failure (a server that failed or
+did not answer: EAI_AGAIN, for the answer is unknown), and "not known" (EAI_NONAME) only
+when every name tried is unknown; its message says what each name tried gave.
+
+Servers are compared as addresses, not as spellings: `2001:db8::1` and `2001:DB8:0::1`
+are one server, asked once, while `fe80::1%eth0` and `fe80::1%eth1` (a link-local
+address is one per link) are two.
 """
 
 from __future__ import annotations
@@ -198,13 +206,73 @@ def _read(path: str) -> str:
         return ""
 
 
+_MESSAGES = {
+    socket.EAI_NONAME: "Name or service not known",
+    _EAI_NODATA: "No address associated with hostname",
+    socket.EAI_AGAIN: "Temporary failure in name resolution",
+}
+
+
+class _LookupFailed(socket.gaierror):
+    """A socket.gaierror that keeps its reason apart, for the message of a search where every name failed."""
+
+    detail: str = ""
+
+
 def _gaierror(code: int, name: str, why: str = "") -> socket.gaierror:
-    messages = {
-        socket.EAI_NONAME: "Name or service not known",
-        _EAI_NODATA: "No address associated with hostname",
-        socket.EAI_AGAIN: "Temporary failure in name resolution",
-    }
-    return socket.gaierror(code, f"{messages[code]} ({name}, asked through usernet{why})")
+    error = _LookupFailed(code, f"{_MESSAGES[code]} ({name}, asked through usernet{why})")
+    error.detail = why.lstrip(":; ")
+    return error
+
+
+def _unique_servers(servers: Sequence[str]) -> list[str]:
+    """`servers` without repeats, compared as addresses (a link-local one with its zone), in order."""
+    seen: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for server in servers:
+        address = ipaddress.ip_address(server)
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None and not address.is_link_local:
+            address = ipaddress.IPv6Address(server.split("%", 1)[0])  # a zone means nothing off the link-local range
+        seen.setdefault(address, str(address))
+    return list(seen.values())
+
+
+_NXDOMAIN, _NODATA, _FAILED = 0, 1, 2  # what one name tried gave, when it gave no address
+
+
+def _outcome(answers: Sequence[Answer | BaseException]) -> tuple[int, str, BaseException | None]:
+    """(kind, what to say, the error) of one name whose answers (A, AAAA) hold no address: a failure
+    if a query failed, else unknown if one says NXDOMAIN, else a name without an address."""
+    for answer in answers:
+        if isinstance(answer, socket.gaierror):
+            detail = answer.detail if isinstance(answer, _LookupFailed) else str(answer)
+            if answer.errno == socket.EAI_NONAME:  # a name DNS cannot carry: no such name
+                return _NXDOMAIN, detail or "not a name DNS can carry", answer
+            return _FAILED, f"temporary failure ({detail})" if detail else "temporary failure", answer
+        if isinstance(answer, BaseException):
+            raise answer  # not a lookup's outcome (a bug, a cancellation): let it through
+    if any(isinstance(a, Answer) and a.rcode == RCODE_NXDOMAIN for a in answers):
+        return _NXDOMAIN, "no such name", None
+    return _NODATA, "no address", None
+
+
+def _search_failed(name: str, tried: list[tuple[str, Sequence[Answer | BaseException]]]) -> BaseException:
+    """The error for `name` when no name tried for it had an address: glibc's choice (see the module)."""
+    outcomes = [(candidate, *_outcome(answers)) for candidate, answers in tried]
+    if len(outcomes) == 1:  # no search list: as it was asked
+        _, kind, _, error = outcomes[0]
+        if error is not None:
+            return error
+        return _gaierror(socket.EAI_NONAME if kind == _NXDOMAIN else _EAI_NODATA, name)
+    kinds = [kind for _, kind, _, _ in outcomes]
+    if _NODATA in kinds:
+        code = _EAI_NODATA
+    elif _FAILED in kinds:
+        failure = next(error for _, kind, _, error in outcomes if kind == _FAILED)
+        code = failure.errno if isinstance(failure, OSError) and failure.errno in _MESSAGES else socket.EAI_AGAIN
+    else:
+        code = socket.EAI_NONAME
+    said = "; ".join(f"{candidate}: {what}" for candidate, _, what, _ in outcomes)
+    return _gaierror(code, name, f", as {said}")
 
 
 class _Reply(asyncio.DatagramProtocol):
@@ -271,9 +339,9 @@ class Resolver:
             raise ValueError("the resolver needs a timeout above 0 and at least one attempt")
 
     def current_servers(self) -> list[str]:
-        """The servers a query made now asks, in order of preference, each once."""
-        found = list(dict.fromkeys((*self.servers, *(self.network() if self.network is not None else ()))))
-        return found or list(self.fallback)
+        """The servers a query made now asks, in order of preference, each once (as an address: see the module)."""
+        found = _unique_servers((*self.servers, *(self.network() if self.network is not None else ())))
+        return found or _unique_servers(self.fallback)
 
     @property
     def active(self) -> bool:
@@ -324,18 +392,16 @@ class Resolver:
             qtypes = (TYPE_A,)  # AI_ADDRCONFIG: usernet has IPv4 addresses only
         else:
             qtypes = (TYPE_A, TYPE_AAAA)
-        answers: list[Answer | BaseException] = []
+        tried: list[tuple[str, Sequence[Answer | BaseException]]] = []
+        found: list[Answer] = []
         for candidate in self._candidates(name):
             answers = await asyncio.gather(*(self.lookup(candidate, qtype) for qtype in qtypes), return_exceptions=True)
-            if any(isinstance(a, Answer) and a.addresses for a in answers):
+            found = [a for a in answers if isinstance(a, Answer) and a.addresses]
+            if found:
                 break
-        found = [a for a in answers if isinstance(a, Answer) and a.addresses]
+            tried.append((candidate, answers))
         if not found:
-            errors = [a for a in answers if isinstance(a, BaseException)]
-            if errors:
-                raise errors[0]
-            nxdomain = any(isinstance(a, Answer) and a.rcode == RCODE_NXDOMAIN for a in answers)
-            raise _gaierror(socket.EAI_NONAME if nxdomain else _EAI_NODATA, name)
+            raise _search_failed(name, tried)
         numeric = flags & ~(socket.AI_CANONNAME | socket.AI_ADDRCONFIG) | socket.AI_NUMERICHOST
         infos: list[tuple[Any, ...]] = []
         for answer in found:
@@ -395,7 +461,7 @@ class Resolver:
             # The chain leaves this answer unresolved at `target`: ask for it in turn.
             ttl = min(ttl, chain_ttl)
             current = target
-        raise _gaierror(socket.EAI_AGAIN, f"{name}: CNAME chain longer than {MAX_CHAIN}")
+        raise _gaierror(socket.EAI_AGAIN, name, f": the CNAME chain is longer than {MAX_CHAIN}")
 
     async def _ask(self, question: Question) -> Message:
         """One response to `question` from the first server that gives one; TCP when UDP's is truncated."""
@@ -473,7 +539,7 @@ def _follow(response: Message, name: str, qtype: int) -> tuple[str, tuple[str, .
         ttl = min(ttl, alias.ttl)
         current = alias.data
         if name_key(current) in seen:
-            raise _gaierror(socket.EAI_AGAIN, f"{name}: the CNAME chain loops")
+            raise _gaierror(socket.EAI_AGAIN, name, ": the CNAME chain loops")
         seen.add(name_key(current))
     found = [r for r in records if r.rtype == qtype and name_key(r.name) == name_key(current)]
     addresses = tuple(r.data for r in found if isinstance(r.data, str))

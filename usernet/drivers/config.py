@@ -530,7 +530,7 @@ def _dhcp_host(
     stack: contextlib.ExitStack,
 ) -> Host:  # fmt: skip
     """The Host of an interface whose address a DHCP server on `link` leased (see UsernetConfig.dhcp)."""
-    from usernet.drivers.dhcp import DhcpAgent, acquire, describe_lease, lease_gateway
+    from usernet.drivers.dhcp import DhcpAgent, acquire, describe_lease, lease_gateway, lease_mtu
     from usernet.drivers.host import Host, offload_options
     from usernet.stack import Interface, InterfaceConfig
     from usernet.stack.dhcp import DhcpClient
@@ -541,7 +541,7 @@ def _dhcp_host(
     address = f"{format_ip(lease.address)}/{lease.prefix}"
     router = lease_gateway(lease)
     gateway = None if router is None else format_ip(router)
-    mtu = min(config.mtu, lease.mtu) if lease.mtu is not None and lease.mtu >= 576 else config.mtu
+    mtu = lease_mtu(lease, config.mtu)
     iface_config = InterfaceConfig.from_strings(
         link.mac,
         [address, *(str(a) for a in config.addresses if a.version == 6)],

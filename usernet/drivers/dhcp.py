@@ -15,11 +15,15 @@ ends without renewal or a server NAKs it, the address goes from the interface at
 (RFC 2131 section 4.4.5: the client must stop using it) and the client starts over,
 its DISCOVER and REQUEST leaving as broadcast frames from 0.0.0.0 as at start; a new
 lease (after that, or an ACK that hands a renewing client another address) puts its
-address, router and DNS servers on the interface (`Interface.readdress_ipv4`, which says
-what happens to the sockets of an address that goes: TCP connections end with
-ECONNABORTED, listeners on 0.0.0.0 go on). The MTU stays the first lease's, and so does
-the loop's routing rule (which destinations go to usernet): a new lease on the same
-network, the usual case, changes neither. On exit the lease is released.
+address, router, MTU and DNS servers on the interface (`Interface.readdress_ipv4`, which
+says what happens to the sockets of an address that goes: TCP connections end with
+ECONNABORTED, listeners on 0.0.0.0 go on; `Interface.set_mtu`, which says what an MTU
+change does to routes and connections). The MTU is the lease's MTU option (RFC 2132
+section 5.1) when it is at least 576 and below the link's, else the link's: a lease
+without the option, and a lease that ends, give the link's MTU back, as systemd-networkd
+resets a link's MTU (dhcp_reset_mtu). The loop's routing rule (which destinations go
+to usernet) stays the first lease's: a new lease on the same network, the usual case,
+does not change it. On exit the lease is released.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from usernet.stack.udp import UdpSocket
 from usernet.wire import ETHERTYPE_IPV4, IPPROTO_UDP, MalformedPacket, parse_ethernet, parse_ipv4, parse_udp
 from usernet.wire.dhcp import CLIENT_PORT, SERVER_PORT
 
-__all__ = ["DhcpAgent", "DhcpTimeout", "acquire", "describe_lease", "lease_gateway"]
+__all__ = ["DhcpAgent", "DhcpTimeout", "acquire", "describe_lease", "lease_gateway", "lease_mtu"]
 
 _BROADCAST_MAC = b"\xff" * 6
 
@@ -107,6 +111,14 @@ def lease_gateway(lease: Lease) -> bytes | None:
     return router if router is not None and ipaddress.IPv4Address(router) in network else None
 
 
+def lease_mtu(lease: Lease, link_mtu: int) -> int:
+    """The MTU the interface runs with under `lease`: its MTU option when that is at least 576 (the
+    least usernet runs with, and every IPv4 host's minimum datagram, RFC 791) and below `link_mtu`
+    (a lease cannot make the link carry more), else the link's."""
+    mtu = lease.mtu
+    return min(mtu, link_mtu) if mtu is not None and mtu >= 576 else link_mtu
+
+
 def describe_lease(lease: Lease, mtu: int) -> str:
     """What a lease gives, in the line announced when one is taken."""
     gateway = lease_gateway(lease)
@@ -120,10 +132,12 @@ def describe_lease(lease: Lease, mtu: int) -> str:
 
 def _moved(old: Lease | None, new: Lease) -> bool:
     """Whether a renewal (the same address for longer) changed what the interface and resolver
-    took from the lease: the prefix, the gateway or the DNS servers (a server may renumber them)."""
+    took from the lease: the prefix, the gateway, the MTU or the DNS servers (a server may renumber them)."""
     if old is None:
         return True
-    return (old.prefix, lease_gateway(old), old.dns_servers) != (new.prefix, lease_gateway(new), new.dns_servers)
+    return (old.prefix, lease_gateway(old), old.mtu, old.dns_servers) != (
+        new.prefix, lease_gateway(new), new.mtu, new.dns_servers,
+    )  # fmt: skip
 
 
 class DhcpAgent:
@@ -169,9 +183,10 @@ class DhcpAgent:
         self._sock.close()
 
     def _take(self, lease: Lease, now: float) -> None:
-        """A new lease (or a renewal that changed them): its address, gateway and DNS servers replace the old."""
+        """A new lease (or a renewal that changed them): its address, gateway, MTU and DNS servers replace the old."""
         self.lease = lease
         host = self._host
+        host.iface.set_mtu(lease_mtu(lease, host.link.mtu), now)  # first: the routes readdressing makes take it
         host.iface.readdress_ipv4(((lease.address, lease.prefix),), lease_gateway(lease), now)
         host.dns_servers = tuple(format_ip(server) for server in lease.dns_servers)
         self._announce(describe_lease(lease, host.iface.mtu))
@@ -181,6 +196,7 @@ class DhcpAgent:
         self.lease = None
         host = self._host
         host.iface.readdress_ipv4((), None, now)
+        host.iface.set_mtu(host.link.mtu, now)  # no lease, no MTU option: the link's (IPv6 runs on)
         host.dns_servers = ()
         self._announce(
             f"DHCP: the lease of {format_ip(event.lease.address)} ended ({event.kind}): "

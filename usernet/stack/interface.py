@@ -26,6 +26,7 @@ from usernet.stack.route import Route
 from usernet.stack.stats import Stats
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.layer import TcpLayer, TcpListener
+from usernet.stack.tcp.states import SYNCHRONIZED
 from usernet.stack.udp import UdpLayer, UdpSocket
 from usernet.wire import (
     BROADCAST_MAC,
@@ -83,10 +84,10 @@ class Interface:
         self._link_header = bytes(6) + self.mac + ETHERTYPE_IPV4.to_bytes(2, "big") if self.ethernet else b""
         self._link_len = len(self._link_header)
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
-        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, config.secret)
+        self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, self.counters, config.secret)
         self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
-        self.udp = UdpLayer(self)
+        self.udp = UdpLayer(self, self._ready)
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)
         self.icmp.on_error(IPPROTO_UDP, self.udp.icmp_error)
@@ -156,6 +157,35 @@ class Interface:
         if self.ethernet:
             for addr in sorted(self.local_addresses):
                 self.arp.announce(addr)
+
+    def set_mtu(self, mtu: int, now: float) -> None:
+        """Take a new link MTU while running (a DHCP lease whose MTU option changed or went).
+
+        As at start, it is the MTU of every route made from now, IPv4's and IPv6's, and so
+        the MSS new TCP connections offer; lowered path MTUs are forgotten (the next ICMP
+        teaches them again). Connections already open take the new route, and a smaller
+        MTU cuts the segments of those past their handshake as a "packet too big" would
+        (Linux's TCP reads the route's MTU at every send); none grows past the MSS it agreed.
+        UDP sockets ask for their route again at their next send.
+        """
+        if not 576 <= mtu <= 65535:
+            raise ValueError(f"mtu must be between 576 and 65535, got {mtu}")
+        if mtu == self.mtu:
+            return
+        config = self.config
+        self.mtu = mtu
+        self.path_mtu = PathMtuCache(mtu, config.pmtu_expires, min(config.min_pmtu, mtu), self.counters, config.secret)
+        self._routes.clear()
+        if self.ipv6 is not None:
+            self.ipv6.set_link_mtu(mtu)
+        for conn in self.tcp.connections():
+            route = self.route_to(conn.remote[0], conn.local[0])
+            if route is None:  # an MTU never takes a route away: an address that went does (readdress_ipv4)
+                continue
+            conn.reroute(route, now)
+            if conn.state in SYNCHRONIZED:  # one still in its handshake keeps the MSS its SYN offered
+                conn.path_mtu_lowered(route.mtu)
+        self.udp.addresses_changed()
 
     # -- driver side -------------------------------------------------------------------
 
@@ -480,14 +510,9 @@ class Interface:
         dst = self._local_by_int.get(dst_int)
         if dst is None:
             return False
-        sock = self.udp.lookup(dst, dport)
-        if sock is None:
-            return False
-        self.counters.udp_rx_predicted += 1
         at = self._link_len + 12
         source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
-        self._udp_deliver(sock, memoryview(frame)[start : start + length], (source, sport))
-        return True
+        return self.udp.receive_predicted(dst, dport, memoryview(frame)[start : start + length], (source, sport))
 
     def _udp6_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
         """A datagram rx_ipv6_udp found valid: `_udp_predicted` for IPv6, whose addresses
@@ -498,12 +523,9 @@ class Interface:
         ipv6 = self.ipv6
         if ipv6 is None or dst not in ipv6.local_addresses:
             return False
-        sock = self.udp.lookup(dst, dport)
-        if sock is None:
-            return False
-        self.counters.udp_rx_predicted += 1
-        self._udp_deliver(sock, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport))
-        return True
+        return self.udp.receive_predicted(
+            dst, dport, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport)
+        )
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:
         stats = self.counters

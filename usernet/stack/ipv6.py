@@ -147,7 +147,13 @@ class Ipv6:
 
     def _path_cache(self, link_mtu: int) -> PathMtuCache:
         config = self._config
-        return PathMtuCache(link_mtu, config.pmtu_expires, IPV6_MIN_MTU, config.secret)
+        return PathMtuCache(link_mtu, config.pmtu_expires, IPV6_MIN_MTU, self._stats, config.secret)
+
+    def set_link_mtu(self, mtu: int) -> None:
+        """The link's MTU changed while running (Interface.set_mtu): routes made from now take it,
+        through a fresh path MTU cache, as a router's MTU option does."""
+        self.autoconf.set_link_mtu(mtu)
+        self._changed()
 
     def lower_path_mtu(self, dst: bytes, mtu: int, now: float) -> bool:
         """A packet too big (RFC 8201): the path toward `dst` takes `mtu`, never below IPv6's 1280."""

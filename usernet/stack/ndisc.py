@@ -225,6 +225,7 @@ class NeighborCache:
         entry = self._entries.get(ip)
         if entry is None:
             if len(self._entries) >= self._config.arp_cache_limit and not self._evict():
+                self._stats.nd_cache_full += 1  # every entry is in use: news of a stranger waits
                 return
             self._entries[ip] = Neighbor(STALE, mac, _NO_DEADLINE, UNSPECIFIED)
         elif entry.mac != mac:

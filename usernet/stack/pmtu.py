@@ -8,13 +8,21 @@ out after `expires` seconds (Linux's mtu_expires, 10 minutes) and the link's MTU
 again: if the path is still narrow, the next ICMP lowers it again (RFC 1191 §6.3).
 Values below `floor` (Linux's min_pmtu, 552) are refused, as RFC 5927 §5.2 advises
 against the forged-ICMP attack that shrinks a connection to a few bytes per segment;
-nothing here ever raises a path MTU except the ageing.
+nothing here ever raises a path MTU except the ageing — or the bound: at most
+`LOWERED_LIMIT` destinations are remembered lowered (forged errors quoting datagrams to
+ever-new destinations would otherwise grow it for ten minutes each), and past it the
+oldest goes back to the link's MTU early, counted in `pmtu_evicted` (Linux bounds its
+exception cache per hash bucket the same way, dropping the oldest).
 """
 
 from __future__ import annotations
 
 import hashlib
 import weakref
+
+from usernet.stack.stats import Stats
+
+LOWERED_LIMIT = 4096  # destinations remembered with a lowered MTU; past it the oldest ages out early
 
 
 class PathMtu:
@@ -41,8 +49,9 @@ class PathMtu:
 class PathMtuCache:
     """Per-destination path MTUs: shared entries for routes, lowered ones kept until they age out."""
 
-    def __init__(self, link_mtu: int, expires: float, floor: int, secret: bytes = b"") -> None:
+    def __init__(self, link_mtu: int, expires: float, floor: int, stats: Stats, secret: bytes = b"") -> None:
         self.link_mtu = link_mtu
+        self._stats = stats
         self.expires = expires
         self.floor = floor
         self._secret = secret[:32]
@@ -78,7 +87,10 @@ class PathMtuCache:
             return False
         entry.mtu = mtu
         lowered = self._lowered
-        lowered.pop(dst, None)
+        if lowered.pop(dst, None) is None and len(lowered) >= LOWERED_LIMIT:
+            oldest = next(iter(lowered))
+            lowered.pop(oldest)[1].mtu = self.link_mtu
+            self._stats.pmtu_evicted += 1
         lowered[dst] = (now + self.expires, entry)
         self.deadline = lowered[next(iter(lowered))][0]
         return True

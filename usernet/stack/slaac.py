@@ -16,6 +16,17 @@ addresses. Router solicitations go out once the link-local address is usable.
 Redirects are ignored (RFC 4861 §8 lets a host do so): every destination off the link
 goes to the default router, which keeps forwarding what it redirects.
 
+What RAs fill is bounded, as Linux and systemd-networkd bound it, so that a flood of RAs
+naming ever new routers, prefixes, servers or domains cannot grow memory without limit:
+an address is formed from a prefix only while the interface has fewer than
+`MAX_ADDRESSES` (Linux's max_addresses, 16, counted over every address as Linux's
+ipv6_count_addresses does), and at most `MAX_ROUTERS` default routers, `MAX_PREFIXES`
+on-link prefixes, `MAX_DNS_SERVERS` RDNSS servers and `MAX_DOMAINS` DNSSL domains are
+kept (systemd's NDISC_RDNSS_MAX and NDISC_DNSSL_MAX are 64; the same bound serves
+routers and prefixes). Past a bound a new entry is dropped and counted (`nd_*_full`)
+while those already kept are refreshed, shortened or withdrawn as usual; one whose
+lifetime ended makes room at once, even before the next poll removes it.
+
 The earliest of all these timers (DAD steps, lifetimes, the next solicitation) is
 cached, so that `poll` and `next_deadline` cost one comparison while nothing is due:
 the interface polls after every batch of frames. Whatever moves a timer (an address
@@ -45,6 +56,12 @@ DEPRECATED = 2
 STATE_NAMES = ("TENTATIVE", "PREFERRED", "DEPRECATED")
 IDGEN_RETRIES = 3  # RFC 7217 §6
 LINK_LOCAL_PREFIX = bytes.fromhex("fe80000000000000")
+#: The bounds on what router advertisements fill (see the module).
+MAX_ADDRESSES = 16
+MAX_ROUTERS = 64
+MAX_PREFIXES = 64
+MAX_DNS_SERVERS = 64
+MAX_DOMAINS = 64
 _TWO_HOURS = 7200.0
 _INFINITE = 0xFFFFFFFF
 _FOREVER = float("inf")
@@ -66,13 +83,27 @@ def _expire(table: dict[K, float], now: float) -> bool:
     return bool(gone)
 
 
-def _advertised(table: dict[K, float], entries: tuple[tuple[K, int], ...], now: float) -> None:
-    """RDNSS and DNSSL entries (RFC 8106 §5.3.1): each lives its lifetime from now; 0 takes it away."""
+def _admit(table: dict[K, float], key: K, until: float, bound: int, now: float) -> bool:
+    """Keep `key` until `until`: a key already there is refreshed; a new one only while the table
+    holds fewer than `bound` live entries. False when it was refused (the caller counts it)."""
+    if key not in table and len(table) >= bound:
+        _expire(table, now)  # room held by what already ran out goes first
+        if len(table) >= bound:
+            return False
+    table[key] = until
+    return True
+
+
+def _advertised(table: dict[K, float], entries: tuple[tuple[K, int], ...], now: float, bound: int) -> int:
+    """RDNSS and DNSSL entries (RFC 8106 §5.3.1): each lives its lifetime from now; 0 takes it away.
+    Returns how many new entries the bound refused."""
+    refused = 0
     for key, lifetime in entries:
         if lifetime:
-            table[key] = _lifetime(now, lifetime)
+            refused += not _admit(table, key, _lifetime(now, lifetime), bound, now)
         else:
             table.pop(key, None)
+    return refused
 
 
 def _reserved(iid: bytes) -> bool:
@@ -170,6 +201,7 @@ class Autoconf:
         self.prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes from RAs -> expiry
         self.dns: dict[bytes, float] = {}  # RDNSS servers -> expiry
         self.domains: dict[str, float] = {}  # DNSSL search domains -> expiry
+        self.link_mtu = config.mtu  # the link's: an RA's MTU option may lower it, never pass it
         self.mtu = config.mtu
         self.hop_limit = config.ttl
         # No DAD and no router solicitations on an IP-only link (stack/ipv6.py says why).
@@ -296,6 +328,12 @@ class Autoconf:
                 return entry.address
         return None
 
+    def set_link_mtu(self, mtu: int) -> None:
+        """The link's MTU changed (a new DHCP lease's): it is the MTU from now, and the ceiling for
+        RAs; what an earlier RA said is forgotten until the next one, as Linux resets mtu6 on
+        NETDEV_CHANGEMTU. The caller tells the routes (Ipv6.set_link_mtu)."""
+        self.link_mtu = self.mtu = mtu
+
     # -- router advertisements -----------------------------------------------------------
 
     def router_advert(self, ra: RouterAdvert, router: bytes, now: float) -> None:
@@ -312,14 +350,16 @@ class Autoconf:
             self._neighbors.reachable_time = ra.reachable_time / 1000
         if ra.retrans_timer:
             self._neighbors.retrans_time = ra.retrans_timer / 1000
-        if options.mtu is not None and 1280 <= options.mtu <= config.mtu:
+        if options.mtu is not None and 1280 <= options.mtu <= self.link_mtu:
             self.mtu = options.mtu
+        stats = self._stats
         if ra.router_lifetime:
-            self.routers[router] = now + ra.router_lifetime
+            if not _admit(self.routers, router, now + ra.router_lifetime, MAX_ROUTERS, now):
+                stats.nd_routers_full += 1
         else:
             self.routers.pop(router, None)
-        _advertised(self.dns, options.dns, now)
-        _advertised(self.domains, options.domains, now)
+        stats.nd_dns_full += _advertised(self.dns, options.dns, now, MAX_DNS_SERVERS)
+        stats.nd_domains_full += _advertised(self.domains, options.domains, now, MAX_DOMAINS)
         for info in options.prefixes:
             prefix = info.prefix
             if prefix[:8] == LINK_LOCAL_PREFIX or prefix[0] == 0xFF:
@@ -327,7 +367,8 @@ class Autoconf:
             if info.on_link:
                 key = (prefix, info.prefix_length)
                 if info.valid_lifetime:
-                    self.prefixes[key] = _lifetime(now, info.valid_lifetime)
+                    if not _admit(self.prefixes, key, _lifetime(now, info.valid_lifetime), MAX_PREFIXES, now):
+                        stats.nd_prefixes_full += 1
                 else:
                     self.prefixes.pop(key, None)
             if info.autonomous and config.slaac and info.prefix_length == 64:
@@ -352,6 +393,11 @@ class Autoconf:
                 return
         if not valid:
             return
+        if len(self.addresses) >= MAX_ADDRESSES:
+            self.addresses = [entry for entry in self.addresses if entry.valid_until > now]  # ran out: room
+            if len(self.addresses) >= MAX_ADDRESSES:
+                self._stats.nd_addresses_full += 1  # Linux: ipv6_count_addresses() >= max_addresses
+                return
         address, counter = self._ids.address(prefix, 0)
         entry = Address6(address, 64, True, counter, self._dad, now)
         entry.valid_until = _lifetime(now, valid)

@@ -55,14 +55,21 @@ class Stats:
     ipv6_pmtu_lowered: int
     ipv6_unknown_protocol: int
     nd_address_conflicts: int
+    nd_addresses_full: int
     nd_adverts_learned: int
+    nd_cache_full: int
+    nd_dns_full: int
+    nd_domains_full: int
     nd_ip_only_ignored: int
     nd_malformed: int
+    nd_prefixes_full: int
     nd_queue_full: int
     nd_redirects_ignored: int
     nd_router_adverts: int
+    nd_routers_full: int
     nd_solicits_answered: int
     nd_unresolved: int
+    pmtu_evicted: int
     rx_bytes: int
     rx_frames: int
     tcp_ack_too_old: int

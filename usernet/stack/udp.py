@@ -27,13 +27,15 @@ class UdpSocket:
     """
 
     __slots__ = (
+        "_checked",
         "_layer",
-        "_limit",
+        "_room",
         "_route",
         "broadcast",
         "closed",
         "dropped",
         "errors",
+        "limit",
         "local",
         "queue",
         "remote",
@@ -42,6 +44,11 @@ class UdpSocket:
     def __init__(self, layer: UdpLayer, local: Address, limit: int) -> None:
         self._layer = layer
         self._route: Route | None = None  # the last destination's, reused while it stays the same
+        # The last destination that passed sendto's checks (a unicast one, whose checks the
+        # broadcast flag cannot change), with its route and the payload it can carry: a
+        # socket answering the same peer again pays one tuple comparison for all of them.
+        self._checked: Address | None = None
+        self._room = 0
         self.local = local
         self.remote: Address | None = None
         self.broadcast = False
@@ -49,7 +56,7 @@ class UdpSocket:
         self.errors: deque[OSError] = deque()
         self.dropped = 0
         self.closed = False
-        self._limit = limit
+        self.limit = limit  # how many received datagrams may wait; more are dropped
 
     def connect(self, remote: Address) -> None:
         """Fix the peer: sends default to it, others' datagrams are dropped, errors are reported."""
@@ -60,37 +67,55 @@ class UdpSocket:
             self._layer.rebind(self, (route.source, self.local[1]))
         self.remote = remote
         self._route = route
+        self._checked = None
 
     def sendto(self, data: bytes | bytearray | memoryview, remote: Address | None, now: float) -> None:
         """Queue one datagram for transmission. Raises OSError as a kernel socket would."""
-        self._check_open()
+        if self.closed:
+            raise OSError(errno.EBADF, "the UDP socket is closed")
         if remote is None:
             if self.remote is None:
                 raise OSError(errno.EDESTADDRREQ, "socket is not connected: give an address")
             remote = self.remote
+        if remote != self._checked:
+            self._check_destination(remote)
+        route = self._route
+        assert route is not None  # set with _checked
+        if len(data) > self._room:
+            raise OSError(
+                errno.EMSGSIZE,
+                f"datagram of {len(data)} bytes exceeds the {self._room} bytes a UDP datagram can carry",
+            )
+        # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
+        # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
+        # for what does not); only what no IP datagram can hold is refused (above).
+        route.send_udp(self.local[1], remote[1], data, now)
+
+    def _check_destination(self, remote: Address) -> None:
+        """What sendto checks once per destination: the port, broadcast permission, the route.
+
+        A unicast destination that passes is remembered (`_checked`) until the next one, a
+        connect or a change of our addresses; a broadcast one is checked on every send,
+        since SO_BROADCAST may be turned off between two.
+        """
+        self._checked = None
         dst, dport = remote
         if not 0 < dport < 65536:
             raise OSError(errno.EINVAL, f"bad destination port {dport}")
-        if not self.broadcast and self._layer.is_broadcast(dst):
+        broadcast = self._layer.is_broadcast(dst)
+        if broadcast and not self.broadcast:
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
         route = self._route
         if route is None or route.destination != dst:
             route = self._route = self._layer.route_to(dst, self.local[0])
-        size = len(route.ip_header) + UDP_HLEN + len(data)
-        # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
-        # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
-        # for what does not); only what no IP datagram can hold is refused.
-        if size > 0xFFFF:
-            raise OSError(
-                errno.EMSGSIZE,
-                f"datagram of {len(data)} bytes exceeds the {0xFFFF - len(route.ip_header) - UDP_HLEN} bytes "
-                "a UDP datagram can carry",
-            )
-        route.send_udp(self.local[1], dport, data, now)
+        self._room = 0xFFFF - len(route.ip_header) - UDP_HLEN
+        if not broadcast:
+            self._checked = remote
 
     def forget_route(self) -> None:
         """Drop the route kept from the last send (its source address went): the next send asks again."""
         self._route = None
+        self._checked = None
 
     def recvfrom(self) -> tuple[bytes, Address] | None:
         """The oldest datagram and its sender, or None."""
@@ -107,7 +132,7 @@ class UdpSocket:
             self.queue.clear()
 
     def deliver(self, data: bytes, source: Address) -> bool:
-        if len(self.queue) >= self._limit:
+        if len(self.queue) >= self.limit:
             self.dropped += 1
             return False
         self.queue.append((data, source))
@@ -119,10 +144,15 @@ class UdpSocket:
 
 
 class UdpLayer:
-    """The demultiplexing table: (local address, port) → socket, wildcard second."""
+    """The demultiplexing table: (local address, port) → socket, wildcard second.
 
-    def __init__(self, node: Node) -> None:
+    `ready` is the node's set of sockets with news (what `Node.mark_ready` adds to), given
+    so that the predicted receive path marks a socket without a call per datagram.
+    """
+
+    def __init__(self, node: Node, ready: dict[object, None]) -> None:
         self._node = node
+        self._ready = ready
         self._sockets: dict[Address, UdpSocket] = {}
         self._ports = PortUse()
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
@@ -175,6 +205,29 @@ class UdpLayer:
         sockets = self._sockets
         # the wildcard of dst's family, inline: this runs once per datagram received
         return sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+
+    def receive_predicted(self, dst: bytes, dport: int, payload: memoryview, source: Address) -> bool:
+        """Deliver a datagram the header prediction found valid (to our unicast `dst`): the
+        socket lookup, the connected peer's check and the bounded queue, in one call, as the
+        general path's `lookup` and `UdpSocket.deliver` do them. False when no socket is
+        bound there: the general path then counts it and answers with ICMP."""
+        sockets = self._sockets
+        sock = sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+        if sock is None:
+            return False
+        stats = self._node.counters
+        stats.udp_rx_predicted += 1
+        remote = sock.remote
+        if remote is not None and remote != source:
+            stats.udp_wrong_peer += 1
+        elif len(sock.queue) >= sock.limit:
+            sock.dropped += 1
+            stats.udp_queue_full += 1
+        else:
+            sock.queue.append((bytes(payload), source))
+            stats.udp_delivered += 1
+            self._ready[sock] = None
+        return True
 
     def sockets(self) -> list[UdpSocket]:
         return list(self._sockets.values())

@@ -63,16 +63,34 @@ def initial_window(smss: int, segments: int = 10) -> int:
     return min(segments * smss, max(2 * smss, segments * 1460))
 
 
+class HyStartRounds:
+    """HyStart++'s round state (RFC 9406 §4.2): a round ends when the ACK passes `end`
+    (SND.NXT when it began); the minimum RTT of the last round and of this one, the samples
+    this round, CSS's baseline and its rounds begun."""
+
+    __slots__ = ("baseline", "cur_min", "end", "last_min", "rounds", "samples")
+
+    def __init__(self) -> None:
+        self.end: int | None = None
+        self.last_min = math.inf
+        self.cur_min = math.inf
+        self.samples = 0
+        self.baseline = math.inf
+        self.rounds = 0
+
+    def fields(self) -> list[Any]:
+        return [getattr(self, name) for name in self.__slots__]
+
+
+#: The state a first sample finds: what an absent `_hs` freezes as.
+_NO_ROUNDS = HyStartRounds()
+
+
 class CongestionControl(Freezable, ABC):
     """The shared machinery; subclasses decide congestion-avoidance growth and decrease."""
 
     __slots__ = (
-        "_hs_baseline",
-        "_hs_cur_min",
-        "_hs_end",
-        "_hs_last_min",
-        "_hs_rounds",
-        "_hs_samples",
+        "_hs",
         "_initial_segments",
         "_prior_cwnd",
         "_prior_ssthresh",
@@ -85,19 +103,14 @@ class CongestionControl(Freezable, ABC):
         "smss",
         "ssthresh",
     )
-    FROZEN: ClassVar[tuple[str, ...]] = __slots__
+    FROZEN: ClassVar[tuple[str, ...]] = tuple(name for name in __slots__ if name != "_hs")
+    NOT_FROZEN: ClassVar[tuple[str, ...]] = ("_hs",)  # frozen as the six `_hs_*` fields of HyStartRounds
     FROZEN_DEFAULTS: ClassVar[dict[str, Any]] = {
         "_prior_cwnd": 0,
         "_prior_ssthresh": 0,
         "abc_limit": 0,
         # Blobs from before HyStart++ and the idle restart: no HyStart++, the RFC 6928 window.
         "hystart": HYSTART_OFF,
-        "_hs_end": None,
-        "_hs_last_min": math.inf,
-        "_hs_cur_min": math.inf,
-        "_hs_samples": 0,
-        "_hs_baseline": math.inf,
-        "_hs_rounds": 0,
         "_initial_segments": 10,
     }
 
@@ -114,16 +127,26 @@ class CongestionControl(Freezable, ABC):
         self.abc_limit = 0  # RFC 3465's L in segments per ACK; 0: none, as Linux (tcp_slow_start)
         self._prior_cwnd = 0  # cwnd and ssthresh before the last cut, for undo()
         self._prior_ssthresh = 0
-        # HyStart++ (RFC 9406 §4.2), for the initial slow start only: rounds end when the ACK
-        # passes `_hs_end` (SND.NXT when the round began); the minimum RTT of the last round
-        # and of this one, the samples this round, CSS's baseline and its rounds begun.
+        # HyStart++ (RFC 9406 §4.2), for the initial slow start only; its rounds' state is made
+        # by the first RTT sample (an idle connection takes none) and dropped when it ends.
         self.hystart = HYSTART_SS if hystart else HYSTART_OFF
-        self._hs_end: int | None = None
-        self._hs_last_min = math.inf
-        self._hs_cur_min = math.inf
-        self._hs_samples = 0
-        self._hs_baseline = math.inf
-        self._hs_rounds = 0
+        self._hs: HyStartRounds | None = None
+
+    def freeze(self, now: float) -> dict[str, Any]:
+        state = super().freeze(now)
+        hs = self._hs if self._hs is not None else _NO_ROUNDS
+        for name, value in zip(HyStartRounds.__slots__, hs.fields(), strict=True):
+            state[f"_hs_{name}"] = value
+        return state
+
+    def restore(self, state: dict[str, Any], now: float) -> None:
+        super().restore(state, now)
+        hs = HyStartRounds()
+        for name in HyStartRounds.__slots__:  # blobs from before HyStart++ lack them: no rounds yet
+            key = f"_hs_{name}"
+            setattr(hs, name, state[key] if key in state else getattr(_NO_ROUNDS, name))
+        # As it was: none before the first sample, none once HyStart++ is over.
+        self._hs = None if self.hystart == HYSTART_OFF or hs.fields() == _NO_ROUNDS.fields() else hs
 
     def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
         """`acked` new bytes were cumulatively acknowledged; `rtt` is the current SRTT.
@@ -176,6 +199,7 @@ class CongestionControl(Freezable, ABC):
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.smss
         self.in_recovery = True
         self.hystart = HYSTART_OFF  # a loss ends slow start and HyStart++ with it (RFC 9406 §4.2)
+        self._hs = None
         self._sack = sack
 
     def on_recovery_exit(self, now: float, flight_size: int) -> None:
@@ -201,6 +225,7 @@ class CongestionControl(Freezable, ABC):
         self.cwnd = self.smss
         self.in_recovery = False
         self.hystart = HYSTART_OFF
+        self._hs = None
 
     def on_loss_repaired(self, now: float) -> None:
         """A loss was repaired without entering recovery (a tail loss probe's retransmission
@@ -211,6 +236,7 @@ class CongestionControl(Freezable, ABC):
         self.ssthresh = self._decrease(now, self.cwnd, timeout=False)
         self.cwnd = self.ssthresh
         self.hystart = HYSTART_OFF
+        self._hs = None
 
     def undo(self) -> None:
         """The last reduction answered no loss (RFC 3708 via D-SACK, or timestamps, RFC 3522):
@@ -230,6 +256,7 @@ class CongestionControl(Freezable, ABC):
         self.ssthresh = self._decrease(now, flight_size, timeout=False)
         self.cwnd = self.ssthresh
         self.hystart = HYSTART_OFF  # ECN ends HyStart++ as a loss does (RFC 9406 §4.2)
+        self._hs = None
 
     def hystart_sample(self, rtt: float, ack: int, snd_nxt: int) -> int:
         """HyStart++ (RFC 9406 §4.2): one RTT sample, from the ACK of `ack` while SND.NXT is
@@ -244,26 +271,30 @@ class CongestionControl(Freezable, ABC):
         congestion avoidance (ssthresh = cwnd) after CSS_ROUNDS rounds, the round it began in
         counting as one. Returns what happened: 0, or HYSTART_ENTER_CSS / _RESUME / _EXIT.
         """
-        end = self._hs_end
+        hs = self._hs
+        if hs is None:
+            hs = self._hs = HyStartRounds()
+        end = hs.end
         if end is None or 0 < (ack - end) & 0xFFFFFFFF < 0x80000000:  # seq_gt(ack, end): a new round
-            self._hs_end = snd_nxt
-            self._hs_last_min = self._hs_cur_min
-            self._hs_cur_min = math.inf
-            self._hs_samples = 0
+            hs.end = snd_nxt
+            hs.last_min = hs.cur_min
+            hs.cur_min = math.inf
+            hs.samples = 0
             if self.hystart == HYSTART_CSS:
-                if self._hs_rounds >= CSS_ROUNDS:
+                if hs.rounds >= CSS_ROUNDS:
                     self.ssthresh = self.cwnd
                     self.hystart = HYSTART_OFF
+                    self._hs = None
                     return HYSTART_EXIT
-                self._hs_rounds += 1
-        if rtt < self._hs_cur_min:
-            self._hs_cur_min = rtt
-        self._hs_samples += 1
-        if self._hs_samples < N_RTT_SAMPLE:
+                hs.rounds += 1
+        if rtt < hs.cur_min:
+            hs.cur_min = rtt
+        hs.samples += 1
+        if hs.samples < N_RTT_SAMPLE:
             return 0
-        current = self._hs_cur_min
+        current = hs.cur_min
         if self.hystart == HYSTART_SS:
-            last = self._hs_last_min
+            last = hs.last_min
             if last == math.inf:
                 return 0
             thresh = last / MIN_RTT_DIVISOR
@@ -272,12 +303,12 @@ class CongestionControl(Freezable, ABC):
             elif thresh > MAX_RTT_THRESH:
                 thresh = MAX_RTT_THRESH
             if current >= last + thresh:
-                self._hs_baseline = current
-                self._hs_rounds = 1
+                hs.baseline = current
+                hs.rounds = 1
                 self.hystart = HYSTART_CSS
                 return HYSTART_ENTER_CSS
-        elif current < self._hs_baseline:
-            self._hs_baseline = math.inf
+        elif current < hs.baseline:
+            hs.baseline = math.inf
             self.hystart = HYSTART_SS
             return HYSTART_RESUME
         return 0

@@ -24,6 +24,7 @@ from usernet.stack.tcp.core import (
     FIN_WAIT_2,
     KEEPS_ALIVE,
     LAST_ACK,
+    NO_OOO,
     SYN_RECEIVED,
     SYN_SENT,
     TAKES_DATA,
@@ -205,7 +206,8 @@ class TcpConnection(ConnectionMigration):
                 raise ValueError(f"{name} must be at least 1 byte")
             if name == "rcvbuf":
                 self._recv.limit = int(value)
-                self._ooo.limit = int(value)
+                if self._ooo is not NO_OOO:  # (the shared empty one is never written to)
+                    self._ooo.limit = int(value)
             else:
                 self._send.limit = int(value)
         elif name == "maxseg":

@@ -61,6 +61,13 @@ FRTO_FIRST_ACK = 1  # step 2: the RTO resent the first segment; waiting for the 
 FRTO_SECOND_ACK = 2  # step 3: new data went out after the first ACK; waiting for the second
 
 
+#: The out-of-order queue of every connection that has had no segment out of order, as most
+#: never do: one shared and empty, never written to. The first such segment gives the
+#: connection its own (`input._take_data`), with the receive buffer's limit, as both
+#: limits are always set together.
+NO_OOO = Reassembly(0)
+
+
 def os_error(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
@@ -110,10 +117,12 @@ class ConnectionCore:
         "_pingpong",
         "_probes",
         "_prr",
+        "_prr_ok",
         "_push_marks",
         "_pushed",
         "_quick",
         "_rack",
+        "_rack_ok",
         "_rcv_adv",
         "_rcv_mss",
         "_rcv_wscale",
@@ -161,6 +170,7 @@ class ConnectionCore:
         "cork",
         "error",
         "fastopen_deferred",
+        "flow_local",
         "irs",
         "iss",
         "keepalive",
@@ -207,6 +217,7 @@ class ConnectionCore:
         self.local = local
         self.remote = remote
         self.key = (local[0], local[1], remote[0], remote[1])
+        self.flow_local = 0  # the local address as an int, shared: the layer sets it when it files us
         self.listener = listener
         self.state = LISTEN if listener is not None else CLOSED
         self.error: OSError | None = None
@@ -223,7 +234,7 @@ class ConnectionCore:
         self.user_timeout = cfg.user_timeout
         self._send = SendBuffer(cfg.sndbuf)
         self._recv = ReceiveBuffer(cfg.rcvbuf)
-        self._ooo = Reassembly(cfg.rcvbuf)
+        self._ooo = NO_OOO
         isn = owner.isn_source
         self.iss = iss = isn.isn(now, *self.key)
         self.snd_una = self.snd_nxt = self.snd_max = iss
@@ -250,10 +261,15 @@ class ConnectionCore:
             rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial, rto_min_variance=cfg.rto_min_variance
         )
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
+        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK. Whether
+        # they are on is decided at the handshake (`_sack_ok`, `_rack_ok`, `_prr_ok`); their
+        # objects are made at first use (`_scoreboard`, `_rack_sent`, the first recovery), as an
+        # idle connection never needs them, and migrate as absent until then.
         self._sb: Scoreboard | None = None
-        # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK.
         self._rack: Rack | None = None
+        self._rack_ok = False
         self._prr: Prr | None = None
+        self._prr_ok = False
         self._timer_kind = RTO_TIMER  # what `_rto_at` is: the RTO, a tail loss probe, or RACK's reordering timer
         self._reo_at: float | None = None  # when RACK looks again for losses (RFC 8985 §6.2 step 5)
         self._tlp_ok = False  # probes may be sent on this connection (SACK, rack and tlp on)
@@ -319,6 +335,30 @@ class ConnectionCore:
         self._fastopen: bytes | None = None
         self._syn_data = 0
         self.fastopen_deferred = False  # the SYN waits for the first data (TCP_FASTOPEN_CONNECT)
+
+    def _scoreboard(self) -> Scoreboard:
+        """The SACK scoreboard, made at its first use (a SACK block, a duplicate ACK, recovery,
+        a timeout); only for a connection with SACK (`_sack_ok`).
+
+        One made now is the one the handshake would have made and left untouched: nothing
+        reached it (the ACKs that skip it leave no SACKed range, recovery or recovery point),
+        and its first use updates it to SND.UNA and SND.MAX before anything reads it.
+        """
+        sb = self._sb
+        if sb is None:
+            sb = self._sb = Scoreboard(self._mss, self.snd_una, rack=self._rack_ok)
+        return sb
+
+    def _new_rack(self) -> Rack:
+        """RACK's state, made at its first use (`_rack_ok`): the first transmission, or an ACK
+        with SACK news before one. Until something is sent there is nothing to log, detect or
+        probe, so one made now is the one the handshake would have made and left untouched."""
+        rack = self._rack = Rack(self.snd_una, self._cfg.rack_static_reo_wnd)
+        return rack
+
+    def _rack_sent(self, seq: int, end: int, now: float) -> None:
+        """Log [seq, end), sent at `now`, in a RACK made by this first transmission."""
+        self._new_rack().sent(seq, end, now, self.snd_una)
 
     def _set_state(self, new: State, event: Event, now: float) -> None:
         """The one way to change state: `states.transition` checks (state, event) -> new against the table."""

@@ -31,7 +31,10 @@ __all__ = [
 ]
 
 MAGIC = b"usernetM"
-BLOB_VERSION = 1
+#: 2: a SACK connection's scoreboard, RACK and PRR are made at first use, so "none" in
+#: `_sb`, `_rack`, `_prr` no longer means "off" (`_sack_ok`, `_rack_ok`, `_prr_ok` say that);
+#: a version-1 reader would run such a connection without them, so version 1 is refused.
+BLOB_VERSION = 2
 _HEADER = struct.Struct("!8sHI")
 _DIGEST = 32
 _LEN = struct.Struct("!I")

@@ -28,14 +28,13 @@ from usernet.stack.tcp.core import (
     FIN_WAIT_2,
     LAST_ACK,
     LISTEN,
+    NO_OOO,
     SYN_RECEIVED,
     SYN_SENT,
     TAKES_DATA,
     TIME_WAIT,
 )
-from usernet.stack.tcp.prr import Prr
-from usernet.stack.tcp.rack import Rack
-from usernet.stack.tcp.scoreboard import Scoreboard
+from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import Event
 from usernet.stack.tcp.timers import ConnectionTimers
@@ -153,13 +152,11 @@ class ConnectionInput(ConnectionTimers):
         if self._syn_retransmitted:
             cc.cwnd = mss  # RFC 6298 (5.7): the SYN or SYN-ACK was lost
         self._cc = cc
-        if self._sack_ok:
-            self._sb = Scoreboard(mss, self.snd_una, rack=cfg.rack)
+        if self._sack_ok:  # the scoreboard, RACK and PRR objects come at their first use
             if cfg.rack:
-                self._rack = Rack(self.snd_una, cfg.rack_static_reo_wnd)
+                self._rack_ok = True
                 self._tlp_ok = cfg.tlp
-            if cfg.prr:
-                self._prr = Prr()
+            self._prr_ok = cfg.prr
         self._recover = self.snd_una
         self._retries = 0
         self._rtx_start = None
@@ -359,7 +356,11 @@ class ConnectionInput(ConnectionTimers):
             # data acknowledged, no SACK news, and no FIN of ours whose ACK changes state.
             if not 0 < (ack - una) & 0xFFFFFFFF <= (self.snd_max - una) & 0xFFFFFFFF:  # seq_offset()s
                 return False
-            if self._sb is not None and (sack or self._sb.in_recovery):
+            sb = self._sb
+            if sb is not None:
+                if sack or sb.in_recovery:
+                    return False
+            elif sack and self._sack_ok:
                 return False
             if n and self._fin_seq is not None:
                 return False
@@ -498,6 +499,11 @@ class ConnectionInput(ConnectionTimers):
                 else:
                     sb.update(ack, snd_max, sack)
                     cc.on_ack(acked, now, self.rtt.srtt)
+            elif self._sack_ok:  # no scoreboard yet: nothing SACKed, no recovery (`_scoreboard`)
+                if sack or self._tlp_high is not None or self._undo_marker is not None:
+                    self._sack_ack(ack, sack, acked, tsecr, now)
+                else:
+                    cc.on_ack(acked, now, self.rtt.srtt)
             elif self._nr_recovery:
                 if seq_ge(ack, self._recover):
                     self._nr_recovery = False
@@ -512,7 +518,7 @@ class ConnectionInput(ConnectionTimers):
             self._dupacks = 0
             if ack == snd_max:
                 self._rto_at = None
-            elif self._rack is not None:
+            elif self._rack_ok:
                 self._arm_timer(now, True)
             else:
                 self._rto_at = now + self.rtt.rto
@@ -522,7 +528,7 @@ class ConnectionInput(ConnectionTimers):
         elif acked == 0:
             if n == 0 and outstanding and wnd == self.snd_wnd and not flags & FIN:
                 self._on_dupack(sack, now)
-            elif sb is not None and sack:
+            elif sack and self._sack_ok:
                 self._sack_ack(una, sack, 0, tsecr, now)  # a D-SACK, a window update with SACK
         elif seq_gt(ack, una):  # beyond SND.MAX: acknowledges what was never sent
             self._stats.tcp_ack_unsent += 1
@@ -592,10 +598,10 @@ class ConnectionInput(ConnectionTimers):
             self._frto_dupack(sack, now)
         self._dupacks += 1
         una = self.snd_una
-        sb = self._sb
         cc = self._cc
-        if sb is not None:
-            if self._rack is not None:  # RACK decides by time (recovery.py)
+        if self._sack_ok:
+            sb = self._scoreboard()
+            if self._rack_ok:  # RACK decides by time (recovery.py)
                 self._sack_ack(una, sack, 0, 0, now)
                 if self._reo_at is not None:
                     self._arm_timer(now, False)
@@ -655,7 +661,10 @@ class ConnectionInput(ConnectionTimers):
             self._wake()
         else:
             self._stats.tcp_ofo_segments += 1
-            self._ooo.insert(seq, payload)
+            ooo = self._ooo
+            if ooo is NO_OOO:
+                ooo = self._ooo = Reassembly(self._recv.limit)
+            ooo.insert(seq, payload)
             self._ack_now = True
 
     def _enter_quickack(self) -> None:

@@ -4,9 +4,10 @@ closed ports, and the one timer heap for every connection.
 Demultiplexing is one dict lookup keyed by (local ip, local port, remote ip, remote
 port), then listeners by (address, port) and (ANY, port). Segments that header
 prediction (`native.rx_ipv4_tcp`, `rx_ipv6_tcp`) parsed arrive with an integer flow key instead, looked
-up in `_flows`; a flow key leaves out the local address, so each entry carries it to
-compare, and a connection whose key another one holds takes the general path until
-that one closes (`_shared_flows` says which keys to hand on).
+up in `_flows`; a flow key leaves out the local address, so the connection carries it
+(`flow_local`, one int shared by all connections on that address) to compare, and a
+connection whose key another one holds takes the general path until that one closes
+(`_shared_flows` says which keys to hand on).
 Connections that changed during a batch are remembered in `_dirty` and each produces
 its output once, at `flush`. Timers live on the connections; the heap holds at most one
 valid entry per connection (lazy invalidation: an entry is valid while its time equals
@@ -208,7 +209,8 @@ class TcpLayer:
         self.fastopen_cookies = FastOpenCookies(secret, self.config.fastopen_key_period)
         self._fastopen_cache: dict[bytes, tuple[bytes, int]] = {}  # server address -> (cookie, its MSS)
         self._table: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
-        self._flows: dict[int, tuple[TcpConnection, int]] = {}  # flow key -> (connection, local address)
+        self._flows: dict[int, TcpConnection] = {}  # flow key -> connection
+        self._local_keys: dict[bytes, int] = {}  # each local address in use as an int (`flow_local`)
         self._shared_flows: set[int] = set()  # keys more than one connection has had at once
         self._listeners: dict[Address, TcpListener] = {}
         self._ports = PortUse()
@@ -404,10 +406,9 @@ class TcpLayer:
         one to answer with a RST) goes back to the general path, which handles it whole.
         """
         _, _, _, _, _, _, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
-        entry = self._flows.get(flow)
-        if entry is None or entry[1] != local:
+        conn = self._flows.get(flow)
+        if conn is None or conn.flow_local != local:
             return False
-        conn = entry[0]
         if flags & SYN:
             return False  # a new incarnation in TIME_WAIT, a SYN-ACK's options: the general path decides
         stats = self._stats
@@ -489,8 +490,7 @@ class TcpLayer:
         """A connection reached CLOSED: out of the table (its heap entry is now stale)."""
         self._filed.pop(conn, None)
         flow = _flow_key(conn)
-        entry = self._flows.get(flow)
-        if entry is not None and entry[0] is conn:
+        if self._flows.get(flow) is conn:
             del self._flows[flow]
             if flow in self._shared_flows:
                 self._hand_on_flow(flow, conn)
@@ -525,7 +525,12 @@ class TcpLayer:
     def _add(self, conn: TcpConnection) -> None:
         self._table[conn.key] = conn
         key = _flow_key(conn)
-        if self._flows.setdefault(key, (conn, int.from_bytes(conn.local[0], "big")))[0] is not conn:
+        addr = conn.local[0]
+        local = self._local_keys.get(addr)
+        if local is None:
+            local = self._local_keys[addr] = int.from_bytes(addr, "big")
+        conn.flow_local = local
+        if self._flows.setdefault(key, conn) is not conn:
             self._shared_flows.add(key)
         port = conn.local[1]
         self._ports.hold(port)
@@ -536,7 +541,7 @@ class TcpLayer:
         (the same remote endpoint and local port on two local addresses)."""
         others = [c for c in self._table.values() if c is not gone and c.state != _CLOSED and _flow_key(c) == flow]
         if others:
-            self._flows[flow] = (others[0], int.from_bytes(others[0].local[0], "big"))
+            self._flows[flow] = others[0]
         if len(others) < 2:
             self._shared_flows.discard(flow)
 
@@ -584,6 +589,8 @@ class TcpLayer:
             else:
                 stats.tcp_syn_queue_full += 1
             return
+        if route.source == local[0]:
+            local = (route.source, dport)  # the interface's own bytes, not each SYN's copy
         conn = TcpConnection(self, route, local, remote, now, listener)
         listener.adopt(conn)
         self._add(conn)
@@ -671,6 +678,8 @@ class TcpLayer:
         if route is None:
             return True
         self._stats.tcp_syn_cookies_valid += 1
+        if route.source == local[0]:
+            local = (route.source, local[1])  # the interface's own bytes, as in `_listen_input`
         conn = TcpConnection(self, route, local, remote, now, listener)
         self._add(conn)
         conn.cookie_open(p, mss, now)

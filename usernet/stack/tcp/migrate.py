@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 from usernet.stack.route import Route
 from usernet.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from usernet.stack.tcp.congestion import CongestionControl, Cubic, NewReno
+from usernet.stack.tcp.core import NO_OOO
 from usernet.stack.tcp.frozen import Freezable, MigrationError, field
 from usernet.stack.tcp.input import ConnectionInput
 from usernet.stack.tcp.owner import AcceptQueue, ConnectionOwner
@@ -63,7 +64,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "segs_out", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "user_timeout",
         # loss recovery (recovery.py) and quick ACKs
         "_dsack", "_pingpong", "_quick", "_timer_kind", "_tlp_high", "_tlp_ok", "_tlp_retrans", "_undo_marker",
-        "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until", "_frto",
+        "_undo_retrans", "_undo_rto", "_undo_tsval", "_undo_until", "_frto", "_rack_ok", "_prr_ok",
         "_frto_resent", "_cork_pushed",
         # PSH placement (output.py)
         "_push_marks", "_pushed", "_skb_start",
@@ -83,8 +84,9 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_rtt_time", "_rtx_start", "_ts_recent_at", "_reo_at", "_last_data_rx", "_last_tx",
     )  # fmt: skip  # a table of names
     NOT_FROZEN = (
-        # Given by the layer that thaws: its own owner, counters, config and route to the peer.
-        "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener",
+        # Given by the layer that thaws: its own owner, counters, config and route to the peer,
+        # and (`flow_local`) the local address as its flow table compares it, when it files it.
+        "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener", "flow_local",
         # Frozen under their own names below (addresses, state) or by their parts (the rest).
         "key", "local", "remote", "state", "error", "_cc", "_sb", "_rack", "_prr", *_PARTS,
     )  # fmt: skip  # a table of names
@@ -109,6 +111,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         frozen["remote"] = [self.remote[0], self.remote[1]]
         for name in _PARTS:
             part: Freezable = getattr(self, name)
+            if part is NO_OOO:  # frozen as the empty queue of its own it stands for
+                part = Reassembly(self._recv.limit)
             frozen[name] = part.freeze(now)
         if unsent:
             frozen["_send"]["data"] += unsent
@@ -164,7 +168,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         self.error = None
         self._send = SendBuffer.thaw(field(frozen, "_send", dict, "connection"), now)
         self._recv = ReceiveBuffer.thaw(field(frozen, "_recv", dict, "connection"), now)
-        self._ooo = Reassembly.thaw(field(frozen, "_ooo", dict, "connection"), now)
+        ooo = Reassembly.thaw(field(frozen, "_ooo", dict, "connection"), now)
+        self._ooo = NO_OOO if not (ooo.held or ooo.dropped) and ooo.limit == self._recv.limit else ooo
         self.rtt = RttEstimator.thaw(field(frozen, "rtt", dict, "connection"), now)
         self._tsclock = TimestampClock.thaw(field(frozen, "_tsclock", dict, "connection"), now)
         cc = field(frozen, "_cc", dict, "connection")

@@ -232,7 +232,7 @@ class ConnectionOutput(ConnectionCore):
             sb = self._sb
             una = self.snd_una
             # (seq_ge(una, recover): no RTO recovery under way, inlined as on the ACK path)
-            if sb is not None and not sb.in_recovery and (una - self._recover) & 0xFFFFFFFF < 0x80000000:
+            if (sb is None or not sb.in_recovery) and (una - self._recover) & 0xFFFFFFFF < 0x80000000:
                 srtt = rtt.srtt
                 if srtt is None:
                     pto = 1.0
@@ -291,6 +291,8 @@ class ConnectionOutput(ConnectionCore):
         rack = self._rack
         if rack is not None:
             rack.sent(seq, end, now, self.snd_una)
+        elif self._rack_ok:
+            self._rack_sent(seq, end, now)
         self.snd_nxt = end
         if (end - snd_max) & 0xFFFFFFFF < 0x80000000:  # seq_ge(end, snd_max)
             self.snd_max = end
@@ -324,6 +326,8 @@ class ConnectionOutput(ConnectionCore):
         rack = self._rack
         if rack is not None:
             rack.sent(seq, seq_add(seq, len(payload) + (1 if flags & FIN else 0)), now, self.snd_una)
+        elif self._rack_ok:
+            self._rack_sent(seq, seq_add(seq, len(payload) + (1 if flags & FIN else 0)), now)
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
             self._timer_kind = RTO_TIMER

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from usernet.stack.tcp.core import FRTO_FIRST_ACK, FRTO_OFF, FRTO_SECOND_ACK, RTO_TIMER, SENDS_DATA
 from usernet.stack.tcp.output import ConnectionOutput
+from usernet.stack.tcp.prr import Prr
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_offset
 
 SackBlocks = tuple[tuple[int, int], ...]
@@ -36,11 +37,12 @@ class ConnectionRecovery(ConnectionOutput):
         duplicate ACK. Updates the scoreboard, RACK, PRR and the congestion window, and may
         start recovery (its first retransmission leaves at once).
         """
-        sb = self._sb
-        assert sb is not None  # only SACK connections come here
+        sb = self._scoreboard()  # only SACK connections come here
         cc = self._cc
         snd_max = self.snd_max
         rack = self._rack
+        if rack is None and self._rack_ok:  # nothing sent since the handshake yet: an empty log
+            rack = self._new_rack()
         dsack = False
         if sack:
             left, right = sack[0]
@@ -65,7 +67,7 @@ class ConnectionRecovery(ConnectionOutput):
             if rp is not None and seq_ge(ack, rp):
                 sb.exit_recovery()
                 cc.on_recovery_exit(now, seq_offset(snd_max, ack))
-                if self._prr is not None:
+                if self._prr_ok:
                     # PRR's end (RFC 9937): the window the reduction aimed at, whatever is in
                     # flight now, as Linux's tcp_end_cwnd_reduction; RFC 6582's smaller one is
                     # for recovery without PRR.
@@ -137,6 +139,8 @@ class ConnectionRecovery(ConnectionOutput):
         self._start_undo(una, False, now)
         self._tlp_high = None  # recovery takes over from the probe
         prr = self._prr
+        if prr is None and self._prr_ok:
+            prr = self._prr = Prr()  # the first recovery: start() sets all it holds
         if prr is not None:
             prr.start(flight)
             cc.cwnd = pipe + prr.sndcnt(delivered, pipe, cc.ssthresh, self._mss)
@@ -283,6 +287,8 @@ class ConnectionRecovery(ConnectionOutput):
             rack = self._rack
             if rack is not None:
                 rack.sent(self.snd_nxt, self.snd_max, now, self.snd_una)
+            elif self._rack_ok:
+                self._rack_sent(self.snd_nxt, self.snd_max, now)
             self.snd_nxt = self.snd_max
 
     def _do_undo(self, now: float) -> None:

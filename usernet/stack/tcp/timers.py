@@ -111,7 +111,8 @@ class ConnectionTimers(ConnectionRecovery):
             if self._retries == 1:
                 self._start_undo(una, True, now)
             self._cc.on_rto(now, seq_offset(snd_max, una))
-            if sb is not None:
+            if self._sack_ok:  # the recovery point it keeps refuses recovery below it
+                sb = self._scoreboard()
                 sb.update(una, snd_max, ())
                 sb.reset()
             if self._rack is not None:
