@@ -19,6 +19,7 @@ import ssl as ssl_module
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from usernet import interrupts
 from usernet.aio import shared, sockets, tls
 from usernet.aio.addresses import pack
 from usernet.aio.datagram import open_endpoint, open_udp
@@ -148,17 +149,41 @@ class UsernetLoopMixin(_LoopBase):
         assert self.usernet_config is not None
         return self._usernet_exit.enter_context(open_host(self.usernet_config, clock=self.time))
 
+    def run_forever(self) -> None:
+        """The base loop's, with a Ctrl-C that lands in the loop's machinery acted on between callbacks,
+        and one another thread caught waking the loop.
+
+        Raised there, asyncio.Runner's second-press KeyboardInterrupt can lose the main
+        task's wakeup, and the Runner's clean-up then waits for that task for ever; caught
+        on another thread, a press left the loop asleep in select() for ever (see
+        usernet.interrupts).
+        """
+        if self.is_running():
+            super().run_forever()  # refuses, as the base loop does
+            return
+        # The selector loop's self-pipe (uvloop wakes itself): a signal another thread caught wakes it.
+        pipe = getattr(self, "_csock", None)
+        fd = pipe.fileno() if isinstance(pipe, socket.socket) else -1
+        waking = interrupts.waking(fd, self._usernet_signal_handlers)
+        with waking, interrupts.between_callbacks(self.call_soon_threadsafe):
+            super().run_forever()
+
+    def _usernet_signal_handlers(self) -> bool:
+        """Whether the program gave the loop signal handlers (add_signal_handler): they need the wakeup fd."""
+        return bool(getattr(self, "_signal_handlers", None))
+
     def close(self) -> None:
-        if not self.is_running():
-            driver, self._usernet_driver = self._usernet_driver, None
-            try:
-                if driver is not None:
-                    driver.detach()
-                    if self._usernet_shared is not None:
-                        self._usernet_shared.driven_by(None)
-            finally:
-                self._usernet_exit.close()
-        super().close()
+        with interrupts.held():  # half a close would leave the link (and a sandbox) to nobody
+            if not self.is_running():
+                driver, self._usernet_driver = self._usernet_driver, None
+                try:
+                    if driver is not None:
+                        driver.detach()
+                        if self._usernet_shared is not None:
+                            self._usernet_shared.driven_by(None)
+                finally:
+                    self._usernet_exit.close()
+            super().close()
 
     # -- UDP -------------------------------------------------------------------------------
 

@@ -139,10 +139,13 @@ def supervise(
     count = config.workers
     mac = random_mac()
     stopped: list[int] = []
+    stopping = [False]
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopped.append(signum)
-        raise _Stop
+        if not stopping[0]:  # once: a second signal (Ctrl-C twice) lands in the stopping, which must finish
+            stopping[0] = True
+            raise _Stop
 
     with _queues(config, url.name, announce) as fds:
         seats = [WorkerSeat(i, count, fd, mac) for i, fd in enumerate(fds)]
@@ -176,7 +179,8 @@ def supervise(
         except _Stop:
             status = 128 + stopped[0]
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+            stopping[0] = True  # from here a signal only counts (no call before: none can cut in first)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # nor can a Ctrl-C after the handlers are put back
             _stop_all([process for _, _, process in running.values()])
             for sig, handler in old.items():
                 signal.signal(sig, handler)

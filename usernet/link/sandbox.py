@@ -11,7 +11,6 @@ its TAPs with it, also on exceptions, Ctrl-C, SIGTERM and interpreter exit.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import ctypes
 import errno
 import os
@@ -23,10 +22,11 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
+from usernet.interrupts import held
 from usernet.link.tap import TapLink, open_queues
 from usernet.link.tun import TunLink
 from usernet.programs import find
@@ -119,8 +119,14 @@ class Sandbox:
         The namespace is deleted in this process (no `ip` child that a signal to the
         process group could kill first), and whatever fails or is interrupted before, the
         delete still runs. A SIGTERM arriving meanwhile waits until it is done (see
-        `_on_sigterm`); the sandbox counts as open until then.
+        `_on_sigterm`); the sandbox counts as open until then. Ctrl-C is held back from
+        the first line (see `usernet.interrupts.held`): one landing between marking the
+        sandbox closing and the `try` that deletes it would leave it marked and undeleted.
         """
+        with held():
+            self._close()
+
+    def _close(self) -> None:
         global _closing
         with _state_lock:
             if self._state in ("new", "closed"):
@@ -138,15 +144,14 @@ class Sandbox:
                 self._done.wait(_TERMINATE_TIMEOUT * 2)
             return
         try:
-            with _sigint_deferred():
-                try:
-                    self._stop_processes()
-                    for sock in self._sockets:
-                        sock.close()
-                    for link in self._links:
-                        link.close()
-                finally:
-                    _delete_namespace(self.path)
+            try:
+                self._stop_processes()
+                for sock in self._sockets:
+                    sock.close()
+                for link in self._links:
+                    link.close()
+            finally:
+                _delete_namespace(self.path)
         finally:
             with _state_lock:
                 self._state = "closed"
@@ -418,34 +423,14 @@ _closing = 0
 _deferred = {"sigterm": False, "handling": False}
 
 
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while the block runs (on the main thread), then act on it as before.
-
-    A KeyboardInterrupt raised half-way through a close (between unmounting the namespace
-    and removing its file, say) would leave it behind; Ctrl-C twice is a common sequence.
-    """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield  # handlers are the main thread's; None: one set outside Python, which cannot be restored
-        return
-    pressed: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed and callable(previous):
-        previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
-    elif pressed and previous == signal.SIG_DFL:
-        os.kill(os.getpid(), signal.SIGINT)
-
-
 def _close_all() -> None:
-    for sandbox in list(_open_sandboxes):
-        try:
-            sandbox.close()
-        except Exception:
-            traceback.print_exc()
+    """Close every open sandbox (at exit, on SIGTERM), Ctrl-C held back until the last is deleted."""
+    with held():
+        for sandbox in list(_open_sandboxes):
+            try:
+                sandbox.close()
+            except Exception:
+                traceback.print_exc()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -1,0 +1,212 @@
+"""Ctrl-C twice ends an asyncio program on a usernet loop, wherever the second press lands.
+
+The second press is put at the exact point that hung `python -m usernet` under CI load:
+inside the `call_soon` that asyncio.Runner's first-press handler makes while it cancels
+the main task (the handlers nest). A KeyboardInterrupt raised there leaves the task
+waiting on a cancelled future whose wakeup was never queued, and Runner.close then runs
+the loop for ever waiting for it. A profiler function in the child watches for the two
+calls and sends the signal; nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+import pytest
+
+from usernet import interrupts
+from usernet.aio.loop import UsernetSelectorEventLoop
+
+#: Runs `main` with asyncio.Runner on a usernet loop (no link: the program never touches the network).
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, asyncio.base_events, asyncio.runners, os, signal, sys
+    from usernet.aio.loop import UsernetSelectorEventLoop
+
+    HANDLER = asyncio.runners.Runner._on_sigint.__code__
+    CALL_SOON = asyncio.base_events.BaseEventLoop.call_soon.__code__
+    armed = False
+
+    def profile(frame, event, arg):
+        global armed
+        if event != "call":
+            return
+        if frame.f_code is HANDLER and not armed:
+            armed = True  # the first press is being handled
+        elif frame.f_code is CALL_SOON and armed:
+            armed = None
+            os.write(2, b"second SIGINT inside call_soon\\n")
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, in the profiler
+            sys.setprofile(None)
+
+    async def main():
+        sys.setprofile(profile)
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.Event().wait()
+
+    with asyncio.Runner(loop_factory=UsernetSelectorEventLoop) as runner:
+        runner.run(main())
+    """
+)
+
+
+def test_a_second_ctrl_c_inside_the_first_ones_call_soon_ends_the_program() -> None:
+    done = _run(PROGRAM, "Ctrl-C twice")
+    assert "second SIGINT inside call_soon" in done.stderr, done.stderr  # the press landed where it hung
+    assert done.returncode == -signal.SIGINT, done.stderr  # ended by the KeyboardInterrupt, as Ctrl-C should
+
+
+#: The main thread asleep in select() (no timers: no timeout), SIGINT caught on another thread.
+ASLEEP = textwrap.dedent(
+    """
+    import asyncio, os, signal, threading
+    from usernet.aio.loop import UsernetSelectorEventLoop
+
+    EPOLL_WAITS = {"232", "281", "441"}  # epoll_wait, epoll_pwait, epoll_pwait2 (x86-64)
+
+    def catch_it_here():
+        main = threading.main_thread().native_id
+        while True:  # until the main thread is in the syscall it would never leave
+            with open(f"/proc/self/task/{main}/syscall") as state:
+                if state.read().split()[0] in EPOLL_WAITS:
+                    break
+        os.write(2, b"main asleep in epoll_wait\\n")
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # the C handler runs on this thread
+
+    async def main():
+        threading.Thread(target=catch_it_here, daemon=True).start()
+        await asyncio.Event().wait()
+
+    with asyncio.Runner(loop_factory=UsernetSelectorEventLoop) as runner:
+        runner.run(main())
+    """
+)
+
+
+def test_a_ctrl_c_another_thread_catches_wakes_the_loop() -> None:
+    done = _run(ASLEEP, "a Ctrl-C caught on another thread")
+    assert "main asleep in epoll_wait" in done.stderr, done.stderr
+    assert done.returncode == -signal.SIGINT, done.stderr
+
+
+def _run(program: str, what: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
+    try:
+        return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the program hung after {what}: {exc.stderr!r}")
+
+
+def test_a_press_in_the_loops_machinery_waits_for_the_next_turn_and_one_in_the_program_acts_at_once() -> None:
+    loop = UsernetSelectorEventLoop()
+    seen: list[str] = []
+    try:
+
+        def callback() -> None:
+            machinery = sys._getframe(1)  # asyncio's Handle._run, which runs this callback
+            seen.append(f"machinery {interrupts.in_machinery(machinery)}")
+            seen.append(f"program {interrupts.in_machinery(sys._getframe())}")
+
+        loop.call_soon(callback)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert seen == ["machinery True", "program False"]
+
+
+def _caught(frame: FrameType | None, log: list[str]) -> None:
+    """Deliver a SIGINT as CPython would with `frame` current, to the handler the loop runs under."""
+    handler = signal.getsignal(signal.SIGINT)
+    assert callable(handler)
+    log.append("signal")
+    handler(signal.SIGINT, frame)
+    log.append("handler returned")
+
+
+@contextlib.contextmanager
+def _loop_under(handler: Callable[[int, FrameType | None], object]) -> Iterator[UsernetSelectorEventLoop]:
+    """A usernet loop, with `handler` as the SIGINT handler while it is used."""
+    previous = signal.signal(signal.SIGINT, handler)
+    loop = UsernetSelectorEventLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_between_callbacks_moves_a_press_in_the_machinery_to_a_callback_of_its_own() -> None:
+    log: list[str] = []
+    with _loop_under(lambda signum, frame: log.append(f"handled {frame is None}")) as loop:
+
+        def callback() -> None:
+            _caught(sys._getframe(1), log)
+            loop.call_soon(loop.stop)
+
+        loop.call_soon(callback)
+        loop.run_forever()
+        # Then one in the program's own code: acted on there, with its frame.
+        loop.call_soon(lambda: (_caught(sys._getframe(), log), loop.stop()))
+        loop.run_forever()
+    assert log == ["signal", "handler returned", "handled True", "signal", "handled False", "handler returned"]
+
+
+def test_presses_still_waiting_when_the_loop_stops_act_then() -> None:
+    log: list[str] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.append("handled")
+
+    with _loop_under(handler) as loop:
+
+        def callback() -> None:
+            loop.stop()  # the turn ends before the callback the press became
+            _caught(sys._getframe(1), log)
+
+        loop.call_soon(callback)
+        loop.run_forever()
+        log.append("run_forever returned")
+        assert signal.getsignal(signal.SIGINT) is handler  # put back
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # the queued callback finds no press waiting
+    assert log == ["signal", "handler returned", "handled", "run_forever returned"]
+
+
+def test_a_third_press_while_two_wait_acts_at_once() -> None:
+    """A loop stuck inside its machinery must still be interruptible."""
+    log: list[str] = []
+    with _loop_under(lambda signum, frame: log.append("handled")) as loop:
+
+        def callback() -> None:
+            for _ in range(3):
+                _caught(sys._getframe(1), log)
+            loop.stop()
+
+        loop.call_soon(callback)
+        loop.run_forever()
+    assert log == ["signal", "handler returned"] * 2 + ["signal", "handled", "handler returned", "handled", "handled"]
+
+
+def test_held_acts_on_a_press_after_the_block() -> None:
+    log: list[str] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.append("handled")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with interrupts.held():
+            signal.raise_signal(signal.SIGINT)
+            log.append("block ran on")
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert log == ["block ran on", "handled"]
