@@ -18,17 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent / "usernet"
 #: each other; the drivers join them. Modules not listed (apps, tools, the CLI) sit at the top.
 ALLOWED: dict[str, set[str]] = {
     "programs": set(),
+    "interrupts": set(),  # Ctrl-C held or deferred: the sandbox (link) and the loop (aio) both need it
     "_native": set(),
     "native": {"_native"},
     "wire": {"_native", "native"},
     "stack": {"_native", "native", "wire"},
-    "link": {"_native", "native", "wire", "programs"},
-    "drivers": {"_native", "native", "wire", "stack", "link", "programs"},
-    "aio": {"_native", "native", "wire", "stack", "link", "drivers", "programs"},
+    "link": {"_native", "native", "wire", "programs", "interrupts"},
+    "drivers": {"_native", "native", "wire", "stack", "link", "programs", "interrupts"},
+    "aio": {"_native", "native", "wire", "stack", "link", "drivers", "programs", "interrupts"},
     "framing": set(),  # on any asyncio transport: it needs nothing of usernet
     "testing": {"_native", "native", "wire", "stack"},
-    "sim": {"_native", "native", "wire", "stack", "link", "drivers", "programs", "aio"},
-    "socket": {"_native", "native", "wire", "stack", "link", "drivers", "programs", "aio"},
+    "sim": {"_native", "native", "wire", "stack", "link", "drivers", "programs", "interrupts", "aio"},
+    "socket": {"_native", "native", "wire", "stack", "link", "drivers", "programs", "interrupts", "aio"},
 }
 
 
