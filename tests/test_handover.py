@@ -106,3 +106,5 @@ def test_handover_is_an_option_of_every_entry_point_and_refuses_a_sandbox_or_ano
         UsernetConfig(handover="/x", sandbox=True)
     with pytest.raises(ValueError, match="handover is about a TAP"):
         UsernetConfig(handover="/x", link="udp://127.0.0.1:5000?peer=127.0.0.1:5001")
+    with pytest.raises(ValueError, match="handover does not go with dhcp"):
+        UsernetConfig(handover="/x", dhcp=True)

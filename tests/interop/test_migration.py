@@ -154,3 +154,13 @@ def test_a_successor_that_refuses_leaves_the_old_server_serving(sandbox: Sandbox
     client.sendall(b"after")
     assert client.recv(100) == b"after"
     assert first.poll() is None
+
+
+def test_the_interface_is_frozen_with_the_mtu_it_runs_with_not_the_one_it_was_made_with(sandbox: Sandbox) -> None:
+    """A DHCP renewal may change the MTU of a running interface (`Interface.set_mtu`); a successor
+    made with the configured one would offer a larger MSS than the link carries."""
+    link = sandbox.create_tap("usernet0", host_address="192.0.2.1/24")
+    host = Host(link, Interface(InterfaceConfig.from_strings(link.mac, ["192.0.2.2/24"], **offload_options(link))))
+    host.iface.set_mtu(1400, time.monotonic())
+    interface = freeze_host(host, time.monotonic(), {}).payload["interface"]
+    assert (interface["mtu"], host.iface.config.mtu) == (1400, 1500)

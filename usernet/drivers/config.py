@@ -166,6 +166,11 @@ class UsernetConfig:
                 "handover does not go with sandbox: the namespace and its TAP would die with the first process; "
                 "make the namespace yourself and run each server in it with --handover (docs/migration.md)"
             )
+        if self.handover is not None and self.dhcp:
+            raise ValueError(
+                "handover does not go with dhcp: the lease is the old process's, which releases it as it exits, "
+                "and the successor runs no DHCP client to renew it; give both processes the same fixed --address"
+            )
         if self.handover is not None and not any(a.version == 4 for a in self.addresses):
             raise ValueError("handover matches the old process and the new one by their IPv4 address: give one")
         if self.dhcp and self.gateway is not None:

@@ -110,7 +110,7 @@ def freeze_host(host: Host, now: float, held: Mapping[TcpConnection, Leftovers])
         "mac": config.mac,
         "addresses": [[addr, prefix] for addr, prefix in config.addresses],
         "gateway": config.gateway,
-        "mtu": config.mtu,
+        "mtu": host.iface.mtu,  # the one it runs with now, which `Interface.set_mtu` may have changed
         "secret": config.secret,
     }
     frozen.payload["link"] = tap.options
