@@ -511,6 +511,14 @@ class ConnectionInput(ConnectionTimers):
                 else:  # partial ACK (RFC 6582 §3.2 step 5): the next hole goes out at once
                     cc.on_ack(acked, now, self.rtt.srtt)
                     self._retransmit(ack, self._mss, now)
+            elif self._dupacks:
+                # Each duplicate ACK stood for a segment delivered (RFC 5681 §3.2): those are
+                # not delivered again now; the hole's segment at least is, as Linux's
+                # tcp_remove_reno_sacks (delivered += max(acked - sacked_out, 1)).
+                mss = self._mss
+                delivered = acked - self._dupacks * mss
+                least = acked if acked < mss else mss
+                cc.on_ack(acked, now, self.rtt.srtt, delivered if delivered > least else least)
             else:
                 cc.on_ack(acked, now, self.rtt.srtt)
             if frto:
