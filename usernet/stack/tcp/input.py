@@ -549,6 +549,16 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_ack_too_old += 1
             self._challenge_ack(now)
             return False
+        elif sack and self._sack_ok and outstanding:
+            # An ACK below SND.UNA (reordered behind a later one) may still SACK data for
+            # the first time: take that in, as Linux's tcp_ack does for an old ACK with SACK.
+            # Only blocks above SND.UNA: below it they are no D-SACK (that is judged against
+            # the ACK's own number), just news already known.
+            above = tuple(block for block in sack if seq_gt(block[1], una))
+            if above:
+                self._sack_ack(una, above, 0, tsecr, now)
+                if self._reo_at is not None:
+                    self._arm_timer(now, False)  # RACK waits for the reordering window
         wl1 = self.snd_wl1
         # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
         # a window update riding on new data acknowledged is never stale, even if its
