@@ -266,6 +266,7 @@ def test_bad_parameters() -> None:
 events = st.lists(
     st.one_of(
         st.tuples(st.just("ack"), st.integers(0, 50 * S)),
+        st.tuples(st.just("delivered"), st.integers(1, 50 * S), st.integers(0, 80 * S)),
         st.tuples(st.just("dupack"), st.just(0)),
         st.tuples(st.just("loss"), st.integers(0, 200 * S), st.booleans()),
         st.tuples(st.just("exit"), st.integers(0, 200 * S)),
@@ -284,6 +285,8 @@ def test_windows_stay_sane_under_any_events(kind: type[CongestionControl], seq: 
         now += 0.01
         if ev[0] == "ack":
             cc.on_ack(ev[1], now, 0.05)
+        elif ev[0] == "delivered":  # what the ACK passed, and what it newly delivered
+            cc.on_ack(ev[1], now, 0.05, ev[2])
         elif ev[0] == "dupack":
             cc.on_dupack()
         elif ev[0] == "loss":
