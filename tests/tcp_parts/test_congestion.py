@@ -48,6 +48,36 @@ def test_a_stretch_ack_grows_slow_start_by_every_byte_it_acknowledges() -> None:
     assert cc.cwnd == 18 * S  # as the eight ACKs it replaces would have (Linux's tcp_slow_start)
 
 
+def test_growth_counts_what_the_ack_newly_delivered_not_what_it_passed() -> None:
+    cc = NewReno(S)
+    cc.on_ack(3 * S, 0.0, None, delivered=S)  # two of the three segments were SACKed before
+    assert cc.cwnd == 11 * S
+    cc.on_ack(4 * S, 0.0, None, delivered=6 * S)  # four new, and two SACKed for the first time
+    assert cc.cwnd == 17 * S
+    cc.on_ack(2 * S, 0.0, None, delivered=0)  # only bytes SACKed already: nothing new delivered
+    assert cc.cwnd == 17 * S
+    cc.on_ack(2 * S, 0.0, None)  # no count given: every byte acknowledged
+    assert cc.cwnd == 19 * S
+
+
+def test_delivered_past_ssthresh_counts_in_avoidance() -> None:
+    cc = NewReno(S)
+    cc.ssthresh = 11 * S
+    cc.on_ack(S, 0.0, None, delivered=11 * S)  # 1 segment to ssthresh, 10 towards the next +1
+    assert cc.cwnd == 11 * S
+    cc.on_ack(S, 0.0, None)
+    assert cc.cwnd == 12 * S
+
+
+def test_an_ack_that_delivers_nothing_new_still_ends_the_timeout_state() -> None:
+    cc = NewReno(S)
+    cc.on_rto(0.0, 10 * S)
+    cc.on_ack(S, 0.1, None, delivered=0)
+    assert cc.cwnd == S and cc.ssthresh == 5 * S
+    cc.on_rto(0.2, 6 * S)  # new data was acknowledged: a new timeout, ssthresh cut again
+    assert cc.ssthresh == 3 * S
+
+
 def test_abc_limit_two_caps_a_stretch_ack_at_two_segments() -> None:
     cc = NewReno(S)
     cc.abc_limit = 2  # RFC 3465's L
@@ -236,6 +266,7 @@ def test_bad_parameters() -> None:
 events = st.lists(
     st.one_of(
         st.tuples(st.just("ack"), st.integers(0, 50 * S)),
+        st.tuples(st.just("delivered"), st.integers(1, 50 * S), st.integers(0, 80 * S)),
         st.tuples(st.just("dupack"), st.just(0)),
         st.tuples(st.just("loss"), st.integers(0, 200 * S), st.booleans()),
         st.tuples(st.just("exit"), st.integers(0, 200 * S)),
@@ -254,6 +285,8 @@ def test_windows_stay_sane_under_any_events(kind: type[CongestionControl], seq: 
         now += 0.01
         if ev[0] == "ack":
             cc.on_ack(ev[1], now, 0.05)
+        elif ev[0] == "delivered":  # what the ACK passed, and what it newly delivered
+            cc.on_ack(ev[1], now, 0.05, ev[2])
         elif ev[0] == "dupack":
             cc.on_dupack()
         elif ev[0] == "loss":

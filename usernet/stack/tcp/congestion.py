@@ -185,8 +185,15 @@ class CongestionControl(Freezable, ABC):
         # As it was: none before the first sample, none once HyStart++ is over.
         self._hs = None if self.hystart == HYSTART_OFF or hs.fields() == _NO_ROUNDS.fields() else hs
 
-    def on_ack(self, acked: int, now: float, rtt: float | None) -> None:
+    def on_ack(self, acked: int, now: float, rtt: float | None, delivered: int = -1) -> None:
         """`acked` new bytes were cumulatively acknowledged; `rtt` is the current SRTT.
+
+        Growth counts `delivered`, the bytes this ACK newly delivered (-1: `acked`), the
+        caller's RFC 6937 DeliveredData, as Linux's tcp_cong_control(acked_sacked): bytes
+        that earlier duplicate ACKs SACKed (or, without SACK, stood for) were delivered
+        then and do not count again when SND.UNA passes them. Only an ACK of new data comes
+        here (Linux's tcp_may_raise_cwnd), so what duplicate ACKs alone report never grows
+        the window.
 
         During recovery this is a partial ACK: without SACK the window deflates by the
         amount acknowledged and grows back by one SMSS if at least that much was
@@ -204,6 +211,10 @@ class CongestionControl(Freezable, ABC):
             return
         if not self.cwnd_limited():
             return  # Linux: the window grows only when it was used (tcp_cong_avoid callers)
+        if delivered >= 0:
+            if delivered == 0:
+                return
+            acked = delivered
         ssthresh = self.ssthresh
         if self.cwnd < ssthresh:
             limit = self.abc_limit * self.smss

@@ -511,6 +511,14 @@ class ConnectionInput(ConnectionTimers):
                 else:  # partial ACK (RFC 6582 §3.2 step 5): the next hole goes out at once
                     cc.on_ack(acked, now, self.rtt.srtt)
                     self._retransmit(ack, self._mss, now)
+            elif self._dupacks:
+                # Each duplicate ACK stood for a segment delivered (RFC 5681 §3.2): those are
+                # not delivered again now; the hole's segment at least is, as Linux's
+                # tcp_remove_reno_sacks (delivered += max(acked - sacked_out, 1)).
+                mss = self._mss
+                delivered = acked - self._dupacks * mss
+                least = acked if acked < mss else mss
+                cc.on_ack(acked, now, self.rtt.srtt, delivered if delivered > least else least)
             else:
                 cc.on_ack(acked, now, self.rtt.srtt)
             if frto:
@@ -541,6 +549,16 @@ class ConnectionInput(ConnectionTimers):
             self._stats.tcp_ack_too_old += 1
             self._challenge_ack(now)
             return False
+        elif sack and self._sack_ok and outstanding:
+            # An ACK below SND.UNA (reordered behind a later one) may still SACK data for
+            # the first time: take that in, as Linux's tcp_ack does for an old ACK with SACK.
+            # Only blocks above SND.UNA: below it they are no D-SACK (that is judged against
+            # the ACK's own number), just news already known.
+            above = tuple(block for block in sack if seq_gt(block[1], una))
+            if above:
+                self._sack_ack(una, above, 0, tsecr, now)
+                if self._reo_at is not None:
+                    self._arm_timer(now, False)  # RACK waits for the reordering window
         wl1 = self.snd_wl1
         # RFC 9293's SND.WL1/WL2 test, plus Linux's "the ACK advanced" (tcp_may_update_window):
         # a window update riding on new data acknowledged is never stale, even if its

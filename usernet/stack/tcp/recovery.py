@@ -50,7 +50,11 @@ class ConnectionRecovery(ConnectionOutput):
                 dsack = True  # RFC 2883 §4: below the cumulative ACK, or inside the second block
                 self._on_dsack(left, right, now)
         first = sb.first_sacked() if acked and rack is not None else None
+        sacked = sb.sacked_bytes
         newly = sb.update(ack, snd_max, sack)
+        # RFC 6937's DeliveredData, Linux's acked_sacked: SND.UNA's advance less the bytes that
+        # were SACKed already (delivered then), plus the bytes SACKed for the first time.
+        delivered = acked + sb.sacked_bytes - sacked
         if rack is not None:
             if acked:
                 # The bytes this ACK delivered end at the hole it filled: above it, SACKed data.
@@ -82,14 +86,14 @@ class ConnectionRecovery(ConnectionOutput):
         elif acked:
             if self._undo_rto and self._undo_marker is not None and self._needless_by_timestamp(tsecr):
                 self._do_undo(now)  # the ACK echoes the original, not the RTO's retransmission (Eifel)
-            cc.on_ack(acked, now, self.rtt.srtt)
+            cc.on_ack(acked, now, self.rtt.srtt, delivered)
         if rack is not None:
-            entered = self._rack_detect(acked + newly, now)
+            entered = self._rack_detect(delivered, now)
         if sb.in_recovery and not entered:
             prr = self._prr
             if prr is not None:
                 pipe = sb.pipe()
-                cc.cwnd = pipe + prr.sndcnt(acked + newly, pipe, cc.ssthresh, self._mss)
+                cc.cwnd = pipe + prr.sndcnt(delivered, pipe, cc.ssthresh, self._mss)
         if self._undo_marker is not None and not sb.in_recovery:
             until = self._undo_until
             if until is None:
