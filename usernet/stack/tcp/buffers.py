@@ -59,9 +59,11 @@ class SendBuffer(Freezable):
 
     Stored as a list of immutable `bytes` chunks plus a `bytearray` tail for small
     writes. `peek` returns a `memoryview` of one chunk when the range lies inside it,
-    so the common segment costs no copy, and a view can be kept (for a retransmission
+    so the common big segment costs no copy, and a view can be kept (for a retransmission
     queue, a pending frame) across later `write` and `ack` calls because no chunk is ever
-    resized. A range that crosses chunks comes back as one joined `bytes`.
+    resized. A range inside the tail comes back as a `bytes` copy of it (the one copy
+    sealing the tail into a chunk would make), and one that crosses chunks as one joined
+    `bytes`.
 
     Costs: `write` and `ack` are amortised O(1) (plus the copy of the data written when
     it is not already `bytes`); `peek` is O(log chunks) to find its chunk.
@@ -117,7 +119,7 @@ class SendBuffer(Freezable):
             else:
                 self._tail = bytearray(data)
             self._end += n
-            if len(self._tail) >= _SEAL:
+            if self._end - self._tail_start >= _SEAL:  # the tail's length, with no len() call
                 self._seal()
         return n
 
@@ -133,7 +135,16 @@ class SendBuffer(Freezable):
             stop = self._end
         if pos >= stop:
             return b""
-        if stop > self._tail_start:
+        tail_start = self._tail_start
+        if pos >= tail_start:
+            # All in the unsealed tail (small writes, sent as they come): copy the range out.
+            # Sealing would copy the tail just the same, then file it as a chunk, search
+            # the index for it and, at the ACK, clear the index again (seven calls per
+            # request/response round trip); the copy is a `bytes`, so it stays valid.
+            if pos == tail_start and stop == self._end:
+                return bytes(self._tail)
+            return bytes(memoryview(self._tail)[pos - tail_start : stop - tail_start])
+        if stop > tail_start:
             self._seal()
         chunks = self._chunks
         starts = self._starts
@@ -215,41 +226,46 @@ class ReceiveBuffer(Freezable):
     per byte.
     """
 
-    __slots__ = ("_buf", "limit")
+    __slots__ = ("limit", "unread")
     FROZEN = ("limit",)
-    NOT_FROZEN = ("_buf",)  # frozen as `data`: the unread bytes
+    NOT_FROZEN = ("unread",)  # frozen as `data`: the unread bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
             raise ValueError(f"receive buffer limit must be positive, got {limit}")
         self.limit = limit
-        self._buf = _NO_BYTES  # a bytearray from the first data on, kept while the connection lives
+        # The unread bytes: a bytearray from the first data on, kept while the connection lives.
+        # Public to read, not to change: the connection's hot path takes `len(buffer.unread)`,
+        # which is `len(buffer)` without the Python `__len__` between.
+        self.unread = _NO_BYTES
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self.unread)
 
     @property
     def free(self) -> int:
         """Bytes that can still be accepted: what the receive window may offer."""
-        room = self.limit - len(self._buf)
+        room = self.limit - len(self.unread)
         return room if room > 0 else 0
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Add in-order data; return how many bytes fitted (the rest is dropped)."""
-        buf = self._buf
+        buf = self.unread
         room = self.limit - len(buf)
-        if len(data) > room:
+        n = len(data)
+        if n > room:
             if room <= 0:
                 return 0
             data = memoryview(data)[:room]
+            n = room
         if buf is _NO_BYTES:
-            self._buf = bytearray(data)
+            self.unread = bytearray(data)
         else:
             buf += data
-        return len(data)
+        return n
 
     def freeze(self, now: float) -> dict[str, Any]:
-        return {"limit": self.limit, "data": bytes(self._buf)}
+        return {"limit": self.limit, "data": bytes(self.unread)}
 
     @classmethod
     def thaw(cls, state: dict[str, Any], now: float) -> ReceiveBuffer:
@@ -257,7 +273,7 @@ class ReceiveBuffer(Freezable):
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
-        buf = self._buf
+        buf = self.unread
         if n >= len(buf):
             return self.read_all()
         if n <= 0:
@@ -268,7 +284,7 @@ class ReceiveBuffer(Freezable):
 
     def read_all(self) -> bytes:
         """Take everything."""
-        buf = self._buf
+        buf = self.unread
         out = bytes(buf)
         if out:
             buf.clear()
@@ -276,7 +292,7 @@ class ReceiveBuffer(Freezable):
 
     def read_into(self, dest: bytearray | memoryview) -> int:
         """Copy as much as fits into `dest` (a BufferedProtocol's buffer); return the count."""
-        buf = self._buf
+        buf = self.unread
         n = min(len(dest), len(buf))
         if n:
             memoryview(dest)[:n] = memoryview(buf)[:n]

@@ -68,7 +68,9 @@ class TcpConnection(ConnectionMigration):
         send = self._send
         n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
-        if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
+        # A write takes less than it was given only when it filled the buffer, so a full buffer
+        # is the one test: also after a write that fitted exactly, room freed must wake the user.
+        if not send.free:
             self._send_blocked = True
         if n:
             self._mark_pushes(n, more)
@@ -78,8 +80,8 @@ class TcpConnection(ConnectionMigration):
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to `max_bytes` received bytes (all with -1); b"" when none are waiting."""
         recv = self._recv
-        if not len(recv):
-            return b""
+        # No emptiness test first: both reads give b"" on an empty buffer, and the test
+        # would cost three calls on every read that finds data.
         data = recv.read_all() if max_bytes < 0 else recv.read(max_bytes)
         if data and self.state in TAKES_DATA:
             self._read_since_output = True
@@ -97,7 +99,7 @@ class TcpConnection(ConnectionMigration):
     @property
     def readable(self) -> int:
         """Bytes waiting to be read."""
-        return len(self._recv)
+        return len(self._recv.unread)  # polled by the user side on every wake-up: no `__len__` call
 
     @property
     def at_eof(self) -> bool:
