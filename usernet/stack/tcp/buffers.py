@@ -69,9 +69,9 @@ class SendBuffer(Freezable):
     it is not already `bytes`); `peek` is O(log chunks) to find its chunk.
     """
 
-    __slots__ = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start", "limit")
+    __slots__ = ("_base", "_chunks", "_first", "_starts", "_tail", "_tail_start", "held", "limit")
     FROZEN = ("limit",)
-    NOT_FROZEN = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start")  # frozen as the bytes
+    NOT_FROZEN = ("_base", "_chunks", "_first", "_starts", "_tail", "_tail_start", "held")  # frozen as the bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -82,23 +82,26 @@ class SendBuffer(Freezable):
         self._starts: list[int] = UNUSED  # stream position of each chunk's first byte
         self._first = 0  # index of the oldest chunk still holding unacknowledged bytes
         self._base = 0  # position of the oldest unacknowledged byte (offset 0)
-        self._end = 0  # position just past the last byte written
+        # Bytes held, `len(buffer)`: public to read, not to change, because the engine asks on
+        # every segment and ACK, and `len()` costs two calls (the builtin and `__len__`).
+        # The end of what was written is `_base + held`.
+        self.held = 0
         self._tail = _NO_BYTES  # a bytearray once it holds anything
         self._tail_start = 0  # position of the tail's first byte
 
     def __len__(self) -> int:
-        return self._end - self._base
+        return self.held
 
     @property
     def free(self) -> int:
         """How many more bytes `write` accepts now (0 when full, also after `limit` shrank)."""
-        room = self.limit - (self._end - self._base)
+        room = self.limit - self.held
         return room if room > 0 else 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append as much of `data` as the limit allows; return how many bytes were taken."""
         n = len(data)
-        room = self.limit - (self._end - self._base)
+        room = self.limit - self.held
         if n > room:
             if room <= 0:
                 return 0
@@ -110,16 +113,17 @@ class SendBuffer(Freezable):
             if self._chunks is UNUSED:
                 self._chunks, self._starts = [], []
             self._chunks.append(bytes(data))
-            self._starts.append(self._end)
-            self._end += n
-            self._tail_start = self._end
+            end = self._base + self.held
+            self._starts.append(end)
+            self.held += n
+            self._tail_start = end + n
         elif n:
             if self._tail:
                 self._tail += data
             else:
                 self._tail = bytearray(data)
-            self._end += n
-            if self._end - self._tail_start >= _SEAL:  # the tail's length, with no len() call
+            self.held += n
+            if self._base + self.held - self._tail_start >= _SEAL:  # the tail's length, with no len() call
                 self._seal()
         return n
 
@@ -129,10 +133,12 @@ class SendBuffer(Freezable):
         Shorter than `n` (possibly empty) when the buffer ends first. The result must be
         treated as read-only.
         """
-        pos = self._base + offset
+        base = self._base
+        end = base + self.held
+        pos = base + offset
         stop = pos + n
-        if stop > self._end:
-            stop = self._end
+        if stop > end:
+            stop = end
         if pos >= stop:
             return b""
         tail_start = self._tail_start
@@ -141,7 +147,7 @@ class SendBuffer(Freezable):
             # Sealing would copy the tail just the same, then file it as a chunk, search
             # the index for it and, at the ACK, clear the index again (seven calls per
             # request/response round trip); the copy is a `bytes`, so it stays valid.
-            if pos == tail_start and stop == self._end:
+            if pos == tail_start and stop == end:
                 return bytes(self._tail)
             return bytes(memoryview(self._tail)[pos - tail_start : stop - tail_start])
         if stop > tail_start:
@@ -173,10 +179,11 @@ class SendBuffer(Freezable):
 
     def ack(self, n: int) -> None:
         """Forget the `n` oldest bytes: the peer acknowledged them."""
-        if not 0 <= n <= self._end - self._base:
-            raise ValueError(f"cannot acknowledge {n} bytes: the send buffer holds {self._end - self._base}")
+        if not 0 <= n <= self.held:
+            raise ValueError(f"cannot acknowledge {n} bytes: the send buffer holds {self.held}")
         base = self._base + n
         self._base = base
+        self.held -= n
         chunks = self._chunks
         starts = self._starts
         if base >= self._tail_start:
@@ -215,7 +222,7 @@ class SendBuffer(Freezable):
         self._chunks.append(bytes(self._tail))
         self._starts.append(self._tail_start)
         self._tail = _NO_BYTES
-        self._tail_start = self._end
+        self._tail_start = self._base + self.held
 
 
 class ReceiveBuffer(Freezable):

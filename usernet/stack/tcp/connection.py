@@ -123,7 +123,7 @@ class TcpConnection(ConnectionMigration):
     @property
     def unsent(self) -> int:
         """Bytes in the send buffer: queued or in flight, not yet acknowledged."""
-        return len(self._send)
+        return self._send.held
 
     def shutdown(self, now: float) -> None:
         """SHUT_WR: send a FIN once the queued data is out."""
@@ -131,7 +131,7 @@ class TcpConnection(ConnectionMigration):
         if self._fin_seq is not None or state not in CAN_SEND:
             return
         data_start = self.snd_una if state not in (SYN_SENT, SYN_RECEIVED) else seq_add(self.iss, 1)
-        self._fin_seq = seq_add(data_start, len(self._send))
+        self._fin_seq = seq_add(data_start, self._send.held)
         self.fastopen_deferred = False
         if state in (ESTABLISHED, SYN_RECEIVED):
             self._set_state(FIN_WAIT_1, Event.CLOSE, now)
