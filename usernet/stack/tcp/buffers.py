@@ -281,12 +281,17 @@ class ReceiveBuffer(Freezable):
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
         buf = self.unread
-        if n >= len(buf):
-            return self.read_all()
-        if n <= 0:
-            return b""
-        out = bytes(memoryview(buf)[:n])  # the temporary view is gone before the del
-        del buf[:n]
+        if n < len(buf):
+            if n <= 0:
+                return b""
+            out = bytes(memoryview(buf)[:n])  # the temporary view is gone before the del
+            del buf[:n]
+            return out
+        # `read_all` spelled out: the asyncio face reads with a limit, and most of its reads
+        # take everything, so this is the common case (one call less per read).
+        out = bytes(buf)
+        if out:
+            buf.clear()
         return out
 
     def read_all(self) -> bytes:

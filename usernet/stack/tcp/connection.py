@@ -69,8 +69,9 @@ class TcpConnection(ConnectionMigration):
         n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
         # A write takes less than it was given only when it filled the buffer, so a full buffer
-        # is the one test: also after a write that fitted exactly, room freed must wake the user.
-        if not send.free:
+        # is the one test (`not send.free`, read as attributes): also after a write that
+        # fitted exactly, room freed must wake the user.
+        if send.held >= send.limit:
             self._send_blocked = True
         if n:
             self._mark_pushes(n, more)
