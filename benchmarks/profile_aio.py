@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     calls: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     functions: Counter[str] = Counter()
+    stack: Counter[str] = Counter()  # the stack's functions, builtins named with their caller
     for (filename, line, function), (_, ncalls, tottime, _, callers) in table.items():
         if filename == "~" and any(name in function for name in SYSTEM_CALLS):
             calls["system calls"] += ncalls
@@ -246,21 +247,29 @@ def main(argv: list[str] | None = None) -> None:
         if filename == "~" and callers:
             # A builtin counts where it was called from, shared out by its callers' calls.
             total = sum(c[1] for c in callers.values()) or 1
-            for (caller_file, _, _), caller in callers.items():
+            for (caller_file, caller_line, caller_function), caller in callers.items():
                 calls[area(caller_file)] += caller[1]
                 seconds[area(caller_file)] += tottime * caller[1] / total
+                if area(caller_file) == "stack":
+                    where_from = f"{caller_file.rsplit('/', 2)[-1]}:{caller_line}({caller_function})"
+                    stack[f"{function} <- {where_from}"] += caller[1]
             continue
         where = area(filename)
         calls[where] += ncalls
         seconds[where] += tottime
         if where in ("aio + drivers", "asyncio"):
             functions[f"{filename.rsplit('/', 2)[-1]}:{line}({function})"] += ncalls
+        elif where == "stack":
+            stack[f"{filename.rsplit('/', 2)[-1]}:{line}({function})"] += ncalls
     for name in sorted(calls, key=lambda k: -calls[k]):
         print(
             f"  {name:<24} {calls[name] / work:8.1f} calls per {unit}, {seconds[name] / work * 1e6:8.1f} µs (profiled)"
         )
     print(f"usernet's asyncio face, drivers and asyncio, calls per {unit}:")
     for function, count in functions.most_common(40):
+        print(f"  {count / work:8.2f}  {function}")
+    print(f"the stack, calls per {unit} (a builtin with its caller):")
+    for function, count in stack.most_common(options.top):
         print(f"  {count / work:8.2f}  {function}")
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(options.top)

@@ -64,7 +64,6 @@ class Route:
         "_deliver",
         "_ect",
         "_ident",
-        "_overhead",
         "destination",
         "headroom",
         "ip_header",
@@ -72,6 +71,7 @@ class Route:
         "next_hop",
         "path",
         "source",
+        "tcp_overhead",
         "tso_max",
         "ttl",
         "tx_checksum_partial",
@@ -107,7 +107,9 @@ class Route:
         ip_header = len(ip)
         self.headroom = len(link_header) + ip_header
         self.path = PathMtu(mtu) if path is None else path
-        self._overhead = ip_header + TCP_HEADER
+        # IP and TCP header bytes (no options): `mtu - mss`, read as one attribute on the
+        # send path (the two properties are two calls).
+        self.tcp_overhead = ip_header + TCP_HEADER
         self.tx_checksum_partial = tx_checksum_partial
         self.tso_max = tso_max
         self._deliver = deliver
@@ -121,7 +123,7 @@ class Route:
     @property
     def mss(self) -> int:
         """The largest TCP payload a segment without options may carry at `mtu`."""
-        return self.path.mtu - self._overhead
+        return self.path.mtu - self.tcp_overhead
 
     def __repr__(self) -> str:
         ends = f"{format_ip(self.source)} -> {format_ip(self.destination)}"

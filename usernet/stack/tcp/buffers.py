@@ -59,17 +59,19 @@ class SendBuffer(Freezable):
 
     Stored as a list of immutable `bytes` chunks plus a `bytearray` tail for small
     writes. `peek` returns a `memoryview` of one chunk when the range lies inside it,
-    so the common segment costs no copy, and a view can be kept (for a retransmission
+    so the common big segment costs no copy, and a view can be kept (for a retransmission
     queue, a pending frame) across later `write` and `ack` calls because no chunk is ever
-    resized. A range that crosses chunks comes back as one joined `bytes`.
+    resized. A range inside the tail comes back as a `bytes` copy of it (the one copy
+    sealing the tail into a chunk would make), and one that crosses chunks as one joined
+    `bytes`.
 
     Costs: `write` and `ack` are amortised O(1) (plus the copy of the data written when
     it is not already `bytes`); `peek` is O(log chunks) to find its chunk.
     """
 
-    __slots__ = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start", "limit")
+    __slots__ = ("_base", "_chunks", "_first", "_starts", "_tail", "_tail_start", "held", "limit")
     FROZEN = ("limit",)
-    NOT_FROZEN = ("_base", "_chunks", "_end", "_first", "_starts", "_tail", "_tail_start")  # frozen as the bytes
+    NOT_FROZEN = ("_base", "_chunks", "_first", "_starts", "_tail", "_tail_start", "held")  # frozen as the bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
@@ -80,23 +82,26 @@ class SendBuffer(Freezable):
         self._starts: list[int] = UNUSED  # stream position of each chunk's first byte
         self._first = 0  # index of the oldest chunk still holding unacknowledged bytes
         self._base = 0  # position of the oldest unacknowledged byte (offset 0)
-        self._end = 0  # position just past the last byte written
+        # Bytes held, `len(buffer)`: public to read, not to change, because the engine asks on
+        # every segment and ACK, and `len()` costs two calls (the builtin and `__len__`).
+        # The end of what was written is `_base + held`.
+        self.held = 0
         self._tail = _NO_BYTES  # a bytearray once it holds anything
         self._tail_start = 0  # position of the tail's first byte
 
     def __len__(self) -> int:
-        return self._end - self._base
+        return self.held
 
     @property
     def free(self) -> int:
         """How many more bytes `write` accepts now (0 when full, also after `limit` shrank)."""
-        room = self.limit - (self._end - self._base)
+        room = self.limit - self.held
         return room if room > 0 else 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append as much of `data` as the limit allows; return how many bytes were taken."""
         n = len(data)
-        room = self.limit - (self._end - self._base)
+        room = self.limit - self.held
         if n > room:
             if room <= 0:
                 return 0
@@ -108,16 +113,17 @@ class SendBuffer(Freezable):
             if self._chunks is UNUSED:
                 self._chunks, self._starts = [], []
             self._chunks.append(bytes(data))
-            self._starts.append(self._end)
-            self._end += n
-            self._tail_start = self._end
+            end = self._base + self.held
+            self._starts.append(end)
+            self.held += n
+            self._tail_start = end + n
         elif n:
             if self._tail:
                 self._tail += data
             else:
                 self._tail = bytearray(data)
-            self._end += n
-            if len(self._tail) >= _SEAL:
+            self.held += n
+            if self._base + self.held - self._tail_start >= _SEAL:  # the tail's length, with no len() call
                 self._seal()
         return n
 
@@ -127,13 +133,24 @@ class SendBuffer(Freezable):
         Shorter than `n` (possibly empty) when the buffer ends first. The result must be
         treated as read-only.
         """
-        pos = self._base + offset
+        base = self._base
+        end = base + self.held
+        pos = base + offset
         stop = pos + n
-        if stop > self._end:
-            stop = self._end
+        if stop > end:
+            stop = end
         if pos >= stop:
             return b""
-        if stop > self._tail_start:
+        tail_start = self._tail_start
+        if pos >= tail_start:
+            # All in the unsealed tail (small writes, sent as they come): copy the range out.
+            # Sealing would copy the tail just the same, then file it as a chunk, search
+            # the index for it and, at the ACK, clear the index again (seven calls per
+            # request/response round trip); the copy is a `bytes`, so it stays valid.
+            if pos == tail_start and stop == end:
+                return bytes(self._tail)
+            return bytes(memoryview(self._tail)[pos - tail_start : stop - tail_start])
+        if stop > tail_start:
             self._seal()
         chunks = self._chunks
         starts = self._starts
@@ -162,10 +179,11 @@ class SendBuffer(Freezable):
 
     def ack(self, n: int) -> None:
         """Forget the `n` oldest bytes: the peer acknowledged them."""
-        if not 0 <= n <= self._end - self._base:
-            raise ValueError(f"cannot acknowledge {n} bytes: the send buffer holds {self._end - self._base}")
+        if not 0 <= n <= self.held:
+            raise ValueError(f"cannot acknowledge {n} bytes: the send buffer holds {self.held}")
         base = self._base + n
         self._base = base
+        self.held -= n
         chunks = self._chunks
         starts = self._starts
         if base >= self._tail_start:
@@ -204,7 +222,7 @@ class SendBuffer(Freezable):
         self._chunks.append(bytes(self._tail))
         self._starts.append(self._tail_start)
         self._tail = _NO_BYTES
-        self._tail_start = self._end
+        self._tail_start = self._base + self.held
 
 
 class ReceiveBuffer(Freezable):
@@ -215,41 +233,46 @@ class ReceiveBuffer(Freezable):
     per byte.
     """
 
-    __slots__ = ("_buf", "limit")
+    __slots__ = ("limit", "unread")
     FROZEN = ("limit",)
-    NOT_FROZEN = ("_buf",)  # frozen as `data`: the unread bytes
+    NOT_FROZEN = ("unread",)  # frozen as `data`: the unread bytes
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
             raise ValueError(f"receive buffer limit must be positive, got {limit}")
         self.limit = limit
-        self._buf = _NO_BYTES  # a bytearray from the first data on, kept while the connection lives
+        # The unread bytes: a bytearray from the first data on, kept while the connection lives.
+        # Public to read, not to change: the connection's hot path takes `len(buffer.unread)`,
+        # which is `len(buffer)` without the Python `__len__` between.
+        self.unread = _NO_BYTES
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self.unread)
 
     @property
     def free(self) -> int:
         """Bytes that can still be accepted: what the receive window may offer."""
-        room = self.limit - len(self._buf)
+        room = self.limit - len(self.unread)
         return room if room > 0 else 0
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Add in-order data; return how many bytes fitted (the rest is dropped)."""
-        buf = self._buf
+        buf = self.unread
         room = self.limit - len(buf)
-        if len(data) > room:
+        n = len(data)
+        if n > room:
             if room <= 0:
                 return 0
             data = memoryview(data)[:room]
+            n = room
         if buf is _NO_BYTES:
-            self._buf = bytearray(data)
+            self.unread = bytearray(data)
         else:
             buf += data
-        return len(data)
+        return n
 
     def freeze(self, now: float) -> dict[str, Any]:
-        return {"limit": self.limit, "data": bytes(self._buf)}
+        return {"limit": self.limit, "data": bytes(self.unread)}
 
     @classmethod
     def thaw(cls, state: dict[str, Any], now: float) -> ReceiveBuffer:
@@ -257,18 +280,23 @@ class ReceiveBuffer(Freezable):
 
     def read(self, n: int) -> bytes:
         """Take up to `n` bytes from the front."""
-        buf = self._buf
-        if n >= len(buf):
-            return self.read_all()
-        if n <= 0:
-            return b""
-        out = bytes(memoryview(buf)[:n])  # the temporary view is gone before the del
-        del buf[:n]
+        buf = self.unread
+        if n < len(buf):
+            if n <= 0:
+                return b""
+            out = bytes(memoryview(buf)[:n])  # the temporary view is gone before the del
+            del buf[:n]
+            return out
+        # `read_all` spelled out: the asyncio face reads with a limit, and most of its reads
+        # take everything, so this is the common case (one call less per read).
+        out = bytes(buf)
+        if out:
+            buf.clear()
         return out
 
     def read_all(self) -> bytes:
         """Take everything."""
-        buf = self._buf
+        buf = self.unread
         out = bytes(buf)
         if out:
             buf.clear()
@@ -276,7 +304,7 @@ class ReceiveBuffer(Freezable):
 
     def read_into(self, dest: bytearray | memoryview) -> int:
         """Copy as much as fits into `dest` (a BufferedProtocol's buffer); return the count."""
-        buf = self._buf
+        buf = self.unread
         n = min(len(dest), len(buf))
         if n:
             memoryview(dest)[:n] = memoryview(buf)[:n]

@@ -68,7 +68,10 @@ class TcpConnection(ConnectionMigration):
         send = self._send
         n = send.write(data)
         self.fastopen_deferred = False  # the SYN waited for this (Fast Open): it goes with it
-        if n < len(data) or not send.free:  # also a write that fitted exactly: room freed must wake the user
+        # A write takes less than it was given only when it filled the buffer, so a full buffer
+        # is the one test (`not send.free`, read as attributes): also after a write that
+        # fitted exactly, room freed must wake the user.
+        if send.held >= send.limit:
             self._send_blocked = True
         if n:
             self._mark_pushes(n, more)
@@ -78,8 +81,8 @@ class TcpConnection(ConnectionMigration):
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to `max_bytes` received bytes (all with -1); b"" when none are waiting."""
         recv = self._recv
-        if not len(recv):
-            return b""
+        # No emptiness test first: both reads give b"" on an empty buffer, and the test
+        # would cost three calls on every read that finds data.
         data = recv.read_all() if max_bytes < 0 else recv.read(max_bytes)
         if data and self.state in TAKES_DATA:
             self._read_since_output = True
@@ -97,7 +100,7 @@ class TcpConnection(ConnectionMigration):
     @property
     def readable(self) -> int:
         """Bytes waiting to be read."""
-        return len(self._recv)
+        return len(self._recv.unread)  # polled by the user side on every wake-up: no `__len__` call
 
     @property
     def at_eof(self) -> bool:
@@ -121,7 +124,7 @@ class TcpConnection(ConnectionMigration):
     @property
     def unsent(self) -> int:
         """Bytes in the send buffer: queued or in flight, not yet acknowledged."""
-        return len(self._send)
+        return self._send.held
 
     def shutdown(self, now: float) -> None:
         """SHUT_WR: send a FIN once the queued data is out."""
@@ -129,7 +132,7 @@ class TcpConnection(ConnectionMigration):
         if self._fin_seq is not None or state not in CAN_SEND:
             return
         data_start = self.snd_una if state not in (SYN_SENT, SYN_RECEIVED) else seq_add(self.iss, 1)
-        self._fin_seq = seq_add(data_start, len(self._send))
+        self._fin_seq = seq_add(data_start, self._send.held)
         self.fastopen_deferred = False
         if state in (ESTABLISHED, SYN_RECEIVED):
             self._set_state(FIN_WAIT_1, Event.CLOSE, now)

@@ -98,14 +98,18 @@ class RttEstimator(Freezable):
             n = expected_samples if expected_samples > 1 else 1
             beta = BETA / n
             alpha = ALPHA / n
-            self.rttvar = (1 - beta) * self.rttvar + beta * abs(srtt - rtt)
+            delta = srtt - rtt
+            self.rttvar = (1 - beta) * self.rttvar + beta * (delta if delta >= 0 else -delta)
             srtt = (1 - alpha) * srtt + alpha * rtt
         self.srtt = srtt
         var = K * self.rttvar
         floor = self.rto_min if self.rto_min_variance else self.granularity  # RFC 6298 (2.3)'s G, or Linux's
-        self._base = self._bound(srtt + (var if var > floor else floor))
+        # `_bound` spelled out: this runs for every ACK that carries a sample.
+        rto = srtt + (var if var > floor else floor)
+        rto = self.rto_min if rto < self.rto_min else self.rto_max if rto > self.rto_max else rto
+        self._base = rto
         self.backoffs = 0
-        self.rto = self._base
+        self.rto = rto
 
     def backoff(self) -> None:
         """Double the RTO after the retransmission timer fired (RFC 6298 (5.5)), up to rto_max."""
@@ -155,8 +159,9 @@ class TimestampClock(Freezable):
         The result is a whole number of ticks, so samples shorter than one tick read 0:
         keep the estimator's granularity at least 1/hz.
         """
-        # seq_sub(tsval, tsecr) spelled out (once per ACK): timestamps wrap like sequence numbers (RFC 7323 §5.2)
-        ticks = ((self.tsval(now) - tsecr + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        # seq_sub(tsval(now), tsecr) spelled out (once per ACK): timestamps wrap like sequence
+        # numbers (RFC 7323 §5.2). `tsval`'s own mask is left out: the one here covers it.
+        ticks = ((math.floor(now * self.hz) + self.offset - tsecr + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         if ticks < 0:
             return None
         return ticks / self.hz
