@@ -478,7 +478,7 @@ class ConnectionInput(ConnectionTimers):
                 if cc.hystart:
                     self._hystart_sample(cc, rtt, ack)
             send = self._send
-            data = acked if acked <= len(send) else len(send)
+            data = acked if acked <= send.held else send.held
             send.ack(data)
             self.bytes_sent += data
             self.snd_una = ack

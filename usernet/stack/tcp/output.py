@@ -111,7 +111,7 @@ class ConnectionOutput(ConnectionCore):
         """
         if not self._fastopen or self._syn_retransmitted:
             return b""
-        n = min(len(self._send), self._mss_limit - 40, self._snd_mss)
+        n = min(self._send.held, self._mss_limit - 40, self._snd_mss)
         self._syn_data = n
         return self._send.peek(0, n) if n > 0 else b""
 
@@ -131,7 +131,7 @@ class ConnectionOutput(ConnectionCore):
         if sb is not None and sb.in_recovery:
             return self._output_sack_recovery(sb, now)
         send = self._send
-        total = len(send)
+        total = send.held
         una = self.snd_una
         fin_seq = self._fin_seq
         if total == (self.snd_nxt - una) & 0xFFFFFFFF and (fin_seq is None or fin_seq != self.snd_nxt):  # seq_offset
@@ -152,7 +152,7 @@ class ConnectionOutput(ConnectionCore):
         tso_max = route.tso_max
         if tso_max:
             # Whole MSS per segment, as many as one IP packet holds beside the headers.
-            cap = tso_max - (route.mtu - route.mss) - (12 if self._ts_ok else 0)
+            cap = tso_max - route.tcp_overhead - (12 if self._ts_ok else 0)
             seg_max = cap - cap % mss
         base = self.bytes_sent  # the stream position of SND.UNA: push marks are stream positions
         marks = self._push_marks
@@ -237,7 +237,7 @@ class ConnectionOutput(ConnectionCore):
             limited = True  # tcp_write_xmit: packets in flight >= cwnd
         if sent or limited:
             cc.note_sent(packets, limited, una, self.snd_nxt)
-        if self.snd_una == self.snd_max and len(send) > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
+        if self.snd_una == self.snd_max and send.held > (self.snd_nxt - una) & 0xFFFFFFFF and self._persist_at is None:
             self._persist_at = now + self.rtt.rto
         if sent and self._tlp_ok and self._timer_kind != PROBE_TIMER:
             # New data went out: the probe timeout starts (a probe timer already armed by
@@ -295,7 +295,7 @@ class ConnectionOutput(ConnectionCore):
         if now - self._last_data_rx < self._cfg.delayed_ack:
             self._pingpong = True  # an answer to what just came: ACKs can wait to ride on data (Linux)
         flags = ACK | PSH if push else ACK
-        if off + n == len(send) and self._fin_seq is not None:
+        if off + n == send.held and self._fin_seq is not None:
             flags |= FIN
         self._transmit(nxt, payload, flags, now)
         if n % self._mss:  # the segment, or the last piece the device cuts from it, is small
@@ -338,7 +338,7 @@ class ConnectionOutput(ConnectionCore):
         # several collapsed into one with their flags (tcp_retrans_try_collapse). A bare
         # FIN carries none, as Linux's.
         flags = ACK | PSH if payload and self._push_in(off, len(payload)) else ACK
-        if off + len(payload) == len(send):
+        if off + len(payload) == send.held:
             fin = self._fin_seq
             if fin is not None and len(payload) < n and seq_ge(self.snd_max, fin):
                 flags |= FIN
@@ -387,7 +387,7 @@ class ConnectionOutput(ConnectionCore):
         base = self.bytes_sent
         marks = self._push_marks
         prev = self._pushed
-        if base == prev and n <= self._mss and not more and len(self._send) == n:
+        if base == prev and n <= self._mss and not more and self._send.held == n:
             # The common write: every earlier one is acknowledged, so this is an skb of its
             # own (a request, a response), marked at its end.
             if marks:
@@ -395,7 +395,7 @@ class ConnectionOutput(ConnectionCore):
             self._pushed = base + n
             self._skb_start = base
             return
-        end = base + len(self._send)
+        end = base + self._send.held
         pos = end - n
         if marks is UNUSED:
             marks = self._push_marks = []
@@ -451,7 +451,7 @@ class ConnectionOutput(ConnectionCore):
         while cc.cwnd - sb.pipe() >= mss:
             una = self.snd_una
             snd_max = self.snd_max
-            unsent = len(send) - seq_offset(snd_max, una)
+            unsent = send.held - seq_offset(snd_max, una)
             room = max(seq_sub(seq_add(una, self.snd_wnd), snd_max), 0)
             seg = sb.next_seg(unsent if unsent < room else room)
             if seg is None:
@@ -470,7 +470,7 @@ class ConnectionOutput(ConnectionCore):
             not sent
             and self._fin_seq is not None
             and self.snd_max == self._fin_seq
-            and len(send) == seq_offset(self.snd_max, self.snd_una)
+            and send.held == seq_offset(self.snd_max, self.snd_una)
         ):
             self.snd_nxt = self.snd_max
             self._transmit(self.snd_max, b"", FIN | ACK, now)

@@ -160,7 +160,7 @@ class ConnectionRecovery(ConnectionOutput):
             return
         una = self.snd_una
         flight = seq_offset(self.snd_max, una)
-        unsent = len(self._send) - flight
+        unsent = self._send.held - flight
         room = self.snd_wnd - flight
         n = min(self._mss, unsent, room)
         if n <= 0 or (n < self._mss and n < unsent):
@@ -236,7 +236,7 @@ class ConnectionRecovery(ConnectionOutput):
         una = self.snd_una
         snd_max = self.snd_max
         flight = seq_offset(snd_max, una)
-        n = min(2 * self._mss, len(self._send) - flight, self.snd_wnd - flight)
+        n = min(2 * self._mss, self._send.held - flight, self.snd_wnd - flight)
         if n <= 0 or self.state not in SENDS_DATA:
             self._frto = FRTO_OFF
             return
@@ -338,14 +338,14 @@ class ConnectionRecovery(ConnectionOutput):
         flight = seq_offset(snd_max, una)
         mss = self._mss
         send = self._send
-        unsent = len(send) - flight
+        unsent = send.held - flight
         room = self.snd_wnd - flight
         self._stats.tcp_tlp_probes += 1
         if unsent > 0 and room > 0 and self.snd_nxt == snd_max:
             self._send_new(min(mss, unsent, room), now)
             self._tlp_retrans = False
         else:
-            data = len(send) if len(send) < flight else flight  # a FIN takes one more
+            data = send.held if send.held < flight else flight  # a FIN takes one more
             n = data if data < mss else mss
             start = seq_add(una, data - n)
             self._retransmit(start, n + (flight - data), now)

@@ -133,12 +133,12 @@ class ConnectionTimers(ConnectionRecovery):
     def _on_persist(self, now: float) -> None:
         """The peer's window stayed closed: probe it (RFC 9293 §3.8.6.1)."""
         off = seq_offset(self.snd_nxt, self.snd_una)
-        if len(self._send) <= off or self.snd_una != self.snd_max:
+        if self._send.held <= off or self.snd_una != self.snd_max:
             self._probes = 0
             return
         room = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
         if room > 0:  # a window too small for the SWS rules: send what fits
-            self._send_new(min(room, self._mss, len(self._send) - off), now)
+            self._send_new(min(room, self._mss, self._send.held - off), now)
             return
         self._stats.tcp_window_probes += 1
         self._emit(seq_add(self.snd_una, -1), ACK, b"", now)
