@@ -168,9 +168,8 @@ CLEANS_UP_FOR_EVER = AWAIT_SLEEP + textwrap.dedent(
 def test_two_presses_sent_by_pid_to_a_sleeping_loop_end_a_program_that_ignores_the_first(kind: str) -> None:
     """The first press cancels the main task, the second raises KeyboardInterrupt: each arrives from
     outside (kill(pid), as a terminal's Ctrl-C does) while the loop sleeps with nothing to do."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
-    argv = [sys.executable, "-c", CLEANS_UP_FOR_EVER, kind]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as child:
+    argv = [sys.executable, "-c", AT_A_TERMINAL + CLEANS_UP_FOR_EVER, kind]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env()) as child:
         hang_guard = threading.Timer(60, child.kill)  # a loop that never wakes never writes the next line
         hang_guard.start()
         try:
@@ -188,10 +187,20 @@ def test_two_presses_sent_by_pid_to_a_sleeping_loop_end_a_program_that_ignores_t
     assert err.rstrip().endswith("KeyboardInterrupt"), err
 
 
+#: A child starts as a program at a terminal starts: Ctrl-C raises KeyboardInterrupt. A shell that
+#: started the test run in the background (no job control) leaves SIGINT ignored, and a child would
+#: inherit that and never see a press.
+AT_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def _child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
+
+
 def _run(program: str, what: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERNET_")}
+    argv = [sys.executable, "-c", AT_A_TERMINAL + program]
     try:
-        return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run(argv, capture_output=True, text=True, env=_child_env(), timeout=60)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the program hung after {what}: {exc.stderr!r}")
 
