@@ -126,7 +126,7 @@ def test_frames_the_kernel_could_not_queue_are_counted(sandbox: Sandbox) -> None
         sender = sandbox.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(300):
             sender.sendto(b"x" * 200, (USERNET_IP, 9))
-        time.sleep(0.05)  # the ring's blocks retire: nothing more can land
+        time.sleep(0.05)  # every datagram has landed in the ring or been dropped
 
         def drain() -> None:
             for _ in range(20):

@@ -1,17 +1,19 @@
 """A link on an existing Ethernet interface through AF_PACKET sockets, with mmap'ed rings both ways.
 
-Receiving uses a TPACKET_V3 ring: the kernel fills blocks of frames and hands a whole
-block over at once, so one readiness wake-up drains many frames without a system call
-each; `receive()` returns memoryviews straight into the ring and gives each block back to
+Receiving uses a TPACKET_V2 ring: the kernel writes each frame into the next free slot and
+hands it over at once, so a wake-up drains every frame that arrived without a system call
+each; `receive()` returns memoryviews straight into the ring and gives the slots back to
 the kernel at the next `receive()` (the Link contract: frames stay valid until then).
+Not TPACKET_V3: its blocks reach the reader only when full or after a retire timeout of at
+least 1 ms, which capped lockstep request/response at ~1,000 round trips a second.
 Sending uses a PACKET_TX_RING (TPACKET_V2 slots) on a second socket with
 PACKET_QDISC_BYPASS: `send()` copies a frame into the next free slot, and one `send()`
 system call hands every filled slot to the driver — when `tx_batch` frames are waiting,
 or at the latest at the next `poll()`/`receive()`, which `next_deadline()` asks for at
 once (it returns 0.0) while frames wait. A frame that finds no free slot is dropped and
 counted, as a NIC with a full ring would; frames the kernel could not put in a full
-receive ring are counted in `dropped_rx` (from PACKET_STATISTICS, read when a block says
-there were some).
+receive ring are counted in `dropped_rx` (from PACKET_STATISTICS, read when a frame says
+there were some), and so is a frame too big for a slot.
 
 The interface keeps its kernel stack, which must stay out of usernet's way. The set-up
 (see docs/tools.md): the usernet end has no kernel address, `arp off`, no IPv6; the peer
@@ -47,10 +49,9 @@ PACKET_TX_RING = 13
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
 TPACKET_V2 = 1
-TPACKET_V3 = 2
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
-TP_STATUS_LOSING = 4  # on a block: the kernel dropped frames since the statistics were last read
+TP_STATUS_LOSING = 4  # on a frame: the kernel dropped frames since the statistics were last read
 TP_STATUS_AVAILABLE = 0
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_WRONG_FORMAT = 4
@@ -60,14 +61,10 @@ SIOCETHTOOL = 0x8946
 ETHTOOL_STXCSUM = 0x17
 
 _U32 = struct.Struct("=I")
-_REQ3 = struct.Struct(
-    "=7I"
-)  # block_size, block_nr, frame_size, frame_nr, retire_blk_tov, sizeof_priv, feature_req_word
 _REQ = struct.Struct("=4I")  # block_size, block_nr, frame_size, frame_nr
-_BLOCK = struct.Struct("=III")  # at +8 of a block: block_status, num_pkts, offset_to_first_pkt
-_PKT3 = struct.Struct("=I8xI8xH")  # tp_next_offset, (sec, nsec), tp_snaplen, (tp_len, tp_status), tp_mac
+_PKT2 = struct.Struct("=IIIH")  # at a V2 slot: tp_status, tp_len, tp_snaplen, tp_mac
 _TX_DATA = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): where a V2 slot's frame starts
-_STATS = struct.Struct("=III")  # tpacket_stats_v3: tp_packets, tp_drops, tp_freeze_q_cnt
+_STATS = struct.Struct("=II")  # tpacket_stats: tp_packets, tp_drops
 _TX_LEN = struct.Struct("=II")  # at +4 of a V2 slot: tp_len, tp_snaplen
 
 
@@ -102,21 +99,18 @@ class PacketLink(LinkCounters):
     """usernet on interface `name` (opened in the calling thread's network namespace).
 
     `mac` defaults to the interface's own, so the peer's frames to it are accepted without
-    promiscuous mode. `rx_blocks` blocks of `rx_block_size` bytes make the receive ring;
-    `tx_frames` slots the transmit ring.
+    promiscuous mode. `rx_blocks` blocks of `rx_block_size` bytes make the receive ring (each
+    block holds as many slots of one MTU-sized frame as fit); `tx_frames` slots the transmit ring.
     """
 
     __slots__ = (
         "_mac",
         "_mtu",
         "_rx",
-        "_rx_block",
-        "_rx_block_size",
-        "_rx_blocks",
-        "_rx_left",
         "_rx_map",
-        "_rx_offset",
+        "_rx_next",
         "_rx_release",
+        "_rx_slots",
         "_rx_view",
         "_tx",
         "_tx_frame",
@@ -169,23 +163,20 @@ class PacketLink(LinkCounters):
 
     def _open_rx(self, block_size: int, blocks: int) -> None:
         sock = self._rx
-        if block_size % mmap.PAGESIZE or block_size < self._mtu + 128:
-            raise ValueError(f"rx_block_size must be a multiple of the page size and hold a frame, not {block_size}")
-        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
-        frame_size = 1 << (self._mtu + 18 + 128 - 1).bit_length()  # a hint for V3: frames are packed
-        retire_ms = 1  # a block with any frame in it is handed over within a millisecond
-        sock.setsockopt(
-            SOL_PACKET,
-            PACKET_RX_RING,
-            _REQ3.pack(block_size, blocks, frame_size, block_size * blocks // frame_size, retire_ms, 0, 0),
-        )
+        # A slot holds the V2 header, the kernel's alignment of the network header and a frame.
+        frame_size = 1 << (self._mtu + 18 + 128 - 1).bit_length()
+        if block_size % mmap.PAGESIZE or block_size < frame_size:
+            raise ValueError(
+                f"rx_block_size must be a multiple of the page size and hold a {frame_size}-byte slot, not {block_size}"
+            )
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        per_block = block_size // frame_size
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _REQ.pack(block_size, blocks, frame_size, per_block * blocks))
         self._rx_map = mmap.mmap(sock.fileno(), block_size * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._rx_view = memoryview(self._rx_map)
-        self._rx_block_size = block_size
-        self._rx_blocks = blocks
-        self._rx_block = 0
-        self._rx_left = 0
-        self._rx_offset = 0
+        # Slots never straddle blocks: index them block by block, as the kernel fills them.
+        self._rx_slots = [b * block_size + i * frame_size for b in range(blocks) for i in range(per_block)]
+        self._rx_next = 0
         self._rx_release: list[int] = []
         try:
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -225,49 +216,42 @@ class PacketLink(LinkCounters):
 
     def receive(self, max_frames: int = 64) -> list[memoryview | bytes]:
         view = self._rx_view
-        for block in self._rx_release:  # the previous call's frames are done with: blocks go back
-            _U32.pack_into(view, block + 8, TP_STATUS_KERNEL)
-        self._rx_release.clear()
+        release = self._rx_release
+        for slot in release:  # the previous call's frames are done with: their slots go back
+            _U32.pack_into(view, slot, TP_STATUS_KERNEL)
+        release.clear()
         if self._tx_pending:
             self._kick()
         out: list[memoryview | bytes] = []
-        size = self._rx_block_size
-        while len(out) < max_frames:
-            if not self._rx_left:
-                base = self._rx_block * size
-                if base in self._rx_release:
-                    break  # the whole ring went round in this call: its first blocks are still out
-                status, count, first = _BLOCK.unpack_from(view, base + 8)
-                if not status & TP_STATUS_USER:
-                    break
-                if status & TP_STATUS_LOSING:
-                    self._count_kernel_drops()
-                if not count:
-                    self._finish_block(base)
-                    continue
-                self._rx_left = count
-                self._rx_offset = base + first
-            offset = self._rx_offset
-            next_offset, snaplen, mac_offset = _PKT3.unpack_from(view, offset)
-            start = offset + mac_offset
+        slots = self._rx_slots
+        count = len(slots)
+        limit = min(max_frames, count)  # never the same slot twice in one call
+        i = self._rx_next
+        while len(release) < limit:
+            slot = slots[i]
+            status, length, snaplen, mac = _PKT2.unpack_from(view, slot)
+            if not status & TP_STATUS_USER:
+                break
+            if status & TP_STATUS_LOSING:
+                self._count_kernel_drops()
+            release.append(slot)
+            i += 1
+            if i == count:
+                i = 0
+            if snaplen < length:  # bigger than a slot (the peer sent more than the MTU): cut, so dropped
+                self.dropped_rx += 1
+                continue
+            start = slot + mac
             out.append(view[start : start + snaplen])
             self.rx_frames += 1
             self.rx_bytes += snaplen
-            self._rx_left -= 1
-            if self._rx_left:
-                self._rx_offset = offset + next_offset
-            else:
-                self._finish_block(self._rx_block * size)
+        self._rx_next = i
         return out
 
     def _count_kernel_drops(self) -> None:
-        """Add the frames the kernel dropped for want of a free block to `dropped_rx` (reading resets them)."""
-        _, drops, _ = _STATS.unpack(self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size))
+        """Add the frames the kernel dropped for want of a free slot to `dropped_rx` (reading resets them)."""
+        _, drops = _STATS.unpack(self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size))
         self.dropped_rx += drops
-
-    def _finish_block(self, base: int) -> None:
-        self._rx_release.append(base)
-        self._rx_block = (self._rx_block + 1) % self._rx_blocks
 
     def send(self, frame: BytesLike) -> None:
         size = len(frame)
