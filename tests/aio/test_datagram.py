@@ -203,6 +203,38 @@ def test_extra_info_shapes(pair: Pair) -> None:
     pair.run(main())
 
 
+def test_the_pseudo_socket_is_made_on_the_first_ask_even_after_the_close(pair: Pair) -> None:
+    async def main() -> None:
+        asked, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        unasked, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        for transport in (asked, unasked):
+            transport.sendto(b"one")
+            assert transport._pseudo is None  # type: ignore[attr-defined]  # the test looks inside on purpose
+        sock = asked.get_extra_info("socket")
+        assert sock is asked.get_extra_info("socket") and sock.fileno() >= 0
+        sockname = unasked.get_extra_info("sockname")
+        asked.close()
+        unasked.close()
+        late = unasked.get_extra_info("socket")  # first asked after the close: closed already, as `sock` is
+        assert late is unasked.get_extra_info("socket")
+        for closed in (sock, late):
+            assert closed.fileno() == -1 and (closed.family, closed.type) == (socket.AF_INET, socket.SOCK_DGRAM)
+        assert late.getsockname() == sockname and late.getpeername() == (B_IP, 7)
+
+    pair.run(main())
+
+
+def test_a_pseudo_socket_asked_after_the_loop_closed_is_closed(pair: Pair) -> None:
+    async def main() -> DatagramTransport:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4101))
+        return transport  # type: ignore[return-value]  # usernet's DatagramTransport
+
+    transport = pair.run(main())
+    pair.loop.close()
+    sock = transport.get_extra_info("socket")
+    assert sock.fileno() == -1 and sock.getsockname() == (A_IP, 4101)
+
+
 def test_writes_of_one_iteration_leave_together_in_the_next(pair: Pair) -> None:
     async def main() -> None:
         _, listener = await peer(pair, Recorder, 7)

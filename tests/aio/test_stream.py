@@ -501,3 +501,109 @@ def test_a_big_receive_reaches_data_received_in_pieces_the_heap_reuses(pair: Pai
         transport.close()
 
     pair.run(main())
+
+
+def test_the_pseudo_socket_is_made_on_the_first_ask_and_is_the_same_afterwards(pair: Pair) -> None:
+    """Most programs never ask for the socket (asyncio's streams do not), so a connection makes none
+    until one asks; one asked for before the close and one asked for first after it are alike."""
+
+    async def main() -> None:
+        server = await serve_on_b(pair, Echo, 7)
+        transport, proto = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        transport.write(b"a round trip")
+        assert await proto.until(12) == b"a round trip"
+        for end in (transport, peer):
+            assert end._pseudo is None  # type: ignore[attr-defined]  # the test looks inside on purpose
+        sock = transport.get_extra_info("socket")
+        assert sock is transport.get_extra_info("socket") and sock is transport._pseudo  # type: ignore[attr-defined]
+        assert peer._pseudo is None  # type: ignore[attr-defined]  # asking one end makes nothing for the other
+        assert (sock.family, sock.type, sock.proto) == (socket.AF_INET, socket.SOCK_STREAM, 0)
+        assert sock.getpeername() == (B_IP, 7) and sock.fileno() >= 0
+        sockname, peer_name = peer.get_extra_info("sockname"), peer.get_extra_info("peername")
+        transport.close()
+        peer.close()
+        assert sock.fileno() == -1
+        late = peer.get_extra_info("socket")  # first asked after the close: closed already
+        assert late is peer.get_extra_info("socket") and late.owner is peer
+        assert late.fileno() == -1 and (late.family, late.type) == (socket.AF_INET, socket.SOCK_STREAM)
+        assert late.getsockname() == sockname and late.getpeername() == peer_name
+        late.close()  # as on the one asked before: a no-op once closed
+        assert "SOCK_STREAM" in repr(late) and "SOCK_STREAM" in repr(sock)
+        assert await proto.lost is None
+
+    pair.run(main())
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["Protocol", "BufferedProtocol"])
+def test_pause_reading_inside_a_wakeup_with_pieces_waiting_stops_there_and_resume_delivers_the_rest(
+    pair: Pair, buffered: bool
+) -> None:
+    """One wake-up hands over what waits piece by piece; a pause in the first callback stops it there,
+    and resume_reading delivers the rest once, in order."""
+    piece = 1000 if buffered else DELIVERY
+
+    class Taker:
+        """Takes what arrives; pauses reading in its first callback."""
+
+        def __init__(self) -> None:
+            self.got = bytearray()
+            self.calls = 0
+            self.more = asyncio.Event()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # a stream's
+
+        def took(self, data: bytes) -> None:
+            self.calls += 1
+            self.got += data
+            if self.calls == 1:
+                self.transport.pause_reading()
+            self.more.set()
+
+        def eof_received(self) -> bool:
+            return False
+
+    class Plain(Taker, asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            self.took(data)
+
+    class Buffered(Taker, asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buf = bytearray(piece)
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return memoryview(self.buf)
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.took(bytes(self.buf[:nbytes]))
+
+    async def main() -> None:
+        server = await serve_on_b(pair, Buffered if buffered else Plain, 7)
+        transport, _ = await pair.loop.create_connection(Recorder, B_IP, 7)
+        peer = await accepted(server)
+        peer.pause_reading()
+        payload = os.urandom(3 * piece + 100)
+        transport.write(payload)
+        conn = peer._sock  # type: ignore[attr-defined]  # the test looks inside on purpose
+        for _ in range(1000):
+            if conn.readable == len(payload):
+                break
+            await asyncio.sleep(0.002)
+        assert conn.readable == len(payload)
+        proto = peer.get_protocol()
+        assert isinstance(proto, Taker) and isinstance(proto, asyncio.BufferedProtocol) == buffered
+        peer.resume_reading()
+        await proto.more.wait()
+        await asyncio.sleep(0.01)
+        assert proto.calls == 1 and bytes(proto.got) == payload[:piece] and not peer.is_reading()
+        assert conn.readable == len(payload) - piece
+        peer.resume_reading()  # no pause from here on
+        while len(proto.got) < len(payload):
+            proto.more.clear()
+            await proto.more.wait()
+        assert bytes(proto.got) == payload and proto.calls == 4 and conn.readable == 0
+        transport.close()
+
+    pair.run(main())

@@ -134,8 +134,9 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         errors = sock.errors
         while errors and not self._closing:
             protocol.error_received(errors.popleft())  # type: ignore[attr-defined]  # a DatagramProtocol's
-        if self._pseudo.descriptor is not None:
-            self._pseudo.sync()
+        pseudo = self._pseudo
+        if pseudo is not None and pseudo.descriptor is not None:
+            pseudo.sync()
 
     def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
         return set_option(self._sock, level, optname, value)

@@ -32,8 +32,7 @@ class _Listening:
     def __init__(self, server: Server, listener: TcpListener) -> None:
         self.server = server
         self.listener = listener
-        self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.socket.family = family_of(listener.local[0])
+        self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP, family_of(listener.local[0]))
 
     def _stack_ready(self) -> None:
         self.server._accept(self.listener)

@@ -63,8 +63,9 @@ class Held:
         self._finalizer: Any = None  # a weakref.finalize while a kernel socket object is watched
         kind = socket.SOCK_DGRAM if isinstance(sock, UdpSocket) else socket.SOCK_STREAM
         proto = socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP
-        self.pseudo = PseudoSocket(self, kind, proto)
-        self.pseudo.family = family  # AF_INET6: behind a dual-stack listener ("::", IPV6_V6ONLY off)
+        # Made at once, unlike a transport's: it is what sock_accept returns, and the holder's
+        # closed state. family AF_INET6: behind a dual-stack listener ("::", IPV6_V6ONLY off).
+        self.pseudo = PseudoSocket(self, kind, proto, family)
         self._waiters: list[asyncio.Future[None]] = []
         driver.register(sock, self)
         if also is not None:

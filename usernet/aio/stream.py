@@ -204,12 +204,13 @@ class StreamTransport(UsernetTransport):
         return self._pending_size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        kind = type(data)  # bytes, the common case, is known without an isinstance call
+        if kind is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {kind.__name__!r}")
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if isinstance(data, memoryview) and (data.itemsize != 1 or data.ndim != 1):
-            data = data.cast("B")
+        if kind is memoryview and (data.itemsize != 1 or data.ndim != 1):  # type: ignore[union-attr]  # a memoryview
+            data = data.cast("B")  # type: ignore[union-attr]  # as above
         if not data or self._closing:
             return  # like asyncio's transports: writes after close are dropped
         driver = self._driver
@@ -230,8 +231,9 @@ class StreamTransport(UsernetTransport):
                 driver.request_flush()
             if taken < len(data):
                 self._queue(memoryview(data)[taken:])
-            if self._pseudo.descriptor is not None:
-                self._pseudo.sync()
+            pseudo = self._pseudo
+            if pseudo is not None and pseudo.descriptor is not None:
+                pseudo.sync()
         if self._pending:
             self._maybe_pause_protocol()  # only a backlog counts toward the high-water mark
 
@@ -313,14 +315,21 @@ class StreamTransport(UsernetTransport):
         conn = self._sock
         if not self._paused and not self._closing:
             try:
-                while not self._paused and not self._closing and conn.readable:
+                # Bytes reach the stack only in the driver's pump, before its owners hear of
+                # them, never during a protocol callback: what waits after a read is what
+                # waited less what the read took, and `readable` is asked once a wake-up.
+                waiting = conn.readable
+                while waiting and not self._paused and not self._closing:
                     protocol = self._protocol
                     if self._buffered:
                         buf = protocol.get_buffer(-1)  # type: ignore[attr-defined]  # a BufferedProtocol (_buffered)
                         if not len(buf):
                             raise RuntimeError("get_buffer() returned an empty buffer")
-                        protocol.buffer_updated(conn.receive_into(buf))  # type: ignore[attr-defined]  # as above
+                        taken = conn.receive_into(buf)
+                        waiting -= taken
+                        protocol.buffer_updated(taken)  # type: ignore[attr-defined]  # as above
                     else:
+                        waiting = waiting - DELIVERY if waiting > DELIVERY else 0  # the read takes up to DELIVERY
                         protocol.data_received(conn.receive(DELIVERY))  # type: ignore[attr-defined]  # a stream Protocol
                 if not self._driver.flush_pending:
                     self._driver.request_flush()  # the reads may open the receive window: tell the peer
@@ -334,8 +343,9 @@ class StreamTransport(UsernetTransport):
                 self._fatal_error(exc, "Fatal error: a protocol callback of a usernet TCP transport failed")
         if not self._ending and conn.state == _CLOSED and conn.error is not None:
             self._force_close(conn.error)
-        if self._pseudo.descriptor is not None:
-            self._pseudo.sync()
+        pseudo = self._pseudo
+        if pseudo is not None and pseudo.descriptor is not None:
+            pseudo.sync()
 
     def _queue(self, data: bytes | bytearray | memoryview) -> None:
         """Keep a copy of what the stack did not take (the caller may reuse its buffer)."""

@@ -54,14 +54,15 @@ class PseudoSocket:
     `fileno()` is a real descriptor (made on first use, see usernet/aio/descriptor.py)
     that select/poll/selectors see readable and writable as the stack socket is; it is
     -1 only once the socket is closed. `owner` is whoever holds the stack socket now: a
-    transport, a server's listener, or the loop's socket-level methods.
+    transport, a server's listener, or the loop's socket-level methods. A transport makes
+    its own on the first `get_extra_info("socket")` (`UsernetTransport._pseudo_socket`).
     """
 
     __slots__ = ("_options", "closed", "descriptor", "family", "owner", "proto", "type")
 
-    def __init__(self, owner: SocketOwner, type: int, proto: int) -> None:
+    def __init__(self, owner: SocketOwner, type: int, proto: int, family: int = socket.AF_INET) -> None:
         self.owner = owner
-        self.family: int = socket.AF_INET
+        self.family = family
         self.type = type
         self.proto = proto
         self.closed = False
@@ -155,7 +156,8 @@ class UsernetTransport(transports._FlowControlMixin):
 
     A server holds thousands of idle transports, so each costs what it must: slots,
     no instance dict, and the extra info ("socket", "sockname", "peername") answered
-    from the objects that hold it, the names made on the first request and kept.
+    from the objects that hold it, the pseudo-socket and the names made on the first
+    request and kept (most programs never ask for the socket: asyncio's streams do not).
     """
 
     __slots__ = (
@@ -200,12 +202,9 @@ class UsernetTransport(transports._FlowControlMixin):
         self._ending = False  # connection_lost is scheduled: nothing more reaches the protocol
         self._started = False
         self._lost = False
-        if pseudo is None:
-            pseudo = PseudoSocket(self, self._sock_type, 0)
-            pseudo.family = family_of(sock.local[0])  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
-        else:
+        if pseudo is not None:  # the program's socket object (from sock_accept): this transport holds it now
             pseudo.owner = self
-        self._pseudo = pseudo
+        self._pseudo = pseudo  # else made on the first ask (`_pseudo_socket`)
         driver.register(sock, self)
         loop.call_soon(self._start, waiter)
 
@@ -216,7 +215,7 @@ class UsernetTransport(transports._FlowControlMixin):
         if value is not _MISSING:
             return value
         if name == "socket":
-            return self._pseudo
+            return self._pseudo_socket()
         if name == "sockname":
             value = self._extra[name] = self._sockname()
         elif name == "peername":
@@ -224,6 +223,19 @@ class UsernetTransport(transports._FlowControlMixin):
         else:
             return default
         return value
+
+    def _pseudo_socket(self) -> PseudoSocket:
+        """The pseudo-socket standing for the stack socket: made on the first ask, the same object afterwards.
+
+        One asked for after the close is closed already, as the transport's socket is by then.
+        """
+        pseudo = self._pseudo
+        if pseudo is None:
+            family = family_of(self._sock.local[0])  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
+            pseudo = self._pseudo = PseudoSocket(self, self._sock_type, 0, family)
+            if self._ending:
+                pseudo.release()
+        return pseudo
 
     def is_closing(self) -> bool:
         return self._closing
@@ -285,7 +297,8 @@ class UsernetTransport(transports._FlowControlMixin):
 
     def _let_go(self) -> None:
         """The stack socket is closed: so are the objects that stood for it."""
-        self._pseudo.release()
+        if self._pseudo is not None:
+            self._pseudo.release()
         if self._kernel_sock is not None:
             self._kernel_sock.close()
 
