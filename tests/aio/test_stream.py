@@ -370,6 +370,22 @@ def test_connection_refused(pair: Pair) -> None:
     pair.run(main())
 
 
+def test_a_port_out_of_range_is_refused_as_a_kernel_socket_refuses_it(pair: Pair) -> None:
+    """Not cut to 16 bits on the way (70000 would have reached port 4464)."""
+
+    async def main() -> None:
+        with pytest.raises(OverflowError, match="port must be 0-65535, not 70000"):
+            await pair.loop.create_connection(Recorder, B_IP, 70000)
+        with pytest.raises(OverflowError, match="not 70001"):
+            await pair.loop.create_connection(Recorder, B_IP, 9, local_addr=("", 70001))
+        with pytest.raises(OverflowError, match="not 70000"):
+            await pair.loop.create_server(Recorder, B_IP, 70000)
+        with pytest.raises(OverflowError, match="not -1"):
+            await pair.loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=(B_IP, -1))
+
+    pair.run(main())
+
+
 def test_sendfile_through_the_fallback(pair: Pair, tmp_path: os.PathLike[str]) -> None:
     async def main() -> None:
         path = os.path.join(tmp_path, "blob")

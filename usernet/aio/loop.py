@@ -70,7 +70,15 @@ def _port_number(port: int | str | None) -> int:
         return 0
     if isinstance(port, str) and not port.isdigit():
         return socket.getservbyname(port, "tcp")
-    return int(port)
+    return _in_range(int(port))
+
+
+def _in_range(port: int) -> int:
+    """`port` if it is one, else OverflowError as a kernel socket's bind or connect raises it
+    (getaddrinfo would cut 70000 to 4464 and reach another port)."""
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"port must be 0-65535, not {port}")
+    return port
 
 
 class _Kernel(Exception):
@@ -260,6 +268,8 @@ class UsernetLoopMixin(_LoopBase):
         order (None and "" stay "": any); names through getaddrinfo."""
         if host is None or host == "":
             return [("", _port_number(port))]
+        if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
+            _in_range(int(port))
         carried = (socket.AF_INET, socket.AF_INET6) if self.usernet_router.ipv6 else (socket.AF_INET,)
         infos = await self.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
         found = list(dict.fromkeys((sa[0], sa[1]) for fam, _, _, _, sa in infos if fam in carried))
