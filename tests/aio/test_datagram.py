@@ -224,13 +224,20 @@ def test_the_pseudo_socket_is_made_on_the_first_ask_even_after_the_close(pair: P
     pair.run(main())
 
 
-def test_a_pseudo_socket_asked_after_the_loop_closed_is_closed(pair: Pair) -> None:
+def endpoint_then_loop_closed(pair: Pair, port: int) -> DatagramTransport:
+    """An endpoint on A_IP:`port`, returned after its loop was closed."""
+
     async def main() -> DatagramTransport:
-        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4101))
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, port))
         return transport  # type: ignore[return-value]  # usernet's DatagramTransport
 
     transport = pair.run(main())
     pair.loop.close()
+    return transport  # type: ignore[return-value]  # as above
+
+
+def test_a_pseudo_socket_asked_after_the_loop_closed_is_closed(pair: Pair) -> None:
+    transport = endpoint_then_loop_closed(pair, 4101)
     sock = transport.get_extra_info("socket")
     assert sock.fileno() == -1 and sock.getsockname() == (A_IP, 4101)
 
@@ -308,12 +315,7 @@ def test_a_failing_protocol_is_reported_and_others_still_served(pair: Pair) -> N
 
 
 def test_closing_the_loop_detaches_and_frees_the_stack(pair: Pair) -> None:
-    async def main() -> DatagramTransport:
-        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=(A_IP, 4100))
-        return transport  # type: ignore[return-value]  # usernet's DatagramTransport
-
-    transport = pair.run(main())
-    pair.loop.close()
+    transport = endpoint_then_loop_closed(pair, 4100)
     assert transport.is_closing()  # type: ignore[attr-defined]  # usernet's DatagramTransport
     assert pair.a.iface.udp.lookup(socket.inet_aton(A_IP), 4100) is None
     pair.a.link.nudge = lambda: None  # type: ignore[attr-defined]  # B's driver is gone with the loop
