@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import re
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -170,3 +173,31 @@ def test_usernet_up_writes_a_pcap_tshark_decodes(tmp_path):
     assert len(fields) >= 8  # ARP both ways + 3 pings + 3 replies, at least
     assert not [line for line in fields if "\t" in line and line.split("\t", 1)[1].strip()], fields
     assert all(line.startswith("eth:ethertype:") for line in fields), fields
+
+
+def test_a_connect_to_an_absent_neighbour_is_no_route_to_host_on_both_sides(running: Running):
+    """Neither side answers ARP for ABSENT: the kernel's connect and usernet's both end with
+    EHOSTUNREACH once their resolution gives up (Linux ~3 s, usernet ~2.2 s), not with a timeout."""
+    absent = "192.0.2.77"  # on the TAP's /24, nobody's
+    outcome: dict[str, object] = {}
+
+    def kernel_side() -> None:
+        with running.sandbox.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            start = time.monotonic()
+            outcome["kernel"] = sock.connect_ex((absent, 80)), time.monotonic() - start
+
+    kernel = threading.Thread(target=kernel_side)
+    kernel.start()
+    start = time.monotonic()
+    conn = running.loop.call(lambda now: running.host.iface.tcp.connect((socket.inet_aton(absent), 80), now))
+    while running.loop.call(lambda now: conn.error) is None and time.monotonic() - start < 30:
+        time.sleep(0.05)
+    took = time.monotonic() - start
+    kernel.join(35)
+    error = running.loop.call(lambda now: conn.error)
+    assert isinstance(error, OSError) and error.errno == errno.EHOSTUNREACH, error
+    assert took < 10, f"usernet's connect took {took:.1f} s to fail"
+    code, kernel_took = outcome["kernel"]  # type: ignore[misc]
+    assert code == errno.EHOSTUNREACH, os.strerror(code)
+    print(f"connect to an absent neighbour: usernet {took:.1f} s, kernel {kernel_took:.1f} s")

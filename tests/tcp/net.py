@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,14 @@ class Net:
         while self.now() < end:
             self.sim.run(1.0)
             server = next((p for p in self.peers.values() if p is not client), None)
+            error = client.conn.error
+            if server is None and error is not None and error.errno == errno.EHOSTUNREACH:
+                # The wire lost every ARP request or reply of this try, and the connect failed
+                # as on Linux ("No route to host"): connect again, as a program would.
+                del self.peers[client.conn]
+                client = Peer(self.a.iface.tcp.connect((B_IP, PORT), self.now()), a_to_b)
+                self.peers[client.conn] = client
+                continue
             if (
                 server is not None
                 and client.closed

@@ -16,7 +16,8 @@ Linux gets the same effect by not retransmitting a segment still in a host queue
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 from usernet.wire import (
     ARP_REPLY,
@@ -37,6 +38,10 @@ _ZERO_MAC = b"\x00" * 6
 _ZERO_IP = b"\x00" * 4
 BROADCAST_IP = b"\xff" * 4
 _ARP_FRAME_LEN = 14 + 28
+
+# Told of each frame dropped because its next hop never answered: (the packet in it, after
+# the Ethernet header; that next hop; now).
+Undeliverable: TypeAlias = Callable[[memoryview, bytes, float], None]
 
 
 class _Pending:
@@ -76,13 +81,21 @@ class ArpTable:
     A frame for an unresolved next hop is held (bounded per hop and in number of hops)
     with its destination MAC left blank; the reply fills the MAC in place, so holding
     a frame costs no copy. Entries expire after `arp_timeout` and are re-resolved on
-    the next use.
+    the next use. The frames dropped when a next hop never answers go to `undeliverable`
+    (the interface tells their sockets; a router has nobody to tell).
     """
 
-    def __init__(self, config: InterfaceConfig, stats: Stats, output: list[bytearray | bytes]) -> None:
+    def __init__(
+        self,
+        config: InterfaceConfig,
+        stats: Stats,
+        output: list[bytearray | bytes],
+        undeliverable: Undeliverable | None = None,
+    ) -> None:
         self._config = config
         self._stats = stats
         self._out = output
+        self._undeliverable = undeliverable
         self._mac = config.mac
         self._entries: dict[bytes, tuple[bytes, float]] = {}
         self._pending: dict[bytes, _Pending] = {}
@@ -172,7 +185,7 @@ class ArpTable:
         del self._entries[victim]
 
     def poll(self, now: float) -> None:
-        """Retry resolutions that are due; give up after `arp_retries` and drop their frames."""
+        """Retry resolutions that are due; give up after `arp_retries`, drop their frames and say which."""
         if not self._pending:
             return
         interval = self._config.arp_retry_interval
@@ -182,6 +195,9 @@ class ArpTable:
             if pending.tries >= self._config.arp_retries:
                 self._stats.arp_unresolved += len(pending.frames)
                 del self._pending[ip]
+                if self._undeliverable is not None:
+                    for frame in pending.frames:
+                        self._undeliverable(memoryview(frame)[14:], ip, now)
                 continue
             pending.tries += 1
             pending.next_try = now + interval

@@ -22,6 +22,7 @@ from usernet.wire import (
     IPv4Packet,
     MalformedPacket,
     emit_icmp,
+    parse_datagram_head,
     parse_icmp,
     parse_quoted,
 )
@@ -194,6 +195,24 @@ class IcmpLayer:
                 stats.ipv4_pmtu_lowered += 1
             return
         handler(quoted, sport, dport, err, mtu, now)
+
+    def undeliverable(self, datagram: memoryview, next_hop: bytes, now: float) -> None:
+        """One of our datagrams whose next hop never answered ARP: its socket hears EHOSTUNREACH.
+
+        Linux's ARP sends itself an ICMP host unreachable for each packet it drops so
+        (arp_error_report), which fails a connect in SYN-SENT with "No route to host" once
+        the ARP retries run out, instead of after two minutes of SYNs to nobody. A datagram
+        whose destination no longer routes through `next_hop` (a new gateway since) is not
+        news for its socket, which already sends the other way.
+        """
+        try:
+            ip, sport, dport = parse_datagram_head(datagram)
+        except MalformedPacket:
+            return  # not a datagram a transport sent (the link held nothing else)
+        handler = self._error_handlers.get(ip.protocol)
+        route = self._node.route_to(ip.dst, ip.src)
+        if handler is not None and route is not None and route.next_hop == next_hop:
+            handler(ip, sport, dport, errno.EHOSTUNREACH, 0, now)
 
     def send_error(self, kind: int, code: int, ip: IPv4Packet, datagram: memoryview, now: float) -> None:
         """Answer `datagram` with an ICMP error, unless RFC 1122 §3.2.2 forbids it or the rate limit says no.

@@ -18,6 +18,7 @@ from usernet.stack.icmp import NO_ROUTE, PingSocket, PingTable
 from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route
 from usernet.stack.stats import Stats
+from usernet.wire import MalformedPacket
 from usernet.wire.icmp import IcmpMessage
 from usernet.wire.icmpv6 import (
     ICMPV6_DEST_UNREACH,
@@ -28,6 +29,7 @@ from usernet.wire.icmpv6 import (
     UNREACH6_PORT,
     emit_icmpv6,
     is_icmpv6_error,
+    parse_packet_head_v6,
     parse_quoted_v6,
 )
 from usernet.wire.ipv6 import IPPROTO_ICMPV6, IPV6_MIN_MTU, PARAM_BAD_OPTION, IPv6Packet, with_upper
@@ -127,6 +129,20 @@ class Icmpv6Layer:
         else:
             err = errno.EHOSTUNREACH  # time exceeded, and error types RFC 4443 leaves unassigned
         handler(with_upper(quoted, upper), sport, dport, err, 0, now)
+
+    def undeliverable(self, packet: memoryview, next_hop: bytes, now: float) -> None:
+        """One of our packets whose next hop never answered neighbour solicitation: its socket
+        hears EHOSTUNREACH, as from an ICMPv6 address unreachable (RFC 4861 §7.2.2; Linux's
+        ndisc_error_report), unless its destination has routed elsewhere since (see
+        `IcmpLayer.undeliverable`)."""
+        try:
+            ip, upper, sport, dport = parse_packet_head_v6(packet)
+        except MalformedPacket:
+            return  # not a packet a transport sent
+        handler = self._error_handlers.get(upper.protocol)
+        route = self._route_to(ip.dst, ip.src)
+        if handler is not None and route is not None and route.next_hop == next_hop:
+            handler(with_upper(ip, upper), sport, dport, errno.EHOSTUNREACH, 0, now)
 
     def port_unreachable(self, ip: IPv6Packet, packet: memoryview, now: float) -> None:
         """Answer a datagram for a port nobody listens on."""

@@ -85,8 +85,8 @@ class Interface:
         self._link_len = len(self._link_header)
         self._routes: dict[tuple[bytes, bytes | None], Route] = {}
         self.path_mtu = PathMtuCache(self.mtu, config.pmtu_expires, config.min_pmtu, self.counters, config.secret)
-        self.arp = ArpTable(config, self.counters, self._out)
         self.icmp = IcmpLayer(self)
+        self.arp = ArpTable(config, self.counters, self._out, self.icmp.undeliverable)
         self.udp = UdpLayer(self, self._ready)
         self.tcp = TcpLayer(self)
         self.icmp.on_error(IPPROTO_TCP, self.tcp.icmp_error)

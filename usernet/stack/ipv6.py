@@ -104,10 +104,10 @@ class Ipv6:
         self._tentative: dict[bytes, Address6] = {}
         self._groups: frozenset[bytes] = frozenset((ALL_NODES,))
         self._on_link: tuple[tuple[int, int], ...] = ()
-        self.neighbors = NeighborCache(config, stats, output)
+        self.icmp = Icmpv6Layer(config, stats, self.route_to, mark_ready, self.lower_path_mtu)
+        self.neighbors = NeighborCache(config, stats, output, self.icmp.undeliverable)
         self.autoconf = Autoconf(config, stats, output, self.neighbors, self._changed)
         self.path_mtu = self._path_cache(config.mtu)
-        self.icmp = Icmpv6Layer(config, stats, self.route_to, mark_ready, self.lower_path_mtu)
         self._reassembler = Reassembler(config.frag_timeout, config.frag_memory_limit, config.frag_source_limit)
         self.reassembly = Ipv6Reassembly(self._reassembler, self.icmp.send_error)
         self._transports: dict[int, Transport] = {}

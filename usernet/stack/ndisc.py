@@ -36,6 +36,7 @@ from usernet.wire.ndp import (
 )
 
 if TYPE_CHECKING:
+    from usernet.stack.arp import Undeliverable
     from usernet.stack.config import InterfaceConfig
     from usernet.stack.stats import Stats
 
@@ -81,10 +82,17 @@ class Neighbor:
 class NeighborCache:
     """Next-hop IPv6 address -> MAC, with RFC 4861's reachability states; sends its own NS."""
 
-    def __init__(self, config: InterfaceConfig, stats: Stats, output: list[bytearray | bytes]) -> None:
+    def __init__(
+        self,
+        config: InterfaceConfig,
+        stats: Stats,
+        output: list[bytearray | bytes],
+        undeliverable: Undeliverable | None = None,
+    ) -> None:
         self._config = config
         self._stats = stats
         self._out = output
+        self._undeliverable = undeliverable  # told of the frames dropped when resolution fails
         self._mac = config.mac
         self._entries: dict[bytes, Neighbor] = {}
         self._due: float | None = _NO_DEADLINE  # the earliest entry deadline; None: rescan before use
@@ -190,6 +198,9 @@ class NeighborCache:
                 if entry.probes >= config.nd_max_multicast_solicit:
                     self._stats.nd_unresolved += len(entry.frames)
                     self._forget(ip, entry)
+                    if self._undeliverable is not None:
+                        for frame in entry.frames:
+                            self._undeliverable(memoryview(frame)[14:], ip, now)
                 else:
                     self._solicit(ip, entry, now)
             elif state == REACHABLE:

@@ -35,6 +35,7 @@ from usernet.wire.icmp import (
     UNREACH_PROTOCOL,
     IcmpMessage,
     emit_icmp,
+    parse_datagram_head,
     parse_icmp,
     parse_quoted,
 )
@@ -109,6 +110,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as the imports above
     "UNREACH_FRAG_NEEDED",
     "IcmpMessage",
     "parse_icmp",
+    "parse_datagram_head",
     "parse_quoted",
     "emit_icmp",
     # udp

@@ -21,6 +21,7 @@ __all__ = [
     "UNREACH_PROTOCOL",
     "IcmpMessage",
     "emit_icmp",
+    "parse_datagram_head",
     "parse_icmp",
     "parse_quoted",
 ]
@@ -89,7 +90,15 @@ def parse_quoted(msg: IcmpMessage) -> tuple[IPv4Packet, int, int]:
     """
     if msg.type not in _QUOTING_TYPES:
         raise MalformedPacket("icmp", f"type {msg.type} does not quote a datagram")
-    quote = msg.payload
+    return parse_datagram_head(msg.payload)
+
+
+def parse_datagram_head(quote: memoryview) -> tuple[IPv4Packet, int, int]:
+    """An IPv4 datagram's header and its ports, from its start (a quote, or a datagram that was never sent).
+
+    The stack takes both apart the same way: the datagram an ICMP error quotes, and one of
+    its own that the link could not deliver (`IcmpLayer.undeliverable`).
+    """
     try:
         ip = parse_quoted_ipv4(quote)
     except MalformedPacket as exc:

@@ -30,6 +30,7 @@ __all__ = [
     "emit_icmpv6",
     "is_icmpv6_error",
     "parse_icmpv6",
+    "parse_packet_head_v6",
     "parse_quoted_v6",
 ]
 
@@ -74,8 +75,14 @@ def parse_quoted_v6(msg: IcmpMessage) -> tuple[IPv6Packet, Upper, int, int]:
     layer's first two 16-bit words (for TCP and UDP: the source and destination ports)."""
     if not is_icmpv6_error(msg.type):
         raise MalformedPacket("icmpv6", f"type {msg.type} does not quote a packet")
+    return parse_packet_head_v6(msg.payload)
+
+
+def parse_packet_head_v6(quote: memoryview) -> tuple[IPv6Packet, Upper, int, int]:
+    """An IPv6 packet's header, upper layer and ports, from its start (a quote, or a packet never sent);
+    the twin of `icmp.parse_datagram_head` for IPv6."""
     try:
-        ip = parse_quoted_ipv6(msg.payload)
+        ip = parse_quoted_ipv6(quote)
         upper = walk_extensions(ip)
     except MalformedPacket as exc:
         raise MalformedPacket("icmpv6", f"quoted packet: {exc.reason}") from None
