@@ -12,9 +12,9 @@ PORT_MAX = 65535
 class PortRangeError(OSError, ValueError):
     """A port outside 0-65535 (or not an int) given to a bind, listen, connect or send.
 
-    An OSError with EINVAL, as a sans-IO caller checks every refusal of the stack, and a
-    ValueError too, since the fault is in the argument, not the network: the same two
-    bases as io.UnsupportedOperation.
+    An OSError with EINVAL, like every other refusal the stack's callers already handle (and
+    what the destination checks raised before), and a ValueError, since the fault is the
+    argument's and not the network's: the two bases io.UnsupportedOperation has.
     """
 
 
