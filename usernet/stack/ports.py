@@ -6,6 +6,26 @@ import errno
 import random
 from collections.abc import Container
 
+PORT_MAX = 65535
+
+
+class PortRangeError(OSError, ValueError):
+    """A port outside 0-65535 (or not an int) given to a bind, listen, connect or send.
+
+    An OSError with EINVAL, like every other refusal the stack's callers already handle (and
+    what the destination checks raised before), and a ValueError, since the fault is the
+    argument's and not the network's: the two bases io.UnsupportedOperation has.
+    """
+
+
+def checked_port(port: object, low: int = 0, what: str = "port") -> int:
+    """`port` if it is an int from `low` (0 for a local port, where 0 asks for an ephemeral one;
+    1 for a destination) to 65535. Else PortRangeError naming it, so that no caller wraps a
+    port to 16 bits or listens where no segment can reach."""
+    if not isinstance(port, int) or not low <= port <= PORT_MAX:
+        raise PortRangeError(errno.EINVAL, f"{what} {port!r} is out of range {low}-{PORT_MAX}")
+    return port
+
 
 class PortAllocator:
     """Hands out free ephemeral ports, starting from a secret-seeded offset.
@@ -15,7 +35,7 @@ class PortAllocator:
     """
 
     def __init__(self, low: int, high: int, seed: bytes) -> None:
-        if not 0 < low <= high <= 65535:
+        if not 0 < low <= high <= PORT_MAX:
             raise ValueError(f"bad ephemeral port range {low}-{high}")
         self._low = low
         self._span = high - low + 1

@@ -7,7 +7,7 @@ import os
 from collections import deque
 
 from usernet.stack.node import ANY, ANY6, Node, unspecified
-from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.ports import PortAllocator, PortUse, checked_port
 from usernet.stack.route import Route, format_ip, no_route_message
 from usernet.wire import UDP_HLEN, IPv4Packet
 from usernet.wire.ipv6 import IPv6Packet
@@ -100,8 +100,7 @@ class UdpSocket:
         """
         self._checked = None
         dst, dport = remote
-        if not 0 < dport < 65536:
-            raise OSError(errno.EINVAL, f"bad destination port {dport}")
+        checked_port(dport, 1, "destination port")
         broadcast = self._layer.is_broadcast(dst)
         if broadcast and not self.broadcast:
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
@@ -162,6 +161,7 @@ class UdpLayer:
         addresses. The two wildcards are apart, as sockets with IPV6_V6ONLY are: the asyncio face
         binds both for a dual-stack socket."""
         addr, port = local if local is not None else (ANY, 0)
+        port = checked_port(port)
         node = self._node
         wildcard = unspecified(addr)
         if addr != wildcard and not node.is_local(addr):

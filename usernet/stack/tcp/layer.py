@@ -40,7 +40,7 @@ from usernet.native import (
     tcp_parse,
 )
 from usernet.stack.node import ANY, ANY6, Node, unspecified
-from usernet.stack.ports import PortAllocator, PortUse
+from usernet.stack.ports import PortAllocator, PortUse, checked_port
 from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route, format_ip, no_route_message
 from usernet.stack.tcp.config import TcpConfig
@@ -234,6 +234,7 @@ class TcpLayer:
         are apart, as sockets with IPV6_V6ONLY are: the asyncio face listens on both for a
         dual-stack socket."""
         addr, port = local
+        port = checked_port(port)
         wildcard = unspecified(addr)
         if addr != wildcard and not self._node.is_local(addr):
             raise OSError(errno.EADDRNOTAVAIL, f"{format_ip(addr)} is not an address of this usernet interface")
@@ -263,14 +264,14 @@ class TcpLayer:
         one, it leaves at once and asks for a cookie.
         """
         dst, dport = remote
-        if not 0 < dport < 65536:
-            raise OSError(errno.EINVAL, f"bad destination port {dport}")
+        checked_port(dport, 1, "destination port")
         node = self._node
         if not node.is_unicast(dst):
             raise OSError(errno.ENETUNREACH, f"{format_ip(dst)} is not a unicast address")
         source = None
         port = 0
         if local is not None:
+            port = checked_port(local[1])
             if len(local[0]) != len(dst):
                 raise OSError(errno.EAFNOSUPPORT, no_route_message(dst, local[0]))
             if local[0] != unspecified(local[0]):
@@ -279,7 +280,6 @@ class TcpLayer:
                         errno.EADDRNOTAVAIL, f"{format_ip(local[0])} is not an address of this usernet interface"
                     )
                 source = local[0]
-            port = local[1]
         route = node.route_to(dst, source)
         if route is None:
             raise OSError(errno.ENETUNREACH, no_route_message(dst, source))
