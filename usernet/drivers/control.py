@@ -128,11 +128,10 @@ class ControlServer:
             self.path.unlink()  # a stale socket of an earlier process that had our pid
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            old = os.umask(0o177)
-            try:
-                self._sock.bind(str(self.path))
-            finally:
-                os.umask(old)
+            # No umask around the bind: it is the whole process's, and another thread creating
+            # a file meanwhile would get our mode. Until the chmod, the 0700 directory and the
+            # SO_PEERCRED check keep other users out.
+            self._sock.bind(str(self.path))
             os.chmod(self.path, 0o600)
             self._sock.listen(16)
         except BaseException:
