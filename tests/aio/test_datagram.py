@@ -98,6 +98,23 @@ def test_unconnected_endpoint_sends_anywhere_and_hears_from_anyone(pair: Pair) -
     pair.run(main())
 
 
+@pytest.mark.parametrize("local", [("", "tftp"), (None, "tftp")])
+def test_a_service_name_is_looked_up_as_udp(pair: Pair, local: tuple[str | None, str]) -> None:
+    """tftp is a UDP service only (69/udp in /etc/services): looked up as TCP, the bind would fail."""
+    try:
+        expected = socket.getservbyname("tftp", "udp")
+    except OSError:
+        pytest.skip("this system's services database has no tftp/udp")
+
+    async def main() -> None:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=local)
+        assert isinstance(transport, DatagramTransport)
+        assert transport.get_extra_info("sockname") == ("0.0.0.0", expected)
+        transport.close()
+
+    pair.run(main())
+
+
 def test_port_unreachable_reaches_error_received_on_a_connected_endpoint_only(pair: Pair) -> None:
     async def main() -> None:
         connected, proto = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 9))
