@@ -29,8 +29,8 @@ def pair(ipv6: bool = False) -> tuple[Interface, Interface]:
         addresses = [f"192.0.2.{n}/24", *([f"2001:db8::{n}/64"] if ipv6 else [])]
         options: dict[str, object] = {"dad_transmits": 0, "slaac": False} if ipv6 else {}
         config = InterfaceConfig.from_strings(
-            bytes((2, 0, 0, 0, 0, n)), addresses, secret=b"ab"[n - 1 : n] * 16, **options
-        )
+            bytes((2, 0, 0, 0, 0, n)), addresses, gateway=None, gateway6=None, secret=b"ab"[n - 1 : n] * 16, **options
+        )  # the gateways named, so that mypy checks `options` against the config's fields only
         iface = Interface(config)
         if ipv6:
             iface.start(0.0)

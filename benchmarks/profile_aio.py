@@ -120,7 +120,7 @@ def make_loop(kind: str, host: Host) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
         from usernet.aio.uv import UsernetUvloop
 
-        return UsernetUvloop(host=host)  # type: ignore[no-any-return]
+        return UsernetUvloop(host=host)
     return UsernetSelectorEventLoop(host=host)
 
 

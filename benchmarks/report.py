@@ -113,7 +113,10 @@ def write_plot(outcomes: list[Outcome], path: Path) -> str:
     for ax, (outcome, case) in zip(axes.flat, panels, strict=False):
         b = outcome.benchmark
         metric = b.metrics[0]
-        labels, medians, errors, notes = [], [], [[], []], []
+        labels: list[str] = []
+        medians: list[float] = []
+        errors: list[list[float]] = [[], []]  # below and above each median: barh's xerr
+        notes: list[str] = []
         for v in b.variants:
             s = outcome.summary(v.key, case, metric.key)
             labels.append(v.label)

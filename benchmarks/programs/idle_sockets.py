@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from benchmarks.programs.lifetime import raise_open_files
 from usernet.aio.descriptor import Readiness
@@ -29,6 +29,7 @@ from usernet.drivers.virtual import Simulation
 from usernet.link.clock import VirtualClock
 from usernet.link.memory import MemoryWire
 from usernet.stack import Interface, InterfaceConfig
+from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.udp import ANY
 
 SERVER = bytes([192, 0, 2, 2])
@@ -49,7 +50,7 @@ def slab() -> int:
     return 0
 
 
-def descriptor_opener(count: int) -> Callable[[], list[object]]:
+def descriptor_opener(count: int) -> Callable[[], Sequence[object]]:
     """Calling the result makes `count` descriptors and asks each for its fd, as a library would."""
 
     def open_all() -> list[object]:
@@ -68,13 +69,13 @@ def interface() -> Interface:
     return Interface(InterfaceConfig.from_strings(b"\x02\x00\x00\x00\x00\x02", ["192.0.2.2/24"]))
 
 
-def udp_opener(count: int) -> Callable[[], list[object]]:
+def udp_opener(count: int) -> Callable[[], Sequence[object]]:
     """Ready-made interface; calling the result opens `count` bound UDP sockets."""
     iface = interface()
     return lambda: [iface.open_udp((ANY, 1024 + i)) for i in range(count)]
 
 
-def tcp_opener(count: int) -> Callable[[], list[object]]:
+def tcp_opener(count: int) -> Callable[[], Sequence[object]]:
     """Two interfaces on a MemoryWire, a listener ready; calling the result establishes `count` connections."""
     clock = VirtualClock()
     wire = MemoryWire(clock, latency=0.0001, queue_limit=100_000)
@@ -84,12 +85,12 @@ def tcp_opener(count: int) -> Callable[[], list[object]]:
     listener = server.iface.tcp.listen((ANY, 80), backlog=4096)
     sim.run(0.01)
 
-    def accept_all(ends: list[object]) -> None:
+    def accept_all(ends: list[TcpConnection]) -> None:
         while (conn := listener.accept()) is not None:
             ends.append(conn)
 
-    def open_all() -> list[object]:
-        ends: list[object] = []
+    def open_all() -> list[TcpConnection]:
+        ends: list[TcpConnection] = []
         for i in range(count):
             ends.append(client.iface.tcp.connect((SERVER, 80), clock()))
             if i % 100 == 99:

@@ -1,11 +1,13 @@
 """usernet on its select loop, serving UDP echo and answering ping on a TAP it creates.
 
-The usernet side of the UDP and ICMP echo benchmarks. Run it inside a namespace: it
-creates the TAP there, gives the kernel's side its address, prints `ready`, and serves
-(with `--packet IFNAME` instead, on an AF_PACKET link on that existing interface, set up
-as usernet.link.packet.prepare_veth does)
-until SIGTERM or `--max-seconds`. `--profile FILE` writes cProfile stats of the loop; on exit it
-prints the datagrams echoed and the CPU seconds it used.
+The usernet side of the UDP and ICMP echo benchmarks. It creates the TAP in the namespace
+it runs in, gives the kernel's side its address, prints `ready`, and serves (with `--packet
+IFNAME` instead, on an AF_PACKET link on that existing interface, set up as
+usernet.link.packet.prepare_veth does) until SIGTERM or `--max-seconds`. Since it configures
+that namespace, it starts only in one a usernet Sandbox made (`usernet-*`, where `python -m
+benchmarks` runs it) and refuses anywhere else, the host's own namespace above all.
+`--profile FILE` writes cProfile stats of the loop; on exit it prints the datagrams echoed
+and the CPU seconds it used.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from usernet.drivers.selectloop import run
 from usernet.link.base import Link
 from usernet.link.packet import PacketLink
 from usernet.link.tap import TapLink
+from usernet.programs import find
 from usernet.stack import Interface, InterfaceConfig
+
+
+def _sandbox_name() -> str | None:
+    """The usernet-* namespace this process runs in (as `ip netns identify` names it), or None."""
+    found = subprocess.run([find("ip"), "netns", "identify"], capture_output=True, text=True)
+    names = found.stdout.split() if found.returncode == 0 else []
+    return next((name for name in names if name.startswith("usernet-")), None)
 
 
 def _bring_up(tap: str, host_address: str) -> None:
@@ -47,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, required=True, help="stop by itself after this long")
     parser.add_argument("--profile", help="write cProfile stats of the serving loop to this file")
     args = parser.parse_args(argv)
+    if _sandbox_name() is None:
+        print(
+            "usernet_server: not inside a usernet-* network namespace: it would create a TAP and give it an"
+            " address in this one (maybe the host's own). Run it through `python -m benchmarks`, which starts"
+            " it in a Sandbox.",
+            file=sys.stderr,
+        )
+        return 2
 
     stop = False
 

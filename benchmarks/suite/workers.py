@@ -20,7 +20,7 @@ import resource
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from benchmarks.harness import Benchmark, Metric, Settings, Setup, variant
+from benchmarks.harness import Benchmark, Measure, Metric, Settings, Setup, variant
 from benchmarks.netns import TAP_OPTIONS, USERNET_IP, server_lifetime
 from benchmarks.procs import program_command, start_server
 from benchmarks.suite.apps import HTTP_PORT, WRK_OPTIONS, parse_wrk, require
@@ -69,7 +69,7 @@ def _children_cpu() -> float:
 
 def hello_on_workers(workers: int) -> Setup:
     @contextmanager
-    def setup(settings: Settings) -> Iterator[object]:
+    def setup(settings: Settings) -> Iterator[Measure]:
         require("wrk", "wrk")
         seconds = max(1, round(settings.seconds))
         options = (*TAP_OPTIONS, "--workers", str(workers)) if workers > 1 else TAP_OPTIONS

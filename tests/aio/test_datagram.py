@@ -6,10 +6,12 @@ import asyncio
 import errno
 import socket
 import threading
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 
-from tests.aio.conftest import A_IP, B_IP, Pair
+from tests.aio.conftest import A_IP, B_IP, B_IP6, Pair, make_pair
 from usernet.aio.datagram import DatagramTransport, open_endpoint
 from usernet.aio.driver import Driver
 
@@ -91,6 +93,23 @@ def test_unconnected_endpoint_sends_anywhere_and_hears_from_anyone(pair: Pair) -
         transport.sendto(b"nine", (B_IP, 9))
         got = {await proto.next("data"), await proto.next("data")}
         assert got == {(b"seven", (B_IP, 7)), (b"nine", (B_IP, 9))}
+        transport.close()
+
+    pair.run(main())
+
+
+@pytest.mark.parametrize("local", [("", "tftp"), (None, "tftp")])
+def test_a_service_name_is_looked_up_as_udp(pair: Pair, local: tuple[str | None, str]) -> None:
+    """tftp is a UDP service only (69/udp in /etc/services): looked up as TCP, the bind would fail."""
+    try:
+        expected = socket.getservbyname("tftp", "udp")
+    except OSError:
+        pytest.skip("this system's services database has no tftp/udp")
+
+    async def main() -> None:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, local_addr=local)
+        assert isinstance(transport, DatagramTransport)
+        assert transport.get_extra_info("sockname") == ("0.0.0.0", expected)
         transport.close()
 
     pair.run(main())
@@ -326,3 +345,120 @@ def test_closing_the_loop_detaches_and_frees_the_stack(pair: Pair) -> None:
         driver.detach()
     finally:
         other.close()
+
+
+Outcome = tuple[object, list[tuple[str, object]], list[tuple[object, object]], bool]
+
+
+def _failure(exc: object) -> object:
+    return None if exc is None else (type(exc), str(exc))
+
+
+async def sendto_outcome(
+    loop: asyncio.AbstractEventLoop, local: tuple[str, int], addr: object, *, on_usernet: bool = True
+) -> Outcome:
+    """What `sendto(b"x", addr)` on a new unconnected endpoint on `local` (usernet's or a kernel
+    socket's, as `on_usernet` says) does: what it raised, the protocol's callbacks, what the
+    exception handler heard, and whether the transport is closing."""
+    heard: list[tuple[object, object]] = []
+    loop.set_exception_handler(lambda _, context: heard.append((context["message"], _failure(context["exception"]))))
+    transport, proto = await loop.create_datagram_endpoint(Recorder, local_addr=local)
+    assert isinstance(transport, DatagramTransport) == on_usernet
+    raised = None
+    try:
+        transport.sendto(b"x", addr)  # type: ignore[arg-type]  # malformed on purpose
+    except Exception as exc:
+        raised = exc
+    for _ in range(3):  # connection_lost comes one iteration after a fatal error
+        await asyncio.sleep(0)
+    closing = transport.is_closing()
+    transport.close()
+    events = [(kind, _failure(value)) for kind, value in proto.events]  # type: ignore[attr-defined]  # a Recorder
+    return _failure(raised), events, heard, closing
+
+
+def kernel_outcome(local: tuple[str, int], addr: object) -> Outcome:
+    """sendto_outcome on a kernel socket through the stdlib's own loop and transport: the reference."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+        return loop.run_until_complete(sendto_outcome(loop, local, addr, on_usernet=False))
+    finally:
+        loop.close()
+
+
+# Each a function of the host (the kernel endpoint's peer is 127.0.0.1, the usernet one's B_IP).
+MALFORMED_IPV4: dict[str, Callable[[str], object]] = {
+    "one item": lambda host: (host,),
+    "three items": lambda host: (host, 7, 0),
+    "not a tuple": lambda host: host,
+    "a list": lambda host: [host, 7],
+    "a str port": lambda host: (host, "7"),
+    "a float port": lambda host: (host, 7.0),
+    "an int host": lambda host: (1, 7),
+    "a None host": lambda host: (None, 7),
+    "a null in the host": lambda host: (host + "\0", 7),
+    "a port above 65535": lambda host: (host, 70000),
+    "a negative port": lambda host: (host, -1),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED_IPV4))
+def test_a_malformed_address_fails_sendto_as_on_a_kernel_socket(pair: Pair, shape: str) -> None:
+    make = MALFORMED_IPV4[shape]
+    expected = kernel_outcome(("127.0.0.1", 0), make("127.0.0.1"))
+    assert expected[0] is None and expected[1][-1][0] == "lost"  # a fatal write error, not an exception
+    assert pair.run(sendto_outcome(pair.loop, ("0.0.0.0", 0), make(B_IP))) == expected
+
+
+MALFORMED_IPV6: dict[str, Callable[[str], object]] = {
+    "one item": lambda host: (host,),
+    "five items": lambda host: (host, 7, 0, 0, 0),
+    "not a tuple": lambda host: host,
+    "a str flowinfo": lambda host: (host, 7, "0"),
+    "a str scope id": lambda host: (host, 7, 0, "0"),
+    "a flowinfo above 20 bits": lambda host: (host, 7, 1 << 20),
+    "a port above 65535": lambda host: (host, 70000, 0, 0),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED_IPV6))
+def test_a_malformed_ipv6_address_fails_sendto_as_on_a_kernel_socket(loop_kind: str, shape: str) -> None:
+    make = MALFORMED_IPV6[shape]
+    expected = kernel_outcome(("::1", 0), make("::1"))
+    assert expected[0] is None and expected[1][-1][0] == "lost"  # a fatal write error, not an exception
+    with make_pair(loop_kind, ipv6=True) as pair:
+        assert pair.run(sendto_outcome(pair.loop, ("::", 0), make(B_IP6))) == expected
+
+
+def test_well_formed_addresses_of_other_spellings_are_taken(pair: Pair) -> None:
+    """What the kernel's sendto takes besides (str, int): a bytes or bytearray host, an
+    index-able port, a tuple subclass; a bytearray host is not hashable, so it is not cached."""
+
+    class Port:
+        def __index__(self) -> int:
+            return 7
+
+    class Named(NamedTuple):
+        host: str
+        port: int
+
+    async def main() -> None:
+        _, listener = await peer(pair, Recorder, 7)
+        transport, proto = await pair.loop.create_datagram_endpoint(Recorder, local_addr=("0.0.0.0", 0))
+        for addr in ((B_IP.encode(), 7), (bytearray(B_IP.encode()), 7), (B_IP, Port()), Named(B_IP, 7)):
+            transport.sendto(b"taken", addr)  # type: ignore[arg-type]  # spellings typeshed does not name
+            assert await listener.next("data")  # type: ignore[attr-defined]  # the test's own protocol or server class
+        assert [kind for kind, _ in proto.events] == ["made"]
+        transport.close()
+
+    pair.run(main())
+
+
+def test_a_malformed_address_on_a_connected_endpoint_is_an_invalid_address(pair: Pair) -> None:
+    async def main() -> None:
+        transport, _ = await pair.loop.create_datagram_endpoint(Recorder, remote_addr=(B_IP, 7))
+        with pytest.raises(ValueError, match="Invalid address"):
+            transport.sendto(b"x", (B_IP,))  # as asyncio's: the connected address or None, nothing else
+        transport.close()
+
+    pair.run(main())

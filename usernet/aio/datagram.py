@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import socket
 import threading
 from collections.abc import Callable
 
-from usernet.aio.addresses import SockAddr, name, pack, pack_local
+from usernet.aio.addresses import SockAddr, family_of, name, pack, pack_local
 from usernet.aio.driver import Driver
 from usernet.aio.transport import Address, UsernetTransport
 from usernet.stack.udp import Address as StackAddress
@@ -17,7 +18,7 @@ from usernet.stack.udp import UdpSocket
 NAME_CACHE = 256
 _get_ident = threading.get_ident
 
-__all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option"]
+__all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option", "stack_address"]
 
 
 def set_option(sock: UdpSocket, level: int, optname: int, value: int | bytes) -> bool:
@@ -37,6 +38,43 @@ def get_option(sock: UdpSocket, level: int, optname: int) -> int | None:
 def readiness(sock: UdpSocket) -> tuple[bool, bool]:
     """(readable, writable): a datagram or an error waits; a UDP socket can always send."""
     return bool(sock.queue) or bool(sock.errors), True
+
+
+def stack_address(addr: object, family: int) -> StackAddress:
+    """The stack address for `sendto(data, addr)` on a socket of `family`, checked as CPython's
+    socket module checks a kernel socket's (getsockaddrarg, in the same order), so a malformed
+    one raises the same exception with the same words: asyncio's transport reports that as a
+    fatal write error, and a program ported between the two sees no difference.
+
+    A tuple of 2 (IPv4) or 2 to 4 items (IPv6: flowinfo and scope id, which usernet does not
+    use); a str, bytes or bytearray host, resolved if it is a name (OSError, for
+    error_received); integer port, flowinfo and scope id, the port in 0-65535 and the flowinfo
+    in 20 bits.
+    """
+    ipv6 = family == socket.AF_INET6
+    kind = "AF_INET6" if ipv6 else "AF_INET"
+    if not isinstance(addr, tuple):
+        raise TypeError(f"sendto(): {kind} address must be tuple, not {type(addr).__name__}")
+    if not (2 <= len(addr) <= 4 if ipv6 else len(addr) == 2):
+        shape = "a tuple (host, port[, flowinfo[, scopeid]])" if ipv6 else "a pair (host, port)"
+        raise TypeError(f"{kind} address must be {shape}")
+    host = addr[0]
+    if isinstance(host, (bytes, bytearray)):
+        host = bytes(host).decode("ascii")
+    elif not isinstance(host, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    if "\0" in host:
+        raise TypeError("host name must not contain null character")
+    port = operator.index(addr[1])
+    flowinfo = operator.index(addr[2]) & 0xFFFFFFFF if len(addr) > 2 else 0  # an unsigned int, as C reads it
+    if len(addr) > 3:
+        operator.index(addr[3])  # the scope id: unused, but it must be an integer all the same
+    packed = pack(host)  # the name is resolved before the numbers are checked, as in CPython
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError("sendto(): port must be 0-65535.")
+    if flowinfo > 0xFFFFF:
+        raise OverflowError("sendto(): flowinfo must be 0-1048575.")
+    return packed, port
 
 
 class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
@@ -91,16 +129,23 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
             if addr is None or self._address is not None:
                 remote = None
             else:
-                remote = self._peers.get(addr) if type(addr) is tuple else None
+                try:
+                    remote = self._peers.get(addr) if type(addr) is tuple else None
+                    hashable = True
+                except TypeError:  # a tuple holding a bytearray host or worse: checked below
+                    remote, hashable = None, False
                 if remote is None:
-                    remote = (pack(addr[0]), addr[1])
-                    if type(addr) is tuple:
+                    remote = stack_address(addr, family_of(self._sock.local[0]))
+                    if hashable and type(addr) is tuple:
                         self._remember(remote, addr, named=False)
             # A reply from a pump's callback is stamped with the pump's time (see Driver).
             now = driver.pump_time
             self._sock.sendto(data, remote, self._loop.time() if now is None else now)
         except OSError as exc:
             self._protocol.error_received(exc)  # type: ignore[attr-defined]  # a DatagramProtocol's
+            return
+        except (TypeError, ValueError, OverflowError) as exc:  # a malformed address (stack_address)
+            self._fatal_error(exc, "Fatal write error on datagram transport")
             return
         if not driver.flush_pending:
             driver.request_flush()

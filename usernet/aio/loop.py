@@ -64,12 +64,13 @@ def _v6only(sock: socket.socket) -> bool:
     return bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
 
 
-def _port_number(port: int | str | None) -> int:
-    """A port given as int, digits or a service name (like the stdlib's bind would take it)."""
+def _port_number(port: int | str | None, type: int) -> int:
+    """A port given as int, digits or a service name (like the stdlib's bind would take it); a name is
+    looked up for the protocol of socket type `type`: "tftp" is 69 for UDP and no TCP service."""
     if port is None:
         return 0
     if isinstance(port, str) and not port.isdigit():
-        return socket.getservbyname(port, "tcp")
+        return socket.getservbyname(port, "udp" if type == socket.SOCK_DGRAM else "tcp")
     return _in_range(int(port))
 
 
@@ -267,7 +268,7 @@ class UsernetLoopMixin(_LoopBase):
         """The literals for `host` of the families usernet carries (and `family` asks for), in resolver
         order (None and "" stay "": any); names through getaddrinfo."""
         if host is None or host == "":
-            return [("", _port_number(port))]
+            return [("", _port_number(port, type))]
         if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
             _in_range(int(port))
         carried = (socket.AF_INET, socket.AF_INET6) if self.usernet_router.ipv6 else (socket.AF_INET,)
@@ -395,7 +396,7 @@ class UsernetLoopMixin(_LoopBase):
                 self._usernet_check_family(family)
                 hosts: list[str | None] = [host] if host is None or isinstance(host, str) else list(host)
                 addresses = await self._usernet_server_addresses(hosts, port, flags, family)
-                number = _port_number(port)
+                number = _port_number(port, socket.SOCK_STREAM)
             else:
                 if sock is None:
                     raise ValueError("Neither host/port nor sock were specified")

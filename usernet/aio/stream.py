@@ -387,13 +387,6 @@ class StreamTransport(UsernetTransport):
         elif self._eof_requested:
             conn.shutdown(now)
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if not isinstance(exc, OSError):
-            self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-            )
-        self._force_close(exc)
-
     async def _writable(self) -> None:
         """Return once the protocol would not be paused for writing; raise if the connection is closing."""
         while True:

@@ -261,6 +261,16 @@ class UsernetTransport(transports._FlowControlMixin):
         self._release()
         self._loop.call_soon(self._call_connection_lost, exc)
 
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """Close with `exc`, as asyncio's transports do when a write fails: an OSError is the
+        network's and only reaches connection_lost; anything else is a bug the exception handler
+        is told of too."""
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._force_close(exc)
+
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         if self._lost:
             return
