@@ -72,6 +72,9 @@ def test_marker_reports_the_failing_seeds_and_how_to_replay_them(pytester: pytes
 def test_the_replay_command_runs_that_seed_alone(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_seeds=TESTS)
     monkeypatch.setenv("USERNET_SIM_SEED", "4")
-    result = pytester.runpytest("-p", "no:cacheprovider", "test_seeds.py::test_fails_for_some_seeds", "-v")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function",
+        "test_seeds.py::test_fails_for_some_seeds", "-v",
+    )  # fmt: skip  # the options, then what to run
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_fails_for_some_seeds[[]seed=4[]] FAILED*"])
