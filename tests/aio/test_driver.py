@@ -44,11 +44,11 @@ class Writes:
     def __init__(self, driver: Driver, host: StubHost) -> None:
         self.driver, self.host = driver, host
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         self.host.waiting = True
         self.driver.request_flush()  # what transport.write does
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         pass
 
 
@@ -56,10 +56,10 @@ class Raises:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         raise self.exc
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         pass
 
 

@@ -162,7 +162,7 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         if named:
             self._names[remote] = addr
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         if not self._started:
             return
         sock = self._sock

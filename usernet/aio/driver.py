@@ -18,18 +18,31 @@ from usernet.drivers.host import Host
 from usernet.link.base import LinkFailed
 from usernet.stack.interface import Socket
 
-__all__ = ["Driver", "Owner"]
+__all__ = ["Driver", "StackOwner"]
 
 _claims: weakref.WeakKeyDictionary[Host, Driver] = weakref.WeakKeyDictionary()
 _claims_lock = threading.Lock()
 
 
-class Owner(Protocol):
-    """What a transport offers the driver: news for its stack socket, and death of the loop."""
+class StackOwner(Protocol):
+    """What the driver calls on whoever registered a stack socket (a transport, a listener, a waiter).
 
-    def _stack_ready(self) -> None: ...
+    Every transport kind, the server's listeners, the socket-level holders and
+    usernet.socket's sockets implement it; `Driver.register` takes nothing else.
+    """
 
-    def _stack_detached(self) -> None: ...
+    def stack_ready(self) -> None:
+        """The stack marked the socket ready (data, room, a connection, a state change, an error).
+
+        Called from the driver's pump once per wake-up, before the pump's flush: what the
+        owner writes here leaves with it. An exception is reported to the loop's exception
+        handler and the other owners still hear their news.
+        """
+        ...
+
+    def stack_detached(self) -> None:
+        """The loop stopped driving the stack (it was closed): the socket is gone, nothing more will come."""
+        ...
 
 
 class Driver:
@@ -52,7 +65,7 @@ class Driver:
         self.loop = loop
         self.host = host
         self.thread: int | None = None
-        self._owners: dict[Socket, Owner] = {}
+        self._owners: dict[Socket, StackOwner] = {}
         self._fd: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
@@ -97,7 +110,7 @@ class Driver:
         owners = list(self._owners.values())
         self._owners.clear()
         for owner in owners:
-            owner._stack_detached()
+            owner.stack_detached()
         with _claims_lock:
             if _claims.get(self.host) is self:
                 del _claims[self.host]
@@ -119,7 +132,7 @@ class Driver:
             self.loop.add_reader(self._fd, self._on_event)
         self._pump(self.loop.time())
 
-    def owners(self) -> dict[Socket, Owner]:
+    def owners(self) -> dict[Socket, StackOwner]:
         """Each stack socket with the transport (or waiter) it reports to."""
         return dict(self._owners)
 
@@ -130,7 +143,7 @@ class Driver:
 
     # -- transports' side ------------------------------------------------------------------
 
-    def register(self, sock: Socket, owner: Owner) -> None:
+    def register(self, sock: Socket, owner: StackOwner) -> None:
         self._owners[sock] = owner
 
     def unregister(self, sock: Socket) -> None:
@@ -211,7 +224,7 @@ class Driver:
                 if owner is None:
                     continue
                 try:
-                    owner._stack_ready()
+                    owner.stack_ready()
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:

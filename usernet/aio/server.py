@@ -34,12 +34,12 @@ class _Listening:
         self.listener = listener
         self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP, family_of(listener.local[0]))
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         self.server._accept(self.listener)
         if self.socket.descriptor is not None:
             self.socket.sync()
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         self.server._detached()
 
     def _sockname(self) -> SockAddr:

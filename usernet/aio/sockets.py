@@ -73,7 +73,7 @@ class Held:
 
     # -- the driver's owner ----------------------------------------------------------------
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -81,7 +81,7 @@ class Held:
         if self.pseudo.descriptor is not None:
             self.pseudo.sync()
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -100,7 +100,7 @@ class Held:
             await waiter
         finally:
             if waiter.cancelled():  # a cancelled call (a timeout) leaves nothing behind
-                with contextlib.suppress(ValueError):  # _stack_ready may have taken the list already
+                with contextlib.suppress(ValueError):  # stack_ready may have taken the list already
                     self._waiters.remove(waiter)
 
     def changed(self) -> None:
@@ -184,7 +184,7 @@ class Held:
         self.forget_kernel()
         if kernel is not None:
             kernel.close()
-        self._stack_detached()
+        self.stack_detached()
 
 
 class Holders:

@@ -76,11 +76,11 @@ class _Waker:
     def __init__(self, future: asyncio.Future[None]) -> None:
         self.future = future
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         if not self.future.done():
             self.future.set_result(None)
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         if not self.future.done():
             self.future.set_exception(
                 ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet was closed")
@@ -198,7 +198,7 @@ class StreamTransport(UsernetTransport):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.call_soon(self._stack_ready)
+        self._loop.call_soon(self.stack_ready)
 
     def get_write_buffer_size(self) -> int:
         return self._pending_size
@@ -301,7 +301,7 @@ class StreamTransport(UsernetTransport):
 
     # -- the stack's side ------------------------------------------------------------------
 
-    def _stack_ready(self) -> None:
+    def stack_ready(self) -> None:
         """News from the stack: push the backlog, hand the protocol what arrived, report an error.
 
         Received bytes go to the protocol here, in the driver's pump, with no `call_soon` hop

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from abc import ABCMeta, abstractmethod
 from asyncio import transports
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -148,11 +149,12 @@ class PseudoSocket:
         return f"<usernet pseudo-socket fd={self.fileno() if self.descriptor else '-'} {kind} laddr={name}>"
 
 
-class UsernetTransport(transports._FlowControlMixin):
+class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
     """The base of usernet's transports: a stack socket, a protocol, and the promised callback order.
 
-    Subclasses implement `_stack_ready` (news from the stack) and call `_start` once
-    they are set up; `close`/`abort` end in exactly one `connection_lost`.
+    Subclasses implement the abstract `stack_ready` (news from the stack, the driver's
+    StackOwner side) and `_readiness` (the pseudo-socket's poll state); instantiating one
+    that lacks either raises TypeError. `close`/`abort` end in exactly one `connection_lost`.
 
     A server holds thousands of idle transports, so each costs what it must: slots,
     no instance dict, and the extra info ("socket", "sockname", "peername") answered
@@ -288,12 +290,19 @@ class UsernetTransport(transports._FlowControlMixin):
         if waiter is not None and not waiter.cancelled():
             waiter.set_result(None)
         if not self._closing:
-            self._stack_ready()
+            self.stack_ready()
 
-    def _stack_ready(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stack_ready(self) -> None:
+        """News from the stack for this socket: hand the protocol what arrived, push what waits, report an error.
 
-    def _stack_detached(self) -> None:
+        The driver calls it once per wake-up from its pump (and `_start` once, after
+        `connection_made`), so it is the hot path: no call layers. It must not call the
+        protocol before `_started` or once `_closing` (asyncio's callback order), and must
+        `sync()` a pseudo-socket whose descriptor exists, so select/poll on its fileno stay true.
+        """
+
+    def stack_detached(self) -> None:
         """The loop stopped driving the stack (it was closed): the socket goes, the protocol hears nothing more."""
         self._closing = self._ending = self._lost = True
         self._close_socket()
@@ -332,8 +341,14 @@ class UsernetTransport(transports._FlowControlMixin):
         """The live value of an option the transport knows, or None."""
         return None
 
+    @abstractmethod
     def _readiness(self) -> tuple[bool, bool]:
-        raise NotImplementedError
+        """(readable, writable) as a kernel socket of this kind in the same state would poll.
+
+        The pseudo-socket's descriptor shows it (`PseudoSocket.sync`): a subclass answers
+        from the stack socket alone, cheaply, since it is asked after every write and wake-up
+        while a program polls the fileno.
+        """
 
     def _close(self) -> None:
         self.close()

@@ -66,11 +66,11 @@ class _UsernetBase(Impl):
         self._kind = "tcp" if self.protocol == socket.IPPROTO_TCP else "udp"
         self._flags = flag_mask("usernet", self._kind)
 
-    # the driver's Owner protocol
-    def _stack_ready(self) -> None:
+    # the driver's StackOwner protocol
+    def stack_ready(self) -> None:
         self._wake()
 
-    def _stack_detached(self) -> None:
+    def stack_detached(self) -> None:
         self._registered = None
         for future in self._take_waiters():
             future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "the event loop driving usernet closed"))
