@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import usernet.aio.loop
 from tests.aio.conftest import B_IP, Pair, serve_on_b
-from usernet.aio.stream import sendfile as usernet_sendfile
+from usernet.aio.stream import StreamTransport
 
 web = pytest.importorskip("aiohttp.web")
 aiohttp = pytest.importorskip("aiohttp")
@@ -24,12 +23,13 @@ def test_aiohttp_client_and_server(pair: Pair, tmp_path: Path, monkeypatch: pyte
     content = os.urandom(3_000_000)
     (tmp_path / "file").write_bytes(content)
     sent: list[int] = []
+    usernet_sendfile = StreamTransport.sendfile
 
-    async def counting_sendfile(*args: object) -> int:
-        sent.append(await usernet_sendfile(*args))  # type: ignore[arg-type]  # passed through as aiohttp calls it
+    async def counting_sendfile(transport: StreamTransport, *args: object) -> int:
+        sent.append(await usernet_sendfile(transport, *args))  # type: ignore[arg-type]  # as the loop passes them
         return sent[-1]
 
-    monkeypatch.setattr(usernet.aio.loop, "sendfile", counting_sendfile)
+    monkeypatch.setattr(StreamTransport, "sendfile", counting_sendfile)
 
     async def file_response(request: web.Request) -> web.FileResponse:
         return web.FileResponse(tmp_path / "file")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.aio.conftest import A_IP, B_IP, Pair, connect_from_b, serve_on_b
+from usernet.aio import tls
 
 x509 = pytest.importorskip("cryptography.x509")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -109,6 +110,25 @@ def test_ssl_server_through_the_loop(pair: Pair, contexts: tuple[ssl.SSLContext,
         await server.wait_closed()
 
     pair.run(main())
+
+
+def test_the_app_transport_is_read_from_sslprotocol() -> None:
+    """`tls.app_transport` reads SSLProtocol's private `_app_transport` (the stdlib has no public way):
+    this is the test that names it when a Python changes that field; the ones above go through it too
+    (`open_connection(ssl=)` and `start_tls`)."""
+    loop = asyncio.new_event_loop()
+    try:
+        app = asyncio.Protocol()
+        ssl_protocol = tls.protocol(
+            loop, app, ssl.create_default_context(), None, server_side=False, server_hostname="usernet.test",
+            handshake_timeout=None, shutdown_timeout=None,
+        )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
+        transport = tls.app_transport(ssl_protocol)
+        assert isinstance(transport, asyncio.Transport)
+        assert transport.get_protocol() is app
+        assert tls.app_transport(ssl_protocol) is transport  # one object, made with the protocol
+    finally:
+        loop.close()
 
 
 class Collect(asyncio.Protocol):

@@ -183,13 +183,13 @@ class DatagramTransport(UsernetTransport, asyncio.DatagramTransport):
         if pseudo is not None and pseudo.descriptor is not None:
             pseudo.sync()
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
         return set_option(self._sock, level, optname, value)
 
-    def _getsockopt(self, level: int, optname: int) -> int | None:
+    def live_option(self, level: int, optname: int) -> int | None:
         return get_option(self._sock, level, optname)
 
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         return readiness(self._sock)
 
 

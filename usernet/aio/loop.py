@@ -27,7 +27,7 @@ from usernet.aio.driver import Driver
 from usernet.aio.resolver import Resolver, network_search, network_servers
 from usernet.aio.routing import WILDCARDS, Router
 from usernet.aio.server import Server, kernel_fastopen, listen
-from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream, sendfile
+from usernet.aio.stream import StreamTransport, connect, kernel_fastopen_connect, open_stream
 from usernet.aio.transport import PseudoSocket
 from usernet.drivers.config import UsernetConfig, open_host
 from usernet.drivers.host import Host
@@ -212,7 +212,7 @@ class UsernetLoopMixin(_LoopBase):
         if sock is not None and sock.type == socket.SOCK_DGRAM and self._usernet_udp(sock, None) is not None:
             held = self._usernet_holders.take(sock)
             assert held is not None
-            peer = held._peername()
+            peer = held.peername()
             return await open_endpoint(
                 self, held.driver, protocol_factory, None, peer, allow_broadcast=bool(allow_broadcast),
                 reuse_port=False, sock=held.udp(), kernel_sock=None if isinstance(sock, PseudoSocket) else sock,
@@ -488,7 +488,7 @@ class UsernetLoopMixin(_LoopBase):
             return await super().sendfile(transport, file, offset, count, fallback=fallback)
         if not fallback:
             raise asyncio.SendfileNotAvailableError("usernet has no sendfile system call: pass fallback=True")
-        return await sendfile(transport, file, offset, count)
+        return await transport.sendfile(file, offset, count)
 
     # -- the socket-level methods ----------------------------------------------------------
 

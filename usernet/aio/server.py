@@ -35,29 +35,30 @@ class _Listening:
         self.socket = PseudoSocket(self, socket.SOCK_STREAM, socket.IPPROTO_TCP, family_of(listener.local[0]))
 
     def stack_ready(self) -> None:
-        self.server._accept(self.listener)
+        self.server.accept(self.listener)
         if self.socket.descriptor is not None:
             self.socket.sync()
 
     def stack_detached(self) -> None:
-        self.server._detached()
+        self.server.stack_detached()
 
-    def _sockname(self) -> SockAddr:
+    def sockname(self) -> SockAddr:
         return name(self.listener.local)
 
-    def _peername(self) -> Address | None:
+    def peername(self) -> Address | None:
         return None
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
         return set_listener_option(self.listener, level, optname, value)
 
-    def _getsockopt(self, level: int, optname: int) -> int | None:
+    def live_option(self, level: int, optname: int) -> int | None:
         return get_listener_option(self.listener, level, optname)
 
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         return self.listener.pending > 0, False
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """The program closed a socket of `Server.sockets`: the server closes, as asyncio's does."""
         self.server.close()
 
 
@@ -172,9 +173,14 @@ class Server(asyncio.AbstractServer):
             return
         self._serving = True
         for entry in self._listening:
-            self._accept(entry.listener)
+            self.accept(entry.listener)
 
-    def _accept(self, listener: TcpListener) -> None:
+    def accept(self, listener: TcpListener) -> None:
+        """Take every connection waiting on `listener` (one of this server's): a transport each.
+
+        Called when the listener has news (its `_Listening` owner) and at `start_serving`;
+        while not serving, connections stay in the listener's accept queue.
+        """
         if not self._serving:
             return
         loop = self._loop
@@ -203,14 +209,16 @@ class Server(asyncio.AbstractServer):
             StreamTransport(loop, self._driver, conn, protocol, None, server=self)
         self._driver.request_flush()
 
-    def _attach(self, transport: StreamTransport) -> None:
+    def attach(self, transport: StreamTransport) -> None:
+        """A transport of a connection this server accepted starts: `wait_closed` waits for it."""
         self._clients[transport] = None
 
-    def _detach(self, transport: StreamTransport) -> None:
+    def detach(self, transport: StreamTransport) -> None:
+        """That transport's connection_lost ran: `wait_closed` may return once none is left."""
         self._clients.pop(transport, None)
         self._wake_if_done()
 
-    def _detached(self) -> None:
+    def stack_detached(self) -> None:
         """The loop stopped driving the stack: the listeners are gone."""
         self._closed = True
         self._serving = False

@@ -133,13 +133,13 @@ class Held:
 
     # -- the PseudoSocket's owner ------------------------------------------------------------
 
-    def _sockname(self) -> SockAddr:
+    def sockname(self) -> SockAddr:
         return name(self.sock.local if self.also is None else self.also.local)
 
-    def _peername(self) -> Address | None:
+    def peername(self) -> Address | None:
         return _address(getattr(self.sock, "remote", None))
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
         sock = self.sock
         if isinstance(sock, TcpConnection):
             return stream.set_option(sock, level, optname, value)
@@ -147,7 +147,7 @@ class Held:
             return datagram.set_option(sock, level, optname, value)
         return server.set_listener_option(sock, level, optname, value)
 
-    def _getsockopt(self, level: int, optname: int) -> int | None:
+    def live_option(self, level: int, optname: int) -> int | None:
         sock = self.sock
         if isinstance(sock, TcpConnection):
             return stream.get_option(sock, level, optname)
@@ -155,16 +155,13 @@ class Held:
             return datagram.get_option(sock, level, optname)
         return server.get_listener_option(sock, level, optname)
 
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         sock = self.sock
         if isinstance(sock, TcpConnection):
             return stream.readiness(sock)
         if isinstance(sock, UdpSocket):
             return datagram.readiness(sock)
         return sock.pending > 0 or (self.also is not None and self.also.pending > 0), False
-
-    def _close(self) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close as a kernel socket closes: a connection sends its FIN (a reset with unread data)."""

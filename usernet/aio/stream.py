@@ -1,4 +1,4 @@
-"""TCP for asyncio programs: the stream transport, opening a connection, and sendfile.
+"""TCP for asyncio programs: the stream transport (with its sendfile) and opening a connection.
 
 The stack's send buffer (`TcpConfig.sndbuf`) plays the kernel socket buffer: a write
 goes straight into it, and only what it cannot take waits in the transport. So
@@ -40,7 +40,6 @@ __all__ = [
     "news",
     "open_stream",
     "readiness",
-    "sendfile",
     "set_option",
 ]
 
@@ -178,7 +177,7 @@ class StreamTransport(UsernetTransport):
         self._server = server
         super().__init__(loop, driver, conn, protocol, waiter, pseudo, kernel_sock)
         if server is not None:
-            server._attach(self)
+            server.attach(self)
 
     # -- asyncio.Transport -----------------------------------------------------------------
 
@@ -280,7 +279,7 @@ class StreamTransport(UsernetTransport):
         finally:
             server, self._server = self._server, None
             if server is not None:
-                server._detach(self)
+                server.detach(self)
 
     def _close_socket(self) -> None:
         self._sock.close(self._loop.time())
@@ -298,6 +297,38 @@ class StreamTransport(UsernetTransport):
         if self._server is None or self._closing or self._eof_requested or isinstance(self._protocol, SSLProtocol):
             return None
         return b"".join(self._pending) if self._pending else b""
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int | None) -> int:
+        """`loop.sendfile` for this transport: read in the executor, write with flow control.
+
+        As with the stdlib's fallback, the file position ends after what was sent, also on error.
+        """
+        if self.is_closing():
+            raise ConnectionResetError(errno.ECONNRESET, "the connection is closing: nothing more can be sent")
+        if count is not None and count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+        if offset < 0:
+            raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+        loop = self._loop
+        if offset:
+            file.seek(offset)
+        buf = bytearray(_SENDFILE_BLOCK)
+        total = 0
+        try:
+            while True:
+                block = _SENDFILE_BLOCK if count is None else min(_SENDFILE_BLOCK, count - total)
+                if block <= 0:
+                    return total
+                view = memoryview(buf)[:block]
+                read = await loop.run_in_executor(None, file.readinto, view)  # type: ignore[attr-defined]  # binary files have it; IO's stub not
+                if not read:
+                    return total
+                await self._writable()
+                self.write(view[:read])
+                total += read
+        finally:
+            if total and hasattr(file, "seek"):
+                file.seek(offset + total)
 
     # -- the stack's side ------------------------------------------------------------------
 
@@ -411,13 +442,13 @@ class StreamTransport(UsernetTransport):
 
     # -- options and readiness ----------------------------------------------------------------
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
         return set_option(self._sock, level, optname, value)
 
-    def _getsockopt(self, level: int, optname: int) -> int | None:
+    def live_option(self, level: int, optname: int) -> int | None:
         return get_option(self._sock, level, optname)
 
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         return readiness(self._sock)
 
 
@@ -493,7 +524,7 @@ async def open_stream(
             server_hostname=server_hostname, handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
         )  # fmt: skip  # argument groups a line, as SSLProtocol's signature reads
         raw = StreamTransport(loop, driver, conn, ssl_protocol, None, kernel_sock=kernel_sock, pseudo=pseudo)
-        transport = ssl_protocol._app_transport
+        transport = tls.app_transport(ssl_protocol)
     else:
         raw = transport = StreamTransport(loop, driver, conn, protocol, waiter, kernel_sock=kernel_sock, pseudo=pseudo)
     try:
@@ -502,36 +533,3 @@ async def open_stream(
         raw.close()
         raise
     return transport, protocol
-
-
-async def sendfile(transport: StreamTransport, file: IO[bytes], offset: int, count: int | None) -> int:
-    """`loop.sendfile` for usernet transports: read in the executor, write with flow control.
-
-    As with the stdlib's fallback, the file position ends after what was sent, also on error.
-    """
-    if transport.is_closing():
-        raise ConnectionResetError(errno.ECONNRESET, "the connection is closing: nothing more can be sent")
-    if count is not None and count <= 0:
-        raise ValueError(f"count must be a positive integer (got {count!r})")
-    if offset < 0:
-        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
-    loop = transport._loop
-    if offset:
-        file.seek(offset)
-    buf = bytearray(_SENDFILE_BLOCK)
-    total = 0
-    try:
-        while True:
-            block = _SENDFILE_BLOCK if count is None else min(_SENDFILE_BLOCK, count - total)
-            if block <= 0:
-                return total
-            view = memoryview(buf)[:block]
-            read = await loop.run_in_executor(None, file.readinto, view)  # type: ignore[attr-defined]  # binary files have it; IO's stub not
-            if not read:
-                return total
-            await transport._writable()
-            transport.write(view[:read])
-            total += read
-    finally:
-        if total and hasattr(file, "seek"):
-            file.seek(offset + total)

@@ -12,7 +12,7 @@ import ssl as ssl_module
 from asyncio import sslproto
 from typing import Any
 
-__all__ = ["check_client_options", "protocol", "start_tls"]
+__all__ = ["app_transport", "check_client_options", "protocol", "start_tls"]
 
 
 def check_client_options(
@@ -58,6 +58,19 @@ def protocol(
     )  # fmt: skip  # argument groups a line, as the stdlib's signature reads
 
 
+def app_transport(ssl_protocol: sslproto.SSLProtocol) -> asyncio.Transport:
+    """The transport the application protocol gets from `ssl_protocol`: what create_connection and start_tls return.
+
+    SSLProtocol offers it only as the private `_app_transport` (made in its `__init__`,
+    dropped at connection_lost). The stdlib's own loops read that field for the same
+    purpose (the selector and proactor loops' `_make_ssl_transport`, `start_tls`), on
+    3.11 to 3.13 alike, so it is as stable as asyncio's TLS itself. It is read here and
+    nowhere else, so a Python that renames it breaks one line, and tests/aio/test_tls.py
+    checks it on every Python the tests run on.
+    """
+    return ssl_protocol._app_transport
+
+
 async def start_tls(
     loop: asyncio.AbstractEventLoop,
     transport: asyncio.BaseTransport,
@@ -88,4 +101,4 @@ async def start_tls(
         made.cancel()
         resumed.cancel()
         raise
-    return ssl_protocol._app_transport
+    return app_transport(ssl_protocol)

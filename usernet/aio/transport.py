@@ -29,20 +29,28 @@ _MISSING = object()
 class SocketOwner(Protocol):
     """What a PseudoSocket asks of whoever holds the stack socket (a transport, a listener, a socket-level holder)."""
 
-    def _sockname(self) -> Address: ...
+    def sockname(self) -> Address:
+        """The stack socket's local address, as `getsockname` reports it."""
+        ...
 
-    def _peername(self) -> Address | None: ...
+    def peername(self) -> Address | None:
+        """The peer's address, or None when the socket is not connected (`getpeername` raises ENOTCONN)."""
+        ...
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool: ...
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
+        """Apply an option that changes the stack socket; False when the pseudo-socket is only to remember it."""
+        ...
 
-    def _getsockopt(self, level: int, optname: int) -> int | None: ...
+    def live_option(self, level: int, optname: int) -> int | None:
+        """The live value of an option the owner knows, or None (the pseudo-socket answers from what it remembers)."""
+        ...
 
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         """(readable, writable) as a kernel socket in the same state would poll."""
         ...
 
-    def _close(self) -> None:
-        """The program closed the socket object."""
+    def close(self) -> None:
+        """The program closed the socket object: close what stands behind it."""
         ...
 
 
@@ -80,7 +88,7 @@ class PseudoSocket:
 
     def sync(self) -> None:
         """Bring the descriptor's readiness up to date with the stack socket (callers check `descriptor` first)."""
-        self.descriptor.set(*self.owner._readiness())  # type: ignore[union-attr]
+        self.descriptor.set(*self.owner.readiness())  # type: ignore[union-attr]
 
     def release(self) -> None:
         """The stack socket is gone: drop the descriptor; `fileno()` is -1 from now on."""
@@ -91,13 +99,13 @@ class PseudoSocket:
 
     def close(self) -> None:
         if not self.closed:
-            self.owner._close()
+            self.owner.close()
 
     def getsockname(self) -> Any:
-        return self._as_family(self.owner._sockname())
+        return self._as_family(self.owner.sockname())
 
     def getpeername(self) -> Any:
-        peer = self.owner._peername()
+        peer = self.owner.peername()
         if peer is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         return self._as_family(peer)
@@ -110,7 +118,7 @@ class PseudoSocket:
 
     def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
         stored = value if value is not None else b"\x00" * (optlen or 0)
-        if not self.owner._setsockopt(level, optname, stored):
+        if not self.owner.apply_option(level, optname, stored):
             if self._options is None:
                 self._options = {}
             self._options[(level, optname)] = stored
@@ -120,7 +128,7 @@ class PseudoSocket:
             return self.type
         if level == socket.SOL_SOCKET and optname == socket.SO_ERROR:
             return 0
-        value: int | bytes | None = self.owner._getsockopt(level, optname)
+        value: int | bytes | None = self.owner.live_option(level, optname)
         if value is None:
             value = 0 if self._options is None else self._options.get((level, optname), 0)
         if buflen is not None and isinstance(value, int):
@@ -153,7 +161,7 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
     """The base of usernet's transports: a stack socket, a protocol, and the promised callback order.
 
     Subclasses implement the abstract `stack_ready` (news from the stack, the driver's
-    StackOwner side) and `_readiness` (the pseudo-socket's poll state); instantiating one
+    StackOwner side) and `readiness` (the pseudo-socket's poll state); instantiating one
     that lacks either raises TypeError. `close`/`abort` end in exactly one `connection_lost`.
 
     A server holds thousands of idle transports, so each costs what it must: slots,
@@ -219,9 +227,9 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
         if name == "socket":
             return self._pseudo_socket()
         if name == "sockname":
-            value = self._extra[name] = self._sockname()
+            value = self._extra[name] = self.sockname()
         elif name == "peername":
-            value = self._extra[name] = self._peername()
+            value = self._extra[name] = self.peername()
         else:
             return default
         return value
@@ -326,32 +334,31 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
 
     # -- names and options -----------------------------------------------------------------
 
-    def _sockname(self) -> SockAddr:
+    def sockname(self) -> SockAddr:
+        """The local address (SocketOwner; the "sockname" extra info)."""
         return name(self._sock.local)  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
 
-    def _peername(self) -> SockAddr | None:
+    def peername(self) -> SockAddr | None:
+        """The peer's address, None while unconnected (SocketOwner; the "peername" extra info)."""
         remote = self._sock.remote  # type: ignore[union-attr]  # UDP or TCP: never a listener or ping
         return None if remote is None else name(remote)
 
-    def _setsockopt(self, level: int, optname: int, value: int | bytes) -> bool:
+    def apply_option(self, level: int, optname: int, value: int | bytes) -> bool:
         """Apply an option that changes the connection; False when it is only to be remembered."""
         return False
 
-    def _getsockopt(self, level: int, optname: int) -> int | None:
+    def live_option(self, level: int, optname: int) -> int | None:
         """The live value of an option the transport knows, or None."""
         return None
 
     @abstractmethod
-    def _readiness(self) -> tuple[bool, bool]:
+    def readiness(self) -> tuple[bool, bool]:
         """(readable, writable) as a kernel socket of this kind in the same state would poll.
 
         The pseudo-socket's descriptor shows it (`PseudoSocket.sync`): a subclass answers
         from the stack socket alone, cheaply, since it is asked after every write and wake-up
         while a program polls the fileno.
         """
-
-    def _close(self) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._lost else "closing" if self._closing else "open"
