@@ -118,8 +118,10 @@ def test_a_receiver_that_stops_reading_causes_no_retransmission(pair: Pair):
 
 
 def test_echo_stops_reading_while_the_peer_does_not_read(pair: Pair):
-    """A client that writes without reading: the echo's memory stays bounded and the client is pushed back."""
-    data = random.Random(2).randbytes(4_000_000)
+    """A client that writes without reading: the echo's memory stays bounded and the client is pushed back.
+
+    More than every buffer on the way can grow to (TcpConfig's sndbuf_max and rcvbuf_max)."""
+    data = random.Random(2).randbytes(16_000_000)
     client = pair.connect(ECHO_PORT, data, reading=False)
     pair.sim.run(5.0)
     [session] = pair.services.echo.sessions.values()

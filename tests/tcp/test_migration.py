@@ -112,7 +112,8 @@ def _payload(seed: int) -> bytes:
 
 @pytest.mark.parametrize(("congestion", "loss"), [("newreno", 0.0), ("cubic", 0.0), ("newreno", 0.03), ("cubic", 0.03)])
 def test_a_connection_moves_with_unacked_unread_and_out_of_order_bytes(congestion: str, loss: float) -> None:
-    tcp = TcpConfig(congestion=congestion, sndbuf=65536, rcvbuf=65536)
+    # A fixed 64 KiB receive buffer (no autotuning) that B's reads leave full.
+    tcp = TcpConfig(congestion=congestion, sndbuf=65536, rcvbuf=65536, rcvbuf_max=0)
     net = Wire(tcp, loss=loss)
     listener = net.b.iface.tcp.listen((B_IP, PORT))
     client = App(net.a.iface.tcp.connect((B_IP, PORT), net.clock()), _payload(1))

@@ -413,7 +413,7 @@ def test_icmp_fragmentation_needed_lowers_the_segment_size() -> None:
 
 
 def test_a_full_send_buffer_wakes_the_writer_when_acknowledged() -> None:
-    s, conn, iss1 = established(tcp=TcpConfig(sndbuf=3000))
+    s, conn, iss1 = established(tcp=TcpConfig(sndbuf=3000, sndbuf_max=0))  # a fixed 3,000-byte buffer
     assert conn.send(bytes(5000), s.now) == 3000
     assert conn.send(b"more", s.now) == 0
     s.flush()

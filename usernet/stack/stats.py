@@ -113,12 +113,14 @@ class Stats:
     tcp_paws_rejected: int
     tcp_rack_losses: int
     tcp_rcv_overflow: int
+    tcp_rcvbuf_grown: int
     tcp_retransmits: int
     tcp_rst_limited: int
     tcp_rst_received: int
     tcp_rst_sent: int
     tcp_rx_predicted: int
     tcp_rx_segments: int
+    tcp_sndbuf_grown: int
     tcp_spurious_rtos: int
     tcp_syn_cookies_invalid: int
     tcp_syn_cookies_sent: int

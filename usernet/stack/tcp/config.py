@@ -17,7 +17,9 @@ class TcpConfig:
     """Every TCP knob of an interface; per-connection options start from these."""
 
     sndbuf: int = 262144
+    sndbuf_max: int = 4194304  # a sender's buffer grows to 2 cwnd, up to this (Linux tcp_wmem[2]); <= sndbuf: off
     rcvbuf: int = 262144
+    rcvbuf_max: int = 6291456  # receive autotuning grows a buffer up to this (Linux tcp_rmem[2]); <= rcvbuf: off
     window_scale: int = 7  # what we offer; Linux offers 7 with default buffers
     sack: bool = True
     timestamps: bool = True
@@ -76,6 +78,11 @@ class TcpConfig:
     def __post_init__(self) -> None:
         if self.sndbuf < 1 or self.rcvbuf < 1:
             raise ValueError("sndbuf and rcvbuf must be at least 1 byte")
+        if self.rcvbuf_max < 0 or self.sndbuf_max < 0:
+            raise ValueError(
+                f"rcvbuf_max and sndbuf_max are sizes in bytes (0: no autotuning), got {self.rcvbuf_max}"
+                f" and {self.sndbuf_max}"
+            )
         if not 0 <= self.window_scale <= 14:
             raise ValueError(f"window_scale must be 0..14 (RFC 7323), got {self.window_scale}")
         if self.mss is not None and not 64 <= self.mss <= 65495:

@@ -24,7 +24,6 @@ from usernet.stack.tcp.core import (
     FIN_WAIT_2,
     KEEPS_ALIVE,
     LAST_ACK,
-    NO_OOO,
     SYN_RECEIVED,
     SYN_SENT,
     TAKES_DATA,
@@ -72,11 +71,32 @@ class TcpConnection(ConnectionMigration):
         # is the one test (`not send.free`, read as attributes): also after a write that
         # fitted exactly, room freed must wake the user.
         if send.held >= send.limit:
-            self._send_blocked = True
+            if self._sndbuf_max and self._grow_sndbuf():
+                n += send.write(memoryview(data)[n:])
+            if send.held >= send.limit:
+                self._send_blocked = True
         if n:
             self._mark_pushes(n, more)
             self._owner.touch(self)
         return n
+
+    def _grow_sndbuf(self) -> bool:
+        """Send-buffer autotuning, when a write filled the buffer: room for twice the congestion
+        window (at least ten segments), up to `sndbuf_max` (Linux's tcp_sndbuf_expand), so a
+        window that outgrew the buffer is not held back by it. Not while the window is full
+        (tcp_should_expand_sndbuf): then the buffer is not what holds the sender back. True
+        when the buffer grew."""
+        cwnd = self._cc.cwnd
+        if (self.snd_nxt - self.snd_una) & 0xFFFFFFFF >= cwnd:  # seq_offset: bytes in flight
+            return False
+        target = 2 * max(cwnd, 10 * self._mss)
+        if target > self._sndbuf_max:
+            target = self._sndbuf_max
+        if target <= self._send.limit:
+            return False
+        self._send.limit = target
+        self._stats.tcp_sndbuf_grown += 1
+        return True
 
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to `max_bytes` received bytes (all with -1); b"" when none are waiting."""
@@ -209,11 +229,11 @@ class TcpConnection(ConnectionMigration):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1 byte")
             if name == "rcvbuf":
-                self._recv.limit = int(value)
-                if self._ooo is not NO_OOO:  # (the shared empty one is never written to)
-                    self._ooo.limit = int(value)
+                self._set_rcvbuf(int(value))
+                self._rcvbuf_max = 0  # the size is the user's now: no autotuning (SO_RCVBUF on Linux)
             else:
                 self._send.limit = int(value)
+                self._sndbuf_max = 0  # the program's size now (SO_SNDBUF on Linux)
         elif name == "maxseg":
             if value not in USER_MSS_RANGE:
                 raise ValueError(f"maxseg must be between {USER_MSS_RANGE[0]} and {USER_MSS_RANGE[-1]} bytes")

@@ -20,6 +20,7 @@ from usernet.stack.tcp.congestion import CongestionControl, NewReno
 from usernet.stack.tcp.owner import AcceptQueue, Address, ConnectionOwner
 from usernet.stack.tcp.prr import Prr
 from usernet.stack.tcp.rack import Rack
+from usernet.stack.tcp.rcvspace import ReceiveSpace
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
@@ -125,7 +126,9 @@ class ConnectionCore:
         "_rack_ok",
         "_rcv_adv",
         "_rcv_mss",
+        "_rcv_space",
         "_rcv_wscale",
+        "_rcvbuf_max",
         "_read_since_output",
         "_recover",
         "_recv",
@@ -145,6 +148,7 @@ class ConnectionCore:
         "_snd_mss",
         "_snd_sml",
         "_snd_wscale",
+        "_sndbuf_max",
         "_soft_error",
         "_stats",
         "_syn_data",
@@ -235,6 +239,11 @@ class ConnectionCore:
         self._send = SendBuffer(cfg.sndbuf)
         self._recv = ReceiveBuffer(cfg.rcvbuf)
         self._ooo = NO_OOO
+        # Receive autotuning (rcvspace.py): its ceiling, 0 when off or when the user set rcvbuf
+        # (SO_RCVBUF locks the size, as on Linux); its measurements, made at the first read.
+        self._rcvbuf_max = cfg.rcvbuf_max if cfg.rcvbuf_max > cfg.rcvbuf else 0
+        self._rcv_space: ReceiveSpace | None = None
+        self._sndbuf_max = cfg.sndbuf_max if cfg.sndbuf_max > cfg.sndbuf else 0  # the same for sending
         isn = owner.isn_source
         self.iss = iss = isn.isn(now, *self.key)
         self.snd_una = self.snd_nxt = self.snd_max = iss
@@ -369,6 +378,13 @@ class ConnectionCore:
             self._ack_now = self._ack_pending = False
             self._owner.forget(self)
         self._wake()
+
+    def _set_rcvbuf(self, size: int) -> None:
+        """The receive buffer's size, in-order and out-of-order alike (the shared empty
+        out-of-order queue stands for one of any size and is never written to)."""
+        self._recv.limit = size
+        if self._ooo is not NO_OOO:
+            self._ooo.limit = size
 
     def _wake(self) -> None:
         """Tell the user side; connections not yet accepted are the listener's business."""

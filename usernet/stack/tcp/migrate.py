@@ -68,6 +68,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_frto_resent", "_cork_pushed",
         # PSH placement (output.py)
         "_push_marks", "_pushed", "_skb_start",
+        # the buffers' autotuning ceilings (0: off, or the user's size)
+        "_rcvbuf_max", "_sndbuf_max",
     )  # fmt: skip  # a table of names
     #: Fields later than the first blobs (ECN and Fast Open, loss recovery, quick ACKs): off or
     #: nothing pending in what those froze.
@@ -77,7 +79,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
         "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
         "_undo_until": None, "_frto": 0, "_frto_resent": 0, "_cork_pushed": False,
-        "_push_marks": [], "_pushed": 0, "_skb_start": 0,
+        "_push_marks": [], "_pushed": 0, "_skb_start": 0, "_rcvbuf_max": 0, "_sndbuf_max": 0,
     }  # fmt: skip  # a table of names
     FROZEN_TIMES = (
         "_close_at", "_delack_at", "_keepalive_at", "_last_oow", "_last_rx", "_persist_at", "_rto_at",
@@ -89,6 +91,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "__weakref__", "_owner", "_stats", "_cfg", "_route", "listener", "flow_local",
         # Frozen under their own names below (addresses, state) or by their parts (the rest).
         "key", "local", "remote", "state", "error", "_cc", "_sb", "_rack", "_prr", *_PARTS,
+        # Receive autotuning's measurements: begun again at the first read after the move.
+        "_rcv_space",
     )  # fmt: skip  # a table of names
 
     def freeze(self, now: float, unsent: bytes = b"", unread: bytes = b"") -> dict[str, Any]:
@@ -183,6 +187,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         self._rack = None if rack is None else Rack.thaw(field(frozen, "_rack", dict, "connection"), now)
         prr = frozen.get("_prr")
         self._prr = None if prr is None else Prr.thaw(field(frozen, "_prr", dict, "connection"), now)
+        self._rcv_space = None
         self._mss_limit = min(self._mss_limit, route.mss)
 
 

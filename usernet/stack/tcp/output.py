@@ -26,6 +26,7 @@ from usernet.stack.tcp.core import (
     TAKES_DATA,
     ConnectionCore,
 )
+from usernet.stack.tcp.rcvspace import ReceiveSpace
 from usernet.stack.tcp.scoreboard import Scoreboard
 from usernet.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_offset, seq_sub
 from usernet.stack.tcp.states import State
@@ -89,6 +90,15 @@ class ConnectionOutput(ConnectionCore):
                 self._emit(self.snd_max, ACK, b"", now)
             return
         read, self._read_since_output = self._read_since_output, False
+        if read and self._rcvbuf_max:
+            space = self._rcv_space
+            # Inline, the test that anything is due: request/response reads on every round trip.
+            if (
+                space is None
+                or (self.rcv_nxt - space.rtt_seq) & 0xFFFFFFFF < 0x80000000  # seq_ge: a window arrived
+                or (space.rtt and now - space.time >= space.rtt)
+            ):
+                self._rcv_space_adjust(now)
         if not sent:
             # A pure window update only after the user read, as Linux does: the window
             # growing past the SYN-ACK's unscaled 65535 at the handshake is no reason to speak.
@@ -114,6 +124,24 @@ class ConnectionOutput(ConnectionCore):
         n = min(self._send.held, self._mss_limit - 40, self._snd_mss)
         self._syn_data = n
         return self._send.peek(0, n) if n > 0 else b""
+
+    def _rcv_space_adjust(self, now: float) -> None:
+        """Receive autotuning after the user read (rcvspace.py): the buffer, and so the window
+        the next ACK offers, grows toward twice what one receiver RTT delivered."""
+        rcv_nxt = self.rcv_nxt
+        recv = self._recv
+        copied = (rcv_nxt - len(recv.unread)) & 0xFFFFFFFF  # Linux's copied_seq: where the reads stand
+        window = ((self._rcv_adv - rcv_nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(rcv_adv, rcv_nxt)
+        if window < 0:
+            window = 0
+        space = self._rcv_space
+        if space is None:
+            self._rcv_space = ReceiveSpace(copied, rcv_nxt, window, self._mss_limit, now)
+            return
+        limit = space.adjust(copied, rcv_nxt, window, self._mss_limit, recv.limit, self._rcvbuf_max, now)
+        if limit != recv.limit:
+            self._set_rcvbuf(limit)
+            self._stats.tcp_rcvbuf_grown += 1
 
     def _window_update_due(self) -> bool:
         """After reads: tell the peer when the window at least doubled from a small one (Linux)."""
