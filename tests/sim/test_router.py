@@ -1,9 +1,11 @@
-"""Two segments joined by a router host: TCP across it, TTLs decremented, its cables cut like any other."""
+"""Two segments joined by a router host: TCP across it, TTLs decremented, its cables cut like any
+other, and the ICMP errors it answers with."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,24 @@ import pytest
 from tests.sim.echo import echo_server
 from usernet import sim
 from usernet.link.pcap import PcapReader
-from usernet.wire import ETHERTYPE_IPV4, parse_ethernet, parse_ipv4
+from usernet.link.switch import Switch
+from usernet.sim.router import RouterPort, SimRouter
+from usernet.wire import (
+    ARP_REPLY,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ICMP_TIME_EXCEEDED,
+    IPPROTO_ICMP,
+    IPPROTO_UDP,
+    emit_arp,
+    emit_ethernet,
+    emit_ipv4_header,
+    parse_arp,
+    parse_ethernet,
+    parse_icmp,
+    parse_ipv4,
+    parse_quoted,
+)
 
 
 def _routed(client: sim.network.Main) -> sim.Network:
@@ -66,3 +85,85 @@ def test_a_cut_between_client_and_router_and_no_cable_across_segments() -> None:
     with pytest.raises(ValueError, match="share no segment"):
         net.link("client", "server", loss=0.1)
     net.run(timeout=60)
+
+
+def test_the_router_answers_an_absent_host_and_a_network_it_lacks() -> None:
+    """Host unreachable when the far host never answers ARP, net unreachable for a network the
+    router has no port on: the connects fail as they would through a Linux router."""
+    seen: dict[str, object] = {}
+
+    async def client() -> None:
+        loop = asyncio.get_running_loop()
+        for label, address in (("absent", "10.0.1.99"), ("no network", "192.0.2.1")):
+            start = loop.time()
+            try:
+                await asyncio.wait_for(asyncio.open_connection(address, 7), 30)
+            except OSError as exc:
+                seen[label] = (exc.errno, loop.time() - start)
+
+    net = _routed(client)
+    net.run(timeout=120)
+    assert seen["absent"][0] == errno.EHOSTUNREACH, seen  # type: ignore[index]
+    assert seen["absent"][1] < 5, seen  # type: ignore[index]  # the router's ARP gives up after ~2.2 s
+    assert seen["no network"][0] == errno.ENETUNREACH, seen  # type: ignore[index]
+    assert seen["no network"][1] < 1, seen  # type: ignore[index]
+
+
+def test_a_datagram_whose_ttl_runs_out_is_answered_with_time_exceeded() -> None:
+    """What traceroute relies on; and no ICMP error about an ICMP error."""
+    loop = asyncio.new_event_loop()
+    try:
+        lan = Switch(loop.time, seed=1)
+        dmz = Switch(loop.time, seed=2)
+        router = SimRouter(
+            "r",
+            [
+                RouterPort(lan.add_port("r"), ipaddress.IPv4Interface("10.0.0.254/24")),
+                RouterPort(dmz.add_port("r"), ipaddress.IPv4Interface("10.0.1.254/24")),
+            ],
+        )
+        host = lan.add_port("h")
+        router.start(loop)
+        router_mac = lan.port("r").mac
+        me, far = bytes([10, 0, 0, 1]), bytes([10, 0, 1, 1])
+
+        def send_ip(ttl: int, protocol: int, payload: bytes) -> None:
+            frame = bytearray(34 + len(payload))
+            emit_ethernet(frame, 0, router_mac, host.mac, ETHERTYPE_IPV4)
+            emit_ipv4_header(frame, 14, me, far, protocol, len(payload), ttl=ttl)
+            frame[34:] = payload
+            host.send(frame)
+
+        def answered() -> list[bytes]:
+            """What reached the host, its ARP questions answered (the router asks who has 10.0.0.1)."""
+            loop.run_until_complete(asyncio.sleep(0.01))
+            got = []
+            for frame in host.receive(64):
+                eth = parse_ethernet(frame)
+                if eth.ethertype == ETHERTYPE_ARP:
+                    reply = bytearray(42)
+                    emit_ethernet(reply, 0, eth.src, host.mac, ETHERTYPE_ARP)
+                    emit_arp(reply, 14, ARP_REPLY, host.mac, me, eth.src, parse_arp(eth.payload).spa)
+                    host.send(reply)
+                else:
+                    got.append(bytes(frame))
+            return got
+
+        udp = b"\x30\x39\x82\x9a\x00\x10\x00\x00" + b"traceroute"  # ports 12345 -> 33434
+        send_ip(1, IPPROTO_UDP, udp)
+        frames = answered() + answered()
+        assert len(frames) == 1, frames
+        ip = parse_ipv4(parse_ethernet(frames[0]).payload)
+        assert ip.src == bytes([10, 0, 0, 254]) and ip.dst == me and ip.protocol == IPPROTO_ICMP
+        msg = parse_icmp(ip.payload)
+        assert (msg.type, msg.code) == (ICMP_TIME_EXCEEDED, 0)
+        quoted, sport, dport = parse_quoted(msg)
+        assert (quoted.src, quoted.dst, sport, dport) == (me, far, 12345, 33434)
+        assert router.icmp_errors_sent == 1 and router.dropped == 1
+        # An ICMP error whose TTL runs out is dropped without one about it.
+        send_ip(1, IPPROTO_ICMP, bytes(ip.payload))
+        assert answered() + answered() == []
+        assert router.icmp_errors_sent == 1 and router.dropped == 2
+        router.stop()
+    finally:
+        loop.close()

@@ -3,9 +3,12 @@
 Each port sits on one segment's switch with one address; a packet arriving on a port
 for an address on another port's network leaves there with its TTL decremented and its
 header checksum recomputed, the next hop resolved by that port's own `ArpTable` (the
-stack's: it queues frames while it asks, retries, gives up and counts). Packets for the
-router itself, for networks it has no port on, or whose TTL runs out are dropped and
-counted: it answers no ICMP.
+stack's: it queues frames while it asks, retries, gives up and counts). What it cannot
+forward it drops and counts, and answers as a router does (RFC 1812 §4.3, rate-limited
+like Linux's): a TTL that runs out with time exceeded, a network it has no port on with
+net unreachable, a next hop that never answers ARP with host unreachable, each to the
+sender, so that traceroute works and a connect to an absent host fails with "No route to
+host" instead of timing out. Packets for the router itself are dropped: it answers no ping.
 
 It runs on the simulation's loop outside every host: a port's arrival schedules a pump,
 and one timer follows the earliest deadline of its cables and ARP tables.
@@ -22,13 +25,31 @@ from usernet.link.switch import SwitchPort
 from usernet.native import internet_checksum
 from usernet.stack.arp import ArpTable
 from usernet.stack.config import InterfaceConfig
+from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.stats import Stats
-from usernet.wire import BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, MalformedPacket, parse_ethernet, parse_ipv4
+from usernet.wire import (
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ICMP_DEST_UNREACH,
+    ICMP_TIME_EXCEEDED,
+    IPPROTO_ICMP,
+    UNREACH_HOST,
+    UNREACH_NET,
+    MalformedPacket,
+    emit_ethernet,
+    emit_icmp,
+    emit_ipv4_header,
+    is_icmp_error,
+    parse_ethernet,
+    parse_ipv4,
+)
 
 __all__ = ["RouterPort", "SimRouter"]
 
 _TTL = 14 + 8
 _CHECKSUM = 14 + 10
+_MAX_QUOTE = 576 - 20 - 8  # an error fits the minimum datagram every host takes (RFC 1812 §4.3.2.3)
 
 
 @dataclass
@@ -40,12 +61,17 @@ class RouterPort:
     output: list[bytearray | bytes] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     arp: ArpTable = field(init=False)
+    #: Datagrams ARP gave up on (their next hop never answered), for the router to answer.
+    unresolved: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         config = InterfaceConfig(
             mac=self.port.mac, addresses=((self.interface.ip.packed, self.interface.network.prefixlen),)
         )
-        self.arp = ArpTable(config, self.stats, self.output)
+        self.arp = ArpTable(config, self.stats, self.output, self._unresolved)
+
+    def _unresolved(self, datagram: memoryview, next_hop: bytes, now: float) -> None:
+        self.unresolved.append(bytes(datagram))
 
     @property
     def address(self) -> bytes:
@@ -53,7 +79,8 @@ class RouterPort:
 
 
 class SimRouter:
-    """Forwards IPv4 between its ports; counters say what it did (`forwarded`, `dropped`)."""
+    """Forwards IPv4 between its ports; counters say what it did (`forwarded`, `dropped`, and the
+    ICMP errors it sent, `icmp_errors_sent`, or held back by the rate limit, `icmp_rate_limited`)."""
 
     def __init__(self, name: str, ports: list[RouterPort]) -> None:
         self.name = name
@@ -61,6 +88,10 @@ class SimRouter:
         self.local = frozenset(p.address for p in ports)
         self.forwarded = 0
         self.dropped = 0
+        self.icmp_errors_sent = 0
+        self.icmp_rate_limited = 0
+        # The hosts' own ICMP error budget (InterfaceConfig's defaults: Linux's icmp_msgs_per_sec, _burst).
+        self._budget = TokenBucket(InterfaceConfig.icmp_error_rate, InterfaceConfig.icmp_error_burst)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
@@ -92,6 +123,9 @@ class SimRouter:
         for leg in self.ports:
             leg.port.poll(now)
             leg.arp.poll(now)
+            for datagram in leg.unresolved:
+                self._answer(ICMP_DEST_UNREACH, UNREACH_HOST, datagram, now)
+            leg.unresolved.clear()
             for frame in leg.port.receive(1 << 16):
                 self._receive(leg, frame, now)
         self._flush()
@@ -117,8 +151,15 @@ class SimRouter:
             self.dropped += 1
             return
         out = self._egress(packet.dst)
-        if packet.dst in self.local or out is None or out is leg or packet.ttl <= 1:
+        if packet.dst in self.local or out is leg:
             self.dropped += 1
+            return
+        if out is None or packet.ttl <= 1:
+            self.dropped += 1
+            if out is None:
+                self._answer(ICMP_DEST_UNREACH, UNREACH_NET, eth.payload, now)
+            else:
+                self._answer(ICMP_TIME_EXCEEDED, 0, eth.payload, now)
             return
         copy = bytearray(frame)
         copy[_TTL] -= 1
@@ -128,6 +169,36 @@ class SimRouter:
         copy[6:12] = out.port.mac
         out.arp.transmit(copy, packet.dst, out.address, now)
         self.forwarded += 1
+
+    def _answer(self, kind: int, code: int, datagram: bytes | memoryview, now: float) -> None:
+        """An ICMP error about `datagram` to its sender, from the port toward it; none about an
+        ICMP error, a later fragment, or a sender that is no single host (RFC 1812 §4.3.2.7)."""
+        try:
+            ip = parse_ipv4(datagram)
+        except MalformedPacket:
+            return
+        src = ip.src
+        back = self._egress(src)
+        if (
+            back is None
+            or ip.fragment_offset
+            or src[0] == 0
+            or src[0] >= 224
+            or src in self.local
+            or ipaddress.IPv4Address(src) == back.interface.network.broadcast_address
+            or (ip.protocol == IPPROTO_ICMP and is_icmp_error(ip.payload))
+        ):
+            return
+        if not self._budget.allow(now):
+            self.icmp_rate_limited += 1
+            return
+        quote = datagram[: min(ip.total_length, _MAX_QUOTE)]
+        frame = bytearray(14 + 20 + 8 + len(quote))
+        emit_ethernet(frame, 0, bytes(6), back.port.mac, ETHERTYPE_IPV4)  # ARP fills the destination
+        emit_ipv4_header(frame, 14, back.address, src, IPPROTO_ICMP, 8 + len(quote))
+        emit_icmp(frame, 34, kind, code, 0, quote)
+        back.arp.transmit(frame, src, back.address, now)
+        self.icmp_errors_sent += 1
 
     def _egress(self, dst: bytes) -> RouterPort | None:
         address = ipaddress.IPv4Address(dst)

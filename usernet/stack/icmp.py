@@ -22,6 +22,7 @@ from usernet.wire import (
     IPv4Packet,
     MalformedPacket,
     emit_icmp,
+    is_icmp_error,
     parse_datagram_head,
     parse_icmp,
     parse_quoted,
@@ -223,7 +224,7 @@ class IcmpLayer:
         node = self._node
         if ip.fragment_offset or node.is_broadcast(ip.dst) or not node.is_unicast(ip.src):
             return
-        if ip.protocol == IPPROTO_ICMP and _is_icmp_error(ip.payload):
+        if ip.protocol == IPPROTO_ICMP and is_icmp_error(ip.payload):
             return
         if not self._budget.allow(now):
             self._stats.icmp_errors_rate_limited += 1
@@ -249,8 +250,3 @@ def _send_icmp(route: Route, kind: int, code: int, rest: int, payload: bytes | m
     frame = bytearray(route.headroom + size)
     emit_icmp(frame, route.headroom, kind, code, rest, payload)
     route.send_datagram(frame, IPPROTO_ICMP, size, now)
-
-
-def _is_icmp_error(payload: memoryview) -> bool:
-    """True for ICMP messages no error may be sent about: errors themselves (RFC 1122 §3.2.2)."""
-    return bool(payload) and payload[0] not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, 13, 14, 15, 16, 17, 18)

@@ -35,6 +35,7 @@ from usernet.wire.icmp import (
     UNREACH_PROTOCOL,
     IcmpMessage,
     emit_icmp,
+    is_icmp_error,
     parse_datagram_head,
     parse_icmp,
     parse_quoted,
@@ -113,6 +114,7 @@ __all__ = [  # noqa: RUF022 - grouped by module, as the imports above
     "parse_datagram_head",
     "parse_quoted",
     "emit_icmp",
+    "is_icmp_error",
     # udp
     "UDP_HLEN",
     "UdpDatagram",

@@ -21,6 +21,7 @@ __all__ = [
     "UNREACH_PROTOCOL",
     "IcmpMessage",
     "emit_icmp",
+    "is_icmp_error",
     "parse_datagram_head",
     "parse_icmp",
     "parse_quoted",
@@ -80,6 +81,13 @@ def parse_icmp(data: BytesLike, verify_checksum: bool = True) -> IcmpMessage:
         raise MalformedPacket("icmp", "bad checksum")
     icmp_type, code, checksum, rest = _HEADER.unpack_from(mv)
     return _new(IcmpMessage, (icmp_type, code, checksum, rest, mv[8:]))
+
+
+def is_icmp_error(payload: BytesLike) -> bool:
+    """Whether an ICMP message (its bytes from the type on) is an error, or of an unknown type:
+    what no error may be sent about (RFC 1122 §3.2.2); echo, timestamp, information and
+    address mask messages are not."""
+    return bool(payload) and payload[0] not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, 13, 14, 15, 16, 17, 18)
 
 
 def parse_quoted(msg: IcmpMessage) -> tuple[IPv4Packet, int, int]:
