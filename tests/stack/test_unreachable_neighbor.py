@@ -7,9 +7,11 @@ retries (about 3 s there, ~2.2 s here: see stack/arp.py), not after two minutes 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 
 from tests.stack.simpair import make_pair
+from usernet import sim
 from usernet.stack import InterfaceConfig
 
 ABSENT = bytes([192, 0, 2, 9])  # on the pair's link; nobody has it
@@ -71,3 +73,37 @@ def test_an_ipv6_connect_to_an_absent_neighbour_fails_with_no_route_to_host():
     assert conn.error is not None and conn.error.errno == errno.EHOSTUNREACH, conn.error
     assert took <= ND_GIVES_UP + 0.1
     assert pair.a.iface.stats()["nd_unresolved"] >= 1
+
+
+def test_asyncio_programs_hear_it_as_on_linux():
+    """Through the asyncio face on the simulator: open_connection raises OSError(EHOSTUNREACH,
+    "Connect call failed ..."), a connected datagram endpoint's error_received gets it."""
+    seen: dict[str, object] = {}
+
+    class Endpoint(asyncio.DatagramProtocol):
+        def error_received(self, exc: Exception) -> None:
+            seen["udp"] = exc
+
+    async def client() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            await asyncio.open_connection("10.0.0.9", 7)
+        except OSError as exc:
+            seen["tcp"] = (exc, loop.time() - start)
+        transport, _ = await loop.create_datagram_endpoint(Endpoint, remote_addr=("10.0.0.9", 9))
+        transport.sendto(b"anyone?")
+        await asyncio.sleep(3)
+        transport.close()
+
+    async def server() -> None:
+        await asyncio.sleep(3600)
+
+    net = sim.Network(seed=1)
+    net.host("server", server, address="10.0.0.1/24")
+    net.client("client", client, address="10.0.0.2/24")
+    net.run(timeout=60)
+    exc, took = seen["tcp"]  # type: ignore[misc]
+    assert isinstance(exc, OSError) and exc.errno == errno.EHOSTUNREACH and "10.0.0.9" in str(exc)
+    assert took < 3
+    assert isinstance(seen["udp"], OSError) and seen["udp"].errno == errno.EHOSTUNREACH
