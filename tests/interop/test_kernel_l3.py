@@ -15,8 +15,9 @@ import time
 
 import pytest
 
-from tests.interop.conftest import KERNEL_IP, USERNET_IP, Running
+from tests.interop.conftest import KERNEL_IP, PEER_IP, USERNET_IP, Running, routed_peer, usernet_on_tap
 from tests.programs import require
+from usernet.stack.udp import UdpSocket
 
 pytestmark = pytest.mark.network
 
@@ -201,3 +202,31 @@ def test_a_connect_to_an_absent_neighbour_is_no_route_to_host_on_both_sides(runn
     code, kernel_took = outcome["kernel"]  # type: ignore[misc]
     assert code == errno.EHOSTUNREACH, os.strerror(code)
     print(f"connect to an absent neighbour: usernet {took:.1f} s, kernel {kernel_took:.1f} s")
+
+
+def test_ip_ttl_on_a_udp_socket_is_what_a_kernel_router_sees(sandbox):
+    """TTL 1 dies at the kernel router (its time exceeded reaches the connected socket as
+    EHOSTUNREACH), TTL 2 reaches the peer's closed port (ECONNREFUSED): traceroute's two answers."""
+    with routed_peer(sandbox) as _peer, usernet_on_tap(sandbox, gateway=KERNEL_IP) as running:
+        iface = running.host.iface
+
+        def probe(ttl: int) -> OSError | None:
+            def send(now: float) -> UdpSocket:
+                sock = iface.open_udp()
+                sock.connect((socket.inet_aton(PEER_IP), 33434))
+                sock.set_ttl(ttl)
+                sock.sendto(b"probe", None, now)
+                return sock
+
+            sock = running.loop.call(send)
+            deadline = time.monotonic() + 5
+            error = None
+            while error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                error = running.loop.call(lambda now: sock.take_error())
+            running.loop.call(lambda now: sock.close())
+            return error
+
+        first, second = probe(1), probe(2)
+    assert first is not None and first.errno == errno.EHOSTUNREACH, first
+    assert second is not None and second.errno == errno.ECONNREFUSED, second

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,32 @@ def test_a_datagram_whose_ttl_runs_out_is_answered_with_time_exceeded() -> None:
         router.stop()
     finally:
         loop.close()
+
+
+def test_traceroute_with_ip_ttl_through_the_router() -> None:
+    """A UDP program sets IP_TTL as traceroute does: TTL 1 dies at the router (time exceeded,
+    EHOSTUNREACH for a connected socket), TTL 2 reaches the closed port behind it (ECONNREFUSED)."""
+    heard: list[tuple[int, int]] = []
+    sending = [0]  # the TTL of the probe in flight
+
+    class Probe(asyncio.DatagramProtocol):
+        def error_received(self, exc: Exception) -> None:
+            assert isinstance(exc, OSError)
+            heard.append((sending[0], exc.errno))
+
+    async def client() -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Probe, remote_addr=("10.0.1.1", 33434))
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 64
+        for ttl in (1, 2):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == ttl
+            sending[0] = ttl
+            transport.sendto(b"probe")
+            await asyncio.sleep(1)
+        transport.close()
+
+    net = _routed(client)
+    net.run(timeout=60)
+    assert heard == [(1, errno.EHOSTUNREACH), (2, errno.ECONNREFUSED)], heard

@@ -21,10 +21,18 @@ _get_ident = threading.get_ident
 __all__ = ["DatagramTransport", "get_option", "open_endpoint", "open_udp", "readiness", "set_option", "stack_address"]
 
 
+_TTL_OPTIONS = ((socket.IPPROTO_IP, socket.IP_TTL), (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS))
+
+
 def set_option(sock: UdpSocket, level: int, optname: int, value: int | bytes) -> bool:
-    """Apply SO_BROADCAST, the one option that changes a usernet UDP socket; False for the others."""
+    """Apply the options that change a usernet UDP socket: SO_BROADCAST, and IP_TTL or
+    IPV6_UNICAST_HOPS (traceroute's); False for the others, which the socket object keeps."""
+    number = int.from_bytes(value, "little", signed=True) if isinstance(value, bytes) else int(value)
     if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
-        sock.broadcast = bool(int.from_bytes(value, "little") if isinstance(value, bytes) else value)
+        sock.broadcast = bool(number)
+        return True
+    if (level, optname) in _TTL_OPTIONS:
+        sock.set_ttl(number)
         return True
     return False
 
@@ -32,6 +40,8 @@ def set_option(sock: UdpSocket, level: int, optname: int, value: int | bytes) ->
 def get_option(sock: UdpSocket, level: int, optname: int) -> int | None:
     if level == socket.SOL_SOCKET and optname == socket.SO_BROADCAST:
         return int(sock.broadcast)
+    if (level, optname) in _TTL_OPTIONS:
+        return sock.effective_ttl
     return None
 
 

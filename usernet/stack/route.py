@@ -63,6 +63,7 @@ class Route:
     __slots__ = (
         "_deliver",
         "_ect",
+        "_hops",
         "_ident",
         "destination",
         "headroom",
@@ -104,6 +105,7 @@ class Route:
             ip = ect_template(ip)
         self.ip_header = ip
         self._ect: Route | None = None
+        self._hops: Route | None = None  # the last `with_ttl` twin
         ip_header = len(ip)
         self.headroom = len(link_header) + ip_header
         self.path = PathMtu(mtu) if path is None else path
@@ -173,21 +175,33 @@ class Route:
         segments of connections without ECN pay nothing for it."""
         twin = self._ect
         if twin is None:
-            twin = Route(
-                self.destination,
-                self.source,
-                self.next_hop,
-                self.link_header,
-                self.ttl,
-                self.mtu,
-                self._deliver,
-                self.tx_checksum_partial,
-                self.tso_max,
-                path=self.path,  # one path MTU for both: an ICMP that lowers it lowers it for ECN segments too
-                ect=True,
-            )
-            self._ect = twin
+            twin = self._ect = self._twin(self.ttl, ect=True)
         return twin
+
+    def with_ttl(self, ttl: int) -> Route:
+        """This route with another TTL (IPv6: hop limit) in its IP header template, for a socket
+        with IP_TTL or IPV6_UNICAST_HOPS set; the last one asked for is kept."""
+        if ttl == self.ttl:
+            return self
+        twin = self._hops
+        if twin is None or twin.ttl != ttl:
+            twin = self._hops = self._twin(ttl, ect=False)
+        return twin
+
+    def _twin(self, ttl: int, ect: bool) -> Route:
+        return Route(
+            self.destination,
+            self.source,
+            self.next_hop,
+            self.link_header,
+            ttl,
+            self.mtu,
+            self._deliver,
+            self.tx_checksum_partial,
+            self.tso_max,
+            path=self.path,  # one path MTU for all twins: an ICMP that lowers it lowers it for each
+            ect=ect,
+        )
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
         """Build a UDP datagram with both checksums in one C call and send it, in fragments

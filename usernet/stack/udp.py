@@ -39,6 +39,7 @@ class UdpSocket:
         "local",
         "queue",
         "remote",
+        "ttl",
     )
 
     def __init__(self, layer: UdpLayer, local: Address, limit: int) -> None:
@@ -52,6 +53,7 @@ class UdpSocket:
         self.local = local
         self.remote: Address | None = None
         self.broadcast = False
+        self.ttl = 0  # IP_TTL / IPV6_UNICAST_HOPS: 0 for the interface's own (`set_ttl`)
         self.queue: deque[tuple[bytes, Address]] = deque()
         self.errors: deque[OSError] = deque()
         self.dropped = 0
@@ -66,7 +68,18 @@ class UdpSocket:
         if bound == unspecified(bound):
             self._layer.rebind(self, (route.source, self.local[1]))
         self.remote = remote
-        self._route = route
+        self._route = route.with_ttl(self.ttl) if self.ttl else route
+        self._checked = None
+
+    def set_ttl(self, ttl: int) -> None:
+        """The TTL (IPv6: hop limit) of what this socket sends, 1-255, as IP_TTL and
+        IPV6_UNICAST_HOPS set it; 0 (or -1) goes back to the interface's."""
+        if ttl == -1:
+            ttl = 0
+        if not 0 <= ttl <= 255:
+            raise OSError(errno.EINVAL, f"a TTL is 1-255 (0 or -1: the interface's), not {ttl}")
+        self.ttl = ttl
+        self._route = None  # the next send takes a route with it
         self._checked = None
 
     def sendto(self, data: bytes | bytearray | memoryview, remote: Address | None, now: float) -> None:
@@ -106,10 +119,16 @@ class UdpSocket:
             raise OSError(errno.EACCES, "broadcast needs allow_broadcast=True (SO_BROADCAST)")
         route = self._route
         if route is None or route.destination != dst:
-            route = self._route = self._layer.route_to(dst, self.local[0])
+            route = self._layer.route_to(dst, self.local[0])
+            route = self._route = route.with_ttl(self.ttl) if self.ttl else route
         self._room = 0xFFFF - len(route.ip_header) - UDP_HLEN
         if not broadcast:
             self._checked = remote
+
+    @property
+    def effective_ttl(self) -> int:
+        """The TTL its datagrams leave with: its own, or the interface's (what getsockopt reports)."""
+        return self.ttl or self._layer.default_ttl
 
     def forget_route(self) -> None:
         """Drop the route kept from the last send (its source address went): the next send asks again."""
@@ -155,6 +174,11 @@ class UdpLayer:
         self._sockets: dict[Address, UdpSocket] = {}
         self._ports = PortUse()
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
+
+    @property
+    def default_ttl(self) -> int:
+        """The TTL of datagrams whose socket sets none: the interface's (InterfaceConfig.ttl)."""
+        return self._node.config.ttl
 
     def open(self, local: Address | None = None, *, reuse_address: bool = False) -> UdpSocket:
         """Bind a new socket; port 0 (or None) picks an ephemeral port, address ANY (ANY6) all IPv4 (IPv6)
