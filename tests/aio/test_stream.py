@@ -219,6 +219,9 @@ def test_extra_info_and_socket_options(pair: Pair) -> None:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 60000
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500)
         assert conn.user_timeout == 1.5 and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1500
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 64
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 5)
+        assert conn.options["ttl"] == 5 and sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 5
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)  # not one of ours: remembered
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x10
         transport.close()

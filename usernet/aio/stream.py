@@ -64,6 +64,8 @@ _OPTIONS: dict[tuple[int, int], tuple[str, float]] = {
     (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT): ("user_timeout", 1000),  # the kernel counts milliseconds
     (socket.SOL_SOCKET, socket.SO_RCVBUF): ("rcvbuf", 1),
     (socket.SOL_SOCKET, socket.SO_SNDBUF): ("sndbuf", 1),
+    (socket.IPPROTO_IP, socket.IP_TTL): ("ttl", 1),
+    (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS): ("ttl", 1),
 }
 
 

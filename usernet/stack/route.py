@@ -61,6 +61,7 @@ class Route:
     """
 
     __slots__ = (
+        "_base",
         "_deliver",
         "_ect",
         "_hops",
@@ -91,6 +92,7 @@ class Route:
         tso_max: int = 0,
         path: PathMtu | None = None,
         ect: bool = False,
+        base: Route | None = None,
     ) -> None:
         self.destination = destination
         self.source = source
@@ -106,6 +108,7 @@ class Route:
         self.ip_header = ip
         self._ect: Route | None = None
         self._hops: Route | None = None  # the last `with_ttl` twin
+        self._base = self if base is None else base  # the interface's route a twin was made from
         ip_header = len(ip)
         self.headroom = len(link_header) + ip_header
         self.path = PathMtu(mtu) if path is None else path
@@ -180,8 +183,12 @@ class Route:
 
     def with_ttl(self, ttl: int) -> Route:
         """This route with another TTL (IPv6: hop limit) in its IP header template, for a socket
-        with IP_TTL or IPV6_UNICAST_HOPS set; the last one asked for is kept."""
-        if ttl == self.ttl:
+        with IP_TTL or IPV6_UNICAST_HOPS set; 0 gives the interface's route back. The last
+        twin asked for is kept."""
+        base = self._base
+        if base is not self:
+            return base.with_ttl(ttl)
+        if not ttl or ttl == self.ttl:
             return self
         twin = self._hops
         if twin is None or twin.ttl != ttl:
@@ -201,6 +208,7 @@ class Route:
             self.tso_max,
             path=self.path,  # one path MTU for all twins: an ICMP that lowers it lowers it for each
             ect=ect,
+            base=self._base,
         )
 
     def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:

@@ -39,6 +39,7 @@ __all__ = ["USER_MSS_RANGE", "OffloadFrame", "TcpConnection"]
 
 _OPTION_NAMES = (
     "nodelay", "cork", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf", "maxseg",
+    "ttl",
 )  # fmt: skip
 USER_MSS_RANGE = range(88, 32768)  # Linux's TCP_MIN_MSS to MAX_TCP_WINDOW: what TCP_MAXSEG takes
 
@@ -198,12 +199,13 @@ class TcpConnection(ConnectionMigration):
         if route is None:
             self.address_gone(now)
         else:
-            self._route = route
+            self._route = route.with_ttl(self._ttl) if self._ttl else route
 
     def set_option(self, name: str, value: Any) -> None:
         """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
         maxseg (Linux's TCP_MAXSEG: caps the MSS this end offers and sends; as on Linux, set
-        before the SYN leaves, so an established connection keeps the MSS it has)."""
+        before the SYN leaves, so an established connection keeps the MSS it has), ttl (IP_TTL,
+        IPV6_UNICAST_HOPS: the TTL of every segment from now on, also after a reroute)."""
         if name == "nodelay":
             self.nodelay = bool(value)
             if self.nodelay and self.cork:
@@ -238,6 +240,11 @@ class TcpConnection(ConnectionMigration):
             if value not in USER_MSS_RANGE:
                 raise ValueError(f"maxseg must be between {USER_MSS_RANGE[0]} and {USER_MSS_RANGE[-1]} bytes")
             self._mss_limit = min(int(value), self._cfg.mss or 65495, self._route.mss)
+        elif name == "ttl":  # IP_TTL, IPV6_UNICAST_HOPS: 1-255, or 0 / -1 for the interface's
+            if not -1 <= value <= 255:
+                raise ValueError(f"a TTL is 1-255 (0 or -1: the interface's), not {value}")
+            self._ttl = max(int(value), 0)
+            self._route = self._route.with_ttl(self._ttl)
         else:
             raise ValueError(f"unknown TCP option {name!r}: use one of {', '.join(_OPTION_NAMES)}")
         if name.startswith("keep"):
@@ -258,6 +265,7 @@ class TcpConnection(ConnectionMigration):
             "rcvbuf": self._recv.limit,
             "sndbuf": self._send.limit,
             "maxseg": self._mss,  # what Linux's TCP_MAXSEG reads: the MSS in use (mss_cache)
+            "ttl": self._route.ttl,
         }
 
     def info(self) -> dict[str, Any]:

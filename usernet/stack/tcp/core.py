@@ -162,6 +162,7 @@ class ConnectionCore:
         "_ts_recent",
         "_ts_recent_at",
         "_tsclock",
+        "_ttl",
         "_unacked",
         "_undo_marker",
         "_undo_retrans",
@@ -244,6 +245,7 @@ class ConnectionCore:
         self._rcvbuf_max = cfg.rcvbuf_max if cfg.rcvbuf_max > cfg.rcvbuf else 0
         self._rcv_space: ReceiveSpace | None = None
         self._sndbuf_max = cfg.sndbuf_max if cfg.sndbuf_max > cfg.sndbuf else 0  # the same for sending
+        self._ttl = 0  # the user's IP_TTL (0: the route's own, the interface's)
         isn = owner.isn_source
         self.iss = iss = isn.isn(now, *self.key)
         self.snd_una = self.snd_nxt = self.snd_max = iss

@@ -70,6 +70,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_push_marks", "_pushed", "_skb_start",
         # the buffers' autotuning ceilings (0: off, or the user's size)
         "_rcvbuf_max", "_sndbuf_max",
+        # the user's IP_TTL (0: the interface's)
+        "_ttl",
     )  # fmt: skip  # a table of names
     #: Fields later than the first blobs (ECN and Fast Open, loss recovery, quick ACKs): off or
     #: nothing pending in what those froze.
@@ -79,7 +81,7 @@ class ConnectionMigration(ConnectionInput, Freezable):
         "_dsack": None, "_pingpong": False, "_quick": 0, "_timer_kind": 0, "_tlp_high": None, "_tlp_ok": False,
         "_tlp_retrans": False, "_undo_marker": None, "_undo_retrans": 0, "_undo_rto": False, "_undo_tsval": None,
         "_undo_until": None, "_frto": 0, "_frto_resent": 0, "_cork_pushed": False,
-        "_push_marks": [], "_pushed": 0, "_skb_start": 0, "_rcvbuf_max": 0, "_sndbuf_max": 0,
+        "_push_marks": [], "_pushed": 0, "_skb_start": 0, "_rcvbuf_max": 0, "_sndbuf_max": 0, "_ttl": 0,
     }  # fmt: skip  # a table of names
     FROZEN_TIMES = (
         "_close_at", "_delack_at", "_keepalive_at", "_last_oow", "_last_rx", "_persist_at", "_rto_at",
@@ -188,6 +190,8 @@ class ConnectionMigration(ConnectionInput, Freezable):
         prr = frozen.get("_prr")
         self._prr = None if prr is None else Prr.thaw(field(frozen, "_prr", dict, "connection"), now)
         self._rcv_space = None
+        if self._ttl:
+            self._route = route.with_ttl(self._ttl)
         self._mss_limit = min(self._mss_limit, route.mss)
 
 
