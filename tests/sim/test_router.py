@@ -20,11 +20,14 @@ from usernet.wire import (
     ARP_REPLY,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
     ICMP_TIME_EXCEEDED,
     IPPROTO_ICMP,
     IPPROTO_UDP,
     emit_arp,
     emit_ethernet,
+    emit_icmp,
     emit_ipv4_header,
     parse_arp,
     parse_ethernet,
@@ -110,62 +113,96 @@ def test_the_router_answers_an_absent_host_and_a_network_it_lacks() -> None:
     assert seen["no network"][1] < 1, seen  # type: ignore[index]
 
 
-def test_a_datagram_whose_ttl_runs_out_is_answered_with_time_exceeded() -> None:
-    """What traceroute relies on; and no ICMP error about an ICMP error."""
-    loop = asyncio.new_event_loop()
-    try:
+class _Bench:
+    """A router between two switches on a real-time loop, and one hand-driven host on "lan"
+    (10.0.0.1) that writes raw frames and answers the router's ARP questions."""
+
+    ME = bytes([10, 0, 0, 1])
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         lan = Switch(loop.time, seed=1)
         dmz = Switch(loop.time, seed=2)
-        router = SimRouter(
+        self.router = SimRouter(
             "r",
             [
                 RouterPort(lan.add_port("r"), ipaddress.IPv4Interface("10.0.0.254/24")),
                 RouterPort(dmz.add_port("r"), ipaddress.IPv4Interface("10.0.1.254/24")),
             ],
         )
-        host = lan.add_port("h")
-        router.start(loop)
-        router_mac = lan.port("r").mac
-        me, far = bytes([10, 0, 0, 1]), bytes([10, 0, 1, 1])
+        self.host = lan.add_port("h")
+        self.router_mac = lan.port("r").mac
+        self.router.start(loop)
 
-        def send_ip(ttl: int, protocol: int, payload: bytes) -> None:
-            frame = bytearray(34 + len(payload))
-            emit_ethernet(frame, 0, router_mac, host.mac, ETHERTYPE_IPV4)
-            emit_ipv4_header(frame, 14, me, far, protocol, len(payload), ttl=ttl)
-            frame[34:] = payload
-            host.send(frame)
+    def send_ip(self, dst: bytes, ttl: int, protocol: int, payload: bytes) -> None:
+        frame = bytearray(34 + len(payload))
+        emit_ethernet(frame, 0, self.router_mac, self.host.mac, ETHERTYPE_IPV4)
+        emit_ipv4_header(frame, 14, self.ME, dst, protocol, len(payload), ttl=ttl)
+        frame[34:] = payload
+        self.host.send(frame)
 
-        def answered() -> list[bytes]:
-            """What reached the host, its ARP questions answered (the router asks who has 10.0.0.1)."""
-            loop.run_until_complete(asyncio.sleep(0.01))
-            got = []
-            for frame in host.receive(64):
+    def answered(self) -> list[bytes]:
+        """What reached the host in two short turns of the loop, the router's ARP questions answered."""
+        got = []
+        for _ in range(2):
+            self.loop.run_until_complete(asyncio.sleep(0.01))
+            for frame in self.host.receive(64):
                 eth = parse_ethernet(frame)
                 if eth.ethertype == ETHERTYPE_ARP:
                     reply = bytearray(42)
-                    emit_ethernet(reply, 0, eth.src, host.mac, ETHERTYPE_ARP)
-                    emit_arp(reply, 14, ARP_REPLY, host.mac, me, eth.src, parse_arp(eth.payload).spa)
-                    host.send(reply)
+                    emit_ethernet(reply, 0, eth.src, self.host.mac, ETHERTYPE_ARP)
+                    emit_arp(reply, 14, ARP_REPLY, self.host.mac, self.ME, eth.src, parse_arp(eth.payload).spa)
+                    self.host.send(reply)
                 else:
                     got.append(bytes(frame))
-            return got
+        return got
 
+
+def test_a_datagram_whose_ttl_runs_out_is_answered_with_time_exceeded() -> None:
+    """What traceroute relies on; and no ICMP error about an ICMP error."""
+    loop = asyncio.new_event_loop()
+    try:
+        bench = _Bench(loop)
+        far = bytes([10, 0, 1, 1])
         udp = b"\x30\x39\x82\x9a\x00\x10\x00\x00" + b"traceroute"  # ports 12345 -> 33434
-        send_ip(1, IPPROTO_UDP, udp)
-        frames = answered() + answered()
+        bench.send_ip(far, 1, IPPROTO_UDP, udp)
+        frames = bench.answered()
         assert len(frames) == 1, frames
         ip = parse_ipv4(parse_ethernet(frames[0]).payload)
-        assert ip.src == bytes([10, 0, 0, 254]) and ip.dst == me and ip.protocol == IPPROTO_ICMP
+        assert ip.src == bytes([10, 0, 0, 254]) and ip.dst == bench.ME and ip.protocol == IPPROTO_ICMP
         msg = parse_icmp(ip.payload)
         assert (msg.type, msg.code) == (ICMP_TIME_EXCEEDED, 0)
         quoted, sport, dport = parse_quoted(msg)
-        assert (quoted.src, quoted.dst, sport, dport) == (me, far, 12345, 33434)
-        assert router.icmp_errors_sent == 1 and router.dropped == 1
+        assert (quoted.src, quoted.dst, sport, dport) == (bench.ME, far, 12345, 33434)
+        assert bench.router.icmp_errors_sent == 1 and bench.router.dropped == 1
         # An ICMP error whose TTL runs out is dropped without one about it.
-        send_ip(1, IPPROTO_ICMP, bytes(ip.payload))
-        assert answered() + answered() == []
-        assert router.icmp_errors_sent == 1 and router.dropped == 2
-        router.stop()
+        bench.send_ip(far, 1, IPPROTO_ICMP, bytes(ip.payload))
+        assert bench.answered() == []
+        assert bench.router.icmp_errors_sent == 1 and bench.router.dropped == 2
+        bench.router.stop()
+    finally:
+        loop.close()
+
+
+def test_the_router_answers_pings_to_each_of_its_addresses() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        bench = _Bench(loop)
+        for address in (bytes([10, 0, 0, 254]), bytes([10, 0, 1, 254])):  # the far port's address too
+            request = bytearray(8 + 16)
+            emit_icmp(request, 0, ICMP_ECHO_REQUEST, 0, (0x1234 << 16) | 7, b"sixteen bytes..!")
+            bench.send_ip(address, 64, IPPROTO_ICMP, bytes(request))
+            [frame] = bench.answered()
+            ip = parse_ipv4(parse_ethernet(frame).payload)
+            reply = parse_icmp(ip.payload)
+            assert (ip.src, ip.dst) == (address, bench.ME)
+            assert (reply.type, reply.ident, reply.sequence, bytes(reply.payload)) == (
+                ICMP_ECHO_REPLY, 0x1234, 7, b"sixteen bytes..!",
+            )  # fmt: skip
+        bench.send_ip(bytes([10, 0, 0, 254]), 64, IPPROTO_UDP, b"\x30\x39\x00\x07\x00\x08\x00\x00")
+        assert bench.answered() == []  # the router serves nothing else
+        assert bench.router.echo_answered == 2 and bench.router.dropped == 1
+        bench.router.stop()
     finally:
         loop.close()
 

@@ -8,7 +8,8 @@ forward it drops and counts, and answers as a router does (RFC 1812 §4.3, rate-
 like Linux's): a TTL that runs out with time exceeded, a network it has no port on with
 net unreachable, a next hop that never answers ARP with host unreachable, each to the
 sender, so that traceroute works and a connect to an absent host fails with "No route to
-host" instead of timing out. Packets for the router itself are dropped: it answers no ping.
+host" instead of timing out. Of the packets for the router itself it answers pings (an echo
+request to any of its addresses, from the port toward the sender) and drops the rest.
 
 It runs on the simulation's loop outside every host: a port's arrival schedules a pump,
 and one timer follows the earliest deadline of its cables and ARP tables.
@@ -32,16 +33,20 @@ from usernet.wire import (
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
     ICMP_DEST_UNREACH,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
     ICMP_TIME_EXCEEDED,
     IPPROTO_ICMP,
     UNREACH_HOST,
     UNREACH_NET,
+    IPv4Packet,
     MalformedPacket,
     emit_ethernet,
     emit_icmp,
     emit_ipv4_header,
     is_icmp_error,
     parse_ethernet,
+    parse_icmp,
     parse_ipv4,
 )
 
@@ -79,8 +84,9 @@ class RouterPort:
 
 
 class SimRouter:
-    """Forwards IPv4 between its ports; counters say what it did (`forwarded`, `dropped`, and the
-    ICMP errors it sent, `icmp_errors_sent`, or held back by the rate limit, `icmp_rate_limited`)."""
+    """Forwards IPv4 between its ports; counters say what it did (`forwarded`, `dropped`, the
+    ICMP errors it sent, `icmp_errors_sent`, or held back by the rate limit, `icmp_rate_limited`,
+    and the pings it answered, `echo_answered`)."""
 
     def __init__(self, name: str, ports: list[RouterPort]) -> None:
         self.name = name
@@ -90,6 +96,7 @@ class SimRouter:
         self.dropped = 0
         self.icmp_errors_sent = 0
         self.icmp_rate_limited = 0
+        self.echo_answered = 0
         # The hosts' own ICMP error budget (InterfaceConfig's defaults: Linux's icmp_msgs_per_sec, _burst).
         self._budget = TokenBucket(InterfaceConfig.icmp_error_rate, InterfaceConfig.icmp_error_burst)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,8 +157,11 @@ class SimRouter:
         except MalformedPacket:
             self.dropped += 1
             return
+        if packet.dst in self.local:
+            self._local(packet, now)
+            return
         out = self._egress(packet.dst)
-        if packet.dst in self.local or out is leg:
+        if out is leg:
             self.dropped += 1
             return
         if out is None or packet.ttl <= 1:
@@ -170,6 +180,19 @@ class SimRouter:
         out.arp.transmit(copy, packet.dst, out.address, now)
         self.forwarded += 1
 
+    def _local(self, packet: IPv4Packet, now: float) -> None:
+        """A packet for one of the router's addresses: a ping is answered, the rest dropped."""
+        if packet.protocol == IPPROTO_ICMP and not packet.fragment_offset and not packet.more_fragments:
+            try:
+                msg = parse_icmp(packet.payload)
+            except MalformedPacket:
+                msg = None
+            if msg is not None and msg.type == ICMP_ECHO_REQUEST and msg.code == 0:
+                if self._send_icmp(packet.dst, packet.src, ICMP_ECHO_REPLY, 0, msg.rest, msg.payload, now):
+                    self.echo_answered += 1
+                return
+        self.dropped += 1
+
     def _answer(self, kind: int, code: int, datagram: bytes | memoryview, now: float) -> None:
         """An ICMP error about `datagram` to its sender, from the port toward it; none about an
         ICMP error, a later fragment, or a sender that is no single host (RFC 1812 §4.3.2.7)."""
@@ -177,28 +200,38 @@ class SimRouter:
             ip = parse_ipv4(datagram)
         except MalformedPacket:
             return
-        src = ip.src
-        back = self._egress(src)
-        if (
-            back is None
-            or ip.fragment_offset
-            or src[0] == 0
-            or src[0] >= 224
-            or src in self.local
-            or ipaddress.IPv4Address(src) == back.interface.network.broadcast_address
-            or (ip.protocol == IPPROTO_ICMP and is_icmp_error(ip.payload))
-        ):
+        if ip.fragment_offset or (ip.protocol == IPPROTO_ICMP and is_icmp_error(ip.payload)):
+            return
+        back = self._egress(ip.src)
+        if back is None:
             return
         if not self._budget.allow(now):
             self.icmp_rate_limited += 1
             return
         quote = datagram[: min(ip.total_length, _MAX_QUOTE)]
-        frame = bytearray(14 + 20 + 8 + len(quote))
+        if self._send_icmp(back.address, ip.src, kind, code, 0, quote, now):
+            self.icmp_errors_sent += 1
+
+    def _send_icmp(
+        self, src: bytes, dst: bytes, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float
+    ) -> bool:
+        """An ICMP message from `src` (one of ours) to `dst`, out of the port toward it; False
+        when `dst` is no single host on one of our networks."""
+        back = self._egress(dst)
+        if (
+            back is None
+            or dst[0] == 0
+            or dst[0] >= 224
+            or dst in self.local
+            or ipaddress.IPv4Address(dst) == back.interface.network.broadcast_address
+        ):
+            return False
+        frame = bytearray(14 + 20 + 8 + len(payload))
         emit_ethernet(frame, 0, bytes(6), back.port.mac, ETHERTYPE_IPV4)  # ARP fills the destination
-        emit_ipv4_header(frame, 14, back.address, src, IPPROTO_ICMP, 8 + len(quote))
-        emit_icmp(frame, 34, kind, code, 0, quote)
-        back.arp.transmit(frame, src, back.address, now)
-        self.icmp_errors_sent += 1
+        emit_ipv4_header(frame, 14, src, dst, IPPROTO_ICMP, 8 + len(payload))
+        emit_icmp(frame, 34, kind, code, rest, payload)
+        back.arp.transmit(frame, dst, back.address, now)
+        return True
 
     def _egress(self, dst: bytes) -> RouterPort | None:
         address = ipaddress.IPv4Address(dst)
