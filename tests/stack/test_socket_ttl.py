@@ -7,6 +7,7 @@ import errno
 import pytest
 
 from tests.stack.simpair import B_IP, make_pair
+from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.frozen import decode_blob, encode_blob
 from usernet.wire import ETHERTYPE_IPV4, parse_ethernet, parse_ipv4
 
@@ -62,7 +63,8 @@ def test_a_tcp_connection_sends_with_its_ttl_and_keeps_it_when_rerouted_or_moved
     pair.sim.run(0.05)
     assert _ttls(pair, 1) == [9]
     frozen = decode_blob(encode_blob({"c": conn.freeze(pair.now())}))["c"]
-    assert frozen["_ttl"] == 9
+    fresh = Interface(InterfaceConfig.from_strings(bytes.fromhex("020000000009"), ["192.0.2.1/24"]))
+    assert fresh.tcp.thaw_connection(frozen, pair.now()).options["ttl"] == 9  # it moves with its TTL
     conn.set_option("ttl", 0)
     conn.send(b"default", pair.now())
     pair.sim.run(0.05)
