@@ -88,7 +88,7 @@ class TcpConnection(ConnectionMigration):
         (tcp_should_expand_sndbuf): then the buffer is not what holds the sender back. True
         when the buffer grew."""
         cwnd = self._cc.cwnd
-        if (self.snd_nxt - self.snd_una) & 0xFFFFFFFF >= cwnd:  # seq_offset: bytes in flight
+        if seq_offset(self.snd_nxt, self.snd_una) >= cwnd:  # bytes in flight
             return False
         target = 2 * max(cwnd, 10 * self._mss)
         if target > self._sndbuf_max:
@@ -199,7 +199,7 @@ class TcpConnection(ConnectionMigration):
         if route is None:
             self.address_gone(now)
         else:
-            self._route = route.with_ttl(self._ttl) if self._ttl else route
+            self._route = route.with_ttl(self._ttl)
 
     def set_option(self, name: str, value: Any) -> None:
         """Set a socket option: nodelay, cork, keepalive, keepidle, keepintvl, keepcnt, user_timeout, rcvbuf, sndbuf,
