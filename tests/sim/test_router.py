@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.echo import echo_server
+from tests.sim.echo import connect_failure, echo_server, traceroute
 from usernet import sim
 from usernet.link.pcap import PcapReader
 from usernet.link.switch import Switch
@@ -94,23 +94,17 @@ def test_a_cut_between_client_and_router_and_no_cable_across_segments() -> None:
 def test_the_router_answers_an_absent_host_and_a_network_it_lacks() -> None:
     """Host unreachable when the far host never answers ARP, net unreachable for a network the
     router has no port on: the connects fail as they would through a Linux router."""
-    seen: dict[str, object] = {}
+    seen: dict[str, tuple[int | None, float]] = {}
 
     async def client() -> None:
-        loop = asyncio.get_running_loop()
-        for label, address in (("absent", "10.0.1.99"), ("no network", "192.0.2.1")):
-            start = loop.time()
-            try:
-                await asyncio.wait_for(asyncio.open_connection(address, 7), 30)
-            except OSError as exc:
-                seen[label] = (exc.errno, loop.time() - start)
+        seen["absent"] = await connect_failure("10.0.1.99")
+        seen["no network"] = await connect_failure("192.0.2.1")
 
     net = _routed(client)
     net.run(timeout=120)
-    assert seen["absent"][0] == errno.EHOSTUNREACH, seen  # type: ignore[index]
-    assert seen["absent"][1] < 5, seen  # type: ignore[index]  # the router's ARP gives up after ~2.2 s
-    assert seen["no network"][0] == errno.ENETUNREACH, seen  # type: ignore[index]
-    assert seen["no network"][1] < 1, seen  # type: ignore[index]
+    # the router's ARP gives up after ~2.2 s
+    assert seen["absent"][0] == errno.EHOSTUNREACH and seen["absent"][1] < 5, seen
+    assert seen["no network"][0] == errno.ENETUNREACH and seen["no network"][1] < 1, seen
 
 
 class _Bench:
@@ -211,25 +205,9 @@ def test_traceroute_with_ip_ttl_through_the_router() -> None:
     """A UDP program sets IP_TTL as traceroute does: TTL 1 dies at the router (time exceeded,
     EHOSTUNREACH for a connected socket), TTL 2 reaches the closed port behind it (ECONNREFUSED)."""
     heard: list[tuple[int, int]] = []
-    sending = [0]  # the TTL of the probe in flight
-
-    class Probe(asyncio.DatagramProtocol):
-        def error_received(self, exc: Exception) -> None:
-            assert isinstance(exc, OSError)
-            heard.append((sending[0], exc.errno))
 
     async def client() -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(Probe, remote_addr=("10.0.1.1", 33434))
-        sock = transport.get_extra_info("socket")
-        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 64
-        for ttl in (1, 2):
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-            assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == ttl
-            sending[0] = ttl
-            transport.sendto(b"probe")
-            await asyncio.sleep(1)
-        transport.close()
+        heard.extend(await traceroute("10.0.1.1", socket.IPPROTO_IP, socket.IP_TTL))
 
     net = _routed(client)
     net.run(timeout=60)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import ipaddress
 import selectors
 import socket
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from usernet.link.clock import VirtualClock
 __all__ = ["Resident", "SimLoop", "SimulationDeadlock", "VirtualSelector", "current", "resident"]
 
 _T = TypeVar("_T")
+_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 class Resident(Protocol):
@@ -123,7 +125,9 @@ class _ResidentRouter(Router):
     """The Router of whichever host the calling code runs on; only simulated addresses are reachable."""
 
     def __init__(self) -> None:
-        super().__init__((), only=True)
+        # IPv6 is carried: whether the calling code's host has it is its own router's answer
+        # (`reaches`), so that an IPv6 socket on an IPv4-only host fails as one on Linux would.
+        super().__init__((), only=True, ipv6=True)
 
     def is_local(self, host: str) -> bool:
         return resident().router.is_local(host)
@@ -147,11 +151,12 @@ class _ResidentRouter(Router):
 class SimLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):
     """The loop of a simulated network: virtual time, and every socket on the stack of its host.
 
-    `names` maps a host name to its address, so code may connect to "server" as to a
-    name in DNS; other names do not resolve (there is no DNS in a simulation).
+    `names` maps a host name to its addresses (none for a name that is no host), so code
+    may connect to "server" as to a name in DNS; other names do not resolve (there is no
+    DNS in a simulation).
     """
 
-    def __init__(self, clock: VirtualClock, names: Callable[[str], str | None]) -> None:
+    def __init__(self, clock: VirtualClock, names: Callable[[str], tuple[str, ...]]) -> None:
         self._sim_clock = clock
         self._threads = 0
         super().__init__(VirtualSelector(clock, self._threads_busy))
@@ -197,18 +202,22 @@ class SimLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[tuple[Any, ...]]:
-        """Host names of the simulation and IPv4 literals, answered at once; any other name does not resolve."""
+        """Host names of the simulation and address literals, answered at once (a host's addresses
+        in the order it was given them); any other name does not resolve."""
         if isinstance(host, bytes):
             host = host.decode("idna")
-        if isinstance(host, str) and host:
-            address = self._names(host)
-            if address is not None:
-                host = address
-            else:
-                try:
-                    socket.inet_pton(socket.AF_INET, host)
-                except OSError:
-                    raise socket.gaierror(
-                        socket.EAI_NONAME, f"{host!r} is not a host of the simulated network (there is no DNS here)"
-                    ) from None
-        return socket.getaddrinfo(host, port, family, type, proto, flags)
+        if not isinstance(host, str) or not host:
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
+        addresses = self._names(host)
+        if not addresses:
+            try:
+                ipaddress.ip_address(host.partition("%")[0])
+            except ValueError:
+                raise socket.gaierror(
+                    socket.EAI_NONAME, f"{host!r} is not a host of the simulated network (there is no DNS here)"
+                ) from None
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
+        wanted = [a for a in addresses if family in (0, _FAMILY[ipaddress.ip_address(a).version])]
+        if not wanted:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"host {host!r} has no address of family {family!r}")
+        return [info for a in wanted for info in socket.getaddrinfo(a, port, family, type, proto, flags)]

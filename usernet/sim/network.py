@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
@@ -65,6 +65,7 @@ class HostOptions(TypedDict, total=False):
     """What `host()` and `client()` take besides a name, a main and an address."""
 
     gateway: str | None
+    gateway6: str | None
     tcp: TcpConfig | None
     segment: str
 
@@ -156,6 +157,7 @@ class Network:
         self._segments: dict[str, Switch] = {DEFAULT_SEGMENT: self.switch}
         self._home: dict[str, tuple[str, ...]] = {}  # host or router -> the segments it has a port on
         self._routers: dict[str, SimRouter] = {}
+        self._names: dict[str, tuple[str, ...]] = {}  # host -> its addresses, as its name resolves
         self.patch_time = patch_time
         self._specs: dict[str, _Spec] = {}
         self._lives: dict[str, _Life] = {}
@@ -170,16 +172,19 @@ class Network:
 
     # -- building ---------------------------------------------------------------------------
 
-    def host(self, name: str, main: Main, *, address: str, **options: Unpack[HostOptions]) -> None:
-        """A host `name` with `address` (CIDR, e.g. "10.0.0.1/24") that runs `main()` when the network runs.
+    def host(self, name: str, main: Main, *, address: str | Sequence[str], **options: Unpack[HostOptions]) -> None:
+        """A host `name` with `address` that runs `main()` when the network runs.
 
-        A host's main may return (its servers keep serving) or run until the run ends.
-        Options: `segment` it sits on (see `segment()`), `gateway` (a router's address on
-        it), `tcp` (a TcpConfig for its stack's defaults).
+        `address` is one CIDR address ("10.0.0.1/24", "fd00::1/64") or several, IPv4 and
+        IPv6 (a dual-stack host); with an IPv6 address the host also forms its link-local
+        one and does neighbour discovery. Its name resolves to all of them, in the order
+        given. A host's main may return (its servers keep serving) or run until the run
+        ends. Options: `segment` it sits on (see `segment()`), `gateway` and `gateway6` (a
+        router's IPv4 and IPv6 address on it), `tcp` (a TcpConfig for its stack's defaults).
         """
         self._add(name, main, address, client=False, **options)
 
-    def client(self, name: str, main: Main, *, address: str, **options: Unpack[HostOptions]) -> None:
+    def client(self, name: str, main: Main, *, address: str | Sequence[str], **options: Unpack[HostOptions]) -> None:
         """A host like `host()`, whose main `run()` waits for; its exception ends the run and propagates."""
         self._add(name, main, address, client=True, **options)
 
@@ -194,13 +199,19 @@ class Network:
             latency=self.switch.latency if latency is None else latency,
         )
 
-    def router(self, name: str, addresses: dict[str, str]) -> None:
-        """A router `name` with a port on each segment given, `{segment: "CIDR address"}`, forwarding IPv4."""
+    def router(self, name: str, addresses: dict[str, str | Sequence[str]]) -> None:
+        """A router `name` with a port on each segment given, `{segment: "CIDR address"}`, forwarding
+        IPv4 and IPv6: a port's address may be IPv4, IPv6 or one of each (a sequence)."""
         self._check_new(name, self._home)
         legs = []
         for segment, address in addresses.items():
+            ifaces = _interfaces(f"router {name!r}, segment {segment!r}", address)
+            v4 = [i for i in ifaces if isinstance(i, ipaddress.IPv4Interface)]
+            v6 = [i for i in ifaces if isinstance(i, ipaddress.IPv6Interface)]
+            if len(v4) > 1 or len(v6) > 1:
+                raise ValueError(f"router {name!r}: a port has at most one IPv4 and one IPv6 address ({segment!r})")
             port = self._switch(segment).add_port(name)
-            legs.append(RouterPort(port, ipaddress.IPv4Interface(address)))
+            legs.append(RouterPort(port, v4[0] if v4 else None, v6[0] if v6 else None))
         self._home[name] = tuple(addresses)
         self._routers[name] = SimRouter(name, legs)
 
@@ -222,24 +233,37 @@ class Network:
         self,
         name: str,
         main: Main,
-        address: str,
+        address: str | Sequence[str],
         *,
         client: bool,
         gateway: str | None = None,
+        gateway6: str | None = None,
         tcp: TcpConfig | None = None,
         segment: str = DEFAULT_SEGMENT,
     ) -> None:
         self._check_new(name, self._home)
         if not callable(main):
             raise TypeError(f"the main of host {name!r} must be an async function taking no arguments")
+        ifaces = _interfaces(f"host {name!r}", address)
         try:
-            ipaddress.IPv4Interface(address)
+            gw = ipaddress.IPv4Address(gateway) if gateway else None
+            gw6 = ipaddress.IPv6Address(gateway6) if gateway6 else None
         except ValueError as exc:
-            raise ValueError(f"host {name!r}: address must be IPv4 CIDR like '10.0.0.1/24' ({exc})") from None
+            raise ValueError(f"host {name!r}: gateway is IPv4 and gateway6 IPv6 ({exc})") from None
+        for gw_, version in ((gw, 4), (gw6, 6)):
+            if gw_ is not None and not any(i.version == version and gw_ in i.network for i in ifaces):
+                raise ValueError(f"host {name!r}: gateway {gw_} is on none of its networks")
         port = self._switch(segment).add_port(name)
         self._home[name] = (segment,)
+        self._names[name] = tuple(str(i.ip) for i in ifaces)
         config = InterfaceConfig.from_strings(
-            port.mac, [address], gateway, mtu=self.switch.mtu, tcp=tcp or TcpConfig(), secret=self._secret(name, 0)
+            port.mac,
+            [str(i) for i in ifaces],
+            gateway,
+            gateway6,
+            mtu=self.switch.mtu,
+            tcp=tcp or TcpConfig(),
+            secret=self._secret(name, 0),
         )
         if self._capture_dir is not None:
             self._capture_port(name)
@@ -248,10 +272,13 @@ class Network:
     def _secret(self, name: str, life: int) -> bytes:
         return hashlib.sha256(f"usernet-sim:{self.seed}:{name}:{life}".encode()).digest()[:16]
 
-    def address(self, name: str) -> str:
-        """The IPv4 address of host `name`."""
-        spec = self._spec(name)
-        return str(ipaddress.IPv4Address(spec.config.addresses[0][0]))
+    def address(self, name: str, version: int | None = None) -> str:
+        """The first address of host `name`, or its first IPv4 (`version` 4) or IPv6 (6) one."""
+        self._spec(name)
+        for text in self._names[name]:
+            if version is None or ipaddress.ip_address(text).version == version:
+                return text
+        raise LookupError(f"host {name!r} has no IPv{version} address (it has {', '.join(self._names[name])})")
 
     def _spec(self, name: str) -> _Spec:
         spec = self._specs.get(name)
@@ -537,12 +564,23 @@ class Network:
             router.stop()
         loop.run_until_complete(loop.shutdown_asyncgens())
 
-    def _resolve(self, name: str) -> str | None:
-        return self.address(name) if name in self._specs else None
+    def _resolve(self, name: str) -> tuple[str, ...]:
+        return self._names.get(name, ())
+
+
+def _interfaces(what: str, address: str | Sequence[str]) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """The CIDR address or addresses given for `what`, parsed, with an error that says the form."""
+    texts = [address] if isinstance(address, str) else list(address)
+    if not texts:
+        raise ValueError(f"{what}: give an address, CIDR like '10.0.0.1/24' or 'fd00::1/64'")
+    try:
+        return [ipaddress.ip_interface(text) for text in texts]
+    except ValueError as exc:
+        raise ValueError(f"{what}: an address is CIDR like '10.0.0.1/24' or 'fd00::1/64' ({exc})") from None
 
 
 def _router(config: InterfaceConfig) -> Router:
-    return Router.from_interface_config(config.addresses, config.gateway, only=True)
+    return Router.for_interface(config, only=True)
 
 
 def _with_secret(config: InterfaceConfig, secret: bytes) -> InterfaceConfig:

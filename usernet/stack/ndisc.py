@@ -28,6 +28,7 @@ from usernet.wire.ethernet import ETHERTYPE_IPV6, emit_ethernet
 from usernet.wire.ipv6 import ALL_NODES, IPPROTO_ICMPV6, UNSPECIFIED, emit_ipv6_header, multicast_mac, solicited_node
 from usernet.wire.ndp import (
     NA_OVERRIDE,
+    NA_ROUTER,
     NA_SOLICITED,
     NeighborAdvert,
     NeighborSolicit,
@@ -88,8 +89,11 @@ class NeighborCache:
         stats: Stats,
         output: list[bytearray | bytes],
         undeliverable: Undeliverable | None = None,
+        *,
+        router: bool = False,
     ) -> None:
         self._config = config
+        self._answer_flags = NA_ROUTER if router else 0  # a router says so in its advertisements (§4.4)
         self._stats = stats
         self._out = output
         self._undeliverable = undeliverable  # told of the frames dropped when resolution fails
@@ -295,9 +299,9 @@ class NeighborCache:
         """
         target = ns.target
         if src == UNSPECIFIED:
-            dst, dst_mac, flags = ALL_NODES, multicast_mac(ALL_NODES), NA_OVERRIDE
+            dst, dst_mac, flags = ALL_NODES, multicast_mac(ALL_NODES), self._answer_flags | NA_OVERRIDE
         else:
-            dst, dst_mac, flags = src, src_mac, NA_SOLICITED | NA_OVERRIDE
+            dst, dst_mac, flags = src, src_mac, self._answer_flags | NA_SOLICITED | NA_OVERRIDE
         mac = self._mac
         self._out.append(
             ndp_frame(
