@@ -176,6 +176,8 @@ def test_tcp_across_the_router_over_ipv6_with_the_route_from_its_advertisement(t
             and ip.src == router_lan
         ]
     assert answers and all(na.router for na in answers)  # its NAs say it routes (RFC 4861 §4.4)
+    counts = net.stats("r")
+    assert counts["adverts_sent"] >= 2 and counts["forwarded"] > 0 and counts["nd_solicits_answered"] >= 1
 
 
 def test_the_router_answers_an_absent_ipv6_host_and_a_network_it_lacks() -> None:
@@ -191,6 +193,9 @@ def test_the_router_answers_an_absent_ipv6_host_and_a_network_it_lacks() -> None
     # the router's neighbour discovery gives up
     assert seen["absent"][0] == errno.EHOSTUNREACH and seen["absent"][1] < 5, seen
     assert seen["no network"][0] == errno.ENETUNREACH and seen["no network"][1] < 1, seen
+    counts = net.stats("r")
+    # one per held datagram: the SYN's retransmission waited for the neighbour too
+    assert counts["icmp_errors_sent"] >= 2 and counts["nd_unresolved"] >= 1, counts
 
 
 def test_traceroute_with_ipv6_hop_limit_through_the_router() -> None:

@@ -105,6 +105,8 @@ def test_the_router_answers_an_absent_host_and_a_network_it_lacks() -> None:
     # the router's ARP gives up after ~2.2 s
     assert seen["absent"][0] == errno.EHOSTUNREACH and seen["absent"][1] < 5, seen
     assert seen["no network"][0] == errno.ENETUNREACH and seen["no network"][1] < 1, seen
+    counts = net.stats("r")
+    assert counts["icmp_errors_sent"] == 2 and counts["arp_unresolved"] >= 1, counts
 
 
 class _Bench:

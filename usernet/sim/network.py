@@ -414,7 +414,11 @@ class Network:
         return life is not None and life.alive
 
     def stats(self, name: str) -> dict[str, int]:
-        """The counters of host `name`'s current stack (segments, retransmissions, drops...)."""
+        """The counters of host `name`'s current stack (segments, retransmissions, drops...), or
+        of router `name` (forwarded, dropped, ICMP errors sent, its ARP and ND counters)."""
+        router = self._routers.get(name)
+        if router is not None:
+            return router.stats()
         return self._running_life(name).host.iface.stats()
 
     def _running_life(self, name: str) -> _Life:

@@ -477,6 +477,23 @@ class SimRouter:
 
     # -- both -----------------------------------------------------------------------------
 
+    def stats(self) -> dict[str, int]:
+        """What it did (the counters above), and its ports' ARP and neighbour discovery
+        counters summed (arp_unresolved, nd_unresolved, ...)."""
+        counts = {
+            "forwarded": self.forwarded,
+            "dropped": self.dropped,
+            "icmp_errors_sent": self.icmp_errors_sent,
+            "icmp_rate_limited": self.icmp_rate_limited,
+            "echo_answered": self.echo_answered,
+            "adverts_sent": self.adverts_sent,
+        }
+        for leg in self.ports:
+            for name, value in leg.stats.as_dict().items():
+                if value and name.startswith(("arp_", "nd_")):
+                    counts[name] = counts.get(name, 0) + value
+        return counts
+
     def _allowed(self, now: float) -> bool:
         """Whether the error budget has room for one more ICMP error (counted when not)."""
         if self._budget.allow(now):
