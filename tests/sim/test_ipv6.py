@@ -14,6 +14,7 @@ import pytest
 from tests.sim.echo import connect_failure, echo_server, traceroute
 from usernet import sim
 from usernet.link.pcap import PcapReader
+from usernet.sim.loop import SimulationDeadlock
 from usernet.wire import parse_ethernet
 from usernet.wire.ethernet import ETHERTYPE_IPV6
 from usernet.wire.icmpv6 import parse_icmpv6
@@ -223,3 +224,71 @@ def test_an_ipv4_only_host_cannot_reach_an_ipv6_address() -> None:
     net.client("client", client, address="10.0.0.2/24")
     net.run(timeout=10)
     assert seen["errno"] == errno.ENETUNREACH
+
+
+def test_hosts_keep_the_route_through_a_long_run_and_hosts_restarted_together_all_get_one() -> None:
+    """Five hosts restart at once and solicit together: the router's 3 s gap between
+    advertisements delays the answer, it loses none; and 40 virtual minutes in, every host
+    still has its route (the lifetime outlasts the run; traffic brings fresh advertisements)."""
+    seen: dict[str, str] = {}
+
+    def member(name: str) -> sim.network.Main:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            if loop.time() < 50:
+                await asyncio.sleep(10**6)  # the first life waits to be restarted
+            await asyncio.sleep(30)  # every solicitation of this life has long gone out
+            for label in ("after restart", "40 minutes in"):
+                try:
+                    _, writer = await asyncio.wait_for(asyncio.open_connection("fd00:1::1", 7), 10)
+                    writer.close()
+                    seen[f"{name} {label}"] = "ok"
+                except OSError as exc:
+                    seen[f"{name} {label}"] = f"errno {exc.errno}"
+                await asyncio.sleep(2400 - loop.time())
+
+        return main
+
+    async def watcher() -> None:
+        await asyncio.sleep(2500)
+
+    net = sim.Network(seed=5, latency=0.002)
+    net.segment("dmz")
+    net.router("r", {"lan": "fd00::fe/64", "dmz": "fd00:1::fe/64"})
+    net.host("server", _ANY_FAMILY_ECHO, address="fd00:1::1/64", segment="dmz")
+    for i in range(5):
+        net.host(f"h{i}", member(f"h{i}"), address=f"fd00::{i + 10}/64")
+        net.at(100, net.restart, f"h{i}")
+    net.client("watcher", watcher, address="fd00::99/64")
+    net.run(timeout=3000)
+    assert seen == {f"h{i} {label}": "ok" for i in range(5) for label in ("after restart", "40 minutes in")}
+    assert net.stats("r")["adverts_sent"] > 6  # three at start-up per port, then answers and refreshes
+
+
+def test_a_network_with_an_ipv6_router_still_ends_in_a_deadlock() -> None:
+    """The router's periodic advertisements ride on traffic: no timer of theirs keeps a
+    simulation where every task waits running through virtual time."""
+
+    async def stuck() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    net = sim.Network()
+    net.segment("dmz")
+    net.router("r", {"lan": "fd00::fe/64", "dmz": "fd00:1::fe/64"})
+    net.client("client", stuck, address="fd00::2/64")
+    with pytest.raises(SimulationDeadlock):
+        net.run()
+
+
+def test_a_link_local_gateway6_is_accepted_and_a_zone_is_refused() -> None:
+    seen: dict[str, str] = {}
+
+    async def client() -> None:
+        with pytest.raises(socket.gaierror) as refused:
+            await asyncio.get_running_loop().getaddrinfo("fe80::1%eth0", 7)
+        seen["zone"] = str(refused.value)
+
+    net = sim.Network()
+    net.client("client", client, address="fd00::2/64", gateway6="fe80::1")
+    net.run(timeout=10)
+    assert "give the address without it" in seen["zone"]

@@ -211,11 +211,17 @@ class SimLoop(UsernetLoopMixin, asyncio.SelectorEventLoop):
         addresses = self._names(host)
         if not addresses:
             try:
-                ipaddress.ip_address(host.partition("%")[0])
+                literal = ipaddress.ip_address(host)
             except ValueError:
                 raise socket.gaierror(
                     socket.EAI_NONAME, f"{host!r} is not a host of the simulated network (there is no DNS here)"
                 ) from None
+            if isinstance(literal, ipaddress.IPv6Address) and literal.scope_id:
+                raise socket.gaierror(
+                    socket.EAI_NONAME,
+                    f"{host!r}: a zone names an interface of this machine; a simulated host has one link, "
+                    "so give the address without it",
+                )
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         wanted = [a for a in addresses if family in (0, _FAMILY[ipaddress.ip_address(a).version])]
         if not wanted:

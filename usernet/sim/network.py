@@ -213,7 +213,8 @@ class Network:
             port = self._switch(segment).add_port(name)
             legs.append(RouterPort(port, v4[0] if v4 else None, v6[0] if v6 else None))
         self._home[name] = tuple(addresses)
-        self._routers[name] = SimRouter(name, legs)
+        digest = hashlib.sha256(f"usernet-sim:{self.seed}:router:{name}".encode()).digest()
+        self._routers[name] = SimRouter(name, legs, seed=int.from_bytes(digest[:8], "big"))
 
     def _check_new(self, name: str, taken: dict[str, Any]) -> None:
         if self._loop is not None:
@@ -251,7 +252,9 @@ class Network:
         except ValueError as exc:
             raise ValueError(f"host {name!r}: gateway is IPv4 and gateway6 IPv6 ({exc})") from None
         for gw_, version in ((gw, 4), (gw6, 6)):
-            if gw_ is not None and not any(i.version == version and gw_ in i.network for i in ifaces):
+            if gw_ is None or gw_.is_link_local:  # a router's link-local address is on every link
+                continue
+            if not any(i.version == version and gw_ in i.network for i in ifaces):
                 raise ValueError(f"host {name!r}: gateway {gw_} is on none of its networks")
         port = self._switch(segment).add_port(name)
         self._home[name] = (segment,)

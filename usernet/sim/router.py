@@ -8,19 +8,26 @@ frames while they ask, retry, give up and count). What it cannot forward it drop
 counts, and answers as a router does (RFC 1812 §4.3, RFC 4443 §3; rate-limited like
 Linux's): a TTL that runs out with time exceeded, a network it has no port on with net
 unreachable (IPv6: no route), a next hop that never answers with host unreachable (IPv6:
-address unreachable), each to the sender, so that traceroute works and a connect to an
-absent host fails with "No route to host" instead of timing out. Of the packets for the
-router itself it answers pings (to any of its addresses, from the port toward the sender)
-and neighbour solicitations, and drops the rest.
+address unreachable), a link-local source with a destination off its link with beyond
+scope, each to the sender, so that traceroute works and a connect to an absent host fails
+with "No route to host" instead of timing out. Of the packets for the router itself it
+answers pings (to any of its addresses, and IPv6 ones to all nodes) and neighbour and
+router solicitations, and drops the rest.
 
-On an IPv6 port it is an advertising router (RFC 4861 §6): a link-local address formed
-from the port's MAC (modified EUI-64), a router advertisement to all nodes when it starts
-and to each host that solicits one (at most one per `_RA_MIN_INTERVAL` per port), naming
-the port's prefix on-link and itself a default router, so hosts need no `gateway6`. The
-prefix is not offered for autoconfiguration: a simulated host has the address it was given.
+On an IPv6 port it is an advertising router (RFC 4861 §6.2): a link-local address formed
+from the port's MAC (modified EUI-64); router advertisements to all nodes, three at
+start-up 16 s apart, then one per 200-600 s (seeded), and within half a second of a
+solicitation but never two within 3 s (a solicitation inside that gap is answered when
+it ends). Each names the port's prefix on-link and the router a default router for
+`ROUTER_LIFETIME`; the prefix is not offered for autoconfiguration: a simulated host has
+the address it was given. The periodic advertisements ride on traffic (they go out when
+a frame or another timer wakes the router, never on a timer of their own), so that a
+simulation where every task waits still ends in `SimulationDeadlock` instead of running
+through virtual time forever; the long lifetime (RFC 8319's limit) covers a quiet link.
 
 It runs on the simulation's loop outside every host: a port's arrival schedules a pump,
-and one timer follows the earliest deadline of its cables, ARP tables and neighbour caches.
+and one timer follows the earliest deadline of its cables, ARP tables, neighbour caches
+and scheduled advertisements.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ipaddress
+import random
 from dataclasses import dataclass, field
 
 from usernet.link.switch import SwitchPort
@@ -65,6 +73,7 @@ from usernet.wire.icmpv6 import (
     ICMPV6_ECHO_REQUEST,
     ICMPV6_TIME_EXCEEDED,
     UNREACH6_ADDRESS,
+    UNREACH6_BEYOND_SCOPE,
     UNREACH6_NO_ROUTE,
     emit_icmpv6,
     is_icmpv6_error,
@@ -77,7 +86,9 @@ from usernet.wire.ipv6 import (
     UNSPECIFIED,
     IPv6Packet,
     emit_ipv6_header,
+    is_link_local,
     parse_ipv6,
+    walk_extensions,
 )
 from usernet.wire.ndp import (
     ND_NEIGHBOR_ADVERT,
@@ -87,6 +98,7 @@ from usernet.wire.ndp import (
     emit_router_advert,
     parse_neighbor_advert,
     parse_neighbor_solicit,
+    parse_router_solicit,
 )
 
 __all__ = ["RouterPort", "SimRouter"]
@@ -97,8 +109,16 @@ _HOP_LIMIT = 14 + 7
 _MAX_QUOTE = 576 - 20 - 8  # an error fits the minimum datagram every host takes (RFC 1812 §4.3.2.3)
 _MAX_QUOTE6 = IPV6_MIN_MTU - 40 - 8  # as much as fits in the minimum MTU (RFC 4443 §2.4 (c))
 _LINK_LOCAL = bytes.fromhex("fe80000000000000")
-_RA_MIN_INTERVAL = 3.0  # RFC 4861 §10 MIN_DELAY_BETWEEN_RAS
-_ROUTER_LIFETIME = 1800  # seconds (§6.2.1's default: 3 x MaxRtrAdvInterval)
+_LOOPBACK6 = bytes(15) + b"\x01"
+_NEVER = float("inf")
+# RFC 4861 §6.2.1, §10 (seconds)
+_INITIAL_ADVERTS = 3  # MAX_INITIAL_RTR_ADVERTISEMENTS
+_INITIAL_INTERVAL = 16.0  # MAX_INITIAL_RTR_ADVERT_INTERVAL
+_ADVERT_INTERVAL = (200.0, 600.0)  # MinRtrAdvInterval, MaxRtrAdvInterval
+_ADVERT_GAP = 3.0  # MIN_DELAY_BETWEEN_RAS
+_ANSWER_DELAY = 0.5  # MAX_RA_DELAY_TIME
+#: The router lifetime its advertisements give (RFC 8319's largest: an idle link keeps its route 18 h).
+ROUTER_LIFETIME = 65535
 
 
 def _eui64_link_local(mac: bytes) -> bytes:
@@ -107,8 +127,8 @@ def _eui64_link_local(mac: bytes) -> bytes:
 
 
 def _single_host6(addr: bytes) -> bool:
-    """A unicast address an ICMPv6 error may go to: not ::, not multicast."""
-    return addr != UNSPECIFIED and addr[0] != 0xFF
+    """A unicast address of one host elsewhere: not ::, ::1 or a group (RFC 4291 §2.5.2-3)."""
+    return addr != UNSPECIFIED and addr != _LOOPBACK6 and addr[0] != 0xFF
 
 
 @dataclass
@@ -130,6 +150,11 @@ class RouterPort:
     link_local: bytes = field(init=False, default=b"")
     #: When the port last advertised itself (IPv6 ports), for §10's minimum spacing.
     advertised_at: float = field(init=False, default=float("-inf"))
+    #: When the next scheduled advertisement goes (a start-up one, or an answer), on a timer.
+    advert_due: float = field(init=False, default=_NEVER)
+    #: When traffic next brings a periodic advertisement (no timer of its own).
+    refresh_at: float = field(init=False, default=_NEVER)
+    initial_left: int = field(init=False, default=_INITIAL_ADVERTS)
 
     def __post_init__(self) -> None:
         v4, v6 = self.interface, self.interface6
@@ -167,6 +192,8 @@ class RouterPort:
             deadlines.append(self.arp.next_deadline())
         if self.neighbors is not None:
             deadlines.append(self.neighbors.next_deadline())
+            if self.advert_due != _NEVER:
+                deadlines.append(self.advert_due)
         return min((d for d in deadlines if d is not None), default=None)
 
 
@@ -174,13 +201,14 @@ class SimRouter:
     """Forwards IPv4 and IPv6 between its ports; counters say what it did (`forwarded`,
     `dropped`, the ICMP errors it sent, `icmp_errors_sent`, or held back by the rate limit,
     `icmp_rate_limited`, the pings it answered, `echo_answered`, and its router
-    advertisements, `adverts_sent`)."""
+    advertisements, `adverts_sent`). `seed` decides the spacing of its advertisements."""
 
-    def __init__(self, name: str, ports: list[RouterPort]) -> None:
+    def __init__(self, name: str, ports: list[RouterPort], seed: int = 0) -> None:
         self.name = name
         self.ports = ports
         self.local = frozenset(p.address for p in ports if p.interface is not None)
-        self.local6 = frozenset(a for p in ports if p.interface6 is not None for a in (p.address6, p.link_local))
+        self.local6 = frozenset(p.address6 for p in ports if p.interface6 is not None)  # link-locals: per port
+        self._random = random.Random(seed)
         self.forwarded = 0
         self.dropped = 0
         self.icmp_errors_sent = 0
@@ -204,7 +232,7 @@ class SimRouter:
             if leg.arp is not None:
                 leg.arp.announce(leg.address)
             if leg.neighbors is not None:
-                self._advertise(leg, ALL_NODES, now)
+                self._advertise(leg, now)
         self._flush()
         self._rearm()
 
@@ -227,6 +255,8 @@ class SimRouter:
                 leg.arp.poll(now)
             if leg.neighbors is not None:
                 leg.neighbors.poll(now)
+                if leg.advert_due <= now or leg.refresh_at <= now:
+                    self._advertise(leg, now)
             for datagram in leg.unresolved:
                 if datagram[0] >> 4 == 6:
                     self._answer6(ICMPV6_DEST_UNREACH, UNREACH6_ADDRESS, datagram, now)
@@ -254,7 +284,7 @@ class SimRouter:
             if mine or eth.dst == BROADCAST_MAC:  # an IPv4 group is none of ours
                 self._receive4(leg, frame, eth.payload, now)
         elif ethertype == ETHERTYPE_IPV6 and leg.neighbors is not None:
-            self._receive6(leg, frame, eth.payload, eth.src, now)
+            self._receive6(leg, frame, eth.payload, eth.src, mine, now)
         elif mine:
             self.dropped += 1  # a protocol this port does not speak, sent to it
 
@@ -298,7 +328,9 @@ class SimRouter:
             except MalformedPacket:
                 msg = None
             if msg is not None and msg.type == ICMP_ECHO_REQUEST and msg.code == 0:
-                if self._send_icmp(packet.dst, packet.src, ICMP_ECHO_REPLY, 0, msg.rest, msg.payload, now):
+                back = self._host(packet.src)
+                if back is not None:
+                    self._send_icmp(back, packet.dst, packet.src, ICMP_ECHO_REPLY, 0, msg.rest, msg.payload, now)
                     self.echo_answered += 1
                 return
         self.dropped += 1
@@ -312,29 +344,41 @@ class SimRouter:
             return
         if ip.fragment_offset or (ip.protocol == IPPROTO_ICMP and is_icmp_error(ip.payload)):
             return
-        back = self._egress(ip.src)
+        back = self._host(ip.src)
         if back is None or not self._allowed(now):
             return
         quote = datagram[: min(ip.total_length, _MAX_QUOTE)]
-        if self._send_icmp(back.address, ip.src, kind, code, 0, quote, now):
-            self.icmp_errors_sent += 1
+        self._send_icmp(back, back.address, ip.src, kind, code, 0, quote, now)
+        self.icmp_errors_sent += 1
 
     def _send_icmp(
-        self, src: bytes, dst: bytes, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float
-    ) -> bool:
-        """An ICMP message from `src` (one of ours) to `dst`, out of the port toward it; False
-        when `dst` is no single host on one of our networks."""
-        back = self._egress(dst)
-        if back is None or back.arp is None or back.interface is None:
-            return False
-        if dst[0] == 0 or dst[0] >= 224 or dst in self.local or dst == back.interface.network.broadcast_address.packed:
-            return False
+        self,
+        back: RouterPort,
+        src: bytes,
+        dst: bytes,
+        kind: int,
+        code: int,
+        rest: int,
+        payload: bytes | memoryview,
+        now: float,
+    ) -> None:
+        """An ICMP message from `src` (one of ours) to `dst`, out of port `back` (`_host`'s)."""
+        assert back.arp is not None
         frame = bytearray(14 + 20 + 8 + len(payload))
         emit_ethernet(frame, 0, bytes(6), back.port.mac, ETHERTYPE_IPV4)  # ARP fills the destination
         emit_ipv4_header(frame, 14, src, dst, IPPROTO_ICMP, 8 + len(payload))
         emit_icmp(frame, 34, kind, code, rest, payload)
         back.arp.transmit(frame, dst, back.address, now)
-        return True
+
+    def _host(self, dst: bytes) -> RouterPort | None:
+        """The port toward `dst` when it is a single host on one of our networks (not 0/8, a
+        group, ours or a broadcast address), to send it ICMP; else None."""
+        back = self._egress(dst)
+        if back is None or back.interface is None:
+            return None
+        if dst[0] == 0 or dst[0] >= 224 or dst in self.local or dst == back.interface.network.broadcast_address.packed:
+            return None
+        return back
 
     def _egress(self, dst: bytes) -> RouterPort | None:
         address = ipaddress.IPv4Address(dst)
@@ -346,20 +390,28 @@ class SimRouter:
     # -- IPv6 -----------------------------------------------------------------------------
 
     def _receive6(
-        self, leg: RouterPort, frame: bytes | memoryview, datagram: memoryview, src_mac: bytes, now: float
+        self, leg: RouterPort, frame: bytes | memoryview, datagram: memoryview, src_mac: bytes, mine: bool, now: float
     ) -> None:
+        """`mine`: the frame was sent to this port's MAC; one to a link-layer group may be for
+        the router itself, never one to forward or to answer with an error (RFC 4443 §2.4 (e.3))."""
         try:
             packet = parse_ipv6(datagram)
         except MalformedPacket:
             self.dropped += 1
             return
         dst = packet.dst
-        if dst[0] == 0xFF or dst[:8] == _LINK_LOCAL or dst in self.local6:
-            self._local6(leg, packet, src_mac, now)
+        if dst[0] == 0xFF or dst == leg.link_local or dst in self.local6:
+            self._local6(leg, packet, src_mac, mine, now)
             return
+        if not mine:
+            return  # a unicast packet in a frame to a group: not ours to forward (Linux: PACKET_MULTICAST)
         src = packet.src
-        if not _single_host6(src) or src[:8] == _LINK_LOCAL:
-            self.dropped += 1  # RFC 4291 §2.5.6: what is from a link-local address stays on its link
+        if not _single_host6(src) or is_link_local(dst):
+            self.dropped += 1  # RFC 4291 §2.5.2-3, §2.5.6: none of these leave their link
+            return
+        if is_link_local(src):
+            self.dropped += 1
+            self._answer6(ICMPV6_DEST_UNREACH, UNREACH6_BEYOND_SCOPE, datagram, now, leg)
             return
         out = self._egress6(dst)
         if out is leg:
@@ -379,7 +431,7 @@ class SimRouter:
         out.neighbors.transmit(copy, dst, out.address6, now)
         self.forwarded += 1
 
-    def _local6(self, leg: RouterPort, packet: IPv6Packet, src_mac: bytes, now: float) -> None:
+    def _local6(self, leg: RouterPort, packet: IPv6Packet, src_mac: bytes, mine: bool, now: float) -> None:
         """A packet for the router or a group on the link: neighbour discovery, router
         solicitations and pings are answered; the rest for us is dropped, other groups' ignored."""
         unicast = packet.dst[0] != 0xFF
@@ -395,30 +447,48 @@ class SimRouter:
         kind = msg.type
         neighbors = leg.neighbors
         assert neighbors is not None
+        src = packet.src
         try:
             if kind in (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT, ND_ROUTER_SOLICIT) and packet.hop_limit != 255:
                 self.dropped += 1  # RFC 4861 §6.1, §7.1: from off the link
             elif kind == ND_NEIGHBOR_SOLICIT:
                 ns = parse_neighbor_solicit(msg)
                 if ns.target in (leg.address6, leg.link_local):
-                    neighbors.solicited(ns, packet.src, now)
-                    neighbors.answer(ns, packet.src, src_mac)
+                    neighbors.solicited(ns, src, now)
+                    neighbors.answer(ns, src, src_mac)
             elif kind == ND_NEIGHBOR_ADVERT:
                 neighbors.advertised(parse_neighbor_advert(msg), now)
             elif kind == ND_ROUTER_SOLICIT:
-                if now - leg.advertised_at >= _RA_MIN_INTERVAL:
-                    self._advertise(leg, packet.src if _single_host6(packet.src) else ALL_NODES, now)
-            elif kind == ICMPV6_ECHO_REQUEST and msg.code == 0 and unicast:
-                if self._send_icmp6(packet.dst, packet.src, ICMPV6_ECHO_REPLY, 0, msg.rest, msg.payload, now):
+                self._solicited(leg, src, parse_router_solicit(msg).source_mac, now)
+            elif kind == ICMPV6_ECHO_REQUEST and msg.code == 0 and (mine or not unicast):
+                # To a group: answered from the port's own address on that link (Linux does).
+                source = packet.dst if unicast else (leg.link_local if is_link_local(src) else leg.address6)
+                if self._host6(leg, src):
+                    self._send_icmp6(leg, source, src, ICMPV6_ECHO_REPLY, 0, msg.rest, msg.payload, now)
                     self.echo_answered += 1
             elif unicast:
                 self.dropped += 1
         except MalformedPacket:
             self.dropped += 1
 
-    def _advertise(self, leg: RouterPort, dst: bytes, now: float) -> None:
-        """A router advertisement out of `leg` to `dst` (all nodes, or the host that asked):
-        this port a default router, its prefix on-link (not for autoconfiguration)."""
+    def _solicited(self, leg: RouterPort, src: bytes, source_mac: bytes | None, now: float) -> None:
+        """A router solicitation (RFC 4861 §6.2.6): its link-layer address learnt, and an
+        advertisement to all nodes within `_ANSWER_DELAY`, or when the 3 s gap since the last
+        one ends; none from :: that names a link-layer address (§6.1.1)."""
+        assert leg.neighbors is not None
+        if src == UNSPECIFIED:
+            if source_mac is not None:
+                self.dropped += 1
+                return
+        else:
+            leg.neighbors.link_address_seen(src, source_mac, now)
+        due = max(now + self._random.uniform(0, _ANSWER_DELAY), leg.advertised_at + _ADVERT_GAP)
+        if due < leg.advert_due:
+            leg.advert_due = due
+
+    def _advertise(self, leg: RouterPort, now: float) -> None:
+        """A router advertisement out of `leg` to all nodes: this port a default router, its
+        prefix on-link (not for autoconfiguration); and when the next one goes."""
         iface = leg.interface6
         assert iface is not None and leg.neighbors is not None
         prefix = PrefixInfo(iface.network.network_address.packed, iface.network.prefixlen, True, False, 0xFFFFFFFF, 0)
@@ -426,47 +496,67 @@ class SimRouter:
         src = leg.link_local
         frame = ndp_frame(
             mac,
-            bytes(6),
+            bytes(6),  # the cache fills in the group's MAC
             src,
-            dst,
-            lambda b, o: emit_router_advert(b, o, src, dst, _ROUTER_LIFETIME, mac, (prefix,)),
+            ALL_NODES,
+            lambda b, o: emit_router_advert(b, o, src, ALL_NODES, ROUTER_LIFETIME, mac, (prefix,)),
         )
-        leg.neighbors.transmit(frame, dst, src, now)
+        leg.neighbors.transmit(frame, ALL_NODES, src, now)
         leg.advertised_at = now
+        if leg.initial_left > 0:
+            leg.initial_left -= 1
+        leg.advert_due = now + _INITIAL_INTERVAL if leg.initial_left else _NEVER
+        leg.refresh_at = now + self._random.uniform(*_ADVERT_INTERVAL)
         self.adverts_sent += 1
 
-    def _answer6(self, kind: int, code: int, datagram: bytes | memoryview, now: float) -> None:
-        """An ICMPv6 error about `datagram` to its sender, from the port toward it; none about
-        an ICMPv6 error, a packet to a group, or from no single host (RFC 4443 §2.4 (e))."""
+    def _answer6(
+        self, kind: int, code: int, datagram: bytes | memoryview, now: float, via: RouterPort | None = None
+    ) -> None:
+        """An ICMPv6 error about `datagram` to its sender, from the port toward it (`via`: the
+        one it came in on, for a link-local sender); none about an ICMPv6 error, a packet to a
+        group, or from no single host (RFC 4443 §2.4 (e))."""
         try:
             ip = parse_ipv6(datagram)
-        except MalformedPacket:
+            upper = walk_extensions(ip)
+        except MalformedPacket:  # ParameterProblem too: what the walk refuses is no packet to quote
             return
-        if not _single_host6(ip.src) or ip.dst[0] == 0xFF:
+        src = ip.src
+        if ip.dst[0] == 0xFF:
             return
-        if ip.next_header == IPPROTO_ICMPV6 and len(ip.payload) and is_icmpv6_error(ip.payload[0]):
+        first = upper.fragment is None or upper.fragment.offset == 0  # where an ICMPv6 header is seen
+        if upper.protocol == IPPROTO_ICMPV6 and first and (not upper.payload or is_icmpv6_error(upper.payload[0])):
             return
-        back = self._egress6(ip.src)
-        if back is None or not self._allowed(now):
+        back = via if via is not None else self._egress6(src)
+        if back is None or not self._host6(back, src) or not self._allowed(now):
             return
+        source = back.link_local if is_link_local(src) else back.address6
         quote = datagram[: min(40 + ip.payload_length, _MAX_QUOTE6)]
-        if self._send_icmp6(back.address6, ip.src, kind, code, 0, quote, now):
-            self.icmp_errors_sent += 1
+        self._send_icmp6(back, source, src, kind, code, 0, quote, now)
+        self.icmp_errors_sent += 1
 
     def _send_icmp6(
-        self, src: bytes, dst: bytes, kind: int, code: int, rest: int, payload: bytes | memoryview, now: float
-    ) -> bool:
-        """An ICMPv6 message from `src` (one of ours) to `dst`, out of the port toward it;
-        False when `dst` is no single host on one of our networks."""
-        back = self._egress6(dst)
-        if back is None or back.neighbors is None or not _single_host6(dst) or dst in self.local6:
-            return False
+        self,
+        back: RouterPort,
+        src: bytes,
+        dst: bytes,
+        kind: int,
+        code: int,
+        rest: int,
+        payload: bytes | memoryview,
+        now: float,
+    ) -> None:
+        """An ICMPv6 message from `src` (one of ours) to `dst`, out of port `back` (`_host6` said yes)."""
+        assert back.neighbors is not None
         frame = bytearray(14 + 40 + 8 + len(payload))
         emit_ethernet(frame, 0, bytes(6), back.port.mac, ETHERTYPE_IPV6)  # the cache fills the destination
         emit_ipv6_header(frame, 14, src, dst, IPPROTO_ICMPV6, 8 + len(payload))
         emit_icmpv6(frame, 54, src, dst, kind, code, rest, payload)
-        back.neighbors.transmit(frame, dst, back.address6, now)
-        return True
+        back.neighbors.transmit(frame, dst, src, now)
+
+    def _host6(self, back: RouterPort, dst: bytes) -> bool:
+        """Whether `dst`, reached out of `back`, is a single host to send ICMPv6 to (not ::, ::1,
+        a group or one of ours)."""
+        return _single_host6(dst) and dst not in self.local6 and dst != back.link_local
 
     def _egress6(self, dst: bytes) -> RouterPort | None:
         address = ipaddress.IPv6Address(dst)

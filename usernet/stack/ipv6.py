@@ -52,6 +52,7 @@ from usernet.wire.ipv6 import (
     IPv6Packet,
     ParameterProblem,
     Upper,
+    is_link_local,
     parse_ipv6,
     solicited_node,
     walk_extensions,
@@ -78,10 +79,6 @@ Transport = Callable[[IPv6Packet, float], bool]
 
 def _prefix_mask(length: int) -> int:
     return ((1 << 128) - 1) ^ ((1 << (128 - length)) - 1)
-
-
-def _is_link_local(addr: bytes) -> bool:
-    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
 
 
 class Ipv6:
@@ -205,7 +202,7 @@ class Ipv6:
         route = self._routes.get(key)
         if route is not None:
             return route
-        if dst[0] == 0xFF or _is_link_local(dst) or self._is_on_link(dst):
+        if dst[0] == 0xFF or is_link_local(dst) or self._is_on_link(dst):
             hop = dst
         else:
             router = self.default_router
@@ -245,13 +242,13 @@ class Ipv6:
         else a preferred address sharing the longest prefix with `dst`, else a deprecated
         one, else the link-local address."""
         link_local = self.autoconf.link_local()
-        if _is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
+        if is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
             return link_local
         value = int.from_bytes(dst, "big")
         best: tuple[bool, int] | None = None
         choice = None
         for entry in self.autoconf.addresses:
-            if entry.state == TENTATIVE or _is_link_local(entry.address):
+            if entry.state == TENTATIVE or is_link_local(entry.address):
                 continue
             common = 128 - (value ^ int.from_bytes(entry.address, "big")).bit_length()
             rank = (entry.state == PREFERRED, common)
@@ -365,7 +362,7 @@ class Ipv6:
                 self._solicit_in(ip, parse_neighbor_solicit(msg), src_mac, now)
             elif kind == ND_NEIGHBOR_ADVERT:
                 self._advert_in(ip, parse_neighbor_advert(msg), now)
-            elif not _is_link_local(ip.src):
+            elif not is_link_local(ip.src):
                 stats.nd_malformed += 1  # §6.1.2: an RA comes from a link-local address
             elif self._config.slaac:
                 self.autoconf.router_advert(parse_router_advert(msg), ip.src, now)

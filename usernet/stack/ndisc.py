@@ -231,10 +231,11 @@ class NeighborCache:
             return
         self._learn_unsolicited(src, mac, now)
 
-    def router_seen(self, router: bytes, mac: bytes | None, now: float) -> None:
-        """A router advertisement's source link-layer option, taken as an NS's would be (§6.3.4)."""
+    def link_address_seen(self, ip: bytes, mac: bytes | None, now: float) -> None:
+        """The source link-layer option of a router advertisement (§6.3.4) or, at a router, of a
+        router solicitation (§6.2.6), taken as an NS's would be."""
         if mac is not None:
-            self._learn_unsolicited(router, mac, now)
+            self._learn_unsolicited(ip, mac, now)
 
     def _learn_unsolicited(self, ip: bytes, mac: bytes, now: float) -> None:
         entry = self._entries.get(ip)

@@ -343,7 +343,7 @@ class Autoconf:
         self.solicit_at = _FOREVER
         self._stats.nd_router_adverts += 1
         options = ra.options
-        self._neighbors.router_seen(router, options.source_mac, now)
+        self._neighbors.link_address_seen(router, options.source_mac, now)
         if ra.hop_limit:
             self.hop_limit = ra.hop_limit
         if ra.reachable_time:

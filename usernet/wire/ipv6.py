@@ -282,6 +282,11 @@ def is_multicast(addr: bytes) -> bool:
     return addr[0] == 0xFF
 
 
+def is_link_local(addr: bytes) -> bool:
+    """In fe80::/10 (RFC 4291 §2.5.6): an address that means something on one link only."""
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
+
+
 def solicited_node(addr: bytes) -> bytes:
     """The solicited-node multicast group of a unicast address: ff02::1:ff + its low 24 bits (RFC 4291 §2.7.1)."""
     return _SOLICITED_PREFIX + addr[13:16]
