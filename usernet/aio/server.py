@@ -179,12 +179,19 @@ class Server(asyncio.AbstractServer):
         """Take every connection waiting on `listener` (one of this server's): a transport each.
 
         Called when the listener has news (its `_Listening` owner) and at `start_serving`;
-        while not serving, connections stay in the listener's accept queue.
+        while not serving, connections stay in the listener's accept queue. Inside the
+        driver's pump (the listener's news) each protocol hears `connection_made` at once,
+        and the request that came with the handshake's ACK, so its answer leaves with the
+        pump's flush: two loop iterations (a `call_soon` for the start, another for the
+        flush its write asked for) less per connection. From `start_serving`, inside the
+        program's own code, it is scheduled, as asyncio's transports do it.
         """
         if not self._serving:
             return
         loop = self._loop
-        while (conn := listener.accept()) is not None:
+        driver = self._driver
+        in_pump = driver.pump_time is not None
+        while self._serving and (conn := listener.accept()) is not None:
             if self._keep_alive:
                 conn.set_option("keepalive", True)
             try:
@@ -206,8 +213,22 @@ class Server(asyncio.AbstractServer):
                     }
                 )
                 continue
-            StreamTransport(loop, self._driver, conn, protocol, None, server=self)
-        self._driver.request_flush()
+            transport = StreamTransport(loop, driver, conn, protocol, None, server=self, scheduled=not in_pump)
+            if in_pump:
+                try:
+                    transport.start()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # as a callback's exception: reported, the others still accepted
+                    loop.call_exception_handler(
+                        {
+                            "message": "Exception in connection_made of a usernet server's protocol",
+                            "exception": exc,
+                            "transport": transport,
+                            "protocol": protocol,
+                        }
+                    )
+        driver.request_flush()
 
     def attach(self, transport: StreamTransport) -> None:
         """A transport of a connection this server accepted starts: `wait_closed` waits for it."""

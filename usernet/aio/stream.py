@@ -166,6 +166,7 @@ class StreamTransport(UsernetTransport):
         server: Server | None = None,
         kernel_sock: socket.socket | None = None,
         pseudo: PseudoSocket | None = None,
+        scheduled: bool = True,
     ) -> None:
         # What the stack refused, and the writers waiting for room: made when first needed and
         # dropped again once empty, so an idle connection carries neither.
@@ -177,7 +178,7 @@ class StreamTransport(UsernetTransport):
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._writable_waiters: list[asyncio.Future[None]] | None = None
         self._server = server
-        super().__init__(loop, driver, conn, protocol, waiter, pseudo, kernel_sock)
+        super().__init__(loop, driver, conn, protocol, waiter, pseudo, kernel_sock, scheduled=scheduled)
         if server is not None:
             server.attach(self)
 

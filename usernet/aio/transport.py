@@ -202,6 +202,8 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
         waiter: asyncio.Future[None] | None,
         pseudo: PseudoSocket | None = None,
         kernel_sock: socket.socket | None = None,
+        *,
+        scheduled: bool = True,
     ) -> None:
         super().__init__(None, loop)
         self._kernel_sock = kernel_sock  # a kernel socket object the program made for this one: closed with it
@@ -216,7 +218,8 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
             pseudo.owner = self
         self._pseudo = pseudo  # else made on the first ask (`_pseudo_socket`)
         driver.register(sock, self)
-        loop.call_soon(self._start, waiter)
+        if scheduled:
+            loop.call_soon(self._start, waiter)
 
     # -- asyncio.BaseTransport -------------------------------------------------------------
 
@@ -289,6 +292,14 @@ class UsernetTransport(transports._FlowControlMixin, metaclass=ABCMeta):
             self._protocol.connection_lost(exc)  # type: ignore[arg-type]  # as asyncio passes it: maybe a CancelledError
 
     # -- driver side -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """`connection_made` now, then what the stack already holds, for a transport made with
+        `scheduled=False`: a server's accept inside the driver's pump, which is a loop callback of
+        its own (never inside a call of the program's), so the handshake's ACK, the request that
+        came with it and the answer the protocol writes leave in that one pump, not two loop
+        iterations later."""
+        self._start(None)
 
     def _start(self, waiter: asyncio.Future[None] | None) -> None:
         if self._closing and self._lost:

@@ -28,7 +28,13 @@ class State(enum.IntEnum):
 
 
 class Event(enum.Enum):
-    """What makes a connection change state. With the state, it picks one row of the table."""
+    """What makes a connection change state. With the state, it picks one row of the table.
+
+    Hashed by identity (members are singletons), in C: Enum's own `__hash__` is a Python
+    function, called on every `transition` lookup, five times a connection.
+    """
+
+    __hash__ = object.__hash__
 
     CONNECT = "connect()"
     SYN = "a SYN"
