@@ -105,3 +105,27 @@ def test_predicted_delivery_keeps_boundaries_senders_and_the_queue_bound() -> No
     stats = pair.b.iface.stats()
     assert server.dropped == 3 and stats["udp_queue_full"] == 3
     assert stats["udp_rx_predicted"] == 8 and stats["udp_delivered"] == 5
+
+
+def test_predicted_delivery_follows_binds_and_closes(pair: Pair) -> None:
+    """The predicted path remembers which socket a (local address, port) delivers to: a socket bound
+    to the address itself after the wildcard's takes the next datagram, and once it closes the
+    wildcard's does again; with neither, the port is closed (counted, answered with ICMP)."""
+    wildcard = pair.b.iface.open_udp((b"\x00" * 4, 5000))
+    client = pair.a.iface.open_udp()
+
+    def send(payload: bytes) -> None:
+        client.sendto(payload, (B_IP, 5000), pair.now())
+        pair.sim.run(0.1)
+
+    send(b"to the wildcard")
+    exact = pair.b.iface.open_udp((B_IP, 5000), reuse_address=True)
+    send(b"to the address")
+    assert exact.recvfrom() == (b"to the address", (A_IP, client.local[1]))
+    exact.close()
+    send(b"to the wildcard again")
+    assert wildcard.recvfrom() == (b"to the wildcard", (A_IP, client.local[1]))
+    assert wildcard.recvfrom() == (b"to the wildcard again", (A_IP, client.local[1]))
+    wildcard.close()
+    send(b"to no one")
+    assert pair.b.iface.stats()["udp_no_socket"] == 1

@@ -172,6 +172,12 @@ class UdpLayer:
         self._node = node
         self._ready = ready
         self._sockets: dict[Address, UdpSocket] = {}
+        # What `receive_predicted` found for a (local address, port) datagrams came to: the
+        # socket bound there or the wildcard's, so that a server bound to the wildcard costs
+        # one lookup per datagram, not a miss then a hit. Only hits are kept, for our own
+        # addresses (the prediction's only destinations), so it holds at most one entry per
+        # address and bound port; any bind or unbind empties it.
+        self._delivery: dict[Address, UdpSocket] = {}
         self._ports = PortUse()
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
 
@@ -220,10 +226,12 @@ class UdpLayer:
         if self._sockets.get(sock.local) is sock:
             del self._sockets[sock.local]
             self._ports.release(sock.local[1])
+            self._delivery.clear()
 
     def _add(self, sock: UdpSocket) -> None:
         self._sockets[sock.local] = sock
         self._ports.hold(sock.local[1])
+        self._delivery.clear()
 
     def lookup(self, dst: bytes, dport: int) -> UdpSocket | None:
         sockets = self._sockets
@@ -235,10 +243,14 @@ class UdpLayer:
         socket lookup, the connected peer's check and the bounded queue, in one call, as the
         general path's `lookup` and `UdpSocket.deliver` do them. False when no socket is
         bound there: the general path then counts it and answers with ICMP."""
-        sockets = self._sockets
-        sock = sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+        key = (dst, dport)
+        sock = self._delivery.get(key)
         if sock is None:
-            return False
+            sockets = self._sockets
+            sock = sockets.get(key) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+            if sock is None:
+                return False
+            self._delivery[key] = sock
         stats = self._node.counters
         stats.udp_rx_predicted += 1
         remote = sock.remote
