@@ -14,7 +14,7 @@ import socket
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
 
-from usernet.aio import tls
+from usernet.aio import stream, tls
 from usernet.aio.addresses import SockAddr, family_of, name, pack
 from usernet.aio.driver import Driver
 from usernet.aio.stream import StreamTransport
@@ -256,9 +256,18 @@ class Server(asyncio.AbstractServer):
 
 
 def set_listener_option(listener: TcpListener, level: int, optname: int, value: int | bytes) -> bool:
-    """TCP_FASTOPEN on a listener: the Fast Open queue length (0 serves none); False for other options."""
+    """TCP_FASTOPEN on a listener: the Fast Open queue length (0 serves none); an option that
+    changes a connection (IP_TTL, TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF...): for the connections it
+    accepts from now on, as Linux's inherit it. False for other options."""
     if (level, optname) != (socket.IPPROTO_TCP, socket.TCP_FASTOPEN):
-        return False
+        setting = stream.connection_option(level, optname, value)
+        if setting is None:
+            return False
+        try:
+            listener.set_option(*setting)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, str(exc)) from None
+        return True
     number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
     if number < 0:
         raise OSError(errno.EINVAL, "TCP_FASTOPEN is a queue length and cannot be negative")
@@ -267,12 +276,13 @@ def set_listener_option(listener: TcpListener, level: int, optname: int, value: 
 
 
 def get_listener_option(listener: TcpListener, level: int, optname: int) -> int | None:
-    """The live value of a listener's option (SO_ACCEPTCONN, TCP_FASTOPEN), or None."""
+    """The live value of a listener's option (SO_ACCEPTCONN, TCP_FASTOPEN, one set for its
+    connections), or None."""
     if (level, optname) == (socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
         return 1
     if (level, optname) == (socket.IPPROTO_TCP, socket.TCP_FASTOPEN):
         return listener.fastopen
-    return None
+    return stream.option_value(level, optname, listener.options)
 
 
 def kernel_fastopen(sock: socket.socket) -> int:

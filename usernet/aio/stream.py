@@ -455,14 +455,36 @@ class StreamTransport(UsernetTransport):
         return readiness(self._sock)
 
 
-def set_option(conn: TcpConnection, level: int, optname: int, value: int | bytes) -> bool:
-    """Apply a socket option that changes the connection; False when it is not one of those."""
+def connection_option(level: int, optname: int, value: int | bytes) -> tuple[str, float] | None:
+    """The `TcpConnection.set_option` name and value of a socket option that changes the
+    connection; None when it is not one of those."""
     option = _OPTIONS.get((level, optname))
     if option is None:
-        return False
+        return None
     number = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, bytes) else int(value)
     name, scale = option
-    conn.set_option(name, number / scale if scale != 1 else number)
+    return name, number / scale if scale != 1 else number
+
+
+def option_value(level: int, optname: int, options: dict[str, Any]) -> int | None:
+    """What getsockopt reads for a socket option that changes the connection, from `options`
+    (a connection's, or a listener's for its connections); None when not one of those or unset."""
+    option = _OPTIONS.get((level, optname))
+    if option is None or option[0] not in options:
+        return None
+    name, scale = option
+    return int(options[name] * scale)
+
+
+def set_option(conn: TcpConnection, level: int, optname: int, value: int | bytes) -> bool:
+    """Apply a socket option that changes the connection; False when it is not one of those."""
+    setting = connection_option(level, optname, value)
+    if setting is None:
+        return False
+    try:
+        conn.set_option(*setting)
+    except ValueError as exc:  # what the kernel's setsockopt says of a value out of range
+        raise OSError(errno.EINVAL, str(exc)) from None
     return True
 
 
@@ -476,11 +498,7 @@ def kernel_fastopen_connect(sock: socket.socket) -> bool:
 
 def get_option(conn: TcpConnection, level: int, optname: int) -> int | None:
     """The live value of a socket option that changes the connection, or None."""
-    option = _OPTIONS.get((level, optname))
-    if option is None:
-        return None
-    name, scale = option
-    return int(conn.options[name] * scale)
+    return option_value(level, optname, conn.options)
 
 
 def readiness(conn: TcpConnection) -> tuple[bool, bool]:

@@ -35,13 +35,35 @@ from usernet.stack.tcp.owner import Address
 from usernet.stack.tcp.seq import seq_add, seq_offset
 from usernet.stack.tcp.states import SYNCHRONIZED, Event
 
-__all__ = ["USER_MSS_RANGE", "OffloadFrame", "TcpConnection"]
+__all__ = ["USER_MSS_RANGE", "OffloadFrame", "TcpConnection", "check_option"]
 
 _OPTION_NAMES = (
     "nodelay", "cork", "keepalive", "keepidle", "keepintvl", "keepcnt", "user_timeout", "rcvbuf", "sndbuf", "maxseg",
     "ttl",
 )  # fmt: skip
 USER_MSS_RANGE = range(88, 32768)  # Linux's TCP_MIN_MSS to MAX_TCP_WINDOW: what TCP_MAXSEG takes
+
+
+def check_option(name: str, value: Any) -> None:
+    """ValueError, saying why, for a value `TcpConnection.set_option` refuses: one place for
+    the connection and for a listener that keeps options for the connections it accepts."""
+    if name in ("keepidle", "keepintvl", "user_timeout"):
+        if value < 0:
+            raise ValueError(f"{name} is a duration in seconds and cannot be negative")
+    elif name == "keepcnt":
+        if value < 1:
+            raise ValueError("keepcnt must be at least 1")
+    elif name in ("rcvbuf", "sndbuf"):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1 byte")
+    elif name == "maxseg":
+        if value not in USER_MSS_RANGE:
+            raise ValueError(f"maxseg must be between {USER_MSS_RANGE[0]} and {USER_MSS_RANGE[-1]} bytes")
+    elif name == "ttl":
+        if not -1 <= value <= 255:
+            raise ValueError(f"a TTL is 1-255 (0 or -1: the interface's), not {value}")
+    elif name not in _OPTION_NAMES:
+        raise ValueError(f"unknown TCP option {name!r}: use one of {', '.join(_OPTION_NAMES)}")
 
 
 class TcpConnection(ConnectionMigration):
@@ -206,6 +228,7 @@ class TcpConnection(ConnectionMigration):
         maxseg (Linux's TCP_MAXSEG: caps the MSS this end offers and sends; as on Linux, set
         before the SYN leaves, so an established connection keeps the MSS it has), ttl (IP_TTL,
         IPV6_UNICAST_HOPS: the TTL of every segment from now on, also after a reroute)."""
+        check_option(name, value)
         if name == "nodelay":
             self.nodelay = bool(value)
             if self.nodelay and self.cork:
@@ -220,16 +243,10 @@ class TcpConnection(ConnectionMigration):
         elif name == "keepalive":
             self.keepalive = bool(value)
         elif name in ("keepidle", "keepintvl", "user_timeout"):
-            if value < 0:
-                raise ValueError(f"{name} is a duration in seconds and cannot be negative")
             setattr(self, name, float(value))
         elif name == "keepcnt":
-            if value < 1:
-                raise ValueError("keepcnt must be at least 1")
             self.keepcnt = int(value)
         elif name in ("rcvbuf", "sndbuf"):
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1 byte")
             if name == "rcvbuf":
                 self._set_rcvbuf(int(value))
                 self._rcvbuf_max = 0  # the size is the user's now: no autotuning (SO_RCVBUF on Linux)
@@ -237,16 +254,10 @@ class TcpConnection(ConnectionMigration):
                 self._send.limit = int(value)
                 self._sndbuf_max = 0  # the program's size now (SO_SNDBUF on Linux)
         elif name == "maxseg":
-            if value not in USER_MSS_RANGE:
-                raise ValueError(f"maxseg must be between {USER_MSS_RANGE[0]} and {USER_MSS_RANGE[-1]} bytes")
             self._mss_limit = min(int(value), self._cfg.mss or 65495, self._route.mss)
-        elif name == "ttl":  # IP_TTL, IPV6_UNICAST_HOPS: 1-255, or 0 / -1 for the interface's
-            if not -1 <= value <= 255:
-                raise ValueError(f"a TTL is 1-255 (0 or -1: the interface's), not {value}")
+        else:  # ttl: IP_TTL, IPV6_UNICAST_HOPS: 1-255, or 0 / -1 for the interface's
             self._ttl = max(int(value), 0)
             self._route = self._route.with_ttl(self._ttl)
-        else:
-            raise ValueError(f"unknown TCP option {name!r}: use one of {', '.join(_OPTION_NAMES)}")
         if name.startswith("keep"):
             on = self.keepalive and self.state in KEEPS_ALIVE
             self._keepalive_at = self._last_rx + self.keepidle if on else None

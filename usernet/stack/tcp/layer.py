@@ -44,7 +44,7 @@ from usernet.stack.ports import PortAllocator, PortUse, checked_port
 from usernet.stack.ratelimit import TokenBucket
 from usernet.stack.route import Route, format_ip, no_route_message
 from usernet.stack.tcp.config import TcpConfig
-from usernet.stack.tcp.connection import TcpConnection
+from usernet.stack.tcp.connection import TcpConnection, check_option
 from usernet.stack.tcp.core import CE
 from usernet.stack.tcp.frozen import MigrationError, field
 from usernet.stack.tcp.isn import FastOpenCookies, IsnGenerator, SynCookies
@@ -71,12 +71,14 @@ class TcpListener:
     A Fast Open connection (RFC 7413) is both: it joins the accept queue with its SYN's
     data while its handshake is still open. `fastopen` is TCP_FASTOPEN's queue length, how
     many such connections may wait for their final ACK at once; 0 (the default, as on
-    Linux) serves no Fast Open on this listener.
+    Linux) serves no Fast Open on this listener. `options` are what `set_option` set: its
+    connections are born with them, as Linux's copy the listening socket (IP_TTL, TCP_NODELAY,
+    keepalive, buffer sizes, TCP_MAXSEG: the SYN-ACK already has them).
     """
 
     __slots__ = (
         "__weakref__", "_cookies_at", "_embryos", "_fastopen_pending", "_owner", "_queue", "backlog", "closed",
-        "draining", "fastopen", "local", "maxseg",
+        "draining", "fastopen", "local", "options",
     )  # fmt: skip
 
     def __init__(self, owner: TcpLayer, local: Address, backlog: int) -> None:
@@ -89,11 +91,17 @@ class TcpListener:
         self._embryos: dict[TcpConnection, bool] = {}  # True: a Fast Open one, already in the queue
         self._fastopen_pending = 0
         self.fastopen = 0
-        self.maxseg = 0  # TCP_MAXSEG set on the listener: its connections inherit it (0: none)
+        self.options: dict[str, Any] = {}
         self._cookies_at = -1e18  # when a SYN cookie was last sent
 
     def __repr__(self) -> str:
         return f"<TcpListener {format_ip(self.local[0])}:{self.local[1]} queued={len(self._queue)}>"
+
+    def set_option(self, name: str, value: Any) -> None:
+        """A `TcpConnection.set_option` option for the connections accepted from now on (checked
+        now, so that a bad value fails here, not at a SYN)."""
+        check_option(name, value)
+        self.options[name] = value
 
     def accept(self) -> TcpConnection | None:
         """The oldest established connection, or None."""
@@ -174,7 +182,7 @@ class TcpListener:
             "local": [self.local[0], self.local[1]],
             "backlog": self.backlog,
             "fastopen": self.fastopen,
-            "maxseg": self.maxseg,
+            "options": dict(self.options),
             "queue": [conn.freeze(now) for conn in self._queue],
         }
 
@@ -313,10 +321,19 @@ class TcpLayer:
         if not isinstance(fastopen, int) or fastopen < 0:
             raise MigrationError(f"a frozen listener's fastopen is {fastopen!r}, not a queue length: a damaged blob")
         listener.fastopen = fastopen
-        maxseg = frozen.get("maxseg", 0)  # not in the first blobs
-        if not isinstance(maxseg, int) or maxseg < 0:
-            raise MigrationError(f"a frozen listener's maxseg is {maxseg!r}, not an MSS: a damaged blob")
-        listener.maxseg = maxseg
+        options = frozen.get("options", {})  # not in the first blobs; some had their maxseg alone
+        maxseg = frozen.get("maxseg", 0)
+        if not isinstance(options, dict) or not isinstance(maxseg, int):
+            raise MigrationError("a frozen listener's options are no map of names to values: a damaged blob")
+        if maxseg:
+            options = {"maxseg": maxseg, **options}
+        for name, value in options.items():
+            if not isinstance(name, str) or not isinstance(value, (int, float)):
+                raise MigrationError(f"a frozen listener's option {name!r} is {value!r}: a damaged blob")
+            try:
+                listener.set_option(name, value)
+            except ValueError as exc:
+                raise MigrationError(f"a frozen listener's option: {exc}: a damaged blob") from None
         for conn in field(frozen, "queue", list, "listener"):
             if not isinstance(conn, dict):
                 raise MigrationError("a frozen queued connection is not a map of fields: the blob is damaged")
@@ -594,8 +611,8 @@ class TcpLayer:
         conn = TcpConnection(self, route, local, remote, now, listener)
         listener.adopt(conn)
         self._add(conn)
-        if listener.maxseg:
-            conn.set_option("maxseg", listener.maxseg)
+        for name, value in listener.options.items():
+            conn.set_option(name, value)
         conn.passive_open(p, now)
         if self.config.fastopen & 2 and listener.fastopen:
             self._fastopen_passive(listener, conn, fastopen_option(ip.payload, p[5]), payload, now)
@@ -648,7 +665,15 @@ class TcpLayer:
         cookie = self.cookies.encode(now, local[0], local[1], remote[0], remote[1], seq, min(peer_mss, mss_limit))
         window = min(self.config.rcvbuf, 65535)
         self._send_bare(
-            route, local, remote, cookie, seq_add(seq, 1), SYN | ACK, window, encode_tcp_options(mss=mss_limit), now
+            route.with_ttl(listener.options.get("ttl", 0)),
+            local,
+            remote,
+            cookie,
+            seq_add(seq, 1),
+            SYN | ACK,
+            window,
+            encode_tcp_options(mss=mss_limit),
+            now,
         )
         listener.cookie_sent(now)
         self._stats.tcp_syn_cookies_sent += 1
@@ -682,6 +707,8 @@ class TcpLayer:
             local = (route.source, local[1])  # the interface's own bytes, as in `_listen_input`
         conn = TcpConnection(self, route, local, remote, now, listener)
         self._add(conn)
+        for name, value in listener.options.items():
+            conn.set_option(name, value)
         conn.cookie_open(p, mss, now)
         if payload or flags & FIN:
             conn.input(p, payload, now)

@@ -359,7 +359,8 @@ class Sockets:
                 return fail(exc.errno or E.EINVAL, str(exc))
             sock.bound = sock.listener.local
         sock.listener.fastopen = sock.flags.get(_FASTOPEN, 0)
-        sock.listener.maxseg = sock.options.get("maxseg", 0)
+        if "maxseg" in sock.options:
+            sock.listener.set_option("maxseg", sock.options["maxseg"])
         self.watcher.listening(sock.listener.local[1])
         return Outcome(0)
 
@@ -569,7 +570,7 @@ class Sockets:
             return fail(E.EINVAL, f"TCP_MAXSEG takes {USER_MSS_RANGE[0]} to {USER_MSS_RANGE[-1]}")
         sock.options[key] = setting
         if key == "maxseg" and sock.listener is not None:
-            sock.listener.maxseg = setting  # after listen() too: the next SYN-ACK offers it (Linux)
+            sock.listener.set_option("maxseg", setting)  # after listen() too: the next SYN-ACK offers it (Linux)
         target = sock.conn
         if target is not None:
             try:
