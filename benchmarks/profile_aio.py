@@ -34,7 +34,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchmarks.netns import KERNEL_IP, USERNET_IP
 from benchmarks.procs import REPO, child_env, python_module
@@ -116,6 +116,64 @@ def kernel_view(sandbox: Sandbox, seconds: float, into: list[str]) -> threading.
     return thread
 
 
+class Served(NamedTuple):
+    """What serving the load generator's run cost this process, and what the generator printed."""
+
+    cpu: float  # seconds of CPU, user and system
+    user: float
+    system: float
+    switches: int  # voluntary context switches: how often the process slept
+    faults: int  # minor page faults
+    output: str
+
+
+def serve(
+    loop: asyncio.AbstractEventLoop | None,
+    host: Host,
+    iface: Interface,
+    client: subprocess.Popen[str],
+    deadline: float,
+    profile: cProfile.Profile | None,
+) -> Served:
+    """Serve until the load generator `client` exits (killed at `deadline`): on `loop`, or with
+    None on usernet's select loop with its own services; under `profile` when one is given."""
+
+    async def wait_client() -> None:
+        while client.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    cpu = time.process_time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    switches = voluntary_switches()
+    if profile is not None:
+        profile.enable()
+    try:
+        if loop is None:
+            services = Services(iface)
+            selectloop.run(
+                host, services.handle, until=lambda now: client.poll() is not None or time.monotonic() > deadline
+            )
+        else:
+            loop.run_until_complete(wait_client())
+    finally:
+        if profile is not None:
+            profile.disable()
+        cpu = time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        switches = voluntary_switches() - switches
+        if client.poll() is None:
+            client.kill()
+        out, _ = client.communicate()
+    return Served(
+        cpu,
+        after.ru_utime - usage.ru_utime,
+        after.ru_stime - usage.ru_stime,
+        switches,
+        after.ru_minflt - usage.ru_minflt,
+        out,
+    )
+
+
 def make_loop(kind: str, host: Host) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
         from usernet.aio.uv import UsernetUvloop
@@ -173,35 +231,16 @@ def main(argv: list[str] | None = None) -> None:
         deadline = time.monotonic() + options.seconds + 30
         kernel: list[str] = []
         looking = kernel_view(sandbox, 1.0 + options.seconds / 2, kernel)
-
-        async def wait_client() -> None:
-            while client.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-
-        cpu = time.process_time()
-        switches = voluntary_switches()
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        if not options.no_profile:
-            profile.enable()
         try:
-            if options.loop == "select":
-                services = Services(iface)
-                selectloop.run(
-                    host, services.handle, until=lambda now: client.poll() is not None or time.monotonic() > deadline
-                )
-            else:
-                loop.run_until_complete(wait_client())
+            served = serve(
+                None if options.loop == "select" else loop, host, iface, client, deadline,
+                None if options.no_profile else profile,
+            )  # fmt: skip
         finally:
-            profile.disable()
-            cpu = time.process_time() - cpu
-            switches = voluntary_switches() - switches
-            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-            if client.poll() is None:
-                client.kill()
-            out, _ = client.communicate()
             looking.join(10)
             loop.close()
             tap.close()
+    out, cpu, switches, faults = served.output, served.cpu, served.switches, served.faults
     if client.returncode != 0:
         raise SystemExit(f"the load generator failed ({client.returncode}); its output: {out.strip()[-400:]}")
     result = json.loads(out.strip().splitlines()[-1])

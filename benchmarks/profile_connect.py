@@ -25,7 +25,6 @@ import cProfile
 import io
 import json
 import pstats
-import resource
 import subprocess
 import time
 from collections import Counter
@@ -33,11 +32,9 @@ from typing import Any
 
 from benchmarks.netns import KERNEL_IP, USERNET_IP
 from benchmarks.procs import REPO, child_env, python_module
-from benchmarks.profile_aio import SYSTEM_CALLS, CountingLink, area, make_loop, voluntary_switches
+from benchmarks.profile_aio import SYSTEM_CALLS, CountingLink, area, make_loop, serve
 from benchmarks.programs.tcp_server import ECHO_PORT, Echo
 from benchmarks.suite.tcp import CLIENT_SYSCTLS
-from usernet.apps.services import Services
-from usernet.drivers import selectloop
 from usernet.drivers.host import Host
 from usernet.link.sandbox import Sandbox
 from usernet.stack import Interface, InterfaceConfig
@@ -110,34 +107,15 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         deadline = time.monotonic() + options.seconds + 30
 
-        async def wait_client() -> None:
-            while client.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-
-        cpu = time.process_time()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        switches = voluntary_switches()
-        if not options.no_profile:
-            profile.enable()
         try:
-            if options.loop == "select":
-                services = Services(iface)
-                selectloop.run(
-                    host, services.handle, until=lambda now: client.poll() is not None or time.monotonic() > deadline
-                )
-            else:
-                loop.run_until_complete(wait_client())
+            served = serve(
+                None if options.loop == "select" else loop, host, iface, client, deadline,
+                None if options.no_profile else profile,
+            )  # fmt: skip
         finally:
-            profile.disable()
-            cpu = time.process_time() - cpu
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
-            switches = voluntary_switches() - switches
-            if client.poll() is None:
-                client.kill()
-            out, _ = client.communicate()
             loop.close()
             tap.close()
+    out, cpu, user, system, switches = served.output, served.cpu, served.user, served.system, served.switches
     if client.returncode != 0:
         raise SystemExit(f"the load generator failed ({client.returncode}); its output: {out.strip()[-400:]}")
     result = json.loads(out.strip().splitlines()[-1])
