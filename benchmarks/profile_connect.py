@@ -14,7 +14,9 @@ CPU µs per connection (the part of each connection's latency the server spends 
 either way it counts per connection what the link saw (pumps, i.e. wake-ups of the driver;
 frames in and out), how often this process slept, and the loop's own scheduling: the
 `call_soon` and `call_at` calls usernet made (a timer armed per connection shows here).
-Under cProfile it prints the Python calls per connection by area and the top functions.
+It also times the cyclic garbage collector's passes (each generation's count and wall time
+per connection: the objects a connection allocates are what starts them). Under cProfile it
+prints the Python calls per connection by area and the top functions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -72,6 +75,31 @@ class CountingScheduler:
         loop.call_at = counted_at  # type: ignore[method-assign, assignment]  # as above
 
 
+class GcClock:
+    """The garbage collector's passes by generation, and their wall time, while installed
+    (`gc.callbacks`: one call at each start and stop, nothing per allocation)."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.passes[generation] += 1
+        self.seconds[generation] += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "select"), default="uvloop")
@@ -108,10 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         deadline = time.monotonic() + options.seconds + 30
 
         try:
-            served = serve(
-                None if options.loop == "select" else loop, host, iface, client, deadline,
-                None if options.no_profile else profile,
-            )  # fmt: skip
+            with GcClock() as collector:
+                served = serve(
+                    None if options.loop == "select" else loop, host, iface, client, deadline,
+                    None if options.no_profile else profile,
+                )  # fmt: skip
         finally:
             loop.close()
             tap.close()
@@ -134,6 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"per connection: {link.polls / work:.2f} pumps, {link.receives / work:.2f} receives, "
         f"{frames / work:.2f} frames in, {link.sends / work:.2f} frames out, slept {switches / work:.2f} times"
+    )
+    print(
+        "garbage collector per connection: "
+        + ", ".join(
+            f"generation {g} {collector.passes[g] / work:.3f} passes, {collector.seconds[g] / work * 1e6:.1f} µs"
+            for g in range(3)
+        )
     )
     if scheduler is not None:
         print("call_soon per connection:", {k: round(v / work, 2) for k, v in scheduler.soon.most_common(8)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.tcp.net import A_IP, B_IP, PORT, Net, digest
-from tests.tcp.scripted import PEER, PEER_ISN, PEER_MAC, PEER_PORT, US, US_MAC
+from tests.tcp.scripted import PEER, PEER_ISN, PEER_MAC, PEER_PORT, SYN_OPTIONS, US, US_MAC, Scripted
 from tests.tcp.scripted import PORT as US_PORT
 from tests.tcp.test_segments import established
 from usernet.drivers.host import Host
@@ -14,7 +14,7 @@ from usernet.native import build_ipv4_tcp
 from usernet.stack import Interface, InterfaceConfig
 from usernet.stack.tcp.connection import TcpConnection
 from usernet.stack.tcp.states import State
-from usernet.wire.tcp import ACK, PSH
+from usernet.wire.tcp import ACK, PSH, RST, SYN
 
 B_SECOND_IP = bytes([192, 0, 2, 3])
 
@@ -26,8 +26,52 @@ def test_a_transfer_goes_almost_entirely_through_the_shortcut() -> None:
     assert digest(server.received) == digest(data) and digest(client.received) == digest(data[::-1])
     for host in (net.a, net.b):
         stats = host.iface.stats()
-        # The handshake's SYNs go to a listener or a half-open connection through the general path.
+        # The SYN-ACK goes to a half-open connection through the general path.
         assert stats["tcp_rx_predicted"] >= stats["tcp_rx_segments"] - 3, stats
+
+
+def test_a_listeners_handshake_takes_the_shortcut() -> None:
+    """The SYN and the ACK that completes the handshake are predicted: the SYN goes to the
+    listener from `receive_predicted`, with the addresses its flow key carries."""
+    s = Scripted()
+    listener = s.iface.tcp.listen((bytes(4), US_PORT))
+    s.inject(PEER_ISN, 0, SYN, options=SYN_OPTIONS)
+    (synack,) = s.flush()
+    assert synack.flags == SYN | ACK and synack.ack == PEER_ISN + 1
+    s.inject(PEER_ISN + 1, synack.seq + 1, ACK)
+    conn = listener.accept()
+    assert conn is not None and conn.state == State.ESTABLISHED
+    assert conn.local == (US, US_PORT) and conn.remote == (PEER, PEER_PORT)
+    stats = s.iface.stats()
+    assert stats["tcp_rx_predicted"] == stats["tcp_rx_segments"] == 2, stats
+
+
+def syn_to(dst: bytes, dport: int) -> bytearray:
+    """A SYN from the peer to `dst`:`dport`, at our MAC address."""
+    frame = bytearray(54 + len(SYN_OPTIONS))
+    build_ipv4_tcp(
+        frame, 0, US_MAC, PEER_MAC, PEER, dst, 1, 64, PEER_PORT, dport, PEER_ISN, 0, SYN, 65535, 0, SYN_OPTIONS, b""
+    )
+    return frame
+
+
+def test_a_syn_to_an_address_not_ours_is_not_taken_by_a_wildcard_listener() -> None:
+    s = Scripted()
+    listener = s.iface.tcp.listen((bytes(4), US_PORT))
+    s.iface.receive(syn_to(bytes([192, 0, 2, 9]), US_PORT), s.now)
+    assert s.flush() == [] and listener.half_open == 0
+    stats = s.iface.stats()
+    assert stats["ipv4_not_for_us"] == 1 and stats["tcp_rx_segments"] == 0, stats
+
+
+def test_a_syn_for_no_listener_takes_the_general_path_and_is_answered_with_a_reset() -> None:
+    s = Scripted()
+    s.iface.tcp.listen((bytes(4), US_PORT))
+    s.iface.receive(syn_to(US, US_PORT + 1), s.now)
+    (rst,) = s.flush()
+    assert rst.flags & RST and rst.ack == PEER_ISN + 1
+    stats = s.iface.stats()
+    assert stats["tcp_no_socket"] == 1 and stats["tcp_rx_predicted"] == 0, stats
 
 
 def test_a_segment_with_a_bad_checksum_takes_the_general_path_and_is_counted() -> None:

@@ -46,6 +46,15 @@ def test_an_ipv6_transfer_goes_almost_entirely_through_the_shortcut() -> None:
         assert stats["tcp_rx_predicted"] >= stats["tcp_rx_segments"] - 3, stats
 
 
+def test_an_ipv6_listeners_handshake_takes_the_shortcut_with_both_addresses_right() -> None:
+    """The SYN reaches the listener from `receive_predicted`: its addresses come from the
+    prediction's destination and the flow key, whose 128-bit source sits above bit 32."""
+    _a, b, client, server, _now = connected()
+    assert server.local == (B6, 7) and server.remote == (A6, client.local[1])
+    stats = b.stats()
+    assert stats["tcp_rx_predicted"] == stats["tcp_rx_segments"], stats
+
+
 def inject(iface: Interface, conn: TcpConnection, payload: bytes, now: float, *, ce: bool = False) -> bytearray:
     """A segment from the connection's peer, in order, built by hand as the peer's stack would."""
     ip = bytearray(ipv6_template(conn.remote[0], conn.local[0], 64))

@@ -148,7 +148,7 @@ class TcpConnection(ConnectionMigration):
     @property
     def at_eof(self) -> bool:
         """The peer's FIN arrived and every byte before it has been read."""
-        return self._peer_fin and not len(self._recv)
+        return self._peer_fin and not len(self._recv.unread)  # no `__len__` call, as `readable`
 
     @property
     def fastopen_requested(self) -> bool:
@@ -190,7 +190,7 @@ class TcpConnection(ConnectionMigration):
         self._user_closed = True
         if self.state == SYN_SENT:
             self._set_state(CLOSED, Event.CLOSE, now)
-        elif len(self._recv) and self.state in SYNCHRONIZED:
+        elif len(self._recv.unread) and self.state in SYNCHRONIZED:
             self._reset(now)
         else:
             self.shutdown(now)

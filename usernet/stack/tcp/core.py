@@ -221,7 +221,7 @@ class ConnectionCore:
         self._cfg = cfg
         self.local = local
         self.remote = remote
-        self.key = (local[0], local[1], remote[0], remote[1])
+        self.key = key = (local[0], local[1], remote[0], remote[1])
         self.flow_local = 0  # the local address as an int, shared: the layer sets it when it files us
         self.listener = listener
         self.state = LISTEN if listener is not None else CLOSED
@@ -247,7 +247,7 @@ class ConnectionCore:
         self._sndbuf_max = cfg.sndbuf_max if cfg.sndbuf_max > cfg.sndbuf else 0  # the same for sending
         self._ttl = 0  # the user's IP_TTL (0: the route's own, the interface's)
         isn = owner.isn_source
-        self.iss = iss = isn.isn(now, *self.key)
+        self.iss = iss = isn.isn(now, *key)
         self.snd_una = self.snd_nxt = self.snd_max = iss
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
@@ -267,7 +267,7 @@ class ConnectionCore:
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_recent_at = 0.0
-        self._tsclock = TimestampClock(offset=isn.ts_offset(*self.key))
+        self._tsclock = TimestampClock(offset=isn.ts_offset(*key))
         self.rtt = RttEstimator(
             rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial, rto_min_variance=cfg.rto_min_variance
         )

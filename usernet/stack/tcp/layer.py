@@ -410,21 +410,26 @@ class TcpLayer:
                 return
         listener = self._listeners.get((ip.dst, dport)) or self._listeners.get((unspecified(ip.dst), dport))
         if listener is not None:
-            self._listen_input(listener, ip, p, payload, now)
+            self._listen_input(listener, ip.dst, ip.src, seg, p, payload, now)
             return
         stats.tcp_no_socket += 1
         self._reset_reply(ip.dst, ip.src, p, len(payload), now)
 
     def receive_predicted(self, p: RxParsed, frame: bytes | bytearray | memoryview, now: float) -> bool:
-        """A segment header prediction found valid, for a connection; False if it is for none.
+        """A segment header prediction found valid, for a connection or a listener; False if it
+        is for neither.
 
         What it skips is the general path's per-layer parsing and checks, all of which
-        `rx_ipv4_tcp` or `rx_ipv6_tcp` did in C; a segment for no connection (a SYN for a listener, a stray
-        one to answer with a RST) goes back to the general path, which handles it whole.
+        `rx_ipv4_tcp` or `rx_ipv6_tcp` did in C. A SYN for a listener is taken here too (a
+        connection's birth, once per connection: the general path's second parse and checksum
+        were a tenth of it); a segment for no socket (a stray one to answer with a RST) goes
+        back to the general path, which handles it whole.
         """
-        _, _, _, _, _, _, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
+        _, _, dport, _, _, header_length, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
         conn = self._flows.get(flow)
-        if conn is None or conn.flow_local != local:
+        if conn is None:
+            return self._listen_predicted(p[:16], local, flow, dport, frame, start - header_length, start, length, now)
+        if conn.flow_local != local:
             return False
         if flags & SYN:
             return False  # a new incarnation in TIME_WAIT, a SYN-ACK's options: the general path decides
@@ -434,6 +439,39 @@ class TcpLayer:
         view = frame if type(frame) is memoryview else memoryview(frame)
         conn.input(p[:16], view[start : start + length], now)  # layout.TCP_PARSED's 16; RX_TCP adds 4
         self._dirty[conn] = None
+        return True
+
+    def _listen_predicted(
+        self,
+        p: TcpParsed,
+        local: int,
+        flow: int,
+        dport: int,
+        frame: bytes | bytearray | memoryview,
+        header_start: int,
+        start: int,
+        length: int,
+        now: float,
+    ) -> bool:
+        """A predicted segment for no connection that a listener takes (a SYN, most of all): to
+        `_listen_input` with the addresses the flow key and `local` carry, skipping the
+        general path's second parse and checksum of what `rx_ipv4_tcp` (`rx_ipv6_tcp`) checked.
+        False when no listener takes it (a RST to send, a closed port), or when our address is
+        not its destination: the general path decides and counts those."""
+        v6 = flow & IPV6_FLOW
+        size = 16 if v6 else 4
+        dst = local.to_bytes(size, "big")
+        listeners = self._listeners
+        listener = listeners.get((dst, dport)) or listeners.get((ANY6 if v6 else ANY, dport))
+        if listener is None or not self._node.is_local(dst):
+            return False
+        src = ((flow ^ v6) >> 32).to_bytes(size, "big")
+        end = start + length
+        view = frame if type(frame) is memoryview else memoryview(frame)
+        stats = self._stats
+        stats.tcp_rx_segments += 1
+        stats.tcp_rx_predicted += 1
+        self._listen_input(listener, dst, src, view[header_start:end], p, view[start:end], now)
         return True
 
     def poll(self, now: float) -> None:
@@ -571,21 +609,29 @@ class TcpLayer:
         return True
 
     def _listen_input(
-        self, listener: TcpListener, ip: IPv4Packet | IPv6Packet, p: TcpParsed, payload: memoryview, now: float
+        self,
+        listener: TcpListener,
+        dst: bytes,
+        src: bytes,
+        segment: memoryview,
+        p: TcpParsed,
+        payload: memoryview,
+        now: float,
     ) -> None:
-        """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full."""
+        """RFC 9293 §3.10.7.2, with SYN cookies when the SYN queue is full; `segment` (`p`
+        parsed) came from `src` to our `dst`."""
         _, sport, dport, seq, ack, _, flags, _, _, _, peer_mss, _, _, _, _, _ = p
         stats = self._stats
         if flags & RST:
             return
-        local = (ip.dst, dport)
-        remote = (ip.src, sport)
+        local = (dst, dport)
+        remote = (src, sport)
         if flags & ACK:
             if not flags & SYN and self._cookie_ack(listener, local, remote, p, payload, now):
                 return
             self._reset_to(local, remote, ack, 0, RST, now)
             return
-        if not flags & SYN or not self._node.is_unicast(ip.src):
+        if not flags & SYN or not self._node.is_unicast(src):
             return
         if listener.draining:
             stats.tcp_syn_draining += 1
@@ -596,7 +642,7 @@ class TcpLayer:
         if len(self._table) >= self.config.max_connections:
             stats.tcp_conn_limit += 1
             return
-        route = self._node.route_to(ip.src, ip.dst)
+        route = self._node.route_to(src, dst)
         if route is None:
             stats.ipv4_no_route += 1
             return
@@ -615,7 +661,7 @@ class TcpLayer:
             conn.set_option(name, value)
         conn.passive_open(p, now)
         if self.config.fastopen & 2 and listener.fastopen:
-            self._fastopen_passive(listener, conn, fastopen_option(ip.payload, p[5]), payload, now)
+            self._fastopen_passive(listener, conn, fastopen_option(segment, p[5]), payload, now)
         self._dirty[conn] = None
 
     def _fastopen_passive(
