@@ -41,6 +41,8 @@ class _Births:
         for _ in range(count):
             self.now += 0.001
             step(self.a, self.b, self.now)
+            self.a.take_ready()  # as a driver does: the sockets woken are let go of
+            self.b.take_ready()
 
     def batch(self, n: int) -> None:
         """`n` SYNs in flight together, all accepted, then both ends closed."""
