@@ -24,7 +24,7 @@ from usernet.stack.tcp.rcvspace import ReceiveSpace
 from usernet.stack.tcp.reassembly import Reassembly
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
-from usernet.stack.tcp.states import Event, State, transition
+from usernet.stack.tcp.states import TRANSITIONS, Event, State, transition
 from usernet.wire.tcp import ACK, RST
 
 DEFAULT_MSS = 536  # RFC 9293 §3.7.1, when the peer sends no MSS option
@@ -32,6 +32,9 @@ DEFAULT_MSS = 536  # RFC 9293 §3.7.1, when the peer sends no MSS option
 # segment's flags, above the NS bit, so that the connection sees it where it sees ECE and CWR.
 CE = 0x200
 
+# Every (state, event, target) the table allows, for `_set_state`'s check in one set lookup
+# (hashing State and Event is C); `transition` is called only to raise on one not in it.
+_ALLOWED = frozenset((row.source, event, row.target) for row in TRANSITIONS for event in row.events)
 CLOSED = State.CLOSED
 LISTEN = State.LISTEN
 SYN_SENT = State.SYN_SENT
@@ -372,14 +375,19 @@ class ConnectionCore:
         self._new_rack().sent(seq, end, now, self.snd_una)
 
     def _set_state(self, new: State, event: Event, now: float) -> None:
-        """The one way to change state: `states.transition` checks (state, event) -> new against the table."""
-        transition(self.state, event, new)
+        """The one way to change state: checked against `states.TRANSITIONS` (state, event) -> new.
+
+        The check and the wake-up (`_wake`, written out) are inline: ten state changes a
+        connection's life on the two ends, each saved two Python calls."""
+        if (self.state, event, new) not in _ALLOWED:
+            transition(self.state, event, new)  # raises TransitionError, naming the change
         self.state = new
         if new == CLOSED:
             self._rto_at = self._persist_at = self._delack_at = self._keepalive_at = self._close_at = None
             self._ack_now = self._ack_pending = False
             self._owner.forget(self)
-        self._wake()
+        if self.listener is None:
+            self._owner.wake(self)
 
     def _set_rcvbuf(self, size: int) -> None:
         """The receive buffer's size, in-order and out-of-order alike (the shared empty

@@ -34,25 +34,41 @@ class IsnGenerator:
     keyed BLAKE2s truncated to 32 bits. Successive connections between the same two
     endpoints get increasing ISNs (so old duplicates are rejected, as with a plain
     clock) while different endpoint pairs' sequence spaces are unrelated.
+
+    The TSval offset (RFC 7323 §7.1) is the other half of the same 64-bit digest: a
+    connection asks for its ISN and then its offset for the same addresses, so one
+    keyed hash serves both (`isn` keeps the half it did not use for the `ts_offset`
+    that follows). The halves of a pseudorandom function's output are independent, so
+    neither tells anything of the other; the offset is on the wire anyway (TSval less
+    the clock), so keeping it is no secret kept.
     """
 
-    __slots__ = ("_isn_hash", "_ts_hash")
+    __slots__ = ("_hash", "_last_message", "_last_ts")
 
     def __init__(self, secret: bytes) -> None:
-        self._isn_hash = _keyed(secret, b"tcp-isn", 4)
-        self._ts_hash = _keyed(secret, b"tcp-ts", 4)
+        self._hash = _keyed(secret, b"tcp-isnt", 8)
+        self._last_message = b""
+        self._last_ts = 0
+
+    def _digest(self, message: bytes) -> int:
+        h = self._hash.copy()  # the keyed state is precomputed: copy, not re-key
+        h.update(message)
+        return int.from_bytes(h.digest(), "big")
 
     def isn(self, now: float, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
         """The initial send sequence number for a new connection at time `now`."""
-        h = self._isn_hash.copy()  # the keyed state is precomputed: copy, not re-key
-        h.update(local_ip + remote_ip + _PORTS.pack(local_port, remote_port))
-        return seq_add(int(now * _TICKS_PER_SECOND), int.from_bytes(h.digest(), "big"))
+        message = local_ip + remote_ip + _PORTS.pack(local_port, remote_port)
+        f = self._digest(message)
+        self._last_message = message
+        self._last_ts = f & 0xFFFFFFFF
+        return seq_add(int(now * _TICKS_PER_SECOND), f >> 32)
 
     def ts_offset(self, local_ip: bytes, local_port: int, remote_ip: bytes, remote_port: int) -> int:
         """A per-connection offset for the TSval clock (RFC 7323 §7.1), 32 bits."""
-        h = self._ts_hash.copy()
-        h.update(local_ip + remote_ip + _PORTS.pack(local_port, remote_port))
-        return int.from_bytes(h.digest(), "big")
+        message = local_ip + remote_ip + _PORTS.pack(local_port, remote_port)
+        if message == self._last_message:
+            return self._last_ts
+        return self._digest(message) & 0xFFFFFFFF
 
 
 class SynCookies:
