@@ -386,7 +386,7 @@ class Interface:
             self._link_header,
             config.ttl,
             self.mtu,
-            self.transmit,
+            self.arp.send if self._link_len else self.transmit,
             tx_checksum_partial=config.tx_checksum_partial,
             tso_max=config.tso_max,
             path=self.path_mtu.entry(dst),
@@ -404,15 +404,12 @@ class Interface:
         return None
 
     def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
-        """A route's way out (`route.Deliver`): a complete frame whose destination MAC
-        (bytes 0-5) ARP fills for `next_hop`, or holds the frame until it can; on an
-        IP-only link the packet leaves as it is."""
+        """An IP-only link's routes' way out (`route.Deliver`): the packet leaves as it is, no
+        link header to fill. Routes on Ethernet deliver to `ArpTable.send` instead, which fills
+        the destination MAC or holds the frame for ARP."""
         self.counters.tx_frames += 1
         self.counters.tx_bytes += len(frame)
-        if self._link_len:
-            self.arp.transmit(frame, next_hop, src, now)
-        else:
-            self._out.append(frame)
+        self._out.append(frame)
 
     # -- receive path --------------------------------------------------------------------
 
