@@ -97,15 +97,15 @@ class UdpSocket:
             self._check_destination(remote)
         route = self._route
         assert route is not None  # set with _checked
-        if len(data) > self._room:
+        length = len(data)
+        if length > self._room:
             raise OSError(
-                errno.EMSGSIZE,
-                f"datagram of {len(data)} bytes exceeds the {self._room} bytes a UDP datagram can carry",
+                errno.EMSGSIZE, f"datagram of {length} bytes exceeds the {self._room} bytes a UDP datagram can carry"
             )
         # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
         # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
         # for what does not); only what no IP datagram can hold is refused (above).
-        route.send_udp(self.local[1], remote[1], data, now)
+        route.send_udp(self.local[1], remote[1], data, now, length)
 
     def _check_destination(self, remote: Address) -> None:
         """What sendto checks once per destination: the port, broadcast permission, the route.
