@@ -111,6 +111,20 @@ class ArpTable:
         """The fresh entries, for display."""
         return {ip: mac for ip, (mac, expires) in self._entries.items() if expires > now}
 
+    def send(self, frame: bytearray, next_hop: bytes, source: bytes, now: float) -> None:
+        """An Ethernet interface's IPv4 routes' way out (`route.Deliver`): `transmit`, counted in
+        the interface's tx counters. A route calls this itself, not through `Interface.transmit`,
+        and a fresh entry's frame leaves here, so that a frame to a known neighbour costs one call."""
+        stats = self._stats
+        stats.tx_frames += 1
+        stats.tx_bytes += len(frame)
+        entry = self._entries.get(next_hop)
+        if entry is not None and entry[1] > now and next_hop != BROADCAST_IP:
+            frame[0:6] = entry[0]
+            self._out.append(frame)
+        else:
+            self.transmit(frame, next_hop, source, now)
+
     def transmit(self, frame: bytearray, next_hop: bytes, source: bytes, now: float) -> None:
         """Send `frame` (destination MAC still to fill) to `next_hop`, resolving it first if needed."""
         if next_hop == BROADCAST_IP:

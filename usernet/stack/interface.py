@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import cast
 
 from usernet.native import (
-    RxUdp,
     internet_checksum,
     l4_checksum_v4,
     pseudo_sum_v6,
@@ -128,10 +127,11 @@ class Interface:
         self._gateway = via
 
     def _learn_local6(self, local: frozenset[bytes]) -> None:
-        """Our usable IPv6 addresses as `ipv6.local_addresses` has them now, and as the integers
-        rx_ipv6_tcp names a destination by, for the IPv6 TCP prediction to check."""
+        """Our usable IPv6 addresses as `ipv6.local_addresses` has them now, and by the integers
+        rx_ipv6_tcp and rx_ipv6_udp name a destination by, for the IPv6 predictions to check
+        (and UDP's to hand its socket the address as bytes, without building them)."""
         self._local6 = local
-        self._local6_ints = frozenset(int.from_bytes(addr, "big") for addr in local)
+        self._local6_by_int = {int.from_bytes(addr, "big"): addr for addr in local}
 
     def readdress_ipv4(self, addresses: tuple[tuple[bytes, int], ...], gateway: bytes | None, now: float) -> None:
         """Take new IPv4 addresses and gateway while running (a DHCP lease that changed or ended).
@@ -222,7 +222,7 @@ class Interface:
                         return
                 elif protocol == IPPROTO_UDP:
                     datagram = rx_ipv4_udp(frame, self.mac, self._rx_trusted, link)
-                    if datagram is not None and self._udp_predicted(datagram, frame):
+                    if datagram is not None and self.udp.receive_predicted(datagram, frame, self._local_by_int, 4):
                         return
             elif (ipv6 := self.ipv6) is not None:
                 protocol = frame[link + 6]  # IPv6's next header: the C calls check the rest
@@ -234,12 +234,15 @@ class Interface:
                         # predicted[16] is the destination (layout.RX_TCP's "dst").
                         if ipv6.local_addresses is not self._local6:
                             self._learn_local6(ipv6.local_addresses)
-                        if predicted[16] in self._local6_ints and self.tcp.receive_predicted(predicted, frame, now):
+                        if predicted[16] in self._local6_by_int and self.tcp.receive_predicted(predicted, frame, now):
                             return
                 elif protocol == IPPROTO_UDP:
                     datagram = rx_ipv6_udp(frame, self.mac, self._rx_trusted, link)
-                    if datagram is not None and self._udp6_predicted(datagram, frame):
-                        return
+                    if datagram is not None:
+                        if ipv6.local_addresses is not self._local6:
+                            self._learn_local6(ipv6.local_addresses)
+                        if self.udp.receive_predicted(datagram, frame, self._local6_by_int, 16):
+                            return
         if not link:
             version = frame[0] >> 4 if n else 0
             if version == 4:
@@ -383,7 +386,7 @@ class Interface:
             self._link_header,
             config.ttl,
             self.mtu,
-            self.transmit,
+            self.arp.send if self._link_len else self.transmit,
             tx_checksum_partial=config.tx_checksum_partial,
             tso_max=config.tso_max,
             path=self.path_mtu.entry(dst),
@@ -401,15 +404,12 @@ class Interface:
         return None
 
     def transmit(self, frame: bytearray, next_hop: bytes, src: bytes, now: float) -> None:
-        """A route's way out (`route.Deliver`): a complete frame whose destination MAC
-        (bytes 0-5) ARP fills for `next_hop`, or holds the frame until it can; on an
-        IP-only link the packet leaves as it is."""
+        """An IP-only link's routes' way out (`route.Deliver`): the packet leaves as it is, no
+        link header to fill. Routes on Ethernet deliver to `ArpTable.send` instead, which fills
+        the destination MAC or holds the frame for ARP."""
         self.counters.tx_frames += 1
         self.counters.tx_bytes += len(frame)
-        if self._link_len:
-            self.arp.transmit(frame, next_hop, src, now)
-        else:
-            self._out.append(frame)
+        self._out.append(frame)
 
     # -- receive path --------------------------------------------------------------------
 
@@ -501,31 +501,6 @@ class Interface:
             return False
         self._udp_deliver(sock, dgram.payload, (ip.src, dgram.sport))
         return True
-
-    def _udp_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
-        """A datagram rx_ipv4_udp found valid: deliver it if it is to one of our unicast
-        addresses and a socket is there; False sends it down the general path, which
-        counts the rest and answers a closed port with ICMP."""
-        _, sport, dst_int, dport, start, length = p
-        dst = self._local_by_int.get(dst_int)
-        if dst is None:
-            return False
-        at = self._link_len + 12
-        source = bytes(frame[at : at + 4])  # the IPv4 source address, kept as bytes like every address
-        return self.udp.receive_predicted(dst, dport, memoryview(frame)[start : start + length], (source, sport))
-
-    def _udp6_predicted(self, p: RxUdp, frame: bytes | bytearray | memoryview) -> bool:
-        """A datagram rx_ipv6_udp found valid: `_udp_predicted` for IPv6, whose addresses
-        (SLAAC's come and go) are looked up as the bytes the frame carries."""
-        _, sport, _, dport, start, length = p
-        at = self._link_len + 8
-        dst = bytes(frame[at + 16 : at + 32])
-        ipv6 = self.ipv6
-        if ipv6 is None or dst not in ipv6.local_addresses:
-            return False
-        return self.udp.receive_predicted(
-            dst, dport, memoryview(frame)[start : start + length], (bytes(frame[at : at + 16]), sport)
-        )
 
     def _udp_deliver(self, sock: UdpSocket, payload: memoryview, source: tuple[bytes, int]) -> None:
         stats = self.counters

@@ -28,6 +28,8 @@ Deliver = Callable[[bytearray, bytes, bytes, float], None]
 
 IPV4_HEADER = 20
 TCP_HEADER = 20
+UDP_HEADER = 8
+_ZERO = bytearray(1)  # repeated to a new frame's length: `_ZERO * n` is n zero bytes, made by one memset
 ECT0 = 0x02  # RFC 3168's ECT(0) codepoint in the ECN field, the IP header's second byte's low bits
 
 
@@ -66,6 +68,8 @@ class Route:
         "_ect",
         "_hops",
         "_ident",
+        "_udp_headroom",
+        "_udp_overhead",
         "destination",
         "headroom",
         "ip_header",
@@ -115,6 +119,10 @@ class Route:
         # IP and TCP header bytes (no options): `mtu - mss`, read as one attribute on the
         # send path (the two properties are two calls).
         self.tcp_overhead = ip_header + TCP_HEADER
+        # The same for UDP's send path: the frame's bytes before the payload, and the IP
+        # packet's (what the path MTU bounds).
+        self._udp_headroom = self.headroom + UDP_HEADER
+        self._udp_overhead = ip_header + UDP_HEADER
         self.tx_checksum_partial = tx_checksum_partial
         self.tso_max = tso_max
         self._deliver = deliver
@@ -211,13 +219,17 @@ class Route:
             base=self._base,
         )
 
-    def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float) -> None:
+    def send_udp(self, sport: int, dport: int, payload: BytesLike, now: float, length: int = -1) -> None:
         """Build a UDP datagram with both checksums in one C call and send it, in fragments
-        if it is larger than the path MTU (see `UdpSocket.sendto`)."""
+        if it is larger than the path MTU (see `UdpSocket.sendto`). `length` is the payload's
+        when the caller has it already (`len(payload)` otherwise)."""
+        if length < 0:
+            length = len(payload)
         ident = self._ident = (self._ident + 1) & 0xFFFF
-        frame = bytearray(self.headroom + 8 + len(payload))
+        # A sequence repeat: cheaper than bytearray(n), a type call with its argument parsing.
+        frame = _ZERO * (self._udp_headroom + length)
         build_udp(frame, self.link_header, self.ip_header, ident, sport, dport, payload, CSUM_FULL)
-        if len(frame) - len(self.link_header) > self.path.mtu:
+        if self._udp_overhead + length > self.path.mtu:
             self._send_fragments(frame, IPPROTO_UDP, now)
             return
         self._deliver(frame, self.next_hop, self.source, now)

@@ -6,6 +6,7 @@ import errno
 import os
 from collections import deque
 
+from usernet.native import BytesLike, RxUdp
 from usernet.stack.node import ANY, ANY6, Node, unspecified
 from usernet.stack.ports import PortAllocator, PortUse, checked_port
 from usernet.stack.route import Route, format_ip, no_route_message
@@ -15,6 +16,8 @@ from usernet.wire.ipv6 import IPv6Packet
 __all__ = ["ANY", "ANY6", "Address", "UdpLayer", "UdpSocket"]
 
 Address = tuple[bytes, int]
+#: Peers whose (address, port) tuple `receive_predicted` keeps per family (`UdpLayer._sources4`).
+SOURCE_MEMO_LIMIT = 1024
 
 
 class UdpSocket:
@@ -94,15 +97,15 @@ class UdpSocket:
             self._check_destination(remote)
         route = self._route
         assert route is not None  # set with _checked
-        if len(data) > self._room:
+        length = len(data)
+        if length > self._room:
             raise OSError(
-                errno.EMSGSIZE,
-                f"datagram of {len(data)} bytes exceeds the {self._room} bytes a UDP datagram can carry",
+                errno.EMSGSIZE, f"datagram of {length} bytes exceeds the {self._room} bytes a UDP datagram can carry"
             )
         # Larger than the path MTU: sent in fragments, as Linux does for a UDP socket with its
         # default IP_MTU_DISCOVER of IP_PMTUDISC_WANT (DF on what fits, fragments without it
         # for what does not); only what no IP datagram can hold is refused (above).
-        route.send_udp(self.local[1], remote[1], data, now)
+        route.send_udp(self.local[1], remote[1], data, now, length)
 
     def _check_destination(self, remote: Address) -> None:
         """What sendto checks once per destination: the port, broadcast permission, the route.
@@ -177,7 +180,15 @@ class UdpLayer:
         # one lookup per datagram, not a miss then a hit. Only hits are kept, for our own
         # addresses (the prediction's only destinations), so it holds at most one entry per
         # address and bound port; any bind or unbind empties it.
-        self._delivery: dict[Address, UdpSocket] = {}
+        # Keyed by `address << 16 | port` (the integers the prediction names the address by),
+        # one table per family, so that a hit builds no key tuple.
+        self._delivery4: dict[int, UdpSocket] = {}
+        self._delivery6: dict[int, UdpSocket] = {}
+        # The (source address, port) tuples handed to the user with datagrams from the peers seen
+        # lately, by `address << 16 | port`, one table per family: a datagram from a known peer
+        # makes no new address bytes and tuple. Bounded by emptying a table when it is full.
+        self._sources4: dict[int, Address] = {}
+        self._sources6: dict[int, Address] = {}
         self._ports = PortUse()
         self._port_alloc = PortAllocator(*node.config.ephemeral_ports, seed=node.config.secret + b"udp")
 
@@ -226,31 +237,51 @@ class UdpLayer:
         if self._sockets.get(sock.local) is sock:
             del self._sockets[sock.local]
             self._ports.release(sock.local[1])
-            self._delivery.clear()
+            self._delivery4.clear()
+            self._delivery6.clear()
 
     def _add(self, sock: UdpSocket) -> None:
         self._sockets[sock.local] = sock
         self._ports.hold(sock.local[1])
-        self._delivery.clear()
+        self._delivery4.clear()
+        self._delivery6.clear()
 
     def lookup(self, dst: bytes, dport: int) -> UdpSocket | None:
         sockets = self._sockets
         # the wildcard of dst's family, inline: this runs once per datagram received
         return sockets.get((dst, dport)) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
 
-    def receive_predicted(self, dst: bytes, dport: int, payload: memoryview, source: Address) -> bool:
-        """Deliver a datagram the header prediction found valid (to our unicast `dst`): the
-        socket lookup, the connected peer's check and the bounded queue, in one call, as the
-        general path's `lookup` and `UdpSocket.deliver` do them. False when no socket is
-        bound there: the general path then counts it and answers with ICMP."""
-        key = (dst, dport)
-        sock = self._delivery.get(key)
+    def receive_predicted(self, p: RxUdp, frame: BytesLike, local: dict[int, bytes], width: int) -> bool:
+        """Deliver a datagram the header prediction found valid (rx_ipv4_udp's or rx_ipv6_udp's
+        `p`, in `frame`): our destination address by its integer in `local`, the socket lookup,
+        the connected peer's check and the bounded queue, in one call, as the general path's
+        `lookup` and `UdpSocket.deliver` do them; `width` is the family's address length.
+        False when the destination is not one of ours or no socket is bound there: the
+        general path then counts it and answers with ICMP."""
+        src, sport, dst_int, dport, start, length = p
+        dst = local.get(dst_int)
+        if dst is None:
+            return False
+        if width == 4:
+            delivery = self._delivery4
+            sources = self._sources4
+        else:
+            delivery = self._delivery6
+            sources = self._sources6
+        key = dst_int << 16 | dport
+        sock = delivery.get(key)
         if sock is None:
             sockets = self._sockets
-            sock = sockets.get(key) or sockets.get((ANY if len(dst) == 4 else ANY6, dport))
+            sock = sockets.get((dst, dport)) or sockets.get((ANY if width == 4 else ANY6, dport))
             if sock is None:
                 return False
-            self._delivery[key] = sock
+            delivery[key] = sock
+        key = src << 16 | sport
+        source = sources.get(key)
+        if source is None:
+            if len(sources) >= SOURCE_MEMO_LIMIT:
+                sources.clear()
+            source = sources[key] = (src.to_bytes(width, "big"), sport)
         stats = self._node.counters
         stats.udp_rx_predicted += 1
         remote = sock.remote
@@ -260,7 +291,8 @@ class UdpLayer:
             sock.dropped += 1
             stats.udp_queue_full += 1
         else:
-            sock.queue.append((bytes(payload), source))
+            payload = frame[start : start + length]  # bytes from bytes; a copy or a view from the others
+            sock.queue.append((payload if type(payload) is bytes else bytes(payload), source))
             stats.udp_delivered += 1
             self._ready[sock] = None
         return True
