@@ -1,0 +1,87 @@
+"""Instructions per round trip through the stack, counted by valgrind: UDP echo or TCP request/response.
+
+Run `python -m benchmarks.count_engine {udp,rr} [--ipv6] [--small 500] [--large 2000]` (no
+root, needs valgrind). It runs one of `engine_cpu`'s workloads (two Interfaces joined frame
+by frame) under `callgrind` with `PYTHONHASHSEED=0` at two round counts and reports the
+difference of the two totals divided by the difference of the counts: the interpreter's
+start-up, the imports, the handshake and the first datagram's ARP (NDP) drop out, and what
+is left is one round trip at both ends.
+
+- `udp` (`engine_cpu.udp_echo`): the client's `sendto`, the server's `receive` and
+  `recvfrom`, its `sendto` back, the client's `receive` and `recvfrom`: two datagrams, each
+  sent once and received once; half of it is the figure per datagram.
+- `rr` (`engine_cpu.request_response`): a 64-byte request and a 64-byte response on one
+  established connection, with the flushes, polls and delayed ACKs `engine_cpu.step`
+  drives between them: the established per-segment path of issue 16's item 1.
+
+Instruction counts, unlike CPU time, do not move with the load of a shared machine:
+the figure to compare before and after a change to the per-packet path.
+
+`--rounds N` runs the workload once, without valgrind (what the counted runs do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+
+from benchmarks.engine_cpu import request_response, udp_echo
+
+_SUMMARY = re.compile(rb"^summary:\s*(\d+)", re.MULTILINE)
+_CASES: dict[str, tuple[Callable[[int, bool], float], str]] = {
+    "udp": (udp_echo, "UDP echo"),
+    "rr": (request_response, "TCP 64-byte request/response"),
+}
+
+
+def instructions(case: str, rounds: int, ipv6: bool) -> int:
+    """The instructions callgrind counts for a whole run of `rounds` round trips in a child interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "benchmarks.count_engine",
+            case,
+            "--rounds",
+            str(rounds),
+            *(["--ipv6"] if ipv6 else []),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out, "rb") as f:
+            found = _SUMMARY.search(f.read())
+    if found is None:
+        raise RuntimeError("callgrind wrote no summary line")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=sorted(_CASES), help="udp: datagram echo; rr: TCP request/response")
+    parser.add_argument("--ipv6", action="store_true", help="over IPv6 (header prediction and all, as IPv4)")
+    parser.add_argument("--small", type=int, default=500, help="round trips of the run subtracted")
+    parser.add_argument("--large", type=int, default=2000, help="round trips of the run measured")
+    parser.add_argument("--rounds", type=int, help="run this many round trips once, uncounted, and exit")
+    args = parser.parse_args()
+    workload, title = _CASES[args.case]
+    if args.rounds is not None:
+        workload(args.rounds, args.ipv6)
+        return
+    small = instructions(args.case, args.small, args.ipv6)
+    large = instructions(args.case, args.large, args.ipv6)
+    family = "IPv6" if args.ipv6 else "IPv4"
+    per = (large - small) / (args.large - args.small)
+    print(f"{title} over {family}: {per:,.0f} instructions per round trip ({args.large} less {args.small} round trips)")
+
+
+if __name__ == "__main__":
+    main()
