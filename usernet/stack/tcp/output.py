@@ -165,9 +165,30 @@ class ConnectionOutput(ConnectionCore):
         if total == (self.snd_nxt - una) & 0xFFFFFFFF and (fin_seq is None or fin_seq != self.snd_nxt):  # seq_offset
             return False  # everything queued is sent (the common case at a flush after receiving)
         mss = self._mss
-        wnd_end = una + self.snd_wnd  # seq_add(una, snd_wnd) unwrapped: only `room` below reads it, mod 2**32
         cc = self._cc
-        if una == self.snd_max and now - self._last_tx > self.rtt.rto and self._cfg.slow_start_after_idle:
+        idle = una == self.snd_max
+        if (
+            idle
+            and fin_seq is None
+            and total <= mss
+            and total <= self.snd_wnd
+            and total <= cc.cwnd
+            and not self._push_marks
+            and self._pushed - self.bytes_sent == total
+            and not self.cork
+            and (now - self._last_tx <= self.rtt.rto or not self._cfg.slow_start_after_idle)
+        ):
+            # Send prediction: one write of at most an MSS with nothing in flight (a request,
+            # a response): what the loop below decides for it, without the loop. It ends at
+            # the write's push mark (PSH), neither window stops it (so no cwnd limit but
+            # the one below), Nagle has nothing unacknowledged to wait for.
+            self._send_segment(total, now, True)
+            cc.note_sent(1, cc.cwnd < 2 * mss, una, self.snd_nxt)  # 1 packet >= cwnd // mss
+            if self._tlp_ok and self._timer_kind != PROBE_TIMER:
+                self._arm_timer(now, False)
+            return True
+        wnd_end = una + self.snd_wnd  # seq_add(una, snd_wnd) unwrapped: only `room` below reads it, mod 2**32
+        if idle and now - self._last_tx > self.rtt.rto and self._cfg.slow_start_after_idle:
             # Data again after more than an RTO with nothing in flight: no ACK clock is left
             # to pace what the old window would send at once (Linux's tcp_cwnd_restart).
             cc.restart_after_idle(now - self._last_tx, self.rtt.rto)
