@@ -18,6 +18,9 @@ Instruction counts, unlike CPU time, do not move with the load of a shared machi
 the figure to compare before and after a change to the per-packet path.
 
 `--rounds N` runs the workload once, without valgrind (what the counted runs do).
+`--bytecodes` (Python 3.12+, no valgrind) counts instead the bytecode instructions each
+Python function executes per round trip, through `sys.monitoring`: where the Python that
+the C path of issue 16's item 1 would replace is, function by function.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
+from types import CodeType
 
 from benchmarks.engine_cpu import request_response, udp_echo
 
@@ -64,6 +69,36 @@ def instructions(case: str, rounds: int, ipv6: bool) -> int:
     return int(found.group(1))
 
 
+def bytecodes(case: str, rounds: int, ipv6: bool, top: int) -> None:
+    """Print the bytecode instructions per round trip, in all and for the `top` functions."""
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None:
+        raise SystemExit("--bytecodes needs Python 3.12 or later (sys.monitoring)")
+    workload, title = _CASES[case]
+    workload(50, ipv6)  # the handshake, first datagrams and imports out of the count
+    counts: Counter[CodeType] = Counter()
+
+    def count(code: CodeType, offset: int) -> None:
+        counts[code] += 1
+
+    tool = monitoring.PROFILER_ID
+    monitoring.use_tool_id(tool, "count_engine")
+    monitoring.register_callback(tool, monitoring.events.INSTRUCTION, count)
+    monitoring.set_events(tool, monitoring.events.INSTRUCTION)
+    try:
+        workload(rounds, ipv6)
+    finally:
+        monitoring.set_events(tool, 0)
+        monitoring.free_tool_id(tool)
+    counts.pop(count.__code__, None)
+    total = sum(counts.values())
+    family = "IPv6" if ipv6 else "IPv4"
+    print(f"{title} over {family}: {total / rounds:,.0f} bytecode instructions per round trip ({rounds} round trips)")
+    for code, n in counts.most_common(top):
+        where = code.co_filename.rsplit("usernet/", 1)[-1]
+        print(f"{n / rounds:9.1f} {100 * n / total:5.1f}%  {where}:{code.co_firstlineno} {code.co_name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=sorted(_CASES), help="udp: datagram echo; rr: TCP request/response")
@@ -71,7 +106,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=500, help="round trips of the run subtracted")
     parser.add_argument("--large", type=int, default=2000, help="round trips of the run measured")
     parser.add_argument("--rounds", type=int, help="run this many round trips once, uncounted, and exit")
+    parser.add_argument("--bytecodes", action="store_true", help="bytecodes per function (3.12+), not valgrind")
+    parser.add_argument("--top", type=int, default=30, help="with --bytecodes: how many functions to list")
     args = parser.parse_args()
+    if args.bytecodes:
+        bytecodes(args.case, args.rounds or 2000, args.ipv6, args.top)
+        return
     workload, title = _CASES[args.case]
     if args.rounds is not None:
         workload(args.rounds, args.ipv6)

@@ -141,3 +141,16 @@ def test_engine_cpu_runs_both_workloads_to_the_end() -> None:
     assert engine_cpu.request_response(20, ipv6=True) >= 0.0  # and over IPv6
     assert engine_cpu.bulk(300_000, ipv6=True) >= 0.0
     assert engine_cpu.udp_echo(20, ipv6=True) >= 0.0
+
+
+def test_count_engine_lists_bytecodes_per_function_or_says_what_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import count_engine
+
+    if sys.version_info < (3, 12):
+        with pytest.raises(SystemExit, match=r"Python 3\.12"):
+            count_engine.bytecodes("rr", 20, False, 5)
+        return
+    count_engine.bytecodes("rr", 20, False, 5)
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"TCP 64-byte request/response over IPv4: [\d,]+ bytecode instructions", lines[0]), lines
+    assert len(lines) == 6 and all(re.match(r" +[\d.]+ +[\d.]+%  \S+:\d+ \w+$", line) for line in lines[1:]), lines
