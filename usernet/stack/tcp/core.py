@@ -22,7 +22,7 @@ from usernet.stack.tcp.prr import Prr
 from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.rcvspace import ReceiveSpace
 from usernet.stack.tcp.reassembly import Reassembly
-from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
+from usernet.stack.tcp.rtt import TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
 from usernet.stack.tcp.states import TRANSITIONS, Event, State, transition
 from usernet.wire.tcp import ACK, RST
@@ -271,9 +271,7 @@ class ConnectionCore:
         self._ts_recent = 0
         self._ts_recent_at = 0.0
         self._tsclock = TimestampClock(offset=isn.ts_offset(*key))
-        self.rtt = RttEstimator(
-            rto_min=cfg.rto_min, rto_max=cfg.rto_max, rto_initial=cfg.rto_initial, rto_min_variance=cfg.rto_min_variance
-        )
+        self.rtt = cfg.rtt_prototype.fresh()
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
         # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK. Whether
         # they are on is decided at the handshake (`_sack_ok`, `_rack_ok`, `_prr_ok`); their
