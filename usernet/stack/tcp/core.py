@@ -22,7 +22,7 @@ from usernet.stack.tcp.prr import Prr
 from usernet.stack.tcp.rack import Rack
 from usernet.stack.tcp.rcvspace import ReceiveSpace
 from usernet.stack.tcp.reassembly import Reassembly
-from usernet.stack.tcp.rtt import TimestampClock
+from usernet.stack.tcp.rtt import TS_HZ, TimestampClock
 from usernet.stack.tcp.scoreboard import Scoreboard
 from usernet.stack.tcp.states import TRANSITIONS, Event, State, transition
 from usernet.wire.tcp import ACK, RST
@@ -270,7 +270,7 @@ class ConnectionCore:
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_recent_at = 0.0
-        self._tsclock = TimestampClock(offset=isn.ts_offset(*key))
+        self._tsclock = TimestampClock(TS_HZ, isn.ts_offset(*key))  # positional: cheaper than a keyword
         self.rtt = cfg.rtt_prototype.fresh()
         self._cc: CongestionControl = NewReno(DEFAULT_MSS, cfg.initial_window)
         # Loss recovery beyond duplicate ACKs (recovery.py); RACK and PRR only with SACK. Whether

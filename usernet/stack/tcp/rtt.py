@@ -18,6 +18,7 @@ from usernet.stack.tcp.frozen import Freezable, field
 ALPHA = 1 / 8  # SRTT gain (RFC 6298 §2)
 BETA = 1 / 4  # RTTVAR gain
 K = 4  # RTTVAR multiplier in RTO = SRTT + max(G, K*RTTVAR)
+TS_HZ = 1000.0  # the TSval clock's default rate (Linux's)
 
 
 class RttEstimator(Freezable):
@@ -151,7 +152,7 @@ class TimestampClock(Freezable):
     FROZEN = ("hz",)
     NOT_FROZEN = ("offset",)  # frozen as the TSval at the freeze instant: the clock goes on from it
 
-    def __init__(self, hz: float = 1000.0, offset: int = 0) -> None:
+    def __init__(self, hz: float = TS_HZ, offset: int = 0) -> None:
         if not 1.0 <= hz <= 1000.0:
             raise ValueError(f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}")
         self.hz = hz
