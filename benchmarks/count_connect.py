@@ -15,7 +15,8 @@ Instructions per birth (two counts, subtract, divide by the difference)::
 
 Python calls per birth: ``python -m benchmarks.count_connect --count 2000 --profile``.
 The garbage collector's passes per birth (by generation, through `gc.callbacks`) are
-printed on every run.
+printed on every run; a full collection before the measured loop makes them the same
+from run to run of the same code.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def run(count: int, batch: int) -> list[int]:
     """Make, accept and close `count` connections; the garbage collector's passes by generation."""
     births = _Births()
     births.batch(1)  # ARP resolved before the measured loop (its queue holds only a few SYNs)
+    # The collector's counts start from zero: otherwise where its passes fall in the loop
+    # depends on what came before (compiling the modules or loading their cached bytecode),
+    # and one gen-1 pass more or less between two counts moves the figure by ~20k a birth.
+    gc.collect()
     passes = [0, 0, 0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:

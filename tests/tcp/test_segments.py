@@ -315,6 +315,26 @@ def test_listen_backlog_drops_syns_when_the_accept_queue_is_full() -> None:
     assert synack.flags == SYN | ACK
 
 
+def test_a_full_accept_queue_refuses_a_syn_before_the_syn_queue_earns_it_a_cookie() -> None:
+    """`TcpListener.room` answers both questions at once: the accept queue's comes first, as before."""
+    s = Scripted(TcpConfig(syn_backlog=1))
+    listener = s.iface.tcp.listen((US, PORT), backlog=1)
+    s.inject(PEER_ISN, 0, SYN, sport=1000)
+    (synack,) = s.flush()
+    s.inject(PEER_ISN + 1, synack.seq + 1, ACK, sport=1000)
+    assert s.flush() == [] and listener.pending == 1
+    s.inject(PEER_ISN, 0, SYN, sport=1001)  # both queues refuse it: the accept queue's verdict
+    assert s.flush() == [] and s.iface.stats()["tcp_listen_overflow"] == 1
+    assert listener.accept() is not None
+    s.inject(PEER_ISN, 0, SYN, sport=1001)  # room: a handshake, and the SYN queue is full
+    (synack,) = s.flush()
+    assert synack.flags == SYN | ACK and listener.half_open == 1
+    s.inject(PEER_ISN, 0, SYN, sport=1002)  # the SYN queue alone is full: a SYN cookie
+    (cookie,) = s.flush()
+    assert cookie.flags == SYN | ACK and listener.half_open == 1
+    assert s.iface.stats()["tcp_listen_overflow"] == 1
+
+
 def test_syn_cookie_completes_a_handshake_without_state() -> None:
     s = Scripted(TcpConfig(syn_backlog=0))
     listener = s.iface.tcp.listen((US, PORT))

@@ -32,6 +32,12 @@ def test_initial_window_per_rfc_6928() -> None:
     assert NewReno(1460).cwnd == 14600 and NewReno(1460).ssthresh == INFINITE_SSTHRESH
 
 
+@given(st.integers(1, 70000), st.integers(1, 1000))
+def test_initial_window_is_the_rfc_formula(smss: int, segments: int) -> None:
+    """The spelled-out min and max are RFC 6928's min(segments*MSS, max(2*MSS, segments*1460))."""
+    assert initial_window(smss, segments) == min(segments * smss, max(2 * smss, segments * 1460))
+
+
 @pytest.mark.parametrize("kind", [NewReno, Cubic])
 def test_slow_start_doubles_each_rtt(kind: type[CongestionControl]) -> None:
     for per_ack in (1, 2, 4):  # every segment ACKed, delayed ACKs, stretch ACKs: all count

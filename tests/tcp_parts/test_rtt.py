@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from usernet.stack.tcp.config import TcpConfig
 from usernet.stack.tcp.rtt import RttEstimator, TimestampClock
 
 
@@ -123,3 +126,40 @@ def test_timestamp_rtt_across_the_wrap(offset: int, t: float, ms: int) -> None:
     later = t + ms / 1000
     measured = clock.rtt(later, sent)
     assert measured is not None and abs(measured - ms / 1000) <= 0.0011
+
+
+_SETTINGS = st.fixed_dictionaries(
+    {
+        "rto_min": st.floats(0.001, 5.0),
+        "rto_max": st.floats(5.0, 200.0),
+        "rto_initial": st.floats(0.0, 300.0),
+        "rto_min_variance": st.booleans(),
+    }
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_SETTINGS, st.lists(st.floats(0, 10), max_size=5))
+def test_fresh_is_the_estimator_built_from_the_same_settings(kw: dict[str, Any], samples: list[float]) -> None:
+    """What a connection gets from its config's prototype is what the keywords would build."""
+    built = RttEstimator(**kw)
+    proto = TcpConfig(**kw).rtt_prototype
+    fresh = proto.fresh()
+    assert fresh is not proto and _slots(fresh) == _slots(built)
+    for rtt in samples:  # the copy is its own: samples change it alone
+        fresh.sample(rtt)
+        built.sample(rtt)
+    assert _slots(fresh) == _slots(built) and _slots(proto) == _slots(RttEstimator(**kw))
+
+
+def test_a_config_checks_its_rto_bounds_at_the_first_use_of_its_prototype() -> None:
+    cfg = TcpConfig(rto_min=2.0, rto_max=1.0)  # accepted, as before: the check is the estimator's
+    with pytest.raises(ValueError):
+        _ = cfg.rtt_prototype
+    cfg = TcpConfig()
+    assert cfg.rtt_prototype is cfg.rtt_prototype
+    assert cfg == TcpConfig() and hash(cfg) == hash(TcpConfig())  # not a field: equality ignores it
+
+
+def _slots(est: RttEstimator) -> dict[str, Any]:
+    return {name: getattr(est, name) for name in RttEstimator.__slots__}

@@ -8,6 +8,9 @@ like the kernel it talks to. Tests shrink the limits to reach the bounded paths.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+from usernet.stack.tcp.rtt import RttEstimator
 
 CONGESTION_CONTROLS = ("newreno", "cubic")
 
@@ -101,3 +104,18 @@ class TcpConfig:
             raise ValueError(f"fastopen_key_period is a duration > 0 seconds, got {self.fastopen_key_period}")
         if self.syn_retries < 1 or self.synack_retries < 1 or self.retries < 1:
             raise ValueError("syn_retries, synack_retries and retries must be at least 1")
+
+    @cached_property
+    def rtt_prototype(self) -> RttEstimator:
+        """The RTT estimator every connection copies (`RttEstimator.fresh`), made at the first use.
+
+        Made once per config, where its values come from: the estimator's checks of rto_min and
+        rto_max run here, at the first connection as before, and no longer once per connection.
+        Not a field: it is derived from the fields, so equality, hashing and `replace` ignore it.
+        """
+        return RttEstimator(
+            rto_min=self.rto_min,
+            rto_max=self.rto_max,
+            rto_initial=self.rto_initial,
+            rto_min_variance=self.rto_min_variance,
+        )

@@ -63,6 +63,8 @@ _CLOSED = State.CLOSED
 _TIME_WAIT = State.TIME_WAIT
 _SYN_SENT = State.SYN_SENT
 _FASTOPEN_CACHE_LIMIT = 1024  # servers whose Fast Open cookie a client remembers
+# `TcpListener.room`'s answers to a SYN: a handshake may start; the accept queue is full; the SYN queue is.
+_ROOM, _ACCEPT_FULL, _SYN_FULL = 0, 1, 2
 
 
 class TcpListener:
@@ -126,6 +128,16 @@ class TcpListener:
     def full(self) -> bool:
         """The accept queue holds `backlog` connections: new ones are refused."""
         return len(self._queue) >= self.backlog
+
+    def room(self, syn_backlog: int) -> int:
+        """Whether a new SYN may start a handshake here: `_ROOM`; `_ACCEPT_FULL` when the accept
+        queue is `full` (the SYN is refused); `_SYN_FULL` when the SYN queue holds `syn_backlog`
+        half-open connections (a SYN cookie answers). One call for the two questions a SYN asks."""
+        if len(self._queue) >= self.backlog:
+            return _ACCEPT_FULL
+        if len(self._embryos) >= syn_backlog:
+            return _SYN_FULL
+        return _ROOM
 
     def adopt(self, conn: TcpConnection) -> None:
         """A connection in SYN_RECEIVED joins the SYN queue."""
@@ -636,18 +648,20 @@ class TcpLayer:
         if listener.draining:
             stats.tcp_syn_draining += 1
             return
-        if listener.full:
+        config = self.config
+        room = listener.room(config.syn_backlog)  # nothing below changes the listener before it is used
+        if room == _ACCEPT_FULL:
             stats.tcp_listen_overflow += 1
             return
-        if len(self._table) >= self.config.max_connections:
+        if len(self._table) >= config.max_connections:
             stats.tcp_conn_limit += 1
             return
         route = self._node.route_to(src, dst)
         if route is None:
             stats.ipv4_no_route += 1
             return
-        if listener.half_open >= self.config.syn_backlog:
-            if self.config.syn_cookies:
+        if room == _SYN_FULL:
+            if config.syn_cookies:
                 self._send_cookie(listener, route, local, remote, seq, peer_mss, now)
             else:
                 stats.tcp_syn_queue_full += 1
@@ -660,7 +674,7 @@ class TcpLayer:
         for name, value in listener.options.items():
             conn.set_option(name, value)
         conn.passive_open(p, now)
-        if self.config.fastopen & 2 and listener.fastopen:
+        if config.fastopen & 2 and listener.fastopen:
             self._fastopen_passive(listener, conn, fastopen_option(segment, p[5]), payload, now)
         self._dirty[conn] = None
 

@@ -18,6 +18,7 @@ from usernet.stack.tcp.frozen import Freezable, field
 ALPHA = 1 / 8  # SRTT gain (RFC 6298 §2)
 BETA = 1 / 4  # RTTVAR gain
 K = 4  # RTTVAR multiplier in RTO = SRTT + max(G, K*RTTVAR)
+TS_HZ = 1000.0  # the TSval clock's default rate (Linux's)
 
 
 class RttEstimator(Freezable):
@@ -64,6 +65,21 @@ class RttEstimator(Freezable):
             raise ValueError(f"need 0 < rto_min <= rto_max, got {rto_min} and {rto_max}")
         if granularity < 0:
             raise ValueError(f"clock granularity must not be negative, got {granularity}")
+        self.reset(granularity, rto_min, rto_max, rto_min_variance, self._bound(rto_initial, rto_min, rto_max))
+
+    def fresh(self) -> RttEstimator:
+        """A new estimator with this one's settings and RTO, and no samples.
+
+        Connections start from one prototype per config (`TcpConfig.rtt_prototype`, which
+        took no samples, so its RTO is the bounded initial one): copying its checked values
+        costs less than building each from keywords and checking them again.
+        """
+        new = RttEstimator.__new__(RttEstimator)
+        new.reset(self.granularity, self.rto_min, self.rto_max, self.rto_min_variance, self.rto)
+        return new
+
+    def reset(self, granularity: float, rto_min: float, rto_max: float, rto_min_variance: bool, rto: float) -> None:
+        """Start over with these settings (unchecked: `__init__` checks them) and `rto`, and no samples."""
         self.granularity = granularity
         self.rto_min = rto_min
         self.rto_max = rto_max
@@ -72,11 +88,12 @@ class RttEstimator(Freezable):
         self.rttvar = 0.0
         self.backoffs = 0  # RTO doublings since the last valid sample or reset_backoff
         self.min_rtt = math.inf  # the lowest sample (RACK's min_RTT; Linux keeps a 5-minute windowed min)
-        self._base = self._bound(rto_initial)
-        self.rto = self._base
+        self._base = rto
+        self.rto = rto
 
-    def _bound(self, rto: float) -> float:
-        return self.rto_min if rto < self.rto_min else self.rto_max if rto > self.rto_max else rto
+    @staticmethod
+    def _bound(rto: float, rto_min: float, rto_max: float) -> float:
+        return rto_min if rto < rto_min else rto_max if rto > rto_max else rto
 
     def sample(self, rtt: float, expected_samples: int = 1) -> None:
         """Take one RTT measurement (seconds) and recompute RTO; clears any backoff.
@@ -135,7 +152,7 @@ class TimestampClock(Freezable):
     FROZEN = ("hz",)
     NOT_FROZEN = ("offset",)  # frozen as the TSval at the freeze instant: the clock goes on from it
 
-    def __init__(self, hz: float = 1000.0, offset: int = 0) -> None:
+    def __init__(self, hz: float = TS_HZ, offset: int = 0) -> None:
         if not 1.0 <= hz <= 1000.0:
             raise ValueError(f"a TSval clock ticks between 1 and 1000 times a second (RFC 7323 §5.4), got {hz}")
         self.hz = hz
