@@ -13,6 +13,11 @@ is left is one round trip at both ends.
 - `rr` (`engine_cpu.request_response`): a 64-byte request and a 64-byte response on one
   established connection, with the flushes, polls and delayed ACKs `engine_cpu.step`
   drives between them: the established per-segment path of issue 16's item 1.
+- `aio` (`aio_face.request_response`): the same round trip made by unchanged asyncio
+  programs (a `start_server` echo, an `open_connection` client's write, drain and
+  readexactly) on two simulated hosts in virtual time: the engine plus usernet's asyncio
+  face (`usernet/aio`, `usernet/drivers`), asyncio itself and the simulated link. Less
+  `rr`, it is what the face costs above the engine (issue 16's item 2).
 
 Instruction counts, unlike CPU time, do not move with the load of a shared machine:
 the figure to compare before and after a change to the per-packet path.
@@ -20,7 +25,10 @@ the figure to compare before and after a change to the per-packet path.
 `--rounds N` runs the workload once, without valgrind (what the counted runs do).
 `--bytecodes` (Python 3.12+, no valgrind) counts instead the bytecode instructions each
 Python function executes per round trip, through `sys.monitoring`: where the Python that
-the C path of issue 16's item 1 would replace is, function by function.
+the C path of issue 16's item 1 would replace is, function by function. For `aio` it
+counts two runs (`--small` and `--large` round trips) and subtracts them, as the counted
+runs do, since each run builds its network and connects afresh; it also splits the
+total by area (engine, face, asyncio, simulated link, the programs).
 """
 
 from __future__ import annotations
@@ -35,13 +43,32 @@ from collections import Counter
 from collections.abc import Callable
 from types import CodeType
 
+from benchmarks import aio_face
 from benchmarks.engine_cpu import request_response, udp_echo
 
 _SUMMARY = re.compile(rb"^summary:\s*(\d+)", re.MULTILINE)
 _CASES: dict[str, tuple[Callable[[int, bool], float], str]] = {
     "udp": (udp_echo, "UDP echo"),
     "rr": (request_response, "TCP 64-byte request/response"),
+    "aio": (aio_face.request_response, "TCP 64-byte request/response through the asyncio face"),
 }
+#: Where a function's bytecodes go in the `aio` split, by the start of its file's path (first match).
+_AREAS = (
+    ("engine", ("usernet/stack/", "usernet/wire/", "usernet/native", "usernet/_native/")),
+    ("face", ("usernet/aio/", "usernet/drivers/")),
+    ("simulated link", ("usernet/sim/", "usernet/link/")),
+    ("asyncio", ("asyncio/",)),
+    ("programs", ("benchmarks/",)),
+)
+
+
+def area(filename: str) -> str:
+    """The `_AREAS` name of a function's file (`other` for the rest: the standard library but asyncio)."""
+    path = filename.replace("\\", "/")
+    for name, starts in _AREAS:
+        if any(start in path for start in starts):
+            return name
+    return "other"
 
 
 def instructions(case: str, rounds: int, ipv6: bool) -> int:
@@ -69,39 +96,62 @@ def instructions(case: str, rounds: int, ipv6: bool) -> int:
     return int(found.group(1))
 
 
-def bytecodes(case: str, rounds: int, ipv6: bool, top: int) -> None:
-    """Print the bytecode instructions per round trip, in all and for the `top` functions."""
+def bytecodes(case: str, rounds: int, ipv6: bool, top: int, small: int = 0) -> None:
+    """Print the bytecode instructions per round trip, in all and for the `top` functions.
+
+    With `small`, a run of `small` round trips is counted too and subtracted (what building
+    the network and connecting cost drops out); else one warm-up run goes uncounted first.
+    """
     monitoring = getattr(sys, "monitoring", None)
     if monitoring is None:
         raise SystemExit("--bytecodes needs Python 3.12 or later (sys.monitoring)")
     workload, title = _CASES[case]
-    workload(50, ipv6)  # the handshake, first datagrams and imports out of the count
+    if not small:
+        workload(50, ipv6)  # the handshake, first datagrams and imports out of the count
+    else:
+        workload(small, ipv6)  # the imports out of both counts
     counts: Counter[CodeType] = Counter()
 
     def count(code: CodeType, offset: int) -> None:
         counts[code] += 1
 
-    tool = monitoring.PROFILER_ID
-    monitoring.use_tool_id(tool, "count_engine")
-    monitoring.register_callback(tool, monitoring.events.INSTRUCTION, count)
-    monitoring.set_events(tool, monitoring.events.INSTRUCTION)
-    try:
-        workload(rounds, ipv6)
-    finally:
-        monitoring.set_events(tool, 0)
-        monitoring.free_tool_id(tool)
-    counts.pop(count.__code__, None)
-    total = sum(counts.values())
+    def counted(n: int) -> Counter[CodeType]:
+        counts.clear()
+        tool = monitoring.PROFILER_ID
+        monitoring.use_tool_id(tool, "count_engine")
+        monitoring.register_callback(tool, monitoring.events.INSTRUCTION, count)
+        monitoring.set_events(tool, monitoring.events.INSTRUCTION)
+        try:
+            workload(n, ipv6)
+        finally:
+            monitoring.set_events(tool, 0)
+            monitoring.free_tool_id(tool)
+        counts.pop(count.__code__, None)
+        return Counter(counts)
+
+    found = counted(rounds)
+    if small:
+        found.subtract(counted(small))
+        rounds -= small
+        found = +found  # what is left positive: functions of the set-up and handshake drop out
+    total = sum(found.values())
     family = "IPv6" if ipv6 else "IPv4"
     print(f"{title} over {family}: {total / rounds:,.0f} bytecode instructions per round trip ({rounds} round trips)")
-    for code, n in counts.most_common(top):
+    if small:
+        areas: Counter[str] = Counter()
+        for code, n in found.items():
+            areas[area(code.co_filename)] += n
+        print("  " + ", ".join(f"{name} {n / rounds:,.0f}" for name, n in areas.most_common()))
+    for code, n in found.most_common(top):
         where = code.co_filename.rsplit("usernet/", 1)[-1]
         print(f"{n / rounds:9.1f} {100 * n / total:5.1f}%  {where}:{code.co_firstlineno} {code.co_name}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=sorted(_CASES), help="udp: datagram echo; rr: TCP request/response")
+    parser.add_argument(
+        "case", choices=sorted(_CASES), help="udp: datagram echo; rr: TCP request/response; aio: rr through asyncio"
+    )
     parser.add_argument("--ipv6", action="store_true", help="over IPv6 (header prediction and all, as IPv4)")
     parser.add_argument("--small", type=int, default=500, help="round trips of the run subtracted")
     parser.add_argument("--large", type=int, default=2000, help="round trips of the run measured")
@@ -110,7 +160,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="with --bytecodes: how many functions to list")
     args = parser.parse_args()
     if args.bytecodes:
-        bytecodes(args.case, args.rounds or 2000, args.ipv6, args.top)
+        small = args.small if args.case == "aio" else 0
+        bytecodes(args.case, args.rounds or args.large, args.ipv6, args.top, small)
         return
     workload, title = _CASES[args.case]
     if args.rounds is not None:

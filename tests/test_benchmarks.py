@@ -154,3 +154,36 @@ def test_count_engine_lists_bytecodes_per_function_or_says_what_it_needs(capsys:
     lines = capsys.readouterr().out.splitlines()
     assert re.match(r"TCP 64-byte request/response over IPv4: [\d,]+ bytecode instructions", lines[0]), lines
     assert len(lines) == 6 and all(re.match(r" +[\d.]+ +[\d.]+%  \S+:\d+ \w+$", line) for line in lines[1:]), lines
+
+
+def test_aio_face_round_trips_run_to_the_end_over_both_families() -> None:
+    from benchmarks import aio_face
+
+    assert aio_face.request_response(20) >= 0.0
+    assert aio_face.request_response(20, ipv6=True) >= 0.0
+
+
+def test_count_engine_splits_the_aio_case_by_area_or_says_what_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import count_engine
+
+    if sys.version_info < (3, 12):
+        with pytest.raises(SystemExit, match=r"Python 3\.12"):
+            count_engine.bytecodes("aio", 30, False, 5, small=10)
+        return
+    count_engine.bytecodes("aio", 30, False, 5, small=10)
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"TCP 64-byte request/response through the asyncio face over IPv4: [\d,]+ bytecode", lines[0])
+    assert "(20 round trips)" in lines[0], lines
+    areas = {re.sub(r" [\d,]+$", "", part.strip()) for part in lines[1].split(", ")}  # "engine 5,264, face 988"
+    assert {"engine", "face", "asyncio", "simulated link"} <= areas, lines
+    assert len(lines) == 7 and all(re.match(r" +[\d.]+ +[\d.]+%  \S+:\d+ \w+$", line) for line in lines[2:]), lines
+
+
+def test_count_engine_areas_name_the_face_and_the_engine() -> None:
+    from benchmarks.count_engine import area
+
+    assert area("/x/usernet/aio/stream.py") == "face"
+    assert area("/x/usernet/drivers/host.py") == "face"
+    assert area("/x/usernet/stack/tcp/input.py") == "engine"
+    assert area("/usr/lib/python3.12/asyncio/base_events.py") == "asyncio"
+    assert area("/usr/lib/python3.12/selectors.py") == "other"
