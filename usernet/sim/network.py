@@ -89,7 +89,6 @@ class _Life:
         self.tasks: dict[asyncio.Task[Any], None] = {}  # insertion order: a crash cancels them in a fixed order
         self.context = sim_loop.enter(self)
         self.main_task: asyncio.Task[Any] | None = None
-        self._nudged = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.driver: Driver
 
@@ -111,15 +110,14 @@ class _Life:
         self.tasks.pop(task, None)
 
     def nudge(self) -> None:
-        """A frame reached this host's port: have its driver read it, in this host's context."""
-        if not self._nudged and self._loop is not None:
-            self._nudged = True
-            self._loop.call_soon(self._wake, context=self.context.copy())
+        """A frame reached this host's port: have its driver read it, in this host's context.
 
-    def _wake(self) -> None:
-        self._nudged = False
-        if self.driver.attached:
-            self.driver.wake()
+        The driver's `wake` is the one hop to the next iteration (its call_soon takes this
+        host's context from here): a hop of our own before it would cost an iteration more
+        per frame burst for nothing.
+        """
+        if self._loop is not None:  # started: the driver exists (its `_on_wake` asks whether it is attached)
+            self.context.copy().run(self.driver.wake)
 
     def cancel(self) -> list[asyncio.Task[Any]]:
         """Stop taking tasks and cancel every one this host has; return them."""
