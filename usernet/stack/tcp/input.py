@@ -378,7 +378,11 @@ class ConnectionInput(ConnectionTimers):
             self._ts_recent = tsval
             self._ts_recent_at = now
         if new_ack:
-            self._on_ack(seq, ack, ACK, window, tsecr, sack, n, now)
+            # With SACK, a pending undo implies a scoreboard: every cut that sets one makes it.
+            if ack == self.snd_max and sb is None and not self._frto and (not self._sack_ok or self._tlp_high is None):
+                self._ack_all(seq, ack, window, tsecr, now)
+            else:
+                self._on_ack(seq, ack, ACK, window, tsecr, sack, n, now)
         if n:
             self._take_data(seq, payload, now)
         return True
@@ -462,21 +466,7 @@ class ConnectionInput(ConnectionTimers):
             frto = self._frto
             if frto:  # after an RTO: judged before SND.UNA and SND.NXT move (recovery.py)
                 frto = self._frto_verdict(ack, sack)
-            if self._ts_ok and tsecr > 0:
-                rtt = None
-                if self._rto_tsval is None or seq_ge(tsecr, self._rto_tsval):
-                    rtt = self._tsclock.rtt(now, tsecr)
-                if rtt is not None:
-                    expected = -(-outstanding // (2 * self._mss))
-                    self.rtt.sample(rtt, expected)
-                    if cc.hystart:
-                        self._hystart_sample(cc, rtt, ack)
-            elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
-                rtt = now - self._rtt_time
-                self.rtt.sample(rtt)
-                self._rtt_seq = None
-                if cc.hystart:
-                    self._hystart_sample(cc, rtt, ack)
+            self._sample_rtt(cc, ack, outstanding, tsecr, now)
             send = self._send
             data = acked if acked <= send.held else send.held
             send.ack(data)
@@ -575,6 +565,60 @@ class ConnectionInput(ConnectionTimers):
             self.snd_wl1 = seq
             self.snd_wl2 = ack
         return True
+
+    def _ack_all(self, seq: int, ack: int, window: int, tsecr: int, now: float) -> None:
+        """`_on_ack` for header prediction's commonest ACK: all in flight acknowledged.
+
+        `_fast_path` checked what makes it so: SEG.ACK is SND.MAX and new, no duplicate
+        ACKs, no recovery of either kind, no scoreboard, no F-RTO, and with SACK no tail
+        probe pending (nor SACK blocks). What `_on_ack` then does, without its tests: the
+        RTT sample, the release, cc.on_ack, no retransmission timer (nothing in flight),
+        and the window, which an ACK of new data always updates.
+        """
+        acked = (ack - self.snd_una) & 0xFFFFFFFF  # seq_offset(ack, una): all that was outstanding
+        cc = self._cc
+        self._sample_rtt(cc, ack, acked, tsecr, now)
+        send = self._send
+        held = send.held
+        data = acked if acked <= held else held
+        send.ack(data)
+        self.bytes_sent += data
+        self.snd_una = self.snd_nxt = ack  # SND.NXT is never past SND.MAX, which this is
+        self._retries = 0
+        self._rtx_start = None
+        self._probes = 0
+        cc.on_ack(acked, now, self.rtt.srtt)
+        self._rto_at = None
+        if self._send_blocked and send.free:
+            self._send_blocked = False
+            self._wake()
+        wnd = window << self._snd_wscale
+        if wnd != self.snd_wnd:
+            self.snd_wnd = wnd
+            if wnd > self.max_sndwnd:
+                self.max_sndwnd = wnd
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+
+    def _sample_rtt(self, cc: CongestionControl, ack: int, outstanding: int, tsecr: int, now: float) -> None:
+        """An ACK of new data's RTT sample (RFC 6298, RFC 7323 §4): from the timestamp it
+        echoes unless that stamps a segment sent before the last RTO, else from the timed
+        segment once the ACK covers it (Karn); `outstanding` is what was in flight, for
+        the number of samples a window is expected to give."""
+        if self._ts_ok and tsecr > 0:
+            rto_tsval = self._rto_tsval
+            if rto_tsval is None or (tsecr - rto_tsval) & 0xFFFFFFFF < 0x80000000:  # seq_ge(tsecr, rto_tsval)
+                rtt = self._tsclock.rtt(now, tsecr)
+                if rtt is not None:
+                    self.rtt.sample(rtt, -(-outstanding // (2 * self._mss)))
+                    if cc.hystart:
+                        self._hystart_sample(cc, rtt, ack)
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            rtt = now - self._rtt_time
+            self.rtt.sample(rtt)
+            self._rtt_seq = None
+            if cc.hystart:
+                self._hystart_sample(cc, rtt, ack)
 
     def _hystart_sample(self, cc: CongestionControl, rtt: float, ack: int) -> None:
         """Hand an RTT sample of the initial slow start to HyStart++ and count what it did."""
