@@ -563,17 +563,25 @@ class ConnectionOutput(ConnectionCore):
 
     def _advertise(self) -> int:
         """The window field for an outgoing ACK; never moves the right edge left (RFC 9293 §3.8.6.2.2)."""
-        free = self._recv.free - self._ooo.held
+        recv = self._recv
+        # `recv.free - self._ooo.held` with the property spelled out, and without its clamp at
+        # 0: a negative `free` fails the test below, where 0 passes it only with `cur` and
+        # `step` both 0, and the field is `cur >> shift`, 0, either way.
+        free = recv.limit - len(recv.unread) - self._ooo.held
         rcv_nxt = self.rcv_nxt
         adv = self._rcv_adv
         cur = ((adv - rcv_nxt + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # seq_sub(rcv_adv, rcv_nxt)
         if cur < 0:
             cur = 0
         shift = self._rcv_wscale
-        # Receiver SWS avoidance: open the window only by min(buffer/2, MSS) or more.
+        # Receiver SWS avoidance: open the window only by min(buffer/2, MSS) or more (`step`).
         # Else keep the edge where it is, the field rounded DOWN to the scale unit: rounding up
         # would advertise bytes the buffer cannot take.
-        field = free >> shift if free - cur >= min(self._recv.limit >> 1, self._rcv_mss) else cur >> shift
+        step = recv.limit >> 1
+        mss = self._rcv_mss
+        if mss < step:
+            step = mss
+        field = free >> shift if free - cur >= step else cur >> shift
         if field > 65535:
             field = 65535
         edge = (rcv_nxt + (field << shift)) & 0xFFFFFFFF  # seq_add(rcv_nxt, field << shift)
