@@ -437,10 +437,10 @@ class TcpLayer:
         were a tenth of it); a segment for no socket (a stray one to answer with a RST) goes
         back to the general path, which handles it whole.
         """
-        _, _, dport, _, _, header_length, flags, _, _, _, _, _, _, _, _, _, local, flow, start, length = p
+        _, _, dport, seq, ack, hlen, flags, window, _, _, _, _, _, tsval, tsecr, sack, local, flow, start, length = p
         conn = self._flows.get(flow)
         if conn is None:
-            return self._listen_predicted(p[:16], local, flow, dport, frame, start - header_length, start, length, now)
+            return self._listen_predicted(p[:16], local, flow, dport, frame, start - hlen, start, length, now)
         if conn.flow_local != local:
             return False
         if flags & SYN:
@@ -449,7 +449,9 @@ class TcpLayer:
         stats.tcp_rx_segments += 1
         stats.tcp_rx_predicted += 1
         view = frame if type(frame) is memoryview else memoryview(frame)
-        conn.input(p[:16], view[start : start + length], now)  # layout.TCP_PARSED's 16; RX_TCP adds 4
+        payload = view[start : start + length]
+        if not conn.input_predicted(seq, ack, flags, window, tsval, tsecr, sack, payload, now):
+            conn.input(p[:16], payload, now)  # layout.TCP_PARSED's 16; RX_TCP adds 4
         self._dirty[conn] = None
         return True
 

@@ -110,20 +110,30 @@ class RttEstimator(Freezable):
         srtt = self.srtt
         if srtt is None:  # (2.2)
             srtt = rtt
-            self.rttvar = rtt / 2
+            rttvar = rtt / 2
         else:  # (2.3): RTTVAR first, with the old SRTT
-            n = expected_samples if expected_samples > 1 else 1
-            beta = BETA / n
-            alpha = ALPHA / n
             delta = srtt - rtt
-            self.rttvar = (1 - beta) * self.rttvar + beta * (delta if delta >= 0 else -delta)
-            srtt = (1 - alpha) * srtt + alpha * rtt
+            if delta < 0:
+                delta = -delta
+            if expected_samples > 1:
+                beta = BETA / expected_samples
+                alpha = ALPHA / expected_samples
+                rttvar = (1 - beta) * self.rttvar + beta * delta
+                srtt = (1 - alpha) * srtt + alpha * rtt
+            else:  # one sample a round trip: the gains as literals, 1 - BETA and 1 - ALPHA exact
+                rttvar = 0.75 * self.rttvar + 0.25 * delta
+                srtt = 0.875 * srtt + 0.125 * rtt
+        self.rttvar = rttvar
         self.srtt = srtt
-        var = K * self.rttvar
-        floor = self.rto_min if self.rto_min_variance else self.granularity  # RFC 6298 (2.3)'s G, or Linux's
+        var = K * rttvar
+        rto_min = self.rto_min
+        floor = rto_min if self.rto_min_variance else self.granularity  # RFC 6298 (2.3)'s G, or Linux's
         # `_bound` spelled out: this runs for every ACK that carries a sample.
         rto = srtt + (var if var > floor else floor)
-        rto = self.rto_min if rto < self.rto_min else self.rto_max if rto > self.rto_max else rto
+        if rto < rto_min:
+            rto = rto_min
+        elif rto > self.rto_max:
+            rto = self.rto_max
         self._base = rto
         self.backoffs = 0
         self.rto = rto

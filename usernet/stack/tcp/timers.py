@@ -32,10 +32,21 @@ class ConnectionTimers(ConnectionRecovery):
 
     def deadline(self) -> float | None:
         """The earliest armed timer."""
+        # Written out, not a loop over a tuple of the four: this runs at every poll of an
+        # active connection, and most of them are None (no tuple to build then).
         d = self._rto_at
-        for t in (self._persist_at, self._delack_at, self._keepalive_at, self._close_at):
-            if t is not None and (d is None or t < d):
-                d = t
+        t = self._persist_at
+        if t is not None and (d is None or t < d):
+            d = t
+        t = self._delack_at
+        if t is not None and (d is None or t < d):
+            d = t
+        t = self._keepalive_at
+        if t is not None and (d is None or t < d):
+            d = t
+        t = self._close_at
+        if t is not None and (d is None or t < d):
+            d = t
         return d
 
     def on_timer(self, now: float) -> float:
