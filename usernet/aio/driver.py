@@ -260,7 +260,19 @@ class Driver:
     def _rearm(self) -> None:
         # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed
         # handle, which then fires early once and re-arms; only an earlier one replaces it.
-        deadline = self.host.deadline()
+        # `Host.deadline` inlined: it runs after every pump and every flush.
+        host = self.host
+        if host.failed is not None:
+            return
+        deadline = host.iface.next_deadline()
+        b = host.link.next_deadline()
+        if b is not None and (deadline is None or b < deadline):
+            deadline = b
+        if host.agents:
+            for agent in host.agents:
+                c = agent.next_deadline()
+                if c is not None and (deadline is None or c < deadline):
+                    deadline = c
         armed = self._armed
         if deadline is None or (armed is not None and armed <= deadline):
             return
