@@ -40,7 +40,7 @@ class StubHost:
     def start(self, now: float) -> None:
         pass
 
-    def pump(self, now: float) -> list[str]:
+    def pump(self, now: float, due: bool | None = None) -> list[str]:
         return ["writes", "raises"]
 
     def flush(self, now: float) -> None:
