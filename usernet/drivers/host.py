@@ -124,9 +124,10 @@ class Host:
         iface = self.iface
         link.poll(now)
         receive = iface.receive
+        batch = self._batch
         for _ in range(self._max_batches):
             try:
-                frames = link.receive(self._batch)
+                frames = link.receive(batch)
             except OSError as exc:
                 self._receive_failed(exc)
                 break
@@ -136,19 +137,20 @@ class Host:
                 receive(frame, now)
             # Fewer frames than asked: the link is drained — or, for a TAP with software GRO,
             # merged a full batch into fewer; then the level-triggered reader brings us back.
-            if len(frames) < self._batch:
+            if len(frames) < batch:
                 break
         if due is None:
             deadline = iface.next_deadline()
             due = deadline is not None and deadline <= now
         if due:
             iface.poll(now)
-        for agent in self.agents:
-            try:
-                agent.poll(now)
-            except LinkFailed as exc:
-                self.failed = exc
-                raise
+        if self.agents:
+            for agent in self.agents:
+                try:
+                    agent.poll(now)
+                except LinkFailed as exc:
+                    self.failed = exc
+                    raise
         return iface.take_ready()
 
     def flush(self, now: float) -> None:
