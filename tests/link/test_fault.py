@@ -197,3 +197,18 @@ def test_set_rate_replaces_the_limit_and_none_lifts_it():
     assert times == {0: 0.0, 1: pytest.approx(0.064), 2: pytest.approx(0.128), 3: 0.0}
     with pytest.raises(ValueError, match="bytes per second"):
         bench.fi.set_rate(0)
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.9])
+def test_the_deadline_is_the_earlier_of_a_held_frame_and_a_delayed_one(delay: float):
+    """A held frame (out at 0.5 if nothing follows) and a delayed one behind it: the injector's
+    deadline is whichever is due first, and each frame leaves at that deadline."""
+    bench = Bench(seed=0, reorder=1.0, reorder_timeout=0.5)
+    bench.sender.send(frame(0))  # held
+    assert bench.fi.next_deadline() == 0.5
+    bench.fi.update(reorder=0.0, delay=delay)
+    bench.sender.send(frame(1))
+    assert bench.fi.next_deadline() == min(0.5, delay)
+    # the delayed frame overtakes the held one, which leaves right behind it (or alone, at 0.5)
+    expected = [(0.2, frame(1)), (0.2, frame(0))] if delay < 0.5 else [(0.5, frame(0)), (0.9, frame(1))]
+    assert bench.run([]) == expected

@@ -69,6 +69,9 @@ class Driver:
         self._fd: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
+        #: The interface's next deadline as `_rearm` last read it (after the last flush): what
+        #: a pump for frames takes as the time its timers are due, rather than asking again.
+        self._timers_at: float | None = None
         #: A flush runs before the loop waits again (a pump is running, or one is scheduled).
         self.flush_pending = False
         #: The `now` of the pump whose callbacks are running, else None.
@@ -130,7 +133,7 @@ class Driver:
         self.attached = True
         if self._fd is not None:
             self.loop.add_reader(self._fd, self._on_event)
-        self._pump(self.loop.time())
+        self._pump(self.loop.time(), True)
 
     def owners(self) -> dict[Socket, StackOwner]:
         """Each stack socket with the transport (or waiter) it reports to."""
@@ -192,7 +195,7 @@ class Driver:
         now = self.loop.time()
         # The loop may fire a timer up to its clock resolution early: what was due is due.
         # (A handle armed for a deadline that has since moved later finds nothing due.)
-        self._pump(now if due is None or now >= due else due)
+        self._pump(now if due is None or now >= due else due, True)
 
     def _on_flush(self) -> None:
         self.flush_pending = False
@@ -205,11 +208,21 @@ class Driver:
         finally:
             self._rearm()
 
-    def _pump(self, now: float | None = None) -> None:
+    def _pump(self, now: float | None = None, ask: bool = False) -> None:
         """Receive, run due timers, let the owners react, flush: the link's reader (`_on_event`,
-        which reads the loop's clock) and the timer's and resume's work (given their time)."""
+        which reads the loop's clock) and the timer's and resume's work (given their time).
+
+        Whether timers are due is the interface's deadline `_rearm` read after the last flush
+        (what the frames change, `_rearm` reads after this pump's flush and arms the timer
+        for, at once when due); the timer and `resume` `ask` the interface afresh.
+        """
         if now is None:
             now = self.loop.time()
+        if ask:
+            due = None
+        else:
+            at = self._timers_at
+            due = at is not None and at <= now
         # Writes made by the callbacks below leave with this pump's one flush, in the same
         # callback: no extra loop iteration between a request and its answer.
         scheduled, outer = self.flush_pending, self.pump_time
@@ -217,7 +230,7 @@ class Driver:
         self.pump_time = now
         host = self.host
         try:
-            ready = host.pump(now)
+            ready = host.pump(now, due)
             owners = self._owners
             for sock in ready:
                 owner = owners.get(sock)
@@ -260,7 +273,19 @@ class Driver:
     def _rearm(self) -> None:
         # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed
         # handle, which then fires early once and re-arms; only an earlier one replaces it.
-        deadline = self.host.deadline()
+        # `Host.deadline` inlined: it runs after every pump and every flush.
+        host = self.host
+        if host.failed is not None:
+            return
+        deadline = self._timers_at = host.iface.next_deadline()
+        b = host.link.next_deadline()
+        if b is not None and (deadline is None or b < deadline):
+            deadline = b
+        if host.agents:
+            for agent in host.agents:
+                c = agent.next_deadline()
+                if c is not None and (deadline is None or c < deadline):
+                    deadline = c
         armed = self._armed
         if deadline is None or (armed is not None and armed <= deadline):
             return

@@ -110,17 +110,24 @@ class Host:
         self.iface.start(now)
         self.flush(now)
 
-    def pump(self, now: float) -> list[Socket]:
-        """Receive what the link holds and run due timers; the caller flushes after its callbacks."""
+    def pump(self, now: float, due: bool | None = None) -> list[Socket]:
+        """Receive what the link holds and run due timers; the caller flushes after its callbacks.
+
+        `due` is whether the interface's timers are due, when the caller knows it from the
+        interface's `next_deadline()` it read after its last flush (a driver that reads it
+        then anyway, to arm its timer); None: ask the interface after the frames. A deadline
+        the frames bring forward to `now` is then left to the caller's next read (and timer).
+        """
         if self.failed is not None:
             raise self.failed
         link = self.link
         iface = self.iface
         link.poll(now)
         receive = iface.receive
+        batch = self._batch
         for _ in range(self._max_batches):
             try:
-                frames = link.receive(self._batch)
+                frames = link.receive(batch)
             except OSError as exc:
                 self._receive_failed(exc)
                 break
@@ -130,17 +137,20 @@ class Host:
                 receive(frame, now)
             # Fewer frames than asked: the link is drained — or, for a TAP with software GRO,
             # merged a full batch into fewer; then the level-triggered reader brings us back.
-            if len(frames) < self._batch:
+            if len(frames) < batch:
                 break
-        deadline = iface.next_deadline()
-        if deadline is not None and deadline <= now:
+        if due is None:
+            deadline = iface.next_deadline()
+            due = deadline is not None and deadline <= now
+        if due:
             iface.poll(now)
-        for agent in self.agents:
-            try:
-                agent.poll(now)
-            except LinkFailed as exc:
-                self.failed = exc
-                raise
+        if self.agents:
+            for agent in self.agents:
+                try:
+                    agent.poll(now)
+                except LinkFailed as exc:
+                    self.failed = exc
+                    raise
         return iface.take_ready()
 
     def flush(self, now: float) -> None:

@@ -110,12 +110,12 @@ class _Path:
                 self._emit(held.popleft()[1])
 
     def next_deadline(self) -> float | None:
-        times = []
+        # Read after every flush and pump of a simulated host: no list, no min() call.
+        held = self._held
         if self._heap:
-            times.append(self._heap[0][0])
-        if self._held:
-            times.append(self._held[0][0])
-        return min(times) if times else None
+            due = self._heap[0][0]
+            return held[0][0] if held and held[0][0] < due else due
+        return held[0][0] if held else None
 
 
 def _probability(name: str, value: float) -> float:
@@ -313,11 +313,11 @@ class FaultInjector(LinkWrapper):
     def next_deadline(self) -> float | None:
         if self._ready:
             return self._clock()
-        times = [t for t in (self.inner.next_deadline(),) if t is not None]
+        best = self.inner.next_deadline()  # the earliest of it and the paths', without a list
         for path in (self._tx, self._rx):
-            if path is not None and (t := path.next_deadline()) is not None:
-                times.append(t)
-        return min(times) if times else None
+            if path is not None and (t := path.next_deadline()) is not None and (best is None or t < best):
+                best = t
+        return best
 
     def poll(self, now: float) -> None:
         self.inner.poll(now)
