@@ -17,23 +17,12 @@ class StubLink:
     def fileno(self) -> None:
         return None  # no reader: the test calls the driver's callback itself
 
-    def next_deadline(self) -> None:
-        return None
-
-
-class StubInterface:
-    def next_deadline(self) -> None:
-        return None
-
 
 class StubHost:
     """Two sockets have news at every pump; `waiting` is output the next flush sends."""
 
     def __init__(self) -> None:
         self.link = StubLink()
-        self.iface = StubInterface()
-        self.failed = None
-        self.agents: list[object] = []  # what the driver reads of a Host to arm its timer
         self.flushes = 0
         self.waiting = False
 
@@ -46,6 +35,9 @@ class StubHost:
     def flush(self, now: float) -> None:
         self.flushes += 1
         self.waiting = False
+
+    def deadline(self) -> None:
+        return None
 
 
 class Writes:

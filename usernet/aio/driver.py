@@ -69,8 +69,10 @@ class Driver:
         self._fd: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
-        #: The interface's next deadline as `_rearm` last read it (after the last flush): what
-        #: a pump for frames takes as the time its timers are due, rather than asking again.
+        #: The host's next deadline as `_rearm` last read it (after the last flush): what a
+        #: pump for frames takes as the time its timers are due, rather than asking again.
+        #: When the link's or an agent's is the earlier, the pump polls the interface with
+        #: nothing due, which does nothing.
         self._timers_at: float | None = None
         #: A flush runs before the loop waits again (a pump is running, or one is scheduled).
         self.flush_pending = False
@@ -212,7 +214,7 @@ class Driver:
         """Receive, run due timers, let the owners react, flush: the link's reader (`_on_event`,
         which reads the loop's clock) and the timer's and resume's work (given their time).
 
-        Whether timers are due is the interface's deadline `_rearm` read after the last flush
+        Whether timers are due is the host's deadline `_rearm` read after the last flush
         (what the frames change, `_rearm` reads after this pump's flush and arms the timer
         for, at once when due); the timer and `resume` `ask` the interface afresh.
         """
@@ -273,19 +275,7 @@ class Driver:
     def _rearm(self) -> None:
         # Lazily: a later deadline (an RTO pushed back by every ACK) keeps the armed
         # handle, which then fires early once and re-arms; only an earlier one replaces it.
-        # `Host.deadline` inlined: it runs after every pump and every flush.
-        host = self.host
-        if host.failed is not None:
-            return
-        deadline = self._timers_at = host.iface.next_deadline()
-        b = host.link.next_deadline()
-        if b is not None and (deadline is None or b < deadline):
-            deadline = b
-        if host.agents:
-            for agent in host.agents:
-                c = agent.next_deadline()
-                if c is not None and (deadline is None or c < deadline):
-                    deadline = c
+        deadline = self._timers_at = self.host.deadline()
         armed = self._armed
         if deadline is None or (armed is not None and armed <= deadline):
             return
