@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 from usernet import sim
 
@@ -69,3 +70,37 @@ def test_frames_for_a_crashed_host_wake_nothing() -> None:
     net.client("client", client, address="10.0.0.2/24")
     net.run(timeout=60)
     assert answers == [b"one", b"two"]
+
+
+def test_a_woken_pump_runs_on_its_own_host_and_leaves_no_mark_on_it() -> None:
+    """The pump a frame wakes runs in a copy of its host's context: the protocol callbacks it
+    makes are on that host, and what they set there stays out of the host's next pump."""
+    seen: list[tuple[str, object]] = []
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="clean")
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            here = sim.current()
+            seen.append((here.name if here is not None else "", mark.get()))
+            mark.set("dirty")
+            self.transport.write(data)  # type: ignore[attr-defined]  # a stream transport
+
+    async def server() -> None:
+        loop = asyncio.get_running_loop()
+        await (await loop.create_server(Echo, None, 7)).serve_forever()
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("server", 7)
+        for part in (b"one", b"two", b"three"):
+            writer.write(part)
+            await reader.readexactly(len(part))
+        writer.close()
+
+    net = sim.Network(seed=4)
+    net.host("server", server, address="10.0.0.1/24")
+    net.client("client", client, address="10.0.0.2/24")
+    net.run(timeout=60)
+    assert seen == [("server", "clean")] * 3

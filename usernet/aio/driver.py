@@ -10,6 +10,7 @@ per-packet path.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from typing import NoReturn, Protocol
@@ -177,11 +178,14 @@ class Driver:
             self.flush_pending = True
             self.loop.call_soon(self._on_flush)
 
-    def wake(self) -> None:
-        """Pump at the next iteration: a link without an fd got something its deadline does not show yet."""
+    def wake(self, context: contextvars.Context | None = None) -> None:
+        """Pump at the next iteration: a link without an fd got something its deadline does not show yet.
+
+        The pump runs in `context` when given (one the caller made for it), else in a copy of the caller's.
+        """
         if not self._wake_pending:
             self._wake_pending = True
-            self.loop.call_soon(self._on_wake)
+            self.loop.call_soon(self._on_wake, context=context)
 
     # -- loop callbacks --------------------------------------------------------------------
 

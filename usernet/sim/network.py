@@ -112,12 +112,12 @@ class _Life:
     def nudge(self) -> None:
         """A frame reached this host's port: have its driver read it, in this host's context.
 
-        The driver's `wake` is the one hop to the next iteration (its call_soon takes this
-        host's context from here): a hop of our own before it would cost an iteration more
-        per frame burst for nothing.
+        The driver's `wake` is the one hop to the next iteration (its call_soon is handed a
+        copy of this host's context, rather than copying the one it is run in): a hop of our
+        own before it would cost an iteration more per frame burst for nothing.
         """
         if self._loop is not None:  # started: the driver exists (its `_on_wake` asks whether it is attached)
-            self.context.copy().run(self.driver.wake)
+            self.driver.wake(self.context.copy())
 
     def cancel(self) -> list[asyncio.Task[Any]]:
         """Stop taking tasks and cancel every one this host has; return them."""
