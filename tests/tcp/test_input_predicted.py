@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.tcp.scripted import PEER_ISN
-from tests.tcp.test_ack_all import FAULTS, run
+from tests.tcp.test_ack_all import FAULTS, assert_same, run
 from tests.tcp.test_segments import established
 from usernet.stack import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
@@ -58,9 +58,7 @@ def test_the_predicted_input_changes_nothing_an_exchange_shows(tcp: TcpConfig, m
     assert not all(handed_on)  # some got past the state and sequence tests and were handed on
     monkeypatch.setattr(ConnectionInput, "input_predicted", never)
     slow = [run(seed, faults, tcp) for seed in range(3) for faults in FAULTS]
-    for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
-        differ = [x for x, y in zip(a[2] + a[3], b[2] + b[3], strict=True) if x != y]
-        assert a == b, f"exchange {i}: counters that differ {differ}"
+    assert_same(fast, slow)
 
 
 def flagged(flags: int) -> tuple[Any, ...]:

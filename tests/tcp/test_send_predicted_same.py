@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tcp.scripted import PEER_ISN
-from tests.tcp.test_ack_all import FAULTS, run
+from tests.tcp.test_ack_all import FAULTS, assert_same, run
 from tests.tcp.test_segments import established
 from usernet.stack import TcpConfig
 from usernet.stack.tcp.connection import TcpConnection
@@ -44,9 +44,7 @@ def test_the_predicted_send_changes_nothing_an_exchange_shows(tcp: TcpConfig, mo
     predicted = [run(seed, faults, tcp) for seed in range(3) for faults in FAULTS]
     monkeypatch.setattr(ConnectionOutput, "_send_predicted", general_way)
     general = [run(seed, faults, tcp) for seed in range(3) for faults in FAULTS]
-    for i, (fast, slow) in enumerate(zip(predicted, general, strict=True)):
-        differ = [a for a, b in zip(fast[2] + fast[3], slow[2] + slow[3], strict=True) if a != b]
-        assert fast == slow, f"exchange {i}: counters that differ {differ}"
+    assert_same(predicted, general)
 
 
 def window_reopened() -> tuple[dict[str, object], list[tuple[int, int, bytes]], bool]:
