@@ -373,16 +373,8 @@ class ConnectionOutput(ConnectionCore):
         if not self._ts_ok and self._rtt_seq is None:
             self._rtt_seq = end
             self._rtt_time = now
-        rack = self._rack
-        if rack is not None:
-            rack.sent(seq, end, now, self.snd_una)
-        elif self._rack_ok:
-            self._rack_sent(seq, end, now)
         self.snd_nxt = self.snd_max = end
-        if self._rto_at is None:
-            self._rto_at = now + self.rtt.rto
-            self._timer_kind = RTO_TIMER
-        self._persist_at = None
+        self._sent(seq, end, now)
         if n % self._mss:  # a small segment (Nagle's, Minshall's variant)
             self._snd_sml = end
 
@@ -401,14 +393,19 @@ class ConnectionOutput(ConnectionCore):
         elif self._rtt_seq is None and not self._ts_ok:
             self._rtt_seq = end
             self._rtt_time = now
+        self.snd_nxt = end
+        if (end - snd_max) & 0xFFFFFFFF < 0x80000000:  # seq_ge(end, snd_max)
+            self.snd_max = end
+        self._sent(seq, end, now)
+
+    def _sent(self, seq: int, end: int, now: float) -> None:
+        """What every data segment's sending notes, predicted or not: RACK's log, the
+        retransmission timer if none runs, and no persist timer (the window is open)."""
         rack = self._rack
         if rack is not None:
             rack.sent(seq, end, now, self.snd_una)
         elif self._rack_ok:
             self._rack_sent(seq, end, now)
-        self.snd_nxt = end
-        if (end - snd_max) & 0xFFFFFFFF < 0x80000000:  # seq_ge(end, snd_max)
-            self.snd_max = end
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
             self._timer_kind = RTO_TIMER
